@@ -1,0 +1,200 @@
+/*
+ * config: the ini file (inih) turned into one immutable, reference-counted
+ * snapshot, struct wr_config. The schema is ../shared/CONFIG.md.
+ *
+ * Every key is looked up in one table per section; values are parsed by
+ * units/tmpl, cross-references (route -> upstream, listen tls -> [tls]) are
+ * resolved at load, regexes are compiled (PCRE2 with JIT) here so `weir -t`
+ * reports them. Errors are collected, never fatal one by one:
+ *   "weir.ini:12: [route api] proxy: no upstream named \"ap\""
+ * A snapshot is built by one thread (main), then published and only read;
+ * only its reference count changes afterwards. Layer 1: no libevent, no
+ * OpenSSL.
+ */
+#ifndef WEIR_CONFIG_H
+#define WEIR_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weir/http_parser.h"
+#include "weir/tmpl.h"
+#include "weir/units.h"
+
+struct pcre2_real_code_8; /* pcre2_code; kept out of this header */
+
+enum wr_log_level { WR_LOG_ERROR = 0, WR_LOG_WARN, WR_LOG_INFO, WR_LOG_DEBUG };
+enum wr_log_format { WR_LOG_COMBINED = 0, WR_LOG_JSON };
+
+struct wr_listen_cfg {
+    struct wr_listen_addr addr;
+    bool is_tls; /* "tls" flag; requires a [tls] section */
+    unsigned line;
+};
+
+struct wr_server_cfg {
+    struct wr_listen_cfg *listens; /* owned, n_listens >= 1 */
+    size_t n_listens;
+    unsigned n_workers;       /* resolved: "auto" = online CPUs */
+    char *user, *group;       /* owned, NULL when unset */
+    uint64_t max_connections; /* whole process */
+    char *server_header;      /* owned; NULL when "off" */
+    char *access_log;         /* owned path, "stderr", or NULL for off */
+    enum wr_log_format access_log_format;
+    char *error_log;          /* owned path or "stderr" */
+    enum wr_log_level log_level;
+};
+
+struct wr_limits_cfg {
+    uint64_t header_timeout_ms;
+    uint64_t body_timeout_ms;
+    uint64_t keepalive_timeout_ms;
+    uint64_t send_timeout_ms;
+    uint64_t max_header_bytes;
+    uint64_t max_body_bytes; /* 0 = unlimited */
+    uint64_t max_requests_per_connection; /* 0 = unlimited */
+    uint64_t shutdown_timeout_ms;
+};
+
+struct wr_header_cfg {
+    char *name;         /* owned */
+    struct wr_tmpl value;
+};
+
+struct wr_tls_cfg {
+    char *name;     /* owned; NULL for the default [tls] */
+    char **names;   /* owned SNI names (lower-case; "*.x" wildcards) */
+    size_t n_names;
+    char *cert, *key; /* owned paths */
+    char *protocols;  /* owned, as written, e.g. "TLSv1.2 TLSv1.3" */
+    char *ciphers;
+    bool session_tickets;
+    uint64_t handshake_timeout_ms;
+    char *alpn;
+    unsigned line;
+};
+
+enum wr_balance { WR_BALANCE_ROUND_ROBIN = 0, WR_BALANCE_LEAST_CONN, WR_BALANCE_HASH,
+                  WR_BALANCE_RANDOM };
+
+struct wr_upstream_server_cfg {
+    struct wr_listen_addr addr; /* resolved at load */
+    unsigned weight;            /* >= 1 */
+    unsigned line;
+};
+
+struct wr_upstream_cfg {
+    char *name; /* owned */
+    struct wr_upstream_server_cfg *servers;
+    size_t n_servers;
+    enum wr_balance balance;
+    char *hash_key; /* owned: "client_ip", "uri", "header:NAME", "cookie:NAME" */
+    uint64_t keepalive;
+    uint64_t keepalive_timeout_ms, connect_timeout_ms, send_timeout_ms, read_timeout_ms;
+    uint64_t retries, max_fails, fail_timeout_ms;
+    char *health_check; /* owned "METHOD /path", NULL when unset */
+    uint64_t health_interval_ms, health_timeout_ms;
+    bool tls, tls_verify;
+    char *tls_ca, *tls_sni;
+    unsigned line;
+};
+
+enum wr_route_match_kind { WR_ROUTE_EXACT = 0, WR_ROUTE_PREFIX, WR_ROUTE_REGEX };
+enum wr_route_action { WR_ACTION_STATIC = 1, WR_ACTION_PROXY, WR_ACTION_REDIRECT,
+                       WR_ACTION_RETURN };
+
+struct wr_route {
+    char *name; /* owned: the NAME of [route NAME] */
+    unsigned line;
+
+    enum wr_route_match_kind match_kind;
+    char *pattern;         /* owned: text after "exact:", "prefix:" or "regex:" */
+    size_t pattern_len;
+    struct pcre2_real_code_8 *regex; /* owned, WR_ROUTE_REGEX only, JIT-compiled */
+    unsigned n_regex_captures;       /* capture groups in regex */
+
+    char **hosts; /* owned, lower-case; "*.example.org" wildcards; none = any */
+    size_t n_hosts;
+
+    uint32_t method_mask; /* 1u << enum wr_http_method; 0 = any method.
+                             GET implies HEAD. */
+    char **other_methods; /* owned: tokens that are not known methods */
+    size_t n_other_methods;
+    char *allow;          /* owned: the Allow field value, e.g. "GET, HEAD" */
+
+    enum wr_route_action action;
+
+    int status;           /* return and redirect */
+    char *return_body;    /* owned (may be ""), for return */
+    size_t return_body_len;
+    struct wr_tmpl redirect_target; /* for redirect */
+
+    char *root;           /* owned: static */
+    char *strip_prefix;   /* owned or NULL: static and proxy */
+    char *index;          /* owned, default "index.html" */
+    bool autoindex, precompressed, follow_symlinks;
+    bool has_expires;
+    uint64_t expires_ms;
+
+    char *proxy;          /* owned upstream name */
+    const struct wr_upstream_cfg *upstream; /* borrowed: resolved reference */
+    struct wr_tmpl rewrite; /* text NULL when unset */
+    bool preserve_host, forwarded_headers, websocket;
+    uint64_t websocket_timeout_ms;
+    struct wr_header_cfg *set_headers; /* owned */
+    size_t n_set_headers;
+
+    struct wr_header_cfg *add_headers; /* owned */
+    size_t n_add_headers;
+};
+
+struct wr_admin_cfg {
+    bool is_enabled;
+    struct wr_listen_addr listen;
+};
+
+struct wr_config {
+    atomic_uint refs;
+    char *path; /* owned: file it came from */
+
+    struct wr_server_cfg server;
+    struct wr_limits_cfg limits;
+    struct wr_tls_cfg *tls; /* owned; tls[0] is [tls] when has_default_tls */
+    size_t n_tls;
+    bool has_default_tls;
+    struct wr_upstream_cfg *upstreams;
+    size_t n_upstreams;
+    struct wr_route *routes; /* file order */
+    size_t n_routes;
+    struct wr_admin_cfg admin;
+};
+
+/* Collected load errors, one line each, in file order. */
+struct wr_config_errors {
+    char **lines; /* owned: "file:line: [section] key: message" */
+    size_t n_lines;
+};
+
+/*
+ * Loads path. Returns a snapshot with one reference, or NULL with every
+ * problem appended to errs (the caller frees errs with
+ * wr_config_errors_fini). Main thread only.
+ */
+struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs);
+
+/* As wr_config_load, from text in memory; name stands for the file in
+ * errors. Used by tests and the fuzz target. */
+struct wr_config *wr_config_parse_string(const char *text, const char *name,
+                                         struct wr_config_errors *errs);
+
+void wr_config_errors_fini(struct wr_config_errors *errs);
+
+/* Takes a reference; any thread. Returns cfg. */
+struct wr_config *wr_config_ref(struct wr_config *cfg);
+
+/* Drops a reference; the last one frees the snapshot. Any thread; NULL ok. */
+void wr_config_unref(struct wr_config *cfg);
+
+#endif

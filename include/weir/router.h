@@ -1,0 +1,55 @@
+/*
+ * router: picks the route for a request from the config snapshot.
+ *
+ * Routes are tried in file order; the first whose host, path and method all
+ * match wins. When some route matched host and path but none allowed the
+ * method, the answer is 405 with an Allow field listing the methods those
+ * routes accept; when none matched at all, 404.
+ * Regexes were compiled (with JIT) by config; the router only runs them with
+ * per-worker match data. Layer 2.
+ */
+#ifndef WEIR_ROUTER_H
+#define WEIR_ROUTER_H
+
+#include <stddef.h>
+
+#include "weir/config.h"
+#include "weir/str.h"
+
+/* $0..$9 */
+#define WR_ROUTER_MAX_CAPTURES 10
+
+/* Per-worker scratch (PCRE2 match data); not shared between threads. */
+struct wr_router_scratch;
+
+/* Returns new scratch, or NULL on allocation failure. Any thread. */
+struct wr_router_scratch *wr_router_scratch_new(void);
+void wr_router_scratch_free(struct wr_router_scratch *s);
+
+struct wr_router_input {
+    struct wr_str host;  /* Host as received (port and case ignored); may be empty */
+    struct wr_str path;  /* normalised path (wr_path_normalize) */
+    enum wr_http_method method_id;
+    struct wr_str method; /* the token, for methods not in the enum */
+};
+
+struct wr_router_match {
+    const struct wr_route *route; /* borrowed from the snapshot; NULL unless 0 returned */
+    unsigned n_captures;          /* pairs set in ovector, $0 included */
+    size_t ovector[2 * WR_ROUTER_MAX_CAPTURES]; /* offsets into input path; unset = SIZE_MAX */
+    char allow[256]; /* on 405: the Allow field value, NUL-terminated */
+};
+
+/*
+ * Matches in against cfg's routes. Returns 0 with out->route set, 404 when no
+ * route matches host and path, 405 with out->allow when one did but no
+ * matching route accepts the method. Never allocates.
+ */
+int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
+                    const struct wr_router_input *in, struct wr_router_match *out);
+
+/* True when host (port and case ignored) matches pattern ("a.b" or "*.b";
+ * a wildcard needs at least one label before the suffix). */
+bool wr_router_host_matches(struct wr_str host, const char *pattern);
+
+#endif

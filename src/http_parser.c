@@ -1,0 +1,1 @@
+/* http_parser: not written yet */

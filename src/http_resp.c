@@ -1,0 +1,1 @@
+/* http_resp: not written yet */

@@ -1,0 +1,1 @@
+/* static: not written yet */

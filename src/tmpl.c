@@ -1,0 +1,1 @@
+/* tmpl: not written yet */

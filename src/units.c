@@ -1,0 +1,1 @@
+/* units: not written yet */
