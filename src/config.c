@@ -1,1 +1,2241 @@
-/* config: not written yet */
+/*
+ * config: the ini file turned into one immutable, reference-counted
+ * struct wr_config (schema: CONFIG.md).
+ *
+ * Responsible for: reading lines (with line numbers and a length check),
+ * one key table per section (parser, default, range, which route action a
+ * key belongs to), section-level checks when a section ends, cross-references
+ * once the whole file is read (route -> upstream, tls listen -> [tls], [tls
+ * NAME] inheriting from [tls]), compiling regexes and templates, and every
+ * error as "FILE:LINE: [section] key: message", all of them, in line order.
+ * Deliberately not: opening certificates or log files, binding sockets or
+ * resolving host names (other modules do that, or nobody does).
+ *
+ * How inih is used: our reader hands ini_parse_stream one physical line at a
+ * time and tracks the line number, so the key handler knows where it is.
+ * The reader also does what inih cannot report well: a line longer than the
+ * buffer (inih would split it silently), a line that is neither a comment, a
+ * [section] nor key = value (inih only returns the first), and section
+ * headers (inih calls no handler for them, and an empty [route x] must still
+ * be seen). Leading whitespace is removed from every line before inih sees
+ * it, so indentation never makes a line a continuation of the previous
+ * key's value (inih's multi-line mode): an indented "key = value" is a key,
+ * and an indented word without '=' is an error. That is less surprising than
+ * "    workers = 4" under "listen = ..." silently becoming a second listen.
+ *
+ * Invariants: a snapshot is returned only when no error was found; nothing
+ * half-built escapes. While loading, routes, upstreams and tls sections are
+ * addressed by index (their arrays grow); pointers between them (route ->
+ * upstream) are set only after the last realloc.
+ */
+#include "weir/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+#include <pcre2.h>
+
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+
+#define NO_MAX UINT64_MAX
+#define MAX_KEYS 24 /* room in sect_record.seen: most keys in one section */
+#define WORD_MAX 256 /* longest word copied out of a value (lines are shorter) */
+#define OOM_MSG "out of memory"
+#define ACTION_HINT "a route has exactly one action: root, proxy, redirect or return"
+
+/* Enum fields are written through an int by parse_enum. */
+_Static_assert(sizeof(enum wr_log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum wr_log_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum wr_balance) == sizeof(int), "enum size");
+
+enum sect_kind {
+    SECT_NONE = 0, /* before the first header: keys here are errors */
+    SECT_SKIP,     /* after a bad or duplicate header: its keys are not checked */
+    SECT_SERVER,
+    SECT_LIMITS,
+    SECT_TLS,
+    SECT_UPSTREAM,
+    SECT_ROUTE,
+    SECT_ADMIN,
+    SECT_N
+};
+
+/* One section header as read: the object it fills and where each key was given. */
+struct sect_record {
+    enum sect_kind kind;
+    size_t index;            /* into cfg->tls, upstreams or routes; 0 for the others */
+    unsigned line;           /* of the header */
+    unsigned seen[MAX_KEYS]; /* per key of the section's table: first line given, 0 = not */
+};
+
+/* A template in a repeatable route key, checked against the captures when the route ends. */
+struct tmpl_use {
+    unsigned line;
+    const char *key; /* static: the table's name */
+    unsigned max_capture;
+};
+
+struct pending_error {
+    unsigned line; /* sort key; 0 for whole-file problems */
+    size_t seq;     /* keeps errors on one line in the order found */
+    char *text;     /* owned */
+};
+
+struct loader {
+    const char *file; /* name used in messages */
+    struct wr_config *cfg;
+    FILE *fp;         /* input: a file ... */
+    const char *text; /* ... or a string (when fp is NULL) */
+    unsigned line;    /* of the line last handed to inih */
+
+    enum sect_kind kind; /* current section; a real one means recs[n_recs - 1] */
+    struct sect_record *recs;
+    size_t n_recs;
+    unsigned singleton_line[SECT_N]; /* header line of [server], [limits], [admin] */
+    struct tmpl_use *uses;           /* of the current route */
+    size_t n_uses;
+
+    struct pending_error *errors;
+    size_t n_errors;
+    bool is_oom;
+    char msg[512]; /* room for a parser's formatted message */
+};
+
+struct key_def;
+/* Parses value into obj (the section's struct). Returns NULL, or the error
+ * message: a literal or ld->msg. */
+typedef const char *(*key_parse_fn)(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value);
+
+enum key_flag {
+    KEY_REPEATABLE = 1u << 0, /* each line adds an item */
+    KEY_STATIC = 1u << 1,     /* route key for root routes (checked when the route ends) */
+    KEY_PROXY = 1u << 2,      /* route key for proxy routes (checked when the route ends) */
+    KEY_ACTION = 1u << 3,     /* route action key: .action says which */
+};
+
+struct choice {
+    const char *name;
+    int value;
+};
+
+struct key_def {
+    const char *name;
+    key_parse_fn parse;
+    size_t offset;         /* of the field in obj, for the generic parsers */
+    const char *dflt;      /* parsed when the section opens; NULL: field stays zero */
+    uint64_t min, max;     /* numeric keys: accepted range (ms, bytes or count) */
+    unsigned flags;        /* enum key_flag */
+    enum wr_route_action action;   /* KEY_ACTION only */
+    const struct choice *choices;  /* parse_enum only; ends with a NULL name */
+};
+
+#define FIELD(type, member) .offset = offsetof(type, member)
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void push_error(struct loader *ld, unsigned line, char *text)
+{
+    if (text == NULL) {
+        ld->is_oom = true;
+        return;
+    }
+    struct pending_error *more = realloc(ld->errors, (ld->n_errors + 1) * sizeof(*more));
+    if (more == NULL) {
+        free(text);
+        ld->is_oom = true;
+        return;
+    }
+    ld->errors = more;
+    more[ld->n_errors] = (struct pending_error){line, ld->n_errors, text};
+    ld->n_errors++;
+}
+
+/* Formats into a new heap string, or NULL. */
+PRINTF_LIKE(1, 2) static char *format_new(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* "FILE:LINE: message". */
+PRINTF_LIKE(3, 4) static void add_error(struct loader *ld, unsigned line, const char *fmt, ...)
+{
+    char body[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    push_error(ld, line, format_new("%s:%u: %s", ld->file, line, body));
+}
+
+/* "FILE: message", for the file as a whole (cannot open, out of memory). */
+static void add_file_error(struct loader *ld, const char *msg)
+{
+    push_error(ld, 0, format_new("%s: %s", ld->file, msg));
+}
+
+static bool has_error_at(const struct loader *ld, unsigned line)
+{
+    for (size_t i = 0; i < ld->n_errors; i++) {
+        if (ld->errors[i].line == line)
+            return true;
+    }
+    return false;
+}
+
+/* "server", "tls", "tls example.org", "route api". */
+static const char *record_label(const struct loader *ld, const struct sect_record *rec,
+                                char *buf, size_t cap)
+{
+    const struct wr_config *cfg = ld->cfg;
+    switch (rec->kind) {
+    case SECT_SERVER:
+        return "server";
+    case SECT_LIMITS:
+        return "limits";
+    case SECT_ADMIN:
+        return "admin";
+    case SECT_TLS:
+        if (cfg->tls[rec->index].name == NULL)
+            return "tls";
+        snprintf(buf, cap, "tls %s", cfg->tls[rec->index].name);
+        return buf;
+    case SECT_UPSTREAM:
+        snprintf(buf, cap, "upstream %s", cfg->upstreams[rec->index].name);
+        return buf;
+    case SECT_ROUTE:
+        snprintf(buf, cap, "route %s", cfg->routes[rec->index].name);
+        return buf;
+    default:
+        return "?";
+    }
+}
+
+/* "FILE:LINE: [section] key: message". */
+PRINTF_LIKE(5, 6)
+static void key_error(struct loader *ld, const struct sect_record *rec, unsigned line,
+                      const char *key, const char *fmt, ...)
+{
+    char body[1024], label[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    add_error(ld, line, "[%s] %s: %s", record_label(ld, rec, label, sizeof(label)), key, body);
+}
+
+/* "FILE:LINE: [section]: message", at the section's header. */
+PRINTF_LIKE(3, 4)
+static void section_error(struct loader *ld, const struct sect_record *rec, const char *fmt, ...)
+{
+    char body[1024], label[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    add_error(ld, rec->line, "[%s]: %s", record_label(ld, rec, label, sizeof(label)), body);
+}
+
+PRINTF_LIKE(2, 3) static const char *fail(struct loader *ld, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ld->msg, sizeof(ld->msg), fmt, ap);
+    va_end(ap);
+    return ld->msg;
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static char *dup_mem(struct loader *ld, const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (d == NULL) {
+        ld->is_oom = true;
+        return NULL;
+    }
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+/* Replaces *slot (freeing the old string) with a copy of s, or NULL when s is. */
+static int set_string(struct loader *ld, char **slot, const char *s)
+{
+    char *d = s != NULL ? dup_mem(ld, s, strlen(s)) : NULL;
+    if (s != NULL && d == NULL)
+        return -1;
+    free(*slot);
+    *slot = d;
+    return 0;
+}
+
+/* arr grown by one zeroed element at [n]; NULL on failure (arr still valid). */
+static void *grow_array(struct loader *ld, void *arr, size_t n, size_t elem)
+{
+    char *bigger = realloc(arr, (n + 1) * elem);
+    if (bigger == NULL) {
+        ld->is_oom = true;
+        return NULL;
+    }
+    memset(bigger + n * elem, 0, elem);
+    return bigger;
+}
+
+static int push_string(struct loader *ld, char ***arr, size_t *n, struct wr_str s)
+{
+    char **more = grow_array(ld, *arr, *n, sizeof(**arr));
+    if (more == NULL)
+        return -1;
+    *arr = more;
+    more[*n] = dup_mem(ld, s.ptr, s.len);
+    if (more[*n] == NULL)
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+static bool has_string(char *const *arr, size_t n, struct wr_str s)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (wr_str_eq(wr_str_from_cstr(arr[i]), s))
+            return true;
+    }
+    return false;
+}
+
+static void free_strings(char **arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(arr[i]);
+    free(arr);
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The next space- or tab-separated word of *rest, which moves past it; len 0 at the end. */
+static struct wr_str next_word(const char **rest)
+{
+    const char *p = *rest;
+    while (is_blank(*p))
+        p++;
+    const char *start = p;
+    while (*p != '\0' && !is_blank(*p))
+        p++;
+    *rest = p;
+    return (struct wr_str){start, (size_t)(p - start)};
+}
+
+/* Copies w into buf as a C string, lower-cased when asked. False when it does not fit. */
+static bool word_copy(struct wr_str w, char *buf, size_t cap, bool lower)
+{
+    if (w.len >= cap)
+        return false;
+    for (size_t i = 0; i < w.len; i++)
+        buf[i] = lower ? wr_str_lower(w.ptr[i]) : w.ptr[i];
+    buf[w.len] = '\0';
+    return true;
+}
+
+/* RFC 9110 §5.6.2 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool is_token(struct wr_str s)
+{
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        if (!is_tchar((unsigned char)s.ptr[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool is_label_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/*
+ * NULL when s (already lower case) is a host name: dot-separated labels of
+ * [a-z0-9_-], 1..63 bytes each, 253 in all; with allow_wildcard it may start
+ * with "*." (the router wants a label before the suffix). "[v6]" is accepted
+ * too. Else a message.
+ */
+static const char *check_host_name(const char *s, bool allow_wildcard)
+{
+    size_t len = strlen(s);
+    if (s[0] == '[') {
+        char v6[INET6_ADDRSTRLEN];
+        struct in6_addr a;
+        if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof(v6))
+            return "not a host name";
+        memcpy(v6, s + 1, len - 2);
+        v6[len - 2] = '\0';
+        return inet_pton(AF_INET6, v6, &a) == 1 ? NULL : "not an IPv6 address";
+    }
+    if (allow_wildcard && s[0] == '*' && s[1] == '.')
+        s += 2;
+    if (strchr(s, ':') != NULL)
+        return "a host name here has no port";
+    if (strlen(s) > 253)
+        return "host name longer than 253 bytes";
+    size_t label = 0;
+    for (const char *p = s;; p++) {
+        if (*p == '.' || *p == '\0') {
+            if (label == 0 || label > 63)
+                return "not a host name (empty label or one longer than 63 bytes)";
+            if (*p == '\0')
+                return NULL;
+            label = 0;
+        } else if (is_label_char(*p)) {
+            label++;
+        } else {
+            return allow_wildcard ? "not a host name (letters, digits, '-', '_', dots; "
+                                    "\"*.\" may start it)"
+                                  : "not a host name (letters, digits, '-', '_' and dots)";
+        }
+    }
+}
+
+static void *field_of(void *obj, const struct key_def *k)
+{
+    return (char *)obj + k->offset;
+}
+
+/* ---- generic value parsers ------------------------------------------------ */
+
+static void format_scaled(uint64_t v, const char *const *suffixes, const uint64_t *factors,
+                          size_t n, char *buf, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v != 0 && v % factors[i] == 0) {
+            snprintf(buf, cap, "%" PRIu64 "%s", v / factors[i], suffixes[i]);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%" PRIu64, v);
+}
+
+static void format_duration(uint64_t ms, char *buf, size_t cap)
+{
+    static const char *const suffixes[] = {"d", "h", "m", "s", "ms"};
+    static const uint64_t factors[] = {86400000, 3600000, 60000, 1000, 1};
+    format_scaled(ms, suffixes, factors, 5, buf, cap);
+}
+
+static void format_size(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const suffixes[] = {"g", "m", "k"};
+    static const uint64_t factors[] = {1u << 30, 1u << 20, 1u << 10};
+    format_scaled(bytes, suffixes, factors, 3, buf, cap);
+}
+
+static void format_count(uint64_t n, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%" PRIu64, n);
+}
+
+/* Stores v when within k's range; else the message, with bounds written by fmt. */
+static const char *store_in_range(struct loader *ld, const struct key_def *k, void *obj,
+                                  const char *value, uint64_t v,
+                                  void (*fmt)(uint64_t, char *, size_t))
+{
+    if (v >= k->min && v <= k->max) {
+        *(uint64_t *)field_of(obj, k) = v;
+        return NULL;
+    }
+    char lo[32], hi[32];
+    fmt(k->min, lo, sizeof(lo));
+    if (k->max == NO_MAX)
+        return fail(ld, "\"%s\" is out of range: must be at least %s", value, lo);
+    fmt(k->max, hi, sizeof(hi));
+    return fail(ld, "\"%s\" is out of range: must be between %s and %s", value, lo, hi);
+}
+
+static const char *parse_duration(struct loader *ld, const struct key_def *k, void *obj,
+                                  const char *value)
+{
+    uint64_t ms;
+    if (wr_units_parse_duration(value, &ms) < 0)
+        return fail(ld, "\"%s\" is not a duration (e.g. 250ms, 10s, 5m, 1h, 2d)", value);
+    return store_in_range(ld, k, obj, value, ms, format_duration);
+}
+
+static const char *parse_size(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    uint64_t bytes;
+    if (wr_units_parse_size(value, &bytes) < 0)
+        return fail(ld, "\"%s\" is not a size (e.g. 512, 16k, 10m, 1g)", value);
+    return store_in_range(ld, k, obj, value, bytes, format_size);
+}
+
+/* Decimal digits only; NULL-safe for overflow. Returns 0 or -1. */
+static int parse_number(const char *text, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*text == '\0')
+        return -1;
+    for (; *text != '\0'; text++) {
+        if (*text < '0' || *text > '9')
+            return -1;
+        unsigned d = (unsigned)(*text - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static const char *parse_count(struct loader *ld, const struct key_def *k, void *obj,
+                               const char *value)
+{
+    uint64_t n;
+    if (parse_number(value, &n) < 0)
+        return fail(ld, "\"%s\" is not a number", value);
+    return store_in_range(ld, k, obj, value, n, format_count);
+}
+
+static const char *parse_bool(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    if (wr_units_parse_bool(value, field_of(obj, k)) < 0)
+        return fail(ld, "\"%s\" is not on or off (also yes/no, true/false)", value);
+    return NULL;
+}
+
+static const char *parse_enum(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    for (const struct choice *c = k->choices; c->name != NULL; c++) {
+        if (strcmp(value, c->name) == 0) {
+            int v = c->value;
+            memcpy(field_of(obj, k), &v, sizeof(v));
+            return NULL;
+        }
+    }
+    size_t len = (size_t)snprintf(ld->msg, sizeof(ld->msg), "\"%s\" is not one of:", value);
+    for (const struct choice *c = k->choices; c->name != NULL && len < sizeof(ld->msg); c++)
+        len += (size_t)snprintf(ld->msg + len, sizeof(ld->msg) - len, "%s %s",
+                                c == k->choices ? "" : ",", c->name);
+    return ld->msg;
+}
+
+/* Any text (control characters were refused before). */
+static const char *parse_string(struct loader *ld, const struct key_def *k, void *obj,
+                                const char *value)
+{
+    return set_string(ld, field_of(obj, k), value) < 0 ? OOM_MSG : NULL;
+}
+
+/* One word: user and group names. */
+static const char *parse_word(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    if (strpbrk(value, " \t") != NULL)
+        return fail(ld, "\"%s\" must be one word", value);
+    return parse_string(ld, k, obj, value);
+}
+
+/* ---- [server] ------------------------------------------------------------- */
+
+static const char *parse_listen(struct loader *ld, const struct key_def *k, void *obj,
+                                const char *value)
+{
+    (void)k;
+    struct wr_server_cfg *s = obj;
+    const char *rest = value;
+    struct wr_str addr = next_word(&rest);
+    struct wr_str flag = next_word(&rest);
+    char buf[WORD_MAX];
+    struct wr_listen_cfg l = {.line = ld->line};
+    if (!word_copy(addr, buf, sizeof(buf), false) || wr_units_parse_listen(buf, &l.addr) < 0)
+        return fail(ld, "\"%.*s\" is not an address (IPv4:port, [IPv6]:port, *:port or "
+                        "unix:/path)", (int)addr.len, addr.ptr);
+    if (flag.len > 0 && !wr_str_eq(flag, WR_STR("tls")))
+        return fail(ld, "unknown flag \"%.*s\" (only \"tls\")", (int)flag.len, flag.ptr);
+    if (next_word(&rest).len > 0)
+        return "expected ADDR or ADDR tls";
+    l.is_tls = flag.len > 0;
+    for (size_t i = 0; i < s->n_listens; i++) {
+        if (strcmp(s->listens[i].addr.text, l.addr.text) == 0)
+            return fail(ld, "%s is already listed at line %u", l.addr.text,
+                        s->listens[i].line);
+    }
+    struct wr_listen_cfg *more = grow_array(ld, s->listens, s->n_listens, sizeof(*more));
+    if (more == NULL)
+        return OOM_MSG;
+    s->listens = more;
+    more[s->n_listens++] = l;
+    return NULL;
+}
+
+static const char *parse_workers(struct loader *ld, const struct key_def *k, void *obj,
+                                 const char *value)
+{
+    struct wr_server_cfg *s = obj;
+    uint64_t n;
+    if (strcmp(value, "auto") == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        s->n_workers = cpus > 0 ? (unsigned)cpus : 1;
+        return NULL;
+    }
+    if (parse_number(value, &n) < 0)
+        return fail(ld, "\"%s\" is not a number or auto", value);
+    if (n < k->min || n > k->max)
+        return fail(ld, "\"%s\" is out of range: must be between %" PRIu64 " and %" PRIu64
+                        ", or auto", value, k->min, k->max);
+    s->n_workers = (unsigned)n;
+    return NULL;
+}
+
+static const char *parse_server_header(struct loader *ld, const struct key_def *k, void *obj,
+                                       const char *value)
+{
+    if (strcasecmp(value, "off") == 0)
+        return set_string(ld, field_of(obj, k), NULL) < 0 ? OOM_MSG : NULL;
+    return parse_string(ld, k, obj, value);
+}
+
+/* A path for the error log must be absolute: systemd starts us in "/". */
+static const char *parse_error_log(struct loader *ld, const struct key_def *k, void *obj,
+                                   const char *value)
+{
+    if (value[0] != '/' && strcmp(value, "stderr") != 0)
+        return fail(ld, "\"%s\" must be an absolute path or stderr", value);
+    return parse_string(ld, k, obj, value);
+}
+
+static const char *parse_access_log(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    if (strcmp(value, "off") == 0)
+        return set_string(ld, field_of(obj, k), NULL) < 0 ? OOM_MSG : NULL;
+    if (value[0] != '/' && strcmp(value, "stderr") != 0)
+        return fail(ld, "\"%s\" must be an absolute path, stderr or off", value);
+    return parse_string(ld, k, obj, value);
+}
+
+/* ---- [tls] and [tls NAME] -------------------------------------------------- */
+
+/* Another [tls NAME] already answering name, or NULL. */
+static const struct wr_tls_cfg *tls_with_name(const struct wr_config *cfg,
+                                              const struct wr_tls_cfg *self, struct wr_str name)
+{
+    for (size_t i = 0; i < cfg->n_tls; i++) {
+        if (&cfg->tls[i] != self && has_string(cfg->tls[i].names, cfg->tls[i].n_names, name))
+            return &cfg->tls[i];
+    }
+    return NULL;
+}
+
+static const char *parse_tls_names(struct loader *ld, const struct key_def *k, void *obj,
+                                   const char *value)
+{
+    (void)k;
+    struct wr_tls_cfg *t = obj;
+    if (t->name == NULL)
+        return "only for [tls NAME] sections; [tls] answers every other name";
+    const char *rest = value;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        char name[WORD_MAX];
+        const char *msg = word_copy(w, name, sizeof(name), true) ? check_host_name(name, true)
+                                                                 : "too long";
+        if (msg != NULL)
+            return fail(ld, "\"%.*s\": %s", (int)w.len, w.ptr, msg);
+        struct wr_str lower = wr_str_from_cstr(name);
+        const struct wr_tls_cfg *other = tls_with_name(ld->cfg, t, lower);
+        if (other != NULL)
+            return fail(ld, "\"%s\" is already a name of [tls %s]", name, other->name);
+        if (!has_string(t->names, t->n_names, lower) &&
+            push_string(ld, &t->names, &t->n_names, lower) < 0)
+            return OOM_MSG;
+    }
+    return NULL;
+}
+
+/* Each word of value must be one of good; refused[] get "not supported". */
+static const char *check_words(struct loader *ld, const char *value, const char *const *good,
+                               const char *const *refused, const char *why)
+{
+    const char *rest = value;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        bool ok = false;
+        for (const char *const *g = good; *g != NULL; g++)
+            ok = ok || wr_str_eq(w, wr_str_from_cstr(*g));
+        for (const char *const *r = refused; *r != NULL && !ok; r++) {
+            if (wr_str_eq(w, wr_str_from_cstr(*r)))
+                return fail(ld, "%.*s is not supported%s", (int)w.len, w.ptr, why);
+        }
+        if (!ok)
+            return fail(ld, "unknown protocol \"%.*s\"", (int)w.len, w.ptr);
+    }
+    return NULL;
+}
+
+static const char *parse_protocols(struct loader *ld, const struct key_def *k, void *obj,
+                                   const char *value)
+{
+    static const char *const good[] = {"TLSv1.2", "TLSv1.3", NULL};
+    /* RFC 8996: TLS 1.0 and 1.1 are deprecated. */
+    static const char *const refused[] = {"SSLv3", "TLSv1", "TLSv1.0", "TLSv1.1", NULL};
+    const char *msg = check_words(ld, value, good, refused, " (use TLSv1.2 and/or TLSv1.3)");
+    return msg != NULL ? msg : parse_string(ld, k, obj, value);
+}
+
+static const char *parse_alpn(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    static const char *const good[] = {"http/1.1", NULL};
+    static const char *const refused[] = {"h2", "h2c", "http/1.0", NULL};
+    const char *msg = check_words(ld, value, good, refused, " yet (only http/1.1)");
+    return msg != NULL ? msg : parse_string(ld, k, obj, value);
+}
+
+/* ---- [upstream NAME] ------------------------------------------------------- */
+
+static bool is_unspecified(const struct wr_listen_addr *a)
+{
+    if (a->addr.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->addr)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->addr.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->addr)->sin6_addr);
+    return false;
+}
+
+/* "name:port" with a letter in the name (an IPv4 address has none). */
+static bool looks_like_host_name(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || s[0] == '[' || strncmp(s, "unix:", 5) == 0)
+        return false;
+    for (const char *p = s; p < colon; p++) {
+        if (isalpha((unsigned char)*p))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A server address: what wr_units_parse_listen takes, or "localhost:PORT"
+ * (RFC 6761 §6.3: always loopback; taken as 127.0.0.1). Other host names are
+ * refused rather than resolved: a lookup at load would make `weir -t` and
+ * the fuzzer depend on DNS, and its answer would go stale anyway.
+ */
+static const char *parse_server_addr(struct loader *ld, struct wr_str w,
+                                     struct wr_listen_addr *out)
+{
+    char buf[WORD_MAX];
+    if (!word_copy(w, buf, sizeof(buf), false))
+        return "address too long";
+    if (strncmp(buf, "localhost:", 10) == 0) {
+        char v4[WORD_MAX];
+        snprintf(v4, sizeof(v4), "127.0.0.1:%s", buf + 10);
+        if (wr_units_parse_listen(v4, out) == 0)
+            return NULL;
+    } else if (wr_units_parse_listen(buf, out) == 0) {
+        if (is_unspecified(out))
+            return fail(ld, "\"%s\" is not a server address", buf);
+        return NULL;
+    }
+    if (looks_like_host_name(buf))
+        return fail(ld, "\"%s\": host names are not resolved; use an IP address, "
+                        "localhost or unix:/path", buf);
+    return fail(ld, "\"%s\" is not an address (IPv4:port, [IPv6]:port or unix:/path)", buf);
+}
+
+static const char *parse_upstream_server(struct loader *ld, const struct key_def *k, void *obj,
+                                         const char *value)
+{
+    (void)k;
+    struct wr_upstream_cfg *u = obj;
+    const char *rest = value;
+    struct wr_upstream_server_cfg srv = {.weight = 1, .line = ld->line};
+    const char *msg = parse_server_addr(ld, next_word(&rest), &srv.addr);
+    if (msg != NULL)
+        return msg;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        char opt[WORD_MAX];
+        uint64_t weight;
+        if (!word_copy(w, opt, sizeof(opt), false) || strncmp(opt, "weight=", 7) != 0)
+            return fail(ld, "unknown option \"%.*s\" (only weight=N)", (int)w.len, w.ptr);
+        if (parse_number(opt + 7, &weight) < 0 || weight < 1 || weight > 100)
+            return fail(ld, "\"%s\": weight must be a number from 1 to 100", opt);
+        srv.weight = (unsigned)weight;
+    }
+    struct wr_upstream_server_cfg *more = grow_array(ld, u->servers, u->n_servers, sizeof(*more));
+    if (more == NULL)
+        return OOM_MSG;
+    u->servers = more;
+    more[u->n_servers++] = srv;
+    return NULL;
+}
+
+static const char *parse_hash_key(struct loader *ld, const struct key_def *k, void *obj,
+                                  const char *value)
+{
+    static const char *const prefixes[] = {"header:", "cookie:"};
+    bool ok = strcmp(value, "client_ip") == 0 || strcmp(value, "uri") == 0;
+    for (size_t i = 0; i < 2 && !ok; i++) {
+        size_t n = strlen(prefixes[i]);
+        ok = strncmp(value, prefixes[i], n) == 0 && is_token(wr_str_from_cstr(value + n));
+    }
+    if (!ok)
+        return fail(ld, "\"%s\" is not client_ip, uri, header:NAME or cookie:NAME", value);
+    return parse_string(ld, k, obj, value);
+}
+
+static const char *parse_health_check(struct loader *ld, const struct key_def *k, void *obj,
+                                      const char *value)
+{
+    (void)k;
+    struct wr_upstream_cfg *u = obj;
+    const char *rest = value;
+    struct wr_str method = next_word(&rest);
+    struct wr_str path = next_word(&rest);
+    if (!is_token(method) || path.len == 0 || path.ptr[0] != '/' || next_word(&rest).len > 0)
+        return fail(ld, "\"%s\" must be METHOD /path, e.g. GET /healthz", value);
+    char *text = format_new("%.*s %.*s", (int)method.len, method.ptr, (int)path.len, path.ptr);
+    if (text == NULL)
+        return OOM_MSG;
+    free(u->health_check);
+    u->health_check = text;
+    return NULL;
+}
+
+static const char *parse_sni(struct loader *ld, const struct key_def *k, void *obj,
+                             const char *value)
+{
+    char name[WORD_MAX];
+    const char *msg = word_copy(wr_str_from_cstr(value), name, sizeof(name), true)
+                          ? check_host_name(name, false)
+                          : "too long";
+    if (msg != NULL)
+        return fail(ld, "\"%s\": %s", value, msg);
+    return parse_string(ld, k, obj, name);
+}
+
+/* ---- [route NAME]: match, host, methods ------------------------------------ */
+
+static const char *compile_regex(struct loader *ld, struct wr_route *r, const char *pattern)
+{
+    int code;
+    PCRE2_SIZE offset;
+    /* Plain bytes, no UTF: paths are bytes after percent-decoding, and a
+     * UTF pattern would reject (or need checks on) invalid UTF-8 subjects. */
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, 0, &code, &offset,
+                                   NULL);
+    if (re == NULL) {
+        PCRE2_UCHAR why[256];
+        if (pcre2_get_error_message(code, why, sizeof(why)) < 0)
+            snprintf((char *)why, sizeof(why), "error %d", code);
+        return fail(ld, "bad regex: %s at offset %zu", (const char *)why, (size_t)offset);
+    }
+    /* JIT only speeds matching up: where it is unavailable (no JIT support,
+     * an SELinux W^X policy) pcre2_match interprets, so failure is fine. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    uint32_t n = 0;
+    pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &n);
+    r->regex = re;
+    r->n_regex_captures = n;
+    return NULL;
+}
+
+/* Paths are matched after normalisation (path.c), so these could never match. */
+static const char *check_match_path(struct loader *ld, const char *path)
+{
+    if (path[0] != '/')
+        return fail(ld, "\"%s\" must start with /", path);
+    size_t len = strlen(path);
+    if (strstr(path, "//") != NULL || strstr(path, "/./") != NULL ||
+        strstr(path, "/../") != NULL || (len >= 2 && strcmp(path + len - 2, "/.") == 0) ||
+        (len >= 3 && strcmp(path + len - 3, "/..") == 0))
+        return fail(ld, "\"%s\" never matches: request paths are normalised (no //, /./ or "
+                        "/../)", path);
+    return NULL;
+}
+
+static const char *parse_match(struct loader *ld, const struct key_def *k, void *obj,
+                               const char *value)
+{
+    (void)k;
+    static const struct {
+        const char *prefix;
+        enum wr_route_match_kind kind;
+    } kinds[] = {{"exact:", WR_ROUTE_EXACT}, {"prefix:", WR_ROUTE_PREFIX}, {"regex:", WR_ROUTE_REGEX}};
+    struct wr_route *r = obj;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(value, kinds[i].prefix, n) != 0)
+            continue;
+        const char *pattern = value + n;
+        if (*pattern == '\0')
+            return "empty pattern";
+        const char *msg = kinds[i].kind == WR_ROUTE_REGEX ? compile_regex(ld, r, pattern)
+                                                           : check_match_path(ld, pattern);
+        if (msg != NULL)
+            return msg;
+        r->pattern = dup_mem(ld, pattern, strlen(pattern));
+        if (r->pattern == NULL)
+            return OOM_MSG;
+        r->pattern_len = strlen(pattern);
+        r->match_kind = kinds[i].kind;
+        return NULL;
+    }
+    return fail(ld, "\"%s\" must be exact:PATH, prefix:PATH or regex:PATTERN", value);
+}
+
+static const char *parse_host(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    const char *rest = value;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        char name[WORD_MAX];
+        const char *msg = word_copy(w, name, sizeof(name), true) ? check_host_name(name, true)
+                                                                 : "too long";
+        if (msg != NULL)
+            return fail(ld, "\"%.*s\": %s", (int)w.len, w.ptr, msg);
+        struct wr_str lower = wr_str_from_cstr(name);
+        if (!has_string(r->hosts, r->n_hosts, lower) &&
+            push_string(ld, &r->hosts, &r->n_hosts, lower) < 0)
+            return OOM_MSG;
+    }
+    return NULL;
+}
+
+/* "GET, HEAD, X": known methods in enum order, then the others as given. */
+static char *build_allow(struct loader *ld, const struct wr_route *r)
+{
+    size_t cap = 1;
+    for (unsigned m = 1; m < WR_HTTP_N_METHODS; m++)
+        cap += strlen(wr_http_method_name((enum wr_http_method)m)) + 2;
+    for (size_t i = 0; i < r->n_other_methods; i++)
+        cap += strlen(r->other_methods[i]) + 2;
+    char *allow = malloc(cap);
+    if (allow == NULL) {
+        ld->is_oom = true;
+        return NULL;
+    }
+    size_t len = 0;
+    allow[0] = '\0';
+    for (unsigned m = 1; m < WR_HTTP_N_METHODS; m++) {
+        if (r->method_mask & (1u << m))
+            len += (size_t)snprintf(allow + len, cap - len, "%s%s", len > 0 ? ", " : "",
+                                    wr_http_method_name((enum wr_http_method)m));
+    }
+    for (size_t i = 0; i < r->n_other_methods; i++)
+        len += (size_t)snprintf(allow + len, cap - len, "%s%s", len > 0 ? ", " : "",
+                                r->other_methods[i]);
+    return allow;
+}
+
+/* Method names are case-sensitive (RFC 9110 §9.1): "get" is some other
+ * method, which is almost certainly not what was meant. */
+static const char *check_method_case(struct loader *ld, struct wr_str w)
+{
+    char upper[16];
+    if (w.len >= sizeof(upper))
+        return NULL;
+    for (size_t i = 0; i < w.len; i++)
+        upper[i] = (char)toupper((unsigned char)w.ptr[i]);
+    struct wr_str u = {upper, w.len};
+    if (wr_http_method_from(u) == WR_HTTP_OTHER)
+        return NULL;
+    return fail(ld, "\"%.*s\": method names are case-sensitive; did you mean %.*s?", (int)w.len,
+                w.ptr, (int)w.len, upper);
+}
+
+static const char *parse_methods(struct loader *ld, const struct key_def *k, void *obj,
+                                 const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    const char *rest = value;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        if (!is_token(w))
+            return fail(ld, "\"%.*s\" is not a method name", (int)w.len, w.ptr);
+        enum wr_http_method m = wr_http_method_from(w);
+        if (m != WR_HTTP_OTHER && (unsigned)m < WR_HTTP_N_METHODS) {
+            r->method_mask |= 1u << m;
+            /* RFC 9110 §9.3.2: HEAD is GET without the content. */
+            if (m == WR_HTTP_GET)
+                r->method_mask |= 1u << WR_HTTP_HEAD;
+            continue;
+        }
+        const char *msg = check_method_case(ld, w);
+        if (msg != NULL)
+            return msg;
+        if (!has_string(r->other_methods, r->n_other_methods, w) &&
+            push_string(ld, &r->other_methods, &r->n_other_methods, w) < 0)
+            return OOM_MSG;
+    }
+    free(r->allow);
+    r->allow = build_allow(ld, r);
+    return r->allow == NULL ? OOM_MSG : NULL;
+}
+
+/* ---- [route NAME]: actions ------------------------------------------------- */
+
+static const char *parse_root(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    struct stat st;
+    if (value[0] != '/')
+        return fail(ld, "\"%s\" must be an absolute path", value);
+    /* Checked at load so a typo fails `weir -t` instead of every request. */
+    if (stat(value, &st) != 0)
+        return fail(ld, "%s: %s", value, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(ld, "%s: %s", value, strerror(ENOTDIR));
+    return set_string(ld, &r->root, value) < 0 ? OOM_MSG : NULL;
+}
+
+/* Resolved to an [upstream] once the whole file is read. */
+static const char *parse_proxy(struct loader *ld, const struct key_def *k, void *obj,
+                               const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    return set_string(ld, &r->proxy, value) < 0 ? OOM_MSG : NULL;
+}
+
+/* "NNN" then the end or one blank; *rest is what follows. Returns 0 or -1. */
+static int parse_status(const char *value, int *status, const char **rest)
+{
+    for (int i = 0; i < 3; i++) {
+        if (value[i] < '0' || value[i] > '9')
+            return -1;
+    }
+    if (value[3] != '\0' && !is_blank(value[3]))
+        return -1;
+    *status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+    *rest = value[3] != '\0' ? value + 4 : value + 3;
+    return 0;
+}
+
+static const char *parse_redirect(struct loader *ld, const struct key_def *k, void *obj,
+                                  const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    int status;
+    const char *target;
+    if (parse_status(value, &status, &target) < 0)
+        return fail(ld, "\"%s\" must be STATUS TARGET, e.g. 301 https://example.org/", value);
+    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
+        return fail(ld, "status %d is not a redirect (301, 302, 303, 307 or 308)", status);
+    while (is_blank(*target))
+        target++;
+    if (*target == '\0')
+        return "missing target after the status";
+    if (strpbrk(target, " \t") != NULL)
+        return "the target must not contain spaces";
+    const char *err;
+    wr_tmpl_fini(&r->redirect_target);
+    if (wr_tmpl_init(&r->redirect_target, target, &err) < 0)
+        return fail(ld, "%s", err);
+    r->status = status;
+    return NULL;
+}
+
+/* The body is the rest after one blank, taken literally (no variables, no escapes). */
+static const char *parse_return(struct loader *ld, const struct key_def *k, void *obj,
+                                const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    int status;
+    const char *body;
+    if (parse_status(value, &status, &body) < 0)
+        return fail(ld, "\"%s\" must be STATUS [BODY], e.g. 200 ok", value);
+    if (status < 200 || status > 599)
+        return fail(ld, "status %d must be between 200 and 599", status);
+    /* RFC 9110 §15.3.5, §15.4.5: these responses cannot carry content. */
+    if ((status == 204 || status == 304) && *body != '\0')
+        return fail(ld, "status %d has no body", status);
+    if (set_string(ld, &r->return_body, body) < 0)
+        return OOM_MSG;
+    r->return_body_len = strlen(body);
+    r->status = status;
+    return NULL;
+}
+
+/* ---- [route NAME]: static and proxy keys ------------------------------------ */
+
+static const char *parse_strip_prefix(struct loader *ld, const struct key_def *k, void *obj,
+                                      const char *value)
+{
+    if (value[0] != '/')
+        return fail(ld, "\"%s\" must start with /", value);
+    return parse_string(ld, k, obj, value);
+}
+
+static const char *parse_index(struct loader *ld, const struct key_def *k, void *obj,
+                               const char *value)
+{
+    if (strchr(value, '/') != NULL || strcmp(value, ".") == 0 || strcmp(value, "..") == 0)
+        return fail(ld, "\"%s\" must be a file name, without /", value);
+    return parse_string(ld, k, obj, value);
+}
+
+static const char *parse_expires(struct loader *ld, const struct key_def *k, void *obj,
+                                 const char *value)
+{
+    struct wr_route *r = obj;
+    const char *msg = parse_duration(ld, k, obj, value);
+    r->has_expires = msg == NULL;
+    return msg;
+}
+
+static const char *parse_rewrite(struct loader *ld, const struct key_def *k, void *obj,
+                                 const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    const char *err;
+    if (value[0] != '/' && value[0] != '$')
+        return fail(ld, "\"%s\" must be a path (start with / or a variable)", value);
+    wr_tmpl_fini(&r->rewrite);
+    if (wr_tmpl_init(&r->rewrite, value, &err) < 0)
+        return fail(ld, "%s", err);
+    return NULL;
+}
+
+/* Hop-by-hop (RFC 9110 §7.6.1) and framing fields: weir writes these itself,
+ * and a configured copy could desynchronise the message framing. */
+static bool is_managed_header(struct wr_str name)
+{
+    static const char *const managed[] = {"connection", "content-length", "keep-alive",
+                                          "proxy-connection", "te", "trailer",
+                                          "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < sizeof(managed) / sizeof(managed[0]); i++) {
+        if (wr_str_eq_nocase(name, wr_str_from_cstr(managed[i])))
+            return true;
+    }
+    return false;
+}
+
+/* "Name: value" appended to *arr; the value is a template. */
+static const char *parse_header(struct loader *ld, const struct key_def *k, const char *value,
+                                struct wr_header_cfg **arr, size_t *n)
+{
+    const char *colon = strchr(value, ':');
+    if (colon == NULL)
+        return fail(ld, "\"%s\" must be \"Name: value\"", value);
+    struct wr_str name = wr_str_trim((struct wr_str){value, (size_t)(colon - value)});
+    if (!is_token(name))
+        return fail(ld, "\"%.*s\" is not a header name", (int)name.len, name.ptr);
+    if (is_managed_header(name))
+        return fail(ld, "%.*s is managed by weir and cannot be set", (int)name.len, name.ptr);
+    const char *v = colon + 1;
+    while (is_blank(*v))
+        v++;
+    struct wr_header_cfg h = {0};
+    const char *err;
+    if (wr_tmpl_init(&h.value, v, &err) < 0)
+        return fail(ld, "%s", err);
+    struct tmpl_use *uses = grow_array(ld, ld->uses, ld->n_uses, sizeof(*uses));
+    if (uses != NULL)
+        ld->uses = uses;
+    struct wr_header_cfg *more = uses != NULL ? grow_array(ld, *arr, *n, sizeof(*more)) : NULL;
+    if (more != NULL)
+        *arr = more;
+    h.name = dup_mem(ld, name.ptr, name.len);
+    if (more == NULL || h.name == NULL) {
+        free(h.name);
+        wr_tmpl_fini(&h.value);
+        return OOM_MSG;
+    }
+    more[(*n)++] = h;
+    uses[ld->n_uses++] = (struct tmpl_use){ld->line, k->name, h.value.max_capture};
+    return NULL;
+}
+
+static const char *parse_set_header(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    struct wr_route *r = obj;
+    return parse_header(ld, k, value, &r->set_headers, &r->n_set_headers);
+}
+
+static const char *parse_add_header(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    struct wr_route *r = obj;
+    return parse_header(ld, k, value, &r->add_headers, &r->n_add_headers);
+}
+
+/* ---- [admin] ---------------------------------------------------------------- */
+
+static const char *parse_admin_listen(struct loader *ld, const struct key_def *k, void *obj,
+                                      const char *value)
+{
+    (void)k;
+    struct wr_admin_cfg *a = obj;
+    if (wr_units_parse_listen(value, &a->listen) < 0)
+        return fail(ld, "\"%s\" is not an address (IPv4:port, [IPv6]:port, *:port or "
+                        "unix:/path)", value);
+    a->is_enabled = true;
+    return NULL;
+}
+
+/* ---- key tables --------------------------------------------------------------
+ * One row per key of CONFIG.md. The default column is parsed like a value
+ * when the section opens (for [server], [limits] and [admin], when loading
+ * starts, so an absent section still has its defaults). Defaults follow
+ * nginx-class servers.
+ */
+
+static const struct choice log_formats[] = {
+    {"combined", WR_LOG_COMBINED}, {"json", WR_LOG_JSON}, {NULL, 0}};
+static const struct choice log_levels[] = {{"error", WR_LOG_ERROR},
+                                           {"warn", WR_LOG_WARN},
+                                           {"info", WR_LOG_INFO},
+                                           {"debug", WR_LOG_DEBUG},
+                                           {NULL, 0}};
+static const struct choice balances[] = {{"round_robin", WR_BALANCE_ROUND_ROBIN},
+                                         {"least_conn", WR_BALANCE_LEAST_CONN},
+                                         {"hash", WR_BALANCE_HASH},
+                                         {"random", WR_BALANCE_RANDOM},
+                                         {NULL, 0}};
+
+#define SRV struct wr_server_cfg
+static const struct key_def server_keys[] = {
+    /* listen: "ADDR" or "ADDR tls", repeatable; no default, one at least */
+    {.name = "listen", .parse = parse_listen, .flags = KEY_REPEATABLE},
+    /* workers: auto = online CPUs, resolved at load; else 1..1024 */
+    {.name = "workers", .parse = parse_workers, .dflt = "auto", .min = 1, .max = 1024},
+    /* user, group: unset = privileges are not dropped */
+    {.name = "user", .parse = parse_word, FIELD(SRV, user)},
+    {.name = "group", .parse = parse_word, FIELD(SRV, group)},
+    /* max_connections: 20000 for the whole process */
+    {.name = "max_connections", .parse = parse_count, FIELD(SRV, max_connections),
+     .dflt = "20000", .min = 1, .max = NO_MAX},
+    /* server_header: "weir"; off = no Server field (NULL) */
+    {.name = "server_header", .parse = parse_server_header, FIELD(SRV, server_header),
+     .dflt = "weir"},
+    /* access_log: off (NULL); a path or stderr */
+    {.name = "access_log", .parse = parse_access_log, FIELD(SRV, access_log)},
+    /* access_log_format: combined */
+    {.name = "access_log_format", .parse = parse_enum, FIELD(SRV, access_log_format),
+     .dflt = "combined", .choices = log_formats},
+    /* error_log: stderr (journald picks it up under systemd) */
+    {.name = "error_log", .parse = parse_error_log, FIELD(SRV, error_log), .dflt = "stderr"},
+    /* log_level: info */
+    {.name = "log_level", .parse = parse_enum, FIELD(SRV, log_level), .dflt = "info",
+     .choices = log_levels},
+};
+
+#define LIM struct wr_limits_cfg
+static const struct key_def limits_keys[] = {
+    /* header_timeout: 10s for the whole request head (slowloris) */
+    {.name = "header_timeout", .parse = parse_duration, FIELD(LIM, header_timeout_ms),
+     .dflt = "10s", .min = 1, .max = NO_MAX},
+    /* body_timeout: 60s between reads of a request body */
+    {.name = "body_timeout", .parse = parse_duration, FIELD(LIM, body_timeout_ms),
+     .dflt = "60s", .min = 1, .max = NO_MAX},
+    /* keepalive_timeout: 75s idle between requests; 0 = no keep-alive */
+    {.name = "keepalive_timeout", .parse = parse_duration, FIELD(LIM, keepalive_timeout_ms),
+     .dflt = "75s", .min = 0, .max = NO_MAX},
+    /* send_timeout: 60s between successful writes to a client */
+    {.name = "send_timeout", .parse = parse_duration, FIELD(LIM, send_timeout_ms),
+     .dflt = "60s", .min = 1, .max = NO_MAX},
+    /* max_header_size: 16k; 1k..1m (one contiguous buffer per connection) */
+    {.name = "max_header_size", .parse = parse_size, FIELD(LIM, max_header_bytes),
+     .dflt = "16k", .min = 1024, .max = 1024 * 1024},
+    /* max_body_size: 10m; 0 = unlimited */
+    {.name = "max_body_size", .parse = parse_size, FIELD(LIM, max_body_bytes), .dflt = "10m",
+     .min = 0, .max = NO_MAX},
+    /* max_requests_per_connection: 1000; 0 = unlimited */
+    {.name = "max_requests_per_connection", .parse = parse_count,
+     FIELD(LIM, max_requests_per_connection), .dflt = "1000", .min = 0, .max = NO_MAX},
+    /* shutdown_timeout: 30s of graceful drain; 0 = close at once */
+    {.name = "shutdown_timeout", .parse = parse_duration, FIELD(LIM, shutdown_timeout_ms),
+     .dflt = "30s", .min = 0, .max = NO_MAX},
+};
+
+/* A [tls NAME] takes protocols, ciphers, session_tickets, handshake_timeout
+ * and alpn from [tls] when it does not give them (see inherit_tls). */
+#define TLS struct wr_tls_cfg
+static const struct key_def tls_keys[] = {
+    /* names: [tls NAME] only, required there; repeatable, several per line */
+    {.name = "names", .parse = parse_tls_names, .flags = KEY_REPEATABLE},
+    /* cert, key: required */
+    {.name = "cert", .parse = parse_string, FIELD(TLS, cert)},
+    {.name = "key", .parse = parse_string, FIELD(TLS, key)},
+    /* protocols: "TLSv1.2 TLSv1.3" (nothing older: RFC 8996) */
+    {.name = "protocols", .parse = parse_protocols, FIELD(TLS, protocols),
+     .dflt = "TLSv1.2 TLSv1.3"},
+    /* ciphers: forward-secret AEAD suites only, for TLS 1.2 */
+    {.name = "ciphers", .parse = parse_string, FIELD(TLS, ciphers),
+     .dflt = "ECDHE+AESGCM:ECDHE+CHACHA20"},
+    /* session_tickets: on */
+    {.name = "session_tickets", .parse = parse_bool, FIELD(TLS, session_tickets), .dflt = "on"},
+    /* handshake_timeout: 10s */
+    {.name = "handshake_timeout", .parse = parse_duration, FIELD(TLS, handshake_timeout_ms),
+     .dflt = "10s", .min = 1, .max = NO_MAX},
+    /* alpn: "http/1.1" (h2 not yet) */
+    {.name = "alpn", .parse = parse_alpn, FIELD(TLS, alpn), .dflt = "http/1.1"},
+};
+
+#define UPS struct wr_upstream_cfg
+static const struct key_def upstream_keys[] = {
+    /* server: "ADDR [weight=N]" (N 1..100, default 1), repeatable; one at least */
+    {.name = "server", .parse = parse_upstream_server, .flags = KEY_REPEATABLE},
+    /* balance: round_robin */
+    {.name = "balance", .parse = parse_enum, FIELD(UPS, balance), .dflt = "round_robin",
+     .choices = balances},
+    /* hash_key: client_ip; only with balance = hash */
+    {.name = "hash_key", .parse = parse_hash_key, FIELD(UPS, hash_key), .dflt = "client_ip"},
+    /* keepalive: 32 idle connections per worker; 0 = none kept */
+    {.name = "keepalive", .parse = parse_count, FIELD(UPS, keepalive), .dflt = "32", .min = 0,
+     .max = NO_MAX},
+    /* keepalive_timeout: 60s; 0 = idle connections are not kept */
+    {.name = "keepalive_timeout", .parse = parse_duration, FIELD(UPS, keepalive_timeout_ms),
+     .dflt = "60s", .min = 0, .max = NO_MAX},
+    /* connect_timeout: 2s */
+    {.name = "connect_timeout", .parse = parse_duration, FIELD(UPS, connect_timeout_ms),
+     .dflt = "2s", .min = 1, .max = NO_MAX},
+    /* send_timeout, read_timeout: 30s between writes / reads */
+    {.name = "send_timeout", .parse = parse_duration, FIELD(UPS, send_timeout_ms),
+     .dflt = "30s", .min = 1, .max = NO_MAX},
+    {.name = "read_timeout", .parse = parse_duration, FIELD(UPS, read_timeout_ms),
+     .dflt = "30s", .min = 1, .max = NO_MAX},
+    /* retries: 1 other server when safe */
+    {.name = "retries", .parse = parse_count, FIELD(UPS, retries), .dflt = "1", .min = 0,
+     .max = NO_MAX},
+    /* max_fails: 3 within fail_timeout (10s); 0 = passive health off */
+    {.name = "max_fails", .parse = parse_count, FIELD(UPS, max_fails), .dflt = "3", .min = 0,
+     .max = NO_MAX},
+    {.name = "fail_timeout", .parse = parse_duration, FIELD(UPS, fail_timeout_ms),
+     .dflt = "10s", .min = 1, .max = NO_MAX},
+    /* health_check: unset (NULL) = no active checks; "METHOD /path" */
+    {.name = "health_check", .parse = parse_health_check},
+    /* health_interval: 5s; health_timeout: 2s */
+    {.name = "health_interval", .parse = parse_duration, FIELD(UPS, health_interval_ms),
+     .dflt = "5s", .min = 1, .max = NO_MAX},
+    {.name = "health_timeout", .parse = parse_duration, FIELD(UPS, health_timeout_ms),
+     .dflt = "2s", .min = 1, .max = NO_MAX},
+    /* tls: off; tls_verify: on; tls_ca: Debian's bundle; tls_sni: unset (NULL) */
+    {.name = "tls", .parse = parse_bool, FIELD(UPS, tls), .dflt = "off"},
+    {.name = "tls_verify", .parse = parse_bool, FIELD(UPS, tls_verify), .dflt = "on"},
+    {.name = "tls_ca", .parse = parse_string, FIELD(UPS, tls_ca),
+     .dflt = "/etc/ssl/certs/ca-certificates.crt"},
+    {.name = "tls_sni", .parse = parse_sni, FIELD(UPS, tls_sni)},
+};
+
+#define RT struct wr_route
+static const struct key_def route_keys[] = {
+    /* host: unset = any host; names lower-cased, "*.suffix" wildcards */
+    {.name = "host", .parse = parse_host},
+    /* match: required */
+    {.name = "match", .parse = parse_match},
+    /* methods: unset = any method; GET brings HEAD */
+    {.name = "methods", .parse = parse_methods},
+    /* the action: exactly one of these */
+    {.name = "root", .parse = parse_root, .flags = KEY_ACTION, .action = WR_ACTION_STATIC},
+    {.name = "proxy", .parse = parse_proxy, .flags = KEY_ACTION, .action = WR_ACTION_PROXY},
+    {.name = "redirect", .parse = parse_redirect, .flags = KEY_ACTION,
+     .action = WR_ACTION_REDIRECT},
+    {.name = "return", .parse = parse_return, .flags = KEY_ACTION, .action = WR_ACTION_RETURN},
+    /* strip_prefix: unset; static and proxy routes */
+    {.name = "strip_prefix", .parse = parse_strip_prefix, FIELD(RT, strip_prefix),
+     .flags = KEY_STATIC | KEY_PROXY},
+    /* static: index.html, autoindex off, precompressed off, no expires, symlinks off */
+    {.name = "index", .parse = parse_index, FIELD(RT, index), .dflt = "index.html",
+     .flags = KEY_STATIC},
+    {.name = "autoindex", .parse = parse_bool, FIELD(RT, autoindex), .dflt = "off",
+     .flags = KEY_STATIC},
+    {.name = "precompressed", .parse = parse_bool, FIELD(RT, precompressed), .dflt = "off",
+     .flags = KEY_STATIC},
+    {.name = "expires", .parse = parse_expires, FIELD(RT, expires_ms), .min = 0, .max = NO_MAX,
+     .flags = KEY_STATIC},
+    {.name = "follow_symlinks", .parse = parse_bool, FIELD(RT, follow_symlinks), .dflt = "off",
+     .flags = KEY_STATIC},
+    /* proxy: no rewrite, preserve_host on, forwarded_headers on, websocket off (1h idle) */
+    {.name = "rewrite", .parse = parse_rewrite, .flags = KEY_PROXY},
+    {.name = "preserve_host", .parse = parse_bool, FIELD(RT, preserve_host), .dflt = "on",
+     .flags = KEY_PROXY},
+    {.name = "forwarded_headers", .parse = parse_bool, FIELD(RT, forwarded_headers),
+     .dflt = "on", .flags = KEY_PROXY},
+    {.name = "set_header", .parse = parse_set_header, .flags = KEY_PROXY | KEY_REPEATABLE},
+    {.name = "websocket", .parse = parse_bool, FIELD(RT, websocket), .dflt = "off",
+     .flags = KEY_PROXY},
+    {.name = "websocket_timeout", .parse = parse_duration, FIELD(RT, websocket_timeout_ms),
+     .dflt = "1h", .min = 1, .max = NO_MAX, .flags = KEY_PROXY},
+    /* add_header: any action, repeatable */
+    {.name = "add_header", .parse = parse_add_header, .flags = KEY_REPEATABLE},
+};
+
+static const struct key_def admin_keys[] = {
+    /* listen: unset = no admin endpoint */
+    {.name = "listen", .parse = parse_admin_listen},
+};
+
+enum name_rule { NAME_NONE, NAME_REQUIRED, NAME_OPTIONAL };
+
+struct section_def {
+    const char *type;
+    enum name_rule names;
+    const struct key_def *keys;
+    size_t n_keys;
+};
+
+#define KEYS(t) (t), sizeof(t) / sizeof((t)[0])
+static const struct section_def sections[SECT_N] = {
+    [SECT_SERVER] = {"server", NAME_NONE, KEYS(server_keys)},
+    [SECT_LIMITS] = {"limits", NAME_NONE, KEYS(limits_keys)},
+    [SECT_TLS] = {"tls", NAME_OPTIONAL, KEYS(tls_keys)},
+    [SECT_UPSTREAM] = {"upstream", NAME_REQUIRED, KEYS(upstream_keys)},
+    [SECT_ROUTE] = {"route", NAME_REQUIRED, KEYS(route_keys)},
+    [SECT_ADMIN] = {"admin", NAME_NONE, KEYS(admin_keys)},
+};
+
+_Static_assert(sizeof(route_keys) / sizeof(route_keys[0]) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(sizeof(upstream_keys) / sizeof(upstream_keys[0]) <= MAX_KEYS, "MAX_KEYS");
+
+/* ---- sections ---------------------------------------------------------------- */
+
+static const struct key_def *find_key(enum sect_kind kind, const char *name)
+{
+    const struct section_def *sd = &sections[kind];
+    for (size_t i = 0; i < sd->n_keys; i++) {
+        if (strcmp(sd->keys[i].name, name) == 0)
+            return &sd->keys[i];
+    }
+    return NULL;
+}
+
+/* Line where rec's section first gave key name, 0 when it did not. */
+static unsigned seen_line(const struct sect_record *rec, const char *name)
+{
+    const struct key_def *k = find_key(rec->kind, name);
+    return k != NULL ? rec->seen[k - sections[rec->kind].keys] : 0;
+}
+
+static void *section_object(struct loader *ld, enum sect_kind kind, size_t at)
+{
+    struct wr_config *cfg = ld->cfg;
+    switch (kind) {
+    case SECT_SERVER:
+        return &cfg->server;
+    case SECT_LIMITS:
+        return &cfg->limits;
+    case SECT_TLS:
+        return &cfg->tls[at];
+    case SECT_UPSTREAM:
+        return &cfg->upstreams[at];
+    case SECT_ROUTE:
+        return &cfg->routes[at];
+    case SECT_ADMIN:
+        return &cfg->admin;
+    default:
+        return NULL;
+    }
+}
+
+static void apply_defaults(struct loader *ld, enum sect_kind kind, void *obj)
+{
+    const struct section_def *sd = &sections[kind];
+    for (size_t i = 0; i < sd->n_keys; i++) {
+        const struct key_def *k = &sd->keys[i];
+        const char *msg = k->dflt != NULL ? k->parse(ld, k, obj, k->dflt) : NULL;
+        if (msg != NULL) /* a bug in the table, caught by any test */
+            add_error(ld, 0, "[%s] %s: bad default \"%s\": %s", sd->type, k->name, k->dflt, msg);
+    }
+}
+
+/* Index of the section of kind named name, or SIZE_MAX. */
+static size_t find_named(const struct wr_config *cfg, enum sect_kind kind, const char *name)
+{
+    size_t n = kind == SECT_TLS ? cfg->n_tls : kind == SECT_UPSTREAM ? cfg->n_upstreams
+                                                                     : cfg->n_routes;
+    for (size_t i = 0; i < n; i++) {
+        const char *other = kind == SECT_TLS        ? cfg->tls[i].name
+                            : kind == SECT_UPSTREAM ? cfg->upstreams[i].name
+                                                    : cfg->routes[i].name;
+        if ((other == NULL && name == NULL) ||
+            (other != NULL && name != NULL && strcmp(other, name) == 0))
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+/* Appends a zeroed object for a named section; returns its index or SIZE_MAX. */
+static size_t new_named(struct loader *ld, enum sect_kind kind, const char *name,
+                        unsigned line)
+{
+    struct wr_config *cfg = ld->cfg;
+    char *copy = name != NULL ? dup_mem(ld, name, strlen(name)) : NULL;
+    if (name != NULL && copy == NULL)
+        return SIZE_MAX;
+    size_t at = SIZE_MAX;
+    if (kind == SECT_TLS) {
+        struct wr_tls_cfg *more = grow_array(ld, cfg->tls, cfg->n_tls, sizeof(*more));
+        if (more != NULL) {
+            cfg->tls = more;
+            at = cfg->n_tls++;
+            more[at].name = copy;
+            more[at].line = line;
+        }
+    } else if (kind == SECT_UPSTREAM) {
+        struct wr_upstream_cfg *more = grow_array(ld, cfg->upstreams, cfg->n_upstreams,
+                                                  sizeof(*more));
+        if (more != NULL) {
+            cfg->upstreams = more;
+            at = cfg->n_upstreams++;
+            more[at].name = copy;
+            more[at].line = line;
+        }
+    } else {
+        struct wr_route *more = grow_array(ld, cfg->routes, cfg->n_routes, sizeof(*more));
+        if (more != NULL) {
+            cfg->routes = more;
+            at = cfg->n_routes++;
+            more[at].name = copy;
+            more[at].line = line;
+        }
+    }
+    if (at == SIZE_MAX)
+        free(copy);
+    return at;
+}
+
+/*
+ * Starts section kind (name NULL when it has none) at line. A duplicate
+ * is an error and its keys are skipped: checking them against a section
+ * that will not be used would only add noise.
+ */
+static void open_section(struct loader *ld, enum sect_kind kind, const char *name,
+                         const char *label)
+{
+    unsigned line = ld->line;
+    size_t at = 0;
+    ld->kind = SECT_SKIP;
+    if (sections[kind].names == NAME_NONE) {
+        if (ld->singleton_line[kind] != 0) {
+            add_error(ld, line, "[%s]: given twice, first at line %u", label,
+                      ld->singleton_line[kind]);
+            return;
+        }
+        ld->singleton_line[kind] = line;
+    } else {
+        size_t prev = find_named(ld->cfg, kind, name);
+        if (prev != SIZE_MAX) {
+            unsigned first = kind == SECT_TLS        ? ld->cfg->tls[prev].line
+                             : kind == SECT_UPSTREAM ? ld->cfg->upstreams[prev].line
+                                                     : ld->cfg->routes[prev].line;
+            add_error(ld, line, "[%s]: given twice, first at line %u", label, first);
+            return;
+        }
+        at = new_named(ld, kind, name, line);
+        if (at == SIZE_MAX)
+            return;
+        apply_defaults(ld, kind, section_object(ld, kind, at));
+    }
+    struct sect_record *recs = grow_array(ld, ld->recs, ld->n_recs, sizeof(*recs));
+    if (recs == NULL)
+        return;
+    ld->recs = recs;
+    recs[ld->n_recs++] = (struct sect_record){.kind = kind, .index = at, .line = line};
+    ld->kind = kind;
+}
+
+/* ---- section ends ------------------------------------------------------------ */
+
+static void close_tls(struct loader *ld, const struct sect_record *rec)
+{
+    const struct wr_tls_cfg *t = &ld->cfg->tls[rec->index];
+    if (seen_line(rec, "cert") == 0)
+        key_error(ld, rec, rec->line, "cert", "required");
+    if (seen_line(rec, "key") == 0)
+        key_error(ld, rec, rec->line, "key", "required");
+    if (t->name != NULL && seen_line(rec, "names") == 0)
+        key_error(ld, rec, rec->line, "names",
+                  "required: the server names this certificate answers for");
+}
+
+static void close_upstream(struct loader *ld, const struct sect_record *rec)
+{
+    const struct wr_upstream_cfg *u = &ld->cfg->upstreams[rec->index];
+    if (seen_line(rec, "server") == 0)
+        key_error(ld, rec, rec->line, "server", "at least one server is required");
+    unsigned hash_line = seen_line(rec, "hash_key");
+    if (hash_line != 0 && u->balance != WR_BALANCE_HASH)
+        key_error(ld, rec, hash_line, "hash_key", "only used with balance = hash");
+}
+
+/* Sets r->action from the one action key given; else reports and returns -1. */
+static int pick_action(struct loader *ld, const struct sect_record *rec, struct wr_route *r)
+{
+    const char *given[2] = {NULL, NULL};
+    size_t n = 0;
+    for (size_t i = 0; i < sections[SECT_ROUTE].n_keys; i++) {
+        const struct key_def *k = &route_keys[i];
+        if ((k->flags & KEY_ACTION) == 0 || rec->seen[i] == 0)
+            continue;
+        if (n < 2)
+            given[n] = k->name;
+        n++;
+        r->action = k->action;
+    }
+    if (n == 1)
+        return 0;
+    r->action = 0;
+    if (n == 0)
+        section_error(ld, rec, "has no action; " ACTION_HINT);
+    else
+        section_error(ld, rec, "has both %s and %s; " ACTION_HINT, given[0], given[1]);
+    return -1;
+}
+
+/* Keys that belong to another action than the route's. */
+static void check_action_keys(struct loader *ld, const struct sect_record *rec,
+                              const struct wr_route *r)
+{
+    unsigned want = r->action == WR_ACTION_STATIC  ? KEY_STATIC
+                    : r->action == WR_ACTION_PROXY ? KEY_PROXY
+                                                   : 0;
+    for (size_t i = 0; i < sections[SECT_ROUTE].n_keys; i++) {
+        unsigned flags = route_keys[i].flags & (KEY_STATIC | KEY_PROXY);
+        if (rec->seen[i] == 0 || flags == 0 || (flags & want) != 0)
+            continue;
+        key_error(ld, rec, rec->seen[i], route_keys[i].name, "%s",
+                  flags == KEY_STATIC  ? "only for static routes (root)"
+                  : flags == KEY_PROXY ? "only for proxy routes"
+                                       : "only for static and proxy routes");
+    }
+}
+
+static void check_capture(struct loader *ld, const struct sect_record *rec, unsigned line,
+                          const char *key, unsigned used, const struct wr_route *r)
+{
+    if (used == 0)
+        return;
+    if (r->match_kind != WR_ROUTE_REGEX)
+        key_error(ld, rec, line, key, "uses $%u but match is not a regex:", used);
+    else if (used > r->n_regex_captures)
+        key_error(ld, rec, line, key, "uses $%u but the regex has %u capture group%s", used,
+                  r->n_regex_captures, r->n_regex_captures == 1 ? "" : "s");
+}
+
+static bool has_variables(const struct wr_tmpl *t)
+{
+    for (size_t i = 0; i < t->n_parts; i++) {
+        if (t->parts[i].var != WR_TMPL_LITERAL)
+            return true;
+    }
+    return false;
+}
+
+/* $N in templates against the regex's groups; skipped when match itself failed. */
+static void check_route_captures(struct loader *ld, const struct sect_record *rec,
+                                 const struct wr_route *r)
+{
+    if (r->pattern == NULL)
+        return;
+    unsigned line = seen_line(rec, "redirect");
+    if (line != 0 && r->redirect_target.text != NULL)
+        check_capture(ld, rec, line, "redirect", r->redirect_target.max_capture, r);
+    line = seen_line(rec, "rewrite");
+    if (line != 0 && r->rewrite.text != NULL) {
+        if (r->match_kind != WR_ROUTE_REGEX && has_variables(&r->rewrite))
+            key_error(ld, rec, line, "rewrite",
+                      "variables need a regex: match; without one, rewrite is a fixed path");
+        else
+            check_capture(ld, rec, line, "rewrite", r->rewrite.max_capture, r);
+    }
+    for (size_t i = 0; i < ld->n_uses; i++)
+        check_capture(ld, rec, ld->uses[i].line, ld->uses[i].key, ld->uses[i].max_capture, r);
+}
+
+static void close_route(struct loader *ld, const struct sect_record *rec)
+{
+    struct wr_route *r = &ld->cfg->routes[rec->index];
+    if (seen_line(rec, "match") == 0)
+        key_error(ld, rec, rec->line, "match",
+                  "required (exact:PATH, prefix:PATH or regex:PATTERN)");
+    if (pick_action(ld, rec, r) == 0)
+        check_action_keys(ld, rec, r);
+    check_route_captures(ld, rec, r);
+    unsigned strip_line = seen_line(rec, "strip_prefix");
+    if (strip_line != 0 && seen_line(rec, "rewrite") != 0)
+        key_error(ld, rec, strip_line, "strip_prefix", "cannot be combined with rewrite");
+    ld->n_uses = 0;
+}
+
+static void close_section(struct loader *ld)
+{
+    if (ld->kind == SECT_NONE || ld->kind == SECT_SKIP) {
+        ld->kind = SECT_SKIP;
+        return;
+    }
+    const struct sect_record *rec = &ld->recs[ld->n_recs - 1];
+    if (rec->kind == SECT_TLS)
+        close_tls(ld, rec);
+    else if (rec->kind == SECT_UPSTREAM)
+        close_upstream(ld, rec);
+    else if (rec->kind == SECT_ROUTE)
+        close_route(ld, rec);
+    ld->kind = SECT_SKIP;
+}
+
+/* ---- reading lines ----------------------------------------------------------- */
+
+/* inih's rule: stops at a byte of chars, or at ';' after whitespace (an inline comment). */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s != '\0' && strchr(chars, *s) == NULL && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-' || c == '*';
+}
+
+static enum sect_kind find_section_kind(struct wr_str type)
+{
+    for (int k = SECT_SERVER; k < SECT_N; k++) {
+        if (wr_str_eq(type, wr_str_from_cstr(sections[k].type)))
+            return (enum sect_kind)k;
+    }
+    return SECT_NONE;
+}
+
+static bool is_section_name(struct wr_str name)
+{
+    for (size_t i = 0; i < name.len; i++) {
+        if (!is_name_char(name.ptr[i]))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Splits inside ("type name", trimmed) into *kind and *name (NUL-terminated
+ * in place; NULL when absent). Reports and returns -1 when bad.
+ */
+static int parse_header_words(struct loader *ld, char *inside, enum sect_kind *kind,
+                              char **name)
+{
+    const char *rest = inside;
+    struct wr_str type = next_word(&rest);
+    struct wr_str nm = next_word(&rest);
+    const char *problem = NULL;
+    *kind = find_section_kind(type);
+    if (*kind == SECT_NONE)
+        problem = "unknown section";
+    else if (next_word(&rest).len > 0)
+        problem = "a section name is one word";
+    else if (sections[*kind].names == NAME_NONE && nm.len > 0)
+        problem = fail(ld, "[%s] takes no name", sections[*kind].type);
+    else if (sections[*kind].names == NAME_REQUIRED && nm.len == 0)
+        problem = fail(ld, "needs a name: [%s NAME]", sections[*kind].type);
+    else if (!is_section_name(nm))
+        problem = "a name uses letters, digits, '.', '_', '-' and '*'";
+    if (problem != NULL) {
+        add_error(ld, ld->line, "[%s]: %s", inside, problem);
+        return -1;
+    }
+    *name = nm.len > 0 ? inside + (nm.ptr - inside) : NULL;
+    if (*name != NULL)
+        (*name)[nm.len] = '\0';
+    return 0;
+}
+
+/* A "[...]" line: ends the current section and opens the next. False when bad. */
+static bool read_section_header(struct loader *ld, const char *line)
+{
+    close_section(ld);
+    const char *end = find_chars_or_comment(line + 1, "]");
+    if (*end != ']') {
+        add_error(ld, ld->line, "section header without ]");
+        return false;
+    }
+    const char *after = end + 1;
+    while (isspace((unsigned char)*after))
+        after++;
+    if (*after != '\0' && *after != ';' && *after != '#') {
+        add_error(ld, ld->line, "unexpected text after ]");
+        return false;
+    }
+    char inside[WORD_MAX], label[WORD_MAX];
+    struct wr_str in = wr_str_trim((struct wr_str){line + 1, (size_t)(end - line - 1)});
+    if (!word_copy(in, inside, sizeof(inside), false)) {
+        add_error(ld, ld->line, "section header too long");
+        return false;
+    }
+    snprintf(label, sizeof(label), "%s", inside);
+    enum sect_kind kind;
+    char *name;
+    if (parse_header_words(ld, inside, &kind, &name) < 0)
+        return false;
+    /* The label for messages has single spaces: "[route  a ]" -> "route a". */
+    if (name != NULL)
+        snprintf(label, sizeof(label), "%s %s", sections[kind].type, name);
+    open_section(ld, kind, name, label);
+    return ld->kind != SECT_SKIP;
+}
+
+/*
+ * A line that is not a comment or header must be key = value, split where
+ * inih splits it. inih also takes "key: value" (Python configparser style);
+ * we do not: it would turn a stray "127.0.0.1:8081" into a key named
+ * "127.0.0.1", and CONFIG.md only ever writes '='.
+ */
+static bool check_key_line(struct loader *ld, const char *line)
+{
+    const char *end = find_chars_or_comment(line, "=:");
+    if (*end != '=') {
+        add_error(ld, ld->line, "expected \"key = value\", a [section] or a comment");
+        return false;
+    }
+    if (end == line) {
+        add_error(ld, ld->line, "missing key before '='");
+        return false;
+    }
+    return true;
+}
+
+static int next_byte(struct loader *ld)
+{
+    if (ld->fp != NULL)
+        return getc(ld->fp);
+    if (*ld->text == '\0')
+        return EOF;
+    return (unsigned char)*ld->text++;
+}
+
+/* After a CR: consumes a following LF and says whether there was one. */
+static bool take_lf(struct loader *ld)
+{
+    if (ld->fp == NULL) {
+        if (*ld->text != '\n')
+            return false;
+        ld->text++;
+        return true;
+    }
+    int c = getc(ld->fp);
+    if (c == '\n')
+        return true;
+    if (c != EOF)
+        ungetc(c, ld->fp);
+    return false;
+}
+
+/*
+ * Reads one physical line (LF or CRLF ended) into buf[0..cap), without its
+ * end. Returns its length, or -1 at end of input. The part of a longer line
+ * that does not fit is consumed and *is_too_long set; a NUL sets *has_nul.
+ */
+static int read_physical_line(struct loader *ld, char *buf, size_t cap, bool *is_too_long,
+                              bool *has_nul)
+{
+    size_t n = 0;
+    bool any = false;
+    for (;;) {
+        int c = next_byte(ld);
+        if (c == EOF) {
+            if (!any)
+                return -1;
+            break;
+        }
+        any = true;
+        if (c == '\n' || (c == '\r' && take_lf(ld)))
+            break;
+        *has_nul = *has_nul || c == '\0';
+        if (n + 1 < cap)
+            buf[n++] = (char)c;
+        else
+            *is_too_long = true;
+    }
+    buf[n] = '\0';
+    return (int)n;
+}
+
+/*
+ * inih's reader (fgets-like): one physical line per call, so inih's line
+ * numbers and ours agree. Lines we report ourselves reach inih empty, so
+ * each problem is reported once, at its line.
+ */
+static char *read_line(char *buf, int num, void *stream)
+{
+    struct loader *ld = stream;
+    bool is_too_long = false, has_nul = false;
+    if (num < 2 || read_physical_line(ld, buf, (size_t)num, &is_too_long, &has_nul) < 0)
+        return NULL;
+    ld->line++;
+    if (is_too_long || has_nul) {
+        if (is_too_long)
+            add_error(ld, ld->line, "line too long (max %d bytes)", num - 1);
+        else
+            add_error(ld, ld->line, "line contains a NUL byte");
+        buf[0] = '\0';
+        return buf;
+    }
+    char *start = buf;
+    if (ld->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
+        start += 3; /* UTF-8 byte order mark */
+    while (isspace((unsigned char)*start))
+        start++; /* see the file comment: indentation never continues a value */
+    memmove(buf, start, strlen(start) + 1);
+    bool is_ok = true;
+    if (buf[0] == '[')
+        is_ok = read_section_header(ld, buf);
+    else if (buf[0] != '\0' && buf[0] != ';' && buf[0] != '#')
+        is_ok = check_key_line(ld, buf);
+    if (!is_ok)
+        buf[0] = '\0';
+    return buf;
+}
+
+/* ---- keys ------------------------------------------------------------------- */
+
+/* Control bytes have no business in any value (TAB aside); refusing them
+ * here keeps them out of paths, headers and log lines alike. */
+static const char *check_value_bytes(const char *value)
+{
+    if (*value == '\0')
+        return "needs a value";
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return "contains a control character";
+    }
+    return NULL;
+}
+
+/* inih's handler; the reader already tracked the section, so inih's is ignored. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *ld = user;
+    (void)section;
+    if (ld->kind == SECT_SKIP)
+        return 1;
+    if (ld->kind == SECT_NONE) {
+        add_error(ld, ld->line, "%s: outside any section", name);
+        return 1;
+    }
+    struct sect_record *rec = &ld->recs[ld->n_recs - 1];
+    const struct key_def *k = find_key(rec->kind, name);
+    if (k == NULL) {
+        key_error(ld, rec, ld->line, name, "unknown key");
+        return 1;
+    }
+    size_t i = (size_t)(k - sections[rec->kind].keys);
+    if (rec->seen[i] != 0 && (k->flags & KEY_REPEATABLE) == 0) {
+        key_error(ld, rec, ld->line, name, "given twice, first at line %u", rec->seen[i]);
+        return 1;
+    }
+    if (rec->seen[i] == 0)
+        rec->seen[i] = ld->line;
+    const char *msg = check_value_bytes(value);
+    if (msg == NULL)
+        msg = k->parse(ld, k, section_object(ld, rec->kind, rec->index), value);
+    if (msg != NULL)
+        key_error(ld, rec, ld->line, name, "%s", msg);
+    return 1;
+}
+
+/* ---- after the last line ----------------------------------------------------- */
+
+static const struct sect_record *find_record(const struct loader *ld, enum sect_kind kind,
+                                             size_t index)
+{
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        if (ld->recs[i].kind == kind && ld->recs[i].index == index)
+            return &ld->recs[i];
+    }
+    return NULL;
+}
+
+/* Fills what dst's section did not give from [tls]. */
+static void inherit_tls(struct loader *ld, struct wr_tls_cfg *dst, const struct wr_tls_cfg *src,
+                        const struct sect_record *rec)
+{
+    if (seen_line(rec, "protocols") == 0)
+        set_string(ld, &dst->protocols, src->protocols);
+    if (seen_line(rec, "ciphers") == 0)
+        set_string(ld, &dst->ciphers, src->ciphers);
+    if (seen_line(rec, "session_tickets") == 0)
+        dst->session_tickets = src->session_tickets;
+    if (seen_line(rec, "handshake_timeout") == 0)
+        dst->handshake_timeout_ms = src->handshake_timeout_ms;
+    if (seen_line(rec, "alpn") == 0)
+        set_string(ld, &dst->alpn, src->alpn);
+}
+
+/* [tls NAME] inherit from [tls], which then moves to tls[0]. */
+static void resolve_tls(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    size_t d = find_named(cfg, SECT_TLS, NULL);
+    if (d == SIZE_MAX)
+        return;
+    for (size_t i = 0; i < cfg->n_tls; i++) {
+        const struct sect_record *rec = find_record(ld, SECT_TLS, i);
+        if (i != d && rec != NULL)
+            inherit_tls(ld, &cfg->tls[i], &cfg->tls[d], rec);
+    }
+    struct wr_tls_cfg dflt = cfg->tls[d];
+    memmove(&cfg->tls[1], &cfg->tls[0], d * sizeof(cfg->tls[0]));
+    cfg->tls[0] = dflt;
+    cfg->has_default_tls = true;
+}
+
+static void check_listens(struct loader *ld)
+{
+    const struct wr_server_cfg *s = &ld->cfg->server;
+    const struct sect_record *rec = find_record(ld, SECT_SERVER, 0);
+    /* When every listen was bad, those lines were reported already. */
+    if (s->n_listens == 0 && (rec == NULL || seen_line(rec, "listen") == 0))
+        add_error(ld, ld->singleton_line[SECT_SERVER],
+                  "[server] listen: at least one listen is required");
+    for (size_t i = 0; i < s->n_listens; i++) {
+        if (s->listens[i].is_tls && !ld->cfg->has_default_tls)
+            add_error(ld, s->listens[i].line, "[server] listen: tls needs a [tls] section");
+    }
+}
+
+static void resolve_proxies(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        if (rec->kind != SECT_ROUTE || cfg->routes[rec->index].proxy == NULL)
+            continue;
+        struct wr_route *r = &cfg->routes[rec->index];
+        size_t u = find_named(cfg, SECT_UPSTREAM, r->proxy);
+        if (u != SIZE_MAX)
+            r->upstream = &cfg->upstreams[u];
+        else
+            key_error(ld, rec, seen_line(rec, "proxy"), "proxy", "no upstream named \"%s\"",
+                      r->proxy);
+    }
+}
+
+/* ---- freeing ----------------------------------------------------------------- */
+
+static void free_headers(struct wr_header_cfg *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].name);
+        wr_tmpl_fini(&h[i].value);
+    }
+    free(h);
+}
+
+static void free_route(struct wr_route *r)
+{
+    free(r->name);
+    free(r->pattern);
+    pcre2_code_free(r->regex);
+    free_strings(r->hosts, r->n_hosts);
+    free_strings(r->other_methods, r->n_other_methods);
+    free(r->allow);
+    free(r->return_body);
+    wr_tmpl_fini(&r->redirect_target);
+    free(r->root);
+    free(r->strip_prefix);
+    free(r->index);
+    free(r->proxy);
+    wr_tmpl_fini(&r->rewrite);
+    free_headers(r->set_headers, r->n_set_headers);
+    free_headers(r->add_headers, r->n_add_headers);
+}
+
+static void free_upstream(struct wr_upstream_cfg *u)
+{
+    free(u->name);
+    free(u->servers);
+    free(u->hash_key);
+    free(u->health_check);
+    free(u->tls_ca);
+    free(u->tls_sni);
+}
+
+static void free_tls(struct wr_tls_cfg *t)
+{
+    free(t->name);
+    free_strings(t->names, t->n_names);
+    free(t->cert);
+    free(t->key);
+    free(t->protocols);
+    free(t->ciphers);
+    free(t->alpn);
+}
+
+static void config_free(struct wr_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->path);
+    free(cfg->server.listens);
+    free(cfg->server.user);
+    free(cfg->server.group);
+    free(cfg->server.server_header);
+    free(cfg->server.access_log);
+    free(cfg->server.error_log);
+    for (size_t i = 0; i < cfg->n_tls; i++)
+        free_tls(&cfg->tls[i]);
+    free(cfg->tls);
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        free_upstream(&cfg->upstreams[i]);
+    free(cfg->upstreams);
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        free_route(&cfg->routes[i]);
+    free(cfg->routes);
+    free(cfg);
+}
+
+/* ---- entry points ------------------------------------------------------------- */
+
+static int compare_errors(const void *a, const void *b)
+{
+    const struct pending_error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Moves ld's errors, in line order, to the end of errs (or drops them). */
+static void hand_over_errors(struct loader *ld, struct wr_config_errors *errs)
+{
+    if (ld->n_errors == 0)
+        return;
+    qsort(ld->errors, ld->n_errors, sizeof(ld->errors[0]), compare_errors);
+    char **lines = errs != NULL ? realloc(errs->lines, (errs->n_lines + ld->n_errors) *
+                                                          sizeof(*lines))
+                                : NULL;
+    for (size_t i = 0; i < ld->n_errors; i++) {
+        if (lines != NULL)
+            lines[errs->n_lines++] = ld->errors[i].text;
+        else
+            free(ld->errors[i].text);
+    }
+    if (lines != NULL)
+        errs->lines = lines;
+    free(ld->errors);
+    ld->errors = NULL;
+}
+
+/* Reads everything from ld's input; returns the snapshot or NULL. */
+static struct wr_config *run_loader(struct loader *ld, const char *name,
+                                    struct wr_config_errors *errs)
+{
+    ld->cfg = calloc(1, sizeof(*ld->cfg));
+    if (ld->cfg == NULL || set_string(ld, &ld->cfg->path, name) < 0) {
+        add_file_error(ld, OOM_MSG);
+    } else {
+        atomic_init(&ld->cfg->refs, 1);
+        apply_defaults(ld, SECT_SERVER, &ld->cfg->server);
+        apply_defaults(ld, SECT_LIMITS, &ld->cfg->limits);
+        apply_defaults(ld, SECT_ADMIN, &ld->cfg->admin);
+        int rc = ini_parse_stream(read_line, ld, on_key, ld);
+        close_section(ld);
+        if (rc > 0 && !has_error_at(ld, (unsigned)rc))
+            add_error(ld, (unsigned)rc, "syntax error");
+        else if (rc < 0)
+            add_file_error(ld, rc == -2 ? OOM_MSG : "cannot read");
+        if (ld->fp != NULL && ferror(ld->fp))
+            add_file_error(ld, "read error");
+        resolve_tls(ld);
+        check_listens(ld);
+        resolve_proxies(ld);
+        if (ld->is_oom)
+            add_file_error(ld, OOM_MSG);
+    }
+    struct wr_config *cfg = ld->cfg;
+    if (ld->n_errors > 0 || ld->is_oom) {
+        config_free(cfg);
+        cfg = NULL;
+    }
+    hand_over_errors(ld, errs);
+    free(ld->recs);
+    free(ld->uses);
+    return cfg;
+}
+
+struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs)
+{
+    struct loader ld = {.file = path};
+    ld.fp = fopen(path, "re");
+    if (ld.fp == NULL) {
+        add_file_error(&ld, strerror(errno));
+        hand_over_errors(&ld, errs);
+        return NULL;
+    }
+    struct wr_config *cfg = run_loader(&ld, path, errs);
+    fclose(ld.fp);
+    return cfg;
+}
+
+struct wr_config *wr_config_parse_string(const char *text, const char *name,
+                                         struct wr_config_errors *errs)
+{
+    struct loader ld = {.file = name, .text = text};
+    return run_loader(&ld, name, errs);
+}
+
+void wr_config_errors_fini(struct wr_config_errors *errs)
+{
+    if (errs == NULL)
+        return;
+    free_strings(errs->lines, errs->n_lines);
+    errs->lines = NULL;
+    errs->n_lines = 0;
+}
+
+struct wr_config *wr_config_ref(struct wr_config *cfg)
+{
+    atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+    return cfg;
+}
+
+void wr_config_unref(struct wr_config *cfg)
+{
+    /* acq_rel: the freeing thread must see every other thread's last reads
+     * finished before it frees (release by them, acquire by it). */
+    if (cfg != NULL && atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+        config_free(cfg);
+}

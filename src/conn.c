@@ -1,1 +1,956 @@
-/* conn: not written yet */
+/*
+ * conn: a client connection's whole life on one worker.
+ *
+ * The request path, one call per arrow:
+ *   accept (worker) -> wr_conn_take -> on_client_read reads into the
+ *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
+ *   a request view -> dispatch: wr_path_normalize, wr_router_match picks a
+ *   route -> the route's action (actions[]: static, return, redirect) starts
+ *   a response -> commit_response queues head and body -> flush_output
+ *   writes (writev, sendfile) -> the next pipelined request is parsed, or the
+ *   connection goes idle -> conn_close.
+ *
+ * Not here: parsing (http_parser), choosing routes (router), building files'
+ * responses (static). Invariants:
+ *  - Only conn_close frees a connection, and every function that can reach
+ *    it returns -1 afterwards; callers stop touching the connection then.
+ *  - Request views point into io->rbuf. Bytes of a request head never move
+ *    while its request is being answered (its body is read behind it); the
+ *    buffer is compacted only between requests.
+ *  - An idle keep-alive connection owns its socket, its struct and two
+ *    events, nothing else: io (buffers) goes back to the worker when the
+ *    connection has no input and no output pending.
+ *  - Timeouts are deadlines checked by wr_conns_tick, not timer events, so
+ *    arming one costs a store.
+ *  - Response bodies on routes other than proxy are read and discarded
+ *    before the response is released (held), so a chunked body that breaks
+ *    max_body_size still gets its 413 and framing errors their 400.
+ */
+#include "weir/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weir/http_parser.h"
+#include "weir/path.h"
+#include "weir/static.h"
+
+#define MAX_SEGS 32
+#define WBUF_CAP (16 * 1024)
+#define MIN_HEAD_ROOM (4 * 1024)   /* free wbuf needed to answer one more request */
+#define RBUF_SLACK 4096            /* room for body bytes behind a maximal head */
+#define MAX_PIPELINE_PER_EVENT 32  /* fairness: requests answered per read event */
+#define WRITE_BUDGET (1024 * 1024) /* fairness: bytes written per writable event */
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (64 * 1024)
+#define MAX_FREE_CONNS 1024
+#define MAX_FREE_IO 256
+#define N_IOV 16
+
+enum conn_state {
+    ST_HEAD,    /* waiting for or reading a request head */
+    ST_BODY,    /* reading and discarding the body of the request just answered */
+    ST_CLOSING, /* last response queued: flush it, then linger */
+    ST_LINGER,  /* write side shut: drop input until EOF or the deadline */
+};
+
+struct out_seg {
+    const char *ptr; /* memory segment: borrowed (wbuf, config, static pages) */
+    size_t len;      /* bytes left to send */
+    int fd;          /* file segment when >= 0: owned, closed once sent */
+    off_t off;       /* next file offset to send */
+};
+
+struct wr_conn_io {
+    struct wr_conn_io *next_free;
+    size_t rcap;
+    char *rbuf;            /* rcap bytes, right after this struct */
+    size_t rstart, rlen;   /* unconsumed input: rbuf[rstart..rlen) */
+    size_t pin;            /* while a body is read: bytes [0, pin) hold the head */
+    size_t scanned;        /* parser hint: bytes of the pending head already seen */
+    struct wr_http_request req;
+
+    enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } body_kind;
+    uint64_t body_left;    /* BODY_LENGTH: bytes still to read */
+    uint64_t body_seen;    /* BODY_CHUNKED: data bytes so far */
+    struct wr_http_chunked chunked;
+
+    char request_id[33];   /* $request_id of the request in flight */
+    int log_status;        /* response of the request in flight, for the log */
+    uint64_t log_bytes;
+    size_t held_seg, held_wlen; /* where the held response starts */
+
+    struct out_seg segs[MAX_SEGS];
+    size_t seg_first, n_segs, n_ready; /* segs[seg_first..n_ready) may be written */
+    char wbuf[WBUF_CAP];
+    size_t wlen;
+};
+
+struct wr_conn {
+    struct event ev_read, ev_write;
+    struct wr_conns *home;   /* borrowed */
+    struct wr_config *cfg;   /* ref held: the snapshot this connection started under */
+    struct wr_conn *prev, *next; /* home->live list; next also links the free list */
+    struct wr_conn_io *io;   /* NULL while idle */
+    uint64_t id;
+    uint64_t deadline_ms;    /* monotonic; 0 = none */
+    uint64_t phase_ms;       /* when the current head, body read or idle wait began */
+    uint64_t last_io_ms;     /* last read progress (body) or write progress (send) */
+    uint64_t n_requests;
+    size_t linger_bytes;
+    int fd;
+    enum conn_state state;
+    bool is_write_armed;     /* ev_write added; cleared when output drains */
+    bool is_read_paused;     /* ev_read removed while output is blocked */
+    bool is_peer_eof;        /* read returned 0: answer what we have, then close */
+    bool is_backlogged;      /* buffered requests wait: the per-event cap or output
+                                room stopped us; on_client_read resumes without reading */
+    char peer[48];           /* remote address text for logs and $remote_addr */
+};
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg);
+static void on_client_write(evutil_socket_t fd, short what, void *arg);
+static int settle(struct wr_conn *c);
+
+static const wr_action_fn actions[] = {
+    [WR_ACTION_STATIC] = wr_static_handle,
+    [WR_ACTION_RETURN] = wr_resp_action_return,
+    [WR_ACTION_REDIRECT] = wr_resp_action_redirect,
+};
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+static struct wr_conn_io *acquire_io(struct wr_conns *cs, size_t rcap)
+{
+    struct wr_conn_io *io = cs->free_io;
+    if (io && io->rcap == rcap) {
+        cs->free_io = io->next_free;
+        cs->n_free_io--;
+    } else {
+        io = malloc(sizeof(*io) + rcap);
+        if (!io)
+            return NULL;
+        io->rcap = rcap;
+        io->rbuf = (char *)(io + 1);
+    }
+    io->rstart = io->rlen = io->pin = io->scanned = 0;
+    io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
+    io->body_kind = BODY_NONE;
+    return io;
+}
+
+static void drop_segs(struct wr_conn_io *io, size_t from)
+{
+    for (size_t i = from; i < io->n_segs; i++) {
+        if (io->segs[i].fd >= 0)
+            close(io->segs[i].fd);
+    }
+    io->n_segs = from;
+    if (io->n_ready > from)
+        io->n_ready = from;
+}
+
+static void release_io(struct wr_conns *cs, struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    c->io = NULL;
+    if (!io)
+        return;
+    drop_segs(io, io->seg_first);
+    if (cs->n_free_io < MAX_FREE_IO && io->rcap == cs->cfg->limits.max_header_bytes + RBUF_SLACK) {
+        io->next_free = cs->free_io;
+        cs->free_io = io;
+        cs->n_free_io++;
+    } else {
+        free(io);
+    }
+}
+
+/* ---- life and death ---------------------------------------------------- */
+
+static void conn_close(struct wr_conn *c)
+{
+    struct wr_conns *cs = c->home;
+    event_del(&c->ev_read);
+    event_del(&c->ev_write);
+    close(c->fd);
+    c->fd = -1;
+    release_io(cs, c);
+    wr_config_unref(c->cfg);
+    c->cfg = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        cs->live = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    cs->n_live--;
+    atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
+    if (cs->n_free_conns < MAX_FREE_CONNS) {
+        c->next = cs->free_conns;
+        cs->free_conns = c;
+        cs->n_free_conns++;
+    } else {
+        free(c);
+    }
+}
+
+static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+    } else {
+        snprintf(out, cap, "unix:");
+    }
+}
+
+void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+    (void)peer_len;
+    struct wr_conn *c = cs->free_conns;
+    if (c) {
+        cs->free_conns = c->next;
+        cs->n_free_conns--;
+    } else if (!(c = malloc(sizeof(*c)))) {
+        close(fd);
+        atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
+        wr_log(WR_LOG_ERROR, cs->worker_id, 0, "out of memory accepting a connection");
+        return;
+    }
+    *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD};
+    c->cfg = wr_config_ref(cs->cfg);
+    c->id = cs->next_conn_id;
+    cs->next_conn_id += 1024;
+    format_peer(c->peer, sizeof(c->peer), peer);
+    if (peer->sa_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    event_assign(&c->ev_read, cs->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
+    event_assign(&c->ev_write, cs->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    c->next = cs->live;
+    if (cs->live)
+        cs->live->prev = c;
+    cs->live = c;
+    cs->n_live++;
+    cs->n_accepted++;
+    c->phase_ms = now_ms();
+    if (event_add(&c->ev_read, NULL) < 0) {
+        conn_close(c);
+        return;
+    }
+    settle(c);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static bool has_output_room(const struct wr_conn_io *io)
+{
+    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + 4 <= MAX_SEGS;
+}
+
+static bool has_output_pending(const struct wr_conn *c)
+{
+    return c->io && c->io->seg_first < c->io->n_segs;
+}
+
+static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
+{
+    if (len > 0)
+        io->segs[io->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = -1};
+}
+
+static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len)
+{
+    io->segs[io->n_segs++] = (struct out_seg){.len = len, .fd = fd, .off = off};
+}
+
+/* Marks n bytes of the leading memory segments as written. */
+static void advance_mem(struct wr_conn_io *io, size_t n)
+{
+    while (n > 0) {
+        struct out_seg *s = &io->segs[io->seg_first];
+        size_t take = n < s->len ? n : s->len;
+        s->ptr += take;
+        s->len -= take;
+        n -= take;
+        if (s->len == 0)
+            io->seg_first++;
+    }
+}
+
+/* One writev over the leading ready memory segments, or one sendfile. */
+static ssize_t write_some(struct wr_conn *c, size_t budget)
+{
+    struct wr_conn_io *io = c->io;
+    struct out_seg *s = &io->segs[io->seg_first];
+    if (s->fd >= 0) {
+        size_t want = s->len < budget ? s->len : budget;
+        ssize_t n = sendfile(c->fd, s->fd, &s->off, want);
+        if (n == 0 && want > 0) {
+            errno = EIO; /* the file shrank under us: the body cannot be completed */
+            return -1;
+        }
+        if (n > 0) {
+            s->len -= (size_t)n;
+            if (s->len == 0) {
+                close(s->fd);
+                s->fd = -1;
+                io->seg_first++;
+            }
+        }
+        return n;
+    }
+    struct iovec iov[N_IOV];
+    int k = 0;
+    for (size_t i = io->seg_first; i < io->n_ready && k < N_IOV && io->segs[i].fd < 0; i++)
+        iov[k++] = (struct iovec){(void *)io->segs[i].ptr, io->segs[i].len};
+    ssize_t n = writev(c->fd, iov, k);
+    if (n > 0)
+        advance_mem(io, (size_t)n);
+    return n;
+}
+
+/* Writes ready output within the per-event budget. Returns -1 if c closed. */
+static int flush_output(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    size_t budget = WRITE_BUDGET;
+    while (io->seg_first < io->n_ready && budget > 0) {
+        ssize_t n = write_some(c, budget);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "write: %s", strerror(errno));
+            conn_close(c);
+            return -1;
+        }
+        c->last_io_ms = now_ms();
+        budget = (size_t)n < budget ? budget - (size_t)n : 0;
+    }
+    if (io->seg_first == io->n_segs) {
+        io->seg_first = io->n_segs = io->n_ready = 0;
+        io->wlen = 0;
+    }
+    bool is_blocked = io->seg_first < io->n_ready;
+    if (is_blocked != c->is_write_armed) {
+        if (is_blocked)
+            event_add(&c->ev_write, NULL);
+        else
+            event_del(&c->ev_write);
+        c->is_write_armed = is_blocked;
+    }
+    return 0;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+/*
+ * After the last response: shut our side and read until the client closes,
+ * so a client still sending (a body we did not read, pipelined requests)
+ * does not turn our close into a reset that destroys the response it has
+ * not read yet. Bounded in bytes and time.
+ */
+static int start_linger(struct wr_conn *c)
+{
+    release_io(c->home, c);
+    if (c->is_peer_eof || shutdown(c->fd, SHUT_WR) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    c->state = ST_LINGER;
+    c->deadline_ms = now_ms() + LINGER_MS;
+    if (c->is_read_paused) {
+        event_add(&c->ev_read, NULL);
+        c->is_read_paused = false;
+    }
+    return 0;
+}
+
+static void linger_read(struct wr_conn *c)
+{
+    char *buf = c->home->scratch;
+    ssize_t n = read(c->fd, buf, c->home->scratch_cap);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0)
+        c->linger_bytes += (size_t)n;
+    if (n <= 0 || c->linger_bytes > LINGER_MAX_BYTES)
+        conn_close(c);
+}
+
+/* Picks the deadline that applies now. */
+static void set_deadline(struct wr_conn *c)
+{
+    const struct wr_limits_cfg *lim = &c->cfg->limits;
+    const struct wr_conn_io *io = c->io;
+    if (has_output_pending(c) && io->seg_first < io->n_ready)
+        c->deadline_ms = c->last_io_ms + lim->send_timeout_ms;
+    else if (c->state == ST_BODY)
+        c->deadline_ms = c->last_io_ms + lim->body_timeout_ms;
+    else if ((io && io->rstart < io->rlen) || c->n_requests == 0)
+        c->deadline_ms = c->phase_ms + lim->header_timeout_ms;
+    else
+        c->deadline_ms = c->phase_ms + lim->keepalive_timeout_ms;
+}
+
+/*
+ * Called after every event: flushes, then decides what the connection waits
+ * for next (close, linger, more input, the socket to drain) and its
+ * deadline. Returns -1 if c was closed.
+ */
+static int settle(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    if (io && flush_output(c) < 0)
+        return -1;
+    bool is_pending = has_output_pending(c);
+    if (c->state == ST_CLOSING && !is_pending)
+        return start_linger(c);
+    if (c->is_peer_eof && !is_pending) {
+        conn_close(c);
+        return -1;
+    }
+    bool is_idle = c->state == ST_HEAD && (!io || (io->rstart == io->rlen && !is_pending));
+    if (is_idle && c->home->is_draining && c->n_requests > 0) {
+        conn_close(c);
+        return -1;
+    }
+    if (is_idle && io) {
+        release_io(c->home, c);
+        c->phase_ms = now_ms();
+    }
+    /* Backpressure: no reading while our answers cannot be written. */
+    bool should_pause = c->is_write_armed || c->is_peer_eof;
+    if (should_pause != c->is_read_paused) {
+        if (should_pause)
+            event_del(&c->ev_read);
+        else
+            event_add(&c->ev_read, NULL);
+        c->is_read_paused = should_pause;
+    }
+    /* Requests already read never make the socket readable again: come
+     * back to them on the next loop turn, after other connections had theirs. */
+    if (c->is_backlogged && !c->is_write_armed)
+        event_active(&c->ev_read, EV_READ, 0);
+    set_deadline(c);
+    return 0;
+}
+
+/* ---- answering --------------------------------------------------------- */
+
+static void make_request_id(struct wr_conns *cs)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int half = 0; half < 2; half++) {
+        /* xorshift128+: ids must be unique, not secret */
+        uint64_t x = cs->rng[0], y = cs->rng[1];
+        cs->rng[0] = y;
+        x ^= x << 23;
+        cs->rng[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+        uint64_t v = cs->rng[1] + y;
+        for (int i = 0; i < 16; i++)
+            cs->request_id[half * 16 + i] = hex[(v >> (i * 4)) & 15];
+    }
+    cs->request_id[32] = '\0';
+}
+
+/* $host: the request's host, lower-cased, without port. */
+static struct wr_str host_var(struct wr_conns *cs, struct wr_str host)
+{
+    size_t end = host.len;
+    if (host.len == 0)
+        return host;
+    if (host.ptr[0] == '[') {
+        const char *rb = memchr(host.ptr, ']', host.len);
+        end = rb ? (size_t)(rb - host.ptr) + 1 : host.len;
+    } else {
+        const char *colon = memchr(host.ptr, ':', host.len);
+        if (colon)
+            end = (size_t)(colon - host.ptr);
+    }
+    if (end >= sizeof(cs->host_buf))
+        return (struct wr_str){host.ptr, end};
+    for (size_t i = 0; i < end; i++)
+        cs->host_buf[i] = wr_str_lower(host.ptr[i]);
+    return (struct wr_str){cs->host_buf, end};
+}
+
+static struct wr_str find_value(const struct wr_http_request *req, struct wr_str name)
+{
+    const struct wr_http_header *h = wr_http_find_header(req, name);
+    return h ? h->value : (struct wr_str){NULL, 0};
+}
+
+static void log_request(struct wr_conn *c)
+{
+    struct wr_conns *cs = c->home;
+    if (cs->access_log.fd < 0)
+        return;
+    const struct wr_http_request *req = &c->io->req;
+    struct wr_access_entry e = {
+        .remote_addr = wr_str_from_cstr(c->peer),
+        .method = req->method,
+        .target = req->target,
+        .host = req->host,
+        .referer = find_value(req, WR_STR("Referer")),
+        .user_agent = find_value(req, WR_STR("User-Agent")),
+        .request_id = wr_str_from_cstr(c->io->request_id),
+        .minor_version = req->minor_version,
+        .status = c->io->log_status,
+        .bytes_sent = c->io->log_bytes,
+        .request_time_us = (now_ms() - c->phase_ms) * 1000,
+        .log_time = cs->clock.log_time,
+        .iso_time = cs->clock.iso_time,
+    };
+    wr_access_log_add(&cs->access_log, &e);
+}
+
+/* Starts an error response in r: status line, page, Allow for 405. */
+static void build_error(struct wr_conn *c, struct wr_resp *r, int status, const char *allow)
+{
+    struct wr_conn_io *io = c->io;
+    wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
+    wr_resp_start(r, status, &c->home->clock);
+    if (allow)
+        wr_resp_header(r, "Allow", wr_str_from_cstr(allow));
+    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
+    struct wr_str page = wr_resp_page(status);
+    r->body = page.ptr;
+    r->body_len = page.len;
+    r->has_length = true;
+}
+
+/*
+ * Finishes the head in r and queues it with its body. The response is held
+ * (not yet written) while the request's body is still to be read.
+ */
+static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct wr_route *route,
+                            const struct wr_tmpl_vars *vars, bool is_keep_alive)
+{
+    struct wr_conn_io *io = c->io;
+    for (size_t i = 0; route && i < route->n_add_headers; i++)
+        wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
+    wr_resp_finish(r, is_keep_alive, io->req.minor_version);
+    if (r->is_overflow) {
+        if (r->file_fd >= 0)
+            close(r->file_fd);
+        wr_log(WR_LOG_ERROR, c->home->worker_id, c->id, "response head over %d bytes",
+               WBUF_CAP);
+        build_error(c, r, 500, NULL);
+        wr_resp_finish(r, is_keep_alive, io->req.minor_version);
+    }
+    bool is_bodiless = r->is_head_only || io->req.method_id == WR_HTTP_HEAD;
+    io->held_seg = io->n_segs;
+    io->held_wlen = io->wlen;
+    push_mem(io, r->head, r->head_len);
+    io->wlen += r->head_len;
+    if (r->file_fd >= 0 && (is_bodiless || r->body_len == 0))
+        close(r->file_fd);
+    else if (r->file_fd >= 0)
+        push_file(io, r->file_fd, r->file_off, r->body_len);
+    else if (!is_bodiless)
+        push_mem(io, r->body, r->body_len);
+    io->log_status = r->status;
+    io->log_bytes = is_bodiless ? 0 : r->body_len;
+}
+
+/* Runs the router and the route's action for the parsed request in io->req. */
+static void dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
+{
+    struct wr_conns *cs = c->home;
+    struct wr_conn_io *io = c->io;
+    const struct wr_http_request *req = &io->req;
+    struct wr_router_match *m = &cs->match;
+    m->route = NULL;
+    m->n_captures = 0;
+    size_t path_len = 0;
+    int status = wr_path_normalize(req->path.ptr, req->path.len, cs->scratch, &path_len);
+    struct wr_str path = {cs->scratch, path_len};
+    struct wr_str host = host_var(cs, req->host);
+    if (status == 0) {
+        struct wr_router_input in = {host, path, req->method_id, req->method};
+        status = wr_router_match(c->cfg, cs->router, &in, m);
+    }
+    make_request_id(cs);
+    memcpy(io->request_id, cs->request_id, sizeof(io->request_id));
+    struct wr_tmpl_vars vars = {
+        .host = host,
+        .request_uri = req->target,
+        .scheme = WR_STR("http"),
+        .remote_addr = wr_str_from_cstr(c->peer),
+        .request_id = wr_str_from_cstr(cs->request_id),
+        .subject = path.ptr,
+        .ovector = m->ovector,
+        .n_captures = m->n_captures,
+    };
+    wr_action_fn action = NULL;
+    if (status == 0 && (size_t)m->route->action < sizeof(actions) / sizeof(actions[0]))
+        action = actions[m->route->action];
+    if (status == 0 && !action)
+        status = 502; /* proxy routes are refused at start-up until proxying exists */
+    if (status == 0) {
+        struct wr_exchange ex = {
+            .req = req, .route = m->route, .match = m, .path = path, .vars = &vars,
+            .clock = &cs->clock, .resp = r,
+            .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
+        };
+        wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
+        status = action(&ex);
+    }
+    if (status != 0)
+        build_error(c, r, status, status == 405 ? m->allow : NULL);
+    commit_response(c, r, m->route, &vars, is_keep_alive);
+}
+
+/* The request (and its body) is complete: log it, release its response. */
+static void finish_request(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    log_request(c);
+    io->n_ready = io->n_segs;
+    io->body_kind = BODY_NONE;
+    io->pin = 0;
+    if (io->rstart == io->rlen)
+        io->rstart = io->rlen = 0;
+    c->phase_ms = now_ms();
+    if (c->state == ST_BODY)
+        c->state = ST_HEAD;
+}
+
+/*
+ * Answers status and closes after the flush (framing errors, 413). Drops
+ * the held response of the current request first, if any: a body that
+ * broke the rules replaces the answer the handler had prepared.
+ */
+static void answer_and_close(struct wr_conn *c, int status, bool has_request)
+{
+    struct wr_conn_io *io = c->io;
+    if (c->state == ST_BODY) {
+        drop_segs(io, io->held_seg);
+        io->wlen = io->held_wlen;
+    }
+    if (!has_request) {
+        /* Log what we can of a head we could not parse: its first line. */
+        const char *line = io->rbuf + io->rstart;
+        size_t avail = io->rlen - io->rstart, n = 0;
+        while (n < avail && n < 256 && line[n] != '\r' && line[n] != '\n')
+            n++;
+        io->req.method = (struct wr_str){NULL, 0};
+        io->req.target = (struct wr_str){line, n};
+        io->req.host = (struct wr_str){NULL, 0};
+        io->req.n_headers = 0;
+        io->req.minor_version = 1;
+        io->req.method_id = WR_HTTP_OTHER;
+        io->request_id[0] = '\0';
+    }
+    struct wr_resp r;
+    build_error(c, &r, status, NULL);
+    commit_response(c, &r, NULL, NULL, false);
+    if (!has_request && wr_log_is_enabled(WR_LOG_DEBUG))
+        wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "bad request head: %d", status);
+    finish_request(c);
+    c->state = ST_CLOSING;
+}
+
+/* Reads and discards body bytes in the buffer. Returns true when done. */
+static bool discard_body(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    uint64_t max_body = c->cfg->limits.max_body_bytes;
+    while (io->rstart < io->rlen) {
+        size_t avail = io->rlen - io->rstart;
+        if (io->body_kind == BODY_LENGTH) {
+            size_t take = io->body_left < avail ? (size_t)io->body_left : avail;
+            io->rstart += take;
+            io->body_left -= take;
+            if (io->body_left == 0)
+                return true;
+            continue;
+        }
+        struct wr_str data;
+        ssize_t n = wr_http_chunked_parse(&io->chunked, io->rbuf + io->rstart, avail, &data);
+        if (n < 0) {
+            answer_and_close(c, 400, true);
+            return false;
+        }
+        io->rstart += (size_t)n;
+        io->body_seen += data.len;
+        if (max_body > 0 && io->body_seen > max_body) {
+            answer_and_close(c, 413, true);
+            return false;
+        }
+        if (io->chunked.is_done)
+            return true;
+    }
+    /* Everything read so far is consumed: read the next bytes behind the head. */
+    io->rstart = io->rlen = io->pin;
+    return false;
+}
+
+/* A complete, valid head of head_len bytes is in io->req: answer it. */
+static void answer(struct wr_conn *c, size_t head_len)
+{
+    struct wr_conns *cs = c->home;
+    struct wr_conn_io *io = c->io;
+    const struct wr_http_request *req = &io->req;
+    uint64_t max_requests = c->cfg->limits.max_requests_per_connection;
+    uint64_t max_body = c->cfg->limits.max_body_bytes;
+    c->n_requests++;
+    cs->n_requests++;
+    io->rstart += head_len;
+    if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
+        /* CONFIG.md: checked before 100 Continue and before any work. */
+        answer_and_close(c, 413, true);
+        return;
+    }
+    bool is_keep_alive = req->is_keep_alive && !cs->is_draining && !c->is_peer_eof &&
+                         (max_requests == 0 || c->n_requests < max_requests);
+    bool has_body = req->is_chunked || (req->has_content_length && req->content_length > 0);
+    if (has_body && req->expects_continue && io->rstart == io->rlen) {
+        push_mem(io, continue_line, sizeof(continue_line) - 1);
+        io->n_ready = io->n_segs;
+    }
+    struct wr_resp r;
+    dispatch(c, &r, is_keep_alive);
+    if (!is_keep_alive) {
+        /* The client may still be sending a body: lingering close drains it. */
+        finish_request(c);
+        c->state = ST_CLOSING;
+        return;
+    }
+    if (!has_body) {
+        finish_request(c);
+        return;
+    }
+    io->body_kind = req->is_chunked ? BODY_CHUNKED : BODY_LENGTH;
+    io->body_left = req->content_length;
+    io->body_seen = 0;
+    wr_http_chunked_init(&io->chunked);
+    io->pin = io->rstart; /* the head stays put while its body is read */
+    c->state = ST_BODY;
+    c->last_io_ms = now_ms();
+    if (discard_body(c))
+        finish_request(c);
+}
+
+/* Parses the next head in the buffer. Returns true when one was answered. */
+static bool parse_and_answer(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    struct wr_http_limits limits = {.max_head_bytes = c->cfg->limits.max_header_bytes};
+    ssize_t n = wr_http_parse_request(io->rbuf + io->rstart, io->rlen - io->rstart,
+                                      io->scanned, &limits, &io->req);
+    if (n == WR_AGAIN) {
+        io->scanned = io->rlen - io->rstart;
+        if (io->rstart > 0 && io->rlen == io->rcap) {
+            /* No request view is live between requests: safe to move. */
+            memmove(io->rbuf, io->rbuf + io->rstart, io->rlen - io->rstart);
+            io->rlen -= io->rstart;
+            io->rstart = 0;
+        }
+        return false;
+    }
+    io->scanned = 0;
+    if (n == WR_ERROR) {
+        /* STYLE §5: framing in doubt: answer and close, never guess. */
+        answer_and_close(c, io->req.status, false);
+        return false;
+    }
+    answer(c, (size_t)n);
+    return true;
+}
+
+/*
+ * Answers what the buffer holds, within the per-event bounds. Sets
+ * is_backlogged when it stopped with complete requests possibly left.
+ */
+static void process_input(struct wr_conn *c)
+{
+    c->is_backlogged = false;
+    for (int i = 0; i < MAX_PIPELINE_PER_EVENT; i++) {
+        struct wr_conn_io *io = c->io;
+        if (c->state == ST_BODY) {
+            if (!discard_body(c))
+                return;
+            finish_request(c);
+            continue;
+        }
+        if (c->state != ST_HEAD || io->rstart == io->rlen)
+            return;
+        if (!has_output_room(io)) {
+            c->is_backlogged = true;
+            return;
+        }
+        if (!parse_and_answer(c))
+            return;
+    }
+    c->is_backlogged = c->state == ST_HEAD && c->io->rstart < c->io->rlen;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wr_conn *c = arg;
+    struct wr_conns *cs = c->home;
+    if (c->state == ST_LINGER) {
+        linger_read(c);
+        return;
+    }
+    if (!c->io && !(c->io = acquire_io(cs, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
+        wr_log(WR_LOG_ERROR, cs->worker_id, c->id, "out of memory for a request buffer");
+        conn_close(c);
+        return;
+    }
+    struct wr_conn_io *io = c->io;
+    if (c->is_backlogged || io->rlen == io->rcap) {
+        process_input(c);
+        settle(c);
+        return;
+    }
+    bool was_empty = io->rstart == io->rlen;
+    ssize_t n = read(c->fd, io->rbuf + io->rlen, io->rcap - io->rlen);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        wr_log(WR_LOG_DEBUG, cs->worker_id, c->id, "read: %s", strerror(errno));
+        conn_close(c);
+        return;
+    }
+    if (n == 0) {
+        c->is_peer_eof = true;
+    } else {
+        io->rlen += (size_t)n;
+        c->last_io_ms = now_ms();
+        if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
+            c->phase_ms = c->last_io_ms; /* header_timeout runs from the first byte */
+    }
+    if (c->state == ST_BODY && c->is_peer_eof) {
+        conn_close(c); /* the body can never be completed */
+        return;
+    }
+    process_input(c);
+    settle(c);
+}
+
+static void on_client_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wr_conn *c = arg;
+    if (flush_output(c) < 0)
+        return;
+    /* Drained: answer pipelined requests that waited for room. */
+    if (!c->is_write_armed && c->io)
+        process_input(c);
+    settle(c);
+}
+
+/* ---- the worker's side ------------------------------------------------- */
+
+int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
+                  struct wr_config *cfg, int access_log_fd,
+                  atomic_uint_fast64_t *n_process_conns)
+{
+    *cs = (struct wr_conns){.worker_id = worker_id, .base = base,
+                            .n_process_conns = n_process_conns};
+    cs->next_conn_id = (uint64_t)worker_id + 1024;
+    cs->scratch_cap = cfg->limits.max_header_bytes + RBUF_SLACK;
+    if (cs->scratch_cap < LINGER_MAX_BYTES)
+        cs->scratch_cap = LINGER_MAX_BYTES;
+    cs->scratch = malloc(cs->scratch_cap);
+    cs->router = wr_router_scratch_new();
+    if (!cs->scratch || !cs->router ||
+        wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
+        free(cs->scratch);
+        wr_router_scratch_free(cs->router);
+        return -1;
+    }
+    if (getrandom(cs->rng, sizeof(cs->rng), 0) != sizeof(cs->rng) || (cs->rng[0] | cs->rng[1]) == 0) {
+        cs->rng[0] = (uint64_t)time(NULL) ^ ((uint64_t)worker_id << 32);
+        cs->rng[1] = 0x9e3779b97f4a7c15u;
+    }
+    cs->cfg = wr_config_ref(cfg);
+    wr_resp_clock_update(&cs->clock, time(NULL), cfg->server.server_header);
+    return 0;
+}
+
+void wr_conns_tick(struct wr_conns *cs)
+{
+    wr_resp_clock_update(&cs->clock, time(NULL), cs->cfg->server.server_header);
+    if (cs->access_log.len > 0)
+        wr_access_log_flush(&cs->access_log);
+    uint64_t now = now_ms();
+    for (struct wr_conn *c = cs->live, *next; c; c = next) {
+        next = c->next;
+        if (c->deadline_ms != 0 && now >= c->deadline_ms) {
+            if (wr_log_is_enabled(WR_LOG_DEBUG))
+                wr_log(WR_LOG_DEBUG, cs->worker_id, c->id, "timeout in state %d", c->state);
+            conn_close(c);
+        }
+    }
+}
+
+void wr_conns_drain(struct wr_conns *cs)
+{
+    cs->is_draining = true;
+    for (struct wr_conn *c = cs->live, *next; c; c = next) {
+        next = c->next;
+        bool is_idle = c->state == ST_HEAD &&
+                       (!c->io || (c->io->rstart == c->io->rlen && !has_output_pending(c)));
+        if (is_idle)
+            conn_close(c);
+    }
+}
+
+void wr_conns_fini(struct wr_conns *cs)
+{
+    while (cs->live)
+        conn_close(cs->live);
+    while (cs->free_conns) {
+        struct wr_conn *c = cs->free_conns;
+        cs->free_conns = c->next;
+        free(c);
+    }
+    while (cs->free_io) {
+        struct wr_conn_io *io = cs->free_io;
+        cs->free_io = io->next_free;
+        free(io);
+    }
+    cs->n_free_conns = cs->n_free_io = 0;
+    wr_access_log_fini(&cs->access_log);
+    wr_router_scratch_free(cs->router);
+    cs->router = NULL;
+    free(cs->scratch);
+    cs->scratch = NULL;
+    wr_config_unref(cs->cfg);
+    cs->cfg = NULL;
+}

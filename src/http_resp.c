@@ -1,1 +1,237 @@
-/* http_resp: not written yet */
+/*
+ * http_resp: serialises response heads and answers `return` and `redirect`.
+ *
+ * Not here: anything that touches a socket (conn writes), file bodies
+ * (static). Invariants: a head is always built in the buffer conn hands to
+ * wr_resp_init and never grows past it: a field that does not fit sets
+ * is_overflow, and conn then answers 500 instead of sending a cut head.
+ * Every response goes out as HTTP/1.1 (RFC 9110 §6.2: a server sends its own
+ * highest minor version).
+ */
+#include "weir/http_resp.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PAGE(code, reason)                                                                 \
+    "<!DOCTYPE html>\n<html><head><title>" #code " " reason "</title></head>\n"           \
+    "<body><h1>" #code " " reason "</h1><hr><p>weir</p></body></html>\n"
+
+struct status_entry {
+    int status;
+    const char *reason;
+    const char *page;
+};
+
+static const struct status_entry statuses[] = {
+    {100, "Continue", NULL},
+    {101, "Switching Protocols", NULL},
+    {200, "OK", PAGE(200, "OK")},
+    {201, "Created", PAGE(201, "Created")},
+    {202, "Accepted", PAGE(202, "Accepted")},
+    {204, "No Content", NULL},
+    {206, "Partial Content", NULL},
+    {301, "Moved Permanently", PAGE(301, "Moved Permanently")},
+    {302, "Found", PAGE(302, "Found")},
+    {303, "See Other", PAGE(303, "See Other")},
+    {304, "Not Modified", NULL},
+    {307, "Temporary Redirect", PAGE(307, "Temporary Redirect")},
+    {308, "Permanent Redirect", PAGE(308, "Permanent Redirect")},
+    {400, "Bad Request", PAGE(400, "Bad Request")},
+    {401, "Unauthorized", PAGE(401, "Unauthorized")},
+    {403, "Forbidden", PAGE(403, "Forbidden")},
+    {404, "Not Found", PAGE(404, "Not Found")},
+    {405, "Method Not Allowed", PAGE(405, "Method Not Allowed")},
+    {408, "Request Timeout", PAGE(408, "Request Timeout")},
+    {409, "Conflict", PAGE(409, "Conflict")},
+    {410, "Gone", PAGE(410, "Gone")},
+    {411, "Length Required", PAGE(411, "Length Required")},
+    {412, "Precondition Failed", PAGE(412, "Precondition Failed")},
+    {413, "Content Too Large", PAGE(413, "Content Too Large")},
+    {414, "URI Too Long", PAGE(414, "URI Too Long")},
+    {415, "Unsupported Media Type", PAGE(415, "Unsupported Media Type")},
+    {416, "Range Not Satisfiable", PAGE(416, "Range Not Satisfiable")},
+    {417, "Expectation Failed", PAGE(417, "Expectation Failed")},
+    {421, "Misdirected Request", PAGE(421, "Misdirected Request")},
+    {429, "Too Many Requests", PAGE(429, "Too Many Requests")},
+    {431, "Request Header Fields Too Large", PAGE(431, "Request Header Fields Too Large")},
+    {500, "Internal Server Error", PAGE(500, "Internal Server Error")},
+    {501, "Not Implemented", PAGE(501, "Not Implemented")},
+    {502, "Bad Gateway", PAGE(502, "Bad Gateway")},
+    {503, "Service Unavailable", PAGE(503, "Service Unavailable")},
+    {504, "Gateway Timeout", PAGE(504, "Gateway Timeout")},
+    {505, "HTTP Version Not Supported", PAGE(505, "HTTP Version Not Supported")},
+};
+
+static const char generic_page[] =
+    "<!DOCTYPE html>\n<html><head><title>weir</title></head>\n"
+    "<body><h1>weir</h1></body></html>\n";
+
+static const struct status_entry *find_status(int status)
+{
+    size_t lo = 0, hi = sizeof(statuses) / sizeof(statuses[0]);
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (statuses[mid].status == status)
+            return &statuses[mid];
+        if (statuses[mid].status < status)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const char *wr_resp_reason(int status)
+{
+    const struct status_entry *e = find_status(status);
+    return e ? e->reason : "Unknown";
+}
+
+struct wr_str wr_resp_page(int status)
+{
+    const struct status_entry *e = find_status(status);
+    if (e && e->page)
+        return wr_str_from_cstr(e->page);
+    return (struct wr_str){generic_page, sizeof(generic_page) - 1};
+}
+
+void wr_resp_clock_update(struct wr_resp_clock *clock, time_t now, const char *server_header)
+{
+    if (clock->sec == now && clock->common_len > 0)
+        return;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char date[64];
+    /* RFC 9110 §5.6.7 IMF-fixdate; strftime's %a/%b follow the C locale,
+     * which weir never changes. */
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int n;
+    if (server_header)
+        n = snprintf(clock->common, sizeof(clock->common), "Server: %s\r\nDate: %s\r\n",
+                     server_header, date);
+    else
+        n = snprintf(clock->common, sizeof(clock->common), "Date: %s\r\n", date);
+    if (n < 0 || (size_t)n >= sizeof(clock->common)) /* server_header too long: drop it */
+        n = snprintf(clock->common, sizeof(clock->common), "Date: %s\r\n", date);
+    clock->common_len = (size_t)n;
+    strftime(clock->log_time, sizeof(clock->log_time), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    strftime(clock->iso_time, sizeof(clock->iso_time), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    clock->sec = now;
+}
+
+static void append(struct wr_resp *r, const char *p, size_t len)
+{
+    if (r->is_overflow || len > r->head_cap - r->head_len) {
+        r->is_overflow = true;
+        return;
+    }
+    memcpy(r->head + r->head_len, p, len);
+    r->head_len += len;
+}
+
+void wr_resp_init(struct wr_resp *r, char *buf, size_t cap)
+{
+    *r = (struct wr_resp){.head = buf, .head_cap = cap, .file_fd = -1};
+}
+
+void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *clock)
+{
+    wr_resp_init(r, r->head, r->head_cap);
+    r->status = status;
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, wr_resp_reason(status));
+    append(r, line, (size_t)n);
+    append(r, clock->common, clock->common_len);
+}
+
+void wr_resp_raw(struct wr_resp *r, struct wr_str bytes)
+{
+    append(r, bytes.ptr, bytes.len);
+}
+
+void wr_resp_header(struct wr_resp *r, const char *name, struct wr_str value)
+{
+    append(r, name, strlen(name));
+    append(r, ": ", 2);
+    append(r, value.ptr, value.len);
+    append(r, "\r\n", 2);
+}
+
+void wr_resp_header_u64(struct wr_resp *r, const char *name, uint64_t value)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)value);
+    wr_resp_header(r, name, (struct wr_str){digits, (size_t)n});
+}
+
+void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tmpl *t,
+                         const struct wr_tmpl_vars *vars)
+{
+    append(r, name, strlen(name));
+    append(r, ": ", 2);
+    if (r->is_overflow)
+        return;
+    ssize_t n = wr_tmpl_expand(t, vars, r->head + r->head_len, r->head_cap - r->head_len);
+    if (n < 0) {
+        r->is_overflow = true;
+        return;
+    }
+    /* A template can pull request bytes ($request_uri, $host) into a field:
+     * the parser already refused CR and LF there, but keep the invariant
+     * local: no expansion may split the head. */
+    for (ssize_t i = 0; i < n; i++) {
+        char c = r->head[r->head_len + (size_t)i];
+        if (c == '\r' || c == '\n')
+            r->head[r->head_len + (size_t)i] = ' ';
+    }
+    r->head_len += (size_t)n;
+    append(r, "\r\n", 2);
+}
+
+static bool status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+void wr_resp_finish(struct wr_resp *r, bool is_keep_alive, int client_minor_version)
+{
+    if (!status_has_body(r->status))
+        r->is_head_only = true;
+    /* RFC 9110 §8.6: a HEAD response may carry the Content-Length the GET
+     * would have had; 204 and 304 never carry a body length of their own. */
+    if (r->has_length && r->status != 204 && r->status != 304)
+        wr_resp_header_u64(r, "Content-Length", r->body_len);
+    if (!is_keep_alive)
+        append(r, "Connection: close\r\n", 19);
+    else if (client_minor_version == 0)
+        append(r, "Connection: keep-alive\r\n", 24);
+    append(r, "\r\n", 2);
+}
+
+int wr_resp_action_return(struct wr_exchange *ex)
+{
+    const struct wr_route *route = ex->route;
+    struct wr_resp *r = ex->resp;
+    wr_resp_start(r, route->status, ex->clock);
+    if (route->return_body_len > 0)
+        wr_resp_header(r, "Content-Type", WR_STR("text/plain; charset=utf-8"));
+    r->body = route->return_body;
+    r->body_len = route->return_body_len;
+    r->has_length = true;
+    return 0;
+}
+
+int wr_resp_action_redirect(struct wr_exchange *ex)
+{
+    const struct wr_route *route = ex->route;
+    struct wr_resp *r = ex->resp;
+    wr_resp_start(r, route->status, ex->clock);
+    wr_resp_header_tmpl(r, "Location", &route->redirect_target, ex->vars);
+    struct wr_str page = wr_resp_page(route->status);
+    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
+    r->body = page.ptr;
+    r->body_len = page.len;
+    r->has_length = true;
+    return 0;
+}

@@ -1,1 +1,320 @@
-/* log: not written yet */
+/*
+ * log: error and access logs.
+ *
+ * Not here: deciding what to log (the module that makes a decision logs it,
+ * once). Invariants: every line reaches the kernel in a single write() on an
+ * O_APPEND descriptor; the descriptor numbers handed out by wr_log_open stay
+ * valid for the whole run (reopen dup2s onto them), which is what lets
+ * workers write without locks while main rotates files.
+ */
+#include "weir/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LOG_FILES 8
+#define ERROR_LINE_MAX 1024
+#define ACCESS_BUF_CAP (64 * 1024)
+#define ACCESS_LINE_MAX (8 * 1024)
+
+/* Written by main before workers start, then only read: no lock needed. */
+static struct {
+    char *path;
+    int fd;
+} log_files[MAX_LOG_FILES];
+static size_t n_log_files;
+static int error_fd = 2;
+static enum wr_log_level error_level = WR_LOG_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+static int open_append(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+int wr_log_open(const char *path)
+{
+    if (strcmp(path, "stderr") == 0)
+        return 2;
+    for (size_t i = 0; i < n_log_files; i++) {
+        if (strcmp(log_files[i].path, path) == 0)
+            return log_files[i].fd;
+    }
+    if (n_log_files == MAX_LOG_FILES) {
+        errno = EMFILE;
+        return -1;
+    }
+    int fd = open_append(path);
+    if (fd < 0)
+        return -1;
+    char *copy = strdup(path);
+    if (!copy) {
+        close(fd);
+        return -1;
+    }
+    log_files[n_log_files].path = copy;
+    log_files[n_log_files].fd = fd;
+    n_log_files++;
+    return fd;
+}
+
+int wr_log_reopen(void)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n_log_files; i++) {
+        int fd = open_append(log_files[i].path);
+        /* dup2 swaps the file under the same number atomically: a worker
+         * writing at this instant lands in the old or the new file, whole. */
+        if (fd < 0 || dup2(fd, log_files[i].fd) < 0) {
+            wr_log(WR_LOG_ERROR, -1, 0, "reopen %s: %s", log_files[i].path, strerror(errno));
+            rc = -1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    return rc;
+}
+
+void wr_log_close_all(void)
+{
+    for (size_t i = 0; i < n_log_files; i++) {
+        if (log_files[i].fd == error_fd)
+            error_fd = 2;
+        close(log_files[i].fd);
+        free(log_files[i].path);
+        log_files[i].path = NULL;
+    }
+    n_log_files = 0;
+}
+
+void wr_log_set_error(int fd, enum wr_log_level level)
+{
+    error_fd = fd;
+    error_level = level;
+}
+
+bool wr_log_is_enabled(enum wr_log_level level)
+{
+    return level <= error_level;
+}
+
+void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *fmt, ...)
+{
+    if (!wr_log_is_enabled(level))
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char line[ERROR_LINE_MAX];
+    size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    int m;
+    if (worker < 0)
+        m = snprintf(line + n, sizeof(line) - n, ".%03ldZ [%s] main: ", (long)tv.tv_usec / 1000,
+                     level_names[level]);
+    else if (conn_id == 0)
+        m = snprintf(line + n, sizeof(line) - n, ".%03ldZ [%s] w%d: ", (long)tv.tv_usec / 1000,
+                     level_names[level], worker);
+    else
+        m = snprintf(line + n, sizeof(line) - n, ".%03ldZ [%s] w%d c%llu: ",
+                     (long)tv.tv_usec / 1000, level_names[level], worker,
+                     (unsigned long long)conn_id);
+    n += (size_t)m;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        n += (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
+    line[n++] = '\n';
+    ssize_t w = write(error_fd, line, n);
+    (void)w; /* nowhere left to report a failing error log */
+}
+
+int wr_access_log_init(struct wr_access_log *al, int fd, enum wr_log_format format)
+{
+    *al = (struct wr_access_log){.fd = fd, .format = format};
+    if (fd < 0)
+        return 0;
+    al->buf = malloc(ACCESS_BUF_CAP);
+    if (!al->buf)
+        return -1;
+    al->cap = ACCESS_BUF_CAP;
+    return 0;
+}
+
+void wr_access_log_flush(struct wr_access_log *al)
+{
+    size_t off = 0;
+    while (off < al->len) {
+        ssize_t w = write(al->fd, al->buf + off, al->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break; /* disk full or similar: drop this batch rather than stall */
+        off += (size_t)w;
+    }
+    al->len = 0;
+}
+
+void wr_access_log_fini(struct wr_access_log *al)
+{
+    if (al->buf)
+        wr_access_log_flush(al);
+    free(al->buf);
+    al->buf = NULL;
+}
+
+/* Bounded line writer: appends until the line limit, then drops the rest. */
+struct line {
+    char *p;
+    size_t len, cap;
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+    if (n > l->cap - l->len)
+        n = l->cap - l->len;
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+}
+
+static void put_cstr(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+static void put_u64(struct line *l, uint64_t v)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)v);
+    put(l, digits, (size_t)n);
+}
+
+/* Request bytes are attacker-controlled: escape anything that could forge a
+ * field or a line (quotes, backslashes, control and non-ASCII bytes), as
+ * \xHH in combined lines and \u00HH in json. */
+static void put_escaped(struct line *l, struct wr_str s, bool is_json)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            put(l, (const char *)&c, 1);
+            continue;
+        }
+        char esc[6];
+        if (is_json && (c == '"' || c == '\\')) {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(l, esc, 2);
+        } else if (is_json) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            put(l, esc, 6);
+        } else {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+            put(l, esc, 4);
+        }
+    }
+}
+
+static void put_or_dash(struct line *l, struct wr_str s)
+{
+    if (s.len == 0)
+        put(l, "-", 1);
+    else
+        put_escaped(l, s, false);
+}
+
+static void format_combined(struct line *l, const struct wr_access_entry *e)
+{
+    put_escaped(l, e->remote_addr, false);
+    put_cstr(l, " - - [");
+    put_cstr(l, e->log_time);
+    put_cstr(l, "] \"");
+    if (e->method.len == 0) {
+        /* A head that did not parse: its raw first line, as received. */
+        put_escaped(l, e->target, false);
+        put_cstr(l, "\" ");
+    } else {
+        put_escaped(l, e->method, false);
+        put(l, " ", 1);
+        put_escaped(l, e->target, false);
+        put_cstr(l, e->minor_version == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+    }
+    put_u64(l, (uint64_t)e->status);
+    put(l, " ", 1);
+    put_u64(l, e->bytes_sent);
+    put_cstr(l, " \"");
+    put_or_dash(l, e->referer);
+    put_cstr(l, "\" \"");
+    put_or_dash(l, e->user_agent);
+    put_cstr(l, "\"");
+}
+
+static void put_json_str(struct line *l, const char *key, struct wr_str value)
+{
+    put_cstr(l, ",\"");
+    put_cstr(l, key);
+    put_cstr(l, "\":\"");
+    put_escaped(l, value, true);
+    put(l, "\"", 1);
+}
+
+static void put_json_u64(struct line *l, const char *key, uint64_t value)
+{
+    put_cstr(l, ",\"");
+    put_cstr(l, key);
+    put_cstr(l, "\":");
+    put_u64(l, value);
+}
+
+static void format_json(struct line *l, const struct wr_access_entry *e)
+{
+    put_cstr(l, "{\"time\":\"");
+    put_cstr(l, e->iso_time);
+    put(l, "\"", 1);
+    put_json_str(l, "remote_addr", e->remote_addr);
+    put_json_str(l, "request_id", e->request_id);
+    put_json_str(l, "method", e->method);
+    put_json_str(l, "uri", e->target);
+    put_json_str(l, "protocol", e->minor_version == 0 ? WR_STR("HTTP/1.0") : WR_STR("HTTP/1.1"));
+    put_json_str(l, "host", e->host);
+    put_json_u64(l, "status", (uint64_t)e->status);
+    put_json_u64(l, "bytes_sent", e->bytes_sent);
+    char secs[32];
+    int n = snprintf(secs, sizeof(secs), ",\"request_time\":%llu.%06llu",
+                     (unsigned long long)(e->request_time_us / 1000000),
+                     (unsigned long long)(e->request_time_us % 1000000));
+    put(l, secs, (size_t)n);
+    put_json_str(l, "referer", e->referer);
+    put_json_str(l, "user_agent", e->user_agent);
+    put(l, "}", 1);
+}
+
+void wr_access_log_add(struct wr_access_log *al, const struct wr_access_entry *e)
+{
+    if (al->fd < 0)
+        return;
+    if (al->cap - al->len < ACCESS_LINE_MAX + 1)
+        wr_access_log_flush(al);
+    struct line l = {al->buf + al->len, 0, ACCESS_LINE_MAX};
+    if (al->format == WR_LOG_JSON)
+        format_json(&l, e);
+    else
+        format_combined(&l, e);
+    l.p[l.len++] = '\n'; /* cap leaves room for it */
+    al->len += l.len;
+}

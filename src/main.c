@@ -1,1 +1,347 @@
-int main(void){return 0;}
+/*
+ * main: command line, start-up order, signals and shutdown.
+ *
+ * Start-up: load and check the config -> open logs -> bind listeners ->
+ * drop privileges -> start workers -> tell systemd READY=1 -> wait for
+ * signals. Shutdown (SIGTERM/SIGINT): DRAIN every worker, wait for them up
+ * to shutdown_timeout, then STOP the rest. Main does no request work.
+ * Not here yet: reload (SIGHUP, issue #6) logs that it is not supported
+ * and keeps the running config.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <grp.h>
+#include <pcre2.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "weir/config.h"
+#include "weir/listener.h"
+#include "weir/log.h"
+#include "weir/worker.h"
+
+#define DONE_POLL_MS 50
+
+struct app {
+    struct wr_config *cfg;
+    struct event_base *base;
+    struct wr_listener_set listeners;
+    struct wr_worker *workers;
+    size_t n_workers;
+    struct wr_worker_shared shared;
+    struct event *signals[4];
+    struct event *done_poll, *deadline;
+    bool is_stopping;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weir -c FILE      run with FILE (foreground)\n"
+                 "       weir -t -c FILE   check FILE and exit\n"
+                 "       weir -V           version and library versions\n"
+                 "       weir -h           this help\n");
+}
+
+static void print_version(void)
+{
+    char pcre2_version[32] = "";
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre2_version);
+    printf("weir %s\n", WEIR_VERSION);
+    printf("built with libevent %s, PCRE2 %s, inih, libsystemd\n", event_get_version(),
+           pcre2_version);
+}
+
+/*
+ * Refuses what the config schema accepts but this build cannot serve yet, so
+ * weir never starts half-configured. Reported like any other config error.
+ */
+static int check_supported(const struct wr_config *cfg)
+{
+    int n_errors = 0;
+    for (size_t i = 0; i < cfg->server.n_listens; i++) {
+        if (cfg->server.listens[i].is_tls) {
+            fprintf(stderr, "%s:%u: [server] listen: tls listeners are not available yet\n",
+                    cfg->path, cfg->server.listens[i].line);
+            n_errors++;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        if (cfg->routes[i].action == WR_ACTION_PROXY) {
+            fprintf(stderr, "%s:%u: [route %s] proxy: proxy routes are not available yet\n",
+                    cfg->path, cfg->routes[i].line, cfg->routes[i].name);
+            n_errors++;
+        }
+    }
+    return n_errors ? -1 : 0;
+}
+
+static struct wr_config *load_config(const char *path)
+{
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = wr_config_load(path, &errs);
+    for (size_t i = 0; i < errs.n_lines; i++)
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    wr_config_errors_fini(&errs);
+    if (cfg && check_supported(cfg) < 0) {
+        wr_config_unref(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* After binding, before serving: setgroups, setgid, setuid (that order:
+ * each later step needs the privilege the earlier ones use). */
+static int drop_privileges(const struct wr_server_cfg *server)
+{
+    if (!server->user) {
+        if (geteuid() == 0)
+            wr_log(WR_LOG_WARN, -1, 0, "running as root: set [server] user to drop privileges");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(server->user);
+    if (!pw) {
+        wr_log(WR_LOG_ERROR, -1, 0, "user %s: no such user", server->user);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (server->group) {
+        struct group *gr = getgrnam(server->group);
+        if (!gr) {
+            wr_log(WR_LOG_ERROR, -1, 0, "group %s: no such group", server->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        wr_log(WR_LOG_ERROR, -1, 0, "dropping privileges to %s: %s", server->user,
+               strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void stop_workers_now(struct app *app)
+{
+    wr_log(WR_LOG_WARN, -1, 0, "shutdown_timeout reached: closing remaining connections");
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_send(&app->workers[i], WR_WORKER_STOP);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    stop_workers_now(arg);
+}
+
+static void on_done_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    for (size_t i = 0; i < app->n_workers; i++) {
+        if (!wr_worker_is_done(&app->workers[i]))
+            return;
+    }
+    event_base_loopbreak(app->base);
+}
+
+static void begin_shutdown(struct app *app)
+{
+    if (app->is_stopping)
+        return;
+    app->is_stopping = true;
+    sd_notify(0, "STOPPING=1");
+    wr_log(WR_LOG_INFO, -1, 0, "shutting down: draining connections");
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_send(&app->workers[i], WR_WORKER_DRAIN);
+    uint64_t ms = app->cfg->limits.shutdown_timeout_ms;
+    struct timeval limit = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct timeval poll = {0, DONE_POLL_MS * 1000};
+    app->deadline = evtimer_new(app->base, on_deadline, app);
+    app->done_poll = event_new(app->base, -1, EV_PERSIST, on_done_poll, app);
+    if (app->deadline)
+        evtimer_add(app->deadline, &limit);
+    if (app->done_poll)
+        event_add(app->done_poll, &poll);
+    if (!app->deadline || !app->done_poll) {
+        stop_workers_now(app);
+        event_base_loopbreak(app->base);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct app *app = arg;
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        begin_shutdown(app);
+        break;
+    case SIGUSR1:
+        if (wr_log_reopen() == 0)
+            wr_log(WR_LOG_INFO, -1, 0, "log files reopened");
+        break;
+    case SIGHUP:
+        /* TODO(#6): reload the configuration without dropping connections. */
+        wr_log(WR_LOG_WARN, -1, 0, "SIGHUP: reload is not available yet; config unchanged");
+        break;
+    }
+}
+
+/* Workers inherit a mask that blocks the signals main handles, so those
+ * are always delivered to main's thread. */
+static int start_workers(struct app *app, int access_log_fd)
+{
+    app->n_workers = app->cfg->server.n_workers;
+    app->workers = calloc(app->n_workers, sizeof(*app->workers));
+    if (!app->workers)
+        return -1;
+    app->shared.max_connections = app->cfg->server.max_connections;
+    atomic_init(&app->shared.n_conns, 0);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = 0;
+    for (size_t i = 0; i < app->n_workers && rc == 0; i++) {
+        struct wr_worker *w = &app->workers[i];
+        rc = wr_worker_init(w, (int)i, app->cfg, &app->listeners, access_log_fd, &app->shared);
+        if (rc == 0 && wr_worker_start(w) < 0) {
+            wr_log(WR_LOG_ERROR, -1, 0, "starting worker %zu: %s", i, strerror(errno));
+            wr_worker_fini(w);
+            rc = -1;
+        }
+        if (rc < 0)
+            app->n_workers = i; /* only those before i exist */
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int add_signals(struct app *app)
+{
+    const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) {
+        app->signals[i] = evsignal_new(app->base, sigs[i], on_signal, app);
+        if (!app->signals[i] || event_add(app->signals[i], NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void app_fini(struct app *app)
+{
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_send(&app->workers[i], WR_WORKER_STOP);
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_fini(&app->workers[i]);
+    free(app->workers);
+    wr_listener_set_close(&app->listeners);
+    for (int i = 0; i < 4; i++) {
+        if (app->signals[i])
+            event_free(app->signals[i]);
+    }
+    if (app->deadline)
+        event_free(app->deadline);
+    if (app->done_poll)
+        event_free(app->done_poll);
+    if (app->base)
+        event_base_free(app->base);
+    wr_config_unref(app->cfg);
+}
+
+static int open_logs(const struct wr_config *cfg, int *access_log_fd)
+{
+    int error_fd = wr_log_open(cfg->server.error_log);
+    if (error_fd < 0) {
+        fprintf(stderr, "weir: error_log %s: %s\n", cfg->server.error_log, strerror(errno));
+        return -1;
+    }
+    wr_log_set_error(error_fd, cfg->server.log_level);
+    *access_log_fd = -1;
+    if (cfg->server.access_log && (*access_log_fd = wr_log_open(cfg->server.access_log)) < 0) {
+        wr_log(WR_LOG_ERROR, -1, 0, "access_log %s: %s", cfg->server.access_log,
+               strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int run(struct app *app)
+{
+    int access_log_fd;
+    if (open_logs(app->cfg, &access_log_fd) < 0)
+        return 1;
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
+    app->base = event_base_new();
+    if (!app->base || add_signals(app) < 0) {
+        wr_log(WR_LOG_ERROR, -1, 0, "cannot set up the main event loop");
+        return 1;
+    }
+    if (wr_listener_set_open(&app->listeners, app->cfg, app->cfg->server.n_workers) < 0)
+        return 1;
+    if (drop_privileges(&app->cfg->server) < 0)
+        return 1;
+    if (start_workers(app, access_log_fd) < 0)
+        return 1;
+    for (size_t i = 0; i < app->cfg->server.n_listens; i++)
+        wr_log(WR_LOG_INFO, -1, 0, "listening on %s", app->cfg->server.listens[i].addr.text);
+    wr_log(WR_LOG_INFO, -1, 0, "weir %s started: %zu workers", WEIR_VERSION, app->n_workers);
+    sd_notify(0, "READY=1");
+    event_base_dispatch(app->base);
+    wr_log(WR_LOG_INFO, -1, 0, "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool is_check = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            is_check = true;
+            break;
+        case 'V':
+            print_version();
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct app app = {0};
+    app.cfg = load_config(path);
+    if (!app.cfg)
+        return 1;
+    if (is_check) {
+        printf("%s: ok\n", path);
+        wr_config_unref(app.cfg);
+        return 0;
+    }
+    int rc = run(&app);
+    app_fini(&app);
+    wr_log_close_all();
+    return rc;
+}

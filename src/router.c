@@ -1,1 +1,256 @@
-/* router: not written yet */
+/*
+ * router: matches a request (host, normalised path, method) against the
+ * config snapshot's routes, in file order.
+ *
+ * Responsible for: host patterns (exact or "*.suffix", port and case
+ * ignored), the three path match kinds, method sets, and the 404/405
+ * decision with its Allow value. Deliberately not: compiling anything (config
+ * does that, so `weir -t` reports bad regexes) and acting on the route.
+ *
+ * Invariants: nothing here allocates per call; the only mutable state is the
+ * caller's per-worker scratch (PCRE2 match data), so one scratch must never
+ * be used by two threads at once. out->route and the offsets in out->ovector
+ * borrow from the snapshot and the input path respectively.
+ */
+#include "weir/router.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <pcre2.h>
+
+struct wr_router_scratch {
+    pcre2_match_data *md; /* room for WR_ROUTER_MAX_CAPTURES pairs */
+};
+
+struct wr_router_scratch *wr_router_scratch_new(void)
+{
+    struct wr_router_scratch *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->md = pcre2_match_data_create(WR_ROUTER_MAX_CAPTURES, NULL);
+    if (s->md == NULL) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void wr_router_scratch_free(struct wr_router_scratch *s)
+{
+    if (s == NULL)
+        return;
+    pcre2_match_data_free(s->md);
+    free(s);
+}
+
+/* "example.org:8080" -> "example.org", "[::1]:80" -> "[::1]". */
+static struct wr_str host_without_port(struct wr_str host)
+{
+    size_t end = host.len;
+    if (host.len > 0 && host.ptr[0] == '[') {
+        const char *close = memchr(host.ptr, ']', host.len);
+        if (close != NULL)
+            end = (size_t)(close - host.ptr) + 1;
+    } else {
+        const char *colon = host.len > 0 ? memchr(host.ptr, ':', host.len) : NULL;
+        if (colon != NULL)
+            end = (size_t)(colon - host.ptr);
+    }
+    return (struct wr_str){host.ptr, end};
+}
+
+/* host has its port removed already. */
+static bool bare_host_matches(struct wr_str host, const char *pattern)
+{
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        /* The suffix keeps its dot, so "*.example.org" cannot match
+         * "badexample.org"; the byte before it must start a real label. */
+        struct wr_str suffix = wr_str_from_cstr(pattern + 1);
+        if (host.len <= suffix.len || host.ptr[host.len - suffix.len - 1] == '.')
+            return false;
+        struct wr_str tail = {host.ptr + host.len - suffix.len, suffix.len};
+        return wr_str_eq_nocase(tail, suffix);
+    }
+    return wr_str_eq_nocase(host, wr_str_from_cstr(pattern));
+}
+
+bool wr_router_host_matches(struct wr_str host, const char *pattern)
+{
+    return bare_host_matches(host_without_port(host), pattern);
+}
+
+static bool route_host_matches(const struct wr_route *r, struct wr_str bare_host)
+{
+    if (r->n_hosts == 0)
+        return true;
+    for (size_t i = 0; i < r->n_hosts; i++) {
+        if (bare_host_matches(bare_host, r->hosts[i]))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Runs r's regex on path into md. Returns pcre2's result: > 0 pairs set,
+ * 0 when there were more than md holds, < 0 no match or error.
+ */
+static int run_regex(const struct wr_route *r, struct wr_str path, pcre2_match_data *md)
+{
+    const pcre2_code *re = r->regex;
+    /* pcre2_match rejects a NULL subject even with length 0 before 10.43. */
+    PCRE2_SPTR subject = (PCRE2_SPTR)(path.ptr != NULL ? path.ptr : "");
+
+    /* pcre2_jit_match skips pcre2_match's checks: it dereferences JIT code
+     * that must exist, and it does not validate UTF-8, which a path may
+     * well not be (bytes >= 0x80 are kept as decoded). So it is used only
+     * when the pattern has JIT code and either is not UTF or was compiled
+     * to cope with invalid UTF. */
+    size_t jit_size = 0;
+    uint32_t opts = 0;
+    if (pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &jit_size) == 0 && jit_size > 0 &&
+        pcre2_pattern_info(re, PCRE2_INFO_ALLOPTIONS, &opts) == 0 &&
+        ((opts & PCRE2_UTF) == 0 || (opts & PCRE2_MATCH_INVALID_UTF) != 0)) {
+        int rc = pcre2_jit_match(re, subject, path.len, 0, 0, md, NULL);
+        if (rc != PCRE2_ERROR_JIT_BADOPTION)
+            return rc;
+    }
+    return pcre2_match(re, subject, path.len, 0, 0, md, NULL);
+}
+
+/*
+ * True when r's path pattern accepts path. For a regex, the captures are
+ * left in md. A regex that fails with an error (match limit, invalid UTF-8
+ * in a UTF pattern) counts as no match: the request goes on to later routes
+ * and ends in 404 rather than in a 500 an attacker could provoke at will.
+ */
+static bool route_path_matches(const struct wr_route *r, struct wr_str path,
+                               pcre2_match_data *md, int *regex_rc)
+{
+    struct wr_str pattern = {r->pattern, r->pattern_len};
+    switch (r->match_kind) {
+    case WR_ROUTE_EXACT:
+        return wr_str_eq(path, pattern);
+    case WR_ROUTE_PREFIX:
+        return wr_str_has_prefix(path, pattern);
+    case WR_ROUTE_REGEX:
+        *regex_rc = run_regex(r, path, md);
+        return *regex_rc >= 0;
+    }
+    return false;
+}
+
+static bool route_method_matches(const struct wr_route *r, const struct wr_router_input *in)
+{
+    if (r->method_mask == 0 && r->n_other_methods == 0)
+        return true;
+    if (in->method_id != WR_HTTP_OTHER) {
+        unsigned id = (unsigned)in->method_id;
+        return id < WR_HTTP_N_METHODS && (r->method_mask & (1u << id)) != 0;
+    }
+    for (size_t i = 0; i < r->n_other_methods; i++) {
+        if (wr_str_eq(in->method, wr_str_from_cstr(r->other_methods[i])))
+            return true;
+    }
+    return false;
+}
+
+/* Copies the winning regex's pairs; the rest of out->ovector stays unset. */
+static void copy_captures(const struct wr_route *r, int rc, pcre2_match_data *md,
+                          struct wr_router_match *out)
+{
+    unsigned n = r->n_regex_captures + 1;
+    if (n > WR_ROUTER_MAX_CAPTURES)
+        n = WR_ROUTER_MAX_CAPTURES;
+    /* rc == 0: more groups than md holds, and every pair it holds is valid. */
+    unsigned n_set = rc == 0 ? WR_ROUTER_MAX_CAPTURES : (unsigned)rc;
+    if (n_set > n)
+        n_set = n;
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    for (unsigned i = 0; i < 2 * n_set; i++)
+        out->ovector[i] = ov[i];
+    out->n_captures = n;
+}
+
+/* True when the comma-space list allow[0..len) already holds token. */
+static bool allow_has(const char *allow, size_t len, struct wr_str token)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && allow[i] != ',')
+            continue;
+        if (wr_str_eq((struct wr_str){allow + start, i - start}, token))
+            return true;
+        start = i + 2; /* past ", " */
+    }
+    return false;
+}
+
+/*
+ * Adds the methods of list ("GET, HEAD") to out->allow that it lacks.
+ * Method names are case-sensitive (RFC 9110 §9.1), so is the comparison. A
+ * method that does not fit is left out whole rather than cut.
+ */
+static void allow_merge(struct wr_router_match *out, const char *list)
+{
+    if (list == NULL)
+        return;
+    size_t cap = sizeof(out->allow);
+    size_t len = strlen(out->allow);
+    struct wr_str rest = wr_str_from_cstr(list);
+    while (rest.len > 0) {
+        const char *comma = memchr(rest.ptr, ',', rest.len);
+        size_t n = comma != NULL ? (size_t)(comma - rest.ptr) : rest.len;
+        struct wr_str token = wr_str_trim((struct wr_str){rest.ptr, n});
+        rest = comma != NULL ? (struct wr_str){comma + 1, rest.len - n - 1}
+                             : (struct wr_str){NULL, 0};
+        if (token.len == 0 || allow_has(out->allow, len, token))
+            continue;
+        size_t sep = len > 0 ? 2 : 0;
+        if (len + sep + token.len >= cap)
+            continue;
+        if (sep > 0) {
+            out->allow[len++] = ',';
+            out->allow[len++] = ' ';
+        }
+        memcpy(out->allow + len, token.ptr, token.len);
+        len += token.len;
+        out->allow[len] = '\0';
+    }
+}
+
+static void reset_match(struct wr_router_match *out)
+{
+    out->route = NULL;
+    out->n_captures = 0;
+    for (size_t i = 0; i < 2 * WR_ROUTER_MAX_CAPTURES; i++)
+        out->ovector[i] = SIZE_MAX;
+    out->allow[0] = '\0';
+}
+
+int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
+                    const struct wr_router_input *in, struct wr_router_match *out)
+{
+    reset_match(out);
+    struct wr_str host = host_without_port(in->host);
+    bool path_matched = false;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct wr_route *r = &cfg->routes[i];
+        int rc = 0;
+        if (!route_host_matches(r, host) || !route_path_matches(r, in->path, scratch->md, &rc))
+            continue;
+        if (!route_method_matches(r, in)) {
+            /* A later route may still take this method; if none does, the
+             * answer is 405 with what every such route would have taken. */
+            path_matched = true;
+            allow_merge(out, r->allow);
+            continue;
+        }
+        if (r->match_kind == WR_ROUTE_REGEX)
+            copy_captures(r, rc, scratch->md, out);
+        out->route = r;
+        out->allow[0] = '\0';
+        return 0;
+    }
+    return path_matched ? 405 : 404;
+}

@@ -1,1 +1,254 @@
-/* worker: not written yet */
+/*
+ * worker: a thread running one libevent loop.
+ *
+ * Not here: anything per connection (conn). Invariants: everything reached
+ * from w->base is touched by this thread only, except the control pipe's
+ * write end (main) and is_done (read by main); the loop ends by itself once
+ * a drain leaves no connection, or at once on STOP.
+ */
+#include "weir/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "weir/log.h"
+
+#define TICK_MS 100
+#define MAX_ACCEPTS_PER_WAKEUP 64 /* fairness: new connections vs. live ones */
+
+struct wr_worker_accept {
+    struct wr_worker *worker; /* borrowed */
+    struct wr_listener *listener; /* borrowed */
+    struct event *ev;         /* owned */
+};
+
+static void pause_accepting(struct wr_worker *w)
+{
+    if (w->is_accept_paused)
+        return;
+    for (size_t i = 0; i < w->n_accepts; i++)
+        event_del(w->accepts[i].ev);
+    w->is_accept_paused = true;
+}
+
+static void resume_accepting(struct wr_worker *w)
+{
+    for (size_t i = 0; i < w->n_accepts; i++)
+        event_add(w->accepts[i].ev, NULL);
+    w->is_accept_paused = false;
+}
+
+/* Reserves a slot under max_connections before accepting, so that workers
+ * racing each other can never overshoot it. */
+static bool reserve_slot(struct wr_worker *w)
+{
+    uint64_t before = atomic_fetch_add_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
+    if (before < w->shared->max_connections)
+        return true;
+    atomic_fetch_sub_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
+    return false;
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct wr_worker_accept *a = arg;
+    struct wr_worker *w = a->worker;
+    for (int i = 0; i < MAX_ACCEPTS_PER_WAKEUP; i++) {
+        if (!reserve_slot(w)) {
+            pause_accepting(w); /* resumed by the tick once below the limit */
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd >= 0) {
+            wr_conn_take(&w->conns, cfd, (struct sockaddr *)&peer, len);
+            continue;
+        }
+        atomic_fetch_sub_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* Out of descriptors: stop for a tick instead of spinning on a
+             * readable listener we cannot empty. */
+            wr_log(WR_LOG_ERROR, w->id, 0, "accept: %s; pausing", strerror(errno));
+            pause_accepting(w);
+        }
+        return;
+    }
+}
+
+static void close_own_listeners(struct wr_worker *w)
+{
+    for (size_t i = 0; i < w->n_accepts; i++) {
+        event_del(w->accepts[i].ev);
+        struct wr_listener *l = w->accepts[i].listener;
+        /* A SO_REUSEPORT socket left open would keep receiving connections
+         * nobody accepts; a shared unix socket is closed by main. */
+        if (!l->is_shared && l->fd >= 0) {
+            close(l->fd);
+            l->fd = -1;
+        }
+    }
+    w->is_accept_paused = true;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wr_worker *w = arg;
+    wr_conns_tick(&w->conns);
+    if (w->conns.is_draining) {
+        if (w->conns.n_live == 0)
+            event_base_loopbreak(w->base);
+        return;
+    }
+    uint64_t n = atomic_load_explicit(&w->shared->n_conns, memory_order_relaxed);
+    if (w->is_accept_paused && n < w->shared->max_connections)
+        resume_accepting(w);
+}
+
+static void on_control(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct wr_worker *w = arg;
+    char cmds[16];
+    ssize_t n = read(fd, cmds, sizeof(cmds));
+    for (ssize_t i = 0; i < n; i++) {
+        if (cmds[i] == WR_WORKER_STOP) {
+            event_base_loopbreak(w->base);
+        } else if (cmds[i] == WR_WORKER_DRAIN && !w->conns.is_draining) {
+            close_own_listeners(w);
+            wr_conns_drain(&w->conns);
+            if (w->conns.n_live == 0)
+                event_base_loopbreak(w->base);
+        }
+    }
+}
+
+static int add_accept_events(struct wr_worker *w)
+{
+    size_t n = w->listeners->n_listens;
+    w->accepts = calloc(n, sizeof(*w->accepts));
+    if (!w->accepts)
+        return -1;
+    w->n_accepts = n;
+    for (size_t i = 0; i < n; i++) {
+        struct wr_worker_accept *a = &w->accepts[i];
+        a->worker = w;
+        a->listener = wr_listener_get(w->listeners, (size_t)w->id, i);
+        a->ev = event_new(w->base, a->listener->fd, EV_READ | EV_PERSIST, on_accept, a);
+        if (!a->ev || event_add(a->ev, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
+                   struct wr_listener_set *listeners, int access_log_fd,
+                   struct wr_worker_shared *shared)
+{
+    *w = (struct wr_worker){.id = id, .listeners = listeners, .shared = shared,
+                            .ctl_fds = {-1, -1}};
+    atomic_init(&w->is_done, false);
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        goto fail;
+    /* One thread per base: libevent needs no locks of its own here. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!w->base)
+        goto fail;
+    if (wr_conns_init(&w->conns, id, w->base, cfg, access_log_fd, &shared->n_conns) < 0)
+        goto fail_base;
+    if (pipe2(w->ctl_fds, O_NONBLOCK | O_CLOEXEC) < 0)
+        goto fail_conns;
+    struct timeval tick = {0, TICK_MS * 1000};
+    w->tick_event = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    w->ctl_event = event_new(w->base, w->ctl_fds[0], EV_READ | EV_PERSIST, on_control, w);
+    if (!w->tick_event || !w->ctl_event || event_add(w->tick_event, &tick) < 0 ||
+        event_add(w->ctl_event, NULL) < 0 || add_accept_events(w) < 0)
+        goto fail_conns;
+    return 0;
+fail_conns:
+    wr_worker_fini(w);
+    wr_log(WR_LOG_ERROR, -1, 0, "worker %d: cannot set up its event loop", id);
+    return -1;
+fail_base:
+    event_base_free(w->base);
+fail:
+    wr_log(WR_LOG_ERROR, -1, 0, "worker %d: cannot create its event base", id);
+    w->base = NULL;
+    return -1;
+}
+
+static void *worker_main(void *arg)
+{
+    struct wr_worker *w = arg;
+    event_base_dispatch(w->base);
+    /* Everything the loop owned goes while still on this thread. */
+    wr_conns_fini(&w->conns);
+    atomic_store_explicit(&w->is_done, true, memory_order_release);
+    return NULL;
+}
+
+int wr_worker_start(struct wr_worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    w->is_started = true;
+    return 0;
+}
+
+void wr_worker_send(struct wr_worker *w, enum wr_worker_cmd cmd)
+{
+    char c = (char)cmd;
+    ssize_t n = write(w->ctl_fds[1], &c, 1);
+    (void)n; /* a full pipe already holds a command the worker will act on */
+}
+
+bool wr_worker_is_done(struct wr_worker *w)
+{
+    return atomic_load_explicit(&w->is_done, memory_order_acquire);
+}
+
+void wr_worker_fini(struct wr_worker *w)
+{
+    if (w->is_started) {
+        pthread_join(w->thread, NULL);
+        w->is_started = false;
+    } else if (w->base) {
+        wr_conns_fini(&w->conns);
+    }
+    for (size_t i = 0; i < w->n_accepts; i++) {
+        if (w->accepts[i].ev)
+            event_free(w->accepts[i].ev);
+    }
+    free(w->accepts);
+    w->accepts = NULL;
+    w->n_accepts = 0;
+    if (w->tick_event)
+        event_free(w->tick_event);
+    if (w->ctl_event)
+        event_free(w->ctl_event);
+    w->tick_event = w->ctl_event = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (w->ctl_fds[i] >= 0)
+            close(w->ctl_fds[i]);
+        w->ctl_fds[i] = -1;
+    }
+    if (w->base)
+        event_base_free(w->base);
+    w->base = NULL;
+}

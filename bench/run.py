@@ -1,0 +1,812 @@
+#!/usr/bin/env python3
+"""weir benchmark: weir and nginx side by side, same machine, same run.
+
+    python3 bench/run.py --weir build/release/weir      # what `make bench` runs
+    python3 bench/run.py --no-weir                      # nginx alone (harness check)
+    python3 bench/run.py --only fixed_1k --rounds 3 --duration 3
+
+Each scenario starts both servers from configs generated into a fresh temp
+directory (127.0.0.1, ephemeral ports), checks they answer the scenario URL
+as expected, warms both up, then runs interleaved wrk rounds (weir, nginx,
+weir, nginx, ...). Around every wrk run it reads the servers' CPU time from
+/proc, so each round yields req/s, p99 latency, transfer/s, errors and
+microseconds of server CPU per request. Medians and weir/nginx ratios are
+printed and written to bench/results/last.json. See bench/README.md.
+
+Python 3 standard library only.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------
+# Scenarios
+#
+# A scenario is one entry in SCENARIOS. The snippets are templates: every
+# {{name}} is replaced from the scenario's variables (see Bench.vars):
+#   {{dir}}   the run's temp directory (absolute)
+#   {{port}}  the server's port
+#   {{body}}  FIXED_BODY (1024 bytes, ini- and nginx-string-safe)
+# plus whatever the scenario's setup(dir) returns. An unknown name is an error.
+#
+# weir_ini      appended to the generated [server]/[limits] sections
+# nginx_server  placed inside the generated `server { listen ...; }` block
+# nginx_http    (optional) placed at http{} level, e.g. an upstream block
+# tls           listen with TLS on both servers (weir "tls", nginx "ssl");
+#               a self-signed certificate is made in the temp dir and
+#               exposed as {{cert}} / {{key}}
+# default       False: only run with --only NAME (not yet in `make bench`)
+# --------------------------------------------------------------------------
+
+def _make_body(n):
+    # Letters and digits only: no ';' or '#' (ini comments), no '"', '\' or
+    # '$' (nginx string), no spaces at the ends (ini trimming).
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return (alphabet * (n // len(alphabet) + 1))[:n]
+
+
+FIXED_BODY = _make_body(1024)
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: str
+    weir_ini: str
+    nginx_server: str
+    expect_status: int = 200
+    expect_len: int = 0
+    connections: int = 64
+    duration: Optional[int] = None   # seconds; None = --duration
+    nginx_http: str = ""
+    tls: bool = False
+    setup: Optional[Callable[[str], dict]] = None
+    default: bool = True
+    note: str = ""
+
+
+def write_file(dir_, rel, size):
+    """Creates dir_/rel with size deterministic bytes; returns its path."""
+    path = os.path.join(dir_, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        chunk = _make_body(65536).encode()
+        f.write((chunk * (size // len(chunk) + 1))[:size])
+    return path
+
+
+def setup_static(dir_):
+    write_file(dir_, "www/1k.bin", 1024)
+    write_file(dir_, "www/1m.bin", 1024 * 1024)
+    return {"root": os.path.join(dir_, "www")}
+
+
+STATIC_WEIR = """\
+[route static]
+match = prefix:/
+root = {{root}}
+"""
+STATIC_NGINX = """\
+sendfile on;
+tcp_nopush on;
+location / { root {{root}}; }
+"""
+
+SCENARIOS = [
+    Scenario(
+        name="fixed_1k",
+        path="/fixed",
+        expect_len=1024,
+        weir_ini="""\
+[route fixed]
+match = exact:/fixed
+return = 200 {{body}}
+""",
+        nginx_server="""\
+location = /fixed { return 200 "{{body}}"; }
+""",
+        note="fixed 1024-byte response from config, no file I/O",
+    ),
+    # Not in the default run yet (weir's static handler is a later issue);
+    # `--only static_1k` runs them.
+    Scenario(name="static_1k", path="/1k.bin", expect_len=1024,
+             weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX,
+             setup=setup_static, default=False,
+             note="1 KiB file from disk (page cache)"),
+    Scenario(name="static_1m", path="/1m.bin", expect_len=1024 * 1024,
+             connections=16,
+             weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX,
+             setup=setup_static, default=False,
+             note="1 MiB file from disk (sendfile)"),
+    Scenario(name="tls_fixed_1k", path="/fixed", expect_len=1024, tls=True,
+             weir_ini="""\
+[tls]
+cert = {{cert}}
+key = {{key}}
+
+[route fixed]
+match = exact:/fixed
+return = 200 {{body}}
+""",
+             nginx_server="""\
+ssl_certificate {{cert}};
+ssl_certificate_key {{key}};
+ssl_protocols TLSv1.2 TLSv1.3;
+ssl_session_cache shared:SSL:1m;
+location = /fixed { return 200 "{{body}}"; }
+""",
+             default=False,
+             note="fixed 1024-byte response over TLS (keep-alive: handshakes amortised)"),
+]
+
+
+# --------------------------------------------------------------------------
+# Generated base configs
+# --------------------------------------------------------------------------
+
+WEIR_BASE = """\
+; generated by bench/run.py
+[server]
+listen = 127.0.0.1:{{port}}{{listen_flag}}
+workers = 2
+access_log = off
+error_log = {{dir}}/weir/error.log
+log_level = warn
+
+[limits]
+max_requests_per_connection = 0
+keepalive_timeout = 75s
+shutdown_timeout = 2s
+
+"""
+
+NGINX_BASE = """\
+# generated by bench/run.py
+{{user}}
+worker_processes 2;
+pid {{dir}}/nginx/nginx.pid;
+error_log {{dir}}/nginx/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log off;
+    default_type text/plain;
+    server_tokens off;
+    keepalive_requests 100000;
+    keepalive_timeout 75s;
+    client_body_temp_path {{dir}}/nginx/client_body;
+    proxy_temp_path {{dir}}/nginx/proxy;
+    fastcgi_temp_path {{dir}}/nginx/fastcgi;
+    uwsgi_temp_path {{dir}}/nginx/uwsgi;
+    scgi_temp_path {{dir}}/nginx/scgi;
+
+{{nginx_http}}
+    server {
+        listen 127.0.0.1:{{port}}{{listen_flag}};
+{{nginx_server}}
+    }
+}
+"""
+
+
+def render(template, variables):
+    def sub(m):
+        key = m.group(1)
+        if key not in variables:
+            raise BenchError(f"template uses {{{{{key}}}}}, which is not defined")
+        return str(variables[key])
+    return re.sub(r"\{\{(\w+)\}\}", sub, template)
+
+
+def indent(text, prefix):
+    return "".join(prefix + line if line.strip() else line
+                   for line in text.splitlines(keepends=True))
+
+
+# --------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------
+
+class BenchError(Exception):
+    pass
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_stat(pid):
+    """(ppid, utime+stime in ticks) of pid, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may contain spaces and parentheses: split at the last ')'.
+    rest = data[data.rindex(")") + 2:].split()
+    # rest[0] is field 3 (state); field N is rest[N - 3].
+    return int(rest[1]), int(rest[11]) + int(rest[12])
+
+
+def process_tree(root_pid):
+    """root_pid and all its descendants (nginx: master + workers)."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        st = read_stat(int(name))
+        if st:
+            children.setdefault(st[0], []).append(int(name))
+    pids, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    return sorted(pids)
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        st = read_stat(pid)
+        if st:
+            total += st[1]
+    return total
+
+
+class Server:
+    """One server process (weir, or nginx master with its workers)."""
+
+    def __init__(self, name, argv, workdir, port, scheme):
+        self.name, self.argv, self.workdir = name, argv, workdir
+        self.port, self.scheme = port, scheme
+        self.proc = None
+        self.out_path = os.path.join(workdir, "stdout-stderr.log")
+
+    def url(self, path):
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+    def start(self, timeout=10.0):
+        out = open(self.out_path, "wb")
+        try:
+            self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        finally:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with status {self.proc.returncode} "
+                                 f"at start-up\n{self.logs()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise BenchError(f"{self.name} did not accept on 127.0.0.1:{self.port} "
+                         f"within {timeout:.0f}s\n{self.logs()}")
+
+    def logs(self, max_chars=3000):
+        parts = []
+        for root, _, files in os.walk(self.workdir):
+            for fn in sorted(files):
+                if fn.endswith(".log"):
+                    p = os.path.join(root, fn)
+                    with open(p, "rb") as f:
+                        text = f.read().decode("utf-8", "replace")[-max_chars:]
+                    if text.strip():
+                        parts.append(f"--- {p} ---\n{text.rstrip()}")
+        return "\n".join(parts) or f"(no {self.name} log output)"
+
+    def pids(self):
+        return process_tree(self.proc.pid)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then SIGKILL to the process group after timeout."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # start_new_session: the group is ours alone
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                print(f"warning: {self.name} ignored SIGTERM for {timeout:.0f}s; SIGKILL",
+                      file=sys.stderr)
+            except ProcessLookupError:
+                pass
+        try:  # leftovers: workers of a killed master, or the master itself
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(2)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def http_check(server, scenario):
+    """GET the scenario URL once; fail loudly on a wrong status or length."""
+    if server.scheme == "https":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=10, context=ctx)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", scenario.path)
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise BenchError(f"{scenario.name}: {server.name}: GET {server.url(scenario.path)} "
+                         f"failed: {e!r}\n{server.logs()}")
+    finally:
+        conn.close()
+    if resp.status != scenario.expect_status or len(body) != scenario.expect_len:
+        raise BenchError(
+            f"{scenario.name}: {server.name}: GET {server.url(scenario.path)} answered "
+            f"{resp.status} with {len(body)} body bytes; expected {scenario.expect_status} "
+            f"with {scenario.expect_len}\n  headers: {dict(resp.getheaders())}\n"
+            f"  body starts: {body[:120]!r}")
+    return {"status": resp.status, "body_len": len(body),
+            "headers": {k.lower(): v for k, v in resp.getheaders()}}
+
+
+# --------------------------------------------------------------------------
+# wrk
+# --------------------------------------------------------------------------
+
+_TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
+
+
+def _ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not m:
+        raise ValueError(f"bad wrk time {text!r}")
+    return float(m.group(1)) * _TIME_UNITS[m.group(2)]
+
+
+def _bytes(text):
+    m = re.fullmatch(r"([\d.]+)([KMGT]?B)", text)
+    if not m:
+        raise ValueError(f"bad wrk size {text!r}")
+    return float(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def parse_wrk(out):
+    """The numbers of one `wrk --latency` run's text output."""
+    def find(pattern, what):
+        m = re.search(pattern, out, re.M)
+        if not m:
+            raise BenchError(f"wrk output has no {what}:\n{out}")
+        return m
+    r = {}
+    m = find(r"^\s*(\d+) requests in ([\d.]+\w+), ([\d.]+\w+) read", "request count")
+    r["requests"] = int(m.group(1))
+    r["elapsed_s"] = _ms(m.group(2)) / 1e3
+    r["bytes_read"] = _bytes(m.group(3))
+    r["req_s"] = float(find(r"^Requests/sec:\s+([\d.]+)", "Requests/sec").group(1))
+    r["transfer_Bps"] = _bytes(find(r"^Transfer/sec:\s+([\d.]+\w+)", "Transfer/sec").group(1))
+    dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)\s*$", out, re.M))
+    if "99" not in dist:
+        raise BenchError(f"wrk output has no latency distribution (--latency):\n{out}")
+    r["p50_ms"] = _ms(dist["50"])
+    r["p99_ms"] = _ms(dist["99"])
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    r["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"),
+                                  map(int, m.groups()))) if m else {}
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non_2xx_3xx"] = int(m.group(1)) if m else 0
+    r["errors"] = r["non_2xx_3xx"] + sum(r["socket_errors"].values())
+    return r
+
+
+def run_wrk(wrk, url, threads, connections, duration, latency=True):
+    """Runs wrk; returns (text output, wrk's own CPU seconds)."""
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
+    if latency:
+        argv.append("--latency")
+    argv.append(url)
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + duration + 30
+        try:
+            while True:
+                pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"wrk did not finish: {' '.join(argv)}")
+                time.sleep(0.05)
+        except BaseException:  # timeout, ^C, SIGTERM: never leave wrk behind
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise BenchError(f"wrk exited {proc.returncode}: {' '.join(argv)}\n{text}")
+    return text, ru.ru_utime + ru.ru_stime
+
+
+# --------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------
+
+def version_of(argv):
+    try:
+        p = subprocess.run(argv, capture_output=True, timeout=10)
+        text = (p.stdout + p.stderr).decode("utf-8", "replace").strip()
+        return text.splitlines()[0] if text else ""
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"? ({e})"
+
+
+def make_cert(dir_):
+    cert, key = os.path.join(dir_, "tls", "cert.pem"), os.path.join(dir_, "tls", "key.pem")
+    os.makedirs(os.path.dirname(cert), exist_ok=True)
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       capture_output=True, timeout=30)
+    if p.returncode != 0:
+        raise BenchError(f"openssl req failed:\n{p.stderr.decode()}")
+    return {"cert": cert, "key": key}
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.servers = []
+
+    def vars(self, scenario, dir_, port):
+        v = {"dir": dir_, "port": port, "body": FIXED_BODY,
+             "listen_flag": "", "nginx_http": "", "nginx_server": "",
+             "user": "user root root;" if os.geteuid() == 0 else ""}
+        if scenario.setup:
+            v.update(scenario.setup(dir_))
+        if scenario.tls:
+            v.update(make_cert(dir_))
+        return v
+
+    def start_weir(self, scenario, dir_):
+        port = free_port()
+        wdir = os.path.join(dir_, "weir")
+        os.makedirs(wdir)
+        v = self.vars(scenario, dir_, port)
+        v["listen_flag"] = " tls" if scenario.tls else ""
+        ini = render(WEIR_BASE, v) + render(scenario.weir_ini, v)
+        conf = os.path.join(wdir, "weir.ini")
+        with open(conf, "w") as f:
+            f.write(ini)
+        weir = os.path.abspath(self.args.weir)
+        p = subprocess.run([weir, "-t", "-c", conf], capture_output=True, timeout=30)
+        if p.returncode != 0:
+            raise BenchError(f"{scenario.name}: `weir -t -c {conf}` exited {p.returncode}:\n"
+                             + (p.stdout + p.stderr).decode("utf-8", "replace"))
+        s = Server("weir", [weir, "-c", conf], wdir, port, "https" if scenario.tls else "http")
+        self.servers.append(s)
+        s.start()
+        return s
+
+    def start_nginx(self, scenario, dir_):
+        port = free_port()
+        ndir = os.path.join(dir_, "nginx")
+        os.makedirs(ndir)
+        v = self.vars(scenario, dir_, port)
+        v["listen_flag"] = " ssl" if scenario.tls else ""
+        v["nginx_http"] = indent(render(scenario.nginx_http, v), "    ")
+        v["nginx_server"] = indent(render(scenario.nginx_server, v), "        ")
+        conf = os.path.join(ndir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(render(NGINX_BASE, v))
+        base = [self.args.nginx, "-p", ndir + "/", "-c", conf,
+                "-e", os.path.join(ndir, "error.log")]
+        p = subprocess.run(base + ["-t", "-q"], capture_output=True, timeout=30)
+        if p.returncode != 0:
+            raise BenchError(f"{scenario.name}: `nginx -t -c {conf}` exited {p.returncode}:\n"
+                             + (p.stdout + p.stderr).decode("utf-8", "replace"))
+        s = Server("nginx", base + ["-g", "daemon off;"], ndir, port,
+                   "https" if scenario.tls else "http")
+        self.servers.append(s)
+        s.start()
+        return s
+
+    def measure(self, server, scenario, connections, duration):
+        """One wrk round against server with its CPU time read around it."""
+        if not server.alive():
+            raise BenchError(f"{server.name} died\n{server.logs()}")
+        pids_before = server.pids()
+        t0 = cpu_ticks(pids_before)
+        text, wrk_cpu = run_wrk(self.args.wrk, server.url(scenario.path), self.args.threads,
+                                connections, duration)
+        pids_after = server.pids()
+        t1 = cpu_ticks(pids_after)
+        if not server.alive():
+            raise BenchError(f"{server.name} died during the run\n{server.logs()}")
+        r = parse_wrk(text)
+        r["server_cpu_s"] = (t1 - t0) / CLK_TCK
+        r["us_per_req"] = (r["server_cpu_s"] * 1e6 / r["requests"]) if r["requests"] else None
+        r["wrk_cpu_s"] = round(wrk_cpu, 3)
+        r["server_pids"] = len(pids_after)
+        if pids_before != pids_after:
+            r["warning"] = f"server processes changed during the run: {pids_before} -> {pids_after}"
+            print(f"warning: {server.name}: {r['warning']}", file=sys.stderr)
+        return r
+
+    def run_scenario(self, scenario):
+        a = self.args
+        connections = a.connections or scenario.connections
+        duration = a.duration or scenario.duration or 5
+        dir_ = tempfile.mkdtemp(prefix=f"weir-bench-{scenario.name}-")
+        os.chmod(dir_, 0o755)
+        print(f"\n== {scenario.name}: GET {scenario.path}  wrk -t{a.threads} -c{connections} "
+              f"-d{duration}s, {a.rounds} rounds  ({scenario.note})", flush=True)
+        print(f"   temp dir {dir_}", flush=True)
+        ok = False
+        try:
+            servers = []
+            if not a.no_weir:
+                servers.append(self.start_weir(scenario, dir_))
+            if not a.no_nginx:
+                servers.append(self.start_nginx(scenario, dir_))
+            checks = {}
+            for s in servers:
+                checks[s.name] = http_check(s, scenario)
+                print(f"   {s.name}: {s.url(scenario.path)} -> {checks[s.name]['status']}, "
+                      f"{checks[s.name]['body_len']} bytes, pids {s.pids()}", flush=True)
+            for s in servers:
+                if a.warmup > 0:
+                    run_wrk(a.wrk, s.url(scenario.path), a.threads, connections, a.warmup,
+                            latency=False)
+            rounds = []
+            for i in range(1, a.rounds + 1):
+                for s in servers:
+                    r = self.measure(s, scenario, connections, duration)
+                    r.update(round=i, server=s.name)
+                    rounds.append(r)
+                    print("   " + format_round(r), flush=True)
+            for s in servers:  # still answering correctly after the load?
+                http_check(s, scenario)
+            result = summarise(scenario, rounds, connections, duration, a.threads)
+            result["check"] = checks
+            ok = True
+            return result
+        finally:
+            for s in self.servers:
+                s.stop()
+            self.servers = []
+            if ok and not a.keep:
+                shutil.rmtree(dir_, ignore_errors=True)
+            else:
+                print(f"   kept {dir_}", file=sys.stderr)
+
+
+def med(rounds, server, key):
+    vals = [r[key] for r in rounds if r["server"] == server and r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarise(scenario, rounds, connections, duration, threads):
+    medians = {}
+    for name in ("weir", "nginx"):
+        if any(r["server"] == name for r in rounds):
+            medians[name] = {k: med(rounds, name, k) for k in
+                             ("req_s", "p50_ms", "p99_ms", "transfer_Bps", "us_per_req",
+                              "server_cpu_s", "wrk_cpu_s", "errors")}
+    ratio = {}
+    if "weir" in medians and "nginx" in medians:
+        w, n = medians["weir"], medians["nginx"]
+        ratio["req_s"] = w["req_s"] / n["req_s"] if n["req_s"] else None
+        ratio["cpu"] = (n["us_per_req"] / w["us_per_req"]
+                        if w["us_per_req"] and n["us_per_req"] else None)
+        ratio["p99"] = w["p99_ms"] / n["p99_ms"] if n["p99_ms"] else None
+    return {"name": scenario.name, "path": scenario.path, "note": scenario.note,
+            "connections": connections, "threads": threads, "duration_s": duration,
+            "rounds": rounds, "median": medians, "ratio": ratio}
+
+
+# --------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------
+
+def fmt_ms(ms):
+    if ms is None:
+        return "-"
+    return f"{ms * 1e3:.0f}us" if ms < 1 else f"{ms:.2f}ms" if ms < 1000 else f"{ms / 1e3:.2f}s"
+
+
+def fmt_num(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def format_round(r):
+    return (f"round {r['round']} {r['server']:<5}  {r['req_s']:>10.0f} req/s  "
+            f"p99 {fmt_ms(r['p99_ms']):>8}  {r['transfer_Bps'] / 1048576:>7.1f} MiB/s  "
+            f"{fmt_num(r['us_per_req'], '.1f'):>6} us/req  errors {r['errors']}")
+
+
+def print_table(res):
+    print(f"\n{res['name']}  GET {res['path']}  c={res['connections']} t={res['threads']} "
+          f"d={res['duration_s']}s")
+    head = (f"{'round':<7}{'server':<7}{'req/s':>10}{'p50':>10}{'p99':>10}{'MiB/s':>9}"
+            f"{'us/req':>9}{'srv cpu s':>11}{'wrk cpu s':>11}{'errors':>8}")
+    print(head)
+    print("-" * len(head))
+
+    def row(label, name, d):
+        print(f"{label:<7}{name:<7}{fmt_num(d['req_s'], '.0f'):>10}{fmt_ms(d['p50_ms']):>10}"
+              f"{fmt_ms(d['p99_ms']):>10}{fmt_num(d['transfer_Bps'] / 1048576, '.1f'):>9}"
+              f"{fmt_num(d['us_per_req'], '.2f'):>9}{fmt_num(d['server_cpu_s'], '.2f'):>11}"
+              f"{fmt_num(d['wrk_cpu_s'], '.2f'):>11}{fmt_num(d['errors'], '.0f'):>8}")
+    for r in res["rounds"]:
+        row(str(r["round"]), r["server"], r)
+    print("-" * len(head))
+    for name, d in res["median"].items():
+        row("median", name, d)
+    if res["ratio"]:
+        q = res["ratio"]
+        print(f"weir/nginx: req/s {fmt_num(q['req_s'], '.2f')}x   "
+              f"cpu (nginx us/req / weir us/req) {fmt_num(q['cpu'], '.2f')}x   "
+              f"p99 (weir/nginx) {fmt_num(q['p99'], '.2f')}x   (> 1 is better for weir, "
+              f"except p99)")
+
+
+def summary_line(res):
+    parts = []
+    for name, d in res["median"].items():
+        parts.append(f"{name} {d['req_s']:.0f} req/s {fmt_num(d['us_per_req'], '.1f')} µs/req "
+                     f"p99 {fmt_ms(d['p99_ms'])}")
+    line = f"{res['name']}: " + " | ".join(parts)
+    if res["ratio"]:
+        q = res["ratio"]
+        line += (f" | ratio {fmt_num(q['req_s'], '.2f')}x req/s, "
+                 f"{fmt_num(q['cpu'], '.2f')}x cpu")
+    errs = sum(r["errors"] for r in res["rounds"])
+    if errs:
+        line += f"  [!] {errs} wrk errors"
+    return line
+
+
+# --------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="weir vs nginx benchmark (see bench/README.md)")
+    p.add_argument("--weir", default="build/release/weir", help="weir binary")
+    p.add_argument("--no-weir", action="store_true", help="skip weir (harness check)")
+    p.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx",
+                   help="nginx binary")
+    p.add_argument("--no-nginx", action="store_true", help="skip nginx")
+    p.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk binary")
+    p.add_argument("--only", metavar="NAME", action="append",
+                   help="run only this scenario (repeatable; also runs non-default ones)")
+    p.add_argument("--list", action="store_true", help="list scenarios and exit")
+    p.add_argument("--rounds", type=int, default=5, help="measured rounds per server (5)")
+    p.add_argument("--duration", type=int, help="seconds per wrk round (scenario's, else 5)")
+    p.add_argument("--connections", type=int, help="wrk connections (scenario's, else 64)")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    p.add_argument("--warmup", type=int, default=2, help="warm-up seconds per server (2)")
+    p.add_argument("--out", default=os.path.join(BENCH_DIR, "results", "last.json"),
+                   help="JSON results file (bench/results/last.json)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dirs")
+    a = p.parse_args(argv)
+    if a.no_weir and a.no_nginx:
+        p.error("--no-weir and --no-nginx leave nothing to run")
+    if a.rounds < 1:
+        p.error("--rounds must be >= 1")
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    if a.list:
+        for s in SCENARIOS:
+            print(f"{s.name:<14} {'default' if s.default else 'opt-in ':<8} GET {s.path:<8} "
+                  f"c={s.connections:<4} {s.note}")
+        return 0
+    by_name = {s.name: s for s in SCENARIOS}
+    if a.only:
+        unknown = [n for n in a.only if n not in by_name]
+        if unknown:
+            print(f"unknown scenario(s): {', '.join(unknown)}; have: {', '.join(by_name)}",
+                  file=sys.stderr)
+            return 2
+        scenarios = [by_name[n] for n in a.only]
+    else:
+        scenarios = [s for s in SCENARIOS if s.default]
+
+    missing = []
+    if not shutil.which(a.wrk):
+        missing.append(f"wrk ({a.wrk})")
+    if not a.no_nginx and not shutil.which(a.nginx):
+        missing.append(f"nginx ({a.nginx}); or --no-nginx")
+    if not a.no_weir and not os.access(a.weir, os.X_OK):
+        missing.append(f"weir ({a.weir}): `make build-release`, or --no-weir")
+    if missing:
+        print("missing: " + "; ".join(missing), file=sys.stderr)
+        return 2
+
+    # SIGTERM/SIGHUP to us: unwind through the finally blocks that stop servers.
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
+        "wrk": version_of([a.wrk, "--version"]),
+        "nginx": None if a.no_nginx else version_of([a.nginx, "-v"]),
+        "weir": None if a.no_weir else version_of([os.path.abspath(a.weir), "-V"]),
+        "weir_path": None if a.no_weir else os.path.abspath(a.weir),
+        "args": vars(a),
+    }
+    print(f"weir bench: {meta['cpus']} CPUs shared by wrk and the servers; "
+          f"wrk: {meta['wrk']}; nginx: {meta['nginx']}; weir: {meta['weir']}")
+
+    bench = Bench(a)
+    results = []
+    t_start = time.monotonic()
+    try:
+        for sc in scenarios:
+            res = bench.run_scenario(sc)
+            results.append(res)
+            print_table(res)
+    except BenchError as e:
+        print(f"\nbench: FAILED: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for s in bench.servers:
+            s.stop()
+
+    meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    print("\nsummary (medians):")
+    for res in results:
+        print(summary_line(res))
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump({"meta": meta, "scenarios": results}, f, indent=2)
+        f.write("\n")
+    print(f"\nwrote {a.out} ({meta['elapsed_s']}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+/*
+ * conn: one client connection from accept to close.
+ *
+ * struct wr_conns is a worker's set of connections and everything they share
+ * on that worker (event base, config snapshot, clock, access log, buffer free
+ * lists). Worker owns it and drives it; conn never sees struct wr_worker.
+ * Everything here runs on the owning worker's thread only.
+ * Layer 4.
+ */
+#ifndef WEIR_CONN_H
+#define WEIR_CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "weir/config.h"
+#include "weir/http_resp.h"
+#include "weir/log.h"
+#include "weir/router.h"
+
+struct event_base;
+struct wr_conn;
+struct wr_conn_io;
+
+struct wr_conns {
+    int worker_id;
+    struct event_base *base;      /* borrowed: the worker's */
+    struct wr_config *cfg;        /* ref held: snapshot new connections start under */
+    atomic_uint_fast64_t *n_process_conns; /* borrowed: shared, whole process */
+
+    struct wr_resp_clock clock;
+    struct wr_access_log access_log;
+    struct wr_router_scratch *router; /* owned */
+    char *scratch;                /* owned: normalised path, handler scratch */
+    size_t scratch_cap;
+    struct wr_router_match match; /* the request being dispatched */
+    char host_buf[256];           /* $host: lower-case, port removed */
+    char request_id[33];          /* $request_id: 32 hex digits */
+
+    struct wr_conn *live;         /* every open connection (doubly linked) */
+    uint64_t n_live;
+    struct wr_conn *free_conns;   /* closed structs kept for reuse */
+    size_t n_free_conns;
+    struct wr_conn_io *free_io;   /* request buffers kept for reuse */
+    size_t n_free_io;
+
+    uint64_t next_conn_id;        /* ids are worker_id + k * 1024: unique per process */
+    uint64_t rng[2];              /* xorshift state for request ids */
+    bool is_draining;             /* set by wr_conns_drain, never cleared */
+
+    uint64_t n_requests;          /* counters, read by metrics later */
+    uint64_t n_accepted;
+};
+
+/*
+ * Prepares cs for worker_id on base, taking a reference on cfg.
+ * access_log_fd < 0 turns the access log off. Returns 0, or -1 on
+ * allocation failure (cs then holds nothing).
+ */
+int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
+                  struct wr_config *cfg, int access_log_fd,
+                  atomic_uint_fast64_t *n_process_conns);
+
+/* Closes every connection and frees what cs owns. */
+void wr_conns_fini(struct wr_conns *cs);
+
+/*
+ * Takes ownership of an accepted, non-blocking socket fd and starts serving
+ * it. The process-wide count must already include it (the caller counted it
+ * against max_connections); it is decremented when the connection closes.
+ */
+void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len);
+
+/*
+ * Periodic work (the worker calls it every 100 ms or so): closes
+ * connections past their deadline, refreshes the clock, flushes the access
+ * log.
+ */
+void wr_conns_tick(struct wr_conns *cs);
+
+/*
+ * Starts a graceful drain: idle keep-alive connections close now; busy ones
+ * finish their current request, answer with Connection: close and close.
+ */
+void wr_conns_drain(struct wr_conns *cs);
+
+#endif

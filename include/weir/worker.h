@@ -1,0 +1,70 @@
+/*
+ * worker: one thread, one event base, its own listening sockets and every
+ * connection it accepts.
+ *
+ * Main talks to a worker only through its control queue (a pipe carrying
+ * one-byte commands). Workers share only the immutable config snapshot and
+ * the process-wide connection counter. Layer 5.
+ */
+#ifndef WEIR_WORKER_H
+#define WEIR_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "weir/conn.h"
+#include "weir/listener.h"
+
+/* State every worker reads; owned by main, outlives the workers. */
+struct wr_worker_shared {
+    atomic_uint_fast64_t n_conns; /* open client connections, whole process */
+    uint64_t max_connections;
+};
+
+struct wr_worker_accept; /* one per listening socket of the worker */
+
+struct wr_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;           /* owned */
+    struct wr_conns conns;
+    struct wr_listener_set *listeners; /* borrowed: main's; this worker uses row id */
+    struct wr_worker_accept *accepts;  /* owned, one per listen */
+    size_t n_accepts;
+    struct event *tick_event, *ctl_event; /* owned */
+    int ctl_fds[2];                    /* pipe: main writes [1], worker reads [0] */
+    struct wr_worker_shared *shared;   /* borrowed */
+    bool is_accept_paused;             /* at max_connections or out of fds */
+    bool is_started;
+    atomic_bool is_done;               /* set by the thread as it exits its loop */
+};
+
+/* Commands main sends. */
+enum wr_worker_cmd {
+    WR_WORKER_DRAIN = 'd', /* stop accepting, close idle connections, exit when none remain */
+    WR_WORKER_STOP = 's',  /* close everything now and exit */
+};
+
+/*
+ * Prepares worker id (base, accept events, conns under cfg) without starting
+ * its thread. Returns 0, or -1 (logged) with nothing left to free.
+ * Main thread.
+ */
+int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
+                   struct wr_listener_set *listeners, int access_log_fd,
+                   struct wr_worker_shared *shared);
+
+/* Starts the thread. Returns 0 or -1 (errno). Main thread. */
+int wr_worker_start(struct wr_worker *w);
+
+/* Queues a command; safe from main at any time while the worker exists. */
+void wr_worker_send(struct wr_worker *w, enum wr_worker_cmd cmd);
+
+/* True once the worker's loop has ended (any thread). */
+bool wr_worker_is_done(struct wr_worker *w);
+
+/* Joins the thread (if started) and frees everything the worker owns. */
+void wr_worker_fini(struct wr_worker *w);
+
+#endif

@@ -1,0 +1,820 @@
+/*
+ * Unit tests for config: one file using every section and key (values
+ * checked), a minimal file (every default checked), then a table of broken
+ * snippets, each with the exact error lines expected. Snippets are copied
+ * into exact-size heap buffers so ASan catches a read past the end.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "weir/config.h"
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+#define BIT(m) (1u << (m))
+#define MAX_ERRORS 8
+
+static char root_dir[64]; /* a real directory for root = */
+
+static int make_root(void **state)
+{
+    (void)state;
+    strcpy(root_dir, "/tmp/weir-test-root-XXXXXX");
+    return mkdtemp(root_dir) != NULL ? 0 : -1;
+}
+
+static int remove_root(void **state)
+{
+    (void)state;
+    return rmdir(root_dir);
+}
+
+static struct wr_config *parse(const char *text, struct wr_config_errors *errs)
+{
+    char *copy = strdup(text);
+    assert_non_null(copy);
+    struct wr_config *cfg = wr_config_parse_string(copy, "t.ini", errs);
+    free(copy);
+    return cfg;
+}
+
+/* Parses text, which must load; prints the errors when it does not. */
+static struct wr_config *parse_ok(const char *text)
+{
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse(text, &errs);
+    for (size_t i = 0; i < errs.n_lines; i++)
+        print_error("unexpected: %s\n", errs.lines[i]);
+    assert_int_equal(errs.n_lines, 0);
+    assert_non_null(cfg);
+    wr_config_errors_fini(&errs);
+    return cfg;
+}
+
+static const char full_fmt[] =
+    "; every key of CONFIG.md\n"
+    "# both comment styles\n"
+    "[server]\n"
+    "listen = 0.0.0.0:8080\n"
+    "listen = [::1]:8443 tls\n"
+    "listen = unix:/run/weir-test.sock\n"
+    "workers = 3\n"
+    "user = www-data\n"
+    "group = www-data\n"
+    "max_connections = 500\n"
+    "server_header = off\n"
+    "access_log = /var/log/weir/access.log\n"
+    "access_log_format = json\n"
+    "error_log = /var/log/weir/error.log\n"
+    "log_level = debug\n"
+    "\n"
+    "[limits]\n"
+    "    header_timeout = 5s          ; indented keys are plain keys\n"
+    "    body_timeout = 30s\n"
+    "keepalive_timeout = 0\n"
+    "send_timeout = 1m\n"
+    "max_header_size = 8k\n"
+    "max_body_size = 0\n"
+    "max_requests_per_connection = 0\n"
+    "shutdown_timeout = 250ms\n"
+    "\n"
+    "[tls example.org]               ; before [tls] on purpose\n"
+    "names = example.org WWW.Example.org\n"
+    "names = *.example.net\n"
+    "cert = /etc/weir/tls/example.crt\n"
+    "key = /etc/weir/tls/example.key\n"
+    "protocols = TLSv1.3\n"
+    "\n"
+    "[tls]\n"
+    "cert = /etc/weir/tls/site.crt\n"
+    "key = /etc/weir/tls/site.key\n"
+    "protocols = TLSv1.2 TLSv1.3\n"
+    "ciphers = ECDHE+AESGCM\n"
+    "session_tickets = off\n"
+    "handshake_timeout = 5s\n"
+    "alpn = http/1.1\n"
+    "\n"
+    "[route api]                     ; before its upstream on purpose\n"
+    "match = regex:^/api/(v[0-9]+)/(.*)$\n"
+    "host = API.example.org *.example.net\n"
+    "methods = GET POST PROPFIND\n"
+    "proxy = app\n"
+    "rewrite = /$1/$2\n"
+    "preserve_host = off\n"
+    "forwarded_headers = no\n"
+    "set_header = X-Env: prod\n"
+    "set_header = X-Version: $1\n"
+    "websocket = on\n"
+    "websocket_timeout = 2h\n"
+    "add_header = X-Frame-Options: DENY\n"
+    "\n"
+    "[upstream app]\n"
+    "server = 127.0.0.1:9000\n"
+    "server = 127.0.0.1:9001 weight=2\n"
+    "server = unix:/run/app.sock\n"
+    "server = localhost:9002\n"
+    "balance = hash\n"
+    "hash_key = header:X-User\n"
+    "keepalive = 8\n"
+    "keepalive_timeout = 30s\n"
+    "connect_timeout = 500ms\n"
+    "send_timeout = 10s\n"
+    "read_timeout = 20s\n"
+    "retries = 2\n"
+    "max_fails = 0\n"
+    "fail_timeout = 5s\n"
+    "health_check = HEAD   /healthz\n"
+    "health_interval = 3s\n"
+    "health_timeout = 1s\n"
+    "tls = on\n"
+    "tls_verify = off\n"
+    "tls_ca = /etc/ssl/private-ca.pem\n"
+    "tls_sni = App.Internal\n"
+    "\n"
+    "[upstream minimal]\n"
+    "server = [::1]:9000\n"
+    "\n"
+    "[route assets]\n"
+    "host = example.org\n"
+    "match = prefix:/static/\n"
+    "methods = GET\n"
+    "root = %s\n"
+    "strip_prefix = /static\n"
+    "index = home.html\n"
+    "autoindex = on\n"
+    "precompressed = on\n"
+    "expires = 1h\n"
+    "follow_symlinks = on\n"
+    "add_header = Cache-Tag: assets\n"
+    "add_header = X-Host: $host\n"
+    "\n"
+    "[route old]\n"
+    "match = exact:/old\n"
+    "redirect = 301 https://$host/new\n"
+    "\n"
+    "[route ping]\n"
+    "match = exact:/healthz\n"
+    "return = 200 ok ; inline comment\n"
+    "\n"
+    "[route empty]\n"
+    "match = exact:/empty\n"
+    "return = 204\n"
+    "\n"
+    "[route fallback]\n"
+    "match = prefix:/\n"
+    "proxy = minimal\n"
+    "\n"
+    "[admin]\n"
+    "listen = 127.0.0.1:9901\n";
+
+static struct wr_config *load_full(void)
+{
+    char text[sizeof(full_fmt) + 64];
+    snprintf(text, sizeof(text), full_fmt, root_dir);
+    return parse_ok(text);
+}
+
+static void check_full_server(const struct wr_config *cfg)
+{
+    const struct wr_server_cfg *s = &cfg->server;
+    assert_int_equal(s->n_listens, 3);
+    assert_string_equal(s->listens[0].addr.text, "0.0.0.0:8080");
+    assert_false(s->listens[0].is_tls);
+    assert_int_equal(s->listens[0].line, 4);
+    assert_string_equal(s->listens[1].addr.text, "[::1]:8443");
+    assert_true(s->listens[1].is_tls);
+    assert_string_equal(s->listens[2].addr.text, "unix:/run/weir-test.sock");
+    assert_int_equal(s->n_workers, 3);
+    assert_string_equal(s->user, "www-data");
+    assert_string_equal(s->group, "www-data");
+    assert_int_equal(s->max_connections, 500);
+    assert_null(s->server_header);
+    assert_string_equal(s->access_log, "/var/log/weir/access.log");
+    assert_int_equal(s->access_log_format, WR_LOG_JSON);
+    assert_string_equal(s->error_log, "/var/log/weir/error.log");
+    assert_int_equal(s->log_level, WR_LOG_DEBUG);
+
+    const struct wr_limits_cfg *l = &cfg->limits;
+    assert_int_equal(l->header_timeout_ms, 5000);
+    assert_int_equal(l->body_timeout_ms, 30000);
+    assert_int_equal(l->keepalive_timeout_ms, 0);
+    assert_int_equal(l->send_timeout_ms, 60000);
+    assert_int_equal(l->max_header_bytes, 8192);
+    assert_int_equal(l->max_body_bytes, 0);
+    assert_int_equal(l->max_requests_per_connection, 0);
+    assert_int_equal(l->shutdown_timeout_ms, 250);
+
+    assert_true(cfg->admin.is_enabled);
+    assert_string_equal(cfg->admin.listen.text, "127.0.0.1:9901");
+}
+
+static void check_full_tls(const struct wr_config *cfg)
+{
+    assert_int_equal(cfg->n_tls, 2);
+    assert_true(cfg->has_default_tls);
+    const struct wr_tls_cfg *d = &cfg->tls[0];
+    assert_null(d->name);
+    assert_int_equal(d->n_names, 0);
+    assert_string_equal(d->cert, "/etc/weir/tls/site.crt");
+    assert_string_equal(d->key, "/etc/weir/tls/site.key");
+    assert_string_equal(d->protocols, "TLSv1.2 TLSv1.3");
+    assert_string_equal(d->ciphers, "ECDHE+AESGCM");
+    assert_false(d->session_tickets);
+    assert_int_equal(d->handshake_timeout_ms, 5000);
+    assert_string_equal(d->alpn, "http/1.1");
+    assert_int_equal(d->line, 34);
+
+    const struct wr_tls_cfg *t = &cfg->tls[1];
+    assert_string_equal(t->name, "example.org");
+    assert_int_equal(t->n_names, 3);
+    assert_string_equal(t->names[0], "example.org");
+    assert_string_equal(t->names[1], "www.example.org");
+    assert_string_equal(t->names[2], "*.example.net");
+    assert_string_equal(t->cert, "/etc/weir/tls/example.crt");
+    assert_string_equal(t->protocols, "TLSv1.3");      /* given */
+    assert_string_equal(t->ciphers, "ECDHE+AESGCM");   /* from [tls] */
+    assert_false(t->session_tickets);                  /* from [tls] */
+    assert_int_equal(t->handshake_timeout_ms, 5000);   /* from [tls] */
+}
+
+static void check_full_upstreams(const struct wr_config *cfg)
+{
+    assert_int_equal(cfg->n_upstreams, 2);
+    const struct wr_upstream_cfg *u = &cfg->upstreams[0];
+    assert_string_equal(u->name, "app");
+    assert_int_equal(u->n_servers, 4);
+    assert_string_equal(u->servers[0].addr.text, "127.0.0.1:9000");
+    assert_int_equal(u->servers[0].weight, 1);
+    assert_int_equal(u->servers[1].weight, 2);
+    assert_string_equal(u->servers[2].addr.text, "unix:/run/app.sock");
+    assert_string_equal(u->servers[3].addr.text, "127.0.0.1:9002");
+    assert_int_equal(u->balance, WR_BALANCE_HASH);
+    assert_string_equal(u->hash_key, "header:X-User");
+    assert_int_equal(u->keepalive, 8);
+    assert_int_equal(u->keepalive_timeout_ms, 30000);
+    assert_int_equal(u->connect_timeout_ms, 500);
+    assert_int_equal(u->send_timeout_ms, 10000);
+    assert_int_equal(u->read_timeout_ms, 20000);
+    assert_int_equal(u->retries, 2);
+    assert_int_equal(u->max_fails, 0);
+    assert_int_equal(u->fail_timeout_ms, 5000);
+    assert_string_equal(u->health_check, "HEAD /healthz");
+    assert_int_equal(u->health_interval_ms, 3000);
+    assert_int_equal(u->health_timeout_ms, 1000);
+    assert_true(u->tls);
+    assert_false(u->tls_verify);
+    assert_string_equal(u->tls_ca, "/etc/ssl/private-ca.pem");
+    assert_string_equal(u->tls_sni, "app.internal");
+
+    /* Every default of [upstream]. */
+    const struct wr_upstream_cfg *m = &cfg->upstreams[1];
+    assert_string_equal(m->servers[0].addr.text, "[::1]:9000");
+    assert_int_equal(m->balance, WR_BALANCE_ROUND_ROBIN);
+    assert_string_equal(m->hash_key, "client_ip");
+    assert_int_equal(m->keepalive, 32);
+    assert_int_equal(m->keepalive_timeout_ms, 60000);
+    assert_int_equal(m->connect_timeout_ms, 2000);
+    assert_int_equal(m->send_timeout_ms, 30000);
+    assert_int_equal(m->read_timeout_ms, 30000);
+    assert_int_equal(m->retries, 1);
+    assert_int_equal(m->max_fails, 3);
+    assert_int_equal(m->fail_timeout_ms, 10000);
+    assert_null(m->health_check);
+    assert_int_equal(m->health_interval_ms, 5000);
+    assert_int_equal(m->health_timeout_ms, 2000);
+    assert_false(m->tls);
+    assert_true(m->tls_verify);
+    assert_string_equal(m->tls_ca, "/etc/ssl/certs/ca-certificates.crt");
+    assert_null(m->tls_sni);
+}
+
+static void check_full_api_route(const struct wr_config *cfg)
+{
+    const struct wr_route *r = &cfg->routes[0];
+    assert_string_equal(r->name, "api");
+    assert_int_equal(r->line, 43);
+    assert_int_equal(r->match_kind, WR_ROUTE_REGEX);
+    assert_string_equal(r->pattern, "^/api/(v[0-9]+)/(.*)$");
+    assert_int_equal(r->pattern_len, strlen(r->pattern));
+    assert_non_null(r->regex);
+    assert_int_equal(r->n_regex_captures, 2);
+    assert_int_equal(r->n_hosts, 2);
+    assert_string_equal(r->hosts[0], "api.example.org");
+    assert_string_equal(r->hosts[1], "*.example.net");
+    assert_int_equal(r->method_mask, BIT(WR_HTTP_GET) | BIT(WR_HTTP_HEAD) | BIT(WR_HTTP_POST));
+    assert_int_equal(r->n_other_methods, 1);
+    assert_string_equal(r->other_methods[0], "PROPFIND");
+    assert_string_equal(r->allow, "GET, HEAD, POST, PROPFIND");
+    assert_int_equal(r->action, WR_ACTION_PROXY);
+    assert_string_equal(r->proxy, "app");
+    assert_ptr_equal(r->upstream, &cfg->upstreams[0]);
+    assert_string_equal(r->rewrite.text, "/$1/$2");
+    assert_int_equal(r->rewrite.max_capture, 2);
+    assert_false(r->preserve_host);
+    assert_false(r->forwarded_headers);
+    assert_true(r->websocket);
+    assert_int_equal(r->websocket_timeout_ms, 2 * 3600 * 1000);
+    assert_int_equal(r->n_set_headers, 2);
+    assert_string_equal(r->set_headers[0].name, "X-Env");
+    assert_string_equal(r->set_headers[0].value.text, "prod");
+    assert_string_equal(r->set_headers[1].name, "X-Version");
+    assert_int_equal(r->set_headers[1].value.max_capture, 1);
+    assert_int_equal(r->n_add_headers, 1);
+    assert_string_equal(r->add_headers[0].name, "X-Frame-Options");
+    assert_string_equal(r->add_headers[0].value.text, "DENY");
+    assert_null(r->strip_prefix);
+}
+
+static void check_full_other_routes(const struct wr_config *cfg)
+{
+    assert_int_equal(cfg->n_routes, 6);
+    const struct wr_route *a = &cfg->routes[1];
+    assert_string_equal(a->name, "assets");
+    assert_int_equal(a->match_kind, WR_ROUTE_PREFIX);
+    assert_string_equal(a->pattern, "/static/");
+    assert_int_equal(a->method_mask, BIT(WR_HTTP_GET) | BIT(WR_HTTP_HEAD));
+    assert_string_equal(a->allow, "GET, HEAD");
+    assert_int_equal(a->action, WR_ACTION_STATIC);
+    assert_string_equal(a->root, root_dir);
+    assert_string_equal(a->strip_prefix, "/static");
+    assert_string_equal(a->index, "home.html");
+    assert_true(a->autoindex);
+    assert_true(a->precompressed);
+    assert_true(a->has_expires);
+    assert_int_equal(a->expires_ms, 3600000);
+    assert_true(a->follow_symlinks);
+    assert_int_equal(a->n_add_headers, 2);
+    assert_int_equal(a->add_headers[1].value.parts[0].var, WR_TMPL_HOST);
+
+    const struct wr_route *o = &cfg->routes[2];
+    assert_int_equal(o->match_kind, WR_ROUTE_EXACT);
+    assert_int_equal(o->action, WR_ACTION_REDIRECT);
+    assert_int_equal(o->status, 301);
+    assert_string_equal(o->redirect_target.text, "https://$host/new");
+
+    const struct wr_route *p = &cfg->routes[3];
+    assert_int_equal(p->action, WR_ACTION_RETURN);
+    assert_int_equal(p->status, 200);
+    assert_string_equal(p->return_body, "ok");
+    assert_int_equal(p->return_body_len, 2);
+    assert_int_equal(cfg->routes[4].status, 204);
+    assert_string_equal(cfg->routes[4].return_body, "");
+    assert_int_equal(cfg->routes[4].return_body_len, 0);
+}
+
+/* Every default of [route], on the proxy route that sets nothing else. */
+static void check_route_defaults(const struct wr_route *f, const struct wr_config *cfg)
+{
+    assert_int_equal(f->action, WR_ACTION_PROXY);
+    assert_ptr_equal(f->upstream, &cfg->upstreams[1]);
+    assert_int_equal(f->n_hosts, 0);
+    assert_int_equal(f->method_mask, 0);
+    assert_int_equal(f->n_other_methods, 0);
+    assert_null(f->allow);
+    assert_string_equal(f->index, "index.html");
+    assert_false(f->autoindex);
+    assert_false(f->precompressed);
+    assert_false(f->follow_symlinks);
+    assert_false(f->has_expires);
+    assert_null(f->rewrite.text);
+    assert_true(f->preserve_host);
+    assert_true(f->forwarded_headers);
+    assert_false(f->websocket);
+    assert_int_equal(f->websocket_timeout_ms, 3600000);
+    assert_int_equal(f->n_set_headers, 0);
+    assert_int_equal(f->n_add_headers, 0);
+}
+
+static void test_full_file(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = load_full();
+    assert_string_equal(cfg->path, "t.ini");
+    check_full_server(cfg);
+    check_full_tls(cfg);
+    check_full_upstreams(cfg);
+    check_full_api_route(cfg);
+    check_full_other_routes(cfg);
+    check_route_defaults(&cfg->routes[5], cfg);
+    wr_config_unref(cfg);
+}
+
+static void test_full_file_regex_runs(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = load_full();
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    const char *path = "/api/v2/users";
+    int rc = pcre2_match(cfg->routes[0].regex, (PCRE2_SPTR)path, strlen(path), 0, 0, md, NULL);
+    assert_int_equal(rc, 3);
+    pcre2_match_data_free(md);
+    wr_config_unref(cfg);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080\n");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const struct wr_server_cfg *s = &cfg->server;
+    assert_int_equal(s->n_workers, cpus > 0 ? (unsigned)cpus : 1u);
+    assert_null(s->user);
+    assert_null(s->group);
+    assert_int_equal(s->max_connections, 20000);
+    assert_string_equal(s->server_header, "weir");
+    assert_null(s->access_log);
+    assert_int_equal(s->access_log_format, WR_LOG_COMBINED);
+    assert_string_equal(s->error_log, "stderr");
+    assert_int_equal(s->log_level, WR_LOG_INFO);
+    const struct wr_limits_cfg *l = &cfg->limits;
+    assert_int_equal(l->header_timeout_ms, 10000);
+    assert_int_equal(l->body_timeout_ms, 60000);
+    assert_int_equal(l->keepalive_timeout_ms, 75000);
+    assert_int_equal(l->send_timeout_ms, 60000);
+    assert_int_equal(l->max_header_bytes, 16384);
+    assert_int_equal(l->max_body_bytes, 10 * 1024 * 1024);
+    assert_int_equal(l->max_requests_per_connection, 1000);
+    assert_int_equal(l->shutdown_timeout_ms, 30000);
+    assert_int_equal(cfg->n_tls, 0);
+    assert_false(cfg->has_default_tls);
+    assert_int_equal(cfg->n_upstreams, 0);
+    assert_int_equal(cfg->n_routes, 0);
+    assert_false(cfg->admin.is_enabled);
+    wr_config_unref(cfg);
+}
+
+static void test_tls_defaults(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = *:443 tls\n"
+                                     "[tls]\ncert = /c\nkey = /k\n");
+    const struct wr_tls_cfg *t = &cfg->tls[0];
+    assert_string_equal(t->protocols, "TLSv1.2 TLSv1.3");
+    assert_string_equal(t->ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+    assert_true(t->session_tickets);
+    assert_int_equal(t->handshake_timeout_ms, 10000);
+    assert_string_equal(t->alpn, "http/1.1");
+    wr_config_unref(cfg);
+}
+
+static void test_values_edge_cases(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok(
+        "\xEF\xBB\xBF[server]\r\n"           /* BOM and CRLF */
+        "listen = 127.0.0.1:8080\r\n"
+        "workers = auto\n"
+        "server_header = weir/1 (test)\n"
+        "access_log = stderr\n"
+        "[route m]\n"
+        "match = exact:/m\n"
+        "methods = DELETE OPTIONS GET FOO FOO\n"
+        "return = 200   two  spaces\n"
+        "[route h]\n"
+        "match = regex:^/h/(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)$\n"
+        "host = [::1] LOCALHOST\n"
+        "redirect = 308 /x/$9?$$\n");
+    assert_string_equal(cfg->server.server_header, "weir/1 (test)");
+    assert_string_equal(cfg->server.access_log, "stderr");
+    const struct wr_route *m = &cfg->routes[0];
+    assert_string_equal(m->allow, "GET, HEAD, DELETE, OPTIONS, FOO");
+    assert_int_equal(m->n_other_methods, 1);
+    assert_string_equal(m->return_body, "  two  spaces");
+    const struct wr_route *h = &cfg->routes[1];
+    assert_int_equal(h->n_regex_captures, 10);
+    assert_string_equal(h->hosts[0], "[::1]");
+    assert_string_equal(h->hosts[1], "localhost");
+    assert_int_equal(h->status, 308);
+    wr_config_unref(cfg);
+}
+
+static void test_ref_unref(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080\n");
+    assert_ptr_equal(wr_config_ref(cfg), cfg);
+    assert_int_equal(atomic_load(&cfg->refs), 2);
+    wr_config_unref(cfg);
+    assert_int_equal(atomic_load(&cfg->refs), 1);
+    wr_config_unref(cfg); /* frees; ASan reports a leak otherwise */
+    wr_config_unref(NULL);
+}
+
+struct bad_case {
+    const char *what;
+    const char *text;
+    const char *errors[MAX_ERRORS]; /* expected lines, in order; NULL-terminated */
+};
+
+#define SERVER "[server]\nlisten = 127.0.0.1:8080\n" /* lines 1-2 */
+
+static const struct bad_case bad_cases[] = {
+    {"unknown section", SERVER "[servers]\nworkers = 2\n",
+     {"t.ini:3: [servers]: unknown section"}},
+    {"unknown key", SERVER "listenn = 1\n", {"t.ini:3: [server] listenn: unknown key"}},
+    {"bad duration", SERVER "[limits]\nheader_timeout = 10x\n",
+     {"t.ini:4: [limits] header_timeout: \"10x\" is not a duration (e.g. 250ms, 10s, 5m, 1h, "
+      "2d)"}},
+    {"duration out of range", SERVER "[limits]\nheader_timeout = 0\n",
+     {"t.ini:4: [limits] header_timeout: \"0\" is out of range: must be at least 1ms"}},
+    {"bad size", SERVER "[limits]\nmax_body_size = 10mb\n",
+     {"t.ini:4: [limits] max_body_size: \"10mb\" is not a size (e.g. 512, 16k, 10m, 1g)"}},
+    {"size out of range", SERVER "[limits]\nmax_header_size = 512\n",
+     {"t.ini:4: [limits] max_header_size: \"512\" is out of range: must be between 1k and 1m"}},
+    {"bad bool", SERVER "[upstream a]\nserver = 127.0.0.1:1\ntls = maybe\n",
+     {"t.ini:5: [upstream a] tls: \"maybe\" is not on or off (also yes/no, true/false)"}},
+    {"bad number", SERVER "max_connections = 0\nworkers = lots\n",
+     {"t.ini:3: [server] max_connections: \"0\" is out of range: must be at least 1",
+      "t.ini:4: [server] workers: \"lots\" is not a number or auto"}},
+    {"bad enum", SERVER "log_level = verbose\n",
+     {"t.ini:3: [server] log_level: \"verbose\" is not one of: error, warn, info, debug"}},
+    {"bad listen", "[server]\nlisten = 127.0.0.1:99999\n",
+     {"t.ini:2: [server] listen: \"127.0.0.1:99999\" is not an address (IPv4:port, "
+      "[IPv6]:port, *:port or unix:/path)"}},
+    {"listen flag", SERVER "listen = 127.0.0.1:8443 ssl\n",
+     {"t.ini:3: [server] listen: unknown flag \"ssl\" (only \"tls\")"}},
+    {"listen twice", SERVER "listen = 127.0.0.1:8080\n",
+     {"t.ini:3: [server] listen: 127.0.0.1:8080 is already listed at line 2"}},
+    {"duplicate key", SERVER "workers = 2\nworkers = 4\n",
+     {"t.ini:4: [server] workers: given twice, first at line 3"}},
+    {"duplicate route", SERVER "[route a]\nmatch = exact:/\nreturn = 200\n[route a]\n",
+     {"t.ini:6: [route a]: given twice, first at line 3"}},
+    {"duplicate server section", SERVER "[server]\nlisten = 127.0.0.1:9\n",
+     {"t.ini:3: [server]: given twice, first at line 1"}},
+    {"duplicate upstream", SERVER "[upstream x]\nserver = 127.0.0.1:1\n[ upstream  x ]\n",
+     {"t.ini:5: [upstream x]: given twice, first at line 3"}},
+    {"missing match", SERVER "[route r]\nreturn = 200 ok\n",
+     {"t.ini:3: [route r] match: required (exact:PATH, prefix:PATH or regex:PATTERN)"}},
+    {"no action", SERVER "[route r]\nmatch = exact:/\n",
+     {"t.ini:3: [route r]: has no action; a route has exactly one action: root, proxy, "
+      "redirect or return"}},
+    {"two actions", SERVER "[route r]\nmatch = exact:/\nroot = /\nreturn = 200\n",
+     {"t.ini:3: [route r]: has both root and return; a route has exactly one action: root, "
+      "proxy, redirect or return"}},
+    {"dangling proxy",
+     SERVER "[route api]\nmatch = prefix:/\nproxy = ap\n[upstream app]\nserver = 127.0.0.1:9\n",
+     {"t.ini:5: [route api] proxy: no upstream named \"ap\""}},
+    {"bad regex", SERVER "[route r]\nmatch = regex:^/(a\nreturn = 200\n",
+     {"t.ini:4: [route r] match: bad regex: missing closing parenthesis at offset 4"}},
+    {"capture beyond the regex",
+     SERVER "[route r]\nmatch = regex:^/(a)$\nrewrite = /$2\nproxy = u\n"
+            "[upstream u]\nserver = 127.0.0.1:9\n",
+     {"t.ini:5: [route r] rewrite: uses $2 but the regex has 1 capture group"}},
+    {"capture without regex", SERVER "[route r]\nmatch = exact:/\nredirect = 302 /$1\n",
+     {"t.ini:5: [route r] redirect: uses $1 but match is not a regex:"}},
+    {"capture in a header, match later",
+     SERVER "[route r]\nadd_header = X-A: $1\nadd_header = X-B: $3\n"
+            "match = regex:^/(a)(b)\nreturn = 200\n",
+     {"t.ini:5: [route r] add_header: uses $3 but the regex has 2 capture groups"}},
+    {"rewrite with variables and no regex",
+     SERVER "[route r]\nmatch = prefix:/a/\nproxy = u\nrewrite = /b$request_uri\n"
+            "[upstream u]\nserver = 127.0.0.1:9\n",
+     {"t.ini:6: [route r] rewrite: variables need a regex: match; without one, rewrite is a "
+      "fixed path"}},
+    {"tls listen without [tls]", "[server]\nlisten = 127.0.0.1:8443 tls\n",
+     {"t.ini:2: [server] listen: tls needs a [tls] section"}},
+    {"static key on a return route", SERVER "[route r]\nmatch = exact:/\nindex = i.html\n"
+                                            "return = 200\n",
+     {"t.ini:5: [route r] index: only for static routes (root)"}},
+    {"proxy key on a static route", SERVER "[route r]\nmatch = prefix:/\nroot = /\n"
+                                           "websocket = on\nstrip_prefix = /x\n",
+     {"t.ini:6: [route r] websocket: only for proxy routes"}},
+    {"static-or-proxy key on a redirect", SERVER "[route r]\nmatch = exact:/\n"
+                                                 "strip_prefix = /x\nredirect = 301 /y\n",
+     {"t.ini:5: [route r] strip_prefix: only for static and proxy routes"}},
+    {"missing root", SERVER "[route r]\nmatch = prefix:/\nroot = /nonexistent-weir-root\n",
+     {"t.ini:5: [route r] root: /nonexistent-weir-root: No such file or directory"}},
+    {"relative root", SERVER "[route r]\nmatch = prefix:/\nroot = srv/www\n",
+     {"t.ini:5: [route r] root: \"srv/www\" must be an absolute path"}},
+    {"root is a file", SERVER "[route r]\nmatch = prefix:/\nroot = /dev/null\n",
+     {"t.ini:5: [route r] root: /dev/null: Not a directory"}},
+    {"unknown variable", SERVER "[route r]\nmatch = exact:/\nreturn = 204\n"
+                                "add_header = X-A: $foo\n",
+     {"t.ini:6: [route r] add_header: unknown variable $foo"}},
+    {"redirect status", SERVER "[route r]\nmatch = exact:/\nredirect = 200 /x\n",
+     {"t.ini:5: [route r] redirect: status 200 is not a redirect (301, 302, 303, 307 or 308)"}},
+    {"return status", SERVER "[route r]\nmatch = exact:/\nreturn = 99 x\n",
+     {"t.ini:5: [route r] return: \"99 x\" must be STATUS [BODY], e.g. 200 ok"}},
+    {"204 with a body", SERVER "[route r]\nmatch = exact:/\nreturn = 204 x\n",
+     {"t.ini:5: [route r] return: status 204 has no body"}},
+    {"match path", SERVER "[route r]\nmatch = prefix:static/\nreturn = 200\n"
+                          "[route s]\nmatch = exact:/a/../b\nreturn = 200\n",
+     {"t.ini:4: [route r] match: \"static/\" must start with /",
+      "t.ini:7: [route s] match: \"/a/../b\" never matches: request paths are normalised (no "
+      "//, /./ or /../)"}},
+    {"match kind", SERVER "[route r]\nmatch = /x\nreturn = 200\n",
+     {"t.ini:4: [route r] match: \"/x\" must be exact:PATH, prefix:PATH or regex:PATTERN"}},
+    {"lower-case method", SERVER "[route r]\nmatch = exact:/\nmethods = get\nreturn = 200\n",
+     {"t.ini:5: [route r] methods: \"get\": method names are case-sensitive; did you mean "
+      "GET?"}},
+    {"bad host", SERVER "[route r]\nmatch = exact:/\nhost = example.org:80\nreturn = 200\n",
+     {"t.ini:5: [route r] host: \"example.org:80\": a host name here has no port"}},
+    {"managed header", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+                              "add_header = Content-Length: 5\n",
+     {"t.ini:6: [route r] add_header: Content-Length is managed by weir and cannot be set"}},
+    {"header without colon", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+                                    "add_header = X-Frame-Options DENY\n",
+     {"t.ini:6: [route r] add_header: \"X-Frame-Options DENY\" must be \"Name: value\""}},
+    {"old TLS", SERVER "[tls]\ncert = /c\nkey = /k\nprotocols = TLSv1.1 TLSv1.2\n",
+     {"t.ini:6: [tls] protocols: TLSv1.1 is not supported (use TLSv1.2 and/or TLSv1.3)"}},
+    {"h2", SERVER "[tls]\ncert = /c\nkey = /k\nalpn = h2 http/1.1\n",
+     {"t.ini:6: [tls] alpn: h2 is not supported yet (only http/1.1)"}},
+    {"tls without cert", SERVER "[tls]\nkey = /k\nnames = a.example\n[tls b]\ncert = /c\n",
+     {"t.ini:3: [tls] cert: required",
+      "t.ini:5: [tls] names: only for [tls NAME] sections; [tls] answers every other name",
+      "t.ini:6: [tls b] key: required",
+      "t.ini:6: [tls b] names: required: the server names this certificate answers for"}},
+    {"SNI name twice", SERVER "[tls a]\nnames = x.example\ncert = /c\nkey = /k\n"
+                              "[tls b]\nnames = X.example\ncert = /c\nkey = /k\n",
+     {"t.ini:8: [tls b] names: \"x.example\" is already a name of [tls a]"}},
+    {"upstream without server", SERVER "[upstream u]\nbalance = random\nhash_key = uri\n",
+     {"t.ini:3: [upstream u] server: at least one server is required",
+      "t.ini:5: [upstream u] hash_key: only used with balance = hash"}},
+    {"upstream server forms",
+     SERVER "[upstream u]\nserver = app.internal:9000\nserver = 0.0.0.0:9000\n"
+            "server = 127.0.0.1:9000 weight=0\nserver = 127.0.0.1:9000 backup\n",
+     {"t.ini:4: [upstream u] server: \"app.internal:9000\": host names are not resolved; use "
+      "an IP address, localhost or unix:/path",
+      "t.ini:5: [upstream u] server: \"0.0.0.0:9000\" is not a server address",
+      "t.ini:6: [upstream u] server: \"weight=0\": weight must be a number from 1 to 100",
+      "t.ini:7: [upstream u] server: unknown option \"backup\" (only weight=N)"}},
+    {"health check", SERVER "[upstream u]\nserver = 127.0.0.1:1\nhealth_check = /healthz\n",
+     {"t.ini:5: [upstream u] health_check: \"/healthz\" must be METHOD /path, e.g. GET "
+      "/healthz"}},
+    {"hash key", SERVER "[upstream u]\nserver = 127.0.0.1:1\nbalance = hash\n"
+                        "hash_key = header:\n",
+     {"t.ini:6: [upstream u] hash_key: \"header:\" is not client_ip, uri, header:NAME or "
+      "cookie:NAME"}},
+    {"no [server]", "[limits]\n",
+     {"t.ini:0: [server] listen: at least one listen is required"}},
+    {"[server] without listen", "; hello\n[server]\nworkers = 2\n",
+     {"t.ini:2: [server] listen: at least one listen is required"}},
+    {"key outside any section", "workers = 2\n" SERVER,
+     {"t.ini:1: workers: outside any section"}},
+    {"line without =", SERVER "just words\n",
+     {"t.ini:3: expected \"key = value\", a [section] or a comment"}},
+    {"indented continuation", SERVER "   127.0.0.1:8081\n",
+     {"t.ini:3: expected \"key = value\", a [section] or a comment"}},
+    {"missing key name", SERVER "= 5\n", {"t.ini:3: missing key before '='"}},
+    {"empty value", SERVER "user =\n", {"t.ini:3: [server] user: needs a value"}},
+    {"control character", SERVER "user = a\x01z\n",
+     {"t.ini:3: [server] user: contains a control character"}},
+    {"section headers", SERVER "[route\n[route]\n[server x]\n[route a b]\n[route a] x\n"
+                               "[route a/b]\n",
+     {"t.ini:3: section header without ]", "t.ini:4: [route]: needs a name: [route NAME]",
+      "t.ini:5: [server x]: [server] takes no name",
+      "t.ini:6: [route a b]: a section name is one word", "t.ini:7: unexpected text after ]",
+      "t.ini:8: [route a/b]: a name uses letters, digits, '.', '_', '-' and '*'"}},
+    {"relative log path", SERVER "error_log = weir.log\naccess_log = syslog\n",
+     {"t.ini:3: [server] error_log: \"weir.log\" must be an absolute path or stderr",
+      "t.ini:4: [server] access_log: \"syslog\" must be an absolute path, stderr or off"}},
+    {"multiple errors, in line order",
+     "[server]\nlisten = 127.0.0.1:8443 tls\nworkers = 0\n"
+     "[route a]\nmatch = exact:/\nproxy = nowhere\nindex = x\n"
+     "[route b]\nmatch = regex:(\n"
+     "[limits]\nbody_timeout = soon\n"
+     "[bogus]\n",
+     {"t.ini:2: [server] listen: tls needs a [tls] section",
+      "t.ini:3: [server] workers: \"0\" is out of range: must be between 1 and 1024, or auto",
+      "t.ini:6: [route a] proxy: no upstream named \"nowhere\"",
+      "t.ini:7: [route a] index: only for static routes (root)",
+      "t.ini:8: [route b]: has no action; a route has exactly one action: root, proxy, "
+      "redirect or return",
+      "t.ini:9: [route b] match: bad regex: missing closing parenthesis at offset 1",
+      "t.ini:11: [limits] body_timeout: \"soon\" is not a duration (e.g. 250ms, 10s, 5m, 1h, "
+      "2d)",
+      "t.ini:12: [bogus]: unknown section"}},
+};
+
+static void expect_errors(const struct bad_case *c)
+{
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse(c->text, &errs);
+    size_t n_want = 0;
+    while (n_want < MAX_ERRORS && c->errors[n_want] != NULL)
+        n_want++;
+    bool same = cfg == NULL && errs.n_lines == n_want;
+    for (size_t i = 0; same && i < n_want; i++)
+        same = strcmp(errs.lines[i], c->errors[i]) == 0;
+    if (!same) {
+        print_error("case \"%s\": got %s and\n", c->what, cfg ? "a config" : "NULL");
+        for (size_t i = 0; i < errs.n_lines; i++)
+            print_error("  got:  %s\n", errs.lines[i]);
+        for (size_t i = 0; i < n_want; i++)
+            print_error("  want: %s\n", c->errors[i]);
+    }
+    wr_config_unref(cfg);
+    wr_config_errors_fini(&errs);
+    assert_true(same);
+}
+
+static void test_bad_snippets(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_OF(bad_cases); i++)
+        expect_errors(&bad_cases[i]);
+}
+
+/* A physical line of 199 bytes is fine; 200 is reported, and only once. */
+static void test_long_lines(void **state)
+{
+    (void)state;
+    char text[1024];
+    char comment[260];
+    memset(comment, 'x', sizeof(comment));
+    comment[0] = ';';
+    comment[199] = '\0';
+    snprintf(text, sizeof(text), SERVER "%s\n", comment);
+    wr_config_unref(parse_ok(text));
+
+    comment[199] = 'x';
+    comment[200] = '\0';
+    snprintf(text, sizeof(text), SERVER "%s\nworkers = 2\n[route x]\n", comment);
+    struct bad_case c = {"long line", text,
+                         {"t.ini:3: line too long (max 199 bytes)",
+                          "t.ini:5: [route x] match: required (exact:PATH, prefix:PATH or "
+                          "regex:PATTERN)",
+                          "t.ini:5: [route x]: has no action; a route has exactly one action: "
+                          "root, proxy, redirect or return"}};
+    expect_errors(&c);
+
+    /* A long value would otherwise be split into two lines by inih. */
+    memset(comment, 'x', sizeof(comment));
+    memcpy(comment, "user = ", 7);
+    comment[250] = '\0';
+    snprintf(text, sizeof(text), SERVER "%s\n", comment);
+    struct bad_case v = {"long value", text, {"t.ini:3: line too long (max 199 bytes)"}};
+    expect_errors(&v);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/weir-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char body[] = SERVER "user = a\0b\n[route x]\nmatch = exact:/\nreturn = 200\n";
+    assert_int_equal(write(fd, body, sizeof(body) - 1), (ssize_t)sizeof(body) - 1);
+    close(fd);
+    struct wr_config_errors errs = {0};
+    assert_null(wr_config_load(path, &errs));
+    assert_int_equal(errs.n_lines, 1);
+    char want[128];
+    snprintf(want, sizeof(want), "%s:3: line contains a NUL byte", path);
+    assert_string_equal(errs.lines[0], want);
+    wr_config_errors_fini(&errs);
+
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(SERVER "[route x]\r\nmatch = exact:/\r\nreturn = 200 ok\r\n", f);
+    fclose(f);
+    struct wr_config *cfg = wr_config_load(path, &errs);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->path, path);
+    assert_string_equal(cfg->routes[0].return_body, "ok");
+    wr_config_unref(cfg);
+    unlink(path);
+
+    assert_null(wr_config_load(path, &errs));
+    assert_int_equal(errs.n_lines, 1);
+    snprintf(want, sizeof(want), "%s: No such file or directory", path);
+    assert_string_equal(errs.lines[0], want);
+    wr_config_errors_fini(&errs);
+}
+
+/* Errors are appended to what errs already holds. */
+static void test_errors_append(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    assert_null(parse("[bogus]\n", &errs));
+    assert_null(parse("[server]\n", &errs));
+    assert_int_equal(errs.n_lines, 3);
+    assert_string_equal(errs.lines[0], "t.ini:0: [server] listen: at least one listen is required");
+    assert_string_equal(errs.lines[1], "t.ini:1: [bogus]: unknown section");
+    assert_string_equal(errs.lines[2], "t.ini:1: [server] listen: at least one listen is required");
+    wr_config_errors_fini(&errs);
+    assert_null(errs.lines);
+    assert_null(parse("[bogus]\n", NULL)); /* errors may be dropped */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_file),     cmocka_unit_test(test_full_file_regex_runs),
+        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_tls_defaults),
+        cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
+        cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
+    };
+    return cmocka_run_group_tests(tests, make_root, remove_root);
+}
