@@ -8,8 +8,10 @@
  * once the whole file is read (route -> upstream, tls listen -> [tls], [tls
  * NAME] inheriting from [tls]), compiling regexes and templates, and every
  * error as "FILE:LINE: [section] key: message", all of them, in line order.
- * Deliberately not: opening certificates or log files, binding sockets or
- * resolving host names (other modules do that, or nobody does).
+ * Relative paths (root, logs, certificates) are made absolute against the
+ * ini file's directory. Deliberately not: opening certificates or log files,
+ * binding sockets or resolving host names (other modules do that, or nobody
+ * does); the only file-system check is that each root is a directory.
  *
  * How inih is used: our reader hands ini_parse_stream one physical line at a
  * time and tracks the line number, so the key handler knows where it is.
@@ -34,6 +36,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +54,9 @@
 #define MAX_KEYS 24 /* room in sect_record.seen: most keys in one section */
 #define WORD_MAX 256 /* longest word copied out of a value (lines are shorter) */
 #define OOM_MSG "out of memory"
+/* Bigger input is refused: `weir -t -c /dev/zero` must end, and no real
+ * config comes near it. */
+#define MAX_INPUT_BYTES (16u << 20)
 #define ACTION_HINT "a route has exactly one action: root, proxy, redirect or return"
 
 /* Enum fields are written through an int by parse_enum. */
@@ -92,10 +98,13 @@ struct pending_error {
 };
 
 struct loader {
-    const char *file; /* name used in messages */
+    const char *file; /* name used in messages; its directory anchors relative paths */
+    char *base_dir;   /* owned: that directory made absolute, once needed */
     struct wr_config *cfg;
     FILE *fp;         /* input: a file ... */
     const char *text; /* ... or a string (when fp is NULL) */
+    size_t n_read;    /* bytes taken from the input so far */
+    int read_errno;   /* of a failed read, else 0 */
     unsigned line;    /* of the line last handed to inih */
 
     enum sect_kind kind; /* current section; a real one means recs[n_recs - 1] */
@@ -432,6 +441,47 @@ static void *field_of(void *obj, const struct key_def *k)
     return (char *)obj + k->offset;
 }
 
+/* The directory of ld->file, made absolute with the working directory. */
+static const char *base_dir(struct loader *ld)
+{
+    if (ld->base_dir != NULL)
+        return ld->base_dir;
+    const char *slash = strrchr(ld->file, '/');
+    char cwd[PATH_MAX];
+    if (ld->file[0] == '/')
+        ld->base_dir = dup_mem(ld, ld->file, slash == ld->file ? 1 : (size_t)(slash - ld->file));
+    else if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return NULL;
+    else if (slash == NULL)
+        ld->base_dir = dup_mem(ld, cwd, strlen(cwd));
+    else
+        ld->base_dir = format_new("%s/%.*s", cwd, (int)(slash - ld->file), ld->file);
+    return ld->base_dir;
+}
+
+/*
+ * path as an absolute path in buf: relative paths are taken from the ini
+ * file's directory (README "Configuration"), so a config and the files next
+ * to it can move together, and nothing depends on the daemon's working
+ * directory. Returns buf or path, or NULL (message in ld->msg).
+ */
+static const char *absolute_path(struct loader *ld, const char *path, char *buf, size_t cap)
+{
+    if (path[0] == '/')
+        return path;
+    const char *dir = base_dir(ld);
+    if (dir == NULL) {
+        fail(ld, "\"%s\": cannot make it absolute: %s", path, strerror(errno));
+        return NULL;
+    }
+    int n = snprintf(buf, cap, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", path);
+    if (n < 0 || (size_t)n >= cap) {
+        fail(ld, "\"%s\": path too long", path);
+        return NULL;
+    }
+    return buf;
+}
+
 /* ---- generic value parsers ------------------------------------------------ */
 
 static void format_scaled(uint64_t v, const char *const *suffixes, const uint64_t *factors,
@@ -500,7 +550,7 @@ static const char *parse_size(struct loader *ld, const struct key_def *k, void *
     return store_in_range(ld, k, obj, value, bytes, format_size);
 }
 
-/* Decimal digits only; NULL-safe for overflow. Returns 0 or -1. */
+/* Decimal digits only, no sign; overflow refused. Returns 0 or -1. */
 static int parse_number(const char *text, uint64_t *out)
 {
     uint64_t v = 0;
@@ -568,6 +618,17 @@ static const char *parse_word(struct loader *ld, const struct key_def *k, void *
     return parse_string(ld, k, obj, value);
 }
 
+/* A file path; a relative one is taken from the ini file's directory. */
+static const char *parse_path(struct loader *ld, const struct key_def *k, void *obj,
+                              const char *value)
+{
+    char buf[PATH_MAX];
+    const char *path = absolute_path(ld, value, buf, sizeof(buf));
+    if (path == NULL)
+        return ld->msg;
+    return set_string(ld, field_of(obj, k), path) < 0 ? OOM_MSG : NULL;
+}
+
 /* ---- [server] ------------------------------------------------------------- */
 
 static const char *parse_listen(struct loader *ld, const struct key_def *k, void *obj,
@@ -628,13 +689,15 @@ static const char *parse_server_header(struct loader *ld, const struct key_def *
     return parse_string(ld, k, obj, value);
 }
 
-/* A path for the error log must be absolute: systemd starts us in "/". */
+/* "stderr" or a path; "off" is refused: errors must go somewhere. */
 static const char *parse_error_log(struct loader *ld, const struct key_def *k, void *obj,
                                    const char *value)
 {
-    if (value[0] != '/' && strcmp(value, "stderr") != 0)
-        return fail(ld, "\"%s\" must be an absolute path or stderr", value);
-    return parse_string(ld, k, obj, value);
+    if (strcmp(value, "stderr") == 0)
+        return parse_string(ld, k, obj, value);
+    if (strcmp(value, "off") == 0)
+        return "cannot be off (a path or stderr)";
+    return parse_path(ld, k, obj, value);
 }
 
 static const char *parse_access_log(struct loader *ld, const struct key_def *k, void *obj,
@@ -642,9 +705,9 @@ static const char *parse_access_log(struct loader *ld, const struct key_def *k, 
 {
     if (strcmp(value, "off") == 0)
         return set_string(ld, field_of(obj, k), NULL) < 0 ? OOM_MSG : NULL;
-    if (value[0] != '/' && strcmp(value, "stderr") != 0)
-        return fail(ld, "\"%s\" must be an absolute path, stderr or off", value);
-    return parse_string(ld, k, obj, value);
+    if (strcmp(value, "stderr") == 0)
+        return parse_string(ld, k, obj, value);
+    return parse_path(ld, k, obj, value);
 }
 
 /* ---- [tls] and [tls NAME] -------------------------------------------------- */
@@ -764,7 +827,9 @@ static const char *parse_server_addr(struct loader *ld, struct wr_str w,
         snprintf(v4, sizeof(v4), "127.0.0.1:%s", buf + 10);
         if (wr_units_parse_listen(v4, out) == 0)
             return NULL;
-    } else if (wr_units_parse_listen(buf, out) == 0) {
+        return fail(ld, "\"%s\" is not an address (port 1..65535)", buf);
+    }
+    if (wr_units_parse_listen(buf, out) == 0) {
         if (is_unspecified(out))
             return fail(ld, "\"%s\" is not a server address", buf);
         return NULL;
@@ -1015,14 +1080,16 @@ static const char *parse_root(struct loader *ld, const struct key_def *k, void *
     (void)k;
     struct wr_route *r = obj;
     struct stat st;
-    if (value[0] != '/')
-        return fail(ld, "\"%s\" must be an absolute path", value);
+    char buf[PATH_MAX];
+    const char *path = absolute_path(ld, value, buf, sizeof(buf));
+    if (path == NULL)
+        return ld->msg;
     /* Checked at load so a typo fails `weir -t` instead of every request. */
-    if (stat(value, &st) != 0)
-        return fail(ld, "%s: %s", value, strerror(errno));
+    if (stat(path, &st) != 0)
+        return fail(ld, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return fail(ld, "%s: %s", value, strerror(ENOTDIR));
-    return set_string(ld, &r->root, value) < 0 ? OOM_MSG : NULL;
+        return fail(ld, "%s: %s", path, strerror(ENOTDIR));
+    return set_string(ld, &r->root, path) < 0 ? OOM_MSG : NULL;
 }
 
 /* Resolved to an [upstream] once the whole file is read. */
@@ -1249,7 +1316,8 @@ static const struct key_def server_keys[] = {
     /* server_header: "weir"; off = no Server field (NULL) */
     {.name = "server_header", .parse = parse_server_header, FIELD(SRV, server_header),
      .dflt = "weir"},
-    /* access_log: off (NULL); a path or stderr */
+    /* access_log: off (NULL); a path or stderr. Paths, here and below (error_log,
+     * cert, key, tls_ca, root), are relative to the ini file's directory. */
     {.name = "access_log", .parse = parse_access_log, FIELD(SRV, access_log)},
     /* access_log_format: combined */
     {.name = "access_log_format", .parse = parse_enum, FIELD(SRV, access_log_format),
@@ -1296,8 +1364,8 @@ static const struct key_def tls_keys[] = {
     /* names: [tls NAME] only, required there; repeatable, several per line */
     {.name = "names", .parse = parse_tls_names, .flags = KEY_REPEATABLE},
     /* cert, key: required */
-    {.name = "cert", .parse = parse_string, FIELD(TLS, cert)},
-    {.name = "key", .parse = parse_string, FIELD(TLS, key)},
+    {.name = "cert", .parse = parse_path, FIELD(TLS, cert)},
+    {.name = "key", .parse = parse_path, FIELD(TLS, key)},
     /* protocols: "TLSv1.2 TLSv1.3" (nothing older: RFC 8996) */
     {.name = "protocols", .parse = parse_protocols, FIELD(TLS, protocols),
      .dflt = "TLSv1.2 TLSv1.3"},
@@ -1354,7 +1422,7 @@ static const struct key_def upstream_keys[] = {
     /* tls: off; tls_verify: on; tls_ca: Debian's bundle; tls_sni: unset (NULL) */
     {.name = "tls", .parse = parse_bool, FIELD(UPS, tls), .dflt = "off"},
     {.name = "tls_verify", .parse = parse_bool, FIELD(UPS, tls_verify), .dflt = "on"},
-    {.name = "tls_ca", .parse = parse_string, FIELD(UPS, tls_ca),
+    {.name = "tls_ca", .parse = parse_path, FIELD(UPS, tls_ca),
      .dflt = "/etc/ssl/certs/ca-certificates.crt"},
     {.name = "tls_sni", .parse = parse_sni, FIELD(UPS, tls_sni)},
 };
@@ -1600,27 +1668,32 @@ static void close_upstream(struct loader *ld, const struct sect_record *rec)
         key_error(ld, rec, hash_line, "hash_key", "only used with balance = hash");
 }
 
-/* Sets r->action from the one action key given; else reports and returns -1. */
+/* Sets r->action from the one action key given; else reports and returns -1.
+ * With several, the two given first in the file are named. */
 static int pick_action(struct loader *ld, const struct sect_record *rec, struct wr_route *r)
 {
-    const char *given[2] = {NULL, NULL};
+    const struct key_def *first = NULL, *second = NULL;
     size_t n = 0;
     for (size_t i = 0; i < sections[SECT_ROUTE].n_keys; i++) {
         const struct key_def *k = &route_keys[i];
-        if ((k->flags & KEY_ACTION) == 0 || rec->seen[i] == 0)
+        unsigned line = rec->seen[i];
+        if ((k->flags & KEY_ACTION) == 0 || line == 0)
             continue;
-        if (n < 2)
-            given[n] = k->name;
         n++;
-        r->action = k->action;
+        if (first == NULL || line < rec->seen[first - route_keys]) {
+            second = first;
+            first = k;
+        } else if (second == NULL || line < rec->seen[second - route_keys]) {
+            second = k;
+        }
     }
+    r->action = n == 1 ? first->action : 0;
     if (n == 1)
         return 0;
-    r->action = 0;
     if (n == 0)
         section_error(ld, rec, "has no action; " ACTION_HINT);
     else
-        section_error(ld, rec, "has both %s and %s; " ACTION_HINT, given[0], given[1]);
+        section_error(ld, rec, "has both %s and %s; " ACTION_HINT, first->name, second->name);
     return -1;
 }
 
@@ -1838,13 +1911,18 @@ static bool check_key_line(struct loader *ld, const char *line)
     return true;
 }
 
+/* The next input byte, or EOF at the end, on a read error or past MAX_INPUT_BYTES. */
 static int next_byte(struct loader *ld)
 {
-    if (ld->fp != NULL)
-        return getc(ld->fp);
-    if (*ld->text == '\0')
+    if (ld->n_read >= MAX_INPUT_BYTES)
         return EOF;
-    return (unsigned char)*ld->text++;
+    ld->n_read++;
+    if (ld->fp == NULL)
+        return *ld->text != '\0' ? (unsigned char)*ld->text++ : EOF;
+    int c = getc(ld->fp);
+    if (c == EOF && ferror(ld->fp))
+        ld->read_errno = errno != 0 ? errno : EIO;
+    return c;
 }
 
 /* After a CR: consumes a following LF and says whether there was one. */
@@ -2177,8 +2255,10 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
             add_error(ld, (unsigned)rc, "syntax error");
         else if (rc < 0)
             add_file_error(ld, rc == -2 ? OOM_MSG : "cannot read");
-        if (ld->fp != NULL && ferror(ld->fp))
-            add_file_error(ld, "read error");
+        if (ld->read_errno != 0)
+            add_file_error(ld, strerror(ld->read_errno));
+        if (ld->n_read >= MAX_INPUT_BYTES)
+            add_file_error(ld, "larger than 16 MiB");
         resolve_tls(ld);
         check_listens(ld);
         resolve_proxies(ld);
@@ -2193,6 +2273,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
     hand_over_errors(ld, errs);
     free(ld->recs);
     free(ld->uses);
+    free(ld->base_dir);
     return cfg;
 }
 

@@ -83,11 +83,11 @@ static const struct {
     const char *name;
     size_t len;
 } method_names[WR_HTTP_N_METHODS] = {
-    [WR_HTTP_OTHER] = {"", 0},         [WR_HTTP_GET] = {"GET", 3},
-    [WR_HTTP_HEAD] = {"HEAD", 4},      [WR_HTTP_POST] = {"POST", 4},
-    [WR_HTTP_PUT] = {"PUT", 3},        [WR_HTTP_DELETE] = {"DELETE", 6},
+    [WR_HTTP_OTHER] = {"", 0},          [WR_HTTP_GET] = {"GET", 3},
+    [WR_HTTP_HEAD] = {"HEAD", 4},       [WR_HTTP_POST] = {"POST", 4},
+    [WR_HTTP_PUT] = {"PUT", 3},         [WR_HTTP_DELETE] = {"DELETE", 6},
     [WR_HTTP_CONNECT] = {"CONNECT", 7}, [WR_HTTP_OPTIONS] = {"OPTIONS", 7},
-    [WR_HTTP_TRACE] = {"TRACE", 5},    [WR_HTTP_PATCH] = {"PATCH", 5},
+    [WR_HTTP_TRACE] = {"TRACE", 5},     [WR_HTTP_PATCH] = {"PATCH", 5},
 };
 
 const char *wr_http_method_name(enum wr_http_method m)
@@ -100,7 +100,8 @@ const char *wr_http_method_name(enum wr_http_method m)
 enum wr_http_method wr_http_method_from(struct wr_str token)
 {
     for (int m = WR_HTTP_GET; m < WR_HTTP_N_METHODS; m++) {
-        if (token.len == method_names[m].len && memcmp(token.ptr, method_names[m].name, token.len) == 0)
+        if (token.len == method_names[m].len &&
+            memcmp(token.ptr, method_names[m].name, token.len) == 0)
             return (enum wr_http_method)m;
     }
     return WR_HTTP_OTHER;
@@ -479,9 +480,10 @@ static int note_field(struct wr_http_request *req, struct head_state *st,
         return is_field(n, WR_STR("host")) ? note_host(req, st, h->value) : 0;
     case 6:
         /* Other expectations are left for the caller, which may answer 417
-         * (RFC 9110 §10.1.1) after looking the field up. */
+         * (RFC 9110 §10.1.1) after looking the field up. The same clause
+         * says a 100-continue in an HTTP/1.0 request MUST be ignored. */
         if (is_field(n, WR_STR("expect")) && wr_str_eq_nocase(h->value, WR_STR("100-continue")))
-            req->expects_continue = true;
+            req->expects_continue = req->minor_version == 1;
         return 0;
     case 7:
         if (is_field(n, WR_STR("upgrade")))
@@ -568,12 +570,17 @@ static int finish_head(struct wr_http_request *req, const struct head_state *st)
          * MAY reject it, and a proxy must. */
         if (req->has_content_length)
             return 400;
-        /* RFC 9112 §6.3 ¶4: chunked absent, repeated or not final. */
-        if (st->is_te_bad || !st->te_has_chunked)
+        /* RFC 9112 §6.3 ¶4: chunked repeated or not final, or a malformed list. */
+        if (st->is_te_bad)
             return 400;
-        /* RFC 9112 §6.1: a coding we do not implement (before chunked). */
+        /* RFC 9112 §6.1: a coding we do not implement ("gzip", "gzip, chunked")
+         * SHOULD get 501; the connection closes after it either way, so the
+         * body's framing never has to be guessed. */
         if (st->te_has_unknown)
             return 501;
+        /* RFC 9112 §6.3 ¶4: no chunked at all (e.g. an empty list). */
+        if (!st->te_has_chunked)
+            return 400;
         req->is_chunked = true;
     }
     /* RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with keep-alive. */
@@ -581,8 +588,9 @@ static int finish_head(struct wr_http_request *req, const struct head_state *st)
         req->is_keep_alive = !st->has_close;
     else
         req->is_keep_alive = st->has_keep_alive && !st->has_close;
-    /* RFC 9110 §7.8: Upgrade counts only when Connection lists it. */
-    req->is_upgrade = st->has_conn_upgrade && st->has_upgrade_field;
+    /* RFC 9110 §7.8: Upgrade counts only when Connection lists it, and a
+     * server MUST ignore it in an HTTP/1.0 request. */
+    req->is_upgrade = st->has_conn_upgrade && st->has_upgrade_field && req->minor_version == 1;
     return 0;
 }
 

@@ -135,13 +135,34 @@ void wr_resp_init(struct wr_resp *r, char *buf, size_t cap)
     *r = (struct wr_resp){.head = buf, .head_cap = cap, .file_fd = -1};
 }
 
+/* Decimal digits of v into the end of buf; returns where they start. */
+static char *format_u64(uint64_t v, char *end)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    return p;
+}
+
 void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *clock)
 {
     wr_resp_init(r, r->head, r->head_cap);
     r->status = status;
-    char line[64];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, wr_resp_reason(status));
-    append(r, line, (size_t)n);
+    /* Hot path: no printf. "HTTP/1.1 " + three digits + " " + reason + CRLF. */
+    if (status < 100 || status > 999)
+        status = 500;
+    const char *reason = wr_resp_reason(status);
+    char line[64] = "HTTP/1.1 ";
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    line[12] = ' ';
+    size_t n = strlen(reason);
+    memcpy(line + 13, reason, n);
+    memcpy(line + 13 + n, "\r\n", 2);
+    append(r, line, 15 + n);
     append(r, clock->common, clock->common_len);
 }
 
@@ -161,8 +182,9 @@ void wr_resp_header(struct wr_resp *r, const char *name, struct wr_str value)
 void wr_resp_header_u64(struct wr_resp *r, const char *name, uint64_t value)
 {
     char digits[24];
-    int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)value);
-    wr_resp_header(r, name, (struct wr_str){digits, (size_t)n});
+    char *end = digits + sizeof(digits);
+    char *start = format_u64(value, end);
+    wr_resp_header(r, name, (struct wr_str){start, (size_t)(end - start)});
 }
 
 void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tmpl *t,

@@ -63,8 +63,7 @@ static void check_same(const struct outcome *a, const struct outcome *b)
     check(same_slice(x->target, y->target) && same_slice(x->path, y->path));
     check(same_slice(x->query, y->query) && same_slice(x->host, y->host));
     check(x->minor_version == y->minor_version && x->n_headers == y->n_headers);
-    check(x->has_content_length == y->has_content_length &&
-          x->content_length == y->content_length);
+    check(x->has_content_length == y->has_content_length && x->content_length == y->content_length);
     check(x->is_chunked == y->is_chunked && x->is_keep_alive == y->is_keep_alive);
     check(x->expects_continue == y->expects_continue && x->is_upgrade == y->is_upgrade);
     check(x->is_absolute_form == y->is_absolute_form);

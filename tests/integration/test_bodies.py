@@ -8,7 +8,6 @@ import sys
 sys.dont_write_bytecode = True
 
 import time
-import unittest
 
 import weirtest
 from weirtest import SERVER, chunked, request_bytes

@@ -5,7 +5,6 @@ default close and keep-alive opt-in, max_requests_per_connection."""
 import sys
 sys.dont_write_bytecode = True
 
-import unittest
 
 import weirtest
 from weirtest import SERVER, request_bytes

@@ -7,7 +7,6 @@ import sys
 sys.dont_write_bytecode = True
 
 import time
-import unittest
 
 import weirtest
 from weirtest import request_bytes

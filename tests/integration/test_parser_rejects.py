@@ -6,7 +6,6 @@ new connection is still served."""
 import sys
 sys.dont_write_bytecode = True
 
-import unittest
 
 import weirtest
 from weirtest import SERVER
@@ -26,6 +25,7 @@ return = 200 ok
 """
 
 H = b"Host: a.test\r\n"
+FOLLOW = b"GET /healthz HTTP/1.1\r\nHost: a.test\r\n\r\n"
 
 LONG_TARGET = b"/" + b"a" * 2000
 MANY_HEADERS = b"".join(b"X-Header-%02d: %s\r\n" % (i, b"v" * 30) for i in range(40))
@@ -66,6 +66,8 @@ CASES = {
     "big_head": (b"GET /healthz HTTP/1.1\r\n" + H + MANY_HEADERS + b"\r\n", 431),
     "too_many_fields": (b"GET /healthz HTTP/1.1\r\n" + H + TOO_MANY_FIELDS + b"\r\n", 431),
     "te_gzip": (b"POST /healthz HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
+    "te_gzip_chunked": (b"POST /healthz HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n"
+                        b"\r\n0\r\n\r\n", 501),
     "version_2_0": (b"GET /healthz HTTP/2.0\r\n" + H + b"\r\n", 505),
     "version_1_2": (b"GET /healthz HTTP/1.2\r\n" + H + b"\r\n", 505),
     "bare_lf": (b"GET /healthz HTTP/1.1\n" + b"Host: a.test\n\n", 400),
@@ -79,13 +81,16 @@ class ParserRejectsTest(weirtest.WeirCase):
     def check_reject(self, name):
         raw, status = CASES[name]
         with self.client() as c:
-            c.send(raw)
+            # A valid request follows in the same write: after a rejection
+            # weir must not parse on (no smuggled second response).
+            c.send(raw + FOLLOW)
             r = c.read_response()
             self.assertEqual(r.status, status, "%s: %r -> %r" % (name, raw[:120], r))
             self.assertTrue(r.has_token("Connection", "close"),
                             "%s: %d without Connection: close: %r" % (name, status, r.headers))
             self.assertEqual(int(r.header("Content-Length") or len(r.body)), len(r.body))
-            self.assertClosedByWeir(c, 3.0, "after %s (%d)" % (name, status))
+            how, extra, _ = self.assertClosedByWeir(c, 3.0, "after %s (%d)" % (name, status))
+            self.assertEqual(extra, 0, "%s: bytes after the %d response" % (name, status))
         self.assertServes("/healthz", body=b"ok")
 
     def test_absolute_form_accepted(self):
@@ -98,6 +103,14 @@ class ParserRejectsTest(weirtest.WeirCase):
             r = c.read_response()
             self.assertEqual(r.status, 200)
             self.assertEqual(r.body, b"ok", "absolute-form authority wins over Host")
+
+    def test_chunked_name_case_insensitive(self):
+        # RFC 9112 section 7: transfer-coding names are case-insensitive.
+        with self.client() as c:
+            c.send(b"POST /healthz HTTP/1.1\r\n" + H + b"Transfer-Encoding: Chunked\r\n\r\n"
+                   b"5\r\nhello\r\n0\r\n\r\n" + FOLLOW)
+            self.assertEqual(c.read_response().status, 200)
+            self.assertEqual(c.read_response().status, 200)
 
     def test_http10_without_host_ok(self):
         with self.client() as c:

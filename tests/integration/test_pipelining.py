@@ -5,8 +5,8 @@ are all answered, in order."""
 import sys
 sys.dont_write_bytecode = True
 
+import socket
 import time
-import unittest
 
 import weirtest
 from weirtest import SERVER, request_bytes
@@ -80,7 +80,7 @@ class PipeliningTest(weirtest.WeirCase):
     def test_split_at_odd_boundaries(self):
         data = sequence_bytes(SEQUENCE)
         with self.client() as c:
-            c.sock.setsockopt(weirtest.socket.IPPROTO_TCP, weirtest.socket.TCP_NODELAY, 1)
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             step = 7
             for off in range(0, len(data), step):
                 c.send(data[off:off + step])

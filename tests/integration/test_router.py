@@ -6,7 +6,6 @@ and matching on the normalised path."""
 import sys
 sys.dont_write_bytecode = True
 
-import unittest
 
 import weirtest
 from weirtest import SERVER, request_bytes

@@ -7,7 +7,6 @@ import sys
 sys.dont_write_bytecode = True
 
 import signal
-import socket
 import time
 import unittest
 

@@ -8,7 +8,6 @@ sys.dont_write_bytecode = True
 
 import hashlib
 import os
-import unittest
 import urllib.parse
 
 import weirtest

@@ -7,8 +7,8 @@ import sys
 sys.dont_write_bytecode = True
 
 import os
+import socket
 import time
-import unittest
 
 import weirtest
 from weirtest import SERVER, request_bytes, write_random_file
@@ -42,14 +42,6 @@ class TimeoutsTest(weirtest.WeirCase):
         write_random_file(os.path.join(root, "big.bin"), 20 << 20)
         return {"ROOT": root}
 
-    def expect_408_or_close(self, c, limit, what):
-        """Waits for a plain close, or a 408 then a close, within limit."""
-        start = time.monotonic()
-        how, n, _ = c.wait_closed(limit)
-        elapsed = time.monotonic() - start
-        self.assertIsNotNone(how, "%s: still open after %.1fs" % (what, limit))
-        return elapsed
-
     def check_408_or_close(self, c, limit, what):
         start = time.monotonic()
         try:
@@ -58,7 +50,7 @@ class TimeoutsTest(weirtest.WeirCase):
             # closed without a response
             self.assertTrue(c.eof, what)
             return time.monotonic() - start
-        except weirtest.socket.timeout:
+        except socket.timeout:
             self.fail("%s: no response and no close within %.1fs" % (what, limit))
         self.assertEqual(r.status, 408, "%s: only 408 or a plain close: %r" % (what, r))
         self.assertTrue(r.has_token("Connection", "close"), r.headers)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "weir/config.h"
@@ -560,6 +561,11 @@ static const struct bad_case bad_cases[] = {
     {"two actions", SERVER "[route r]\nmatch = exact:/\nroot = /\nreturn = 200\n",
      {"t.ini:3: [route r]: has both root and return; a route has exactly one action: root, "
       "proxy, redirect or return"}},
+    {"three actions, named in file order",
+     SERVER "[route r]\nmatch = exact:/\nreturn = 200\nproxy = u\nroot = /\n"
+            "[upstream u]\nserver = 127.0.0.1:9\n",
+     {"t.ini:3: [route r]: has both return and proxy; a route has exactly one action: root, "
+      "proxy, redirect or return"}},
     {"dangling proxy",
      SERVER "[route api]\nmatch = prefix:/\nproxy = ap\n[upstream app]\nserver = 127.0.0.1:9\n",
      {"t.ini:5: [route api] proxy: no upstream named \"ap\""}},
@@ -593,8 +599,6 @@ static const struct bad_case bad_cases[] = {
      {"t.ini:5: [route r] strip_prefix: only for static and proxy routes"}},
     {"missing root", SERVER "[route r]\nmatch = prefix:/\nroot = /nonexistent-weir-root\n",
      {"t.ini:5: [route r] root: /nonexistent-weir-root: No such file or directory"}},
-    {"relative root", SERVER "[route r]\nmatch = prefix:/\nroot = srv/www\n",
-     {"t.ini:5: [route r] root: \"srv/www\" must be an absolute path"}},
     {"root is a file", SERVER "[route r]\nmatch = prefix:/\nroot = /dev/null\n",
      {"t.ini:5: [route r] root: /dev/null: Not a directory"}},
     {"unknown variable", SERVER "[route r]\nmatch = exact:/\nreturn = 204\n"
@@ -665,6 +669,10 @@ static const struct bad_case bad_cases[] = {
     {"indented continuation", SERVER "   127.0.0.1:8081\n",
      {"t.ini:3: expected \"key = value\", a [section] or a comment"}},
     {"missing key name", SERVER "= 5\n", {"t.ini:3: missing key before '='"}},
+    {"colon instead of =", SERVER "workers: 2\n",
+     {"t.ini:3: expected \"key = value\", a [section] or a comment"}},
+    {"localhost with a bad port", SERVER "[upstream u]\nserver = localhost:0\n",
+     {"t.ini:4: [upstream u] server: \"localhost:0\" is not an address (port 1..65535)"}},
     {"empty value", SERVER "user =\n", {"t.ini:3: [server] user: needs a value"}},
     {"control character", SERVER "user = a\x01z\n",
      {"t.ini:3: [server] user: contains a control character"}},
@@ -674,9 +682,8 @@ static const struct bad_case bad_cases[] = {
       "t.ini:5: [server x]: [server] takes no name",
       "t.ini:6: [route a b]: a section name is one word", "t.ini:7: unexpected text after ]",
       "t.ini:8: [route a/b]: a name uses letters, digits, '.', '_', '-' and '*'"}},
-    {"relative log path", SERVER "error_log = weir.log\naccess_log = syslog\n",
-     {"t.ini:3: [server] error_log: \"weir.log\" must be an absolute path or stderr",
-      "t.ini:4: [server] access_log: \"syslog\" must be an absolute path, stderr or off"}},
+    {"error log off", SERVER "error_log = off\n",
+     {"t.ini:3: [server] error_log: cannot be off (a path or stderr)"}},
     {"multiple errors, in line order",
      "[server]\nlisten = 127.0.0.1:8443 tls\nworkers = 0\n"
      "[route a]\nmatch = exact:/\nproxy = nowhere\nindex = x\n"
@@ -789,6 +796,48 @@ static void test_load_file(void **state)
     snprintf(want, sizeof(want), "%s: No such file or directory", path);
     assert_string_equal(errs.lines[0], want);
     wr_config_errors_fini(&errs);
+
+    assert_null(wr_config_load("/tmp", &errs));
+    assert_int_equal(errs.n_lines, 2);
+    assert_string_equal(errs.lines[0], "/tmp: Is a directory");
+    assert_string_equal(errs.lines[1], "/tmp:0: [server] listen: at least one listen is required");
+    wr_config_errors_fini(&errs);
+}
+
+/* Relative paths are taken from the directory of the file (its name here). */
+static void test_relative_paths(void **state)
+{
+    (void)state;
+    char name[128], site[128], text[512], want[256];
+    snprintf(name, sizeof(name), "%s/conf/weir.ini", root_dir);
+    snprintf(site, sizeof(site), "%s/conf", root_dir);
+    assert_int_equal(mkdir(site, 0700), 0);
+    snprintf(site, sizeof(site), "%s/conf/site", root_dir);
+    assert_int_equal(mkdir(site, 0700), 0);
+    static const char body[] = SERVER "access_log = logs/access.log\nerror_log = /var/log/e\n"
+                                      "[tls]\ncert = tls/c.pem\nkey = k.pem\n"
+                                      "[route r]\nmatch = prefix:/\nroot = site\n";
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = wr_config_parse_string(body, name, &errs);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->routes[0].root, site);
+    snprintf(want, sizeof(want), "%s/conf/logs/access.log", root_dir);
+    assert_string_equal(cfg->server.access_log, want);
+    assert_string_equal(cfg->server.error_log, "/var/log/e");
+    snprintf(want, sizeof(want), "%s/conf/tls/c.pem", root_dir);
+    assert_string_equal(cfg->tls[0].cert, want);
+    wr_config_unref(cfg);
+
+    snprintf(text, sizeof(text), SERVER "[route r]\nmatch = prefix:/\nroot = nope\n");
+    assert_null(wr_config_parse_string(text, name, &errs));
+    assert_int_equal(errs.n_lines, 1);
+    snprintf(want, sizeof(want),
+             "%s:5: [route r] root: %s/conf/nope: No such file or directory", name, root_dir);
+    assert_string_equal(errs.lines[0], want);
+    wr_config_errors_fini(&errs);
+    assert_int_equal(rmdir(site), 0);
+    snprintf(site, sizeof(site), "%s/conf", root_dir);
+    assert_int_equal(rmdir(site), 0);
 }
 
 /* Errors are appended to what errs already holds. */
@@ -815,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
+        cmocka_unit_test(test_relative_paths),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
