@@ -57,6 +57,12 @@
 /* Bigger input is refused: `weir -t -c /dev/zero` must end, and no real
  * config comes near it. */
 #define MAX_INPUT_BYTES (16u << 20)
+/* Longest physical line. inih (as Debian builds it) holds only 200 bytes, so
+ * a longer key line reaches inih as "key=" LONG_VALUE_MARK and on_key swaps
+ * the full value back in: a 1 KiB `return` body or a long redirect target
+ * works, and nothing is ever split silently. */
+#define LINE_MAX_BYTES (64 * 1024)
+#define LONG_VALUE_MARK "\x01"
 #define ACTION_HINT "a route has exactly one action: root, proxy, redirect or return"
 
 /* Enum fields are written through an int by parse_enum. */
@@ -118,6 +124,10 @@ struct loader {
     size_t n_errors;
     bool is_oom;
     char msg[512]; /* room for a parser's formatted message */
+
+    char *line_buf;   /* owned: the physical line being read, any length */
+    size_t line_cap;
+    char *long_value; /* owned: value of the last line too long for inih */
 };
 
 struct key_def;
@@ -1947,8 +1957,10 @@ static bool take_lf(struct loader *ld)
  * end. Returns its length, or -1 at end of input. The part of a longer line
  * that does not fit is consumed and *is_too_long set; a NUL sets *has_nul.
  */
-static int read_physical_line(struct loader *ld, char *buf, size_t cap, bool *is_too_long,
-                              bool *has_nul)
+/* Reads one physical line into ld->line_buf (NUL-terminated). Returns its
+ * length, or -1 at the end of input. Bytes past LINE_MAX_BYTES are dropped
+ * and reported through *is_too_long. */
+static int read_physical_line(struct loader *ld, bool *is_too_long, bool *has_nul)
 {
     size_t n = 0;
     bool any = false;
@@ -1963,13 +1975,67 @@ static int read_physical_line(struct loader *ld, char *buf, size_t cap, bool *is
         if (c == '\n' || (c == '\r' && take_lf(ld)))
             break;
         *has_nul = *has_nul || c == '\0';
-        if (n + 1 < cap)
-            buf[n++] = (char)c;
-        else
+        if (n + 1 >= LINE_MAX_BYTES) {
             *is_too_long = true;
+            continue;
+        }
+        if (n + 1 >= ld->line_cap) {
+            size_t cap = ld->line_cap ? ld->line_cap * 2 : 256;
+            char *more = realloc(ld->line_buf, cap);
+            if (more == NULL) {
+                ld->is_oom = true;
+                *is_too_long = true;
+                continue;
+            }
+            ld->line_buf = more;
+            ld->line_cap = cap;
+        }
+        ld->line_buf[n++] = (char)c;
     }
-    buf[n] = '\0';
+    if (ld->line_buf == NULL)
+        return 0; /* an empty last line: nothing was stored */
+    ld->line_buf[n] = '\0';
     return (int)n;
+}
+
+/*
+ * A key line longer than inih's buffer: keep its value here and give inih
+ * "key=" LONG_VALUE_MARK instead. Inline comments are cut as inih would.
+ * Returns false (after reporting) when the line cannot be taken.
+ */
+static bool stash_long_line(struct loader *ld, char *line, char *buf, size_t cap)
+{
+    if (*line == ';' || *line == '#') {
+        buf[0] = '\0';
+        return true;
+    }
+    const char *eq = find_chars_or_comment(line, "=:");
+    if (*line == '[' || *eq != '=' || eq == line) {
+        add_error(ld, ld->line, "line too long (max %zu bytes) for anything but key = value",
+                  cap - 1);
+        return false;
+    }
+    size_t key_len = (size_t)(eq - line);
+    while (key_len > 0 && isspace((unsigned char)line[key_len - 1]))
+        key_len--;
+    const char *value = eq + 1;
+    while (isspace((unsigned char)*value))
+        value++;
+    size_t value_len = (size_t)(find_chars_or_comment(value, "") - value);
+    while (value_len > 0 && isspace((unsigned char)value[value_len - 1]))
+        value_len--;
+    if (key_len + sizeof(LONG_VALUE_MARK) + 1 > cap) {
+        add_error(ld, ld->line, "key too long");
+        return false;
+    }
+    free(ld->long_value);
+    ld->long_value = strndup(value, value_len);
+    if (ld->long_value == NULL) {
+        ld->is_oom = true;
+        return false;
+    }
+    snprintf(buf, cap, "%.*s=%s", (int)key_len, line, LONG_VALUE_MARK);
+    return true;
 }
 
 /*
@@ -1981,23 +2047,29 @@ static char *read_line(char *buf, int num, void *stream)
 {
     struct loader *ld = stream;
     bool is_too_long = false, has_nul = false;
-    if (num < 2 || read_physical_line(ld, buf, (size_t)num, &is_too_long, &has_nul) < 0)
+    int len = num < 2 ? -1 : read_physical_line(ld, &is_too_long, &has_nul);
+    if (len < 0)
         return NULL;
     ld->line++;
     if (is_too_long || has_nul) {
         if (is_too_long)
-            add_error(ld, ld->line, "line too long (max %d bytes)", num - 1);
+            add_error(ld, ld->line, "line too long (max %d bytes)", LINE_MAX_BYTES - 1);
         else
             add_error(ld, ld->line, "line contains a NUL byte");
         buf[0] = '\0';
         return buf;
     }
-    char *start = buf;
+    char *start = len > 0 ? ld->line_buf : (char *)"";
     if (ld->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
         start += 3; /* UTF-8 byte order mark */
     while (isspace((unsigned char)*start))
         start++; /* see the file comment: indentation never continues a value */
-    memmove(buf, start, strlen(start) + 1);
+    if (strlen(start) + 1 > (size_t)num) {
+        if (!stash_long_line(ld, start, buf, (size_t)num))
+            buf[0] = '\0';
+        return buf;
+    }
+    memcpy(buf, start, strlen(start) + 1);
     bool is_ok = true;
     if (buf[0] == '[')
         is_ok = read_section_header(ld, buf);
@@ -2047,6 +2119,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     if (rec->seen[i] == 0)
         rec->seen[i] = ld->line;
+    if (ld->long_value != NULL && strcmp(value, LONG_VALUE_MARK) == 0)
+        value = ld->long_value; /* see LINE_MAX_BYTES */
     const char *msg = check_value_bytes(value);
     if (msg == NULL)
         msg = k->parse(ld, k, section_object(ld, rec->kind, rec->index), value);
@@ -2274,6 +2348,8 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
     free(ld->recs);
     free(ld->uses);
     free(ld->base_dir);
+    free(ld->line_buf);
+    free(ld->long_value);
     return cfg;
 }
 
