@@ -149,10 +149,10 @@ static char *format_u64(uint64_t v, char *end)
 void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *clock)
 {
     wr_resp_init(r, r->head, r->head_cap);
-    r->status = status;
     /* Hot path: no printf. "HTTP/1.1 " + three digits + " " + reason + CRLF. */
     if (status < 100 || status > 999)
-        status = 500;
+        status = 500; /* a bug upstream of here; never a malformed status line */
+    r->status = status;
     const char *reason = wr_resp_reason(status);
     char line[64] = "HTTP/1.1 ";
     line[9] = (char)('0' + status / 100);
