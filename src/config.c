@@ -1465,6 +1465,8 @@ static const struct key_def route_keys[] = {
      .flags = KEY_STATIC},
     {.name = "follow_symlinks", .parse = parse_bool, FIELD(RT, follow_symlinks), .dflt = "off",
      .flags = KEY_STATIC},
+    {.name = "dotfiles", .parse = parse_bool, FIELD(RT, dotfiles), .dflt = "off",
+     .flags = KEY_STATIC},
     /* proxy: no rewrite, preserve_host on, forwarded_headers on, websocket off (1h idle) */
     {.name = "rewrite", .parse = parse_rewrite, .flags = KEY_PROXY},
     {.name = "preserve_host", .parse = parse_bool, FIELD(RT, preserve_host), .dflt = "on",
@@ -1953,13 +1955,11 @@ static bool take_lf(struct loader *ld)
 }
 
 /*
- * Reads one physical line (LF or CRLF ended) into buf[0..cap), without its
- * end. Returns its length, or -1 at end of input. The part of a longer line
- * that does not fit is consumed and *is_too_long set; a NUL sets *has_nul.
+ * Reads one physical line (LF or CRLF ended, the end not kept) into
+ * ld->line_buf, NUL-terminated. Returns its length, or -1 at the end of
+ * input. Bytes past LINE_MAX_BYTES are consumed, dropped and reported
+ * through *is_too_long; a NUL sets *has_nul.
  */
-/* Reads one physical line into ld->line_buf (NUL-terminated). Returns its
- * length, or -1 at the end of input. Bytes past LINE_MAX_BYTES are dropped
- * and reported through *is_too_long. */
 static int read_physical_line(struct loader *ld, bool *is_too_long, bool *has_nul)
 {
     size_t n = 0;
@@ -2013,6 +2013,8 @@ static bool stash_long_line(struct loader *ld, char *line, char *buf, size_t cap
     if (*line == '[' || *eq != '=' || eq == line) {
         add_error(ld, ld->line, "line too long (max %zu bytes) for anything but key = value",
                   cap - 1);
+        if (*line == '[')
+            close_section(ld); /* its keys are skipped, not given to the previous section */
         return false;
     }
     size_t key_len = (size_t)(eq - line);
@@ -2051,6 +2053,10 @@ static char *read_line(char *buf, int num, void *stream)
     if (len < 0)
         return NULL;
     ld->line++;
+    /* The previous line's stashed value has been handled (inih calls the
+     * handler before reading on); a later "key = \x01" must not revive it. */
+    free(ld->long_value);
+    ld->long_value = NULL;
     if (is_too_long || has_nul) {
         if (is_too_long)
             add_error(ld, ld->line, "line too long (max %d bytes)", LINE_MAX_BYTES - 1);

@@ -135,6 +135,7 @@ struct wr_route {
     char *strip_prefix;   /* owned or NULL: static and proxy */
     char *index;          /* owned, default "index.html" */
     bool autoindex, precompressed, follow_symlinks;
+    bool dotfiles;        /* serve names starting with '.' (default off: 404) */
     bool has_expires;
     uint64_t expires_ms;
 

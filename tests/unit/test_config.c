@@ -155,6 +155,7 @@ static const char full_fmt[] =
     "precompressed = on\n"
     "expires = 1h\n"
     "follow_symlinks = on\n"
+    "dotfiles = on\n"
     "add_header = Cache-Tag: assets\n"
     "add_header = X-Host: $host\n"
     "\n"
@@ -353,6 +354,7 @@ static void check_full_other_routes(const struct wr_config *cfg)
     assert_true(a->has_expires);
     assert_int_equal(a->expires_ms, 3600000);
     assert_true(a->follow_symlinks);
+    assert_true(a->dotfiles);
     assert_int_equal(a->n_add_headers, 2);
     assert_int_equal(a->add_headers[1].value.parts[0].var, WR_TMPL_HOST);
 
@@ -385,6 +387,7 @@ static void check_route_defaults(const struct wr_route *f, const struct wr_confi
     assert_false(f->autoindex);
     assert_false(f->precompressed);
     assert_false(f->follow_symlinks);
+    assert_false(f->dotfiles);
     assert_false(f->has_expires);
     assert_null(f->rewrite.text);
     assert_true(f->preserve_host);
@@ -760,6 +763,27 @@ static void test_long_lines(void **state)
     assert_memory_equal(cfg->routes[0].return_body, body, 1024);
     assert_string_equal(cfg->routes[1].return_body, "ok");
     wr_config_unref(cfg);
+
+    /* A long section header is an error, and its keys are not taken for the
+     * previous section's; a short value of \x01 after a long line is not
+     * replaced by the long line's value. */
+    char header[300];
+    memset(header, 'h', sizeof(header));
+    memcpy(header, "[route ", 7);
+    header[298] = ']';
+    header[299] = '\0';
+    snprintf(text, 80 * 1024, SERVER "user = %s\n%s\nworkers = 2\ngroup = \x01\n", body,
+             header);
+    struct wr_config_errors errs = {0};
+    assert_null(parse(text, &errs));
+    assert_int_equal(errs.n_lines, 1);
+    assert_string_equal(errs.lines[0],
+                        "t.ini:4: line too long (max 199 bytes) for anything but key = value");
+    wr_config_errors_fini(&errs);
+    snprintf(text, 80 * 1024, SERVER "user = %s\ngroup = \x01\n", body);
+    struct bad_case stale = {"stale long value", text,
+                             {"t.ini:4: [server] group: contains a control character"}};
+    expect_errors(&stale);
 
     /* A long line that is not key = value is still an error at its line. */
     char junk[300];
