@@ -1,0 +1,68 @@
+/*
+ * static_cache: a worker's open-file cache for the static action.
+ *
+ * Keeps, per (root, relative path, follow_symlinks), an open descriptor and
+ * its struct stat, plus one O_PATH descriptor per root, so a hot file costs
+ * no open or stat per request. Entries are revalidated at most once a second
+ * (fstatat on the path, compared by device, inode, size, mtime and mode):
+ * a changed file is reopened, a deleted one dropped, so changes show within
+ * about a second. Bounded: at most max_entries files, least recently used
+ * evicted first.
+ *
+ * Ownership: a struct wr_static_file is reference-counted. The table holds
+ * one reference while the entry is cached; wr_static_cache_open gives the
+ * caller another. A response that sends the file keeps that reference until
+ * the body is sent or dropped (conn calls wr_static_file_unref instead of
+ * close), so an eviction or a reopen never closes a descriptor in use: the
+ * descriptor is closed by the last unref. sendfile is given an explicit
+ * offset, so sharing one descriptor between responses is safe.
+ *
+ * Layer 3, worker thread only (no locking: each worker has its own cache).
+ */
+#ifndef WEIR_STATIC_CACHE_H
+#define WEIR_STATIC_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* Revalidation interval of cached entries. */
+#define WR_STATIC_CACHE_CHECK_MS 1000
+
+struct wr_static_cache;
+
+struct wr_static_file {
+  int fd;         /* owned: O_RDONLY, closed by the last unref */
+  struct stat st; /* as of the last (re)validation */
+  unsigned refs;  /* table's reference (while cached) + callers' */
+  /* private to static_cache.c */
+  struct wr_static_file *hnext, *lru_prev, *lru_next;
+  bool is_cached;
+  uint64_t checked_ms;
+  uint32_t hash;
+  size_t key_len;
+  char key[];
+};
+
+/* A cache of at most max_entries files; NULL on allocation failure. */
+struct wr_static_cache *wr_static_cache_new(size_t max_entries);
+
+/* Closes every cached descriptor. Responses must have released theirs. */
+void wr_static_cache_free(struct wr_static_cache *cache);
+
+/*
+ * Opens root/rel (rel relative, no leading '/'; "." for root itself) with
+ * openat2: RESOLVE_BENEATH unless follow_symlinks, never magic links; from
+ * the cache when a valid entry exists. Returns a referenced file (release
+ * with wr_static_file_unref) or NULL with errno (ENOENT, EACCES, EXDEV when
+ * the path would leave root, ...). cache may be NULL: nothing is cached.
+ */
+struct wr_static_file *wr_static_cache_open(struct wr_static_cache *cache,
+                                            const char *root, const char *rel,
+                                            bool follow_symlinks);
+
+/* Drops one reference; the last closes the descriptor and frees f. */
+void wr_static_file_unref(struct wr_static_file *f);
+
+#endif
