@@ -46,6 +46,7 @@
 #include "weir/http_parser.h"
 #include "weir/path.h"
 #include "weir/static.h"
+#include "weir/static_cache.h"
 
 #define MAX_SEGS 32
 #define WBUF_CAP (16 * 1024)
@@ -71,6 +72,8 @@ struct out_seg {
     size_t len;      /* bytes left to send */
     int fd;          /* file segment when >= 0: owned, closed once sent */
     off_t off;       /* next file offset to send */
+    struct wr_static_file *file_ref; /* set: fd is borrowed from this cache
+                                        entry; we hold one reference instead */
 };
 
 struct wr_conn_io {
@@ -160,11 +163,20 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, size_t rcap)
     return io;
 }
 
+/* Lets go of a file body: close an owned fd, or drop a cache reference. */
+static void release_file(int fd, struct wr_static_file *file_ref)
+{
+    if (file_ref)
+        wr_static_file_unref(file_ref);
+    else if (fd >= 0)
+        close(fd);
+}
+
 static void drop_segs(struct wr_conn_io *io, size_t from)
 {
     for (size_t i = from; i < io->n_segs; i++) {
         if (io->segs[i].fd >= 0)
-            close(io->segs[i].fd);
+            release_file(io->segs[i].fd, io->segs[i].file_ref);
     }
     io->n_segs = from;
     if (io->n_ready > from)
@@ -283,9 +295,11 @@ static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
         io->segs[io->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = -1};
 }
 
-static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len)
+static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len,
+                      struct wr_static_file *file_ref)
 {
-    io->segs[io->n_segs++] = (struct out_seg){.len = len, .fd = fd, .off = off};
+    io->segs[io->n_segs++] =
+        (struct out_seg){.len = len, .fd = fd, .off = off, .file_ref = file_ref};
 }
 
 /* Marks n bytes of the leading memory segments as written. */
@@ -317,8 +331,9 @@ static ssize_t write_some(struct wr_conn *c, size_t budget)
         if (n > 0) {
             s->len -= (size_t)n;
             if (s->len == 0) {
-                close(s->fd);
+                release_file(s->fd, s->file_ref);
                 s->fd = -1;
+                s->file_ref = NULL;
                 io->seg_first++;
             }
         }
@@ -559,7 +574,7 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     wr_resp_finish(r, is_keep_alive, io->req.minor_version);
     if (r->is_overflow) {
         if (r->file_fd >= 0)
-            close(r->file_fd);
+            release_file(r->file_fd, r->file_ref);
         wr_log(WR_LOG_ERROR, c->home->worker_id, c->id, "response head over %d bytes",
                WBUF_CAP);
         build_error(c, r, 500, NULL);
@@ -571,9 +586,9 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     push_mem(io, r->head, r->head_len);
     io->wlen += r->head_len;
     if (r->file_fd >= 0 && (is_bodiless || r->body_len == 0))
-        close(r->file_fd);
+        release_file(r->file_fd, r->file_ref);
     else if (r->file_fd >= 0)
-        push_file(io, r->file_fd, r->file_off, r->body_len);
+        push_file(io, r->file_fd, r->file_off, r->body_len, r->file_ref);
     else if (!is_bodiless)
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
@@ -619,6 +634,7 @@ static void dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
             .req = req, .route = m->route, .match = m, .path = path, .vars = &vars,
             .clock = &cs->clock, .resp = r,
             .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
+            .static_cache = cs->static_cache,
         };
         wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
         status = action(&ex);
@@ -888,10 +904,13 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
         cs->scratch_cap = LINGER_MAX_BYTES;
     cs->scratch = malloc(cs->scratch_cap);
     cs->router = wr_router_scratch_new();
-    if (!cs->scratch || !cs->router ||
+    cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
+    if (!cs->scratch || !cs->router || !cs->static_cache ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         free(cs->scratch);
         wr_router_scratch_free(cs->router);
+        wr_static_cache_free(cs->static_cache);
+        cs->static_cache = NULL;
         return -1;
     }
     if (getrandom(cs->rng, sizeof(cs->rng), 0) != sizeof(cs->rng) || (cs->rng[0] | cs->rng[1]) == 0) {
@@ -949,6 +968,8 @@ void wr_conns_fini(struct wr_conns *cs)
     wr_access_log_fini(&cs->access_log);
     wr_router_scratch_free(cs->router);
     cs->router = NULL;
+    wr_static_cache_free(cs->static_cache); /* after every conn released its files */
+    cs->static_cache = NULL;
     free(cs->scratch);
     cs->scratch = NULL;
     wr_config_unref(cs->cfg);

@@ -1,25 +1,51 @@
 /*
- * static: the `root` action.
+ * static: the `root` action: files under a directory.
  *
- * Not here (yet, issue #3): conditional requests, ranges, ETag,
- * precompressed variants, autoindex and the open-file cache. What is here
- * is safe: the file is opened with openat2(RESOLVE_BENEATH) relative to the
- * root directory, so no path and, with follow_symlinks = off, no symlink
- * leads outside root, with no check-then-open race. Dotfile segments are
- * 404. The body is handed to conn as a file descriptor and sent with
- * sendfile, never read into memory.
+ * The request path, in order: method (GET/HEAD, else 405) -> map the
+ * normalised path under root (dotfile segments 404 unless `dotfiles = on`)
+ * -> open through the worker's open-file cache (openat2 RESOLVE_BENEATH, so
+ * no path and, with follow_symlinks = off, no symlink leads outside root,
+ * with no check-then-open race) -> directory: 301 to the slash form, the
+ * index file, an autoindex listing or 403 -> precompressed variant ->
+ * preconditions (RFC 9110 §13.2.2: 412 or 304) -> Range (206 or 416) ->
+ * head; the body is handed to conn as a descriptor and sent with sendfile,
+ * never read into memory.
+ *
+ * Choices:
+ *  - Several ranges in one Range field get the whole file with 200:
+ *    multipart/byteranges is not implemented, because coalescing and
+ *    boundaries cost more than they help (clients that ask for several
+ *    ranges accept a 200). More than WR_HTTP_COND_MAX_RANGES ranges, or a
+ *    malformed Range, is ignored the same way (RFC 9110 §14.2 allows it).
+ *  - A directory without index: the autoindex listing when `autoindex = on`,
+ *    else 403, as nginx does.
+ *  - The listing is written into a memfd and sent as a file body, so it
+ *    costs no memory that outlives the handler.
+ *  - The strong ETag is "<size>-<mtime ns>-<inode>" in hex; a precompressed
+ *    variant gets its own, with "-br" or "-gz" appended inside the quotes.
  */
 #include "weir/static.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "weir/http_cond.h"
+#include "weir/static_cache.h"
+
+/* Longest path under root we look up (index name included); longer: 414.
+ * conn guarantees at least PATH_MAX bytes of scratch behind the path. */
+#define REL_MAX (PATH_MAX - 16)
+/* Most entries an autoindex listing shows. */
+#define AUTOINDEX_MAX_ENTRIES 10000
 
 struct mime_entry {
     const char *ext;
@@ -27,31 +53,73 @@ struct mime_entry {
 };
 
 static const struct mime_entry mime_types[] = {
+    /* text: charset=utf-8 */
     {"html", "text/html; charset=utf-8"},
     {"htm", "text/html; charset=utf-8"},
+    {"xhtml", "application/xhtml+xml"},
     {"css", "text/css; charset=utf-8"},
     {"js", "text/javascript; charset=utf-8"},
     {"mjs", "text/javascript; charset=utf-8"},
-    {"json", "application/json"},
     {"txt", "text/plain; charset=utf-8"},
+    {"md", "text/markdown; charset=utf-8"},
+    {"csv", "text/csv; charset=utf-8"},
+    {"ics", "text/calendar; charset=utf-8"},
+    {"vtt", "text/vtt; charset=utf-8"},
+    {"yaml", "application/yaml"},
+    {"yml", "application/yaml"},
+    /* data */
+    {"json", "application/json"},
+    {"map", "application/json"},
+    {"jsonld", "application/ld+json"},
+    {"webmanifest", "application/manifest+json"},
     {"xml", "application/xml"},
+    {"rss", "application/rss+xml"},
+    {"atom", "application/atom+xml"},
+    {"wasm", "application/wasm"},
+    {"pdf", "application/pdf"},
+    {"epub", "application/epub+zip"},
+    {"rtf", "application/rtf"},
+    /* images */
     {"svg", "image/svg+xml"},
     {"png", "image/png"},
+    {"apng", "image/apng"},
     {"jpg", "image/jpeg"},
     {"jpeg", "image/jpeg"},
     {"gif", "image/gif"},
     {"webp", "image/webp"},
     {"avif", "image/avif"},
+    {"jxl", "image/jxl"},
+    {"bmp", "image/bmp"},
+    {"tif", "image/tiff"},
+    {"tiff", "image/tiff"},
     {"ico", "image/x-icon"},
+    /* fonts */
     {"woff", "font/woff"},
     {"woff2", "font/woff2"},
-    {"pdf", "application/pdf"},
-    {"wasm", "application/wasm"},
+    {"ttf", "font/ttf"},
+    {"otf", "font/otf"},
+    {"eot", "application/vnd.ms-fontobject"},
+    /* audio and video */
     {"mp4", "video/mp4"},
+    {"m4v", "video/mp4"},
     {"webm", "video/webm"},
+    {"ogv", "video/ogg"},
+    {"mov", "video/quicktime"},
     {"mp3", "audio/mpeg"},
+    {"m4a", "audio/mp4"},
+    {"ogg", "audio/ogg"},
+    {"oga", "audio/ogg"},
+    {"opus", "audio/ogg"},
+    {"wav", "audio/wav"},
+    {"flac", "audio/flac"},
+    /* archives */
     {"zip", "application/zip"},
     {"gz", "application/gzip"},
+    {"tar", "application/x-tar"},
+    {"bz2", "application/x-bzip2"},
+    {"xz", "application/x-xz"},
+    {"zst", "application/zstd"},
+    {"7z", "application/x-7z-compressed"},
 };
 
 const char *wr_static_mime_type(struct wr_str name)
@@ -69,18 +137,6 @@ const char *wr_static_mime_type(struct wr_str name)
     return "application/octet-stream";
 }
 
-static int open_beneath(int dir_fd, const char *rel, bool follow_symlinks)
-{
-    /* RESOLVE_BENEATH: every component, symlink targets included, must stay
-     * under dir_fd; the kernel checks it during the walk, so there is no
-     * window between a check and the open. follow_symlinks = on is the
-     * operator allowing links out of root. */
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
-                           .resolve = RESOLVE_NO_MAGICLINKS};
-    if (!follow_symlinks)
-        how.resolve |= RESOLVE_BENEATH;
-    return (int)syscall(SYS_openat2, dir_fd, rel, &how, sizeof(how));
-}
 
 static int status_for_errno(int err)
 {
@@ -100,8 +156,9 @@ static int status_for_errno(int err)
 }
 
 /* Maps the normalised path (after strip_prefix) to a path relative to root:
- * no leading '/', no dotfile segment, "%25" decoded, "%2F" refused. */
-static int map_path(struct wr_str path, const char *strip, char *out, size_t cap)
+ * no leading '/', "%25" decoded, "%2F" refused, and no dotfile segment
+ * unless allow_dot ("." and ".." segments are gone after normalisation). */
+static int map_path(struct wr_str path, const char *strip, bool allow_dot, char *out, size_t cap)
 {
     if (strip && wr_str_has_prefix(path, wr_str_from_cstr(strip))) {
         size_t n = strlen(strip);
@@ -118,8 +175,8 @@ static int map_path(struct wr_str path, const char *strip, char *out, size_t cap
         }
         if (k > 0 && at_segment_start)
             out[k++] = '/';
-        if (at_segment_start && ch == '.')
-            return 404; /* .git, .env, .htpasswd: never served */
+        if (at_segment_start && ch == '.' && !allow_dot)
+            return 404; /* .git, .env, .htpasswd: not served unless dotfiles = on */
         at_segment_start = false;
         if (ch == '%') {
             /* path.h: only %2F and %25 survive normalisation */
@@ -136,16 +193,28 @@ static int map_path(struct wr_str path, const char *strip, char *out, size_t cap
     return 0;
 }
 
+/* Value of the request field name; ptr NULL when absent. */
+static struct wr_str field(const struct wr_exchange *ex, const char *name)
+{
+    const struct wr_http_header *h = wr_http_find_header(ex->req, wr_str_from_cstr(name));
+    return h ? h->value : (struct wr_str){NULL, 0};
+}
+
+static void set_page_body(struct wr_resp *r, int status)
+{
+    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
+    struct wr_str page = wr_resp_page(status);
+    r->body = page.ptr;
+    r->body_len = page.len;
+    r->has_length = true;
+}
+
 static int answer_405(struct wr_exchange *ex)
 {
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, 405, ex->clock);
     wr_resp_header(r, "Allow", WR_STR("GET, HEAD"));
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
-    struct wr_str page = wr_resp_page(405);
-    r->body = page.ptr;
-    r->body_len = page.len;
-    r->has_length = true;
+    set_page_body(r, 405);
     return 0;
 }
 
@@ -163,34 +232,423 @@ static int answer_slash_redirect(struct wr_exchange *ex)
         wr_resp_raw(r, req->query);
     }
     wr_resp_raw(r, WR_STR("\r\n"));
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
-    struct wr_str page = wr_resp_page(301);
-    r->body = page.ptr;
-    r->body_len = page.len;
+    set_page_body(r, 301);
+    return 0;
+}
+
+/* ---- validators and headers ------------------------------------------- */
+
+/* What one file answer is about: the file sent and its validators. */
+struct file_answer {
+    struct wr_static_file *f; /* referenced */
+    struct wr_str name;       /* the requested name: Content-Type comes from it */
+    const char *encoding;     /* "br", "gzip" or NULL */
+    char etag[96];
+    size_t etag_len;
+};
+
+/* RFC 9110 §8.8.3: a strong validator from size, mtime (ns) and inode. */
+static void make_etag(struct file_answer *a)
+{
+    const struct stat *st = &a->f->st;
+    uint64_t mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    const char *suffix = !a->encoding ? "" : a->encoding[0] == 'b' ? "-br" : "-gz";
+    int n = snprintf(a->etag, sizeof(a->etag), "\"%llx-%llx-%llx%s\"",
+                     (unsigned long long)st->st_size, (unsigned long long)mtime_ns,
+                     (unsigned long long)st->st_ino, suffix);
+    a->etag_len = (size_t)n;
+}
+
+/* ETag, Last-Modified, Cache-Control and Vary: every answer about the file
+ * carries them, 304 included (RFC 9110 §15.4.5). */
+static void add_validators(struct wr_exchange *ex, const struct file_answer *a)
+{
+    struct wr_resp *r = ex->resp;
+    const struct wr_route *route = ex->route;
+    wr_resp_header(r, "ETag", (struct wr_str){a->etag, a->etag_len});
+    char buf[64];
+    struct tm tm;
+    gmtime_r(&a->f->st.st_mtime, &tm);
+    size_t n = strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    wr_resp_header(r, "Last-Modified", (struct wr_str){buf, n});
+    if (route->has_expires) {
+        int m = snprintf(buf, sizeof(buf), "max-age=%llu",
+                         (unsigned long long)(route->expires_ms / 1000));
+        wr_resp_header(r, "Cache-Control", (struct wr_str){buf, (size_t)m});
+    }
+    if (route->precompressed)
+        wr_resp_header(r, "Vary", WR_STR("Accept-Encoding"));
+}
+
+/* The representation's fields for a 200 or 206. */
+static void add_entity_headers(struct wr_exchange *ex, const struct file_answer *a)
+{
+    struct wr_resp *r = ex->resp;
+    wr_resp_header(r, "Content-Type", wr_str_from_cstr(wr_static_mime_type(a->name)));
+    if (a->encoding)
+        wr_resp_header(r, "Content-Encoding", wr_str_from_cstr(a->encoding));
+    wr_resp_header(r, "Accept-Ranges", WR_STR("bytes"));
+    add_validators(ex, a);
+}
+
+/* ---- precompressed variants ------------------------------------------- */
+
+/* Opens rel + suffix as a regular file, or returns NULL. */
+static struct wr_static_file *open_variant(struct wr_exchange *ex, const char *rel,
+                                           const char *suffix)
+{
+    char name[REL_MAX + 8];
+    int n = snprintf(name, sizeof(name), "%s%s", rel, suffix);
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return NULL;
+    const struct wr_route *route = ex->route;
+    struct wr_static_file *f =
+        wr_static_cache_open(ex->static_cache, route->root, name, route->follow_symlinks);
+    if (f && !S_ISREG(f->st.st_mode)) {
+        wr_static_file_unref(f);
+        f = NULL;
+    }
+    return f;
+}
+
+/* With precompressed = on: swaps a->f for FILE.br or FILE.gz when the
+ * client's Accept-Encoding allows it (RFC 9110 §12.5.3: q=0 refuses; br
+ * wins a tie). No Accept-Encoding means identity. */
+static void pick_precompressed(struct wr_exchange *ex, struct file_answer *a, const char *rel)
+{
+    struct wr_str ae = field(ex, "Accept-Encoding");
+    if (!ae.ptr)
+        return;
+    unsigned q_br = wr_http_cond_coding_q(ae, WR_STR("br"));
+    unsigned q_gz = wr_http_cond_coding_q(ae, WR_STR("gzip"));
+    if (q_gz == 0)
+        q_gz = wr_http_cond_coding_q(ae, WR_STR("x-gzip"));
+    static const struct {
+        const char *suffix, *encoding;
+    } order[2] = {{".br", "br"}, {".gz", "gzip"}};
+    unsigned qs[2] = {q_br, q_gz};
+    int first = q_gz > q_br ? 1 : 0;
+    for (int k = 0; k < 2; k++) {
+        int i = k == 0 ? first : 1 - first;
+        if (qs[i] == 0)
+            continue;
+        struct wr_static_file *v = open_variant(ex, rel, order[i].suffix);
+        if (v) {
+            wr_static_file_unref(a->f);
+            a->f = v;
+            a->encoding = order[i].encoding;
+            return;
+        }
+    }
+}
+
+/* ---- one file ---------------------------------------------------------- */
+
+/* 416 with Content-Range: bytes * / size (RFC 9110 §15.5.17). */
+static int answer_416(struct wr_exchange *ex, uint64_t size)
+{
+    struct wr_resp *r = ex->resp;
+    wr_resp_start(r, 416, ex->clock);
+    char buf[48];
+    int n = snprintf(buf, sizeof(buf), "bytes */%llu", (unsigned long long)size);
+    wr_resp_header(r, "Content-Range", (struct wr_str){buf, (size_t)n});
+    set_page_body(r, 416);
+    return 0;
+}
+
+/* The range to send for a GET, after If-Range (RFC 9110 §13.1.5, §14.2):
+ * 200 for the whole file, 206 with the range in off and len, or 416. */
+static int choose_range(struct wr_exchange *ex, const struct file_answer *a, uint64_t *off,
+                        uint64_t *len)
+{
+    uint64_t size = (uint64_t)a->f->st.st_size;
+    *off = 0;
+    *len = size;
+    struct wr_str range = field(ex, "Range");
+    if (!range.ptr || ex->req->method_id != WR_HTTP_GET)
+        return 200; /* §14.2: Range is defined for GET only */
+    struct wr_str if_range = field(ex, "If-Range");
+    struct wr_str etag = {a->etag, a->etag_len};
+    if (if_range.ptr && !wr_http_cond_if_range_holds(if_range, etag, a->f->st.st_mtime))
+        return 200;
+    struct wr_http_range rg;
+    switch (wr_http_cond_parse_range(range, size, &rg)) {
+    case WR_RANGE_SINGLE:
+        *off = rg.first;
+        *len = rg.last - rg.first + 1;
+        return 206;
+    case WR_RANGE_UNSATISFIABLE:
+        return 416;
+    default:
+        return 200; /* ignored, or several ranges: the whole file (see top) */
+    }
+}
+
+/* Answers with the file in a->f; consumes the reference. */
+static int answer_file(struct wr_exchange *ex, struct file_answer *a)
+{
+    struct wr_resp *r = ex->resp;
+    make_etag(a);
+    struct wr_http_cond cond = {
+        .if_match = field(ex, "If-Match"),
+        .if_none_match = field(ex, "If-None-Match"),
+        .if_modified_since = field(ex, "If-Modified-Since"),
+        .if_unmodified_since = field(ex, "If-Unmodified-Since"),
+        .is_get_or_head = true, /* only GET and HEAD get here */
+    };
+    struct wr_str etag = {a->etag, a->etag_len};
+    int status = wr_http_cond_evaluate(&cond, etag, a->f->st.st_mtime);
+    uint64_t off = 0, len = 0;
+    if (status == 0)
+        status = choose_range(ex, a, &off, &len);
+    if (status == 412 || status == 416) {
+        uint64_t size = (uint64_t)a->f->st.st_size;
+        wr_static_file_unref(a->f);
+        return status == 412 ? 412 : answer_416(ex, size);
+    }
+    wr_resp_start(r, status, ex->clock);
+    if (status == 304) {
+        add_validators(ex, a); /* §15.4.5: no body, no Content-Length of its own */
+        wr_static_file_unref(a->f);
+        return 0;
+    }
+    add_entity_headers(ex, a);
+    if (status == 206) {
+        char buf[96];
+        int n = snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu", (unsigned long long)off,
+                         (unsigned long long)(off + len - 1),
+                         (unsigned long long)a->f->st.st_size);
+        wr_resp_header(r, "Content-Range", (struct wr_str){buf, (size_t)n});
+    }
+    r->file_fd = a->f->fd;
+    r->file_ref = a->f; /* conn holds our reference until the body is sent */
+    r->file_off = (off_t)off;
+    r->body_len = len;
     r->has_length = true;
     return 0;
 }
 
-static void answer_file(struct wr_exchange *ex, int fd, const struct stat *st, struct wr_str name)
+/* ---- autoindex --------------------------------------------------------- */
+
+/* A buffered writer into the listing's memfd. */
+struct listing {
+    int fd;
+    bool is_failed;
+    size_t len;
+    uint64_t total;
+    char buf[4096];
+};
+
+static void out_flush(struct listing *l)
 {
-    struct wr_resp *r = ex->resp;
-    const struct wr_route *route = ex->route;
-    wr_resp_start(r, 200, ex->clock);
-    wr_resp_header(r, "Content-Type", wr_str_from_cstr(wr_static_mime_type(name)));
-    char date[64];
-    struct tm tm;
-    gmtime_r(&st->st_mtime, &tm);
-    size_t n = strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    wr_resp_header(r, "Last-Modified", (struct wr_str){date, n});
-    if (route->has_expires) {
-        int m = snprintf(date, sizeof(date), "max-age=%llu",
-                         (unsigned long long)(route->expires_ms / 1000));
-        wr_resp_header(r, "Cache-Control", (struct wr_str){date, (size_t)m});
+    size_t done = 0;
+    while (done < l->len && !l->is_failed) {
+        ssize_t n = write(l->fd, l->buf + done, l->len - done);
+        if (n < 0 && errno != EINTR)
+            l->is_failed = true;
+        else if (n > 0)
+            done += (size_t)n;
     }
+    l->len = 0;
+}
+
+static void out_bytes(struct listing *l, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (l->len == sizeof(l->buf))
+            out_flush(l);
+        l->buf[l->len++] = p[i];
+    }
+    l->total += n;
+}
+
+static void out_str(struct listing *l, const char *s)
+{
+    out_bytes(l, s, strlen(s));
+}
+
+/* Text for HTML content and attribute values: & < > " ' escaped. */
+static void out_html(struct listing *l, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '&': out_str(l, "&amp;"); break;
+        case '<': out_str(l, "&lt;"); break;
+        case '>': out_str(l, "&gt;"); break;
+        case '"': out_str(l, "&quot;"); break;
+        case '\'': out_str(l, "&#39;"); break;
+        default: out_bytes(l, s + i, 1);
+        }
+    }
+}
+
+/* A relative href: everything but RFC 3986 unreserved bytes percent-encoded,
+ * so a name can be neither a scheme ("javascript:") nor leave the tag. */
+static void out_href(struct listing *l, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool is_unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                             c == '~';
+        if (is_unreserved) {
+            out_bytes(l, s, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            out_bytes(l, e, 3);
+        }
+    }
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names in the directory (dotfiles only when show_dot), sorted; NULL on error. */
+static char **read_names(int dir_fd, bool show_dot, size_t *n_out)
+{
+    int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    size_t n = 0, cap = 64;
+    char **names = malloc(cap * sizeof(*names));
+    struct dirent *e;
+    while (names && n < AUTOINDEX_MAX_ENTRIES && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (!show_dot || !e->d_name[1] ||
+                                    (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        if (n == cap) {
+            char **bigger = realloc(names, 2 * cap * sizeof(*names));
+            if (!bigger)
+                break;
+            names = bigger;
+            cap *= 2;
+        }
+        if ((names[n] = strdup(e->d_name)) == NULL)
+            break;
+        n++;
+    }
+    closedir(d);
+    if (names)
+        qsort(names, n, sizeof(*names), cmp_names);
+    *n_out = n;
+    return names;
+}
+
+static void out_entry(struct listing *l, int dir_fd, const char *name)
+{
+    struct stat st;
+    if (fstatat(dir_fd, name, &st, 0) < 0 && fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return;
+    bool is_dir = S_ISDIR(st.st_mode);
+    out_str(l, "<tr><td><a href=\"");
+    out_href(l, name);
+    out_str(l, is_dir ? "/\">" : "\">");
+    out_html(l, name, strlen(name));
+    out_str(l, is_dir ? "/</a></td><td>" : "</a></td><td>");
+    char buf[96];
+    struct tm tm;
+    gmtime_r(&st.st_mtime, &tm);
+    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    out_bytes(l, buf, n);
+    int m = is_dir ? snprintf(buf, sizeof(buf), "</td><td>-</td></tr>\n")
+                   : snprintf(buf, sizeof(buf), "</td><td>%llu</td></tr>\n",
+                              (unsigned long long)st.st_size);
+    out_bytes(l, buf, (size_t)m);
+}
+
+/* Writes the HTML listing of dir into l. */
+static int write_listing(struct wr_exchange *ex, int dir_fd, struct listing *l)
+{
+    size_t n = 0;
+    char **names = read_names(dir_fd, ex->route->dotfiles, &n);
+    if (!names)
+        return status_for_errno(errno);
+    out_str(l, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+    out_html(l, ex->path.ptr, ex->path.len);
+    out_str(l, "</title></head>\n<body><h1>Index of ");
+    out_html(l, ex->path.ptr, ex->path.len);
+    out_str(l, "</h1>\n<table>\n<tr><th>Name</th><th>Last modified (UTC)</th><th>Size</th></tr>\n"
+               "<tr><td><a href=\"../\">../</a></td><td></td><td>-</td></tr>\n");
+    for (size_t i = 0; i < n; i++) {
+        out_entry(l, dir_fd, names[i]);
+        free(names[i]);
+    }
+    free(names);
+    out_str(l, "</table>\n</body></html>\n");
+    out_flush(l);
+    return l->is_failed ? 500 : 0;
+}
+
+/* autoindex = on: the listing, written into a memfd that conn sends and
+ * closes like any file it owns. */
+static int answer_autoindex(struct wr_exchange *ex, int dir_fd)
+{
+    struct listing *l = malloc(sizeof(*l));
+    if (!l)
+        return 500;
+    *l = (struct listing){.fd = memfd_create("weir-autoindex", MFD_CLOEXEC)};
+    if (l->fd < 0) {
+        free(l);
+        return 500;
+    }
+    int status = write_listing(ex, dir_fd, l);
+    int fd = l->fd;
+    uint64_t total = l->total;
+    free(l);
+    if (status != 0) {
+        close(fd);
+        return status;
+    }
+    struct wr_resp *r = ex->resp;
+    wr_resp_start(r, 200, ex->clock);
+    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
+    wr_resp_header(r, "Cache-Control", WR_STR("no-cache"));
     r->file_fd = fd;
     r->file_off = 0;
-    r->body_len = (uint64_t)st->st_size;
+    r->body_len = total;
     r->has_length = true;
+    return 0;
+}
+
+/* ---- the action -------------------------------------------------------- */
+
+/* Answers for the directory dir (rel in the scratch, room for the index
+ * name behind it); consumes the reference. */
+static int answer_directory(struct wr_exchange *ex, struct wr_static_file *dir, char *rel)
+{
+    const struct wr_route *route = ex->route;
+    bool has_slash = ex->path.len > 0 && ex->path.ptr[ex->path.len - 1] == '/';
+    if (!has_slash) {
+        wr_static_file_unref(dir);
+        return answer_slash_redirect(ex);
+    }
+    size_t k = strlen(rel);
+    snprintf(rel + k, REL_MAX + 2 - k, "%s%s", k ? "/" : "", route->index);
+    struct wr_static_file *f =
+        wr_static_cache_open(ex->static_cache, route->root, rel, route->follow_symlinks);
+    int err = errno;
+    if (f && S_ISREG(f->st.st_mode)) {
+        wr_static_file_unref(dir);
+        struct file_answer a = {.f = f, .name = wr_str_from_cstr(rel)};
+        if (route->precompressed)
+            pick_precompressed(ex, &a, rel);
+        return answer_file(ex, &a);
+    }
+    wr_static_file_unref(f);
+    int status = 403; /* a directory without index, autoindex off: 403, as nginx */
+    if (!f && err != ENOENT)
+        status = status_for_errno(err);
+    else if (route->autoindex)
+        status = answer_autoindex(ex, dir->fd);
+    wr_static_file_unref(dir);
+    return status;
 }
 
 int wr_static_handle(struct wr_exchange *ex)
@@ -199,49 +657,27 @@ int wr_static_handle(struct wr_exchange *ex)
     enum wr_http_method method = ex->req->method_id;
     if (method != WR_HTTP_GET && method != WR_HTTP_HEAD)
         return answer_405(ex);
-    char *rel = ex->scratch;
+    /* rel needs room for "/" + index name behind the mapped path */
     size_t index_len = strlen(route->index);
-    if (ex->scratch_cap < index_len + 16)
-        return 500;
-    int status = map_path(ex->path, route->strip_prefix, rel, ex->scratch_cap - index_len - 2);
+    if (ex->scratch_cap < REL_MAX + 2 || index_len + 2 >= REL_MAX)
+        return 414;
+    char *rel = ex->scratch;
+    int status = map_path(ex->path, route->strip_prefix, route->dotfiles, rel,
+                          REL_MAX - index_len - 2);
     if (status != 0)
         return status;
-    /* TODO(#3): the per-worker open-file cache keeps root and hot files open. */
-    int root_fd = open(route->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0)
+    struct wr_static_file *f = wr_static_cache_open(ex->static_cache, route->root,
+                                                    rel[0] ? rel : ".", route->follow_symlinks);
+    if (!f)
         return status_for_errno(errno);
-    int fd = open_beneath(root_fd, rel[0] ? rel : ".", route->follow_symlinks);
-    struct stat st;
-    if (fd >= 0 && fstat(fd, &st) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    if (fd >= 0 && S_ISDIR(st.st_mode)) {
-        bool has_slash = ex->path.len > 0 && ex->path.ptr[ex->path.len - 1] == '/';
-        close(fd);
-        fd = -1;
-        if (!has_slash) {
-            close(root_fd);
-            return answer_slash_redirect(ex);
-        }
-        size_t k = strlen(rel);
-        snprintf(rel + k, ex->scratch_cap - k, "%s%s", k ? "/" : "", route->index);
-        fd = open_beneath(root_fd, rel, route->follow_symlinks);
-        if (fd < 0 && errno == ENOENT)
-            errno = EACCES; /* a directory without index: 403, as nginx */
-        if (fd >= 0 && fstat(fd, &st) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    int err = errno;
-    close(root_fd);
-    if (fd < 0)
-        return status_for_errno(err);
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
+    if (S_ISDIR(f->st.st_mode))
+        return answer_directory(ex, f, rel);
+    if (!S_ISREG(f->st.st_mode)) {
+        wr_static_file_unref(f);
         return 404;
     }
-    answer_file(ex, fd, &st, wr_str_from_cstr(rel));
-    return 0;
+    struct file_answer a = {.f = f, .name = wr_str_from_cstr(rel)};
+    if (route->precompressed)
+        pick_precompressed(ex, &a, rel);
+    return answer_file(ex, &a);
 }

@@ -23,6 +23,10 @@
 struct event_base;
 struct wr_conn;
 struct wr_conn_io;
+struct wr_static_cache;
+
+/* Open files a worker's static cache keeps (static_cache.h). */
+#define WR_CONNS_STATIC_CACHE_ENTRIES 1024
 
 struct wr_conns {
     int worker_id;
@@ -33,6 +37,7 @@ struct wr_conns {
     struct wr_resp_clock clock;
     struct wr_access_log access_log;
     struct wr_router_scratch *router; /* owned */
+    struct wr_static_cache *static_cache; /* owned: open files (static action) */
     char *scratch;                /* owned: normalised path, handler scratch */
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */

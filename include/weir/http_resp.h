@@ -21,6 +21,9 @@
 #include "weir/router.h"
 #include "weir/tmpl.h"
 
+struct wr_static_cache;
+struct wr_static_file;
+
 /* A response under construction. The head is serialised into head[] (memory
  * owned by the connection); the body is a borrowed memory range or a file. */
 struct wr_resp {
@@ -38,6 +41,11 @@ struct wr_resp {
     int file_fd;          /* file body, -1 when none; ownership passes to
                              conn once the handler returns 0 */
     off_t file_off;
+    struct wr_static_file *file_ref; /* NULL: conn owns file_fd and closes it.
+                             Set: file_fd is borrowed from this open-file
+                             cache entry and conn owns one reference, dropped
+                             with wr_static_file_unref once the body is sent
+                             or discarded (static_cache.h) */
 };
 
 /* Date and Server lines, formatted once a second per worker. */
@@ -98,6 +106,7 @@ struct wr_exchange {
                                     wr_resp_start, then adds fields and a body */
     char *scratch;               /* per-worker scratch for the handler */
     size_t scratch_cap;
+    struct wr_static_cache *static_cache; /* the worker's open-file cache */
 };
 
 /*

@@ -1,10 +1,12 @@
 /*
  * static: the `root` action: files under a directory.
  *
- * This is the first cut the core needs for its demo site: path mapping that
- * cannot leave root (openat2 RESOLVE_BENEATH), index files, the
- * trailing-slash redirect, Content-Type, Last-Modified, and a file body that
- * conn sends with sendfile. Layer 3; worker thread only.
+ * Path mapping that cannot leave root (openat2 RESOLVE_BENEATH), dotfiles,
+ * index files, the trailing-slash redirect, autoindex, validators (strong
+ * ETag, Last-Modified), preconditions (304/412), single ranges (206/416),
+ * precompressed variants, and a file body that conn sends with sendfile.
+ * Files are opened through the worker's open-file cache (static_cache.h).
+ * Layer 3; worker thread only.
  */
 #ifndef WEIR_STATIC_H
 #define WEIR_STATIC_H
@@ -13,10 +15,12 @@
 
 /*
  * Answers ex for a route whose action is WR_ACTION_STATIC. Returns 0 with a
- * response started in ex->resp (a file body's fd then belongs to conn), or
- * the error status for conn to answer: 404 (missing, dotfile, outside root),
- * 403 (permission, directory without index), 405 (not GET/HEAD; Allow is set
- * by the handler's own response instead, so 405 is never returned), 500.
+ * response started in ex->resp (200, 206, 301, 304, 405 with Allow, 416, or
+ * an autoindex page; a file body is either an fd conn owns or, with
+ * resp->file_ref set, a cache entry whose reference conn owns), or the error
+ * status for conn to answer: 404 (missing, dotfile, outside root), 403
+ * (permission, directory without index and autoindex off), 412 (a failed
+ * precondition), 414 (path too long), 500 (I/O error).
  */
 int wr_static_handle(struct wr_exchange *ex);
 

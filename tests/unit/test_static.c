@@ -36,6 +36,13 @@ static void test_known(void **state)
     expect_mime("logo.png", "image/png");
     expect_mime("font.woff2", "font/woff2");
     expect_mime("archive.tar.gz", "application/gzip");
+    expect_mime("site.webmanifest", "application/manifest+json");
+    expect_mime("app.js.map", "application/json");
+    expect_mime("font.otf", "font/otf");
+    expect_mime("clip.ogg", "audio/ogg");
+    expect_mime("notes.md", "text/markdown; charset=utf-8");
+    expect_mime("photo.tiff", "image/tiff");
+    expect_mime("data.tar", "application/x-tar");
 }
 
 static void test_case(void **state)
