@@ -53,7 +53,11 @@
 #define MIN_HEAD_ROOM (4 * 1024)   /* free wbuf needed to answer one more request */
 #define RBUF_SLACK 4096            /* room for body bytes behind a maximal head */
 #define MAX_PIPELINE_PER_EVENT 32  /* fairness: requests answered per read event */
-#define WRITE_BUDGET (1024 * 1024) /* fairness: bytes written per writable event */
+/* Fairness: bytes written per writable event. 2 MiB (nginx's default
+ * sendfile_max_chunk) lets a 1 MiB file and its head go out in one turn; at
+ * 1 MiB the last bytes of such a response waited a whole loop turn behind
+ * every other connection, halving throughput (measured: 0.56x nginx). */
+#define WRITE_BUDGET (2 * 1024 * 1024)
 #define LINGER_MS 2000
 #define LINGER_MAX_BYTES (64 * 1024)
 #define MAX_FREE_CONNS 1024
@@ -175,7 +179,7 @@ static void release_file(int fd, struct wr_static_file *file_ref)
 static void drop_segs(struct wr_conn_io *io, size_t from)
 {
     for (size_t i = from; i < io->n_segs; i++) {
-        if (io->segs[i].fd >= 0)
+        if (io->segs[i].fd >= 0 || io->segs[i].file_ref)
             release_file(io->segs[i].fd, io->segs[i].file_ref);
     }
     io->n_segs = from;
@@ -295,6 +299,18 @@ static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
         io->segs[io->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = -1};
 }
 
+/* A memory body owned by a cache entry: we hold file_ref until it is sent. */
+static void push_mem_ref(struct wr_conn_io *io, const char *ptr, size_t len,
+                         struct wr_static_file *file_ref)
+{
+    if (len == 0) {
+        wr_static_file_unref(file_ref);
+        return;
+    }
+    io->segs[io->n_segs++] =
+        (struct out_seg){.ptr = ptr, .len = len, .fd = -1, .file_ref = file_ref};
+}
+
 static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len,
                       struct wr_static_file *file_ref)
 {
@@ -311,8 +327,12 @@ static void advance_mem(struct wr_conn_io *io, size_t n)
         s->ptr += take;
         s->len -= take;
         n -= take;
-        if (s->len == 0)
+        if (s->len == 0) {
+            if (s->file_ref)
+                wr_static_file_unref(s->file_ref);
+            s->file_ref = NULL;
             io->seg_first++;
+        }
     }
 }
 
@@ -341,9 +361,16 @@ static ssize_t write_some(struct wr_conn *c, size_t budget)
     }
     struct iovec iov[N_IOV];
     int k = 0;
-    for (size_t i = io->seg_first; i < io->n_ready && k < N_IOV && io->segs[i].fd < 0; i++)
+    size_t i = io->seg_first;
+    for (; i < io->n_ready && k < N_IOV && io->segs[i].fd < 0; i++)
         iov[k++] = (struct iovec){(void *)io->segs[i].ptr, io->segs[i].len};
-    ssize_t n = writev(c->fd, iov, k);
+    /* A head followed by a file body: MSG_MORE lets the kernel put the head
+     * and the first file bytes in one segment (what TCP_CORK does for nginx)
+     * instead of a tiny packet of its own under TCP_NODELAY. */
+    bool is_file_next = i < io->n_ready && io->segs[i].fd >= 0;
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+    ssize_t n = is_file_next ? sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL)
+                             : writev(c->fd, iov, k);
     if (n > 0)
         advance_mem(io, (size_t)n);
     return n;
@@ -573,7 +600,7 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
         wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
     wr_resp_finish(r, is_keep_alive, io->req.minor_version);
     if (r->is_overflow) {
-        if (r->file_fd >= 0)
+        if (r->file_fd >= 0 || r->file_ref)
             release_file(r->file_fd, r->file_ref);
         wr_log(WR_LOG_ERROR, c->home->worker_id, c->id, "response head over %d bytes",
                WBUF_CAP);
@@ -585,10 +612,13 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     io->held_wlen = io->wlen;
     push_mem(io, r->head, r->head_len);
     io->wlen += r->head_len;
-    if (r->file_fd >= 0 && (is_bodiless || r->body_len == 0))
+    bool has_file = r->file_fd >= 0 || r->file_ref;
+    if (has_file && (is_bodiless || r->body_len == 0))
         release_file(r->file_fd, r->file_ref);
     else if (r->file_fd >= 0)
         push_file(io, r->file_fd, r->file_off, r->body_len, r->file_ref);
+    else if (r->file_ref)
+        push_mem_ref(io, r->body, r->body_len, r->file_ref); /* a cached small file */
     else if (!is_bodiless)
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;

@@ -420,9 +420,13 @@ static int answer_file(struct wr_exchange *ex, struct file_answer *a)
                          (unsigned long long)a->f->st.st_size);
         wr_resp_header(r, "Content-Range", (struct wr_str){buf, (size_t)n});
     }
-    r->file_fd = a->f->fd;
     r->file_ref = a->f; /* conn holds our reference until the body is sent */
-    r->file_off = (off_t)off;
+    if (a->f->data) {
+        r->body = a->f->data + off; /* one writev with the head */
+    } else {
+        r->file_fd = a->f->fd;
+        r->file_off = (off_t)off;
+    }
     r->body_len = len;
     r->has_length = true;
     return 0;

@@ -63,6 +63,7 @@ void wr_static_file_unref(struct wr_static_file *f) {
   if (!f || --f->refs > 0)
     return;
   close(f->fd);
+  free(f->data);
   free(f);
 }
 
@@ -226,6 +227,25 @@ static bool same_file(const struct stat *a, const struct stat *b) {
          a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* The content of a small regular file, read whole at open; NULL when the
+ * file is large, empty, or changed size while read (then it is sent from
+ * its descriptor, which is always correct). */
+static char *read_small(int fd, const struct stat *st) {
+  if (!S_ISREG(st->st_mode) || st->st_size <= 0 ||
+      st->st_size > WR_STATIC_CACHE_INLINE_MAX)
+    return NULL;
+  size_t size = (size_t)st->st_size;
+  char *data = malloc(size + 1);
+  if (!data)
+    return NULL;
+  ssize_t n = pread(fd, data, size + 1, 0);
+  if (n != (ssize_t)size) {
+    free(data);
+    return NULL;
+  }
+  return data;
+}
+
 /* A new, uncached file with one reference (the caller's), or NULL + errno. */
 static struct wr_static_file *open_file(int dir_fd, const char *root,
                                         const char *rel, bool follow_symlinks) {
@@ -244,6 +264,7 @@ static struct wr_static_file *open_file(int dir_fd, const char *root,
     errno = err;
     return NULL;
   }
+  f->data = read_small(f->fd, &f->st);
   f->refs = 1;
   f->hnext = f->lru_prev = f->lru_next = NULL;
   f->is_cached = false;

@@ -42,10 +42,12 @@ struct wr_resp {
                              conn once the handler returns 0 */
     off_t file_off;
     struct wr_static_file *file_ref; /* NULL: conn owns file_fd and closes it.
-                             Set: file_fd is borrowed from this open-file
-                             cache entry and conn owns one reference, dropped
-                             with wr_static_file_unref once the body is sent
-                             or discarded (static_cache.h) */
+                             Set: the body belongs to this open-file cache
+                             entry, either as file_fd (borrowed) or, for a
+                             small file, as body pointing into its data with
+                             file_fd -1; conn owns one reference, dropped with
+                             wr_static_file_unref once the body is sent or
+                             discarded (static_cache.h) */
 };
 
 /* Date and Server lines, formatted once a second per worker. */

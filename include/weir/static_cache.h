@@ -30,11 +30,19 @@
 /* Revalidation interval of cached entries. */
 #define WR_STATIC_CACHE_CHECK_MS 1000
 
+/* Files up to this size also keep their bytes in the entry, so a hot small
+ * file goes out in the same writev as its head: one syscall per response.
+ * Bound: max_entries * this per worker (16 MiB with the defaults). */
+#define WR_STATIC_CACHE_INLINE_MAX (16 * 1024)
+
 struct wr_static_cache;
 
 struct wr_static_file {
   int fd;         /* owned: O_RDONLY, closed by the last unref */
   struct stat st; /* as of the last (re)validation */
+  char *data;     /* owned: the whole content when it is at most
+                     WR_STATIC_CACHE_INLINE_MAX bytes and was read whole at
+                     open; else NULL (the body is sent from fd) */
   unsigned refs;  /* table's reference (while cached) + callers' */
   /* private to static_cache.c */
   struct wr_static_file *hnext, *lru_prev, *lru_next;
