@@ -952,6 +952,29 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     return 0;
 }
 
+void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
+{
+    /* The scratch holds a normalised path of the largest head any live
+     * snapshot allows: it only ever grows. */
+    size_t cap = cfg->limits.max_header_bytes + RBUF_SLACK;
+    if (cap > cs->scratch_cap) {
+        char *bigger = malloc(cap);
+        if (!bigger) {
+            wr_log(WR_LOG_ERROR, cs->worker_id, 0, "reload: out of memory; keeping the old config");
+            wr_config_unref(cfg);
+            return;
+        }
+        free(cs->scratch);
+        cs->scratch = bigger;
+        cs->scratch_cap = cap;
+    }
+    wr_config_unref(cs->cfg);
+    cs->cfg = cfg;
+    cs->access_log.format = cfg->server.access_log_format;
+    cs->clock.common_len = 0; /* Server header may have changed */
+    wr_resp_clock_update(&cs->clock, time(NULL), cfg->server.server_header);
+}
+
 void wr_conns_tick(struct wr_conns *cs)
 {
     wr_resp_clock_update(&cs->clock, time(NULL), cs->cfg->server.server_header);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,8 @@ static struct {
 } log_files[MAX_LOG_FILES];
 static size_t n_log_files;
 static int error_fd = 2;
-static enum wr_log_level error_level = WR_LOG_INFO;
+/* Read by every thread, changed by main on reload. */
+static _Atomic int error_level = WR_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -97,12 +99,17 @@ void wr_log_close_all(void)
 void wr_log_set_error(int fd, enum wr_log_level level)
 {
     error_fd = fd;
-    error_level = level;
+    wr_log_set_level(level);
+}
+
+void wr_log_set_level(enum wr_log_level level)
+{
+    atomic_store_explicit(&error_level, (int)level, memory_order_relaxed);
 }
 
 bool wr_log_is_enabled(enum wr_log_level level)
 {
-    return level <= error_level;
+    return (int)level <= atomic_load_explicit(&error_level, memory_order_relaxed);
 }
 
 void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *fmt, ...)

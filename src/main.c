@@ -5,8 +5,9 @@
  * drop privileges -> start workers -> tell systemd READY=1 -> wait for
  * signals. Shutdown (SIGTERM/SIGINT): DRAIN every worker, wait for them up
  * to shutdown_timeout, then STOP the rest. Main does no request work.
- * Not here yet: reload (SIGHUP, issue #6) logs that it is not supported
- * and keeps the running config.
+ * Reload (SIGHUP) publishes a new snapshot to the workers; changes that
+ * need new sockets or files (listen, workers, logs, user) are refused for
+ * now with the reason logged (issue #6).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -60,34 +61,49 @@ static void print_version(void)
  * Refuses what the config schema accepts but this build cannot serve yet, so
  * weir never starts half-configured. Reported like any other config error.
  */
-static int check_supported(const struct wr_config *cfg)
+/* Config errors go to stderr at start-up (and for -t), to the error log on
+ * reload, where stderr may be nowhere. */
+static void report(bool to_log, const char *line)
+{
+    if (to_log)
+        wr_log(WR_LOG_ERROR, -1, 0, "%s", line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+static int check_supported(const struct wr_config *cfg, bool to_log)
 {
     int n_errors = 0;
+    char line[512];
     for (size_t i = 0; i < cfg->server.n_listens; i++) {
         if (cfg->server.listens[i].is_tls) {
-            fprintf(stderr, "%s:%u: [server] listen: tls listeners are not available yet\n",
-                    cfg->path, cfg->server.listens[i].line);
+            snprintf(line, sizeof(line),
+                     "%s:%u: [server] listen: tls listeners are not available yet", cfg->path,
+                     cfg->server.listens[i].line);
+            report(to_log, line);
             n_errors++;
         }
     }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         if (cfg->routes[i].action == WR_ACTION_PROXY) {
-            fprintf(stderr, "%s:%u: [route %s] proxy: proxy routes are not available yet\n",
-                    cfg->path, cfg->routes[i].line, cfg->routes[i].name);
+            snprintf(line, sizeof(line),
+                     "%s:%u: [route %s] proxy: proxy routes are not available yet", cfg->path,
+                     cfg->routes[i].line, cfg->routes[i].name);
+            report(to_log, line);
             n_errors++;
         }
     }
     return n_errors ? -1 : 0;
 }
 
-static struct wr_config *load_config(const char *path)
+static struct wr_config *load_config(const char *path, bool to_log)
 {
     struct wr_config_errors errs = {0};
     struct wr_config *cfg = wr_config_load(path, &errs);
     for (size_t i = 0; i < errs.n_lines; i++)
-        fprintf(stderr, "%s\n", errs.lines[i]);
+        report(to_log, errs.lines[i]);
     wr_config_errors_fini(&errs);
-    if (cfg && check_supported(cfg) < 0) {
+    if (cfg && check_supported(cfg, to_log) < 0) {
         wr_config_unref(cfg);
         return NULL;
     }
@@ -175,6 +191,64 @@ static void begin_shutdown(struct app *app)
     }
 }
 
+/* What a reload cannot change yet without a restart, or NULL. */
+static const char *reload_blocker(const struct wr_config *old, const struct wr_config *cfg)
+{
+    const struct wr_server_cfg *a = &old->server, *b = &cfg->server;
+    if (a->n_listens != b->n_listens)
+        return "[server] listen";
+    for (size_t i = 0; i < a->n_listens; i++) {
+        if (strcmp(a->listens[i].addr.text, b->listens[i].addr.text) != 0 ||
+            a->listens[i].is_tls != b->listens[i].is_tls)
+            return "[server] listen";
+    }
+    if (a->n_workers != b->n_workers)
+        return "[server] workers";
+    if (strcmp(a->error_log, b->error_log) != 0)
+        return "[server] error_log";
+    if ((a->access_log == NULL) != (b->access_log == NULL) ||
+        (a->access_log && strcmp(a->access_log, b->access_log) != 0))
+        return "[server] access_log";
+    if ((a->user == NULL) != (b->user == NULL) || (a->user && strcmp(a->user, b->user) != 0))
+        return "[server] user";
+    return NULL;
+}
+
+/*
+ * SIGHUP: parse the file again; on any error keep serving on the running
+ * snapshot. Otherwise publish the new one to every worker: connections they
+ * accept from then on use it, open ones finish on theirs.
+ * TODO(#6): adding and removing listeners on reload.
+ */
+static void reload(struct app *app)
+{
+    sd_notify(0, "RELOADING=1");
+    struct wr_config *cfg = load_config(app->cfg->path, true);
+    const char *blocker = cfg ? reload_blocker(app->cfg, cfg) : NULL;
+    if (!cfg || blocker) {
+        if (blocker)
+            wr_log(WR_LOG_ERROR, -1, 0, "reload: changing %s needs a restart", blocker);
+        wr_log(WR_LOG_ERROR, -1, 0, "reload failed; still serving the previous configuration");
+        wr_config_unref(cfg);
+        sd_notify(0, "READY=1");
+        return;
+    }
+    atomic_store_explicit(&app->shared.max_connections, cfg->server.max_connections,
+                          memory_order_relaxed);
+    wr_log_set_level(cfg->server.log_level);
+    /* Listener entries point into the snapshot they came from. */
+    for (size_t w = 0; w < app->listeners.n_workers; w++) {
+        for (size_t i = 0; i < app->listeners.n_listens; i++)
+            wr_listener_get(&app->listeners, w, i)->cfg = &cfg->server.listens[i];
+    }
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_publish(&app->workers[i], cfg);
+    wr_config_unref(app->cfg);
+    app->cfg = cfg;
+    wr_log(WR_LOG_INFO, -1, 0, "configuration reloaded from %s", cfg->path);
+    sd_notify(0, "READY=1");
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -189,8 +263,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             wr_log(WR_LOG_INFO, -1, 0, "log files reopened");
         break;
     case SIGHUP:
-        /* TODO(#6): reload the configuration without dropping connections. */
-        wr_log(WR_LOG_WARN, -1, 0, "SIGHUP: reload is not available yet; config unchanged");
+        if (!app->is_stopping)
+            reload(app);
         break;
     }
 }
@@ -203,7 +277,7 @@ static int start_workers(struct app *app, int access_log_fd)
     app->workers = calloc(app->n_workers, sizeof(*app->workers));
     if (!app->workers)
         return -1;
-    app->shared.max_connections = app->cfg->server.max_connections;
+    atomic_init(&app->shared.max_connections, app->cfg->server.max_connections);
     atomic_init(&app->shared.n_conns, 0);
     sigset_t block, old;
     sigemptyset(&block);
@@ -332,7 +406,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct app app = {0};
-    app.cfg = load_config(path);
+    app.cfg = load_config(path, false);
     if (!app.cfg)
         return 1;
     if (is_check) {

@@ -48,7 +48,7 @@ static void resume_accepting(struct wr_worker *w)
 static bool reserve_slot(struct wr_worker *w)
 {
     uint64_t before = atomic_fetch_add_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
-    if (before < w->shared->max_connections)
+    if (before < atomic_load_explicit(&w->shared->max_connections, memory_order_relaxed))
         return true;
     atomic_fetch_sub_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
     return false;
@@ -111,7 +111,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     uint64_t n = atomic_load_explicit(&w->shared->n_conns, memory_order_relaxed);
-    if (w->is_accept_paused && n < w->shared->max_connections)
+    if (w->is_accept_paused &&
+        n < atomic_load_explicit(&w->shared->max_connections, memory_order_relaxed))
         resume_accepting(w);
 }
 
@@ -124,6 +125,10 @@ static void on_control(evutil_socket_t fd, short what, void *arg)
     for (ssize_t i = 0; i < n; i++) {
         if (cmds[i] == WR_WORKER_STOP) {
             event_base_loopbreak(w->base);
+        } else if (cmds[i] == WR_WORKER_RELOAD) {
+            struct wr_config *cfg = atomic_exchange(&w->next_cfg, NULL);
+            if (cfg)
+                wr_conns_set_config(&w->conns, cfg);
         } else if (cmds[i] == WR_WORKER_DRAIN && !w->conns.is_draining) {
             close_own_listeners(w);
             wr_conns_drain(&w->conns);
@@ -158,6 +163,7 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
     *w = (struct wr_worker){.id = id, .listeners = listeners, .shared = shared,
                             .ctl_fds = {-1, -1}};
     atomic_init(&w->is_done, false);
+    atomic_init(&w->next_cfg, NULL);
     struct event_config *ec = event_config_new();
     if (!ec)
         goto fail;
@@ -211,6 +217,14 @@ int wr_worker_start(struct wr_worker *w)
     return 0;
 }
 
+void wr_worker_publish(struct wr_worker *w, struct wr_config *cfg)
+{
+    /* A snapshot the worker has not picked up yet is simply replaced. */
+    struct wr_config *stale = atomic_exchange(&w->next_cfg, wr_config_ref(cfg));
+    wr_config_unref(stale);
+    wr_worker_send(w, WR_WORKER_RELOAD);
+}
+
 void wr_worker_send(struct wr_worker *w, enum wr_worker_cmd cmd)
 {
     char c = (char)cmd;
@@ -251,4 +265,5 @@ void wr_worker_fini(struct wr_worker *w)
     if (w->base)
         event_base_free(w->base);
     w->base = NULL;
+    wr_config_unref(atomic_exchange(&w->next_cfg, NULL));
 }

@@ -68,6 +68,12 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
                   struct wr_config *cfg, int access_log_fd,
                   atomic_uint_fast64_t *n_process_conns);
 
+/*
+ * Switches cs to cfg, taking over one reference: connections accepted from
+ * now on use it; open ones finish on the snapshot they started with.
+ */
+void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg);
+
 /* Closes every connection and frees what cs owns. */
 void wr_conns_fini(struct wr_conns *cs);
 

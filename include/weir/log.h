@@ -38,6 +38,9 @@ void wr_log_close_all(void);
  * before workers start. */
 void wr_log_set_error(int fd, enum wr_log_level level);
 
+/* Changes the most verbose level written (reload). Any thread. */
+void wr_log_set_level(enum wr_log_level level);
+
 /* True when lines at level are written (check before costly formatting). */
 bool wr_log_is_enabled(enum wr_log_level level);
 

@@ -19,7 +19,7 @@
 /* State every worker reads; owned by main, outlives the workers. */
 struct wr_worker_shared {
     atomic_uint_fast64_t n_conns; /* open client connections, whole process */
-    uint64_t max_connections;
+    atomic_uint_fast64_t max_connections; /* written by main (start, reload) */
 };
 
 struct wr_worker_accept; /* one per listening socket of the worker */
@@ -38,13 +38,23 @@ struct wr_worker {
     bool is_accept_paused;             /* at max_connections or out of fds */
     bool is_started;
     atomic_bool is_done;               /* set by the thread as it exits its loop */
+    _Atomic(struct wr_config *) next_cfg; /* ref held: published by main, taken
+                                             by the worker on WR_WORKER_RELOAD */
 };
 
 /* Commands main sends. */
 enum wr_worker_cmd {
     WR_WORKER_DRAIN = 'd', /* stop accepting, close idle connections, exit when none remain */
     WR_WORKER_STOP = 's',  /* close everything now and exit */
+    WR_WORKER_RELOAD = 'r', /* new connections start under next_cfg */
 };
+
+/*
+ * Hands cfg to worker w (taking a reference for it) and tells it to switch:
+ * connections it accepts from then on use cfg; open ones keep theirs.
+ * Main thread.
+ */
+void wr_worker_publish(struct wr_worker *w, struct wr_config *cfg);
 
 /*
  * Prepares worker id (base, accept events, conns under cfg) without starting
