@@ -15,6 +15,7 @@
 #include <pcre2.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,12 +352,29 @@ static int open_logs(const struct wr_config *cfg, int *access_log_fd)
     return 0;
 }
 
+/* Every connection, cached file and upstream socket is a descriptor: take
+ * the hard limit the service manager allows (LimitNOFILE=) before binding. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        wr_log(WR_LOG_WARN, -1, 0, "raising the open-file limit: %s", strerror(errno));
+    else
+        wr_log(WR_LOG_DEBUG, -1, 0, "open-file limit raised from %llu to %llu",
+               (unsigned long long)old, (unsigned long long)rl.rlim_max);
+}
+
 static int run(struct app *app)
 {
     int access_log_fd;
     if (open_logs(app->cfg, &access_log_fd) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
+    raise_fd_limit();
     app->base = event_base_new();
     if (!app->base || add_signals(app) < 0) {
         wr_log(WR_LOG_ERROR, -1, 0, "cannot set up the main event loop");
