@@ -26,7 +26,8 @@ define install_missing
 	fi
 endef
 
-.PHONY: all run test bench clean deps-build deps-test deps-bench build-release build-test
+.PHONY: all run test bench clean deps-build deps-test deps-bench build-release build-test \
+        tsan fuzz
 
 all: build-release
 
@@ -55,6 +56,24 @@ test: build-test
 	cd build/test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
+
+# Unit and integration tests against a ThreadSanitizer build (several tests
+# run 2 workers); any race report fails the test that saw it.
+tsan: deps-test
+	CC=clang cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DWEIR_TSAN=ON -DWEIR_SANITIZE=OFF -DWEIR_TESTS=ON >/dev/null
+	cmake --build build/tsan -j $(JOBS)
+	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|integration'
+
+# Every fuzz target for SECONDS each (default 60), from its seed corpus.
+SECONDS ?= 60
+fuzz: build-test
+	@for t in build/test/tests/fuzz_*; do \
+	  name=$$(basename $$t); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
+	  echo "== $$name ($(SECONDS) s)"; \
+	  sh tests/fuzz/run.sh $$t $$corpus $(SECONDS) 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 bench: deps-bench build-release
 	python3 bench/run.py --weir build/release/weir
