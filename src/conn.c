@@ -506,7 +506,8 @@ static int settle(struct wr_conn *c)
 
 /* ---- answering --------------------------------------------------------- */
 
-static void make_request_id(struct wr_conns *cs)
+/* $request_id: 32 hex digits into out[33]. */
+static void make_request_id(struct wr_conns *cs, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     for (int half = 0; half < 2; half++) {
@@ -517,9 +518,9 @@ static void make_request_id(struct wr_conns *cs)
         cs->rng[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
         uint64_t v = cs->rng[1] + y;
         for (int i = 0; i < 16; i++)
-            cs->request_id[half * 16 + i] = hex[(v >> (i * 4)) & 15];
+            out[half * 16 + i] = hex[(v >> (i * 4)) & 15];
     }
-    cs->request_id[32] = '\0';
+    out[32] = '\0';
 }
 
 /* $host: the request's host, lower-cased, without port. */
@@ -642,14 +643,13 @@ static void dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
         struct wr_router_input in = {host, path, req->method_id, req->method};
         status = wr_router_match(c->cfg, cs->router, &in, m);
     }
-    make_request_id(cs);
-    memcpy(io->request_id, cs->request_id, sizeof(io->request_id));
+    make_request_id(cs, io->request_id);
     struct wr_tmpl_vars vars = {
         .host = host,
         .request_uri = req->target,
         .scheme = WR_STR("http"),
         .remote_addr = wr_str_from_cstr(c->peer),
-        .request_id = wr_str_from_cstr(cs->request_id),
+        .request_id = wr_str_from_cstr(io->request_id),
         .subject = path.ptr,
         .ovector = m->ovector,
         .n_captures = m->n_captures,

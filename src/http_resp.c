@@ -135,17 +135,6 @@ void wr_resp_init(struct wr_resp *r, char *buf, size_t cap)
     *r = (struct wr_resp){.head = buf, .head_cap = cap, .file_fd = -1};
 }
 
-/* Decimal digits of v into the end of buf; returns where they start. */
-static char *format_u64(uint64_t v, char *end)
-{
-    char *p = end;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    return p;
-}
-
 void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *clock)
 {
     wr_resp_init(r, r->head, r->head_cap);
@@ -179,12 +168,16 @@ void wr_resp_header(struct wr_resp *r, const char *name, struct wr_str value)
     append(r, "\r\n", 2);
 }
 
+void wr_resp_raw_u64(struct wr_resp *r, uint64_t value)
+{
+    char digits[WR_STR_U64_MAX];
+    append(r, digits, wr_str_format_u64(value, digits));
+}
+
 void wr_resp_header_u64(struct wr_resp *r, const char *name, uint64_t value)
 {
-    char digits[24];
-    char *end = digits + sizeof(digits);
-    char *start = format_u64(value, end);
-    wr_resp_header(r, name, (struct wr_str){start, (size_t)(end - start)});
+    char digits[WR_STR_U64_MAX];
+    wr_resp_header(r, name, (struct wr_str){digits, wr_str_format_u64(value, digits)});
 }
 
 void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tmpl *t,

@@ -200,9 +200,8 @@ static void put_cstr(struct line *l, const char *s)
 
 static void put_u64(struct line *l, uint64_t v)
 {
-    char digits[24];
-    int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)v);
-    put(l, digits, (size_t)n);
+    char digits[WR_STR_U64_MAX];
+    put(l, digits, wr_str_format_u64(v, digits));
 }
 
 /* Request bytes are attacker-controlled: escape anything that could forge a
@@ -301,11 +300,14 @@ static void format_json(struct line *l, const struct wr_access_entry *e)
     put_json_str(l, "host", e->host);
     put_json_u64(l, "status", (uint64_t)e->status);
     put_json_u64(l, "bytes_sent", e->bytes_sent);
-    char secs[32];
-    int n = snprintf(secs, sizeof(secs), ",\"request_time\":%llu.%06llu",
-                     (unsigned long long)(e->request_time_us / 1000000),
-                     (unsigned long long)(e->request_time_us % 1000000));
-    put(l, secs, (size_t)n);
+    put_cstr(l, ",\"request_time\":");
+    put_u64(l, e->request_time_us / 1000000);
+    char frac[7];
+    uint64_t us = e->request_time_us % 1000000;
+    for (int i = 5; i >= 0; i--, us /= 10)
+        frac[i + 1] = (char)('0' + us % 10);
+    frac[0] = '.';
+    put(l, frac, sizeof(frac));
     put_json_str(l, "referer", e->referer);
     put_json_str(l, "user_agent", e->user_agent);
     put(l, "}", 1);

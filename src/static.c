@@ -247,16 +247,19 @@ struct file_answer {
     size_t etag_len;
 };
 
-/* RFC 9110 §8.8.3: a strong validator from size, mtime (ns) and inode. */
+/* The file's ETag (static_cache formats it at open); a precompressed
+ * variant gets "-br" or "-gz" inside the quotes, so it differs per encoding. */
 static void make_etag(struct file_answer *a)
 {
-    const struct stat *st = &a->f->st;
-    uint64_t mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    const char *suffix = !a->encoding ? "" : a->encoding[0] == 'b' ? "-br" : "-gz";
-    int n = snprintf(a->etag, sizeof(a->etag), "\"%llx-%llx-%llx%s\"",
-                     (unsigned long long)st->st_size, (unsigned long long)mtime_ns,
-                     (unsigned long long)st->st_ino, suffix);
-    a->etag_len = (size_t)n;
+    const struct wr_static_file *f = a->f;
+    size_t n = f->etag_len;
+    memcpy(a->etag, f->etag, n);
+    if (a->encoding) {
+        memcpy(a->etag + n - 1, a->encoding[0] == 'b' ? "-br\"" : "-gz\"", 4);
+        n += 3;
+    }
+    a->etag[n] = '\0';
+    a->etag_len = n;
 }
 
 /* ETag, Last-Modified, Cache-Control and Vary: every answer about the file
@@ -266,15 +269,12 @@ static void add_validators(struct wr_exchange *ex, const struct file_answer *a)
     struct wr_resp *r = ex->resp;
     const struct wr_route *route = ex->route;
     wr_resp_header(r, "ETag", (struct wr_str){a->etag, a->etag_len});
-    char buf[64];
-    struct tm tm;
-    gmtime_r(&a->f->st.st_mtime, &tm);
-    size_t n = strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    wr_resp_header(r, "Last-Modified", (struct wr_str){buf, n});
+    wr_resp_header(r, "Last-Modified",
+                   (struct wr_str){a->f->last_modified, a->f->last_modified_len});
     if (route->has_expires) {
-        int m = snprintf(buf, sizeof(buf), "max-age=%llu",
-                         (unsigned long long)(route->expires_ms / 1000));
-        wr_resp_header(r, "Cache-Control", (struct wr_str){buf, (size_t)m});
+        wr_resp_raw(r, WR_STR("Cache-Control: max-age="));
+        wr_resp_raw_u64(r, route->expires_ms / 1000);
+        wr_resp_raw(r, WR_STR("\r\n"));
     }
     if (route->precompressed)
         wr_resp_header(r, "Vary", WR_STR("Accept-Encoding"));

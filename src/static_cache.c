@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -227,6 +228,20 @@ static bool same_file(const struct stat *a, const struct stat *b) {
          a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+void wr_static_file_format_validators(struct wr_static_file *f) {
+  const struct stat *st = &f->st;
+  uint64_t mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u +
+                      (uint64_t)st->st_mtim.tv_nsec;
+  int n = snprintf(f->etag, sizeof(f->etag), "\"%llx-%llx-%llx\"",
+                   (unsigned long long)st->st_size, (unsigned long long)mtime_ns,
+                   (unsigned long long)st->st_ino);
+  f->etag_len = (unsigned char)n;
+  struct tm tm;
+  gmtime_r(&st->st_mtime, &tm);
+  f->last_modified_len = (unsigned char)strftime(
+      f->last_modified, sizeof(f->last_modified), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
 /* The content of a small regular file, read whole at open; NULL when the
  * file is large, empty, or changed size while read (then it is sent from
  * its descriptor, which is always correct). */
@@ -265,6 +280,7 @@ static struct wr_static_file *open_file(int dir_fd, const char *root,
     return NULL;
   }
   f->data = read_small(f->fd, &f->st);
+  wr_static_file_format_validators(f);
   f->refs = 1;
   f->hnext = f->lru_prev = f->lru_next = NULL;
   f->is_cached = false;

@@ -27,6 +27,19 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
+size_t wr_str_format_u64(uint64_t v, char *out)
+{
+    char digits[WR_STR_U64_MAX];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
 struct wr_str wr_str_trim(struct wr_str s)
 {
     while (s.len > 0 && is_ows(s.ptr[0])) {

@@ -42,7 +42,6 @@ struct wr_conns {
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */
     char host_buf[256];           /* $host: lower-case, port removed */
-    char request_id[33];          /* $request_id: 32 hex digits */
 
     struct wr_conn *live;         /* every open connection (doubly linked) */
     uint64_t n_live;

@@ -79,6 +79,9 @@ void wr_resp_header_u64(struct wr_resp *r, const char *name, uint64_t value);
 /* Appends raw bytes to the head (an already formatted field line). */
 void wr_resp_raw(struct wr_resp *r, struct wr_str bytes);
 
+/* Appends value in decimal (part of a field line built with wr_resp_raw). */
+void wr_resp_raw_u64(struct wr_resp *r, uint64_t value);
+
 /* Appends "name: " and expands t as the value, then CRLF. */
 void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tmpl *t,
                          const struct wr_tmpl_vars *vars);

@@ -44,6 +44,12 @@ struct wr_static_file {
                      WR_STATIC_CACHE_INLINE_MAX bytes and was read whole at
                      open; else NULL (the body is sent from fd) */
   unsigned refs;  /* table's reference (while cached) + callers' */
+  /* Formatted once from st when the file is opened (st never changes for an
+   * entry: a changed file is a new entry), so no response formats them. */
+  char etag[64];          /* "\"size-mtime_ns-inode\"" in hex, quotes included */
+  unsigned char etag_len;
+  char last_modified[32]; /* IMF-fixdate of st_mtime */
+  unsigned char last_modified_len;
   /* private to static_cache.c */
   struct wr_static_file *hnext, *lru_prev, *lru_next;
   bool is_cached;
@@ -52,6 +58,10 @@ struct wr_static_file {
   size_t key_len;
   char key[];
 };
+
+/* Formats f->etag and f->last_modified from f->st (RFC 9110 §8.8.3: a
+ * strong validator from size, mtime in nanoseconds and inode). */
+void wr_static_file_format_validators(struct wr_static_file *f);
 
 /* A cache of at most max_entries files; NULL on allocation failure. */
 struct wr_static_cache *wr_static_cache_new(size_t max_entries);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 struct wr_str {
@@ -49,6 +50,13 @@ bool wr_str_has_prefix(struct wr_str s, struct wr_str prefix);
  * case and optional whitespace around elements (Connection: keep-alive, close).
  */
 bool wr_str_list_has_token(struct wr_str value, struct wr_str token);
+
+/* Longest decimal form of a uint64_t. */
+#define WR_STR_U64_MAX 20
+
+/* Writes v in decimal to out (room for WR_STR_U64_MAX bytes, no NUL) and
+ * returns the length. No locale, no printf: used on the request path. */
+size_t wr_str_format_u64(uint64_t v, char *out);
 
 /* Removes leading and trailing spaces and tabs. */
 struct wr_str wr_str_trim(struct wr_str s);

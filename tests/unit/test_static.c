@@ -131,6 +131,7 @@ static void test_etag(void **state)
     f->st.st_mtim.tv_sec = 1;
     f->st.st_mtim.tv_nsec = 5;
     f->st.st_ino = 0xab;
+    wr_static_file_format_validators(f);
     struct file_answer a = {.f = f};
     make_etag(&a);
     assert_string_equal(a.etag, "\"400-3b9aca05-ab\"");
@@ -142,9 +143,15 @@ static void test_etag(void **state)
     make_etag(&a);
     assert_string_equal(a.etag, "\"400-3b9aca05-ab-gz\"");
     f->st.st_mtim.tv_nsec = 6; /* a write within the same second changes it */
+    wr_static_file_format_validators(f);
     a.encoding = NULL;
     make_etag(&a);
     assert_string_equal(a.etag, "\"400-3b9aca06-ab\"");
+    /* Last-Modified is the IMF-fixdate of mtime's second. */
+    f->st.st_mtime = 784111777;
+    wr_static_file_format_validators(f);
+    assert_string_equal(f->last_modified, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(f->last_modified_len, strlen(f->last_modified));
     free(f);
 }
 

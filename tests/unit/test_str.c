@@ -118,9 +118,29 @@ static void test_list_has_token(void **state)
     assert_false(has_token(", ,", "close"));
 }
 
+/* Decimal formatting without printf: edges of the range. */
+static void test_format_u64(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t v;
+        const char *want;
+    } cases[] = {{0, "0"}, {7, "7"}, {10, "10"}, {1024, "1024"},
+                 {UINT64_MAX, "18446744073709551615"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = malloc(WR_STR_U64_MAX); /* exact size: ASan sees overruns */
+        assert_non_null(out);
+        size_t n = wr_str_format_u64(cases[i].v, out);
+        assert_int_equal(n, strlen(cases[i].want));
+        assert_memory_equal(out, cases[i].want, n);
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_format_u64),
         cmocka_unit_test(test_eq_nocase),
         cmocka_unit_test(test_has_prefix),
         cmocka_unit_test(test_trim),
