@@ -45,8 +45,11 @@
 
 #include "weir/http_parser.h"
 #include "weir/path.h"
+#include "weir/pool.h"
+#include "weir/proxy.h"
 #include "weir/static.h"
 #include "weir/static_cache.h"
+#include "weir/upstream.h"
 
 #define MAX_SEGS 32
 #define WBUF_CAP (16 * 1024)
@@ -67,6 +70,8 @@
 enum conn_state {
     ST_HEAD,    /* waiting for or reading a request head */
     ST_BODY,    /* reading and discarding the body of the request just answered */
+    ST_PROXY,   /* a proxied exchange: body goes up, response comes down (proxy.c) */
+    ST_TUNNEL,  /* after 101: proxy.c relays the socket; we only own it */
     ST_CLOSING, /* last response queued: flush it, then linger */
     ST_LINGER,  /* write side shut: drop input until EOF or the deadline */
 };
@@ -90,6 +95,9 @@ struct wr_conn_io {
     struct wr_http_request req;
 
     enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } body_kind;
+    const char *piece;     /* proxied body: decoded bytes the proxy has not taken */
+    size_t piece_len;
+    bool is_piece_last;    /* piece ends the body */
     uint64_t body_left;    /* BODY_LENGTH: bytes still to read */
     uint64_t body_seen;    /* BODY_CHUNKED: data bytes so far */
     struct wr_http_chunked chunked;
@@ -124,6 +132,14 @@ struct wr_conn {
     bool is_peer_eof;        /* read returned 0: answer what we have, then close */
     bool is_backlogged;      /* buffered requests wait: the per-event cap or output
                                 room stopped us; on_client_read resumes without reading */
+    bool is_doomed;          /* a write failed inside a proxy callback: close on our
+                                next event (callbacks never close) */
+    bool is_body_blocked;    /* the server is not taking the body: wait for body_room */
+    bool is_proxy_done;      /* proxy called done(); handled once output drained */
+    bool is_proxy_keep_alive;/* the client side allowed keep-alive at dispatch */
+    int proxy_end;           /* done()'s argument */
+    uint64_t proxy_bytes;    /* bytes emitted for the access log */
+    struct wr_proxy *proxy;  /* owned: the exchange in flight (ST_PROXY, ST_TUNNEL) */
     char peer[48];           /* remote address text for logs and $remote_addr */
 };
 
@@ -210,6 +226,11 @@ static void conn_close(struct wr_conn *c)
     struct wr_conns *cs = c->home;
     event_del(&c->ev_read);
     event_del(&c->ev_write);
+    if (c->proxy) {
+        /* Before the socket closes: a tunnel has events on it. */
+        wr_proxy_free(c->proxy);
+        c->proxy = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     release_io(cs, c);
@@ -285,7 +306,8 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
 
 static bool has_output_room(const struct wr_conn_io *io)
 {
-    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + 4 <= MAX_SEGS;
+    /* A proxied response may queue WR_PROXY_MAX_IOV segments at once. */
+    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + WR_PROXY_MAX_IOV <= MAX_SEGS;
 }
 
 static bool has_output_pending(const struct wr_conn *c)
@@ -453,6 +475,10 @@ static void set_deadline(struct wr_conn *c)
     const struct wr_conn_io *io = c->io;
     if (has_output_pending(c) && io->seg_first < io->n_ready)
         c->deadline_ms = c->last_io_ms + lim->send_timeout_ms;
+    else if (c->state == ST_PROXY && io->body_kind != BODY_NONE && !c->is_body_blocked)
+        c->deadline_ms = c->last_io_ms + lim->body_timeout_ms;
+    else if (c->state == ST_PROXY || c->state == ST_TUNNEL)
+        c->deadline_ms = 0; /* the proxy keeps the upstream deadlines */
     else if (c->state == ST_BODY)
         c->deadline_ms = c->last_io_ms + lim->body_timeout_ms;
     else if ((io && io->rstart < io->rlen) || c->n_requests == 0)
@@ -469,6 +495,8 @@ static void set_deadline(struct wr_conn *c)
 static int settle(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
+    if (c->state == ST_TUNNEL || c->is_doomed)
+        return 0;
     if (io && flush_output(c) < 0)
         return -1;
     bool is_pending = has_output_pending(c);
@@ -487,8 +515,11 @@ static int settle(struct wr_conn *c)
         release_io(c->home, c);
         c->phase_ms = now_ms();
     }
-    /* Backpressure: no reading while our answers cannot be written. */
+    /* Backpressure: no reading while our answers cannot be written, nor
+     * while the server does not take the body, nor into a full buffer. */
     bool should_pause = c->is_write_armed || c->is_peer_eof;
+    if (c->state == ST_PROXY)
+        should_pause = c->is_peer_eof || c->is_body_blocked || (io && io->rlen == io->rcap);
     if (should_pause != c->is_read_paused) {
         if (should_pause)
             event_del(&c->ev_read);
@@ -626,8 +657,36 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
-/* Runs the router and the route's action for the parsed request in io->req. */
-static void dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
+static const struct wr_proxy_ops proxy_ops;
+
+/* Starts a proxied exchange for a request routed to a proxy route. Returns
+ * 0 when the proxy took it (conn then waits for done()), else a status. */
+static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_keep_alive)
+{
+    const struct wr_http_request *req = ex->req;
+    struct wr_proxy_request pr = {
+        .ex = ex,
+        .client_addr = wr_str_from_cstr(c->peer),
+        .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
+        .body_len = req->content_length,
+        .is_chunked = req->is_chunked,
+        .is_keep_alive = is_keep_alive,
+        .id = c->id,
+    };
+    int status = 0;
+    c->proxy_bytes = 0;
+    c->is_proxy_done = false;
+    c->is_body_blocked = false;
+    c->is_proxy_keep_alive = is_keep_alive;
+    c->proxy = wr_proxy_start(&c->home->proxy_env, &pr, &proxy_ops, c, &status);
+    return c->proxy ? 0 : status;
+}
+
+/*
+ * Runs the router and the route's action for the parsed request in io->req.
+ * Returns true when the request went to a proxy (no response queued yet).
+ */
+static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
 {
     struct wr_conns *cs = c->home;
     struct wr_conn_io *io = c->io;
@@ -657,8 +716,6 @@ static void dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
     wr_action_fn action = NULL;
     if (status == 0 && (size_t)m->route->action < sizeof(actions) / sizeof(actions[0]))
         action = actions[m->route->action];
-    if (status == 0 && !action)
-        status = 502; /* proxy routes are refused at start-up until proxying exists */
     if (status == 0) {
         struct wr_exchange ex = {
             .req = req, .route = m->route, .match = m, .path = path, .vars = &vars,
@@ -666,12 +723,19 @@ static void dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
             .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
             .static_cache = cs->static_cache,
         };
-        wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
-        status = action(&ex);
+        if (m->route->action == WR_ACTION_PROXY) {
+            status = start_proxy(c, &ex, is_keep_alive);
+            if (status == 0)
+                return true;
+        } else {
+            wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
+            status = action ? action(&ex) : 500;
+        }
     }
     if (status != 0)
         build_error(c, r, status, status == 405 ? m->allow : NULL);
     commit_response(c, r, m->route, &vars, is_keep_alive);
+    return false;
 }
 
 /* The request (and its body) is complete: log it, release its response. */
@@ -724,8 +788,35 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
     c->state = ST_CLOSING;
 }
 
-/* Reads and discards body bytes in the buffer. Returns true when done. */
-static bool discard_body(struct wr_conn *c)
+/* ---- proxied exchanges ------------------------------------------------ */
+
+/* Closes c from its own next event: proxy callbacks and the functions they
+ * reach never close a connection under the proxy's feet. */
+static void defer_close(struct wr_conn *c)
+{
+    c->is_doomed = true;
+    event_active(&c->ev_write, EV_WRITE, 0);
+}
+
+/* The body broke the rules (bad chunk, over max_body_size): status, then
+ * close; or only the close when a proxied response is already under way. */
+static void reject_body(struct wr_conn *c, int status)
+{
+    if (c->proxy && (c->proxy_bytes > 0 || c->is_proxy_done)) {
+        defer_close(c);
+        return;
+    }
+    if (c->proxy) {
+        wr_proxy_free(c->proxy);
+        c->proxy = NULL;
+    }
+    c->io->body_kind = BODY_NONE;
+    answer_and_close(c, status, true);
+}
+
+/* Takes the next run of body bytes out of the buffer. Returns false when
+ * the buffer holds no more of the body. */
+static bool next_piece(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     uint64_t max_body = c->cfg->limits.max_body_bytes;
@@ -733,30 +824,244 @@ static bool discard_body(struct wr_conn *c)
         size_t avail = io->rlen - io->rstart;
         if (io->body_kind == BODY_LENGTH) {
             size_t take = io->body_left < avail ? (size_t)io->body_left : avail;
+            io->piece = io->rbuf + io->rstart;
+            io->piece_len = take;
             io->rstart += take;
             io->body_left -= take;
-            if (io->body_left == 0)
-                return true;
-            continue;
+            io->is_piece_last = io->body_left == 0;
+            return true;
         }
         struct wr_str data;
         ssize_t n = wr_http_chunked_parse(&io->chunked, io->rbuf + io->rstart, avail, &data);
         if (n < 0) {
-            answer_and_close(c, 400, true);
+            reject_body(c, 400);
             return false;
         }
         io->rstart += (size_t)n;
         io->body_seen += data.len;
         if (max_body > 0 && io->body_seen > max_body) {
-            answer_and_close(c, 413, true);
+            reject_body(c, 413);
             return false;
         }
-        if (io->chunked.is_done)
+        io->piece = data.ptr;
+        io->piece_len = data.len;
+        io->is_piece_last = io->chunked.is_done;
+        if (data.len > 0 || io->is_piece_last)
             return true;
     }
-    /* Everything read so far is consumed: read the next bytes behind the head. */
+    /* All consumed: read the next bytes right behind the head. */
     io->rstart = io->rlen = io->pin;
     return false;
+}
+
+/* Hands the request body in the buffer to the proxy, as far as it takes it. */
+static void forward_body(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    while (io->body_kind != BODY_NONE && c->proxy && !c->is_doomed && c->state == ST_PROXY) {
+        if (io->piece_len == 0 && !io->is_piece_last && !next_piece(c))
+            return;
+        ssize_t k = wr_proxy_send_body(c->proxy, io->piece, io->piece_len, io->is_piece_last);
+        if (k < 0 || (size_t)k < io->piece_len) {
+            if (k > 0) {
+                io->piece += k;
+                io->piece_len -= (size_t)k;
+            }
+            c->is_body_blocked = true;
+            return;
+        }
+        io->piece_len = 0;
+        if (io->is_piece_last) {
+            io->is_piece_last = false;
+            io->body_kind = BODY_NONE;
+        }
+        c->last_io_ms = now_ms();
+    }
+}
+
+/* Writes queued output without ever closing c. Returns true when the whole
+ * queue went out. */
+static bool write_queued(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    while (io->seg_first < io->n_ready) {
+        ssize_t n = write_some(c, WRITE_BUDGET);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                defer_close(c);
+            else if (!c->is_write_armed) {
+                event_add(&c->ev_write, NULL);
+                c->is_write_armed = true;
+            }
+            return false;
+        }
+        c->last_io_ms = now_ms();
+    }
+    io->seg_first = io->n_segs = io->n_ready = 0;
+    io->wlen = 0;
+    return true;
+}
+
+static bool proxy_emit(void *arg, const struct iovec *iov, int n)
+{
+    struct wr_conn *c = arg;
+    struct wr_conn_io *io = c->io;
+    for (int i = 0; i < n; i++) {
+        push_mem(io, iov[i].iov_base, iov[i].iov_len);
+        c->proxy_bytes += iov[i].iov_len;
+    }
+    io->n_ready = io->n_segs;
+    if (c->is_doomed)
+        return false;
+    return write_queued(c);
+}
+
+static void proxy_body_room(void *arg)
+{
+    struct wr_conn *c = arg;
+    c->is_body_blocked = false;
+    event_active(&c->ev_read, EV_READ, 0);
+}
+
+static void proxy_done(void *arg, int end)
+{
+    struct wr_conn *c = arg;
+    c->is_proxy_done = true;
+    c->proxy_end = end;
+    event_active(&c->ev_write, EV_WRITE, 0);
+}
+
+static const struct wr_proxy_ops proxy_ops = {
+    .emit = proxy_emit,
+    .body_room = proxy_body_room,
+    .done = proxy_done,
+};
+
+/* After 101 went out: the proxy relays the socket from now on. */
+static void start_tunnel(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    io->log_status = 101;
+    io->log_bytes = 0;
+    log_request(c);
+    event_del(&c->ev_read);
+    event_del(&c->ev_write);
+    c->is_write_armed = false;
+    c->is_read_paused = true;
+    c->state = ST_TUNNEL;
+    c->deadline_ms = 0;
+    const char *pending = io->rbuf + io->rstart;
+    size_t pending_len = io->rlen - io->rstart;
+    wr_proxy_tunnel(c->proxy, c->fd, pending, pending_len); /* copies pending */
+    release_io(c->home, c);
+}
+
+/*
+ * The proxy called done() and everything it emitted is written: log, free
+ * the exchange and go on with the connection (or close it). Returns -1 if
+ * c was closed.
+ */
+static int end_proxy(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    int end = c->proxy_end;
+    c->is_proxy_done = false;
+    if (c->state == ST_TUNNEL) {
+        conn_close(c);
+        return -1;
+    }
+    if (end == WR_PROXY_TUNNEL) {
+        start_tunnel(c);
+        return 0;
+    }
+    bool is_body_read = io->body_kind == BODY_NONE;
+    bool is_keep_alive = c->is_proxy_keep_alive && is_body_read && !c->is_peer_eof &&
+                         wr_proxy_is_keep_alive(c->proxy);
+    if (end >= 400) {
+        struct wr_resp r;
+        build_error(c, &r, end, NULL);
+        commit_response(c, &r, NULL, NULL, is_keep_alive);
+    } else {
+        io->log_status = wr_proxy_status(c->proxy);
+        io->log_bytes = c->proxy_bytes;
+    }
+    wr_proxy_free(c->proxy);
+    c->proxy = NULL;
+    if (end == WR_PROXY_BROKEN) {
+        /* Never a forged complete response: the client sees the cut. */
+        io->log_status = io->log_status ? io->log_status : 502;
+        log_request(c);
+        conn_close(c);
+        return -1;
+    }
+    io->body_kind = BODY_NONE;
+    c->state = ST_HEAD;
+    finish_request(c);
+    if (!is_keep_alive)
+        c->state = ST_CLOSING;
+    return 0;
+}
+
+/* Client socket readable during a proxied exchange. */
+static void proxy_read(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    if (io->rlen < io->rcap && !c->is_body_blocked) {
+        ssize_t n = read(c->fd, io->rbuf + io->rlen, io->rcap - io->rlen);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            conn_close(c);
+            return;
+        }
+        if (n == 0) {
+            /* The client left (or half-closed): as nginx does, the upstream
+             * request is abandoned; 499 in the access log. */
+            io->log_status = 499;
+            io->log_bytes = c->proxy_bytes;
+            log_request(c);
+            conn_close(c);
+            return;
+        }
+        if (n > 0) {
+            io->rlen += (size_t)n;
+            c->last_io_ms = now_ms();
+        }
+    }
+    forward_body(c);
+    settle(c);
+}
+
+/* Reads and discards body bytes in the buffer (routes other than proxy).
+ * Returns true when the body is complete. */
+static bool discard_body(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    while (next_piece(c)) {
+        io->piece_len = 0;
+        if (io->is_piece_last) {
+            io->is_piece_last = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Prepares to read the body of the request in io->req (proxied: forwarded;
+ * otherwise discarded) and enters state. */
+static void start_body(struct wr_conn *c, bool has_body, enum conn_state state)
+{
+    struct wr_conn_io *io = c->io;
+    const struct wr_http_request *req = &io->req;
+    io->body_kind = !has_body ? BODY_NONE : req->is_chunked ? BODY_CHUNKED : BODY_LENGTH;
+    io->body_left = req->content_length;
+    io->body_seen = 0;
+    io->piece_len = 0;
+    io->is_piece_last = false;
+    wr_http_chunked_init(&io->chunked);
+    io->pin = io->rstart; /* the head stays put while its body is read */
+    c->state = state;
+    c->last_io_ms = now_ms();
 }
 
 /* A complete, valid head of head_len bytes is in io->req: answer it. */
@@ -783,7 +1088,11 @@ static void answer(struct wr_conn *c, size_t head_len)
         io->n_ready = io->n_segs;
     }
     struct wr_resp r;
-    dispatch(c, &r, is_keep_alive);
+    if (dispatch(c, &r, is_keep_alive)) {
+        start_body(c, has_body, ST_PROXY);
+        forward_body(c);
+        return;
+    }
     if (!is_keep_alive) {
         /* The client may still be sending a body: lingering close drains it. */
         finish_request(c);
@@ -794,13 +1103,7 @@ static void answer(struct wr_conn *c, size_t head_len)
         finish_request(c);
         return;
     }
-    io->body_kind = req->is_chunked ? BODY_CHUNKED : BODY_LENGTH;
-    io->body_left = req->content_length;
-    io->body_seen = 0;
-    wr_http_chunked_init(&io->chunked);
-    io->pin = io->rstart; /* the head stays put while its body is read */
-    c->state = ST_BODY;
-    c->last_io_ms = now_ms();
+    start_body(c, true, ST_BODY);
     if (discard_body(c))
         finish_request(c);
 }
@@ -841,6 +1144,10 @@ static void process_input(struct wr_conn *c)
     c->is_backlogged = false;
     for (int i = 0; i < MAX_PIPELINE_PER_EVENT; i++) {
         struct wr_conn_io *io = c->io;
+        if (c->state == ST_PROXY) {
+            forward_body(c);
+            return;
+        }
         if (c->state == ST_BODY) {
             if (!discard_body(c))
                 return;
@@ -867,8 +1174,16 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct wr_conn *c = arg;
     struct wr_conns *cs = c->home;
+    if (c->is_doomed) {
+        conn_close(c);
+        return;
+    }
     if (c->state == ST_LINGER) {
         linger_read(c);
+        return;
+    }
+    if (c->state == ST_PROXY) {
+        proxy_read(c);
         return;
     }
     if (!c->io && !(c->io = acquire_io(cs, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
@@ -912,8 +1227,30 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct wr_conn *c = arg;
-    if (flush_output(c) < 0)
+    if (c->is_doomed) {
+        conn_close(c);
         return;
+    }
+    if (c->proxy) {
+        if (c->io && flush_output(c) < 0)
+            return;
+        if (!has_output_pending(c) && !c->is_proxy_done)
+            wr_proxy_drained(c->proxy); /* may emit more, or end the exchange */
+        if (c->is_doomed) {
+            conn_close(c);
+            return;
+        }
+        if (!c->is_proxy_done || has_output_pending(c)) {
+            settle(c);
+            return;
+        }
+        if (end_proxy(c) < 0 || c->state == ST_TUNNEL)
+            return;
+    } else if (!c->io) {
+        return; /* a stale activation: nothing to write */
+    } else if (flush_output(c) < 0) {
+        return;
+    }
     /* Drained: answer pipelined requests that waited for room. */
     if (!c->is_write_armed && c->io)
         process_input(c);
@@ -935,14 +1272,26 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->scratch = malloc(cs->scratch_cap);
     cs->router = wr_router_scratch_new();
     cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
-    if (!cs->scratch || !cs->router || !cs->static_cache ||
+    cs->pool = wr_pool_new(base);
+    cs->proxy_env.balancer = wr_balancer_new(cfg);
+    if (!cs->scratch || !cs->router || !cs->static_cache || !cs->pool ||
+        !cs->proxy_env.balancer ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         free(cs->scratch);
         wr_router_scratch_free(cs->router);
         wr_static_cache_free(cs->static_cache);
         cs->static_cache = NULL;
+        wr_pool_free(cs->pool);
+        cs->pool = NULL;
+        wr_balancer_free(cs->proxy_env.balancer);
+        cs->proxy_env.balancer = NULL;
         return -1;
     }
+    cs->proxy_env.base = base;
+    cs->proxy_env.pool = cs->pool;
+    cs->proxy_env.clock = &cs->clock;
+    cs->proxy_env.worker_id = worker_id;
+    cs->proxy_env.is_server_header_on = cfg->server.server_header != NULL;
     if (getrandom(cs->rng, sizeof(cs->rng), 0) != sizeof(cs->rng) || (cs->rng[0] | cs->rng[1]) == 0) {
         cs->rng[0] = (uint64_t)time(NULL) ^ ((uint64_t)worker_id << 32);
         cs->rng[1] = 0x9e3779b97f4a7c15u;
@@ -968,6 +1317,15 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
         cs->scratch = bigger;
         cs->scratch_cap = cap;
     }
+    struct wr_balancer *balancer = wr_balancer_new(cfg);
+    if (!balancer) {
+        wr_log(WR_LOG_ERROR, cs->worker_id, 0, "reload: out of memory; keeping the old config");
+        wr_config_unref(cfg);
+        return;
+    }
+    wr_balancer_free(cs->proxy_env.balancer);
+    cs->proxy_env.balancer = balancer;
+    cs->proxy_env.is_server_header_on = cfg->server.server_header != NULL;
     wr_config_unref(cs->cfg);
     cs->cfg = cfg;
     cs->access_log.format = cfg->server.access_log_format;
@@ -981,8 +1339,11 @@ void wr_conns_tick(struct wr_conns *cs)
     if (cs->access_log.len > 0)
         wr_access_log_flush(&cs->access_log);
     uint64_t now = now_ms();
+    wr_pool_tick(cs->pool, now);
     for (struct wr_conn *c = cs->live, *next; c; c = next) {
         next = c->next;
+        if (c->proxy && !c->is_proxy_done)
+            wr_proxy_tick(c->proxy, now); /* may end it: handled on c's next event */
         if (c->deadline_ms != 0 && now >= c->deadline_ms) {
             if (wr_log_is_enabled(WR_LOG_DEBUG))
                 wr_log(WR_LOG_DEBUG, cs->worker_id, c->id, "timeout in state %d", c->state);
@@ -1023,6 +1384,11 @@ void wr_conns_fini(struct wr_conns *cs)
     cs->router = NULL;
     wr_static_cache_free(cs->static_cache); /* after every conn released its files */
     cs->static_cache = NULL;
+    wr_proxy_env_fini(&cs->proxy_env);      /* after every conn freed its exchange */
+    wr_pool_free(cs->pool);
+    cs->pool = NULL;
+    wr_balancer_free(cs->proxy_env.balancer);
+    cs->proxy_env.balancer = NULL;
     free(cs->scratch);
     cs->scratch = NULL;
     wr_config_unref(cs->cfg);

@@ -369,8 +369,9 @@ static int parse_request_line(const char **pp, const char *end, struct wr_http_r
 
 /* ---- fields ------------------------------------------------------------ */
 
-/* Content-Length: 1*DIGIT, or a list of identical ones (RFC 9110 §8.6). */
-static int note_content_length(struct wr_http_request *req, struct wr_str v)
+/* Content-Length: 1*DIGIT, or a list of identical ones (RFC 9110 §8.6).
+ * Accumulates into *len / *has_len across repeated fields. */
+static int note_content_length(uint64_t *len, bool *has_len, struct wr_str v)
 {
     const char *p = v.ptr;
     const char *const end = v.ptr + v.len;
@@ -391,10 +392,10 @@ static int note_content_length(struct wr_http_request *req, struct wr_str v)
         while (p < end && is_ows(*p))
             p++;
         /* RFC 9110 §8.6: repeated values are one length only when identical. */
-        if (req->has_content_length && n != req->content_length)
+        if (*has_len && n != *len)
             return 400;
-        req->content_length = n;
-        req->has_content_length = true;
+        *len = n;
+        *has_len = true;
         if (p == end)
             return 0;
         if (*p++ != ',')
@@ -494,7 +495,9 @@ static int note_field(struct wr_http_request *req, struct head_state *st,
             note_connection(st, h->value);
         return 0;
     case 14:
-        return is_field(n, WR_STR("content-length")) ? note_content_length(req, h->value) : 0;
+        return is_field(n, WR_STR("content-length"))
+                   ? note_content_length(&req->content_length, &req->has_content_length, h->value)
+                   : 0;
     case 17:
         if (is_field(n, WR_STR("transfer-encoding")))
             note_transfer_codings(st, h->value);
@@ -504,9 +507,8 @@ static int note_field(struct wr_http_request *req, struct head_state *st,
     }
 }
 
-/* Parses one field line at *pp, stores it and advances *pp past its CRLF. */
-static int parse_field_line(const char **pp, const char *end, struct wr_http_request *req,
-                            struct head_state *st)
+/* Scans one field line at *pp into *h and advances *pp past its CRLF. */
+static int scan_field_line(const char **pp, const char *end, struct wr_http_header *h)
 {
     const char *p = *pp;
     const char *const name = p;
@@ -517,9 +519,6 @@ static int parse_field_line(const char **pp, const char *end, struct wr_http_req
      * line starting with SP or HTAB, is refused rather than unfolded. */
     if (p == name || p == end || *p != ':')
         return 400;
-    /* RFC 6585 §5: more fields than we keep. */
-    if (req->n_headers == WR_HTTP_MAX_HEADERS)
-        return 431;
     const struct wr_str name_s = {name, (size_t)(p - name)};
     for (p++; p < end && is_ows(*p); p++) {
     }
@@ -532,10 +531,24 @@ static int parse_field_line(const char **pp, const char *end, struct wr_http_req
     const char *value_end = p;
     while (value_end > value && is_ows(value_end[-1]))
         value_end--;
-    struct wr_http_header *const h = &req->headers[req->n_headers++];
     h->name = name_s;
     h->value = (struct wr_str){value, (size_t)(value_end - value)};
     *pp = p + 2;
+    return 0;
+}
+
+/* Parses one field line at *pp, stores it and advances *pp past its CRLF. */
+static int parse_field_line(const char **pp, const char *end, struct wr_http_request *req,
+                            struct head_state *st)
+{
+    /* RFC 6585 §5: more fields than we keep. */
+    if (req->n_headers == WR_HTTP_MAX_HEADERS)
+        return 431;
+    struct wr_http_header *const h = &req->headers[req->n_headers];
+    const int status = scan_field_line(pp, end, h);
+    if (status != 0)
+        return status;
+    req->n_headers++;
     return note_field(req, st, h);
 }
 
@@ -643,12 +656,11 @@ static ssize_t skip_empty_lines(const char *buf, size_t len, struct wr_http_requ
 /*
  * Scans the LFs of buf[from..stop) for the first CRLF CRLF that starts at or
  * after start (where a byte other than CR and LF sits). Returns the index
- * just past it, 0 when there is none yet, or WR_ERROR with 400 on an LF
+ * just past it, 0 when there is none yet, or WR_ERROR on an LF
  * without its CR: RFC 9112 §2.2 lets a recipient accept a bare LF, but a
  * proxy that does lets one request mean two things to two parsers.
  */
-static ssize_t find_head_end(const char *buf, size_t start, size_t from, size_t stop,
-                             struct wr_http_request *req)
+static ssize_t find_head_end(const char *buf, size_t start, size_t from, size_t stop)
 {
     const char *p = buf + from;
     const char *const p_stop = buf + stop;
@@ -657,7 +669,7 @@ static ssize_t find_head_end(const char *buf, size_t start, size_t from, size_t 
         if (lf == NULL)
             return 0;
         if (lf[-1] != '\r') /* lf > buf + start: buf[start] is no LF */
-            return fail(req, 400);
+            return WR_ERROR;
         if ((size_t)(lf - buf) >= start + 3 && lf[-2] == '\n' && lf[-3] == '\r')
             return lf + 1 - buf;
         p = lf + 1;
@@ -700,9 +712,9 @@ ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
      * past len cannot be true, so it buys a rescan rather than a stall. */
     size_t from = prev_len > 3 && prev_len <= len ? prev_len - 3 : 0;
     from = from < start ? start : from > stop ? stop : from;
-    const ssize_t end = find_head_end(buf, start, from, stop, req);
+    const ssize_t end = find_head_end(buf, start, from, stop);
     if (end < 0)
-        return end;
+        return fail(req, 400);
     if (end == 0) {
         if (avail < max)
             return WR_AGAIN;
@@ -712,14 +724,20 @@ ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
     return status == 0 ? end : fail(req, status);
 }
 
+static const struct wr_http_header *find_field(const struct wr_http_header *fields, size_t n,
+                                              struct wr_str name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (wr_str_eq_nocase(fields[i].name, name))
+            return &fields[i];
+    }
+    return NULL;
+}
+
 const struct wr_http_header *wr_http_find_header(const struct wr_http_request *req,
                                                  struct wr_str name)
 {
-    for (size_t i = 0; i < req->n_headers; i++) {
-        if (wr_str_eq_nocase(req->headers[i].name, name))
-            return &req->headers[i];
-    }
-    return NULL;
+    return find_field(req->headers, req->n_headers, name);
 }
 
 /* ---- chunked ----------------------------------------------------------- */
@@ -907,4 +925,125 @@ ssize_t wr_http_chunked_parse(struct wr_http_chunked *c, const char *buf, size_t
         }
     }
     return (ssize_t)i;
+}
+
+/* ---- responses (from upstream servers) ---------------------------------- */
+
+/* Parses "HTTP/1.x SP 3DIGIT SP [reason] CRLF" at *pp (RFC 9112 §4). */
+static int parse_status_line(const char **pp, const char *end, struct wr_http_response *resp)
+{
+    const char *p = *pp;
+    if (end - p < 14 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ' || !is_digit(p[9]) || !is_digit(p[10]) || !is_digit(p[11]) || p[12] != ' ')
+        return -1;
+    resp->minor_version = p[7] - '0';
+    resp->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    if (resp->status < 100)
+        return -1;
+    p += 13;
+    const char *const reason = p;
+    /* reason-phrase = *( HTAB / SP / VCHAR / obs-text ): field content. */
+    p = skip_field_content(p, end);
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+        return -1;
+    resp->reason = (struct wr_str){reason, (size_t)(p - reason)};
+    *pp = p + 2;
+    return 0;
+}
+
+/* The fields of a response that decide its framing and the connection. */
+static int note_response_field(struct wr_http_response *resp, struct head_state *st,
+                               const struct wr_http_header *h)
+{
+    const struct wr_str n = h->name;
+    if (n.len == 10 && is_field(n, WR_STR("connection")))
+        note_connection(st, h->value);
+    else if (n.len == 14 && is_field(n, WR_STR("content-length")))
+        return note_content_length(&resp->content_length, &resp->has_content_length, h->value);
+    else if (n.len == 17 && is_field(n, WR_STR("transfer-encoding")))
+        note_transfer_codings(st, h->value);
+    return 0;
+}
+
+static int parse_response_fields(const char *p, const char *end, struct wr_http_response *resp,
+                                 struct head_state *st)
+{
+    for (;;) {
+        if (end - p < 2)
+            return -1;
+        if (*p == '\r')
+            return p[1] == '\n' && p + 2 == end ? 0 : -1;
+        if (resp->n_headers == WR_HTTP_MAX_HEADERS)
+            return -1;
+        struct wr_http_header *const h = &resp->headers[resp->n_headers];
+        if (scan_field_line(&p, end, h) != 0)
+            return -1;
+        resp->n_headers++;
+        if (note_response_field(resp, st, h) != 0)
+            return -1;
+    }
+}
+
+/* Judges the framing fields together (RFC 9112 §6.3), strictly: whatever a
+ * server sends ambiguously is refused, never guessed. */
+static int finish_response(struct wr_http_response *resp, const struct head_state *st)
+{
+    if (st->has_te) {
+        /* A 1.0 response with TE, TE beside CL, chunked not last or
+         * repeated, or a coding we cannot undo: all refused (502). */
+        if (resp->minor_version == 0 || resp->has_content_length || st->is_te_bad ||
+            st->te_has_unknown || !st->te_has_chunked)
+            return -1;
+        resp->is_chunked = true;
+    }
+    if (resp->minor_version == 1)
+        resp->is_keep_alive = !st->has_close;
+    else
+        resp->is_keep_alive = st->has_keep_alive && !st->has_close;
+    resp->has_conn_upgrade = st->has_conn_upgrade && st->has_upgrade_field;
+    return 0;
+}
+
+static void note_upgrade_field(struct head_state *st, const struct wr_http_response *resp)
+{
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        if (resp->headers[i].name.len == 7 && is_field(resp->headers[i].name, WR_STR("upgrade")))
+            st->has_upgrade_field = true;
+    }
+}
+
+ssize_t wr_http_parse_response(const char *buf, size_t len, size_t prev_len,
+                               const struct wr_http_limits *limits,
+                               struct wr_http_response *resp)
+{
+    const size_t max = limits->max_head_bytes;
+    const size_t stop = len < max ? len : max;
+    size_t from = prev_len > 3 && prev_len <= len ? prev_len - 3 : 0;
+    from = from > stop ? stop : from;
+    if (len > 0 && (buf[0] == '\r' || buf[0] == '\n'))
+        return WR_ERROR; /* no empty lines before a status line */
+    const ssize_t end = find_head_end(buf, 0, from, stop);
+    if (end < 0)
+        return WR_ERROR;
+    if (end == 0)
+        return len < max ? WR_AGAIN : WR_ERROR;
+    struct head_state st = {0};
+    resp->status = resp->minor_version = 0;
+    resp->reason = (struct wr_str){NULL, 0};
+    resp->content_length = 0;
+    resp->has_content_length = resp->is_chunked = resp->is_keep_alive = false;
+    resp->has_conn_upgrade = false;
+    resp->n_headers = 0;
+    const char *p = buf;
+    if (parse_status_line(&p, buf + end, resp) != 0 ||
+        parse_response_fields(p, buf + end, resp, &st) != 0)
+        return WR_ERROR;
+    note_upgrade_field(&st, resp);
+    return finish_response(resp, &st) == 0 ? end : WR_ERROR;
+}
+
+const struct wr_http_header *wr_http_find_response_header(const struct wr_http_response *resp,
+                                                          struct wr_str name)
+{
+    return find_field(resp->headers, resp->n_headers, name);
 }

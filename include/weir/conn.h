@@ -18,6 +18,7 @@
 #include "weir/config.h"
 #include "weir/http_resp.h"
 #include "weir/log.h"
+#include "weir/proxy.h"
 #include "weir/router.h"
 
 struct event_base;
@@ -38,6 +39,8 @@ struct wr_conns {
     struct wr_access_log access_log;
     struct wr_router_scratch *router; /* owned */
     struct wr_static_cache *static_cache; /* owned: open files (static action) */
+    struct wr_pool *pool;         /* owned: upstream connections (proxy action) */
+    struct wr_proxy_env proxy_env; /* balancer owned (for cfg), pool borrowed */
     char *scratch;                /* owned: normalised path, handler scratch */
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */

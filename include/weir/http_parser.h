@@ -106,6 +106,37 @@ ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
 const struct wr_http_header *wr_http_find_header(const struct wr_http_request *req,
                                                  struct wr_str name);
 
+/* A response head from an upstream server. */
+struct wr_http_response {
+    int minor_version;        /* 0 or 1 */
+    int status;               /* 100..999 */
+    struct wr_str reason;     /* may be empty */
+    uint64_t content_length;  /* valid when has_content_length */
+    bool has_content_length;
+    bool is_chunked;          /* Transfer-Encoding: chunked (only coding accepted) */
+    bool is_keep_alive;       /* version default adjusted by Connection */
+    bool has_conn_upgrade;    /* Connection: upgrade and an Upgrade field */
+    size_t n_headers;
+    struct wr_http_header headers[WR_HTTP_MAX_HEADERS];
+};
+
+/*
+ * Parses one response head at the start of buf[0..len), as strictly as a
+ * request: bare LF, obs-fold, bad Content-Length, TE with CL, a coding other
+ * than a final chunked, more than WR_HTTP_MAX_HEADERS fields, a head longer
+ * than limits->max_head_bytes, or a version other than 1.0/1.1 give
+ * WR_ERROR (the proxy answers 502). Returns the head length when complete,
+ * WR_AGAIN when more bytes are needed. prev_len as for requests. Which
+ * statuses carry a body (1xx, 204, 304, HEAD) is the caller's business.
+ */
+ssize_t wr_http_parse_response(const char *buf, size_t len, size_t prev_len,
+                               const struct wr_http_limits *limits,
+                               struct wr_http_response *resp);
+
+/* The first field of resp named name (ASCII case-insensitive), or NULL. */
+const struct wr_http_header *wr_http_find_response_header(const struct wr_http_response *resp,
+                                                          struct wr_str name);
+
 /* Chunked transfer-coding decoder state (RFC 9112 §7.1). */
 struct wr_http_chunked {
     uint64_t chunk_left;   /* data bytes left in the current chunk */

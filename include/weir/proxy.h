@@ -1,0 +1,136 @@
+/*
+ * proxy: one proxied exchange — pick a server, get a connection (pooled or
+ * new), send the request head and stream the body up, read the response
+ * head, stream the response body down, retry when it is safe, and give the
+ * connection back to the pool when both sides allow it.
+ *
+ * conn owns the client socket, proxy the upstream one. They talk through a
+ * narrow contract:
+ *  - conn -> proxy: wr_proxy_start, wr_proxy_send_body (request body bytes,
+ *    already de-chunked), wr_proxy_drained (everything the proxy emitted has
+ *    been written to the client), wr_proxy_tick (deadlines), wr_proxy_free.
+ *  - proxy -> conn (struct wr_proxy_ops): emit (queue response bytes, which
+ *    stay borrowed from the proxy until drained), body_room (the server can
+ *    take more request body), done (the exchange ended: response complete,
+ *    an error status to answer instead, or a broken response).
+ * Reentrancy: done() is always the last thing a proxy function does before
+ * returning, so conn may free the exchange inside it. conn never frees the
+ * exchange from inside emit() or body_room().
+ * Worker thread only. Layer 3.
+ */
+#ifndef WEIR_PROXY_H
+#define WEIR_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "weir/http_resp.h"
+#include "weir/pool.h"
+
+struct wr_balancer;
+struct wr_proxy;
+
+/* Most iovecs one emit passes; conn keeps this many output slots free. */
+#define WR_PROXY_MAX_IOV 8
+
+/* How an exchange ended (done's status argument when not an HTTP status). */
+enum wr_proxy_end {
+    WR_PROXY_COMPLETE = 0, /* response fully relayed; the client connection may go on */
+    WR_PROXY_BROKEN = 1,   /* response started but cannot be completed: close the client */
+    WR_PROXY_TUNNEL = 2,   /* 101 relayed: conn hands both sockets to wr_proxy_tunnel */
+};
+
+struct wr_proxy_ops {
+    /* Queue iov (n <= WR_PROXY_MAX_IOV) for the client and write what the
+     * socket takes now. Returns true when all of it was written; otherwise
+     * the bytes stay borrowed until conn calls wr_proxy_drained. */
+    bool (*emit)(void *conn, const struct iovec *iov, int n);
+    /* The server accepts request body again after wr_proxy_send_body took less. */
+    void (*body_room)(void *conn);
+    /* The exchange is over: WR_PROXY_COMPLETE/BROKEN/TUNNEL, or an HTTP
+     * status >= 400 to answer with an error page (nothing was emitted). */
+    void (*done)(void *conn, int end);
+};
+
+/* What a worker's proxies share. */
+struct wr_proxy_env {
+    struct event_base *base;
+    struct wr_pool *pool;
+    struct wr_balancer *balancer; /* for the worker's current snapshot */
+    const struct wr_resp_clock *clock;
+    int worker_id;
+    bool is_server_header_on;     /* drop the upstream's Server field */
+    struct wr_proxy *free_list;   /* exchanges kept for reuse */
+    size_t n_free;
+    uint64_t n_upstream_requests; /* counters for metrics */
+    uint64_t n_upstream_errors;
+};
+
+/* What conn tells the proxy about the request. */
+struct wr_proxy_request {
+    const struct wr_exchange *ex;  /* request, route, match, vars */
+    struct wr_str client_addr;     /* textual peer address */
+    bool is_tls;                   /* client side: X-Forwarded-Proto */
+    bool has_body;                 /* Content-Length > 0 or chunked */
+    uint64_t body_len;             /* Content-Length when !is_chunked */
+    bool is_chunked;
+    bool is_keep_alive;            /* the client connection may persist */
+    uint64_t id;                   /* connection id for logs */
+};
+
+/*
+ * Starts an exchange. Returns it (owned by conn, freed with wr_proxy_free)
+ * or NULL with *status set (502 no server, 500 out of memory...). The
+ * request head view must stay valid until done() (conn pins it).
+ */
+struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_request *pr,
+                                const struct wr_proxy_ops *ops, void *conn, int *status);
+
+/*
+ * Request body bytes for the server (de-chunked data; is_last with the
+ * final bytes, possibly len 0). Returns how many were taken, or -1 when
+ * none were; fewer than len (or -1) means the server is not draining yet
+ * and body_room() will be called. Once the exchange no longer wants the
+ * body (it ended early) every byte counts as taken.
+ */
+ssize_t wr_proxy_send_body(struct wr_proxy *p, const char *data, size_t len, bool is_last);
+
+/* Everything emitted so far has been written to the client. */
+void wr_proxy_drained(struct wr_proxy *p);
+
+/* Deadlines (connect, send, read); may call done(). */
+void wr_proxy_tick(struct wr_proxy *p, uint64_t now_ms);
+
+/* Ends the exchange at once (client gone, or after done) and frees it. */
+void wr_proxy_free(struct wr_proxy *p);
+
+/* Frees the exchanges kept for reuse. */
+void wr_proxy_env_fini(struct wr_proxy_env *env);
+
+/* Upstream address and time of the response (access log), valid until free. */
+const char *wr_proxy_upstream_addr(const struct wr_proxy *p);
+uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p);
+
+/* Status relayed (0 before a response head). */
+int wr_proxy_status(const struct wr_proxy *p);
+
+/* False when the response forces the client connection to close (an
+ * unframed body for an HTTP/1.0 client, or a tunnel). */
+bool wr_proxy_is_keep_alive(const struct wr_proxy *p);
+
+/* True for the fields a proxy must not forward (RFC 9110 §7.6.1): the fixed
+ * hop-by-hop names and every name listed by a Connection field in fields. */
+bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fields, size_t n);
+
+/* After done(WR_PROXY_TUNNEL) and once the 101 head is written, conn stops
+ * its own events on the client socket and calls this: the proxy relays
+ * bytes both ways (idle timeout websocket_timeout) and calls
+ * done(WR_PROXY_BROKEN) when either side closes; conn then closes the
+ * client socket (it keeps owning it) and frees the exchange. pending: bytes
+ * already read from the client after the request head. */
+void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, const char *pending, size_t pending_len);
+
+#endif

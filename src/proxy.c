@@ -1,0 +1,1304 @@
+/*
+ * proxy: one proxied exchange (see proxy.h for the contract with conn).
+ *
+ * Life of an exchange:
+ *   wr_proxy_start: build the upstream request head once (hbuf), pick a
+ *   server, take a pooled connection or connect -> send head (and body as
+ *   conn hands it over, re-framed) -> read the response head (ubuf) ->
+ *   build the client's head in hbuf (no longer needed for retries) -> relay
+ *   the body, re-chunking when the client needs chunked -> done().
+ * Retries: a failed connect, or a failure before any response byte on an
+ * idempotent request whose body (if any) was not consumed, moves to another
+ * server (tried_mask); a pooled connection that turns out dead is replaced
+ * by a fresh one to the same server without counting as a retry.
+ * Memory: one struct per exchange in flight, from the worker's free list;
+ * bodies stream through ubuf (UBUF_CAP) and are never buffered whole.
+ */
+#include "weir/proxy.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weir/http_parser.h"
+#include "weir/log.h"
+#include "weir/upstream.h"
+
+#define UBUF_CAP (32 * 1024)
+#define HEAD_EXTRA 4096      /* room for added request fields beyond the client's head */
+#define MAX_PIECES 2         /* re-chunked pieces per emit: 3 iovecs each, + head + last chunk */
+#define MAX_FREE_PROXIES 64
+
+enum px_state {
+    PX_CONNECTING,   /* connect() in progress */
+    PX_SENDING,      /* head (and maybe body) going up; response not yet started */
+    PX_BODY_DOWN,    /* response head relayed; relaying its body */
+    PX_TUNNEL,       /* 101 relayed: bytes both ways */
+    PX_FINISHED,     /* done() called */
+};
+
+enum resp_framing { RF_NONE, RF_LENGTH, RF_CHUNKED, RF_CLOSE };
+
+struct wr_proxy {
+    struct wr_proxy *next_free;
+    struct wr_proxy_env *env;
+    const struct wr_proxy_ops *ops;
+    void *conn;
+    const struct wr_route *route;
+    const struct wr_upstream_cfg *up;
+    enum px_state state;
+    uint64_t conn_id;
+
+    /* upstream choice */
+    struct wr_upconn *uc;
+    int server;
+    uint64_t tried_mask;
+    unsigned n_tries;         /* servers tried, the first included */
+    bool is_idempotent;
+    bool is_reused;           /* uc came from the pool */
+    bool is_counted;          /* wr_balancer_begin called for server */
+    struct wr_str hash_key;   /* borrowed from the pinned request */
+
+    /* request head and body going up */
+    char *hbuf;               /* request head, later the client's response head */
+    size_t hbuf_cap, head_len, head_sent;
+    bool has_body, is_body_chunked, is_body_done;
+    bool has_sent_body;       /* a body byte left for the server: no more retries */
+    bool is_body_blocked;     /* send_body took less: body_room() owed */
+    uint64_t body_left;       /* Content-Length bytes not yet sent */
+    uint64_t chunk_left;      /* data bytes owed to the chunk being sent */
+    char pend[32];            /* framing bytes not yet written */
+    size_t pend_len, pend_off;
+
+    /* response coming down */
+    char *ubuf;
+    size_t ustart, ulen, scanned;
+    struct wr_http_response resp;
+    enum resp_framing framing;
+    uint64_t resp_left;
+    struct wr_http_chunked chunked;
+    bool is_head_req, is_client_chunked, is_client_keep_alive, is_upstream_reusable;
+    bool is_client_http10;
+    size_t head_out_len;      /* client head built, not yet emitted */
+    bool is_emit_pending;     /* conn still writing what we emitted */
+    bool is_websocket;
+    int status;               /* response status relayed */
+    char hdrs[MAX_PIECES + 1][24]; /* chunk-size lines of the pieces in flight */
+
+    /* added response fields, expanded at start (the vars die with the call) */
+    char add_hdrs[1024];
+    size_t add_hdrs_len;
+
+    /* tunnel (after 101) */
+    int client_fd;
+    struct event ev_client_read, ev_client_write;
+    char *tbuf;               /* client -> server bytes */
+    size_t tstart, tlen;
+    bool is_tunnel_events;
+
+    uint64_t deadline_ms;
+    uint64_t idle_timeout_ms; /* tunnel */
+    uint64_t start_us, head_us;
+    char upstream_addr[128];
+};
+
+static void on_upstream(struct wr_upconn *uc, short what, void *arg);
+static void start_attempt(struct wr_proxy *p);
+static void relay_body(struct wr_proxy *p);
+static void on_tunnel_upstream(struct wr_proxy *p, short what);
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ---- writing heads ----------------------------------------------------- */
+
+struct out {
+    char *buf;
+    size_t len, cap;
+    bool is_overflow;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->is_overflow || n > o->cap - o->len) {
+        o->is_overflow = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void put_str(struct out *o, struct wr_str s)
+{
+    put(o, s.ptr, s.len);
+}
+
+static void put_field(struct out *o, struct wr_str name, struct wr_str value)
+{
+    put_str(o, name);
+    put(o, ": ", 2);
+    put_str(o, value);
+    put(o, "\r\n", 2);
+}
+
+bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fields, size_t n)
+{
+    static const struct wr_str fixed[] = {
+        WR_STR("Connection"), WR_STR("Keep-Alive"), WR_STR("Proxy-Connection"),
+        WR_STR("TE"),         WR_STR("Trailer"),    WR_STR("Transfer-Encoding"),
+        WR_STR("Upgrade"),
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (wr_str_eq_nocase(name, fixed[i]))
+            return true;
+    }
+    /* RFC 9110 §7.6.1: every field the Connection field names is hop-by-hop. */
+    for (size_t i = 0; i < n; i++) {
+        if (wr_str_eq_nocase(fields[i].name, WR_STR("Connection")) &&
+            wr_str_list_has_token(fields[i].value, name))
+            return true;
+    }
+    return false;
+}
+
+/* Percent-encodes the bytes of a normalised path that cannot appear raw. */
+static void put_path_encoded(struct out *o, struct wr_str path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < path.len; i++) {
+        unsigned char ch = (unsigned char)path.ptr[i];
+        bool is_plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                        (ch >= '0' && ch <= '9') || strchr("-._~!$&'()*+,;=:@/%", ch);
+        if (is_plain && ch != 0) {
+            put(o, (const char *)&ch, 1);
+        } else {
+            char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            put(o, enc, 3);
+        }
+    }
+}
+
+/* The request-target sent upstream: rewrite, strip_prefix, or as received
+ * (origin form; the query always byte for byte). */
+static void put_target(struct out *o, const struct wr_exchange *ex)
+{
+    const struct wr_http_request *req = ex->req;
+    const struct wr_route *route = ex->route;
+    if (route->rewrite.text) {
+        ssize_t n = wr_tmpl_expand(&route->rewrite, ex->vars, o->buf + o->len, o->cap - o->len);
+        if (n < 0)
+            o->is_overflow = true;
+        else
+            o->len += (size_t)n;
+    } else if (route->strip_prefix && ex->path.len >= strlen(route->strip_prefix)) {
+        struct wr_str prefix = wr_str_from_cstr(route->strip_prefix);
+        struct wr_str raw = req->path;
+        struct wr_str rest;
+        if (wr_str_has_prefix(raw, prefix))
+            rest = (struct wr_str){raw.ptr + prefix.len, raw.len - prefix.len};
+        else /* the prefix matched only once decoded: send the decoded rest */
+            rest = (struct wr_str){ex->path.ptr + prefix.len, ex->path.len - prefix.len};
+        if (rest.len == 0 || rest.ptr[0] != '/')
+            put(o, "/", 1);
+        if (wr_str_has_prefix(raw, prefix))
+            put_str(o, rest);
+        else
+            put_path_encoded(o, rest);
+    } else if (req->is_absolute_form || req->path.ptr[0] != '/') {
+        put_str(o, req->path);
+    } else {
+        /* As received, query included. */
+        struct wr_str t = req->target;
+        if (req->query.ptr)
+            t.len = (size_t)(req->query.ptr - t.ptr) - 1;
+        put_str(o, t);
+    }
+    if (req->query.ptr) {
+        put(o, "?", 1);
+        put_str(o, req->query);
+    }
+}
+
+static bool is_field_named(struct wr_str name, const char *lit)
+{
+    return wr_str_eq_nocase(name, wr_str_from_cstr(lit));
+}
+
+static bool is_set_by_route(const struct wr_route *route, struct wr_str name)
+{
+    for (size_t i = 0; i < route->n_set_headers; i++) {
+        if (is_field_named(name, route->set_headers[i].name))
+            return true;
+    }
+    return false;
+}
+
+/* Client fields that we replace or must not forward. */
+static bool is_dropped_request_field(const struct wr_proxy_request *pr, struct wr_str name)
+{
+    const struct wr_http_request *req = pr->ex->req;
+    const struct wr_route *route = pr->ex->route;
+    if (wr_proxy_is_hop_header(name, req->headers, req->n_headers))
+        return true;
+    if (is_field_named(name, "Host") || is_field_named(name, "Content-Length") ||
+        is_field_named(name, "Expect"))
+        return true;
+    if (route->forwarded_headers &&
+        (is_field_named(name, "X-Forwarded-For") || is_field_named(name, "X-Forwarded-Proto") ||
+         is_field_named(name, "X-Forwarded-Host") || is_field_named(name, "X-Real-IP")))
+        return true;
+    return is_set_by_route(route, name);
+}
+
+static void put_forwarded(struct out *o, const struct wr_proxy_request *pr)
+{
+    const struct wr_http_request *req = pr->ex->req;
+    put(o, "X-Forwarded-For: ", 17);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (is_field_named(req->headers[i].name, "X-Forwarded-For") &&
+            req->headers[i].value.len > 0) {
+            put_str(o, req->headers[i].value);
+            put(o, ", ", 2);
+        }
+    }
+    put_str(o, pr->client_addr);
+    put(o, "\r\n", 2);
+    put_field(o, WR_STR("X-Forwarded-Proto"), pr->is_tls ? WR_STR("https") : WR_STR("http"));
+    if (req->host.len > 0)
+        put_field(o, WR_STR("X-Forwarded-Host"), req->host);
+    put_field(o, WR_STR("X-Real-IP"), pr->client_addr);
+}
+
+static void put_set_headers(struct out *o, const struct wr_proxy_request *pr)
+{
+    const struct wr_route *route = pr->ex->route;
+    for (size_t i = 0; i < route->n_set_headers; i++) {
+        put_str(o, wr_str_from_cstr(route->set_headers[i].name));
+        put(o, ": ", 2);
+        ssize_t n = wr_tmpl_expand(&route->set_headers[i].value, pr->ex->vars, o->buf + o->len,
+                                   o->cap - o->len);
+        if (n < 0)
+            o->is_overflow = true;
+        else
+            o->len += (size_t)n;
+        put(o, "\r\n", 2);
+    }
+}
+
+/* Builds the request head for the server into p->hbuf. Returns 0 or -1. */
+static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request *pr,
+                              const struct wr_listen_addr *server_addr)
+{
+    const struct wr_exchange *ex = pr->ex;
+    const struct wr_http_request *req = ex->req;
+    struct out o = {p->hbuf, 0, p->hbuf_cap, false};
+    put_str(&o, req->method);
+    put(&o, " ", 1);
+    put_target(&o, ex);
+    put(&o, " HTTP/1.1\r\nHost: ", 17);
+    if (ex->route->preserve_host && req->host.len > 0)
+        put_str(&o, req->host);
+    else
+        put_str(&o, wr_str_from_cstr(server_addr->text));
+    put(&o, "\r\n", 2);
+    bool has_request_id = false;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct wr_http_header *h = &req->headers[i];
+        if (is_dropped_request_field(pr, h->name))
+            continue;
+        has_request_id |= is_field_named(h->name, "X-Request-Id");
+        put_field(&o, h->name, h->value);
+    }
+    if (ex->route->forwarded_headers) {
+        put_forwarded(&o, pr);
+        if (!has_request_id)
+            put_field(&o, WR_STR("X-Request-Id"), ex->vars->request_id);
+    }
+    put_set_headers(&o, pr);
+    if (p->is_websocket) {
+        put(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n", 41);
+    } else if (pr->is_chunked) {
+        put(&o, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (pr->has_body || req->has_content_length) {
+        char num[WR_STR_U64_MAX];
+        put(&o, "Content-Length: ", 16);
+        put(&o, num, wr_str_format_u64(req->content_length, num));
+        put(&o, "\r\n", 2);
+    }
+    put(&o, "\r\n", 2);
+    if (o.is_overflow)
+        return -1;
+    p->head_len = o.len;
+    return 0;
+}
+
+/* Expands the route's add_header fields now: the vars do not outlive start. */
+static int expand_add_headers(struct wr_proxy *p, const struct wr_exchange *ex)
+{
+    struct out o = {p->add_hdrs, 0, sizeof(p->add_hdrs), false};
+    for (size_t i = 0; i < ex->route->n_add_headers; i++) {
+        const struct wr_header_cfg *h = &ex->route->add_headers[i];
+        put_str(&o, wr_str_from_cstr(h->name));
+        put(&o, ": ", 2);
+        ssize_t n = wr_tmpl_expand(&h->value, ex->vars, o.buf + o.len, o.cap - o.len);
+        if (n < 0)
+            o.is_overflow = true;
+        else
+            o.len += (size_t)n;
+        put(&o, "\r\n", 2);
+    }
+    p->add_hdrs_len = o.len;
+    return o.is_overflow ? -1 : 0;
+}
+
+/* ---- life -------------------------------------------------------------- */
+
+static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
+{
+    struct wr_proxy *p = env->free_list;
+    if (p && p->hbuf_cap >= hbuf_cap) {
+        env->free_list = p->next_free;
+        env->n_free--;
+    } else {
+        p = malloc(sizeof(*p) + hbuf_cap + UBUF_CAP);
+        if (!p)
+            return NULL;
+        p->hbuf_cap = hbuf_cap;
+    }
+    size_t cap = p->hbuf_cap;
+    char *mem = (char *)(p + 1);
+    memset(p, 0, offsetof(struct wr_proxy, resp));
+    memset(&p->framing, 0, sizeof(*p) - offsetof(struct wr_proxy, framing));
+    p->hbuf_cap = cap;
+    p->hbuf = mem;
+    p->ubuf = mem + cap;
+    p->env = env;
+    p->server = -1;
+    p->client_fd = -1;
+    return p;
+}
+
+static void release_upstream(struct wr_proxy *p, bool is_reusable)
+{
+    if (p->is_counted) {
+        wr_balancer_end(p->env->balancer, p->up, p->server);
+        p->is_counted = false;
+    }
+    if (!p->uc)
+        return;
+    if (is_reusable && p->up->keepalive > 0)
+        wr_pool_put(p->uc, p->up->keepalive, p->up->keepalive_timeout_ms);
+    else
+        wr_upconn_close(p->uc);
+    p->uc = NULL;
+}
+
+static void stop_tunnel_events(struct wr_proxy *p)
+{
+    if (p->is_tunnel_events) {
+        event_del(&p->ev_client_read);
+        event_del(&p->ev_client_write);
+        p->is_tunnel_events = false;
+    }
+}
+
+void wr_proxy_free(struct wr_proxy *p)
+{
+    if (!p)
+        return;
+    stop_tunnel_events(p);
+    release_upstream(p, false);
+    free(p->tbuf);
+    p->tbuf = NULL;
+    struct wr_proxy_env *env = p->env;
+    if (env->n_free < MAX_FREE_PROXIES) {
+        p->next_free = env->free_list;
+        env->free_list = p;
+        env->n_free++;
+    } else {
+        free(p);
+    }
+}
+
+void wr_proxy_env_fini(struct wr_proxy_env *env)
+{
+    while (env->free_list) {
+        struct wr_proxy *p = env->free_list;
+        env->free_list = p->next_free;
+        free(p);
+    }
+    env->n_free = 0;
+}
+
+/* Ends the exchange; the caller returns right after (conn may free p). */
+static void finish(struct wr_proxy *p, int end)
+{
+    p->state = PX_FINISHED;
+    p->deadline_ms = 0;
+    if (end >= 400)
+        p->env->n_upstream_errors++;
+    p->ops->done(p->conn, end);
+}
+
+/* ---- choosing and connecting ------------------------------------------ */
+
+static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
+{
+    if (p->n_tries > p->up->retries)
+        return false;
+    if (is_connect_failure)
+        return true;
+    return p->is_idempotent && !p->has_sent_body && p->state != PX_BODY_DOWN;
+}
+
+/* An attempt on p->server failed before any response byte. status: what to
+ * answer if no other server is tried (502, or 504 for a timeout). */
+static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure, const char *why)
+{
+    const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
+    wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s server %s: %s",
+           p->up->name, srv->addr.text, why);
+    wr_upstream_report(p->up, p->server, false, now_ms());
+    release_upstream(p, false);
+    if (!may_retry(p, is_connect_failure)) {
+        finish(p, status);
+        return;
+    }
+    start_attempt(p);
+}
+
+static void arm_deadline(struct wr_proxy *p, uint64_t timeout_ms)
+{
+    p->deadline_ms = timeout_ms ? now_ms() + timeout_ms : 0;
+}
+
+static void send_head_and_body(struct wr_proxy *p);
+
+/* Picks a server not tried yet and gets a connection to it. */
+static void start_attempt(struct wr_proxy *p)
+{
+    uint64_t now = now_ms();
+    int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried_mask, now);
+    if (server < 0) {
+        if (p->n_tries == 0)
+            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s: no server available",
+                   p->up->name);
+        finish(p, 502);
+        return;
+    }
+    p->server = server;
+    if (server < 64)
+        p->tried_mask |= (uint64_t)1 << server;
+    p->n_tries++;
+    p->env->n_upstream_requests++;
+    wr_balancer_begin(p->env->balancer, p->up, server);
+    p->is_counted = true;
+    const struct wr_listen_addr *addr = &p->up->servers[server].addr;
+    snprintf(p->upstream_addr, sizeof(p->upstream_addr), "%s", addr->text);
+    p->head_sent = 0;
+    p->uc = p->up->keepalive > 0 ? wr_pool_get(p->env->pool, addr, on_upstream, p) : NULL;
+    p->is_reused = p->uc != NULL;
+    if (!p->uc) {
+        p->uc = wr_pool_connect(p->env->pool, addr, on_upstream, p);
+        if (!p->uc) {
+            char why[96];
+            snprintf(why, sizeof(why), "connect: %s", strerror(errno));
+            fail_attempt(p, 502, true, why);
+            return;
+        }
+    }
+    if (p->uc->is_connecting) {
+        p->state = PX_CONNECTING;
+        arm_deadline(p, p->up->connect_timeout_ms);
+        return;
+    }
+    p->state = PX_SENDING;
+    send_head_and_body(p);
+}
+
+/* The pooled connection was dead: the server closed it while we reused it.
+ * Same server, fresh connection, not a retry. Returns false if not safe. */
+static bool replace_stale(struct wr_proxy *p)
+{
+    if (!p->is_reused || p->has_sent_body || p->ulen > 0)
+        return false;
+    const struct wr_listen_addr *addr = &p->up->servers[p->server].addr;
+    wr_upconn_close(p->uc);
+    p->uc = wr_pool_connect(p->env->pool, addr, on_upstream, p);
+    p->is_reused = false;
+    p->head_sent = 0;
+    if (!p->uc)
+        return false;
+    if (p->uc->is_connecting) {
+        p->state = PX_CONNECTING;
+        arm_deadline(p, p->up->connect_timeout_ms);
+        return true;
+    }
+    p->state = PX_SENDING;
+    send_head_and_body(p);
+    return true;
+}
+
+/* ---- request going up -------------------------------------------------- */
+
+/* Writes the rest of the head and pending framing. Returns 1 when all went,
+ * 0 when the socket is full, -1 on error (errno). */
+static int flush_head(struct wr_proxy *p)
+{
+    while (p->head_sent < p->head_len || p->pend_off < p->pend_len) {
+        struct iovec iov[2];
+        int n = 0;
+        if (p->head_sent < p->head_len)
+            iov[n++] = (struct iovec){p->hbuf + p->head_sent, p->head_len - p->head_sent};
+        if (p->pend_off < p->pend_len)
+            iov[n++] = (struct iovec){p->pend + p->pend_off, p->pend_len - p->pend_off};
+        ssize_t w = writev(p->uc->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : -1;
+        }
+        size_t k = (size_t)w;
+        size_t h = p->head_len - p->head_sent;
+        if (k >= h) {
+            p->head_sent = p->head_len;
+            p->pend_off += k - h;
+        } else {
+            p->head_sent += k;
+        }
+    }
+    p->pend_len = p->pend_off = 0;
+    return 1;
+}
+
+static void on_send_error(struct wr_proxy *p)
+{
+    char why[96];
+    snprintf(why, sizeof(why), "send: %s", strerror(errno));
+    if (replace_stale(p))
+        return;
+    fail_attempt(p, 502, false, why);
+}
+
+/* After a connect or a writable event: push what is owed. */
+static void send_head_and_body(struct wr_proxy *p)
+{
+    int r = flush_head(p);
+    if (r < 0) {
+        on_send_error(p);
+        return;
+    }
+    wr_upconn_want_write(p->uc, r == 0);
+    if (r == 0) {
+        arm_deadline(p, p->up->send_timeout_ms);
+        return;
+    }
+    arm_deadline(p, p->up->read_timeout_ms);
+    if (p->is_body_blocked) {
+        p->is_body_blocked = false;
+        p->ops->body_room(p->conn);
+    }
+}
+
+static void set_pend(struct wr_proxy *p, const char *s, size_t n)
+{
+    memcpy(p->pend + p->pend_len, s, n);
+    p->pend_len += n;
+}
+
+static size_t chunk_size_line(char *out, uint64_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t k = 0;
+    do {
+        tmp[k++] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    for (size_t i = 0; i < k; i++)
+        out[i] = tmp[k - 1 - i];
+    out[k] = '\r';
+    out[k + 1] = '\n';
+    return k + 2;
+}
+
+ssize_t wr_proxy_send_body(struct wr_proxy *p, const char *data, size_t len, bool is_last)
+{
+    if (p->state == PX_FINISHED || p->state == PX_TUNNEL || p->is_body_done)
+        return (ssize_t)len; /* nobody wants it any more: conn discards it */
+    if (p->state == PX_CONNECTING || !p->uc || p->head_sent < p->head_len || p->pend_len > 0) {
+        p->is_body_blocked = true;
+        return -1;
+    }
+    size_t taken = 0;
+    char hdr[24];
+    size_t hdr_len = 0;
+    if (p->is_body_chunked && p->chunk_left == 0 && len > 0) {
+        hdr_len = chunk_size_line(hdr, len);
+        p->chunk_left = len;
+    }
+    size_t data_len = p->is_body_chunked ? (len < p->chunk_left ? len : p->chunk_left) : len;
+    const char *tail = NULL;
+    size_t tail_len = 0;
+    bool closes_chunk = p->is_body_chunked && data_len == p->chunk_left && data_len > 0;
+    if (p->is_body_chunked && is_last && data_len == len)
+        tail = closes_chunk ? "\r\n0\r\n\r\n" : "0\r\n\r\n", tail_len = closes_chunk ? 7 : 5;
+    else if (closes_chunk)
+        tail = "\r\n", tail_len = 2;
+    struct iovec iov[3];
+    int n = 0;
+    if (hdr_len)
+        iov[n++] = (struct iovec){hdr, hdr_len};
+    if (data_len)
+        iov[n++] = (struct iovec){(void *)data, data_len};
+    if (tail_len)
+        iov[n++] = (struct iovec){(void *)tail, tail_len};
+    if (n == 0) {
+        p->is_body_done = is_last;
+        return 0;
+    }
+    ssize_t w;
+    do {
+        w = writev(p->uc->fd, iov, n);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno != EAGAIN) {
+            p->is_body_blocked = true; /* if a fresh connection takes over, it asks again */
+            on_send_error(p);
+            return p->state == PX_FINISHED ? (ssize_t)len : -1;
+        }
+        if (hdr_len)
+            p->chunk_left = 0;
+        p->is_body_blocked = true;
+        wr_upconn_want_write(p->uc, true);
+        arm_deadline(p, p->up->send_timeout_ms);
+        return -1;
+    }
+    p->has_sent_body = true;
+    size_t k = (size_t)w;
+    /* Whatever framing was not written waits in pend; data counts as taken. */
+    if (k < hdr_len) {
+        set_pend(p, hdr + k, hdr_len - k);
+        k = 0;
+    } else {
+        k -= hdr_len;
+    }
+    taken = k < data_len ? k : data_len;
+    k -= taken;
+    if (p->is_body_chunked)
+        p->chunk_left -= taken;
+    if (taken == data_len && tail_len > k)
+        set_pend(p, tail + k, tail_len - k);
+    if (taken == len && is_last)
+        p->is_body_done = true;
+    if (taken < len || p->pend_len > 0) {
+        p->is_body_blocked = taken < len;
+        wr_upconn_want_write(p->uc, true);
+        arm_deadline(p, p->up->send_timeout_ms);
+    }
+    return (ssize_t)taken;
+}
+
+/* ---- response coming down --------------------------------------------- */
+
+static bool status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+static bool is_dropped_response_field(const struct wr_proxy *p, struct wr_str name)
+{
+    if (wr_proxy_is_hop_header(name, p->resp.headers, p->resp.n_headers))
+        return true;
+    if (is_field_named(name, "Content-Length") || is_field_named(name, "Date"))
+        return true;
+    return p->env->is_server_header_on && is_field_named(name, "Server");
+}
+
+/* Builds the client's head into hbuf. Returns its length, or 0 if it did not fit. */
+static size_t build_client_head(struct wr_proxy *p)
+{
+    struct wr_resp r;
+    wr_resp_init(&r, p->hbuf, p->hbuf_cap);
+    wr_resp_start(&r, p->resp.status, p->env->clock);
+    for (size_t i = 0; i < p->resp.n_headers; i++) {
+        const struct wr_http_header *h = &p->resp.headers[i];
+        if (is_dropped_response_field(p, h->name))
+            continue;
+        wr_resp_raw(&r, h->name);
+        wr_resp_raw(&r, WR_STR(": "));
+        wr_resp_raw(&r, h->value);
+        wr_resp_raw(&r, WR_STR("\r\n"));
+    }
+    wr_resp_raw(&r, (struct wr_str){p->add_hdrs, p->add_hdrs_len});
+    if (p->state == PX_TUNNEL) {
+        wr_resp_raw(&r, WR_STR("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
+        return r.is_overflow ? 0 : r.head_len;
+    }
+    if (p->framing == RF_LENGTH || (p->resp.has_content_length && p->framing == RF_NONE)) {
+        r.has_length = true;
+        r.body_len = p->resp.content_length;
+    }
+    if (p->is_client_chunked)
+        wr_resp_raw(&r, WR_STR("Transfer-Encoding: chunked\r\n"));
+    wr_resp_finish(&r, p->is_client_keep_alive, p->is_client_http10 ? 0 : 1);
+    return r.is_overflow ? 0 : r.head_len;
+}
+
+/* Decides framing on both sides once the head is known. */
+static void choose_framing(struct wr_proxy *p, bool is_client_http10)
+{
+    const struct wr_http_response *resp = &p->resp;
+    if (p->is_head_req || !status_has_body(resp->status))
+        p->framing = RF_NONE;
+    else if (resp->is_chunked)
+        p->framing = RF_CHUNKED;
+    else if (resp->has_content_length)
+        p->framing = RF_LENGTH;
+    else
+        p->framing = RF_CLOSE;
+    p->resp_left = resp->content_length;
+    wr_http_chunked_init(&p->chunked);
+    bool is_unframed = p->framing == RF_CHUNKED || p->framing == RF_CLOSE;
+    p->is_client_chunked = is_unframed && !is_client_http10;
+    if (is_unframed && is_client_http10)
+        p->is_client_keep_alive = false; /* the end of the body is the close */
+    p->is_upstream_reusable = resp->is_keep_alive && p->framing != RF_CLOSE;
+}
+
+/* The response is complete (all body bytes emitted or none due). */
+static void complete(struct wr_proxy *p)
+{
+    bool is_reusable = p->is_upstream_reusable && p->ustart == p->ulen && p->is_body_done;
+    release_upstream(p, is_reusable);
+    finish(p, WR_PROXY_COMPLETE);
+}
+
+/* Emits iov; returns true when conn wrote it all already (buffers free). */
+static bool emit(struct wr_proxy *p, const struct iovec *iov, int n)
+{
+    p->is_emit_pending = !p->ops->emit(p->conn, iov, n);
+    return !p->is_emit_pending;
+}
+
+void wr_proxy_drained(struct wr_proxy *p)
+{
+    bool was_pending = p->is_emit_pending;
+    p->is_emit_pending = false;
+    if (!was_pending || p->state != PX_BODY_DOWN || !p->uc)
+        return;
+    /* Called from conn's writable event: resume relaying. */
+    if (p->uc->is_read_paused) {
+        p->ustart = p->ulen = 0;
+        wr_upconn_pause_read(p->uc, false);
+        arm_deadline(p, p->up->read_timeout_ms);
+        relay_body(p);
+    }
+}
+
+/* Collects the next run of body bytes in ubuf[ustart..ulen) into iov.
+ * Returns the count; sets *is_end when the response body ends there. */
+static int collect_body(struct wr_proxy *p, struct iovec *iov, bool *is_end, bool *is_bad)
+{
+    int n = 0;
+    *is_end = *is_bad = false;
+    if (p->framing == RF_LENGTH || p->framing == RF_CLOSE) {
+        size_t avail = p->ulen - p->ustart;
+        size_t take = avail;
+        if (p->framing == RF_LENGTH && take > p->resp_left)
+            take = (size_t)p->resp_left;
+        if (take > 0) {
+            if (p->is_client_chunked) {
+                size_t hl = chunk_size_line(p->hdrs[0], take);
+                iov[n++] = (struct iovec){p->hdrs[0], hl};
+            }
+            iov[n++] = (struct iovec){p->ubuf + p->ustart, take};
+            if (p->is_client_chunked)
+                iov[n++] = (struct iovec){(void *)"\r\n", 2};
+        }
+        p->ustart += take;
+        if (p->framing == RF_LENGTH) {
+            p->resp_left -= take;
+            *is_end = p->resp_left == 0;
+        }
+        return n;
+    }
+    for (int piece = 0; piece < MAX_PIECES && p->ustart < p->ulen && !p->chunked.is_done;) {
+        struct wr_str data;
+        ssize_t k = wr_http_chunked_parse(&p->chunked, p->ubuf + p->ustart, p->ulen - p->ustart,
+                                          &data);
+        if (k < 0) {
+            *is_bad = true;
+            return n;
+        }
+        p->ustart += (size_t)k;
+        if (data.len == 0)
+            continue;
+        if (p->is_client_chunked) {
+            size_t hl = chunk_size_line(p->hdrs[piece], data.len);
+            iov[n++] = (struct iovec){p->hdrs[piece], hl};
+        }
+        iov[n++] = (struct iovec){(void *)data.ptr, data.len};
+        if (p->is_client_chunked)
+            iov[n++] = (struct iovec){(void *)"\r\n", 2};
+        piece++;
+    }
+    *is_end = p->chunked.is_done;
+    return n;
+}
+
+/* Relays body bytes in ubuf; reads more while the client keeps up. */
+static void relay_body(struct wr_proxy *p)
+{
+    for (;;) {
+        struct iovec iov[3 * MAX_PIECES + 2];
+        bool is_end, is_bad;
+        int n = 0;
+        if (p->head_out_len > 0) {
+            /* The head goes out with the first body bytes, in one write. */
+            iov[n++] = (struct iovec){p->hbuf, p->head_out_len};
+            p->head_out_len = 0;
+        }
+        n += collect_body(p, iov + n, &is_end, &is_bad);
+        if (is_bad) {
+            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+                   "upstream %s: bad chunked body from %s", p->up->name, p->upstream_addr);
+            wr_upstream_report(p->up, p->server, false, now_ms());
+            release_upstream(p, false);
+            finish(p, WR_PROXY_BROKEN);
+            return;
+        }
+        if (is_end && p->is_client_chunked)
+            iov[n++] = (struct iovec){(void *)"0\r\n\r\n", 5};
+        bool is_written = n == 0 || emit(p, iov, n);
+        if (is_end) {
+            p->is_body_done = p->is_body_done || !p->has_body;
+            complete(p);
+            return;
+        }
+        if (p->ustart < p->ulen && is_written)
+            continue; /* more chunks in the buffer */
+        if (!is_written) {
+            /* The client is slower than the server: stop reading until conn
+             * has written what points into ubuf. */
+            wr_upconn_pause_read(p->uc, true);
+            p->deadline_ms = 0;
+            return;
+        }
+        p->ustart = p->ulen = 0;
+        return; /* wait for the next readable event */
+    }
+}
+
+static void start_tunnel_head(struct wr_proxy *p, size_t head_end);
+
+/* A complete response head sits in ubuf[0..head_end). */
+static void on_response_head(struct wr_proxy *p, size_t head_end)
+{
+    int status = p->resp.status;
+    if (status == 101 && p->is_websocket && p->resp.has_conn_upgrade) {
+        start_tunnel_head(p, head_end);
+        return;
+    }
+    if (status < 200) {
+        /* 100 Continue (we answered the client ourselves) and other 1xx:
+         * dropped; the final head follows. */
+        memmove(p->ubuf, p->ubuf + head_end, p->ulen - head_end);
+        p->ulen -= head_end;
+        p->scanned = 0;
+        return;
+    }
+    wr_upstream_report(p->up, p->server, true, now_ms());
+    p->head_us = now_us();
+    p->status = status;
+    choose_framing(p, p->is_client_http10);
+    size_t head_len = build_client_head(p);
+    if (head_len == 0) {
+        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+               "upstream %s: response head from %s too large for the client", p->up->name,
+               p->upstream_addr);
+        release_upstream(p, false);
+        finish(p, 502);
+        return;
+    }
+    p->state = PX_BODY_DOWN;
+    p->ustart = head_end;
+    if (p->framing == RF_NONE) {
+        struct iovec iov = {p->hbuf, head_len};
+        emit(p, &iov, 1);
+        p->is_body_done = p->is_body_done || !p->has_body;
+        complete(p);
+        return;
+    }
+    p->head_out_len = head_len;
+    relay_body(p);
+}
+
+static void read_upstream(struct wr_proxy *p)
+{
+    ssize_t n;
+    do {
+        n = read(p->uc->fd, p->ubuf + p->ulen, UBUF_CAP - p->ulen);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n <= 0) {
+        int err = n < 0 ? errno : 0;
+        if (p->state == PX_BODY_DOWN) {
+            if (p->framing == RF_CLOSE && n == 0) {
+                p->is_upstream_reusable = false;
+                if (p->is_client_chunked) {
+                    struct iovec iov = {(void *)"0\r\n\r\n", 5};
+                    emit(p, &iov, 1);
+                }
+                p->is_body_done = p->is_body_done || !p->has_body;
+                complete(p);
+                return;
+            }
+            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+                   "upstream %s: %s closed the connection mid-body", p->up->name, p->upstream_addr);
+            release_upstream(p, false);
+            finish(p, WR_PROXY_BROKEN);
+            return;
+        }
+        char why[96];
+        snprintf(why, sizeof(why), "%s before the response head",
+                 err ? strerror(err) : "closed");
+        if (p->ulen == 0 && replace_stale(p))
+            return;
+        fail_attempt(p, 502, false, why);
+        return;
+    }
+    p->ulen += (size_t)n;
+    arm_deadline(p, p->up->read_timeout_ms);
+    if (p->state == PX_BODY_DOWN) {
+        relay_body(p);
+        return;
+    }
+    struct wr_http_limits limits = {.max_head_bytes = p->hbuf_cap - HEAD_EXTRA};
+    for (;;) {
+        ssize_t h = wr_http_parse_response(p->ubuf, p->ulen, p->scanned, &limits, &p->resp);
+        if (h == WR_AGAIN) {
+            p->scanned = p->ulen;
+            return;
+        }
+        if (h == WR_ERROR) {
+            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+                   "upstream %s: malformed response head from %s", p->up->name,
+                   p->upstream_addr);
+            wr_upstream_report(p->up, p->server, false, now_ms());
+            release_upstream(p, false);
+            finish(p, 502);
+            return;
+        }
+        size_t before = p->ulen;
+        on_response_head(p, (size_t)h);
+        if (p->ulen == before || p->ulen == 0 || p->state != PX_SENDING)
+            return; /* a final head was handled (p may be gone) */
+    }
+}
+
+static void on_upstream(struct wr_upconn *uc, short what, void *arg)
+{
+    (void)uc;
+    struct wr_proxy *p = arg;
+    if (p->state == PX_CONNECTING) {
+        int err = wr_upconn_connect_error(p->uc);
+        if (err != 0) {
+            char why[96];
+            snprintf(why, sizeof(why), "connect: %s", strerror(err));
+            fail_attempt(p, 502, true, why);
+            return;
+        }
+        p->state = PX_SENDING;
+        send_head_and_body(p);
+        return;
+    }
+    if (p->state == PX_TUNNEL) {
+        on_tunnel_upstream(p, what);
+        return;
+    }
+    if (what & EV_WRITE) {
+        send_head_and_body(p);
+        if (p->state == PX_FINISHED)
+            return;
+    }
+    if (what & EV_READ)
+        read_upstream(p);
+}
+
+/* ---- start, deadlines ------------------------------------------------- */
+
+static bool is_idempotent(enum wr_http_method m)
+{
+    return m == WR_HTTP_GET || m == WR_HTTP_HEAD || m == WR_HTTP_PUT || m == WR_HTTP_DELETE ||
+           m == WR_HTTP_OPTIONS || m == WR_HTTP_TRACE;
+}
+
+struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_request *pr,
+                                const struct wr_proxy_ops *ops, void *conn, int *status)
+{
+    const struct wr_exchange *ex = pr->ex;
+    const struct wr_http_request *req = ex->req;
+    size_t head_cap = req->target.len + HEAD_EXTRA;
+    for (size_t i = 0; i < req->n_headers; i++)
+        head_cap += req->headers[i].name.len + req->headers[i].value.len + 4;
+    if (head_cap < 8192 + HEAD_EXTRA)
+        head_cap = 8192 + HEAD_EXTRA; /* also the limit for the response head */
+    struct wr_proxy *p = alloc_proxy(env, head_cap);
+    if (!p) {
+        *status = 500;
+        return NULL;
+    }
+    p->ops = ops;
+    p->conn = conn;
+    p->route = ex->route;
+    p->up = ex->route->upstream;
+    p->conn_id = pr->id;
+    p->is_idempotent = is_idempotent(req->method_id);
+    p->is_head_req = req->method_id == WR_HTTP_HEAD;
+    p->has_body = pr->has_body;
+    p->is_body_chunked = pr->is_chunked;
+    p->is_body_done = !pr->has_body;
+    p->body_left = pr->body_len;
+    p->is_client_keep_alive = pr->is_keep_alive;
+    p->is_client_http10 = req->minor_version == 0;
+    p->is_websocket = ex->route->websocket && req->is_upgrade &&
+                      wr_str_list_has_token(wr_http_find_header(req, WR_STR("Upgrade"))
+                                                ? wr_http_find_header(req, WR_STR("Upgrade"))->value
+                                                : WR_STR(""),
+                                            WR_STR("websocket"));
+    p->idle_timeout_ms = ex->route->websocket_timeout_ms;
+    p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
+    p->start_us = now_us();
+    const struct wr_listen_addr *first = &p->up->servers[0].addr;
+    if (build_request_head(p, pr, first) < 0 || expand_add_headers(p, ex) < 0) {
+        wr_log(WR_LOG_ERROR, env->worker_id, pr->id, "upstream request head too large");
+        wr_proxy_free(p);
+        *status = 500;
+        return NULL;
+    }
+    /* Host for preserve_host = off names the server actually chosen. */
+    p->state = PX_SENDING;
+    start_attempt(p);
+    *status = 0;
+    return p;
+}
+
+void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
+{
+    if (p->deadline_ms == 0 || now < p->deadline_ms)
+        return;
+    p->deadline_ms = 0;
+    switch (p->state) {
+    case PX_CONNECTING:
+        fail_attempt(p, 504, true, "connect timed out");
+        return;
+    case PX_SENDING:
+        if (p->ulen == 0 && !p->has_sent_body && !p->is_body_blocked) {
+            fail_attempt(p, 504, false, "timed out waiting for the response head");
+            return;
+        }
+        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s: %s timed out",
+               p->up->name, p->upstream_addr);
+        wr_upstream_report(p->up, p->server, false, now);
+        release_upstream(p, false);
+        finish(p, 504);
+        return;
+    case PX_BODY_DOWN:
+        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+               "upstream %s: %s timed out sending the body", p->up->name, p->upstream_addr);
+        release_upstream(p, false);
+        finish(p, WR_PROXY_BROKEN);
+        return;
+    case PX_TUNNEL:
+        release_upstream(p, false);
+        stop_tunnel_events(p);
+        finish(p, WR_PROXY_BROKEN);
+        return;
+    case PX_FINISHED:
+        return;
+    }
+}
+
+const char *wr_proxy_upstream_addr(const struct wr_proxy *p)
+{
+    return p->upstream_addr;
+}
+
+uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p)
+{
+    return p->head_us ? p->head_us - p->start_us : 0;
+}
+
+int wr_proxy_status(const struct wr_proxy *p)
+{
+    return p->status;
+}
+
+bool wr_proxy_is_keep_alive(const struct wr_proxy *p)
+{
+    return p->is_client_keep_alive;
+}
+
+/* ---- tunnel ------------------------------------------------------------ */
+
+static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
+{
+    wr_upstream_report(p->up, p->server, true, now_ms());
+    p->head_us = now_us();
+    p->status = 101;
+    p->state = PX_TUNNEL;
+    size_t head_len = build_client_head(p);
+    if (head_len == 0) {
+        release_upstream(p, false);
+        finish(p, 502);
+        return;
+    }
+    p->ustart = head_end;
+    struct iovec iov[2] = {{p->hbuf, head_len}, {p->ubuf + head_end, p->ulen - head_end}};
+    emit(p, iov, p->ulen > head_end ? 2 : 1);
+    p->is_client_keep_alive = false;
+    wr_upconn_pause_read(p->uc, true);
+    arm_deadline(p, p->idle_timeout_ms);
+    finish(p, WR_PROXY_TUNNEL);
+}
+
+static void end_tunnel(struct wr_proxy *p)
+{
+    stop_tunnel_events(p);
+    release_upstream(p, false);
+    finish(p, WR_PROXY_BROKEN);
+}
+
+/* Moves bytes buf[*start..*len) to fd. Returns 1 when all went, 0 when fd is
+ * full, -1 on error. */
+static int tunnel_write(int fd, const char *buf, size_t *start, size_t *len)
+{
+    while (*start < *len) {
+        ssize_t w = send(fd, buf + *start, *len - *start, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : -1;
+        }
+        *start += (size_t)w;
+    }
+    *start = *len = 0;
+    return 1;
+}
+
+/* Reads fd into an empty buf. Returns bytes, 0 on EOF, -1 on error, -2 on EAGAIN. */
+static ssize_t tunnel_read(int fd, char *buf, size_t cap)
+{
+    ssize_t n;
+    do {
+        n = read(fd, buf, cap);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return -2;
+    return n;
+}
+
+/* One direction: src -> dst through buf. Returns false when the tunnel ends. */
+static bool pump(struct wr_proxy *p, int src, int dst, char *buf, size_t *start, size_t *len,
+                 bool is_to_client)
+{
+    if (*len == 0) {
+        ssize_t n = tunnel_read(src, buf, UBUF_CAP);
+        if (n == -2)
+            return true;
+        if (n <= 0)
+            return false;
+        *len = (size_t)n;
+        *start = 0;
+        arm_deadline(p, p->idle_timeout_ms);
+    }
+    int r = tunnel_write(dst, buf, start, len);
+    if (r < 0)
+        return false;
+    bool is_blocked = r == 0;
+    /* Backpressure: stop reading src until dst drains. */
+    if (is_to_client) {
+        wr_upconn_pause_read(p->uc, is_blocked);
+        if (is_blocked)
+            event_add(&p->ev_client_write, NULL);
+        else
+            event_del(&p->ev_client_write);
+    } else {
+        if (is_blocked)
+            event_del(&p->ev_client_read);
+        else
+            event_add(&p->ev_client_read, NULL);
+        wr_upconn_want_write(p->uc, is_blocked);
+    }
+    return true;
+}
+
+static bool pump_up(struct wr_proxy *p)
+{
+    return pump(p, p->client_fd, p->uc->fd, p->tbuf, &p->tstart, &p->tlen, false);
+}
+
+static bool pump_down(struct wr_proxy *p)
+{
+    return pump(p, p->uc->fd, p->client_fd, p->ubuf, &p->ustart, &p->ulen, true);
+}
+
+static void on_tunnel_client(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct wr_proxy *p = arg;
+    bool ok = (what & EV_READ) ? pump_up(p) : pump_down(p);
+    if (!ok)
+        end_tunnel(p);
+}
+
+static void on_tunnel_upstream(struct wr_proxy *p, short what)
+{
+    bool ok = (what & EV_READ) ? pump_down(p) : pump_up(p);
+    if (!ok)
+        end_tunnel(p);
+}
+
+void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, const char *pending, size_t pending_len)
+{
+    size_t cap = pending_len > UBUF_CAP ? pending_len : UBUF_CAP;
+    p->tbuf = malloc(cap);
+    if (!p->tbuf) {
+        end_tunnel(p);
+        return;
+    }
+    memcpy(p->tbuf, pending, pending_len);
+    p->tstart = 0;
+    p->tlen = pending_len;
+    p->ustart = p->ulen = 0;
+    p->client_fd = client_fd;
+    p->state = PX_TUNNEL;
+    event_assign(&p->ev_client_read, p->env->base, client_fd, EV_READ | EV_PERSIST,
+                 on_tunnel_client, p);
+    event_assign(&p->ev_client_write, p->env->base, client_fd, EV_WRITE | EV_PERSIST,
+                 on_tunnel_client, p);
+    p->is_tunnel_events = true;
+    event_add(&p->ev_client_read, NULL);
+    wr_upconn_pause_read(p->uc, false);
+    arm_deadline(p, p->idle_timeout_ms);
+    if (p->tlen > 0 && !pump_up(p))
+        end_tunnel(p);
+}

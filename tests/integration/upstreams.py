@@ -1,0 +1,317 @@
+"""Scriptable HTTP/1.1 backends for the proxy integration tests.
+
+A Backend listens on 127.0.0.1 (an ephemeral port) or a unix socket, serves
+each connection in a thread with keep-alive, and records what it received,
+so tests can check exactly what weir forwarded. Standard library only, every
+socket with a timeout, every loop bounded.
+
+Paths (query parameters in brackets):
+  /echo...            JSON: method, target, headers (list of [name, value]),
+                      body_len, body_sha256, name, conn (connection number)
+  /big[size]          size bytes of a repeatable pattern, Content-Length
+  /chunked[size,n]    size bytes in n chunks, Transfer-Encoding: chunked
+  /close[size]        size bytes, no framing: the end is the close
+  /die[size,send]     announces size bytes, sends `send`, then closes
+  /slow[ms]           waits ms before answering "slow"
+  /bad                a malformed response head
+  /status[code]       that status, small body
+  /healthz            200 "ok" while healthy, else 503
+  /ws                 WebSocket-style upgrade (101), then echoes bytes
+  /hold[ms]           reads the request, sends nothing for ms, then closes
+Anything else answers 200 with the path.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+
+IO_TIMEOUT = 10.0
+PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def pattern_bytes(size):
+    """The body /big, /chunked and /close send for size."""
+    reps = size // len(PATTERN) + 1
+    return (PATTERN * reps)[:size]
+
+
+def pattern_sha256(size):
+    h = hashlib.sha256()
+    left = size
+    while left > 0:
+        n = min(left, len(PATTERN))
+        h.update(PATTERN[:n])
+        left -= n
+    return h.hexdigest()
+
+
+class Request:
+    def __init__(self, method, target, version, headers, body):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers  # list of (name, value), as received
+        self.body = body
+
+    def header(self, name):
+        for n, v in self.headers:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+
+class _Conn:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        self.buf += data
+
+    def read_until(self, marker, limit=1 << 20):
+        for _ in range(100000):
+            i = self.buf.find(marker)
+            if i >= 0:
+                out, self.buf = self.buf[:i + len(marker)], self.buf[i + len(marker):]
+                return out
+            if len(self.buf) > limit:
+                raise ValueError("line too long")
+            self.fill()
+        raise ValueError("no marker")
+
+    def read_exact(self, n, sink=None):
+        """Reads n bytes; into sink (a hash) when given, else returned."""
+        out = []
+        while n > 0:
+            if not self.buf:
+                self.fill()
+            take = self.buf[:n]
+            self.buf = self.buf[n:]
+            n -= len(take)
+            if sink is not None:
+                sink.update(take)
+            else:
+                out.append(take)
+        return b"".join(out)
+
+
+class Backend:
+    def __init__(self, name="b", unix_path=None, keep_body=True):
+        self.name = name
+        self.unix_path = unix_path
+        self.keep_body = keep_body
+        self.requests = []           # Request objects, in arrival order
+        self.n_connections = 0
+        self.n_open = 0
+        self.healthy = True
+        self.lock = threading.Lock()
+        self.closed_early = 0        # connections closed by the peer mid-request
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if os.path.exists(unix_path):
+                os.unlink(unix_path)
+            self.sock.bind(unix_path)
+            self.port = None
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+        self.sock.listen(256)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr(self):
+        return "unix:" + self.unix_path if self.unix_path else "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+        if self.unix_path and os.path.exists(self.unix_path):
+            os.unlink(self.unix_path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept_loop(self):
+        while self.running:
+            try:
+                s, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.n_connections += 1
+                self.n_open += 1
+                number = self.n_connections
+            threading.Thread(target=self._serve, args=(s, number), daemon=True).start()
+
+    def _serve(self, s, number):
+        s.settimeout(IO_TIMEOUT)
+        c = _Conn(s)
+        try:
+            for _ in range(100000):
+                if not self.running:
+                    return
+                req = self._read_request(c)
+                if req is None:
+                    return
+                with self.lock:
+                    self.requests.append(req)
+                if not self._answer(c, req, number):
+                    return
+        except (EOFError, ConnectionError, socket.timeout, ValueError, OSError):
+            return
+        finally:
+            with self.lock:
+                self.n_open -= 1
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _read_request(self, c):
+        try:
+            head = c.read_until(b"\r\n\r\n")
+        except EOFError:
+            return None
+        lines = head[:-4].split(b"\r\n")
+        method, target, version = lines[0].decode("latin-1").split(" ", 2)
+        headers = []
+        for line in lines[1:]:
+            n, v = line.decode("latin-1").split(":", 1)
+            headers.append((n, v.strip()))
+        req = Request(method, target, version, headers, b"")
+        h = hashlib.sha256()
+        te = req.header("Transfer-Encoding")
+        length = 0
+        body = []
+        if te is not None and te.lower() == "chunked":
+            for _ in range(10 ** 7):
+                size = int(c.read_until(b"\r\n").split(b";")[0].strip(), 16)
+                if size == 0:
+                    while c.read_until(b"\r\n") != b"\r\n":
+                        pass
+                    break
+                if self.keep_body:
+                    chunk = c.read_exact(size)
+                    body.append(chunk)
+                    h.update(chunk)
+                else:
+                    c.read_exact(size, sink=h)
+                length += size
+                c.read_exact(2)
+        elif req.header("Content-Length") is not None:
+            length = int(req.header("Content-Length"))
+            if self.keep_body:
+                data = c.read_exact(length)
+                body.append(data)
+                h.update(data)
+            else:
+                c.read_exact(length, sink=h)
+        req.body = b"".join(body)
+        req.body_len = length
+        req.body_sha256 = h.hexdigest()
+        return req
+
+    def _send(self, c, status, body=b"", headers=(), close=False):
+        head = "HTTP/1.1 %d X\r\nX-Served-By: %s\r\nContent-Length: %d\r\n" % (
+            status, self.name, len(body))
+        for n, v in headers:
+            head += "%s: %s\r\n" % (n, v)
+        if close:
+            head += "Connection: close\r\n"
+        c.sock.sendall(head.encode("latin-1") + b"\r\n" + body)
+        return not close
+
+    def _answer(self, c, req, number):
+        u = urllib.parse.urlsplit(req.target)
+        q = dict(urllib.parse.parse_qsl(u.query))
+        path = u.path
+        size = int(q.get("size", "1000"))
+        if "/echo" in path:
+            doc = {"method": req.method, "target": req.target, "version": req.version,
+                   "headers": req.headers, "body_len": req.body_len,
+                   "body_sha256": req.body_sha256, "name": self.name, "conn": number}
+            return self._send(c, 200, json.dumps(doc).encode(),
+                              [("Content-Type", "application/json")])
+        if path == "/big":
+            head = ("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\nContent-Length: %d\r\n\r\n"
+                    % (self.name, size))
+            c.sock.sendall(head.encode())
+            if req.method != "HEAD":
+                self._send_pattern(c, size)
+            return True
+        if path == "/chunked":
+            n = max(1, int(q.get("n", "3")))
+            data = pattern_bytes(size)
+            out = [("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\nTransfer-Encoding: chunked\r\n"
+                    "Trailer: X-T\r\n\r\n" % self.name).encode()]
+            step = max(1, (size + n - 1) // n)
+            for i in range(0, size, step):
+                piece = data[i:i + step]
+                out.append(b"%x;ext=1\r\n" % len(piece) + piece + b"\r\n")
+            out.append(b"0\r\nX-T: 1\r\n\r\n")
+            c.sock.sendall(b"".join(out))
+            return True
+        if path == "/close":
+            c.sock.sendall(("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\nConnection: close\r\n\r\n"
+                            % self.name).encode())
+            self._send_pattern(c, size)
+            return False
+        if path == "/die":
+            send = int(q.get("send", "100"))
+            c.sock.sendall(("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size).encode())
+            c.sock.sendall(pattern_bytes(send))
+            time.sleep(0.05)
+            return False
+        if path == "/slow":
+            time.sleep(int(q.get("ms", "1000")) / 1000.0)
+            return self._send(c, 200, b"slow")
+        if path == "/hold":
+            time.sleep(int(q.get("ms", "1000")) / 1000.0)
+            return False
+        if path == "/bad":
+            c.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello")
+            return False
+        if path == "/status":
+            code = int(q.get("code", "200"))
+            return self._send(c, code, b"status %d" % code)
+        if path == "/healthz":
+            return self._send(c, 200 if self.healthy else 503, b"ok" if self.healthy else b"down")
+        if path == "/ws":
+            c.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
+            for _ in range(100000):
+                data = c.buf or c.sock.recv(65536)
+                c.buf = b""
+                if not data:
+                    return False
+                c.sock.sendall(data)
+            return False
+        return self._send(c, 200, ("%s %s" % (self.name, path)).encode())
+
+    def _send_pattern(self, c, size):
+        left = size
+        while left > 0:
+            n = min(left, len(PATTERN))
+            c.sock.sendall(PATTERN[:n])
+            left -= n
