@@ -823,6 +823,112 @@ static void test_chunked_edges(void **state)
     assert_true(c.is_done);
 }
 
+/* ---- responses ---------------------------------------------------------- */
+
+struct resp_case {
+    const char *raw;
+    size_t len;
+    ssize_t want;      /* head length, WR_AGAIN or WR_ERROR */
+    int status;
+    bool is_chunked, has_length, is_keep_alive, has_upgrade;
+    uint64_t length;
+};
+
+static ssize_t parse_resp_exact(const char *raw, size_t len, size_t prev,
+                                struct wr_http_response *resp)
+{
+    static const struct wr_http_limits limits = {.max_head_bytes = 256};
+    char *buf = dup_exact(raw, len);
+    ssize_t n = wr_http_parse_response(buf, len, prev, &limits, resp);
+    free(buf);
+    return n;
+}
+
+static void test_responses(void **state)
+{
+    (void)state;
+    static const struct resp_case cases[] = {
+        {RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"), 38, 200, false, true, true,
+         false, 5},
+        {RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), 47, 200, true, false,
+         true, false, 0},
+        {RAW("HTTP/1.0 200 OK\r\n\r\n"), 19, 200, false, false, false, false, 0},
+        {RAW("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"), 43, 200, false, false, true,
+         false, 0},
+        {RAW("HTTP/1.1 204 \r\nConnection: close\r\n\r\n"), 36, 204, false, false, false,
+         false, 0},
+        {RAW("HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), 67,
+         101, false, false, true, true, 0},
+        {RAW("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n"), 41, 200, false, true, true,
+         false, 7},
+        {RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"), WR_AGAIN, 0, false, false, false, false,
+         0},
+        {RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), WR_ERROR, 0,
+         false, false, false, false, 0},
+        {RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+         WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), WR_ERROR, 0, false, false,
+         false, false, 0},
+        {RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), WR_ERROR, 0, false,
+         false, false, false, 0},
+        {RAW("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), WR_ERROR, 0, false,
+         false, false, false, 0},
+        {RAW("HTTP/1.1 200 OK\nContent-Length: 5\r\n\r\n"), WR_ERROR, 0, false, false, false,
+         false, 0},
+        {RAW("HTTP/1.1 200 OK\r\n folded\r\n\r\n"), WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"), WR_ERROR, 0, false, false, false, false,
+         0},
+        {RAW("HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n"), WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("HTTP/2.0 200 OK\r\n\r\n"), WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("HTTP/1.1 20 OK\r\n\r\n"), WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("HTTP/1.1 099 OK\r\n\r\n"), WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("HTTP/1.1 200OK\r\n\r\n"), WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("\r\nHTTP/1.1 200 OK\r\n\r\n"), WR_ERROR, 0, false, false, false, false, 0},
+        {RAW("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"), WR_ERROR, 0, false, false, false,
+         false, 0},
+        {RAW("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"), WR_ERROR, 0,
+         false, false, false, false, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct resp_case *c = &cases[i];
+        struct wr_http_response resp;
+        ssize_t n = parse_resp_exact(c->raw, c->len, 0, &resp);
+        if (n != c->want)
+            fail_msg("response case %zu: got %zd, want %zd", i, n, c->want);
+        if (n >= 0) {
+            assert_int_equal(resp.status, c->status);
+            assert_int_equal(resp.is_chunked, c->is_chunked);
+            assert_int_equal(resp.has_content_length, c->has_length);
+            assert_int_equal(resp.is_keep_alive, c->is_keep_alive);
+            assert_int_equal(resp.has_conn_upgrade, c->has_upgrade);
+            assert_int_equal(resp.content_length, c->length);
+            /* Fed in any two pieces, the same head. */
+            for (size_t cut = 1; cut < (size_t)n; cut++) {
+                struct wr_http_response r2;
+                ssize_t first = parse_resp_exact(c->raw, cut, 0, &r2);
+                assert_int_equal(first, WR_AGAIN);
+                assert_int_equal(parse_resp_exact(c->raw, c->len, cut, &r2), n);
+            }
+        }
+    }
+    /* A head over the limit without its end is an error, not a stall. */
+    char big[300];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
+    struct wr_http_response resp;
+    assert_int_equal(parse_resp_exact(big, sizeof(big), 0, &resp), WR_ERROR);
+    /* Lookup by name, any case. */
+    const char ok[] = "HTTP/1.1 200 OK\r\nSet-Cookie: a\r\nX-Y: z\r\n\r\n";
+    char *buf = dup_exact(ok, sizeof(ok) - 1);
+    static const struct wr_http_limits limits = {.max_head_bytes = 256};
+    assert_true(wr_http_parse_response(buf, sizeof(ok) - 1, 0, &limits, &resp) > 0);
+    const struct wr_http_header *h = wr_http_find_response_header(&resp, WR_STR("x-y"));
+    assert_non_null(h);
+    assert_int_equal(h->value.len, 1);
+    assert_null(wr_http_find_response_header(&resp, WR_STR("nope")));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -831,7 +937,7 @@ int main(void)
         cmocka_unit_test(test_find_header),     cmocka_unit_test(test_incremental_edges),
         cmocka_unit_test(test_methods),         cmocka_unit_test(test_chunked_valid),
         cmocka_unit_test(test_chunked_invalid), cmocka_unit_test(test_chunked_limits),
-        cmocka_unit_test(test_chunked_edges),
+        cmocka_unit_test(test_chunked_edges),   cmocka_unit_test(test_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

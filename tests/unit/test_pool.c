@@ -1,0 +1,203 @@
+/*
+ * Unit tests for pool.c: connections to a real listening socket on
+ * 127.0.0.1, driven by a private event base. Covers connect completion,
+ * hits and misses, the per-server idle cap, expiry, a server closing an
+ * idle connection, and refused connects.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "weir/pool.h"
+
+struct fixture {
+    struct event_base *base;
+    struct wr_pool *pool;
+    int listen_fd;
+    struct wr_listen_addr addr;
+    int n_events;
+    short last_what;
+};
+
+static void on_event(struct wr_upconn *uc, short what, void *arg)
+{
+    (void)uc;
+    struct fixture *f = arg;
+    f->n_events++;
+    f->last_what = what;
+}
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    memset(&f, 0, sizeof(f));
+    f.base = event_base_new();
+    f.pool = wr_pool_new(f.base);
+    f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f.listen_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(f.listen_fd, 16), 0);
+    socklen_t len = sizeof(sin);
+    getsockname(f.listen_fd, (struct sockaddr *)&sin, &len);
+    memcpy(&f.addr.addr, &sin, sizeof(sin));
+    f.addr.addr_len = sizeof(sin);
+    strcpy(f.addr.text, "127.0.0.1");
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    wr_pool_free(f->pool);
+    event_base_free(f->base);
+    close(f->listen_fd);
+    return 0;
+}
+
+/* Runs the loop until an owner event arrived (bounded). */
+static void run_until_event(struct fixture *f)
+{
+    int before = f->n_events;
+    for (int i = 0; i < 200 && f->n_events == before; i++) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(f->base, &tv);
+        event_base_dispatch(f->base);
+    }
+}
+
+static void run_briefly(struct fixture *f)
+{
+    struct timeval tv = {0, 20000};
+    event_base_loopexit(f->base, &tv);
+    event_base_dispatch(f->base);
+}
+
+static struct wr_upconn *connected(struct fixture *f, int *server_fd)
+{
+    struct wr_upconn *uc = wr_pool_connect(f->pool, &f->addr, on_event, f);
+    assert_non_null(uc);
+    if (uc->is_connecting) {
+        run_until_event(f);
+        assert_true(f->last_what & EV_WRITE);
+        assert_int_equal(wr_upconn_connect_error(uc), 0);
+        wr_upconn_want_write(uc, false);
+    }
+    assert_false(uc->is_connecting);
+    *server_fd = accept(f->listen_fd, NULL, NULL);
+    assert_true(*server_fd >= 0);
+    return uc;
+}
+
+static void test_reuse_and_stats(void **state)
+{
+    struct fixture *f = *state;
+    int sfd;
+    assert_null(wr_pool_get(f->pool, &f->addr, on_event, f));
+    struct wr_upconn *uc = connected(f, &sfd);
+    assert_int_equal(wr_pool_stats(f->pool)->n_open, 1);
+    wr_pool_put(uc, 4, 60000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
+    struct wr_upconn *again = wr_pool_get(f->pool, &f->addr, on_event, f);
+    assert_ptr_equal(again, uc);
+    assert_int_equal(again->n_requests, 2);
+    assert_int_equal(wr_pool_stats(f->pool)->n_hits, 1);
+    assert_int_equal(wr_pool_stats(f->pool)->n_misses, 1);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 0);
+    /* Another address is another server: no hit. */
+    struct wr_listen_addr other = f->addr;
+    ((struct sockaddr_in *)&other.addr)->sin_port ^= 1;
+    assert_null(wr_pool_get(f->pool, &other, on_event, f));
+    wr_upconn_close(again);
+    assert_int_equal(wr_pool_stats(f->pool)->n_open, 0);
+    close(sfd);
+}
+
+static void test_idle_cap(void **state)
+{
+    struct fixture *f = *state;
+    int sfd[3];
+    struct wr_upconn *uc[3];
+    for (int i = 0; i < 3; i++)
+        uc[i] = connected(f, &sfd[i]);
+    for (int i = 0; i < 3; i++)
+        wr_pool_put(uc[i], 2, 60000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 2);
+    assert_int_equal(wr_pool_stats(f->pool)->n_open, 2);
+    /* Most recently used first. */
+    assert_ptr_equal(wr_pool_get(f->pool, &f->addr, on_event, f), uc[1]);
+    wr_upconn_close(uc[1]);
+    for (int i = 0; i < 3; i++)
+        close(sfd[i]);
+}
+
+static void test_expiry(void **state)
+{
+    struct fixture *f = *state;
+    int sfd;
+    struct wr_upconn *uc = connected(f, &sfd);
+    wr_pool_put(uc, 4, 1000);
+    wr_pool_tick(f->pool, uc->idle_until_ms - 1);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
+    wr_pool_tick(f->pool, uc->idle_until_ms);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 0);
+    assert_int_equal(wr_pool_stats(f->pool)->n_open, 0);
+    close(sfd);
+}
+
+static void test_server_closes_idle(void **state)
+{
+    struct fixture *f = *state;
+    int sfd;
+    struct wr_upconn *uc = connected(f, &sfd);
+    wr_pool_put(uc, 4, 60000);
+    close(sfd);
+    for (int i = 0; i < 50 && wr_pool_stats(f->pool)->n_idle > 0; i++)
+        run_briefly(f);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 0);
+    assert_null(wr_pool_get(f->pool, &f->addr, on_event, f));
+}
+
+static void test_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct wr_listen_addr dead = f->addr;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+    socklen_t len = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    close(fd); /* bound once, now nobody listens there */
+    memcpy(&dead.addr, &sin, sizeof(sin));
+    struct wr_upconn *uc = wr_pool_connect(f->pool, &dead, on_event, f);
+    if (uc == NULL) {
+        assert_int_equal(errno, ECONNREFUSED);
+        return;
+    }
+    run_until_event(f);
+    assert_int_equal(wr_upconn_connect_error(uc), ECONNREFUSED);
+    wr_upconn_close(uc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reuse_and_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_closes_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
