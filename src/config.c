@@ -9,9 +9,11 @@
  * NAME] inheriting from [tls]), compiling regexes and templates, and every
  * error as "FILE:LINE: [section] key: message", all of them, in line order.
  * Relative paths (root, logs, certificates) are made absolute against the
- * ini file's directory. Deliberately not: opening certificates or log files,
- * binding sockets or resolving host names (other modules do that, or nobody
- * does); the only file-system check is that each root is a directory.
+ * ini file's directory. Upstream server host names are resolved here, at
+ * every load (so a reload sees DNS changes), through a replaceable resolver
+ * (the fuzz target passes none: it must never do DNS). Deliberately not:
+ * opening certificates or log files or binding sockets (other modules do
+ * that); the only file-system check is that each root is a directory.
  *
  * How inih is used: our reader hands ini_parse_stream one physical line at a
  * time and tracks the line number, so the key handler knows where it is.
@@ -37,6 +39,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +108,7 @@ struct pending_error {
 
 struct loader {
     const char *file; /* name used in messages; its directory anchors relative paths */
+    wr_config_resolve_fn resolve; /* NULL: host names are refused */
     char *base_dir;   /* owned: that directory made absolute, once needed */
     struct wr_config *cfg;
     FILE *fp;         /* input: a file ... */
@@ -820,14 +824,66 @@ static bool looks_like_host_name(const char *s)
     return false;
 }
 
+/* Appends one server to u; label and authority are copied. */
+static int add_server(struct loader *ld, struct wr_upstream_cfg *u,
+                      const struct wr_upstream_server_cfg *srv, const char *label,
+                      const char *authority)
+{
+    struct wr_upstream_server_cfg *more = grow_array(ld, u->servers, u->n_servers, sizeof(*more));
+    if (more == NULL)
+        return -1;
+    u->servers = more;
+    struct wr_upstream_server_cfg *s = &more[u->n_servers];
+    *s = *srv;
+    s->label = dup_mem(ld, label, strlen(label));
+    s->authority = dup_mem(ld, authority, strlen(authority));
+    u->n_servers++; /* counted even half-built, so config_free frees what was copied */
+    return s->label != NULL && s->authority != NULL ? 0 : -1;
+}
+
 /*
- * A server address: what wr_units_parse_listen takes, or "localhost:PORT"
- * (RFC 6761 §6.3: always loopback; taken as 127.0.0.1). Other host names are
- * refused rather than resolved: a lookup at load would make `weir -t` and
- * the fuzzer depend on DNS, and its answer would go stale anyway.
+ * "name:port": every address the resolver returns becomes a server with the
+ * line's weight, as nginx does. Resolution happens at each load, so a reload
+ * picks up DNS changes; between loads the addresses are fixed.
  */
-static const char *parse_server_addr(struct loader *ld, struct wr_str w,
-                                     struct wr_listen_addr *out)
+static const char *add_named_servers(struct loader *ld, struct wr_upstream_cfg *u,
+                                     struct wr_upstream_server_cfg *srv, const char *text)
+{
+    const char *colon = strrchr(text, ':');
+    char host[WORD_MAX];
+    uint64_t port;
+    if (parse_number(colon + 1, &port) < 0 || port < 1 || port > 65535)
+        return fail(ld, "\"%s\" is not an address (port 1..65535)", text);
+    if (!word_copy((struct wr_str){text, (size_t)(colon - text)}, host, sizeof(host), true) ||
+        check_host_name(host, false) != NULL)
+        return fail(ld, "\"%s\" is not an address (IPv4:port, [IPv6]:port, name:port or "
+                        "unix:/path)", text);
+    if (ld->resolve == NULL)
+        return fail(ld, "\"%s\": host names are not resolved here; use an IP address, "
+                        "localhost or unix:/path", text);
+    struct wr_listen_addr addrs[WR_CONFIG_MAX_ADDRS_PER_NAME];
+    const char *why = "no address";
+    int n = ld->resolve(host, (uint16_t)port, addrs, WR_CONFIG_MAX_ADDRS_PER_NAME, &why);
+    if (n <= 0)
+        return fail(ld, "cannot resolve \"%s\": %s", host, why);
+    for (int i = 0; i < n; i++) {
+        char label[WORD_MAX + sizeof(addrs[i].text) + 4];
+        snprintf(label, sizeof(label), "%s (%s)", text, addrs[i].text);
+        srv->addr = addrs[i];
+        if (add_server(ld, u, srv, label, text) < 0)
+            return OOM_MSG;
+    }
+    return NULL;
+}
+
+/*
+ * A server address: what wr_units_parse_listen takes, "localhost:PORT"
+ * (RFC 6761 §6.3: always loopback; taken as 127.0.0.1 without a lookup, so
+ * it never turns into two servers, ::1 and 127.0.0.1), or "name:PORT",
+ * resolved by ld->resolve.
+ */
+static const char *add_servers(struct loader *ld, struct wr_upstream_cfg *u,
+                               struct wr_upstream_server_cfg *srv, struct wr_str w)
 {
     char buf[WORD_MAX];
     if (!word_copy(w, buf, sizeof(buf), false))
@@ -835,19 +891,21 @@ static const char *parse_server_addr(struct loader *ld, struct wr_str w,
     if (strncmp(buf, "localhost:", 10) == 0) {
         char v4[WORD_MAX];
         snprintf(v4, sizeof(v4), "127.0.0.1:%s", buf + 10);
-        if (wr_units_parse_listen(v4, out) == 0)
-            return NULL;
-        return fail(ld, "\"%s\" is not an address (port 1..65535)", buf);
+        if (wr_units_parse_listen(v4, &srv->addr) < 0)
+            return fail(ld, "\"%s\" is not an address (port 1..65535)", buf);
+        return add_server(ld, u, srv, srv->addr.text, buf) < 0 ? OOM_MSG : NULL;
     }
-    if (wr_units_parse_listen(buf, out) == 0) {
-        if (is_unspecified(out))
+    if (wr_units_parse_listen(buf, &srv->addr) == 0) {
+        if (is_unspecified(&srv->addr))
             return fail(ld, "\"%s\" is not a server address", buf);
-        return NULL;
+        const char *authority = srv->addr.addr.ss_family == AF_UNIX ? "localhost"
+                                                                     : srv->addr.text;
+        return add_server(ld, u, srv, srv->addr.text, authority) < 0 ? OOM_MSG : NULL;
     }
     if (looks_like_host_name(buf))
-        return fail(ld, "\"%s\": host names are not resolved; use an IP address, "
-                        "localhost or unix:/path", buf);
-    return fail(ld, "\"%s\" is not an address (IPv4:port, [IPv6]:port or unix:/path)", buf);
+        return add_named_servers(ld, u, srv, buf);
+    return fail(ld, "\"%s\" is not an address (IPv4:port, [IPv6]:port, name:port or "
+                    "unix:/path)", buf);
 }
 
 static const char *parse_upstream_server(struct loader *ld, const struct key_def *k, void *obj,
@@ -856,10 +914,9 @@ static const char *parse_upstream_server(struct loader *ld, const struct key_def
     (void)k;
     struct wr_upstream_cfg *u = obj;
     const char *rest = value;
+    struct wr_str addr = next_word(&rest);
     struct wr_upstream_server_cfg srv = {.weight = 1, .line = ld->line};
-    const char *msg = parse_server_addr(ld, next_word(&rest), &srv.addr);
-    if (msg != NULL)
-        return msg;
+    /* Options first: a bad one is reported before any lookup is made. */
     for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
         char opt[WORD_MAX];
         uint64_t weight;
@@ -869,12 +926,44 @@ static const char *parse_upstream_server(struct loader *ld, const struct key_def
             return fail(ld, "\"%s\": weight must be a number from 1 to 100", opt);
         srv.weight = (unsigned)weight;
     }
-    struct wr_upstream_server_cfg *more = grow_array(ld, u->servers, u->n_servers, sizeof(*more));
-    if (more == NULL)
-        return OOM_MSG;
-    u->servers = more;
-    more[u->n_servers++] = srv;
-    return NULL;
+    return add_servers(ld, u, &srv, addr);
+}
+
+/* The default resolver: getaddrinfo, TCP, any family; duplicates dropped. */
+int wr_config_resolve_getaddrinfo(const char *host, uint16_t port, struct wr_listen_addr *out,
+                                  size_t cap, const char **why)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_protocol = IPPROTO_TCP};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        *why = gai_strerror(rc);
+        return -1;
+    }
+    size_t n = 0;
+    for (const struct addrinfo *ai = res; ai != NULL && n < cap; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            continue;
+        char num[INET6_ADDRSTRLEN], text[sizeof(num) + 16];
+        const void *a = ai->ai_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        if (inet_ntop(ai->ai_family, a, num, sizeof(num)) == NULL)
+            continue;
+        snprintf(text, sizeof(text), ai->ai_family == AF_INET ? "%s:%u" : "[%s]:%u", num,
+                 (unsigned)port);
+        if (wr_units_parse_listen(text, &out[n]) < 0)
+            continue; /* a scoped v6 address (fe80::1%eth0) is not taken */
+        bool is_dup = false;
+        for (size_t i = 0; i < n && !is_dup; i++)
+            is_dup = strcmp(out[i].text, out[n].text) == 0;
+        n += !is_dup;
+    }
+    freeaddrinfo(res);
+    if (n == 0)
+        *why = "no IPv4 or IPv6 address";
+    return n > 0 ? (int)n : -1;
 }
 
 static const char *parse_hash_key(struct loader *ld, const struct key_def *k, void *obj,
@@ -2195,6 +2284,25 @@ static void check_listens(struct loader *ld)
     }
 }
 
+/* One health record per server, once the server arrays stop growing. */
+static void alloc_health(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->cfg->n_upstreams; i++) {
+        struct wr_upstream_cfg *u = &ld->cfg->upstreams[i];
+        u->health = calloc(u->n_servers ? u->n_servers : 1, sizeof(*u->health));
+        if (u->health == NULL) {
+            ld->is_oom = true;
+            return;
+        }
+        for (size_t j = 0; j < u->n_servers; j++) {
+            atomic_init(&u->health[j].fail_window_start_ms, 0);
+            atomic_init(&u->health[j].fails, 0);
+            atomic_init(&u->health[j].down_until_ms, 0);
+            atomic_init(&u->health[j].check, WR_CHECK_UNKNOWN);
+        }
+    }
+}
+
 static void resolve_proxies(struct loader *ld)
 {
     struct wr_config *cfg = ld->cfg;
@@ -2245,7 +2353,12 @@ static void free_route(struct wr_route *r)
 static void free_upstream(struct wr_upstream_cfg *u)
 {
     free(u->name);
+    for (size_t i = 0; i < u->n_servers; i++) {
+        free(u->servers[i].label);
+        free(u->servers[i].authority);
+    }
     free(u->servers);
+    free(u->health);
     free(u->hash_key);
     free(u->health_check);
     free(u->tls_ca);
@@ -2342,6 +2455,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         resolve_tls(ld);
         check_listens(ld);
         resolve_proxies(ld);
+        alloc_health(ld);
         if (ld->is_oom)
             add_file_error(ld, OOM_MSG);
     }
@@ -2361,7 +2475,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
 
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs)
 {
-    struct loader ld = {.file = path};
+    struct loader ld = {.file = path, .resolve = wr_config_resolve_getaddrinfo};
     ld.fp = fopen(path, "re");
     if (ld.fp == NULL) {
         add_file_error(&ld, strerror(errno));
@@ -2376,7 +2490,15 @@ struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs
 struct wr_config *wr_config_parse_string(const char *text, const char *name,
                                          struct wr_config_errors *errs)
 {
-    struct loader ld = {.file = name, .text = text};
+    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo};
+    return wr_config_parse_string_opts(text, name, &opts, errs);
+}
+
+struct wr_config *wr_config_parse_string_opts(const char *text, const char *name,
+                                              const struct wr_config_options *opts,
+                                              struct wr_config_errors *errs)
+{
+    struct loader ld = {.file = name, .text = text, .resolve = opts->resolve};
     return run_loader(&ld, name, errs);
 }
 

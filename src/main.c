@@ -25,6 +25,7 @@
 #include "weir/config.h"
 #include "weir/listener.h"
 #include "weir/log.h"
+#include "weir/upstream.h"
 #include "weir/worker.h"
 
 #define DONE_POLL_MS 50
@@ -36,6 +37,7 @@ struct app {
     struct wr_worker *workers;
     size_t n_workers;
     struct wr_worker_shared shared;
+    struct wr_health_checker *checker; /* active health checks, on base */
     struct event *signals[4];
     struct event *done_poll, *deadline;
     bool is_stopping;
@@ -233,10 +235,15 @@ static void reload(struct app *app)
         for (size_t i = 0; i < app->listeners.n_listens; i++)
             wr_listener_get(&app->listeners, w, i)->cfg = &cfg->server.listens[i];
     }
+    /* Before publishing: a reload neither resurrects a failed server nor
+     * forgets a verdict. */
+    wr_upstream_carry_health(app->cfg, cfg);
     for (size_t i = 0; i < app->n_workers; i++)
         wr_worker_publish(&app->workers[i], cfg);
     wr_config_unref(app->cfg);
     app->cfg = cfg;
+    if (app->checker)
+        wr_health_checker_set_config(app->checker, cfg);
     wr_log(WR_LOG_INFO, -1, 0, "configuration reloaded from %s", cfg->path);
     sd_notify(0, "READY=1");
 }
@@ -312,6 +319,7 @@ static void app_fini(struct app *app)
     for (size_t i = 0; i < app->n_workers; i++)
         wr_worker_fini(&app->workers[i]);
     free(app->workers);
+    wr_health_checker_free(app->checker);
     wr_listener_set_close(&app->listeners);
     for (int i = 0; i < 4; i++) {
         if (app->signals[i])
@@ -377,6 +385,11 @@ static int run(struct app *app)
         return 1;
     if (start_workers(app, access_log_fd) < 0)
         return 1;
+    app->checker = wr_health_checker_new(app->base);
+    if (!app->checker)
+        wr_log(WR_LOG_ERROR, -1, 0, "health checks: out of memory; servers are not checked");
+    else
+        wr_health_checker_set_config(app->checker, app->cfg);
     for (size_t i = 0; i < app->cfg->server.n_listens; i++)
         wr_log(WR_LOG_INFO, -1, 0, "listening on %s", app->cfg->server.listens[i].addr.text);
     wr_log(WR_LOG_INFO, -1, 0, "weir %s started: %zu workers", WEIR_VERSION, app->n_workers);

@@ -67,6 +67,8 @@ struct wr_proxy {
     /* request head and body going up */
     char *hbuf;               /* request head, later the client's response head */
     size_t hbuf_cap, head_len, head_sent;
+    size_t head_base_len;     /* head without the Host line (preserve_host = off) */
+    bool is_host_preserved;
     bool has_body, is_body_chunked, is_body_done;
     bool has_sent_body;       /* a body byte left for the server: no more retries */
     bool is_body_blocked;     /* send_body took less: body_room() owed */
@@ -301,9 +303,10 @@ static void put_set_headers(struct out *o, const struct wr_proxy_request *pr)
     }
 }
 
-/* Builds the request head for the server into p->hbuf. Returns 0 or -1. */
-static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request *pr,
-                              const struct wr_listen_addr *server_addr)
+/* Builds the request head for the server into p->hbuf. Returns 0 or -1.
+ * With preserve_host = off, Host names the server chosen, so the head stops
+ * before its last CRLF and set_server_host completes it per attempt. */
+static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request *pr)
 {
     const struct wr_exchange *ex = pr->ex;
     const struct wr_http_request *req = ex->req;
@@ -311,12 +314,12 @@ static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request 
     put_str(&o, req->method);
     put(&o, " ", 1);
     put_target(&o, ex);
-    put(&o, " HTTP/1.1\r\nHost: ", 17);
-    if (ex->route->preserve_host && req->host.len > 0)
+    put(&o, " HTTP/1.1\r\n", 11);
+    if (p->is_host_preserved) {
+        put(&o, "Host: ", 6);
         put_str(&o, req->host);
-    else
-        put_str(&o, wr_str_from_cstr(server_addr->text));
-    put(&o, "\r\n", 2);
+        put(&o, "\r\n", 2);
+    }
     bool has_request_id = false;
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct wr_http_header *h = &req->headers[i];
@@ -341,11 +344,30 @@ static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request 
         put(&o, num, wr_str_format_u64(req->content_length, num));
         put(&o, "\r\n", 2);
     }
-    put(&o, "\r\n", 2);
+    if (p->is_host_preserved)
+        put(&o, "\r\n", 2);
+    else if (o.cap - o.len < 256 + 10)
+        o.is_overflow = true; /* room for Host and the final CRLF */
     if (o.is_overflow)
         return -1;
-    p->head_len = o.len;
+    p->head_len = p->head_base_len = o.len;
     return 0;
+}
+
+/* preserve_host = off: "Host: <the server's authority>" ends the head. */
+static void set_server_host(struct wr_proxy *p)
+{
+    if (p->is_host_preserved)
+        return;
+    const char *authority = p->up->servers[p->server].authority;
+    size_t n = strlen(authority);
+    if (n > 256)
+        n = 256;
+    char *at = p->hbuf + p->head_base_len;
+    memcpy(at, "Host: ", 6);
+    memcpy(at + 6, authority, n);
+    memcpy(at + 6 + n, "\r\n\r\n", 4);
+    p->head_len = p->head_base_len + 10 + n;
 }
 
 /* Expands the route's add_header fields now: the vars do not outlive start. */
@@ -473,7 +495,7 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
 {
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
     wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s server %s: %s",
-           p->up->name, srv->addr.text, why);
+           p->up->name, srv->label, why);
     wr_upstream_report(p->up, p->server, false, now_ms());
     release_upstream(p, false);
     if (!may_retry(p, is_connect_failure)) {
@@ -510,8 +532,9 @@ static void start_attempt(struct wr_proxy *p)
     wr_balancer_begin(p->env->balancer, p->up, server);
     p->is_counted = true;
     const struct wr_listen_addr *addr = &p->up->servers[server].addr;
-    snprintf(p->upstream_addr, sizeof(p->upstream_addr), "%s", addr->text);
+    snprintf(p->upstream_addr, sizeof(p->upstream_addr), "%s", p->up->servers[server].label);
     p->head_sent = 0;
+    set_server_host(p);
     p->uc = p->up->keepalive > 0 ? wr_pool_get(p->env->pool, addr, on_upstream, p) : NULL;
     p->is_reused = p->uc != NULL;
     if (!p->uc) {
@@ -1087,14 +1110,13 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
     p->start_us = now_us();
-    const struct wr_listen_addr *first = &p->up->servers[0].addr;
-    if (build_request_head(p, pr, first) < 0 || expand_add_headers(p, ex) < 0) {
+    p->is_host_preserved = ex->route->preserve_host && req->host.len > 0;
+    if (build_request_head(p, pr) < 0 || expand_add_headers(p, ex) < 0) {
         wr_log(WR_LOG_ERROR, env->worker_id, pr->id, "upstream request head too large");
         wr_proxy_free(p);
         *status = 500;
         return NULL;
     }
-    /* Host for preserve_host = off names the server actually chosen. */
     p->state = PX_SENDING;
     start_attempt(p);
     *status = 0;

@@ -80,15 +80,38 @@ enum wr_balance { WR_BALANCE_ROUND_ROBIN = 0, WR_BALANCE_LEAST_CONN, WR_BALANCE_
                   WR_BALANCE_RANDOM };
 
 struct wr_upstream_server_cfg {
-    struct wr_listen_addr addr; /* resolved at load */
-    unsigned weight;            /* >= 1 */
+    struct wr_listen_addr addr; /* resolved at load; addr.text is numeric */
+    char *label;     /* owned: for logs and metrics: addr.text, or
+                        "app.internal:9000 (10.0.0.7:9000)" for a resolved name */
+    char *authority; /* owned: the server's own Host value: "app.internal:9000"
+                        or "localhost:9000" as written, else addr.text; "localhost"
+                        for unix: sockets */
+    unsigned weight; /* 1..100 */
     unsigned line;
+};
+
+/* Active-check verdict of a server (wr_server_health.check). */
+enum wr_check_state { WR_CHECK_UNKNOWN = 0, WR_CHECK_UP, WR_CHECK_DOWN };
+
+/*
+ * Health of one server, shared by every worker and the health checker: the
+ * only mutable part of a snapshot besides refs. Atomics only, relaxed order
+ * (each field is a self-contained hint; nothing else is published through
+ * them). Written by upstream.c; carried across reloads by
+ * wr_upstream_carry_health. Times are CLOCK_MONOTONIC milliseconds.
+ */
+struct wr_server_health {
+    atomic_uint_fast64_t fail_window_start_ms; /* first failure of the current window */
+    atomic_uint fails;                         /* failures counted in that window */
+    atomic_uint_fast64_t down_until_ms;        /* passive: out until then; 0 = in */
+    atomic_int check;                          /* enum wr_check_state */
 };
 
 struct wr_upstream_cfg {
     char *name; /* owned */
-    struct wr_upstream_server_cfg *servers;
+    struct wr_upstream_server_cfg *servers; /* owned; a host name gives one per address */
     size_t n_servers;
+    struct wr_server_health *health; /* owned: n_servers entries, same index */
     enum wr_balance balance;
     char *hash_key; /* owned: "client_ip", "uri", "header:NAME", "cookie:NAME" */
     uint64_t keepalive;
@@ -179,6 +202,28 @@ struct wr_config_errors {
 };
 
 /*
+ * Resolves a server's host name (no brackets, no port) for TCP at load.
+ * Fills up to cap distinct addresses (port set to port) into out and returns
+ * how many (>= 1), or returns -1 with *why set to a static message (the
+ * gai_strerror text). Called on the loading thread only.
+ */
+typedef int (*wr_config_resolve_fn)(const char *host, uint16_t port, struct wr_listen_addr *out,
+                                    size_t cap, const char **why);
+
+/* The resolver wr_config_load uses: getaddrinfo (may block on DNS). */
+int wr_config_resolve_getaddrinfo(const char *host, uint16_t port, struct wr_listen_addr *out,
+                                  size_t cap, const char **why);
+
+/* Most addresses one server line may resolve to; the rest are ignored. */
+#define WR_CONFIG_MAX_ADDRS_PER_NAME 32
+
+struct wr_config_options {
+    /* NULL: host names in `server` are refused with an error and no lookup
+     * is made (the fuzz target: it must never do DNS). */
+    wr_config_resolve_fn resolve;
+};
+
+/*
  * Loads path. Returns a snapshot with one reference, or NULL with every
  * problem appended to errs (the caller frees errs with
  * wr_config_errors_fini). Main thread only.
@@ -186,9 +231,15 @@ struct wr_config_errors {
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs);
 
 /* As wr_config_load, from text in memory; name stands for the file in
- * errors. Used by tests and the fuzz target. */
+ * errors. Host names are resolved with getaddrinfo. Used by tests. */
 struct wr_config *wr_config_parse_string(const char *text, const char *name,
                                          struct wr_config_errors *errs);
+
+/* As wr_config_parse_string, resolving host names with opts->resolve (see
+ * struct wr_config_options). opts must not be NULL. */
+struct wr_config *wr_config_parse_string_opts(const char *text, const char *name,
+                                              const struct wr_config_options *opts,
+                                              struct wr_config_errors *errs);
 
 void wr_config_errors_fini(struct wr_config_errors *errs);
 

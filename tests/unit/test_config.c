@@ -259,6 +259,9 @@ static void check_full_upstreams(const struct wr_config *cfg)
     assert_int_equal(u->servers[1].weight, 2);
     assert_string_equal(u->servers[2].addr.text, "unix:/run/app.sock");
     assert_string_equal(u->servers[3].addr.text, "127.0.0.1:9002");
+    assert_string_equal(u->servers[3].authority, "localhost:9002");
+    assert_string_equal(u->servers[0].label, "127.0.0.1:9000");
+    assert_non_null(u->health);
     assert_int_equal(u->balance, WR_BALANCE_HASH);
     assert_string_equal(u->hash_key, "header:X-User");
     assert_int_equal(u->keepalive, 8);
@@ -647,13 +650,17 @@ static const struct bad_case bad_cases[] = {
      {"t.ini:3: [upstream u] server: at least one server is required",
       "t.ini:5: [upstream u] hash_key: only used with balance = hash"}},
     {"upstream server forms",
-     SERVER "[upstream u]\nserver = app.internal:9000\nserver = 0.0.0.0:9000\n"
-            "server = 127.0.0.1:9000 weight=0\nserver = 127.0.0.1:9000 backup\n",
-     {"t.ini:4: [upstream u] server: \"app.internal:9000\": host names are not resolved; use "
-      "an IP address, localhost or unix:/path",
+     SERVER "[upstream u]\nserver = app.intern@l:9000\nserver = 0.0.0.0:9000\n"
+            "server = 127.0.0.1:9000 weight=0\nserver = 127.0.0.1:9000 backup\n"
+            "server = app.internal:0\nserver = no-such-host.invalid:80 weight=0\n",
+     {"t.ini:4: [upstream u] server: \"app.intern@l:9000\" is not an address (IPv4:port, "
+      "[IPv6]:port, name:port or unix:/path)",
       "t.ini:5: [upstream u] server: \"0.0.0.0:9000\" is not a server address",
       "t.ini:6: [upstream u] server: \"weight=0\": weight must be a number from 1 to 100",
-      "t.ini:7: [upstream u] server: unknown option \"backup\" (only weight=N)"}},
+      "t.ini:7: [upstream u] server: unknown option \"backup\" (only weight=N)",
+      "t.ini:8: [upstream u] server: \"app.internal:0\" is not an address (port 1..65535)",
+      /* a bad option is reported before any lookup is made */
+      "t.ini:9: [upstream u] server: \"weight=0\": weight must be a number from 1 to 100"}},
     {"health check", SERVER "[upstream u]\nserver = 127.0.0.1:1\nhealth_check = /healthz\n",
      {"t.ini:5: [upstream u] health_check: \"/healthz\" must be METHOD /path, e.g. GET "
       "/healthz"}},
@@ -883,6 +890,111 @@ static void test_relative_paths(void **state)
 }
 
 /* Errors are appended to what errs already holds. */
+/* A fake resolver: "two.test" has two addresses, "dup.test" one, others fail. */
+static int fake_resolve(const char *host, uint16_t port, struct wr_listen_addr *out, size_t cap,
+                        const char **why)
+{
+    const char *addrs[2] = {"192.0.2.10", "[2001:db8::10]"};
+    size_t n = strcmp(host, "two.test") == 0 ? 2 : strcmp(host, "dup.test") == 0 ? 1 : 0;
+    if (n == 0) {
+        *why = "fake: no such name";
+        return -1;
+    }
+    for (size_t i = 0; i < n && i < cap; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "%s:%u", addrs[i], (unsigned)port);
+        assert_int_equal(wr_units_parse_listen(text, &out[i]), 0);
+    }
+    return (int)n;
+}
+
+static struct wr_config *parse_opts(const char *text, wr_config_resolve_fn resolve,
+                                    struct wr_config_errors *errs)
+{
+    const struct wr_config_options opts = {.resolve = resolve};
+    char *copy = strdup(text);
+    assert_non_null(copy);
+    struct wr_config *cfg = wr_config_parse_string_opts(copy, "t.ini", &opts, errs);
+    free(copy);
+    return cfg;
+}
+
+/* Every address of a name is one server, same weight and line, in order. */
+static void test_resolve_names(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse_opts(SERVER "[upstream u]\nserver = Two.test:8080 weight=3\n"
+                                              "server = localhost:81\nserver = unix:/x.sock\n",
+                                       fake_resolve, &errs);
+    assert_int_equal(errs.n_lines, 0);
+    assert_non_null(cfg);
+    const struct wr_upstream_cfg *u = &cfg->upstreams[0];
+    assert_int_equal(u->n_servers, 4);
+    assert_string_equal(u->servers[0].addr.text, "192.0.2.10:8080");
+    assert_string_equal(u->servers[0].label, "Two.test:8080 (192.0.2.10:8080)");
+    assert_string_equal(u->servers[0].authority, "Two.test:8080");
+    assert_string_equal(u->servers[1].addr.text, "[2001:db8::10]:8080");
+    assert_string_equal(u->servers[1].label, "Two.test:8080 ([2001:db8::10]:8080)");
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(u->servers[i].weight, 3);
+        assert_int_equal(u->servers[i].line, 4);
+    }
+    /* localhost: 127.0.0.1 without a lookup, one server, Host as written */
+    assert_string_equal(u->servers[2].addr.text, "127.0.0.1:81");
+    assert_string_equal(u->servers[2].label, "127.0.0.1:81");
+    assert_string_equal(u->servers[2].authority, "localhost:81");
+    assert_string_equal(u->servers[3].label, "unix:/x.sock");
+    assert_string_equal(u->servers[3].authority, "localhost");
+    assert_non_null(u->health);
+    assert_int_equal(atomic_load(&u->health[3].check), WR_CHECK_UNKNOWN);
+    wr_config_unref(cfg);
+
+    /* A failed lookup names file, line, section, key, the name and why. */
+    cfg = parse_opts(SERVER "[upstream u]\nserver = gone.test:80\n", fake_resolve, &errs);
+    assert_null(cfg);
+    assert_int_equal(errs.n_lines, 1);
+    assert_string_equal(errs.lines[0], "t.ini:4: [upstream u] server: cannot resolve "
+                                       "\"gone.test\": fake: no such name");
+    wr_config_errors_fini(&errs);
+
+    /* No resolver (the fuzz target): names are refused without a lookup. */
+    cfg = parse_opts(SERVER "[upstream u]\nserver = two.test:80\nserver = localhost:80\n", NULL,
+                     &errs);
+    assert_null(cfg);
+    assert_int_equal(errs.n_lines, 1);
+    assert_string_equal(errs.lines[0], "t.ini:4: [upstream u] server: \"two.test:80\": host "
+                                       "names are not resolved here; use an IP address, "
+                                       "localhost or unix:/path");
+    wr_config_errors_fini(&errs);
+}
+
+/* The real resolver (getaddrinfo): /etc/hosts names resolve, .invalid never
+ * does (RFC 6761 §6.4), and the error carries gai_strerror's text. */
+static void test_resolve_getaddrinfo(void **state)
+{
+    (void)state;
+    struct wr_listen_addr out[WR_CONFIG_MAX_ADDRS_PER_NAME];
+    const char *why = NULL;
+    int n = wr_config_resolve_getaddrinfo("localhost", 8080, out, WR_CONFIG_MAX_ADDRS_PER_NAME,
+                                          &why);
+    assert_true(n >= 1);
+    for (int i = 0; i < n; i++) {
+        assert_true(strcmp(out[i].text, "127.0.0.1:8080") == 0 ||
+                    strcmp(out[i].text, "[::1]:8080") == 0);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(out[i].text, out[j].text); /* duplicates dropped */
+    }
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse(SERVER "[upstream u]\nserver = no-such-host.invalid:80\n", &errs);
+    assert_null(cfg);
+    assert_int_equal(errs.n_lines, 1);
+    const char *want = "t.ini:4: [upstream u] server: cannot resolve \"no-such-host.invalid\": ";
+    assert_int_equal(strncmp(errs.lines[0], want, strlen(want)), 0);
+    assert_true(strlen(errs.lines[0]) > strlen(want)); /* gai_strerror's text follows */
+    wr_config_errors_fini(&errs);
+}
+
 static void test_errors_append(void **state)
 {
     (void)state;
@@ -906,7 +1018,8 @@ int main(void)
         cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
-        cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),
+        cmocka_unit_test(test_resolve_getaddrinfo),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
