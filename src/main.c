@@ -85,15 +85,6 @@ static int check_supported(const struct wr_config *cfg, bool to_log)
             n_errors++;
         }
     }
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        if (cfg->routes[i].action == WR_ACTION_PROXY) {
-            snprintf(line, sizeof(line),
-                     "%s:%u: [route %s] proxy: proxy routes are not available yet", cfg->path,
-                     cfg->routes[i].line, cfg->routes[i].name);
-            report(to_log, line);
-            n_errors++;
-        }
-    }
     return n_errors ? -1 : 0;
 }
 
