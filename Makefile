@@ -49,7 +49,22 @@ build-test: deps-test
 	CC=clang cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DWEIR_SANITIZE=ON >/dev/null
 	cmake --build build/test -j $(JOBS)
 
+# The demo backend (src/demo/) in the background on the address of
+# conf/weir.ini's [upstream demo], then weir in the foreground. The backend
+# is stopped whenever this shell exits: weir exiting, Ctrl-C, SIGTERM.
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 9000
 run: build-release
+	@./build/release/weir-demo-app --listen $(DEMO_HOST):$(DEMO_PORT) --name demo & demo=$$!; \
+	trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	for i in $$(seq 50); do \
+	  kill -0 $$demo 2>/dev/null || { \
+	    echo "weir: the demo backend did not start (is $(DEMO_HOST):$(DEMO_PORT) taken?)" >&2; \
+	    exit 1; }; \
+	  (exec 3<>/dev/tcp/$(DEMO_HOST)/$(DEMO_PORT)) 2>/dev/null && break; \
+	  sleep 0.1; \
+	done; \
 	./build/release/weir -c $(CONF)
 
 test: build-test

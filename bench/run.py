@@ -55,6 +55,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # tls           listen with TLS on both servers (weir "tls", nginx "ssl");
 #               a self-signed certificate is made in the temp dir and
 #               exposed as {{cert}} / {{key}}
+# backend       start weir-bench-backend (bench/fixed_backend.c: every request
+#               answered 200 with a fixed 100-byte body) once for the
+#               scenario, shared by both servers, at {{backend_port}}; its CPU
+#               is measured apart and never counted as the server's
 # default       False: only run with --only NAME (not yet in `make bench`)
 # --------------------------------------------------------------------------
 
@@ -81,6 +85,7 @@ class Scenario:
     nginx_http: str = ""
     tls: bool = False
     setup: Optional[Callable[[str], dict]] = None
+    backend: bool = False
     default: bool = True
     note: str = ""
 
@@ -159,6 +164,34 @@ location = /fixed { return 200 "{{body}}"; }
 """,
              default=False,
              note="fixed 1024-byte response over TLS (keep-alive: handshakes amortised)"),
+    # Both proxies keep up to 64 idle upstream connections per worker and
+    # reuse them without a per-connection request limit (nginx's upstream
+    # keepalive_requests defaults to 1000; weir has none).
+    Scenario(name="proxy_100", path="/proxy_100", expect_len=100, backend=True,
+             weir_ini="""\
+[upstream b]
+server = 127.0.0.1:{{backend_port}}
+keepalive = 64
+
+[route p]
+match = prefix:/
+proxy = b
+""",
+             nginx_http="""\
+upstream b {
+    server 127.0.0.1:{{backend_port}};
+    keepalive 64;
+    keepalive_requests 100000;
+}
+""",
+             nginx_server="""\
+location / {
+    proxy_pass http://b;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+}
+""",
+             note="reverse proxy to one fixed 100-byte backend, upstream keep-alive 64"),
 ]
 
 
@@ -375,11 +408,16 @@ def http_check(server, scenario):
     finally:
         conn.close()
     if resp.status != scenario.expect_status or len(body) != scenario.expect_len:
+        hint = ""
+        if scenario.backend and resp.status in (502, 504):
+            hint = (f"\n  {server.name} could not reach the backend: if this weir build has "
+                    f"no proxy support yet, every proxied request is 502 (check nginx alone "
+                    f"with --no-weir --only {scenario.name})")
         raise BenchError(
             f"{scenario.name}: {server.name}: GET {server.url(scenario.path)} answered "
             f"{resp.status} with {len(body)} body bytes; expected {scenario.expect_status} "
             f"with {scenario.expect_len}\n  headers: {dict(resp.getheaders())}\n"
-            f"  body starts: {body[:120]!r}")
+            f"  body starts: {body[:120]!r}{hint}\n{server.logs()}")
     return {"status": resp.status, "body_len": len(body),
             "headers": {k.lower(): v for k, v in resp.getheaders()}}
 
@@ -493,12 +531,15 @@ def make_cert(dir_):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.servers = []
+        self.servers = []      # everything to stop at the end of a scenario
+        self.backend = None    # the scenario's weir-bench-backend, if any
 
     def vars(self, scenario, dir_, port):
         v = {"dir": dir_, "port": port, "body": FIXED_BODY,
              "listen_flag": "", "nginx_http": "", "nginx_server": "",
              "user": "user root root;" if os.geteuid() == 0 else ""}
+        if self.backend:
+            v["backend_port"] = self.backend.port
         if scenario.setup:
             v.update(scenario.setup(dir_))
         if scenario.tls:
@@ -523,6 +564,19 @@ class Bench:
         s = Server("weir", [weir, "-c", conf], wdir, port, "https" if scenario.tls else "http")
         self.servers.append(s)
         s.start()
+        return s
+
+    def start_backend(self, dir_):
+        """weir-bench-backend on a free port, in its own session (so no
+        server's process tree includes it)."""
+        port = free_port()
+        bdir = os.path.join(dir_, "backend")
+        os.makedirs(bdir)
+        s = Server("backend", [os.path.abspath(self.args.backend), str(port)], bdir, port,
+                   "http")
+        self.servers.append(s)
+        s.start()
+        self.backend = s
         return s
 
     def start_nginx(self, scenario, dir_):
@@ -553,16 +607,23 @@ class Bench:
         if not server.alive():
             raise BenchError(f"{server.name} died\n{server.logs()}")
         pids_before = server.pids()
-        t0 = cpu_ticks(pids_before)
+        backend_pids = self.backend.pids() if self.backend else []
+        t0, b0 = cpu_ticks(pids_before), cpu_ticks(backend_pids)
         text, wrk_cpu = run_wrk(self.args.wrk, server.url(scenario.path), self.args.threads,
                                 connections, duration)
         pids_after = server.pids()
-        t1 = cpu_ticks(pids_after)
+        t1, b1 = cpu_ticks(pids_after), cpu_ticks(backend_pids)
         if not server.alive():
             raise BenchError(f"{server.name} died during the run\n{server.logs()}")
+        if self.backend and not self.backend.alive():
+            raise BenchError(f"the backend died during the run\n{self.backend.logs()}")
         r = parse_wrk(text)
         r["server_cpu_s"] = (t1 - t0) / CLK_TCK
         r["us_per_req"] = (r["server_cpu_s"] * 1e6 / r["requests"]) if r["requests"] else None
+        if self.backend:  # context only: not part of the server's figure
+            r["backend_cpu_s"] = (b1 - b0) / CLK_TCK
+            r["backend_us_per_req"] = (r["backend_cpu_s"] * 1e6 / r["requests"]
+                                       if r["requests"] else None)
         r["wrk_cpu_s"] = round(wrk_cpu, 3)
         r["server_pids"] = len(pids_after)
         if pids_before != pids_after:
@@ -582,6 +643,9 @@ class Bench:
         ok = False
         try:
             servers = []
+            if scenario.backend:
+                b = self.start_backend(dir_)
+                print(f"   backend: weir-bench-backend on 127.0.0.1:{b.port}", flush=True)
             if not a.no_weir:
                 servers.append(self.start_weir(scenario, dir_))
             if not a.no_nginx:
@@ -612,6 +676,7 @@ class Bench:
             for s in self.servers:
                 s.stop()
             self.servers = []
+            self.backend = None
             if ok and not a.keep:
                 shutil.rmtree(dir_, ignore_errors=True)
             else:
@@ -629,7 +694,7 @@ def summarise(scenario, rounds, connections, duration, threads):
         if any(r["server"] == name for r in rounds):
             medians[name] = {k: med(rounds, name, k) for k in
                              ("req_s", "p50_ms", "p99_ms", "transfer_Bps", "us_per_req",
-                              "server_cpu_s", "wrk_cpu_s", "errors")}
+                              "server_cpu_s", "wrk_cpu_s", "errors", "backend_us_per_req")}
     ratio = {}
     if "weir" in medians and "nginx" in medians:
         w, n = medians["weir"], medians["nginx"]
@@ -657,9 +722,11 @@ def fmt_num(x, spec):
 
 
 def format_round(r):
+    backend = (f"  (backend {fmt_num(r['backend_us_per_req'], '.1f')} us/req)"
+               if "backend_us_per_req" in r else "")
     return (f"round {r['round']} {r['server']:<5}  {r['req_s']:>10.0f} req/s  "
             f"p99 {fmt_ms(r['p99_ms']):>8}  {r['transfer_Bps'] / 1048576:>7.1f} MiB/s  "
-            f"{fmt_num(r['us_per_req'], '.1f'):>6} us/req  errors {r['errors']}")
+            f"{fmt_num(r['us_per_req'], '.1f'):>6} us/req  errors {r['errors']}{backend}")
 
 
 def print_table(res):
@@ -680,6 +747,10 @@ def print_table(res):
     print("-" * len(head))
     for name, d in res["median"].items():
         row("median", name, d)
+    for name, d in res["median"].items():
+        if d.get("backend_us_per_req") is not None:
+            print(f"backend behind {name}: {d['backend_us_per_req']:.2f} us/req (median; not "
+                  f"counted in {name}'s us/req)")
     if res["ratio"]:
         q = res["ratio"]
         print(f"weir/nginx: req/s {fmt_num(q['req_s'], '.2f')}x   "
@@ -691,8 +762,10 @@ def print_table(res):
 def summary_line(res):
     parts = []
     for name, d in res["median"].items():
+        backend = (f" (backend {d['backend_us_per_req']:.1f} µs/req)"
+                   if d.get("backend_us_per_req") is not None else "")
         parts.append(f"{name} {d['req_s']:.0f} req/s {fmt_num(d['us_per_req'], '.1f')} µs/req "
-                     f"p99 {fmt_ms(d['p99_ms'])}")
+                     f"p99 {fmt_ms(d['p99_ms'])}{backend}")
     line = f"{res['name']}: " + " | ".join(parts)
     if res["ratio"]:
         q = res["ratio"]
@@ -713,6 +786,8 @@ def parse_args(argv):
     p.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx",
                    help="nginx binary")
     p.add_argument("--no-nginx", action="store_true", help="skip nginx")
+    p.add_argument("--backend", help="weir-bench-backend binary for proxy scenarios "
+                   "(default: next to --weir)")
     p.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk binary")
     p.add_argument("--only", metavar="NAME", action="append",
                    help="run only this scenario (repeatable; also runs non-default ones)")
@@ -730,6 +805,8 @@ def parse_args(argv):
         p.error("--no-weir and --no-nginx leave nothing to run")
     if a.rounds < 1:
         p.error("--rounds must be >= 1")
+    if a.backend is None:
+        a.backend = os.path.join(os.path.dirname(a.weir) or ".", "weir-bench-backend")
     return a
 
 
@@ -758,6 +835,8 @@ def main(argv=None):
         missing.append(f"nginx ({a.nginx}); or --no-nginx")
     if not a.no_weir and not os.access(a.weir, os.X_OK):
         missing.append(f"weir ({a.weir}): `make build-release`, or --no-weir")
+    if any(s.backend for s in scenarios) and not os.access(a.backend, os.X_OK):
+        missing.append(f"weir-bench-backend ({a.backend}): `make build-release`, or --backend")
     if missing:
         print("missing: " + "; ".join(missing), file=sys.stderr)
         return 2

@@ -29,6 +29,9 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("WEIR_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 WEIR_BIN = os.environ.get("WEIR_BIN") or os.path.join(SOURCE_DIR, "build", "test", "weir")
+# The demo backend (src/demo/), a real upstream for proxy tests: see DemoApp.
+DEMO_APP = os.environ.get("WEIR_DEMO_APP") or os.path.join(os.path.dirname(WEIR_BIN),
+                                                           "weir-demo-app")
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 5.0     # seconds for weir to accept on its port
@@ -308,6 +311,141 @@ class Weir:
             c.send(request_bytes(method, target, host=host, headers=headers, body=body,
                                  version=version))
             return c.read_response(method=method)
+
+
+class DemoApp:
+    """weir-demo-app (src/demo/) as a real backend, e.g. behind a proxy route:
+
+        with DemoApp(name="b1") as app:        # a free port on 127.0.0.1
+            ini = "[upstream u]\nserver = %s\n" % app.addr
+        DemoApp(port=9000), DemoApp(unix="/tmp/x/app.sock")
+
+    Every answer of the app carries X-Served-By: NAME; GET /api/stats tells
+    how many connections it accepted and requests it answered; ANY
+    /api/echo... reflects method, target, headers and body digest.
+    Readiness is the app's "listening on ..." line (which also gives the
+    port when port=0). stop() sends SIGTERM and asserts a clean exit (0, no
+    sanitizer report); leaving the with block does that too.
+    """
+
+    def __init__(self, port=0, unix=None, name="demo", tmpdir=None, start=True):
+        self.name = name
+        self.unix = unix
+        self.port = port
+        self.tmp = tmpdir or tempfile.mkdtemp(prefix="weirt-demo-")
+        self.own_tmp = tmpdir is None
+        self.stderr_path = os.path.join(self.tmp, "demo-%s.stderr" % name)
+        self.proc = None
+        self._stopped = False
+        if start:
+            self.start()
+
+    @property
+    def addr(self):
+        """The address as an ini `server =` value."""
+        return "unix:%s" % self.unix if self.unix else "%s:%d" % (HOST, self.port)
+
+    def start(self, timeout=START_TIMEOUT):
+        listen = "unix:%s" % self.unix if self.unix else "%s:%d" % (HOST, self.port)
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen([DEMO_APP, "--listen", listen, "--name", self.name],
+                                     env=weir_env(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self._err,
+                                     preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        for _ in range(1000):
+            m = re.search(r"listening on (\S+)", self.stderr())
+            if m:
+                if not self.unix:
+                    self.port = int(m.group(1).rsplit(":", 1)[1])
+                return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError("weir-demo-app (%s) did not start: rc %s; stderr:\n%s"
+                             % (listen, self.proc.poll(), self.stderr()))
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is None:
+            self.stop()
+        else:
+            self.kill()
+        self.cleanup()
+
+    def client(self, timeout=IO_TIMEOUT):
+        if self.unix:
+            return Client.unix(self.unix, timeout=timeout)
+        return Client((HOST, self.port), timeout=timeout)
+
+    def get(self, target, host="localhost", headers=(), method="GET", body=b"",
+            version="HTTP/1.1"):
+        """One request straight to the app on a fresh connection."""
+        with self.client() as c:
+            c.send(request_bytes(method, target, host=host, headers=headers, body=body,
+                                 version=version))
+            return c.read_response(method=method)
+
+    def stats(self):
+        """(connections_accepted, requests) so far, this request included."""
+        import json
+        d = json.loads(self.get("/api/stats").body)
+        return d["connections_accepted"], d["requests"]
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signals the app, waits, asserts exit 0 and no sanitizer report."""
+        if self._stopped:
+            return self.stderr()
+        self._stopped = True
+        try:
+            if self.proc.poll() is not None:
+                raise AssertionError("weir-demo-app had already exited with %s; stderr:\n%s"
+                                     % (self.proc.returncode, self.stderr()))
+            self.proc.send_signal(sig)
+            try:
+                rc = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                rc = None
+            err = self.stderr()
+            marker = sanitizer_report(err)
+            if marker or rc != 0:
+                raise AssertionError("weir-demo-app exit %s (want 0), sanitizer: %s; stderr:\n%s"
+                                     % (rc, marker, err))
+            return err
+        finally:
+            self.kill()
+
+    def kill(self):
+        """Kills the app if it still runs; never raises."""
+        self._stopped = True
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+            except Exception:
+                pass
+        f = getattr(self, "_err", None)
+        if f is not None:
+            try:
+                f.close()
+            except Exception:
+                pass
+
+    def cleanup(self):
+        self.kill()
+        if self.own_tmp and not os.environ.get("WEIR_KEEP_TMP"):
+            import shutil
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

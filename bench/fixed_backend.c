@@ -1,0 +1,236 @@
+/*
+ * weir-bench-backend: the upstream of bench/run.py's proxy scenario.
+ *
+ *   weir-bench-backend PORT        (127.0.0.1; PORT 0 picks a free one)
+ *
+ * Answers every request with the same HTTP/1.1 200 and a fixed 100-byte
+ * body, keeps every connection alive, and costs as little CPU as it can, so
+ * the benchmark measures the proxy in front of it rather than this. One
+ * thread, level-triggered epoll, no allocation per request.
+ *
+ * It does not parse HTTP: a request is counted at each "\r\n\r\n", which
+ * is right for the bodiless GETs the benchmark sends, pipelined or not, and
+ * wrong for requests with bodies (deliberately out of scope). Responses are
+ * identical, so what is owed to a connection is a count plus an offset into
+ * a buffer holding many copies of the response.
+ *
+ * Prints "listening on 127.0.0.1:PORT" to stderr when ready; exits 0 on
+ * SIGTERM or SIGINT after printing how many connections and requests it saw.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RESPONSE                                                                                   \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"                 \
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrst" \
+    "uvwxyzAB"
+#define RESPONSE_LEN (sizeof(RESPONSE) - 1)
+#define COPIES 256            /* responses one write() may send */
+#define MAX_FDS 65536
+#define MAX_OWED 4096         /* stop reading a pipelining client past this */
+#define MAX_ACCEPTS_PER_WAKE 64
+#define MAX_READS_PER_WAKE 4  /* fairness between connections */
+
+struct conn {
+    int fd;
+    unsigned n_matched; /* bytes of "\r\n\r\n" seen at the end of the input so far */
+    size_t n_owed;      /* responses not completely written */
+    size_t offset;      /* bytes of the first owed response already written */
+    uint32_t events;    /* what epoll watches for it now */
+};
+
+static char copies[COPIES * RESPONSE_LEN];
+static struct conn *conns[MAX_FDS];
+static unsigned long long n_connections, n_requests;
+
+static void close_conn(int epfd, struct conn *c)
+{
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    conns[c->fd] = NULL;
+    free(c);
+}
+
+static void count_requests(struct conn *c, const char *buf, size_t len)
+{
+    static const char end[] = "\r\n\r\n";
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == end[c->n_matched])
+            c->n_matched++;
+        else
+            c->n_matched = buf[i] == '\r';
+        if (c->n_matched == 4) {
+            c->n_matched = 0;
+            c->n_owed++;
+            n_requests++;
+        }
+    }
+}
+
+/* Writes what is owed; arms EPOLLOUT while something is left. -1: close. */
+static int flush_conn(int epfd, struct conn *c)
+{
+    while (c->n_owed) {
+        size_t left = c->n_owed * RESPONSE_LEN - c->offset;
+        size_t chunk = sizeof(copies) - c->offset;
+        ssize_t n = write(c->fd, copies + c->offset, left < chunk ? left : chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN)
+            return -1;
+        if (n < 0)
+            break;
+        size_t done = c->offset + (size_t)n;
+        c->n_owed -= done / RESPONSE_LEN;
+        c->offset = done % RESPONSE_LEN;
+    }
+    /* EPOLLOUT while something is owed; no EPOLLIN while too much is */
+    uint32_t events = (c->n_owed ? (uint32_t)EPOLLOUT : 0u) |
+                      (c->n_owed < MAX_OWED ? (uint32_t)EPOLLIN : 0u);
+    if (events != c->events) {
+        struct epoll_event ev = {.events = events, .data.ptr = c};
+        if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+            return -1;
+        c->events = events;
+    }
+    return 0;
+}
+
+static void on_readable(int epfd, struct conn *c)
+{
+    char buf[16384];
+    for (int i = 0; i < MAX_READS_PER_WAKE && c->n_owed < MAX_OWED; i++) {
+        ssize_t n = read(c->fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            close_conn(epfd, c);
+            return;
+        }
+        count_requests(c, buf, (size_t)n);
+        if ((size_t)n < sizeof(buf))
+            break;
+    }
+    if (flush_conn(epfd, c) < 0)
+        close_conn(epfd, c);
+}
+
+static void on_acceptable(int epfd, int lfd)
+{
+    for (int i = 0; i < MAX_ACCEPTS_PER_WAKE; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or EMFILE and friends: try again next wake-up */
+        struct conn *c = fd < MAX_FDS ? calloc(1, sizeof(*c)) : NULL;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (!c || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->fd = fd;
+        c->events = EPOLLIN;
+        conns[fd] = c;
+        n_connections++;
+    }
+}
+
+static int listen_on(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        fprintf(stderr, "weir-bench-backend: 127.0.0.1:%u: %s\n", port, strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "weir-bench-backend: listening on 127.0.0.1:%u\n", ntohs(sa.sin_port));
+    return fd;
+}
+
+/* SIGTERM and SIGINT arrive as readable events, so the loop ends cleanly. */
+static int signal_fd(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static void serve(int epfd, int lfd)
+{
+    struct epoll_event events[256];
+    for (;;) {
+        int n = epoll_wait(epfd, events, 256, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return;
+        for (int i = 0; i < n; i++) {
+            struct conn *c = events[i].data.ptr;
+            if (c == NULL) {
+                on_acceptable(epfd, lfd);
+            } else if (c == (void *)&conns) {
+                return; /* the signal fd: stop */
+            } else if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+                on_readable(epfd, c); /* may close c: nothing below touches it */
+            } else if (flush_conn(epfd, c) < 0) {
+                close_conn(epfd, c);
+            }
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char *end = NULL;
+    unsigned long port = argc == 2 ? strtoul(argv[1], &end, 10) : 0;
+    if (argc != 2 || !*argv[1] || *end || port > 65535) {
+        fprintf(stderr, "usage: weir-bench-backend PORT   (127.0.0.1; 0 picks one)\n");
+        return 2;
+    }
+    for (size_t i = 0; i < COPIES; i++)
+        memcpy(copies + i * RESPONSE_LEN, RESPONSE, RESPONSE_LEN);
+    int sfd = signal_fd(), lfd = listen_on((unsigned)port), epfd = epoll_create1(EPOLL_CLOEXEC);
+    /* listener: data.ptr NULL; signal fd: a sentinel pointer; else a conn */
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = (void *)&conns};
+    if (sfd < 0 || lfd < 0 || epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &sev) < 0) {
+        fprintf(stderr, "weir-bench-backend: start-up failed: %s\n", strerror(errno));
+        return 1;
+    }
+    serve(epfd, lfd);
+    for (int fd = 0; fd < MAX_FDS; fd++) {
+        if (conns[fd])
+            close_conn(epfd, conns[fd]);
+    }
+    fprintf(stderr, "weir-bench-backend: %llu connections, %llu requests\n", n_connections,
+            n_requests);
+    close(lfd);
+    close(sfd);
+    close(epfd);
+    return 0;
+}
