@@ -556,10 +556,14 @@ static void start_attempt(struct wr_proxy *p)
 }
 
 /* The pooled connection was dead: the server closed it while we reused it.
- * Same server, fresh connection, not a retry. Returns false if not safe. */
-static bool replace_stale(struct wr_proxy *p)
+ * Same server, fresh connection, not a retry. Safe when the server cannot
+ * have acted on the request: nothing of it was written (is_unsent), or it
+ * is idempotent and no body byte left. Returns false otherwise. */
+static bool replace_stale(struct wr_proxy *p, bool is_unsent)
 {
     if (!p->is_reused || p->has_sent_body || p->ulen > 0)
+        return false;
+    if (!is_unsent && !p->is_idempotent)
         return false;
     const struct wr_listen_addr *addr = &p->up->servers[p->server].addr;
     wr_upconn_close(p->uc);
@@ -614,7 +618,7 @@ static void on_send_error(struct wr_proxy *p)
 {
     char why[96];
     snprintf(why, sizeof(why), "send: %s", strerror(errno));
-    if (replace_stale(p))
+    if (replace_stale(p, p->head_sent == 0))
         return;
     fail_attempt(p, 502, false, why);
 }
@@ -1003,7 +1007,7 @@ static void read_upstream(struct wr_proxy *p)
         char why[96];
         snprintf(why, sizeof(why), "%s before the response head",
                  err ? strerror(err) : "closed");
-        if (p->ulen == 0 && replace_stale(p))
+        if (p->ulen == 0 && replace_stale(p, false))
             return;
         fail_attempt(p, 502, false, why);
         return;

@@ -18,6 +18,7 @@ Paths (query parameters in brackets):
   /healthz            200 "ok" while healthy, else 503
   /ws                 WebSocket-style upgrade (101), then echoes bytes
   /hold[ms]           reads the request, sends nothing for ms, then closes
+  /quietclose         answers with keep-alive allowed, then closes anyway
 Anything else answers 200 with the path.
 """
 
@@ -288,6 +289,10 @@ class Backend:
             return self._send(c, 200, b"slow")
         if path == "/hold":
             time.sleep(int(q.get("ms", "1000")) / 1000.0)
+            return False
+        if path == "/quietclose":
+            # Keep-alive announced, then closed: the pooled connection is dead.
+            self._send(c, 200, b"bye")
             return False
         if path == "/bad":
             c.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello")
