@@ -939,8 +939,16 @@ static void start_tunnel_head(struct wr_proxy *p, size_t head_end);
 static void on_response_head(struct wr_proxy *p, size_t head_end)
 {
     int status = p->resp.status;
-    if (status == 101 && p->is_websocket && p->resp.has_conn_upgrade) {
-        start_tunnel_head(p, head_end);
+    if (status == 101) {
+        if (p->is_websocket && p->resp.has_conn_upgrade) {
+            start_tunnel_head(p, head_end);
+            return;
+        }
+        /* A switch we did not ask for: nothing sane can follow. */
+        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+               "upstream %s: unrequested 101 from %s", p->up->name, p->upstream_addr);
+        release_upstream(p, false);
+        finish(p, 502);
         return;
     }
     if (status < 200) {
