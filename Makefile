@@ -27,7 +27,7 @@ define install_missing
 endef
 
 .PHONY: all run test bench clean deps-build deps-test deps-bench build-release build-test \
-        tsan fuzz
+        tsan fuzz soak
 
 all: build-release
 
@@ -89,6 +89,12 @@ fuzz: build-test
 	  sh tests/fuzz/run.sh $$t $$corpus $(SECONDS) 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
+
+# The soak test alone (tests/soak/soak.py) for SECONDS (default 60 here;
+# `make test` runs it for 20).
+soak: build-test
+	cd build/test && WEIR_SOAK_SECONDS=$(SECONDS) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -V -L soak
 
 bench: deps-bench build-release
 	python3 bench/run.py --weir build/release/weir

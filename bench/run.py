@@ -28,6 +28,7 @@ import signal
 import socket
 import ssl
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 #               scenario, shared by both servers, at {{backend_port}}; its CPU
 #               is measured apart and never counted as the server's
 # default       False: only run with --only NAME (not yet in `make bench`)
+# idle          N > 0: instead of wrk, N idle keep-alive connections (one
+#               request each) and the server's RSS per connection (run_idle)
 # --------------------------------------------------------------------------
 
 def _make_body(n):
@@ -88,6 +91,8 @@ class Scenario:
     backend: bool = False
     default: bool = True
     note: str = ""
+    idle: int = 0     # > 0: not a wrk run; hold this many idle keep-alive
+                      # connections and measure memory (see run_idle)
 
 
 def write_file(dir_, rel, size):
@@ -192,6 +197,16 @@ location / {
 }
 """,
              note="reverse proxy to one fixed 100-byte backend, upstream keep-alive 64"),
+    Scenario(name="idle_10k", path="/fixed", expect_len=1024, idle=10000,
+             weir_ini="""\
+[route fixed]
+match = exact:/fixed
+return = 200 {{body}}
+""",
+             nginx_server="""\
+location = /fixed { return 200 "{{body}}"; }
+""",
+             note="10,000 idle keep-alive connections: server RSS per connection"),
 ]
 
 
@@ -223,7 +238,7 @@ pid {{dir}}/nginx/nginx.pid;
 error_log {{dir}}/nginx/error.log warn;
 
 events {
-    worker_connections 4096;
+    worker_connections {{worker_connections}};
 }
 
 http {
@@ -537,6 +552,7 @@ class Bench:
     def vars(self, scenario, dir_, port):
         v = {"dir": dir_, "port": port, "body": FIXED_BODY,
              "listen_flag": "", "nginx_http": "", "nginx_server": "",
+             "worker_connections": max(4096, scenario.idle + 1024),
              "user": "user root root;" if os.geteuid() == 0 else ""}
         if self.backend:
             v["backend_port"] = self.backend.port
@@ -631,6 +647,26 @@ class Bench:
             print(f"warning: {server.name}: {r['warning']}", file=sys.stderr)
         return r
 
+    def run_idle(self, scenario, servers):
+        """Idle rounds, interleaved like wrk rounds: per server (restarted
+        each round), open scenario.idle connections (one request each), read
+        the RSS growth of the server's process tree, time one new client,
+        close them all. At most 3 rounds."""
+        rounds = []
+        for i in range(1, min(self.args.rounds, 3) + 1):
+            for s in servers:
+                if i > 1:
+                    # a fresh process each round: memory freed by the last
+                    # round's connections stays in RSS (allocator caches),
+                    # which would hide the next round's growth
+                    s.stop()
+                    s.start()
+                r = measure_idle(s, scenario)
+                r.update(round=i, server=s.name)
+                rounds.append(r)
+                print("   " + format_idle_round(r), flush=True)
+        return rounds
+
     def run_scenario(self, scenario):
         a = self.args
         connections = a.connections or scenario.connections
@@ -655,6 +691,11 @@ class Bench:
                 checks[s.name] = http_check(s, scenario)
                 print(f"   {s.name}: {s.url(scenario.path)} -> {checks[s.name]['status']}, "
                       f"{checks[s.name]['body_len']} bytes, pids {s.pids()}", flush=True)
+            if scenario.idle:
+                result = summarise_idle(scenario, self.run_idle(scenario, servers))
+                result["check"] = checks
+                ok = True
+                return result
             for s in servers:
                 if a.warmup > 0:
                     run_wrk(a.wrk, s.url(scenario.path), a.threads, connections, a.warmup,
@@ -681,6 +722,121 @@ class Bench:
                 shutil.rmtree(dir_, ignore_errors=True)
             else:
                 print(f"   kept {dir_}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------
+# Idle connections
+# --------------------------------------------------------------------------
+
+IDLE_BATCH = 250
+
+
+def rss_kib(pids):
+    """Sum of VmRSS over pids, in KiB."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def raise_nofile(want):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return max(soft, target)
+
+
+def open_idle_batch(server, path, n):
+    """n connections to server, each with one GET answered; the sockets."""
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.settimeout(10)
+            # close() sends RST: no TIME_WAIT pile-up over several rounds
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.connect(("127.0.0.1", server.port))
+        for s in socks:
+            s.sendall(req)
+        for s in socks:
+            buf = b""
+            for _ in range(64):
+                buf += s.recv(65536)
+                head, sep, body = buf.partition(b"\r\n\r\n")
+                if sep and len(body) >= FIXED_BODY_LEN:
+                    break
+            if not buf.startswith(b"HTTP/1.1 200"):
+                raise BenchError(f"{server.name}: idle connection answered {buf[:60]!r}")
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+FIXED_BODY_LEN = len(FIXED_BODY)
+
+
+def measure_idle(server, scenario):
+    n = scenario.idle
+    if not server.alive():
+        raise BenchError(f"{server.name} died\n{server.logs()}")
+    # warm-up of the same shape, so buffers kept for reuse count in "before"
+    for s in open_idle_batch(server, scenario.path, IDLE_BATCH):
+        s.close()
+    time.sleep(0.5)
+    pids = server.pids()
+    before = rss_kib(pids)
+    socks = []
+    t0 = time.monotonic()
+    try:
+        while len(socks) < n:
+            socks += open_idle_batch(server, scenario.path, min(IDLE_BATCH, n - len(socks)))
+        open_s = time.monotonic() - t0
+        time.sleep(0.5)
+        after = rss_kib(server.pids())
+        t1 = time.monotonic()
+        c = open_idle_batch(server, scenario.path, 1)
+        new_ms = (time.monotonic() - t1) * 1000
+        c[0].close()
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.3)
+    if not server.alive():
+        raise BenchError(f"{server.name} died holding idle connections\n{server.logs()}")
+    return {"connections": n, "rss_before_kib": before, "rss_after_kib": after,
+            "kib_per_conn": (after - before) / n, "open_s": round(open_s, 2),
+            "new_client_ms": round(new_ms, 2)}
+
+
+def format_idle_round(r):
+    return (f"round {r['round']} {r['server']:<5}  RSS {r['rss_before_kib']} -> "
+            f"{r['rss_after_kib']} KiB  {r['kib_per_conn']:.2f} KiB/conn  "
+            f"opened in {r['open_s']:.1f}s  new client {r['new_client_ms']:.1f}ms")
+
+
+def summarise_idle(scenario, rounds):
+    medians = {}
+    for name in ("weir", "nginx"):
+        if any(r["server"] == name for r in rounds):
+            medians[name] = {k: med(rounds, name, k)
+                             for k in ("kib_per_conn", "new_client_ms")}
+    ratio = {}
+    if "weir" in medians and "nginx" in medians and medians["weir"]["kib_per_conn"]:
+        ratio["memory"] = medians["nginx"]["kib_per_conn"] / medians["weir"]["kib_per_conn"]
+    return {"name": scenario.name, "kind": "idle", "path": scenario.path, "note": scenario.note,
+            "connections": scenario.idle, "rounds": rounds, "median": medians, "ratio": ratio}
 
 
 def med(rounds, server, key):
@@ -730,6 +886,15 @@ def format_round(r):
 
 
 def print_table(res):
+    if res.get("kind") == "idle":
+        print(f"\n{res['name']}  {res['connections']} idle keep-alive connections")
+        for name, d in res["median"].items():
+            print(f"median {name:<6} {d['kib_per_conn']:.2f} KiB per idle connection, "
+                  f"new client answered in {d['new_client_ms']:.1f} ms")
+        if res["ratio"]:
+            print(f"weir/nginx: memory (nginx KiB / weir KiB) "
+                  f"{fmt_num(res['ratio']['memory'], '.2f')}x  (> 1 is better for weir)")
+        return
     print(f"\n{res['name']}  GET {res['path']}  c={res['connections']} t={res['threads']} "
           f"d={res['duration_s']}s")
     head = (f"{'round':<7}{'server':<7}{'req/s':>10}{'p50':>10}{'p99':>10}{'MiB/s':>9}"
@@ -760,6 +925,13 @@ def print_table(res):
 
 
 def summary_line(res):
+    if res.get("kind") == "idle":
+        parts = [f"{name} {d['kib_per_conn']:.2f} KiB/idle conn"
+                 for name, d in res["median"].items()]
+        line = f"{res['name']}: " + " | ".join(parts)
+        if res["ratio"]:
+            line += f" | ratio {fmt_num(res['ratio']['memory'], '.2f')}x memory"
+        return line
     parts = []
     for name, d in res["median"].items():
         backend = (f" (backend {d['backend_us_per_req']:.1f} µs/req)"
@@ -858,6 +1030,15 @@ def main(argv=None):
     }
     print(f"weir bench: {meta['cpus']} CPUs shared by wrk and the servers; "
           f"wrk: {meta['wrk']}; nginx: {meta['nginx']}; weir: {meta['weir']}")
+
+    if any(sc.idle for sc in scenarios):
+        # the servers inherit it: weir raises its own to the hard limit,
+        # nginx workers keep it
+        need = max(sc.idle for sc in scenarios) + 1024
+        if raise_nofile(need) < need:
+            print(f"RLIMIT_NOFILE hard limit too low for {need} descriptors; "
+                  f"skipping idle scenarios", file=sys.stderr)
+            scenarios = [sc for sc in scenarios if not sc.idle]
 
     bench = Bench(a)
     results = []

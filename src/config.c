@@ -1200,6 +1200,58 @@ static const char *parse_proxy(struct loader *ld, const struct key_def *k, void 
     return set_string(ld, &r->proxy, value) < 0 ? OOM_MSG : NULL;
 }
 
+/* Largest rate and burst accepted: beyond them a limit means nothing. */
+#define RATE_MAX 1000000u
+
+/* "N" of "Nr/s" / "Nr/m" as a number and the period in microseconds. */
+static const char *parse_rate_word(struct loader *ld, struct wr_str w, uint64_t *n,
+                                   uint64_t *period_us)
+{
+    char buf[32];
+    if (w.len < 4 || !word_copy(w, buf, sizeof(buf), true))
+        return fail(ld, "\"%.*s\" is not a rate (e.g. 100r/s, 30r/m)", (int)w.len, w.ptr);
+    const char *unit = buf + w.len - 3;
+    if (strcmp(unit, "r/s") != 0 && strcmp(unit, "r/m") != 0)
+        return fail(ld, "\"%.*s\" is not a rate (e.g. 100r/s, 30r/m)", (int)w.len, w.ptr);
+    *period_us = unit[2] == 's' ? 1000000u : 60000000u;
+    buf[w.len - 3] = '\0';
+    if (parse_number(buf, n) < 0)
+        return fail(ld, "\"%.*s\" is not a rate (e.g. 100r/s, 30r/m)", (int)w.len, w.ptr);
+    if (*n < 1 || *n > RATE_MAX)
+        return fail(ld, "rate %s must be between 1 and %u requests", buf, RATE_MAX);
+    return NULL;
+}
+
+/* rate_limit = Nr/s|Nr/m [burst=M]: M defaults to N (one period's worth). */
+static const char *parse_rate_limit(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    const char *rest = value;
+    uint64_t n = 0, period_us = 0;
+    const char *msg = parse_rate_word(ld, next_word(&rest), &n, &period_us);
+    if (msg)
+        return msg;
+    uint64_t burst = n;
+    struct wr_str w = next_word(&rest);
+    if (w.len > 0) {
+        char buf[32];
+        if (w.len <= 6 || strncmp(w.ptr, "burst=", 6) != 0 ||
+            !word_copy((struct wr_str){w.ptr + 6, w.len - 6}, buf, sizeof(buf), false) ||
+            parse_number(buf, &burst) < 0)
+            return fail(ld, "\"%.*s\" should be burst=N", (int)w.len, w.ptr);
+        if (burst < 1 || burst > RATE_MAX)
+            return fail(ld, "burst %s must be between 1 and %u", buf, RATE_MAX);
+        if (next_word(&rest).len > 0)
+            return fail(ld, "\"%s\" must be RATE [burst=N], e.g. 100r/s burst=200", value);
+    }
+    /* The refill step is whole microseconds: at most 1e6 r/s, so >= 1. */
+    r->rate_limit.interval_us = period_us / n;
+    r->rate_limit.burst = burst;
+    return NULL;
+}
+
 /* "NNN" then the end or one blank; *rest is what follows. Returns 0 or -1. */
 static int parse_status(const char *value, int *status, const char **rest)
 {
@@ -1454,6 +1506,12 @@ static const struct key_def limits_keys[] = {
     /* shutdown_timeout: 30s of graceful drain; 0 = close at once */
     {.name = "shutdown_timeout", .parse = parse_duration, FIELD(LIM, shutdown_timeout_ms),
      .dflt = "30s", .min = 0, .max = NO_MAX},
+    /* max_connections_per_ip: 0 = off (counted across workers; IPv6 per /64) */
+    {.name = "max_connections_per_ip", .parse = parse_count,
+     FIELD(LIM, max_connections_per_ip), .dflt = "0", .min = 0, .max = NO_MAX},
+    /* max_headers: 100 fields; the parser keeps at most WR_HTTP_MAX_HEADERS */
+    {.name = "max_headers", .parse = parse_count, FIELD(LIM, max_headers), .dflt = "100",
+     .min = 1, .max = WR_HTTP_MAX_HEADERS},
 };
 
 /* A [tls NAME] takes protocols, ciphers, session_tickets, handshake_timeout
@@ -1569,6 +1627,8 @@ static const struct key_def route_keys[] = {
      .dflt = "1h", .min = 1, .max = NO_MAX, .flags = KEY_PROXY},
     /* add_header: any action, repeatable */
     {.name = "add_header", .parse = parse_add_header, .flags = KEY_REPEATABLE},
+    /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
+    {.name = "rate_limit", .parse = parse_rate_limit},
 };
 
 static const struct key_def admin_keys[] = {

@@ -17,9 +17,10 @@
  *  - Request views point into io->rbuf. Bytes of a request head never move
  *    while its request is being answered (its body is read behind it); the
  *    buffer is compacted only between requests.
- *  - An idle keep-alive connection owns its socket, its struct and two
- *    events, nothing else: io (buffers) goes back to the worker when the
- *    connection has no input and no output pending.
+ *  - An idle keep-alive connection owns its socket, its struct (about 300
+ *    bytes) and its read event, nothing else: io (buffers, and the write
+ *    event, which only pending output needs) goes back to the worker when
+ *    the connection has no input and no output pending.
  *  - Timeouts are deadlines checked by wr_conns_tick, not timer events, so
  *    arming one costs a store.
  *  - Response bodies on routes other than proxy are read and discarded
@@ -44,6 +45,7 @@
 #include <unistd.h>
 
 #include "weir/http_parser.h"
+#include "weir/limits.h"
 #include "weir/path.h"
 #include "weir/pool.h"
 #include "weir/proxy.h"
@@ -86,6 +88,10 @@ struct out_seg {
 };
 
 struct wr_conn_io {
+    /* Writable events matter only while output is pending, and output lives
+     * here: keeping the event here, not in struct wr_conn, takes 128 bytes
+     * off every idle keep-alive connection. */
+    struct event ev_write;
     struct wr_conn_io *next_free;
     size_t rcap;
     char *rbuf;            /* rcap bytes, right after this struct */
@@ -114,7 +120,7 @@ struct wr_conn_io {
 };
 
 struct wr_conn {
-    struct event ev_read, ev_write;
+    struct event ev_read;    /* ev_write is in io: output needs io */
     struct wr_conns *home;   /* borrowed */
     struct wr_config *cfg;   /* ref held: the snapshot this connection started under */
     struct wr_conn *prev, *next; /* home->live list; next also links the free list */
@@ -124,10 +130,12 @@ struct wr_conn {
     uint64_t phase_ms;       /* when the current head, body read or idle wait began */
     uint64_t last_io_ms;     /* last read progress (body) or write progress (send) */
     uint64_t n_requests;
-    size_t linger_bytes;
+    uint64_t peer_key;       /* wr_limits_peer_key; 0 for unix clients (exempt) */
+    uint32_t ip_slot;        /* max_connections_per_ip slot held, or WR_LIMITS_NO_SLOT */
+    uint32_t linger_bytes;   /* at most LINGER_MAX_BYTES + one read */
     int fd;
     enum conn_state state;
-    bool is_write_armed;     /* ev_write added; cleared when output drains */
+    bool is_write_armed;     /* io->ev_write added; cleared when output drains */
     bool is_read_paused;     /* ev_read removed while output is blocked */
     bool is_peer_eof;        /* read returned 0: answer what we have, then close */
     bool is_backlogged;      /* buffered requests wait: the per-event cap or output
@@ -164,7 +172,7 @@ static uint64_t now_ms(void)
 
 /* ---- buffers ----------------------------------------------------------- */
 
-static struct wr_conn_io *acquire_io(struct wr_conns *cs, size_t rcap)
+static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, size_t rcap)
 {
     struct wr_conn_io *io = cs->free_io;
     if (io && io->rcap == rcap) {
@@ -180,6 +188,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, size_t rcap)
     io->rstart = io->rlen = io->pin = io->scanned = 0;
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
+    event_assign(&io->ev_write, cs->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
 
@@ -209,6 +218,10 @@ static void release_io(struct wr_conns *cs, struct wr_conn *c)
     c->io = NULL;
     if (!io)
         return;
+    /* Also when not armed: an activation (proxy callbacks use them) must
+     * not outlive the buffers it belongs to. */
+    event_del(&io->ev_write);
+    c->is_write_armed = false;
     drop_segs(io, io->seg_first);
     if (cs->n_free_io < MAX_FREE_IO && io->rcap == cs->cfg->limits.max_header_bytes + RBUF_SLACK) {
         io->next_free = cs->free_io;
@@ -225,15 +238,14 @@ static void conn_close(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
     event_del(&c->ev_read);
-    event_del(&c->ev_write);
     if (c->proxy) {
         /* Before the socket closes: a tunnel has events on it. */
         wr_proxy_free(c->proxy);
         c->proxy = NULL;
     }
+    release_io(cs, c); /* deletes the write event while the fd is still open */
     close(c->fd);
     c->fd = -1;
-    release_io(cs, c);
     wr_config_unref(c->cfg);
     c->cfg = NULL;
     if (c->prev)
@@ -244,6 +256,7 @@ static void conn_close(struct wr_conn *c)
         c->next->prev = c->prev;
     cs->n_live--;
     atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
+    wr_limits_conn_release(cs->limits, c->ip_slot);
     if (cs->n_free_conns < MAX_FREE_CONNS) {
         c->next = cs->free_conns;
         cs->free_conns = c;
@@ -264,9 +277,46 @@ static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
     }
 }
 
+/* Logs a refusal an attacker can repeat at will: at most once a second. */
+static void log_refusal(struct wr_conns *cs, uint64_t conn_id, const char *what,
+                        const char *peer)
+{
+    uint64_t n_suppressed;
+    if (!wr_log_is_enabled(WR_LOG_INFO) || !wr_limits_log_due(cs->limits, now_ms(), &n_suppressed))
+        return;
+    wr_log(WR_LOG_INFO, cs->worker_id, conn_id, "%s: %s (%llu similar refusals not logged)",
+           peer, what, (unsigned long long)n_suppressed);
+}
+
+/*
+ * max_connections_per_ip, checked before anything is allocated: over it,
+ * the connection is closed unread (nothing to answer yet, and an answer
+ * would cost the buffers the limit exists to protect). Returns false then.
+ */
+static bool admit_peer(struct wr_conns *cs, int fd, const struct sockaddr *peer,
+                       uint64_t *key, uint32_t *slot)
+{
+    *slot = WR_LIMITS_NO_SLOT;
+    *key = wr_limits_peer_key(cs->limits, peer);
+    uint64_t max = cs->cfg->limits.max_connections_per_ip;
+    if (*key == 0 || max == 0 || wr_limits_conn_acquire(cs->limits, *key, max, slot))
+        return true;
+    cs->n_refused_per_ip++;
+    char text[48];
+    format_peer(text, sizeof(text), peer);
+    log_refusal(cs, 0, "over max_connections_per_ip; closed", text);
+    close(fd);
+    atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
+    return false;
+}
+
 void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
     (void)peer_len;
+    uint64_t peer_key;
+    uint32_t ip_slot;
+    if (!admit_peer(cs, fd, peer, &peer_key, &ip_slot))
+        return;
     struct wr_conn *c = cs->free_conns;
     if (c) {
         cs->free_conns = c->next;
@@ -274,10 +324,12 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     } else if (!(c = malloc(sizeof(*c)))) {
         close(fd);
         atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
+        wr_limits_conn_release(cs->limits, ip_slot);
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "out of memory accepting a connection");
         return;
     }
-    *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD};
+    *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
+                          .ip_slot = ip_slot};
     c->cfg = wr_config_ref(cs->cfg);
     c->id = cs->next_conn_id;
     cs->next_conn_id += 1024;
@@ -287,7 +339,6 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     event_assign(&c->ev_read, cs->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
-    event_assign(&c->ev_write, cs->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     c->next = cs->live;
     if (cs->live)
         cs->live->prev = c;
@@ -424,9 +475,9 @@ static int flush_output(struct wr_conn *c)
     bool is_blocked = io->seg_first < io->n_ready;
     if (is_blocked != c->is_write_armed) {
         if (is_blocked)
-            event_add(&c->ev_write, NULL);
+            event_add(&io->ev_write, NULL);
         else
-            event_del(&c->ev_write);
+            event_del(&io->ev_write);
         c->is_write_armed = is_blocked;
     }
     return 0;
@@ -463,7 +514,7 @@ static void linger_read(struct wr_conn *c)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n > 0)
-        c->linger_bytes += (size_t)n;
+        c->linger_bytes += (uint32_t)n; /* n <= scratch_cap, far below 4 GiB */
     if (n <= 0 || c->linger_bytes > LINGER_MAX_BYTES)
         conn_close(c);
 }
@@ -657,6 +708,25 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
+/* A route's rate_limit for this client: 0, or 429 with the seconds to wait. */
+static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t *retry_after_s)
+{
+    if (c->peer_key == 0)
+        return 0; /* unix clients: no address to tell clients apart */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    *retry_after_s = wr_limits_rate_check(c->home->limits, c->peer_key, route->name,
+                                          &route->rate_limit, now_us);
+    if (*retry_after_s == 0)
+        return 0;
+    c->home->n_rate_limited++;
+    char what[160];
+    snprintf(what, sizeof(what), "over rate_limit of route %.64s; 429", route->name);
+    log_refusal(c->home, c->id, what, c->peer);
+    return 429;
+}
+
 static const struct wr_proxy_ops proxy_ops;
 
 /* Starts a proxied exchange for a request routed to a proxy route. Returns
@@ -716,6 +786,9 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
     wr_action_fn action = NULL;
     if (status == 0 && (size_t)m->route->action < sizeof(actions) / sizeof(actions[0]))
         action = actions[m->route->action];
+    uint64_t retry_after_s = 0;
+    if (status == 0 && m->route->rate_limit.interval_us != 0)
+        status = check_rate(c, m->route, &retry_after_s);
     if (status == 0) {
         struct wr_exchange ex = {
             .req = req, .route = m->route, .match = m, .path = path, .vars = &vars,
@@ -734,6 +807,8 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
     }
     if (status != 0)
         build_error(c, r, status, status == 405 ? m->allow : NULL);
+    if (status == 429)
+        wr_resp_header_u64(r, "Retry-After", retry_after_s);
     commit_response(c, r, m->route, &vars, is_keep_alive);
     return false;
 }
@@ -795,7 +870,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
 static void defer_close(struct wr_conn *c)
 {
     c->is_doomed = true;
-    event_active(&c->ev_write, EV_WRITE, 0);
+    event_active(&c->ev_read, EV_READ, 0);
 }
 
 /* The body broke the rules (bad chunk, over max_body_size): status, then
@@ -892,7 +967,7 @@ static bool write_queued(struct wr_conn *c)
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 defer_close(c);
             else if (!c->is_write_armed) {
-                event_add(&c->ev_write, NULL);
+                event_add(&io->ev_write, NULL);
                 c->is_write_armed = true;
             }
             return false;
@@ -930,7 +1005,7 @@ static void proxy_done(void *arg, int end)
     struct wr_conn *c = arg;
     c->is_proxy_done = true;
     c->proxy_end = end;
-    event_active(&c->ev_write, EV_WRITE, 0);
+    event_active(&c->ev_read, EV_READ, 0); /* on_client_read hands it on */
 }
 
 static const struct wr_proxy_ops proxy_ops = {
@@ -947,7 +1022,7 @@ static void start_tunnel(struct wr_conn *c)
     io->log_bytes = 0;
     log_request(c);
     event_del(&c->ev_read);
-    event_del(&c->ev_write);
+    event_del(&io->ev_write);
     c->is_write_armed = false;
     c->is_read_paused = true;
     c->state = ST_TUNNEL;
@@ -1002,6 +1077,30 @@ static int end_proxy(struct wr_conn *c)
     if (!is_keep_alive)
         c->state = ST_CLOSING;
     return 0;
+}
+
+/*
+ * Drives a proxied exchange after our output drained or the proxy ended it.
+ * Returns -1 if c was closed, 1 while the exchange goes on (c is settled),
+ * 0 when it ended and the connection carries on with buffered input.
+ */
+static int proxy_progress(struct wr_conn *c)
+{
+    if (c->io && flush_output(c) < 0)
+        return -1;
+    if (!has_output_pending(c) && !c->is_proxy_done)
+        wr_proxy_drained(c->proxy); /* may emit more, or end the exchange */
+    if (c->is_doomed) {
+        conn_close(c);
+        return -1;
+    }
+    if (!c->is_proxy_done || has_output_pending(c)) {
+        settle(c);
+        return 1;
+    }
+    if (end_proxy(c) < 0)
+        return -1;
+    return c->state == ST_TUNNEL ? 1 : 0;
 }
 
 /* Client socket readable during a proxied exchange. */
@@ -1112,7 +1211,8 @@ static void answer(struct wr_conn *c, size_t head_len)
 static bool parse_and_answer(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    struct wr_http_limits limits = {.max_head_bytes = c->cfg->limits.max_header_bytes};
+    struct wr_http_limits limits = {.max_head_bytes = c->cfg->limits.max_header_bytes,
+                                    .max_headers = c->cfg->limits.max_headers};
     ssize_t n = wr_http_parse_request(io->rbuf + io->rstart, io->rlen - io->rstart,
                                       io->scanned, &limits, &io->req);
     if (n == WR_AGAIN) {
@@ -1182,11 +1282,15 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         linger_read(c);
         return;
     }
+    if (c->proxy && c->is_proxy_done) {
+        on_client_write(fd, EV_WRITE, c); /* done() asked us to finish it */
+        return;
+    }
     if (c->state == ST_PROXY) {
         proxy_read(c);
         return;
     }
-    if (!c->io && !(c->io = acquire_io(cs, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
+    if (!c->io && !(c->io = acquire_io(cs, c, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
         wr_log(WR_LOG_ERROR, cs->worker_id, c->id, "out of memory for a request buffer");
         conn_close(c);
         return;
@@ -1232,21 +1336,8 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->proxy) {
-        if (c->io && flush_output(c) < 0)
-            return;
-        if (!has_output_pending(c) && !c->is_proxy_done)
-            wr_proxy_drained(c->proxy); /* may emit more, or end the exchange */
-        if (c->is_doomed) {
-            conn_close(c);
-            return;
-        }
-        if (!c->is_proxy_done || has_output_pending(c)) {
-            settle(c);
-            return;
-        }
-        if (end_proxy(c) < 0 || c->state == ST_TUNNEL)
-            return;
-    } else if (!c->io) {
+        if (proxy_progress(c) != 0)
+            return;    } else if (!c->io) {
         return; /* a stale activation: nothing to write */
     } else if (flush_output(c) < 0) {
         return;
@@ -1261,10 +1352,10 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 
 int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
                   struct wr_config *cfg, int access_log_fd,
-                  atomic_uint_fast64_t *n_process_conns)
+                  atomic_uint_fast64_t *n_process_conns, struct wr_limits *limits)
 {
     *cs = (struct wr_conns){.worker_id = worker_id, .base = base,
-                            .n_process_conns = n_process_conns};
+                            .n_process_conns = n_process_conns, .limits = limits};
     cs->next_conn_id = (uint64_t)worker_id + 1024;
     cs->scratch_cap = cfg->limits.max_header_bytes + RBUF_SLACK;
     if (cs->scratch_cap < LINGER_MAX_BYTES)

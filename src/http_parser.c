@@ -77,6 +77,7 @@ struct head_state {
     bool has_keep_alive;    /* Connection: keep-alive */
     bool has_conn_upgrade;  /* Connection: upgrade */
     bool has_upgrade_field; /* an Upgrade field */
+    size_t max_headers;     /* from the limits: 431 past this many fields */
 };
 
 static const struct {
@@ -541,8 +542,8 @@ static int scan_field_line(const char **pp, const char *end, struct wr_http_head
 static int parse_field_line(const char **pp, const char *end, struct wr_http_request *req,
                             struct head_state *st)
 {
-    /* RFC 6585 §5: more fields than we keep. */
-    if (req->n_headers == WR_HTTP_MAX_HEADERS)
+    /* RFC 6585 §5: more fields than allowed (never more than we keep). */
+    if (req->n_headers == st->max_headers)
         return 431;
     struct wr_http_header *const h = &req->headers[req->n_headers];
     const int status = scan_field_line(pp, end, h);
@@ -624,9 +625,12 @@ static void reset_request(struct wr_http_request *req)
 }
 
 /* Parses the complete head p[0..end), which ends with CRLF CRLF. */
-static int parse_head(const char *p, const char *end, struct wr_http_request *req)
+static int parse_head(const char *p, const char *end, const struct wr_http_limits *limits,
+                      struct wr_http_request *req)
 {
-    struct head_state st = {0};
+    struct head_state st = {.max_headers = limits->max_headers};
+    if (st.max_headers == 0 || st.max_headers > WR_HTTP_MAX_HEADERS)
+        st.max_headers = WR_HTTP_MAX_HEADERS;
     reset_request(req);
     int status = parse_request_line(&p, end, req);
     if (status == 0)
@@ -720,7 +724,7 @@ ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
             return WR_AGAIN;
         return fail(req, limit_status(buf + start, stop - start));
     }
-    const int status = parse_head(buf + start, buf + end, req);
+    const int status = parse_head(buf + start, buf + end, limits, req);
     return status == 0 ? end : fail(req, status);
 }
 

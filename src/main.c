@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "weir/config.h"
+#include "weir/limits.h"
 #include "weir/listener.h"
 #include "weir/log.h"
 #include "weir/upstream.h"
@@ -272,6 +273,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * are always delivered to main's thread. */
 static int start_workers(struct app *app, int access_log_fd)
 {
+    app->shared.limits = wr_limits_new();
+    if (!app->shared.limits) {
+        wr_log(WR_LOG_ERROR, -1, 0, "out of memory for the per-address limit tables");
+        return -1;
+    }
     app->n_workers = app->cfg->server.n_workers;
     app->workers = calloc(app->n_workers, sizeof(*app->workers));
     if (!app->workers)
@@ -320,6 +326,8 @@ static void app_fini(struct app *app)
         wr_worker_fini(&app->workers[i]);
     free(app->workers);
     wr_health_checker_free(app->checker);
+    wr_limits_free(app->shared.limits); /* after the workers that used it */
+    app->shared.limits = NULL;
     wr_listener_set_close(&app->listeners);
     for (int i = 0; i < 4; i++) {
         if (app->signals[i])

@@ -173,7 +173,8 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
     event_config_free(ec);
     if (!w->base)
         goto fail;
-    if (wr_conns_init(&w->conns, id, w->base, cfg, access_log_fd, &shared->n_conns) < 0)
+    if (wr_conns_init(&w->conns, id, w->base, cfg, access_log_fd, &shared->n_conns,
+                      shared->limits) < 0)
         goto fail_base;
     if (pipe2(w->ctl_fds, O_NONBLOCK | O_CLOEXEC) < 0)
         goto fail_conns;

@@ -56,6 +56,14 @@ struct wr_limits_cfg {
     uint64_t max_body_bytes; /* 0 = unlimited */
     uint64_t max_requests_per_connection; /* 0 = unlimited */
     uint64_t shutdown_timeout_ms;
+    uint64_t max_connections_per_ip; /* 0 = off; unix-socket clients exempt */
+    uint64_t max_headers;            /* 1..WR_HTTP_MAX_HEADERS; 431 beyond */
+};
+
+/* A route's rate_limit: a token bucket per client address ("100r/s burst=200"). */
+struct wr_rate_limit {
+    uint64_t interval_us; /* one request's worth of refill; 0 = no limit */
+    uint64_t burst;       /* bucket size: requests accepted at once */
 };
 
 struct wr_header_cfg {
@@ -172,6 +180,8 @@ struct wr_route {
 
     struct wr_header_cfg *add_headers; /* owned */
     size_t n_add_headers;
+
+    struct wr_rate_limit rate_limit; /* any action; interval_us 0 = unlimited */
 };
 
 struct wr_admin_cfg {

@@ -25,6 +25,7 @@ struct event_base;
 struct wr_conn;
 struct wr_conn_io;
 struct wr_static_cache;
+struct wr_limits;
 
 /* Open files a worker's static cache keeps (static_cache.h). */
 #define WR_CONNS_STATIC_CACHE_ENTRIES 1024
@@ -34,6 +35,8 @@ struct wr_conns {
     struct event_base *base;      /* borrowed: the worker's */
     struct wr_config *cfg;        /* ref held: snapshot new connections start under */
     atomic_uint_fast64_t *n_process_conns; /* borrowed: shared, whole process */
+    struct wr_limits *limits;     /* borrowed: shared, whole process (per-address
+                                     connection counts, request rates) */
 
     struct wr_resp_clock clock;
     struct wr_access_log access_log;
@@ -59,16 +62,19 @@ struct wr_conns {
 
     uint64_t n_requests;          /* counters, read by metrics later */
     uint64_t n_accepted;
+    uint64_t n_refused_per_ip;    /* closed at accept: max_connections_per_ip */
+    uint64_t n_rate_limited;      /* answered 429: a route's rate_limit */
 };
 
 /*
  * Prepares cs for worker_id on base, taking a reference on cfg.
- * access_log_fd < 0 turns the access log off. Returns 0, or -1 on
+ * access_log_fd < 0 turns the access log off. n_process_conns and limits
+ * are shared by every worker and outlive cs. Returns 0, or -1 on
  * allocation failure (cs then holds nothing).
  */
 int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
                   struct wr_config *cfg, int access_log_fd,
-                  atomic_uint_fast64_t *n_process_conns);
+                  atomic_uint_fast64_t *n_process_conns, struct wr_limits *limits);
 
 /*
  * Switches cs to cfg, taking over one reference: connections accepted from
@@ -83,6 +89,7 @@ void wr_conns_fini(struct wr_conns *cs);
  * Takes ownership of an accepted, non-blocking socket fd and starts serving
  * it. The process-wide count must already include it (the caller counted it
  * against max_connections); it is decremented when the connection closes.
+ * A client over max_connections_per_ip is closed at once instead.
  */
 void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len);
 

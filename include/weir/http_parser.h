@@ -76,6 +76,8 @@ struct wr_http_request {
 
 struct wr_http_limits {
     size_t max_head_bytes; /* request line + fields + final CRLF; 414/431 beyond */
+    size_t max_headers;    /* field lines; 431 beyond. 0 (or more than
+                              WR_HTTP_MAX_HEADERS) means WR_HTTP_MAX_HEADERS */
 };
 
 /*
@@ -93,7 +95,7 @@ struct wr_http_limits {
  *        in a field, missing/duplicate Host on HTTP/1.1, Content-Length with
  *        Transfer-Encoding, differing or invalid Content-Length, bad method
  *   414  request line longer than the limit
- *   431  head longer than the limit, or more than WR_HTTP_MAX_HEADERS fields
+ *   431  head longer than the limit, or more fields than limits->max_headers
  *   501  a transfer-coding other than a single final "chunked"
  *   505  a version other than HTTP/1.0 or HTTP/1.1
  * Leading empty lines before the request line (RFC 9112 §2.2) are skipped and

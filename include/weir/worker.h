@@ -20,6 +20,7 @@
 struct wr_worker_shared {
     atomic_uint_fast64_t n_conns; /* open client connections, whole process */
     atomic_uint_fast64_t max_connections; /* written by main (start, reload) */
+    struct wr_limits *limits; /* owned by main: per-address counts and rates */
 };
 
 struct wr_worker_accept; /* one per listening socket of the worker */

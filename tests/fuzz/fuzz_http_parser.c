@@ -128,7 +128,9 @@ static void parse_copy(const uint8_t *data, size_t len, size_t prev_len, size_t 
     check(buf != NULL);
     if (len > 0)
         memcpy(buf, data, len);
-    const struct wr_http_limits limits = {.max_head_bytes = max};
+    /* the field-count limit varies with the size limit: 1..WR_HTTP_MAX_HEADERS */
+    const struct wr_http_limits limits = {.max_head_bytes = max,
+                                          .max_headers = 1 + max % WR_HTTP_MAX_HEADERS};
     o->base = buf;
     o->result = wr_http_parse_request(buf, len, prev_len, &limits, &o->req);
     check_invariants(o, len);

@@ -78,6 +78,21 @@ class StaticRangesTest(weirtest.WeirCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(len(r.body), SIZE)
 
+    def test_thousands_of_tiny_ranges(self):
+        # The pathological Range of RFC 9110 §14.2 (thousands of overlapping
+        # one-byte ranges): the parser stops at WR_HTTP_COND_MAX_RANGES (16)
+        # and the whole file goes out with 200, at once, nothing buffered.
+        value = "bytes=" + ",".join("0-0" for _ in range(3500))
+        self.assertGreater(len(value), 12000)
+        r = self.rng(value)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, DATA)
+        self.assertIsNone(r.header("Content-Range"))
+        # sixteen is still "several ranges", the seventeenth "too many": both 200
+        for n in (16, 17):
+            r = self.rng("bytes=" + ",".join("%d-%d" % (i * 10, i * 10 + 1) for i in range(n)))
+            self.assertEqual((r.status, len(r.body)), (200, SIZE), n)
+
     def test_invalid_ignored(self):
         for value in ("bytes=9-5", "bytes=abc", "items=0-1", "bytes 0-1", "bytes="):
             r = self.rng(value)

@@ -811,3 +811,32 @@ def write_random_file(path, size):
             n = min(left, 1 << 20)
             f.write(os.urandom(n))
             left -= n
+
+
+# --------------------------------------------------------------------------
+# Process resources (limits, idle connections, soak)
+
+def rss_kib(pid):
+    """VmRSS of pid in KiB, from /proc/PID/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def fd_count(pid):
+    """Open file descriptors of pid (/proc/PID/fd entries)."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def raise_nofile(want):
+    """Raises this process's soft RLIMIT_NOFILE towards want (up to the hard
+    limit). Returns the soft limit now in force."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft

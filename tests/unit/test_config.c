@@ -451,6 +451,8 @@ static void test_defaults(void **state)
     assert_int_equal(l->max_body_bytes, 10 * 1024 * 1024);
     assert_int_equal(l->max_requests_per_connection, 1000);
     assert_int_equal(l->shutdown_timeout_ms, 30000);
+    assert_int_equal(l->max_connections_per_ip, 0);
+    assert_int_equal(l->max_headers, 100);
     assert_int_equal(cfg->n_tls, 0);
     assert_false(cfg->has_default_tls);
     assert_int_equal(cfg->n_upstreams, 0);
@@ -504,6 +506,32 @@ static void test_values_edge_cases(void **state)
     wr_config_unref(cfg);
 }
 
+/* The abuse limits: [limits] max_connections_per_ip, max_headers, and a
+ * route's rate_limit (r/s, r/m, burst defaulting to the rate's count). */
+static void test_abuse_limits(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080\n"
+                                     "[limits]\nmax_connections_per_ip = 64\nmax_headers = 20\n"
+                                     "[route a]\nmatch = exact:/a\nreturn = 200\n"
+                                     "rate_limit = 100r/s burst=200\n"
+                                     "[route b]\nmatch = exact:/b\nredirect = 301 /\n"
+                                     "rate_limit = 30R/m\n"
+                                     "[route c]\nmatch = exact:/c\nreturn = 200\n"
+                                     "[route d]\nmatch = exact:/d\nreturn = 200\n"
+                                     "rate_limit = 1000000r/s   burst=1\n");
+    assert_int_equal(cfg->limits.max_connections_per_ip, 64);
+    assert_int_equal(cfg->limits.max_headers, 20);
+    assert_int_equal(cfg->routes[0].rate_limit.interval_us, 10000);
+    assert_int_equal(cfg->routes[0].rate_limit.burst, 200);
+    assert_int_equal(cfg->routes[1].rate_limit.interval_us, 2000000);
+    assert_int_equal(cfg->routes[1].rate_limit.burst, 30);
+    assert_int_equal(cfg->routes[2].rate_limit.interval_us, 0);
+    assert_int_equal(cfg->routes[3].rate_limit.interval_us, 1);
+    assert_int_equal(cfg->routes[3].rate_limit.burst, 1);
+    wr_config_unref(cfg);
+}
+
 static void test_ref_unref(void **state)
 {
     (void)state;
@@ -537,6 +565,37 @@ static const struct bad_case bad_cases[] = {
      {"t.ini:4: [limits] max_body_size: \"10mb\" is not a size (e.g. 512, 16k, 10m, 1g)"}},
     {"size out of range", SERVER "[limits]\nmax_header_size = 512\n",
      {"t.ini:4: [limits] max_header_size: \"512\" is out of range: must be between 1k and 1m"}},
+    {"max_headers above the parser's", SERVER "[limits]\nmax_headers = 101\n",
+     {"t.ini:4: [limits] max_headers: \"101\" is out of range: must be between 1 and 100"}},
+    {"max_headers zero", SERVER "[limits]\nmax_headers = 0\n",
+     {"t.ini:4: [limits] max_headers: \"0\" is out of range: must be between 1 and 100"}},
+    {"bad max_connections_per_ip", SERVER "[limits]\nmax_connections_per_ip = -1\n",
+     {"t.ini:4: [limits] max_connections_per_ip: \"-1\" is not a number"}},
+    {"rate_limit without unit", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 100\n",
+     {"t.ini:6: [route r] rate_limit: \"100\" is not a rate (e.g. 100r/s, 30r/m)"}},
+    {"rate_limit per hour", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 100r/h\n",
+     {"t.ini:6: [route r] rate_limit: \"100r/h\" is not a rate (e.g. 100r/s, 30r/m)"}},
+    {"rate_limit zero", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 0r/s\n",
+     {"t.ini:6: [route r] rate_limit: rate 0 must be between 1 and 1000000 requests"}},
+    {"rate_limit too fast", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 1000001r/s\n",
+     {"t.ini:6: [route r] rate_limit: rate 1000001 must be between 1 and 1000000 requests"}},
+    {"rate_limit bad burst", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 10r/s burst=x\n",
+     {"t.ini:6: [route r] rate_limit: \"burst=x\" should be burst=N"}},
+    {"rate_limit burst zero", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 10r/s burst=0\n",
+     {"t.ini:6: [route r] rate_limit: burst 0 must be between 1 and 1000000"}},
+    {"rate_limit trailing word", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 10r/s burst=5 nodelay\n",
+     {"t.ini:6: [route r] rate_limit: \"10r/s burst=5 nodelay\" must be RATE [burst=N], e.g. "
+      "100r/s burst=200"}},
+    {"rate_limit twice", SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+     "rate_limit = 10r/s\nrate_limit = 20r/s\n",
+     {"t.ini:7: [route r] rate_limit: given twice, first at line 6"}},
     {"bad bool", SERVER "[upstream a]\nserver = 127.0.0.1:1\ntls = maybe\n",
      {"t.ini:5: [upstream a] tls: \"maybe\" is not on or off (also yes/no, true/false)"}},
     {"bad number", SERVER "max_connections = 0\nworkers = lots\n",
@@ -1016,6 +1075,7 @@ int main(void)
         cmocka_unit_test(test_full_file),     cmocka_unit_test(test_full_file_regex_runs),
         cmocka_unit_test(test_defaults),      cmocka_unit_test(test_tls_defaults),
         cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
+        cmocka_unit_test(test_abuse_limits),
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
         cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),

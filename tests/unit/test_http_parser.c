@@ -502,6 +502,34 @@ static void test_header_count(void **state)
     free(buf);
 }
 
+/* limits->max_headers lowers the field count (431 past it); 0 means the
+ * compile-time maximum, and a larger value is capped to it. */
+static void test_max_headers_limit(void **state)
+{
+    (void)state;
+    char raw[512];
+    size_t len = 0;
+    append(raw, &len, RL HOST, 1);
+    append(raw, &len, "X: y\r\n", 4); /* 5 fields with Host */
+    append(raw, &len, "\r\n", 1);
+    char *buf = dup_exact(raw, len);
+    struct wr_http_request req;
+    struct wr_http_limits limits = {.max_head_bytes = 1024, .max_headers = 5};
+    assert_int_equal(wr_http_parse_request(buf, len, 0, &limits, &req), (ssize_t)len);
+    assert_int_equal(req.n_headers, 5);
+    limits.max_headers = 4;
+    assert_int_equal(wr_http_parse_request(buf, len, 0, &limits, &req), WR_ERROR);
+    assert_int_equal(req.status, 431);
+    limits.max_headers = 1;
+    assert_int_equal(wr_http_parse_request(buf, len, 0, &limits, &req), WR_ERROR);
+    assert_int_equal(req.status, 431);
+    limits.max_headers = 0;
+    assert_int_equal(wr_http_parse_request(buf, len, 0, &limits, &req), (ssize_t)len);
+    limits.max_headers = 100000;
+    assert_int_equal(wr_http_parse_request(buf, len, 0, &limits, &req), (ssize_t)len);
+    free(buf);
+}
+
 static void test_long_heads(void **state)
 {
     (void)state;
@@ -934,6 +962,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_requests),  cmocka_unit_test(test_invalid_requests),
         cmocka_unit_test(test_header_count),    cmocka_unit_test(test_long_heads),
+        cmocka_unit_test(test_max_headers_limit),
         cmocka_unit_test(test_find_header),     cmocka_unit_test(test_incremental_edges),
         cmocka_unit_test(test_methods),         cmocka_unit_test(test_chunked_valid),
         cmocka_unit_test(test_chunked_invalid), cmocka_unit_test(test_chunked_limits),
