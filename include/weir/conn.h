@@ -18,6 +18,7 @@
 #include "weir/config.h"
 #include "weir/http_resp.h"
 #include "weir/log.h"
+#include "weir/metrics.h"
 #include "weir/router.h"
 
 struct event_base;
@@ -33,6 +34,9 @@ struct wr_conns {
     struct event_base *base;      /* borrowed: the worker's */
     struct wr_config *cfg;        /* ref held: snapshot new connections start under */
     atomic_uint_fast64_t *n_process_conns; /* borrowed: shared, whole process */
+    struct wr_metrics_worker *metrics; /* borrowed: this worker's counters; set by the
+                                          owner right after wr_conns_init, never NULL
+                                          once a connection is taken */
 
     struct wr_resp_clock clock;
     struct wr_access_log access_log;
