@@ -110,6 +110,7 @@ struct wr_conn_io {
 
     char request_id[33];   /* $request_id of the request in flight */
     int log_status;        /* response of the request in flight, for the log */
+    unsigned metrics_route; /* its route's metrics_id (0: no route answered) */
     uint64_t log_bytes;
     size_t held_seg, held_wlen; /* where the held response starts */
 
@@ -255,6 +256,7 @@ static void conn_close(struct wr_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     cs->n_live--;
+    wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
     wr_limits_conn_release(cs->limits, c->ip_slot);
     if (cs->n_free_conns < MAX_FREE_CONNS) {
@@ -345,6 +347,8 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     cs->live = c;
     cs->n_live++;
     cs->n_accepted++;
+    wr_metrics_add(&cs->metrics->conns_accepted, 1);
+    wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     c->phase_ms = now_ms();
     if (event_add(&c->ev_read, NULL) < 0) {
         conn_close(c);
@@ -466,6 +470,7 @@ static int flush_output(struct wr_conn *c)
             return -1;
         }
         c->last_io_ms = now_ms();
+        wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
     }
     if (io->seg_first == io->n_segs) {
@@ -705,6 +710,7 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     else if (!is_bodiless)
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
+    io->metrics_route = route ? route->metrics_id : 0;
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
@@ -818,6 +824,9 @@ static void finish_request(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     log_request(c);
+    /* The same duration as the access log's request_time. */
+    wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
+                             (now_ms() - c->phase_ms) * 1000);
     io->n_ready = io->n_segs;
     io->body_kind = BODY_NONE;
     io->pin = 0;
@@ -1315,6 +1324,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     } else {
         io->rlen += (size_t)n;
         c->last_io_ms = now_ms();
+        wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
         if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
             c->phase_ms = c->last_io_ms; /* header_timeout runs from the first byte */
     }
@@ -1431,6 +1441,7 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_access_log_flush(&cs->access_log);
     uint64_t now = now_ms();
     wr_pool_tick(cs->pool, now);
+    uint64_t n_idle = 0;
     for (struct wr_conn *c = cs->live, *next; c; c = next) {
         next = c->next;
         if (c->proxy && !c->is_proxy_done)
@@ -1439,8 +1450,11 @@ void wr_conns_tick(struct wr_conns *cs)
             if (wr_log_is_enabled(WR_LOG_DEBUG))
                 wr_log(WR_LOG_DEBUG, cs->worker_id, c->id, "timeout in state %d", c->state);
             conn_close(c);
+        } else {
+            n_idle += c->state == ST_HEAD && !c->io; /* holds no buffer: waits for a request */
         }
     }
+    wr_metrics_set(&cs->metrics->conns_idle, n_idle);
 }
 
 void wr_conns_drain(struct wr_conns *cs)

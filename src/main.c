@@ -1,13 +1,16 @@
 /*
  * main: command line, start-up order, signals and shutdown.
  *
- * Start-up: load and check the config -> open logs -> bind listeners ->
- * drop privileges -> start workers -> tell systemd READY=1 -> wait for
- * signals. Shutdown (SIGTERM/SIGINT): DRAIN every worker, wait for them up
- * to shutdown_timeout, then STOP the rest. Main does no request work.
- * Reload (SIGHUP) publishes a new snapshot to the workers; changes that
- * need new sockets or files (listen, workers, logs, user) are refused for
- * now with the reason logged (issue #6).
+ * Start-up: load and check the config -> open logs -> bind listeners and
+ * the admin endpoint (or take them from socket activation) -> drop
+ * privileges -> start workers -> tell systemd READY=1 -> wait for signals,
+ * serve the admin endpoint, and send STATUS= every few seconds.
+ * Shutdown (SIGTERM/SIGINT): DRAIN every worker, wait for them up to
+ * shutdown_timeout, then STOP the rest. Main does no request work.
+ * Reload (SIGHUP) binds what the new file adds (listeners, admin), then
+ * publishes the new snapshot and listener set to the workers; sockets the
+ * file dropped close once every worker let go of them. Changes that need a
+ * restart (workers, logs, user) are refused with the reason logged.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -22,25 +25,39 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "weir/admin.h"
 #include "weir/config.h"
 #include "weir/limits.h"
 #include "weir/listener.h"
 #include "weir/log.h"
 #include "weir/upstream.h"
+#include "weir/metrics.h"
 #include "weir/worker.h"
 
 #define DONE_POLL_MS 50
+#define RETIRE_POLL_MS 20
+#define SWITCH_WAIT_MS 2000     /* a reload waits this long for the previous one's switch */
+#define STATUS_TICK_MS 1000     /* rate samples */
+#define STATUS_EVERY_TICKS 5    /* sd_notify STATUS= every 5 s */
+#define RATE_WINDOW_MS 10000
 
 struct app {
     struct wr_config *cfg;
     struct event_base *base;
-    struct wr_listener_set listeners;
+    struct wr_listener_set *listeners; /* owned: the current generation */
+    struct wr_listener_set *retiring;  /* owned: the previous one, until every worker
+                                          switched off it */
     struct wr_worker *workers;
     size_t n_workers;
     struct wr_worker_shared shared;
     struct wr_health_checker *checker; /* active health checks, on base */
+    struct wr_metrics *metrics;        /* owned; outlives the workers */
+    struct wr_metrics_rate rate;
+    struct wr_admin *admin;            /* owned; listens only when [admin] listen is set */
+    struct wr_listener_inherited inherited; /* socket activation, start-up only */
     struct event *signals[4];
-    struct event *done_poll, *deadline;
+    struct event *done_poll, *deadline, *retire_poll, *status_tick;
+    unsigned n_status_ticks;
     bool is_stopping;
 };
 
@@ -190,13 +207,6 @@ static void begin_shutdown(struct app *app)
 static const char *reload_blocker(const struct wr_config *old, const struct wr_config *cfg)
 {
     const struct wr_server_cfg *a = &old->server, *b = &cfg->server;
-    if (a->n_listens != b->n_listens)
-        return "[server] listen";
-    for (size_t i = 0; i < a->n_listens; i++) {
-        if (strcmp(a->listens[i].addr.text, b->listens[i].addr.text) != 0 ||
-            a->listens[i].is_tls != b->listens[i].is_tls)
-            return "[server] listen";
-    }
     if (a->n_workers != b->n_workers)
         return "[server] workers";
     if (strcmp(a->error_log, b->error_log) != 0)
@@ -209,33 +219,179 @@ static const char *reload_blocker(const struct wr_config *old, const struct wr_c
     return NULL;
 }
 
+static bool all_switched(struct app *app)
+{
+    for (size_t i = 0; i < app->n_workers; i++) {
+        if (!wr_worker_is_switched(&app->workers[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Closes the previous generation's dropped sockets once no worker polls
+ * them. Returns true when nothing is left to retire. */
+static bool retire_previous(struct app *app)
+{
+    if (!app->retiring)
+        return true;
+    if (app->is_stopping || !all_switched(app))
+        return false; /* a draining worker writes its row: app_fini retires then */
+    wr_listener_set_retire(app->retiring);
+    free(app->retiring);
+    app->retiring = NULL;
+    event_del(app->retire_poll);
+    return true;
+}
+
+static void on_retire_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    retire_previous(arg);
+}
+
+/* A reload right after another waits (bounded) for the previous switch:
+ * one generation in flight keeps every socket's owner obvious. */
+static int wait_for_switch(struct app *app)
+{
+    for (int ms = 0; ms < SWITCH_WAIT_MS; ms++) {
+        if (retire_previous(app))
+            return 0;
+        struct timespec one_ms = {0, 1000000};
+        nanosleep(&one_ms, NULL);
+    }
+    wr_log(WR_LOG_ERROR, -1, 0, "reload: workers still hold the previous listeners");
+    return -1;
+}
+
+static bool has_listen(const struct wr_listener_set *set, const char *text)
+{
+    for (size_t i = 0; i < set->n_listens; i++) {
+        if (strcmp(set->items[i].addr.text, text) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void log_listener_changes(const struct wr_listener_set *old,
+                                 const struct wr_listener_set *next)
+{
+    for (size_t i = 0; i < next->n_listens; i++) {
+        if (!has_listen(old, next->items[i].addr.text))
+            wr_log(WR_LOG_INFO, -1, 0, "reload: listening on %s", next->items[i].addr.text);
+    }
+    for (size_t i = 0; i < old->n_listens; i++) {
+        if (!has_listen(next, old->items[i].addr.text))
+            wr_log(WR_LOG_INFO, -1, 0, "reload: no longer listening on %s",
+                   old->items[i].addr.text);
+    }
+}
+
+/* Where cfg wants the admin endpoint, or NULL. */
+static const struct wr_listen_addr *admin_target(const struct wr_config *cfg)
+{
+    return cfg->admin.is_enabled ? &cfg->admin.listen : NULL;
+}
+
+static bool is_admin_changed(const struct app *app, const struct wr_config *cfg)
+{
+    const struct wr_listen_addr *want = admin_target(cfg), *have = wr_admin_address(app->admin);
+    if (!want || !have)
+        return want != have;
+    return strcmp(want->text, have->text) != 0;
+}
+
+static int open_admin(const struct wr_listen_addr *addr)
+{
+    int fd = wr_listener_open_addr(addr);
+    if (fd < 0)
+        wr_log(WR_LOG_ERROR, -1, 0, "[admin] listen %s: %s", addr->text, strerror(errno));
+    return fd;
+}
+
 /*
- * SIGHUP: parse the file again; on any error keep serving on the running
- * snapshot. Otherwise publish the new one to every worker: connections they
- * accept from then on use it, open ones finish on theirs.
- * TODO(#6): adding and removing listeners on reload.
+ * Binds what cfg adds, before anything changes: the admin socket into
+ * *admin_fd (when it moves) and the next listener set into *next (NULL when
+ * the listen lines are the same). Returns 0, or -1 with nothing bound.
+ */
+static int bind_additions(struct app *app, const struct wr_config *cfg,
+                          struct wr_listener_set **next, int *admin_fd)
+{
+    *next = NULL;
+    *admin_fd = -1;
+    if (wait_for_switch(app) < 0)
+        return -1;
+    if (is_admin_changed(app, cfg) && admin_target(cfg) &&
+        (*admin_fd = open_admin(admin_target(cfg))) < 0)
+        return -1;
+    if (wr_listener_set_matches(app->listeners, cfg))
+        return 0;
+    *next = malloc(sizeof(**next));
+    if (!*next || wr_listener_set_update(*next, app->listeners, cfg) < 0) {
+        free(*next);
+        *next = NULL;
+        if (*admin_fd >= 0)
+            close(*admin_fd); /* a unix admin path is left for the next bind to clear */
+        *admin_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Hands the workers their new listeners; the old generation retires
+ * when every worker switched (on_retire_poll). */
+static void switch_listeners(struct app *app, struct wr_listener_set *next)
+{
+    log_listener_changes(app->listeners, next);
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_publish_listeners(&app->workers[i], next);
+    app->retiring = app->listeners;
+    app->listeners = next;
+    struct timeval poll = {0, RETIRE_POLL_MS * 1000};
+    event_add(app->retire_poll, &poll);
+}
+
+static void reload_failed(struct app *app, struct wr_config *cfg)
+{
+    app->metrics->reload_failures++;
+    wr_log(WR_LOG_ERROR, -1, 0, "reload failed; still serving the previous configuration");
+    wr_config_unref(cfg);
+    sd_notify(0, "READY=1");
+}
+
+/*
+ * SIGHUP: parse the file again; on any error (or a socket that cannot be
+ * bound) keep serving on the running snapshot and sockets. Otherwise
+ * publish the new snapshot (and listeners) to every worker: connections
+ * they accept from then on use it, open ones finish on theirs.
  */
 static void reload(struct app *app)
 {
     sd_notify(0, "RELOADING=1");
     struct wr_config *cfg = load_config(app->cfg->path, true);
     const char *blocker = cfg ? reload_blocker(app->cfg, cfg) : NULL;
-    if (!cfg || blocker) {
-        if (blocker)
-            wr_log(WR_LOG_ERROR, -1, 0, "reload: changing %s needs a restart", blocker);
-        wr_log(WR_LOG_ERROR, -1, 0, "reload failed; still serving the previous configuration");
-        wr_config_unref(cfg);
-        sd_notify(0, "READY=1");
+    if (blocker)
+        wr_log(WR_LOG_ERROR, -1, 0, "reload: changing %s needs a restart", blocker);
+    struct wr_listener_set *next = NULL;
+    int admin_fd = -1;
+    if (!cfg || blocker || bind_additions(app, cfg, &next, &admin_fd) < 0) {
+        reload_failed(app, cfg);
         return;
     }
+    if (wr_metrics_register(app->metrics, cfg) < 0)
+        wr_log(WR_LOG_WARN, -1, 0, "reload: out of memory naming metrics; some go unlabelled");
+    if (is_admin_changed(app, cfg)) {
+        const struct wr_listen_addr *to = admin_target(cfg);
+        wr_log(WR_LOG_INFO, -1, 0, "reload: admin endpoint %s%s", to ? "on " : "off",
+               to ? to->text : "");
+        if (wr_admin_listen_take(app->admin, admin_fd, to, false) < 0)
+            wr_log(WR_LOG_ERROR, -1, 0, "reload: admin endpoint: cannot watch its socket");
+    }
+    if (next)
+        switch_listeners(app, next);
     atomic_store_explicit(&app->shared.max_connections, cfg->server.max_connections,
                           memory_order_relaxed);
     wr_log_set_level(cfg->server.log_level);
-    /* Listener entries point into the snapshot they came from. */
-    for (size_t w = 0; w < app->listeners.n_workers; w++) {
-        for (size_t i = 0; i < app->listeners.n_listens; i++)
-            wr_listener_get(&app->listeners, w, i)->cfg = &cfg->server.listens[i];
-    }
     /* Before publishing: a reload neither resurrects a failed server nor
      * forgets a verdict. */
     wr_upstream_carry_health(app->cfg, cfg);
@@ -245,8 +401,101 @@ static void reload(struct app *app)
     app->cfg = cfg;
     if (app->checker)
         wr_health_checker_set_config(app->checker, cfg);
+    app->metrics->reloads++;
     wr_log(WR_LOG_INFO, -1, 0, "configuration reloaded from %s", cfg->path);
     sd_notify(0, "READY=1");
+}
+
+/* ---- sd_notify STATUS= and the request rate ----------------------------- */
+
+static void notify_status(struct app *app, const struct wr_metrics_totals *t)
+{
+    double rps = wr_metrics_rate_per_sec(&app->rate, RATE_WINDOW_MS);
+    sd_notifyf(0, "STATUS=%s: %llu connections, %.0f req/s",
+               app->is_stopping ? "draining" : "serving", (unsigned long long)t->conns_open,
+               rps);
+}
+
+static void on_status_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    struct wr_metrics_totals t;
+    wr_metrics_sum(app->metrics, &t);
+    wr_metrics_rate_add(&app->rate, wr_metrics_now_ms(), t.requests);
+    if (++app->n_status_ticks % STATUS_EVERY_TICKS == 0)
+        notify_status(app, &t);
+}
+
+/* ---- socket activation -------------------------------------------------- */
+
+/* Sockets systemd passed (LISTEN_FDS), to be claimed by listen entries. */
+static int collect_inherited(struct app *app)
+{
+    int n = sd_listen_fds(1);
+    if (n < 0) {
+        wr_log(WR_LOG_ERROR, -1, 0, "socket activation: %s", strerror(-n));
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    app->inherited.fds = calloc((size_t)n, sizeof(int));
+    if (!app->inherited.fds)
+        return -1;
+    app->inherited.n_fds = (size_t)n;
+    int rc = 0;
+    for (int k = 0; k < n; k++) {
+        int fd = SD_LISTEN_FDS_START + k;
+        app->inherited.fds[k] = fd;
+        if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+            wr_log(WR_LOG_ERROR, -1, 0, "socket activation: fd %d is not a listening stream "
+                                        "socket (weir.socket needs ListenStream=)", fd);
+            rc = -1;
+        }
+    }
+    wr_log(WR_LOG_INFO, -1, 0, "socket activation: %d inherited sockets", n);
+    return rc;
+}
+
+/* Every inherited socket must have found its listen entry. */
+static int check_inherited_claimed(struct app *app)
+{
+    int rc = 0;
+    for (size_t k = 0; k < app->inherited.n_fds; k++) {
+        int fd = app->inherited.fds[k];
+        if (fd < 0)
+            continue;
+        char where[160];
+        wr_listener_describe_fd(fd, where, sizeof(where));
+        wr_log(WR_LOG_ERROR, -1, 0, "socket activation: inherited socket %s matches no "
+                                    "[server] listen or [admin] listen", where);
+        close(fd);
+        app->inherited.fds[k] = -1;
+        rc = -1;
+    }
+    free(app->inherited.fds);
+    app->inherited = (struct wr_listener_inherited){0};
+    return rc;
+}
+
+/* The admin endpoint object, listening when [admin] listen is set. */
+static int start_admin(struct app *app)
+{
+    app->admin = wr_admin_new(app->base, app->metrics, &app->rate);
+    if (!app->admin)
+        return -1;
+    const struct wr_listen_addr *addr = admin_target(app->cfg);
+    if (!addr)
+        return 0;
+    int fd = wr_listener_claim_inherited(&app->inherited, addr);
+    bool is_inherited = fd >= 0;
+    if (fd < 0 && (fd = open_admin(addr)) < 0)
+        return -1;
+    if (wr_admin_listen_take(app->admin, fd, addr, is_inherited) < 0)
+        return -1;
+    wr_log(WR_LOG_INFO, -1, 0, "admin endpoint on %s", addr->text);
+    return 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -284,6 +533,7 @@ static int start_workers(struct app *app, int access_log_fd)
         return -1;
     atomic_init(&app->shared.max_connections, app->cfg->server.max_connections);
     atomic_init(&app->shared.n_conns, 0);
+    app->shared.metrics = app->metrics;
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
@@ -294,7 +544,7 @@ static int start_workers(struct app *app, int access_log_fd)
     int rc = 0;
     for (size_t i = 0; i < app->n_workers && rc == 0; i++) {
         struct wr_worker *w = &app->workers[i];
-        rc = wr_worker_init(w, (int)i, app->cfg, &app->listeners, access_log_fd, &app->shared);
+        rc = wr_worker_init(w, (int)i, app->cfg, app->listeners, access_log_fd, &app->shared);
         if (rc == 0 && wr_worker_start(w) < 0) {
             wr_log(WR_LOG_ERROR, -1, 0, "starting worker %zu: %s", i, strerror(errno));
             wr_worker_fini(w);
@@ -325,20 +575,36 @@ static void app_fini(struct app *app)
     for (size_t i = 0; i < app->n_workers; i++)
         wr_worker_fini(&app->workers[i]);
     free(app->workers);
+    /* Workers are joined: whatever they did not close, main closes now. */
+    if (app->retiring) {
+        wr_listener_set_retire(app->retiring);
+        free(app->retiring);
+    }
+    if (app->listeners) {
+        wr_listener_set_close(app->listeners);
+        free(app->listeners);
+    }
+    for (size_t k = 0; k < app->inherited.n_fds; k++) {
+        if (app->inherited.fds[k] >= 0)
+            close(app->inherited.fds[k]);
+    }
+    free(app->inherited.fds);
+    wr_admin_free(app->admin);
     wr_health_checker_free(app->checker);
     wr_limits_free(app->shared.limits); /* after the workers that used it */
     app->shared.limits = NULL;
-    wr_listener_set_close(&app->listeners);
     for (int i = 0; i < 4; i++) {
         if (app->signals[i])
             event_free(app->signals[i]);
     }
-    if (app->deadline)
-        event_free(app->deadline);
-    if (app->done_poll)
-        event_free(app->done_poll);
+    struct event *timers[] = {app->deadline, app->done_poll, app->retire_poll, app->status_tick};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        if (timers[i])
+            event_free(timers[i]);
+    }
     if (app->base)
         event_base_free(app->base);
+    wr_metrics_free(app->metrics);
     wr_config_unref(app->cfg);
 }
 
@@ -375,6 +641,21 @@ static void raise_fd_limit(void)
                (unsigned long long)old, (unsigned long long)rl.rlim_max);
 }
 
+/* Counters, the rate sampler and the timers main runs besides signals. */
+static int start_metrics(struct app *app)
+{
+    app->metrics = wr_metrics_new(app->cfg->server.n_workers);
+    if (!app->metrics || wr_metrics_register(app->metrics, app->cfg) < 0)
+        return -1;
+    app->retire_poll = event_new(app->base, -1, EV_PERSIST, on_retire_poll, app);
+    app->status_tick = event_new(app->base, -1, EV_PERSIST, on_status_tick, app);
+    struct timeval tick = {STATUS_TICK_MS / 1000, (STATUS_TICK_MS % 1000) * 1000};
+    if (!app->retire_poll || !app->status_tick || event_add(app->status_tick, &tick) < 0)
+        return -1;
+    wr_metrics_rate_add(&app->rate, wr_metrics_now_ms(), 0);
+    return 0;
+}
+
 static int run(struct app *app)
 {
     int access_log_fd;
@@ -387,7 +668,15 @@ static int run(struct app *app)
         wr_log(WR_LOG_ERROR, -1, 0, "cannot set up the main event loop");
         return 1;
     }
-    if (wr_listener_set_open(&app->listeners, app->cfg, app->cfg->server.n_workers) < 0)
+    if (start_metrics(app) < 0 || collect_inherited(app) < 0)
+        return 1;
+    app->listeners = calloc(1, sizeof(*app->listeners));
+    if (!app->listeners || wr_listener_set_open(app->listeners, app->cfg,
+                                                app->cfg->server.n_workers, &app->inherited) < 0)
+        return 1;
+    /* Sockets first, then the privilege drop: ports below 1024 need root
+     * or CAP_NET_BIND_SERVICE. */
+    if (start_admin(app) < 0 || check_inherited_claimed(app) < 0)
         return 1;
     if (drop_privileges(&app->cfg->server) < 0)
         return 1;
@@ -399,9 +688,10 @@ static int run(struct app *app)
     else
         wr_health_checker_set_config(app->checker, app->cfg);
     for (size_t i = 0; i < app->cfg->server.n_listens; i++)
-        wr_log(WR_LOG_INFO, -1, 0, "listening on %s", app->cfg->server.listens[i].addr.text);
+        wr_log(WR_LOG_INFO, -1, 0, "listening on %s%s", app->cfg->server.listens[i].addr.text,
+               app->listeners->items[i].is_inherited ? " (socket activation)" : "");
     wr_log(WR_LOG_INFO, -1, 0, "weir %s started: %zu workers", WEIR_VERSION, app->n_workers);
-    sd_notify(0, "READY=1");
+    sd_notify(0, "READY=1\nSTATUS=serving: 0 connections, 0 req/s");
     event_base_dispatch(app->base);
     wr_log(WR_LOG_INFO, -1, 0, "stopped");
     return 0;

@@ -27,6 +27,8 @@ struct wr_worker_accept {
     struct event *ev;         /* owned */
 };
 
+static void switch_listeners(struct wr_worker *w, struct wr_listener_set *set);
+
 static void pause_accepting(struct wr_worker *w)
 {
     if (w->is_accept_paused)
@@ -129,6 +131,11 @@ static void on_control(evutil_socket_t fd, short what, void *arg)
             struct wr_config *cfg = atomic_exchange(&w->next_cfg, NULL);
             if (cfg)
                 wr_conns_set_config(&w->conns, cfg);
+            struct wr_listener_set *set = atomic_exchange(&w->next_listeners, NULL);
+            if (set && !w->conns.is_draining)
+                switch_listeners(w, set);
+            if (set)
+                atomic_store_explicit(&w->is_switch_pending, false, memory_order_release);
         } else if (cmds[i] == WR_WORKER_DRAIN && !w->conns.is_draining) {
             close_own_listeners(w);
             wr_conns_drain(&w->conns);
@@ -138,6 +145,8 @@ static void on_control(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Watches this worker's row of w->listeners (added unless accepting is
+ * paused: resume_accepting adds them then). */
 static int add_accept_events(struct wr_worker *w)
 {
     size_t n = w->listeners->n_listens;
@@ -150,10 +159,38 @@ static int add_accept_events(struct wr_worker *w)
         a->worker = w;
         a->listener = wr_listener_get(w->listeners, (size_t)w->id, i);
         a->ev = event_new(w->base, a->listener->fd, EV_READ | EV_PERSIST, on_accept, a);
-        if (!a->ev || event_add(a->ev, NULL) < 0)
+        if (!a->ev || (!w->is_accept_paused && event_add(a->ev, NULL) < 0))
             return -1;
     }
     return 0;
+}
+
+static void free_accept_events(struct wr_worker *w)
+{
+    for (size_t i = 0; i < w->n_accepts; i++) {
+        if (w->accepts[i].ev)
+            event_free(w->accepts[i].ev);
+    }
+    free(w->accepts);
+    w->accepts = NULL;
+    w->n_accepts = 0;
+}
+
+/*
+ * Moves to a new listener set. Kept sockets are the same fds, so a
+ * connection waiting in their backlog is accepted from the new event; the
+ * sockets only the old set has are closed by main once every worker
+ * switched (a socket still in another worker's epoll must not be closed).
+ */
+static void switch_listeners(struct wr_worker *w, struct wr_listener_set *set)
+{
+    free_accept_events(w);
+    w->listeners = set;
+    if (add_accept_events(w) < 0) {
+        wr_log(WR_LOG_ERROR, w->id, 0, "reload: cannot watch the new listeners: %s",
+               strerror(errno));
+        free_accept_events(w);
+    }
 }
 
 int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
@@ -164,6 +201,8 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
                             .ctl_fds = {-1, -1}};
     atomic_init(&w->is_done, false);
     atomic_init(&w->next_cfg, NULL);
+    atomic_init(&w->next_listeners, NULL);
+    atomic_init(&w->is_switch_pending, false);
     struct event_config *ec = event_config_new();
     if (!ec)
         goto fail;
@@ -176,6 +215,7 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
     if (wr_conns_init(&w->conns, id, w->base, cfg, access_log_fd, &shared->n_conns,
                       shared->limits) < 0)
         goto fail_base;
+    w->conns.metrics = wr_metrics_worker(shared->metrics, (size_t)id);
     if (pipe2(w->ctl_fds, O_NONBLOCK | O_CLOEXEC) < 0)
         goto fail_conns;
     struct timeval tick = {0, TICK_MS * 1000};
@@ -226,6 +266,17 @@ void wr_worker_publish(struct wr_worker *w, struct wr_config *cfg)
     wr_worker_send(w, WR_WORKER_RELOAD);
 }
 
+void wr_worker_publish_listeners(struct wr_worker *w, struct wr_listener_set *set)
+{
+    atomic_store_explicit(&w->is_switch_pending, true, memory_order_relaxed);
+    atomic_store(&w->next_listeners, set);
+}
+
+bool wr_worker_is_switched(struct wr_worker *w)
+{
+    return !atomic_load_explicit(&w->is_switch_pending, memory_order_acquire);
+}
+
 void wr_worker_send(struct wr_worker *w, enum wr_worker_cmd cmd)
 {
     char c = (char)cmd;
@@ -246,13 +297,7 @@ void wr_worker_fini(struct wr_worker *w)
     } else if (w->base) {
         wr_conns_fini(&w->conns);
     }
-    for (size_t i = 0; i < w->n_accepts; i++) {
-        if (w->accepts[i].ev)
-            event_free(w->accepts[i].ev);
-    }
-    free(w->accepts);
-    w->accepts = NULL;
-    w->n_accepts = 0;
+    free_accept_events(w);
     if (w->tick_event)
         event_free(w->tick_event);
     if (w->ctl_event)

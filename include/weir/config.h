@@ -96,6 +96,7 @@ struct wr_upstream_server_cfg {
                         for unix: sockets */
     unsigned weight; /* 1..100 */
     unsigned line;
+    unsigned metrics_id;        /* 0 until main registers the snapshot (metrics.h) */
 };
 
 /* Active-check verdict of a server (wr_server_health.check). */
@@ -139,6 +140,8 @@ enum wr_route_action { WR_ACTION_STATIC = 1, WR_ACTION_PROXY, WR_ACTION_REDIRECT
 struct wr_route {
     char *name; /* owned: the NAME of [route NAME] */
     unsigned line;
+    unsigned metrics_id; /* same name, same id across reloads; set by main before
+                            publishing (metrics.h), 0 until then */
 
     enum wr_route_match_kind match_kind;
     char *pattern;         /* owned: text after "exact:", "prefix:" or "regex:" */

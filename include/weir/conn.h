@@ -19,6 +19,7 @@
 #include "weir/http_resp.h"
 #include "weir/log.h"
 #include "weir/proxy.h"
+#include "weir/metrics.h"
 #include "weir/router.h"
 
 struct event_base;
@@ -37,6 +38,9 @@ struct wr_conns {
     atomic_uint_fast64_t *n_process_conns; /* borrowed: shared, whole process */
     struct wr_limits *limits;     /* borrowed: shared, whole process (per-address
                                      connection counts, request rates) */
+    struct wr_metrics_worker *metrics; /* borrowed: this worker's counters; set by the
+                                          owner right after wr_conns_init, never NULL
+                                          once a connection is taken */
 
     struct wr_resp_clock clock;
     struct wr_access_log access_log;

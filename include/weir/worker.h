@@ -15,12 +15,14 @@
 
 #include "weir/conn.h"
 #include "weir/listener.h"
+#include "weir/metrics.h"
 
 /* State every worker reads; owned by main, outlives the workers. */
 struct wr_worker_shared {
     atomic_uint_fast64_t n_conns; /* open client connections, whole process */
     atomic_uint_fast64_t max_connections; /* written by main (start, reload) */
     struct wr_limits *limits; /* owned by main: per-address counts and rates */
+    struct wr_metrics *metrics;           /* main's; worker i writes block i only */
 };
 
 struct wr_worker_accept; /* one per listening socket of the worker */
@@ -30,7 +32,8 @@ struct wr_worker {
     pthread_t thread;
     struct event_base *base;           /* owned */
     struct wr_conns conns;
-    struct wr_listener_set *listeners; /* borrowed: main's; this worker uses row id */
+    struct wr_listener_set *listeners; /* borrowed: main's; this worker uses row id;
+                                          replaced on a reload that changes listeners */
     struct wr_worker_accept *accepts;  /* owned, one per listen */
     size_t n_accepts;
     struct event *tick_event, *ctl_event; /* owned */
@@ -41,6 +44,10 @@ struct wr_worker {
     atomic_bool is_done;               /* set by the thread as it exits its loop */
     _Atomic(struct wr_config *) next_cfg; /* ref held: published by main, taken
                                              by the worker on WR_WORKER_RELOAD */
+    _Atomic(struct wr_listener_set *) next_listeners; /* borrowed: likewise, NULL
+                                                         when listeners are unchanged */
+    atomic_bool is_switch_pending;     /* set by main with next_listeners, cleared by
+                                          the worker once it polls only the new set */
 };
 
 /* Commands main sends. */
@@ -56,6 +63,17 @@ enum wr_worker_cmd {
  * Main thread.
  */
 void wr_worker_publish(struct wr_worker *w, struct wr_config *cfg);
+
+/*
+ * Hands the worker a new listener set (borrowed: main frees it only after
+ * the worker moved off it) to poll from the next WR_WORKER_RELOAD on; call
+ * before wr_worker_publish. Until wr_worker_is_switched, the worker may
+ * still poll the previous set. Main thread.
+ */
+void wr_worker_publish_listeners(struct wr_worker *w, struct wr_listener_set *set);
+
+/* True once the worker polls only the set last published (any thread). */
+bool wr_worker_is_switched(struct wr_worker *w);
 
 /*
  * Prepares worker id (base, accept events, conns under cfg) without starting

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """SIGHUP reload: a valid file changes what new requests get, connections
 already open keep working, an invalid file (or a change that needs a
-restart) keeps the running configuration, and weir never stops serving."""
+restart) keeps the running configuration, and weir never stops serving.
+Listener changes on reload are in test_reload_listeners.py."""
 
 import sys
 sys.dont_write_bytecode = True
@@ -75,17 +76,14 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(answer(w), (200, b"one"))
         w.assert_alive()
 
-    def test_listen_change_needs_restart(self):
+    def test_workers_change_needs_restart(self):
         w = self.w
-        other = weirtest.free_port()
-        text = INI.replace("@ANSWER@", "two").replace(
-            "listen = 127.0.0.1:@PORT@", "listen = 127.0.0.1:@PORT@\nlisten = 127.0.0.1:%d" % other)
-        self.rewrite(text)
+        self.rewrite(INI.replace("@ANSWER@", "two").replace("workers = 1", "workers = 2"))
         w.signal(signal.SIGHUP)
         deadline = time.monotonic() + 3
         while "needs a restart" not in w.stderr() and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertIn("changing [server] listen needs a restart", w.stderr())
+        self.assertIn("changing [server] workers needs a restart", w.stderr())
         self.assertEqual(answer(w), (200, b"one"))
 
     def test_twenty_reloads_under_traffic(self):

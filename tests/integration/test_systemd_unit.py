@@ -1,4 +1,4 @@
-"""systemd/weir.service passes `systemd-analyze verify`.
+"""systemd/weir.service and weir.socket pass `systemd-analyze verify`.
 
 The unit names /usr/local/sbin/weir, which a test machine does not have:
 the check runs on a copy whose ExecStart/ExecStartPre point at the binary
@@ -33,6 +33,25 @@ class SystemdUnitTest(unittest.TestCase):
                                timeout=60)
         # Lines about other units on this machine are not ours to judge.
         ours = [l for l in (p.stdout + p.stderr).splitlines() if "weir.service" in l]
+        self.assertEqual(ours, [], "\n".join(ours))
+
+    def test_verify_socket(self):
+        tool = shutil.which("systemd-analyze")
+        if tool is None:
+            self.skipTest("systemd-analyze not installed")
+        with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.service")) as f:
+            service = f.read().replace("/usr/local/sbin/weir", weirtest.WEIR_BIN)
+        with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.socket")) as f:
+            socket_unit = f.read()
+        self.assertIn("ListenStream=", socket_unit)
+        with tempfile.TemporaryDirectory() as d:
+            # The socket activates the service of the same name next to it.
+            for name, text in (("weir.service", service), ("weir.socket", socket_unit)):
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(text)
+            p = subprocess.run([tool, "verify", os.path.join(d, "weir.socket")],
+                               capture_output=True, text=True, timeout=60)
+        ours = [l for l in (p.stdout + p.stderr).splitlines() if "weir." in l]
         self.assertEqual(ours, [], "\n".join(ours))
 
 

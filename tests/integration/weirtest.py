@@ -161,6 +161,9 @@ class Weir:
             f.write(text)
         self.ready = ready or ("tcp", HOST, self.port)
         self.proc = None
+        # Command put in front of weir (e.g. setpriv, systemd-socket-activate);
+        # it must exec weir so that the pid stays weir's.
+        self.argv_prefix = []
         self.stderr_path = os.path.join(self.tmp, "weir.stderr")
         self.stdout_path = os.path.join(self.tmp, "weir.stdout")
         self._stopped = False
@@ -172,7 +175,8 @@ class Weir:
     def start(self):
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
-        self.proc = subprocess.Popen([WEIR_BIN, "-c", self.ini_path], cwd=self.tmp,
+        self.proc = subprocess.Popen(self.argv_prefix + [WEIR_BIN, "-c", self.ini_path],
+                                     cwd=self.tmp,
                                      env=weir_env(), stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err,
                                      preexec_fn=_die_with_parent)

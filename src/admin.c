@@ -1,0 +1,306 @@
+/*
+ * admin: accept, read one request head, answer from the metrics, close.
+ *
+ * Not here: the counters or their formats (metrics), binding rules
+ * (listener). Invariants: everything runs on main's thread; a connection
+ * owns its fd and its answer buffer and is freed only by admin_close; every
+ * connection has an absolute deadline (a client trickling bytes cannot keep
+ * a slot) and the number of connections is capped.
+ */
+#include "weir/admin.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "weir/http_parser.h"
+#include "weir/http_resp.h"
+#include "weir/log.h"
+
+#define ADMIN_MAX_HEAD 8192
+#define ADMIN_MAX_CONNS 32
+#define ADMIN_TIMEOUT_MS 10000
+#define ADMIN_MAX_ACCEPTS 16 /* per wake-up */
+
+struct admin_conn {
+    struct wr_admin *admin; /* borrowed */
+    struct admin_conn *prev, *next;
+    struct event *ev;       /* owned: read, then write; re-added with the time left */
+    int fd;                 /* owned */
+    uint64_t deadline_ms;   /* monotonic */
+    bool is_writing;
+    struct wr_metrics_text out; /* head and body, once answered */
+    size_t out_off;
+    size_t in_len;
+    char in[ADMIN_MAX_HEAD];
+};
+
+struct wr_admin {
+    struct event_base *base;            /* borrowed: main's */
+    struct wr_metrics *metrics;         /* borrowed */
+    const struct wr_metrics_rate *rate; /* borrowed */
+    int fd;                             /* owned listening socket, -1 when none */
+    struct wr_listen_addr addr;
+    bool is_inherited;
+    struct event *accept_ev;            /* owned, NULL when not listening */
+    struct admin_conn *conns;           /* open connections (doubly linked) */
+    size_t n_conns;
+    struct wr_http_request req;         /* scratch: one head is parsed at a time */
+};
+
+static void on_admin_io(evutil_socket_t fd, short what, void *arg);
+
+static void admin_close(struct admin_conn *ac)
+{
+    struct wr_admin *a = ac->admin;
+    event_free(ac->ev);
+    /* Drop what the client sent past its head, so the close is a FIN and
+     * not a reset that could destroy the answer before it is read. */
+    char sink[4096];
+    ssize_t n = read(ac->fd, sink, sizeof(sink));
+    (void)n;
+    shutdown(ac->fd, SHUT_WR);
+    close(ac->fd);
+    wr_metrics_text_fini(&ac->out);
+    if (ac->prev)
+        ac->prev->next = ac->next;
+    else
+        a->conns = ac->next;
+    if (ac->next)
+        ac->next->prev = ac->prev;
+    a->n_conns--;
+    free(ac);
+}
+
+/* Waits for the next read or write within the connection's deadline.
+ * Returns -1 when the deadline passed (ac is closed). */
+static int rearm(struct admin_conn *ac)
+{
+    uint64_t now = wr_metrics_now_ms();
+    if (now >= ac->deadline_ms) {
+        admin_close(ac);
+        return -1;
+    }
+    uint64_t left = ac->deadline_ms - now;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    short what = ac->is_writing ? EV_WRITE : EV_READ;
+    event_assign(ac->ev, ac->admin->base, ac->fd, what, on_admin_io, ac);
+    if (event_add(ac->ev, &tv) < 0) {
+        admin_close(ac);
+        return -1;
+    }
+    return 0;
+}
+
+/* Queues the whole answer in ac->out: head, then body unless HEAD. */
+static void answer(struct admin_conn *ac, int status, const char *content_type,
+                   const struct wr_metrics_text *body, bool is_head)
+{
+    size_t body_len = body->is_oom ? 0 : body->len;
+    if (body->is_oom) {
+        status = 500;
+        content_type = "text/plain; charset=utf-8";
+    }
+    wr_metrics_text_printf(&ac->out,
+                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                           "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n",
+                           status, wr_resp_reason(status), content_type, body_len,
+                           status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    if (!is_head && body_len > 0)
+        wr_metrics_text_printf(&ac->out, "%.*s", (int)body_len, body->buf);
+    ac->is_writing = true;
+}
+
+static void answer_text(struct admin_conn *ac, int status, const char *text, bool is_head)
+{
+    struct wr_metrics_text body = {0};
+    wr_metrics_text_printf(&body, "%s\n", text);
+    answer(ac, status, "text/plain; charset=utf-8", &body, is_head);
+    wr_metrics_text_fini(&body);
+}
+
+/* The request in a->req is complete: pick the answer. */
+static void route(struct admin_conn *ac)
+{
+    struct wr_admin *a = ac->admin;
+    const struct wr_http_request *req = &a->req;
+    bool is_metrics = wr_str_eq(req->path, WR_STR("/metrics"));
+    bool is_status = wr_str_eq(req->path, WR_STR("/status"));
+    bool is_head = req->method_id == WR_HTTP_HEAD;
+    if (!is_metrics && !is_status) {
+        answer_text(ac, 404, "not found: try /metrics or /status", is_head);
+        return;
+    }
+    if (req->method_id != WR_HTTP_GET && !is_head) {
+        answer_text(ac, 405, "method not allowed", false);
+        return;
+    }
+    struct wr_metrics_text body = {0};
+    if (is_metrics) {
+        wr_metrics_format_prometheus(a->metrics, &body);
+        answer(ac, 200, "text/plain; version=0.0.4; charset=utf-8", &body, is_head);
+    } else {
+        wr_metrics_format_status(a->metrics, a->rate, wr_metrics_now_ms(), &body);
+        answer(ac, 200, "application/json", &body, is_head);
+    }
+    wr_metrics_text_fini(&body);
+}
+
+/* Reads and parses. Returns -1 if ac was closed. */
+static int on_readable(struct admin_conn *ac)
+{
+    ssize_t n = read(ac->fd, ac->in + ac->in_len, sizeof(ac->in) - ac->in_len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n <= 0) {
+        admin_close(ac);
+        return -1;
+    }
+    ac->in_len += (size_t)n;
+    struct wr_http_limits limits = {.max_head_bytes = ADMIN_MAX_HEAD};
+    struct wr_http_request *req = &ac->admin->req;
+    ssize_t rc = wr_http_parse_request(ac->in, ac->in_len, 0, &limits, req);
+    if (rc == WR_AGAIN && ac->in_len == sizeof(ac->in))
+        answer_text(ac, 431, "request head too large", false);
+    else if (rc == WR_ERROR)
+        answer_text(ac, req->status ? req->status : 400, "bad request", false);
+    else if (rc >= 0)
+        route(ac);
+    return 0;
+}
+
+/* Writes what is left. Returns -1 if ac was closed (all sent, or error). */
+static int on_writable(struct admin_conn *ac)
+{
+    while (ac->out_off < ac->out.len) {
+        ssize_t n = send(ac->fd, ac->out.buf + ac->out_off, ac->out.len - ac->out_off,
+                         MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0)
+            break;
+        ac->out_off += (size_t)n;
+    }
+    admin_close(ac);
+    return -1;
+}
+
+static void on_admin_io(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct admin_conn *ac = arg;
+    if (what & EV_TIMEOUT) {
+        admin_close(ac);
+        return;
+    }
+    if (!ac->is_writing && on_readable(ac) < 0)
+        return;
+    if (ac->is_writing && on_writable(ac) < 0)
+        return;
+    rearm(ac);
+}
+
+static void take_conn(struct wr_admin *a, int fd)
+{
+    struct admin_conn *ac = malloc(sizeof(*ac));
+    struct event *ev = ac ? event_new(a->base, -1, 0, on_admin_io, ac) : NULL;
+    if (!ev) {
+        free(ac);
+        close(fd);
+        return;
+    }
+    *ac = (struct admin_conn){.admin = a, .ev = ev, .fd = fd,
+                              .deadline_ms = wr_metrics_now_ms() + ADMIN_TIMEOUT_MS};
+    ac->next = a->conns;
+    if (a->conns)
+        a->conns->prev = ac;
+    a->conns = ac;
+    a->n_conns++;
+    rearm(ac);
+}
+
+static void on_admin_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct wr_admin *a = arg;
+    for (int i = 0; i < ADMIN_MAX_ACCEPTS; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                wr_log(WR_LOG_ERROR, -1, 0, "admin accept: %s", strerror(errno));
+            return;
+        }
+        if (a->n_conns >= ADMIN_MAX_CONNS) {
+            close(cfd); /* a scraper retries; the endpoint never grows unbounded */
+            continue;
+        }
+        take_conn(a, cfd);
+    }
+}
+
+struct wr_admin *wr_admin_new(struct event_base *base, struct wr_metrics *m,
+                              const struct wr_metrics_rate *rate)
+{
+    struct wr_admin *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->base = base;
+    a->metrics = m;
+    a->rate = rate;
+    a->fd = -1;
+    return a;
+}
+
+static void stop_listening(struct wr_admin *a)
+{
+    if (a->accept_ev)
+        event_free(a->accept_ev);
+    a->accept_ev = NULL;
+    if (a->fd >= 0) {
+        if (a->addr.addr.ss_family == AF_UNIX && !a->is_inherited)
+            unlink(((const struct sockaddr_un *)&a->addr.addr)->sun_path);
+        close(a->fd);
+    }
+    a->fd = -1;
+}
+
+int wr_admin_listen_take(struct wr_admin *a, int fd, const struct wr_listen_addr *addr,
+                         bool is_inherited)
+{
+    stop_listening(a);
+    if (fd < 0)
+        return 0;
+    a->accept_ev = event_new(a->base, fd, EV_READ | EV_PERSIST, on_admin_accept, a);
+    if (!a->accept_ev || event_add(a->accept_ev, NULL) < 0) {
+        if (a->accept_ev)
+            event_free(a->accept_ev);
+        a->accept_ev = NULL;
+        close(fd);
+        return -1;
+    }
+    a->fd = fd;
+    a->addr = *addr;
+    a->is_inherited = is_inherited;
+    return 0;
+}
+
+const struct wr_listen_addr *wr_admin_address(const struct wr_admin *a)
+{
+    return a->fd >= 0 ? &a->addr : NULL;
+}
+
+void wr_admin_free(struct wr_admin *a)
+{
+    if (!a)
+        return;
+    stop_listening(a);
+    while (a->conns)
+        admin_close(a->conns);
+    free(a);
+}
