@@ -330,6 +330,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "out of memory accepting a connection");
         return;
     }
+    cs->proxy_env.metrics = cs->metrics; /* set by the worker after init */
     *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
     c->cfg = wr_config_ref(cs->cfg);
@@ -658,6 +659,10 @@ static void log_request(struct wr_conn *c)
         .log_time = cs->clock.log_time,
         .iso_time = cs->clock.iso_time,
     };
+    if (c->proxy) {
+        e.upstream_addr = wr_str_from_cstr(wr_proxy_upstream_addr(c->proxy));
+        e.upstream_time_us = wr_proxy_upstream_time_us(c->proxy);
+    }
     wr_access_log_add(&cs->access_log, &e);
 }
 
@@ -748,6 +753,7 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
         .is_chunked = req->is_chunked,
         .is_keep_alive = is_keep_alive,
         .id = c->id,
+        .max_head_bytes = c->cfg->limits.max_header_bytes,
     };
     int status = 0;
     c->proxy_bytes = 0;
@@ -1071,8 +1077,6 @@ static int end_proxy(struct wr_conn *c)
         io->log_status = wr_proxy_status(c->proxy);
         io->log_bytes = c->proxy_bytes;
     }
-    wr_proxy_free(c->proxy);
-    c->proxy = NULL;
     if (end == WR_PROXY_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
         io->log_status = io->log_status ? io->log_status : 502;
@@ -1082,7 +1086,9 @@ static int end_proxy(struct wr_conn *c)
     }
     io->body_kind = BODY_NONE;
     c->state = ST_HEAD;
-    finish_request(c);
+    finish_request(c); /* logs, with the upstream's address and time */
+    wr_proxy_free(c->proxy);
+    c->proxy = NULL;
     if (!is_keep_alive)
         c->state = ST_CLOSING;
     return 0;

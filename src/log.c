@@ -287,6 +287,21 @@ static void put_json_u64(struct line *l, const char *key, uint64_t value)
     put_u64(l, value);
 }
 
+/* ,"key":S.UUUUUU (seconds with microseconds, as nginx's $request_time) */
+static void put_json_seconds(struct line *l, const char *key, uint64_t us)
+{
+    put_cstr(l, ",\"");
+    put_cstr(l, key);
+    put_cstr(l, "\":");
+    put_u64(l, us / 1000000);
+    char frac[7];
+    us %= 1000000;
+    for (int i = 5; i >= 0; i--, us /= 10)
+        frac[i + 1] = (char)('0' + us % 10);
+    frac[0] = '.';
+    put(l, frac, sizeof(frac));
+}
+
 static void format_json(struct line *l, const struct wr_access_entry *e)
 {
     put_cstr(l, "{\"time\":\"");
@@ -300,14 +315,11 @@ static void format_json(struct line *l, const struct wr_access_entry *e)
     put_json_str(l, "host", e->host);
     put_json_u64(l, "status", (uint64_t)e->status);
     put_json_u64(l, "bytes_sent", e->bytes_sent);
-    put_cstr(l, ",\"request_time\":");
-    put_u64(l, e->request_time_us / 1000000);
-    char frac[7];
-    uint64_t us = e->request_time_us % 1000000;
-    for (int i = 5; i >= 0; i--, us /= 10)
-        frac[i + 1] = (char)('0' + us % 10);
-    frac[0] = '.';
-    put(l, frac, sizeof(frac));
+    put_json_seconds(l, "request_time", e->request_time_us);
+    if (e->upstream_addr.len > 0) {
+        put_json_str(l, "upstream_addr", e->upstream_addr);
+        put_json_seconds(l, "upstream_time", e->upstream_time_us);
+    }
     put_json_str(l, "referer", e->referer);
     put_json_str(l, "user_agent", e->user_agent);
     put(l, "}", 1);

@@ -416,11 +416,27 @@ static void notify_status(struct app *app, const struct wr_metrics_totals *t)
                rps);
 }
 
+/* weir_upstream_server_up follows the servers' shared health (passive and
+ * active), sampled once a second. */
+static void publish_server_health(struct app *app)
+{
+    uint64_t now = wr_upstream_now_ms();
+    for (size_t u = 0; u < app->cfg->n_upstreams; u++) {
+        const struct wr_upstream_cfg *up = &app->cfg->upstreams[u];
+        for (size_t i = 0; i < up->n_servers; i++) {
+            if (up->servers[i].metrics_id != 0)
+                wr_metrics_set_server_down(app->metrics, up->servers[i].metrics_id,
+                                           !wr_upstream_is_up(up, (int)i, now));
+        }
+    }
+}
+
 static void on_status_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct app *app = arg;
+    publish_server_health(app);
     struct wr_metrics_totals t;
     wr_metrics_sum(app->metrics, &t);
     wr_metrics_rate_add(&app->rate, wr_metrics_now_ms(), t.requests);

@@ -68,6 +68,7 @@ struct wr_proxy {
     char *hbuf;               /* request head, later the client's response head */
     size_t hbuf_cap, head_len, head_sent;
     size_t head_base_len;     /* head without the Host line (preserve_host = off) */
+    size_t max_head_bytes;    /* longest response head accepted ([limits] max_header_size) */
     bool is_host_preserved;
     bool has_body, is_body_chunked, is_body_done;
     bool has_sent_body;       /* a body byte left for the server: no more retries */
@@ -126,6 +127,15 @@ static uint64_t now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* This worker's counters for server i of p's upstream, or NULL. */
+static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
+{
+    unsigned id = p->up->servers[i].metrics_id;
+    if (!p->env->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
+        return NULL;
+    return &p->env->metrics->servers[id];
 }
 
 /* ---- writing heads ----------------------------------------------------- */
@@ -497,6 +507,9 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
     wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s server %s: %s",
            p->up->name, srv->label, why);
     wr_upstream_report(p->up, p->server, false, now_ms());
+    struct wr_metrics_server *sm = server_metrics(p, p->server);
+    if (sm)
+        wr_metrics_add(&sm->failures, 1);
     release_upstream(p, false);
     if (!may_retry(p, is_connect_failure)) {
         finish(p, status);
@@ -537,6 +550,11 @@ static void start_attempt(struct wr_proxy *p)
     set_server_host(p);
     p->uc = p->up->keepalive > 0 ? wr_pool_get(p->env->pool, addr, on_upstream, p) : NULL;
     p->is_reused = p->uc != NULL;
+    struct wr_metrics_server *sm = server_metrics(p, server);
+    if (sm) {
+        wr_metrics_add(&sm->requests, 1);
+        wr_metrics_add(p->is_reused ? &sm->pool_hits : &sm->pool_misses, 1);
+    }
     if (!p->uc) {
         p->uc = wr_pool_connect(p->env->pool, addr, on_upstream, p);
         if (!p->uc) {
@@ -812,6 +830,9 @@ static void choose_framing(struct wr_proxy *p, bool is_client_http10)
 /* The response is complete (all body bytes emitted or none due). */
 static void complete(struct wr_proxy *p)
 {
+    struct wr_metrics_server *sm = server_metrics(p, p->server);
+    if (sm)
+        wr_metrics_observe(&sm->duration, now_us() - p->start_us);
     bool is_reusable = p->is_upstream_reusable && p->ustart == p->ulen && p->is_body_done;
     release_upstream(p, is_reusable);
     finish(p, WR_PROXY_COMPLETE);
@@ -1026,7 +1047,7 @@ static void read_upstream(struct wr_proxy *p)
         relay_body(p);
         return;
     }
-    struct wr_http_limits limits = {.max_head_bytes = p->hbuf_cap - HEAD_EXTRA};
+    struct wr_http_limits limits = {.max_head_bytes = p->max_head_bytes};
     for (;;) {
         ssize_t h = wr_http_parse_response(p->ubuf, p->ulen, p->scanned, &limits, &p->resp);
         if (h == WR_AGAIN) {
@@ -1094,8 +1115,8 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     size_t head_cap = req->target.len + HEAD_EXTRA;
     for (size_t i = 0; i < req->n_headers; i++)
         head_cap += req->headers[i].name.len + req->headers[i].value.len + 4;
-    if (head_cap < 8192 + HEAD_EXTRA)
-        head_cap = 8192 + HEAD_EXTRA; /* also the limit for the response head */
+    if (head_cap < pr->max_head_bytes + HEAD_EXTRA)
+        head_cap = pr->max_head_bytes + HEAD_EXTRA; /* the response head's room too */
     struct wr_proxy *p = alloc_proxy(env, head_cap);
     if (!p) {
         *status = 500;
@@ -1103,6 +1124,7 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     }
     p->ops = ops;
     p->conn = conn;
+    p->max_head_bytes = pr->max_head_bytes;
     p->route = ex->route;
     p->up = ex->route->upstream;
     p->conn_id = pr->id;

@@ -60,6 +60,8 @@ struct wr_access_entry {
     int status;
     uint64_t bytes_sent;      /* body bytes */
     uint64_t request_time_us; /* from the first byte of the head */
+    struct wr_str upstream_addr; /* proxied: the server that answered; else empty */
+    uint64_t upstream_time_us;   /* proxied: request start -> response head */
     const char *log_time;     /* "23/Nov/2026:10:00:00 +0000" */
     const char *iso_time;     /* "2026-11-23T10:00:00Z" */
 };

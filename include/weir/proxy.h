@@ -28,6 +28,7 @@
 #include <sys/uio.h>
 
 #include "weir/http_resp.h"
+#include "weir/metrics.h"
 #include "weir/pool.h"
 
 struct wr_balancer;
@@ -62,6 +63,7 @@ struct wr_proxy_env {
     struct wr_balancer *balancer; /* for the worker's current snapshot */
     const struct wr_resp_clock *clock;
     int worker_id;
+    struct wr_metrics_worker *metrics; /* borrowed: this worker's counters (or NULL) */
     bool is_server_header_on;     /* drop the upstream's Server field */
     struct wr_proxy *free_list;   /* exchanges kept for reuse */
     size_t n_free;
@@ -79,6 +81,7 @@ struct wr_proxy_request {
     bool is_chunked;
     bool is_keep_alive;            /* the client connection may persist */
     uint64_t id;                   /* connection id for logs */
+    size_t max_head_bytes;         /* longest response head accepted (502 beyond) */
 };
 
 /*
