@@ -5,6 +5,8 @@
  * drop privileges -> start workers -> tell systemd READY=1 -> wait for
  * signals. Shutdown (SIGTERM/SIGINT): DRAIN every worker, wait for them up
  * to shutdown_timeout, then STOP the rest. Main does no request work.
+ * TLS contexts are built with each snapshot, before privileges drop at
+ * start (root-only keys), and ticket keys rotate on a timer here.
  * Reload (SIGHUP) publishes a new snapshot to the workers; changes that
  * need new sockets or files (listen, workers, logs, user) are refused for
  * now with the reason logged (issue #6).
@@ -25,6 +27,7 @@
 #include "weir/config.h"
 #include "weir/listener.h"
 #include "weir/log.h"
+#include "weir/tls.h"
 #include "weir/worker.h"
 
 #define DONE_POLL_MS 50
@@ -38,6 +41,8 @@ struct app {
     struct wr_worker_shared shared;
     struct event *signals[4];
     struct event *done_poll, *deadline;
+    struct wr_tls_keys *tls_keys;   /* owned: shared by every snapshot's contexts */
+    struct event *ticket_rotation;  /* owned */
     bool is_stopping;
 };
 
@@ -56,6 +61,7 @@ static void print_version(void)
     printf("weir %s\n", WEIR_VERSION);
     printf("built with libevent %s, PCRE2 %s, inih, libsystemd\n", event_get_version(),
            pcre2_version);
+    printf("running with %s\n", wr_tls_library_version());
 }
 
 /*
@@ -76,15 +82,6 @@ static int check_supported(const struct wr_config *cfg, bool to_log)
 {
     int n_errors = 0;
     char line[512];
-    for (size_t i = 0; i < cfg->server.n_listens; i++) {
-        if (cfg->server.listens[i].is_tls) {
-            snprintf(line, sizeof(line),
-                     "%s:%u: [server] listen: tls listeners are not available yet", cfg->path,
-                     cfg->server.listens[i].line);
-            report(to_log, line);
-            n_errors++;
-        }
-    }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         if (cfg->routes[i].action == WR_ACTION_PROXY) {
             snprintf(line, sizeof(line),
@@ -97,14 +94,36 @@ static int check_supported(const struct wr_config *cfg, bool to_log)
     return n_errors ? -1 : 0;
 }
 
-static struct wr_config *load_config(const char *path, bool to_log)
+/*
+ * Certificates and keys are read here, so at start before privileges
+ * drop. On reload, a section whose files fail keeps the running one's
+ * context (tls.c says why in the log); a new section that fails refuses
+ * the reload.
+ */
+static int attach_tls(struct app *app, struct wr_config *cfg, bool to_log)
+{
+    if (!cfg->has_default_tls)
+        return 0;
+    struct wr_config_errors errs = {0};
+    const struct wr_tls_set *old = app->cfg ? app->cfg->tls_set : NULL;
+    struct wr_tls_set *set = wr_tls_set_new(cfg, app->tls_keys, old, &errs);
+    for (size_t i = 0; i < errs.n_lines; i++)
+        report(to_log, errs.lines[i]);
+    wr_config_errors_fini(&errs);
+    if (!set)
+        return -1;
+    wr_tls_set_attach(cfg, set);
+    return 0;
+}
+
+static struct wr_config *load_config(struct app *app, const char *path, bool to_log)
 {
     struct wr_config_errors errs = {0};
     struct wr_config *cfg = wr_config_load(path, &errs);
     for (size_t i = 0; i < errs.n_lines; i++)
         report(to_log, errs.lines[i]);
     wr_config_errors_fini(&errs);
-    if (cfg && check_supported(cfg, to_log) < 0) {
+    if (cfg && (check_supported(cfg, to_log) < 0 || attach_tls(app, cfg, to_log) < 0)) {
         wr_config_unref(cfg);
         return NULL;
     }
@@ -224,7 +243,7 @@ static const char *reload_blocker(const struct wr_config *old, const struct wr_c
 static void reload(struct app *app)
 {
     sd_notify(0, "RELOADING=1");
-    struct wr_config *cfg = load_config(app->cfg->path, true);
+    struct wr_config *cfg = load_config(app, app->cfg->path, true);
     const char *blocker = cfg ? reload_blocker(app->cfg, cfg) : NULL;
     if (!cfg || blocker) {
         if (blocker)
@@ -248,6 +267,27 @@ static void reload(struct app *app)
     app->cfg = cfg;
     wr_log(WR_LOG_INFO, -1, 0, "configuration reloaded from %s", cfg->path);
     sd_notify(0, "READY=1");
+}
+
+static void on_ticket_rotation(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    if (wr_tls_keys_rotate(app->tls_keys) < 0)
+        wr_log(WR_LOG_ERROR, -1, 0, "TLS ticket keys: no randomness; kept the current key");
+    else
+        wr_log(WR_LOG_DEBUG, -1, 0, "TLS ticket keys rotated");
+}
+
+/* Tickets must not be decryptable forever: a stolen key would unlock every
+ * session it ever sealed (forward secrecy of resumed sessions). */
+static int start_ticket_rotation(struct app *app)
+{
+    uint64_t ms = WR_TLS_TICKET_ROTATE_MS;
+    struct timeval every = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    app->ticket_rotation = event_new(app->base, -1, EV_PERSIST, on_ticket_rotation, app);
+    return app->ticket_rotation && event_add(app->ticket_rotation, &every) == 0 ? 0 : -1;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -330,9 +370,12 @@ static void app_fini(struct app *app)
         event_free(app->deadline);
     if (app->done_poll)
         event_free(app->done_poll);
+    if (app->ticket_rotation)
+        event_free(app->ticket_rotation);
     if (app->base)
         event_base_free(app->base);
     wr_config_unref(app->cfg);
+    wr_tls_keys_free(app->tls_keys); /* after the last snapshot and its contexts */
 }
 
 static int open_logs(const struct wr_config *cfg, int *access_log_fd)
@@ -376,7 +419,7 @@ static int run(struct app *app)
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
     raise_fd_limit();
     app->base = event_base_new();
-    if (!app->base || add_signals(app) < 0) {
+    if (!app->base || add_signals(app) < 0 || start_ticket_rotation(app) < 0) {
         wr_log(WR_LOG_ERROR, -1, 0, "cannot set up the main event loop");
         return 1;
     }
@@ -424,9 +467,15 @@ int main(int argc, char **argv)
         return 2;
     }
     struct app app = {0};
-    app.cfg = load_config(path, false);
-    if (!app.cfg)
+    if (!is_check && !(app.tls_keys = wr_tls_keys_new())) {
+        fprintf(stderr, "weir: cannot make TLS ticket keys (no randomness)\n");
         return 1;
+    }
+    app.cfg = load_config(&app, path, false);
+    if (!app.cfg) {
+        wr_tls_keys_free(app.tls_keys);
+        return 1;
+    }
     if (is_check) {
         printf("%s: ok\n", path);
         wr_config_unref(app.cfg);
