@@ -63,6 +63,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # default       False: only run with --only NAME (not yet in `make bench`)
 # idle          N > 0: instead of wrk, N idle keep-alive connections (one
 #               request each) and the server's RSS per connection (run_idle)
+# wrk_headers   extra request headers for wrk (-H), e.g. Connection: close
 # --------------------------------------------------------------------------
 
 def _make_body(n):
@@ -93,6 +94,7 @@ class Scenario:
     note: str = ""
     idle: int = 0     # > 0: not a wrk run; hold this many idle keep-alive
                       # connections and measure memory (see run_idle)
+    wrk_headers: tuple = ()
 
 
 def write_file(dir_, rel, size):
@@ -125,6 +127,28 @@ open_file_cache max=1024 inactive=60s;
 open_file_cache_valid 1s;
 location / { root {{root}}; }
 """
+
+# TLS 1.3 only on both sides, same ECDSA P-256 certificate (make_cert).
+TLS_STATIC_WEIR = """\
+[tls]
+cert = {{cert}}
+key = {{key}}
+protocols = TLSv1.3
+
+""" + STATIC_WEIR
+TLS_STATIC_NGINX = """\
+ssl_certificate {{cert}};
+ssl_certificate_key {{key}};
+ssl_protocols TLSv1.3;
+ssl_session_cache shared:SSL:1m;
+""" + STATIC_NGINX
+# Full handshakes only: no tickets and no session cache on either side (wrk
+# does not resume anyway; this keeps ticket sealing out of the measure).
+TLS_HANDSHAKE_WEIR = TLS_STATIC_WEIR.replace("protocols = TLSv1.3\n",
+                                             "protocols = TLSv1.3\nsession_tickets = off\n")
+TLS_HANDSHAKE_NGINX = TLS_STATIC_NGINX.replace("ssl_session_cache shared:SSL:1m;\n",
+                                               "ssl_session_cache off;\n"
+                                               "ssl_session_tickets off;\n")
 
 SCENARIOS = [
     Scenario(
@@ -207,6 +231,14 @@ return = 200 {{body}}
 location = /fixed { return 200 "{{body}}"; }
 """,
              note="10,000 idle keep-alive connections: server RSS per connection"),
+    Scenario(name="tls_static_1k", path="/1k.bin", expect_len=1024, tls=True,
+             weir_ini=TLS_STATIC_WEIR, nginx_server=TLS_STATIC_NGINX,
+             setup=setup_static,
+             note="1 KiB file over TLS 1.3, keep-alive"),
+    Scenario(name="tls_handshake", path="/1k.bin", expect_len=1024, tls=True,
+             weir_ini=TLS_HANDSHAKE_WEIR, nginx_server=TLS_HANDSHAKE_NGINX,
+             setup=setup_static, wrk_headers=("Connection: close",),
+             note="TLS 1.3 full handshake (ECDSA P-256) + 1 KiB file per connection"),
 ]
 
 
@@ -487,9 +519,11 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(wrk, url, threads, connections, duration, latency=True):
+def run_wrk(wrk, url, threads, connections, duration, latency=True, headers=()):
     """Runs wrk; returns (text output, wrk's own CPU seconds)."""
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
+    for h in headers:
+        argv += ["-H", h]
     if latency:
         argv.append("--latency")
     argv.append(url)
@@ -626,7 +660,7 @@ class Bench:
         backend_pids = self.backend.pids() if self.backend else []
         t0, b0 = cpu_ticks(pids_before), cpu_ticks(backend_pids)
         text, wrk_cpu = run_wrk(self.args.wrk, server.url(scenario.path), self.args.threads,
-                                connections, duration)
+                                connections, duration, headers=scenario.wrk_headers)
         pids_after = server.pids()
         t1, b1 = cpu_ticks(pids_after), cpu_ticks(backend_pids)
         if not server.alive():
@@ -699,7 +733,7 @@ class Bench:
             for s in servers:
                 if a.warmup > 0:
                     run_wrk(a.wrk, s.url(scenario.path), a.threads, connections, a.warmup,
-                            latency=False)
+                            latency=False, headers=scenario.wrk_headers)
             rounds = []
             for i in range(1, a.rounds + 1):
                 for s in servers:

@@ -762,6 +762,23 @@ static const char *parse_tls_names(struct loader *ld, const struct key_def *k, v
     return NULL;
 }
 
+/* cert and key lines: each adds a path; the i-th cert goes with the i-th key. */
+static const char *parse_tls_file(struct loader *ld, const struct key_def *k, void *obj,
+                                  const char *value)
+{
+    struct wr_tls_cfg *t = obj;
+    bool is_cert = strcmp(k->name, "cert") == 0;
+    char ***paths = is_cert ? &t->certs : &t->keys;
+    size_t *n = is_cert ? &t->n_certs : &t->n_keys;
+    if (*n == WR_TLS_MAX_CERTS)
+        return fail(ld, "at most %d per section (one per key type)", WR_TLS_MAX_CERTS);
+    char buf[PATH_MAX];
+    const char *path = absolute_path(ld, value, buf, sizeof(buf));
+    if (path == NULL)
+        return ld->msg;
+    return push_string(ld, paths, n, wr_str_from_cstr(path)) < 0 ? OOM_MSG : NULL;
+}
+
 /* Each word of value must be one of good; refused[] get "not supported". */
 static const char *check_words(struct loader *ld, const char *value, const char *const *good,
                                const char *const *refused, const char *why)
@@ -1521,8 +1538,10 @@ static const struct key_def tls_keys[] = {
     /* names: [tls NAME] only, required there; repeatable, several per line */
     {.name = "names", .parse = parse_tls_names, .flags = KEY_REPEATABLE},
     /* cert, key: required */
-    {.name = "cert", .parse = parse_path, FIELD(TLS, cert)},
-    {.name = "key", .parse = parse_path, FIELD(TLS, key)},
+    /* cert, key: required; repeatable in pairs (an ECDSA and an RSA
+     * certificate for the same names), the i-th cert with the i-th key */
+    {.name = "cert", .parse = parse_tls_file, .flags = KEY_REPEATABLE},
+    {.name = "key", .parse = parse_tls_file, .flags = KEY_REPEATABLE},
     /* protocols: "TLSv1.2 TLSv1.3" (nothing older: RFC 8996) */
     {.name = "protocols", .parse = parse_protocols, FIELD(TLS, protocols),
      .dflt = "TLSv1.2 TLSv1.3"},
@@ -1814,6 +1833,9 @@ static void close_tls(struct loader *ld, const struct sect_record *rec)
         key_error(ld, rec, rec->line, "cert", "required");
     if (seen_line(rec, "key") == 0)
         key_error(ld, rec, rec->line, "key", "required");
+    else if (t->n_certs > 0 && t->n_certs != t->n_keys)
+        key_error(ld, rec, seen_line(rec, "key"), "key",
+                  "each cert needs its key, in the same order");
     if (t->name != NULL && seen_line(rec, "names") == 0)
         key_error(ld, rec, rec->line, "names",
                   "required: the server names this certificate answers for");
@@ -2429,8 +2451,8 @@ static void free_tls(struct wr_tls_cfg *t)
 {
     free(t->name);
     free_strings(t->names, t->n_names);
-    free(t->cert);
-    free(t->key);
+    free_strings(t->certs, t->n_certs);
+    free_strings(t->keys, t->n_keys);
     free(t->protocols);
     free(t->ciphers);
     free(t->alpn);
@@ -2440,6 +2462,8 @@ static void config_free(struct wr_config *cfg)
 {
     if (cfg == NULL)
         return;
+    if (cfg->tls_set != NULL && cfg->release_tls_set != NULL)
+        cfg->release_tls_set(cfg->tls_set);
     free(cfg->path);
     free(cfg->server.listens);
     free(cfg->server.user);

@@ -2,7 +2,8 @@
  * conn: a client connection's whole life on one worker.
  *
  * The request path, one call per arrow:
- *   accept (worker) -> wr_conn_take -> on_client_read reads into the
+ *   accept (worker) -> wr_conn_take -> [TLS: continue_handshake until
+ *   done, tls.c] -> on_client_read reads into the
  *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
  *   a request view -> dispatch: wr_path_normalize, wr_router_match picks a
  *   route -> the route's action (actions[]: static, return, redirect) starts
@@ -23,6 +24,8 @@
  *    the connection has no input and no output pending.
  *  - Timeouts are deadlines checked by wr_conns_tick, not timer events, so
  *    arming one costs a store.
+ *  - I/O goes through conn_recv / write_some / start_linger, which branch
+ *    on c->tls == NULL first: plain TCP pays one compare for TLS.
  *  - Response bodies on routes other than proxy are read and discarded
  *    before the response is released (held), so a chunked body that breaks
  *    max_body_size still gets its 413 and framing errors their 400.
@@ -30,6 +33,7 @@
 #include "weir/conn.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -52,6 +56,7 @@
 #include "weir/static.h"
 #include "weir/static_cache.h"
 #include "weir/upstream.h"
+#include "weir/tls.h"
 
 #define MAX_SEGS 32
 #define WBUF_CAP (16 * 1024)
@@ -70,6 +75,7 @@
 #define N_IOV 16
 
 enum conn_state {
+    ST_HANDSHAKE, /* TLS: handshake in progress (handshake_timeout) */
     ST_HEAD,    /* waiting for or reading a request head */
     ST_BODY,    /* reading and discarding the body of the request just answered */
     ST_PROXY,   /* a proxied exchange: body goes up, response comes down (proxy.c) */
@@ -126,6 +132,7 @@ struct wr_conn {
     struct wr_config *cfg;   /* ref held: the snapshot this connection started under */
     struct wr_conn *prev, *next; /* home->live list; next also links the free list */
     struct wr_conn_io *io;   /* NULL while idle */
+    struct wr_tls_conn *tls; /* owned; NULL on plain TCP */
     uint64_t id;
     uint64_t deadline_ms;    /* monotonic; 0 = none */
     uint64_t phase_ms;       /* when the current head, body read or idle wait began */
@@ -245,6 +252,8 @@ static void conn_close(struct wr_conn *c)
         c->proxy = NULL;
     }
     release_io(cs, c); /* deletes the write event while the fd is still open */
+    wr_tls_conn_free(c->tls); /* before the snapshot that holds its contexts */
+    c->tls = NULL;
     close(c->fd);
     c->fd = -1;
     wr_config_unref(c->cfg);
@@ -312,7 +321,8 @@ static bool admit_peer(struct wr_conns *cs, int fd, const struct sockaddr *peer,
     return false;
 }
 
-void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len)
+void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                  bool is_tls)
 {
     (void)peer_len;
     uint64_t peer_key;
@@ -351,7 +361,11 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     wr_metrics_add(&cs->metrics->conns_accepted, 1);
     wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     c->phase_ms = now_ms();
-    if (event_add(&c->ev_read, NULL) < 0) {
+    if (is_tls) {
+        c->state = ST_HANDSHAKE;
+        c->tls = cs->cfg->tls_set ? wr_tls_conn_new(cs->cfg->tls_set, fd) : NULL;
+    }
+    if ((is_tls && !c->tls) || event_add(&c->ev_read, NULL) < 0) {
         conn_close(c);
         return;
     }
@@ -414,9 +428,71 @@ static void advance_mem(struct wr_conn_io *io, size_t n)
     }
 }
 
+/* Marks n bytes of the leading segments, memory or file, as written. */
+static void advance_out(struct wr_conn_io *io, size_t n)
+{
+    while (n > 0) {
+        struct out_seg *s = &io->segs[io->seg_first];
+        size_t take = n < s->len ? n : s->len;
+        if (s->fd < 0) {
+            advance_mem(io, take);
+            n -= take;
+            continue;
+        }
+        s->off += (off_t)take;
+        s->len -= take;
+        n -= take;
+        if (s->len == 0) {
+            release_file(s->fd, s->file_ref);
+            s->fd = -1;
+            s->file_ref = NULL;
+            io->seg_first++;
+        }
+    }
+}
+
+/*
+ * TLS: copies up to one record of ready output (memory, and file bytes
+ * read with pread: never a whole file) into the worker's staging buffer
+ * and SSL_writes it. Segments advance only by what OpenSSL took, so after
+ * EAGAIN the next call stages the same first bytes again, which is what
+ * OpenSSL requires of a retry.
+ */
+static ssize_t tls_write_some(struct wr_conn *c, size_t budget)
+{
+    struct wr_conn_io *io = c->io;
+    char *stage = c->home->tls_stage;
+    size_t cap = budget < WR_CONNS_TLS_STAGE ? budget : WR_CONNS_TLS_STAGE, len = 0;
+    for (size_t i = io->seg_first; i < io->n_ready && len < cap; i++) {
+        const struct out_seg *s = &io->segs[i];
+        size_t take = s->len < cap - len ? s->len : cap - len;
+        if (s->fd < 0) {
+            memcpy(stage + len, s->ptr, take);
+            len += take;
+            continue;
+        }
+        ssize_t got = pread(s->fd, stage + len, take, s->off);
+        if (got > 0)
+            len += (size_t)got;
+        if (got != (ssize_t)take) {
+            if (len > 0)
+                break; /* send what we have; the error shows on the next call */
+            if (got == 0)
+                errno = EIO; /* the file shrank under us */
+            return -1;
+        }
+    }
+    ssize_t n = wr_tls_send(c->tls, stage, len);
+    if (n > 0)
+        advance_out(io, (size_t)n);
+    return n;
+}
+
 /* One writev over the leading ready memory segments, or one sendfile. */
 static ssize_t write_some(struct wr_conn *c, size_t budget)
 {
+    if (c->tls)
+        return tls_write_some(c, budget);
     struct wr_conn_io *io = c->io;
     struct out_seg *s = &io->segs[io->seg_first];
     if (s->fd >= 0) {
@@ -500,6 +576,8 @@ static int flush_output(struct wr_conn *c)
 static int start_linger(struct wr_conn *c)
 {
     release_io(c->home, c);
+    if (c->tls && !c->is_peer_eof)
+        wr_tls_close_notify(c->tls);
     if (c->is_peer_eof || shutdown(c->fd, SHUT_WR) < 0) {
         conn_close(c);
         return -1;
@@ -513,6 +591,8 @@ static int start_linger(struct wr_conn *c)
     return 0;
 }
 
+/* Raw read() even on TLS: what arrives now is only dropped, and it need
+ * not be decrypted for that. */
 static void linger_read(struct wr_conn *c)
 {
     char *buf = c->home->scratch;
@@ -530,7 +610,9 @@ static void set_deadline(struct wr_conn *c)
 {
     const struct wr_limits_cfg *lim = &c->cfg->limits;
     const struct wr_conn_io *io = c->io;
-    if (has_output_pending(c) && io->seg_first < io->n_ready)
+    if (c->state == ST_HANDSHAKE)
+        c->deadline_ms = c->phase_ms + wr_tls_handshake_timeout_ms(c->tls);
+    else if (has_output_pending(c) && io->seg_first < io->n_ready)
         c->deadline_ms = c->last_io_ms + lim->send_timeout_ms;
     else if (c->state == ST_PROXY && io->body_kind != BODY_NONE && !c->is_body_blocked)
         c->deadline_ms = c->last_io_ms + lim->body_timeout_ms;
@@ -587,6 +669,9 @@ static int settle(struct wr_conn *c)
     /* Requests already read never make the socket readable again: come
      * back to them on the next loop turn, after other connections had theirs. */
     if (c->is_backlogged && !c->is_write_armed)
+        event_active(&c->ev_read, EV_READ, 0);
+    /* Likewise for records OpenSSL already took off the socket. */
+    else if (c->tls && !c->is_read_paused && c->state != ST_LINGER && wr_tls_has_pending(c->tls))
         event_active(&c->ev_read, EV_READ, 0);
     set_deadline(c);
     return 0;
@@ -748,6 +833,7 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
     struct wr_proxy_request pr = {
         .ex = ex,
         .client_addr = wr_str_from_cstr(c->peer),
+        .is_tls = c->tls != NULL,
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
         .body_len = req->content_length,
         .is_chunked = req->is_chunked,
@@ -780,6 +866,9 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
     int status = wr_path_normalize(req->path.ptr, req->path.len, cs->scratch, &path_len);
     struct wr_str path = {cs->scratch, path_len};
     struct wr_str host = host_var(cs, req->host);
+    /* A connection's certificate answers only its own section's names. */
+    if (status == 0 && c->tls && wr_tls_is_misdirected(c->tls, host))
+        status = 421;
     if (status == 0) {
         struct wr_router_input in = {host, path, req->method_id, req->method};
         status = wr_router_match(c->cfg, cs->router, &in, m);
@@ -788,7 +877,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
     struct wr_tmpl_vars vars = {
         .host = host,
         .request_uri = req->target,
-        .scheme = WR_STR("http"),
+        .scheme = c->tls ? WR_STR("https") : WR_STR("http"),
         .remote_addr = wr_str_from_cstr(c->peer),
         .request_id = wr_str_from_cstr(io->request_id),
         .subject = path.ptr,
@@ -1283,6 +1372,84 @@ static void process_input(struct wr_conn *c)
 
 /* ---- events ------------------------------------------------------------ */
 
+/* The one read of request bytes: the socket, or OpenSSL over it. */
+static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
+{
+    if (!c->tls)
+        return read(c->fd, buf, cap);
+    return wr_tls_recv(c->tls, buf, cap);
+}
+
+/* nginx answers plain HTTP on a TLS port in clear text too: a browser
+ * then shows why instead of a reset. */
+#define PLAIN_HTTP_BODY "This port expects HTTPS (TLS), not HTTP\n"
+static_assert(sizeof(PLAIN_HTTP_BODY) - 1 == 40, "Content-Length below");
+static const char plain_http_answer[] =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 40\r\n"
+    "Connection: close\r\n"
+    "\r\n" PLAIN_HTTP_BODY;
+
+/* The handshake wants (or no longer wants) writability. The write event
+ * lives in io, so a handshake that needs it takes its buffers early (they
+ * serve the first request next). Returns -1 if c was closed. */
+static int arm_write(struct wr_conn *c, bool should_arm)
+{
+    if (should_arm == c->is_write_armed)
+        return 0;
+    if (should_arm && !c->io &&
+        !(c->io = acquire_io(c->home, c, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
+        conn_close(c);
+        return -1;
+    }
+    if (should_arm)
+        event_add(&c->io->ev_write, NULL);
+    else
+        event_del(&c->io->ev_write);
+    c->is_write_armed = should_arm;
+    return 0;
+}
+
+/* Runs the TLS handshake on either readiness; ST_HEAD once it is done. */
+static void continue_handshake(struct wr_conn *c)
+{
+    char why[256];
+    enum wr_tls_result r = wr_tls_handshake(c->tls, why, sizeof(why));
+    if (r == WR_TLS_WANT_READ || r == WR_TLS_WANT_WRITE) {
+        if (arm_write(c, r == WR_TLS_WANT_WRITE) < 0)
+            return;
+        set_deadline(c); /* SNI may have chosen a section with its own timeout */
+        return;
+    }
+    arm_write(c, false); /* disarming never closes */
+    struct wr_metrics_worker *m = c->home->metrics;
+    if (r != WR_TLS_DONE && m)
+        wr_metrics_add(&m->tls_handshake_failures, 1);
+    if (r == WR_TLS_DONE && m) {
+        wr_metrics_add(&m->tls_handshakes, 1);
+        if (wr_tls_is_resumed(c->tls))
+            wr_metrics_add(&m->tls_resumptions, 1);
+    }
+    if (r != WR_TLS_DONE) {
+        if (wr_log_is_enabled(WR_LOG_DEBUG))
+            wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "TLS handshake failed: %s", why);
+        if (r == WR_TLS_PLAIN_HTTP) {
+            ssize_t n = write(c->fd, plain_http_answer, sizeof(plain_http_answer) - 1);
+            (void)n; /* best effort: the socket is fresh, the answer small */
+            wr_tls_conn_free(c->tls);
+            c->tls = NULL;
+            start_linger(c); /* the request's bytes must not turn close into a reset */
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    c->state = ST_HEAD;
+    c->phase_ms = now_ms(); /* header_timeout starts now */
+    settle(c);
+}
+
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -1295,6 +1462,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state == ST_LINGER) {
         linger_read(c);
+        return;
+    }
+    if (c->state == ST_HANDSHAKE) {
+        continue_handshake(c);
         return;
     }
     if (c->proxy && c->is_proxy_done) {
@@ -1317,7 +1488,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     bool was_empty = io->rstart == io->rlen;
-    ssize_t n = read(c->fd, io->rbuf + io->rlen, io->rcap - io->rlen);
+    ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return;
@@ -1351,9 +1522,14 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    if (c->state == ST_HANDSHAKE) {
+        continue_handshake(c);
+        return;
+    }
     if (c->proxy) {
         if (proxy_progress(c) != 0)
-            return;    } else if (!c->io) {
+            return;
+    } else if (!c->io) {
         return; /* a stale activation: nothing to write */
     } else if (flush_output(c) < 0) {
         return;
@@ -1377,14 +1553,17 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     if (cs->scratch_cap < LINGER_MAX_BYTES)
         cs->scratch_cap = LINGER_MAX_BYTES;
     cs->scratch = malloc(cs->scratch_cap);
+    cs->tls_stage = malloc(WR_CONNS_TLS_STAGE);
     cs->router = wr_router_scratch_new();
     cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
     cs->pool = wr_pool_new(base);
     cs->proxy_env.balancer = wr_balancer_new(cfg);
-    if (!cs->scratch || !cs->router || !cs->static_cache || !cs->pool ||
+    if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->static_cache || !cs->pool ||
         !cs->proxy_env.balancer ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         free(cs->scratch);
+        free(cs->tls_stage);
+        cs->tls_stage = NULL;
         wr_router_scratch_free(cs->router);
         wr_static_cache_free(cs->static_cache);
         cs->static_cache = NULL;
@@ -1502,6 +1681,8 @@ void wr_conns_fini(struct wr_conns *cs)
     cs->proxy_env.balancer = NULL;
     free(cs->scratch);
     cs->scratch = NULL;
+    free(cs->tls_stage);
+    cs->tls_stage = NULL;
     wr_config_unref(cs->cfg);
     cs->cfg = NULL;
 }

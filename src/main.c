@@ -11,6 +11,8 @@
  * publishes the new snapshot and listener set to the workers; sockets the
  * file dropped close once every worker let go of them. Changes that need a
  * restart (workers, logs, user) are refused with the reason logged.
+ * TLS contexts are built with each snapshot, before privileges drop at
+ * start (root-only keys), and ticket keys rotate on a timer here.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -32,6 +34,7 @@
 #include "weir/log.h"
 #include "weir/upstream.h"
 #include "weir/metrics.h"
+#include "weir/tls.h"
 #include "weir/worker.h"
 
 #define DONE_POLL_MS 50
@@ -58,6 +61,8 @@ struct app {
     struct event *signals[4];
     struct event *done_poll, *deadline, *retire_poll, *status_tick;
     unsigned n_status_ticks;
+    struct wr_tls_keys *tls_keys;   /* owned: shared by every snapshot's contexts */
+    struct event *ticket_rotation;  /* owned */
     bool is_stopping;
 };
 
@@ -76,12 +81,9 @@ static void print_version(void)
     printf("weir %s\n", WEIR_VERSION);
     printf("built with libevent %s, PCRE2 %s, inih, libsystemd\n", event_get_version(),
            pcre2_version);
+    printf("running with %s\n", wr_tls_library_version());
 }
 
-/*
- * Refuses what the config schema accepts but this build cannot serve yet, so
- * weir never starts half-configured. Reported like any other config error.
- */
 /* Config errors go to stderr at start-up (and for -t), to the error log on
  * reload, where stderr may be nowhere. */
 static void report(bool to_log, const char *line)
@@ -92,30 +94,36 @@ static void report(bool to_log, const char *line)
         fprintf(stderr, "%s\n", line);
 }
 
-static int check_supported(const struct wr_config *cfg, bool to_log)
+/*
+ * Certificates and keys are read here, so at start before privileges
+ * drop. On reload, a section whose files fail keeps the running one's
+ * context (tls.c says why in the log); a new section that fails refuses
+ * the reload.
+ */
+static int attach_tls(struct app *app, struct wr_config *cfg, bool to_log)
 {
-    int n_errors = 0;
-    char line[512];
-    for (size_t i = 0; i < cfg->server.n_listens; i++) {
-        if (cfg->server.listens[i].is_tls) {
-            snprintf(line, sizeof(line),
-                     "%s:%u: [server] listen: tls listeners are not available yet", cfg->path,
-                     cfg->server.listens[i].line);
-            report(to_log, line);
-            n_errors++;
-        }
-    }
-    return n_errors ? -1 : 0;
+    if (!cfg->has_default_tls)
+        return 0;
+    struct wr_config_errors errs = {0};
+    const struct wr_tls_set *old = app->cfg ? app->cfg->tls_set : NULL;
+    struct wr_tls_set *set = wr_tls_set_new(cfg, app->tls_keys, old, &errs);
+    for (size_t i = 0; i < errs.n_lines; i++)
+        report(to_log, errs.lines[i]);
+    wr_config_errors_fini(&errs);
+    if (!set)
+        return -1;
+    wr_tls_set_attach(cfg, set);
+    return 0;
 }
 
-static struct wr_config *load_config(const char *path, bool to_log)
+static struct wr_config *load_config(struct app *app, const char *path, bool to_log)
 {
     struct wr_config_errors errs = {0};
     struct wr_config *cfg = wr_config_load(path, &errs);
     for (size_t i = 0; i < errs.n_lines; i++)
         report(to_log, errs.lines[i]);
     wr_config_errors_fini(&errs);
-    if (cfg && check_supported(cfg, to_log) < 0) {
+    if (cfg && attach_tls(app, cfg, to_log) < 0) {
         wr_config_unref(cfg);
         return NULL;
     }
@@ -368,7 +376,7 @@ static void reload_failed(struct app *app, struct wr_config *cfg)
 static void reload(struct app *app)
 {
     sd_notify(0, "RELOADING=1");
-    struct wr_config *cfg = load_config(app->cfg->path, true);
+    struct wr_config *cfg = load_config(app, app->cfg->path, true);
     const char *blocker = cfg ? reload_blocker(app->cfg, cfg) : NULL;
     if (blocker)
         wr_log(WR_LOG_ERROR, -1, 0, "reload: changing %s needs a restart", blocker);
@@ -404,6 +412,27 @@ static void reload(struct app *app)
     app->metrics->reloads++;
     wr_log(WR_LOG_INFO, -1, 0, "configuration reloaded from %s", cfg->path);
     sd_notify(0, "READY=1");
+}
+
+static void on_ticket_rotation(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct app *app = arg;
+    if (wr_tls_keys_rotate(app->tls_keys) < 0)
+        wr_log(WR_LOG_ERROR, -1, 0, "TLS ticket keys: no randomness; kept the current key");
+    else
+        wr_log(WR_LOG_DEBUG, -1, 0, "TLS ticket keys rotated");
+}
+
+/* Tickets must not be decryptable forever: a stolen key would unlock every
+ * session it ever sealed (forward secrecy of resumed sessions). */
+static int start_ticket_rotation(struct app *app)
+{
+    uint64_t ms = WR_TLS_TICKET_ROTATE_MS;
+    struct timeval every = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    app->ticket_rotation = event_new(app->base, -1, EV_PERSIST, on_ticket_rotation, app);
+    return app->ticket_rotation && event_add(app->ticket_rotation, &every) == 0 ? 0 : -1;
 }
 
 /* ---- sd_notify STATUS= and the request rate ----------------------------- */
@@ -613,7 +642,8 @@ static void app_fini(struct app *app)
         if (app->signals[i])
             event_free(app->signals[i]);
     }
-    struct event *timers[] = {app->deadline, app->done_poll, app->retire_poll, app->status_tick};
+    struct event *timers[] = {app->deadline, app->done_poll, app->retire_poll, app->status_tick,
+                              app->ticket_rotation};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         if (timers[i])
             event_free(timers[i]);
@@ -622,6 +652,7 @@ static void app_fini(struct app *app)
         event_base_free(app->base);
     wr_metrics_free(app->metrics);
     wr_config_unref(app->cfg);
+    wr_tls_keys_free(app->tls_keys); /* after the last snapshot and its contexts */
 }
 
 static int open_logs(const struct wr_config *cfg, int *access_log_fd)
@@ -680,7 +711,7 @@ static int run(struct app *app)
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
     raise_fd_limit();
     app->base = event_base_new();
-    if (!app->base || add_signals(app) < 0) {
+    if (!app->base || add_signals(app) < 0 || start_ticket_rotation(app) < 0) {
         wr_log(WR_LOG_ERROR, -1, 0, "cannot set up the main event loop");
         return 1;
     }
@@ -742,9 +773,15 @@ int main(int argc, char **argv)
         return 2;
     }
     struct app app = {0};
-    app.cfg = load_config(path, false);
-    if (!app.cfg)
+    if (!is_check && !(app.tls_keys = wr_tls_keys_new())) {
+        fprintf(stderr, "weir: cannot make TLS ticket keys (no randomness)\n");
         return 1;
+    }
+    app.cfg = load_config(&app, path, false);
+    if (!app.cfg) {
+        wr_tls_keys_free(app.tls_keys);
+        return 1;
+    }
     if (is_check) {
         printf("%s: ok\n", path);
         wr_config_unref(app.cfg);

@@ -24,6 +24,10 @@
 #include "weir/units.h"
 
 struct pcre2_real_code_8; /* pcre2_code; kept out of this header */
+struct wr_tls_set;        /* tls.h: the OpenSSL contexts built from tls[] (layer 2) */
+
+/* Frees what a snapshot holds on behalf of a higher layer (see tls_set). */
+typedef void (*wr_config_tls_release_fn)(struct wr_tls_set *set);
 
 enum wr_log_level { WR_LOG_ERROR = 0, WR_LOG_WARN, WR_LOG_INFO, WR_LOG_DEBUG };
 enum wr_log_format { WR_LOG_COMBINED = 0, WR_LOG_JSON };
@@ -71,11 +75,15 @@ struct wr_header_cfg {
     struct wr_tmpl value;
 };
 
+#define WR_TLS_MAX_CERTS 4 /* cert/key pairs per [tls] section */
+
 struct wr_tls_cfg {
     char *name;     /* owned; NULL for the default [tls] */
     char **names;   /* owned SNI names (lower-case; "*.x" wildcards) */
     size_t n_names;
-    char *cert, *key; /* owned paths */
+    char **certs, **keys; /* owned paths, paired in order (cert i goes with key i):
+                             one pair per key type, e.g. an ECDSA and an RSA one */
+    size_t n_certs, n_keys; /* equal after a successful load, 1..WR_TLS_MAX_CERTS */
     char *protocols;  /* owned, as written, e.g. "TLSv1.2 TLSv1.3" */
     char *ciphers;
     bool session_tickets;
@@ -206,6 +214,14 @@ struct wr_config {
     struct wr_route *routes; /* file order */
     size_t n_routes;
     struct wr_admin_cfg admin;
+
+    /* Built by main from tls[] after the load and before the snapshot is
+     * published, so a connection keeps the certificates it started with for
+     * as long as it holds the snapshot. NULL without [tls]. Released with
+     * release_tls_set when the last reference goes (config cannot call up
+     * into tls itself). */
+    struct wr_tls_set *tls_set;
+    wr_config_tls_release_fn release_tls_set;
 };
 
 /* Collected load errors, one line each, in file order. */

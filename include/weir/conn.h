@@ -28,6 +28,9 @@ struct wr_conn_io;
 struct wr_static_cache;
 struct wr_limits;
 
+/* Bytes staged per SSL_write: one full TLS record. */
+#define WR_CONNS_TLS_STAGE (16 * 1024)
+
 /* Open files a worker's static cache keeps (static_cache.h). */
 #define WR_CONNS_STATIC_CACHE_ENTRIES 1024
 
@@ -49,6 +52,8 @@ struct wr_conns {
     struct wr_pool *pool;         /* owned: upstream connections (proxy action) */
     struct wr_proxy_env proxy_env; /* balancer owned (for cfg), pool borrowed */
     char *scratch;                /* owned: normalised path, handler scratch */
+    char *tls_stage;              /* owned, WR_CONNS_TLS_STAGE bytes: plaintext of the
+                                     record being written (conn.c tls_write_some) */
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */
     char host_buf[256];           /* $host: lower-case, port removed */
@@ -91,11 +96,13 @@ void wr_conns_fini(struct wr_conns *cs);
 
 /*
  * Takes ownership of an accepted, non-blocking socket fd and starts serving
- * it. The process-wide count must already include it (the caller counted it
+ * it; is_tls: the listener is a TLS one (cs->cfg->tls_set is then set). The
+ * process-wide count must already include it (the caller counted it
  * against max_connections); it is decremented when the connection closes.
  * A client over max_connections_per_ip is closed at once instead.
  */
-void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len);
+void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                  bool is_tls);
 
 /*
  * Periodic work (the worker calls it every 100 ms or so): closes

@@ -226,8 +226,10 @@ static void check_full_tls(const struct wr_config *cfg)
     const struct wr_tls_cfg *d = &cfg->tls[0];
     assert_null(d->name);
     assert_int_equal(d->n_names, 0);
-    assert_string_equal(d->cert, "/etc/weir/tls/site.crt");
-    assert_string_equal(d->key, "/etc/weir/tls/site.key");
+    assert_int_equal(d->n_certs, 1);
+    assert_int_equal(d->n_keys, 1);
+    assert_string_equal(d->certs[0], "/etc/weir/tls/site.crt");
+    assert_string_equal(d->keys[0], "/etc/weir/tls/site.key");
     assert_string_equal(d->protocols, "TLSv1.2 TLSv1.3");
     assert_string_equal(d->ciphers, "ECDHE+AESGCM");
     assert_false(d->session_tickets);
@@ -241,7 +243,7 @@ static void check_full_tls(const struct wr_config *cfg)
     assert_string_equal(t->names[0], "example.org");
     assert_string_equal(t->names[1], "www.example.org");
     assert_string_equal(t->names[2], "*.example.net");
-    assert_string_equal(t->cert, "/etc/weir/tls/example.crt");
+    assert_string_equal(t->certs[0], "/etc/weir/tls/example.crt");
     assert_string_equal(t->protocols, "TLSv1.3");      /* given */
     assert_string_equal(t->ciphers, "ECDHE+AESGCM");   /* from [tls] */
     assert_false(t->session_tickets);                  /* from [tls] */
@@ -475,6 +477,23 @@ static void test_tls_defaults(void **state)
     wr_config_unref(cfg);
 }
 
+/* cert and key repeat in pairs: an ECDSA and an RSA certificate on one name. */
+static void test_tls_two_pairs(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = *:443 tls\n"
+                                     "[tls]\ncert = /ec.crt\nkey = /ec.key\n"
+                                     "cert = /rsa.crt\nkey = /rsa.key\n");
+    const struct wr_tls_cfg *t = &cfg->tls[0];
+    assert_int_equal(t->n_certs, 2);
+    assert_int_equal(t->n_keys, 2);
+    assert_string_equal(t->certs[0], "/ec.crt");
+    assert_string_equal(t->keys[0], "/ec.key");
+    assert_string_equal(t->certs[1], "/rsa.crt");
+    assert_string_equal(t->keys[1], "/rsa.key");
+    wr_config_unref(cfg);
+}
+
 static void test_values_edge_cases(void **state)
 {
     (void)state;
@@ -702,6 +721,12 @@ static const struct bad_case bad_cases[] = {
       "t.ini:5: [tls] names: only for [tls NAME] sections; [tls] answers every other name",
       "t.ini:6: [tls b] key: required",
       "t.ini:6: [tls b] names: required: the server names this certificate answers for"}},
+    {"cert without key", SERVER "[tls]\ncert = /a\nkey = /k\ncert = /b\n",
+     {"t.ini:5: [tls] key: each cert needs its key, in the same order"}},
+    {"five certs",
+     SERVER "[tls]\ncert = /a\ncert = /b\ncert = /c\ncert = /d\ncert = /e\nkey = /k\n",
+     {"t.ini:8: [tls] cert: at most 4 per section (one per key type)",
+      "t.ini:9: [tls] key: each cert needs its key, in the same order"}},
     {"SNI name twice", SERVER "[tls a]\nnames = x.example\ncert = /c\nkey = /k\n"
                               "[tls b]\nnames = X.example\ncert = /c\nkey = /k\n",
      {"t.ini:8: [tls b] names: \"x.example\" is already a name of [tls a]"}},
@@ -933,7 +958,7 @@ static void test_relative_paths(void **state)
     assert_string_equal(cfg->server.access_log, want);
     assert_string_equal(cfg->server.error_log, "/var/log/e");
     snprintf(want, sizeof(want), "%s/conf/tls/c.pem", root_dir);
-    assert_string_equal(cfg->tls[0].cert, want);
+    assert_string_equal(cfg->tls[0].certs[0], want);
     wr_config_unref(cfg);
 
     snprintf(text, sizeof(text), SERVER "[route r]\nmatch = prefix:/\nroot = nope\n");
@@ -1074,6 +1099,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_file),     cmocka_unit_test(test_full_file_regex_runs),
         cmocka_unit_test(test_defaults),      cmocka_unit_test(test_tls_defaults),
+        cmocka_unit_test(test_tls_two_pairs),
         cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_abuse_limits),
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),

@@ -1,0 +1,137 @@
+/*
+ * tls: OpenSSL for client connections. SSL_CTX per [tls] / [tls NAME]
+ * section, the section chosen by SNI, ALPN, session tickets with keys
+ * shared by every worker and rotated by main, and the non-blocking
+ * record I/O conn uses on a TLS socket.
+ *
+ * Threads: sets and ticket keys are built and rotated by main; workers
+ * only read them (OpenSSL locks what it changes inside an SSL_CTX). A
+ * struct wr_tls_conn belongs to the worker that accepted its socket.
+ * Layer 2: nothing here knows about requests or routes.
+ */
+#ifndef WEIR_TLS_H
+#define WEIR_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "weir/config.h"
+#include "weir/str.h"
+
+struct wr_tls_set;  /* the contexts of one config snapshot */
+struct wr_tls_conn; /* one client connection's TLS state */
+struct wr_tls_keys; /* session ticket keys: a current and a previous one */
+
+/* How often main rotates the ticket keys. A ticket stays decryptable for
+ * one to two periods (the previous key is still accepted). */
+#define WR_TLS_TICKET_ROTATE_MS (12ull * 3600 * 1000)
+
+/* "OpenSSL 3.0.x ..." of the library weir runs with. */
+const char *wr_tls_library_version(void);
+
+/* New random ticket keys. NULL on failure. Main thread. */
+struct wr_tls_keys *wr_tls_keys_new(void);
+
+/* The current key becomes the previous one (still decrypts, renewed on
+ * use); a new random key encrypts from now on. Returns 0, or -1 (keys
+ * unchanged) when no randomness was available. Main thread only; workers
+ * may read concurrently. */
+int wr_tls_keys_rotate(struct wr_tls_keys *keys);
+
+/* Frees keys once no set uses them any more. NULL ok. */
+void wr_tls_keys_free(struct wr_tls_keys *keys);
+
+/*
+ * Builds one context per cfg->tls[] section (cfg->has_default_tls must
+ * hold). keys (borrowed, may be NULL: no tickets) must outlive the set.
+ * Every certificate, key, cipher list problem is appended to errs as
+ * "file:line: [tls NAME] key: message" and NULL returned.
+ * With old (a reload): a section whose files fail keeps old's section of
+ * the same name (certificate, names and settings), logged as an error
+ * naming the reason; only a failing section that old lacks fails the set.
+ * Main thread. The result is owned by the caller (wr_tls_set_free), or
+ * attached to cfg with wr_tls_set_attach.
+ */
+struct wr_tls_set *wr_tls_set_new(const struct wr_config *cfg, struct wr_tls_keys *keys,
+                                  const struct wr_tls_set *old, struct wr_config_errors *errs);
+
+/* Hands set to cfg (cfg->tls_set), freed with the snapshot. Main thread,
+ * before cfg is published. */
+void wr_tls_set_attach(struct wr_config *cfg, struct wr_tls_set *set);
+
+/* Frees set; contexts still used by an SSL stay alive until it goes. NULL ok. */
+void wr_tls_set_free(struct wr_tls_set *set);
+
+/*
+ * Index of the section answering host name (lower case, no port, len
+ * bytes): an exact name first, then the "*.parent" wildcard of its first
+ * label; 0 ([tls]) for anything else.
+ */
+size_t wr_tls_set_select(const struct wr_tls_set *set, const char *name, size_t len);
+
+/* Sections in set (for tests and logs). */
+size_t wr_tls_set_count(const struct wr_tls_set *set);
+
+/*
+ * Starts server-side TLS on the connected socket fd with set (borrowed:
+ * must outlive the result, which the snapshot reference of the connection
+ * guarantees). Returns NULL on allocation failure. Worker thread.
+ */
+struct wr_tls_conn *wr_tls_conn_new(const struct wr_tls_set *set, int fd);
+
+/* Frees t without a close_notify (the socket is not closed). NULL ok. */
+void wr_tls_conn_free(struct wr_tls_conn *t);
+
+enum wr_tls_result {
+    WR_TLS_DONE = 0,   /* handshake complete */
+    WR_TLS_WANT_READ,  /* call again when the socket is readable */
+    WR_TLS_WANT_WRITE, /* call again when the socket is writable */
+    WR_TLS_FAILED,     /* not TLS, or a handshake error: close the connection */
+    WR_TLS_PLAIN_HTTP, /* the client spoke plain HTTP: may answer 400 in clear */
+};
+
+/* Advances the handshake. On WR_TLS_FAILED and WR_TLS_PLAIN_HTTP, why
+ * (cap bytes) says what went wrong, for a debug log line. */
+enum wr_tls_result wr_tls_handshake(struct wr_tls_conn *t, char *why, size_t cap);
+
+/*
+ * Decrypted bytes into buf (up to cap, several records if they are there).
+ * Returns bytes > 0; 0 when the client closed (close_notify or a bare
+ * EOF, which HTTP framing makes harmless for a server); -1 with errno
+ * EAGAIN (nothing yet), or another errno (EPROTO for a TLS error): close.
+ */
+ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap);
+
+/*
+ * Encrypts and sends at most one record of buf. Returns bytes accepted
+ * (> 0), or -1 with errno EAGAIN (retry later with the same first bytes,
+ * at least as many: OpenSSL holds the record it built) or another errno.
+ * len must be > 0.
+ */
+ssize_t wr_tls_send(struct wr_tls_conn *t, const void *buf, size_t len);
+
+/* True when decrypted bytes, or received records not yet decrypted,
+ * wait inside t: the socket will not become readable for them. */
+bool wr_tls_has_pending(const struct wr_tls_conn *t);
+
+/* Sends close_notify if the socket takes it now; never blocks or fails. */
+void wr_tls_close_notify(struct wr_tls_conn *t);
+
+/* True when host (lower case, no port) is answered by another section's
+ * certificate than the one the handshake chose: RFC 9110 §15.5.20, 421. */
+bool wr_tls_is_misdirected(const struct wr_tls_conn *t, struct wr_str host);
+
+/* handshake_timeout of the section chosen so far ([tls] until SNI). */
+uint64_t wr_tls_handshake_timeout_ms(const struct wr_tls_conn *t);
+
+/* The ALPN protocol agreed ("" when none) and the TLS version ("TLSv1.3"),
+ * for logs and tests. */
+struct wr_str wr_tls_alpn(const struct wr_tls_conn *t);
+const char *wr_tls_version(const struct wr_tls_conn *t);
+
+/* True once a handshake completed by resuming a session (a ticket). */
+bool wr_tls_is_resumed(const struct wr_tls_conn *t);
+
+#endif

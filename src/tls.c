@@ -1,0 +1,781 @@
+/*
+ * tls: OpenSSL contexts from [tls] sections, and TLS record I/O for conn.
+ *
+ * A "site" is one section turned into an SSL_CTX plus what the callbacks
+ * need (names, versions, ciphers, ALPN list, handshake_timeout). A set is
+ * the sites of one config snapshot, [tls] first. Sites are reference
+ * counted so that a reload which cannot read a section's new certificate
+ * keeps serving the old site in the new set; an SSL holds its own
+ * reference on the SSL_CTX it uses, so nothing a connection uses goes away
+ * under it.
+ *
+ * Every connection starts on [tls]'s context; the ClientHello callback
+ * moves it to the section SNI names before the version and cipher are
+ * chosen, so each section's protocols and ciphers apply (a servername
+ * callback would run too late for the version).
+ *
+ * Ticket keys are shared by every context and worker: 80 bytes each,
+ * stored as atomic words behind a sequence counter (a seqlock), so that
+ * main can rotate them while workers read without a lock and without a
+ * plain shared write (TSan-clean). Sessions are not cached server-side:
+ * tickets carry them.
+ *
+ * Not here: when to read or write (conn), the 421 decision's consequences
+ * (conn answers it). TLS parsing is OpenSSL's; there is no fuzz target.
+ */
+#include "weir/tls.h"
+
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <assert.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weir/log.h"
+
+#define KEY_WORDS 10      /* 80 bytes: name 16, HMAC 32, AES 32 */
+#define READ_TRIES 1000   /* a reader gives up (no ticket) rather than spin */
+#define MAX_SNI_LEN 253
+#define N_TICKETS 1       /* TLS 1.3 tickets per full handshake: one resumes */
+
+struct ticket_key {
+    unsigned char name[16];
+    unsigned char hmac[32];
+    unsigned char aes[32];
+};
+
+struct wr_tls_keys {
+    atomic_uint_fast64_t seq;                 /* odd while main rewrites words */
+    atomic_uint_fast64_t words[2][KEY_WORDS]; /* [0] current, [1] previous */
+};
+
+struct tls_site {
+    atomic_uint refs;
+    SSL_CTX *ctx;          /* one reference */
+    char *section;         /* owned; NULL for [tls] */
+    char **names;          /* owned copies, lower case */
+    size_t n_names;
+    int min_version, max_version;
+    char *ciphers;         /* owned, TLS 1.2 list */
+    bool has_tickets;
+    unsigned char alpn[256]; /* server preference, wire format */
+    size_t alpn_len;
+    uint64_t handshake_timeout_ms;
+};
+
+struct wr_tls_set {
+    struct wr_tls_keys *keys; /* borrowed: main's, outlives every set */
+    size_t n_sites;
+    struct tls_site *sites[]; /* [0] is [tls] */
+};
+
+struct wr_tls_conn {
+    SSL *ssl;
+    const struct wr_tls_set *set; /* borrowed: the connection's snapshot holds it */
+    const struct tls_site *site;  /* in set: the section the handshake chose */
+};
+
+const char *wr_tls_library_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
+}
+
+/* ---- ticket keys ------------------------------------------------------- */
+
+static_assert(sizeof(struct ticket_key) == KEY_WORDS * 8, "ticket key is whole words");
+
+static int random_key(struct ticket_key *k)
+{
+    return RAND_bytes((unsigned char *)k, sizeof(*k)) == 1 ? 0 : -1;
+}
+
+static void store_key(atomic_uint_fast64_t *words, const struct ticket_key *k)
+{
+    uint64_t w[KEY_WORDS];
+    memcpy(w, k, sizeof(w));
+    for (int i = 0; i < KEY_WORDS; i++)
+        atomic_store_explicit(&words[i], w[i], memory_order_relaxed);
+}
+
+/* Copies both keys out; false if main kept rewriting them (no ticket then). */
+static bool load_keys(struct wr_tls_keys *keys, struct ticket_key out[2])
+{
+    for (int tries = 0; tries < READ_TRIES; tries++) {
+        uint64_t before = atomic_load_explicit(&keys->seq, memory_order_acquire);
+        if (before & 1)
+            continue;
+        uint64_t w[2][KEY_WORDS];
+        for (int k = 0; k < 2; k++) {
+            for (int i = 0; i < KEY_WORDS; i++)
+                w[k][i] = atomic_load_explicit(&keys->words[k][i], memory_order_relaxed);
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&keys->seq, memory_order_relaxed) == before) {
+            memcpy(out, w, sizeof(w));
+            OPENSSL_cleanse(w, sizeof(w));
+            return true;
+        }
+    }
+    return false;
+}
+
+struct wr_tls_keys *wr_tls_keys_new(void)
+{
+    struct wr_tls_keys *keys = malloc(sizeof(*keys));
+    struct ticket_key k[2];
+    if (!keys || random_key(&k[0]) < 0 || random_key(&k[1]) < 0) {
+        free(keys);
+        return NULL;
+    }
+    atomic_init(&keys->seq, 0);
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < KEY_WORDS; j++)
+            atomic_init(&keys->words[i][j], 0);
+        store_key(keys->words[i], &k[i]);
+    }
+    OPENSSL_cleanse(k, sizeof(k));
+    return keys;
+}
+
+int wr_tls_keys_rotate(struct wr_tls_keys *keys)
+{
+    struct ticket_key fresh, current;
+    if (random_key(&fresh) < 0)
+        return -1;
+    uint64_t seq = atomic_load_explicit(&keys->seq, memory_order_relaxed);
+    atomic_store_explicit(&keys->seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* readers see odd before any new word */
+    uint64_t w[KEY_WORDS];
+    for (int i = 0; i < KEY_WORDS; i++)
+        w[i] = atomic_load_explicit(&keys->words[0][i], memory_order_relaxed);
+    memcpy(&current, w, sizeof(current));
+    store_key(keys->words[1], &current);
+    store_key(keys->words[0], &fresh);
+    atomic_store_explicit(&keys->seq, seq + 2, memory_order_release);
+    OPENSSL_cleanse(&fresh, sizeof(fresh));
+    OPENSSL_cleanse(&current, sizeof(current));
+    OPENSSL_cleanse(w, sizeof(w));
+    return 0;
+}
+
+void wr_tls_keys_free(struct wr_tls_keys *keys)
+{
+    if (keys)
+        OPENSSL_cleanse(keys, sizeof(*keys));
+    free(keys);
+}
+
+static int set_mac_key(EVP_MAC_CTX *hctx, const struct ticket_key *k)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac)),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    return EVP_MAC_CTX_set_params(hctx, params) == 1 ? 0 : -1;
+}
+
+/* OpenSSL's ticket callback: encrypt with the current key; decrypt with
+ * either, asking for a new ticket (2) when the previous key was used.
+ * 0: no ticket / not ours (full handshake); -1 only for crypto failures. */
+static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv,
+                         EVP_CIPHER_CTX *ectx, EVP_MAC_CTX *hctx, int enc)
+{
+    const struct wr_tls_conn *t = SSL_get_app_data(ssl);
+    struct ticket_key keys[2];
+    if (!t || !t->set->keys || !load_keys(t->set->keys, keys))
+        return 0; /* no ticket issued, or a full handshake: never an error */
+    int rc = 0;
+    if (enc) {
+        memcpy(name, keys[0].name, 16);
+        rc = RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) == 1 &&
+                     EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, keys[0].aes, iv) == 1 &&
+                     set_mac_key(hctx, &keys[0]) == 0
+                 ? 1
+                 : -1;
+    } else {
+        for (int i = 0; i < 2 && rc == 0; i++) {
+            if (memcmp(name, keys[i].name, 16) != 0)
+                continue;
+            bool ok = EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, keys[i].aes, iv) == 1 &&
+                      set_mac_key(hctx, &keys[i]) == 0;
+            rc = !ok ? -1 : i == 0 ? 1 : 2;
+        }
+    }
+    OPENSSL_cleanse(keys, sizeof(keys));
+    return rc;
+}
+
+/* ---- callbacks --------------------------------------------------------- */
+
+/* The host_name of a server_name extension body (RFC 6066 §3), or false. */
+static bool parse_sni(const unsigned char *p, size_t len, struct wr_str *name)
+{
+    if (len < 5 || (size_t)((p[0] << 8) | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name)
+        return false;
+    size_t n = (size_t)((p[3] << 8) | p[4]);
+    if (n == 0 || n > len - 5)
+        return false;
+    *name = (struct wr_str){(const char *)p + 5, n};
+    return true;
+}
+
+/* Moves ssl to site's context, and its version range, ciphers and tickets
+ * (SSL_set_SSL_CTX changes the certificates only). */
+static int use_site(struct wr_tls_conn *t, const struct tls_site *site)
+{
+    SSL *ssl = t->ssl;
+    if (SSL_set_SSL_CTX(ssl, site->ctx) == NULL ||
+        !SSL_set_min_proto_version(ssl, site->min_version) ||
+        !SSL_set_max_proto_version(ssl, site->max_version) ||
+        !SSL_set_cipher_list(ssl, site->ciphers))
+        return -1;
+    if (site->has_tickets) {
+        SSL_clear_options(ssl, SSL_OP_NO_TICKET);
+        SSL_set_num_tickets(ssl, N_TICKETS);
+    } else {
+        SSL_set_options(ssl, SSL_OP_NO_TICKET);
+        SSL_set_num_tickets(ssl, 0);
+    }
+    t->site = site;
+    return 0;
+}
+
+/* Runs first on a ClientHello: picks the section SNI names. */
+static int on_client_hello(SSL *ssl, int *alert, void *arg)
+{
+    (void)arg;
+    struct wr_tls_conn *t = SSL_get_app_data(ssl);
+    const unsigned char *ext;
+    size_t ext_len;
+    struct wr_str sni;
+    if (!t || !SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &ext_len) ||
+        !parse_sni(ext, ext_len, &sni))
+        return SSL_CLIENT_HELLO_SUCCESS; /* no usable SNI: [tls] */
+    char name[MAX_SNI_LEN + 1];
+    size_t n = 0;
+    for (; n < sni.len && n < MAX_SNI_LEN; n++)
+        name[n] = wr_str_lower(sni.ptr[n]);
+    if (n > 0 && name[n - 1] == '.')
+        n--; /* an absolute name "example.org." is example.org */
+    const struct tls_site *site = t->set->sites[wr_tls_set_select(t->set, name, n)];
+    if (site != t->site && use_site(t, site) < 0) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* ALPN with the server's preference order; no overlap: no ALPN at all
+ * (the client may still speak HTTP/1.1), as most servers do. */
+static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *out_len,
+                   const unsigned char *in, unsigned int in_len, void *arg)
+{
+    (void)arg;
+    const struct wr_tls_conn *t = SSL_get_app_data(ssl);
+    if (!t)
+        return SSL_TLSEXT_ERR_NOACK;
+    const struct tls_site *site = t->site;
+    for (size_t i = 0; i < site->alpn_len; i += 1u + site->alpn[i]) {
+        for (unsigned j = 0; j < in_len && j + 1u + in[j] <= in_len; j += 1u + in[j]) {
+            if (in[j] == site->alpn[i] && memcmp(in + j + 1, site->alpn + i + 1, in[j]) == 0) {
+                *out = in + j + 1;
+                *out_len = in[j];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* ---- building a site --------------------------------------------------- */
+
+/* The oldest queued OpenSSL error as text (its root cause); clears the queue. */
+static void ssl_error_text(char *buf, size_t cap)
+{
+    unsigned long e = ERR_get_error();
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    if (reason)
+        snprintf(buf, cap, "%s", reason);
+    else if (e && ERR_SYSTEM_ERROR(e))
+        snprintf(buf, cap, "%s", strerror(ERR_GET_REASON(e)));
+    else if (e)
+        ERR_error_string_n(e, buf, cap);
+    else
+        snprintf(buf, cap, "unknown error");
+    ERR_clear_error();
+}
+
+/* "file:line: [tls NAME] key: " + message, into why. Returns -1. */
+__attribute__((format(printf, 6, 7))) static int
+site_fail(char *why, size_t cap, const struct wr_config *cfg, const struct wr_tls_cfg *t,
+          const char *key, const char *fmt, ...)
+{
+    int n = snprintf(why, cap, "%s:%u: [tls%s%s] %s: ", cfg->path ? cfg->path : "-", t->line,
+                     t->name ? " " : "", t->name ? t->name : "", key);
+    if (n > 0 && (size_t)n < cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why + n, cap - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const char *key_type_name(int type)
+{
+    switch (type) {
+    case EVP_PKEY_RSA:
+        return "RSA";
+    case EVP_PKEY_EC:
+        return "ECDSA";
+    case EVP_PKEY_ED25519:
+        return "Ed25519";
+    default:
+        return "this";
+    }
+}
+
+/* A daemon has no terminal to ask for a passphrase: encrypted keys fail. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    *(bool *)arg = true;
+    return -1;
+}
+
+/* The private key in path, or NULL (OpenSSL's reason queued, or
+ * *is_encrypted set). */
+static EVP_PKEY *read_key(const char *path, bool *is_encrypted)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    if (!bio)
+        return NULL;
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, is_encrypted);
+    BIO_free(bio);
+    return key;
+}
+
+/* Every cert/key pair; each key type once (OpenSSL keeps one per type). */
+static int load_pairs(SSL_CTX *ctx, const struct wr_config *cfg, const struct wr_tls_cfg *t,
+                      char *why, size_t cap)
+{
+    int types[WR_TLS_MAX_CERTS];
+    char err[256];
+    for (size_t i = 0; i < t->n_certs && i < t->n_keys; i++) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, t->certs[i]) != 1) {
+            ssl_error_text(err, sizeof(err));
+            return site_fail(why, cap, cfg, t, "cert", "%s: %s", t->certs[i], err);
+        }
+        const EVP_PKEY *pub = X509_get0_pubkey(SSL_CTX_get0_certificate(ctx));
+        types[i] = pub ? EVP_PKEY_get_base_id(pub) : 0;
+        for (size_t j = 0; j < i; j++) {
+            if (types[j] == types[i])
+                return site_fail(why, cap, cfg, t, "cert",
+                                 "%s: a second %s certificate (one per key type)", t->certs[i],
+                                 key_type_name(types[i]));
+        }
+        bool is_encrypted = false;
+        EVP_PKEY *key = read_key(t->keys[i], &is_encrypted);
+        if (!key) {
+            ssl_error_text(err, sizeof(err));
+            return site_fail(why, cap, cfg, t, "key", "%s: %s", t->keys[i],
+                             is_encrypted ? "encrypted; weir needs it without a passphrase"
+                                          : err);
+        }
+        bool is_match = X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) == 1;
+        bool is_used = is_match && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+        EVP_PKEY_free(key);
+        if (!is_used) {
+            ssl_error_text(err, sizeof(err));
+            return site_fail(why, cap, cfg, t, "key", "%s: %s", t->keys[i],
+                             is_match ? err : "does not match its certificate");
+        }
+    }
+    return 0;
+}
+
+/* Sessions resume only under the section that issued them. */
+static int set_session_context(SSL_CTX *ctx, const struct wr_tls_cfg *t)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    const char *name = t->name ? t->name : "";
+    if (EVP_Digest(name, strlen(name), md, &md_len, EVP_sha256(), NULL) != 1)
+        return -1;
+    if (md_len > SSL_MAX_SID_CTX_LENGTH)
+        md_len = SSL_MAX_SID_CTX_LENGTH;
+    return SSL_CTX_set_session_id_context(ctx, md, md_len) == 1 ? 0 : -1;
+}
+
+static SSL_CTX *new_ctx(const struct tls_site *site)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, site->min_version);
+    SSL_CTX_set_max_proto_version(ctx, site->max_version);
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION |
+                                 (site->has_tickets ? 0 : SSL_OP_NO_TICKET));
+    /* Partial writes and a movable buffer: conn writes one record at a time
+     * from a per-worker staging buffer and retries from a re-staged copy.
+     * Read-ahead: one recv for all the records the socket holds. Released
+     * buffers: an idle keep-alive connection keeps no 2 x 16 KiB. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, site->has_tickets ? N_TICKETS : 0);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
+    SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    return ctx;
+}
+
+static void site_unref(struct tls_site *site)
+{
+    if (!site || atomic_fetch_sub_explicit(&site->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    SSL_CTX_free(site->ctx);
+    free(site->section);
+    for (size_t i = 0; i < site->n_names; i++)
+        free(site->names[i]);
+    free(site->names);
+    free(site->ciphers);
+    free(site);
+}
+
+/* What the section says, minus files: versions, ALPN, names. */
+static int site_settings(struct tls_site *site, const struct wr_tls_cfg *t)
+{
+    site->min_version = strstr(t->protocols, "TLSv1.2") ? TLS1_2_VERSION : TLS1_3_VERSION;
+    site->max_version = strstr(t->protocols, "TLSv1.3") ? TLS1_3_VERSION : TLS1_2_VERSION;
+    site->has_tickets = t->session_tickets;
+    site->handshake_timeout_ms = t->handshake_timeout_ms;
+    const char *rest = t->alpn;
+    while (*rest) {
+        size_t skip = strspn(rest, " \t"), len = strcspn(rest + skip, " \t");
+        if (len == 0)
+            break;
+        if (len > 255 || site->alpn_len + 1 + len > sizeof(site->alpn))
+            return -1;
+        site->alpn[site->alpn_len++] = (unsigned char)len;
+        memcpy(site->alpn + site->alpn_len, rest + skip, len);
+        site->alpn_len += len;
+        rest += skip + len;
+    }
+    site->ciphers = strdup(t->ciphers);
+    site->section = t->name ? strdup(t->name) : NULL;
+    site->names = calloc(t->n_names + 1, sizeof(*site->names));
+    if (!site->ciphers || (t->name && !site->section) || !site->names)
+        return -1;
+    for (; site->n_names < t->n_names; site->n_names++) {
+        if (!(site->names[site->n_names] = strdup(t->names[site->n_names])))
+            return -1;
+    }
+    return 0;
+}
+
+/* One section's site, or NULL with why filled. */
+static struct tls_site *site_new(const struct wr_config *cfg, const struct wr_tls_cfg *t,
+                                 char *why, size_t cap)
+{
+    struct tls_site *site = calloc(1, sizeof(*site));
+    if (!site || (atomic_init(&site->refs, 1), site_settings(site, t)) < 0 ||
+        !(site->ctx = new_ctx(site)) || set_session_context(site->ctx, t) < 0) {
+        site_fail(why, cap, cfg, t, "cert", "out of memory");
+        goto fail;
+    }
+    if (SSL_CTX_set_cipher_list(site->ctx, t->ciphers) != 1) {
+        char err[256];
+        ssl_error_text(err, sizeof(err));
+        site_fail(why, cap, cfg, t, "ciphers", "\"%s\": %s", t->ciphers, err);
+        goto fail;
+    }
+    if (load_pairs(site->ctx, cfg, t, why, cap) < 0)
+        goto fail;
+    return site;
+fail:
+    ERR_clear_error();
+    site_unref(site);
+    return NULL;
+}
+
+/* ---- sets -------------------------------------------------------------- */
+
+static int push_error(struct wr_config_errors *errs, const char *line)
+{
+    char **more = realloc(errs->lines, (errs->n_lines + 1) * sizeof(*more));
+    if (!more)
+        return -1;
+    errs->lines = more;
+    if (!(more[errs->n_lines] = strdup(line)))
+        return -1;
+    errs->n_lines++;
+    return 0;
+}
+
+static struct tls_site *old_site(const struct wr_tls_set *old, const char *section)
+{
+    for (size_t i = 0; old && i < old->n_sites; i++) {
+        const char *s = old->sites[i]->section;
+        if ((s == NULL && section == NULL) || (s && section && strcmp(s, section) == 0))
+            return old->sites[i];
+    }
+    return NULL;
+}
+
+struct wr_tls_set *wr_tls_set_new(const struct wr_config *cfg, struct wr_tls_keys *keys,
+                                  const struct wr_tls_set *old, struct wr_config_errors *errs)
+{
+    struct wr_tls_set *set = calloc(1, sizeof(*set) + cfg->n_tls * sizeof(set->sites[0]));
+    if (!set) {
+        push_error(errs, "TLS: out of memory");
+        return NULL;
+    }
+    set->keys = keys;
+    bool is_ok = cfg->has_default_tls && cfg->n_tls > 0;
+    for (size_t i = 0; i < cfg->n_tls; i++) {
+        char why[1024];
+        struct tls_site *site = site_new(cfg, &cfg->tls[i], why, sizeof(why));
+        struct tls_site *prev = site ? NULL : old_site(old, cfg->tls[i].name);
+        if (prev) {
+            /* The reload goes on; this section keeps serving what it had. */
+            wr_log(WR_LOG_ERROR, -1, 0, "reload: %s; keeping the previous certificate", why);
+            atomic_fetch_add_explicit(&prev->refs, 1, memory_order_relaxed);
+            site = prev;
+        } else if (!site) {
+            push_error(errs, why);
+            is_ok = false;
+            continue;
+        }
+        set->sites[set->n_sites++] = site;
+    }
+    if (!is_ok) {
+        wr_tls_set_free(set);
+        return NULL;
+    }
+    return set;
+}
+
+static void release_attached(struct wr_tls_set *set)
+{
+    wr_tls_set_free(set);
+}
+
+void wr_tls_set_attach(struct wr_config *cfg, struct wr_tls_set *set)
+{
+    cfg->tls_set = set;
+    cfg->release_tls_set = release_attached;
+}
+
+void wr_tls_set_free(struct wr_tls_set *set)
+{
+    if (!set)
+        return;
+    for (size_t i = 0; i < set->n_sites; i++)
+        site_unref(set->sites[i]);
+    free(set);
+}
+
+size_t wr_tls_set_count(const struct wr_tls_set *set)
+{
+    return set->n_sites;
+}
+
+static bool has_name(const struct tls_site *site, const char *name, size_t len)
+{
+    for (size_t i = 0; i < site->n_names; i++) {
+        if (strlen(site->names[i]) == len && memcmp(site->names[i], name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+size_t wr_tls_set_select(const struct wr_tls_set *set, const char *name, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 1; i < set->n_sites; i++) {
+        if (has_name(set->sites[i], name, len))
+            return i;
+    }
+    /* "*.example.net" covers exactly one more label: a.example.net. */
+    const char *dot = memchr(name, '.', len);
+    if (!dot || dot == name)
+        return 0;
+    char wild[MAX_SNI_LEN + 2];
+    size_t rest = len - (size_t)(dot - name);
+    if (rest + 1 > sizeof(wild))
+        return 0;
+    wild[0] = '*';
+    memcpy(wild + 1, dot, rest);
+    for (size_t i = 1; i < set->n_sites; i++) {
+        if (has_name(set->sites[i], wild, rest + 1))
+            return i;
+    }
+    return 0;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+struct wr_tls_conn *wr_tls_conn_new(const struct wr_tls_set *set, int fd)
+{
+    struct wr_tls_conn *t = malloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    *t = (struct wr_tls_conn){.set = set, .site = set->sites[0]};
+    t->ssl = SSL_new(set->sites[0]->ctx);
+    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
+        ERR_clear_error();
+        wr_tls_conn_free(t);
+        return NULL;
+    }
+    SSL_set_app_data(t->ssl, t);
+    SSL_set_accept_state(t->ssl);
+    return t;
+}
+
+void wr_tls_conn_free(struct wr_tls_conn *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl);
+    free(t);
+}
+
+/* errno for an SSL error that ends the connection; clears the queue. */
+static int fatal_errno(int ssl_err)
+{
+    int e = ssl_err == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPROTO;
+    ERR_clear_error();
+    return e;
+}
+
+enum wr_tls_result wr_tls_handshake(struct wr_tls_conn *t, char *why, size_t cap)
+{
+    errno = 0;
+    int rc = SSL_do_handshake(t->ssl);
+    if (rc == 1)
+        return WR_TLS_DONE;
+    int err = SSL_get_error(t->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ)
+        return WR_TLS_WANT_READ;
+    if (err == SSL_ERROR_WANT_WRITE)
+        return WR_TLS_WANT_WRITE;
+    unsigned long e = ERR_peek_error();
+    int reason = ERR_GET_REASON(e);
+    bool is_http = ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                   (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST);
+    if (err == SSL_ERROR_SYSCALL && e == 0)
+        snprintf(why, cap, "%s", errno ? strerror(errno) : "connection closed mid-handshake");
+    else
+        ssl_error_text(why, cap);
+    ERR_clear_error();
+    return is_http ? WR_TLS_PLAIN_HTTP : WR_TLS_FAILED;
+}
+
+ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        size_t n = 0;
+        errno = 0;
+        if (SSL_read_ex(t->ssl, (char *)buf + got, cap - got, &n) == 1) {
+            got += n;
+            if (!SSL_has_pending(t->ssl))
+                break; /* the socket tells when more comes; no recv just for EAGAIN */
+            continue;
+        }
+        int err = SSL_get_error(t->ssl, 0);
+        if (got > 0) {
+            ERR_clear_error(); /* an error or EOF shows again on the next call */
+            break;
+        }
+        /* WANT_WRITE: a TLS 1.3 KeyUpdate answer waits for room; the
+         * write side's next flush sends it. */
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (err == SSL_ERROR_ZERO_RETURN) {
+            ERR_clear_error();
+            return 0;
+        }
+        errno = fatal_errno(err);
+        return -1;
+    }
+    return (ssize_t)got;
+}
+
+ssize_t wr_tls_send(struct wr_tls_conn *t, const void *buf, size_t len)
+{
+    size_t n = 0;
+    errno = 0;
+    if (SSL_write_ex(t->ssl, buf, len, &n) == 1)
+        return (ssize_t)n;
+    int err = SSL_get_error(t->ssl, 0);
+    if (err == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    /* WANT_READ would need renegotiation, which is off: treat as fatal
+     * rather than wait for a read that may never be armed. */
+    errno = fatal_errno(err);
+    if (errno == 0)
+        errno = EPIPE;
+    return -1;
+}
+
+bool wr_tls_has_pending(const struct wr_tls_conn *t)
+{
+    return SSL_has_pending(t->ssl) == 1;
+}
+
+void wr_tls_close_notify(struct wr_tls_conn *t)
+{
+    if (SSL_is_init_finished(t->ssl))
+        SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+bool wr_tls_is_misdirected(const struct wr_tls_conn *t, struct wr_str host)
+{
+    if (host.len == 0)
+        return false;
+    return t->set->sites[wr_tls_set_select(t->set, host.ptr, host.len)] != t->site;
+}
+
+uint64_t wr_tls_handshake_timeout_ms(const struct wr_tls_conn *t)
+{
+    return t->site->handshake_timeout_ms;
+}
+
+struct wr_str wr_tls_alpn(const struct wr_tls_conn *t)
+{
+    const unsigned char *p = NULL;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(t->ssl, &p, &len);
+    return (struct wr_str){(const char *)p, len};
+}
+
+bool wr_tls_is_resumed(const struct wr_tls_conn *t)
+{
+    return SSL_session_reused(t->ssl) == 1;
+}
+
+const char *wr_tls_version(const struct wr_tls_conn *t)
+{
+    return SSL_get_version(t->ssl);
+}

@@ -1,0 +1,414 @@
+/*
+ * tls: contexts from config (certificates made here with OpenSSL into a
+ * temp dir), SNI name selection, bad certificate and key errors, reload
+ * keeping a section's old context, and whole handshakes over a socketpair:
+ * SNI, ALPN, 421 decisions, ticket resumption across key rotation.
+ * TLS parsing itself is OpenSSL's: no fuzz target here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "weir/config.h"
+#include "weir/tls.h"
+
+static char dir[64];
+
+/* dir/stem.crt and dir/stem.key: self-signed for cn, P-256 or RSA. */
+static void make_cert(const char *stem, const char *cn, bool is_rsa)
+{
+    EVP_PKEY *key = is_rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(key);
+    assert_non_null(x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s.crt", dir, stem);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%s.key", dir, stem);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/weir-test-tls-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    make_cert("d", "default.test", false);
+    make_cert("drsa", "default.test", true);
+    make_cert("a", "a.test", false);
+    make_cert("b", "b.test", false);
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The config text with every %s replaced by dir. */
+static struct wr_config *config(const char *fmt)
+{
+    char text[4096];
+    size_t len = 0;
+    for (const char *p = fmt; *p && len + sizeof(dir) < sizeof(text); p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%s", dir);
+            p++;
+        } else {
+            text[len++] = *p;
+        }
+    }
+    text[len] = '\0';
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = wr_config_parse_string(text, "t.ini", &errs);
+    for (size_t i = 0; i < errs.n_lines; i++)
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    wr_config_errors_fini(&errs);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+#define SERVER "[server]\nlisten = 127.0.0.1:1 tls\n"
+#define THREE SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\n"                         \
+                     "[tls a]\nnames = a.test *.a-wild.test\ncert = %s/a.crt\nkey = %s/a.key\n" \
+                     "[tls b]\nnames = b.test\nalpn = http/1.1\ncert = %s/b.crt\nkey = %s/b.key\n"
+
+static struct wr_tls_set *build(struct wr_config *cfg, struct wr_tls_keys *keys,
+                                const struct wr_tls_set *old, struct wr_config_errors *errs)
+{
+    return wr_tls_set_new(cfg, keys, old, errs);
+}
+
+static size_t sel(const struct wr_tls_set *set, const char *name)
+{
+    return wr_tls_set_select(set, name, strlen(name));
+}
+
+static void test_select(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(THREE);
+    struct wr_config_errors errs = {0};
+    struct wr_tls_set *set = build(cfg, NULL, NULL, &errs);
+    assert_non_null(set);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(wr_tls_set_count(set), 3);
+    assert_int_equal(sel(set, "a.test"), 1);
+    assert_int_equal(sel(set, "b.test"), 2);
+    assert_int_equal(sel(set, "x.a-wild.test"), 1);
+    assert_int_equal(sel(set, "a-wild.test"), 0);     /* a wildcard needs a label */
+    assert_int_equal(sel(set, "y.x.a-wild.test"), 0); /* ...exactly one */
+    assert_int_equal(sel(set, ".a-wild.test"), 0);
+    assert_int_equal(sel(set, "other.test"), 0);
+    assert_int_equal(sel(set, ""), 0);
+    assert_int_equal(sel(set, "a.tes"), 0);
+    assert_int_equal(sel(set, "a.test.evil"), 0);
+    wr_tls_set_attach(cfg, set); /* freed with the snapshot */
+    wr_config_unref(cfg);
+}
+
+/* The set fails with one error starting with want (after "t.ini:"). */
+static void expect_error(const char *fmt, const char *want)
+{
+    struct wr_config *cfg = config(fmt);
+    struct wr_config_errors errs = {0};
+    assert_null(build(cfg, NULL, NULL, &errs));
+    assert_int_equal(errs.n_lines, 1);
+    if (strstr(errs.lines[0], want) == NULL)
+        fail_msg("got \"%s\", want \"%s\"", errs.lines[0], want);
+    wr_config_errors_fini(&errs);
+    wr_config_unref(cfg);
+}
+
+static void test_bad_files(void **state)
+{
+    (void)state;
+    expect_error(SERVER "[tls]\ncert = %s/none.crt\nkey = %s/d.key\n",
+                 "t.ini:3: [tls] cert: ");
+    expect_error(SERVER "[tls]\ncert = %s/d.key\nkey = %s/d.key\n", "t.ini:3: [tls] cert: ");
+    expect_error(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/none.key\n",
+                 "No such file or directory");
+    expect_error(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/a.key\n",
+                 "[tls] key: ");
+    expect_error(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/a.key\n",
+                 "does not match its certificate");
+    expect_error(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\ncert = %s/a.crt\nkey = %s/a.key\n",
+                 "a second ECDSA certificate (one per key type)");
+    expect_error(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\nciphers = NOTHING-AT-ALL\n",
+                 "t.ini:3: [tls] ciphers: \"NOTHING-AT-ALL\": ");
+    expect_error(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\n"
+                        "[tls x]\nnames = x.test\ncert = %s/x.crt\nkey = %s/d.key\n",
+                 "t.ini:6: [tls x] cert: ");
+}
+
+static void test_ecdsa_and_rsa(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\n"
+                                          "cert = %s/drsa.crt\nkey = %s/drsa.key\n");
+    struct wr_config_errors errs = {0};
+    struct wr_tls_set *set = build(cfg, NULL, NULL, &errs);
+    assert_non_null(set);
+    wr_tls_set_free(set);
+    wr_config_unref(cfg);
+}
+
+static void test_reload_keeps_old_section(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(THREE);
+    struct wr_config_errors errs = {0};
+    struct wr_tls_set *old = build(cfg, NULL, NULL, &errs);
+    assert_non_null(old);
+    /* [tls a]'s file went bad: the old [tls a] stays, names included. */
+    struct wr_config *next = config(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\n"
+                                           "[tls a]\nnames = a.test\n"
+                                           "cert = %s/gone.crt\nkey = %s/a.key\n");
+    struct wr_tls_set *set = build(next, NULL, old, &errs);
+    assert_non_null(set);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(wr_tls_set_count(set), 2);
+    wr_tls_set_free(old); /* the kept section outlives the old set */
+    assert_int_equal(sel(set, "a.test"), 1);
+    assert_int_equal(sel(set, "x.a-wild.test"), 1);
+    /* A new section that fails has nothing to keep: the reload fails. */
+    struct wr_config *bad = config(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\n"
+                                          "[tls c]\nnames = c.test\n"
+                                          "cert = %s/gone.crt\nkey = %s/a.key\n");
+    assert_null(build(bad, NULL, set, &errs));
+    assert_int_equal(errs.n_lines, 1);
+    wr_config_errors_fini(&errs);
+    wr_tls_set_free(set);
+    wr_config_unref(bad);
+    wr_config_unref(next);
+    wr_config_unref(cfg);
+}
+
+/* ---- handshakes over a socketpair -------------------------------------- */
+
+struct pair {
+    int fds[2];
+    SSL_CTX *cctx;
+    SSL *client;
+    struct wr_tls_conn *server;
+};
+
+static void pair_open(struct pair *p, const struct wr_tls_set *set, const char *sni,
+                      SSL_SESSION *session)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p->fds), 0);
+    p->cctx = SSL_CTX_new(TLS_client_method());
+    static const unsigned char alpn[] = "\x02h2\x08http/1.1";
+    SSL_CTX_set_alpn_protos(p->cctx, alpn, sizeof(alpn) - 1);
+    p->client = SSL_new(p->cctx);
+    SSL_set_fd(p->client, p->fds[0]);
+    if (sni)
+        SSL_set_tlsext_host_name(p->client, sni);
+    if (session)
+        SSL_set_session(p->client, session);
+    SSL_set_connect_state(p->client);
+    p->server = wr_tls_conn_new(set, p->fds[1]);
+    assert_non_null(p->server);
+    char why[256] = "";
+    bool is_client_done = false, is_server_done = false;
+    for (int i = 0; i < 100 && !(is_client_done && is_server_done); i++) {
+        if (!is_client_done) {
+            int rc = SSL_do_handshake(p->client);
+            is_client_done = rc == 1;
+            assert_true(rc == 1 || SSL_get_error(p->client, rc) == SSL_ERROR_WANT_READ);
+        }
+        if (!is_server_done) {
+            enum wr_tls_result r = wr_tls_handshake(p->server, why, sizeof(why));
+            if (r == WR_TLS_FAILED)
+                fail_msg("server handshake: %s", why);
+            is_server_done = r == WR_TLS_DONE;
+        }
+    }
+    assert_true(is_client_done && is_server_done);
+    /* Application data both ways (the client takes TLS 1.3 tickets here). */
+    char buf[64];
+    assert_int_equal(wr_tls_send(p->server, "hello", 5), 5);
+    int n = 0;
+    for (int i = 0; i < 100 && n <= 0; i++)
+        n = SSL_read(p->client, buf, sizeof(buf));
+    assert_int_equal(n, 5);
+    assert_int_equal(SSL_write(p->client, "ping", 4), 4);
+    assert_int_equal(wr_tls_recv(p->server, buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "ping", 4);
+    assert_int_equal(wr_tls_recv(p->server, buf, sizeof(buf)), -1);
+    assert_int_equal(errno, EAGAIN);
+}
+
+static void pair_close(struct pair *p)
+{
+    wr_tls_conn_free(p->server);
+    SSL_shutdown(p->client); /* else OpenSSL marks the session not resumable */
+    SSL_free(p->client);
+    SSL_CTX_free(p->cctx);
+    close(p->fds[0]);
+    close(p->fds[1]);
+}
+
+static struct wr_str str(const char *s)
+{
+    return (struct wr_str){s, strlen(s)};
+}
+
+static void test_handshake_sni_alpn_421(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(THREE);
+    struct wr_config_errors errs = {0};
+    struct wr_tls_set *set = build(cfg, NULL, NULL, &errs);
+    assert_non_null(set);
+    struct pair p;
+    pair_open(&p, set, "A.test", NULL);
+    assert_string_equal(wr_tls_version(p.server), "TLSv1.3");
+    struct wr_str alpn = wr_tls_alpn(p.server);
+    assert_int_equal(alpn.len, 8);
+    assert_memory_equal(alpn.ptr, "http/1.1", 8);
+    X509 *peer = SSL_get1_peer_certificate(p.client);
+    char cn[64] = "";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof(cn));
+    assert_string_equal(cn, "a.test");
+    X509_free(peer);
+    assert_false(wr_tls_is_misdirected(p.server, str("a.test")));
+    assert_false(wr_tls_is_misdirected(p.server, str("z.a-wild.test")));
+    assert_true(wr_tls_is_misdirected(p.server, str("b.test")));
+    assert_true(wr_tls_is_misdirected(p.server, str("other.test")));
+    assert_false(wr_tls_is_misdirected(p.server, str(""))); /* HTTP/1.0, no Host */
+    assert_int_equal(wr_tls_handshake_timeout_ms(p.server), 10000);
+    pair_close(&p);
+
+    pair_open(&p, set, NULL, NULL);
+    assert_false(wr_tls_is_misdirected(p.server, str("other.test")));
+    assert_true(wr_tls_is_misdirected(p.server, str("a.test")));
+    pair_close(&p);
+    wr_tls_set_free(set);
+    wr_config_unref(cfg);
+}
+
+/* A ticket from before one rotation resumes; from before two, it does not. */
+static void test_tickets_across_rotation(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(THREE);
+    struct wr_config_errors errs = {0};
+    struct wr_tls_keys *keys = wr_tls_keys_new();
+    assert_non_null(keys);
+    struct wr_tls_set *set = build(cfg, keys, NULL, &errs);
+    assert_non_null(set);
+    struct pair p;
+    pair_open(&p, set, "b.test", NULL);
+    SSL_SESSION *session = SSL_get1_session(p.client);
+    assert_non_null(session);
+    assert_false(SSL_session_reused(p.client));
+    pair_close(&p);
+
+    pair_open(&p, set, "b.test", session);
+    assert_true(SSL_session_reused(p.client));
+    pair_close(&p);
+
+    assert_int_equal(wr_tls_keys_rotate(keys), 0);
+    pair_open(&p, set, "b.test", session);
+    assert_true(SSL_session_reused(p.client)); /* the previous key still decrypts */
+    pair_close(&p);
+
+    /* Not under another section's name: sessions are per section. */
+    pair_open(&p, set, "a.test", session);
+    assert_false(SSL_session_reused(p.client));
+    pair_close(&p);
+
+    assert_int_equal(wr_tls_keys_rotate(keys), 0);
+    pair_open(&p, set, "b.test", session);
+    assert_false(SSL_session_reused(p.client));
+    pair_close(&p);
+
+    SSL_SESSION_free(session);
+    wr_tls_set_free(set);
+    wr_tls_keys_free(keys);
+    wr_config_unref(cfg);
+}
+
+static void *rotate_keys(void *arg)
+{
+    for (int i = 0; i < 200; i++)
+        wr_tls_keys_rotate(arg);
+    return NULL;
+}
+
+/* Main rotates while a worker seals and opens tickets: no lock, no race
+ * (run under make tsan), and every handshake still completes. */
+static void test_rotation_while_handshaking(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(THREE);
+    struct wr_config_errors errs = {0};
+    struct wr_tls_keys *keys = wr_tls_keys_new();
+    struct wr_tls_set *set = build(cfg, keys, NULL, &errs);
+    assert_non_null(set);
+    pthread_t rotator;
+    assert_int_equal(pthread_create(&rotator, NULL, rotate_keys, keys), 0);
+    SSL_SESSION *session = NULL;
+    for (int i = 0; i < 10; i++) {
+        struct pair p;
+        pair_open(&p, set, "b.test", session);
+        SSL_SESSION_free(session);
+        session = SSL_get1_session(p.client);
+        pair_close(&p);
+    }
+    pthread_join(rotator, NULL);
+    SSL_SESSION_free(session);
+    wr_tls_set_free(set);
+    wr_tls_keys_free(keys);
+    wr_config_unref(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_ecdsa_and_rsa),
+        cmocka_unit_test(test_reload_keeps_old_section),
+        cmocka_unit_test(test_handshake_sni_alpn_421),
+        cmocka_unit_test(test_tickets_across_rotation),
+        cmocka_unit_test(test_rotation_while_handshaking),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
