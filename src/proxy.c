@@ -525,6 +525,17 @@ static void arm_deadline(struct wr_proxy *p, uint64_t timeout_ms)
 
 static void send_head_and_body(struct wr_proxy *p);
 
+/* Everything owed is written. read_timeout runs once the whole request is
+ * with the server; while the client is still sending its body, its own
+ * body_timeout guards the wait (a slow upload is not a slow server). */
+static void arm_wait_deadline(struct wr_proxy *p)
+{
+    if (p->state == PX_BODY_DOWN)
+        arm_deadline(p, p->up->read_timeout_ms); /* the response's own pace */
+    else
+        arm_deadline(p, p->is_body_done && p->pend_len == 0 ? p->up->read_timeout_ms : 0);
+}
+
 /* Picks a server not tried yet and gets a connection to it. */
 static void start_attempt(struct wr_proxy *p)
 {
@@ -654,7 +665,7 @@ static void send_head_and_body(struct wr_proxy *p)
         arm_deadline(p, p->up->send_timeout_ms);
         return;
     }
-    arm_deadline(p, p->up->read_timeout_ms);
+    arm_wait_deadline(p);
     if (p->is_body_blocked) {
         p->is_body_blocked = false;
         p->ops->body_room(p->conn);
@@ -756,6 +767,8 @@ ssize_t wr_proxy_send_body(struct wr_proxy *p, const char *data, size_t len, boo
         p->is_body_blocked = taken < len;
         wr_upconn_want_write(p->uc, true);
         arm_deadline(p, p->up->send_timeout_ms);
+    } else {
+        arm_wait_deadline(p);
     }
     return (ssize_t)taken;
 }
@@ -1136,11 +1149,9 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->body_left = pr->body_len;
     p->is_client_keep_alive = pr->is_keep_alive;
     p->is_client_http10 = req->minor_version == 0;
-    p->is_websocket = ex->route->websocket && req->is_upgrade &&
-                      wr_str_list_has_token(wr_http_find_header(req, WR_STR("Upgrade"))
-                                                ? wr_http_find_header(req, WR_STR("Upgrade"))->value
-                                                : WR_STR(""),
-                                            WR_STR("websocket"));
+    const struct wr_http_header *upgrade = wr_http_find_header(req, WR_STR("Upgrade"));
+    p->is_websocket = ex->route->websocket && req->is_upgrade && upgrade &&
+                      wr_str_list_has_token(upgrade->value, WR_STR("websocket"));
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
     p->start_us = now_us();

@@ -306,6 +306,18 @@ class ProxyTest(weirtest.WeirCase):
             self.assertIsNotNone(how)
             self.assertLess(n, 100000)
 
+    def test_slow_upload_is_not_a_slow_server(self):
+        # read_timeout is 1s: a client taking 2.5s to send its body must not
+        # get 504 (the server cannot answer before it has the body).
+        with self.client() as c:
+            c.send(request_bytes("POST", "/echo/slowup", headers=[("Content-Length", "10")]))
+            for i in range(5):
+                time.sleep(0.5)
+                c.send(b"xx")
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(r.body)["body_len"], 10)
+
     def test_status_passed(self):
         for code in (201, 204, 301, 404, 500, 503):
             r = self.get("/status?code=%d" % code)
