@@ -75,6 +75,18 @@ class PoolTest(weirtest.WeirCase):
         # keepalive = 2 per worker, 2 workers; sequential requests need one.
         self.assertLessEqual(opened, 2 * 2, "backend accepted %d connections" % opened)
 
+    def test_max_body_size_before_upstream(self):
+        # max_body_size (10m default) is checked on Content-Length before
+        # 100 Continue and before any server is contacted.
+        n = len(self.b1.requests)
+        with self.client() as c:
+            c.send(request_bytes("POST", "/echo/big", headers=[
+                ("Content-Length", str(20 << 20)), ("Expect", "100-continue")]))
+            r = c.read_response()
+        self.assertEqual(r.status, 413)
+        time.sleep(0.2)
+        self.assertEqual(len(self.b1.requests), n)
+
     def test_no_pool_when_keepalive_0(self):
         before = self.b2.n_connections
         for i in range(20):
