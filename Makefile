@@ -9,7 +9,8 @@ CONF  ?= conf/weir.ini
 # Debian 12 package names.
 BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
               libpcre2-dev libsystemd-dev zlib1g-dev
-TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl
+TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl \
+              systemd util-linux
 BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
