@@ -10,7 +10,7 @@ CONF  ?= conf/weir.ini
 BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
               libpcre2-dev libsystemd-dev zlib1g-dev
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl
-BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light
+BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
