@@ -11,7 +11,7 @@ BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
               libpcre2-dev libsystemd-dev zlib1g-dev
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl \
               systemd util-linux
-BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light
+BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

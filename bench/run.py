@@ -64,6 +64,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # idle          N > 0: instead of wrk, N idle keep-alive connections (one
 #               request each) and the server's RSS per connection (run_idle)
 # wrk_headers   extra request headers for wrk (-H), e.g. Connection: close
+# handshakes    instead of wrk, `openssl s_time` runs: full handshakes (-new)
+#               then resumed ones (-reuse), one GET each, and the server's CPU
+#               per connection in each mode (run_handshakes)
 # --------------------------------------------------------------------------
 
 def _make_body(n):
@@ -95,6 +98,7 @@ class Scenario:
     idle: int = 0     # > 0: not a wrk run; hold this many idle keep-alive
                       # connections and measure memory (see run_idle)
     wrk_headers: tuple = ()
+    handshakes: bool = False   # not a wrk run: s_time -new / -reuse
 
 
 def write_file(dir_, rel, size):
@@ -149,6 +153,13 @@ TLS_HANDSHAKE_WEIR = TLS_STATIC_WEIR.replace("protocols = TLSv1.3\n",
 TLS_HANDSHAKE_NGINX = TLS_STATIC_NGINX.replace("ssl_session_cache shared:SSL:1m;\n",
                                                "ssl_session_cache off;\n"
                                                "ssl_session_tickets off;\n")
+# Resumption: tickets on (weir's default, spelled out) and, for nginx, the
+# shared cache too, as a production nginx would be set up.
+TLS_RESUME_WEIR = TLS_STATIC_WEIR.replace("protocols = TLSv1.3\n",
+                                          "protocols = TLSv1.3\nsession_tickets = on\n")
+TLS_RESUME_NGINX = TLS_STATIC_NGINX.replace("ssl_session_cache shared:SSL:1m;\n",
+                                            "ssl_session_cache shared:SSL:1m;\n"
+                                            "ssl_session_tickets on;\n")
 
 SCENARIOS = [
     Scenario(
@@ -239,6 +250,11 @@ location = /fixed { return 200 "{{body}}"; }
              weir_ini=TLS_HANDSHAKE_WEIR, nginx_server=TLS_HANDSHAKE_NGINX,
              setup=setup_static, wrk_headers=("Connection: close",),
              note="TLS 1.3 full handshake (ECDSA P-256) + 1 KiB file per connection"),
+    Scenario(name="tls_resume", path="/1k.bin", expect_len=1024, tls=True,
+             weir_ini=TLS_RESUME_WEIR, nginx_server=TLS_RESUME_NGINX,
+             setup=setup_static, handshakes=True, duration=3, connections=1,
+             note="TLS 1.3 full vs resumed (ticket) handshakes, openssl s_time, "
+                  "1 KiB file each"),
 ]
 
 
@@ -519,6 +535,34 @@ def parse_wrk(out):
     return r
 
 
+def run_child(argv, limit_s):
+    """Runs argv to completion (killed after limit_s, or on ^C); (exit code,
+    stdout and stderr text, its CPU seconds, wall seconds)."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        deadline = t0 + limit_s
+        try:
+            while True:
+                pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"did not finish within {limit_s:.0f}s: {' '.join(argv)}")
+                time.sleep(0.02)
+        except BaseException:  # timeout, ^C, SIGTERM: never leave it behind
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            raise
+        wall = time.monotonic() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    return proc.returncode, text, ru.ru_utime + ru.ru_stime, wall
+
+
 def run_wrk(wrk, url, threads, connections, duration, latency=True, headers=()):
     """Runs wrk; returns (text output, wrk's own CPU seconds)."""
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
@@ -527,29 +571,10 @@ def run_wrk(wrk, url, threads, connections, duration, latency=True, headers=()):
     if latency:
         argv.append("--latency")
     argv.append(url)
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + duration + 30
-        try:
-            while True:
-                pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() > deadline:
-                    raise BenchError(f"wrk did not finish: {' '.join(argv)}")
-                time.sleep(0.05)
-        except BaseException:  # timeout, ^C, SIGTERM: never leave wrk behind
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise BenchError(f"wrk exited {proc.returncode}: {' '.join(argv)}\n{text}")
-    return text, ru.ru_utime + ru.ru_stime
+    rc, text, cpu, _ = run_child(argv, duration + 30)
+    if rc != 0:
+        raise BenchError(f"wrk exited {rc}: {' '.join(argv)}\n{text}")
+    return text, cpu
 
 
 # --------------------------------------------------------------------------
@@ -565,10 +590,10 @@ def version_of(argv):
         return f"? ({e})"
 
 
-def make_cert(dir_):
+def make_cert(dir_, openssl="openssl"):
     cert, key = os.path.join(dir_, "tls", "cert.pem"), os.path.join(dir_, "tls", "key.pem")
     os.makedirs(os.path.dirname(cert), exist_ok=True)
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+    p = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                         "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
                        capture_output=True, timeout=30)
@@ -593,7 +618,7 @@ class Bench:
         if scenario.setup:
             v.update(scenario.setup(dir_))
         if scenario.tls:
-            v.update(make_cert(dir_))
+            v.update(make_cert(dir_, self.args.openssl))
         return v
 
     def start_weir(self, scenario, dir_):
@@ -701,14 +726,51 @@ class Bench:
                 print("   " + format_idle_round(r), flush=True)
         return rounds
 
+    def run_handshakes(self, scenario, servers, seconds):
+        """s_time rounds, interleaved like wrk rounds: per server, a run of
+        full handshakes then one of resumed ones. At most 3 rounds."""
+        openssl = self.args.openssl
+        for s in servers:
+            check_resumption(openssl, s, scenario.path)
+            print(f"   {s.name}: resumes TLS 1.3 sessions (s_client -sess_out, -sess_in: "
+                  f"Reused)", flush=True)
+        for s in servers:
+            if self.args.warmup > 0:
+                rc, out, _, _ = run_child(stime_argv(openssl, s, scenario.path, "-new",
+                                                     self.args.warmup), self.args.warmup + 30)
+                if rc != 0:
+                    raise BenchError(f"s_time warm-up against {s.name} exited {rc}:\n"
+                                     f"{out[-2000:]}\n{s.logs()}")
+        rounds = []
+        for i in range(1, min(self.args.rounds, 3) + 1):
+            for s in servers:
+                full = None
+                for mode, flag in STIME_MODES:
+                    r = measure_handshakes(s, scenario, openssl, mode, flag, seconds)
+                    r.update(round=i, server=s.name)
+                    if mode == "full":
+                        full = r
+                    elif full and full["us_per_conn"] and r["us_per_conn"]:
+                        # the two runs were back to back: this pair shares
+                        # the machine's state of the moment
+                        r["resumption"] = full["us_per_conn"] / r["us_per_conn"]
+                    rounds.append(r)
+                    print("   " + format_handshake_round(r), flush=True)
+        return rounds
+
     def run_scenario(self, scenario):
         a = self.args
         connections = a.connections or scenario.connections
         duration = a.duration or scenario.duration or 5
         dir_ = tempfile.mkdtemp(prefix=f"weir-bench-{scenario.name}-")
         os.chmod(dir_, 0o755)
-        print(f"\n== {scenario.name}: GET {scenario.path}  wrk -t{a.threads} -c{connections} "
-              f"-d{duration}s, {a.rounds} rounds  ({scenario.note})", flush=True)
+        if scenario.handshakes:
+            how = f"openssl s_time -new/-reuse -time {duration}, {min(a.rounds, 3)} rounds"
+        elif scenario.idle:
+            how = f"{scenario.idle} idle connections, {min(a.rounds, 3)} rounds"
+        else:
+            how = f"wrk -t{a.threads} -c{connections} -d{duration}s, {a.rounds} rounds"
+        print(f"\n== {scenario.name}: GET {scenario.path}  {how}  ({scenario.note})", flush=True)
         print(f"   temp dir {dir_}", flush=True)
         ok = False
         try:
@@ -727,6 +789,15 @@ class Bench:
                       f"{checks[s.name]['body_len']} bytes, pids {s.pids()}", flush=True)
             if scenario.idle:
                 result = summarise_idle(scenario, self.run_idle(scenario, servers))
+                result["check"] = checks
+                ok = True
+                return result
+            if scenario.handshakes:
+                result = summarise_handshakes(scenario,
+                                              self.run_handshakes(scenario, servers, duration),
+                                              duration)
+                for s in servers:  # still answering correctly after the load?
+                    http_check(s, scenario)
                 result["check"] = checks
                 ok = True
                 return result
@@ -873,6 +944,196 @@ def summarise_idle(scenario, rounds):
             "connections": scenario.idle, "rounds": rounds, "median": medians, "ratio": ratio}
 
 
+# --------------------------------------------------------------------------
+# TLS handshakes: openssl s_time
+# --------------------------------------------------------------------------
+
+# mode name -> s_time flag. "full": a fresh session per connection, every
+# handshake a full one; "resumed": the session of the previous connection
+# offered each time (TLS 1.3: its ticket), so the server resumes it.
+STIME_MODES = (("full", "-new"), ("resumed", "-reuse"))
+# A resumed run may hold a few full handshakes (a ticket key rotating
+# mid-run); more than 1 % means resumption does not work, which would make
+# the "resumed" figures a second set of full ones.
+MIN_RESUMED_SHARE = 0.99
+
+
+def stime_argv(openssl, server, path, flag, seconds):
+    return [openssl, "s_time", "-connect", f"127.0.0.1:{server.port}", "-tls1_3", flag,
+            "-time", str(seconds), "-www", path]
+
+
+def parse_stime(out):
+    """(connections, bytes read, connections resumed) of one s_time timing
+    block: its progress line (one character per connection, 'r' when the
+    session was reused) and its "N connections in X.XXs; ..." line."""
+    m = re.search(r"\n([*rt23]*)\n\n(\d+) connections in [\d.]+s; [\d.]+ connections/user "
+                  r"sec, bytes read (\d+)\n", out)
+    if not m:
+        raise BenchError(f"s_time output has no connection count:\n{out[-2000:]}")
+    conns, progress = int(m.group(2)), m.group(1)
+    if len(progress) != conns:
+        raise BenchError(f"s_time counted {conns} connections but printed {len(progress)} "
+                         f"marks:\n{out[-2000:]}")
+    return conns, int(m.group(3)), progress.count("r")
+
+
+def check_stime_round(server, scenario, mode, r, out):
+    """Fails loudly when a run did not measure what it claims to."""
+    conns = r["connections"]
+    where = f"{scenario.name}: {server.name}: s_time {mode}"
+    if conns == 0:
+        raise BenchError(f"{where}: no connection completed\n{out[-2000:]}\n{server.logs()}")
+    if r["bytes_per_conn"] < scenario.expect_len:
+        raise BenchError(f"{where}: {r['bytes_per_conn']:.0f} bytes read per connection, "
+                         f"less than the {scenario.expect_len}-byte body: requests failed\n"
+                         f"{server.logs()}")
+    if mode == "full" and r["resumed"]:
+        raise BenchError(f"{where}: {r['resumed']} of {conns} connections resumed a session")
+    if mode == "resumed" and r["resumed"] < MIN_RESUMED_SHARE * conns:
+        raise BenchError(f"{where}: only {r['resumed']} of {conns} connections resumed their "
+                         f"session: {server.name} does not resume TLS 1.3 sessions\n"
+                         f"{server.logs()}")
+
+
+def check_resumption(openssl, server, path):
+    """Before measuring: one s_client run saving its session (TLS 1.3: the
+    ticket it received), one offering it back, which must say "Reused"."""
+    sess = os.path.join(server.workdir, "resume-check.pem")
+    req = f"GET {path} HTTP/1.0\r\n\r\n".encode()
+
+    def s_client(extra):
+        argv = [openssl, "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_3",
+                "-ign_eof"] + extra
+        try:
+            p = subprocess.run(argv, input=req, capture_output=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{server.name}: {' '.join(argv)} did not finish within 20s")
+        text = p.stdout.decode("utf-8", "replace")
+        m = re.search(r"^(New|Reused), (TLSv[\d.]+)", text, re.M)
+        if not m or m.group(2) != "TLSv1.3":
+            raise BenchError(f"{server.name}: {' '.join(argv)}: no TLS 1.3 session "
+                             f"(exit {p.returncode}):\n{text[-1500:]}"
+                             f"{p.stderr.decode('utf-8', 'replace')[-1500:]}\n{server.logs()}")
+        return m.group(1)
+
+    s_client(["-sess_out", sess])
+    if not os.path.exists(sess):
+        raise BenchError(f"{server.name} sent no session ticket (s_client -sess_out wrote "
+                         f"nothing)\n{server.logs()}")
+    if s_client(["-sess_in", sess]) != "Reused":
+        raise BenchError(f"{server.name} did not resume the session it issued "
+                         f"(s_client -sess_in: New, not Reused)\n{server.logs()}")
+
+
+def measure_handshakes(server, scenario, openssl, mode, flag, seconds):
+    """One s_time run with the server's CPU time read around it."""
+    if not server.alive():
+        raise BenchError(f"{server.name} died\n{server.logs()}")
+    pids_before = server.pids()
+    t0 = cpu_ticks(pids_before)
+    argv = stime_argv(openssl, server, scenario.path, flag, seconds)
+    rc, out, client_cpu, wall = run_child(argv, seconds + 30)
+    pids_after = server.pids()
+    t1 = cpu_ticks(pids_after)
+    if not server.alive():
+        raise BenchError(f"{server.name} died during the run\n{server.logs()}")
+    if rc != 0:
+        raise BenchError(f"s_time exited {rc}: {' '.join(argv)}\n{out[-2000:]}\n{server.logs()}")
+    conns, nbytes, resumed = parse_stime(out)
+    cpu_s = (t1 - t0) / CLK_TCK
+    r = {"mode": mode, "connections": conns, "resumed": resumed, "wall_s": round(wall, 3),
+         "conn_s": conns / wall, "server_cpu_s": cpu_s, "us_per_conn": cpu_s * 1e6 / conns
+         if conns else None, "client_cpu_s": round(client_cpu, 3),
+         "bytes_per_conn": nbytes / conns if conns else 0, "server_pids": len(pids_after)}
+    check_stime_round(server, scenario, mode, r, out)
+    if pids_before != pids_after:
+        r["warning"] = f"server processes changed during the run: {pids_before} -> {pids_after}"
+        print(f"warning: {server.name}: {r['warning']}", file=sys.stderr)
+    return r
+
+
+def format_handshake_round(r):
+    return (f"round {r['round']} {r['server']:<5} {r['mode']:<7}  {r['conn_s']:>7.0f} conn/s  "
+            f"{fmt_num(r['us_per_conn'], '.0f'):>5} us/conn  resumed "
+            f"{r['resumed']}/{r['connections']}  s_time cpu {r['client_cpu_s']:.2f}s"
+            + (f"  full/resumed cpu {r['resumption']:.2f}x" if "resumption" in r else ""))
+
+
+HANDSHAKE_KEYS = ("conn_s", "us_per_conn", "server_cpu_s", "client_cpu_s", "connections")
+
+
+def summarise_handshakes(scenario, rounds, seconds):
+    def med_mode(name, mode, key):
+        vals = [r[key] for r in rounds if r["server"] == name and r["mode"] == mode
+                and r.get(key) is not None]
+        return statistics.median(vals) if vals else None
+    medians = {}
+    for name in ("weir", "nginx"):
+        if any(r["server"] == name for r in rounds):
+            medians[name] = {mode: {k: med_mode(name, mode, k) for k in HANDSHAKE_KEYS}
+                             for mode, _ in STIME_MODES}
+    ratio = {"resumption": {}}
+    for name, m in medians.items():  # how much cheaper resuming is, per server
+        full, res = m["full"]["us_per_conn"], m["resumed"]["us_per_conn"]
+        ratio["resumption"][name] = full / res if full and res else None
+    if "weir" in medians and "nginx" in medians:
+        for mode, _ in STIME_MODES:
+            w, n = medians["weir"][mode], medians["nginx"][mode]
+            ratio[mode] = {"conn_s": w["conn_s"] / n["conn_s"] if n["conn_s"] else None,
+                           "cpu": n["us_per_conn"] / w["us_per_conn"]
+                           if w["us_per_conn"] and n["us_per_conn"] else None}
+    return {"name": scenario.name, "kind": "handshakes", "path": scenario.path,
+            "note": scenario.note, "duration_s": seconds, "protocol": "TLSv1.3",
+            "rounds": rounds, "median": medians, "ratio": ratio}
+
+
+def print_handshakes_table(res):
+    print(f"\n{res['name']}  GET {res['path']}  openssl s_time -new / -reuse, "
+          f"{res['duration_s']}s per run, {res['protocol']}, one connection at a time")
+    head = (f"{'round':<7}{'server':<7}{'mode':<9}{'conn/s':>8}{'us/conn':>9}{'srv cpu s':>11}"
+            f"{'s_time cpu s':>14}{'resumed':>14}")
+    print(head)
+    print("-" * len(head))
+
+    def row(label, name, d, resumed):
+        print(f"{label:<7}{name:<7}{d['mode']:<9}{fmt_num(d['conn_s'], '.0f'):>8}"
+              f"{fmt_num(d['us_per_conn'], '.1f'):>9}{fmt_num(d['server_cpu_s'], '.2f'):>11}"
+              f"{fmt_num(d['client_cpu_s'], '.2f'):>14}{resumed:>14}")
+    for r in res["rounds"]:
+        row(str(r["round"]), r["server"], r, f"{r['resumed']}/{r['connections']}")
+    print("-" * len(head))
+    for name, m in res["median"].items():
+        for mode, _ in STIME_MODES:
+            row("median", name, dict(m[mode], mode=mode), "")
+    q = res["ratio"]
+    parts = [f"{name} {fmt_num(x, '.2f')}x" for name, x in q["resumption"].items()]
+    print("resumption (full us/conn / resumed us/conn): " + "  ".join(parts)
+          + "   (> 1: a resumed handshake costs the server less)")
+    if "full" in q:
+        print("weir/nginx: " + "   ".join(
+            f"{mode}: conn/s {fmt_num(q[mode]['conn_s'], '.2f')}x, cpu (nginx us/conn / "
+            f"weir us/conn) {fmt_num(q[mode]['cpu'], '.2f')}x" for mode, _ in STIME_MODES)
+            + "   (> 1 is better for weir)")
+
+
+def handshakes_summary_line(res):
+    q = res["ratio"]
+    parts = []
+    for name, m in res["median"].items():
+        f, r = m["full"], m["resumed"]
+        parts.append(f"{name} full {fmt_num(f['conn_s'], '.0f')} conn/s "
+                     f"{fmt_num(f['us_per_conn'], '.0f')} µs/conn, resumed "
+                     f"{fmt_num(r['conn_s'], '.0f')} conn/s {fmt_num(r['us_per_conn'], '.0f')} "
+                     f"µs/conn ({fmt_num(q['resumption'][name], '.2f')}x cheaper)")
+    line = f"{res['name']}: " + " | ".join(parts)
+    if "full" in q:
+        line += " | ratio " + ", ".join(
+            f"{mode} {fmt_num(q[mode]['conn_s'], '.2f')}x conn/s "
+            f"{fmt_num(q[mode]['cpu'], '.2f')}x cpu" for mode, _ in STIME_MODES)
+    return line
+
+
 def med(rounds, server, key):
     vals = [r[key] for r in rounds if r["server"] == server and r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -920,6 +1181,9 @@ def format_round(r):
 
 
 def print_table(res):
+    if res.get("kind") == "handshakes":
+        print_handshakes_table(res)
+        return
     if res.get("kind") == "idle":
         print(f"\n{res['name']}  {res['connections']} idle keep-alive connections")
         for name, d in res["median"].items():
@@ -959,6 +1223,8 @@ def print_table(res):
 
 
 def summary_line(res):
+    if res.get("kind") == "handshakes":
+        return handshakes_summary_line(res)
     if res.get("kind") == "idle":
         parts = [f"{name} {d['kib_per_conn']:.2f} KiB/idle conn"
                  for name, d in res["median"].items()]
@@ -995,6 +1261,8 @@ def parse_args(argv):
     p.add_argument("--backend", help="weir-bench-backend binary for proxy scenarios "
                    "(default: next to --weir)")
     p.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk binary")
+    p.add_argument("--openssl", default=shutil.which("openssl") or "openssl",
+                   help="openssl binary (TLS certificates, s_time, s_client)")
     p.add_argument("--only", metavar="NAME", action="append",
                    help="run only this scenario (repeatable; also runs non-default ones)")
     p.add_argument("--list", action="store_true", help="list scenarios and exit")
@@ -1035,8 +1303,10 @@ def main(argv=None):
         scenarios = [s for s in SCENARIOS if s.default]
 
     missing = []
-    if not shutil.which(a.wrk):
+    if any(not s.idle and not s.handshakes for s in scenarios) and not shutil.which(a.wrk):
         missing.append(f"wrk ({a.wrk})")
+    if any(s.tls for s in scenarios) and not shutil.which(a.openssl):
+        missing.append(f"openssl ({a.openssl})")
     if not a.no_nginx and not shutil.which(a.nginx):
         missing.append(f"nginx ({a.nginx}); or --no-nginx")
     if not a.no_weir and not os.access(a.weir, os.X_OK):
@@ -1057,6 +1327,7 @@ def main(argv=None):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
         "wrk": version_of([a.wrk, "--version"]),
+        "openssl": version_of([a.openssl, "version"]),
         "nginx": None if a.no_nginx else version_of([a.nginx, "-v"]),
         "weir": None if a.no_weir else version_of([os.path.abspath(a.weir), "-V"]),
         "weir_path": None if a.no_weir else os.path.abspath(a.weir),
