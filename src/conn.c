@@ -1207,12 +1207,23 @@ static int proxy_progress(struct wr_conn *c)
     return c->state == ST_TUNNEL ? 1 : 0;
 }
 
+/* The one read of request bytes: the socket, or OpenSSL over it. */
+static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
+{
+    if (!c->tls)
+        return read(c->fd, buf, cap);
+    return wr_tls_recv(c->tls, buf, cap);
+}
+
 /* Client socket readable during a proxied exchange. */
 static void proxy_read(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     if (io->rlen < io->rcap && !c->is_body_blocked) {
-        ssize_t n = read(c->fd, io->rbuf + io->rlen, io->rcap - io->rlen);
+        /* Through conn_recv: on TLS the body arrives in records that only
+         * OpenSSL may take off the socket (a raw read sent ciphertext up as
+         * body and broke the client's TLS stream). */
+        ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             conn_close(c);
             return;
@@ -1371,14 +1382,6 @@ static void process_input(struct wr_conn *c)
 }
 
 /* ---- events ------------------------------------------------------------ */
-
-/* The one read of request bytes: the socket, or OpenSSL over it. */
-static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
-{
-    if (!c->tls)
-        return read(c->fd, buf, cap);
-    return wr_tls_recv(c->tls, buf, cap);
-}
 
 /* nginx answers plain HTTP on a TLS port in clear text too: a browser
  * then shows why instead of a reset. */

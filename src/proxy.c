@@ -930,6 +930,7 @@ static void relay_body(struct wr_proxy *p)
     for (;;) {
         struct iovec iov[3 * MAX_PIECES + 2];
         bool is_end, is_bad;
+        bool is_head_unsent = p->head_out_len > 0;
         int n = 0;
         if (p->head_out_len > 0) {
             /* The head goes out with the first body bytes, in one write. */
@@ -942,7 +943,10 @@ static void relay_body(struct wr_proxy *p)
                    "upstream %s: bad chunked body from %s", p->up->name, p->upstream_addr);
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
-            finish(p, WR_PROXY_BROKEN);
+            /* Nothing reached the client yet (the head was to go out with
+             * these body bytes): it can still get a clear 502 instead of a
+             * bare close. Otherwise the cut is the only honest signal. */
+            finish(p, is_head_unsent ? 502 : WR_PROXY_BROKEN);
             return;
         }
         if (is_end && p->is_client_chunked)
@@ -1149,8 +1153,11 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->body_left = pr->body_len;
     p->is_client_keep_alive = pr->is_keep_alive;
     p->is_client_http10 = req->minor_version == 0;
+    /* Not over TLS: wr_proxy_tunnel relays the raw client socket, which
+     * on TLS carries records only OpenSSL may read or write; the upgrade
+     * is then not offered and the request goes up as an ordinary one. */
     const struct wr_http_header *upgrade = wr_http_find_header(req, WR_STR("Upgrade"));
-    p->is_websocket = ex->route->websocket && req->is_upgrade && upgrade &&
+    p->is_websocket = !pr->is_tls && ex->route->websocket && req->is_upgrade && upgrade &&
                       wr_str_list_has_token(upgrade->value, WR_STR("websocket"));
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);

@@ -320,3 +320,162 @@ class Backend:
             n = min(left, len(PATTERN))
             c.sock.sendall(PATTERN[:n])
             left -= n
+
+
+# --------------------------------------------------------------------------
+# A raw recording backend, for framing (smuggling) tests
+
+def find_message_end(data):
+    """Where the HTTP/1.1 message at the start of data ends, read leniently
+    (Content-Length or chunked, else no body), or None while incomplete.
+    Only tells RawBackend when to answer; the tests judge the bytes with
+    their own strict reader."""
+    i = data.find(b"\r\n\r\n")
+    if i < 0:
+        return None
+    end = i + 4
+    cl, is_chunked = None, False
+    for line in data[:i].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length" and value.isdigit():
+            cl = int(value)
+        elif name == b"transfer-encoding" and value.endswith(b"chunked"):
+            is_chunked = True
+    if is_chunked:
+        for _ in range(100000):
+            j = data.find(b"\r\n", end)
+            if j < 0:
+                return None
+            try:
+                size = int(data[end:j].split(b";")[0].strip() or b"x", 16)
+            except ValueError:
+                return None
+            end = j + 2
+            if size == 0:
+                k = data.find(b"\r\n\r\n", end - 2)
+                return None if k < 0 else k + 4
+            end += size + 2
+            if end > len(data):
+                return None
+        return None
+    if cl is not None:
+        return end + cl if len(data) >= end + cl else None
+    return end
+
+
+class RawBackend:
+    """Records the exact bytes of every connection it accepts (`conns`, one
+    bytearray each, in accept order) and answers each request with what
+    respond(target, n) returns (bytes; n counts requests on the connection):
+    None gives the default 200 "raw TARGET", b"" closes the connection
+    without answering, a (bytes, later_bytes) pair sends later_bytes 0.2 s
+    after the first part. `closed[i]` turns true once connection i is
+    closed (by either side)."""
+
+    def __init__(self, respond=None):
+        self.respond = respond or (lambda target, n: None)
+        self.conns = []
+        self.closed = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+    def mark(self):
+        """A point in the recording: received(mark) gives what came after."""
+        with self.lock:
+            return [len(c) for c in self.conns]
+
+    def received(self, mark=None):
+        """{connection index: bytes received since mark} for every
+        connection that received any."""
+        mark = mark or []
+        with self.lock:
+            out = {}
+            for i, c in enumerate(self.conns):
+                start = mark[i] if i < len(mark) else 0
+                if len(c) > start:
+                    out[i] = bytes(c[start:])
+            return out
+
+    def n_conns(self):
+        with self.lock:
+            return len(self.conns)
+
+    def _accept_loop(self):
+        while self.running:
+            try:
+                s, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                rec = bytearray()
+                self.conns.append(rec)
+                self.closed.append(False)
+                index = len(self.conns) - 1
+            threading.Thread(target=self._serve, args=(s, rec, index), daemon=True).start()
+
+    def _serve(self, s, rec, index):
+        s.settimeout(IO_TIMEOUT)
+        pending = b""
+        n = 0
+        try:
+            for _ in range(100000):
+                data = s.recv(65536)
+                if not data:
+                    return
+                with self.lock:
+                    rec.extend(data)
+                pending += data
+                for _ in range(1000):
+                    end = find_message_end(pending)
+                    if end is None:
+                        break
+                    first = pending[:end].split(b"\r\n", 1)[0].split(b" ")
+                    target = first[1].decode("latin-1") if len(first) > 1 else "?"
+                    pending = pending[end:]
+                    n += 1
+                    if not self._answer(s, target, n):
+                        return
+        except (ConnectionError, socket.timeout, OSError):
+            return
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.closed[index] = True
+
+    def _answer(self, s, target, n):
+        out = self.respond(target, n)
+        if out is None:
+            body = ("raw %s" % target).encode("latin-1")
+            out = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        if out == b"":
+            return False
+        if isinstance(out, tuple):
+            s.sendall(out[0])
+            time.sleep(0.2)
+            s.sendall(out[1])
+        else:
+            s.sendall(out)
+        return True
