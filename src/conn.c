@@ -1133,7 +1133,7 @@ static void start_tunnel(struct wr_conn *c)
     c->deadline_ms = 0;
     const char *pending = io->rbuf + io->rstart;
     size_t pending_len = io->rlen - io->rstart;
-    wr_proxy_tunnel(c->proxy, c->fd, pending, pending_len); /* copies pending */
+    wr_proxy_tunnel(c->proxy, c->fd, c->tls, pending, pending_len); /* copies pending */
     release_io(c->home, c);
 }
 
@@ -1207,12 +1207,15 @@ static int proxy_progress(struct wr_conn *c)
     return c->state == ST_TUNNEL ? 1 : 0;
 }
 
-/* Client socket readable during a proxied exchange. */
+static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap);
+
+/* Client socket readable during a proxied exchange: body bytes for the
+ * server (decrypted on TLS, like every request byte). */
 static void proxy_read(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     if (io->rlen < io->rcap && !c->is_body_blocked) {
-        ssize_t n = read(c->fd, io->rbuf + io->rlen, io->rcap - io->rlen);
+        ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             conn_close(c);
             return;
