@@ -1015,6 +1015,15 @@ static const char *parse_health_check(struct loader *ld, const struct key_def *k
     return NULL;
 }
 
+/* tls_ca: a path; its line goes with it, for the error tls.c may report
+ * when the file cannot be used. */
+static const char *parse_tls_ca(struct loader *ld, const struct key_def *k, void *obj,
+                                const char *value)
+{
+    ((struct wr_upstream_cfg *)obj)->tls_ca_line = ld->line;
+    return parse_path(ld, k, obj, value);
+}
+
 static const char *parse_sni(struct loader *ld, const struct key_def *k, void *obj,
                              const char *value)
 {
@@ -1598,7 +1607,7 @@ static const struct key_def upstream_keys[] = {
     /* tls: off; tls_verify: on; tls_ca: Debian's bundle; tls_sni: unset (NULL) */
     {.name = "tls", .parse = parse_bool, FIELD(UPS, tls), .dflt = "off"},
     {.name = "tls_verify", .parse = parse_bool, FIELD(UPS, tls_verify), .dflt = "on"},
-    {.name = "tls_ca", .parse = parse_path, FIELD(UPS, tls_ca),
+    {.name = "tls_ca", .parse = parse_tls_ca, FIELD(UPS, tls_ca),
      .dflt = "/etc/ssl/certs/ca-certificates.crt"},
     {.name = "tls_sni", .parse = parse_sni, FIELD(UPS, tls_sni)},
 };

@@ -1133,7 +1133,7 @@ static void start_tunnel(struct wr_conn *c)
     c->deadline_ms = 0;
     const char *pending = io->rbuf + io->rstart;
     size_t pending_len = io->rlen - io->rstart;
-    wr_proxy_tunnel(c->proxy, c->fd, pending, pending_len); /* copies pending */
+    wr_proxy_tunnel(c->proxy, c->fd, c->tls, pending, pending_len); /* copies pending */
     release_io(c->home, c);
 }
 

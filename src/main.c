@@ -98,11 +98,21 @@ static void report(bool to_log, const char *line)
  * Certificates and keys are read here, so at start before privileges
  * drop. On reload, a section whose files fail keeps the running one's
  * context (tls.c says why in the log); a new section that fails refuses
- * the reload.
+ * the reload. Upstream client contexts (tls_ca read here too) are built
+ * in the same set; one that fails refuses the load or the reload.
  */
+static bool has_upstream_tls(const struct wr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        if (cfg->upstreams[i].tls)
+            return true;
+    }
+    return false;
+}
+
 static int attach_tls(struct app *app, struct wr_config *cfg, bool to_log)
 {
-    if (!cfg->has_default_tls)
+    if (!cfg->has_default_tls && !has_upstream_tls(cfg))
         return 0;
     struct wr_config_errors errs = {0};
     const struct wr_tls_set *old = app->cfg ? app->cfg->tls_set : NULL;

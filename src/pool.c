@@ -1,11 +1,20 @@
 /*
  * pool: upstream connections of one worker (see pool.h).
  *
- * Each distinct server address gets a struct wr_pool_server holding its
- * idle list; lookups scan the short list of servers this worker has talked
- * to (a handful per upstream). A connection's read event is registered once
- * at connect and stays until close: idle connections need it to notice a
- * server closing them, busy ones to read responses.
+ * Each distinct (server address, TLS context) gets a struct
+ * wr_pool_server holding its idle list and, for TLS, the last session the
+ * server gave; lookups scan the short list of servers this worker has
+ * talked to (a handful per upstream). A connection's read event is
+ * registered once at connect and stays until close: idle connections need
+ * it to notice a server closing them, busy ones to read responses.
+ *
+ * TLS invariants: every path branches on uc->tls == NULL first, so plain
+ * TCP costs one compare. The write event is armed when the owner wants it
+ * OR the record layer needs it (TCP connect, handshake WANT_WRITE, a
+ * record OpenSSL could not send yet); only the owner's wish is reported
+ * to the owner. A record that could not be sent counts as taken: its
+ * bytes wait in the connection's stage, the pool sends them on the next
+ * writable event, and the owner never has to offer the same bytes again.
  */
 #include "weir/pool.h"
 
@@ -14,18 +23,25 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/tls.h"
+
+#define TLS_STAGE 16384 /* one TLS record of plaintext */
 
 struct wr_pool_server {
     struct wr_pool_server *next;
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    struct wr_upconn *idle; /* most recently used first */
+    uint64_t tls_id;                /* wr_tls_client_id; 0 for plain TCP */
+    struct wr_tls_session *session; /* owned: the last one received, or NULL */
+    struct wr_upconn *idle;         /* most recently used first */
     uint64_t n_idle;
 };
 
@@ -33,6 +49,17 @@ struct wr_pool {
     struct event_base *base;
     struct wr_pool_server *servers;
     struct wr_pool_stats stats;
+};
+
+struct wr_upconn_tls {
+    struct wr_tls_conn *t;     /* owned */
+    bool is_handshaking;       /* TCP connected, handshake under way */
+    bool is_handshake_write;   /* the handshake waits for EV_WRITE */
+    bool is_stage_pending;     /* stage[0..stage_len) taken but not yet sent */
+    int error;                 /* connect/handshake or deferred write failure (errno) */
+    size_t stage_len;
+    char why[160];             /* why connecting failed */
+    char stage[TLS_STAGE];
 };
 
 static uint64_t now_ms(void)
@@ -51,10 +78,11 @@ struct wr_pool *wr_pool_new(struct event_base *base)
 }
 
 static struct wr_pool_server *find_server(struct wr_pool *pool, const struct wr_listen_addr *addr,
-                                          bool is_creating)
+                                          uint64_t tls_id, bool is_creating)
 {
     for (struct wr_pool_server *s = pool->servers; s; s = s->next) {
-        if (s->addr_len == addr->addr_len && memcmp(&s->addr, &addr->addr, addr->addr_len) == 0)
+        if (s->tls_id == tls_id && s->addr_len == addr->addr_len &&
+            memcmp(&s->addr, &addr->addr, addr->addr_len) == 0)
             return s;
     }
     if (!is_creating)
@@ -64,6 +92,7 @@ static struct wr_pool_server *find_server(struct wr_pool *pool, const struct wr_
         return NULL;
     memcpy(&s->addr, &addr->addr, addr->addr_len);
     s->addr_len = addr->addr_len;
+    s->tls_id = tls_id;
     s->next = pool->servers;
     pool->servers = s;
     return s;
@@ -87,28 +116,136 @@ static void free_upconn(struct wr_upconn *uc)
 {
     event_del(&uc->ev_read);
     event_del(&uc->ev_write);
+    if (uc->tls) {
+        /* close_notify keeps the session resumable (OpenSSL drops a
+         * session whose connection ended without one) and is polite. */
+        if (!uc->is_connecting && uc->tls->error == 0 && wr_tls_is_healthy(uc->tls->t))
+            wr_tls_close_notify(uc->tls->t);
+        wr_tls_conn_free(uc->tls->t);
+        free(uc->tls);
+        uc->tls = NULL;
+    }
     close(uc->fd);
     uc->pool->stats.n_open--;
     free(uc);
+}
+
+/* Arms ev_write when the owner or the record layer needs it. */
+static void sync_write(struct wr_upconn *uc)
+{
+    bool need = uc->is_write_wanted;
+    if (uc->tls) {
+        const struct wr_upconn_tls *ts = uc->tls;
+        need = need || ts->is_stage_pending ||
+               (uc->is_connecting && (!ts->is_handshaking || ts->is_handshake_write));
+    }
+    if (need == uc->is_write_armed)
+        return;
+    if (need)
+        event_add(&uc->ev_write, NULL);
+    else
+        event_del(&uc->ev_write);
+    uc->is_write_armed = need;
+}
+
+static int socket_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    return err;
+}
+
+/* Advances a TLS connect. Returns true when it ended (ts->error tells how):
+ * the owner hears of it. */
+static bool advance_tls_connect(struct wr_upconn *uc, short what)
+{
+    struct wr_upconn_tls *ts = uc->tls;
+    if (!ts->is_handshaking) {
+        if (!(what & EV_WRITE))
+            return false;
+        int err = socket_error(uc->fd);
+        if (err != 0) {
+            ts->error = err;
+            snprintf(ts->why, sizeof(ts->why), "connect: %s", strerror(err));
+            return true;
+        }
+        ts->is_handshaking = true;
+    }
+    char why[128];
+    enum wr_tls_result r = wr_tls_handshake(ts->t, why, sizeof(why));
+    ts->is_handshake_write = r == WR_TLS_WANT_WRITE;
+    if (r == WR_TLS_WANT_READ || r == WR_TLS_WANT_WRITE) {
+        sync_write(uc);
+        return false;
+    }
+    if (r == WR_TLS_DONE) {
+        uc->is_connecting = false;
+    } else {
+        ts->error = EPROTO;
+        snprintf(ts->why, sizeof(ts->why), "TLS handshake: %s", why);
+    }
+    sync_write(uc);
+    return true;
+}
+
+/* Sends the staged record. 1 sent, 0 not yet, -1 failed (ts->error). */
+static int flush_stage(struct wr_upconn *uc)
+{
+    struct wr_upconn_tls *ts = uc->tls;
+    ssize_t w = wr_tls_send(ts->t, ts->stage, ts->stage_len);
+    if (w < 0 && errno == EAGAIN)
+        return 0;
+    if (w < 0) {
+        ts->error = errno;
+        ts->is_stage_pending = false;
+        sync_write(uc);
+        return -1;
+    }
+    /* One record is all or nothing with partial writes; keep any rest. */
+    ts->stage_len -= (size_t)w;
+    memmove(ts->stage, ts->stage + w, ts->stage_len);
+    ts->is_stage_pending = ts->stage_len > 0;
+    sync_write(uc);
+    return ts->is_stage_pending ? 0 : 1;
+}
+
+/* TLS work due on an event. Returns the events still for the owner. */
+static short tls_event(struct wr_upconn *uc, short what)
+{
+    struct wr_upconn_tls *ts = uc->tls;
+    if (uc->is_connecting)
+        return advance_tls_connect(uc, what) ? EV_WRITE : 0;
+    if ((what & EV_WRITE) && ts->is_stage_pending && flush_stage(uc) < 0)
+        return uc->is_read_paused ? EV_WRITE : EV_READ | EV_WRITE; /* show the error */
+    if (!uc->is_write_wanted)
+        what &= ~EV_WRITE;
+    return what;
 }
 
 static void on_upconn_event(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct wr_upconn *uc = arg;
+    if (uc->tls && uc->on_event && (what = tls_event(uc, what)) == 0)
+        return;
     if (uc->on_event) {
         uc->on_event(uc, what, uc->arg);
         return;
     }
-    /* Idle: the server closed it, or sent something nobody asked for. */
+    /* Idle: the server closed it, or sent something nobody asked for.
+     * A late TLS session ticket is neither: read, the connection stays. */
+    if (uc->tls && (what & EV_READ) && wr_tls_idle_check(uc->tls->t))
+        return;
     unlink_idle(uc);
     free_upconn(uc);
 }
 
 struct wr_upconn *wr_pool_get(struct wr_pool *pool, const struct wr_listen_addr *addr,
-                              wr_upconn_fn on_event, void *arg)
+                              const struct wr_tls_client *tls, wr_upconn_fn on_event, void *arg)
 {
-    struct wr_pool_server *s = find_server(pool, addr, false);
+    struct wr_pool_server *s = find_server(pool, addr, wr_tls_client_id(tls), false);
     struct wr_upconn *uc = s ? s->idle : NULL;
     if (!uc) {
         pool->stats.n_misses++;
@@ -125,32 +262,63 @@ struct wr_upconn *wr_pool_get(struct wr_pool *pool, const struct wr_listen_addr 
     return uc;
 }
 
-struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_addr *addr,
-                                  wr_upconn_fn on_event, void *arg)
+/* A non-blocking socket connecting to addr; *is_connecting when not yet. */
+static int open_socket(const struct wr_listen_addr *addr, bool *is_connecting)
 {
-    struct wr_pool_server *s = find_server(pool, addr, true);
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
-    }
     int family = addr->addr.ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return NULL;
+        return -1;
     if (family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    bool is_connecting = false;
+    *is_connecting = false;
     if (connect(fd, (const struct sockaddr *)&addr->addr, addr->addr_len) < 0) {
         if (errno != EINPROGRESS) {
             int err = errno;
             close(fd);
             errno = err;
-            return NULL;
+            return -1;
         }
-        is_connecting = true;
+        *is_connecting = true;
     }
+    return fd;
+}
+
+/* TLS state for uc: the handshake starts once TCP is connected. */
+static int start_tls(struct wr_upconn *uc, const struct wr_tls_client *tls, size_t server)
+{
+    struct wr_upconn_tls *ts = malloc(sizeof(*ts));
+    if (!ts)
+        return -1;
+    ts->is_handshaking = ts->is_handshake_write = ts->is_stage_pending = false;
+    ts->error = 0;
+    ts->stage_len = 0;
+    ts->why[0] = '\0';
+    ts->t = wr_tls_client_conn_new(tls, server, uc->fd, &uc->server->session);
+    if (!ts->t) {
+        free(ts);
+        return -1;
+    }
+    uc->tls = ts;
+    uc->is_connecting = true; /* until the handshake is done, even if TCP is */
+    return 0;
+}
+
+struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_addr *addr,
+                                  const struct wr_tls_client *tls, size_t server,
+                                  wr_upconn_fn on_event, void *arg)
+{
+    struct wr_pool_server *s = find_server(pool, addr, wr_tls_client_id(tls), true);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    bool is_connecting;
+    int fd = open_socket(addr, &is_connecting);
+    if (fd < 0)
+        return NULL;
     struct wr_upconn *uc = calloc(1, sizeof(*uc));
     if (!uc) {
         close(fd);
@@ -167,25 +335,114 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
     event_assign(&uc->ev_read, pool->base, fd, EV_READ | EV_PERSIST, on_upconn_event, uc);
     event_assign(&uc->ev_write, pool->base, fd, EV_WRITE | EV_PERSIST, on_upconn_event, uc);
     pool->stats.n_open++;
-    if (event_add(&uc->ev_read, NULL) < 0) {
+    if ((tls && start_tls(uc, tls, server) < 0) || event_add(&uc->ev_read, NULL) < 0) {
         free_upconn(uc);
         errno = ENOMEM;
         return NULL;
     }
-    if (is_connecting)
+    /* TLS: the first writable event reports the TCP connect (or, on a
+     * socket connected at once, starts the handshake). */
+    if (uc->tls)
+        sync_write(uc);
+    else if (is_connecting)
         wr_upconn_want_write(uc, true);
     return uc;
 }
 
-int wr_upconn_connect_error(struct wr_upconn *uc)
+int wr_upconn_connect_error(struct wr_upconn *uc, char *why, size_t cap)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(uc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
+    if (uc->tls) {
+        snprintf(why, cap, "%s", uc->tls->why);
+        return uc->is_connecting && uc->tls->error == 0 ? EINPROGRESS : uc->tls->error;
+    }
+    int err = socket_error(uc->fd);
     if (err == 0)
         uc->is_connecting = false;
+    snprintf(why, cap, "connect: %s", strerror(err));
     return err;
+}
+
+bool wr_upconn_is_resumed(const struct wr_upconn *uc)
+{
+    return uc->tls && wr_tls_is_resumed(uc->tls->t);
+}
+
+ssize_t wr_upconn_read(struct wr_upconn *uc, void *buf, size_t cap)
+{
+    ssize_t n;
+    if (!uc->tls) {
+        do {
+            n = read(uc->fd, buf, cap);
+        } while (n < 0 && errno == EINTR);
+        return n;
+    }
+    if (uc->tls->error) {
+        errno = uc->tls->error;
+        return -1;
+    }
+    n = wr_tls_recv(uc->tls->t, buf, cap);
+    /* Records OpenSSL already pulled off the socket never make it
+     * readable again: come back for them on the next loop turn. */
+    if (n > 0 && !uc->is_read_paused && wr_tls_has_pending(uc->tls->t))
+        event_active(&uc->ev_read, EV_READ, 0);
+    return n;
+}
+
+/* The first record's worth of iov: iov[0] itself when it is large enough
+ * or alone, else copied together into the stage. */
+static const char *gather(struct wr_upconn_tls *ts, const struct iovec *iov, int n, size_t *len)
+{
+    if (n == 1 || iov[0].iov_len >= TLS_STAGE) {
+        *len = iov[0].iov_len < TLS_STAGE ? iov[0].iov_len : TLS_STAGE;
+        return iov[0].iov_base;
+    }
+    size_t k = 0;
+    for (int i = 0; i < n && k < TLS_STAGE; i++) {
+        size_t take = iov[i].iov_len < TLS_STAGE - k ? iov[i].iov_len : TLS_STAGE - k;
+        memcpy(ts->stage + k, iov[i].iov_base, take);
+        k += take;
+    }
+    *len = k;
+    return ts->stage;
+}
+
+static ssize_t tls_writev(struct wr_upconn *uc, const struct iovec *iov, int n)
+{
+    struct wr_upconn_tls *ts = uc->tls;
+    if (ts->is_stage_pending && flush_stage(uc) == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (ts->error) {
+        errno = ts->error;
+        return -1;
+    }
+    size_t len;
+    const char *src = gather(ts, iov, n, &len);
+    if (len == 0)
+        return 0;
+    ssize_t w = wr_tls_send(ts->t, src, len);
+    if (w >= 0 || errno != EAGAIN)
+        return w;
+    /* OpenSSL built the record (or will, from the same bytes): keep them
+     * for the retry, which the pool makes itself, and count them taken. */
+    if (src != ts->stage)
+        memcpy(ts->stage, src, len);
+    ts->stage_len = len;
+    ts->is_stage_pending = true;
+    sync_write(uc);
+    return (ssize_t)len;
+}
+
+ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n)
+{
+    if (uc->tls)
+        return tls_writev(uc, iov, n);
+    ssize_t w;
+    do {
+        w = writev(uc->fd, iov, n);
+    } while (w < 0 && errno == EINTR);
+    return w;
 }
 
 void wr_upconn_close(struct wr_upconn *uc)
@@ -193,10 +450,18 @@ void wr_upconn_close(struct wr_upconn *uc)
     free_upconn(uc);
 }
 
+/* A TLS connection goes idle only with nothing owed either way. */
+static bool is_tls_reusable(const struct wr_upconn *uc)
+{
+    const struct wr_upconn_tls *ts = uc->tls;
+    return !ts->is_stage_pending && ts->error == 0 && wr_tls_is_healthy(ts->t) &&
+           !wr_tls_has_pending(ts->t);
+}
+
 void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms)
 {
     struct wr_pool_server *s = uc->server;
-    if (s->n_idle >= max_idle || uc->is_connecting) {
+    if (s->n_idle >= max_idle || uc->is_connecting || (uc->tls && !is_tls_reusable(uc))) {
         free_upconn(uc);
         return;
     }
@@ -220,10 +485,17 @@ void wr_upconn_pause_read(struct wr_upconn *uc, bool is_paused)
     else
         event_add(&uc->ev_read, NULL);
     uc->is_read_paused = is_paused;
+    if (!is_paused && uc->tls && !uc->is_connecting && wr_tls_has_pending(uc->tls->t))
+        event_active(&uc->ev_read, EV_READ, 0); /* records read before the pause */
 }
 
 void wr_upconn_want_write(struct wr_upconn *uc, bool is_wanted)
 {
+    uc->is_write_wanted = is_wanted;
+    if (uc->tls) {
+        sync_write(uc);
+        return;
+    }
     if (is_wanted == uc->is_write_armed)
         return;
     if (is_wanted)
@@ -263,6 +535,7 @@ void wr_pool_free(struct wr_pool *pool)
             s->idle = uc->next;
             free_upconn(uc);
         }
+        wr_tls_session_free(s->session);
         free(s);
     }
     free(pool);

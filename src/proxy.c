@@ -22,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "weir/http_parser.h"
 #include "weir/log.h"
+#include "weir/tls.h"
 #include "weir/upstream.h"
 
 #define UBUF_CAP (32 * 1024)
@@ -99,6 +101,7 @@ struct wr_proxy {
 
     /* tunnel (after 101) */
     int client_fd;
+    struct wr_tls_conn *client_tls; /* borrowed from conn; NULL on plain TCP */
     struct event ev_client_read, ev_client_write;
     char *tbuf;               /* client -> server bytes */
     size_t tstart, tlen;
@@ -559,7 +562,12 @@ static void start_attempt(struct wr_proxy *p)
     snprintf(p->upstream_addr, sizeof(p->upstream_addr), "%s", p->up->servers[server].label);
     p->head_sent = 0;
     set_server_host(p);
-    p->uc = p->up->keepalive > 0 ? wr_pool_get(p->env->pool, addr, on_upstream, p) : NULL;
+    const struct wr_tls_client *tls = p->up->tls_client;
+    if (p->up->tls && !tls) {
+        fail_attempt(p, 502, true, "TLS: no client context"); /* main always builds one */
+        return;
+    }
+    p->uc = p->up->keepalive > 0 ? wr_pool_get(p->env->pool, addr, tls, on_upstream, p) : NULL;
     p->is_reused = p->uc != NULL;
     struct wr_metrics_server *sm = server_metrics(p, server);
     if (sm) {
@@ -567,7 +575,7 @@ static void start_attempt(struct wr_proxy *p)
         wr_metrics_add(p->is_reused ? &sm->pool_hits : &sm->pool_misses, 1);
     }
     if (!p->uc) {
-        p->uc = wr_pool_connect(p->env->pool, addr, on_upstream, p);
+        p->uc = wr_pool_connect(p->env->pool, addr, tls, (size_t)server, on_upstream, p);
         if (!p->uc) {
             char why[96];
             snprintf(why, sizeof(why), "connect: %s", strerror(errno));
@@ -596,7 +604,8 @@ static bool replace_stale(struct wr_proxy *p, bool is_unsent)
         return false;
     const struct wr_listen_addr *addr = &p->up->servers[p->server].addr;
     wr_upconn_close(p->uc);
-    p->uc = wr_pool_connect(p->env->pool, addr, on_upstream, p);
+    p->uc = wr_pool_connect(p->env->pool, addr, p->up->tls_client, (size_t)p->server, on_upstream,
+                            p);
     p->is_reused = false;
     p->head_sent = 0;
     if (!p->uc)
@@ -624,12 +633,9 @@ static int flush_head(struct wr_proxy *p)
             iov[n++] = (struct iovec){p->hbuf + p->head_sent, p->head_len - p->head_sent};
         if (p->pend_off < p->pend_len)
             iov[n++] = (struct iovec){p->pend + p->pend_off, p->pend_len - p->pend_off};
-        ssize_t w = writev(p->uc->fd, iov, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
+        ssize_t w = wr_upconn_writev(p->uc, iov, n);
+        if (w < 0)
             return errno == EAGAIN ? 0 : -1;
-        }
         size_t k = (size_t)w;
         size_t h = p->head_len - p->head_sent;
         if (k >= h) {
@@ -729,10 +735,7 @@ ssize_t wr_proxy_send_body(struct wr_proxy *p, const char *data, size_t len, boo
         p->is_body_done = is_last;
         return 0;
     }
-    ssize_t w;
-    do {
-        w = writev(p->uc->fd, iov, n);
-    } while (w < 0 && errno == EINTR);
+    ssize_t w = wr_upconn_writev(p->uc, iov, n);
     if (w < 0) {
         if (errno != EAGAIN) {
             p->is_body_blocked = true; /* if a fresh connection takes over, it asks again */
@@ -1025,10 +1028,7 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
 
 static void read_upstream(struct wr_proxy *p)
 {
-    ssize_t n;
-    do {
-        n = read(p->uc->fd, p->ubuf + p->ulen, UBUF_CAP - p->ulen);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = wr_upconn_read(p->uc, p->ubuf + p->ulen, UBUF_CAP - p->ulen);
     if (n < 0 && errno == EAGAIN)
         return;
     if (n <= 0) {
@@ -1092,10 +1092,8 @@ static void on_upstream(struct wr_upconn *uc, short what, void *arg)
     (void)uc;
     struct wr_proxy *p = arg;
     if (p->state == PX_CONNECTING) {
-        int err = wr_upconn_connect_error(p->uc);
-        if (err != 0) {
-            char why[96];
-            snprintf(why, sizeof(why), "connect: %s", strerror(err));
+        char why[192];
+        if (wr_upconn_connect_error(p->uc, why, sizeof(why)) != 0) {
             fail_attempt(p, 502, true, why);
             return;
         }
@@ -1153,11 +1151,8 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->body_left = pr->body_len;
     p->is_client_keep_alive = pr->is_keep_alive;
     p->is_client_http10 = req->minor_version == 0;
-    /* Not over TLS: wr_proxy_tunnel relays the raw client socket, which
-     * on TLS carries records only OpenSSL may read or write; the upgrade
-     * is then not offered and the request goes up as an ordinary one. */
     const struct wr_http_header *upgrade = wr_http_find_header(req, WR_STR("Upgrade"));
-    p->is_websocket = !pr->is_tls && ex->route->websocket && req->is_upgrade && upgrade &&
+    p->is_websocket = ex->route->websocket && req->is_upgrade && upgrade &&
                       wr_str_list_has_token(upgrade->value, WR_STR("websocket"));
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
@@ -1261,12 +1256,23 @@ static void end_tunnel(struct wr_proxy *p)
     finish(p, WR_PROXY_BROKEN);
 }
 
-/* Moves bytes buf[*start..*len) to fd. Returns 1 when all went, 0 when fd is
- * full, -1 on error. */
-static int tunnel_write(int fd, const char *buf, size_t *start, size_t *len)
+/* Moves bytes buf[*start..*len) to the client (p's fd or TLS) or the
+ * server (uc). Returns 1 when all went, 0 when the receiver is full, -1 on
+ * error. A TLS retry offers the same first bytes, as OpenSSL requires:
+ * buf does not change until they are written. */
+static int tunnel_write(const struct wr_proxy *p, struct wr_upconn *uc, const char *buf,
+                        size_t *start, size_t *len)
 {
     while (*start < *len) {
-        ssize_t w = send(fd, buf + *start, *len - *start, MSG_NOSIGNAL);
+        ssize_t w;
+        if (uc) {
+            struct iovec iov = {(void *)(buf + *start), *len - *start};
+            w = wr_upconn_writev(uc, &iov, 1);
+        } else if (p->client_tls) {
+            w = wr_tls_send(p->client_tls, buf + *start, *len - *start);
+        } else {
+            w = send(p->client_fd, buf + *start, *len - *start, MSG_NOSIGNAL);
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -1278,24 +1284,34 @@ static int tunnel_write(int fd, const char *buf, size_t *start, size_t *len)
     return 1;
 }
 
-/* Reads fd into an empty buf. Returns bytes, 0 on EOF, -1 on error, -2 on EAGAIN. */
-static ssize_t tunnel_read(int fd, char *buf, size_t cap)
+/* Reads the client (p's fd or TLS) or the server (uc) into an empty buf.
+ * Returns bytes, 0 on EOF, -1 on error, -2 on EAGAIN. */
+static ssize_t tunnel_read(struct wr_proxy *p, struct wr_upconn *uc, char *buf, size_t cap)
 {
     ssize_t n;
     do {
-        n = read(fd, buf, cap);
+        if (uc)
+            n = wr_upconn_read(uc, buf, cap);
+        else if (p->client_tls)
+            n = wr_tls_recv(p->client_tls, buf, cap);
+        else
+            n = read(p->client_fd, buf, cap);
     } while (n < 0 && errno == EINTR);
+    /* Records OpenSSL already took off the client socket never make it
+     * readable again: come back for them (the upstream side does this in
+     * wr_upconn_read). */
+    if (n > 0 && !uc && p->client_tls && wr_tls_has_pending(p->client_tls))
+        event_active(&p->ev_client_read, EV_READ, 0);
     if (n < 0 && errno == EAGAIN)
         return -2;
     return n;
 }
 
-/* One direction: src -> dst through buf. Returns false when the tunnel ends. */
-static bool pump(struct wr_proxy *p, int src, int dst, char *buf, size_t *start, size_t *len,
-                 bool is_to_client)
+/* One direction through buf. Returns false when the tunnel ends. */
+static bool pump(struct wr_proxy *p, char *buf, size_t *start, size_t *len, bool is_to_client)
 {
     if (*len == 0) {
-        ssize_t n = tunnel_read(src, buf, UBUF_CAP);
+        ssize_t n = tunnel_read(p, is_to_client ? p->uc : NULL, buf, UBUF_CAP);
         if (n == -2)
             return true;
         if (n <= 0)
@@ -1304,7 +1320,7 @@ static bool pump(struct wr_proxy *p, int src, int dst, char *buf, size_t *start,
         *start = 0;
         arm_deadline(p, p->idle_timeout_ms);
     }
-    int r = tunnel_write(dst, buf, start, len);
+    int r = tunnel_write(p, is_to_client ? NULL : p->uc, buf, start, len);
     if (r < 0)
         return false;
     bool is_blocked = r == 0;
@@ -1316,10 +1332,13 @@ static bool pump(struct wr_proxy *p, int src, int dst, char *buf, size_t *start,
         else
             event_del(&p->ev_client_write);
     } else {
-        if (is_blocked)
+        if (is_blocked) {
             event_del(&p->ev_client_read);
-        else
+        } else {
             event_add(&p->ev_client_read, NULL);
+            if (p->client_tls && wr_tls_has_pending(p->client_tls))
+                event_active(&p->ev_client_read, EV_READ, 0);
+        }
         wr_upconn_want_write(p->uc, is_blocked);
     }
     return true;
@@ -1327,12 +1346,12 @@ static bool pump(struct wr_proxy *p, int src, int dst, char *buf, size_t *start,
 
 static bool pump_up(struct wr_proxy *p)
 {
-    return pump(p, p->client_fd, p->uc->fd, p->tbuf, &p->tstart, &p->tlen, false);
+    return pump(p, p->tbuf, &p->tstart, &p->tlen, false);
 }
 
 static bool pump_down(struct wr_proxy *p)
 {
-    return pump(p, p->uc->fd, p->client_fd, p->ubuf, &p->ustart, &p->ulen, true);
+    return pump(p, p->ubuf, &p->ustart, &p->ulen, true);
 }
 
 static void on_tunnel_client(evutil_socket_t fd, short what, void *arg)
@@ -1351,7 +1370,8 @@ static void on_tunnel_upstream(struct wr_proxy *p, short what)
         end_tunnel(p);
 }
 
-void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, const char *pending, size_t pending_len)
+void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, struct wr_tls_conn *client_tls,
+                     const char *pending, size_t pending_len)
 {
     size_t cap = pending_len > UBUF_CAP ? pending_len : UBUF_CAP;
     p->tbuf = malloc(cap);
@@ -1364,6 +1384,7 @@ void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, const char *pending, siz
     p->tlen = pending_len;
     p->ustart = p->ulen = 0;
     p->client_fd = client_fd;
+    p->client_tls = client_tls;
     p->state = PX_TUNNEL;
     event_assign(&p->ev_client_read, p->env->base, client_fd, EV_READ | EV_PERSIST,
                  on_tunnel_client, p);
@@ -1371,6 +1392,8 @@ void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, const char *pending, siz
                  on_tunnel_client, p);
     p->is_tunnel_events = true;
     event_add(&p->ev_client_read, NULL);
+    if (client_tls && wr_tls_has_pending(client_tls))
+        event_active(&p->ev_client_read, EV_READ, 0);
     wr_upconn_pause_read(p->uc, false);
     arm_deadline(p, p->idle_timeout_ms);
     if (p->tlen > 0 && !pump_up(p))

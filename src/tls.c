@@ -25,6 +25,7 @@
  */
 #include "weir/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -32,12 +33,14 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <assert.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "weir/log.h"
 
@@ -71,16 +74,40 @@ struct tls_site {
     uint64_t handshake_timeout_ms;
 };
 
+/* What a client connection to one server of an upstream sends and checks. */
+struct client_server {
+    char *sni;         /* owned; NULL: none (an IP literal) */
+    char *check_name;  /* owned: the name or IP the certificate must carry;
+                          NULL when tls_verify = off */
+    bool is_check_ip;  /* check_name is an IP literal */
+};
+
+struct wr_tls_client {
+    SSL_CTX *ctx;      /* one reference; every SSL made from it holds another */
+    uint64_t id;
+    size_t n_servers;
+    struct client_server servers[]; /* same index as the upstream's servers */
+};
+
+struct wr_tls_session {
+    SSL_SESSION *sess; /* one reference */
+};
+
 struct wr_tls_set {
     struct wr_tls_keys *keys; /* borrowed: main's, outlives every set */
+    struct wr_tls_client **clients; /* owned, one per upstream (NULL: tls = off) */
+    size_t n_clients;
     size_t n_sites;
     struct tls_site *sites[]; /* [0] is [tls] */
 };
 
 struct wr_tls_conn {
     SSL *ssl;
-    const struct wr_tls_set *set; /* borrowed: the connection's snapshot holds it */
+    const struct wr_tls_set *set; /* borrowed: the connection's snapshot holds it;
+                                     NULL on a client connection */
     const struct tls_site *site;  /* in set: the section the handshake chose */
+    struct wr_tls_session **slot; /* client side: where new sessions go (borrowed) */
+    bool is_failed;               /* a fatal TLS error happened: no close_notify */
 };
 
 const char *wr_tls_library_version(void)
@@ -536,17 +563,21 @@ static struct tls_site *old_site(const struct wr_tls_set *old, const char *secti
     return NULL;
 }
 
+static int add_clients(struct wr_tls_set *set, const struct wr_config *cfg,
+                       struct wr_config_errors *errs);
+
 struct wr_tls_set *wr_tls_set_new(const struct wr_config *cfg, struct wr_tls_keys *keys,
                                   const struct wr_tls_set *old, struct wr_config_errors *errs)
 {
-    struct wr_tls_set *set = calloc(1, sizeof(*set) + cfg->n_tls * sizeof(set->sites[0]));
+    size_t n_tls = cfg->has_default_tls ? cfg->n_tls : 0;
+    struct wr_tls_set *set = calloc(1, sizeof(*set) + n_tls * sizeof(set->sites[0]));
     if (!set) {
         push_error(errs, "TLS: out of memory");
         return NULL;
     }
     set->keys = keys;
-    bool is_ok = cfg->has_default_tls && cfg->n_tls > 0;
-    for (size_t i = 0; i < cfg->n_tls; i++) {
+    bool is_ok = true;
+    for (size_t i = 0; i < n_tls; i++) {
         char why[1024];
         struct tls_site *site = site_new(cfg, &cfg->tls[i], why, sizeof(why));
         struct tls_site *prev = site ? NULL : old_site(old, cfg->tls[i].name);
@@ -562,6 +593,8 @@ struct wr_tls_set *wr_tls_set_new(const struct wr_config *cfg, struct wr_tls_key
         }
         set->sites[set->n_sites++] = site;
     }
+    if (add_clients(set, cfg, errs) < 0)
+        is_ok = false;
     if (!is_ok) {
         wr_tls_set_free(set);
         return NULL;
@@ -578,7 +611,11 @@ void wr_tls_set_attach(struct wr_config *cfg, struct wr_tls_set *set)
 {
     cfg->tls_set = set;
     cfg->release_tls_set = release_attached;
+    for (size_t i = 0; i < cfg->n_upstreams && i < set->n_clients; i++)
+        cfg->upstreams[i].tls_client = set->clients[i];
 }
+
+static void client_free(struct wr_tls_client *c);
 
 void wr_tls_set_free(struct wr_tls_set *set)
 {
@@ -586,6 +623,9 @@ void wr_tls_set_free(struct wr_tls_set *set)
         return;
     for (size_t i = 0; i < set->n_sites; i++)
         site_unref(set->sites[i]);
+    for (size_t i = 0; i < set->n_clients; i++)
+        client_free(set->clients[i]);
+    free(set->clients);
     free(set);
 }
 
@@ -655,6 +695,8 @@ void wr_tls_conn_free(struct wr_tls_conn *t)
     free(t);
 }
 
+static void append_verify_error(SSL *ssl, char *why, size_t cap);
+
 /* errno for an SSL error that ends the connection; clears the queue. */
 static int fatal_errno(int ssl_err)
 {
@@ -682,7 +724,10 @@ enum wr_tls_result wr_tls_handshake(struct wr_tls_conn *t, char *why, size_t cap
         snprintf(why, cap, "%s", errno ? strerror(errno) : "connection closed mid-handshake");
     else
         ssl_error_text(why, cap);
+    if (!t->set)
+        append_verify_error(t->ssl, why, cap); /* a client: which certificate check failed */
     ERR_clear_error();
+    t->is_failed = true;
     return is_http ? WR_TLS_PLAIN_HTTP : WR_TLS_FAILED;
 }
 
@@ -713,6 +758,7 @@ ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap)
             ERR_clear_error();
             return 0;
         }
+        t->is_failed = true;
         errno = fatal_errno(err);
         return -1;
     }
@@ -732,6 +778,7 @@ ssize_t wr_tls_send(struct wr_tls_conn *t, const void *buf, size_t len)
     }
     /* WANT_READ would need renegotiation, which is off: treat as fatal
      * rather than wait for a read that may never be armed. */
+    t->is_failed = true;
     errno = fatal_errno(err);
     if (errno == 0)
         errno = EPIPE;
@@ -745,7 +792,7 @@ bool wr_tls_has_pending(const struct wr_tls_conn *t)
 
 void wr_tls_close_notify(struct wr_tls_conn *t)
 {
-    if (SSL_is_init_finished(t->ssl))
+    if (!t->is_failed && SSL_is_init_finished(t->ssl))
         SSL_shutdown(t->ssl);
     ERR_clear_error();
 }
@@ -778,4 +825,296 @@ bool wr_tls_is_resumed(const struct wr_tls_conn *t)
 const char *wr_tls_version(const struct wr_tls_conn *t)
 {
     return SSL_get_version(t->ssl);
+}
+
+/* ---- upstream client contexts ----------------------------------------- */
+
+static atomic_uint_fast64_t next_client_id = 1;
+
+/* Appends "file:line: [upstream NAME] key: message" to errs. Returns -1. */
+__attribute__((format(printf, 6, 7))) static int
+client_fail(struct wr_config_errors *errs, const struct wr_config *cfg,
+            const struct wr_upstream_cfg *up, unsigned line, const char *key, const char *fmt, ...)
+{
+    char why[1024];
+    int n = snprintf(why, sizeof(why), "%s:%u: [upstream %s] %s: ", cfg->path ? cfg->path : "-",
+                     line, up->name, key);
+    if (n > 0 && (size_t)n < sizeof(why)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why + n, sizeof(why) - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    push_error(errs, why);
+    return -1;
+}
+
+/* OpenSSL's new-session callback: the session (a TLS 1.3 ticket, or the
+ * TLS 1.2 session at the handshake's end) replaces the slot's. Returns 1
+ * when it kept the reference. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct wr_tls_conn *t = SSL_get_app_data(ssl);
+    if (!t || !t->slot || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    if (!*t->slot && !(*t->slot = calloc(1, sizeof(**t->slot))))
+        return 0;
+    SSL_SESSION_free((*t->slot)->sess);
+    (*t->slot)->sess = sess;
+    return 1;
+}
+
+void wr_tls_session_free(struct wr_tls_session *s)
+{
+    if (!s)
+        return;
+    SSL_SESSION_free(s->sess);
+    free(s);
+}
+
+/* The host of an authority ("name:port", "[v6]:port", "10.0.0.1:80",
+ * "localhost") into out, without a trailing dot. True when it is an IP
+ * literal. */
+static bool authority_host(const char *authority, char *out, size_t cap)
+{
+    const char *start = authority;
+    const char *end = NULL;
+    if (*start == '[') {
+        start++;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(start, ':');
+    }
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, start, n);
+    if (n > 0 && out[n - 1] == '.')
+        n--;
+    out[n] = '\0';
+    unsigned char bin[16];
+    return inet_pton(AF_INET, out, bin) == 1 || inet_pton(AF_INET6, out, bin) == 1;
+}
+
+/* SNI and the name to check for each server of up. */
+static int client_servers(struct wr_tls_client *c, const struct wr_upstream_cfg *up)
+{
+    for (size_t i = 0; i < up->n_servers; i++) {
+        struct client_server *cs = &c->servers[i];
+        char host[MAX_SNI_LEN + 1];
+        bool is_ip = authority_host(up->servers[i].authority, host, sizeof(host));
+        const char *name = up->tls_sni ? up->tls_sni : host;
+        bool is_name_ip = up->tls_sni ? false : is_ip;
+        if (!is_name_ip && name[0] != '\0' && !(cs->sni = strdup(name)))
+            return -1;
+        if (up->tls_verify && !(cs->check_name = strdup(name)))
+            return -1;
+        cs->is_check_ip = is_name_ip;
+    }
+    return 0;
+}
+
+/* tls_ca: a PEM bundle, or a directory hashed by c_rehash. */
+static int load_ca(SSL_CTX *ctx, const char *path, char *why, size_t cap)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        return -1;
+    }
+    int ok = S_ISDIR(st.st_mode) ? SSL_CTX_load_verify_dir(ctx, path)
+                                 : SSL_CTX_load_verify_file(ctx, path);
+    if (ok != 1) {
+        ssl_error_text(why, cap);
+        return -1;
+    }
+    return 0;
+}
+
+static SSL_CTX *new_client_ctx(void)
+{
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* An EOF without close_notify reads as an EOF: HTTP framing already
+     * tells a truncated body, and many servers close without one. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Same modes as the server side: the pool writes one record at a time
+     * and may retry from its own copy of the bytes. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    /* Sessions go to the connection's slot only: no shared cache to lock. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+    if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void client_free(struct wr_tls_client *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->ctx);
+    for (size_t i = 0; i < c->n_servers; i++) {
+        free(c->servers[i].sni);
+        free(c->servers[i].check_name);
+    }
+    free(c);
+}
+
+/* up's client context, or NULL with an error appended. */
+static struct wr_tls_client *client_new(const struct wr_config *cfg,
+                                        const struct wr_upstream_cfg *up,
+                                        struct wr_config_errors *errs)
+{
+    struct wr_tls_client *c = calloc(1, sizeof(*c) + up->n_servers * sizeof(c->servers[0]));
+    if (c) {
+        c->n_servers = up->n_servers;
+        c->id = atomic_fetch_add_explicit(&next_client_id, 1, memory_order_relaxed);
+    }
+    if (!c || !(c->ctx = new_client_ctx()) || client_servers(c, up) < 0) {
+        client_fail(errs, cfg, up, up->line, "tls", "out of memory");
+        goto fail;
+    }
+    if (!up->tls_verify) {
+        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+        return c;
+    }
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    char why[512];
+    if (load_ca(c->ctx, up->tls_ca, why, sizeof(why)) < 0) {
+        client_fail(errs, cfg, up, up->tls_ca_line ? up->tls_ca_line : up->line, "tls_ca",
+                    "%s: %s", up->tls_ca, why);
+        goto fail;
+    }
+    return c;
+fail:
+    ERR_clear_error();
+    client_free(c);
+    return NULL;
+}
+
+static int add_clients(struct wr_tls_set *set, const struct wr_config *cfg,
+                       struct wr_config_errors *errs)
+{
+    if (cfg->n_upstreams == 0)
+        return 0;
+    set->clients = calloc(cfg->n_upstreams, sizeof(*set->clients));
+    if (!set->clients) {
+        push_error(errs, "TLS: out of memory");
+        return -1;
+    }
+    set->n_clients = cfg->n_upstreams;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        if (cfg->upstreams[i].tls && !(set->clients[i] = client_new(cfg, &cfg->upstreams[i], errs)))
+            rc = -1;
+    }
+    return rc;
+}
+
+uint64_t wr_tls_client_id(const struct wr_tls_client *c)
+{
+    return c ? c->id : 0;
+}
+
+/* A client SSL for server of c: SNI and the name to verify set. */
+static SSL *client_ssl_new(const struct wr_tls_client *c, size_t server)
+{
+    if (server >= c->n_servers)
+        return NULL;
+    const struct client_server *cs = &c->servers[server];
+    SSL *ssl = SSL_new(c->ctx);
+    if (!ssl)
+        return NULL;
+    bool ok = !cs->sni || SSL_set_tlsext_host_name(ssl, cs->sni) == 1;
+    if (ok && cs->check_name && cs->is_check_ip) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), cs->check_name) == 1;
+    } else if (ok && cs->check_name) {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = SSL_set1_host(ssl, cs->check_name) == 1;
+    }
+    if (!ok) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+struct wr_tls_conn *wr_tls_client_conn_new(const struct wr_tls_client *c, size_t server, int fd,
+                                           struct wr_tls_session **slot)
+{
+    struct wr_tls_conn *t = malloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    *t = (struct wr_tls_conn){.slot = slot};
+    t->ssl = client_ssl_new(c, server);
+    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
+        ERR_clear_error();
+        wr_tls_conn_free(t);
+        return NULL;
+    }
+    SSL_set_app_data(t->ssl, t);
+    /* OpenSSL uses a TLS 1.3 ticket once (RFC 8446 C.4: no linkable
+     * reuse): a spent one stays in the slot until the next ticket. */
+    SSL_SESSION *sess = slot && *slot ? (*slot)->sess : NULL;
+    if (sess && SSL_SESSION_is_resumable(sess) && SSL_set_session(t->ssl, sess) != 1)
+        ERR_clear_error(); /* a full handshake then */
+    return t;
+}
+
+bool wr_tls_idle_check(struct wr_tls_conn *t)
+{
+    char byte;
+    size_t n = 0;
+    if (SSL_read_ex(t->ssl, &byte, 1, &n) == 1)
+        return false; /* a response nobody asked for */
+    int err = SSL_get_error(t->ssl, 0);
+    ERR_clear_error();
+    if (err == SSL_ERROR_WANT_READ)
+        return true;
+    t->is_failed = err != SSL_ERROR_ZERO_RETURN;
+    return false;
+}
+
+bool wr_tls_is_healthy(const struct wr_tls_conn *t)
+{
+    return !t->is_failed;
+}
+
+void *wr_tls_client_ssl_new(const struct wr_tls_client *c, size_t server)
+{
+    return client_ssl_new(c, server);
+}
+
+/* " (certificate verify error)" after why when the peer's certificate
+ * failed verification. */
+static void append_verify_error(SSL *ssl, char *why, size_t cap)
+{
+    long v = SSL_get_verify_result(ssl);
+    size_t len = strlen(why);
+    if (v != X509_V_OK && len < cap)
+        snprintf(why + len, cap - len, " (%s)", X509_verify_cert_error_string(v));
+}
+
+void wr_tls_client_failure(void *ssl, unsigned long err, char *why, size_t cap)
+{
+    const char *reason = err ? ERR_reason_error_string(err) : NULL;
+    snprintf(why, cap, "%s", reason ? reason : "handshake failed");
+    append_verify_error(ssl, why, cap);
+    ERR_clear_error();
+}
+
+void wr_tls_ssl_free(void *ssl)
+{
+    SSL_free(ssl);
 }

@@ -32,9 +32,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "weir/log.h"
+#include "weir/tls.h"
 
 /* Ring points per unit of weight: with 160 a server's share of keys is
  * within a few percent of its weight. The ring is capped (RING_MAX_POINTS,
@@ -691,19 +693,19 @@ static void on_check_read(struct bufferevent *bev, void *arg)
 
 static void on_check_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct probe *p = arg;
     int err = errno;
     char why[128];
     if (what & BEV_EVENT_CONNECTED) {
-        p->is_connected = true;
-        /* TODO(#4): a TLS handshake and request once tls.c has a client
-         * context; until then a TLS server is up when it accepts. */
-        if (p->up->tls)
-            finish_check(p, true, "connected");
+        p->is_connected = true; /* TLS: the handshake succeeded too */
         return;
     }
-    if (what & BEV_EVENT_ERROR)
+    unsigned long tls_err = p->up->tls ? bufferevent_get_openssl_error(bev) : 0;
+    if (tls_err != 0) {
+        char reason[96];
+        wr_tls_client_failure(bufferevent_openssl_get_ssl(bev), tls_err, reason, sizeof(reason));
+        snprintf(why, sizeof(why), "TLS: %s", reason);
+    } else if (what & BEV_EVENT_ERROR)
         snprintf(why, sizeof(why), "%s: %s", p->is_connected ? "read" : "connect",
                  err != 0 ? strerror(err) : "failed");
     else
@@ -728,18 +730,42 @@ static struct timeval ms_to_tv(uint64_t ms)
                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
+/* The check's connection: plain, or TLS with the upstream's client
+ * context (the same verification as the workers' connections). The
+ * libevent OpenSSL filter is plenty for one probe per interval. */
+static struct bufferevent *new_check_bev(const struct probe *p)
+{
+    if (!p->up->tls)
+        return bufferevent_socket_new(p->hc->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!p->up->tls_client)
+        return NULL;
+    struct ssl_st *ssl = wr_tls_client_ssl_new(p->up->tls_client, p->server);
+    if (ssl == NULL)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        p->hc->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        wr_tls_ssl_free(ssl);
+        return NULL;
+    }
+    /* The server may close right after its response, without close_notify. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 static void start_check(struct probe *p)
 {
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
     p->is_connected = false;
-    p->bev = bufferevent_socket_new(p->hc->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    p->bev = new_check_bev(p);
     if (p->bev == NULL) {
-        finish_check(p, false, "out of memory");
+        finish_check(p, false, p->up->tls && !p->up->tls_client ? "no TLS client context"
+                                                                 : "out of memory");
         return;
     }
     bufferevent_setcb(p->bev, on_check_read, NULL, on_check_event, p);
     /* Queued before connecting: libevent sends it once connected. */
-    if (!p->up->tls && evbuffer_add_printf(bufferevent_get_output(p->bev),
+    if (evbuffer_add_printf(bufferevent_get_output(p->bev),
                                            "%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: weir-health"
                                            "\r\nConnection: close\r\n\r\n",
                                            p->up->health_check, srv->authority) < 0) {
@@ -756,7 +782,7 @@ static void start_check(struct probe *p)
         finish_check(p, false, why);
         return;
     }
-    if (!p->up->tls && bufferevent_enable(p->bev, EV_READ | EV_WRITE) < 0) {
+    if (bufferevent_enable(p->bev, EV_READ | EV_WRITE) < 0) {
         finish_check(p, false, "cannot watch the socket");
         return;
     }

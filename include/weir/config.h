@@ -24,6 +24,7 @@
 #include "weir/units.h"
 
 struct pcre2_real_code_8; /* pcre2_code; kept out of this header */
+struct wr_tls_client;     /* tls.h: one [upstream]'s TLS client context (layer 2) */
 struct wr_tls_set;        /* tls.h: the OpenSSL contexts built from tls[] (layer 2) */
 
 /* Frees what a snapshot holds on behalf of a higher layer (see tls_set). */
@@ -138,7 +139,11 @@ struct wr_upstream_cfg {
     uint64_t health_interval_ms, health_timeout_ms;
     bool tls, tls_verify;
     char *tls_ca, *tls_sni;
+    unsigned tls_ca_line; /* where tls_ca was set (the section's line for the default) */
     unsigned line;
+    /* tls = on: the client context (tls.h), set by wr_tls_set_attach before
+     * the snapshot is published; borrowed from tls_set. NULL otherwise. */
+    const struct wr_tls_client *tls_client;
 };
 
 enum wr_route_match_kind { WR_ROUTE_EXACT = 0, WR_ROUTE_PREFIX, WR_ROUTE_REGEX };

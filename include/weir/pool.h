@@ -9,8 +9,18 @@
  * anything unasked, and expires after the upstream's keepalive_timeout.
  * The read event stays registered for the connection's whole life, so
  * taking a pooled connection or giving it back costs no epoll_ctl.
- * Servers are told apart by address, so connections survive a reload that
- * keeps the address. Worker thread only. Layer 2.
+ * Servers are told apart by address and TLS client context, so plain
+ * connections survive a reload that keeps the address (TLS ones do not:
+ * each snapshot has its own contexts, and its own CA to trust).
+ *
+ * TLS: a connection made with a client context (tls.h) handshakes as part
+ * of connecting: is_connecting stays true, and the owner hears nothing,
+ * until the handshake is done or failed. wr_upconn_read/wr_upconn_writev
+ * hide the difference: they are read/writev on plain TCP, and on TLS
+ * SSL_read/SSL_write with OpenSSL's WANT_* mapped to EAGAIN and the event
+ * the record layer needs armed by the pool itself. Each server entry keeps
+ * the last TLS session it received, so reconnects resume.
+ * Worker thread only. Layer 2.
  */
 #ifndef WEIR_POOL_H
 #define WEIR_POOL_H
@@ -19,13 +29,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "weir/units.h"
+
+struct iovec;
+struct wr_tls_client;
 
 struct event_base;
 struct wr_pool;
 struct wr_pool_server;
 struct wr_upconn;
+struct wr_upconn_tls;
 
 /* what: EV_READ and/or EV_WRITE. */
 typedef void (*wr_upconn_fn)(struct wr_upconn *uc, short what, void *arg);
@@ -40,9 +55,12 @@ struct wr_upconn {
     void *arg;
     uint64_t idle_until_ms;        /* while idle: monotonic expiry */
     uint64_t n_requests;           /* exchanges started on it */
-    bool is_connecting;            /* connect() in progress: first EV_WRITE tells */
+    struct wr_upconn_tls *tls;     /* owned; NULL on plain TCP */
+    bool is_connecting;            /* connect() (and TLS handshake) in progress:
+                                      the owner's first EV_WRITE tells */
     bool is_read_paused;           /* ev_read removed (owner's backpressure) */
-    bool is_write_armed;
+    bool is_write_wanted;          /* the owner wants EV_WRITE */
+    bool is_write_armed;           /* ev_write added (wanted, or TLS needs it) */
 };
 
 /* Per-worker counters, read by metrics. */
@@ -59,23 +77,48 @@ struct wr_pool *wr_pool_new(struct event_base *base);
 void wr_pool_free(struct wr_pool *pool);
 
 /*
- * An idle connection to addr, now owned by the caller with on_event/arg,
- * or NULL when there is none. Counts a hit or a miss.
+ * An idle connection to addr made with tls (NULL: plain TCP), now owned by
+ * the caller with on_event/arg, or NULL when there is none. Counts a hit
+ * or a miss.
  */
 struct wr_upconn *wr_pool_get(struct wr_pool *pool, const struct wr_listen_addr *addr,
-                              wr_upconn_fn on_event, void *arg);
+                              const struct wr_tls_client *tls, wr_upconn_fn on_event, void *arg);
 
 /*
- * Starts a non-blocking connect to addr. Returns the connection (owned by
- * the caller; its first EV_WRITE event reports the outcome, see
- * wr_upconn_connect_error) or NULL with errno set when it failed at once.
+ * Starts a non-blocking connect to addr, then, with tls (borrowed: the
+ * caller's snapshot holds it; NULL for plain TCP), a TLS handshake to
+ * server (the upstream's server index: SNI and the name verified).
+ * Returns the connection (owned by the caller; its first EV_WRITE event
+ * reports the outcome, see wr_upconn_connect_error) or NULL with errno
+ * set when it failed at once.
  */
 struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_addr *addr,
+                                  const struct wr_tls_client *tls, size_t server,
                                   wr_upconn_fn on_event, void *arg);
 
 /* After an EV_WRITE on a connecting connection: 0 when connected (clears
- * is_connecting), else the errno of the failure. */
-int wr_upconn_connect_error(struct wr_upconn *uc);
+ * is_connecting), else the errno of the failure (EPROTO for a failed TLS
+ * handshake) with why (cap bytes) saying it for a log line: "connect:
+ * Connection refused", "TLS handshake: certificate verify failed (...)". */
+int wr_upconn_connect_error(struct wr_upconn *uc, char *why, size_t cap);
+
+/*
+ * Like read(2) on a connected uc: bytes (> 0), 0 at the end of the
+ * stream, or -1 with errno (EAGAIN: wait for EV_READ). On TLS, records
+ * already decrypted but not returned bring another EV_READ by themselves.
+ */
+ssize_t wr_upconn_read(struct wr_upconn *uc, void *buf, size_t cap);
+
+/*
+ * Like writev(2) on a connected uc: bytes taken (may be fewer than
+ * offered), or -1 with errno (EAGAIN: want EV_WRITE and retry). On TLS at
+ * most one record (16 KiB) per call; bytes taken are the pool's to
+ * deliver, so a retry may offer different bytes.
+ */
+ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n);
+
+/* True when uc's TLS handshake resumed a session (false on plain TCP). */
+bool wr_upconn_is_resumed(const struct wr_upconn *uc);
 
 /*
  * Gives uc back: kept idle for idle_ms when its server has fewer than

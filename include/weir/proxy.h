@@ -33,6 +33,7 @@
 
 struct wr_balancer;
 struct wr_proxy;
+struct wr_tls_conn;
 
 /* Most iovecs one emit passes; conn keeps this many output slots free. */
 #define WR_PROXY_MAX_IOV 8
@@ -132,8 +133,11 @@ bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fie
  * its own events on the client socket and calls this: the proxy relays
  * bytes both ways (idle timeout websocket_timeout) and calls
  * done(WR_PROXY_BROKEN) when either side closes; conn then closes the
- * client socket (it keeps owning it) and frees the exchange. pending: bytes
- * already read from the client after the request head. */
-void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, const char *pending, size_t pending_len);
+ * client socket (it keeps owning it) and frees the exchange. client_tls:
+ * the client connection's TLS (borrowed, NULL on plain TCP: conn frees it
+ * only after the exchange). pending: bytes already read (decrypted) from
+ * the client after the request head. */
+void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, struct wr_tls_conn *client_tls,
+                     const char *pending, size_t pending_len);
 
 #endif

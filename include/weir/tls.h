@@ -23,6 +23,8 @@
 struct wr_tls_set;  /* the contexts of one config snapshot */
 struct wr_tls_conn; /* one client connection's TLS state */
 struct wr_tls_keys; /* session ticket keys: a current and a previous one */
+struct wr_tls_client;  /* the client context of one [upstream] with tls = on */
+struct wr_tls_session; /* a session an upstream connection may resume */
 
 /* How often main rotates the ticket keys. A ticket stays decryptable for
  * one to two periods (the previous key is still accepted). */
@@ -44,8 +46,9 @@ int wr_tls_keys_rotate(struct wr_tls_keys *keys);
 void wr_tls_keys_free(struct wr_tls_keys *keys);
 
 /*
- * Builds one context per cfg->tls[] section (cfg->has_default_tls must
- * hold). keys (borrowed, may be NULL: no tickets) must outlive the set.
+ * Builds one context per cfg->tls[] section (none without [tls]), and one
+ * client context per [upstream] with tls = on (see the upstream part
+ * below). keys (borrowed, may be NULL: no tickets) must outlive the set.
  * Every certificate, key, cipher list problem is appended to errs as
  * "file:line: [tls NAME] key: message" and NULL returned.
  * With old (a reload): a section whose files fail keeps old's section of
@@ -57,7 +60,8 @@ void wr_tls_keys_free(struct wr_tls_keys *keys);
 struct wr_tls_set *wr_tls_set_new(const struct wr_config *cfg, struct wr_tls_keys *keys,
                                   const struct wr_tls_set *old, struct wr_config_errors *errs);
 
-/* Hands set to cfg (cfg->tls_set), freed with the snapshot. Main thread,
+/* Hands set to cfg (cfg->tls_set), freed with the snapshot, and points
+ * each tls = on upstream's tls_client at its context in set. Main thread,
  * before cfg is published. */
 void wr_tls_set_attach(struct wr_config *cfg, struct wr_tls_set *set);
 
@@ -133,5 +137,64 @@ const char *wr_tls_version(const struct wr_tls_conn *t);
 
 /* True once a handshake completed by resuming a session (a ticket). */
 bool wr_tls_is_resumed(const struct wr_tls_conn *t);
+
+/* ---- upstream TLS (the client side) ----------------------------------------
+ *
+ * A struct wr_tls_client is one [upstream]'s context: TLS 1.2+, ALPN
+ * http/1.1, the certificate verified against tls_ca when tls_verify = on
+ * (its name checked against tls_sni, else the server's authority host, an
+ * IP literal against the certificate's IP addresses), SNI tls_sni or the
+ * authority's host name (never an IP literal). It lives in the snapshot's
+ * set; workers only read it. Client connections are struct wr_tls_conn
+ * too: wr_tls_handshake, wr_tls_recv, wr_tls_send, wr_tls_has_pending,
+ * wr_tls_close_notify and wr_tls_is_resumed work on both sides.
+ *
+ * Resumption: OpenSSL hands every new session (a TLS 1.3 ticket, or a
+ * TLS 1.2 session) to the slot the connection was made with; the next
+ * connection made with that slot offers it. Slots belong to a worker's
+ * pool (one per server), so nothing is shared between threads.
+ */
+
+/* Process-unique number of c (never reused, unlike an address): pools
+ * keep connections and sessions of different contexts apart by it. */
+uint64_t wr_tls_client_id(const struct wr_tls_client *c);
+
+/*
+ * Starts client TLS on the connecting or connected socket fd to server
+ * (an index into the upstream's servers) of c. slot (borrowed, must
+ * outlive the result; NULL: no resumption) holds the session to offer
+ * and receives new ones. NULL on allocation failure. Worker thread.
+ */
+struct wr_tls_conn *wr_tls_client_conn_new(const struct wr_tls_client *c, size_t server, int fd,
+                                           struct wr_tls_session **slot);
+
+/* Frees what a slot holds. NULL ok. */
+void wr_tls_session_free(struct wr_tls_session *s);
+
+/* Reads and discards what an idle client connection received: true when
+ * that was only TLS housekeeping (a late session ticket) and the
+ * connection is still fine; false for data, close_notify, EOF or an
+ * error (close it). */
+bool wr_tls_idle_check(struct wr_tls_conn *t);
+
+/* True when the connection is still usable after its last result: no
+ * fatal TLS error, so a close_notify may be sent. */
+bool wr_tls_is_healthy(const struct wr_tls_conn *t);
+
+/*
+ * For the health checker (main thread): a new client SSL for server of c
+ * (SNI, verification), without resumption, as a void * to keep OpenSSL's
+ * types out of this header; the caller owns it (SSL_free, or hands it
+ * to a libevent OpenSSL bufferevent). NULL on allocation failure.
+ */
+void *wr_tls_client_ssl_new(const struct wr_tls_client *c, size_t server);
+
+/* SSL_free for a void * from wr_tls_client_ssl_new. NULL ok. */
+void wr_tls_ssl_free(void *ssl);
+
+/* Why the handshake of the client SSL ssl failed, into why (cap bytes):
+ * the reason of OpenSSL error code err (0: unknown), with the certificate
+ * verification error when there is one. Clears OpenSSL's error queue. */
+void wr_tls_client_failure(void *ssl, unsigned long err, char *why, size_t cap);
 
 #endif

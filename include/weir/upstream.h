@@ -127,8 +127,9 @@ struct wr_health_checker;
  * line read within health_timeout: 2xx/3xx = up, anything else (refused,
  * timeout, other status, garbage) = down. The verdict goes to the server's
  * atomic; transitions are logged (WARN down with the reason, INFO up).
- * With tls = on the check is a TCP connect only (TODO #4: TLS probes once
- * tls.c offers a client context).
+ * With tls = on the same request goes over TLS with the upstream's client
+ * context (the workers' SNI and verification): a handshake or certificate
+ * failure is a failed check, logged with OpenSSL's reason.
  */
 struct wr_health_checker *wr_health_checker_new(struct event_base *base);
 

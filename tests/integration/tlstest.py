@@ -79,3 +79,47 @@ def s_client(port, args, stdin=b"", timeout=20):
     proc = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (HOST, port)] + list(args),
                           input=stdin, capture_output=True, timeout=timeout)
     return proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
+
+
+def make_ca(dir_, stem, cn):
+    """A test certificate authority dir_/stem.crt + dir_/stem.key (P-256).
+    Returns (cert_path, key_path)."""
+    crt = os.path.join(dir_, stem + ".crt")
+    key = os.path.join(dir_, stem + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=" + cn,
+                    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                    "-keyout", key, "-out", crt],
+                   check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+def make_signed_cert(dir_, stem, cn, ca, dns=(), ips=()):
+    """A leaf certificate for cn signed by ca (a make_ca pair), with DNS
+    names cn + dns and IP addresses ips. Returns (cert_path, key_path)."""
+    crt = os.path.join(dir_, stem + ".crt")
+    key = os.path.join(dir_, stem + ".key")
+    csr = os.path.join(dir_, stem + ".csr")
+    ext = os.path.join(dir_, stem + ".ext")
+    names = ["DNS:" + n for n in [cn] + list(dns)] + ["IP:" + ip for ip in ips]
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n" % ",".join(names))
+    subprocess.run(["openssl", "req", "-new", "-nodes", "-subj", "/CN=" + cn,
+                    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-keyout", key, "-out", csr],
+                   check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                    "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt],
+                   check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+def server_context(cert):
+    """A server context for a test backend: cert is a (cert, key) pair;
+    ALPN http/1.1; TLS 1.2 and 1.3; tickets on (python's default)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert[0], cert[1])
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx

@@ -20,12 +20,17 @@ Paths (query parameters in brackets):
   /hold[ms]           reads the request, sends nothing for ms, then closes
   /quietclose         answers with keep-alive allowed, then closes anyway
 Anything else answers 200 with the path.
+
+With tls=ssl_context (tlstest.server_context) the backend speaks TLS:
+each connection's handshake is recorded in tls_log (sni, reused, version,
+alpn), a failed handshake counts in tls_failures, and /echo adds "tls".
 """
 
 import hashlib
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -107,8 +112,14 @@ class _Conn:
 
 
 class Backend:
-    def __init__(self, name="b", unix_path=None, keep_body=True):
+    def __init__(self, name="b", unix_path=None, keep_body=True, tls=None):
         self.name = name
+        self.tls = tls
+        self.tls_log = []            # dicts, one per TLS connection, in handshake order
+        self.tls_failures = 0
+        self._sni = threading.local()
+        if tls is not None:
+            tls.sni_callback = self._on_sni
         self.unix_path = unix_path
         self.keep_body = keep_body
         self.requests = []           # Request objects, in arrival order
@@ -165,8 +176,35 @@ class Backend:
                 number = self.n_connections
             threading.Thread(target=self._serve, args=(s, number), daemon=True).start()
 
+    def _on_sni(self, sslobj, name, ctx):
+        self._sni.name = name  # the handshake runs on the connection's thread
+
+    def _handshake(self, s):
+        """The TLS socket for s, or None when the handshake failed."""
+        self._sni.name = None
+        try:
+            t = self.tls.wrap_socket(s, server_side=True)
+        except (ssl.SSLError, OSError):
+            with self.lock:
+                self.tls_failures += 1
+            return None
+        info = {"sni": self._sni.name, "reused": t.session_reused, "version": t.version(),
+                "alpn": t.selected_alpn_protocol()}
+        with self.lock:
+            self.tls_log.append(info)
+        t.weir_info = info
+        return t
+
     def _serve(self, s, number):
         s.settimeout(IO_TIMEOUT)
+        if self.tls is not None:
+            t = self._handshake(s)
+            if t is None:
+                with self.lock:
+                    self.n_open -= 1
+                s.close()
+                return
+            s = t
         c = _Conn(s)
         try:
             for _ in range(100000):
@@ -252,6 +290,8 @@ class Backend:
             doc = {"method": req.method, "target": req.target, "version": req.version,
                    "headers": req.headers, "body_len": req.body_len,
                    "body_sha256": req.body_sha256, "name": self.name, "conn": number}
+            if self.tls is not None:
+                doc["tls"] = c.sock.weir_info
             return self._send(c, 200, json.dumps(doc).encode(),
                               [("Content-Type", "application/json")])
         if path == "/big":

@@ -280,7 +280,9 @@ static void check_full_upstreams(const struct wr_config *cfg)
     assert_true(u->tls);
     assert_false(u->tls_verify);
     assert_string_equal(u->tls_ca, "/etc/ssl/private-ca.pem");
+    assert_int_equal(u->tls_ca_line, u->line + 20); /* for tls.c's errors about the file */
     assert_string_equal(u->tls_sni, "app.internal");
+    assert_null(u->tls_client); /* main attaches it with the TLS set */
 
     /* Every default of [upstream]. */
     const struct wr_upstream_cfg *m = &cfg->upstreams[1];
@@ -301,6 +303,7 @@ static void check_full_upstreams(const struct wr_config *cfg)
     assert_false(m->tls);
     assert_true(m->tls_verify);
     assert_string_equal(m->tls_ca, "/etc/ssl/certs/ca-certificates.crt");
+    assert_int_equal(m->tls_ca_line, m->line); /* the default: the section's line */
     assert_null(m->tls_sni);
 }
 

@@ -86,12 +86,13 @@ static void run_briefly(struct fixture *f)
 
 static struct wr_upconn *connected(struct fixture *f, int *server_fd)
 {
-    struct wr_upconn *uc = wr_pool_connect(f->pool, &f->addr, on_event, f);
+    struct wr_upconn *uc = wr_pool_connect(f->pool, &f->addr, NULL, 0, on_event, f);
     assert_non_null(uc);
     if (uc->is_connecting) {
+        char why[64];
         run_until_event(f);
         assert_true(f->last_what & EV_WRITE);
-        assert_int_equal(wr_upconn_connect_error(uc), 0);
+        assert_int_equal(wr_upconn_connect_error(uc, why, sizeof(why)), 0);
         wr_upconn_want_write(uc, false);
     }
     assert_false(uc->is_connecting);
@@ -104,12 +105,12 @@ static void test_reuse_and_stats(void **state)
 {
     struct fixture *f = *state;
     int sfd;
-    assert_null(wr_pool_get(f->pool, &f->addr, on_event, f));
+    assert_null(wr_pool_get(f->pool, &f->addr, NULL, on_event, f));
     struct wr_upconn *uc = connected(f, &sfd);
     assert_int_equal(wr_pool_stats(f->pool)->n_open, 1);
     wr_pool_put(uc, 4, 60000);
     assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
-    struct wr_upconn *again = wr_pool_get(f->pool, &f->addr, on_event, f);
+    struct wr_upconn *again = wr_pool_get(f->pool, &f->addr, NULL, on_event, f);
     assert_ptr_equal(again, uc);
     assert_int_equal(again->n_requests, 2);
     assert_int_equal(wr_pool_stats(f->pool)->n_hits, 1);
@@ -118,7 +119,7 @@ static void test_reuse_and_stats(void **state)
     /* Another address is another server: no hit. */
     struct wr_listen_addr other = f->addr;
     ((struct sockaddr_in *)&other.addr)->sin_port ^= 1;
-    assert_null(wr_pool_get(f->pool, &other, on_event, f));
+    assert_null(wr_pool_get(f->pool, &other, NULL, on_event, f));
     wr_upconn_close(again);
     assert_int_equal(wr_pool_stats(f->pool)->n_open, 0);
     close(sfd);
@@ -136,7 +137,7 @@ static void test_idle_cap(void **state)
     assert_int_equal(wr_pool_stats(f->pool)->n_idle, 2);
     assert_int_equal(wr_pool_stats(f->pool)->n_open, 2);
     /* Most recently used first. */
-    assert_ptr_equal(wr_pool_get(f->pool, &f->addr, on_event, f), uc[1]);
+    assert_ptr_equal(wr_pool_get(f->pool, &f->addr, NULL, on_event, f), uc[1]);
     wr_upconn_close(uc[1]);
     for (int i = 0; i < 3; i++)
         close(sfd[i]);
@@ -166,7 +167,7 @@ static void test_server_closes_idle(void **state)
     for (int i = 0; i < 50 && wr_pool_stats(f->pool)->n_idle > 0; i++)
         run_briefly(f);
     assert_int_equal(wr_pool_stats(f->pool)->n_idle, 0);
-    assert_null(wr_pool_get(f->pool, &f->addr, on_event, f));
+    assert_null(wr_pool_get(f->pool, &f->addr, NULL, on_event, f));
 }
 
 static void test_refused(void **state)
@@ -180,13 +181,15 @@ static void test_refused(void **state)
     getsockname(fd, (struct sockaddr *)&sin, &len);
     close(fd); /* bound once, now nobody listens there */
     memcpy(&dead.addr, &sin, sizeof(sin));
-    struct wr_upconn *uc = wr_pool_connect(f->pool, &dead, on_event, f);
+    struct wr_upconn *uc = wr_pool_connect(f->pool, &dead, NULL, 0, on_event, f);
     if (uc == NULL) {
         assert_int_equal(errno, ECONNREFUSED);
         return;
     }
+    char why[64];
     run_until_event(f);
-    assert_int_equal(wr_upconn_connect_error(uc), ECONNREFUSED);
+    assert_int_equal(wr_upconn_connect_error(uc, why, sizeof(why)), ECONNREFUSED);
+    assert_string_equal(why, "connect: Connection refused");
     wr_upconn_close(uc);
 }
 

@@ -399,6 +399,148 @@ static void test_rotation_while_handshaking(void **state)
     wr_config_unref(cfg);
 }
 
+/* ---- upstream client contexts ----------------------------------------- */
+
+#define UPSTREAM(extra)                                                                 \
+    "[server]\nlisten = 127.0.0.1:1\n[upstream u]\nserver = 127.0.0.1:1\ntls = on\n" extra
+
+static void test_client_bad_ca(void **state)
+{
+    (void)state;
+    expect_error(UPSTREAM("tls_ca = %s/none.pem\n"),
+                 "t.ini:6: [upstream u] tls_ca: ");
+    expect_error(UPSTREAM("tls_ca = %s/none.pem\n"), "none.pem: No such file or directory");
+    expect_error(UPSTREAM("tls_sni = a.test\ntls_ca = %s/d.key\n"),
+                 "t.ini:7: [upstream u] tls_ca: ");
+    /* tls_verify = off reads no CA at all. */
+    struct wr_config *cfg = config(UPSTREAM("tls_verify = off\ntls_ca = %s/none.pem\n"
+                                            "[upstream plain]\nserver = 127.0.0.1:2\n"));
+    struct wr_config_errors errs = {0};
+    struct wr_tls_set *set = build(cfg, NULL, NULL, &errs);
+    assert_non_null(set);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(wr_tls_set_count(set), 0); /* no [tls]: no server context */
+    wr_tls_set_attach(cfg, set);
+    assert_non_null(cfg->upstreams[0].tls_client);
+    assert_null(cfg->upstreams[1].tls_client);
+    assert_true(wr_tls_client_id(cfg->upstreams[0].tls_client) > 0);
+    wr_config_unref(cfg);
+}
+
+/* A weir client connection against a weir server connection over a
+ * socketpair. Returns the client's handshake result; why says why. */
+static enum wr_tls_result client_pair(const struct wr_tls_set *set,
+                                      const struct wr_tls_client *client,
+                                      struct wr_tls_session **slot, struct wr_tls_conn **out_client,
+                                      struct wr_tls_conn **out_server, int fds[2], char *why)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+    struct wr_tls_conn *c = wr_tls_client_conn_new(client, 0, fds[0], slot);
+    struct wr_tls_conn *sv = wr_tls_conn_new(set, fds[1]);
+    assert_non_null(c);
+    assert_non_null(sv);
+    char server_why[256];
+    enum wr_tls_result rc = WR_TLS_WANT_READ, rs = WR_TLS_WANT_READ;
+    for (int i = 0; i < 100 && (rc != WR_TLS_DONE || rs != WR_TLS_DONE); i++) {
+        if (rc != WR_TLS_DONE)
+            rc = wr_tls_handshake(c, why, 256);
+        if (rc == WR_TLS_FAILED)
+            break;
+        if (rs != WR_TLS_DONE)
+            rs = wr_tls_handshake(sv, server_why, sizeof(server_why));
+        if (rs == WR_TLS_FAILED)
+            break;
+    }
+    *out_client = c;
+    *out_server = sv;
+    return rc;
+}
+
+static void close_pair(struct wr_tls_conn *c, struct wr_tls_conn *sv, int fds[2])
+{
+    wr_tls_close_notify(c);
+    wr_tls_conn_free(c);
+    wr_tls_conn_free(sv);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* SNI picks [tls a], the certificate verifies against its CA, ALPN is
+ * http/1.1, and a connection resumes the session the one before it
+ * stored in the slot. */
+static void test_client_handshake_resumes(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(THREE "[upstream u]\nserver = 127.0.0.1:1\ntls = on\n"
+                                         "tls_sni = a.test\ntls_ca = %s/a.crt\n");
+    struct wr_config_errors errs = {0};
+    struct wr_tls_keys *keys = wr_tls_keys_new();
+    struct wr_tls_set *set = build(cfg, keys, NULL, &errs);
+    assert_non_null(set);
+    wr_tls_set_attach(cfg, set);
+    const struct wr_tls_client *client = cfg->upstreams[0].tls_client;
+    struct wr_tls_session *slot = NULL;
+    for (int round = 0; round < 4; round++) {
+        struct wr_tls_conn *c, *sv;
+        int fds[2];
+        char why[256] = "";
+        if (client_pair(set, client, &slot, &c, &sv, fds, why) != WR_TLS_DONE)
+            fail_msg("client handshake: %s", why);
+        assert_true(wr_tls_is_misdirected(sv, str("b.test"))); /* SNI chose [tls a] */
+        struct wr_str alpn = wr_tls_alpn(c);
+        assert_int_equal(alpn.len, 8);
+        assert_memory_equal(alpn.ptr, "http/1.1", 8);
+        /* A TLS 1.3 ticket is used once, and weir's server sends none on
+         * a resumed handshake: every other connection resumes. */
+        assert_int_equal(wr_tls_is_resumed(c), round % 2 == 1);
+        /* Data both ways; the client takes the TLS 1.3 ticket here. */
+        char buf[16];
+        assert_int_equal(wr_tls_send(sv, "hello", 5), 5);
+        assert_int_equal(wr_tls_recv(c, buf, sizeof(buf)), 5);
+        assert_int_equal(wr_tls_send(c, "ping", 4), 4);
+        assert_int_equal(wr_tls_recv(sv, buf, sizeof(buf)), 4);
+        assert_non_null(slot);
+        close_pair(c, sv, fds);
+    }
+    wr_tls_session_free(slot);
+    wr_config_unref(cfg);
+    wr_tls_keys_free(keys);
+}
+
+/* Another CA, or a name the certificate does not carry: the handshake
+ * fails and says which check failed. */
+static void test_client_verify_failures(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *upstream, *want;
+    } cases[] = {
+        {"tls_sni = a.test\ntls_ca = %s/b.crt\n", "certificate verify failed"},
+        /* No SNI (an IP literal): [tls]'s certificate, checked for 127.0.0.1. */
+        {"tls_ca = %s/d.crt\n", "(IP address mismatch)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text), "%s[upstream u]\nserver = 127.0.0.1:1\ntls = on\n%s", THREE,
+                 cases[i].upstream);
+        struct wr_config *cfg = config(text);
+        struct wr_config_errors errs = {0};
+        struct wr_tls_set *set = build(cfg, NULL, NULL, &errs);
+        assert_non_null(set);
+        wr_tls_set_attach(cfg, set);
+        struct wr_tls_conn *c, *sv;
+        int fds[2];
+        char why[256] = "";
+        assert_int_equal(client_pair(set, cfg->upstreams[0].tls_client, NULL, &c, &sv, fds, why),
+                         WR_TLS_FAILED);
+        if (!strstr(why, cases[i].want))
+            fail_msg("got \"%s\", want \"%s\"", why, cases[i].want);
+        assert_false(wr_tls_is_healthy(c));
+        close_pair(c, sv, fds);
+        wr_config_unref(cfg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +551,9 @@ int main(void)
         cmocka_unit_test(test_handshake_sni_alpn_421),
         cmocka_unit_test(test_tickets_across_rotation),
         cmocka_unit_test(test_rotation_while_handshaking),
+        cmocka_unit_test(test_client_bad_ca),
+        cmocka_unit_test(test_client_handshake_resumes),
+        cmocka_unit_test(test_client_verify_failures),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
