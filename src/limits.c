@@ -18,6 +18,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "weir/hash.h"
+
 #define TAT_BITS 48
 #define TAT_MASK ((UINT64_C(1) << TAT_BITS) - 1)
 #define MAX_CAS_TRIES 64
@@ -52,18 +54,6 @@ void wr_limits_free(struct wr_limits *l)
     free(l);
 }
 
-/* A 64-bit finaliser (multiply, xor-shift): every input bit reaches every
- * output bit, so the seeded words below spread over the tables. */
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9u;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebu;
-    x ^= x >> 31;
-    return x;
-}
-
 /* Never 0: 0 means "no key" (exempt). */
 static uint64_t finish_key(uint64_t h)
 {
@@ -75,7 +65,7 @@ uint64_t wr_limits_peer_key(const struct wr_limits *l, const struct sockaddr *sa
     if (sa->sa_family == AF_INET) {
         uint32_t a;
         memcpy(&a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        return finish_key(mix(l->seed ^ mix((uint64_t)a | (UINT64_C(4) << 32))));
+        return finish_key(wr_hash_mix64(l->seed ^ wr_hash_mix64((uint64_t)a | (UINT64_C(4) << 32))));
     }
     if (sa->sa_family != AF_INET6)
         return 0;
@@ -83,11 +73,11 @@ uint64_t wr_limits_peer_key(const struct wr_limits *l, const struct sockaddr *sa
     if (IN6_IS_ADDR_V4MAPPED(a6)) {
         uint32_t a;
         memcpy(&a, a6->s6_addr + 12, 4);
-        return finish_key(mix(l->seed ^ mix((uint64_t)a | (UINT64_C(4) << 32))));
+        return finish_key(wr_hash_mix64(l->seed ^ wr_hash_mix64((uint64_t)a | (UINT64_C(4) << 32))));
     }
     uint64_t prefix; /* the /64: a client roams the rest of it at will */
     memcpy(&prefix, a6->s6_addr, 8);
-    return finish_key(mix(l->seed ^ mix(prefix ^ UINT64_C(6))));
+    return finish_key(wr_hash_mix64(l->seed ^ wr_hash_mix64(prefix ^ UINT64_C(6))));
 }
 
 /* ---- connections per address --------------------------------------------- */
@@ -120,10 +110,7 @@ uint64_t wr_limits_conn_count(const struct wr_limits *l, uint64_t key)
 
 static uint64_t hash_name(const char *s)
 {
-    uint64_t h = 0x6a09e667f3bcc909u;
-    for (; *s; s++)
-        h = mix(h ^ (unsigned char)*s);
-    return h;
+    return wr_hash_bytes(s, strlen(s));
 }
 
 /*
@@ -158,7 +145,7 @@ static _Atomic uint64_t *pick_slot(_Atomic uint64_t *set, uint64_t tag, uint64_t
 uint64_t wr_limits_rate_check(struct wr_limits *l, uint64_t key, const char *route_name,
                               const struct wr_rate_limit *rate, uint64_t now_us)
 {
-    uint64_t h = mix(key ^ hash_name(route_name));
+    uint64_t h = wr_hash_mix64(key ^ hash_name(route_name));
     _Atomic uint64_t *set = &l->rates[(h & (WR_LIMITS_RATE_SETS - 1)) * WR_LIMITS_RATE_WAYS];
     uint64_t tag = (h >> 48) | 1; /* never 0: an empty slot is 0 */
     uint64_t interval = rate->interval_us;

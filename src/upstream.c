@@ -35,6 +35,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "weir/hash.h"
 #include "weir/log.h"
 #include "weir/tls.h"
 
@@ -57,29 +58,6 @@ uint64_t wr_upstream_now_ms(void)
 }
 
 /* ---- hashing and randomness ------------------------------------------------ */
-
-/* Final avalanche of MurmurHash3: FNV-1a alone mixes its last bytes poorly,
- * and ring positions need every input bit to reach the top bits. */
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t hash_bytes(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return mix64(h ^ len);
-}
 
 /* xorshift64*: fast, and good enough to spread load (not for secrets). */
 static uint64_t next_random(uint64_t *state)
@@ -104,7 +82,7 @@ static uint64_t new_seed(const void *salt)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
-    uint64_t s = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)salt ^
+    uint64_t s = wr_hash_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)salt ^
                        (n * 0x9e3779b97f4a7c15ULL));
     return s != 0 ? s : 0x9e3779b97f4a7c15ULL;
 }
@@ -325,9 +303,9 @@ static int build_ring(struct ups_state *st, const struct wr_upstream_cfg *up)
     size_t n = 0;
     for (size_t i = 0; i < up->n_servers; i++) {
         const char *label = up->servers[i].label;
-        uint64_t base = hash_bytes(label, strlen(label));
+        uint64_t base = wr_hash_bytes(label, strlen(label));
         for (uint64_t j = 0; j < up->servers[i].weight * per_weight; j++) {
-            uint64_t h = mix64(base ^ mix64(j + 1));
+            uint64_t h = wr_hash_mix64(base ^ wr_hash_mix64(j + 1));
             st->ring[n++] = (struct ring_point){(uint32_t)(h >> 32), (uint32_t)i};
         }
     }
@@ -511,7 +489,7 @@ static int p2c_pick(struct wr_balancer *b, struct ups_state *st, const struct wr
 static int ring_pick(const struct ups_state *st, const struct wr_upstream_cfg *up,
                      struct wr_str key, uint64_t tried_mask, uint64_t now_ms)
 {
-    uint32_t pos = (uint32_t)(hash_bytes(key.ptr, key.len) >> 32);
+    uint32_t pos = (uint32_t)(wr_hash_bytes(key.ptr, key.len) >> 32);
     size_t lo = 0, hi = st->n_points;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -533,13 +511,13 @@ static int ring_pick(const struct ups_state *st, const struct wr_upstream_cfg *u
 static int rendezvous_pick(const struct wr_upstream_cfg *up, struct wr_str key,
                            uint64_t tried_mask, uint64_t now_ms)
 {
-    uint64_t kh = hash_bytes(key.ptr, key.len), best_score = 0;
+    uint64_t kh = wr_hash_bytes(key.ptr, key.len), best_score = 0;
     int best = -1;
     for (size_t i = 0; i < up->n_servers; i++) {
         if (!is_candidate(up, i, tried_mask, now_ms))
             continue;
         const char *label = up->servers[i].label;
-        uint64_t score = mix64(kh ^ hash_bytes(label, strlen(label)));
+        uint64_t score = wr_hash_mix64(kh ^ wr_hash_bytes(label, strlen(label)));
         if (best < 0 || score > best_score) {
             best = (int)i;
             best_score = score;
