@@ -153,8 +153,6 @@ struct wr_conn {
     bool is_body_blocked;    /* the server is not taking the body: wait for body_room */
     bool is_proxy_done;      /* proxy called done(); handled once output drained */
     bool is_proxy_keep_alive;/* the client side allowed keep-alive at dispatch */
-    int proxy_end;           /* done()'s argument */
-    uint64_t proxy_bytes;    /* bytes emitted for the access log */
     struct wr_proxy *proxy;  /* owned: the exchange in flight (ST_PROXY, ST_TUNNEL) */
     char peer[48];           /* remote address text for logs and $remote_addr */
 };
@@ -842,7 +840,6 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
         .max_head_bytes = c->cfg->limits.max_header_bytes,
     };
     int status = 0;
-    c->proxy_bytes = 0;
     c->is_proxy_done = false;
     c->is_body_blocked = false;
     c->is_proxy_keep_alive = is_keep_alive;
@@ -981,7 +978,7 @@ static void defer_close(struct wr_conn *c)
  * close; or only the close when a proxied response is already under way. */
 static void reject_body(struct wr_conn *c, int status)
 {
-    if (c->proxy && (c->proxy_bytes > 0 || c->is_proxy_done)) {
+    if (c->proxy && (wr_proxy_bytes_out(c->proxy) > 0 || c->is_proxy_done)) {
         defer_close(c);
         return;
     }
@@ -1087,10 +1084,8 @@ static bool proxy_emit(void *arg, const struct iovec *iov, int n)
 {
     struct wr_conn *c = arg;
     struct wr_conn_io *io = c->io;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         push_mem(io, iov[i].iov_base, iov[i].iov_len);
-        c->proxy_bytes += iov[i].iov_len;
-    }
     io->n_ready = io->n_segs;
     if (c->is_doomed)
         return false;
@@ -1108,7 +1103,7 @@ static void proxy_done(void *arg, int end)
 {
     struct wr_conn *c = arg;
     c->is_proxy_done = true;
-    c->proxy_end = end;
+    (void)end; /* the exchange keeps it: wr_proxy_end */
     event_active(&c->ev_read, EV_READ, 0); /* on_client_read hands it on */
 }
 
@@ -1145,7 +1140,7 @@ static void start_tunnel(struct wr_conn *c)
 static int end_proxy(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    int end = c->proxy_end;
+    int end = wr_proxy_end(c->proxy);
     c->is_proxy_done = false;
     if (c->state == ST_TUNNEL) {
         conn_close(c);
@@ -1164,7 +1159,7 @@ static int end_proxy(struct wr_conn *c)
         commit_response(c, &r, NULL, NULL, is_keep_alive);
     } else {
         io->log_status = wr_proxy_status(c->proxy);
-        io->log_bytes = c->proxy_bytes;
+        io->log_bytes = wr_proxy_bytes_out(c->proxy);
     }
     if (end == WR_PROXY_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
@@ -1232,7 +1227,7 @@ static void proxy_read(struct wr_conn *c)
             /* The client left (or half-closed): as nginx does, the upstream
              * request is abandoned; 499 in the access log. */
             io->log_status = 499;
-            io->log_bytes = c->proxy_bytes;
+            io->log_bytes = wr_proxy_bytes_out(c->proxy);
             log_request(c);
             conn_close(c);
             return;

@@ -93,6 +93,8 @@ struct wr_proxy {
     bool is_emit_pending;     /* conn still writing what we emitted */
     bool is_websocket;
     int status;               /* response status relayed */
+    int end;                  /* what done() said */
+    uint64_t bytes_out;       /* bytes emitted to the client (access log) */
     char hdrs[MAX_PIECES + 1][24]; /* chunk-size lines of the pieces in flight */
 
     /* added response fields, expanded at start (the vars die with the call) */
@@ -484,6 +486,7 @@ void wr_proxy_env_fini(struct wr_proxy_env *env)
 /* Ends the exchange; the caller returns right after (conn may free p). */
 static void finish(struct wr_proxy *p, int end)
 {
+    p->end = end;
     p->state = PX_FINISHED;
     p->deadline_ms = 0;
     if (end >= 400)
@@ -857,6 +860,8 @@ static void complete(struct wr_proxy *p)
 /* Emits iov; returns true when conn wrote it all already (buffers free). */
 static bool emit(struct wr_proxy *p, const struct iovec *iov, int n)
 {
+    for (int i = 0; i < n; i++)
+        p->bytes_out += iov[i].iov_len;
     p->is_emit_pending = !p->ops->emit(p->conn, iov, n);
     return !p->is_emit_pending;
 }
@@ -1219,6 +1224,16 @@ uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p)
 int wr_proxy_status(const struct wr_proxy *p)
 {
     return p->status;
+}
+
+int wr_proxy_end(const struct wr_proxy *p)
+{
+    return p->end;
+}
+
+uint64_t wr_proxy_bytes_out(const struct wr_proxy *p)
+{
+    return p->bytes_out;
 }
 
 bool wr_proxy_is_keep_alive(const struct wr_proxy *p)

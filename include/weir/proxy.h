@@ -121,6 +121,12 @@ uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p);
 /* Status relayed (0 before a response head). */
 int wr_proxy_status(const struct wr_proxy *p);
 
+/* What done() said (valid once it was called). */
+int wr_proxy_end(const struct wr_proxy *p);
+
+/* Bytes emitted to the client so far, head included. */
+uint64_t wr_proxy_bytes_out(const struct wr_proxy *p);
+
 /* False when the response forces the client connection to close (an
  * unframed body for an HTTP/1.0 client, or a tunnel). */
 bool wr_proxy_is_keep_alive(const struct wr_proxy *p);
