@@ -17,6 +17,7 @@
 #include "weir/proxy.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,43 @@ static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
     if (!p->env->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
         return NULL;
     return &p->env->metrics->servers[id];
+}
+
+/* Upstream trouble is logged at warn, but a dead backend must not turn every
+ * request into a log line: at most WARN_PER_SECOND lines per worker per
+ * second; the next line that passes says how many were left out. */
+#define WARN_PER_SECOND 10
+
+static void upstream_warn(struct wr_proxy *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void upstream_warn(struct wr_proxy *p, const char *fmt, ...)
+{
+    struct wr_proxy_env *env = p->env;
+    if (!wr_log_is_enabled(WR_LOG_WARN))
+        return;
+    uint64_t second = now_ms() / 1000;
+    if (second != env->warn_second) {
+        env->warn_second = second;
+        env->n_warned = 0;
+    }
+    if (env->n_warned >= WARN_PER_SECOND) {
+        env->n_warn_suppressed++;
+        return;
+    }
+    env->n_warned++;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (env->n_warn_suppressed > 0) {
+        wr_log(WR_LOG_WARN, env->worker_id, p->conn_id, "%s (%llu similar lines not logged)",
+               line, (unsigned long long)env->n_warn_suppressed);
+        env->n_warn_suppressed = 0;
+    } else {
+        wr_log(WR_LOG_WARN, env->worker_id, p->conn_id, "%s", line);
+    }
 }
 
 /* ---- writing heads ----------------------------------------------------- */
@@ -510,7 +548,7 @@ static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
 static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure, const char *why)
 {
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
-    wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s server %s: %s",
+    upstream_warn(p, "upstream %s server %s: %s",
            p->up->name, srv->label, why);
     wr_upstream_report(p->up, p->server, false, now_ms());
     struct wr_metrics_server *sm = server_metrics(p, p->server);
@@ -549,7 +587,7 @@ static void start_attempt(struct wr_proxy *p)
     int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried_mask, now);
     if (server < 0) {
         if (p->n_tries == 0)
-            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s: no server available",
+            upstream_warn(p, "upstream %s: no server available",
                    p->up->name);
         finish(p, 502);
         return;
@@ -947,7 +985,7 @@ static void relay_body(struct wr_proxy *p)
         }
         n += collect_body(p, iov + n, &is_end, &is_bad);
         if (is_bad) {
-            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+            upstream_warn(p,
                    "upstream %s: bad chunked body from %s", p->up->name, p->upstream_addr);
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
@@ -991,7 +1029,7 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
             return;
         }
         /* A switch we did not ask for: nothing sane can follow. */
-        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+        upstream_warn(p,
                "upstream %s: unrequested 101 from %s", p->up->name, p->upstream_addr);
         release_upstream(p, false);
         finish(p, 502);
@@ -1011,7 +1049,7 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     choose_framing(p, p->is_client_http10);
     size_t head_len = build_client_head(p);
     if (head_len == 0) {
-        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+        upstream_warn(p,
                "upstream %s: response head from %s too large for the client", p->up->name,
                p->upstream_addr);
         release_upstream(p, false);
@@ -1049,7 +1087,7 @@ static void read_upstream(struct wr_proxy *p)
                 complete(p);
                 return;
             }
-            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+            upstream_warn(p,
                    "upstream %s: %s closed the connection mid-body", p->up->name, p->upstream_addr);
             release_upstream(p, false);
             finish(p, WR_PROXY_BROKEN);
@@ -1077,7 +1115,7 @@ static void read_upstream(struct wr_proxy *p)
             return;
         }
         if (h == WR_ERROR) {
-            wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+            upstream_warn(p,
                    "upstream %s: malformed response head from %s", p->up->name,
                    p->upstream_addr);
             wr_upstream_report(p->up, p->server, false, now_ms());
@@ -1189,14 +1227,14 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
             fail_attempt(p, 504, false, "timed out waiting for the response head");
             return;
         }
-        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id, "upstream %s: %s timed out",
+        upstream_warn(p, "upstream %s: %s timed out",
                p->up->name, p->upstream_addr);
         wr_upstream_report(p->up, p->server, false, now);
         release_upstream(p, false);
         finish(p, 504);
         return;
     case PX_BODY_DOWN:
-        wr_log(WR_LOG_WARN, p->env->worker_id, p->conn_id,
+        upstream_warn(p,
                "upstream %s: %s timed out sending the body", p->up->name, p->upstream_addr);
         release_upstream(p, false);
         finish(p, WR_PROXY_BROKEN);

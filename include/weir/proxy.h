@@ -68,6 +68,7 @@ struct wr_proxy_env {
     bool is_server_header_on;     /* drop the upstream's Server field */
     struct wr_proxy *free_list;   /* exchanges kept for reuse */
     size_t n_free;
+    uint64_t warn_second, n_warned, n_warn_suppressed; /* log rate (proxy.c) */
     uint64_t n_upstream_requests; /* counters for metrics */
     uint64_t n_upstream_errors;
 };

@@ -286,6 +286,18 @@ class ProxyTest(weirtest.WeirCase):
         r = self.get("/dead/x")
         self.assertEqual(r.status, 502)
 
+    def test_dead_upstream_does_not_flood_the_log(self):
+        before = self.weir.stderr().count("upstream dead")
+        t = time.monotonic()
+        for _ in range(60):
+            self.assertEqual(self.get("/dead/x").status, 502)
+        seconds = time.monotonic() - t
+        lines = self.weir.stderr().count("upstream dead") - before
+        # 60 failures (each logs a connect error and "no server available"),
+        # at most 10 warn lines a second per worker
+        self.assertLessEqual(lines, 10 * (int(seconds) + 2), "%d lines" % lines)
+        self.assertLess(lines, 60)
+
     def test_malformed_response_502(self):
         r = self.get("/bad")
         self.assertEqual(r.status, 502)
