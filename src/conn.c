@@ -10,9 +10,14 @@
  *   a response -> commit_response queues head and body -> flush_output
  *   writes (writev, sendfile) -> the next pipelined request is parsed, or the
  *   connection goes idle -> conn_close.
+ * A proxy route instead: dispatch -> start_proxy (wr_proxy_start, proxy.c)
+ *   -> ST_PROXY: forward_body hands body bytes to wr_proxy_send_body; the
+ *   proxy emits response bytes into our output queue (proxy_emit) and says
+ *   done (proxy_done) -> end_proxy logs and goes on like any response; after
+ *   a 101, start_tunnel hands the socket to the proxy's relay (ST_TUNNEL).
  *
  * Not here: parsing (http_parser), choosing routes (router), building files'
- * responses (static). Invariants:
+ * responses (static), talking to upstreams (proxy). Invariants:
  *  - Only conn_close frees a connection, and every function that can reach
  *    it returns -1 afterwards; callers stop touching the connection then.
  *  - Request views point into io->rbuf. Bytes of a request head never move
@@ -29,6 +34,9 @@
  *  - Response bodies on routes other than proxy are read and discarded
  *    before the response is released (held), so a chunked body that breaks
  *    max_body_size still gets its 413 and framing errors their 400.
+ *  - Proxy callbacks (proxy_emit, proxy_body_room, proxy_done) never close
+ *    or free anything: they queue output, set flags and activate ev_read;
+ *    the connection acts in its own next event (defer_close, end_proxy).
  */
 #include "weir/conn.h"
 
