@@ -91,8 +91,11 @@ server = @B1@
 server = @B2@
 keepalive = 4
 keepalive_timeout = 1s
+; a request may take (retries + 1) x (connect_timeout + read_timeout) = 8 s
+; before its 502/504 (a timeout is retried, as nginx does): below the
+; clients' 10 s socket timeout, so only a real hang fails the run
 connect_timeout = 1s
-read_timeout = 5s
+read_timeout = 3s
 retries = 1
 max_fails = 3
 fail_timeout = 1s
@@ -324,10 +327,12 @@ def keepalive_loop(soak, rng, kind, connect, pick):
     for _ in range(MAX_LOOPS):
         if not soak.running():
             break
+        what = "connect"
         try:
             if c is None:
                 c = connect()
             method, target, body, judge = pick(rng)
+            what = "%s %s (%d body bytes)" % (method, target, len(body))
             c.send(request_bytes(method, target, body=body))
             r = c.read_response(method=method)
             outcome = judge(r)
@@ -336,7 +341,7 @@ def keepalive_loop(soak, rng, kind, connect, pick):
                 c.close()
                 c = None
         except (OSError, ProtocolError, ssl.SSLError) as e:
-            soak.record(kind, "error", repr(e))
+            soak.record(kind, "error", "%s: %r" % (what, e))
             if c is not None:
                 c.close()
             c = None
