@@ -1167,7 +1167,7 @@ static int end_proxy(struct wr_conn *c)
         commit_response(c, &r, NULL, NULL, is_keep_alive);
     } else {
         io->log_status = wr_proxy_status(c->proxy);
-        io->log_bytes = wr_proxy_bytes_out(c->proxy);
+        io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
     }
     if (end == WR_PROXY_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
@@ -1235,7 +1235,7 @@ static void proxy_read(struct wr_conn *c)
             /* The client left (or half-closed): as nginx does, the upstream
              * request is abandoned; 499 in the access log. */
             io->log_status = 499;
-            io->log_bytes = wr_proxy_bytes_out(c->proxy);
+            io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
             log_request(c);
             conn_close(c);
             return;

@@ -95,7 +95,8 @@ struct wr_proxy {
     bool is_websocket;
     int status;               /* response status relayed */
     int end;                  /* what done() said */
-    uint64_t bytes_out;       /* bytes emitted to the client (access log) */
+    uint64_t bytes_out;       /* bytes emitted to the client, head included */
+    uint64_t head_bytes;      /* of which the response head */
     char hdrs[MAX_PIECES + 1][24]; /* chunk-size lines of the pieces in flight */
 
     /* added response fields, expanded at start (the vars die with the call) */
@@ -548,8 +549,7 @@ static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
 static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure, const char *why)
 {
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
-    upstream_warn(p, "upstream %s server %s: %s",
-           p->up->name, srv->label, why);
+    upstream_warn(p, "upstream %s server %s: %s", p->up->name, srv->label, why);
     wr_upstream_report(p->up, p->server, false, now_ms());
     struct wr_metrics_server *sm = server_metrics(p, p->server);
     if (sm)
@@ -587,8 +587,7 @@ static void start_attempt(struct wr_proxy *p)
     int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried_mask, now);
     if (server < 0) {
         if (p->n_tries == 0)
-            upstream_warn(p, "upstream %s: no server available",
-                   p->up->name);
+            upstream_warn(p, "upstream %s: no server available", p->up->name);
         finish(p, 502);
         return;
     }
@@ -985,8 +984,8 @@ static void relay_body(struct wr_proxy *p)
         }
         n += collect_body(p, iov + n, &is_end, &is_bad);
         if (is_bad) {
-            upstream_warn(p,
-                   "upstream %s: bad chunked body from %s", p->up->name, p->upstream_addr);
+            upstream_warn(p, "upstream %s: bad chunked body from %s",
+                          p->up->name, p->upstream_addr);
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
             /* Nothing reached the client yet (the head was to go out with
@@ -1029,8 +1028,7 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
             return;
         }
         /* A switch we did not ask for: nothing sane can follow. */
-        upstream_warn(p,
-               "upstream %s: unrequested 101 from %s", p->up->name, p->upstream_addr);
+        upstream_warn(p, "upstream %s: unrequested 101 from %s", p->up->name, p->upstream_addr);
         release_upstream(p, false);
         finish(p, 502);
         return;
@@ -1049,15 +1047,15 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     choose_framing(p, p->is_client_http10);
     size_t head_len = build_client_head(p);
     if (head_len == 0) {
-        upstream_warn(p,
-               "upstream %s: response head from %s too large for the client", p->up->name,
-               p->upstream_addr);
+        upstream_warn(p, "upstream %s: response head from %s too large for the client",
+                      p->up->name, p->upstream_addr);
         release_upstream(p, false);
         finish(p, 502);
         return;
     }
     p->state = PX_BODY_DOWN;
     p->ustart = head_end;
+    p->head_bytes = head_len;
     if (p->framing == RF_NONE) {
         struct iovec iov = {p->hbuf, head_len};
         emit(p, &iov, 1);
@@ -1087,8 +1085,8 @@ static void read_upstream(struct wr_proxy *p)
                 complete(p);
                 return;
             }
-            upstream_warn(p,
-                   "upstream %s: %s closed the connection mid-body", p->up->name, p->upstream_addr);
+            upstream_warn(p, "upstream %s: %s closed the connection mid-body",
+                          p->up->name, p->upstream_addr);
             release_upstream(p, false);
             finish(p, WR_PROXY_BROKEN);
             return;
@@ -1115,9 +1113,8 @@ static void read_upstream(struct wr_proxy *p)
             return;
         }
         if (h == WR_ERROR) {
-            upstream_warn(p,
-                   "upstream %s: malformed response head from %s", p->up->name,
-                   p->upstream_addr);
+            upstream_warn(p, "upstream %s: malformed response head from %s",
+                          p->up->name, p->upstream_addr);
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
             finish(p, 502);
@@ -1227,15 +1224,14 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
             fail_attempt(p, 504, false, "timed out waiting for the response head");
             return;
         }
-        upstream_warn(p, "upstream %s: %s timed out",
-               p->up->name, p->upstream_addr);
+        upstream_warn(p, "upstream %s: %s timed out", p->up->name, p->upstream_addr);
         wr_upstream_report(p->up, p->server, false, now);
         release_upstream(p, false);
         finish(p, 504);
         return;
     case PX_BODY_DOWN:
-        upstream_warn(p,
-               "upstream %s: %s timed out sending the body", p->up->name, p->upstream_addr);
+        upstream_warn(p, "upstream %s: %s timed out sending the body",
+                      p->up->name, p->upstream_addr);
         release_upstream(p, false);
         finish(p, WR_PROXY_BROKEN);
         return;
@@ -1274,6 +1270,11 @@ uint64_t wr_proxy_bytes_out(const struct wr_proxy *p)
     return p->bytes_out;
 }
 
+uint64_t wr_proxy_body_bytes_out(const struct wr_proxy *p)
+{
+    return p->bytes_out > p->head_bytes ? p->bytes_out - p->head_bytes : 0;
+}
+
 bool wr_proxy_is_keep_alive(const struct wr_proxy *p)
 {
     return p->is_client_keep_alive;
@@ -1294,6 +1295,7 @@ static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
         return;
     }
     p->ustart = head_end;
+    p->head_bytes = head_len;
     struct iovec iov[2] = {{p->hbuf, head_len}, {p->ubuf + head_end, p->ulen - head_end}};
     emit(p, iov, p->ulen > head_end ? 2 : 1);
     p->is_client_keep_alive = false;

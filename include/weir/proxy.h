@@ -128,6 +128,9 @@ int wr_proxy_end(const struct wr_proxy *p);
 /* Bytes emitted to the client so far, head included. */
 uint64_t wr_proxy_bytes_out(const struct wr_proxy *p);
 
+/* The same without the response head (the access log's bytes sent). */
+uint64_t wr_proxy_body_bytes_out(const struct wr_proxy *p);
+
 /* False when the response forces the client connection to close (an
  * unframed body for an HTTP/1.0 client, or a tunnel). */
 bool wr_proxy_is_keep_alive(const struct wr_proxy *p);

@@ -77,6 +77,7 @@ class ObserveTest(weirtest.WeirCase):
         self.assertEqual(entry["upstream_addr"], self.b1.addr)
         self.assertGreaterEqual(float(entry["upstream_time"]), 0.0)
         self.assertEqual(int(entry["status"]), 200)
+        self.assertEqual(int(entry["bytes_sent"]), len(r.body))  # the body, not the head
 
     def test_metrics_upstream(self):
         for i in range(10):
