@@ -160,7 +160,6 @@ struct wr_conn {
                                 next event (callbacks never close) */
     bool is_body_blocked;    /* the server is not taking the body: wait for body_room */
     bool is_proxy_done;      /* proxy called done(); handled once output drained */
-    bool is_proxy_keep_alive;/* the client side allowed keep-alive at dispatch */
     struct wr_proxy *proxy;  /* owned: the exchange in flight (ST_PROXY, ST_TUNNEL) */
     char peer[48];           /* remote address text for logs and $remote_addr */
 };
@@ -318,7 +317,6 @@ static bool admit_peer(struct wr_conns *cs, int fd, const struct sockaddr *peer,
     uint64_t max = cs->cfg->limits.max_connections_per_ip;
     if (*key == 0 || max == 0 || wr_limits_conn_acquire(cs->limits, *key, max, slot))
         return true;
-    cs->n_refused_per_ip++;
     char text[48];
     format_peer(text, sizeof(text), peer);
     log_refusal(cs, 0, "over max_connections_per_ip; closed", text);
@@ -822,7 +820,6 @@ static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t 
                                           &route->rate_limit, now_us);
     if (*retry_after_s == 0)
         return 0;
-    c->home->n_rate_limited++;
     char what[160];
     snprintf(what, sizeof(what), "over rate_limit of route %.64s; 429", route->name);
     log_refusal(c->home, c->id, what, c->peer);
@@ -841,7 +838,6 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
         .client_addr = wr_str_from_cstr(c->peer),
         .is_tls = c->tls != NULL,
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
-        .body_len = req->content_length,
         .is_chunked = req->is_chunked,
         .is_keep_alive = is_keep_alive,
         .id = c->id,
@@ -850,7 +846,6 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
     int status = 0;
     c->is_proxy_done = false;
     c->is_body_blocked = false;
-    c->is_proxy_keep_alive = is_keep_alive;
     c->proxy = wr_proxy_start(&c->home->proxy_env, &pr, &proxy_ops, c, &status);
     return c->proxy ? 0 : status;
 }
@@ -1159,7 +1154,8 @@ static int end_proxy(struct wr_conn *c)
         return 0;
     }
     bool is_body_read = io->body_kind == BODY_NONE;
-    bool is_keep_alive = c->is_proxy_keep_alive && is_body_read && !c->is_peer_eof &&
+    /* The exchange started from the client's keep-alive and only ever lowers it. */
+    bool is_keep_alive = is_body_read && !c->is_peer_eof &&
                          wr_proxy_is_keep_alive(c->proxy);
     if (end >= 400) {
         struct wr_resp r;

@@ -52,7 +52,6 @@ struct wr_proxy {
     struct wr_proxy_env *env;
     const struct wr_proxy_ops *ops;
     void *conn;
-    const struct wr_route *route;
     const struct wr_upstream_cfg *up;
     enum px_state state;
     uint64_t conn_id;
@@ -76,7 +75,6 @@ struct wr_proxy {
     bool has_body, is_body_chunked, is_body_done;
     bool has_sent_body;       /* a body byte left for the server: no more retries */
     bool is_body_blocked;     /* send_body took less: body_room() owed */
-    uint64_t body_left;       /* Content-Length bytes not yet sent */
     uint64_t chunk_left;      /* data bytes owed to the chunk being sent */
     char pend[32];            /* framing bytes not yet written */
     size_t pend_len, pend_off;
@@ -528,8 +526,6 @@ static void finish(struct wr_proxy *p, int end)
     p->end = end;
     p->state = PX_FINISHED;
     p->deadline_ms = 0;
-    if (end >= 400)
-        p->env->n_upstream_errors++;
     p->ops->done(p->conn, end);
 }
 
@@ -595,7 +591,6 @@ static void start_attempt(struct wr_proxy *p)
     if (server < 64)
         p->tried_mask |= (uint64_t)1 << server;
     p->n_tries++;
-    p->env->n_upstream_requests++;
     wr_balancer_begin(p->env->balancer, p->up, server);
     p->is_counted = true;
     const struct wr_listen_addr *addr = &p->up->servers[server].addr;
@@ -1180,7 +1175,6 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->ops = ops;
     p->conn = conn;
     p->max_head_bytes = pr->max_head_bytes;
-    p->route = ex->route;
     p->up = ex->route->upstream;
     p->conn_id = pr->id;
     p->is_idempotent = is_idempotent(req->method_id);
@@ -1188,7 +1182,6 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->has_body = pr->has_body;
     p->is_body_chunked = pr->is_chunked;
     p->is_body_done = !pr->has_body;
-    p->body_left = pr->body_len;
     p->is_client_keep_alive = pr->is_keep_alive;
     p->is_client_http10 = req->minor_version == 0;
     const struct wr_http_header *upgrade = wr_http_find_header(req, WR_STR("Upgrade"));

@@ -71,8 +71,6 @@ struct wr_conns {
 
     uint64_t n_requests;          /* counters, read by metrics later */
     uint64_t n_accepted;
-    uint64_t n_refused_per_ip;    /* closed at accept: max_connections_per_ip */
-    uint64_t n_rate_limited;      /* answered 429: a route's rate_limit */
 };
 
 /*

@@ -69,8 +69,6 @@ struct wr_proxy_env {
     struct wr_proxy *free_list;   /* exchanges kept for reuse */
     size_t n_free;
     uint64_t warn_second, n_warned, n_warn_suppressed; /* log rate (proxy.c) */
-    uint64_t n_upstream_requests; /* counters for metrics */
-    uint64_t n_upstream_errors;
 };
 
 /* What conn tells the proxy about the request. */
@@ -79,7 +77,6 @@ struct wr_proxy_request {
     struct wr_str client_addr;     /* textual peer address */
     bool is_tls;                   /* client side: X-Forwarded-Proto */
     bool has_body;                 /* Content-Length > 0 or chunked */
-    uint64_t body_len;             /* Content-Length when !is_chunked */
     bool is_chunked;
     bool is_keep_alive;            /* the client connection may persist */
     uint64_t id;                   /* connection id for logs */
@@ -131,8 +128,9 @@ uint64_t wr_proxy_bytes_out(const struct wr_proxy *p);
 /* The same without the response head (the access log's bytes sent). */
 uint64_t wr_proxy_body_bytes_out(const struct wr_proxy *p);
 
-/* False when the response forces the client connection to close (an
- * unframed body for an HTTP/1.0 client, or a tunnel). */
+/* Whether the client connection may go on: the request's is_keep_alive,
+ * lowered when the response forces a close (an unframed body for an
+ * HTTP/1.0 client, or a tunnel). */
 bool wr_proxy_is_keep_alive(const struct wr_proxy *p);
 
 /* True for the fields a proxy must not forward (RFC 9110 §7.6.1): the fixed

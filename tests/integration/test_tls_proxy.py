@@ -10,6 +10,7 @@ sys.dont_write_bytecode = True
 
 import hashlib
 import json
+import ssl
 import os
 
 import tlstest
@@ -23,6 +24,9 @@ listen = 127.0.0.1:@TLSPORT@ tls
 [tls]
 cert = @CRT@
 key = @KEY@
+
+[admin]
+listen = 127.0.0.1:@ADMIN@
 
 [upstream app]
 server = @B1@
@@ -42,7 +46,9 @@ class TlsProxyTest(weirtest.WeirCase):
         crt, key = tlstest.make_cert(tmp, "site", "tls.test")
         cls.backend = Backend(name="b1")
         cls.tls_port = weirtest.free_port()
-        return {"TLSPORT": cls.tls_port, "CRT": crt, "KEY": key, "B1": cls.backend.addr}
+        cls.admin_port = weirtest.free_port()
+        return {"TLSPORT": cls.tls_port, "CRT": crt, "KEY": key, "B1": cls.backend.addr,
+                "ADMIN": cls.admin_port}
 
     @classmethod
     def tearDownClass(cls):
@@ -60,6 +66,38 @@ class TlsProxyTest(weirtest.WeirCase):
         self.assertEqual(doc["body_len"], len(body))
         self.assertEqual(doc["body_sha256"], hashlib.sha256(body).hexdigest())
         return doc
+
+    def test_forwarded_proto_https(self):
+        with tlstest.tls_client(self.tls_port) as c:
+            doc = self.echo(c, b"x")
+        protos = [v for n, v in doc["headers"] if n == "X-Forwarded-Proto"]
+        self.assertEqual(protos, ["https"])
+        doc = json.loads(self.get("/echo").body)  # the plain listener
+        self.assertEqual([v for n, v in doc["headers"] if n == "X-Forwarded-Proto"], ["http"])
+
+    def tls_counter(self, name):
+        with weirtest.Client((weirtest.HOST, self.admin_port)) as c:
+            c.send(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")
+            text = c.read_response().body.decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail("%s not in /metrics" % name)
+
+    def test_handshakes_and_resumptions_counted(self):
+        hs0 = self.tls_counter("weir_tls_handshakes_total")
+        res0 = self.tls_counter("weir_tls_resumptions_total")
+        ctx = tlstest.client_context(minimum=ssl.TLSVersion.TLSv1_3)
+        with tlstest.tls_client(self.tls_port, ctx=ctx) as c:
+            c.send(request_bytes("GET", "/echo"))
+            self.assertEqual(c.read_response().status, 200)  # tickets come after
+            session = c.sock.session
+        with tlstest.tls_client(self.tls_port, ctx=ctx, session=session) as c:
+            c.send(request_bytes("GET", "/echo"))
+            self.assertEqual(c.read_response().status, 200)
+            self.assertTrue(c.sock.session_reused)
+        self.assertEqual(self.tls_counter("weir_tls_handshakes_total") - hs0, 2)
+        self.assertEqual(self.tls_counter("weir_tls_resumptions_total") - res0, 1)
 
     def test_issue_7_request_body_over_tls(self):
         """Bodies bigger than what arrives with the head were read from the
