@@ -104,6 +104,7 @@ struct pending_error {
     unsigned line; /* sort key; 0 for whole-file problems */
     size_t seq;     /* keeps errors on one line in the order found */
     char *text;     /* owned */
+    bool is_warning; /* reported, but the file still loads */
 };
 
 struct loader {
@@ -124,8 +125,9 @@ struct loader {
     struct tmpl_use *uses;           /* of the current route */
     size_t n_uses;
 
-    struct pending_error *errors;
-    size_t n_errors;
+    struct pending_error *errors; /* errors and warnings, in the order found */
+    size_t n_errors;              /* entries in errors */
+    size_t n_warnings;            /* of which warnings */
     bool is_oom;
     char msg[512]; /* room for a parser's formatted message */
 
@@ -167,7 +169,7 @@ struct key_def {
 
 /* ---- errors ------------------------------------------------------------ */
 
-static void push_error(struct loader *ld, unsigned line, char *text)
+static void push_message(struct loader *ld, unsigned line, char *text, bool is_warning)
 {
     if (text == NULL) {
         ld->is_oom = true;
@@ -180,8 +182,14 @@ static void push_error(struct loader *ld, unsigned line, char *text)
         return;
     }
     ld->errors = more;
-    more[ld->n_errors] = (struct pending_error){line, ld->n_errors, text};
+    more[ld->n_errors] = (struct pending_error){line, ld->n_errors, text, is_warning};
     ld->n_errors++;
+    ld->n_warnings += is_warning;
+}
+
+static void push_error(struct loader *ld, unsigned line, char *text)
+{
+    push_message(ld, line, text, false);
 }
 
 /* Formats into a new heap string, or NULL. */
@@ -222,7 +230,7 @@ static void add_file_error(struct loader *ld, const char *msg)
 static bool has_error_at(const struct loader *ld, unsigned line)
 {
     for (size_t i = 0; i < ld->n_errors; i++) {
-        if (ld->errors[i].line == line)
+        if (ld->errors[i].line == line && !ld->errors[i].is_warning)
             return true;
     }
     return false;
@@ -267,6 +275,23 @@ static void key_error(struct loader *ld, const struct sect_record *rec, unsigned
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
     add_error(ld, line, "[%s] %s: %s", record_label(ld, rec, label, sizeof(label)), key, body);
+}
+
+/* "FILE:LINE: warning: [section] key: message": reported by weir -t and
+ * logged at start and reload, but the file still loads. */
+PRINTF_LIKE(5, 6)
+static void key_warning(struct loader *ld, const struct sect_record *rec, unsigned line,
+                        const char *key, const char *fmt, ...)
+{
+    char body[1024], label[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    push_message(ld, line,
+                 format_new("%s:%u: warning: [%s] %s: %s", ld->file, line,
+                            record_label(ld, rec, label, sizeof(label)), key, body),
+                 true);
 }
 
 /* "FILE:LINE: [section]: message", at the section's header. */
@@ -1949,6 +1974,23 @@ static void check_route_captures(struct loader *ld, const struct sect_record *re
         check_capture(ld, rec, ld->uses[i].line, ld->uses[i].key, ld->uses[i].max_capture, r);
 }
 
+/* A strip_prefix that an exact: or prefix: match does not start with can
+ * only strip from some of the route's paths: likely a mistake (the paths
+ * without it go on unchanged). A regex: match cannot be told. */
+static void check_strip_prefix(struct loader *ld, const struct sect_record *rec, unsigned line,
+                               const struct wr_route *r)
+{
+    if (r->match_kind == WR_ROUTE_REGEX || r->pattern == NULL || r->strip_prefix == NULL)
+        return;
+    size_t n = strlen(r->strip_prefix);
+    if (r->pattern_len >= n && memcmp(r->pattern, r->strip_prefix, n) == 0)
+        return;
+    key_warning(ld, rec, line, "strip_prefix",
+                "\"%s\" is not a prefix of match %s:%s; paths without it are sent unchanged",
+                r->strip_prefix, r->match_kind == WR_ROUTE_PREFIX ? "prefix" : "exact",
+                r->pattern);
+}
+
 static void close_route(struct loader *ld, const struct sect_record *rec)
 {
     struct wr_route *r = &ld->cfg->routes[rec->index];
@@ -1961,6 +2003,8 @@ static void close_route(struct loader *ld, const struct sect_record *rec)
     unsigned strip_line = seen_line(rec, "strip_prefix");
     if (strip_line != 0 && seen_line(rec, "rewrite") != 0)
         key_error(ld, rec, strip_line, "strip_prefix", "cannot be combined with rewrite");
+    else if (strip_line != 0)
+        check_strip_prefix(ld, rec, strip_line, r);
     ld->n_uses = 0;
 }
 
@@ -2502,23 +2546,35 @@ static int compare_errors(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Moves ld's errors, in line order, to the end of errs (or drops them). */
+/* Appends text (taken) to *lines; on failure frees it. Returns 0 or -1. */
+static int append_line(char ***lines, size_t *n, char *text)
+{
+    char **more = realloc(*lines, (*n + 1) * sizeof(*more));
+    if (more == NULL) {
+        free(text);
+        return -1;
+    }
+    *lines = more;
+    more[(*n)++] = text;
+    return 0;
+}
+
+/* Moves ld's errors and warnings, in line order, to the end of errs (or
+ * drops them). */
 static void hand_over_errors(struct loader *ld, struct wr_config_errors *errs)
 {
     if (ld->n_errors == 0)
         return;
     qsort(ld->errors, ld->n_errors, sizeof(ld->errors[0]), compare_errors);
-    char **lines = errs != NULL ? realloc(errs->lines, (errs->n_lines + ld->n_errors) *
-                                                          sizeof(*lines))
-                                : NULL;
     for (size_t i = 0; i < ld->n_errors; i++) {
-        if (lines != NULL)
-            lines[errs->n_lines++] = ld->errors[i].text;
+        const struct pending_error *e = &ld->errors[i];
+        if (errs == NULL)
+            free(e->text);
+        else if (e->is_warning)
+            append_line(&errs->warnings, &errs->n_warnings, e->text);
         else
-            free(ld->errors[i].text);
+            append_line(&errs->lines, &errs->n_lines, e->text);
     }
-    if (lines != NULL)
-        errs->lines = lines;
     free(ld->errors);
     ld->errors = NULL;
 }
@@ -2553,7 +2609,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
             add_file_error(ld, OOM_MSG);
     }
     struct wr_config *cfg = ld->cfg;
-    if (ld->n_errors > 0 || ld->is_oom) {
+    if (ld->n_errors > ld->n_warnings || ld->is_oom) {
         config_free(cfg);
         cfg = NULL;
     }
@@ -2602,6 +2658,26 @@ void wr_config_errors_fini(struct wr_config_errors *errs)
     free_strings(errs->lines, errs->n_lines);
     errs->lines = NULL;
     errs->n_lines = 0;
+    free_strings(errs->warnings, errs->n_warnings);
+    errs->warnings = NULL;
+    errs->n_warnings = 0;
+}
+
+int wr_config_errors_add(struct wr_config_errors *errs, bool is_warning, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *text = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (text == NULL)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    if (is_warning)
+        return append_line(&errs->warnings, &errs->n_warnings, text);
+    return append_line(&errs->lines, &errs->n_lines, text);
 }
 
 struct wr_config *wr_config_ref(struct wr_config *cfg)

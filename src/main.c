@@ -94,6 +94,21 @@ static void report(bool to_log, const char *line)
         fprintf(stderr, "%s\n", line);
 }
 
+/* Every error and warning in errs, then frees them. Warnings also go to the
+ * error log, at warn, when it is where an operator looks (reload). */
+static void report_all(bool to_log, struct wr_config_errors *errs)
+{
+    for (size_t i = 0; i < errs->n_lines; i++)
+        report(to_log, errs->lines[i]);
+    for (size_t i = 0; i < errs->n_warnings; i++) {
+        if (to_log)
+            wr_log(WR_LOG_WARN, -1, 0, "%s", errs->warnings[i]);
+        else
+            fprintf(stderr, "%s\n", errs->warnings[i]);
+    }
+    wr_config_errors_fini(errs);
+}
+
 /*
  * Certificates and keys are read here, so at start before privileges
  * drop. On reload, a section whose files fail keeps the running one's
@@ -117,9 +132,7 @@ static int attach_tls(struct app *app, struct wr_config *cfg, bool to_log)
     struct wr_config_errors errs = {0};
     const struct wr_tls_set *old = app->cfg ? app->cfg->tls_set : NULL;
     struct wr_tls_set *set = wr_tls_set_new(cfg, app->tls_keys, old, &errs);
-    for (size_t i = 0; i < errs.n_lines; i++)
-        report(to_log, errs.lines[i]);
-    wr_config_errors_fini(&errs);
+    report_all(to_log, &errs);
     if (!set)
         return -1;
     wr_tls_set_attach(cfg, set);
@@ -130,9 +143,7 @@ static struct wr_config *load_config(struct app *app, const char *path, bool to_
 {
     struct wr_config_errors errs = {0};
     struct wr_config *cfg = wr_config_load(path, &errs);
-    for (size_t i = 0; i < errs.n_lines; i++)
-        report(to_log, errs.lines[i]);
-    wr_config_errors_fini(&errs);
+    report_all(to_log, &errs);
     if (cfg && attach_tls(app, cfg, to_log) < 0) {
         wr_config_unref(cfg);
         return NULL;

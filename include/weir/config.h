@@ -230,9 +230,13 @@ struct wr_config {
 };
 
 /* Collected load errors, one line each, in file order. */
+/* What loading found. Errors refuse the file; warnings are reported
+ * (weir -t prints them, start and reload log them) and the file loads. */
 struct wr_config_errors {
     char **lines; /* owned: "file:line: [section] key: message" */
     size_t n_lines;
+    char **warnings; /* owned: "file:line: warning: [section] key: message" */
+    size_t n_warnings;
 };
 
 /*
@@ -276,6 +280,12 @@ struct wr_config *wr_config_parse_string_opts(const char *text, const char *name
                                               struct wr_config_errors *errs);
 
 void wr_config_errors_fini(struct wr_config_errors *errs);
+
+/* Appends one formatted line to errs: an error, or a warning. For checks
+ * made outside the loader (TLS files, users, directories). Returns 0, or -1
+ * when out of memory (the line is lost). Main thread only. */
+int wr_config_errors_add(struct wr_config_errors *errs, bool is_warning, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Takes a reference; any thread. Returns cfg. */
 struct wr_config *wr_config_ref(struct wr_config *cfg);

@@ -94,6 +94,24 @@ return = 200 ok
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertRegex(p.stderr, r"(?m)^route\.ini:%d: \[route api\] match: \S" % lineno)
 
+    def test_issue_13_check_prints_warnings_and_passes(self):
+        text = SERVER + """
+[upstream app]
+server = 127.0.0.1:9
+
+[route api]
+match = prefix:/
+proxy = app
+strip_prefix = /api
+"""
+        self.write("warn.ini", text)
+        lineno = text.splitlines().index("strip_prefix = /api") + 1
+        p = run_weir(["-t", "-c", "warn.ini"], cwd=self.tmp)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stderr, r"(?m)^warn\.ini:%d: warning: \[route api\] strip_prefix: \S"
+                         % lineno)
+        self.assertIn("warn.ini: ok", p.stdout.splitlines())
+
     def test_check_missing_file(self):
         p = run_weir(["-t", "-c", os.path.join(self.tmp, "nope.ini")])
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)

@@ -828,6 +828,41 @@ static void test_bad_snippets(void **state)
         expect_errors(&bad_cases[i]);
 }
 
+/* Issue 13.2: a strip_prefix that the prefix:/exact: match does not start
+ * with loads, with a warning naming file, line, section and key; one that
+ * it starts with, or a regex match, loads without one. */
+static void issue_13_strip_prefix_warning(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse(SERVER "[upstream app]\nserver = 127.0.0.1:9000\n"
+                                         "[route a]\nmatch = prefix:/\nproxy = app\n"
+                                         "strip_prefix = /api\n",
+                                  &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0],
+                        "t.ini:8: warning: [route a] strip_prefix: \"/api\" is not a prefix of "
+                        "match prefix:/; paths without it are sent unchanged");
+    wr_config_errors_fini(&errs);
+    wr_config_unref(cfg);
+    const char *fine[] = {"match = prefix:/api/\n", "match = exact:/api/x\n",
+                          "match = regex:^/(.*)$\n"};
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 SERVER "[upstream app]\nserver = 127.0.0.1:9000\n[route a]\n%s"
+                        "proxy = app\nstrip_prefix = /api\n",
+                 fine[i]);
+        cfg = parse(text, &errs);
+        assert_non_null(cfg);
+        assert_int_equal(errs.n_warnings, 0);
+        wr_config_errors_fini(&errs);
+        wr_config_unref(cfg);
+    }
+}
+
 /* A physical line of 199 bytes is fine; 200 is reported, and only once. */
 static void test_long_lines(void **state)
 {
@@ -1106,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_abuse_limits),
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(issue_13_strip_prefix_warning),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
         cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),
         cmocka_unit_test(test_resolve_getaddrinfo),
