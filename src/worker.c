@@ -244,6 +244,7 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
                       shared->limits) < 0)
         goto fail_base;
     w->conns.metrics = wr_metrics_worker(shared->metrics, (size_t)id);
+    w->conns.access_log.dropped_lines = &w->conns.metrics->access_log_dropped_lines;
     if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         goto fail_conns;
     struct timeval tick = {0, TICK_MS * 1000};
