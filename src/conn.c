@@ -270,9 +270,11 @@ static void conn_close(struct wr_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     cs->n_live--;
-    wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
     wr_limits_conn_release(cs->limits, c->ip_slot);
+    /* Published last: once /status shows the connection gone, its slots
+     * (max_connections, max_connections_per_ip) are free too. */
+    wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     if (cs->n_free_conns < MAX_FREE_CONNS) {
         c->next = cs->free_conns;
         cs->free_conns = c;

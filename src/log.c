@@ -2,10 +2,24 @@
  * log: error and access logs.
  *
  * Not here: deciding what to log (the module that makes a decision logs it,
- * once). Invariants: every line reaches the kernel in a single write() on an
- * O_APPEND descriptor; the descriptor numbers handed out by wr_log_open stay
- * valid for the whole run (reopen dup2s onto them), which is what lets
- * workers write without locks while main rotates files.
+ * once), nor the thread that writes to pipes and sockets (log_writer).
+ * Invariants: the descriptor numbers handed out by wr_log_open stay valid
+ * for the whole run (reopen dup2s onto them), which is what lets workers
+ * write without locks while main rotates files. Lines are never split
+ * between writers:
+ * - a regular file (opened O_APPEND) gets each batch of whole lines in one
+ *   write(), which the kernel applies atomically at the end of the file
+ *   whoever else writes it, and which never waits for a reader: workers
+ *   write these directly, as cheaply as before;
+ * - anything else (a pipe or FIFO, a socket such as systemd's journal on
+ *   stderr, a terminal) keeps whole only writes of at most PIPE_BUF (pipes)
+ *   or none (sockets), and blocks its writer when its reader is slow. Lines
+ *   for those go through log_writer: a worker hands its access lines to its
+ *   own bounded queue (256 KiB) at each flush and goes on; what does not
+ *   fit is dropped and counted (weir_access_log_dropped_lines_total).
+ *   Error lines (from any thread) share one queue (64 KiB), under a mutex
+ *   held for a memcpy; drops are counted likewise
+ *   (weir_error_log_dropped_lines_total).
  */
 #include "weir/log.h"
 
@@ -19,10 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/log_writer.h"
+
 #define MAX_LOG_FILES 8
 #define ERROR_LINE_MAX 1024
 #define ACCESS_BUF_CAP (64 * 1024)
 #define ACCESS_LINE_MAX (8 * 1024)
+#define ACCESS_QUEUE_CAP (256 * 1024) /* per worker, past its 64 KiB buffer */
+#define ERROR_QUEUE_CAP (64 * 1024)   /* every thread's error lines */
+#define WRITER_STOP_MS 2000           /* at exit, a stalled log reader delays it this long */
 
 /* Written by main before workers start, then only read: no lock needed. */
 static struct {
@@ -31,20 +50,33 @@ static struct {
 } log_files[MAX_LOG_FILES];
 static size_t n_log_files;
 static int error_fd = 2;
+/* Set by main before workers start when error_fd is not a regular file;
+ * NULL: error lines are written directly. */
+static _Atomic(struct wr_log_writer_queue *) error_queue;
+/* Error lines the queue had no room for; any thread adds. */
+static _Atomic uint64_t error_lines_dropped;
 /* Read by every thread, changed by main on reload. */
 static _Atomic int error_level = WR_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+/* O_NONBLOCK: opening a FIFO for writing would otherwise wait, forever,
+ * for a reader to open it; with it, no reader is ENXIO, an error at start
+ * naming the path. Regular files ignore the flag; on a FIFO or terminal it
+ * lets the log writer write without blocking. */
 static int open_append(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
 }
 
 int wr_log_open(const char *path)
 {
-    if (strcmp(path, "stderr") == 0)
+    /* Used as they are, not reopened: systemd may have connected them to
+     * the journal's socket, which open() cannot reach (ENXIO). */
+    if (strcmp(path, "stderr") == 0 || strcmp(path, "/dev/stderr") == 0)
         return 2;
+    if (strcmp(path, "/dev/stdout") == 0)
+        return 1;
     for (size_t i = 0; i < n_log_files; i++) {
         if (strcmp(log_files[i].path, path) == 0)
             return log_files[i].fd;
@@ -84,8 +116,19 @@ int wr_log_reopen(void)
     return rc;
 }
 
+const char *wr_log_strerror(int err)
+{
+    if (err == ENXIO)
+        return "no process has this FIFO open for reading (start the reader first)";
+    return strerror(err);
+}
+
 void wr_log_close_all(void)
 {
+    struct wr_log_writer_queue *q = atomic_exchange(&error_queue, NULL);
+    if (q)
+        wr_log_writer_queue_close(q);
+    wr_log_writer_stop(WRITER_STOP_MS);
     for (size_t i = 0; i < n_log_files; i++) {
         if (log_files[i].fd == error_fd)
             error_fd = 2;
@@ -98,8 +141,20 @@ void wr_log_close_all(void)
 
 void wr_log_set_error(int fd, enum wr_log_level level)
 {
+    struct wr_log_writer_queue *old = atomic_exchange(&error_queue, NULL);
+    if (old)
+        wr_log_writer_queue_close(old);
     error_fd = fd;
     wr_log_set_level(level);
+    /* Without a queue (out of memory), lines are written directly: they
+     * may then wait for the reader, but are not lost. */
+    if (wr_log_writer_is_needed(fd))
+        atomic_store(&error_queue, wr_log_writer_queue_new(fd, ERROR_QUEUE_CAP, true));
+}
+
+uint64_t wr_log_error_lines_dropped(void)
+{
+    return atomic_load_explicit(&error_lines_dropped, memory_order_relaxed);
 }
 
 void wr_log_set_level(enum wr_log_level level)
@@ -141,6 +196,12 @@ void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *f
     if (k > 0)
         n += (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
     line[n++] = '\n';
+    struct wr_log_writer_queue *q = atomic_load_explicit(&error_queue, memory_order_acquire);
+    if (q) {
+        if (wr_log_writer_push(q, line, n) < n)
+            atomic_fetch_add_explicit(&error_lines_dropped, 1, memory_order_relaxed);
+        return;
+    }
     ssize_t w = write(error_fd, line, n);
     (void)w; /* nowhere left to report a failing error log */
 }
@@ -154,11 +215,39 @@ int wr_access_log_init(struct wr_access_log *al, int fd, enum wr_log_format form
     if (!al->buf)
         return -1;
     al->cap = ACCESS_BUF_CAP;
+    if (wr_log_writer_is_needed(fd) &&
+        !(al->queue = wr_log_writer_queue_new(fd, ACCESS_QUEUE_CAP, false))) {
+        free(al->buf);
+        al->buf = NULL;
+        return -1;
+    }
     return 0;
+}
+
+static void count_dropped(struct wr_access_log *al, const char *lines, size_t len)
+{
+    uint64_t n = 0;
+    for (const char *p = lines, *end = lines + len; p < end; p++) {
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (!p)
+            break;
+        n++;
+    }
+    if (al->dropped_lines)
+        atomic_store_explicit(al->dropped_lines,
+                              atomic_load_explicit(al->dropped_lines, memory_order_relaxed) + n,
+                              memory_order_relaxed);
 }
 
 void wr_access_log_flush(struct wr_access_log *al)
 {
+    if (al->queue) {
+        size_t n = wr_log_writer_push(al->queue, al->buf, al->len);
+        if (n < al->len)
+            count_dropped(al, al->buf + n, al->len - n);
+        al->len = 0;
+        return;
+    }
     size_t off = 0;
     while (off < al->len) {
         ssize_t w = write(al->fd, al->buf + off, al->len - off);
@@ -175,6 +264,9 @@ void wr_access_log_fini(struct wr_access_log *al)
 {
     if (al->buf)
         wr_access_log_flush(al);
+    if (al->queue)
+        wr_log_writer_queue_close(al->queue);
+    al->queue = NULL;
     free(al->buf);
     al->buf = NULL;
 }

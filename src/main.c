@@ -680,14 +680,15 @@ static int open_logs(const struct wr_config *cfg, int *access_log_fd)
 {
     int error_fd = wr_log_open(cfg->server.error_log);
     if (error_fd < 0) {
-        fprintf(stderr, "weir: error_log %s: %s\n", cfg->server.error_log, strerror(errno));
+        fprintf(stderr, "weir: error_log %s: %s\n", cfg->server.error_log,
+                wr_log_strerror(errno));
         return -1;
     }
     wr_log_set_error(error_fd, cfg->server.log_level);
     *access_log_fd = -1;
     if (cfg->server.access_log && (*access_log_fd = wr_log_open(cfg->server.access_log)) < 0) {
         wr_log(WR_LOG_ERROR, -1, 0, "access_log %s: %s", cfg->server.access_log,
-               strerror(errno));
+               wr_log_strerror(errno));
         return -1;
     }
     return 0;

@@ -10,6 +10,8 @@
  */
 #include "weir/metrics.h"
 
+#include "weir/log.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -396,6 +398,17 @@ static void format_conns(const struct wr_metrics *m, struct wr_metrics_text *t)
            sum_like(m, &w0->tls_handshake_failures));
 }
 
+/* Lines a slow reader of a pipe, FIFO or socket log cost (log.c). */
+static void format_log_drops(const struct wr_metrics *m, struct wr_metrics_text *t)
+{
+    scalar(t, "weir_access_log_dropped_lines_total", "counter",
+           "Access log lines dropped: the log's pipe or socket reader was too slow.",
+           sum_like(m, &m->workers[0].access_log_dropped_lines));
+    scalar(t, "weir_error_log_dropped_lines_total", "counter",
+           "Error log lines dropped: the log's pipe or socket reader was too slow.",
+           wr_log_error_lines_dropped());
+}
+
 /* 'upstream="x",server="y"' for server id into labels (reset first). */
 static void server_labels(const struct wr_metrics *m, size_t id, struct wr_metrics_text *labels)
 {
@@ -466,6 +479,7 @@ void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_
     scalar(out, "weir_workers", "gauge", "Worker threads.", m->n_workers);
     format_requests(m, out);
     format_conns(m, out);
+    format_log_drops(m, out);
     scalar(out, "weir_config_reloads_total", "counter", "Configuration reloads that succeeded.",
            m->reloads);
     scalar(out, "weir_config_reload_failures_total", "counter",

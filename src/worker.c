@@ -2,17 +2,26 @@
  * worker: a thread running one libevent loop.
  *
  * Not here: anything per connection (conn). Invariants: everything reached
- * from w->base is touched by this thread only, except the control pipe's
- * write end (main) and is_done (read by main); the loop ends by itself once
- * a drain leaves no connection, or at once on STOP.
+ * from w->base is touched by this thread only, except the pending command
+ * bits and the wake-up eventfd (main posts to both) and is_done (read by
+ * main); the loop ends by itself once a drain leaves no connection, or at
+ * once on STOP.
+ *
+ * Control queue: main sets a bit in w->pending, then adds 1 to the eventfd;
+ * the worker reads (resets) the eventfd, then takes every bit at once. A
+ * bit set after the worker's take comes with a write after its read, so the
+ * eventfd wakes it again: no command is missed, and the eventfd never
+ * fills (its counter saturates near 2^64, and a failed add means a wake-up
+ * is pending anyway). A pipe of one-byte messages lost STOP once full.
  */
 #include "weir/worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <event2/event.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -119,31 +128,48 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         resume_accepting(w);
 }
 
+/* RELOAD: the latest snapshot and, unless draining, the latest listeners. */
+static void take_reload(struct wr_worker *w)
+{
+    struct wr_config *cfg = atomic_exchange(&w->next_cfg, NULL);
+    if (cfg)
+        wr_conns_set_config(&w->conns, cfg);
+    struct wr_listener_set *set = atomic_exchange(&w->next_listeners, NULL);
+    if (set && !w->conns.is_draining)
+        switch_listeners(w, set);
+    if (set)
+        atomic_store_explicit(&w->is_switch_pending, false, memory_order_release);
+}
+
+static void start_drain(struct wr_worker *w)
+{
+    if (w->conns.is_draining)
+        return;
+    close_own_listeners(w);
+    wr_conns_drain(&w->conns);
+    if (w->conns.n_live == 0)
+        event_base_loopbreak(w->base);
+}
+
 static void on_control(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct wr_worker *w = arg;
-    char cmds[16];
-    ssize_t n = read(fd, cmds, sizeof(cmds));
-    for (ssize_t i = 0; i < n; i++) {
-        if (cmds[i] == WR_WORKER_STOP) {
-            event_base_loopbreak(w->base);
-        } else if (cmds[i] == WR_WORKER_RELOAD) {
-            struct wr_config *cfg = atomic_exchange(&w->next_cfg, NULL);
-            if (cfg)
-                wr_conns_set_config(&w->conns, cfg);
-            struct wr_listener_set *set = atomic_exchange(&w->next_listeners, NULL);
-            if (set && !w->conns.is_draining)
-                switch_listeners(w, set);
-            if (set)
-                atomic_store_explicit(&w->is_switch_pending, false, memory_order_release);
-        } else if (cmds[i] == WR_WORKER_DRAIN && !w->conns.is_draining) {
-            close_own_listeners(w);
-            wr_conns_drain(&w->conns);
-            if (w->conns.n_live == 0)
-                event_base_loopbreak(w->base);
-        }
+    uint64_t n_wakeups;
+    /* Reset the wake-up before taking the bits (see the header comment). */
+    ssize_t n = read(fd, &n_wakeups, sizeof(n_wakeups));
+    (void)n; /* EAGAIN: a spurious wake-up; the bits below decide */
+    unsigned cmds = atomic_exchange_explicit(&w->pending, 0, memory_order_acquire);
+    if (cmds & WR_WORKER_STOP) {
+        event_base_loopbreak(w->base); /* the rest is moot: everything closes now */
+        return;
     }
+    /* RELOAD before DRAIN: listeners a reload just handed over are closed by
+     * the drain too, instead of sitting in their backlog unaccepted. */
+    if (cmds & WR_WORKER_RELOAD)
+        take_reload(w);
+    if (cmds & WR_WORKER_DRAIN)
+        start_drain(w);
 }
 
 /* Watches this worker's row of w->listeners (added unless accepting is
@@ -199,9 +225,9 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
                    struct wr_listener_set *listeners, int access_log_fd,
                    struct wr_worker_shared *shared)
 {
-    *w = (struct wr_worker){.id = id, .listeners = listeners, .shared = shared,
-                            .ctl_fds = {-1, -1}};
+    *w = (struct wr_worker){.id = id, .listeners = listeners, .shared = shared, .wake_fd = -1};
     atomic_init(&w->is_done, false);
+    atomic_init(&w->pending, 0);
     atomic_init(&w->next_cfg, NULL);
     atomic_init(&w->next_listeners, NULL);
     atomic_init(&w->is_switch_pending, false);
@@ -218,11 +244,12 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
                       shared->limits) < 0)
         goto fail_base;
     w->conns.metrics = wr_metrics_worker(shared->metrics, (size_t)id);
-    if (pipe2(w->ctl_fds, O_NONBLOCK | O_CLOEXEC) < 0)
+    w->conns.access_log.dropped_lines = &w->conns.metrics->access_log_dropped_lines;
+    if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         goto fail_conns;
     struct timeval tick = {0, TICK_MS * 1000};
     w->tick_event = event_new(w->base, -1, EV_PERSIST, on_tick, w);
-    w->ctl_event = event_new(w->base, w->ctl_fds[0], EV_READ | EV_PERSIST, on_control, w);
+    w->ctl_event = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_control, w);
     if (!w->tick_event || !w->ctl_event || event_add(w->tick_event, &tick) < 0 ||
         event_add(w->ctl_event, NULL) < 0 || add_accept_events(w) < 0)
         goto fail_conns;
@@ -281,9 +308,12 @@ bool wr_worker_is_switched(struct wr_worker *w)
 
 void wr_worker_send(struct wr_worker *w, enum wr_worker_cmd cmd)
 {
-    char c = (char)cmd;
-    ssize_t n = write(w->ctl_fds[1], &c, 1);
-    (void)n; /* a full pipe already holds a command the worker will act on */
+    /* Release: what main published before (next_cfg, next_listeners) is
+     * visible to the worker that takes the bit. */
+    atomic_fetch_or_explicit(&w->pending, (unsigned)cmd, memory_order_release);
+    uint64_t one = 1;
+    ssize_t n = write(w->wake_fd, &one, sizeof(one));
+    (void)n; /* EAGAIN only when the counter is saturated: a wake-up is pending */
 }
 
 bool wr_worker_is_done(struct wr_worker *w)
@@ -305,11 +335,9 @@ void wr_worker_fini(struct wr_worker *w)
     if (w->ctl_event)
         event_free(w->ctl_event);
     w->tick_event = w->ctl_event = NULL;
-    for (int i = 0; i < 2; i++) {
-        if (w->ctl_fds[i] >= 0)
-            close(w->ctl_fds[i]);
-        w->ctl_fds[i] = -1;
-    }
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    w->wake_fd = -1;
     if (w->base)
         event_base_free(w->base);
     w->base = NULL;

@@ -2,16 +2,21 @@
  * log: the error log (levelled lines to a file or stderr) and the access log
  * (combined or json, one line per request).
  *
- * Each worker formats access lines into its own buffer and writes whole
- * lines with one write() to an O_APPEND descriptor, so no lock is taken and
- * lines from different workers never interleave. Log files are reopened in
- * place (dup2 onto the same descriptor number) on SIGUSR1, so workers never
- * see a descriptor change. Layer 2.
+ * Each worker formats access lines into its own buffer. To a regular file
+ * it writes whole lines with one write() to an O_APPEND descriptor, so no
+ * lock is taken and lines from different workers never interleave. To a
+ * pipe, FIFO, socket or terminal it hands them to the log writer thread
+ * (log_writer.h) through a bounded queue of its own, so a slow reader never
+ * stalls a worker: past the bound, lines are dropped and counted. Error
+ * lines follow the same rule. Log files are reopened in place (dup2 onto
+ * the same descriptor number) on SIGUSR1, so workers never see a
+ * descriptor change. Layer 2.
  */
 #ifndef WEIR_LOG_H
 #define WEIR_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -19,10 +24,15 @@
 #include "weir/config.h"
 #include "weir/str.h"
 
+struct wr_log_writer_queue; /* log_writer.h */
+
 /*
- * Opens path for appending ("stderr" gives fd 2) and remembers it for
- * wr_log_reopen. Returns the descriptor, or -1 with errno. Main thread only,
- * before workers start.
+ * Opens path for appending and remembers it for wr_log_reopen. "stderr" and
+ * "/dev/stderr" give fd 2 and "/dev/stdout" fd 1, as they are (not
+ * reopened: they may be a socket, which cannot be opened by path). A FIFO
+ * must already have a reader: without one the open fails with ENXIO rather
+ * than wait. Returns the descriptor, or -1 with errno (wr_log_strerror
+ * words it). Main thread only, before workers start.
  */
 int wr_log_open(const char *path);
 
@@ -31,12 +41,22 @@ int wr_log_open(const char *path);
  * stays in use). Main thread only. */
 int wr_log_reopen(void);
 
-/* Closes what wr_log_open opened (at exit). */
+/* strerror(err) for a wr_log_open failure, saying what ENXIO means there. */
+const char *wr_log_strerror(int err);
+
+/* Stops the log writer thread once what it holds is written (at most 2 s
+ * when a reader stalls: the rest is lost), then closes what wr_log_open
+ * opened. At exit, once no worker runs. */
 void wr_log_close_all(void);
 
-/* Sets where error lines go and the most verbose level written. Main thread,
- * before workers start. */
+/* Sets where error lines go and the most verbose level written; lines to a
+ * descriptor that is not a regular file go through the log writer. Main
+ * thread, before workers start. */
 void wr_log_set_error(int fd, enum wr_log_level level);
+
+/* Error lines dropped so far because the log writer's queue was full (a
+ * stalled reader of a pipe or socket). Any thread. */
+uint64_t wr_log_error_lines_dropped(void);
 
 /* Changes the most verbose level written (reload). Any thread. */
 void wr_log_set_level(enum wr_log_level level);
@@ -47,7 +67,8 @@ bool wr_log_is_enabled(enum wr_log_level level);
 /*
  * Writes one error-log line: "2026-11-23T10:00:00.123Z [warn] w1 c42: msg".
  * worker < 0 is main; conn_id 0 means no connection. Any thread. Lines are
- * cut at 1 KiB.
+ * cut at 1 KiB. Never waits for a pipe or socket's reader (the line is
+ * queued, or dropped and counted when the queue is full).
  */
 void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -72,19 +93,28 @@ struct wr_access_log {
     enum wr_log_format format;
     char *buf; /* owned */
     size_t len, cap;
+    struct wr_log_writer_queue *queue; /* owned until fini; NULL when fd is a
+                                          regular file (written directly) */
+    _Atomic uint64_t *dropped_lines;   /* borrowed: the worker's metrics counter,
+                                          or NULL; bumped by this worker only */
 };
 
-/* Prepares al (worker thread memory). Returns 0, or -1 on allocation failure. */
+/* Prepares al (worker memory); when fd is not a regular file, with a queue
+ * to the log writer. Main thread (before the worker starts). Returns 0, or
+ * -1 on failure (allocation, errno). */
 int wr_access_log_init(struct wr_access_log *al, int fd, enum wr_log_format format);
 
-/* Flushes and frees al's buffer. */
+/* Flushes and frees al's buffer; its queued lines are still written. The
+ * worker's thread. */
 void wr_access_log_fini(struct wr_access_log *al);
 
 /* Formats e into the buffer, flushing first when it is nearly full. A line
  * is cut (never split across writes) past 8 KiB. */
 void wr_access_log_add(struct wr_access_log *al, const struct wr_access_entry *e);
 
-/* Writes whatever is buffered (called at least once a second). */
+/* Writes whatever is buffered (called at least once a second); to a pipe,
+ * socket or terminal, queues it for the log writer, dropping and counting
+ * the lines the queue has no room for. Never waits for a reader. */
 void wr_access_log_flush(struct wr_access_log *al);
 
 #endif

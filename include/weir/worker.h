@@ -2,9 +2,13 @@
  * worker: one thread, one event base, its own listening sockets and every
  * connection it accepts.
  *
- * Main talks to a worker only through its control queue (a pipe carrying
- * one-byte commands). Workers share only the immutable config snapshot and
- * the process-wide connection counter. Layer 5.
+ * Main talks to a worker only through its control queue: a word of pending
+ * command bits (set by main, taken by the worker) and an eventfd that only
+ * wakes the worker. Commands are states, not messages (pick up the latest
+ * snapshot, drain, stop), so a command posted twice before the worker looks
+ * is one command, and none is ever lost to a full queue. Workers share only
+ * the immutable config snapshot and the process-wide connection counter.
+ * Layer 5.
  */
 #ifndef WEIR_WORKER_H
 #define WEIR_WORKER_H
@@ -37,7 +41,9 @@ struct wr_worker {
     struct wr_worker_accept *accepts;  /* owned, one per listen */
     size_t n_accepts;
     struct event *tick_event, *ctl_event; /* owned */
-    int ctl_fds[2];                    /* pipe: main writes [1], worker reads [0] */
+    int wake_fd;                       /* eventfd: main adds to it, the worker reads it */
+    atomic_uint pending;               /* enum wr_worker_cmd bits: set by main, taken
+                                          (exchanged with 0) by the worker */
     struct wr_worker_shared *shared;   /* borrowed */
     bool is_accept_paused;             /* at max_connections or out of fds */
     bool is_started;
@@ -50,11 +56,18 @@ struct wr_worker {
                                           the worker once it polls only the new set */
 };
 
-/* Commands main sends. */
+/*
+ * Commands main sends, one bit each. When several are pending at once the
+ * worker applies RELOAD, then DRAIN, unless STOP is pending: STOP wins and
+ * the others are moot. A RELOAD taken while draining updates the snapshot
+ * but never starts polling new listeners.
+ */
 enum wr_worker_cmd {
-    WR_WORKER_DRAIN = 'd', /* stop accepting, close idle connections, exit when none remain */
-    WR_WORKER_STOP = 's',  /* close everything now and exit */
-    WR_WORKER_RELOAD = 'r', /* new connections start under next_cfg */
+    WR_WORKER_DRAIN = 1u << 0,  /* stop accepting, close idle connections, exit when none
+                                   remain */
+    WR_WORKER_STOP = 1u << 1,   /* close everything now and exit */
+    WR_WORKER_RELOAD = 1u << 2, /* new connections start under the latest next_cfg, and the
+                                   worker polls the latest next_listeners */
 };
 
 /*
@@ -87,7 +100,12 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
 /* Starts the thread. Returns 0 or -1 (errno). Main thread. */
 int wr_worker_start(struct wr_worker *w);
 
-/* Queues a command; safe from main at any time while the worker exists. */
+/*
+ * Posts a command: sets its bit and wakes the worker. Never blocks, never
+ * fails: a command posted again before the worker took it is the same
+ * command. Safe from main at any time while the worker exists (between
+ * wr_worker_init and wr_worker_fini), whether or not its thread runs.
+ */
 void wr_worker_send(struct wr_worker *w, enum wr_worker_cmd cmd);
 
 /* True once the worker's loop has ended (any thread). */

@@ -64,6 +64,8 @@ class BodiesTest(weirtest.WeirCase):
 
     def test_body_in_slow_pieces(self):
         with self.client() as c:
+            # The pauses are the slow client under test: each piece arrives
+            # on its own read.
             c.send(request_bytes("POST", "/healthz", headers=[("Content-Length", "10")]))
             time.sleep(0.2)
             c.send(b"12345")
@@ -77,7 +79,7 @@ class BodiesTest(weirtest.WeirCase):
         with self.client() as c:
             for off in range(0, len(data), 37):
                 c.send(data[off:off + 37])
-                time.sleep(0.005)
+                time.sleep(0.005)  # pieces on separate reads: the behaviour under test
             self.two_ok(c)
 
     def test_body_at_limit_ok(self):

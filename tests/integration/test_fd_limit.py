@@ -43,4 +43,4 @@ class FdLimitTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    weirtest.main()

@@ -17,7 +17,8 @@ import time
 import unittest
 
 import weirtest
-from weirtest import HOST, request_bytes, rss_kib
+from weirtest import HOST, free_port, request_bytes, rss_kib
+from polling import wait_open_connections, wait_status
 
 N = 10000
 BATCH = 250
@@ -30,6 +31,9 @@ access_log = off
 
 [limits]
 keepalive_timeout = 120s
+
+[admin]
+listen = 127.0.0.1:@ADMIN@
 
 [route ping]
 match = exact:/healthz
@@ -70,6 +74,11 @@ class IdleConnectionsTest(weirtest.WeirCase):
     INI = INI
 
     @classmethod
+    def make_subst(cls, tmp):
+        cls.admin_port = free_port()
+        return {"ADMIN": cls.admin_port}
+
+    @classmethod
     def setUpClass(cls):
         soft = weirtest.raise_nofile(N + 1000)
         if soft < N + 200:
@@ -81,7 +90,7 @@ class IdleConnectionsTest(weirtest.WeirCase):
         pid = self.weir.pid()
         for s in open_batch(self.weir.port, BATCH):  # warm-up: same shape as below
             s.close()
-        time.sleep(0.5)
+        wait_open_connections(self.admin_port, 0)  # weir saw every close
         before = rss_kib(pid)
         socks = []
         t0 = time.monotonic()
@@ -89,7 +98,10 @@ class IdleConnectionsTest(weirtest.WeirCase):
             while len(socks) < N:
                 socks += open_batch(self.weir.port, min(BATCH, N - len(socks)))
             opened_s = time.monotonic() - t0
-            time.sleep(0.5)
+            # Every connection idle: waiting for a request, its buffers back
+            # with the worker (the gauge is refreshed every 100 ms).
+            wait_status(self.admin_port, lambda st: st["connections"]["idle"] == N,
+                        "%d idle connections" % N, timeout=10.0)
             after = rss_kib(pid)
             t1 = time.monotonic()
             r = self.get("/healthz")

@@ -11,10 +11,10 @@ sys.dont_write_bytecode = True
 import os
 import signal
 import socket
-import time
 
 import weirtest
-from weirtest import Client, HOST, request_bytes
+from weirtest import Client, HOST, free_port, request_bytes
+from polling import wait_open_connections, wait_until
 
 INI = """[server]
 listen = 127.0.0.1:@PORT@
@@ -22,6 +22,9 @@ listen = unix:@SOCK@
 workers = 2
 access_log = off
 log_level = info
+
+[admin]
+listen = 127.0.0.1:@ADMIN@
 
 [limits]
 max_connections_per_ip = @LIMIT@
@@ -44,11 +47,14 @@ class ConnPerIpTest(weirtest.WeirCase):
     @classmethod
     def make_subst(cls, tmp):
         cls.sock_path = os.path.join(tmp, "weir.sock")
-        return {"SOCK": cls.sock_path, "LIMIT": 3}
+        cls.admin_port = free_port()
+        return {"SOCK": cls.sock_path, "LIMIT": 3, "ADMIN": cls.admin_port}
 
     def setUp(self):
         super().setUp()
-        time.sleep(0.3)  # the harness's probe, or the last test's clients, may still count
+        # The harness's probe, or the last test's clients, may still count
+        # until weir has seen them close.
+        wait_open_connections(self.admin_port, 0)
 
     def open_from(self, source):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -81,7 +87,7 @@ class ConnPerIpTest(weirtest.WeirCase):
             self.assertIn("over max_connections_per_ip", self.weir.stderr())
             # a slot comes back when a connection closes
             clients[0].close()
-            time.sleep(0.3)
+            wait_open_connections(self.admin_port, 2)
             clients[0] = self.client()
             self.assertTrue(served(clients[0]))
         finally:
@@ -136,11 +142,11 @@ class ConnPerIpTest(weirtest.WeirCase):
         with open(self.weir.ini_path, "w") as f:
             f.write(ini)
         self.weir.signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
-        while "configuration reloaded" not in self.weir.stderr():
-            self.assertLess(time.monotonic(), deadline, "no reload logged")
-            time.sleep(0.05)
-        time.sleep(0.3)
+        wait_until(lambda: "configuration reloaded" in self.weir.stderr(), "the reload")
+        # Main logs the reload once it published the snapshot; each worker
+        # takes it on its next loop turn, unobservable from here but through
+        # behaviour: five clients served (retried while a worker is behind).
+        wait_until(self.five_served, "five connections served under the new limit")
         clients = [self.client() for _ in range(5)]
         extra = None
         try:
@@ -152,6 +158,22 @@ class ConnPerIpTest(weirtest.WeirCase):
             for c in clients + [extra]:
                 if c is not None:
                     c.close()
+
+    def five_served(self):
+        clients = [self.client() for _ in range(5)]
+        try:
+            return all(self.try_served(c) for c in clients)
+        finally:
+            for c in clients:
+                c.close()
+            wait_open_connections(self.admin_port, 0)
+
+    @staticmethod
+    def try_served(c):
+        try:
+            return served(c)
+        except (OSError, weirtest.ProtocolError):
+            return False
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ class PipelineMemoryTest(weirtest.WeirCase):
         t = threading.Thread(target=send_all, daemon=True)
         t.start()
         peak = before
-        for _ in range(20):  # 2 s without reading a byte
+        for _ in range(20):  # 2 s without reading a byte: the stall under test
             time.sleep(0.1)
             peak = max(peak, rss_kib(pid))
         try:

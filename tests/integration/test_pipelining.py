@@ -84,7 +84,7 @@ class PipeliningTest(weirtest.WeirCase):
             step = 7
             for off in range(0, len(data), step):
                 c.send(data[off:off + step])
-                time.sleep(0.002)
+                time.sleep(0.002)  # separate segments, separate reads: under test
             self.check_responses(c, SEQUENCE)
 
     def test_two_hundred_in_one_write(self):

@@ -9,11 +9,13 @@ import sys
 sys.dont_write_bytecode = True
 
 import collections
+import re
 import socket
 import time
 
 import weirtest
 from weirtest import SERVER, request_bytes
+from polling import count_log, wait_log
 from upstreams import Backend
 
 
@@ -165,20 +167,22 @@ class BalanceTest(weirtest.WeirCase):
         self.assertLess(time.monotonic() - t, 0.5)
 
     def test_health_check_out_and_back(self):
+        # The checker logs each verdict after publishing it: once the line
+        # is there, the workers see the server out (or back).
+        server = re.escape(self.b[3].addr)
+        out = r"upstream checked: server %s failed its health check" % server
+        back = r"upstream checked: server %s passed its health check: back in" % server
+        n_out, n_back = count_log(self.weir, out), count_log(self.weir, back)
         self.b[3].healthy = False
-        time.sleep(1.0)
+        wait_log(self.weir, out, count=n_out + 1)
         n = collections.Counter(self.served_by("/checked/x") for _ in range(10))
         self.assertEqual(n["b1"], 10, n)
         self.b[3].healthy = True
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            n = collections.Counter(self.served_by("/checked/x") for _ in range(4))
-            if n["b4"] > 0:
-                break
-            time.sleep(0.2)
-        self.assertGreater(n["b4"], 0, "b4 never came back")
+        wait_log(self.weir, back, count=n_back + 1)
+        # round robin over b1 and b4 again
+        n = collections.Counter(self.served_by("/checked/x") for _ in range(4))
+        self.assertGreater(n["b4"], 0, "b4 never came back: %r" % n)
         self.assertIn("upstream", self.weir.stderr())
-
 
 if __name__ == "__main__":
     weirtest.main()

@@ -13,6 +13,7 @@ import os
 import time
 
 import weirtest
+from polling import wait_until
 from weirtest import SERVER, HOST, Client, free_port
 from upstreams import Backend
 from test_admin import parse_exposition, value_of
@@ -71,8 +72,9 @@ class ObserveTest(weirtest.WeirCase):
         r = self.get("/echo/logged")
         self.assertEqual(r.status, 200)
         sent_id = [v for n, v in json.loads(r.body)["headers"] if n == "X-Request-Id"][0]
-        time.sleep(1.2)  # the log is flushed once a tick
-        entry = [e for e in self.log_lines() if e["uri"] == "/echo/logged"][-1]
+        # Workers flush the access log every tick (100 ms): poll for the line.
+        entry = wait_until(lambda: [e for e in self.log_lines() if e["uri"] == "/echo/logged"],
+                           "the access line of /echo/logged")[-1]
         self.assertEqual(entry["request_id"], sent_id)
         self.assertEqual(entry["upstream_addr"], self.b1.addr)
         self.assertGreaterEqual(float(entry["upstream_time"]), 0.0)

@@ -84,6 +84,8 @@ class PoolTest(weirtest.WeirCase):
                 ("Content-Length", str(20 << 20)), ("Expect", "100-continue")]))
             r = c.read_response()
         self.assertEqual(r.status, 413)
+        # A window for a request that must not reach the backend: it can
+        # only hide a failure, never cause one.
         time.sleep(0.2)
         self.assertEqual(len(self.b1.requests), n)
 

@@ -15,6 +15,7 @@ import socket
 import time
 
 import weirtest
+from polling import wait_until
 from weirtest import SERVER, request_bytes
 from upstreams import Backend, pattern_sha256
 
@@ -130,7 +131,8 @@ class StreamTest(weirtest.WeirCase):
         got = 0
         peak = rss0
         deadline = time.monotonic() + 30
-        # Read 20 MiB slowly (the server has 200 MiB to send), watching RSS.
+        # Read 20 MiB slowly (the server has 200 MiB to send), watching RSS:
+        # the sleep is the slow client under test, not a wait for state.
         while got < (20 << 20) and time.monotonic() < deadline:
             data = s.recv(256 << 10)
             if not data:
@@ -143,9 +145,12 @@ class StreamTest(weirtest.WeirCase):
         self.assertLess(peak - rss0, 16 << 10, "RSS grew %d KiB" % (peak - rss0))
 
     def test_client_leaving_aborts_upstream(self):
+        n = len(self.b1.requests)
         s = socket.create_connection(("127.0.0.1", self.weir.port), timeout=5)
         s.sendall(request_bytes("GET", "/slow?ms=1500"))
-        time.sleep(0.3)
+        # The backend holds the request (it answers after 1.5 s).
+        wait_until(lambda: any(r.target.startswith("/slow") for r in self.b1.requests[n:]),
+                   "the backend to receive /slow")
         during = self.b1.n_open
         s.close()
         # Had weir waited for the answer, the upstream connection would now

@@ -11,9 +11,13 @@ import time
 import unittest
 
 import weirtest
-from weirtest import HOST, SERVER, Client, Weir, request_bytes
+from weirtest import HOST, SERVER, Client, Weir, free_port, request_bytes
+from polling import wait_status
 
 INI = SERVER + """
+[admin]
+listen = 127.0.0.1:@ADMIN@
+
 [limits]
 shutdown_timeout = @SHUTDOWN@
 
@@ -38,9 +42,18 @@ def new_connection_served(port):
         return r.status == 200
 
 
+def wait_bytes_read(w, n):
+    """Waits until weir has read n bytes from clients: a connection whose
+    bytes were read holds its request (head parsed, body awaited), so a
+    drain that starts now treats it as in flight, not as idle."""
+    wait_status(w.admin_port, lambda s: s["bytes"]["in"] >= n, "%d bytes read by weir" % n)
+
+
 class ShutdownTest(unittest.TestCase):
     def start(self, shutdown):
-        w = Weir(INI, subst={"SHUTDOWN": shutdown})
+        admin_port = free_port()
+        w = Weir(INI, subst={"SHUTDOWN": shutdown, "ADMIN": admin_port})
+        w.admin_port = admin_port
         self.addCleanup(w.cleanup)
         return w
 
@@ -49,12 +62,14 @@ class ShutdownTest(unittest.TestCase):
         inflight = idle = None
         try:
             inflight = w.client()
-            inflight.send(request_bytes("POST", "/healthz", headers=[("Content-Length", "10")]) +
-                          b"12345")
+            partial = request_bytes("POST", "/healthz", headers=[("Content-Length", "10")]) + \
+                b"12345"
+            inflight.send(partial)
             idle = w.client()
-            idle.send(request_bytes("GET", "/healthz"))
+            ask = request_bytes("GET", "/healthz")
+            idle.send(ask)
             self.assertEqual(idle.read_response().status, 200)
-            time.sleep(0.3)  # both connections are now known to weir
+            wait_bytes_read(w, len(partial) + len(ask))
 
             w.signal(signal.SIGTERM)
             t0 = time.monotonic()
@@ -90,9 +105,10 @@ class ShutdownTest(unittest.TestCase):
         stuck = None
         try:
             stuck = w.client()
-            stuck.send(request_bytes("POST", "/healthz", headers=[("Content-Length", "10")]) +
-                       b"12345")
-            time.sleep(0.3)
+            partial = request_bytes("POST", "/healthz", headers=[("Content-Length", "10")]) + \
+                b"12345"
+            stuck.send(partial)
+            wait_bytes_read(w, len(partial))
             w.signal(signal.SIGTERM)
             t0 = time.monotonic()
             rc = w.wait_exit(4.0)

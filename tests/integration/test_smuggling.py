@@ -29,6 +29,7 @@ import time
 import unittest
 
 import weirtest
+from polling import wait_until
 from weirtest import SERVER, ProtocolError
 from upstreams import RawBackend
 
@@ -52,7 +53,11 @@ proxy = raw
 TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 H = b"Host: a.test\r\n"
 FOLLOW = b"GET /follow HTTP/1.1\r\nHost: a.test\r\n\r\n"
-SETTLE = 0.3  # seconds for forwarded bytes to reach the recorder
+# Seconds given to bytes that must NOT reach the upstream (a smuggled
+# request, the rest of a rejected body) to show up before that is checked.
+# A wait before a negative check can only hide a failure, never cause one;
+# what must arrive is polled for instead (wait_forwarded).
+SETTLE = 0.3
 
 
 class Message:
@@ -183,11 +188,12 @@ class SmugglingTest(weirtest.WeirCase):
 
     # -- helpers -----------------------------------------------------------
 
-    def exchange(self, raw, n_responses=1, split=None):
+    def exchange(self, raw, n_responses=1, split=None, want=None):
         """Sends raw on a fresh connection (in two writes at split, when
         given), reads up to n_responses answers, waits for the close when
-        weir announced one. Returns (responses, how_closed, upstream bytes
-        received meanwhile by connection)."""
+        weir announced one, and for the upstream to have received want
+        (see wait_forwarded) when given. Returns (responses, how_closed,
+        upstream bytes received meanwhile by connection)."""
         mark = self.raw.mark()
         resps = []
         how = None
@@ -196,7 +202,7 @@ class SmugglingTest(weirtest.WeirCase):
                 c.send(raw)
             else:
                 c.send(raw[:split])
-                time.sleep(0.1)
+                time.sleep(0.1)  # two reads on weir's side: the split is under test
                 c.send(raw[split:])
             for _ in range(n_responses):
                 try:
@@ -208,8 +214,26 @@ class SmugglingTest(weirtest.WeirCase):
                     break
             if resps and resps[-1].has_token("Connection", "close") or len(resps) < n_responses:
                 how, _, _ = c.wait_closed(3.0)
-        time.sleep(SETTLE)
+        if want is not None:
+            self.wait_forwarded(mark, want)
+        time.sleep(SETTLE)  # see SETTLE
         return resps, how, self.raw.received(mark)
+
+    def wait_forwarded(self, mark, want, seconds=3.0):
+        """Polls (bounded) until the upstream has received the complete
+        messages want [(target, body)] since mark; the caller's assertions
+        say what is wrong when it never does."""
+        deadline = time.monotonic() + seconds
+        for _ in range(500):
+            try:
+                msgs = self.forwarded(self.raw.received(mark))
+                if [(m.target, m.body) for m in msgs if m.is_complete] == want:
+                    return
+            except AssertionError:
+                pass  # a message still arriving
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
 
     def assertRejected(self, raw, statuses=(400,), split=None):
         resps, how, got = self.exchange(raw + FOLLOW, n_responses=2, split=split)
@@ -259,7 +283,7 @@ class SmugglingTest(weirtest.WeirCase):
     def assertForwarded(self, raw, want, split=None):
         """want: [(target, body)] the upstream must receive, complete and
         unambiguously framed, nothing else; the client gets one answer each."""
-        resps, how, got = self.exchange(raw, n_responses=len(want), split=split)
+        resps, how, got = self.exchange(raw, n_responses=len(want), split=split, want=want)
         self.assertEqual([r.status for r in resps], [200] * len(want), resps)
         self.assertEqual([r.body for r in resps], [("raw " + t).encode() for t, _ in want])
         msgs = self.forwarded(got)
@@ -463,7 +487,7 @@ class SmugglingTest(weirtest.WeirCase):
         raw = (b"POST /p HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello" +
                b"GET /x HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + FOLLOW)
-        resps, how, got = self.exchange(raw, n_responses=3)
+        resps, how, got = self.exchange(raw, n_responses=3, want=[("/p", b"hello")])
         self.assertEqual([r.status for r in resps], [200, 400], resps)
         self.assertIsNotNone(how)
         msgs = self.forwarded(got)
@@ -482,7 +506,7 @@ class SmugglingTest(weirtest.WeirCase):
             c.send(b"x" * 2000 + FOLLOW)
             how, _, _ = c.wait_closed(3.0)
             self.assertIsNotNone(how)
-        time.sleep(SETTLE)
+        time.sleep(SETTLE)  # see SETTLE
         self.assertEqual(self.raw.received(mark), {})
         self.assertServes("/fresh", body=b"raw /fresh")
 
@@ -529,10 +553,13 @@ class SmugglingTest(weirtest.WeirCase):
         for target in ("/up/extra", "/up/extra-late"):
             with self.subTest(target):
                 mark = self.raw.mark()
+                n_late = self.raw.n_late_sent()
                 r = self.get(target)
                 self.assertEqual((r.status, r.body), (200, b"hello"))
                 if target == "/up/extra-late":
-                    time.sleep(0.5)  # the extra bytes reach the idle pooled connection
+                    # the extra bytes reach the idle pooled connection
+                    wait_until(lambda: self.raw.n_late_sent() > n_late,
+                               "the backend to send its late bytes")
                 used = set(self.raw.received(mark))
                 self.assertEqual(len(used), 1)
                 dirty = used.pop()

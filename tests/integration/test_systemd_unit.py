@@ -56,4 +56,4 @@ class SystemdUnitTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    weirtest.main()

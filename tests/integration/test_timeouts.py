@@ -106,7 +106,7 @@ class TimeoutsTest(weirtest.WeirCase):
         with self.client() as c:
             c.send(request_bytes("GET", "/healthz"))
             self.assertEqual(c.read_response().status, 200)
-            time.sleep(0.5)
+            time.sleep(0.5)  # idle, but within keepalive_timeout: the behaviour under test
             c.send(request_bytes("GET", "/healthz"))
             self.assertEqual(c.read_response().status, 200, "still open within the timeout")
             start = time.monotonic()
@@ -127,7 +127,7 @@ class TimeoutsTest(weirtest.WeirCase):
         with self.client() as c:
             c.send(request_bytes("POST", "/healthz", headers=[("Content-Length", "4")]))
             for b in b"abcd":
-                time.sleep(0.4)
+                time.sleep(0.4)  # the trickle under test
                 c.send(bytes([b]))
             r = c.read_response()
             self.assertEqual(r.status, 200)
@@ -138,7 +138,7 @@ class TimeoutsTest(weirtest.WeirCase):
         total = 20 << 20
         with weirtest.Client(("127.0.0.1", self.weir.port), rcvbuf=64 * 1024) as c:
             c.send(request_bytes("GET", "/big.bin"))
-            time.sleep(1 + SLACK + 0.5)
+            time.sleep(1 + SLACK + 0.5)  # not reading past send_timeout: under test
             how, n, _ = c.wait_closed(8.0, max_bytes=total + (1 << 20))
             self.assertIsNotNone(how, "connection still open after draining %d bytes" % n)
             self.assertLess(n, total, "weir sent the whole file to a client that stopped "

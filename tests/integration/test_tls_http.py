@@ -132,7 +132,7 @@ class TlsHttpTest(weirtest.WeirCase):
             while len(body) < MEDIUM and time.monotonic() < deadline:
                 body += c.sock.recv(1500) if not c.buf else c.buf
                 c.buf = b""
-                time.sleep(0.001)
+                time.sleep(0.001)  # a slow reader, so the socket fills: under test
             self.assertEqual(hashlib.sha256(body).hexdigest(),
                              weirtest.sha256_file(os.path.join(self.www, "medium.bin")))
 

@@ -159,4 +159,4 @@ class NameResolutionTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr)
 
 if __name__ == "__main__":
-    unittest.main()
+    weirtest.main()

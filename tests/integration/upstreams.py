@@ -322,7 +322,7 @@ class Backend:
             send = int(q.get("send", "100"))
             c.sock.sendall(("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size).encode())
             c.sock.sendall(pattern_bytes(send))
-            time.sleep(0.05)
+            time.sleep(0.05)  # the bytes leave before the close: a cut, not a reset
             return False
         if path == "/slow":
             time.sleep(int(q.get("ms", "1000")) / 1000.0)
@@ -410,13 +410,14 @@ class RawBackend:
     respond(target, n) returns (bytes; n counts requests on the connection):
     None gives the default 200 "raw TARGET", b"" closes the connection
     without answering, a (bytes, later_bytes) pair sends later_bytes 0.2 s
-    after the first part. `closed[i]` turns true once connection i is
-    closed (by either side)."""
+    after the first part (n_late_sent() counts those sent). `closed[i]`
+    turns true once connection i is closed (by either side)."""
 
     def __init__(self, respond=None):
         self.respond = respond or (lambda target, n: None)
         self.conns = []
         self.closed = []
+        self._n_late_sent = 0
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -457,6 +458,10 @@ class RawBackend:
     def n_conns(self):
         with self.lock:
             return len(self.conns)
+
+    def n_late_sent(self):
+        with self.lock:
+            return self._n_late_sent
 
     def _accept_loop(self):
         while self.running:
@@ -514,8 +519,10 @@ class RawBackend:
             return False
         if isinstance(out, tuple):
             s.sendall(out[0])
-            time.sleep(0.2)
+            time.sleep(0.2)  # late: the client has its answer by then (the behaviour)
             s.sendall(out[1])
+            with self.lock:
+                self._n_late_sent += 1
         else:
             s.sendall(out)
         return True

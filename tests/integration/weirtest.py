@@ -788,14 +788,39 @@ def _watchdog(signum, frame):
     raise TimeoutError("test script exceeded the %ds watchdog" % WATCHDOG_SECONDS)
 
 
+# Exit status of a script whose every test was skipped: tests/CMakeLists.txt
+# gives it to ctest as SKIP_RETURN_CODE, so ctest reports "Skipped" (Not Run)
+# instead of "Passed" for a script that checked nothing.
+SKIP_RETURN_CODE = 77
+
+
+def exit_status(result):
+    """0 when every test passed and at least one ran, SKIP_RETURN_CODE when
+    none failed and none ran (all skipped, including a setUpClass that
+    raised SkipTest), 1 otherwise."""
+    if not result.wasSuccessful():
+        return 1
+    # A skipped test counts in testsRun; a class skipped in setUpClass
+    # appears in skipped only (not a TestCase).
+    n_skipped_tests = sum(1 for t, _ in result.skipped if isinstance(t, unittest.TestCase))
+    if result.testsRun - n_skipped_tests == 0:
+        return SKIP_RETURN_CODE if result.skipped else 1
+    return 0
+
+
 def main(seconds=WATCHDOG_SECONDS):
-    """Entry point for test scripts: a watchdog, then unittest.main."""
+    """Entry point for test scripts: a watchdog, then unittest.main; exits
+    with exit_status() of the run."""
     if not os.path.exists(WEIR_BIN):
         sys.stderr.write("weirtest: WEIR_BIN %s does not exist\n" % WEIR_BIN)
         sys.exit(1)
     signal.signal(signal.SIGALRM, _watchdog)
     signal.alarm(seconds)
-    unittest.main(verbosity=2)
+    prog = unittest.main(verbosity=2, exit=False)
+    status = exit_status(prog.result)
+    if status == SKIP_RETURN_CODE:
+        sys.stderr.write("weirtest: every test was skipped\n")
+    sys.exit(status)
 
 
 def sha256_file(path):

@@ -574,6 +574,9 @@ def run_phase(soak, seconds, seed):
 def settle(weir):
     """Waits until weir holds no client connection (its closes are done)
     and its idle upstream connections have expired."""
+    # Idle pooled upstream connections close on their own timer (POOL_IDLE,
+    # the keepalive_timeout under test): waiting it out is the behaviour
+    # measured; the count is then polled until it holds still.
     time.sleep(1.0 + POOL_IDLE)
     last = None
     for _ in range(50):

@@ -3,7 +3,10 @@
  * from a temp file (escaping of quotes, backslashes, control and non-ASCII
  * bytes; the raw-line form for heads that did not parse; the 8 KiB cut;
  * lines never split across a buffer flush), and wr_log_open/reopen/close_all
- * across a rename as logrotate does it.
+ * across a rename as logrotate does it. Issue 13.19: access and error lines
+ * to a pipe nobody reads never block their writers (threads standing for
+ * workers), the lines that do not fit are counted as dropped, and every
+ * line that arrives is whole; a FIFO without a reader fails to open.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,7 @@
 #include <unistd.h>
 
 #include "weir/log.h"
+#include "weir/log_writer.h"
 
 #define LOG_TIME "21/Sep/2026:14:13:20 +0000"
 #define ISO_TIME "2026-09-21T14:13:20Z"
@@ -260,6 +267,244 @@ static void test_open_reopen(void **state)
     rmdir(dir);
 }
 
+
+/* ---- issue 13.19: pipes ---------------------------------------------------- */
+
+/* A worker would hang on a full pipe before the fix: fail instead. */
+#define HANG_GUARD_S 30
+#define N_PRODUCERS 2
+#define N_ACCESS_LINES 150 /* per producer: ~1.2 MB each, far past every bound */
+#define PAD_LEN 7900       /* lines near the 8 KiB cap, longer than PIPE_BUF */
+#define N_ERROR_THREADS 4
+#define N_ERROR_LINES 3000 /* per thread */
+
+struct pipe_text {
+    char *buf;
+    size_t len, cap;
+};
+
+/* Reads what the pipe has within wait_ms into t; returns the bytes read. */
+static size_t read_some(int fd, struct pipe_text *t, int wait_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, wait_ms) <= 0)
+        return 0;
+    if (t->cap - t->len < 65536) {
+        t->cap = t->cap * 2 + 65536;
+        t->buf = realloc(t->buf, t->cap + 1);
+        assert_non_null(t->buf);
+    }
+    ssize_t n = read(fd, t->buf + t->len, t->cap - t->len);
+    if (n <= 0)
+        return 0;
+    t->len += (size_t)n;
+    t->buf[t->len] = '\0';
+    return (size_t)n;
+}
+
+static size_t count_lines(const struct pipe_text *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->len; i++)
+        n += t->buf[i] == '\n';
+    return n;
+}
+
+/* Reads until lines + dropped() reaches want (bounded). */
+static void read_until(int fd, struct pipe_text *t, size_t want, uint64_t (*dropped)(void))
+{
+    for (int i = 0; i < 200 && count_lines(t) + dropped() < want; i++)
+        while (read_some(fd, t, 50) > 0)
+            ;
+    assert_int_equal(count_lines(t) + dropped(), want);
+}
+
+static int reader_pipe(int p[2])
+{
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    return 0;
+}
+
+struct producer {
+    int id;
+    struct wr_access_log al;
+    _Atomic uint64_t dropped;
+};
+
+static _Atomic uint64_t *access_drops[N_PRODUCERS];
+
+static uint64_t access_dropped(void)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < N_PRODUCERS; i++)
+        n += atomic_load(access_drops[i]);
+    return n;
+}
+
+/* A worker: long lines, flushed now and then, to a pipe nobody reads. */
+static void *produce_access(void *arg)
+{
+    struct producer *p = arg;
+    char *target = malloc(PAD_LEN + 64);
+    assert_non_null(target);
+    for (int i = 0; i < N_ACCESS_LINES; i++) {
+        int n = snprintf(target, 64, "/r/%d-%04d?pad=", p->id, i);
+        memset(target + n, 'a', PAD_LEN);
+        struct wr_access_entry e = sample_entry();
+        e.target = (struct wr_str){target, (size_t)n + PAD_LEN};
+        wr_access_log_add(&p->al, &e);
+        if (i % 5 == 4)
+            wr_access_log_flush(&p->al);
+    }
+    wr_access_log_fini(&p->al);
+    free(target);
+    return NULL;
+}
+
+/* Each line is one entry of produce_access, whole; each appears once. */
+static void check_access_lines(const struct pipe_text *t)
+{
+    static bool seen[N_PRODUCERS][N_ACCESS_LINES];
+    memset(seen, 0, sizeof(seen));
+    const char *prefix = "192.0.2.7 - - [" LOG_TIME "] \"GET /r/";
+    const char *suffix = " HTTP/1.1\" 200 1234 \"https://ref.example/\" \"curl/8.5\"";
+    for (const char *line = t->buf, *end = t->buf + t->len; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        assert_non_null(nl);
+        assert_memory_equal(line, prefix, strlen(prefix));
+        int id, i, n = 0;
+        assert_int_equal(sscanf(line + strlen(prefix), "%d-%4d?pad=%n", &id, &i, &n), 2);
+        assert_true(n > 0 && id >= 0 && id < N_PRODUCERS && i >= 0 && i < N_ACCESS_LINES);
+        assert_false(seen[id][i]);
+        seen[id][i] = true;
+        const char *pad = line + strlen(prefix) + n;
+        assert_int_equal((size_t)(nl - pad), PAD_LEN + strlen(suffix));
+        for (size_t k = 0; k < PAD_LEN; k++)
+            assert_int_equal(pad[k], 'a');
+        assert_memory_equal(pad + PAD_LEN, suffix, strlen(suffix));
+        line = nl + 1;
+    }
+}
+
+static void issue_13_access_log_pipe_never_blocks(void **state)
+{
+    (void)state;
+    int p[2];
+    reader_pipe(p);
+    struct producer prod[N_PRODUCERS];
+    pthread_t threads[N_PRODUCERS];
+    alarm(HANG_GUARD_S);
+    for (int i = 0; i < N_PRODUCERS; i++) {
+        prod[i].id = i;
+        atomic_init(&prod[i].dropped, 0);
+        access_drops[i] = &prod[i].dropped;
+        assert_int_equal(wr_access_log_init(&prod[i].al, p[1], WR_LOG_COMBINED), 0);
+        prod[i].al.dropped_lines = &prod[i].dropped;
+    }
+    for (int i = 0; i < N_PRODUCERS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, produce_access, &prod[i]), 0);
+    for (int i = 0; i < N_PRODUCERS; i++)
+        pthread_join(threads[i], NULL); /* the reader has read nothing yet */
+    assert_true(access_dropped() > 0);
+    struct pipe_text t = {0};
+    read_until(p[0], &t, N_PRODUCERS * N_ACCESS_LINES, access_dropped);
+    check_access_lines(&t);
+    alarm(0);
+    wr_log_writer_stop(1000);
+    free(t.buf);
+    close(p[0]);
+    close(p[1]);
+}
+
+static uint64_t error_drops_at_start;
+
+static uint64_t error_dropped(void)
+{
+    return wr_log_error_lines_dropped() - error_drops_at_start;
+}
+
+static void *produce_errors(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    char pad[201];
+    memset(pad, 'e', 200);
+    pad[200] = '\0';
+    for (int i = 0; i < N_ERROR_LINES; i++)
+        wr_log(WR_LOG_WARN, id, 0, "line %d-%04d %s", id, i, pad);
+    return NULL;
+}
+
+static void check_error_lines(const struct pipe_text *t)
+{
+    for (const char *line = t->buf, *end = t->buf + t->len; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        assert_non_null(nl);
+        int w, id, i, n = 0;
+        /* 2026-11-23T10:00:00.123Z [warn] w1: line 1-0042 eee...e */
+        assert_int_equal(sscanf(line + 24, " [warn] w%d: line %d-%4d %n", &w, &id, &i, &n), 3);
+        assert_int_equal(w, id);
+        assert_int_equal(nl - (line + 24 + n), 200);
+        line = nl + 1;
+    }
+}
+
+static void issue_13_error_log_pipe_never_blocks(void **state)
+{
+    (void)state;
+    int p[2];
+    reader_pipe(p);
+    error_drops_at_start = wr_log_error_lines_dropped();
+    wr_log_set_error(p[1], WR_LOG_INFO);
+    alarm(HANG_GUARD_S);
+    pthread_t threads[N_ERROR_THREADS];
+    for (int i = 0; i < N_ERROR_THREADS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, produce_errors, (void *)(intptr_t)i),
+                         0);
+    for (int i = 0; i < N_ERROR_THREADS; i++)
+        pthread_join(threads[i], NULL);
+    assert_true(error_dropped() > 0);
+    struct pipe_text t = {0};
+    read_until(p[0], &t, N_ERROR_THREADS * N_ERROR_LINES, error_dropped);
+    check_error_lines(&t);
+    alarm(0);
+    wr_log_close_all(); /* stops the writer; errors go to fd 2 directly again */
+    wr_log_set_error(2, WR_LOG_INFO);
+    wr_log_close_all();
+    free(t.buf);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* Opening a FIFO nobody reads fails at once (ENXIO) instead of waiting for
+ * a reader; with one, it opens. /dev/stdout is weir's own fd 1. */
+static void issue_13_open_fifo(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weir_test_fifo_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/access.fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(HANG_GUARD_S);
+    errno = 0;
+    assert_int_equal(wr_log_open(path), -1);
+    assert_int_equal(errno, ENXIO);
+    assert_non_null(strstr(wr_log_strerror(ENXIO), "FIFO"));
+    int reader = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    assert_true(reader >= 0);
+    int fd = wr_log_open(path);
+    assert_true(fd > 2);
+    assert_true(wr_log_writer_is_needed(fd));
+    alarm(0);
+    assert_int_equal(wr_log_open("/dev/stdout"), 1);
+    assert_int_equal(wr_log_open("/dev/stderr"), 2);
+    wr_log_close_all();
+    close(reader);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +515,9 @@ int main(void)
         cmocka_unit_test(test_off),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_open_reopen),
+        cmocka_unit_test(issue_13_access_log_pipe_never_blocks),
+        cmocka_unit_test(issue_13_error_log_pipe_never_blocks),
+        cmocka_unit_test(issue_13_open_fifo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
