@@ -133,6 +133,11 @@ uint64_t wr_proxy_body_bytes_out(const struct wr_proxy *p);
  * HTTP/1.0 client, or a tunnel). */
 bool wr_proxy_is_keep_alive(const struct wr_proxy *p);
 
+/* True when a field name has '_' in it: such fields are not forwarded unless
+ * the route's underscores_in_headers is on (CGI-style backends map '-' and
+ * '_' to one variable, so "Content_Length" could pass for Content-Length). */
+bool wr_proxy_is_underscore_name(struct wr_str name);
+
 /* True for the fields a proxy must not forward (RFC 9110 §7.6.1): the fixed
  * hop-by-hop names and every name listed by a Connection field in fields. */
 bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fields, size_t n);
