@@ -201,6 +201,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     io->rstart = io->rlen = io->pin = io->scanned = 0;
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
+    io->metrics_route = 0;
     event_assign(&io->ev_write, cs->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
@@ -804,7 +805,8 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     else if (!is_bodiless)
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
-    io->metrics_route = route ? route->metrics_id : 0;
+    if (route)
+        io->metrics_route = route->metrics_id; /* else: the one dispatch chose, or 0 */
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
@@ -899,6 +901,8 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
         };
         if (m->route->action == WR_ACTION_PROXY) {
             status = start_proxy(c, &ex, is_keep_alive);
+            /* Its answers, 502/504 included, count under the route. */
+            io->metrics_route = m->route->metrics_id;
             if (status == 0)
                 return true;
         } else {
@@ -914,14 +918,23 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
     return false;
 }
 
-/* The request (and its body) is complete: log it, release its response. */
-static void finish_request(struct wr_conn *c)
+/* Logs the request in flight and counts it under its route: every access
+ * log line is a request in weir_http_requests_total (aborted and cut
+ * proxied exchanges and tunnels included). */
+static void account_request(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     log_request(c);
     /* The same duration as the access log's request_time. */
     wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
                              (now_ms() - c->phase_ms) * 1000);
+}
+
+/* The request (and its body) is complete: log it, release its response. */
+static void finish_request(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    account_request(c);
     io->n_ready = io->n_segs;
     io->body_kind = BODY_NONE;
     io->pin = 0;
@@ -957,6 +970,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->req.minor_version = 1;
         io->req.method_id = WR_HTTP_OTHER;
         io->request_id[0] = '\0';
+        io->metrics_route = 0;
     }
     struct wr_resp r;
     build_error(c, &r, status, NULL);
@@ -1077,6 +1091,7 @@ static bool write_queued(struct wr_conn *c)
             return false;
         }
         c->last_io_ms = now_ms();
+        wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
     }
     io->seg_first = io->n_segs = io->n_ready = 0;
     io->wlen = 0;
@@ -1122,7 +1137,7 @@ static void start_tunnel(struct wr_conn *c)
     struct wr_conn_io *io = c->io;
     io->log_status = 101;
     io->log_bytes = 0;
-    log_request(c);
+    account_request(c);
     event_del(&c->ev_read);
     event_del(&io->ev_write);
     c->is_write_armed = false;
@@ -1168,7 +1183,7 @@ static int end_proxy(struct wr_conn *c)
     if (end == WR_PROXY_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
         io->log_status = io->log_status ? io->log_status : 502;
-        log_request(c);
+        account_request(c);
         conn_close(c);
         return -1;
     }
@@ -1239,6 +1254,7 @@ static void proxy_read(struct wr_conn *c)
         if (n > 0) {
             io->rlen += (size_t)n;
             c->last_io_ms = now_ms();
+            wr_metrics_add(&c->home->metrics->bytes_in, (uint64_t)n);
         }
     }
     forward_body(c);
@@ -1288,6 +1304,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     c->n_requests++;
     cs->n_requests++;
     io->rstart += head_len;
+    io->metrics_route = 0; /* until a route answers */
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
         answer_and_close(c, 413, true);

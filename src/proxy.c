@@ -1352,6 +1352,8 @@ static int tunnel_write(const struct wr_proxy *p, struct wr_upconn *uc, const ch
             return errno == EAGAIN ? 0 : -1;
         }
         *start += (size_t)w;
+        if (!uc && p->env->metrics)
+            wr_metrics_add(&p->env->metrics->bytes_out, (uint64_t)w);
     }
     *start = *len = 0;
     return 1;
@@ -1377,6 +1379,8 @@ static ssize_t tunnel_read(struct wr_proxy *p, struct wr_upconn *uc, char *buf, 
         event_active(&p->ev_client_read, EV_READ, 0);
     if (n < 0 && errno == EAGAIN)
         return -2;
+    if (n > 0 && !uc && p->env->metrics)
+        wr_metrics_add(&p->env->metrics->bytes_in, (uint64_t)n);
     return n;
 }
 
