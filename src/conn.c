@@ -118,6 +118,7 @@ struct wr_conn_io {
     const char *piece;     /* proxied body: decoded bytes the proxy has not taken */
     size_t piece_len;
     bool is_piece_last;    /* piece ends the body */
+    bool is_abort_on_eof;  /* the proxy route's abort_on_eof (set at dispatch) */
     uint64_t body_left;    /* BODY_LENGTH: bytes still to read */
     uint64_t body_seen;    /* BODY_CHUNKED: data bytes so far */
     struct wr_http_chunked chunked;
@@ -646,7 +647,8 @@ static int settle(struct wr_conn *c)
     bool is_pending = has_output_pending(c);
     if (c->state == ST_CLOSING && !is_pending)
         return start_linger(c);
-    if (c->is_peer_eof && !is_pending) {
+    /* A proxied exchange outlives a half-close (proxy_read decides). */
+    if (c->is_peer_eof && !is_pending && c->state != ST_PROXY) {
         conn_close(c);
         return -1;
     }
@@ -903,6 +905,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
             status = start_proxy(c, &ex, is_keep_alive);
             /* Its answers, 502/504 included, count under the route. */
             io->metrics_route = m->route->metrics_id;
+            io->is_abort_on_eof = m->route->abort_on_eof;
             if (status == 0)
                 return true;
         } else {
@@ -1229,28 +1232,54 @@ static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
     return wr_tls_recv(c->tls, buf, cap);
 }
 
-/* Client socket readable during a proxied exchange. */
+/* The client left before its exchange ended: the upstream request is
+ * abandoned at once and logged with 499, as nginx does. */
+static void abort_proxy(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    io->log_status = 499;
+    io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
+    account_request(c);
+    conn_close(c);
+}
+
+/*
+ * After the client's EOF: true when the exchange must be abandoned. RFC
+ * 9112 §9.6 lets a client half-close once its request is sent, so, as
+ * HAProxy does, an EOF after the whole request (body included) is not an
+ * abort: the response still goes out, then the connection closes (only a
+ * failed write is an abort then). An EOF with body bytes still owed is,
+ * since the body can never be completed; and abort_on_eof = on takes any
+ * EOF for one (nginx's default, for long-polling backends).
+ */
+static bool is_eof_abort(const struct wr_conn *c)
+{
+    const struct wr_conn_io *io = c->io;
+    if (c->is_proxy_done || c->is_doomed)
+        return false; /* ending anyway: end_proxy closes after the flush */
+    if (io->is_abort_on_eof)
+        return true;
+    /* forward_body stopped for want of input, not because the server is
+     * slow to take the body: the rest of the body cannot come any more. */
+    return io->body_kind != BODY_NONE && !c->is_body_blocked;
+}
+
+/* Client socket readable during a proxied exchange (or, after its EOF,
+ * body room: nothing more is read then). */
 static void proxy_read(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    if (io->rlen < io->rcap && !c->is_body_blocked) {
+    if (!c->is_peer_eof && io->rlen < io->rcap && !c->is_body_blocked) {
         /* Through conn_recv: on TLS the body arrives in records that only
          * OpenSSL may take off the socket (a raw read sent ciphertext up as
          * body and broke the client's TLS stream). */
         ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            conn_close(c);
+            abort_proxy(c); /* reset: nobody to answer */
             return;
         }
-        if (n == 0) {
-            /* The client left (or half-closed): as nginx does, the upstream
-             * request is abandoned; 499 in the access log. */
-            io->log_status = 499;
-            io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
-            log_request(c);
-            conn_close(c);
-            return;
-        }
+        if (n == 0)
+            c->is_peer_eof = true;
         if (n > 0) {
             io->rlen += (size_t)n;
             c->last_io_ms = now_ms();
@@ -1258,6 +1287,10 @@ static void proxy_read(struct wr_conn *c)
         }
     }
     forward_body(c);
+    if (c->is_peer_eof && c->state == ST_PROXY && is_eof_abort(c)) {
+        abort_proxy(c);
+        return;
+    }
     settle(c);
 }
 
@@ -1321,6 +1354,8 @@ static void answer(struct wr_conn *c, size_t head_len)
     if (dispatch(c, &r, is_keep_alive)) {
         start_body(c, has_body, ST_PROXY);
         forward_body(c);
+        if (c->is_peer_eof && c->state == ST_PROXY)
+            event_active(&c->ev_read, EV_READ, 0); /* proxy_read judges the EOF */
         return;
     }
     if (!is_keep_alive) {
