@@ -11,10 +11,13 @@
  *   writes (writev, sendfile) -> the next pipelined request is parsed, or the
  *   connection goes idle -> conn_close.
  * A proxy route instead: dispatch -> start_proxy (wr_proxy_start, proxy.c)
- *   -> ST_PROXY: forward_body hands body bytes to wr_proxy_send_body; the
- *   proxy emits response bytes into our output queue (proxy_emit) and says
- *   done (proxy_done) -> end_proxy logs and goes on like any response; after
- *   a 101, start_tunnel hands the socket to the proxy's relay (ST_TUNNEL).
+ *   -> ST_PROXY: forward_body hands body bytes to wr_proxy_send_body (first
+ *   inviting a client that waits for 100 Continue, once the server can take
+ *   the body); the proxy emits response bytes into our output queue
+ *   (proxy_emit) and says done (proxy_done) -> end_proxy logs and goes on
+ *   like any response; after a 101, start_tunnel hands the socket to the
+ *   proxy's relay (ST_TUNNEL). A client's EOF during the exchange is judged
+ *   by proxy_read: a half-close after the whole request is answered.
  *
  * Not here: parsing (http_parser), choosing routes (router), building files'
  * responses (static), talking to upstreams (proxy). Invariants:
@@ -119,6 +122,7 @@ struct wr_conn_io {
     size_t piece_len;
     bool is_piece_last;    /* piece ends the body */
     bool is_abort_on_eof;  /* the proxy route's abort_on_eof (set at dispatch) */
+    bool is_continue_owed; /* proxied: the client waits for 100 Continue to send its body */
     uint64_t body_left;    /* BODY_LENGTH: bytes still to read */
     uint64_t body_seen;    /* BODY_CHUNKED: data bytes so far */
     struct wr_http_chunked chunked;
@@ -202,6 +206,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     io->rstart = io->rlen = io->pin = io->scanned = 0;
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
+    io->is_continue_owed = io->is_abort_on_eof = false;
     io->metrics_route = 0;
     event_assign(&io->ev_write, cs->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
@@ -857,8 +862,12 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
 /*
  * Runs the router and the route's action for the parsed request in io->req.
  * Returns true when the request went to a proxy (no response queued yet).
+ * is_keep_alive: the connection may go on after the exchange; is_body_unsent:
+ * a client waits for 100 Continue before sending its body, so any answer
+ * other than a proxy's closes the connection (the body is never read).
  */
-static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
+static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
+                     bool is_body_unsent)
 {
     struct wr_conns *cs = c->home;
     struct wr_conn_io *io = c->io;
@@ -917,7 +926,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
         build_error(c, r, status, status == 405 ? m->allow : NULL);
     if (status == 429)
         wr_resp_header_u64(r, "Retry-After", retry_after_s);
-    commit_response(c, r, m->route, &vars, is_keep_alive);
+    commit_response(c, r, m->route, &vars, is_keep_alive && !is_body_unsent);
     return false;
 }
 
@@ -1050,10 +1059,38 @@ static bool next_piece(struct wr_conn *c)
     return false;
 }
 
+/*
+ * A client waiting for 100 Continue is invited once the server connection
+ * is ready for the body (connected, request head written), as nginx does
+ * when it starts reading a body: a dead or refused upstream gets its
+ * 502/504 before the client uploads anything, and a retry to another
+ * server costs the client nothing. Returns false while the server is not
+ * ready (body_room() follows, or the exchange ends).
+ */
+static bool invite_body(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    if (io->rstart == io->rlen && !wr_proxy_can_take_body(c->proxy)) {
+        c->is_body_blocked = true;
+        return false;
+    }
+    /* Body bytes already here: the client did not wait, no 100 needed. */
+    if (io->rstart == io->rlen) {
+        push_mem(io, continue_line, sizeof(continue_line) - 1);
+        io->n_ready = io->n_segs;
+        c->last_io_ms = now_ms(); /* body_timeout runs from the invitation */
+    }
+    io->is_continue_owed = false;
+    return true;
+}
+
 /* Hands the request body in the buffer to the proxy, as far as it takes it. */
 static void forward_body(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
+    if (io->is_continue_owed && c->proxy && !c->is_proxy_done && !c->is_doomed &&
+        !invite_body(c))
+        return;
     while (io->body_kind != BODY_NONE && c->proxy && !c->is_doomed && c->state == ST_PROXY) {
         if (io->piece_len == 0 && !io->is_piece_last && !next_piece(c))
             return;
@@ -1346,19 +1383,22 @@ static void answer(struct wr_conn *c, size_t head_len)
     bool is_keep_alive = req->is_keep_alive && !cs->is_draining && !c->is_peer_eof &&
                          (max_requests == 0 || c->n_requests < max_requests);
     bool has_body = req->is_chunked || (req->has_content_length && req->content_length > 0);
-    if (has_body && req->expects_continue && io->rstart == io->rlen) {
-        push_mem(io, continue_line, sizeof(continue_line) - 1);
-        io->n_ready = io->n_segs;
-    }
+    /* RFC 9110 §10.1.1: the client waits for 100 Continue (or a final
+     * answer) before it sends the body. It is invited only by a proxy route
+     * that is about to forward the body (forward_body); a 404, 405, 429, a
+     * redirect or any other answer goes out without 100, and the
+     * connection closes after it, since the body will never come. */
+    bool is_body_unsent = has_body && req->expects_continue && io->rstart == io->rlen;
     struct wr_resp r;
-    if (dispatch(c, &r, is_keep_alive)) {
+    if (dispatch(c, &r, is_keep_alive, is_body_unsent)) {
         start_body(c, has_body, ST_PROXY);
+        io->is_continue_owed = is_body_unsent;
         forward_body(c);
         if (c->is_peer_eof && c->state == ST_PROXY)
             event_active(&c->ev_read, EV_READ, 0); /* proxy_read judges the EOF */
         return;
     }
-    if (!is_keep_alive) {
+    if (!is_keep_alive || is_body_unsent) {
         /* The client may still be sending a body: lingering close drains it. */
         finish_request(c);
         c->state = ST_CLOSING;

@@ -923,6 +923,17 @@ static bool emit(struct wr_proxy *p, const struct iovec *iov, int n)
     return !p->is_emit_pending;
 }
 
+bool wr_proxy_can_take_body(struct wr_proxy *p)
+{
+    bool is_ready = p->state == PX_SENDING && p->uc && p->head_sent == p->head_len &&
+                    p->pend_len == 0;
+    /* Still connecting or writing the head: send_head_and_body calls
+     * body_room() once the head is out. */
+    if (!is_ready && (p->state == PX_CONNECTING || p->state == PX_SENDING))
+        p->is_body_blocked = true;
+    return is_ready;
+}
+
 void wr_proxy_drained(struct wr_proxy *p)
 {
     bool was_pending = p->is_emit_pending;

@@ -100,6 +100,15 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
  */
 ssize_t wr_proxy_send_body(struct wr_proxy *p, const char *data, size_t len, bool is_last);
 
+/*
+ * True when the server connection is ready for request body bytes now
+ * (connected, request head written), so that a client waiting for 100
+ * Continue can be invited. When false and the exchange still sends its
+ * request, body_room() is called once it is ready; false for good once the
+ * response has begun or the exchange ended.
+ */
+bool wr_proxy_can_take_body(struct wr_proxy *p);
+
 /* Everything emitted so far has been written to the client. */
 void wr_proxy_drained(struct wr_proxy *p);
 
