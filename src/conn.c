@@ -254,6 +254,56 @@ static void release_io(struct wr_conns *cs, struct wr_conn *c)
 
 /* ---- life and death ---------------------------------------------------- */
 
+/* c's connection is gone: an old snapshot leaves with its last one, and the
+ * pool may then let go of the server entries only it named. */
+static void forget_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+{
+    for (size_t i = 0; i < cs->n_snapshots; i++) {
+        struct wr_conns_snapshot *snap = &cs->snapshots[i];
+        if (snap->cfg != cfg)
+            continue;
+        snap->n_conns--;
+        if (i > 0 && snap->n_conns == 0) {
+            memmove(snap, snap + 1, (cs->n_snapshots - i - 1) * sizeof(*snap));
+            cs->n_snapshots--;
+            cs->is_pool_sweep_due = true;
+        }
+        return;
+    }
+}
+
+/* Makes cfg the current snapshot (first); the previous one stays while
+ * connections hold it. Returns -1 when out of memory (nothing changed). */
+static int track_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+{
+    cs->is_pool_sweep_due = true;
+    if (cs->snapshots[0].n_conns == 0) {
+        cs->snapshots[0].cfg = cfg;
+        return 0;
+    }
+    if (cs->n_snapshots == cs->cap_snapshots) {
+        size_t cap = cs->cap_snapshots * 2;
+        struct wr_conns_snapshot *more = realloc(cs->snapshots, cap * sizeof(*more));
+        if (!more)
+            return -1;
+        cs->snapshots = more;
+        cs->cap_snapshots = cap;
+    }
+    memmove(cs->snapshots + 1, cs->snapshots, cs->n_snapshots * sizeof(*cs->snapshots));
+    cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
+    cs->n_snapshots++;
+    return 0;
+}
+
+/* Frees the pool's server entries that no snapshot in use names. */
+static void sweep_pool(struct wr_conns *cs)
+{
+    cs->is_pool_sweep_due = false;
+    for (size_t i = 0; i < cs->n_snapshots; i++)
+        wr_pool_keep(cs->pool, cs->snapshots[i].cfg);
+    wr_pool_sweep(cs->pool);
+}
+
 static void conn_close(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
@@ -268,6 +318,7 @@ static void conn_close(struct wr_conn *c)
     c->tls = NULL;
     close(c->fd);
     c->fd = -1;
+    forget_snapshot(cs, c->cfg);
     wr_config_unref(c->cfg);
     c->cfg = NULL;
     if (c->prev)
@@ -355,6 +406,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
     c->cfg = wr_config_ref(cs->cfg);
+    cs->snapshots[0].n_conns++; /* the current one: cs->cfg */
     c->id = cs->next_conn_id;
     cs->next_conn_id += 1024;
     format_peer(c->peer, sizeof(c->peer), peer);
@@ -1652,8 +1704,9 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
     cs->pool = wr_pool_new(base);
     cs->proxy_env.balancer = wr_balancer_new(cfg);
+    cs->snapshots = malloc(4 * sizeof(*cs->snapshots));
     if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->static_cache || !cs->pool ||
-        !cs->proxy_env.balancer ||
+        !cs->proxy_env.balancer || !cs->snapshots ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         free(cs->scratch);
         free(cs->tls_stage);
@@ -1665,8 +1718,13 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
         cs->pool = NULL;
         wr_balancer_free(cs->proxy_env.balancer);
         cs->proxy_env.balancer = NULL;
+        free(cs->snapshots);
+        cs->snapshots = NULL;
         return -1;
     }
+    cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
+    cs->n_snapshots = 1;
+    cs->cap_snapshots = 4;
     cs->proxy_env.base = base;
     cs->proxy_env.pool = cs->pool;
     cs->proxy_env.clock = &cs->clock;
@@ -1698,7 +1756,8 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
         cs->scratch_cap = cap;
     }
     struct wr_balancer *balancer = wr_balancer_new(cfg);
-    if (!balancer) {
+    if (!balancer || track_snapshot(cs, cfg) < 0) {
+        wr_balancer_free(balancer);
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "reload: out of memory; keeping the old config");
         wr_config_unref(cfg);
         return;
@@ -1720,6 +1779,9 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_access_log_flush(&cs->access_log);
     uint64_t now = now_ms();
     wr_pool_tick(cs->pool, now);
+    if (cs->is_pool_sweep_due)
+        sweep_pool(cs);
+    wr_metrics_set(&cs->metrics->pool_entries, wr_pool_stats(cs->pool)->n_servers);
     uint64_t n_idle = 0;
     for (struct wr_conn *c = cs->live, *next; c; c = next) {
         next = c->next;
@@ -1777,6 +1839,9 @@ void wr_conns_fini(struct wr_conns *cs)
     cs->scratch = NULL;
     free(cs->tls_stage);
     cs->tls_stage = NULL;
+    free(cs->snapshots);
+    cs->snapshots = NULL;
+    cs->n_snapshots = cs->cap_snapshots = 0;
     wr_config_unref(cs->cfg);
     cs->cfg = NULL;
 }
