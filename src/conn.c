@@ -439,8 +439,9 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
 
 static bool has_output_room(const struct wr_conn_io *io)
 {
-    /* A proxied response may queue WR_PROXY_MAX_IOV segments at once. */
-    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + WR_PROXY_MAX_IOV <= MAX_SEGS;
+    /* A proxied response may queue WR_PROXY_MAX_IOV segments at once, behind
+     * a 100 Continue that is still waiting for a slow reader. */
+    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + 1 + WR_PROXY_MAX_IOV <= MAX_SEGS;
 }
 
 static bool has_output_pending(const struct wr_conn *c)
