@@ -54,7 +54,7 @@
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 #define NO_MAX UINT64_MAX
-#define MAX_KEYS 24 /* room in sect_record.seen: most keys in one section */
+#define MAX_KEYS 32 /* room in sect_record.seen: most keys in one section */
 #define WORD_MAX 256 /* longest word copied out of a value (lines are shorter) */
 #define OOM_MSG "out of memory"
 /* Bigger input is refused: `weir -t -c /dev/zero` must end, and no real
@@ -1529,6 +1529,10 @@ static const struct key_def server_keys[] = {
     /* log_level: info */
     {.name = "log_level", .parse = parse_enum, FIELD(SRV, log_level), .dflt = "info",
      .choices = log_levels},
+    /* underscores_in_headers: off = request fields with '_' in the name are not
+     * forwarded upstream (nginx's default); the proxy routes' default */
+    {.name = "underscores_in_headers", .parse = parse_bool, FIELD(SRV, underscores_in_headers),
+     .dflt = "off"},
 };
 
 #define LIM struct wr_limits_cfg
@@ -1678,6 +1682,12 @@ static const struct key_def route_keys[] = {
      .flags = KEY_PROXY},
     {.name = "websocket_timeout", .parse = parse_duration, FIELD(RT, websocket_timeout_ms),
      .dflt = "1h", .min = 1, .max = NO_MAX, .flags = KEY_PROXY},
+    /* underscores_in_headers: unset = [server]'s (resolve_proxies) */
+    {.name = "underscores_in_headers", .parse = parse_bool, FIELD(RT, underscores_in_headers),
+     .flags = KEY_PROXY},
+    /* abort_on_eof: off = a client that half-closes after its request is answered */
+    {.name = "abort_on_eof", .parse = parse_bool, FIELD(RT, abort_on_eof), .dflt = "off",
+     .flags = KEY_PROXY},
     /* add_header: any action, repeatable */
     {.name = "add_header", .parse = parse_add_header, .flags = KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
@@ -2446,6 +2456,9 @@ static void resolve_proxies(struct loader *ld)
         if (rec->kind != SECT_ROUTE || cfg->routes[rec->index].proxy == NULL)
             continue;
         struct wr_route *r = &cfg->routes[rec->index];
+        /* [server] may come after the route in the file: known only now. */
+        if (seen_line(rec, "underscores_in_headers") == 0)
+            r->underscores_in_headers = cfg->server.underscores_in_headers;
         size_t u = find_named(cfg, SECT_UPSTREAM, r->proxy);
         if (u != SIZE_MAX)
             r->upstream = &cfg->upstreams[u];

@@ -11,10 +11,13 @@
  *   writes (writev, sendfile) -> the next pipelined request is parsed, or the
  *   connection goes idle -> conn_close.
  * A proxy route instead: dispatch -> start_proxy (wr_proxy_start, proxy.c)
- *   -> ST_PROXY: forward_body hands body bytes to wr_proxy_send_body; the
- *   proxy emits response bytes into our output queue (proxy_emit) and says
- *   done (proxy_done) -> end_proxy logs and goes on like any response; after
- *   a 101, start_tunnel hands the socket to the proxy's relay (ST_TUNNEL).
+ *   -> ST_PROXY: forward_body hands body bytes to wr_proxy_send_body (first
+ *   inviting a client that waits for 100 Continue, once the server can take
+ *   the body); the proxy emits response bytes into our output queue
+ *   (proxy_emit) and says done (proxy_done) -> end_proxy logs and goes on
+ *   like any response; after a 101, start_tunnel hands the socket to the
+ *   proxy's relay (ST_TUNNEL). A client's EOF during the exchange is judged
+ *   by proxy_read: a half-close after the whole request is answered.
  *
  * Not here: parsing (http_parser), choosing routes (router), building files'
  * responses (static), talking to upstreams (proxy). Invariants:
@@ -118,6 +121,8 @@ struct wr_conn_io {
     const char *piece;     /* proxied body: decoded bytes the proxy has not taken */
     size_t piece_len;
     bool is_piece_last;    /* piece ends the body */
+    bool is_abort_on_eof;  /* the proxy route's abort_on_eof (set at dispatch) */
+    bool is_continue_owed; /* proxied: the client waits for 100 Continue to send its body */
     uint64_t body_left;    /* BODY_LENGTH: bytes still to read */
     uint64_t body_seen;    /* BODY_CHUNKED: data bytes so far */
     struct wr_http_chunked chunked;
@@ -201,6 +206,8 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     io->rstart = io->rlen = io->pin = io->scanned = 0;
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
+    io->is_continue_owed = io->is_abort_on_eof = false;
+    io->metrics_route = 0;
     event_assign(&io->ev_write, cs->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
@@ -247,6 +254,56 @@ static void release_io(struct wr_conns *cs, struct wr_conn *c)
 
 /* ---- life and death ---------------------------------------------------- */
 
+/* c's connection is gone: an old snapshot leaves with its last one, and the
+ * pool may then let go of the server entries only it named. */
+static void forget_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+{
+    for (size_t i = 0; i < cs->n_snapshots; i++) {
+        struct wr_conns_snapshot *snap = &cs->snapshots[i];
+        if (snap->cfg != cfg)
+            continue;
+        snap->n_conns--;
+        if (i > 0 && snap->n_conns == 0) {
+            memmove(snap, snap + 1, (cs->n_snapshots - i - 1) * sizeof(*snap));
+            cs->n_snapshots--;
+            cs->is_pool_sweep_due = true;
+        }
+        return;
+    }
+}
+
+/* Makes cfg the current snapshot (first); the previous one stays while
+ * connections hold it. Returns -1 when out of memory (nothing changed). */
+static int track_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+{
+    cs->is_pool_sweep_due = true;
+    if (cs->snapshots[0].n_conns == 0) {
+        cs->snapshots[0].cfg = cfg;
+        return 0;
+    }
+    if (cs->n_snapshots == cs->cap_snapshots) {
+        size_t cap = cs->cap_snapshots * 2;
+        struct wr_conns_snapshot *more = realloc(cs->snapshots, cap * sizeof(*more));
+        if (!more)
+            return -1;
+        cs->snapshots = more;
+        cs->cap_snapshots = cap;
+    }
+    memmove(cs->snapshots + 1, cs->snapshots, cs->n_snapshots * sizeof(*cs->snapshots));
+    cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
+    cs->n_snapshots++;
+    return 0;
+}
+
+/* Frees the pool's server entries that no snapshot in use names. */
+static void sweep_pool(struct wr_conns *cs)
+{
+    cs->is_pool_sweep_due = false;
+    for (size_t i = 0; i < cs->n_snapshots; i++)
+        wr_pool_keep(cs->pool, cs->snapshots[i].cfg);
+    wr_pool_sweep(cs->pool);
+}
+
 static void conn_close(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
@@ -261,6 +318,7 @@ static void conn_close(struct wr_conn *c)
     c->tls = NULL;
     close(c->fd);
     c->fd = -1;
+    forget_snapshot(cs, c->cfg);
     wr_config_unref(c->cfg);
     c->cfg = NULL;
     if (c->prev)
@@ -350,6 +408,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
     c->cfg = wr_config_ref(cs->cfg);
+    cs->snapshots[0].n_conns++; /* the current one: cs->cfg */
     c->id = cs->next_conn_id;
     cs->next_conn_id += 1024;
     format_peer(c->peer, sizeof(c->peer), peer);
@@ -382,8 +441,9 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
 
 static bool has_output_room(const struct wr_conn_io *io)
 {
-    /* A proxied response may queue WR_PROXY_MAX_IOV segments at once. */
-    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + WR_PROXY_MAX_IOV <= MAX_SEGS;
+    /* A proxied response may queue WR_PROXY_MAX_IOV segments at once, behind
+     * a 100 Continue that is still waiting for a slow reader. */
+    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + 1 + WR_PROXY_MAX_IOV <= MAX_SEGS;
 }
 
 static bool has_output_pending(const struct wr_conn *c)
@@ -647,7 +707,8 @@ static int settle(struct wr_conn *c)
     bool is_pending = has_output_pending(c);
     if (c->state == ST_CLOSING && !is_pending)
         return start_linger(c);
-    if (c->is_peer_eof && !is_pending) {
+    /* A proxied exchange outlives a half-close (proxy_read decides). */
+    if (c->is_peer_eof && !is_pending && c->state != ST_PROXY) {
         conn_close(c);
         return -1;
     }
@@ -806,7 +867,8 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     else if (!is_bodiless)
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
-    io->metrics_route = route ? route->metrics_id : 0;
+    if (route)
+        io->metrics_route = route->metrics_id; /* else: the one dispatch chose, or 0 */
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
@@ -855,8 +917,12 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
 /*
  * Runs the router and the route's action for the parsed request in io->req.
  * Returns true when the request went to a proxy (no response queued yet).
+ * is_keep_alive: the connection may go on after the exchange; is_body_unsent:
+ * a client waits for 100 Continue before sending its body, so any answer
+ * other than a proxy's closes the connection (the body is never read).
  */
-static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
+static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
+                     bool is_body_unsent)
 {
     struct wr_conns *cs = c->home;
     struct wr_conn_io *io = c->io;
@@ -901,6 +967,9 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
         };
         if (m->route->action == WR_ACTION_PROXY) {
             status = start_proxy(c, &ex, is_keep_alive);
+            /* Its answers, 502/504 included, count under the route. */
+            io->metrics_route = m->route->metrics_id;
+            io->is_abort_on_eof = m->route->abort_on_eof;
             if (status == 0)
                 return true;
         } else {
@@ -912,18 +981,27 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
         build_error(c, r, status, status == 405 ? m->allow : NULL);
     if (status == 429)
         wr_resp_header_u64(r, "Retry-After", retry_after_s);
-    commit_response(c, r, m->route, &vars, is_keep_alive);
+    commit_response(c, r, m->route, &vars, is_keep_alive && !is_body_unsent);
     return false;
 }
 
-/* The request (and its body) is complete: log it, release its response. */
-static void finish_request(struct wr_conn *c)
+/* Logs the request in flight and counts it under its route: every access
+ * log line is a request in weir_http_requests_total (aborted and cut
+ * proxied exchanges and tunnels included). */
+static void account_request(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     log_request(c);
     /* The same duration as the access log's request_time. */
     wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
                              (now_ms() - c->phase_ms) * 1000);
+}
+
+/* The request (and its body) is complete: log it, release its response. */
+static void finish_request(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    account_request(c);
     io->n_ready = io->n_segs;
     io->body_kind = BODY_NONE;
     io->pin = 0;
@@ -959,6 +1037,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->req.minor_version = 1;
         io->req.method_id = WR_HTTP_OTHER;
         io->request_id[0] = '\0';
+        io->metrics_route = 0;
     }
     struct wr_resp r;
     build_error(c, &r, status, NULL);
@@ -1035,10 +1114,38 @@ static bool next_piece(struct wr_conn *c)
     return false;
 }
 
+/*
+ * A client waiting for 100 Continue is invited once the server connection
+ * is ready for the body (connected, request head written), as nginx does
+ * when it starts reading a body: a dead or refused upstream gets its
+ * 502/504 before the client uploads anything, and a retry to another
+ * server costs the client nothing. Returns false while the server is not
+ * ready (body_room() follows, or the exchange ends).
+ */
+static bool invite_body(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    if (io->rstart == io->rlen && !wr_proxy_can_take_body(c->proxy)) {
+        c->is_body_blocked = true;
+        return false;
+    }
+    /* Body bytes already here: the client did not wait, no 100 needed. */
+    if (io->rstart == io->rlen) {
+        push_mem(io, continue_line, sizeof(continue_line) - 1);
+        io->n_ready = io->n_segs;
+        c->last_io_ms = now_ms(); /* body_timeout runs from the invitation */
+    }
+    io->is_continue_owed = false;
+    return true;
+}
+
 /* Hands the request body in the buffer to the proxy, as far as it takes it. */
 static void forward_body(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
+    if (io->is_continue_owed && c->proxy && !c->is_proxy_done && !c->is_doomed &&
+        !invite_body(c))
+        return;
     while (io->body_kind != BODY_NONE && c->proxy && !c->is_doomed && c->state == ST_PROXY) {
         if (io->piece_len == 0 && !io->is_piece_last && !next_piece(c))
             return;
@@ -1079,6 +1186,7 @@ static bool write_queued(struct wr_conn *c)
             return false;
         }
         c->last_io_ms = now_ms();
+        wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
     }
     io->seg_first = io->n_segs = io->n_ready = 0;
     io->wlen = 0;
@@ -1124,7 +1232,7 @@ static void start_tunnel(struct wr_conn *c)
     struct wr_conn_io *io = c->io;
     io->log_status = 101;
     io->log_bytes = 0;
-    log_request(c);
+    account_request(c);
     event_del(&c->ev_read);
     event_del(&io->ev_write);
     c->is_write_armed = false;
@@ -1170,7 +1278,7 @@ static int end_proxy(struct wr_conn *c)
     if (end == WR_PROXY_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
         io->log_status = io->log_status ? io->log_status : 502;
-        log_request(c);
+        account_request(c);
         conn_close(c);
         return -1;
     }
@@ -1216,34 +1324,65 @@ static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
     return wr_tls_recv(c->tls, buf, cap);
 }
 
-/* Client socket readable during a proxied exchange. */
+/* The client left before its exchange ended: the upstream request is
+ * abandoned at once and logged with 499, as nginx does. */
+static void abort_proxy(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    io->log_status = 499;
+    io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
+    account_request(c);
+    conn_close(c);
+}
+
+/*
+ * After the client's EOF: true when the exchange must be abandoned. RFC
+ * 9112 §9.6 lets a client half-close once its request is sent, so, as
+ * HAProxy does, an EOF after the whole request (body included) is not an
+ * abort: the response still goes out, then the connection closes (only a
+ * failed write is an abort then). An EOF with body bytes still owed is,
+ * since the body can never be completed; and abort_on_eof = on takes any
+ * EOF for one (nginx's default, for long-polling backends).
+ */
+static bool is_eof_abort(const struct wr_conn *c)
+{
+    const struct wr_conn_io *io = c->io;
+    if (c->is_proxy_done || c->is_doomed)
+        return false; /* ending anyway: end_proxy closes after the flush */
+    if (io->is_abort_on_eof)
+        return true;
+    /* forward_body stopped for want of input, not because the server is
+     * slow to take the body: the rest of the body cannot come any more. */
+    return io->body_kind != BODY_NONE && !c->is_body_blocked;
+}
+
+/* Client socket readable during a proxied exchange (or, after its EOF,
+ * body room: nothing more is read then). */
 static void proxy_read(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    if (io->rlen < io->rcap && !c->is_body_blocked) {
+    if (!c->is_peer_eof && io->rlen < io->rcap && !c->is_body_blocked) {
         /* Through conn_recv: on TLS the body arrives in records that only
          * OpenSSL may take off the socket (a raw read sent ciphertext up as
          * body and broke the client's TLS stream). */
         ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            conn_close(c);
+            abort_proxy(c); /* reset: nobody to answer */
             return;
         }
-        if (n == 0) {
-            /* The client left (or half-closed): as nginx does, the upstream
-             * request is abandoned; 499 in the access log. */
-            io->log_status = 499;
-            io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
-            log_request(c);
-            conn_close(c);
-            return;
-        }
+        if (n == 0)
+            c->is_peer_eof = true;
         if (n > 0) {
             io->rlen += (size_t)n;
             c->last_io_ms = now_ms();
+            wr_metrics_add(&c->home->metrics->bytes_in, (uint64_t)n);
         }
     }
     forward_body(c);
+    if (c->is_peer_eof && c->state == ST_PROXY && is_eof_abort(c)) {
+        abort_proxy(c);
+        return;
+    }
     settle(c);
 }
 
@@ -1290,6 +1429,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     c->n_requests++;
     cs->n_requests++;
     io->rstart += head_len;
+    io->metrics_route = 0; /* until a route answers */
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
         answer_and_close(c, 413, true);
@@ -1298,17 +1438,22 @@ static void answer(struct wr_conn *c, size_t head_len)
     bool is_keep_alive = req->is_keep_alive && !cs->is_draining && !c->is_peer_eof &&
                          (max_requests == 0 || c->n_requests < max_requests);
     bool has_body = req->is_chunked || (req->has_content_length && req->content_length > 0);
-    if (has_body && req->expects_continue && io->rstart == io->rlen) {
-        push_mem(io, continue_line, sizeof(continue_line) - 1);
-        io->n_ready = io->n_segs;
-    }
+    /* RFC 9110 §10.1.1: the client waits for 100 Continue (or a final
+     * answer) before it sends the body. It is invited only by a proxy route
+     * that is about to forward the body (forward_body); a 404, 405, 429, a
+     * redirect or any other answer goes out without 100, and the
+     * connection closes after it, since the body will never come. */
+    bool is_body_unsent = has_body && req->expects_continue && io->rstart == io->rlen;
     struct wr_resp r;
-    if (dispatch(c, &r, is_keep_alive)) {
+    if (dispatch(c, &r, is_keep_alive, is_body_unsent)) {
         start_body(c, has_body, ST_PROXY);
+        io->is_continue_owed = is_body_unsent;
         forward_body(c);
+        if (c->is_peer_eof && c->state == ST_PROXY)
+            event_active(&c->ev_read, EV_READ, 0); /* proxy_read judges the EOF */
         return;
     }
-    if (!is_keep_alive) {
+    if (!is_keep_alive || is_body_unsent) {
         /* The client may still be sending a body: lingering close drains it. */
         finish_request(c);
         c->state = ST_CLOSING;
@@ -1562,8 +1707,9 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
     cs->pool = wr_pool_new(base);
     cs->proxy_env.balancer = wr_balancer_new(cfg);
+    cs->snapshots = malloc(4 * sizeof(*cs->snapshots));
     if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->static_cache || !cs->pool ||
-        !cs->proxy_env.balancer ||
+        !cs->proxy_env.balancer || !cs->snapshots ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         free(cs->scratch);
         free(cs->tls_stage);
@@ -1575,8 +1721,13 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
         cs->pool = NULL;
         wr_balancer_free(cs->proxy_env.balancer);
         cs->proxy_env.balancer = NULL;
+        free(cs->snapshots);
+        cs->snapshots = NULL;
         return -1;
     }
+    cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
+    cs->n_snapshots = 1;
+    cs->cap_snapshots = 4;
     cs->proxy_env.base = base;
     cs->proxy_env.pool = cs->pool;
     cs->proxy_env.clock = &cs->clock;
@@ -1608,7 +1759,8 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
         cs->scratch_cap = cap;
     }
     struct wr_balancer *balancer = wr_balancer_new(cfg);
-    if (!balancer) {
+    if (!balancer || track_snapshot(cs, cfg) < 0) {
+        wr_balancer_free(balancer);
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "reload: out of memory; keeping the old config");
         wr_config_unref(cfg);
         return;
@@ -1630,6 +1782,9 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_access_log_flush(&cs->access_log);
     uint64_t now = now_ms();
     wr_pool_tick(cs->pool, now);
+    if (cs->is_pool_sweep_due)
+        sweep_pool(cs);
+    wr_metrics_set(&cs->metrics->pool_entries, wr_pool_stats(cs->pool)->n_servers);
     uint64_t n_idle = 0;
     for (struct wr_conn *c = cs->live, *next; c; c = next) {
         next = c->next;
@@ -1687,6 +1842,9 @@ void wr_conns_fini(struct wr_conns *cs)
     cs->scratch = NULL;
     free(cs->tls_stage);
     cs->tls_stage = NULL;
+    free(cs->snapshots);
+    cs->snapshots = NULL;
+    cs->n_snapshots = cs->cap_snapshots = 0;
     wr_config_unref(cs->cfg);
     cs->cfg = NULL;
 }

@@ -468,6 +468,10 @@ static void format_upstreams(const struct wr_metrics *m, struct wr_metrics_text 
     }
     t->is_oom |= labels.is_oom;
     wr_metrics_text_fini(&labels);
+    scalar(t, "weir_upstream_pool_entries", "gauge",
+           "Upstream pool server entries (address and TLS context) held by the workers "
+           "(refreshed every 100 ms).",
+           sum_like(m, &m->workers[0].pool_entries));
 }
 
 void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_text *out)

@@ -4,7 +4,13 @@
  * Each distinct (server address, TLS context) gets a struct
  * wr_pool_server holding its idle list and, for TLS, the last session the
  * server gave; lookups scan the short list of servers this worker has
- * talked to (a handful per upstream). A connection's read event is
+ * talked to (a handful per upstream). Entries live while a snapshot the
+ * worker still uses names them (wr_pool_keep) or a connection points to
+ * them (n_conns): every reload brings new TLS contexts and may bring new
+ * addresses, so entries of the past are swept (wr_pool_sweep) rather than
+ * kept forever. A swept entry that still has busy connections is retired:
+ * they finish their exchange and close instead of going idle, and the
+ * last one frees the entry. A connection's read event is
  * registered once at connect and stays until close: idle connections need
  * it to notice a server closing them, busy ones to read responses.
  *
@@ -31,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/config.h"
 #include "weir/tls.h"
 
 #define TLS_STAGE 16384 /* one TLS record of plaintext */
@@ -43,6 +50,10 @@ struct wr_pool_server {
     struct wr_tls_session *session; /* owned: the last one received, or NULL */
     struct wr_upconn *idle;         /* most recently used first */
     uint64_t n_idle;
+    uint64_t n_conns;               /* connections pointing here, idle or busy */
+    bool is_kept;                   /* named by wr_pool_keep since the last sweep */
+    bool is_retired;                /* swept while busy: no snapshot in use names it; freed
+                                       with its last connection, which never goes idle */
 };
 
 struct wr_pool {
@@ -82,8 +93,10 @@ static struct wr_pool_server *find_server(struct wr_pool *pool, const struct wr_
 {
     for (struct wr_pool_server *s = pool->servers; s; s = s->next) {
         if (s->tls_id == tls_id && s->addr_len == addr->addr_len &&
-            memcmp(&s->addr, &addr->addr, addr->addr_len) == 0)
+            memcmp(&s->addr, &addr->addr, addr->addr_len) == 0) {
+            s->is_retired = false; /* a snapshot in use asks for it again */
             return s;
+        }
     }
     if (!is_creating)
         return NULL;
@@ -95,7 +108,29 @@ static struct wr_pool_server *find_server(struct wr_pool *pool, const struct wr_
     s->tls_id = tls_id;
     s->next = pool->servers;
     pool->servers = s;
+    pool->stats.n_servers++;
     return s;
+}
+
+static void free_server(struct wr_pool *pool, struct wr_pool_server *s)
+{
+    wr_tls_session_free(s->session);
+    free(s);
+    pool->stats.n_servers--;
+}
+
+/* A retired entry goes with its last connection. */
+static void release_server(struct wr_pool *pool, struct wr_pool_server *s)
+{
+    if (!s->is_retired || s->n_conns > 0)
+        return;
+    for (struct wr_pool_server **pp = &pool->servers; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            free_server(pool, s);
+            return;
+        }
+    }
 }
 
 static void unlink_idle(struct wr_upconn *uc)
@@ -127,7 +162,18 @@ static void free_upconn(struct wr_upconn *uc)
     }
     close(uc->fd);
     uc->pool->stats.n_open--;
+    uc->server->n_conns--;
     free(uc);
+}
+
+/* free_upconn, and the entry too when it was retired and this was its last
+ * connection. Not while walking the entry list (wr_pool_tick). */
+static void close_upconn(struct wr_upconn *uc)
+{
+    struct wr_pool *pool = uc->pool;
+    struct wr_pool_server *s = uc->server;
+    free_upconn(uc);
+    release_server(pool, s);
 }
 
 /* Arms ev_write when the owner or the record layer needs it. */
@@ -239,7 +285,7 @@ static void on_upconn_event(evutil_socket_t fd, short what, void *arg)
     if (uc->tls && (what & EV_READ) && wr_tls_idle_check(uc->tls->t))
         return;
     unlink_idle(uc);
-    free_upconn(uc);
+    close_upconn(uc);
 }
 
 struct wr_upconn *wr_pool_get(struct wr_pool *pool, const struct wr_listen_addr *addr,
@@ -328,6 +374,7 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
     uc->fd = fd;
     uc->pool = pool;
     uc->server = s;
+    s->n_conns++;
     uc->on_event = on_event;
     uc->arg = arg;
     uc->n_requests = 1;
@@ -336,7 +383,7 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
     event_assign(&uc->ev_write, pool->base, fd, EV_WRITE | EV_PERSIST, on_upconn_event, uc);
     pool->stats.n_open++;
     if ((tls && start_tls(uc, tls, server) < 0) || event_add(&uc->ev_read, NULL) < 0) {
-        free_upconn(uc);
+        close_upconn(uc);
         errno = ENOMEM;
         return NULL;
     }
@@ -447,7 +494,7 @@ ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n)
 
 void wr_upconn_close(struct wr_upconn *uc)
 {
-    free_upconn(uc);
+    close_upconn(uc);
 }
 
 /* A TLS connection goes idle only with nothing owed either way. */
@@ -461,8 +508,10 @@ static bool is_tls_reusable(const struct wr_upconn *uc)
 void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms)
 {
     struct wr_pool_server *s = uc->server;
-    if (s->n_idle >= max_idle || uc->is_connecting || (uc->tls && !is_tls_reusable(uc))) {
-        free_upconn(uc);
+    /* A retired entry's connections are for no snapshot in use any more. */
+    if (s->is_retired || s->n_idle >= max_idle || uc->is_connecting ||
+        (uc->tls && !is_tls_reusable(uc))) {
+        close_upconn(uc);
         return;
     }
     uc->on_event = NULL;
@@ -523,6 +572,18 @@ void wr_pool_tick(struct wr_pool *pool, uint64_t now)
     }
 }
 
+/* Closes the idle connections of s (the entry stays). */
+static void close_idle(struct wr_pool *pool, struct wr_pool_server *s)
+{
+    while (s->idle) {
+        struct wr_upconn *uc = s->idle;
+        s->idle = uc->next;
+        s->n_idle--;
+        pool->stats.n_idle--;
+        free_upconn(uc);
+    }
+}
+
 void wr_pool_free(struct wr_pool *pool)
 {
     if (!pool)
@@ -530,15 +591,56 @@ void wr_pool_free(struct wr_pool *pool)
     while (pool->servers) {
         struct wr_pool_server *s = pool->servers;
         pool->servers = s->next;
-        while (s->idle) {
-            struct wr_upconn *uc = s->idle;
-            s->idle = uc->next;
-            free_upconn(uc);
-        }
-        wr_tls_session_free(s->session);
-        free(s);
+        close_idle(pool, s);
+        free_server(pool, s);
     }
     free(pool);
+}
+
+/* True when cfg has a server at s's address reached with s's TLS context
+ * (plain TCP: any upstream without TLS). */
+static bool is_named_by(const struct wr_pool_server *s, const struct wr_config *cfg)
+{
+    for (size_t u = 0; u < cfg->n_upstreams; u++) {
+        const struct wr_upstream_cfg *up = &cfg->upstreams[u];
+        if (wr_tls_client_id(up->tls_client) != s->tls_id)
+            continue;
+        for (size_t i = 0; i < up->n_servers; i++) {
+            const struct wr_listen_addr *a = &up->servers[i].addr;
+            if (a->addr_len == s->addr_len && memcmp(&a->addr, &s->addr, s->addr_len) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+void wr_pool_keep(struct wr_pool *pool, const struct wr_config *cfg)
+{
+    for (struct wr_pool_server *s = pool->servers; s; s = s->next)
+        s->is_kept = s->is_kept || is_named_by(s, cfg);
+}
+
+void wr_pool_sweep(struct wr_pool *pool)
+{
+    for (struct wr_pool_server **pp = &pool->servers; *pp;) {
+        struct wr_pool_server *s = *pp;
+        bool is_kept = s->is_kept;
+        s->is_kept = false;
+        if (is_kept) {
+            s->is_retired = false;
+            pp = &s->next;
+            continue;
+        }
+        /* Only a snapshot nobody uses could take these again. */
+        close_idle(pool, s);
+        if (s->n_conns > 0) {
+            s->is_retired = true;
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        free_server(pool, s);
+    }
 }
 
 const struct wr_pool_stats *wr_pool_stats(const struct wr_pool *pool)

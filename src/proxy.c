@@ -211,6 +211,11 @@ static void put_field(struct out *o, struct wr_str name, struct wr_str value)
     put(o, "\r\n", 2);
 }
 
+bool wr_proxy_is_underscore_name(struct wr_str name)
+{
+    return name.len > 0 && memchr(name.ptr, '_', name.len) != NULL;
+}
+
 bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fields, size_t n)
 {
     static const struct wr_str fixed[] = {
@@ -355,6 +360,33 @@ static void put_set_headers(struct out *o, const struct wr_proxy_request *pr)
     }
 }
 
+/* The client's fields that go upstream as they are. Returns true when one
+ * of them is X-Request-Id. */
+static bool put_client_fields(struct out *o, const struct wr_proxy *p,
+                              const struct wr_proxy_request *pr)
+{
+    const struct wr_http_request *req = pr->ex->req;
+    bool has_request_id = false;
+    size_t n_underscored = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct wr_http_header *h = &req->headers[i];
+        if (is_dropped_request_field(pr, h->name))
+            continue;
+        if (!pr->ex->route->underscores_in_headers && wr_proxy_is_underscore_name(h->name)) {
+            n_underscored++; /* as nginx's underscores_in_headers off */
+            continue;
+        }
+        has_request_id |= is_field_named(h->name, "X-Request-Id");
+        put_field(o, h->name, h->value);
+    }
+    /* One line per request, not per field: a client controls the count. */
+    if (n_underscored > 0 && wr_log_is_enabled(WR_LOG_DEBUG))
+        wr_log(WR_LOG_DEBUG, p->env->worker_id, pr->id,
+               "%zu request header field%s with '_' in the name not forwarded "
+               "(underscores_in_headers = off)", n_underscored, n_underscored == 1 ? "" : "s");
+    return has_request_id;
+}
+
 /* Builds the request head for the server into p->hbuf. Returns 0 or -1.
  * With preserve_host = off, Host names the server chosen, so the head stops
  * before its last CRLF and set_server_host completes it per attempt. */
@@ -372,14 +404,7 @@ static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request 
         put_str(&o, req->host);
         put(&o, "\r\n", 2);
     }
-    bool has_request_id = false;
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const struct wr_http_header *h = &req->headers[i];
-        if (is_dropped_request_field(pr, h->name))
-            continue;
-        has_request_id |= is_field_named(h->name, "X-Request-Id");
-        put_field(&o, h->name, h->value);
-    }
+    bool has_request_id = put_client_fields(&o, p, pr);
     if (ex->route->forwarded_headers) {
         put_forwarded(&o, pr);
         if (!has_request_id)
@@ -898,6 +923,17 @@ static bool emit(struct wr_proxy *p, const struct iovec *iov, int n)
     return !p->is_emit_pending;
 }
 
+bool wr_proxy_can_take_body(struct wr_proxy *p)
+{
+    bool is_ready = p->state == PX_SENDING && p->uc && p->head_sent == p->head_len &&
+                    p->pend_len == 0;
+    /* Still connecting or writing the head: send_head_and_body calls
+     * body_room() once the head is out. */
+    if (!is_ready && (p->state == PX_CONNECTING || p->state == PX_SENDING))
+        p->is_body_blocked = true;
+    return is_ready;
+}
+
 void wr_proxy_drained(struct wr_proxy *p)
 {
     bool was_pending = p->is_emit_pending;
@@ -1327,6 +1363,8 @@ static int tunnel_write(const struct wr_proxy *p, struct wr_upconn *uc, const ch
             return errno == EAGAIN ? 0 : -1;
         }
         *start += (size_t)w;
+        if (!uc && p->env->metrics)
+            wr_metrics_add(&p->env->metrics->bytes_out, (uint64_t)w);
     }
     *start = *len = 0;
     return 1;
@@ -1352,6 +1390,8 @@ static ssize_t tunnel_read(struct wr_proxy *p, struct wr_upconn *uc, char *buf, 
         event_active(&p->ev_client_read, EV_READ, 0);
     if (n < 0 && errno == EAGAIN)
         return -2;
+    if (n > 0 && !uc && p->env->metrics)
+        wr_metrics_add(&p->env->metrics->bytes_in, (uint64_t)n);
     return n;
 }
 

@@ -50,6 +50,7 @@ struct wr_server_cfg {
     enum wr_log_format access_log_format;
     char *error_log;          /* owned path or "stderr" */
     enum wr_log_level log_level;
+    bool underscores_in_headers; /* default of the proxy routes' key (off: dropped) */
 };
 
 struct wr_limits_cfg {
@@ -190,6 +191,9 @@ struct wr_route {
     const struct wr_upstream_cfg *upstream; /* borrowed: resolved reference */
     struct wr_tmpl rewrite; /* text NULL when unset */
     bool preserve_host, forwarded_headers, websocket;
+    bool underscores_in_headers; /* forward request fields with '_' in the name;
+                                    [server]'s value unless the route sets it */
+    bool abort_on_eof;    /* a client EOF after the request aborts the exchange (499) */
     uint64_t websocket_timeout_ms;
     struct wr_header_cfg *set_headers; /* owned */
     size_t n_set_headers;

@@ -28,6 +28,14 @@ struct wr_conn_io;
 struct wr_static_cache;
 struct wr_limits;
 
+/* A snapshot this worker still serves under, and how many of its open
+ * connections hold it (they started under it). */
+struct wr_conns_snapshot {
+    const struct wr_config *cfg; /* borrowed: its connections (and, for the current
+                                    one, cs) hold references */
+    uint64_t n_conns;
+};
+
 /* Bytes staged per SSL_write: one full TLS record. */
 #define WR_CONNS_TLS_STAGE (16 * 1024)
 
@@ -57,6 +65,12 @@ struct wr_conns {
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */
     char host_buf[256];           /* $host: lower-case, port removed */
+
+    /* The snapshots in use, current (cfg) first; an old one leaves with its
+     * last connection. The pool keeps only the server entries they name. */
+    struct wr_conns_snapshot *snapshots; /* owned */
+    size_t n_snapshots, cap_snapshots;
+    bool is_pool_sweep_due;       /* the set changed: sweep the pool on the next tick */
 
     struct wr_conn *live;         /* every open connection (doubly linked) */
     uint64_t n_live;

@@ -74,6 +74,7 @@ struct wr_metrics_worker {
     _Atomic uint64_t tls_resumptions; /* completed by resuming a session */
     _Atomic uint64_t tls_handshake_failures;
     _Atomic uint64_t access_log_dropped_lines; /* its log writer queue was full */
+    _Atomic uint64_t pool_entries;    /* gauge: upstream pool server entries, per tick */
     struct wr_metrics_hist duration;  /* client requests, first byte -> response queued */
     _Atomic uint64_t requests[WR_METRICS_MAX_ROUTES][WR_METRICS_N_CLASSES];
     struct wr_metrics_server servers[WR_METRICS_MAX_SERVERS];

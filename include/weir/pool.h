@@ -11,7 +11,10 @@
  * taking a pooled connection or giving it back costs no epoll_ctl.
  * Servers are told apart by address and TLS client context, so plain
  * connections survive a reload that keeps the address (TLS ones do not:
- * each snapshot has its own contexts, and its own CA to trust).
+ * each snapshot has its own contexts, and its own CA to trust). Each such
+ * server has an entry (its idle list and TLS session); the owner reclaims
+ * the entries no snapshot in use names any more with wr_pool_keep and
+ * wr_pool_sweep, so reloads do not pile them up.
  *
  * TLS: a connection made with a client context (tls.h) handshakes as part
  * of connecting: is_connecting stays true, and the owner hears nothing,
@@ -34,6 +37,7 @@
 #include "weir/units.h"
 
 struct iovec;
+struct wr_config;
 struct wr_tls_client;
 
 struct event_base;
@@ -69,6 +73,7 @@ struct wr_pool_stats {
     uint64_t n_misses;   /* a request had to connect */
     uint64_t n_idle;     /* idle connections now */
     uint64_t n_open;     /* upstream connections now, idle or busy */
+    uint64_t n_servers;  /* server entries now (address + TLS context each) */
 };
 
 struct wr_pool *wr_pool_new(struct event_base *base);
@@ -136,6 +141,19 @@ void wr_upconn_want_write(struct wr_upconn *uc, bool is_wanted);
 
 /* Closes idle connections past their time (the worker's tick). */
 void wr_pool_tick(struct wr_pool *pool, uint64_t now_ms);
+
+/*
+ * Reclaiming entries: call wr_pool_keep for every snapshot the worker may
+ * still proxy under (its current one, and those its open connections hold;
+ * cfg borrowed for the call), then wr_pool_sweep. The sweep frees each entry
+ * no keep named since the previous sweep (its TLS session with it) after
+ * closing its idle connections; an entry with busy connections is retired
+ * instead: they close when given back, and the last one frees the entry. A
+ * retired entry a later lookup asks for again (a snapshot in use names it)
+ * serves as before. Worker thread.
+ */
+void wr_pool_keep(struct wr_pool *pool, const struct wr_config *cfg);
+void wr_pool_sweep(struct wr_pool *pool);
 
 const struct wr_pool_stats *wr_pool_stats(const struct wr_pool *pool);
 

@@ -100,6 +100,15 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
  */
 ssize_t wr_proxy_send_body(struct wr_proxy *p, const char *data, size_t len, bool is_last);
 
+/*
+ * True when the server connection is ready for request body bytes now
+ * (connected, request head written), so that a client waiting for 100
+ * Continue can be invited. When false and the exchange still sends its
+ * request, body_room() is called once it is ready; false for good once the
+ * response has begun or the exchange ended.
+ */
+bool wr_proxy_can_take_body(struct wr_proxy *p);
+
 /* Everything emitted so far has been written to the client. */
 void wr_proxy_drained(struct wr_proxy *p);
 
@@ -132,6 +141,11 @@ uint64_t wr_proxy_body_bytes_out(const struct wr_proxy *p);
  * lowered when the response forces a close (an unframed body for an
  * HTTP/1.0 client, or a tunnel). */
 bool wr_proxy_is_keep_alive(const struct wr_proxy *p);
+
+/* True when a field name has '_' in it: such fields are not forwarded unless
+ * the route's underscores_in_headers is on (CGI-style backends map '-' and
+ * '_' to one variable, so "Content_Length" could pass for Content-Length). */
+bool wr_proxy_is_underscore_name(struct wr_str name);
 
 /* True for the fields a proxy must not forward (RFC 9110 §7.6.1): the fixed
  * hop-by-hop names and every name listed by a Connection field in fields. */

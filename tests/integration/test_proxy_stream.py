@@ -2,7 +2,9 @@
 """Streaming through the proxy with backpressure: 100 MiB up (Content-Length
 and chunked) and 100 MiB down, checked by SHA-256; a client reading a large
 response slowly keeps weir's RSS bounded; a client that leaves aborts the
-upstream request; a WebSocket-style upgrade is tunnelled both ways and
+upstream request on a route with abort_on_eof = on (without it, an EOF
+after the request is a half-close and the answer is still sent:
+test_issue_13_half_close.py); a WebSocket-style upgrade is tunnelled both ways and
 idles out; without websocket = on, Upgrade is not forwarded."""
 
 import sys
@@ -35,6 +37,12 @@ match = prefix:/ws
 proxy = app
 websocket = on
 websocket_timeout = 1s
+
+[route abort]
+match = prefix:/abort/
+strip_prefix = /abort
+proxy = app
+abort_on_eof = on
 
 [route nows]
 match = prefix:/nows/
@@ -147,9 +155,9 @@ class StreamTest(weirtest.WeirCase):
     def test_client_leaving_aborts_upstream(self):
         n = len(self.b1.requests)
         s = socket.create_connection(("127.0.0.1", self.weir.port), timeout=5)
-        s.sendall(request_bytes("GET", "/slow?ms=1500"))
+        s.sendall(request_bytes("GET", "/abort/slow?ms=1500"))
         # The backend holds the request (it answers after 1.5 s).
-        wait_until(lambda: any(r.target.startswith("/slow") for r in self.b1.requests[n:]),
+        wait_until(lambda: any("/slow" in r.target for r in self.b1.requests[n:]),
                    "the backend to receive /slow")
         during = self.b1.n_open
         s.close()

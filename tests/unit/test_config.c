@@ -863,6 +863,49 @@ static void issue_13_strip_prefix_warning(void **state)
     }
 }
 
+/* Issue 13.23 and 13.21: underscores_in_headers is off unless [server]
+ * turns it on, wherever [server] is in the file; a route's own value
+ * wins. abort_on_eof is off by default. Both are proxy-route keys. */
+static void issue_13_proxy_route_keys(void **state)
+{
+    (void)state;
+    static const char routes[] = "[upstream app]\nserver = 127.0.0.1:9000\n"
+                                 "[route inherit]\nmatch = prefix:/a/\nproxy = app\n"
+                                 "[route own]\nmatch = prefix:/b/\nproxy = app\n"
+                                 "underscores_in_headers = %s\nabort_on_eof = on\n";
+    char text[1024];
+    snprintf(text, sizeof(text), "%s", SERVER);
+    snprintf(text + strlen(text), sizeof(text) - strlen(text), routes, "on");
+    struct wr_config *cfg = parse_ok(text);
+    assert_false(cfg->server.underscores_in_headers);
+    assert_false(cfg->routes[0].underscores_in_headers);
+    assert_false(cfg->routes[0].abort_on_eof);
+    assert_true(cfg->routes[1].underscores_in_headers);
+    assert_true(cfg->routes[1].abort_on_eof);
+    wr_config_unref(cfg);
+    /* [server] after the routes still gives their default. */
+    snprintf(text, sizeof(text), routes, "off");
+    snprintf(text + strlen(text), sizeof(text) - strlen(text),
+             SERVER "underscores_in_headers = on\n");
+    cfg = parse_ok(text);
+    assert_true(cfg->server.underscores_in_headers);
+    assert_true(cfg->routes[0].underscores_in_headers);
+    assert_false(cfg->routes[1].underscores_in_headers);
+    wr_config_unref(cfg);
+    static const struct bad_case not_proxy[] = {
+        {"underscores_in_headers on a return route",
+         SERVER "[route r]\nmatch = exact:/\nreturn = 200\nunderscores_in_headers = on\n",
+         {"t.ini:6: [route r] underscores_in_headers: only for proxy routes"}},
+        {"abort_on_eof on a static route",
+         SERVER "[route r]\nmatch = exact:/\nroot = /\nabort_on_eof = maybe\n",
+         {"t.ini:6: [route r] abort_on_eof: \"maybe\" is not on or off (also yes/no, "
+          "true/false)",
+          "t.ini:6: [route r] abort_on_eof: only for proxy routes"}},
+    };
+    for (size_t i = 0; i < N_OF(not_proxy); i++)
+        expect_errors(&not_proxy[i]);
+}
+
 /* A physical line of 199 bytes is fine; 200 is reported, and only once. */
 static void test_long_lines(void **state)
 {
@@ -1142,6 +1185,7 @@ int main(void)
         cmocka_unit_test(test_abuse_limits),
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
         cmocka_unit_test(issue_13_strip_prefix_warning),
+        cmocka_unit_test(issue_13_proxy_route_keys),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
         cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),
         cmocka_unit_test(test_resolve_getaddrinfo),

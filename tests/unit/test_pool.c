@@ -2,7 +2,8 @@
  * Unit tests for pool.c: connections to a real listening socket on
  * 127.0.0.1, driven by a private event base. Covers connect completion,
  * hits and misses, the per-server idle cap, expiry, a server closing an
- * idle connection, and refused connects.
+ * idle connection, refused connects, and server entries reclaimed once no
+ * snapshot in use names them (issue 13.4).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "weir/config.h"
 #include "weir/pool.h"
 
 struct fixture {
@@ -193,6 +195,94 @@ static void test_refused(void **state)
     wr_upconn_close(uc);
 }
 
+/* A snapshot whose one plain upstream has one server at addr. */
+struct one_server_cfg {
+    struct wr_config cfg;
+    struct wr_upstream_cfg up;
+    struct wr_upstream_server_cfg srv;
+};
+
+static void one_server_cfg_init(struct one_server_cfg *o, const struct wr_listen_addr *addr)
+{
+    memset(o, 0, sizeof(*o));
+    o->srv.addr = *addr;
+    o->up.servers = &o->srv;
+    o->up.n_servers = 1;
+    o->cfg.upstreams = &o->up;
+    o->cfg.n_upstreams = 1;
+}
+
+static uint64_t n_entries(const struct fixture *f)
+{
+    return wr_pool_stats(f->pool)->n_servers;
+}
+
+/* Every reload brings new TLS contexts (and re-resolved addresses): the
+ * entries of snapshots nobody uses any more go, idle connections first;
+ * the entries of snapshots in use stay, with their idle connections. */
+static void issue_13_pool_entries_swept(void **state)
+{
+    struct fixture *f = *state;
+    struct one_server_cfg live, gone;
+    struct wr_listen_addr other = f->addr;
+    ((struct sockaddr_in *)&other.addr)->sin_port ^= 1;
+    one_server_cfg_init(&live, &f->addr);
+    one_server_cfg_init(&gone, &other);
+    int sfd;
+    wr_pool_put(connected(f, &sfd), 4, 60000);
+    assert_int_equal(n_entries(f), 1);
+    /* Named by a snapshot in use: kept, and so is its idle connection. */
+    wr_pool_keep(f->pool, &gone.cfg);
+    wr_pool_keep(f->pool, &live.cfg);
+    wr_pool_sweep(f->pool);
+    assert_int_equal(n_entries(f), 1);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
+    /* A keep counts for one sweep only: named by nobody now, it goes. */
+    wr_pool_sweep(f->pool);
+    assert_int_equal(n_entries(f), 0);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 0);
+    assert_int_equal(wr_pool_stats(f->pool)->n_open, 0);
+    close(sfd);
+    /* Many snapshots come and go: the count stays at what is in use. */
+    for (int i = 0; i < 50; i++) {
+        struct wr_upconn *uc = connected(f, &sfd);
+        wr_pool_put(uc, 4, 60000);
+        close(sfd);
+        wr_pool_keep(f->pool, &gone.cfg);
+        wr_pool_sweep(f->pool);
+        assert_int_equal(n_entries(f), 0);
+    }
+}
+
+/* An entry swept while a connection is busy is retired: that connection
+ * closes when given back (no snapshot could take it), and the entry goes
+ * with it; asked for again before, it serves as before. */
+static void issue_13_pool_retired_entry(void **state)
+{
+    struct fixture *f = *state;
+    int sfd[2];
+    struct wr_upconn *busy = connected(f, &sfd[0]);
+    wr_pool_sweep(f->pool);
+    assert_int_equal(n_entries(f), 1);
+    wr_pool_put(busy, 4, 60000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 0);
+    assert_int_equal(wr_pool_stats(f->pool)->n_open, 0);
+    assert_int_equal(n_entries(f), 0);
+    close(sfd[0]);
+    /* Retired, then wanted again by a live snapshot: pooled as usual. */
+    busy = connected(f, &sfd[0]);
+    wr_pool_sweep(f->pool);
+    struct wr_upconn *again = connected(f, &sfd[1]);
+    wr_pool_put(again, 4, 60000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
+    wr_upconn_close(busy);
+    assert_int_equal(n_entries(f), 1);
+    assert_ptr_equal(wr_pool_get(f->pool, &f->addr, NULL, on_event, f), again);
+    wr_upconn_close(again);
+    for (int i = 0; i < 2; i++)
+        close(sfd[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +291,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_closes_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(issue_13_pool_entries_swept, setup, teardown),
+        cmocka_unit_test_setup_teardown(issue_13_pool_retired_entry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

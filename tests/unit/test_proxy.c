@@ -39,11 +39,28 @@ static void test_connection_listed(void **state)
     assert_false(wr_proxy_is_hop_header(WR_STR("Secret"), fields, 3));
 }
 
+/* Names that CGI-style backends would read as another field are not
+ * forwarded by default (issue 13.23). */
+static void issue_13_underscore_names(void **state)
+{
+    (void)state;
+    static const char *const with[] = {"Content_Length", "Transfer_Encoding",
+                                       "X_Forwarded_For", "_", "X-A_", "_X"};
+    static const char *const without[] = {"Content-Length", "X-Forwarded-For", "Host", "X", ""};
+    for (size_t i = 0; i < sizeof(with) / sizeof(with[0]); i++)
+        assert_true(wr_proxy_is_underscore_name(wr_str_from_cstr(with[i])));
+    for (size_t i = 0; i < sizeof(without) / sizeof(without[0]); i++)
+        assert_false(wr_proxy_is_underscore_name(wr_str_from_cstr(without[i])));
+    /* Only the name's bytes count, not what follows it in the buffer. */
+    assert_false(wr_proxy_is_underscore_name((struct wr_str){"X-Y_Z", 3}));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_names),
         cmocka_unit_test(test_connection_listed),
+        cmocka_unit_test(issue_13_underscore_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
