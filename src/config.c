@@ -575,8 +575,13 @@ static const char *parse_duration(struct loader *ld, const struct key_def *k, vo
                                   const char *value)
 {
     uint64_t ms;
-    if (wr_units_parse_duration(value, &ms) < 0)
-        return fail(ld, "\"%s\" is not a duration (e.g. 250ms, 10s, 5m, 1h, 2d)", value);
+    if (wr_units_parse_duration(value, &ms) < 0) {
+        if (errno != ERANGE)
+            return fail(ld, "\"%s\" is not a duration (e.g. 250ms, 10s, 5m, 1h, 2d)", value);
+        char max[32];
+        format_duration(WR_UNITS_DURATION_MAX_MS, max, sizeof(max));
+        return fail(ld, "\"%s\" is longer than the longest duration, %s", value, max);
+    }
     return store_in_range(ld, k, obj, value, ms, format_duration);
 }
 
