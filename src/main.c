@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <getopt.h>
 #include <grp.h>
 #include <pcre2.h>
 #include <pwd.h>
@@ -66,12 +67,19 @@ struct app {
     bool is_stopping;
 };
 
+/* Where the configuration is without -c: what the man page and the unit say. */
+#define DEFAULT_CONFIG "/etc/weir/weir.ini"
+
+/* Says what conf/weir.8 OPTIONS says (test_cli.py compares them). */
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: weir -c FILE      run with FILE (foreground)\n"
-                 "       weir -t -c FILE   check FILE and exit\n"
-                 "       weir -V           version and library versions\n"
-                 "       weir -h           this help\n");
+    fprintf(out, "usage: weir [-t] [-c FILE]\n"
+                 "       weir -V | -h\n"
+                 "  -c, --config FILE  the configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -t, --test         check the configuration and exit: 0 ok, 1 errors\n"
+                 "  -V, --version      print the version and library versions\n"
+                 "  -h, --help         print this help\n"
+                 "Without -t, weir runs in the foreground (systemd supervises it).\n");
 }
 
 static void print_version(void)
@@ -768,10 +776,15 @@ static int run(struct app *app)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
+    static const struct option long_opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = DEFAULT_CONFIG;
     bool is_check = false;
     int opt;
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tVh", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -790,7 +803,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!path || optind != argc) {
+    if (optind != argc) {
         usage(stderr);
         return 2;
     }
