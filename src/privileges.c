@@ -322,6 +322,12 @@ void wr_privileges_check(const struct wr_config *cfg, struct wr_config_errors *e
     snprintf(c.who, sizeof(c.who), "user %s", s->user);
     if (is_already(&t)) {
         check_roots(&c);
+    } else if (geteuid() != 0 && geteuid() == t.uid) {
+        report(&c, false, s->group_line ? s->group_line : s->user_line, "server",
+               s->group_line ? "group" : "user",
+               "weir runs as %s but with group id %u, not root, so it cannot switch to group "
+               "id %u (start it with that group)", s->user, (unsigned)getegid(),
+               (unsigned)t.gid);
     } else if (geteuid() != 0) {
         report(&c, false, s->user_line, "server", "user",
                "weir runs as uid %u, not root, so it cannot become %s (start it as root, or "

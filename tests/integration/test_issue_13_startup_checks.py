@@ -146,6 +146,15 @@ class StartupChecksTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertLine(p, path, line_of(text, "user ="), "server", "user",
                         "not root, so it cannot become root")
+        # The right user, another group: the group is what cannot change.
+        text = SERVER + "user = nobody\ngroup = root\n" + ROUTE
+        path = self.write(text)
+        p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            weirtest.WEIR_BIN, "-t", "-c", path], env=weirtest.weir_env(),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertLine(p, path, line_of(text, "group ="), "server", "group",
+                        "cannot switch to group id 0")
 
     # -- warnings ------------------------------------------------------------
 
