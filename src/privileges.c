@@ -288,7 +288,8 @@ static void check_as_target(struct check *c, const struct target *t)
     struct saved_ids saved;
     unsigned line = c->cfg->server.user_line;
     if (become(t, &saved) < 0) {
-        report(c, true, line, "server", "user", "cannot check files as %s: %s", c->who,
+        /* The drop after binding needs the same privileges. */
+        report(c, false, line, "server", "user", "cannot become %s: %s", c->who,
                strerror(errno));
         return;
     }

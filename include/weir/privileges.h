@@ -30,7 +30,8 @@ int wr_privileges_drop(const struct wr_server_cfg *server);
  * way) or "file:line: warning: [section] key: message" (it starts, but a
  * later step fails):
  *  - error: user or group does not exist; weir is not root and is not
- *    already that user, so it cannot become it;
+ *    already that user, so it cannot become it (or, as root, the kernel
+ *    refuses the switch: no CAP_SETUID/CAP_SETGID);
  *  - error: error_log or access_log cannot be opened for appending by the
  *    process as it is now (weir opens them before the drop);
  *  - warning: a log file that root opens but the user could not reopen

@@ -155,6 +155,16 @@ class StartupChecksTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertLine(p, path, line_of(text, "group ="), "server", "group",
                         "cannot switch to group id 0")
+        # Root that may not change ids (no CAP_SETUID/CAP_SETGID): the drop
+        # after binding would fail, so the check does.
+        text = SERVER + "user = nobody\n" + ROUTE
+        path = self.write(text)
+        p = subprocess.run(["setpriv", "--bounding-set=-setuid,-setgid", "--inh-caps=-all",
+                            weirtest.WEIR_BIN, "-t", "-c", path], env=weirtest.weir_env(),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertLine(p, path, line_of(text, "user ="), "server", "user",
+                        "cannot become user nobody: Operation not permitted")
 
     # -- warnings ------------------------------------------------------------
 
