@@ -199,7 +199,8 @@ class Backend:
         s.settimeout(IO_TIMEOUT)
         # Small writes (TLS tickets, then the response) must not wait for
         # weir's delayed ACK: Nagle costs ~40 ms per new connection.
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not self.unix_path:  # a unix socket has no Nagle (EOPNOTSUPP)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls is not None:
             t = self._handshake(s)
             if t is None:
