@@ -575,8 +575,13 @@ static const char *parse_duration(struct loader *ld, const struct key_def *k, vo
                                   const char *value)
 {
     uint64_t ms;
-    if (wr_units_parse_duration(value, &ms) < 0)
-        return fail(ld, "\"%s\" is not a duration (e.g. 250ms, 10s, 5m, 1h, 2d)", value);
+    if (wr_units_parse_duration(value, &ms) < 0) {
+        if (errno != ERANGE)
+            return fail(ld, "\"%s\" is not a duration (e.g. 250ms, 10s, 5m, 1h, 2d)", value);
+        char max[32];
+        format_duration(WR_UNITS_DURATION_MAX_MS, max, sizeof(max));
+        return fail(ld, "\"%s\" is longer than the longest duration, %s", value, max);
+    }
     return store_in_range(ld, k, obj, value, ms, format_duration);
 }
 
@@ -801,6 +806,7 @@ static const char *parse_tls_file(struct loader *ld, const struct key_def *k, vo
     const char *path = absolute_path(ld, value, buf, sizeof(buf));
     if (path == NULL)
         return ld->msg;
+    (is_cert ? t->cert_lines : t->key_lines)[*n] = ld->line;
     return push_string(ld, paths, n, wr_str_from_cstr(path)) < 0 ? OOM_MSG : NULL;
 }
 
@@ -2429,6 +2435,23 @@ static void check_listens(struct loader *ld)
     }
 }
 
+/* Where the keys that weir -t checks outside the loader were given. */
+static void record_key_lines(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        if (rec->kind == SECT_SERVER) {
+            cfg->server.user_line = seen_line(rec, "user");
+            cfg->server.group_line = seen_line(rec, "group");
+            cfg->server.error_log_line = seen_line(rec, "error_log");
+            cfg->server.access_log_line = seen_line(rec, "access_log");
+        } else if (rec->kind == SECT_ROUTE) {
+            cfg->routes[rec->index].root_line = seen_line(rec, "root");
+        }
+    }
+}
+
 /* One health record per server, once the server arrays stop growing. */
 static void alloc_health(struct loader *ld)
 {
@@ -2616,6 +2639,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
             add_file_error(ld, "larger than 16 MiB");
         resolve_tls(ld);
         check_listens(ld);
+        record_key_lines(ld);
         resolve_proxies(ld);
         alloc_health(ld);
         if (ld->is_oom)

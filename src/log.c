@@ -57,6 +57,8 @@ static _Atomic(struct wr_log_writer_queue *) error_queue;
 static _Atomic uint64_t error_lines_dropped;
 /* Read by every thread, changed by main on reload. */
 static _Atomic int error_level = WR_LOG_INFO;
+/* Set by main while it starts: warn and error lines also go to stderr. */
+static _Atomic bool is_echo_stderr;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -196,6 +198,11 @@ void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *f
     if (k > 0)
         n += (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
     line[n++] = '\n';
+    if (level <= WR_LOG_WARN && error_fd != 2 &&
+        atomic_load_explicit(&is_echo_stderr, memory_order_relaxed)) {
+        ssize_t e = write(2, line, n);
+        (void)e; /* stderr may be closed: the log still gets the line */
+    }
     struct wr_log_writer_queue *q = atomic_load_explicit(&error_queue, memory_order_acquire);
     if (q) {
         if (wr_log_writer_push(q, line, n) < n)
@@ -204,6 +211,11 @@ void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *f
     }
     ssize_t w = write(error_fd, line, n);
     (void)w; /* nowhere left to report a failing error log */
+}
+
+void wr_log_echo_stderr(bool is_on)
+{
+    atomic_store_explicit(&is_echo_stderr, is_on, memory_order_relaxed);
 }
 
 int wr_access_log_init(struct wr_access_log *al, int fd, enum wr_log_format format)

@@ -16,9 +16,8 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <grp.h>
+#include <getopt.h>
 #include <pcre2.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -32,6 +31,7 @@
 #include "weir/limits.h"
 #include "weir/listener.h"
 #include "weir/log.h"
+#include "weir/privileges.h"
 #include "weir/upstream.h"
 #include "weir/metrics.h"
 #include "weir/tls.h"
@@ -66,12 +66,19 @@ struct app {
     bool is_stopping;
 };
 
+/* Where the configuration is without -c: what the man page and the unit say. */
+#define DEFAULT_CONFIG "/etc/weir/weir.ini"
+
+/* Says what conf/weir.8 OPTIONS says (test_cli.py compares them). */
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: weir -c FILE      run with FILE (foreground)\n"
-                 "       weir -t -c FILE   check FILE and exit\n"
-                 "       weir -V           version and library versions\n"
-                 "       weir -h           this help\n");
+    fprintf(out, "usage: weir [-t] [-c FILE]\n"
+                 "       weir -V | -h\n"
+                 "  -c, --config FILE  the configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -t, --test         check the configuration and exit: 0 ok, 1 errors\n"
+                 "  -V, --version      print the version and library versions\n"
+                 "  -h, --help         print this help\n"
+                 "Without -t, weir runs in the foreground (systemd supervises it).\n");
 }
 
 static void print_version(void)
@@ -139,47 +146,37 @@ static int attach_tls(struct app *app, struct wr_config *cfg, bool to_log)
     return 0;
 }
 
-static struct wr_config *load_config(struct app *app, const char *path, bool to_log)
+/*
+ * What the file cannot say about itself: certificates (dates, names) at
+ * every load; at start (and weir -t) also the user and the files it will
+ * need (privileges.h), before anything is bound, so that `weir -t` passing
+ * means the start gets past them too. Returns -1 on any error.
+ */
+static int check_environment(const struct wr_config *cfg, bool to_log, bool is_start)
 {
+    struct wr_config_errors errs = {0};
+    wr_tls_check_certs(cfg, &errs);
+    if (is_start)
+        wr_privileges_check(cfg, &errs);
+    bool is_bad = errs.n_lines > 0;
+    report_all(to_log, &errs);
+    return is_bad ? -1 : 0;
+}
+
+/* Reads path: at start (and -t) is_start, reporting to stderr; on reload to
+ * the log. Returns the snapshot with its TLS contexts, or NULL. */
+static struct wr_config *load_config(struct app *app, const char *path, bool is_start)
+{
+    bool to_log = !is_start;
     struct wr_config_errors errs = {0};
     struct wr_config *cfg = wr_config_load(path, &errs);
     report_all(to_log, &errs);
-    if (cfg && attach_tls(app, cfg, to_log) < 0) {
+    if (cfg && (attach_tls(app, cfg, to_log) < 0 ||
+                check_environment(cfg, to_log, is_start) < 0)) {
         wr_config_unref(cfg);
         return NULL;
     }
     return cfg;
-}
-
-/* After binding, before serving: setgroups, setgid, setuid (that order:
- * each later step needs the privilege the earlier ones use). */
-static int drop_privileges(const struct wr_server_cfg *server)
-{
-    if (!server->user) {
-        if (geteuid() == 0)
-            wr_log(WR_LOG_WARN, -1, 0, "running as root: set [server] user to drop privileges");
-        return 0;
-    }
-    struct passwd *pw = getpwnam(server->user);
-    if (!pw) {
-        wr_log(WR_LOG_ERROR, -1, 0, "user %s: no such user", server->user);
-        return -1;
-    }
-    gid_t gid = pw->pw_gid;
-    if (server->group) {
-        struct group *gr = getgrnam(server->group);
-        if (!gr) {
-            wr_log(WR_LOG_ERROR, -1, 0, "group %s: no such group", server->group);
-            return -1;
-        }
-        gid = gr->gr_gid;
-    }
-    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
-        wr_log(WR_LOG_ERROR, -1, 0, "dropping privileges to %s: %s", server->user,
-               strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 static void stop_workers_now(struct app *app)
@@ -397,7 +394,7 @@ static void reload_failed(struct app *app, struct wr_config *cfg)
 static void reload(struct app *app)
 {
     sd_notify(0, "RELOADING=1");
-    struct wr_config *cfg = load_config(app, app->cfg->path, true);
+    struct wr_config *cfg = load_config(app, app->cfg->path, false);
     const char *blocker = cfg ? reload_blocker(app->cfg, cfg) : NULL;
     if (blocker)
         wr_log(WR_LOG_ERROR, -1, 0, "reload: changing %s needs a restart", blocker);
@@ -728,6 +725,9 @@ static int start_metrics(struct app *app)
 static int run(struct app *app)
 {
     int access_log_fd;
+    /* Until weir serves, whoever started it sees why it did not (a log
+     * file alone would leave `weir -c` silent with exit status 1). */
+    wr_log_echo_stderr(true);
     if (open_logs(app->cfg, &access_log_fd) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
@@ -747,7 +747,7 @@ static int run(struct app *app)
      * or CAP_NET_BIND_SERVICE. */
     if (start_admin(app) < 0 || check_inherited_claimed(app) < 0)
         return 1;
-    if (drop_privileges(&app->cfg->server) < 0)
+    if (wr_privileges_drop(&app->cfg->server) < 0)
         return 1;
     if (start_workers(app, access_log_fd) < 0)
         return 1;
@@ -760,6 +760,7 @@ static int run(struct app *app)
         wr_log(WR_LOG_INFO, -1, 0, "listening on %s%s", app->cfg->server.listens[i].addr.text,
                app->listeners->items[i].is_inherited ? " (socket activation)" : "");
     wr_log(WR_LOG_INFO, -1, 0, "weir %s started: %zu workers", WEIR_VERSION, app->n_workers);
+    wr_log_echo_stderr(false);
     sd_notify(0, "READY=1\nSTATUS=serving: 0 connections, 0 req/s");
     event_base_dispatch(app->base);
     wr_log(WR_LOG_INFO, -1, 0, "stopped");
@@ -768,10 +769,15 @@ static int run(struct app *app)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
+    static const struct option long_opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = DEFAULT_CONFIG;
     bool is_check = false;
     int opt;
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tVh", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -790,7 +796,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!path || optind != argc) {
+    if (optind != argc) {
         usage(stderr);
         return 2;
     }
@@ -799,7 +805,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "weir: cannot make TLS ticket keys (no randomness)\n");
         return 1;
     }
-    app.cfg = load_config(&app, path, false);
+    app.cfg = load_config(&app, path, true);
     if (!app.cfg) {
         wr_tls_keys_free(app.tls_keys);
         return 1;

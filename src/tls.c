@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "weir/log.h"
 
@@ -1117,4 +1118,85 @@ void wr_tls_client_failure(void *ssl, unsigned long err, char *why, size_t cap)
 void wr_tls_ssl_free(void *ssl)
 {
     SSL_free(ssl);
+}
+
+/* ---- certificate checks (weir -t, start and reload) -------------------- */
+
+/* The leaf (first) certificate of a PEM file, or NULL: a file that cannot
+ * be read or parsed is reported by wr_tls_set_new, not here. */
+static X509 *read_leaf(const char *path)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    ERR_clear_error();
+    return x;
+}
+
+static void time_text(const ASN1_TIME *t, char *buf, size_t cap)
+{
+    struct tm tm;
+    if (ASN1_TIME_to_tm(t, &tm) != 1 || strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(buf, cap, "(unreadable date)");
+}
+
+/* True when x answers for name, a [tls NAME] `names` entry. A wildcard
+ * entry is covered when any one-label name under it is, so it is tried
+ * with such a label (a certificate for "*.example.org" covers it, one for
+ * "a.example.org" alone does not). */
+static bool covers(X509 *x, const char *name)
+{
+    char probe[MAX_SNI_LEN + 16];
+    size_t len = strlen(name);
+    if (name[0] == '[' && len > 2 && len - 2 < sizeof(probe)) {
+        snprintf(probe, sizeof(probe), "%.*s", (int)(len - 2), name + 1);
+        return X509_check_ip_asc(x, probe, 0) == 1;
+    }
+    if (name[0] == '*')
+        snprintf(probe, sizeof(probe), "weir-check%s", name + 1);
+    else
+        snprintf(probe, sizeof(probe), "%s", name);
+    return X509_check_host(x, probe, 0, 0, NULL) == 1;
+}
+
+/* The checks of one certificate file; warnings appended to errs. */
+static void check_cert(const struct wr_config *cfg, const struct wr_tls_cfg *t, size_t i,
+                       X509 *x, struct wr_config_errors *errs)
+{
+    char where[512], when[64];
+    snprintf(where, sizeof(where), "%s:%u: warning: [tls%s%s] cert: %s",
+             cfg->path ? cfg->path : "-", t->cert_lines[i] ? t->cert_lines[i] : t->line,
+             t->name ? " " : "", t->name ? t->name : "", t->certs[i]);
+    if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
+        time_text(X509_get0_notAfter(x), when, sizeof(when));
+        wr_config_errors_add(errs, true, "%s: expired on %s", where, when);
+    } else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
+        time_text(X509_get0_notBefore(x), when, sizeof(when));
+        wr_config_errors_add(errs, true, "%s: not valid before %s", where, when);
+    }
+    char missing[1024] = "";
+    size_t len = 0;
+    for (size_t k = 0; k < t->n_names && len < sizeof(missing); k++) {
+        if (!covers(x, t->names[k]))
+            len += (size_t)snprintf(missing + len, sizeof(missing) - len, "%s\"%s\"",
+                                    len ? ", " : "", t->names[k]);
+    }
+    if (len > 0)
+        wr_config_errors_add(errs, true,
+                             "%s: does not cover %s (a client asking for it gets a "
+                             "certificate it rejects)", where, missing);
+}
+
+void wr_tls_check_certs(const struct wr_config *cfg, struct wr_config_errors *errs)
+{
+    for (size_t s = 0; s < cfg->n_tls; s++) {
+        const struct wr_tls_cfg *t = &cfg->tls[s];
+        for (size_t i = 0; i < t->n_certs; i++) {
+            X509 *x = read_leaf(t->certs[i]);
+            if (!x)
+                continue;
+            check_cert(cfg, t, i, x, errs);
+            X509_free(x);
+        }
+    }
 }

@@ -4,7 +4,7 @@
  *
  * Responsible for turning one already-trimmed value into a number or an
  * address, strictly: no sign, no inner whitespace, no junk suffix, no silent
- * wrap-around. Deliberately not: range checks for a particular key (config's
+ * wrap-around, no duration above WR_UNITS_DURATION_MAX_MS (units.h says why). Deliberately not: range checks for a particular key (config's
  * key table knows those) and name resolution (a listener never waits on DNS).
  *
  * Invariants: nothing here allocates, reads past the terminating NUL or
@@ -14,6 +14,7 @@
 #include "weir/units.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -43,16 +44,19 @@ static const struct unit size_units[] = {
 
 /*
  * Reads the decimal digits at *p into *out and advances *p past them.
- * Returns 0, or -1 when there is no digit or the number overflows uint64_t.
+ * Returns 0, or -1 when there is no digit or the number overflows uint64_t
+ * (then *p is still moved past every digit, so the caller can tell a
+ * too-large number from junk).
  */
 static int parse_digits(const char **p, uint64_t *out)
 {
     const char *s = *p;
     uint64_t v = 0;
+    bool is_overflow = false;
     while (*s >= '0' && *s <= '9') {
         unsigned d = (unsigned)(*s - '0');
         if (v > (UINT64_MAX - d) / 10)
-            return -1;
+            is_overflow = true;
         v = v * 10 + d;
         s++;
     }
@@ -60,25 +64,33 @@ static int parse_digits(const char **p, uint64_t *out)
         return -1;
     *p = s;
     *out = v;
-    return 0;
+    return is_overflow ? -1 : 0;
 }
 
-/* NUMBER SUFFIX with SUFFIX from units; the product must fit in uint64_t. */
+/*
+ * NUMBER SUFFIX with SUFFIX from units; the product must be at most max.
+ * Fails with errno EINVAL (not NUMBER SUFFIX) or ERANGE (well formed, but
+ * above max or beyond uint64_t, however many digits).
+ */
 static int parse_scaled(const char *text, const struct unit *units, size_t n_units,
-                        uint64_t *out)
+                        uint64_t max, uint64_t *out)
 {
+    errno = EINVAL;
     if (text == NULL)
         return -1;
     const char *p = text;
-    uint64_t n;
-    if (parse_digits(&p, &n) < 0)
+    uint64_t n = 0;
+    bool is_overflow = parse_digits(&p, &n) < 0;
+    if (p == text)
         return -1;
     for (size_t i = 0; i < n_units; i++) {
         if (strcmp(p, units[i].suffix) != 0)
             continue;
         /* Checked before multiplying: "99999999999999999d" must fail, not wrap. */
-        if (n > UINT64_MAX / units[i].factor)
+        if (is_overflow || n > max / units[i].factor) {
+            errno = ERANGE;
             return -1;
+        }
         *out = n * units[i].factor;
         return 0;
     }
@@ -88,12 +100,13 @@ static int parse_scaled(const char *text, const struct unit *units, size_t n_uni
 int wr_units_parse_duration(const char *text, uint64_t *out_ms)
 {
     return parse_scaled(text, duration_units, sizeof(duration_units) / sizeof(duration_units[0]),
-                        out_ms);
+                        WR_UNITS_DURATION_MAX_MS, out_ms);
 }
 
 int wr_units_parse_size(const char *text, uint64_t *out_bytes)
 {
-    return parse_scaled(text, size_units, sizeof(size_units) / sizeof(size_units[0]), out_bytes);
+    return parse_scaled(text, size_units, sizeof(size_units) / sizeof(size_units[0]), UINT64_MAX,
+                        out_bytes);
 }
 
 int wr_units_parse_bool(const char *text, bool *out)

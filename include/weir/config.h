@@ -51,6 +51,9 @@ struct wr_server_cfg {
     char *error_log;          /* owned path or "stderr" */
     enum wr_log_level log_level;
     bool underscores_in_headers; /* default of the proxy routes' key (off: dropped) */
+    /* Lines of user, group, error_log and access_log (0 = not given), for
+     * checks made outside the loader (weir -t: users, files). */
+    unsigned user_line, group_line, error_log_line, access_log_line;
 };
 
 struct wr_limits_cfg {
@@ -86,6 +89,7 @@ struct wr_tls_cfg {
     char **certs, **keys; /* owned paths, paired in order (cert i goes with key i):
                              one pair per key type, e.g. an ECDSA and an RSA one */
     size_t n_certs, n_keys; /* equal after a successful load, 1..WR_TLS_MAX_CERTS */
+    unsigned cert_lines[WR_TLS_MAX_CERTS], key_lines[WR_TLS_MAX_CERTS]; /* of certs[i], keys[i] */
     char *protocols;  /* owned, as written, e.g. "TLSv1.2 TLSv1.3" */
     char *ciphers;
     bool session_tickets;
@@ -180,6 +184,7 @@ struct wr_route {
     struct wr_tmpl redirect_target; /* for redirect */
 
     char *root;           /* owned: static */
+    unsigned root_line;
     char *strip_prefix;   /* owned or NULL: static and proxy */
     char *index;          /* owned, default "index.html" */
     bool autoindex, precompressed, follow_symlinks;

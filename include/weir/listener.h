@@ -3,7 +3,11 @@
  *
  * Every TCP `listen` gets one socket per worker, bound with SO_REUSEPORT, so
  * the kernel spreads connections and each worker accepts only its own: a
- * connection never crosses threads. A unix socket cannot be shared that way,
+ * connection never crosses threads. SO_REUSEPORT would also let another
+ * process of the same user join the address and take part of its traffic;
+ * that is refused: an address another process listens on (or a wildcard
+ * covering it) fails to open with EADDRINUSE, logged as "listen ADDR:
+ * Address already in use", at start and on reload. A unix socket cannot be shared that way,
  * nor can a socket inherited from the service manager (socket activation):
  * its one socket is given to every worker, and whichever accept() wins owns
  * the connection (the others see EAGAIN and go back to their loop).
@@ -47,8 +51,9 @@ struct wr_listener_inherited {
 /*
  * Binds every listen of cfg for n_workers workers; a listen whose address
  * matches an inherited socket (inherited may be NULL) takes it instead.
- * Returns 0, or -1 after logging which address failed and why (everything
- * opened so far is closed; claimed inherited fds stay claimed and closed).
+ * Returns 0, or -1 after logging which address failed and why, e.g. one
+ * another process listens on (everything opened so far is closed; claimed
+ * inherited fds stay claimed and closed).
  */
 int wr_listener_set_open(struct wr_listener_set *set, const struct wr_config *cfg,
                          size_t n_workers, struct wr_listener_inherited *inherited);
@@ -58,10 +63,11 @@ bool wr_listener_set_matches(const struct wr_listener_set *set, const struct wr_
 
 /*
  * Builds next for cfg from cur (same worker count): unchanged addresses take
- * cur's sockets over (marked is_kept in cur), new ones are bound now.
+ * cur's sockets over (marked is_kept in cur), new ones are bound now (cur's
+ * sockets count as weir's own, not as another process's).
  * Returns 0, or -1 after logging the address that failed (e.g. a port below
- * 1024 without CAP_NET_BIND_SERVICE); then next holds nothing and cur is as
- * it was.
+ * 1024 without CAP_NET_BIND_SERVICE, or one another process listens on);
+ * then next holds nothing and cur is as it was.
  */
 int wr_listener_set_update(struct wr_listener_set *next, struct wr_listener_set *cur,
                            const struct wr_config *cfg);
@@ -77,7 +83,9 @@ struct wr_listener *wr_listener_get(struct wr_listener_set *set, size_t w, size_
 void wr_listener_set_close(struct wr_listener_set *set);
 
 /*
- * One listening socket for addr (the admin endpoint). Returns the fd
+ * One listening socket for addr (the admin endpoint), without SO_REUSEPORT:
+ * an address anyone listens on fails with EADDRINUSE, as does a unix socket
+ * file a live process accepts on (a stale one is replaced). Returns the fd
  * (non-blocking, close-on-exec) or -1 with errno.
  */
 int wr_listener_open_addr(const struct wr_listen_addr *addr);

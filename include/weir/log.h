@@ -58,6 +58,12 @@ void wr_log_set_error(int fd, enum wr_log_level level);
  * stalled reader of a pipe or socket). Any thread. */
 uint64_t wr_log_error_lines_dropped(void);
 
+/* While is_on, error and warn lines also go to stderr when the error log
+ * is a file: a start-up failure is seen by whoever started weir (weir -c
+ * in a terminal, systemd's journal), not only in the file. Main sets it
+ * before opening the logs and clears it once weir serves. Any thread. */
+void wr_log_echo_stderr(bool is_on);
+
 /* Changes the most verbose level written (reload). Any thread. */
 void wr_log_set_level(enum wr_log_level level);
 

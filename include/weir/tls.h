@@ -60,6 +60,16 @@ void wr_tls_keys_free(struct wr_tls_keys *keys);
 struct wr_tls_set *wr_tls_set_new(const struct wr_config *cfg, struct wr_tls_keys *keys,
                                   const struct wr_tls_set *old, struct wr_config_errors *errs);
 
+/*
+ * Checks what a certificate that loads can still get wrong, and appends a
+ * warning ("file:line: warning: [tls NAME] cert: PATH: message") to errs
+ * for each: the leaf of every cert file has expired or is not valid yet,
+ * or does not cover every entry of its section's `names` (a wildcard entry
+ * needs a wildcard certificate). Files that cannot be read are skipped
+ * (wr_tls_set_new reports them). Main thread.
+ */
+void wr_tls_check_certs(const struct wr_config *cfg, struct wr_config_errors *errs);
+
 /* Hands set to cfg (cfg->tls_set), freed with the snapshot, and points
  * each tls = on upstream's tls_client at its context in set. Main thread,
  * before cfg is published. */

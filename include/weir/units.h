@@ -13,14 +13,28 @@
 #include <sys/socket.h>
 
 /*
- * "250ms", "10s", "5m", "1h", "2d"; a bare number is seconds. Returns 0 and
- * sets *out_ms, or -1 on empty input, a bad suffix, a sign, or overflow.
+ * The longest duration any key takes: 365 days (31,536,000,000 ms). It
+ * covers every sane use, the longest being `expires` (a year is the
+ * customary max-age of immutable assets, and RFC 2616 §14.21 told servers
+ * not to go further), and it keeps the arithmetic far from any wrap:
+ * 35 bits in ms, 45 in us, 55 in ns, so `now + timeout` on a monotonic
+ * clock, a timeval, or a conversion to microseconds never overflows. (It
+ * is more than 2^31 ms, so a duration never goes through an int.)
+ */
+#define WR_UNITS_DURATION_MAX_MS (365ull * 24 * 60 * 60 * 1000)
+
+/*
+ * "250ms", "10s", "5m", "1h", "2d"; a bare number is seconds; at most
+ * WR_UNITS_DURATION_MAX_MS. Returns 0 and sets *out_ms, or -1 with errno
+ * EINVAL (empty input, a bad suffix, a sign) or ERANGE (a well-formed value
+ * above the maximum, however many digits it has).
  */
 int wr_units_parse_duration(const char *text, uint64_t *out_ms);
 
 /*
  * "512", "16k", "10m", "1g" (powers of 1024, either case); a bare number is
- * bytes. Returns 0 and sets *out_bytes, or -1 as for durations.
+ * bytes. Returns 0 and sets *out_bytes, or -1 with errno EINVAL or ERANGE
+ * (beyond uint64_t) as for durations.
  */
 int wr_units_parse_size(const char *text, uint64_t *out_bytes);
 

@@ -5,7 +5,8 @@
  *  - a parser that fails leaves *out untouched (durations, sizes, bools),
  *  - an accepted listen address has a non-empty canonical text that parses
  *    again to the same address and the same text (a fixed point),
- *  - an accepted duration or size has only digits and a known suffix.
+ *  - an accepted duration or size has only digits and a known suffix,
+ *  - an accepted duration is at most WR_UNITS_DURATION_MAX_MS (issue 13.14).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,6 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[len] = '\0';
 
     check_number(text, wr_units_parse_duration);
+    uint64_t ms;
+    if (wr_units_parse_duration(text, &ms) == 0 && ms > WR_UNITS_DURATION_MAX_MS)
+        abort();
     check_number(text, wr_units_parse_size);
     bool b = true;
     if (wr_units_parse_bool(text, &b) != 0 && !b)

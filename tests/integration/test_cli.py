@@ -138,6 +138,55 @@ strip_prefix = /api
         self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
         self.assertRegex(p.stderr, r"(?i)usage", "usage goes to stderr")
 
+    def test_issue_13_long_options(self):
+        """--config, --test, --version and --help are -c, -t, -V and -h."""
+        self.write("good.ini", GOOD)
+        for args in (["--test", "--config", "good.ini"], ["--config=good.ini", "--test"],
+                     ["-t", "--config", "good.ini"]):
+            p = run_weir(args, cwd=self.tmp)
+            self.assertEqual(p.returncode, 0, "%s: %s" % (args, p.stderr))
+            self.assertIn("good.ini: ok", p.stdout.splitlines(), args)
+        self.write("broken.ini", BROKEN)
+        p = run_weir(["--test", "--config", "broken.ini"], cwd=self.tmp)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertRegex(p.stderr, r"broken\.ini:4: \[server\] no_such_key: ")
+        self.assertEqual(run_weir(["--version"]).stdout, run_weir(["-V"]).stdout)
+        self.assertEqual(run_weir(["--help"]).stdout, run_weir(["-h"]).stdout)
+        p = run_weir(["--no-such-option"])
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertRegex(p.stderr, r"(?i)usage")
+        p = run_weir(["--config"])
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+
+    def test_issue_13_default_config_path(self):
+        """Without -c, weir reads /etc/weir/weir.ini (as weir.8 says)."""
+        p = run_weir(["-t"])
+        out = p.stdout + p.stderr
+        self.assertRegex(out, r"(?m)^/etc/weir/weir\.ini:", "the default file is named")
+        if not os.path.exists("/etc/weir/weir.ini"):
+            self.assertEqual(p.returncode, 1, out)
+            self.assertIn("/etc/weir/weir.ini: No such file or directory", out.splitlines())
+            p = run_weir([])  # running, not checking: the same file, the same error
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn("/etc/weir/weir.ini: No such file or directory",
+                          p.stderr.splitlines())
+
+    def test_issue_13_help_matches_man_page(self):
+        """weir -h and conf/weir.8 list the same options and default file."""
+        with open(os.path.join(weirtest.SOURCE_DIR, "conf", "weir.8")) as f:
+            man = f.read()
+        options = man.split(".SH OPTIONS", 1)[1].split(".SH ", 1)[0]
+        tags = [l.replace("\\-", "-") for l in options.splitlines() if l.startswith(".BR -")
+                or l.startswith(".BR \\-")]
+        man_opts = set(re.findall(r"--?[A-Za-z][a-z]*", " ".join(tags)))
+        help_text = run_weir(["-h"]).stdout
+        help_opts = set(re.findall(r"(?<![\w-])--?[A-Za-z][a-z]*", help_text))
+        self.assertEqual(man_opts, {"-c", "--config", "-t", "--test", "-V", "--version", "-h",
+                                    "--help"})
+        self.assertEqual(help_opts, man_opts, help_text)
+        self.assertIn("/etc/weir/weir.ini", help_text)
+        self.assertIn("/etc/weir/weir.ini", options.replace("\\", ""))
+
     def test_run_broken_never_listens(self):
         path = self.write("broken.ini", BROKEN)
         proc = subprocess.Popen([weirtest.WEIR_BIN, "-c", path], env=weirtest.weir_env(),

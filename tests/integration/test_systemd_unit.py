@@ -5,6 +5,7 @@ the check runs on a copy whose ExecStart/ExecStartPre point at the binary
 under test, so everything else in the file is verified as shipped.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,50 @@ class SystemdUnitTest(unittest.TestCase):
             p = subprocess.run([tool, "verify", os.path.join(d, "weir.socket")],
                                capture_output=True, text=True, timeout=60)
         ours = [l for l in (p.stdout + p.stderr).splitlines() if "weir." in l]
+        self.assertEqual(ours, [], "\n".join(ours))
+
+    def unit_copy(self, d, extra_service=""):
+        """The shipped unit, pointing at the binary under test, written to d
+        with extra_service lines appended to [Service]."""
+        with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.service")) as f:
+            text = f.read().replace("/usr/local/sbin/weir", weirtest.WEIR_BIN)
+        text = text.replace("\n[Install]", extra_service + "\n[Install]")
+        unit = os.path.join(d, "weir.service")
+        with open(unit, "w") as f:
+            f.write(text)
+        return unit
+
+    def test_issue_13_exposure(self):
+        """The unit stays hardened (never root, exposure <= 2.0) with what
+        issue 13 added (AF_NETLINK for the shared-address check)."""
+        tool = shutil.which("systemd-analyze")
+        if tool is None:
+            self.skipTest("systemd-analyze not installed")
+        with tempfile.TemporaryDirectory() as d:
+            unit = self.unit_copy(d)
+            p = subprocess.run([tool, "security", "--offline=true", unit],
+                               capture_output=True, text=True, timeout=60)
+        m = re.search(r"Overall exposure level for weir\.service: (\d+\.\d+)", p.stdout)
+        if m is None and "--offline" in p.stderr:
+            self.skipTest("systemd-analyze security has no --offline here")
+        self.assertIsNotNone(m, p.stdout + p.stderr)
+        self.assertLessEqual(float(m.group(1)), 2.0, p.stdout)
+        with open(unit.replace(d, os.path.join(weirtest.SOURCE_DIR, "systemd"))) as f:
+            shipped = f.read()
+        self.assertRegex(shipped, r"(?m)^User=\S+")  # weir never starts as root here
+        self.assertRegex(shipped, r"(?m)^RestrictAddressFamilies=.*\bAF_NETLINK\b")
+
+    def test_issue_13_load_credential_recipe_verifies(self):
+        """The documented way to hand weir a key only root can read."""
+        tool = shutil.which("systemd-analyze")
+        if tool is None:
+            self.skipTest("systemd-analyze not installed")
+        with tempfile.TemporaryDirectory() as d:
+            unit = self.unit_copy(d, "\nLoadCredential=example.org.key:"
+                                     "/etc/letsencrypt/live/example.org/privkey.pem\n")
+            p = subprocess.run([tool, "verify", unit], capture_output=True, text=True,
+                               timeout=60)
+        ours = [l for l in (p.stdout + p.stderr).splitlines() if "weir.service" in l]
         self.assertEqual(ours, [], "\n".join(ours))
 
 

@@ -38,6 +38,7 @@ START_TIMEOUT = 5.0     # seconds for weir to accept on its port
 STOP_TIMEOUT = 10.0     # seconds for weir to exit after SIGTERM
 IO_TIMEOUT = 5.0        # default per-operation socket timeout
 WATCHDOG_SECONDS = 120  # a whole script never runs longer than this
+PORT_RETRIES = 5        # Weir.start picks a fresh @PORT@ this often when it lost it
 
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                      "ThreadSanitizer", "runtime error")
@@ -124,6 +125,31 @@ def have_ipv6():
         s.close()
 
 
+def pid_listens_on(pid, port):
+    """True when a TCP socket listening on port is one of pid's descriptors,
+    False when none is, None when /proc cannot tell (then callers fall back
+    to connecting, which any holder of the port would answer)."""
+    inodes = set()
+    try:
+        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(name) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    # local_address is HEXADDR:HEXPORT; state 0A is LISTEN
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add("socket:[%s]" % fields[9])
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except (OSError, IndexError, ValueError):
+        return None
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def port_is_listening(port, host=HOST, timeout=0.5):
     try:
         s = socket.create_connection((host, port), timeout=timeout)
@@ -144,21 +170,11 @@ class Weir:
     def __init__(self, ini, subst=None, tmpdir=None, ready=None, start=True, port=None):
         self.own_tmp = tmpdir is None
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="weirt-")
+        self._template, self._subst = ini, subst
+        self._is_port_ours = port is None  # picked here: start() may pick another
         self.port = port if port is not None else free_port()
-        # subst first, so its values may themselves use @PORT@ and @TMP@
-        values = {k: str(v) for k, v in (subst or {}).items()}
-        values["PORT"] = str(self.port)
-        values["TMP"] = self.tmp
-        text = ini
-        for k, v in values.items():
-            text = text.replace("@%s@" % k, v)
-        leftover = re.search(r"@[A-Z0-9_]+@", text)
-        if leftover:
-            raise ValueError("unreplaced placeholder %s in ini" % leftover.group(0))
-        self.ini_text = text
         self.ini_path = os.path.join(self.tmp, "weir.ini")
-        with open(self.ini_path, "w") as f:
-            f.write(text)
+        self._write_ini()
         self.ready = ready or ("tcp", HOST, self.port)
         self.proc = None
         # Command put in front of weir (e.g. setpriv, systemd-socket-activate);
@@ -170,22 +186,59 @@ class Weir:
         if start:
             self.start()
 
+    def _write_ini(self):
+        # subst first, so its values may themselves use @PORT@ and @TMP@
+        values = {k: str(v) for k, v in (self._subst or {}).items()}
+        values["PORT"] = str(self.port)
+        values["TMP"] = self.tmp
+        text = self._template
+        for k, v in values.items():
+            text = text.replace("@%s@" % k, v)
+        leftover = re.search(r"@[A-Z0-9_]+@", text)
+        if leftover:
+            raise ValueError("unreplaced placeholder %s in ini" % leftover.group(0))
+        self.ini_text = text
+        with open(self.ini_path, "w") as f:
+            f.write(text)
+
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        self._err = open(self.stderr_path, "wb")
-        self._out = open(self.stdout_path, "wb")
-        self.proc = subprocess.Popen(self.argv_prefix + [WEIR_BIN, "-c", self.ini_path],
-                                     cwd=self.tmp,
-                                     env=weir_env(), stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._err,
-                                     preexec_fn=_die_with_parent)
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.kill()
-            raise
-        return self
+        """Starts weir and waits until it accepts. weir refuses a port another
+        process holds (issue 13.10), so when tests run in parallel and two
+        pick the same free port, the one that loses the race exits with
+        "address already in use": then, if this object picked @PORT@, it
+        picks another and starts again (PORT_RETRIES times at most)."""
+        for attempt in range(PORT_RETRIES + 1):
+            self._err = open(self.stderr_path, "wb")
+            self._out = open(self.stdout_path, "wb")
+            self.proc = subprocess.Popen(self.argv_prefix + [WEIR_BIN, "-c", self.ini_path],
+                                         cwd=self.tmp,
+                                         env=weir_env(), stdin=subprocess.DEVNULL,
+                                         stdout=self._out, stderr=self._err,
+                                         preexec_fn=_die_with_parent)
+            try:
+                self.wait_ready()
+                return self
+            except BaseException:
+                lost = attempt < PORT_RETRIES and self._lost_port_race()
+                self.kill()
+                if not lost:
+                    raise
+            self._stopped = False
+            old, self.port = self.port, free_port()
+            if self.ready == ("tcp", HOST, old):
+                self.ready = ("tcp", HOST, self.port)
+            self._write_ini()
+        raise AssertionError("unreachable")
+
+    def _lost_port_race(self):
+        """True when weir exited because @PORT@, which this object picked,
+        was taken meanwhile."""
+        if not self._is_port_ours or self.proc.poll() is None:
+            return False
+        return any(":%d:" % self.port in line and "address already in use" in line.lower()
+                   for line in self.stderr().splitlines())
 
     def wait_ready(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -208,8 +261,16 @@ class Weir:
             if kind == "unix":
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.settimeout(0.5)
-                s.connect(self.ready[1])
+                try:
+                    s.connect(self.ready[1])
+                except OSError:
+                    s.close()
+                    raise
             else:
+                # Whoever else holds the port would accept too: ready means
+                # this process listens there.
+                if pid_listens_on(self.proc.pid, self.ready[2]) is False:
+                    return False
                 s = socket.create_connection((self.ready[1], self.ready[2]), timeout=0.5)
         except OSError:
             return False

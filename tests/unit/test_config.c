@@ -906,6 +906,36 @@ static void issue_13_proxy_route_keys(void **state)
         expect_errors(&not_proxy[i]);
 }
 
+/* Issue 13.14: every duration key takes up to 365d; one millisecond more,
+ * or a huge digit string, is an error naming file, line, section and key
+ * (a wrapped `now + timeout` would make "forever" mean "at once"). */
+static void issue_13_duration_max(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok(SERVER "[limits]\nkeepalive_timeout = 365d\n"
+                                            "shutdown_timeout = 31536000000ms\n"
+                                            "[route s]\nmatch = prefix:/\nroot = /\n"
+                                            "expires = 8760h\n");
+    assert_int_equal(cfg->limits.keepalive_timeout_ms, WR_UNITS_DURATION_MAX_MS);
+    assert_int_equal(cfg->limits.shutdown_timeout_ms, 31536000000u);
+    assert_int_equal(cfg->routes[0].expires_ms, WR_UNITS_DURATION_MAX_MS);
+    wr_config_unref(cfg);
+    const struct bad_case c = {
+        "durations past the maximum",
+        SERVER "[limits]\nkeepalive_timeout = 31536000001ms\nheader_timeout = 366d\n"
+               "[upstream u]\nserver = 127.0.0.1:9\n"
+               "read_timeout = 99999999999999999999999999999999999999999s\n"
+               "[route s]\nmatch = prefix:/\nroot = /\nexpires = 18446744073709551616ms\n",
+        {"t.ini:4: [limits] keepalive_timeout: \"31536000001ms\" is longer than the longest "
+         "duration, 365d",
+         "t.ini:5: [limits] header_timeout: \"366d\" is longer than the longest duration, 365d",
+         "t.ini:8: [upstream u] read_timeout: \"99999999999999999999999999999999999999999s\" "
+         "is longer than the longest duration, 365d",
+         "t.ini:12: [route s] expires: \"18446744073709551616ms\" is longer than the longest "
+         "duration, 365d"}};
+    expect_errors(&c);
+}
+
 /* A physical line of 199 bytes is fine; 200 is reported, and only once. */
 static void test_long_lines(void **state)
 {
@@ -1186,6 +1216,7 @@ int main(void)
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
         cmocka_unit_test(issue_13_strip_prefix_warning),
         cmocka_unit_test(issue_13_proxy_route_keys),
+        cmocka_unit_test(issue_13_duration_max),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
         cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),
         cmocka_unit_test(test_resolve_getaddrinfo),

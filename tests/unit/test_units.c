@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +35,15 @@ static const struct num_case good_durations[] = {
     {"2d", 172800000},
     {"007s", 7000},
     {"0ms", 0},
-    {"18446744073709551615ms", UINT64_MAX},
-    {"18446744073709551s", 18446744073709551000u},
-    {"213503982334d", 213503982334u * 86400000u},
+    {"365d", WR_UNITS_DURATION_MAX_MS},
+    {"8760h", WR_UNITS_DURATION_MAX_MS},
+    {"31536000000ms", WR_UNITS_DURATION_MAX_MS},
+    {"31536000", WR_UNITS_DURATION_MAX_MS},
 };
 
 static const char *const bad_durations[] = {
     "", "s", "ms", "-1", "+1", " 1s", "1s ", "1 s", "1.5s", "1S", "10M", "1sec", "1x", "1hh",
-    "0x10", "1e3", "18446744073709551616ms", /* digits overflow */
-    "18446744073709552s",                    /* overflows when scaled */
-    "213503982335d", "s10", "10s;",
+    "0x10", "1e3", "s10", "10s;",
 };
 
 static const struct num_case good_sizes[] = {
@@ -97,6 +97,46 @@ static void test_duration_bad(void **state)
     }
     uint64_t ms;
     assert_int_equal(wr_units_parse_duration(NULL, &ms), -1);
+}
+
+/* Issue 13.14: durations stop at WR_UNITS_DURATION_MAX_MS (365d), so that
+ * `now + timeout` can never wrap and make "forever" mean "at once". One past
+ * the maximum, in any unit, and numbers of any length fail with ERANGE;
+ * junk fails with EINVAL. */
+static void issue_13_duration_max(void **state)
+{
+    (void)state;
+    static const char *const too_long[] = {
+        "31536000001ms", "31536001", "366d", "8761h", "525601m",
+        "18446744073709551615ms", "18446744073709551616ms", "213503982334d",
+        "99999999999999999999999999999999999999999999999999999999999999999999d",
+        "000000000000000000000000000000000000000000000000000000000000000031536001s",
+    };
+    for (size_t i = 0; i < N_OF(too_long); i++) {
+        char *text = heap_copy(too_long[i]);
+        uint64_t ms = 12345;
+        errno = 0;
+        if (wr_units_parse_duration(text, &ms) != -1)
+            fail_msg("duration \"%s\" accepted", text);
+        assert_int_equal(errno, ERANGE);
+        assert_int_equal(ms, 12345);
+        free(text);
+    }
+    static const char *const junk[] = {"99999999999999999999999x", "1x", "", "d"};
+    for (size_t i = 0; i < N_OF(junk); i++) {
+        uint64_t ms = 12345;
+        errno = 0;
+        assert_int_equal(wr_units_parse_duration(junk[i], &ms), -1);
+        assert_int_equal(errno, EINVAL);
+    }
+    /* The leading zeros of a long digit string do not count against it. */
+    uint64_t ms = 0;
+    assert_int_equal(wr_units_parse_duration("0000000000000000000000000000365d", &ms), 0);
+    assert_int_equal(ms, WR_UNITS_DURATION_MAX_MS);
+    /* Sizes keep the whole uint64_t range, with the same errno split. */
+    errno = 0;
+    assert_int_equal(wr_units_parse_size("18446744073709551616", &ms), -1);
+    assert_int_equal(errno, ERANGE);
 }
 
 static void test_size_good(void **state)
@@ -243,6 +283,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration_good), cmocka_unit_test(test_duration_bad),
+        cmocka_unit_test(issue_13_duration_max),
         cmocka_unit_test(test_size_good),     cmocka_unit_test(test_size_bad),
         cmocka_unit_test(test_bool),          cmocka_unit_test(test_listen_good),
         cmocka_unit_test(test_listen_unix),   cmocka_unit_test(test_listen_bad),
