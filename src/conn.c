@@ -353,15 +353,31 @@ static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
     }
 }
 
-/* Logs a refusal an attacker can repeat at will: at most once a second. */
+/* Logs a refusal an attacker can repeat at will: at most once a second.
+ * rq names the refused request, or is NULL for a refused connection. */
 static void log_refusal(struct wr_conns *cs, uint64_t conn_id, const char *what,
-                        const char *peer)
+                        const char *peer, const struct wr_log_request *rq)
 {
     uint64_t n_suppressed;
     if (!wr_log_is_enabled(WR_LOG_INFO) || !wr_limits_log_due(cs->limits, now_ms(), &n_suppressed))
         return;
-    wr_log(WR_LOG_INFO, cs->worker_id, conn_id, "%s: %s (%llu similar refusals not logged)",
-           peer, what, (unsigned long long)n_suppressed);
+    if (rq)
+        wr_log_request(WR_LOG_INFO, cs->worker_id, conn_id, rq,
+                       "%s (%llu similar refusals not logged)", what,
+                       (unsigned long long)n_suppressed);
+    else
+        wr_log(WR_LOG_INFO, cs->worker_id, conn_id, "%s: %s (%llu similar refusals not logged)",
+               peer, what, (unsigned long long)n_suppressed);
+}
+
+/* The request in flight, as error-log lines name it (borrowed from io and c). */
+static struct wr_log_request log_subject(const struct wr_conn *c)
+{
+    const struct wr_conn_io *io = c->io;
+    return (struct wr_log_request){.id = wr_str_from_cstr(io->request_id),
+                                   .client = wr_str_from_cstr(c->peer),
+                                   .method = io->req.method,
+                                   .target = io->req.target};
 }
 
 /*
@@ -379,7 +395,7 @@ static bool admit_peer(struct wr_conns *cs, int fd, const struct sockaddr *peer,
         return true;
     char text[48];
     format_peer(text, sizeof(text), peer);
-    log_refusal(cs, 0, "over max_connections_per_ip; closed", text);
+    log_refusal(cs, 0, "over max_connections_per_ip; closed", text, NULL);
     close(fd);
     atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
     return false;
@@ -847,8 +863,9 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
     if (r->is_overflow) {
         if (r->file_fd >= 0 || r->file_ref)
             release_file(r->file_fd, r->file_ref);
-        wr_log(WR_LOG_ERROR, c->home->worker_id, c->id, "response head over %d bytes",
-               WBUF_CAP);
+        struct wr_log_request rq = log_subject(c);
+        wr_log_request(WR_LOG_ERROR, c->home->worker_id, c->id, &rq,
+                       "response head over %d bytes", WBUF_CAP);
         build_error(c, r, 500, NULL);
         wr_resp_finish(r, is_keep_alive, io->req.minor_version);
     }
@@ -873,7 +890,8 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
 }
 
 /* A route's rate_limit for this client: 0, or 429 with the seconds to wait. */
-static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t *retry_after_s)
+static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t *retry_after_s,
+                      const struct wr_log_request *rq)
 {
     if (c->peer_key == 0)
         return 0; /* unix clients: no address to tell clients apart */
@@ -886,7 +904,7 @@ static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t 
         return 0;
     char what[160];
     snprintf(what, sizeof(what), "over rate_limit of route %.64s; 429", route->name);
-    log_refusal(c->home, c->id, what, c->peer);
+    log_refusal(c->home, c->id, what, c->peer, rq);
     return 429;
 }
 
@@ -956,14 +974,16 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     if (status == 0 && (size_t)m->route->action < sizeof(actions) / sizeof(actions[0]))
         action = actions[m->route->action];
     uint64_t retry_after_s = 0;
+    struct wr_log_request subject = log_subject(c);
     if (status == 0 && m->route->rate_limit.interval_us != 0)
-        status = check_rate(c, m->route, &retry_after_s);
+        status = check_rate(c, m->route, &retry_after_s, &subject);
     if (status == 0) {
         struct wr_exchange ex = {
             .req = req, .route = m->route, .match = m, .path = path, .vars = &vars,
             .clock = &cs->clock, .resp = r,
             .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
             .static_cache = cs->static_cache,
+            .log_subject = &subject, .worker_id = cs->worker_id, .conn_id = c->id,
         };
         if (m->route->action == WR_ACTION_PROXY) {
             status = start_proxy(c, &ex, is_keep_alive);

@@ -39,6 +39,7 @@
 #define ERROR_LINE_MAX 1024
 #define ACCESS_BUF_CAP (64 * 1024)
 #define ACCESS_LINE_MAX (8 * 1024)
+#define LOG_TARGET_MAX 256 /* bytes of a request target in an error-log line */
 #define ACCESS_QUEUE_CAP (256 * 1024) /* per worker, past its 64 KiB buffer */
 #define ERROR_QUEUE_CAP (64 * 1024)   /* every thread's error lines */
 #define WRITER_STOP_MS 2000           /* at exit, a stalled log reader delays it this long */
@@ -169,10 +170,12 @@ bool wr_log_is_enabled(enum wr_log_level level)
     return (int)level <= atomic_load_explicit(&error_level, memory_order_relaxed);
 }
 
-void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *fmt, ...)
+static void append_request(char *buf, size_t *n, size_t cap, const struct wr_log_request *rq);
+
+/* Formats and writes one error-log line; rq (may be NULL) names the request. */
+__attribute__((format(printf, 5, 0))) static void write_line(enum wr_log_level level, int worker, uint64_t conn_id,
+                       const struct wr_log_request *rq, const char *fmt, va_list ap)
 {
-    if (!wr_log_is_enabled(level))
-        return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
@@ -191,12 +194,11 @@ void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *f
                      (long)tv.tv_usec / 1000, level_names[level], worker,
                      (unsigned long long)conn_id);
     n += (size_t)m;
-    va_list ap;
-    va_start(ap, fmt);
     int k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    va_end(ap);
     if (k > 0)
         n += (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
+    if (rq)
+        append_request(line, &n, sizeof(line) - 1, rq);
     line[n++] = '\n';
     if (level <= WR_LOG_WARN && error_fd != 2 &&
         atomic_load_explicit(&is_echo_stderr, memory_order_relaxed)) {
@@ -211,6 +213,27 @@ void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *f
     }
     ssize_t w = write(error_fd, line, n);
     (void)w; /* nowhere left to report a failing error log */
+}
+
+void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *fmt, ...)
+{
+    if (!wr_log_is_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, worker, conn_id, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void wr_log_request(enum wr_log_level level, int worker, uint64_t conn_id,
+                    const struct wr_log_request *rq, const char *fmt, ...)
+{
+    if (!wr_log_is_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, worker, conn_id, rq, fmt, ap);
+    va_end(ap);
 }
 
 void wr_log_echo_stderr(bool is_on)
@@ -338,6 +361,32 @@ static void put_escaped(struct line *l, struct wr_str s, bool is_json)
             put(l, esc, 4);
         }
     }
+}
+
+/*
+ * ", client: 192.0.2.1, request: "GET /x?y", request_id: 5f0c..." after an
+ * error-log message (nginx's order, plus the id the access log shows).
+ * The target is cut at LOG_TARGET_MAX bytes ("..." marks the cut) and, like
+ * every request byte, escaped: a line can never be forged from a request.
+ */
+static void append_request(char *buf, size_t *n, size_t cap, const struct wr_log_request *rq)
+{
+    struct line l = {buf + *n, 0, cap - *n};
+    put_cstr(&l, ", client: ");
+    put_escaped(&l, rq->client, false);
+    put_cstr(&l, ", request: \"");
+    put_escaped(&l, rq->method, false);
+    put(&l, " ", 1);
+    struct wr_str target = rq->target;
+    bool is_cut = target.len > LOG_TARGET_MAX;
+    if (is_cut)
+        target.len = LOG_TARGET_MAX;
+    put_escaped(&l, target, false);
+    if (is_cut)
+        put_cstr(&l, "...");
+    put_cstr(&l, "\", request_id: ");
+    put_escaped(&l, rq->id.len > 0 ? rq->id : WR_STR("-"), false);
+    *n += l.len;
 }
 
 static void put_or_dash(struct line *l, struct wr_str s)

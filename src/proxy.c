@@ -113,6 +113,9 @@ struct wr_proxy {
     uint64_t idle_timeout_ms; /* tunnel */
     uint64_t start_us, head_us;
     char upstream_addr[128];
+    struct wr_log_request subject; /* names the request in warnings: slices borrowed
+                                      from the pinned head and conn (emptied when
+                                      the tunnel starts and conn lets go of them) */
 };
 
 static void on_upstream(struct wr_upconn *uc, short what, void *arg);
@@ -172,11 +175,12 @@ static void upstream_warn(struct wr_proxy *p, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (env->n_warn_suppressed > 0) {
-        wr_log(WR_LOG_WARN, env->worker_id, p->conn_id, "%s (%llu similar lines not logged)",
-               line, (unsigned long long)env->n_warn_suppressed);
+        wr_log_request(WR_LOG_WARN, env->worker_id, p->conn_id, &p->subject,
+                       "%s (%llu similar lines not logged)", line,
+                       (unsigned long long)env->n_warn_suppressed);
         env->n_warn_suppressed = 0;
     } else {
-        wr_log(WR_LOG_WARN, env->worker_id, p->conn_id, "%s", line);
+        wr_log_request(WR_LOG_WARN, env->worker_id, p->conn_id, &p->subject, "%s", line);
     }
 }
 
@@ -1226,9 +1230,12 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
     p->start_us = now_us();
+    if (ex->log_subject)
+        p->subject = *ex->log_subject;
     p->is_host_preserved = ex->route->preserve_host && req->host.len > 0;
     if (build_request_head(p, pr) < 0 || expand_add_headers(p, ex) < 0) {
-        wr_log(WR_LOG_ERROR, env->worker_id, pr->id, "upstream request head too large");
+        wr_log_request(WR_LOG_ERROR, env->worker_id, pr->id, ex->log_subject,
+                       "upstream request head too large");
         wr_proxy_free(p);
         *status = 500;
         return NULL;
@@ -1461,6 +1468,7 @@ static void on_tunnel_upstream(struct wr_proxy *p, short what)
 void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, struct wr_tls_conn *client_tls,
                      const char *pending, size_t pending_len)
 {
+    p->subject = (struct wr_log_request){0}; /* conn releases the head now */
     size_t cap = pending_len > UBUF_CAP ? pending_len : UBUF_CAP;
     p->tbuf = malloc(cap);
     if (!p->tbuf) {

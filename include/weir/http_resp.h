@@ -18,6 +18,7 @@
 
 #include "weir/config.h"
 #include "weir/http_parser.h"
+#include "weir/log.h"
 #include "weir/router.h"
 #include "weir/tmpl.h"
 
@@ -112,6 +113,10 @@ struct wr_exchange {
     char *scratch;               /* per-worker scratch for the handler */
     size_t scratch_cap;
     struct wr_static_cache *static_cache; /* the worker's open-file cache */
+    const struct wr_log_request *log_subject; /* names the request in error-log lines
+                                                 (wr_log_request); valid during the call */
+    int worker_id;               /* for wr_log_request */
+    uint64_t conn_id;
 };
 
 /*

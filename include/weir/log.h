@@ -79,6 +79,26 @@ bool wr_log_is_enabled(enum wr_log_level level);
 void wr_log(enum wr_log_level level, int worker, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* What names a request in an error-log line. Slices are borrowed (any may
+ * be empty); they need only outlive the wr_log_request call. */
+struct wr_log_request {
+    struct wr_str id;     /* $request_id, the access log's request_id */
+    struct wr_str client; /* the client's address */
+    struct wr_str method;
+    struct wr_str target; /* as received */
+};
+
+/*
+ * wr_log for a line about one request: the message, then
+ * ", client: ADDR, request: \"METHOD TARGET\", request_id: ID", escaped as
+ * the access log escapes (the target cut at 256 bytes), so a warning can be
+ * tied to its access-log line. Every per-request warn and error line goes
+ * through it. Worker threads.
+ */
+void wr_log_request(enum wr_log_level level, int worker, uint64_t conn_id,
+                    const struct wr_log_request *rq, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* One finished request, as the access log needs it. Slices are borrowed. */
 struct wr_access_entry {
     struct wr_str remote_addr;

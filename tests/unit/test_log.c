@@ -505,6 +505,43 @@ static void issue_13_open_fifo(void **state)
     rmdir(dir);
 }
 
+/* Issue 13.9: a per-request error line names the client, the request
+ * (escaped, the target cut at 256 bytes) and its request id. */
+static void issue_13_request_line(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/weir_test_reqline_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    wr_log_set_error(fd, WR_LOG_INFO);
+    char target[400];
+    memset(target, 'a', sizeof(target));
+    memcpy(target, "/x\"\n", 4);
+    struct wr_log_request rq = {WR_STR("0123abcd"), WR_STR("192.0.2.7"), WR_STR("GET"),
+                                {target, sizeof(target)}};
+    wr_log_request(WR_LOG_WARN, 1, 1025, &rq, "upstream %s: refused", "app");
+    struct wr_log_request empty = {0};
+    wr_log_request(WR_LOG_ERROR, 0, 7, &empty, "short");
+    wr_log_request(WR_LOG_DEBUG, 0, 7, &rq, "below the level: not written");
+    wr_log_set_error(2, WR_LOG_INFO);
+    char got[4096];
+    ssize_t n = pread(fd, got, sizeof(got) - 1, 0);
+    assert_true(n > 0);
+    got[n] = '\0';
+    char want[1024];
+    int k = snprintf(want, sizeof(want),
+                     "[warn] w1 c1025: upstream app: refused, client: 192.0.2.7, request: "
+                     "\"GET /x\\x22\\x0a%.*s...\", request_id: 0123abcd\n",
+                     256 - 4, target + 4);
+    assert_true(k > 0 && (size_t)k < sizeof(want));
+    assert_non_null(strstr(got, want));
+    assert_non_null(strstr(got, "[error] w0 c7: short, client: , request: \" \", "
+                                "request_id: -\n"));
+    assert_null(strstr(got, "below the level"));
+    close(fd);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +555,7 @@ int main(void)
         cmocka_unit_test(issue_13_access_log_pipe_never_blocks),
         cmocka_unit_test(issue_13_error_log_pipe_never_blocks),
         cmocka_unit_test(issue_13_open_fifo),
+        cmocka_unit_test(issue_13_request_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
