@@ -1094,8 +1094,11 @@ static const char *compile_regex(struct loader *ld, struct wr_route *r, const ch
 }
 
 /* Paths are matched after normalisation (path.c), so these could never match. */
-static const char *check_match_path(struct loader *ld, const char *path)
+static const char *check_match_path(struct loader *ld, const char *path, bool is_exact)
 {
+    /* exact:* is the asterisk-form of a server-wide OPTIONS (RFC 9112 §3.2.4). */
+    if (is_exact && strcmp(path, "*") == 0)
+        return NULL;
     if (path[0] != '/')
         return fail(ld, "\"%s\" must start with /", path);
     size_t len = strlen(path);
@@ -1123,8 +1126,9 @@ static const char *parse_match(struct loader *ld, const struct key_def *k, void 
         const char *pattern = value + n;
         if (*pattern == '\0')
             return "empty pattern";
-        const char *msg = kinds[i].kind == WR_ROUTE_REGEX ? compile_regex(ld, r, pattern)
-                                                           : check_match_path(ld, pattern);
+        const char *msg = kinds[i].kind == WR_ROUTE_REGEX
+                              ? compile_regex(ld, r, pattern)
+                              : check_match_path(ld, pattern, kinds[i].kind == WR_ROUTE_EXACT);
         if (msg != NULL)
             return msg;
         r->pattern = dup_mem(ld, pattern, strlen(pattern));
@@ -1208,7 +1212,14 @@ static const char *parse_methods(struct loader *ld, const struct key_def *k, voi
     for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
         if (!is_token(w))
             return fail(ld, "\"%.*s\" is not a method name", (int)w.len, w.ptr);
+        /* The parser refuses longer methods (400): such a route could never match. */
+        if (w.len > WR_HTTP_METHOD_MAX)
+            return fail(ld, "\"%.*s\": longer than %d bytes, the longest method weir accepts",
+                        (int)w.len, w.ptr, WR_HTTP_METHOD_MAX);
         enum wr_http_method m = wr_http_method_from(w);
+        /* CONNECT is always answered 405 before routing. */
+        if (m == WR_HTTP_CONNECT)
+            return fail(ld, "CONNECT: weir is not a forward proxy (CONNECT gets 405)");
         if (m != WR_HTTP_OTHER && (unsigned)m < WR_HTTP_N_METHODS) {
             r->method_mask |= 1u << m;
             /* RFC 9110 §9.3.2: HEAD is GET without the content. */
@@ -1647,8 +1658,13 @@ static const struct key_def upstream_keys[] = {
     {.name = "tls_sni", .parse = parse_sni, FIELD(UPS, tls_sni)},
 };
 
+static const struct choice schemes[] = {
+    {"http", WR_ROUTE_SCHEME_HTTP}, {"https", WR_ROUTE_SCHEME_HTTPS}, {NULL, 0}};
+
 #define RT struct wr_route
 static const struct key_def route_keys[] = {
+    /* scheme: unset = requests from plain and TLS listeners alike */
+    {.name = "scheme", .parse = parse_enum, FIELD(RT, scheme), .choices = schemes},
     /* host: unset = any host; names lower-cased, "*.suffix" wildcards */
     {.name = "host", .parse = parse_host},
     /* match: required */
@@ -2015,6 +2031,10 @@ static void close_route(struct loader *ld, const struct sect_record *rec)
                   "required (exact:PATH, prefix:PATH or regex:PATTERN)");
     if (pick_action(ld, rec, r) == 0)
         check_action_keys(ld, rec, r);
+    if (r->action == WR_ACTION_STATIC && r->match_kind == WR_ROUTE_EXACT && r->pattern != NULL &&
+        strcmp(r->pattern, "*") == 0)
+        key_error(ld, rec, seen_line(rec, "match"), "match",
+                  "exact:* (OPTIONS *) names no file; use return, redirect or proxy");
     check_route_captures(ld, rec, r);
     unsigned strip_line = seen_line(rec, "strip_prefix");
     if (strip_line != 0 && seen_line(rec, "rewrite") != 0)
@@ -2452,6 +2472,32 @@ static void record_key_lines(struct loader *ld)
     }
 }
 
+/* A route whose scheme no listen serves never matches: likely a mistake (a
+ * TLS listen forgotten, or the redirect route of a TLS-only server). */
+static void check_route_schemes(struct loader *ld)
+{
+    const struct wr_server_cfg *s = &ld->cfg->server;
+    if (s->n_listens == 0)
+        return; /* reported by check_listens */
+    bool has_tls = false, has_plain = false;
+    for (size_t i = 0; i < s->n_listens; i++) {
+        has_tls |= s->listens[i].is_tls;
+        has_plain |= !s->listens[i].is_tls;
+    }
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        if (rec->kind != SECT_ROUTE)
+            continue;
+        const enum wr_route_scheme scheme = ld->cfg->routes[rec->index].scheme;
+        if ((scheme == WR_ROUTE_SCHEME_HTTPS && !has_tls) ||
+            (scheme == WR_ROUTE_SCHEME_HTTP && !has_plain))
+            key_warning(ld, rec, seen_line(rec, "scheme"), "scheme",
+                        "no listen serves %s: this route never matches",
+                        scheme == WR_ROUTE_SCHEME_HTTPS ? "https (a listen with tls)"
+                                                        : "plain http (a listen without tls)");
+    }
+}
+
 /* One health record per server, once the server arrays stop growing. */
 static void alloc_health(struct loader *ld)
 {
@@ -2640,6 +2686,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         resolve_tls(ld);
         check_listens(ld);
         record_key_lines(ld);
+        check_route_schemes(ld);
         resolve_proxies(ld);
         alloc_health(ld);
         if (ld->is_oom)

@@ -5,8 +5,9 @@
  *   accept (worker) -> wr_conn_take -> [TLS: continue_handshake until
  *   done, tls.c] -> on_client_read reads into the
  *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
- *   a request view -> dispatch: wr_path_normalize, wr_router_match picks a
- *   route -> the route's action (actions[]: static, return, redirect) starts
+ *   a request view -> dispatch: select_route (wr_path_normalize,
+ *   wr_router_match picks a route; CONNECT and an OPTIONS * no route takes
+ *   are answered from the server's methods) -> the route's action (actions[]: static, return, redirect) starts
  *   a response -> commit_response queues head and body -> flush_output
  *   writes (writev, sendfile) -> the next pipelined request is parsed, or the
  *   connection goes idle -> conn_close.
@@ -932,6 +933,68 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
     return c->proxy ? 0 : status;
 }
 
+/* The asterisk-form of a server-wide OPTIONS (RFC 9112 §3.2.4); the parser
+ * allows it for OPTIONS only. */
+static bool is_asterisk_form(const struct wr_http_request *req)
+{
+    return req->path.len == 1 && req->path.ptr[0] == '*';
+}
+
+/*
+ * Picks the route for io->req into cs->match, with *path the path it was
+ * matched on (normalised into cs->scratch, or the request's "*"). Returns 0
+ * with a route, 200 for an OPTIONS * no route takes (weir answers it, with
+ * the server's methods in match->allow), or the status to answer.
+ */
+static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *path)
+{
+    struct wr_conns *cs = c->home;
+    const struct wr_http_request *req = &c->io->req;
+    struct wr_router_match *m = &cs->match;
+    struct wr_router_input in = {host, *path, req->method_id, req->method, c->tls != NULL};
+    if (req->method_id == WR_HTTP_CONNECT) {
+        /* RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a forward proxy
+         * makes and weir does not: 405 with the methods it does serve. */
+        wr_router_server_methods(c->cfg, &in, m);
+        return 405;
+    }
+    const bool is_asterisk = is_asterisk_form(req);
+    int status = 0;
+    if (is_asterisk) {
+        *path = req->path;
+    } else {
+        size_t path_len = 0;
+        status = wr_path_normalize(req->path.ptr, req->path.len, cs->scratch, &path_len);
+        *path = (struct wr_str){cs->scratch, path_len};
+    }
+    /* A connection's certificate answers only its own section's names. */
+    if (status == 0 && c->tls && wr_tls_is_misdirected(c->tls, host))
+        status = 421;
+    if (status != 0)
+        return status;
+    in.path = *path;
+    status = wr_router_match(c->cfg, cs->router, &in, m);
+    if (is_asterisk && (status == 404 || status == 405)) {
+        /* RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole. */
+        wr_router_server_methods(c->cfg, &in, m);
+        return 200;
+    }
+    return status;
+}
+
+/* 200 to an OPTIONS * that no route takes: the server's methods, no content
+ * (RFC 9110 §9.3.7: Content-Length: 0 then). */
+static void build_server_options(struct wr_conn *c, struct wr_resp *r, const char *allow)
+{
+    struct wr_conn_io *io = c->io;
+    wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
+    wr_resp_start(r, 200, &c->home->clock);
+    wr_resp_header(r, "Allow", wr_str_from_cstr(allow));
+    r->body = "";
+    r->body_len = 0;
+    r->has_length = true;
+}
+
 /*
  * Runs the router and the route's action for the parsed request in io->req.
  * Returns true when the request went to a proxy (no response queued yet).
@@ -948,17 +1011,11 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     struct wr_router_match *m = &cs->match;
     m->route = NULL;
     m->n_captures = 0;
-    size_t path_len = 0;
-    int status = wr_path_normalize(req->path.ptr, req->path.len, cs->scratch, &path_len);
-    struct wr_str path = {cs->scratch, path_len};
     struct wr_str host = host_var(cs, req->host);
-    /* A connection's certificate answers only its own section's names. */
-    if (status == 0 && c->tls && wr_tls_is_misdirected(c->tls, host))
-        status = 421;
-    if (status == 0) {
-        struct wr_router_input in = {host, path, req->method_id, req->method};
-        status = wr_router_match(c->cfg, cs->router, &in, m);
-    }
+    struct wr_str path = {cs->scratch, 0};
+    int status = select_route(c, host, &path);
+    /* Scratch past the normalised path is free for the action. */
+    const size_t path_len = path.ptr == cs->scratch ? path.len : 0;
     make_request_id(cs, io->request_id);
     struct wr_tmpl_vars vars = {
         .host = host,
@@ -970,6 +1027,11 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         .ovector = m->ovector,
         .n_captures = m->n_captures,
     };
+    if (status == 200) {
+        build_server_options(c, r, m->allow);
+        commit_response(c, r, NULL, &vars, is_keep_alive && !is_body_unsent);
+        return false;
+    }
     wr_action_fn action = NULL;
     if (status == 0 && (size_t)m->route->action < sizeof(actions) / sizeof(actions[0]))
         action = actions[m->route->action];
@@ -1455,7 +1517,11 @@ static void answer(struct wr_conn *c, size_t head_len)
         answer_and_close(c, 413, true);
         return;
     }
+    /* After a CONNECT (always refused) a client that did not wait for the
+     * answer may already be sending tunnel bytes: never parse them as
+     * requests. */
     bool is_keep_alive = req->is_keep_alive && !cs->is_draining && !c->is_peer_eof &&
+                         req->method_id != WR_HTTP_CONNECT &&
                          (max_requests == 0 || c->n_requests < max_requests);
     bool has_body = req->is_chunked || (req->has_content_length && req->content_length > 0);
     /* RFC 9110 §10.1.1: the client waits for 100 Continue (or a final

@@ -9,12 +9,15 @@
  *
  * Invariants:
  * - Never reads outside buf[0..len) and never writes to it.
- * - A head is parsed in two steps: find its end (the first CRLF CRLF, checking
- *   on the way that every LF has its CR), then parse the complete head once.
- *   Only buf[0..leading CRLFs + max_head_bytes) is ever looked at, and the
- *   scan is sequential, so the outcome for a buffer is fixed by its prefix:
- *   feeding a request in any pieces gives the result of feeding it whole.
- *   prev_len only lets the scan resume; no other state survives a call.
+ * - A head is parsed in three steps: check the request line as far as it has
+ *   arrived (so garbage is refused on its first byte), find the head's end
+ *   (the first CRLF CRLF, checking on the way that every LF has its CR), then
+ *   parse the complete head once. Only buf[0..leading CRLFs +
+ *   max_head_bytes) is ever looked at, and each step's verdict on a prefix is
+ *   "need more" or its verdict on the whole, so the outcome for a buffer is
+ *   fixed by its prefix: feeding a request in any pieces gives the result of
+ *   feeding it whole. prev_len only lets the scans resume; no other state
+ *   survives a call.
  * - The chunked decoder looks at each framing byte exactly once and keeps
  *   everything it knows in struct wr_http_chunked, so any split of a body
  *   decodes to the same bytes and the same outcome.
@@ -683,9 +686,10 @@ static ssize_t find_head_end(const char *buf, size_t start, size_t from, size_t 
 
 /*
  * Status for a head that reached the limit without ending, given its first
- * n bytes: 414 while still inside the method or request-target (RFC 9112 §3:
- * a request-target longer than the server wishes to parse gets 414), else
- * 431 (RFC 6585 §5).
+ * n bytes: 414 while still inside the request-target (RFC 9112 §3: a
+ * request-target longer than the server wishes to parse gets 414), 400
+ * inside the method (a method is not a target; only a limit below
+ * WR_HTTP_METHOD_MAX gets here), else 431 (RFC 6585 §5).
  */
 static int limit_status(const char *line, size_t n)
 {
@@ -693,9 +697,66 @@ static int limit_status(const char *line, size_t n)
         return 431;
     const char *const sp = memchr(line, ' ', n);
     if (sp == NULL)
-        return 414;
+        return 400;
     const size_t rest = n - (size_t)(sp + 1 - line);
     return memchr(sp + 1, ' ', rest) == NULL ? 414 : 431;
+}
+
+/* True when p[0..n) starts "HTTP/" DIGIT "." DIGIT CRLF, as far as it goes
+ * (RFC 9112 §2.3); '0' in the pattern stands for any digit. Which version
+ * the digits name is parse_version's business (505). */
+static bool is_version_prefix(const char *p, size_t n)
+{
+    static const char pattern[] = "HTTP/0.0\r\n";
+    for (size_t i = 0; i < n && i < sizeof(pattern) - 1; i++) {
+        if (pattern[i] == '0' ? !is_digit(p[i]) : p[i] != pattern[i])
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Checks the request line in line[0..n) as far as it has arrived, so that a
+ * byte that can never be part of a valid request is refused when it arrives
+ * rather than when the head completes: a client sending a NUL or a TLS
+ * ClientHello to a plain port would otherwise hold the connection until
+ * header_timeout. Returns 0 (valid so far) or 400; the verdict for a prefix
+ * is 0 or the verdict for the whole, so pieces never change the outcome.
+ *
+ * The bytes before seen passed this check in an earlier call. The method is
+ * at most WR_HTTP_METHOD_MAX bytes and the version ten, so only the target
+ * needs to resume: bytes before seen are not scanned again (memchr finds
+ * whether the target already ended among them).
+ */
+static int check_line_prefix(const char *line, size_t n, size_t seen)
+{
+    size_t i = 0;
+    const size_t method_stop = n < WR_HTTP_METHOD_MAX + 1 ? n : WR_HTTP_METHOD_MAX + 1;
+    while (i < method_stop && (char_class[(uint8_t)line[i]] & C_TCHAR))
+        i++;
+    if (i > WR_HTTP_METHOD_MAX)
+        return 400;
+    if (i == n)
+        return 0;
+    /* RFC 9110 §9.1: the method is a non-empty token; RFC 9112 §3: one SP. */
+    if (i == 0 || line[i] != ' ')
+        return 400;
+    const char *const target = line + i + 1;
+    const char *const end = line + n;
+    const char *p = target;
+    if (seen > i + 1 && seen <= n) {
+        const char *const sp = memchr(target, ' ', seen - (i + 1));
+        if (sp != NULL)
+            return is_version_prefix(sp + 1, (size_t)(end - sp - 1)) ? 0 : 400;
+        p = line + seen;
+    }
+    /* RFC 9112 §3.2: the target is a non-empty run of visible ASCII. */
+    p = skip_vchars(p, end);
+    if (p == end)
+        return 0;
+    if (p == target || *p != ' ')
+        return 400;
+    return is_version_prefix(p + 1, (size_t)(end - p - 1)) ? 0 : 400;
 }
 
 ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
@@ -711,6 +772,9 @@ ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
     const size_t avail = len - start;
     const size_t max = limits->max_head_bytes;
     const size_t stop = start + (avail < max ? avail : max);
+    const size_t seen = prev_len > start && prev_len <= stop ? prev_len - start : 0;
+    if (check_line_prefix(buf + start, stop - start, seen) != 0)
+        return fail(req, 400);
     /* Resume a little before the old end, so a CRLF CRLF split by the last
      * read is still found; LFs before it were already checked. A prev_len
      * past len cannot be true, so it buys a rescan rather than a stall. */

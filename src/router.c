@@ -2,10 +2,12 @@
  * router: matches a request (host, normalised path, method) against the
  * config snapshot's routes, in file order.
  *
- * Responsible for: host patterns (exact or "*.suffix", port and case
- * ignored), the three path match kinds, method sets, and the 404/405
- * decision with its Allow value. Deliberately not: compiling anything (config
- * does that, so `weir -t` reports bad regexes) and acting on the route.
+ * Responsible for: the scheme a route takes (http, https or both), host
+ * patterns (exact or "*.suffix", port and case ignored), the three path
+ * match kinds, method sets, the 404/405/501 decision with its Allow value,
+ * and the server-wide method list (OPTIONS *, CONNECT). Deliberately not:
+ * compiling anything (config does that, so `weir -t` reports bad regexes)
+ * and acting on the route.
  *
  * Invariants: nothing here allocates per call; the only mutable state is the
  * caller's per-worker scratch (PCRE2 match data), so one scratch must never
@@ -80,6 +82,18 @@ bool wr_router_host_matches(struct wr_str host, const char *pattern)
     return bare_host_matches(host_without_port(host), pattern);
 }
 
+static bool route_scheme_matches(const struct wr_route *r, bool is_tls)
+{
+    switch (r->scheme) {
+    case WR_ROUTE_SCHEME_HTTP:
+        return !is_tls;
+    case WR_ROUTE_SCHEME_HTTPS:
+        return is_tls;
+    default:
+        return true;
+    }
+}
+
 static bool route_host_matches(const struct wr_route *r, struct wr_str bare_host)
 {
     if (r->n_hosts == 0)
@@ -89,6 +103,19 @@ static bool route_host_matches(const struct wr_route *r, struct wr_str bare_host
             return true;
     }
     return false;
+}
+
+/* True when r takes requests of this scheme for this host (port removed):
+ * a route that does not is skipped as if absent, Allow included. */
+static bool route_serves(const struct wr_route *r, bool is_tls, struct wr_str bare_host)
+{
+    return route_scheme_matches(r, is_tls) && route_host_matches(r, bare_host);
+}
+
+/* Normalised paths start with '/': "*" can only be the asterisk-form. */
+static bool is_asterisk(struct wr_str path)
+{
+    return path.len == 1 && path.ptr[0] == '*';
 }
 
 /*
@@ -129,11 +156,15 @@ static bool route_path_matches(const struct wr_route *r, struct wr_str path,
 {
     struct wr_str pattern = {r->pattern, r->pattern_len};
     switch (r->match_kind) {
-    case WR_ROUTE_EXACT:
+    case WR_ROUTE_EXACT: /* "*" (asterisk-form) only equals exact:* */
         return wr_str_eq(path, pattern);
-    case WR_ROUTE_PREFIX:
+    case WR_ROUTE_PREFIX: /* patterns start with '/': never "*" */
         return wr_str_has_prefix(path, pattern);
     case WR_ROUTE_REGEX:
+        /* "*" is no path: a catch-all regex must not send a server-wide
+         * OPTIONS to a handler that expects one (RFC 9112 §3.2.4). */
+        if (is_asterisk(path))
+            return false;
         *regex_rc = run_regex(r, path, md);
         return *regex_rc >= 0;
     }
@@ -228,6 +259,62 @@ static void reset_match(struct wr_router_match *out)
     out->allow[0] = '\0';
 }
 
+/* Every method weir knows but CONNECT (answered 405 before routing): what a
+ * proxy, redirect or return route without methods takes. */
+static const uint32_t ANY_KNOWN_METHOD =
+    ((1u << WR_HTTP_N_METHODS) - 1) & ~(1u << WR_HTTP_OTHER) & ~(1u << WR_HTTP_CONNECT);
+
+/* The known methods r takes: its methods, else what its action serves. */
+static uint32_t route_method_mask(const struct wr_route *r)
+{
+    if (r->method_mask != 0 || r->n_other_methods != 0)
+        return r->method_mask;
+    if (r->action == WR_ACTION_STATIC)
+        return 1u << WR_HTTP_GET | 1u << WR_HTTP_HEAD; /* static.c answers 405 otherwise */
+    return ANY_KNOWN_METHOD;
+}
+
+/*
+ * True when some route serving in's scheme and host takes in's method
+ * token (not in the enum) on some path: it names it in methods, or takes
+ * any method. RFC 9110 §9.1: a method the server does not recognise SHOULD
+ * get 501, and the routes are what weir recognises.
+ */
+static bool is_method_served(const struct wr_config *cfg, const struct wr_router_input *in,
+                             struct wr_str bare_host)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct wr_route *r = &cfg->routes[i];
+        if (!route_serves(r, in->is_tls, bare_host))
+            continue;
+        if (r->method_mask == 0 && r->n_other_methods == 0 ? r->action != WR_ACTION_STATIC
+                                                           : route_method_matches(r, in))
+            return true;
+    }
+    return false;
+}
+
+void wr_router_server_methods(const struct wr_config *cfg, const struct wr_router_input *in,
+                              struct wr_router_match *out)
+{
+    reset_match(out);
+    const struct wr_str host = host_without_port(in->host);
+    uint32_t mask = 1u << WR_HTTP_OPTIONS; /* weir answers OPTIONS * itself */
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        if (route_serves(&cfg->routes[i], in->is_tls, host))
+            mask |= route_method_mask(&cfg->routes[i]);
+    }
+    for (unsigned m = WR_HTTP_OTHER + 1; m < WR_HTTP_N_METHODS; m++) {
+        if (mask & (1u << m))
+            allow_merge(out, wr_http_method_name((enum wr_http_method)m));
+    }
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct wr_route *r = &cfg->routes[i];
+        for (size_t j = 0; j < r->n_other_methods && route_serves(r, in->is_tls, host); j++)
+            allow_merge(out, r->other_methods[j]);
+    }
+}
+
 int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
                     const struct wr_router_input *in, struct wr_router_match *out)
 {
@@ -237,7 +324,8 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct wr_route *r = &cfg->routes[i];
         int rc = 0;
-        if (!route_host_matches(r, host) || !route_path_matches(r, in->path, scratch->md, &rc))
+        if (!route_serves(r, in->is_tls, host) ||
+            !route_path_matches(r, in->path, scratch->md, &rc))
             continue;
         if (!route_method_matches(r, in)) {
             /* A later route may still take this method; if none does, the
@@ -251,6 +339,10 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
         out->route = r;
         out->allow[0] = '\0';
         return 0;
+    }
+    if (in->method_id == WR_HTTP_OTHER && !is_method_served(cfg, in, host)) {
+        out->allow[0] = '\0';
+        return 501;
     }
     return path_matched ? 405 : 404;
 }

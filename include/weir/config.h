@@ -152,6 +152,12 @@ struct wr_upstream_cfg {
 };
 
 enum wr_route_match_kind { WR_ROUTE_EXACT = 0, WR_ROUTE_PREFIX, WR_ROUTE_REGEX };
+/* The route key scheme: which connections a route takes requests from. */
+enum wr_route_scheme {
+    WR_ROUTE_SCHEME_ANY = 0, /* unset: plain and TLS listeners alike */
+    WR_ROUTE_SCHEME_HTTP,    /* only requests that came over plain TCP (or unix) */
+    WR_ROUTE_SCHEME_HTTPS,   /* only requests that came over TLS */
+};
 enum wr_route_action { WR_ACTION_STATIC = 1, WR_ACTION_PROXY, WR_ACTION_REDIRECT,
                        WR_ACTION_RETURN };
 
@@ -161,8 +167,10 @@ struct wr_route {
     unsigned metrics_id; /* same name, same id across reloads; set by main before
                             publishing (metrics.h), 0 until then */
 
+    enum wr_route_scheme scheme;
     enum wr_route_match_kind match_kind;
-    char *pattern;         /* owned: text after "exact:", "prefix:" or "regex:" */
+    char *pattern;         /* owned: text after "exact:", "prefix:" or "regex:";
+                              exact:* matches only asterisk-form (OPTIONS *) */
     size_t pattern_len;
     struct pcre2_real_code_8 *regex; /* owned, WR_ROUTE_REGEX only, JIT-compiled */
     unsigned n_regex_captures;       /* capture groups in regex */

@@ -23,6 +23,12 @@
 /* Most header fields accepted in one request; 431 beyond. */
 #define WR_HTTP_MAX_HEADERS 100
 
+/* Longest method token accepted; 400 beyond. The longest registered method
+ * (UPDATEREDIRECTREF) has 17 bytes; a longer token is no method anyone
+ * serves, and refusing it at once keeps a client from holding a connection
+ * with a request line that can never become valid. */
+#define WR_HTTP_METHOD_MAX 32
+
 enum wr_http_method {
     WR_HTTP_OTHER = 0, /* a valid token we do not know; see method slice */
     WR_HTTP_GET,
@@ -93,13 +99,22 @@ struct wr_http_limits {
  * violation:
  *   400  malformed syntax, bare LF, obs-fold, whitespace before ':', CTL/NUL
  *        in a field, missing/duplicate Host on HTTP/1.1, Content-Length with
- *        Transfer-Encoding, differing or invalid Content-Length, bad method
- *   414  request line longer than the limit
+ *        Transfer-Encoding, differing or invalid Content-Length, bad method,
+ *        a method longer than WR_HTTP_METHOD_MAX (a method is not a target:
+ *        never 414)
+ *   414  the limit reached inside the request-target
  *   431  head longer than the limit, or more fields than limits->max_headers
  *   501  a transfer-coding other than a single final "chunked"
  *   505  a version other than HTTP/1.0 or HTTP/1.1
+ * The request line is checked as far as it has arrived: a byte that no valid
+ * request line can have at its place (a NUL or other CTL where a method must
+ * start, a non-token byte in the method, a CTL in the target, anything but
+ * "HTTP/" DIGIT "." DIGIT CRLF after it) gives WR_ERROR 400 on the call that
+ * first sees it, without waiting for the rest of the head.
  * Leading empty lines before the request line (RFC 9112 §2.2) are skipped and
  * counted in the returned length.
+ * Unknown but valid method tokens are not refused here: routes may accept
+ * them (the router answers 501 when none does).
  */
 ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
                               const struct wr_http_limits *limits, struct wr_http_request *req);

@@ -1,10 +1,12 @@
 /*
  * router: picks the route for a request from the config snapshot.
  *
- * Routes are tried in file order; the first whose host, path and method all
- * match wins. When some route matched host and path but none allowed the
- * method, the answer is 405 with an Allow field listing the methods those
- * routes accept; when none matched at all, 404.
+ * Routes are tried in file order; the first whose scheme, host, path and
+ * method all match wins. When some route matched scheme, host and path but
+ * none allowed the method, the answer is 405 with an Allow field listing the
+ * methods those routes accept; when none matched at all, 404. A method token
+ * weir does not know (RFC 9110 §9.1) and no route of the host takes gets 501
+ * instead of either.
  * Regexes were compiled (with JIT) by config; the router only runs them with
  * per-worker match data. Layer 2.
  */
@@ -28,9 +30,12 @@ void wr_router_scratch_free(struct wr_router_scratch *s);
 
 struct wr_router_input {
     struct wr_str host;  /* Host as received (port and case ignored); may be empty */
-    struct wr_str path;  /* normalised path (wr_path_normalize) */
+    struct wr_str path;  /* normalised path (wr_path_normalize), or "*" for an
+                            asterisk-form target, which only exact:* matches */
     enum wr_http_method method_id;
     struct wr_str method; /* the token, for methods not in the enum */
+    bool is_tls;          /* came over TLS: routes with scheme = http skip it,
+                             routes with scheme = https take only these */
 };
 
 struct wr_router_match {
@@ -42,11 +47,28 @@ struct wr_router_match {
 
 /*
  * Matches in against cfg's routes. Returns 0 with out->route set, 404 when no
- * route matches host and path, 405 with out->allow when one did but no
- * matching route accepts the method. Never allocates.
+ * route matches scheme, host and path, 405 with out->allow when one did but
+ * no matching route accepts the method, 501 (instead of 404 or 405) for an
+ * unknown method token that no route serving in's scheme and host names in
+ * its methods or takes as any method (a static route without methods takes
+ * GET and HEAD only). A route skipped for its scheme or host adds nothing to
+ * Allow. Never allocates.
  */
 int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
                     const struct wr_router_input *in, struct wr_router_match *out);
+
+/*
+ * The methods the server offers to in's scheme and host, for OPTIONS * and
+ * for the Allow of a 405 to CONNECT: fills out->allow with the union of the
+ * methods of every route serving that scheme and host (a route's methods;
+ * without them, GET and HEAD for a static route and every method weir knows
+ * but CONNECT for the others), OPTIONS always, known methods first in
+ * RFC order, then other tokens in file order; methods that do not fit are
+ * left out whole. out->route is NULL. in->path and in->method are not used.
+ * Never allocates.
+ */
+void wr_router_server_methods(const struct wr_config *cfg, const struct wr_router_input *in,
+                              struct wr_router_match *out);
 
 /* True when host (port and case ignored) matches pattern ("a.b" or "*.b";
  * a wildcard needs at least one label before the suffix). */

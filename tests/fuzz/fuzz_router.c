@@ -1,16 +1,20 @@
 /*
- * libFuzzer target for wr_router_match. A small fixed config is built by
- * hand once (as config.c would fill it); each input is split into
+ * libFuzzer target for wr_router_match and wr_router_server_methods. A small
+ * fixed config is built by hand once (as config.c would fill it); each input
+ * is split into
  *   method-byte | host '\n' path '\n' method-token
- * where the first byte picks method_id (mod WR_HTTP_N_METHODS). Each piece is
- * copied into its own exact-size heap buffer so ASan sees over-reads. The
- * path is matched raw and, when it normalises, normalised.
+ * where the first byte's low seven bits pick method_id (mod
+ * WR_HTTP_N_METHODS) and its high bit says the request came over TLS. Each
+ * piece is copied into its own exact-size heap buffer so ASan sees
+ * over-reads. The path is matched raw and, when it normalises, normalised.
  *
- * Checked on every result (abort on violation): status is 0, 404 or 405;
- * 0 comes with a route of this config whose host, path kind and method
- * really accept the request, captures within the path or unset and an empty
- * Allow; 405 comes with a NUL-terminated, non-empty Allow and no route; a
- * route-less config answers 404.
+ * Checked on every result (abort on violation): status is 0, 404, 405 or
+ * 501; 0 comes with a route of this config whose scheme, host, path kind and
+ * method really accept the request (a "*" path only by exact:*), captures
+ * within the path or unset and an empty Allow; 405 comes with a
+ * NUL-terminated, non-empty Allow and no route; 501 only for a method token
+ * outside the enum, with no route and an empty Allow. The server's method
+ * list is NUL-terminated and names OPTIONS.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,6 +40,18 @@ struct spec {
     const char *allow;
 };
 
+/* Scheme and action per spec (index), where not any and return. */
+static const struct {
+    size_t index;
+    enum wr_route_scheme scheme;
+    enum wr_route_action action;
+} extras[] = {
+    {0, WR_ROUTE_SCHEME_HTTPS, WR_ACTION_RETURN},
+    {1, WR_ROUTE_SCHEME_ANY, WR_ACTION_STATIC},
+    {7, WR_ROUTE_SCHEME_HTTP, WR_ACTION_REDIRECT},
+    {9, WR_ROUTE_SCHEME_ANY, WR_ACTION_PROXY},
+};
+
 static const struct spec specs[] = {
     {WR_ROUTE_EXACT, "/healthz", NULL, NULL, BIT(WR_HTTP_GET) | BIT(WR_HTTP_HEAD), NULL,
      "GET, HEAD"},
@@ -51,6 +67,8 @@ static const struct spec specs[] = {
     {WR_ROUTE_PREFIX, "/", "*.example.net", NULL, 0, NULL, NULL},
     {WR_ROUTE_PREFIX, "/", NULL, NULL, BIT(WR_HTTP_GET) | BIT(WR_HTTP_HEAD), NULL,
      "GET, HEAD"},
+    {WR_ROUTE_EXACT, "*", "example.com", NULL, 0, NULL, NULL},
+    {WR_ROUTE_REGEX, ".*", NULL, NULL, BIT(WR_HTTP_OPTIONS), NULL, "OPTIONS"},
 };
 
 #define N_SPECS (sizeof(specs) / sizeof(specs[0]))
@@ -93,6 +111,10 @@ static void build_config(void)
         r->allow = (char *)s->allow;
         r->action = WR_ACTION_RETURN;
     }
+    for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
+        routes[extras[i].index].scheme = extras[i].scheme;
+        routes[extras[i].index].action = extras[i].action;
+    }
     cfg.routes = routes;
     cfg.n_routes = N_SPECS;
     scratch = wr_router_scratch_new();
@@ -129,6 +151,11 @@ static void check_result(int rc, const struct wr_router_input *in,
 {
     if (memchr(m->allow, '\0', sizeof(m->allow)) == NULL)
         abort();
+    if (rc == 501) {
+        if (m->route != NULL || m->allow[0] != '\0' || in->method_id != WR_HTTP_OTHER)
+            abort();
+        return;
+    }
     if (rc == 404 || rc == 405) {
         if (m->route != NULL || (rc == 405) != (m->allow[0] != '\0'))
             abort();
@@ -139,6 +166,12 @@ static void check_result(int rc, const struct wr_router_input *in,
     const struct wr_route *r = m->route;
     struct wr_str pattern = {r->pattern, r->pattern_len};
     if (!host_ok(r, in->host) || !method_ok(r, in))
+        abort();
+    if ((r->scheme == WR_ROUTE_SCHEME_HTTP && in->is_tls) ||
+        (r->scheme == WR_ROUTE_SCHEME_HTTPS && !in->is_tls))
+        abort();
+    if (wr_str_eq(in->path, WR_STR("*")) &&
+        (r->match_kind != WR_ROUTE_EXACT || !wr_str_eq(pattern, WR_STR("*"))))
         abort();
     if (r->match_kind == WR_ROUTE_EXACT && !wr_str_eq(in->path, pattern))
         abort();
@@ -177,6 +210,11 @@ static void run(struct wr_router_input *in)
     memset(&m, 0x5A, sizeof(m));
     int rc = wr_router_match(&cfg, scratch, in, &m);
     check_result(rc, in, &m);
+    memset(&m, 0x5A, sizeof(m));
+    wr_router_server_methods(&cfg, in, &m);
+    if (m.route != NULL || memchr(m.allow, '\0', sizeof(m.allow)) == NULL ||
+        strstr(m.allow, "OPTIONS") == NULL)
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -185,7 +223,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         build_config();
     if (size < 1)
         return 0;
-    enum wr_http_method id = (enum wr_http_method)(data[0] % WR_HTTP_N_METHODS);
+    enum wr_http_method id = (enum wr_http_method)((data[0] & 0x7f) % WR_HTTP_N_METHODS);
+    const bool is_tls = (data[0] & 0x80) != 0;
     data++;
     size--;
 
@@ -205,6 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .path = {path, path_len},
         .method_id = id,
         .method = {method, method_len},
+        .is_tls = is_tls,
     };
     run(&in);
 

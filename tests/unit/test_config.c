@@ -936,6 +936,84 @@ static void issue_13_duration_max(void **state)
     expect_errors(&c);
 }
 
+/* Issue 13.11: scheme = http | https; unset is any. A scheme no listen
+ * serves loads with a warning (the route never matches). */
+static void issue_13_scheme_key(void **state)
+{
+    (void)state;
+    struct wr_config *cfg =
+        parse_ok("[server]\nlisten = 127.0.0.1:8080\nlisten = 127.0.0.1:8443 tls\n"
+                 "[tls]\ncert = /c\nkey = /k\n"
+                 "[route to-https]\nscheme = http\nmatch = prefix:/\n"
+                 "redirect = 301 https://$host$request_uri\n"
+                 "[route site]\nscheme = https\nmatch = prefix:/\nreturn = 200 ok\n"
+                 "[route any]\nmatch = prefix:/\nreturn = 200\n");
+    assert_int_equal(cfg->routes[0].scheme, WR_ROUTE_SCHEME_HTTP);
+    assert_int_equal(cfg->routes[1].scheme, WR_ROUTE_SCHEME_HTTPS);
+    assert_int_equal(cfg->routes[2].scheme, WR_ROUTE_SCHEME_ANY);
+    wr_config_unref(cfg);
+
+    struct wr_config_errors errs = {0};
+    cfg = parse(SERVER "[route a]\nscheme = https\nmatch = prefix:/\nreturn = 200\n", &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0],
+                        "t.ini:4: warning: [route a] scheme: no listen serves https (a listen "
+                        "with tls): this route never matches");
+    wr_config_errors_fini(&errs);
+    wr_config_unref(cfg);
+    cfg = parse("[route a]\nscheme = http\nmatch = prefix:/\nreturn = 200\n"
+                "[tls]\ncert = /c\nkey = /k\n[server]\nlisten = 127.0.0.1:8443 tls\n",
+                &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0],
+                        "t.ini:2: warning: [route a] scheme: no listen serves plain http (a "
+                        "listen without tls): this route never matches");
+    wr_config_errors_fini(&errs);
+    wr_config_unref(cfg);
+
+    static const struct bad_case bad[] = {
+        {"scheme other than http or https",
+         SERVER "[route a]\nmatch = prefix:/\nscheme = HTTPS\nreturn = 200\n",
+         {"t.ini:5: [route a] scheme: \"HTTPS\" is not one of: http, https"}},
+    };
+    for (size_t i = 0; i < N_OF(bad); i++)
+        expect_errors(&bad[i]);
+}
+
+/* Issue 13.22: exact:* takes OPTIONS * (not with root); CONNECT and methods
+ * the parser refuses cannot be listed. */
+static void issue_13_asterisk_and_methods(void **state)
+{
+    (void)state;
+    struct wr_config *cfg =
+        parse_ok(SERVER "[route star]\nmatch = exact:*\nmethods = OPTIONS\nreturn = 204\n"
+                        "[route dav]\nmatch = prefix:/dav/\n"
+                        "methods = ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.!~+\nreturn = 200\n");
+    assert_int_equal(cfg->routes[0].match_kind, WR_ROUTE_EXACT);
+    assert_string_equal(cfg->routes[0].pattern, "*");
+    assert_int_equal(cfg->routes[1].n_other_methods, 1);
+    wr_config_unref(cfg);
+    static const struct bad_case bad[] = {
+        {"exact:* for files", SERVER "[route a]\nmatch = exact:*\nroot = /\n",
+         {"t.ini:4: [route a] match: exact:* (OPTIONS *) names no file; use return, redirect "
+          "or proxy"}},
+        {"prefix:*", SERVER "[route a]\nmatch = prefix:*\nreturn = 200\n",
+         {"t.ini:4: [route a] match: \"*\" must start with /"}},
+        {"CONNECT", SERVER "[route a]\nmatch = prefix:/\nmethods = GET CONNECT\nreturn = 200\n",
+         {"t.ini:5: [route a] methods: CONNECT: weir is not a forward proxy (CONNECT gets 405)"}},
+        {"method past WR_HTTP_METHOD_MAX",
+         SERVER "[route a]\nmatch = prefix:/\nmethods = ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.!~+X\n"
+                "return = 200\n",
+         {"t.ini:5: [route a] methods: \"ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.!~+X\": longer than 32 "
+          "bytes, the longest method weir accepts"}},
+    };
+    for (size_t i = 0; i < N_OF(bad); i++)
+        expect_errors(&bad[i]);
+}
+
 /* A physical line of 199 bytes is fine; 200 is reported, and only once. */
 static void test_long_lines(void **state)
 {
@@ -1217,6 +1295,8 @@ int main(void)
         cmocka_unit_test(issue_13_strip_prefix_warning),
         cmocka_unit_test(issue_13_proxy_route_keys),
         cmocka_unit_test(issue_13_duration_max),
+        cmocka_unit_test(issue_13_scheme_key),
+        cmocka_unit_test(issue_13_asterisk_and_methods),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
         cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),
         cmocka_unit_test(test_resolve_getaddrinfo),

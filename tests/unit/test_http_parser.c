@@ -193,6 +193,19 @@ static const struct valid_case valid_cases[] = {
     {"limit counts from the request line", RAW("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
      .max_head = 27, GET_ROOT, .host = "a", .minor = 1, .content_length = -1, .is_keep_alive = true,
      .n_headers = 1},
+    /* issue 13.22: the longest method accepted */
+    {"method of WR_HTTP_METHOD_MAX bytes",
+     RAW("ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.!~+ /x HTTP/1.1\r\nHost: h\r\n\r\n"),
+     .method = "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.!~+", .method_id = WR_HTTP_OTHER, .target = "/x",
+     .path = "/x", .host = "h", .minor = 1, .content_length = -1, .is_keep_alive = true,
+     .n_headers = 1},
+    {"OPTIONS * HTTP/1.0 without Host", RAW("OPTIONS * HTTP/1.0\r\n\r\n"), .method = "OPTIONS",
+     .method_id = WR_HTTP_OPTIONS, .target = "*", .path = "*", .host = "", .minor = 0,
+     .content_length = -1},
+    {"CONNECT to an IPv6 literal", RAW("CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n"),
+     .method = "CONNECT", .method_id = WR_HTTP_CONNECT, .target = "[::1]:8443", .path = "",
+     .host = "[::1]:8443", .minor = 1, .content_length = -1, .is_keep_alive = true,
+     .n_headers = 1},
 };
 
 /* Fails naming the case, since one test function walks the whole table. */
@@ -430,7 +443,12 @@ static const struct invalid_case invalid_cases[] = {
     {"414 incomplete target", RAW("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 32, 414},
     {"414 complete request line",
      RAW("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n" HOST "\r\n"), 32, 414},
-    {"414 long method", RAW("GETGETGETGETGETGETGETGETGETGETGETGET / HTTP/1.1\r\n\r\n"), 32, 414},
+    /* issue 13.22: a method is not a target; under a limit below
+     * WR_HTTP_METHOD_MAX the limit is reached first, and still gives 400 */
+    {"400 long method under a small limit",
+     RAW("GETGETGETGETGETGETGETGETGETGETGETGET / HTTP/1.1\r\n\r\n"), 16, 400},
+    {"400 method past WR_HTTP_METHOD_MAX",
+     RAW("GETGETGETGETGETGETGETGETGETGETGETGET / HTTP/1.1\r\n\r\n"), 0, 400},
     {"431 incomplete version", RAW("GET /aaaaaaaaaaaaaaaaaaa HTTP/1.1xxxxxxxxxxxx"), 32, 431},
     {"431 incomplete field", RAW(RL "Host: hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"), 32, 431},
     {"431 complete head", RAW(RL "Host: h\r\nX: aaaaaaaa\r\n\r\n"), 32, 431},
@@ -556,6 +574,113 @@ static void test_long_heads(void **state)
     append(buf, &len, "\r\n", 1);
     check_invalid("many fields past the size", buf, len, 4096, 431);
     free(buf);
+}
+
+/* Issue 13.22: a long method token is a bad request, never 414; long
+ * targets and heads keep their 414 and 431. */
+static void issue_13_long_method_is_400(void **state)
+{
+    (void)state;
+    enum { BIG = 100 * 1024 };
+    char *buf = malloc(BIG + 64);
+    size_t len = 0;
+    append(buf, &len, "A", BIG);
+    check_invalid("100 kB method alone", buf, len, 0, 400);
+    check_invalid("100 kB method, 16 KiB limit", buf, len, 16 * 1024, 400);
+    append(buf, &len, " / HTTP/1.1\r\n" HOST "\r\n", 1);
+    check_invalid("100 kB method in a complete head", buf, len, 16 * 1024, 400);
+    len = 0;
+    append(buf, &len, "A", WR_HTTP_METHOD_MAX + 1);
+    check_invalid("one byte past WR_HTTP_METHOD_MAX", buf, len, 0, 400);
+    /* a target or a field past the limit still gets its own status */
+    len = 0;
+    append(buf, &len, "GET /", 1);
+    append(buf, &len, "a", BIG);
+    check_invalid("100 kB target", buf, len, 16 * 1024, 414);
+    len = 0;
+    append(buf, &len, "OPTIONS http://h/", 1);
+    append(buf, &len, "a", BIG);
+    check_invalid("100 kB absolute-form target", buf, len, 16 * 1024, 414);
+    len = 0;
+    append(buf, &len, RL "X: ", 1);
+    append(buf, &len, "a", BIG);
+    check_invalid("100 kB field", buf, len, 16 * 1024, 431);
+    free(buf);
+}
+
+/* One input that must fail, with 400, as soon as error_at bytes of it have
+ * arrived (and not before). */
+struct early_case {
+    const char *name;
+    const char *raw;
+    size_t len;
+    size_t error_at;
+};
+
+static const struct early_case early_cases[] = {
+    {"lone NUL", RAW("\0"), 1},
+    {"TLS ClientHello on a plain port", RAW("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), 1},
+    {"SP first", RAW(" GET / HTTP/1.1\r\n"), 1},
+    {"DEL first", RAW("\x7fGET"), 1},
+    {"NUL after an empty line", RAW("\r\n\0GET / HTTP/1.1\r\n"), 3},
+    {"CTL after four empty lines", RAW("\r\n\r\n\r\n\r\n\x01"), 9},
+    {"CR then NUL", RAW("\r\0"), 2},
+    {"NUL in the method", RAW("G\0T / HTTP/1.1\r\n"), 2},
+    {"HTAB after the method", RAW("GET\t/ HTTP/1.1\r\n"), 4},
+    {"CR after the method", RAW("GET\r\n"), 4},
+    {"method one byte too long", RAW("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg / HTTP/1.1\r\n"), 33},
+    {"empty target", RAW("GET  / HTTP/1.1\r\n"), 5},
+    {"NUL in the target", RAW("GET /a\0 HTTP/1.1\r\n"), 7},
+    {"DEL deep in the target", RAW("GET /0123456789abcdefghijklmnopqrstuvwxyz\x7f HTTP/1.1\r\n"), 42},
+    {"CR ending the target", RAW("GET /x\r\n"), 7},
+    {"lower-case version", RAW("GET / http/1.1\r\n"), 7},
+    {"version letter for a digit", RAW("GET / HTTP/x.1\r\n"), 12},
+    {"trailing SP", RAW("GET / HTTP/1.1 \r\n"), 15},
+    {"bare LF ending the line", RAW("GET / HTTP/1.1\n"), 15},
+    {"CR CR ending the line", RAW("GET / HTTP/1.1\r\r\n"), 16},
+};
+
+/* Every prefix shorter than error_at needs more; error_at bytes fail, whole
+ * or reached byte by byte with prev_len (the path a connection takes). */
+static void check_early(const struct early_case *c)
+{
+    int status = 0;
+    for (size_t k = 0; k < c->error_at; k++)
+        expect_result(c->name, "prefix", k, parse_copy(c->raw, k, 0, DEFAULT_MAX_HEAD, NULL,
+                                                       &status), WR_AGAIN);
+    expect_result(c->name, "at", c->error_at,
+                  parse_copy(c->raw, c->error_at, 0, DEFAULT_MAX_HEAD, NULL, &status), WR_ERROR);
+    expect_result(c->name, "status", c->error_at, status, 400);
+    for (size_t prev = 0; prev < c->error_at; prev++) {
+        expect_result(c->name, "after prev_len", prev,
+                      parse_copy(c->raw, c->error_at, prev, DEFAULT_MAX_HEAD, NULL, &status),
+                      WR_ERROR);
+        expect_result(c->name, "status after prev_len", prev, status, 400);
+    }
+    check_invalid(c->name, c->raw, c->len, 0, 400);
+}
+
+/* Issue 13.24: a byte that cannot start (or continue) a request line is
+ * refused when it arrives, not when header_timeout ends the wait. */
+static void issue_13_reject_at_first_byte(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(early_cases) / sizeof(early_cases[0]); i++)
+        check_early(&early_cases[i]);
+    /* every byte that starts no method and no empty line, alone */
+    for (unsigned b = 0; b < 256; b++) {
+        const char one = (char)b;
+        int status = 0;
+        const ssize_t r = parse_copy(&one, 1, 0, DEFAULT_MAX_HEAD, NULL, &status);
+        const bool is_tchar = (b >= '0' && b <= '9') || (b >= 'A' && b <= 'Z') ||
+                              (b >= 'a' && b <= 'z') || strchr("!#$%&'*+-.^_`|~", (int)b) != NULL;
+        if (b != 0 && (is_tchar || b == '\r')) {
+            expect_result("one byte", "tchar or CR", b, r, WR_AGAIN);
+            continue;
+        }
+        expect_result("one byte", "refused", b, r, WR_ERROR);
+        expect_result("one byte", "status", b, status, 400);
+    }
 }
 
 static void test_find_header(void **state)
@@ -967,6 +1092,8 @@ int main(void)
         cmocka_unit_test(test_methods),         cmocka_unit_test(test_chunked_valid),
         cmocka_unit_test(test_chunked_invalid), cmocka_unit_test(test_chunked_limits),
         cmocka_unit_test(test_chunked_edges),   cmocka_unit_test(test_responses),
+        cmocka_unit_test(issue_13_long_method_is_400),
+        cmocka_unit_test(issue_13_reject_at_first_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

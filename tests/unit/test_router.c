@@ -117,6 +117,7 @@ struct fixture {
     struct wr_config *cfg;
     struct wr_router_scratch *scratch;
     struct wr_router_match m;
+    bool is_tls; /* requests come over TLS */
 };
 
 static struct fixture *fixture_new(const struct route_spec *specs, size_t n)
@@ -136,8 +137,23 @@ static void fixture_free(struct fixture *f)
     free(f);
 }
 
-/* Matches with a method token; method_id derived the way the parser does. */
-static int match(struct fixture *f, const char *host, const char *path, const char *method)
+/* Sets what route_spec leaves at its default (any scheme, return). */
+static void set_route(struct fixture *f, size_t i, enum wr_route_scheme scheme,
+                      enum wr_route_action action)
+{
+    f->cfg->routes[i].scheme = scheme;
+    f->cfg->routes[i].action = action;
+}
+
+#define ANY WR_ROUTE_SCHEME_ANY
+#define HTTP WR_ROUTE_SCHEME_HTTP
+#define HTTPS WR_ROUTE_SCHEME_HTTPS
+#define RET WR_ACTION_RETURN
+
+/* The router's input for a request; method_id derived the way the parser
+ * does. */
+static struct wr_router_input input(const struct fixture *f, const char *host, const char *path,
+                                    const char *method)
 {
     static const char *const names[] = {"", "GET", "HEAD", "POST", "PUT", "DELETE",
                                         "CONNECT", "OPTIONS", "TRACE", "PATCH"};
@@ -146,12 +162,18 @@ static int match(struct fixture *f, const char *host, const char *path, const ch
         if (strcmp(method, names[i]) == 0)
             id = (enum wr_http_method)i;
     }
-    struct wr_router_input in = {
+    return (struct wr_router_input){
         .host = wr_str_from_cstr(host),
         .path = wr_str_from_cstr(path),
         .method_id = id,
         .method = wr_str_from_cstr(method),
+        .is_tls = f->is_tls,
     };
+}
+
+static int match(struct fixture *f, const char *host, const char *path, const char *method)
+{
+    struct wr_router_input in = input(f, host, path, method);
     memset(&f->m, 0xA5, sizeof(f->m)); /* the router must set what it returns */
     return wr_router_match(f->cfg, f->scratch, &in, &f->m);
 }
@@ -161,7 +183,7 @@ static const char *matched(struct fixture *f, const char *host, const char *path
 {
     int rc = match(f, host, path, method);
     if (rc != 0)
-        return rc == 404 ? "(404)" : rc == 405 ? "(405)" : "(?)";
+        return rc == 404 ? "(404)" : rc == 405 ? "(405)" : rc == 501 ? "(501)" : "(?)";
     assert_non_null(f->m.route);
     return f->m.route->name;
 }
@@ -451,7 +473,9 @@ static void test_methods_only_other(void **state)
     assert_string_equal(matched(f, "", "/pot", "BREW"), "brew");
     assert_string_equal(matched(f, "", "/pot", "GET"), "(405)");
     assert_string_equal(f->m.allow, "BREW");
-    assert_string_equal(matched(f, "", "/pot", "BREWX"), "(405)");
+    /* issue 13.22: a token no route knows is not implemented, not "not allowed" */
+    assert_string_equal(matched(f, "", "/pot", "BREWX"), "(501)");
+    assert_string_equal(f->m.allow, "");
     fixture_free(f);
 }
 
@@ -534,6 +558,175 @@ static void test_404_empty_config(void **state)
     fixture_free(f);
 }
 
+/* Issue 13.11: scheme = http / https routes take only requests from plain
+ * or TLS listeners; the one-file HTTP->HTTPS redirect no longer loops. */
+static void issue_13_scheme(void **state)
+{
+    (void)state;
+    static const struct route_spec specs[] = {
+        {"to-https", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+        {"site", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+    };
+    struct fixture *f = fixture_new(specs, N_OF(specs));
+    set_route(f, 0, HTTP, WR_ACTION_REDIRECT);
+    set_route(f, 1, HTTPS, WR_ACTION_PROXY);
+    assert_string_equal(matched(f, "example.org", "/x?y", "GET"), "to-https");
+    assert_string_equal(matched(f, "", "/", "POST"), "to-https");
+    f->is_tls = true;
+    assert_string_equal(matched(f, "example.org", "/x?y", "GET"), "site");
+    assert_string_equal(matched(f, "", "/", "POST"), "site");
+    fixture_free(f);
+
+    /* unset = any scheme; a skipped route lets a later one match */
+    static const struct route_spec mixed[] = {
+        {"tls-only", WR_ROUTE_EXACT, "/a", NULL, 0, NULL, NULL},
+        {"plain-only", WR_ROUTE_EXACT, "/b", NULL, 0, NULL, NULL},
+        {"both", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+    };
+    f = fixture_new(mixed, N_OF(mixed));
+    set_route(f, 0, HTTPS, RET);
+    set_route(f, 1, HTTP, RET);
+    assert_string_equal(matched(f, "", "/a", "GET"), "both");
+    assert_string_equal(matched(f, "", "/b", "GET"), "plain-only");
+    f->is_tls = true;
+    assert_string_equal(matched(f, "", "/a", "GET"), "tls-only");
+    assert_string_equal(matched(f, "", "/b", "GET"), "both");
+    fixture_free(f);
+}
+
+/* Issue 13.11: a route skipped for its scheme adds nothing to a 405's Allow,
+ * and does not turn a 404 into a 405. */
+static void issue_13_scheme_allow(void **state)
+{
+    (void)state;
+    static const struct route_spec specs[] = {
+        {"ro", WR_ROUTE_PREFIX, "/x/", NULL, GET_HEAD, NULL, "GET, HEAD"},
+        {"plain-post", WR_ROUTE_PREFIX, "/x/", NULL, BIT(WR_HTTP_POST), NULL, "POST"},
+        {"tls-put", WR_ROUTE_PREFIX, "/x/", NULL, BIT(WR_HTTP_PUT), NULL, "PUT"},
+        {"tls-only", WR_ROUTE_PREFIX, "/y/", NULL, BIT(WR_HTTP_PUT), NULL, "PUT"},
+    };
+    struct fixture *f = fixture_new(specs, N_OF(specs));
+    set_route(f, 1, HTTP, RET);
+    set_route(f, 2, HTTPS, RET);
+    set_route(f, 3, HTTPS, RET);
+    assert_string_equal(matched(f, "", "/x/1", "DELETE"), "(405)");
+    assert_string_equal(f->m.allow, "GET, HEAD, POST");
+    assert_string_equal(matched(f, "", "/x/1", "PUT"), "(405)");
+    assert_string_equal(matched(f, "", "/y/1", "GET"), "(404)");
+    assert_string_equal(f->m.allow, "");
+    f->is_tls = true;
+    assert_string_equal(matched(f, "", "/x/1", "DELETE"), "(405)");
+    assert_string_equal(f->m.allow, "GET, HEAD, PUT");
+    assert_string_equal(matched(f, "", "/x/1", "POST"), "(405)");
+    assert_string_equal(matched(f, "", "/x/1", "PUT"), "tls-put");
+    assert_string_equal(matched(f, "", "/y/1", "GET"), "(405)");
+    assert_string_equal(f->m.allow, "PUT");
+    fixture_free(f);
+}
+
+/* Issue 13.22: "*" (OPTIONS *) matches exact:* only, never a prefix or a
+ * catch-all regex. */
+static void issue_13_asterisk(void **state)
+{
+    (void)state;
+    static const struct route_spec catch_all[] = {
+        {"re", WR_ROUTE_REGEX, ".*", NULL, 0, NULL, NULL},
+        {"re-star", WR_ROUTE_REGEX, "^\\*$", NULL, 0, NULL, NULL},
+        {"root", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+    };
+    struct fixture *f = fixture_new(catch_all, N_OF(catch_all));
+    assert_string_equal(matched(f, "", "*", "OPTIONS"), "(404)");
+    assert_string_equal(matched(f, "", "/", "OPTIONS"), "re");
+    fixture_free(f);
+    static const struct route_spec star[] = {
+        {"root", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+        {"star", WR_ROUTE_EXACT, "*", NULL, BIT(WR_HTTP_OPTIONS), NULL, "OPTIONS"},
+    };
+    f = fixture_new(star, N_OF(star));
+    assert_string_equal(matched(f, "", "*", "OPTIONS"), "star");
+    assert_string_equal(matched(f, "", "/", "OPTIONS"), "root");
+    fixture_free(f);
+}
+
+/* Issue 13.22: an unknown method token gets 501 when no route of the host
+ * and scheme knows it; routes naming it, or taking any method, keep it 404
+ * or 405; a static route without methods takes only GET and HEAD. */
+static void issue_13_unknown_method_501(void **state)
+{
+    (void)state;
+    static const struct route_spec specs[] = {
+        {"files", WR_ROUTE_PREFIX, "/files/", NULL, 0, NULL, NULL},
+        {"dav", WR_ROUTE_PREFIX, "/dav/", NULL, 0, "PROPFIND", "PROPFIND"},
+        {"api", WR_ROUTE_PREFIX, "/api/", "api.test", 0, NULL, NULL},
+        {"tls-any", WR_ROUTE_PREFIX, "/t/", NULL, 0, NULL, NULL},
+    };
+    struct fixture *f = fixture_new(specs, N_OF(specs));
+    set_route(f, 0, ANY, WR_ACTION_STATIC);
+    set_route(f, 2, ANY, WR_ACTION_PROXY);
+    set_route(f, 3, HTTPS, WR_ACTION_PROXY);
+    /* the static route takes the request and answers 405 itself */
+    assert_string_equal(matched(f, "", "/files/a", "BREW"), "files");
+    assert_string_equal(matched(f, "", "/nope", "BREW"), "(501)");
+    assert_string_equal(matched(f, "", "/dav/x", "BREW"), "(501)");
+    assert_string_equal(matched(f, "", "/dav/x", "PROPFIND"), "dav");
+    assert_string_equal(matched(f, "", "/nope", "PROPFIND"), "(404)");
+    assert_string_equal(matched(f, "", "/dav/x", "MKCOL"), "(501)");
+    assert_string_equal(matched(f, "", "/dav/x", "propfind"), "(501)"); /* case-sensitive */
+    /* a known method stays 404 / 405 */
+    assert_string_equal(matched(f, "", "/nope", "PATCH"), "(404)");
+    assert_string_equal(matched(f, "", "/dav/x", "GET"), "(405)");
+    /* a host with a route that takes any method: BREW is served there */
+    assert_string_equal(matched(f, "api.test", "/api/x", "BREW"), "api");
+    assert_string_equal(matched(f, "api.test", "/nope", "BREW"), "(404)");
+    assert_string_equal(matched(f, "other.test", "/nope", "BREW"), "(501)");
+    /* likewise for a scheme */
+    assert_string_equal(matched(f, "", "/t/x", "BREW"), "(501)");
+    f->is_tls = true;
+    assert_string_equal(matched(f, "", "/t/x", "BREW"), "tls-any");
+    assert_string_equal(matched(f, "", "/nope", "BREW"), "(404)");
+    fixture_free(f);
+    f = fixture_new(NULL, 0);
+    assert_string_equal(matched(f, "", "/", "BREW"), "(501)");
+    fixture_free(f);
+}
+
+static const char *server_methods(struct fixture *f, const char *host)
+{
+    struct wr_router_input in = input(f, host, "*", "OPTIONS");
+    memset(&f->m, 0xA5, sizeof(f->m));
+    wr_router_server_methods(f->cfg, &in, &f->m);
+    assert_null(f->m.route);
+    return f->m.allow;
+}
+
+/* Issue 13.22: the methods OPTIONS * and CONNECT's 405 list: the union over
+ * the routes of the host and scheme, in RFC order, OPTIONS always. */
+static void issue_13_server_methods(void **state)
+{
+    (void)state;
+    static const struct route_spec specs[] = {
+        {"files", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+        {"dav", WR_ROUTE_PREFIX, "/dav/", NULL, BIT(WR_HTTP_DELETE), "PROPFIND MKCOL",
+         "DELETE, PROPFIND, MKCOL"},
+        {"api", WR_ROUTE_PREFIX, "/api/", "api.test", 0, NULL, NULL},
+        {"upload", WR_ROUTE_EXACT, "/up", NULL, BIT(WR_HTTP_PUT), NULL, "PUT"},
+    };
+    struct fixture *f = fixture_new(specs, N_OF(specs));
+    set_route(f, 0, ANY, WR_ACTION_STATIC);
+    set_route(f, 2, ANY, WR_ACTION_PROXY);
+    set_route(f, 3, HTTPS, RET);
+    assert_string_equal(server_methods(f, "example.org"),
+                        "GET, HEAD, DELETE, OPTIONS, PROPFIND, MKCOL");
+    assert_string_equal(server_methods(f, "API.test:8080"),
+                        "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, PROPFIND, MKCOL");
+    f->is_tls = true;
+    assert_string_equal(server_methods(f, ""), "GET, HEAD, PUT, DELETE, OPTIONS, PROPFIND, MKCOL");
+    fixture_free(f);
+    f = fixture_new(NULL, 0);
+    assert_string_equal(server_methods(f, ""), "OPTIONS");
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,6 +745,11 @@ int main(void)
         cmocka_unit_test(test_405_allow_truncation),
         cmocka_unit_test(test_first_match_wins),
         cmocka_unit_test(test_404_empty_config),
+        cmocka_unit_test(issue_13_scheme),
+        cmocka_unit_test(issue_13_scheme_allow),
+        cmocka_unit_test(issue_13_asterisk),
+        cmocka_unit_test(issue_13_unknown_method_501),
+        cmocka_unit_test(issue_13_server_methods),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
