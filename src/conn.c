@@ -7,10 +7,11 @@
  *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
  *   a request view -> dispatch: select_route (wr_path_normalize,
  *   wr_router_match picks a route; CONNECT and an OPTIONS * no route takes
- *   are answered from the server's methods) -> the route's action (actions[]: static, return, redirect) starts
- *   a response -> commit_response queues head and body -> flush_output
- *   writes (writev, sendfile) -> the next pipelined request is parsed, or the
- *   connection goes idle -> conn_close.
+ *   are answered from the server's methods) -> the route's action
+ *   (actions[]: static, return, redirect) starts a response ->
+ *   commit_response queues head and body -> flush_output writes (writev,
+ *   sendfile) -> the next pipelined request is parsed, or the connection
+ *   goes idle -> conn_close.
  * A proxy route instead: dispatch -> start_proxy (wr_proxy_start, proxy.c)
  *   -> ST_PROXY: forward_body hands body bytes to wr_proxy_send_body (first
  *   inviting a client that waits for 100 Continue, once the server can take

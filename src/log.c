@@ -173,8 +173,9 @@ bool wr_log_is_enabled(enum wr_log_level level)
 static void append_request(char *buf, size_t *n, size_t cap, const struct wr_log_request *rq);
 
 /* Formats and writes one error-log line; rq (may be NULL) names the request. */
-__attribute__((format(printf, 5, 0))) static void write_line(enum wr_log_level level, int worker, uint64_t conn_id,
-                       const struct wr_log_request *rq, const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void
+write_line(enum wr_log_level level, int worker, uint64_t conn_id, const struct wr_log_request *rq,
+           const char *fmt, va_list ap)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);

@@ -4,8 +4,9 @@
  *
  * Responsible for turning one already-trimmed value into a number or an
  * address, strictly: no sign, no inner whitespace, no junk suffix, no silent
- * wrap-around, no duration above WR_UNITS_DURATION_MAX_MS (units.h says why). Deliberately not: range checks for a particular key (config's
- * key table knows those) and name resolution (a listener never waits on DNS).
+ * wrap-around, no duration above WR_UNITS_DURATION_MAX_MS (units.h says
+ * why). Deliberately not: range checks for a particular key (config's key
+ * table knows those) and name resolution (a listener never waits on DNS).
  *
  * Invariants: nothing here allocates, reads past the terminating NUL or
  * writes *out unless it returns 0, except wr_units_parse_listen, which
