@@ -61,6 +61,7 @@ struct wr_proxy {
     int server;
     uint64_t tried_mask;
     unsigned n_tries;         /* servers tried, the first included */
+    int last_fail_status;     /* 502 or 504: what the last failed attempt deserved */
     bool is_idempotent;
     bool is_reused;           /* uc came from the pool */
     bool is_counted;          /* wr_balancer_begin called for server */
@@ -570,7 +571,8 @@ static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
 }
 
 /* An attempt on p->server failed before any response byte. status: what to
- * answer if no other server is tried (502, or 504 for a timeout). */
+ * answer if no other server is tried (502, or 504 for a timeout), also when
+ * the retry then finds no server left to try. */
 static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure, const char *why)
 {
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
@@ -580,6 +582,7 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
     if (sm)
         wr_metrics_add(&sm->failures, 1);
     release_upstream(p, false);
+    p->last_fail_status = status;
     if (!may_retry(p, is_connect_failure)) {
         finish(p, status);
         return;
@@ -611,9 +614,14 @@ static void start_attempt(struct wr_proxy *p)
     uint64_t now = now_ms();
     int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried_mask, now);
     if (server < 0) {
-        if (p->n_tries == 0)
+        if (p->n_tries == 0) {
             upstream_warn(p, "upstream %s: no server available", p->up->name);
-        finish(p, 502);
+            finish(p, 502);
+            return;
+        }
+        /* A retry found no untried (or no live) server: the client learns
+         * how the last real attempt failed, so a timeout stays a 504. */
+        finish(p, p->last_fail_status);
         return;
     }
     p->server = server;
