@@ -9,7 +9,7 @@
  *   the body, re-chunking when the client needs chunked -> done().
  * Retries: a failed connect, or a failure before any response byte on an
  * idempotent request whose body (if any) was not consumed, moves to another
- * server (tried_mask); a pooled connection that turns out dead is replaced
+ * server (the tried set: never the same server twice); a pooled connection that turns out dead is replaced
  * by a fresh one to the same server without counting as a retry.
  * Memory: one struct per exchange in flight, from the worker's free list;
  * bodies stream through ubuf (UBUF_CAP) and are never buffered whole.
@@ -49,6 +49,10 @@ enum resp_framing { RF_NONE, RF_LENGTH, RF_CHUNKED, RF_CLOSE };
 
 struct wr_proxy {
     struct wr_proxy *next_free;
+    /* Kept while the struct sits on the free list: the tried set of an
+     * upstream of more than 64 servers, allocated once and reused. */
+    uint64_t *tried_heap;
+    size_t tried_heap_words;
     struct wr_proxy_env *env;
     const struct wr_proxy_ops *ops;
     void *conn;
@@ -59,7 +63,8 @@ struct wr_proxy {
     /* upstream choice */
     struct wr_upconn *uc;
     int server;
-    uint64_t tried_mask;
+    uint64_t *tried;          /* servers tried: &tried_word, or tried_heap past 64 */
+    uint64_t tried_word;
     unsigned n_tries;         /* servers tried, the first included */
     int last_fail_status;     /* 502 or 504: what the last failed attempt deserved */
     bool is_idempotent;
@@ -476,7 +481,8 @@ static int expand_add_headers(struct wr_proxy *p, const struct wr_exchange *ex)
 static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
 {
     struct wr_proxy *p = env->free_list;
-    if (p && p->hbuf_cap >= hbuf_cap) {
+    bool is_reused = p && p->hbuf_cap >= hbuf_cap;
+    if (is_reused) {
         env->free_list = p->next_free;
         env->n_free--;
     } else {
@@ -486,16 +492,43 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
         p->hbuf_cap = hbuf_cap;
     }
     size_t cap = p->hbuf_cap;
+    uint64_t *tried_heap = is_reused ? p->tried_heap : NULL;
+    size_t tried_heap_words = is_reused ? p->tried_heap_words : 0;
     char *mem = (char *)(p + 1);
     memset(p, 0, offsetof(struct wr_proxy, resp));
     memset(&p->framing, 0, sizeof(*p) - offsetof(struct wr_proxy, framing));
     p->hbuf_cap = cap;
+    p->tried_heap = tried_heap;
+    p->tried_heap_words = tried_heap_words;
     p->hbuf = mem;
     p->ubuf = mem + cap;
     p->env = env;
     p->server = -1;
     p->client_fd = -1;
     return p;
+}
+
+/* An empty tried set for p->up: the inline word up to 64 servers, else
+ * the struct's own heap words, grown (rarely: the struct is reused) only
+ * when this upstream has more servers than any before. */
+static int init_tried(struct wr_proxy *p)
+{
+    size_t n_words = WR_UPSTREAM_SET_WORDS(p->up->n_servers);
+    if (n_words <= 1) {
+        p->tried_word = 0;
+        p->tried = &p->tried_word;
+        return 0;
+    }
+    if (p->tried_heap_words < n_words) {
+        uint64_t *words = realloc(p->tried_heap, n_words * sizeof(*words));
+        if (!words)
+            return -1;
+        p->tried_heap = words;
+        p->tried_heap_words = n_words;
+    }
+    memset(p->tried_heap, 0, n_words * sizeof(*p->tried_heap));
+    p->tried = p->tried_heap;
+    return 0;
 }
 
 static void release_upstream(struct wr_proxy *p, bool is_reusable)
@@ -536,6 +569,7 @@ void wr_proxy_free(struct wr_proxy *p)
         env->free_list = p;
         env->n_free++;
     } else {
+        free(p->tried_heap);
         free(p);
     }
 }
@@ -545,6 +579,7 @@ void wr_proxy_env_fini(struct wr_proxy_env *env)
     while (env->free_list) {
         struct wr_proxy *p = env->free_list;
         env->free_list = p->next_free;
+        free(p->tried_heap);
         free(p);
     }
     env->n_free = 0;
@@ -612,7 +647,7 @@ static void arm_wait_deadline(struct wr_proxy *p)
 static void start_attempt(struct wr_proxy *p)
 {
     uint64_t now = now_ms();
-    int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried_mask, now);
+    int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried, now);
     if (server < 0) {
         if (p->n_tries == 0) {
             upstream_warn(p, "upstream %s: no server available", p->up->name);
@@ -625,8 +660,7 @@ static void start_attempt(struct wr_proxy *p)
         return;
     }
     p->server = server;
-    if (server < 64)
-        p->tried_mask |= (uint64_t)1 << server;
+    wr_upstream_set_add(p->tried, (size_t)server);
     p->n_tries++;
     wr_balancer_begin(p->env->balancer, p->up, server);
     p->is_counted = true;
@@ -1225,6 +1259,11 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->max_head_bytes = pr->max_head_bytes;
     p->up = ex->route->upstream;
     p->conn_id = pr->id;
+    if (init_tried(p) < 0) {
+        wr_proxy_free(p);
+        *status = 500;
+        return NULL;
+    }
     p->is_idempotent = is_idempotent(req->method_id);
     p->is_head_req = req->method_id == WR_HTTP_HEAD;
     p->has_body = pr->has_body;
