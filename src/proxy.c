@@ -47,6 +47,19 @@ enum px_state {
 
 enum resp_framing { RF_NONE, RF_LENGTH, RF_CHUNKED, RF_CLOSE };
 
+/* The access log's upstream_addr and upstream_status, as nginx's
+ * $upstream_addr and $upstream_status: one entry per attempt in each list,
+ * ", "-separated. Bounded: an attempt that does not fit ends both lists
+ * with ", ..." and later ones are left out. */
+struct attempt_log {
+    char addrs[512];
+    char statuses[160];       /* >= 5 bytes per entry addrs can hold, + marker */
+    size_t addrs_len, statuses_len;
+    size_t open_at;           /* statuses_len before the open attempt's entry */
+    bool is_open;             /* the last attempt has no status yet ("-") */
+    bool is_full;             /* the lists end with the marker */
+};
+
 struct wr_proxy {
     struct wr_proxy *next_free;
     /* Kept while the struct sits on the free list: the tried set of an
@@ -118,10 +131,10 @@ struct wr_proxy {
     uint64_t deadline_ms;
     uint64_t idle_timeout_ms; /* tunnel */
     uint64_t start_us, head_us;
-    char upstream_addr[128];
     struct wr_log_request subject; /* names the request in warnings: slices borrowed
                                       from the pinned head and conn (emptied when
                                       the tunnel starts and conn lets go of them) */
+    struct attempt_log log;
 };
 
 static void on_upstream(struct wr_upconn *uc, short what, void *arg);
@@ -150,6 +163,12 @@ static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
     if (!p->env->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
         return NULL;
     return &p->env->metrics->servers[id];
+}
+
+/* The server of the current attempt, for log lines. */
+static const char *server_label(const struct wr_proxy *p)
+{
+    return p->up->servers[p->server].label;
 }
 
 /* Upstream trouble is logged at warn, but a dead backend must not turn every
@@ -594,6 +613,55 @@ static void finish(struct wr_proxy *p, int end)
     p->ops->done(p->conn, end);
 }
 
+/* ---- the access log's record of attempts ------------------------------ */
+
+#define LOG_MORE ", ..."
+
+/* Appends ", " (unless first) and item to buf[0..*len), NUL-terminated. The
+ * caller checked the room. */
+static void log_list_add(char *buf, size_t *len, const char *item, size_t n)
+{
+    if (*len > 0) {
+        memcpy(buf + *len, ", ", 2);
+        *len += 2;
+    }
+    memcpy(buf + *len, item, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+/* An attempt on server starts: its address, and "-" until it has a status. */
+static void log_attempt_start(struct attempt_log *log, const char *label)
+{
+    if (log->is_full)
+        return;
+    size_t n = strlen(label), more = sizeof(LOG_MORE); /* the marker and the NUL */
+    if (log->addrs_len + 2 + n + more > sizeof(log->addrs) ||
+        log->statuses_len + 2 + 3 + more > sizeof(log->statuses)) {
+        log_list_add(log->addrs, &log->addrs_len, "...", 3);
+        log_list_add(log->statuses, &log->statuses_len, "...", 3);
+        log->is_full = true;
+        return;
+    }
+    log_list_add(log->addrs, &log->addrs_len, label, n);
+    log->open_at = log->statuses_len;
+    log_list_add(log->statuses, &log->statuses_len, "-", 1);
+    log->is_open = true;
+}
+
+/* The open attempt ended with status: the server's, or 502 (refused, reset,
+ * bad head) or 504 (timeout) when it gave none. */
+static void log_attempt_end(struct attempt_log *log, int status)
+{
+    if (!log->is_open)
+        return;
+    char num[WR_STR_U64_MAX];
+    size_t n = wr_str_format_u64((uint64_t)status, num);
+    log->statuses_len = log->open_at;
+    log_list_add(log->statuses, &log->statuses_len, num, n);
+    log->is_open = false;
+}
+
 /* ---- choosing and connecting ------------------------------------------ */
 
 static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
@@ -611,6 +679,7 @@ static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
 static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure, const char *why)
 {
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
+    log_attempt_end(&p->log, status);
     upstream_warn(p, "upstream %s server %s: %s", p->up->name, srv->label, why);
     wr_upstream_report(p->up, p->server, false, now_ms());
     struct wr_metrics_server *sm = server_metrics(p, p->server);
@@ -665,7 +734,7 @@ static void start_attempt(struct wr_proxy *p)
     wr_balancer_begin(p->env->balancer, p->up, server);
     p->is_counted = true;
     const struct wr_listen_addr *addr = &p->up->servers[server].addr;
-    snprintf(p->upstream_addr, sizeof(p->upstream_addr), "%s", p->up->servers[server].label);
+    log_attempt_start(&p->log, p->up->servers[server].label);
     p->head_sent = 0;
     set_server_host(p);
     const struct wr_tls_client *tls = p->up->tls_client;
@@ -1062,7 +1131,7 @@ static void relay_body(struct wr_proxy *p)
         n += collect_body(p, iov + n, &is_end, &is_bad);
         if (is_bad) {
             upstream_warn(p, "upstream %s: bad chunked body from %s",
-                          p->up->name, p->upstream_addr);
+                          p->up->name, server_label(p));
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
             /* Nothing reached the client yet (the head was to go out with
@@ -1099,13 +1168,15 @@ static void start_tunnel_head(struct wr_proxy *p, size_t head_end);
 static void on_response_head(struct wr_proxy *p, size_t head_end)
 {
     int status = p->resp.status;
+    if (status == 101 || status >= 200)
+        log_attempt_end(&p->log, status);
     if (status == 101) {
         if (p->is_websocket && p->resp.has_conn_upgrade) {
             start_tunnel_head(p, head_end);
             return;
         }
         /* A switch we did not ask for: nothing sane can follow. */
-        upstream_warn(p, "upstream %s: unrequested 101 from %s", p->up->name, p->upstream_addr);
+        upstream_warn(p, "upstream %s: unrequested 101 from %s", p->up->name, server_label(p));
         release_upstream(p, false);
         finish(p, 502);
         return;
@@ -1125,7 +1196,7 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     size_t head_len = build_client_head(p);
     if (head_len == 0) {
         upstream_warn(p, "upstream %s: response head from %s too large for the client",
-                      p->up->name, p->upstream_addr);
+                      p->up->name, server_label(p));
         release_upstream(p, false);
         finish(p, 502);
         return;
@@ -1163,7 +1234,7 @@ static void read_upstream(struct wr_proxy *p)
                 return;
             }
             upstream_warn(p, "upstream %s: %s closed the connection mid-body",
-                          p->up->name, p->upstream_addr);
+                          p->up->name, server_label(p));
             release_upstream(p, false);
             finish(p, WR_PROXY_BROKEN);
             return;
@@ -1190,8 +1261,9 @@ static void read_upstream(struct wr_proxy *p)
             return;
         }
         if (h == WR_ERROR) {
+            log_attempt_end(&p->log, 502);
             upstream_warn(p, "upstream %s: malformed response head from %s",
-                          p->up->name, p->upstream_addr);
+                          p->up->name, server_label(p));
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
             finish(p, 502);
@@ -1307,14 +1379,15 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
             fail_attempt(p, 504, false, "timed out waiting for the response head");
             return;
         }
-        upstream_warn(p, "upstream %s: %s timed out", p->up->name, p->upstream_addr);
+        log_attempt_end(&p->log, 504);
+        upstream_warn(p, "upstream %s: %s timed out", p->up->name, server_label(p));
         wr_upstream_report(p->up, p->server, false, now);
         release_upstream(p, false);
         finish(p, 504);
         return;
     case PX_BODY_DOWN:
         upstream_warn(p, "upstream %s: %s timed out sending the body",
-                      p->up->name, p->upstream_addr);
+                      p->up->name, server_label(p));
         release_upstream(p, false);
         finish(p, WR_PROXY_BROKEN);
         return;
@@ -1330,7 +1403,12 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
 
 const char *wr_proxy_upstream_addr(const struct wr_proxy *p)
 {
-    return p->upstream_addr;
+    return p->log.addrs;
+}
+
+const char *wr_proxy_upstream_status(const struct wr_proxy *p)
+{
+    return p->log.statuses;
 }
 
 uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p)

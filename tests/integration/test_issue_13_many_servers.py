@@ -4,10 +4,15 @@
 nobody listens on) and retries = 100: one request tries each server exactly
 once, then answers 502; /metrics shows one request and one failure per
 server. With the 64-bit mask, servers past the 64th were tried again until
-the retries ran out."""
+the retries ran out. The json access log's attempt lists (issue 13.8) stay
+bounded: distinct addresses, then ", ..." on both lists."""
 
 import sys
 sys.dont_write_bytecode = True
+
+import json
+import os
+import time
 
 import weirtest
 from weirtest import SERVER, HOST, Client, free_port
@@ -20,7 +25,8 @@ def upstream_lines(port):
     return "".join("server = 127.0.0.%d:%d\n" % (i, port) for i in range(1, N_SERVERS + 1))
 
 
-INI = SERVER + """
+INI = SERVER.replace("access_log = off",
+                     "access_log = @TMP@/access.log\naccess_log_format = json") + """
 [upstream many]
 @SERVERS@retries = 100
 max_fails = 0
@@ -61,6 +67,28 @@ class ManyServersTest(weirtest.WeirCase):
                              labels["server"])
             self.assertEqual(value_of(fams, "weir_upstream_failures_total", **labels), 1,
                              labels["server"])
+        entry = self.log_entry()
+        addrs = entry["upstream_addr"].split(", ")
+        statuses = entry["upstream_status"].split(", ")
+        self.assertEqual(addrs[-1], "...")
+        self.assertEqual(statuses[-1], "...")
+        self.assertLess(len(entry["upstream_addr"]), 512)
+        self.assertGreater(len(addrs), 10)
+        self.assertEqual(len(set(addrs)), len(addrs))
+        self.assertEqual(statuses[:-1], ["502"] * (len(addrs) - 1))
+
+    def log_entry(self):
+        """The one access-log line (flushed once a tick: polled, bounded)."""
+        path = os.path.join(self.weir.tmp, "access.log")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = [json.loads(l) for l in f if l.strip()]
+                if lines:
+                    return lines[0]
+            time.sleep(0.05)
+        self.fail("no access log line")
 
 
 if __name__ == "__main__":
