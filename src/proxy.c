@@ -29,6 +29,7 @@
 
 #include "weir/http_parser.h"
 #include "weir/log.h"
+#include "weir/path.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
 
@@ -282,6 +283,26 @@ static void put_path_encoded(struct out *o, struct wr_str path)
     }
 }
 
+/* strip_prefix (wr_path_strip_prefix: at a segment boundary): the rest of
+ * the raw path when it starts with the prefix (sent as received), else of
+ * the normalised path when that does (%2F/%25 kept, the rest re-encoded).
+ * Returns false when neither does: the target then goes unchanged. */
+static bool put_stripped_path(struct out *o, const struct wr_exchange *ex)
+{
+    struct wr_str prefix = wr_str_from_cstr(ex->route->strip_prefix);
+    struct wr_str rest;
+    bool is_raw = wr_path_strip_prefix(ex->req->path, prefix, &rest);
+    if (!is_raw && !wr_path_strip_prefix(ex->path, prefix, &rest))
+        return false;
+    if (rest.len == 0 || rest.ptr[0] != '/')
+        put(o, "/", 1);
+    if (is_raw)
+        put_str(o, rest);
+    else
+        put_path_encoded(o, rest);
+    return true;
+}
+
 /* The request-target sent upstream: rewrite, strip_prefix, or as received
  * (origin form; the query always byte for byte). */
 static void put_target(struct out *o, const struct wr_exchange *ex)
@@ -294,20 +315,8 @@ static void put_target(struct out *o, const struct wr_exchange *ex)
             o->is_overflow = true;
         else
             o->len += (size_t)n;
-    } else if (route->strip_prefix && ex->path.len >= strlen(route->strip_prefix)) {
-        struct wr_str prefix = wr_str_from_cstr(route->strip_prefix);
-        struct wr_str raw = req->path;
-        struct wr_str rest;
-        if (wr_str_has_prefix(raw, prefix))
-            rest = (struct wr_str){raw.ptr + prefix.len, raw.len - prefix.len};
-        else /* the prefix matched only once decoded: send the decoded rest */
-            rest = (struct wr_str){ex->path.ptr + prefix.len, ex->path.len - prefix.len};
-        if (rest.len == 0 || rest.ptr[0] != '/')
-            put(o, "/", 1);
-        if (wr_str_has_prefix(raw, prefix))
-            put_str(o, rest);
-        else
-            put_path_encoded(o, rest);
+    } else if (route->strip_prefix && put_stripped_path(o, ex)) {
+        /* the path without its prefix */
     } else if (req->is_absolute_form || req->path.ptr[0] != '/') {
         put_str(o, req->path);
     } else {
