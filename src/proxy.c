@@ -1224,6 +1224,35 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     relay_body(p);
 }
 
+/* The server's stream ended during the body: err 0 for a clean end (TCP
+ * EOF, or TLS close_notify), else why not. That completes only a body
+ * delimited by the close; on TLS a bare TCP EOF does not (RFC 9112 §9.8:
+ * without close_notify the response may have been truncated, by the
+ * server or by an attacker), so the client is cut, never handed a
+ * terminating chunk. */
+static void end_body_stream(struct wr_proxy *p, int err)
+{
+    if (p->framing == RF_CLOSE && err == 0) {
+        p->is_upstream_reusable = false;
+        if (p->is_client_chunked) {
+            struct iovec iov = {(void *)"0\r\n\r\n", 5};
+            emit(p, &iov, 1);
+        }
+        p->is_body_done = p->is_body_done || !p->has_body;
+        complete(p);
+        return;
+    }
+    if (err == WR_TLS_ETRUNCATED)
+        upstream_warn(p, "upstream %s: %s closed the connection without TLS close_notify "
+                      "mid-body: the response may be truncated, the client connection is cut",
+                      p->up->name, server_label(p));
+    else
+        upstream_warn(p, "upstream %s: %s closed the connection mid-body",
+                      p->up->name, server_label(p));
+    release_upstream(p, false);
+    finish(p, WR_PROXY_BROKEN);
+}
+
 static void read_upstream(struct wr_proxy *p)
 {
     ssize_t n = wr_upconn_read(p->uc, p->ubuf + p->ulen, UBUF_CAP - p->ulen);
@@ -1232,25 +1261,14 @@ static void read_upstream(struct wr_proxy *p)
     if (n <= 0) {
         int err = n < 0 ? errno : 0;
         if (p->state == PX_BODY_DOWN) {
-            if (p->framing == RF_CLOSE && n == 0) {
-                p->is_upstream_reusable = false;
-                if (p->is_client_chunked) {
-                    struct iovec iov = {(void *)"0\r\n\r\n", 5};
-                    emit(p, &iov, 1);
-                }
-                p->is_body_done = p->is_body_done || !p->has_body;
-                complete(p);
-                return;
-            }
-            upstream_warn(p, "upstream %s: %s closed the connection mid-body",
-                          p->up->name, server_label(p));
-            release_upstream(p, false);
-            finish(p, WR_PROXY_BROKEN);
+            end_body_stream(p, err);
             return;
         }
         char why[96];
         snprintf(why, sizeof(why), "%s before the response head",
-                 err ? strerror(err) : "closed");
+                 err == WR_TLS_ETRUNCATED ? "closed without TLS close_notify"
+                 : err                    ? strerror(err)
+                                          : "closed");
         if (p->ulen == 0 && replace_stale(p, false))
             return;
         fail_attempt(p, 502, false, why);
