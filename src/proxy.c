@@ -9,8 +9,10 @@
  *   the body, re-chunking when the client needs chunked -> done().
  * Retries: a failed connect, or a failure before any response byte on an
  * idempotent request whose body (if any) was not consumed, moves to another
- * server (the tried set: never the same server twice); a pooled connection that turns out dead is replaced
- * by a fresh one to the same server without counting as a retry.
+ * server (the tried set: never the same server twice); a pooled
+ * connection that turns out dead is replaced by a fresh one to the same
+ * server without counting as a retry. Each attempt is recorded for the
+ * access log (attempt_log).
  * Memory: one struct per exchange in flight, from the worker's free list;
  * bodies stream through ubuf (UBUF_CAP) and are never buffered whole.
  */
@@ -303,6 +305,19 @@ static bool put_stripped_path(struct out *o, const struct wr_exchange *ex)
     return true;
 }
 
+/* The path as received (origin form for an absolute-form target). */
+static void put_received_path(struct out *o, const struct wr_http_request *req)
+{
+    if (req->is_absolute_form || req->path.ptr[0] != '/') {
+        put_str(o, req->path);
+        return;
+    }
+    struct wr_str t = req->target;
+    if (req->query.ptr)
+        t.len = (size_t)(req->query.ptr - t.ptr) - 1;
+    put_str(o, t);
+}
+
 /* The request-target sent upstream: rewrite, strip_prefix, or as received
  * (origin form; the query always byte for byte). */
 static void put_target(struct out *o, const struct wr_exchange *ex)
@@ -315,16 +330,8 @@ static void put_target(struct out *o, const struct wr_exchange *ex)
             o->is_overflow = true;
         else
             o->len += (size_t)n;
-    } else if (route->strip_prefix && put_stripped_path(o, ex)) {
-        /* the path without its prefix */
-    } else if (req->is_absolute_form || req->path.ptr[0] != '/') {
-        put_str(o, req->path);
-    } else {
-        /* As received, query included. */
-        struct wr_str t = req->target;
-        if (req->query.ptr)
-            t.len = (size_t)(req->query.ptr - t.ptr) - 1;
-        put_str(o, t);
+    } else if (!route->strip_prefix || !put_stripped_path(o, ex)) {
+        put_received_path(o, req);
     }
     if (req->query.ptr) {
         put(o, "?", 1);
