@@ -831,6 +831,7 @@ static void log_request(struct wr_conn *c)
     };
     if (c->proxy) {
         e.upstream_addr = wr_str_from_cstr(wr_proxy_upstream_addr(c->proxy));
+        e.upstream_status = wr_str_from_cstr(wr_proxy_upstream_status(c->proxy));
         e.upstream_time_us = wr_proxy_upstream_time_us(c->proxy);
     }
     wr_access_log_add(&cs->access_log, &e);

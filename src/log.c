@@ -472,6 +472,7 @@ static void format_json(struct line *l, const struct wr_access_entry *e)
     put_json_seconds(l, "request_time", e->request_time_us);
     if (e->upstream_addr.len > 0) {
         put_json_str(l, "upstream_addr", e->upstream_addr);
+        put_json_str(l, "upstream_status", e->upstream_status);
         put_json_seconds(l, "upstream_time", e->upstream_time_us);
     }
     put_json_str(l, "referer", e->referer);

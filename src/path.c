@@ -155,3 +155,15 @@ int wr_path_normalize(const char *raw, size_t len, char *out, size_t *out_len)
     *out_len = o;
     return 0;
 }
+
+bool wr_path_strip_prefix(struct wr_str path, struct wr_str prefix, struct wr_str *rest)
+{
+    if (prefix.len == 0 || !wr_str_has_prefix(path, prefix))
+        return false;
+    bool is_boundary = path.len == prefix.len || path.ptr[prefix.len] == '/' ||
+                       prefix.ptr[prefix.len - 1] == '/';
+    if (!is_boundary)
+        return false;
+    *rest = (struct wr_str){path.ptr + prefix.len, path.len - prefix.len};
+    return true;
+}

@@ -305,6 +305,8 @@ struct wr_upconn *wr_pool_get(struct wr_pool *pool, const struct wr_listen_addr 
     uc->on_event = on_event;
     uc->arg = arg;
     uc->n_requests++;
+    if (uc->tls)
+        wr_tls_set_idle(uc->tls->t, false); /* a bare EOF may truncate again */
     return uc;
 }
 
@@ -516,6 +518,8 @@ void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms)
     }
     uc->on_event = NULL;
     uc->arg = NULL;
+    if (uc->tls)
+        wr_tls_set_idle(uc->tls->t, true); /* a server's bare close is a clean one */
     wr_upconn_want_write(uc, false);
     wr_upconn_pause_read(uc, false);
     uc->idle_until_ms = now_ms() + idle_ms;

@@ -9,8 +9,10 @@
  *   the body, re-chunking when the client needs chunked -> done().
  * Retries: a failed connect, or a failure before any response byte on an
  * idempotent request whose body (if any) was not consumed, moves to another
- * server (tried_mask); a pooled connection that turns out dead is replaced
- * by a fresh one to the same server without counting as a retry.
+ * server (the tried set: never the same server twice); a pooled
+ * connection that turns out dead is replaced by a fresh one to the same
+ * server without counting as a retry. Each attempt is recorded for the
+ * access log (attempt_log).
  * Memory: one struct per exchange in flight, from the worker's free list;
  * bodies stream through ubuf (UBUF_CAP) and are never buffered whole.
  */
@@ -29,6 +31,7 @@
 
 #include "weir/http_parser.h"
 #include "weir/log.h"
+#include "weir/path.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
 
@@ -47,8 +50,25 @@ enum px_state {
 
 enum resp_framing { RF_NONE, RF_LENGTH, RF_CHUNKED, RF_CLOSE };
 
+/* The access log's upstream_addr and upstream_status, as nginx's
+ * $upstream_addr and $upstream_status: one entry per attempt in each list,
+ * ", "-separated. Bounded: an attempt that does not fit ends both lists
+ * with ", ..." and later ones are left out. */
+struct attempt_log {
+    char addrs[512];
+    char statuses[160];       /* >= 5 bytes per entry addrs can hold, + marker */
+    size_t addrs_len, statuses_len;
+    size_t open_at;           /* statuses_len before the open attempt's entry */
+    bool is_open;             /* the last attempt has no status yet ("-") */
+    bool is_full;             /* the lists end with the marker */
+};
+
 struct wr_proxy {
     struct wr_proxy *next_free;
+    /* Kept while the struct sits on the free list: the tried set of an
+     * upstream of more than 64 servers, allocated once and reused. */
+    uint64_t *tried_heap;
+    size_t tried_heap_words;
     struct wr_proxy_env *env;
     const struct wr_proxy_ops *ops;
     void *conn;
@@ -59,8 +79,10 @@ struct wr_proxy {
     /* upstream choice */
     struct wr_upconn *uc;
     int server;
-    uint64_t tried_mask;
+    uint64_t *tried;          /* servers tried: &tried_word, or tried_heap past 64 */
+    uint64_t tried_word;
     unsigned n_tries;         /* servers tried, the first included */
+    int last_fail_status;     /* 502 or 504: what the last failed attempt deserved */
     bool is_idempotent;
     bool is_reused;           /* uc came from the pool */
     bool is_counted;          /* wr_balancer_begin called for server */
@@ -112,10 +134,10 @@ struct wr_proxy {
     uint64_t deadline_ms;
     uint64_t idle_timeout_ms; /* tunnel */
     uint64_t start_us, head_us;
-    char upstream_addr[128];
     struct wr_log_request subject; /* names the request in warnings: slices borrowed
                                       from the pinned head and conn (emptied when
                                       the tunnel starts and conn lets go of them) */
+    struct attempt_log log;
 };
 
 static void on_upstream(struct wr_upconn *uc, short what, void *arg);
@@ -144,6 +166,12 @@ static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
     if (!p->env->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
         return NULL;
     return &p->env->metrics->servers[id];
+}
+
+/* The server of the current attempt, for log lines. */
+static const char *server_label(const struct wr_proxy *p)
+{
+    return p->up->servers[p->server].label;
 }
 
 /* Upstream trouble is logged at warn, but a dead backend must not turn every
@@ -257,6 +285,39 @@ static void put_path_encoded(struct out *o, struct wr_str path)
     }
 }
 
+/* strip_prefix (wr_path_strip_prefix: at a segment boundary): the rest of
+ * the raw path when it starts with the prefix (sent as received), else of
+ * the normalised path when that does (%2F/%25 kept, the rest re-encoded).
+ * Returns false when neither does: the target then goes unchanged. */
+static bool put_stripped_path(struct out *o, const struct wr_exchange *ex)
+{
+    struct wr_str prefix = wr_str_from_cstr(ex->route->strip_prefix);
+    struct wr_str rest;
+    bool is_raw = wr_path_strip_prefix(ex->req->path, prefix, &rest);
+    if (!is_raw && !wr_path_strip_prefix(ex->path, prefix, &rest))
+        return false;
+    if (rest.len == 0 || rest.ptr[0] != '/')
+        put(o, "/", 1);
+    if (is_raw)
+        put_str(o, rest);
+    else
+        put_path_encoded(o, rest);
+    return true;
+}
+
+/* The path as received (origin form for an absolute-form target). */
+static void put_received_path(struct out *o, const struct wr_http_request *req)
+{
+    if (req->is_absolute_form || req->path.ptr[0] != '/') {
+        put_str(o, req->path);
+        return;
+    }
+    struct wr_str t = req->target;
+    if (req->query.ptr)
+        t.len = (size_t)(req->query.ptr - t.ptr) - 1;
+    put_str(o, t);
+}
+
 /* The request-target sent upstream: rewrite, strip_prefix, or as received
  * (origin form; the query always byte for byte). */
 static void put_target(struct out *o, const struct wr_exchange *ex)
@@ -269,28 +330,8 @@ static void put_target(struct out *o, const struct wr_exchange *ex)
             o->is_overflow = true;
         else
             o->len += (size_t)n;
-    } else if (route->strip_prefix && ex->path.len >= strlen(route->strip_prefix)) {
-        struct wr_str prefix = wr_str_from_cstr(route->strip_prefix);
-        struct wr_str raw = req->path;
-        struct wr_str rest;
-        if (wr_str_has_prefix(raw, prefix))
-            rest = (struct wr_str){raw.ptr + prefix.len, raw.len - prefix.len};
-        else /* the prefix matched only once decoded: send the decoded rest */
-            rest = (struct wr_str){ex->path.ptr + prefix.len, ex->path.len - prefix.len};
-        if (rest.len == 0 || rest.ptr[0] != '/')
-            put(o, "/", 1);
-        if (wr_str_has_prefix(raw, prefix))
-            put_str(o, rest);
-        else
-            put_path_encoded(o, rest);
-    } else if (req->is_absolute_form || req->path.ptr[0] != '/') {
-        put_str(o, req->path);
-    } else {
-        /* As received, query included. */
-        struct wr_str t = req->target;
-        if (req->query.ptr)
-            t.len = (size_t)(req->query.ptr - t.ptr) - 1;
-        put_str(o, t);
+    } else if (!route->strip_prefix || !put_stripped_path(o, ex)) {
+        put_received_path(o, req);
     }
     if (req->query.ptr) {
         put(o, "?", 1);
@@ -475,7 +516,8 @@ static int expand_add_headers(struct wr_proxy *p, const struct wr_exchange *ex)
 static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
 {
     struct wr_proxy *p = env->free_list;
-    if (p && p->hbuf_cap >= hbuf_cap) {
+    bool is_reused = p && p->hbuf_cap >= hbuf_cap;
+    if (is_reused) {
         env->free_list = p->next_free;
         env->n_free--;
     } else {
@@ -485,16 +527,43 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
         p->hbuf_cap = hbuf_cap;
     }
     size_t cap = p->hbuf_cap;
+    uint64_t *tried_heap = is_reused ? p->tried_heap : NULL;
+    size_t tried_heap_words = is_reused ? p->tried_heap_words : 0;
     char *mem = (char *)(p + 1);
     memset(p, 0, offsetof(struct wr_proxy, resp));
     memset(&p->framing, 0, sizeof(*p) - offsetof(struct wr_proxy, framing));
     p->hbuf_cap = cap;
+    p->tried_heap = tried_heap;
+    p->tried_heap_words = tried_heap_words;
     p->hbuf = mem;
     p->ubuf = mem + cap;
     p->env = env;
     p->server = -1;
     p->client_fd = -1;
     return p;
+}
+
+/* An empty tried set for p->up: the inline word up to 64 servers, else
+ * the struct's own heap words, grown (rarely: the struct is reused) only
+ * when this upstream has more servers than any before. */
+static int init_tried(struct wr_proxy *p)
+{
+    size_t n_words = WR_UPSTREAM_SET_WORDS(p->up->n_servers);
+    if (n_words <= 1) {
+        p->tried_word = 0;
+        p->tried = &p->tried_word;
+        return 0;
+    }
+    if (p->tried_heap_words < n_words) {
+        uint64_t *words = realloc(p->tried_heap, n_words * sizeof(*words));
+        if (!words)
+            return -1;
+        p->tried_heap = words;
+        p->tried_heap_words = n_words;
+    }
+    memset(p->tried_heap, 0, n_words * sizeof(*p->tried_heap));
+    p->tried = p->tried_heap;
+    return 0;
 }
 
 static void release_upstream(struct wr_proxy *p, bool is_reusable)
@@ -535,6 +604,7 @@ void wr_proxy_free(struct wr_proxy *p)
         env->free_list = p;
         env->n_free++;
     } else {
+        free(p->tried_heap);
         free(p);
     }
 }
@@ -544,6 +614,7 @@ void wr_proxy_env_fini(struct wr_proxy_env *env)
     while (env->free_list) {
         struct wr_proxy *p = env->free_list;
         env->free_list = p->next_free;
+        free(p->tried_heap);
         free(p);
     }
     env->n_free = 0;
@@ -558,6 +629,55 @@ static void finish(struct wr_proxy *p, int end)
     p->ops->done(p->conn, end);
 }
 
+/* ---- the access log's record of attempts ------------------------------ */
+
+#define LOG_MORE ", ..."
+
+/* Appends ", " (unless first) and item to buf[0..*len), NUL-terminated. The
+ * caller checked the room. */
+static void log_list_add(char *buf, size_t *len, const char *item, size_t n)
+{
+    if (*len > 0) {
+        memcpy(buf + *len, ", ", 2);
+        *len += 2;
+    }
+    memcpy(buf + *len, item, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+/* An attempt on server starts: its address, and "-" until it has a status. */
+static void log_attempt_start(struct attempt_log *log, const char *label)
+{
+    if (log->is_full)
+        return;
+    size_t n = strlen(label), more = sizeof(LOG_MORE); /* the marker and the NUL */
+    if (log->addrs_len + 2 + n + more > sizeof(log->addrs) ||
+        log->statuses_len + 2 + 3 + more > sizeof(log->statuses)) {
+        log_list_add(log->addrs, &log->addrs_len, "...", 3);
+        log_list_add(log->statuses, &log->statuses_len, "...", 3);
+        log->is_full = true;
+        return;
+    }
+    log_list_add(log->addrs, &log->addrs_len, label, n);
+    log->open_at = log->statuses_len;
+    log_list_add(log->statuses, &log->statuses_len, "-", 1);
+    log->is_open = true;
+}
+
+/* The open attempt ended with status: the server's, or 502 (refused, reset,
+ * bad head) or 504 (timeout) when it gave none. */
+static void log_attempt_end(struct attempt_log *log, int status)
+{
+    if (!log->is_open)
+        return;
+    char num[WR_STR_U64_MAX];
+    size_t n = wr_str_format_u64((uint64_t)status, num);
+    log->statuses_len = log->open_at;
+    log_list_add(log->statuses, &log->statuses_len, num, n);
+    log->is_open = false;
+}
+
 /* ---- choosing and connecting ------------------------------------------ */
 
 static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
@@ -570,16 +690,19 @@ static bool may_retry(const struct wr_proxy *p, bool is_connect_failure)
 }
 
 /* An attempt on p->server failed before any response byte. status: what to
- * answer if no other server is tried (502, or 504 for a timeout). */
+ * answer if no other server is tried (502, or 504 for a timeout), also when
+ * the retry then finds no server left to try. */
 static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure, const char *why)
 {
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
+    log_attempt_end(&p->log, status);
     upstream_warn(p, "upstream %s server %s: %s", p->up->name, srv->label, why);
     wr_upstream_report(p->up, p->server, false, now_ms());
     struct wr_metrics_server *sm = server_metrics(p, p->server);
     if (sm)
         wr_metrics_add(&sm->failures, 1);
     release_upstream(p, false);
+    p->last_fail_status = status;
     if (!may_retry(p, is_connect_failure)) {
         finish(p, status);
         return;
@@ -609,21 +732,25 @@ static void arm_wait_deadline(struct wr_proxy *p)
 static void start_attempt(struct wr_proxy *p)
 {
     uint64_t now = now_ms();
-    int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried_mask, now);
+    int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried, now);
     if (server < 0) {
-        if (p->n_tries == 0)
+        if (p->n_tries == 0) {
             upstream_warn(p, "upstream %s: no server available", p->up->name);
-        finish(p, 502);
+            finish(p, 502);
+            return;
+        }
+        /* A retry found no untried (or no live) server: the client learns
+         * how the last real attempt failed, so a timeout stays a 504. */
+        finish(p, p->last_fail_status);
         return;
     }
     p->server = server;
-    if (server < 64)
-        p->tried_mask |= (uint64_t)1 << server;
+    wr_upstream_set_add(p->tried, (size_t)server);
     p->n_tries++;
     wr_balancer_begin(p->env->balancer, p->up, server);
     p->is_counted = true;
     const struct wr_listen_addr *addr = &p->up->servers[server].addr;
-    snprintf(p->upstream_addr, sizeof(p->upstream_addr), "%s", p->up->servers[server].label);
+    log_attempt_start(&p->log, p->up->servers[server].label);
     p->head_sent = 0;
     set_server_host(p);
     const struct wr_tls_client *tls = p->up->tls_client;
@@ -1020,7 +1147,7 @@ static void relay_body(struct wr_proxy *p)
         n += collect_body(p, iov + n, &is_end, &is_bad);
         if (is_bad) {
             upstream_warn(p, "upstream %s: bad chunked body from %s",
-                          p->up->name, p->upstream_addr);
+                          p->up->name, server_label(p));
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
             /* Nothing reached the client yet (the head was to go out with
@@ -1057,13 +1184,15 @@ static void start_tunnel_head(struct wr_proxy *p, size_t head_end);
 static void on_response_head(struct wr_proxy *p, size_t head_end)
 {
     int status = p->resp.status;
+    if (status == 101 || status >= 200)
+        log_attempt_end(&p->log, status);
     if (status == 101) {
         if (p->is_websocket && p->resp.has_conn_upgrade) {
             start_tunnel_head(p, head_end);
             return;
         }
         /* A switch we did not ask for: nothing sane can follow. */
-        upstream_warn(p, "upstream %s: unrequested 101 from %s", p->up->name, p->upstream_addr);
+        upstream_warn(p, "upstream %s: unrequested 101 from %s", p->up->name, server_label(p));
         release_upstream(p, false);
         finish(p, 502);
         return;
@@ -1083,7 +1212,7 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     size_t head_len = build_client_head(p);
     if (head_len == 0) {
         upstream_warn(p, "upstream %s: response head from %s too large for the client",
-                      p->up->name, p->upstream_addr);
+                      p->up->name, server_label(p));
         release_upstream(p, false);
         finish(p, 502);
         return;
@@ -1102,6 +1231,35 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     relay_body(p);
 }
 
+/* The server's stream ended during the body: err 0 for a clean end (TCP
+ * EOF, or TLS close_notify), else why not. That completes only a body
+ * delimited by the close; on TLS a bare TCP EOF does not (RFC 9112 §9.8:
+ * without close_notify the response may have been truncated, by the
+ * server or by an attacker), so the client is cut, never handed a
+ * terminating chunk. */
+static void end_body_stream(struct wr_proxy *p, int err)
+{
+    if (p->framing == RF_CLOSE && err == 0) {
+        p->is_upstream_reusable = false;
+        if (p->is_client_chunked) {
+            struct iovec iov = {(void *)"0\r\n\r\n", 5};
+            emit(p, &iov, 1);
+        }
+        p->is_body_done = p->is_body_done || !p->has_body;
+        complete(p);
+        return;
+    }
+    if (err == WR_TLS_ETRUNCATED)
+        upstream_warn(p, "upstream %s: %s closed the connection without TLS close_notify "
+                      "mid-body: the response may be truncated, the client connection is cut",
+                      p->up->name, server_label(p));
+    else
+        upstream_warn(p, "upstream %s: %s closed the connection mid-body",
+                      p->up->name, server_label(p));
+    release_upstream(p, false);
+    finish(p, WR_PROXY_BROKEN);
+}
+
 static void read_upstream(struct wr_proxy *p)
 {
     ssize_t n = wr_upconn_read(p->uc, p->ubuf + p->ulen, UBUF_CAP - p->ulen);
@@ -1110,25 +1268,14 @@ static void read_upstream(struct wr_proxy *p)
     if (n <= 0) {
         int err = n < 0 ? errno : 0;
         if (p->state == PX_BODY_DOWN) {
-            if (p->framing == RF_CLOSE && n == 0) {
-                p->is_upstream_reusable = false;
-                if (p->is_client_chunked) {
-                    struct iovec iov = {(void *)"0\r\n\r\n", 5};
-                    emit(p, &iov, 1);
-                }
-                p->is_body_done = p->is_body_done || !p->has_body;
-                complete(p);
-                return;
-            }
-            upstream_warn(p, "upstream %s: %s closed the connection mid-body",
-                          p->up->name, p->upstream_addr);
-            release_upstream(p, false);
-            finish(p, WR_PROXY_BROKEN);
+            end_body_stream(p, err);
             return;
         }
         char why[96];
         snprintf(why, sizeof(why), "%s before the response head",
-                 err ? strerror(err) : "closed");
+                 err == WR_TLS_ETRUNCATED ? "closed without TLS close_notify"
+                 : err                    ? strerror(err)
+                                          : "closed");
         if (p->ulen == 0 && replace_stale(p, false))
             return;
         fail_attempt(p, 502, false, why);
@@ -1148,8 +1295,9 @@ static void read_upstream(struct wr_proxy *p)
             return;
         }
         if (h == WR_ERROR) {
+            log_attempt_end(&p->log, 502);
             upstream_warn(p, "upstream %s: malformed response head from %s",
-                          p->up->name, p->upstream_addr);
+                          p->up->name, server_label(p));
             wr_upstream_report(p->up, p->server, false, now_ms());
             release_upstream(p, false);
             finish(p, 502);
@@ -1217,6 +1365,11 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     p->max_head_bytes = pr->max_head_bytes;
     p->up = ex->route->upstream;
     p->conn_id = pr->id;
+    if (init_tried(p) < 0) {
+        wr_proxy_free(p);
+        *status = 500;
+        return NULL;
+    }
     p->is_idempotent = is_idempotent(req->method_id);
     p->is_head_req = req->method_id == WR_HTTP_HEAD;
     p->has_body = pr->has_body;
@@ -1260,14 +1413,15 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
             fail_attempt(p, 504, false, "timed out waiting for the response head");
             return;
         }
-        upstream_warn(p, "upstream %s: %s timed out", p->up->name, p->upstream_addr);
+        log_attempt_end(&p->log, 504);
+        upstream_warn(p, "upstream %s: %s timed out", p->up->name, server_label(p));
         wr_upstream_report(p->up, p->server, false, now);
         release_upstream(p, false);
         finish(p, 504);
         return;
     case PX_BODY_DOWN:
         upstream_warn(p, "upstream %s: %s timed out sending the body",
-                      p->up->name, p->upstream_addr);
+                      p->up->name, server_label(p));
         release_upstream(p, false);
         finish(p, WR_PROXY_BROKEN);
         return;
@@ -1283,7 +1437,12 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
 
 const char *wr_proxy_upstream_addr(const struct wr_proxy *p)
 {
-    return p->upstream_addr;
+    return p->log.addrs;
+}
+
+const char *wr_proxy_upstream_status(const struct wr_proxy *p)
+{
+    return p->log.statuses;
 }
 
 uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p)

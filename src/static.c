@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "weir/http_cond.h"
+#include "weir/path.h"
 #include "weir/static_cache.h"
 
 /* Longest path under root we look up (index name included); longer: 414.
@@ -160,11 +161,11 @@ static int status_for_errno(int err)
  * unless allow_dot ("." and ".." segments are gone after normalisation). */
 static int map_path(struct wr_str path, const char *strip, bool allow_dot, char *out, size_t cap)
 {
-    if (strip && wr_str_has_prefix(path, wr_str_from_cstr(strip))) {
-        size_t n = strlen(strip);
-        path.ptr += n;
-        path.len -= n;
-    }
+    /* Only at a segment boundary: "/files" maps "/filesx" to "filesx", not
+     * to "x" (nginx's alias "off by slash"). */
+    if (strip)
+        wr_path_strip_prefix(path, wr_str_from_cstr(strip), &path);
+
     size_t k = 0;
     bool at_segment_start = true;
     for (size_t i = 0; i < path.len; i++) {

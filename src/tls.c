@@ -102,6 +102,15 @@ struct wr_tls_set {
     struct tls_site *sites[]; /* [0] is [tls] */
 };
 
+/* The end of a connection's stream, seen by SSL_read after bytes that
+ * wr_tls_recv returned first: it must still be reported, though the socket
+ * may never be readable again (close_notify without a FIN yet). */
+enum end_state {
+    END_NONE = 0,
+    END_DEFERRED, /* seen, not returned yet: wr_tls_has_pending says so */
+    END_RETURNED, /* returned; every later wr_tls_recv returns it again */
+};
+
 struct wr_tls_conn {
     SSL *ssl;
     const struct wr_tls_set *set; /* borrowed: the connection's snapshot holds it;
@@ -109,6 +118,8 @@ struct wr_tls_conn {
     const struct tls_site *site;  /* in set: the section the handshake chose */
     struct wr_tls_session **slot; /* client side: where new sessions go (borrowed) */
     bool is_failed;               /* a fatal TLS error happened: no close_notify */
+    enum end_state end;           /* the stream's end, once SSL_read saw it */
+    int end_errno;                /* what the end is: 0 close_notify, else an errno */
 };
 
 const char *wr_tls_library_version(void)
@@ -732,8 +743,40 @@ enum wr_tls_result wr_tls_handshake(struct wr_tls_conn *t, char *why, size_t cap
     return is_http ? WR_TLS_PLAIN_HTTP : WR_TLS_FAILED;
 }
 
+/* The stream's end as wr_tls_recv returns it: 0, or -1 with errno. */
+static ssize_t return_end(struct wr_tls_conn *t)
+{
+    t->end = END_RETURNED;
+    if (t->end_errno == 0)
+        return 0;
+    errno = t->end_errno;
+    return -1;
+}
+
+/* Records how SSL_read's failure err ends the stream. A client context
+ * (upstream side) reports a TCP EOF without close_notify as
+ * SSL_R_UNEXPECTED_EOF_WHILE_READING; server contexts ignore it. */
+static void note_end(struct wr_tls_conn *t, int err)
+{
+    unsigned long e = ERR_peek_error();
+    t->end = END_DEFERRED;
+    if (err == SSL_ERROR_ZERO_RETURN) {
+        t->end_errno = 0;
+    } else if (err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        t->is_failed = true;
+        t->end_errno = WR_TLS_ETRUNCATED;
+    } else {
+        t->is_failed = true;
+        t->end_errno = fatal_errno(err);
+    }
+    ERR_clear_error();
+}
+
 ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap)
 {
+    if (t->end != END_NONE)
+        return return_end(t);
     size_t got = 0;
     while (got < cap) {
         size_t n = 0;
@@ -745,23 +788,21 @@ ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap)
             continue;
         }
         int err = SSL_get_error(t->ssl, 0);
-        if (got > 0) {
-            ERR_clear_error(); /* an error or EOF shows again on the next call */
-            break;
-        }
         /* WANT_WRITE: a TLS 1.3 KeyUpdate answer waits for room; the
          * write side's next flush sends it. */
         if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            ERR_clear_error();
+            if (got > 0)
+                break;
             errno = EAGAIN;
             return -1;
         }
-        if (err == SSL_ERROR_ZERO_RETURN) {
-            ERR_clear_error();
-            return 0;
-        }
-        t->is_failed = true;
-        errno = fatal_errno(err);
-        return -1;
+        /* The end (clean or not) after bytes: those first, the end on the
+         * next call, which wr_tls_has_pending asks for. */
+        note_end(t, err);
+        if (got > 0)
+            break;
+        return return_end(t);
     }
     return (ssize_t)got;
 }
@@ -788,7 +829,7 @@ ssize_t wr_tls_send(struct wr_tls_conn *t, const void *buf, size_t len)
 
 bool wr_tls_has_pending(const struct wr_tls_conn *t)
 {
-    return SSL_has_pending(t->ssl) == 1;
+    return t->end == END_DEFERRED || SSL_has_pending(t->ssl) == 1;
 }
 
 void wr_tls_close_notify(struct wr_tls_conn *t)
@@ -939,10 +980,12 @@ static SSL_CTX *new_client_ctx(void)
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    /* An EOF without close_notify reads as an EOF: HTTP framing already
-     * tells a truncated body, and many servers close without one. */
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* No SSL_OP_IGNORE_UNEXPECTED_EOF: a TCP EOF without close_notify is
+     * not the end of a response whose end is the close (RFC 9112 §9.8: it
+     * may be a truncation), so wr_tls_recv reports it as
+     * WR_TLS_ETRUNCATED. Idle pooled connections and health probes, where
+     * nothing can be truncated, turn the option on for themselves. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* Same modes as the server side: the pool writes one record at a time
      * and may retry from its own copy of the bytes. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -1092,9 +1135,26 @@ bool wr_tls_is_healthy(const struct wr_tls_conn *t)
     return !t->is_failed;
 }
 
+void wr_tls_set_idle(struct wr_tls_conn *t, bool is_idle)
+{
+    /* No response is in flight on an idle connection: a server closing it
+     * without close_notify truncates nothing, and OpenSSL would otherwise
+     * take the EOF for a fatal error and spoil the session for resumption. */
+    if (is_idle)
+        SSL_set_options(t->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    else
+        SSL_clear_options(t->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+}
+
 void *wr_tls_client_ssl_new(const struct wr_tls_client *c, size_t server)
 {
-    return client_ssl_new(c, server);
+    SSL *ssl = client_ssl_new(c, server);
+    /* A health check only reads a status line: a server closing without
+     * close_notify after it is fine (libevent's dirty shutdown does not
+     * cover OpenSSL 3's unexpected-EOF error). */
+    if (ssl)
+        SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    return ssl;
 }
 
 /* " (certificate verify error)" after why when the peer's certificate

@@ -45,8 +45,6 @@
  * unit, which keeps distribution fine since each server still has many. */
 #define RING_POINTS_PER_WEIGHT 160
 #define RING_MAX_POINTS 65536u
-/* Bits of tried_mask: servers past this index are never excluded. */
-#define TRIED_BITS 64
 /* A status line longer than this is not HTTP: the check fails. */
 #define CHECK_LINE_MAX 1024
 
@@ -401,10 +399,10 @@ unsigned wr_balancer_active(const struct wr_balancer *b, const struct wr_upstrea
 
 /* ---- picking ----------------------------------------------------------------- */
 
-static bool is_candidate(const struct wr_upstream_cfg *up, size_t i, uint64_t tried_mask,
+static bool is_candidate(const struct wr_upstream_cfg *up, size_t i, const uint64_t *tried,
                          uint64_t now_ms)
 {
-    if (i < TRIED_BITS && (tried_mask >> i & 1u) != 0)
+    if (tried != NULL && wr_upstream_set_has(tried, i))
         return false;
     return wr_upstream_is_up(up, (int)i, now_ms);
 }
@@ -487,7 +485,7 @@ static int p2c_pick(struct wr_balancer *b, struct ups_state *st, const struct wr
 /* The first point at or after the key's place, then clockwise to the first
  * usable, untried server. */
 static int ring_pick(const struct ups_state *st, const struct wr_upstream_cfg *up,
-                     struct wr_str key, uint64_t tried_mask, uint64_t now_ms)
+                     struct wr_str key, const uint64_t *tried, uint64_t now_ms)
 {
     uint32_t pos = (uint32_t)(wr_hash_bytes(key.ptr, key.len) >> 32);
     size_t lo = 0, hi = st->n_points;
@@ -500,7 +498,7 @@ static int ring_pick(const struct ups_state *st, const struct wr_upstream_cfg *u
     }
     for (size_t k = 0; k < st->n_points; k++) {
         uint32_t i = st->ring[(lo + k) % st->n_points].server;
-        if (is_candidate(up, i, tried_mask, now_ms))
+        if (is_candidate(up, i, tried, now_ms))
             return (int)i;
     }
     return -1;
@@ -509,12 +507,12 @@ static int ring_pick(const struct ups_state *st, const struct wr_upstream_cfg *u
 /* Rendezvous hashing: the candidate with the highest score for key. Used
  * for an upstream of an older snapshot, which has no ring on this worker. */
 static int rendezvous_pick(const struct wr_upstream_cfg *up, struct wr_str key,
-                           uint64_t tried_mask, uint64_t now_ms)
+                           const uint64_t *tried, uint64_t now_ms)
 {
     uint64_t kh = wr_hash_bytes(key.ptr, key.len), best_score = 0;
     int best = -1;
     for (size_t i = 0; i < up->n_servers; i++) {
-        if (!is_candidate(up, i, tried_mask, now_ms))
+        if (!is_candidate(up, i, tried, now_ms))
             continue;
         const char *label = up->servers[i].label;
         uint64_t score = wr_hash_mix64(kh ^ wr_hash_bytes(label, strlen(label)));
@@ -528,21 +526,21 @@ static int rendezvous_pick(const struct wr_upstream_cfg *up, struct wr_str key,
 
 /* Weighted random without any per-upstream state. */
 static int stateless_pick(struct wr_balancer *b, const struct wr_upstream_cfg *up,
-                          struct wr_str key, uint64_t tried_mask, uint64_t now_ms)
+                          struct wr_str key, const uint64_t *tried, uint64_t now_ms)
 {
     if (up->balance == WR_BALANCE_HASH)
-        return rendezvous_pick(up, key, tried_mask, now_ms);
+        return rendezvous_pick(up, key, tried, now_ms);
     uint64_t local_rng = new_seed(up);
     uint64_t *rng = b != NULL ? &b->rng : &local_rng;
     uint64_t total = 0;
     for (size_t i = 0; i < up->n_servers; i++)
-        total += is_candidate(up, i, tried_mask, now_ms) ? up->servers[i].weight : 0;
+        total += is_candidate(up, i, tried, now_ms) ? up->servers[i].weight : 0;
     if (total == 0)
         return -1;
     uint64_t r = random_below(rng, total);
     int last = -1;
     for (size_t i = 0; i < up->n_servers; i++) {
-        if (!is_candidate(up, i, tried_mask, now_ms))
+        if (!is_candidate(up, i, tried, now_ms))
             continue; /* health may change meanwhile: then the last candidate seen */
         last = (int)i;
         if (r < up->servers[i].weight)
@@ -553,18 +551,18 @@ static int stateless_pick(struct wr_balancer *b, const struct wr_upstream_cfg *u
 }
 
 int wr_balancer_pick(struct wr_balancer *b, const struct wr_upstream_cfg *up,
-                     struct wr_str key, uint64_t tried_mask, uint64_t now_ms)
+                     struct wr_str key, const uint64_t *tried, uint64_t now_ms)
 {
     if (up == NULL || up->n_servers == 0)
         return -1;
     struct ups_state *st = state_of(b, up);
     if (st == NULL)
-        return stateless_pick(b, up, key, tried_mask, now_ms);
+        return stateless_pick(b, up, key, tried, now_ms);
     if (up->balance == WR_BALANCE_HASH)
-        return ring_pick(st, up, key, tried_mask, now_ms);
+        return ring_pick(st, up, key, tried, now_ms);
     size_t n = 0;
     for (size_t i = 0; i < up->n_servers; i++) {
-        if (is_candidate(up, i, tried_mask, now_ms))
+        if (is_candidate(up, i, tried, now_ms))
             b->scratch[n++] = (int)i;
     }
     if (n == 0)

@@ -107,7 +107,8 @@ struct wr_access_entry {
     int status;
     uint64_t bytes_sent;      /* body bytes */
     uint64_t request_time_us; /* from the first byte of the head */
-    struct wr_str upstream_addr; /* proxied: the server that answered; else empty */
+    struct wr_str upstream_addr; /* proxied: every server tried, "a, b"; else empty */
+    struct wr_str upstream_status; /* proxied: each attempt's status, "502, 200" */
     uint64_t upstream_time_us;   /* proxied: request start -> response head */
     const char *log_time;     /* "23/Nov/2026:10:00:00 +0000" */
     const char *iso_time;     /* "2026-11-23T10:00:00Z" */

@@ -7,7 +7,10 @@
 #ifndef WEIR_PATH_H
 #define WEIR_PATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "weir/str.h"
 
 /*
  * Normalises raw[0..len) (a path without query, starting with '/') into out,
@@ -23,5 +26,17 @@
  * would climb above the root.
  */
 int wr_path_normalize(const char *raw, size_t len, char *out, size_t *out_len);
+
+/*
+ * strip_prefix: true when path starts with prefix at a segment boundary,
+ * i.e. path is prefix, or continues with '/' after it, or prefix ends with
+ * '/'; *rest is then what follows the prefix (borrowed from path: empty,
+ * or starting with '/' unless prefix ended with one). False otherwise
+ * (*rest untouched): "/api" strips from "/api" and "/api/x", never from
+ * "/apix", so a prefix cannot cut a segment in two. nginx replaces the
+ * location's prefix textually (`location /api` + `proxy_pass http://b/`
+ * sends "/apix" as "/x"); weir leaves such a path alone. Pure.
+ */
+bool wr_path_strip_prefix(struct wr_str path, struct wr_str prefix, struct wr_str *rest);
 
 #endif

@@ -121,8 +121,16 @@ void wr_proxy_free(struct wr_proxy *p);
 /* Frees the exchanges kept for reuse. */
 void wr_proxy_env_fini(struct wr_proxy_env *env);
 
-/* Upstream address and time of the response (access log), valid until free. */
+/* For the access log, valid until free: every server tried, in order,
+ * ", "-separated ("10.0.0.1:80, 10.0.0.2:80"; "" when none was), and the
+ * status of each attempt in the same order ("502, 200"): the server's, 502
+ * for a refused or reset connection or a bad head, 504 for a timeout, "-"
+ * for an attempt still open (the client left). Bounded (512 and 160 bytes):
+ * attempts past the room end both lists with ", ...". NUL-terminated. */
 const char *wr_proxy_upstream_addr(const struct wr_proxy *p);
+const char *wr_proxy_upstream_status(const struct wr_proxy *p);
+
+/* Request start to the response head, in microseconds (0 before it). */
 uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p);
 
 /* Status relayed (0 before a response head). */

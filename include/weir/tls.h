@@ -12,6 +12,7 @@
 #ifndef WEIR_TLS_H
 #define WEIR_TLS_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,11 +111,20 @@ enum wr_tls_result {
  * (cap bytes) says what went wrong, for a debug log line. */
 enum wr_tls_result wr_tls_handshake(struct wr_tls_conn *t, char *why, size_t cap);
 
+/* errno of wr_tls_recv on a client connection (upstream side) whose server
+ * closed TCP without close_notify: the bytes before may be truncated (RFC
+ * 8446 §6.1, RFC 9112 §9.8). No socket read sets it. */
+#define WR_TLS_ETRUNCATED ENODATA
+
 /*
  * Decrypted bytes into buf (up to cap, several records if they are there).
- * Returns bytes > 0; 0 when the client closed (close_notify or a bare
- * EOF, which HTTP framing makes harmless for a server); -1 with errno
- * EAGAIN (nothing yet), or another errno (EPROTO for a TLS error): close.
+ * Returns bytes > 0; 0 at the end of the stream: close_notify, or on a
+ * server-side connection a bare EOF too (HTTP framing makes it harmless
+ * for a server); -1 with errno EAGAIN (nothing yet), WR_TLS_ETRUNCATED (a
+ * client connection's bare EOF, see above), or another errno (EPROTO for a
+ * TLS error): close. An end seen after bytes is returned by the next call
+ * (wr_tls_has_pending is true meanwhile); once returned, every later call
+ * returns it again.
  */
 ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap);
 
@@ -126,8 +136,9 @@ ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap);
  */
 ssize_t wr_tls_send(struct wr_tls_conn *t, const void *buf, size_t len);
 
-/* True when decrypted bytes, or received records not yet decrypted,
- * wait inside t: the socket will not become readable for them. */
+/* True when decrypted bytes, received records not yet decrypted, or an
+ * end of stream not yet returned wait inside t: the socket will not become
+ * readable for them. */
 bool wr_tls_has_pending(const struct wr_tls_conn *t);
 
 /* Sends close_notify if the socket takes it now; never blocks or fails. */
@@ -187,13 +198,19 @@ void wr_tls_session_free(struct wr_tls_session *s);
  * error (close it). */
 bool wr_tls_idle_check(struct wr_tls_conn *t);
 
+/* A client connection goes idle in the pool (true) or back to work
+ * (false). While idle, a TCP EOF without close_notify counts as a clean
+ * close: no response can be truncated, and the session stays resumable. */
+void wr_tls_set_idle(struct wr_tls_conn *t, bool is_idle);
+
 /* True when the connection is still usable after its last result: no
  * fatal TLS error, so a close_notify may be sent. */
 bool wr_tls_is_healthy(const struct wr_tls_conn *t);
 
 /*
  * For the health checker (main thread): a new client SSL for server of c
- * (SNI, verification), without resumption, as a void * to keep OpenSSL's
+ * (SNI, verification), without resumption, where a TCP EOF without
+ * close_notify counts as a clean close, as a void * to keep OpenSSL's
  * types out of this header; the caller owns it (SSL_free, or hands it
  * to a libevent OpenSSL bufferevent). NULL on allocation failure.
  */

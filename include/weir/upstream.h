@@ -16,6 +16,7 @@
 #define WEIR_UPSTREAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "weir/config.h"
@@ -44,12 +45,31 @@ struct wr_balancer *wr_balancer_new(const struct wr_config *cfg);
 void wr_balancer_free(struct wr_balancer *b);
 
 /*
+ * A set of servers of one upstream (the servers a request has tried): bit
+ * i % 64 of words[i / 64] stands for server i. A set for up holds
+ * WR_UPSTREAM_SET_WORDS(up->n_servers) words, owned by the caller.
+ */
+#define WR_UPSTREAM_SET_WORDS(n_servers) (((size_t)(n_servers) + 63) / 64)
+
+static inline bool wr_upstream_set_has(const uint64_t *set, size_t server)
+{
+    return (set[server / 64] >> (server % 64) & 1u) != 0;
+}
+
+static inline void wr_upstream_set_add(uint64_t *set, size_t server)
+{
+    set[server / 64] |= (uint64_t)1 << (server % 64);
+}
+
+/*
  * A server index into up->servers for a request, or -1 when none is usable:
- * every server is down (passive or active health) or excluded by tried_mask
- * (bit i set = server i already tried for this request; servers beyond 64
- * are never excluded). When every server is down there is no fallback: the
- * proxy answers 502 at once, and a passively failed server comes back when
- * its fail_timeout ends (a pool's only server is never taken out).
+ * every server is down (passive or active health) or already in tried (a
+ * set of WR_UPSTREAM_SET_WORDS(up->n_servers) words, see above; NULL when
+ * nothing was tried), so a request never goes to the same server twice,
+ * whatever the pool's size. When every server is down there is no
+ * fallback: the proxy answers 502 at once, and a passively failed server
+ * comes back when its fail_timeout ends (a pool's only server is never
+ * taken out).
  *
  * key is the hash input (wr_upstream_hash_key; only used by balance = hash).
  * If up does not belong to b's snapshot (a connection still on an older
@@ -57,7 +77,7 @@ void wr_balancer_free(struct wr_balancer *b);
  * or for hash the highest rendezvous score of key, so still consistent.
  */
 int wr_balancer_pick(struct wr_balancer *b, const struct wr_upstream_cfg *up,
-                     struct wr_str key, uint64_t tried_mask, uint64_t now_ms);
+                     struct wr_str key, const uint64_t *tried, uint64_t now_ms);
 
 /*
  * least_conn and random (p2c) bookkeeping: a request to server i starts /

@@ -229,12 +229,48 @@ static void test_long(void **state)
     free(in);
 }
 
+/* Issue 13.2: strip_prefix only at a segment boundary. */
+static void issue_13_strip_prefix_boundary(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *prefix, *rest; /* rest NULL: not stripped */
+    } cases[] = {
+        {"/api/x", "/api", "/x"},   {"/api", "/api", ""},      {"/api/", "/api", "/"},
+        {"/apix", "/api", NULL},    {"/api-v2/x", "/api", NULL}, {"/other/x", "/api", NULL},
+        {"/ap", "/api", NULL},      {"/", "/api", NULL},       {"/api/x", "/api/", "x"},
+        {"/api", "/api/", NULL},    {"/apix/", "/api/", NULL}, {"/x", "/", "x"},
+        {"/a/b/c", "/a/b", "/c"},   {"/a/bc", "/a/b", NULL},   {"/API/x", "/api", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* exact-size copy: ASan sees a read past the path */
+        size_t n = strlen(cases[i].path);
+        char *copy = malloc(n);
+        assert_non_null(copy);
+        memcpy(copy, cases[i].path, n);
+        struct wr_str rest = WR_STR("untouched");
+        bool ok = wr_path_strip_prefix((struct wr_str){copy, n},
+                                       wr_str_from_cstr(cases[i].prefix), &rest);
+        if (cases[i].rest == NULL) {
+            assert_false(ok);
+            assert_true(wr_str_eq(rest, WR_STR("untouched")));
+        } else {
+            assert_true(ok);
+            assert_int_equal(rest.len, strlen(cases[i].rest));
+            assert_memory_equal(rest.ptr, cases[i].rest, rest.len);
+        }
+        free(copy);
+    }
+    struct wr_str rest;
+    assert_false(wr_path_strip_prefix(WR_STR("/x"), (struct wr_str){NULL, 0}, &rest));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),       cmocka_unit_test(test_bad),
         cmocka_unit_test(test_raw_nul),    cmocka_unit_test(test_idempotent),
-        cmocka_unit_test(test_long),
+        cmocka_unit_test(test_long),       cmocka_unit_test(issue_13_strip_prefix_boundary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

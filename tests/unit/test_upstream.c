@@ -45,8 +45,11 @@ static struct wr_config *load(const char *upstreams)
 
 static int pick(struct wr_balancer *b, const struct wr_upstream_cfg *up, const char *key)
 {
-    return wr_balancer_pick(b, up, wr_str_from_cstr(key), 0, T0);
+    return wr_balancer_pick(b, up, wr_str_from_cstr(key), NULL, T0);
 }
+
+/* A tried set of one word (servers 0..63) for the small pools below. */
+#define TRIED(mask) ((const uint64_t[]){(mask)})
 
 /* ---- round robin ------------------------------------------------------------ */
 
@@ -169,7 +172,7 @@ static void test_p2c(void **state)
     count_picks(b, three, 3000, counts);
     assert_in_range(counts[2], 1700, 2300);
     /* One usable: that one. */
-    assert_int_equal(wr_balancer_pick(b, three, WR_STR(""), 0x3, T0), 2);
+    assert_int_equal(wr_balancer_pick(b, three, WR_STR(""), TRIED(0x3), T0), 2);
     wr_balancer_free(b);
     wr_config_unref(cfg);
 }
@@ -241,22 +244,88 @@ static void test_tried_mask(void **state)
     struct wr_balancer *b = wr_balancer_new(cfg);
     const struct wr_upstream_cfg *rr = &cfg->upstreams[0], *h = &cfg->upstreams[1];
     for (int i = 0; i < 10; i++)
-        assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), 0x3, T0), 2);
-    assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), 0x7, T0), -1);
+        assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), TRIED(0x3), T0), 2);
+    assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), TRIED(0x7), T0), -1);
     for (int i = 0; i < 100; i++) {
         char key[16];
         snprintf(key, sizeof(key), "/%d", i);
         struct wr_str k = wr_str_from_cstr(key);
-        int first = wr_balancer_pick(b, h, k, 0, T0);
-        int second = wr_balancer_pick(b, h, k, 1ull << first, T0);
+        int first = wr_balancer_pick(b, h, k, NULL, T0);
+        int second = wr_balancer_pick(b, h, k, TRIED(1ull << first), T0);
         assert_true(second >= 0 && second != first);
-        assert_int_equal(wr_balancer_pick(b, h, k, 1ull << first, T0), second); /* stable */
-        int third = wr_balancer_pick(b, h, k, (1ull << first) | (1ull << second), T0);
+        assert_int_equal(wr_balancer_pick(b, h, k, TRIED(1ull << first), T0), second); /* stable */
+        int third = wr_balancer_pick(b, h, k, TRIED((1ull << first) | (1ull << second)), T0);
         assert_true(third >= 0 && third != first && third != second);
-        assert_int_equal(wr_balancer_pick(b, h, k, 0x7, T0), -1);
+        assert_int_equal(wr_balancer_pick(b, h, k, TRIED(0x7), T0), -1);
     }
     wr_balancer_free(b);
     wr_config_unref(cfg);
+}
+
+/* Issue 13.5: an upstream of more servers than a 64-bit mask. 100 servers
+ * (say four names of 25 addresses each), every balancer, on this worker's
+ * snapshot and on another one (stateless picks): a request's retries go to
+ * 100 distinct servers, then find none. */
+#define MANY_SERVERS 100
+
+static struct wr_config *load_many(const char *balance)
+{
+    static char text[16384];
+    int n = snprintf(text, sizeof(text), "%s[upstream many]\nbalance = %s\nmax_fails = 0\n",
+                     SERVER_SECTION, balance);
+    for (int i = 0; i < MANY_SERVERS; i++)
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "server = 10.0.%d.%d:80\n", i / 50,
+                      i % 50 + 1);
+    assert_true(n > 0 && (size_t)n < sizeof(text));
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = wr_config_parse_string(text, "t.ini", &errs);
+    assert_int_equal(errs.n_lines, 0);
+    assert_non_null(cfg);
+    wr_config_errors_fini(&errs);
+    return cfg;
+}
+
+/* Picks until none is left, as the proxy's retries do: each pick must be a
+ * server not tried yet. Returns how many distinct servers were picked. */
+static int exhaust(struct wr_balancer *b, const struct wr_upstream_cfg *up, struct wr_str key)
+{
+    uint64_t tried[WR_UPSTREAM_SET_WORDS(MANY_SERVERS)] = {0};
+    int n = 0;
+    for (int k = 0; k < 2 * MANY_SERVERS; k++) {
+        int s = wr_balancer_pick(b, up, key, tried, T0);
+        if (s < 0)
+            break;
+        assert_in_range(s, 0, MANY_SERVERS - 1);
+        assert_false(wr_upstream_set_has(tried, (size_t)s)); /* never the same one twice */
+        wr_upstream_set_add(tried, (size_t)s);
+        wr_balancer_begin(b, up, s);
+        n++;
+    }
+    for (int s = 0; s < MANY_SERVERS; s++)
+        wr_balancer_end(b, up, s);
+    return n;
+}
+
+static void issue_13_tried_beyond_64(void **state)
+{
+    (void)state;
+    static const char *const balances[] = {"round_robin", "least_conn", "random", "hash"};
+    for (size_t i = 0; i < sizeof(balances) / sizeof(balances[0]); i++) {
+        struct wr_config *cfg = load_many(balances[i]), *other = load_many(balances[i]);
+        struct wr_balancer *b = wr_balancer_new(cfg);
+        assert_non_null(b);
+        assert_int_equal(cfg->upstreams[0].n_servers, MANY_SERVERS);
+        for (int r = 0; r < 3; r++) {
+            char key[16];
+            snprintf(key, sizeof(key), "/k%d", r);
+            assert_int_equal(exhaust(b, &cfg->upstreams[0], wr_str_from_cstr(key)), MANY_SERVERS);
+            assert_int_equal(exhaust(b, &other->upstreams[0], wr_str_from_cstr(key)),
+                             MANY_SERVERS);
+        }
+        wr_balancer_free(b);
+        wr_config_unref(cfg);
+        wr_config_unref(other);
+    }
 }
 
 static void test_all_down(void **state)
@@ -394,9 +463,9 @@ static void test_other_snapshot(void **state)
     int counts[2] = {0};
     count_picks(b, rr, 4000, counts);
     assert_in_range(counts[1], 2700, 3300);
-    assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), 0x2, T0), 0);
-    assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), 0x3, T0), -1);
-    assert_int_equal(wr_balancer_pick(NULL, rr, WR_STR(""), 0x2, T0), 0);
+    assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), TRIED(0x2), T0), 0);
+    assert_int_equal(wr_balancer_pick(b, rr, WR_STR(""), TRIED(0x3), T0), -1);
+    assert_int_equal(wr_balancer_pick(NULL, rr, WR_STR(""), TRIED(0x2), T0), 0);
     for (int i = 0; i < 50; i++) {
         char key[16];
         snprintf(key, sizeof(key), "10.1.1.%d", i);
@@ -707,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_swrr_sequence),    cmocka_unit_test(test_weights_respected),
         cmocka_unit_test(test_least_conn),       cmocka_unit_test(test_p2c),
         cmocka_unit_test(test_hash_stability),   cmocka_unit_test(test_tried_mask),
+        cmocka_unit_test(issue_13_tried_beyond_64),
         cmocka_unit_test(test_all_down),         cmocka_unit_test(test_passive_health),
         cmocka_unit_test(test_passive_off_and_single), cmocka_unit_test(test_concurrent_reports),
         cmocka_unit_test(test_other_snapshot),
