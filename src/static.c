@@ -155,6 +155,48 @@ static int status_for_errno(int err)
     }
 }
 
+/* Permission errors worth a line: at most this many per second per worker
+ * (any client can repeat the request at will), the rest counted. */
+#define FORBIDDEN_LOG_PER_SECOND 10
+/* Bytes of a requested path an error line shows. */
+#define LOG_PATH_MAX 256
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The status for a failed open or read of rel under the route's root. A
+ * permission error (a file of mode 0600 owned by another user, a directory
+ * weir cannot search) is the operator's mistake, and the client's 403 says
+ * nothing of it: it gets an error line naming the path, the errno text and
+ * the request. rel comes from the request: escaped and bounded.
+ */
+static int open_failed(const struct wr_exchange *ex, const char *rel, int err)
+{
+    int status = status_for_errno(err);
+    if (status != 403 || !wr_log_is_enabled(WR_LOG_ERROR))
+        return status;
+    uint64_t n_suppressed = 0;
+    struct wr_log_budget *budget =
+        ex->static_cache ? wr_static_cache_log_budget(ex->static_cache) : NULL;
+    if (budget && !wr_log_budget_take(budget, FORBIDDEN_LOG_PER_SECOND, now_ms(), &n_suppressed))
+        return status;
+    char path[4 * LOG_PATH_MAX + 4];
+    wr_log_escape(path, sizeof(path), wr_str_from_cstr(rel), LOG_PATH_MAX);
+    char suppressed[64] = "";
+    if (n_suppressed > 0)
+        snprintf(suppressed, sizeof(suppressed), " (%llu similar lines not logged)",
+                 (unsigned long long)n_suppressed);
+    wr_log_request(WR_LOG_ERROR, ex->worker_id, ex->conn_id, ex->log_subject,
+                   "open \"%s\" under root %s: %s; 403%s", path, ex->route->root,
+                   strerror(err), suppressed);
+    return status;
+}
+
 /* Maps the normalised path (after strip_prefix) to a path relative to root:
  * no leading '/', "%25" decoded, "%2F" refused, and no dotfile segment
  * unless allow_dot ("." and ".." segments are gone after normalisation). */
@@ -568,12 +610,12 @@ static void out_entry(struct listing *l, int dir_fd, const char *name)
 }
 
 /* Writes the HTML listing of dir into l. */
-static int write_listing(struct wr_exchange *ex, int dir_fd, struct listing *l)
+static int write_listing(struct wr_exchange *ex, int dir_fd, const char *rel, struct listing *l)
 {
     size_t n = 0;
     char **names = read_names(dir_fd, ex->route->dotfiles, &n);
     if (!names)
-        return status_for_errno(errno);
+        return open_failed(ex, rel, errno);
     out_str(l, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
     out_html(l, ex->path.ptr, ex->path.len);
     out_str(l, "</title></head>\n<body><h1>Index of ");
@@ -590,9 +632,9 @@ static int write_listing(struct wr_exchange *ex, int dir_fd, struct listing *l)
     return l->is_failed ? 500 : 0;
 }
 
-/* autoindex = on: the listing, written into a memfd that conn sends and
- * closes like any file it owns. */
-static int answer_autoindex(struct wr_exchange *ex, int dir_fd)
+/* autoindex = on: the listing of rel, written into a memfd that conn sends
+ * and closes like any file it owns. */
+static int answer_autoindex(struct wr_exchange *ex, int dir_fd, const char *rel)
 {
     struct listing *l = malloc(sizeof(*l));
     if (!l)
@@ -602,7 +644,7 @@ static int answer_autoindex(struct wr_exchange *ex, int dir_fd)
         free(l);
         return 500;
     }
-    int status = write_listing(ex, dir_fd, l);
+    int status = write_listing(ex, dir_fd, rel, l);
     int fd = l->fd;
     uint64_t total = l->total;
     free(l);
@@ -647,10 +689,12 @@ static int answer_directory(struct wr_exchange *ex, struct wr_static_file *dir, 
     }
     wr_static_file_unref(f);
     int status = 403; /* a directory without index, autoindex off: 403, as nginx */
-    if (!f && err != ENOENT)
-        status = status_for_errno(err);
-    else if (route->autoindex)
-        status = answer_autoindex(ex, dir->fd);
+    if (!f && err != ENOENT) {
+        status = open_failed(ex, rel, err);
+    } else if (route->autoindex) {
+        rel[k] = '\0'; /* the directory's own name again */
+        status = answer_autoindex(ex, dir->fd, k ? rel : ".");
+    }
     wr_static_file_unref(dir);
     return status;
 }
@@ -673,7 +717,7 @@ int wr_static_handle(struct wr_exchange *ex)
     struct wr_static_file *f = wr_static_cache_open(ex->static_cache, route->root,
                                                     rel[0] ? rel : ".", route->follow_symlinks);
     if (!f)
-        return status_for_errno(errno);
+        return open_failed(ex, rel[0] ? rel : ".", errno);
     if (S_ISDIR(f->st.st_mode))
         return answer_directory(ex, f, rel);
     if (!S_ISREG(f->st.st_mode)) {

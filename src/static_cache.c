@@ -36,6 +36,7 @@ struct wr_static_cache {
   struct wr_static_file *lru_head, *lru_tail;
   struct root_entry roots[N_ROOTS];
   unsigned next_root; /* round-robin victim when roots are full */
+  struct wr_log_budget log_budget; /* static.c's error lines, this worker's */
 };
 
 static uint64_t now_ms(void) {
@@ -117,6 +118,10 @@ void wr_static_cache_free(struct wr_static_cache *cache) {
   }
   free(cache->buckets);
   free(cache);
+}
+
+struct wr_log_budget *wr_static_cache_log_budget(struct wr_static_cache *cache) {
+  return &cache->log_budget;
 }
 
 /* ---- roots ------------------------------------------------------------- */

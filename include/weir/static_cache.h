@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "weir/log.h"
+
 /* Revalidation interval of cached entries. */
 #define WR_STATIC_CACHE_CHECK_MS 1000
 
@@ -79,6 +81,11 @@ void wr_static_cache_free(struct wr_static_cache *cache);
 struct wr_static_file *wr_static_cache_open(struct wr_static_cache *cache,
                                             const char *root, const char *rel,
                                             bool follow_symlinks);
+
+/* The worker's budget of static error-log lines (a 403 for a file weir may
+ * not read: any client can repeat the request at will). Borrowed; lives as
+ * long as cache. */
+struct wr_log_budget *wr_static_cache_log_budget(struct wr_static_cache *cache);
 
 /* Drops one reference; the last closes the descriptor and frees f. */
 void wr_static_file_unref(struct wr_static_file *f);
