@@ -335,22 +335,20 @@ static void add_entity_headers(struct wr_exchange *ex, const struct file_answer 
 
 /* ---- precompressed variants ------------------------------------------- */
 
-/* Opens rel + suffix as a regular file, or returns NULL. */
-static struct wr_static_file *open_variant(struct wr_exchange *ex, const char *rel,
-                                           const char *suffix)
+/* Opens rel + suffix, the variant v of a->f, as a regular file, or returns
+ * NULL; an absence is remembered with a->f's cache entry (static_cache.h),
+ * so a file without siblings costs no open per request. */
+static struct wr_static_file *open_variant(struct wr_exchange *ex, const struct file_answer *a,
+                                           const char *rel, const char *suffix,
+                                           enum wr_static_variant v)
 {
     char name[REL_MAX + 8];
     int n = snprintf(name, sizeof(name), "%s%s", rel, suffix);
     if (n < 0 || (size_t)n >= sizeof(name))
         return NULL;
     const struct wr_route *route = ex->route;
-    struct wr_static_file *f =
-        wr_static_cache_open(ex->static_cache, route->root, name, route->follow_symlinks);
-    if (f && !S_ISREG(f->st.st_mode)) {
-        wr_static_file_unref(f);
-        f = NULL;
-    }
-    return f;
+    return wr_static_cache_open_variant(ex->static_cache, a->f, route->root, name,
+                                        route->follow_symlinks, v);
 }
 
 /* With precompressed = on: swaps a->f for FILE.br or FILE.gz when the
@@ -367,14 +365,15 @@ static void pick_precompressed(struct wr_exchange *ex, struct file_answer *a, co
         q_gz = wr_http_cond_coding_q(ae, WR_STR("x-gzip"));
     static const struct {
         const char *suffix, *encoding;
-    } order[2] = {{".br", "br"}, {".gz", "gzip"}};
+        enum wr_static_variant variant;
+    } order[2] = {{".br", "br", WR_STATIC_VARIANT_BR}, {".gz", "gzip", WR_STATIC_VARIANT_GZ}};
     unsigned qs[2] = {q_br, q_gz};
     int first = q_gz > q_br ? 1 : 0;
     for (int k = 0; k < 2; k++) {
         int i = k == 0 ? first : 1 - first;
         if (qs[i] == 0)
             continue;
-        struct wr_static_file *v = open_variant(ex, rel, order[i].suffix);
+        struct wr_static_file *v = open_variant(ex, a, rel, order[i].suffix, order[i].variant);
         if (v) {
             wr_static_file_unref(a->f);
             a->f = v;
