@@ -242,21 +242,12 @@ static struct wr_str field(const struct wr_exchange *ex, const char *name)
     return h ? h->value : (struct wr_str){NULL, 0};
 }
 
-static void set_page_body(struct wr_resp *r, int status)
-{
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
-    struct wr_str page = wr_resp_page(status);
-    r->body = page.ptr;
-    r->body_len = page.len;
-    r->has_length = true;
-}
-
 static int answer_405(struct wr_exchange *ex)
 {
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, 405, ex->clock);
-    wr_resp_header(r, "Allow", WR_STR("GET, HEAD"));
-    set_page_body(r, 405);
+    wr_resp_field(r, WR_HTTP_FIELD_ALLOW, WR_STR("GET, HEAD"));
+    wr_resp_set_page(r);
     return 0;
 }
 
@@ -266,6 +257,7 @@ static int answer_slash_redirect(struct wr_exchange *ex)
     struct wr_resp *r = ex->resp;
     const struct wr_http_request *req = ex->req;
     wr_resp_start(r, 301, ex->clock);
+    size_t at = r->head_len;
     wr_resp_raw(r, WR_STR("Location: "));
     wr_resp_raw(r, req->path);
     wr_resp_raw(r, WR_STR("/"));
@@ -274,7 +266,8 @@ static int answer_slash_redirect(struct wr_exchange *ex)
         wr_resp_raw(r, req->query);
     }
     wr_resp_raw(r, WR_STR("\r\n"));
-    set_page_body(r, 301);
+    wr_resp_mark_field(r, WR_HTTP_FIELD_LOCATION, at);
+    wr_resp_set_page(r);
     return 0;
 }
 
@@ -310,26 +303,29 @@ static void add_validators(struct wr_exchange *ex, const struct file_answer *a)
 {
     struct wr_resp *r = ex->resp;
     const struct wr_route *route = ex->route;
-    wr_resp_header(r, "ETag", (struct wr_str){a->etag, a->etag_len});
-    wr_resp_header(r, "Last-Modified",
-                   (struct wr_str){a->f->last_modified, a->f->last_modified_len});
+    wr_resp_field(r, WR_HTTP_FIELD_ETAG, (struct wr_str){a->etag, a->etag_len});
+    wr_resp_field(r, WR_HTTP_FIELD_LAST_MODIFIED,
+                  (struct wr_str){a->f->last_modified, a->f->last_modified_len});
     if (route->has_expires) {
+        size_t at = r->head_len;
         wr_resp_raw(r, WR_STR("Cache-Control: max-age="));
         wr_resp_raw_u64(r, route->expires_ms / 1000);
         wr_resp_raw(r, WR_STR("\r\n"));
+        wr_resp_mark_field(r, WR_HTTP_FIELD_CACHE_CONTROL, at);
     }
     if (route->precompressed)
-        wr_resp_header(r, "Vary", WR_STR("Accept-Encoding"));
+        wr_resp_field(r, WR_HTTP_FIELD_VARY, WR_STR("Accept-Encoding"));
 }
 
 /* The representation's fields for a 200 or 206. */
 static void add_entity_headers(struct wr_exchange *ex, const struct file_answer *a)
 {
     struct wr_resp *r = ex->resp;
-    wr_resp_header(r, "Content-Type", wr_str_from_cstr(wr_static_mime_type(a->name)));
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE,
+                  wr_str_from_cstr(wr_static_mime_type(a->name)));
     if (a->encoding)
-        wr_resp_header(r, "Content-Encoding", wr_str_from_cstr(a->encoding));
-    wr_resp_header(r, "Accept-Ranges", WR_STR("bytes"));
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_ENCODING, wr_str_from_cstr(a->encoding));
+    wr_resp_field(r, WR_HTTP_FIELD_ACCEPT_RANGES, WR_STR("bytes"));
     add_validators(ex, a);
 }
 
@@ -392,8 +388,8 @@ static int answer_416(struct wr_exchange *ex, uint64_t size)
     wr_resp_start(r, 416, ex->clock);
     char buf[48];
     int n = snprintf(buf, sizeof(buf), "bytes */%llu", (unsigned long long)size);
-    wr_resp_header(r, "Content-Range", (struct wr_str){buf, (size_t)n});
-    set_page_body(r, 416);
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_RANGE, (struct wr_str){buf, (size_t)n});
+    wr_resp_set_page(r);
     return 0;
 }
 
@@ -459,7 +455,7 @@ static int answer_file(struct wr_exchange *ex, struct file_answer *a)
         int n = snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu", (unsigned long long)off,
                          (unsigned long long)(off + len - 1),
                          (unsigned long long)a->f->st.st_size);
-        wr_resp_header(r, "Content-Range", (struct wr_str){buf, (size_t)n});
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_RANGE, (struct wr_str){buf, (size_t)n});
     }
     r->file_ref = a->f; /* conn holds our reference until the body is sent */
     if (a->f->data) {
@@ -653,8 +649,8 @@ static int answer_autoindex(struct wr_exchange *ex, int dir_fd, const char *rel)
     }
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, 200, ex->clock);
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
-    wr_resp_header(r, "Cache-Control", WR_STR("no-cache"));
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/html; charset=utf-8"));
+    wr_resp_field(r, WR_HTTP_FIELD_CACHE_CONTROL, WR_STR("no-cache"));
     r->file_fd = fd;
     r->file_off = 0;
     r->body_len = total;
