@@ -1479,11 +1479,36 @@ static const char *parse_set_header(struct loader *ld, const struct key_def *k, 
     return parse_header(ld, k, value, &r->set_headers, &r->n_set_headers);
 }
 
+/* Known here, once, so that no response compares names: a field weir
+ * writes itself (Content-Type, Cache-Control, Server...) that the route
+ * adds is dropped from weir's answer and the route's value replaces it
+ * (http_resp.h). */
 static const char *parse_add_header(struct loader *ld, const struct key_def *k, void *obj,
                                     const char *value)
 {
     struct wr_route *r = obj;
-    return parse_header(ld, k, value, &r->add_headers, &r->n_add_headers);
+    const char *err = parse_header(ld, k, value, &r->add_headers, &r->n_add_headers);
+    if (err != NULL)
+        return err;
+    enum wr_http_field f =
+        wr_http_field_from(wr_str_from_cstr(r->add_headers[r->n_add_headers - 1].name));
+    if (f != WR_HTTP_N_FIELDS)
+        r->replaced_fields |= 1u << f;
+    return NULL;
+}
+
+/* hide_header = NAME: an upstream response field the client never sees. */
+static const char *parse_hide_header(struct loader *ld, const struct key_def *k, void *obj,
+                                     const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    struct wr_str name = wr_str_trim(wr_str_from_cstr(value));
+    if (!is_token(name))
+        return fail(ld, "\"%s\" is not a header name", value);
+    if (push_string(ld, &r->hide_headers, &r->n_hide_headers, name) < 0)
+        return OOM_MSG;
+    return NULL;
 }
 
 /* ---- [admin] ---------------------------------------------------------------- */
@@ -1712,6 +1737,9 @@ static const struct key_def route_keys[] = {
      .flags = KEY_PROXY},
     /* add_header: any action, repeatable */
     {.name = "add_header", .parse = parse_add_header, .flags = KEY_REPEATABLE},
+    /* hide_header: proxy routes, repeatable (other routes: weir writes every
+     * field itself, there is nothing to hide) */
+    {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_PROXY | KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
     {.name = "rate_limit", .parse = parse_rate_limit},
 };
@@ -2565,6 +2593,7 @@ static void free_route(struct wr_route *r)
     wr_tmpl_fini(&r->rewrite);
     free_headers(r->set_headers, r->n_set_headers);
     free_headers(r->add_headers, r->n_add_headers);
+    free_strings(r->hide_headers, r->n_hide_headers);
 }
 
 static void free_upstream(struct wr_upstream_cfg *u)

@@ -844,22 +844,22 @@ static void build_error(struct wr_conn *c, struct wr_resp *r, int status, const 
     wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
     wr_resp_start(r, status, &c->home->clock);
     if (allow)
-        wr_resp_header(r, "Allow", wr_str_from_cstr(allow));
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
-    struct wr_str page = wr_resp_page(status);
-    r->body = page.ptr;
-    r->body_len = page.len;
-    r->has_length = true;
+        wr_resp_field(r, WR_HTTP_FIELD_ALLOW, wr_str_from_cstr(allow));
+    wr_resp_set_page(r);
 }
 
 /*
- * Finishes the head in r and queues it with its body. The response is held
+ * Finishes the head in r and queues it with its body. The route's
+ * add_header fields replace the fields of the same names weir wrote (known
+ * at load: route->replaced_fields), else are added. The response is held
  * (not yet written) while the request's body is still to be read.
  */
 static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct wr_route *route,
                             const struct wr_tmpl_vars *vars, bool is_keep_alive)
 {
     struct wr_conn_io *io = c->io;
+    if (route)
+        wr_resp_drop_fields(r, route->replaced_fields);
     for (size_t i = 0; route && i < route->n_add_headers; i++)
         wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
     wr_resp_finish(r, is_keep_alive, io->req.minor_version);
@@ -991,7 +991,7 @@ static void build_server_options(struct wr_conn *c, struct wr_resp *r, const cha
     struct wr_conn_io *io = c->io;
     wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
     wr_resp_start(r, 200, &c->home->clock);
-    wr_resp_header(r, "Allow", wr_str_from_cstr(allow));
+    wr_resp_field(r, WR_HTTP_FIELD_ALLOW, wr_str_from_cstr(allow));
     r->body = "";
     r->body_len = 0;
     r->has_length = true;
@@ -1064,7 +1064,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     if (status != 0)
         build_error(c, r, status, status == 405 ? m->allow : NULL);
     if (status == 429)
-        wr_resp_header_u64(r, "Retry-After", retry_after_s);
+        wr_resp_field_u64(r, WR_HTTP_FIELD_RETRY_AFTER, retry_after_s);
     commit_response(c, r, m->route, &vars, is_keep_alive && !is_body_unsent);
     return false;
 }

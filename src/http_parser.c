@@ -111,6 +111,38 @@ enum wr_http_method wr_http_method_from(struct wr_str token)
     return WR_HTTP_OTHER;
 }
 
+static const char *const field_names[WR_HTTP_N_FIELDS] = {
+    [WR_HTTP_FIELD_SERVER] = "Server",
+    [WR_HTTP_FIELD_DATE] = "Date",
+    [WR_HTTP_FIELD_CONTENT_TYPE] = "Content-Type",
+    [WR_HTTP_FIELD_CACHE_CONTROL] = "Cache-Control",
+    [WR_HTTP_FIELD_ETAG] = "ETag",
+    [WR_HTTP_FIELD_LAST_MODIFIED] = "Last-Modified",
+    [WR_HTTP_FIELD_VARY] = "Vary",
+    [WR_HTTP_FIELD_ACCEPT_RANGES] = "Accept-Ranges",
+    [WR_HTTP_FIELD_CONTENT_ENCODING] = "Content-Encoding",
+    [WR_HTTP_FIELD_CONTENT_RANGE] = "Content-Range",
+    [WR_HTTP_FIELD_LOCATION] = "Location",
+    [WR_HTTP_FIELD_ALLOW] = "Allow",
+    [WR_HTTP_FIELD_RETRY_AFTER] = "Retry-After",
+};
+
+const char *wr_http_field_name(enum wr_http_field f)
+{
+    if ((int)f < 0 || (int)f >= (int)WR_HTTP_N_FIELDS)
+        return "";
+    return field_names[f];
+}
+
+enum wr_http_field wr_http_field_from(struct wr_str name)
+{
+    for (int f = 0; f < WR_HTTP_N_FIELDS; f++) {
+        if (wr_str_eq_nocase(name, wr_str_from_cstr(field_names[f])))
+            return (enum wr_http_field)f;
+    }
+    return WR_HTTP_N_FIELDS;
+}
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';

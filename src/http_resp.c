@@ -6,66 +6,79 @@
  * wr_resp_init and never grows past it: a field that does not fit sets
  * is_overflow, and conn then answers 500 instead of sending a cut head.
  * Every response goes out as HTTP/1.1 (RFC 9110 §6.2: a server sends its own
- * highest minor version).
+ * highest minor version). The fields weir writes itself are written with
+ * wr_resp_field (or marked), which records where each line is: a route whose
+ * add_header names one (config knows which at load) has weir's line cut out
+ * by offset before its own is added, so no response searches its head.
  */
 #include "weir/http_resp.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* Pages are signed with weir's name unless server_header = off, which
+ * asks for the server not to be named: then the unsigned (PLAIN) ones. */
 #define PAGE(code, reason)                                                                 \
     "<!DOCTYPE html>\n<html><head><title>" #code " " reason "</title></head>\n"           \
     "<body><h1>" #code " " reason "</h1><hr><p>weir</p></body></html>\n"
+#define PLAIN(code, reason)                                                                \
+    "<!DOCTYPE html>\n<html><head><title>" #code " " reason "</title></head>\n"           \
+    "<body><h1>" #code " " reason "</h1></body></html>\n"
+#define PAGES(code, reason) PAGE(code, reason), PLAIN(code, reason)
 
 struct status_entry {
     int status;
     const char *reason;
-    const char *page;
+    const char *page;  /* signed */
+    const char *plain; /* the same without the name */
 };
 
 static const struct status_entry statuses[] = {
-    {100, "Continue", NULL},
-    {101, "Switching Protocols", NULL},
-    {200, "OK", PAGE(200, "OK")},
-    {201, "Created", PAGE(201, "Created")},
-    {202, "Accepted", PAGE(202, "Accepted")},
-    {204, "No Content", NULL},
-    {206, "Partial Content", NULL},
-    {301, "Moved Permanently", PAGE(301, "Moved Permanently")},
-    {302, "Found", PAGE(302, "Found")},
-    {303, "See Other", PAGE(303, "See Other")},
-    {304, "Not Modified", NULL},
-    {307, "Temporary Redirect", PAGE(307, "Temporary Redirect")},
-    {308, "Permanent Redirect", PAGE(308, "Permanent Redirect")},
-    {400, "Bad Request", PAGE(400, "Bad Request")},
-    {401, "Unauthorized", PAGE(401, "Unauthorized")},
-    {403, "Forbidden", PAGE(403, "Forbidden")},
-    {404, "Not Found", PAGE(404, "Not Found")},
-    {405, "Method Not Allowed", PAGE(405, "Method Not Allowed")},
-    {408, "Request Timeout", PAGE(408, "Request Timeout")},
-    {409, "Conflict", PAGE(409, "Conflict")},
-    {410, "Gone", PAGE(410, "Gone")},
-    {411, "Length Required", PAGE(411, "Length Required")},
-    {412, "Precondition Failed", PAGE(412, "Precondition Failed")},
-    {413, "Content Too Large", PAGE(413, "Content Too Large")},
-    {414, "URI Too Long", PAGE(414, "URI Too Long")},
-    {415, "Unsupported Media Type", PAGE(415, "Unsupported Media Type")},
-    {416, "Range Not Satisfiable", PAGE(416, "Range Not Satisfiable")},
-    {417, "Expectation Failed", PAGE(417, "Expectation Failed")},
-    {421, "Misdirected Request", PAGE(421, "Misdirected Request")},
-    {429, "Too Many Requests", PAGE(429, "Too Many Requests")},
-    {431, "Request Header Fields Too Large", PAGE(431, "Request Header Fields Too Large")},
-    {500, "Internal Server Error", PAGE(500, "Internal Server Error")},
-    {501, "Not Implemented", PAGE(501, "Not Implemented")},
-    {502, "Bad Gateway", PAGE(502, "Bad Gateway")},
-    {503, "Service Unavailable", PAGE(503, "Service Unavailable")},
-    {504, "Gateway Timeout", PAGE(504, "Gateway Timeout")},
-    {505, "HTTP Version Not Supported", PAGE(505, "HTTP Version Not Supported")},
+    {100, "Continue", NULL, NULL},
+    {101, "Switching Protocols", NULL, NULL},
+    {200, "OK", PAGES(200, "OK")},
+    {201, "Created", PAGES(201, "Created")},
+    {202, "Accepted", PAGES(202, "Accepted")},
+    {204, "No Content", NULL, NULL},
+    {206, "Partial Content", NULL, NULL},
+    {301, "Moved Permanently", PAGES(301, "Moved Permanently")},
+    {302, "Found", PAGES(302, "Found")},
+    {303, "See Other", PAGES(303, "See Other")},
+    {304, "Not Modified", NULL, NULL},
+    {307, "Temporary Redirect", PAGES(307, "Temporary Redirect")},
+    {308, "Permanent Redirect", PAGES(308, "Permanent Redirect")},
+    {400, "Bad Request", PAGES(400, "Bad Request")},
+    {401, "Unauthorized", PAGES(401, "Unauthorized")},
+    {403, "Forbidden", PAGES(403, "Forbidden")},
+    {404, "Not Found", PAGES(404, "Not Found")},
+    {405, "Method Not Allowed", PAGES(405, "Method Not Allowed")},
+    {408, "Request Timeout", PAGES(408, "Request Timeout")},
+    {409, "Conflict", PAGES(409, "Conflict")},
+    {410, "Gone", PAGES(410, "Gone")},
+    {411, "Length Required", PAGES(411, "Length Required")},
+    {412, "Precondition Failed", PAGES(412, "Precondition Failed")},
+    {413, "Content Too Large", PAGES(413, "Content Too Large")},
+    {414, "URI Too Long", PAGES(414, "URI Too Long")},
+    {415, "Unsupported Media Type", PAGES(415, "Unsupported Media Type")},
+    {416, "Range Not Satisfiable", PAGES(416, "Range Not Satisfiable")},
+    {417, "Expectation Failed", PAGES(417, "Expectation Failed")},
+    {421, "Misdirected Request", PAGES(421, "Misdirected Request")},
+    {429, "Too Many Requests", PAGES(429, "Too Many Requests")},
+    {431, "Request Header Fields Too Large", PAGES(431, "Request Header Fields Too Large")},
+    {500, "Internal Server Error", PAGES(500, "Internal Server Error")},
+    {501, "Not Implemented", PAGES(501, "Not Implemented")},
+    {502, "Bad Gateway", PAGES(502, "Bad Gateway")},
+    {503, "Service Unavailable", PAGES(503, "Service Unavailable")},
+    {504, "Gateway Timeout", PAGES(504, "Gateway Timeout")},
+    {505, "HTTP Version Not Supported", PAGES(505, "HTTP Version Not Supported")},
 };
 
 static const char generic_page[] =
     "<!DOCTYPE html>\n<html><head><title>weir</title></head>\n"
     "<body><h1>weir</h1></body></html>\n";
+static const char generic_plain[] =
+    "<!DOCTYPE html>\n<html><head><title>Error</title></head>\n"
+    "<body><h1>Error</h1></body></html>\n";
 
 static const struct status_entry *find_status(int status)
 {
@@ -88,12 +101,14 @@ const char *wr_resp_reason(int status)
     return e ? e->reason : "Unknown";
 }
 
-struct wr_str wr_resp_page(int status)
+struct wr_str wr_resp_page(int status, bool is_signed)
 {
     const struct status_entry *e = find_status(status);
     if (e && e->page)
-        return wr_str_from_cstr(e->page);
-    return (struct wr_str){generic_page, sizeof(generic_page) - 1};
+        return wr_str_from_cstr(is_signed ? e->page : e->plain);
+    if (is_signed)
+        return (struct wr_str){generic_page, sizeof(generic_page) - 1};
+    return (struct wr_str){generic_plain, sizeof(generic_plain) - 1};
 }
 
 void wr_resp_clock_update(struct wr_resp_clock *clock, time_t now, const char *server_header)
@@ -106,15 +121,15 @@ void wr_resp_clock_update(struct wr_resp_clock *clock, time_t now, const char *s
     /* RFC 9110 §5.6.7 IMF-fixdate; strftime's %a/%b follow the C locale,
      * which weir never changes. */
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    int n;
+    int k = 0;
     if (server_header)
-        n = snprintf(clock->common, sizeof(clock->common), "Server: %s\r\nDate: %s\r\n",
-                     server_header, date);
-    else
-        n = snprintf(clock->common, sizeof(clock->common), "Date: %s\r\n", date);
-    if (n < 0 || (size_t)n >= sizeof(clock->common)) /* server_header too long: drop it */
-        n = snprintf(clock->common, sizeof(clock->common), "Date: %s\r\n", date);
-    clock->common_len = (size_t)n;
+        k = snprintf(clock->common, sizeof(clock->common), "Server: %s\r\n", server_header);
+    size_t date_line = strlen(date) + 8; /* "Date: " ... CRLF */
+    if (k < 0 || (size_t)k + date_line >= sizeof(clock->common)) /* server_header too long: */
+        k = 0;                                                   /* drop it */
+    int n = snprintf(clock->common + k, sizeof(clock->common) - (size_t)k, "Date: %s\r\n", date);
+    clock->server_len = (size_t)k;
+    clock->common_len = (size_t)k + (size_t)n;
     strftime(clock->log_time, sizeof(clock->log_time), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     strftime(clock->iso_time, sizeof(clock->iso_time), "%Y-%m-%dT%H:%M:%SZ", &tm);
     clock->sec = now;
@@ -128,6 +143,13 @@ static void append(struct wr_resp *r, const char *p, size_t len)
     }
     memcpy(r->head + r->head_len, p, len);
     r->head_len += len;
+}
+
+static void set_field(struct wr_resp *r, enum wr_http_field f, size_t at, size_t len)
+{
+    r->fields[f].at = (uint32_t)at;
+    r->fields[f].len = (uint32_t)len;
+    r->field_mask |= 1u << f;
 }
 
 void wr_resp_init(struct wr_resp *r, char *buf, size_t cap)
@@ -152,7 +174,59 @@ void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *cl
     memcpy(line + 13, reason, n);
     memcpy(line + 13 + n, "\r\n", 2);
     append(r, line, 15 + n);
+    size_t at = r->head_len;
     append(r, clock->common, clock->common_len);
+    r->is_page_signed = clock->server_len > 0;
+    if (r->is_overflow)
+        return;
+    /* common is the Server line (unless off), then the Date line */
+    if (clock->server_len > 0)
+        set_field(r, WR_HTTP_FIELD_SERVER, at, clock->server_len);
+    set_field(r, WR_HTTP_FIELD_DATE, at + clock->server_len,
+              clock->common_len - clock->server_len);
+}
+
+void wr_resp_mark_field(struct wr_resp *r, enum wr_http_field f, size_t start)
+{
+    if (!r->is_overflow && start <= r->head_len)
+        set_field(r, f, start, r->head_len - start);
+}
+
+void wr_resp_field(struct wr_resp *r, enum wr_http_field f, struct wr_str value)
+{
+    size_t at = r->head_len;
+    wr_resp_header(r, wr_http_field_name(f), value);
+    wr_resp_mark_field(r, f, at);
+}
+
+void wr_resp_field_u64(struct wr_resp *r, enum wr_http_field f, uint64_t value)
+{
+    char digits[WR_STR_U64_MAX];
+    wr_resp_field(r, f, (struct wr_str){digits, wr_str_format_u64(value, digits)});
+}
+
+/* Removes field f's line from head; later lines move up by its length. */
+static void drop_field(struct wr_resp *r, enum wr_http_field f)
+{
+    uint32_t at = r->fields[f].at, len = r->fields[f].len;
+    memmove(r->head + at, r->head + at + len, r->head_len - at - len);
+    r->head_len -= len;
+    r->field_mask &= ~(1u << f);
+    for (int g = 0; g < WR_HTTP_N_FIELDS; g++) {
+        if ((r->field_mask & (1u << g)) && r->fields[g].at > at)
+            r->fields[g].at -= len;
+    }
+}
+
+void wr_resp_drop_fields(struct wr_resp *r, uint32_t mask)
+{
+    mask &= r->field_mask;
+    if (mask == 0 || r->is_overflow)
+        return;
+    for (int f = 0; f < WR_HTTP_N_FIELDS; f++) {
+        if (mask & (1u << f))
+            drop_field(r, (enum wr_http_field)f);
+    }
 }
 
 void wr_resp_raw(struct wr_resp *r, struct wr_str bytes)
@@ -230,7 +304,7 @@ int wr_resp_action_return(struct wr_exchange *ex)
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, route->status, ex->clock);
     if (route->return_body_len > 0)
-        wr_resp_header(r, "Content-Type", WR_STR("text/plain; charset=utf-8"));
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/plain; charset=utf-8"));
     r->body = route->return_body;
     r->body_len = route->return_body_len;
     r->has_length = true;
@@ -242,11 +316,18 @@ int wr_resp_action_redirect(struct wr_exchange *ex)
     const struct wr_route *route = ex->route;
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, route->status, ex->clock);
+    size_t at = r->head_len;
     wr_resp_header_tmpl(r, "Location", &route->redirect_target, ex->vars);
-    struct wr_str page = wr_resp_page(route->status);
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
+    wr_resp_mark_field(r, WR_HTTP_FIELD_LOCATION, at);
+    wr_resp_set_page(r);
+    return 0;
+}
+
+void wr_resp_set_page(struct wr_resp *r)
+{
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/html; charset=utf-8"));
+    struct wr_str page = wr_resp_page(r->status, r->is_page_signed);
     r->body = page.ptr;
     r->body_len = page.len;
     r->has_length = true;
-    return 0;
 }

@@ -390,6 +390,45 @@ static void append_request(char *buf, size_t *n, size_t cap, const struct wr_log
     *n += l.len;
 }
 
+const char *wr_log_escape(char *out, size_t cap, struct wr_str s, size_t max_len)
+{
+    bool is_cut = s.len > max_len;
+    if (is_cut)
+        s.len = max_len;
+    size_t need = 0; /* escaped length: put_escaped's rule */
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        need += c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? 1 : 4;
+    }
+    is_cut = is_cut || need > cap - 1;
+    struct line l = {out, 0, is_cut ? cap - 4 : cap - 1}; /* room for "..." and the NUL */
+    put_escaped(&l, s, false);
+    if (is_cut) {
+        l.cap = cap - 1;
+        put_cstr(&l, "...");
+    }
+    out[l.len] = '\0';
+    return out;
+}
+
+bool wr_log_budget_take(struct wr_log_budget *b, unsigned per_second, uint64_t now_ms,
+                        uint64_t *n_suppressed)
+{
+    uint64_t second = now_ms / 1000;
+    if (second != b->second) {
+        b->second = second;
+        b->n_logged = 0;
+    }
+    if (b->n_logged >= per_second) {
+        b->n_suppressed++;
+        return false;
+    }
+    b->n_logged++;
+    *n_suppressed = b->n_suppressed;
+    b->n_suppressed = 0;
+    return true;
+}
+
 static void put_or_dash(struct line *l, struct wr_str s)
 {
     if (s.len == 0)

@@ -122,6 +122,8 @@ struct wr_proxy {
     /* added response fields, expanded at start (the vars die with the call) */
     char add_hdrs[1024];
     size_t add_hdrs_len;
+    const struct wr_route *route; /* borrowed (conn's snapshot): hide_header and
+                                     the fields add_header replaces */
 
     /* tunnel (after 101) */
     int client_fd;
@@ -974,13 +976,23 @@ static bool status_has_body(int status)
     return status >= 200 && status != 204 && status != 304;
 }
 
+/* True when the upstream's field name is not relayed: hop-by-hop and
+ * framing fields (weir frames the response itself), Date and Server (weir's
+ * own, unless server_header = off), and the route's hide_header names. */
 static bool is_dropped_response_field(const struct wr_proxy *p, struct wr_str name)
 {
     if (wr_proxy_is_hop_header(name, p->resp.headers, p->resp.n_headers))
         return true;
     if (is_field_named(name, "Content-Length") || is_field_named(name, "Date"))
         return true;
-    return p->env->is_server_header_on && is_field_named(name, "Server");
+    if (p->env->is_server_header_on && is_field_named(name, "Server"))
+        return true;
+    const struct wr_route *route = p->route;
+    for (size_t i = 0; i < route->n_hide_headers; i++) {
+        if (is_field_named(name, route->hide_headers[i]))
+            return true;
+    }
+    return false;
 }
 
 /* Builds the client's head into hbuf. Returns its length, or 0 if it did not fit. */
@@ -989,6 +1001,9 @@ static size_t build_client_head(struct wr_proxy *p)
     struct wr_resp r;
     wr_resp_init(&r, p->hbuf, p->hbuf_cap);
     wr_resp_start(&r, p->resp.status, p->env->clock);
+    /* add_header appends to the upstream's fields (as nginx's does), but
+     * replaces weir's own Server and Date like on every other route. */
+    wr_resp_drop_fields(&r, p->route->replaced_fields);
     for (size_t i = 0; i < p->resp.n_headers; i++) {
         const struct wr_http_header *h = &p->resp.headers[i];
         if (is_dropped_response_field(p, h->name))
@@ -1386,6 +1401,7 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     if (ex->log_subject)
         p->subject = *ex->log_subject;
     p->is_host_preserved = ex->route->preserve_host && req->host.len > 0;
+    p->route = ex->route;
     if (build_request_head(p, pr) < 0 || expand_add_headers(p, ex) < 0) {
         wr_log_request(WR_LOG_ERROR, env->worker_id, pr->id, ex->log_subject,
                        "upstream request head too large");

@@ -156,6 +156,48 @@ static int status_for_errno(int err)
     }
 }
 
+/* Permission errors worth a line: at most this many per second per worker
+ * (any client can repeat the request at will), the rest counted. */
+#define FORBIDDEN_LOG_PER_SECOND 10
+/* Bytes of a requested path an error line shows. */
+#define LOG_PATH_MAX 256
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The status for a failed open or read of rel under the route's root. A
+ * permission error (a file of mode 0600 owned by another user, a directory
+ * weir cannot search) is the operator's mistake, and the client's 403 says
+ * nothing of it: it gets an error line naming the path, the errno text and
+ * the request. rel comes from the request: escaped and bounded.
+ */
+static int open_failed(const struct wr_exchange *ex, const char *rel, int err)
+{
+    int status = status_for_errno(err);
+    if (status != 403 || !wr_log_is_enabled(WR_LOG_ERROR))
+        return status;
+    uint64_t n_suppressed = 0;
+    struct wr_log_budget *budget =
+        ex->static_cache ? wr_static_cache_log_budget(ex->static_cache) : NULL;
+    if (budget && !wr_log_budget_take(budget, FORBIDDEN_LOG_PER_SECOND, now_ms(), &n_suppressed))
+        return status;
+    char path[4 * LOG_PATH_MAX + 4];
+    wr_log_escape(path, sizeof(path), wr_str_from_cstr(rel), LOG_PATH_MAX);
+    char suppressed[64] = "";
+    if (n_suppressed > 0)
+        snprintf(suppressed, sizeof(suppressed), " (%llu similar lines not logged)",
+                 (unsigned long long)n_suppressed);
+    wr_log_request(WR_LOG_ERROR, ex->worker_id, ex->conn_id, ex->log_subject,
+                   "open \"%s\" under root %s: %s; 403%s", path, ex->route->root,
+                   strerror(err), suppressed);
+    return status;
+}
+
 /* Maps the normalised path (after strip_prefix) to a path relative to root:
  * no leading '/', "%25" decoded, "%2F" refused, and no dotfile segment
  * unless allow_dot ("." and ".." segments are gone after normalisation). */
@@ -201,21 +243,12 @@ static struct wr_str field(const struct wr_exchange *ex, const char *name)
     return h ? h->value : (struct wr_str){NULL, 0};
 }
 
-static void set_page_body(struct wr_resp *r, int status)
-{
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
-    struct wr_str page = wr_resp_page(status);
-    r->body = page.ptr;
-    r->body_len = page.len;
-    r->has_length = true;
-}
-
 static int answer_405(struct wr_exchange *ex)
 {
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, 405, ex->clock);
-    wr_resp_header(r, "Allow", WR_STR("GET, HEAD"));
-    set_page_body(r, 405);
+    wr_resp_field(r, WR_HTTP_FIELD_ALLOW, WR_STR("GET, HEAD"));
+    wr_resp_set_page(r);
     return 0;
 }
 
@@ -225,6 +258,7 @@ static int answer_slash_redirect(struct wr_exchange *ex)
     struct wr_resp *r = ex->resp;
     const struct wr_http_request *req = ex->req;
     wr_resp_start(r, 301, ex->clock);
+    size_t at = r->head_len;
     wr_resp_raw(r, WR_STR("Location: "));
     wr_resp_raw(r, req->path);
     wr_resp_raw(r, WR_STR("/"));
@@ -233,7 +267,8 @@ static int answer_slash_redirect(struct wr_exchange *ex)
         wr_resp_raw(r, req->query);
     }
     wr_resp_raw(r, WR_STR("\r\n"));
-    set_page_body(r, 301);
+    wr_resp_mark_field(r, WR_HTTP_FIELD_LOCATION, at);
+    wr_resp_set_page(r);
     return 0;
 }
 
@@ -269,47 +304,48 @@ static void add_validators(struct wr_exchange *ex, const struct file_answer *a)
 {
     struct wr_resp *r = ex->resp;
     const struct wr_route *route = ex->route;
-    wr_resp_header(r, "ETag", (struct wr_str){a->etag, a->etag_len});
-    wr_resp_header(r, "Last-Modified",
-                   (struct wr_str){a->f->last_modified, a->f->last_modified_len});
+    wr_resp_field(r, WR_HTTP_FIELD_ETAG, (struct wr_str){a->etag, a->etag_len});
+    wr_resp_field(r, WR_HTTP_FIELD_LAST_MODIFIED,
+                  (struct wr_str){a->f->last_modified, a->f->last_modified_len});
     if (route->has_expires) {
+        size_t at = r->head_len;
         wr_resp_raw(r, WR_STR("Cache-Control: max-age="));
         wr_resp_raw_u64(r, route->expires_ms / 1000);
         wr_resp_raw(r, WR_STR("\r\n"));
+        wr_resp_mark_field(r, WR_HTTP_FIELD_CACHE_CONTROL, at);
     }
     if (route->precompressed)
-        wr_resp_header(r, "Vary", WR_STR("Accept-Encoding"));
+        wr_resp_field(r, WR_HTTP_FIELD_VARY, WR_STR("Accept-Encoding"));
 }
 
 /* The representation's fields for a 200 or 206. */
 static void add_entity_headers(struct wr_exchange *ex, const struct file_answer *a)
 {
     struct wr_resp *r = ex->resp;
-    wr_resp_header(r, "Content-Type", wr_str_from_cstr(wr_static_mime_type(a->name)));
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE,
+                  wr_str_from_cstr(wr_static_mime_type(a->name)));
     if (a->encoding)
-        wr_resp_header(r, "Content-Encoding", wr_str_from_cstr(a->encoding));
-    wr_resp_header(r, "Accept-Ranges", WR_STR("bytes"));
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_ENCODING, wr_str_from_cstr(a->encoding));
+    wr_resp_field(r, WR_HTTP_FIELD_ACCEPT_RANGES, WR_STR("bytes"));
     add_validators(ex, a);
 }
 
 /* ---- precompressed variants ------------------------------------------- */
 
-/* Opens rel + suffix as a regular file, or returns NULL. */
-static struct wr_static_file *open_variant(struct wr_exchange *ex, const char *rel,
-                                           const char *suffix)
+/* Opens rel + suffix, the variant v of a->f, as a regular file, or returns
+ * NULL; an absence is remembered with a->f's cache entry (static_cache.h),
+ * so a file without siblings costs no open per request. */
+static struct wr_static_file *open_variant(struct wr_exchange *ex, const struct file_answer *a,
+                                           const char *rel, const char *suffix,
+                                           enum wr_static_variant v)
 {
     char name[REL_MAX + 8];
     int n = snprintf(name, sizeof(name), "%s%s", rel, suffix);
     if (n < 0 || (size_t)n >= sizeof(name))
         return NULL;
     const struct wr_route *route = ex->route;
-    struct wr_static_file *f =
-        wr_static_cache_open(ex->static_cache, route->root, name, route->follow_symlinks);
-    if (f && !S_ISREG(f->st.st_mode)) {
-        wr_static_file_unref(f);
-        f = NULL;
-    }
-    return f;
+    return wr_static_cache_open_variant(ex->static_cache, a->f, route->root, name,
+                                        route->follow_symlinks, v);
 }
 
 /* With precompressed = on: swaps a->f for FILE.br or FILE.gz when the
@@ -326,14 +362,15 @@ static void pick_precompressed(struct wr_exchange *ex, struct file_answer *a, co
         q_gz = wr_http_cond_coding_q(ae, WR_STR("x-gzip"));
     static const struct {
         const char *suffix, *encoding;
-    } order[2] = {{".br", "br"}, {".gz", "gzip"}};
+        enum wr_static_variant variant;
+    } order[2] = {{".br", "br", WR_STATIC_VARIANT_BR}, {".gz", "gzip", WR_STATIC_VARIANT_GZ}};
     unsigned qs[2] = {q_br, q_gz};
     int first = q_gz > q_br ? 1 : 0;
     for (int k = 0; k < 2; k++) {
         int i = k == 0 ? first : 1 - first;
         if (qs[i] == 0)
             continue;
-        struct wr_static_file *v = open_variant(ex, rel, order[i].suffix);
+        struct wr_static_file *v = open_variant(ex, a, rel, order[i].suffix, order[i].variant);
         if (v) {
             wr_static_file_unref(a->f);
             a->f = v;
@@ -352,8 +389,8 @@ static int answer_416(struct wr_exchange *ex, uint64_t size)
     wr_resp_start(r, 416, ex->clock);
     char buf[48];
     int n = snprintf(buf, sizeof(buf), "bytes */%llu", (unsigned long long)size);
-    wr_resp_header(r, "Content-Range", (struct wr_str){buf, (size_t)n});
-    set_page_body(r, 416);
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_RANGE, (struct wr_str){buf, (size_t)n});
+    wr_resp_set_page(r);
     return 0;
 }
 
@@ -419,7 +456,7 @@ static int answer_file(struct wr_exchange *ex, struct file_answer *a)
         int n = snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu", (unsigned long long)off,
                          (unsigned long long)(off + len - 1),
                          (unsigned long long)a->f->st.st_size);
-        wr_resp_header(r, "Content-Range", (struct wr_str){buf, (size_t)n});
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_RANGE, (struct wr_str){buf, (size_t)n});
     }
     r->file_ref = a->f; /* conn holds our reference until the body is sent */
     if (a->f->data) {
@@ -569,12 +606,12 @@ static void out_entry(struct listing *l, int dir_fd, const char *name)
 }
 
 /* Writes the HTML listing of dir into l. */
-static int write_listing(struct wr_exchange *ex, int dir_fd, struct listing *l)
+static int write_listing(struct wr_exchange *ex, int dir_fd, const char *rel, struct listing *l)
 {
     size_t n = 0;
     char **names = read_names(dir_fd, ex->route->dotfiles, &n);
     if (!names)
-        return status_for_errno(errno);
+        return open_failed(ex, rel, errno);
     out_str(l, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
     out_html(l, ex->path.ptr, ex->path.len);
     out_str(l, "</title></head>\n<body><h1>Index of ");
@@ -591,9 +628,9 @@ static int write_listing(struct wr_exchange *ex, int dir_fd, struct listing *l)
     return l->is_failed ? 500 : 0;
 }
 
-/* autoindex = on: the listing, written into a memfd that conn sends and
- * closes like any file it owns. */
-static int answer_autoindex(struct wr_exchange *ex, int dir_fd)
+/* autoindex = on: the listing of rel, written into a memfd that conn sends
+ * and closes like any file it owns. */
+static int answer_autoindex(struct wr_exchange *ex, int dir_fd, const char *rel)
 {
     struct listing *l = malloc(sizeof(*l));
     if (!l)
@@ -603,7 +640,7 @@ static int answer_autoindex(struct wr_exchange *ex, int dir_fd)
         free(l);
         return 500;
     }
-    int status = write_listing(ex, dir_fd, l);
+    int status = write_listing(ex, dir_fd, rel, l);
     int fd = l->fd;
     uint64_t total = l->total;
     free(l);
@@ -613,8 +650,8 @@ static int answer_autoindex(struct wr_exchange *ex, int dir_fd)
     }
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, 200, ex->clock);
-    wr_resp_header(r, "Content-Type", WR_STR("text/html; charset=utf-8"));
-    wr_resp_header(r, "Cache-Control", WR_STR("no-cache"));
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/html; charset=utf-8"));
+    wr_resp_field(r, WR_HTTP_FIELD_CACHE_CONTROL, WR_STR("no-cache"));
     r->file_fd = fd;
     r->file_off = 0;
     r->body_len = total;
@@ -648,10 +685,12 @@ static int answer_directory(struct wr_exchange *ex, struct wr_static_file *dir, 
     }
     wr_static_file_unref(f);
     int status = 403; /* a directory without index, autoindex off: 403, as nginx */
-    if (!f && err != ENOENT)
-        status = status_for_errno(err);
-    else if (route->autoindex)
-        status = answer_autoindex(ex, dir->fd);
+    if (!f && err != ENOENT) {
+        status = open_failed(ex, rel, err);
+    } else if (route->autoindex) {
+        rel[k] = '\0'; /* the directory's own name again */
+        status = answer_autoindex(ex, dir->fd, k ? rel : ".");
+    }
     wr_static_file_unref(dir);
     return status;
 }
@@ -674,7 +713,7 @@ int wr_static_handle(struct wr_exchange *ex)
     struct wr_static_file *f = wr_static_cache_open(ex->static_cache, route->root,
                                                     rel[0] ? rel : ".", route->follow_symlinks);
     if (!f)
-        return status_for_errno(errno);
+        return open_failed(ex, rel[0] ? rel : ".", errno);
     if (S_ISDIR(f->st.st_mode))
         return answer_directory(ex, f, rel);
     if (!S_ISREG(f->st.st_mode)) {

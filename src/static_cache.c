@@ -36,9 +36,12 @@ struct wr_static_cache {
   struct wr_static_file *lru_head, *lru_tail;
   struct root_entry roots[N_ROOTS];
   unsigned next_root; /* round-robin victim when roots are full */
+  struct wr_log_budget log_budget; /* static.c's error lines, this worker's */
+  wr_static_cache_clock_fn now_ms;
+  struct wr_static_cache_stats stats;
 };
 
-static uint64_t now_ms(void) {
+static uint64_t monotonic_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -49,6 +52,7 @@ struct wr_static_cache *wr_static_cache_new(size_t max_entries) {
   if (!c)
     return NULL;
   c->max_entries = max_entries ? max_entries : 1;
+  c->now_ms = monotonic_ms;
   c->n_buckets = 16;
   while (c->n_buckets < 2 * c->max_entries)
     c->n_buckets *= 2;
@@ -117,6 +121,20 @@ void wr_static_cache_free(struct wr_static_cache *cache) {
   }
   free(cache->buckets);
   free(cache);
+}
+
+struct wr_log_budget *wr_static_cache_log_budget(struct wr_static_cache *cache) {
+  return &cache->log_budget;
+}
+
+struct wr_static_cache_stats
+wr_static_cache_stats(const struct wr_static_cache *cache) {
+  return cache->stats;
+}
+
+void wr_static_cache_set_clock(struct wr_static_cache *cache,
+                               wr_static_cache_clock_fn now_ms) {
+  cache->now_ms = now_ms;
 }
 
 /* ---- roots ------------------------------------------------------------- */
@@ -282,6 +300,7 @@ static struct wr_static_file *open_file(int dir_fd, const char *root,
   f->data = read_small(f->fd, &f->st);
   wr_static_file_format_validators(f);
   f->refs = 1;
+  f->absent_variants = 0;
   f->hnext = f->lru_prev = f->lru_next = NULL;
   f->is_cached = false;
   f->key_len = klen;
@@ -325,6 +344,7 @@ static struct wr_static_file *find_valid(struct wr_static_cache *c, int dir_fd,
       return NULL;
     }
     f->checked_ms = now;
+    f->absent_variants = 0; /* siblings may have appeared: look again */
   }
   lru_unlink(c, f);
   lru_push_front(c, f);
@@ -345,7 +365,7 @@ struct wr_static_file *wr_static_cache_open(struct wr_static_cache *cache,
     errno = err;
     return f;
   }
-  uint64_t now = now_ms();
+  uint64_t now = cache->now_ms();
   int dir_fd = root_fd(cache, root, now);
   if (dir_fd < 0)
     return NULL;
@@ -356,8 +376,29 @@ struct wr_static_file *wr_static_cache_open(struct wr_static_cache *cache,
     f->refs++;
     return f;
   }
+  cache->stats.n_opens++;
   f = open_file(dir_fd, root, rel, follow_symlinks);
   if (f)
     insert(cache, f, hash, now);
   return f;
+}
+
+struct wr_static_file *wr_static_cache_open_variant(struct wr_static_cache *cache,
+                                                    struct wr_static_file *base,
+                                                    const char *root, const char *name,
+                                                    bool follow_symlinks,
+                                                    enum wr_static_variant variant) {
+  unsigned char bit = (unsigned char)(1u << variant);
+  if (base->absent_variants & bit)
+    return NULL;
+  struct wr_static_file *f =
+      wr_static_cache_open(cache, root, name, follow_symlinks);
+  if (f && S_ISREG(f->st.st_mode))
+    return f;
+  wr_static_file_unref(f);
+  /* Any failure counts as absent (ENOENT mostly; EACCES or a directory
+   * named FILE.gz cannot be served either): base is revalidated within
+   * WR_STATIC_CACHE_CHECK_MS, which clears the bit and looks again. */
+  base->absent_variants |= bit;
+  return NULL;
 }

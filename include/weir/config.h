@@ -213,6 +213,11 @@ struct wr_route {
 
     struct wr_header_cfg *add_headers; /* owned */
     size_t n_add_headers;
+    uint32_t replaced_fields; /* 1u << enum wr_http_field for each name weir
+                                 itself writes that add_headers sets: weir's
+                                 field is dropped, the route's replaces it */
+    char **hide_headers;  /* owned: upstream response fields dropped (proxy) */
+    size_t n_hide_headers;
 
     struct wr_rate_limit rate_limit; /* any action; interval_us 0 = unlimited */
 };

@@ -49,6 +49,39 @@ const char *wr_http_method_name(enum wr_http_method m);
 /* Known method for a token (exact, case-sensitive per RFC 9110 §9.1). */
 enum wr_http_method wr_http_method_from(struct wr_str token);
 
+/*
+ * Response fields weir itself writes on answers it makes (static files,
+ * return, redirect, error pages; Server and Date on every response). A
+ * route's add_header of one of these names replaces weir's field instead of
+ * adding a second one: config records which (1u << id in wr_route's
+ * replaced_fields), http_resp remembers where each was written. Framing
+ * fields (Content-Length, Transfer-Encoding, Connection) are not here:
+ * add_header refuses them.
+ */
+enum wr_http_field {
+    WR_HTTP_FIELD_SERVER = 0,
+    WR_HTTP_FIELD_DATE,
+    WR_HTTP_FIELD_CONTENT_TYPE,
+    WR_HTTP_FIELD_CACHE_CONTROL,
+    WR_HTTP_FIELD_ETAG,
+    WR_HTTP_FIELD_LAST_MODIFIED,
+    WR_HTTP_FIELD_VARY,
+    WR_HTTP_FIELD_ACCEPT_RANGES,
+    WR_HTTP_FIELD_CONTENT_ENCODING,
+    WR_HTTP_FIELD_CONTENT_RANGE,
+    WR_HTTP_FIELD_LOCATION,
+    WR_HTTP_FIELD_ALLOW,
+    WR_HTTP_FIELD_RETRY_AFTER,
+    WR_HTTP_N_FIELDS
+};
+
+/* Canonical name of f ("Content-Type"); "" when f is out of range. */
+const char *wr_http_field_name(enum wr_http_field f);
+
+/* The field named name (ASCII case-insensitive, RFC 9110 §5.1), or
+ * WR_HTTP_N_FIELDS when weir does not write that name itself. */
+enum wr_http_field wr_http_field_from(struct wr_str name);
+
 struct wr_http_header {
     struct wr_str name;  /* as received (case kept) */
     struct wr_str value; /* leading/trailing whitespace removed */

@@ -34,6 +34,8 @@ struct wr_resp {
     bool is_overflow; /* a header did not fit: conn answers 500 instead */
 
     int status;
+    bool is_page_signed;  /* error pages name weir (server_header is not off);
+                             set by wr_resp_start from the clock */
     bool is_head_only;    /* HEAD request or 1xx/204/304: no body is sent */
     bool has_length;      /* body_len is the Content-Length to announce */
     uint64_t body_len;
@@ -49,6 +51,14 @@ struct wr_resp {
                              file_fd -1; conn owns one reference, dropped with
                              wr_static_file_unref once the body is sent or
                              discarded (static_cache.h) */
+
+    /* Where the fields weir writes itself are in head (wr_resp_field,
+     * wr_resp_mark_field), so a route's add_header of the same name can
+     * replace them (wr_resp_drop_fields) without searching the head. */
+    uint32_t field_mask;  /* 1u << enum wr_http_field: fields[] entries set */
+    struct {
+        uint32_t at, len; /* the whole line, CRLF included */
+    } fields[WR_HTTP_N_FIELDS];
 };
 
 /* Date and Server lines, formatted once a second per worker. */
@@ -56,6 +66,7 @@ struct wr_resp_clock {
     time_t sec;
     char common[128];   /* "Server: weir\r\nDate: ...\r\n" (Server omitted when off) */
     size_t common_len;
+    size_t server_len;  /* bytes of the Server line at the start of common; 0 when off */
     char log_time[40];  /* "23/Nov/2026:10:00:00 +0000" for the access log */
     char iso_time[40];  /* "2026-11-23T10:00:00Z" for the json access log */
 };
@@ -70,12 +81,30 @@ const char *wr_resp_reason(int status);
 void wr_resp_init(struct wr_resp *r, char *buf, size_t cap);
 
 /* Starts the head in r's buffer: "HTTP/1.1 STATUS REASON" and the clock's
- * common lines. Anything written into r before is discarded. */
+ * common lines (Server and Date, remembered as fields weir writes). Anything
+ * written into r before is discarded. */
 void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *clock);
 
 /* Appends "name: value\r\n"; sets is_overflow when it does not fit. */
 void wr_resp_header(struct wr_resp *r, const char *name, struct wr_str value);
 void wr_resp_header_u64(struct wr_resp *r, const char *name, uint64_t value);
+
+/* Appends "name: value\r\n" for a field weir writes itself and remembers
+ * where, so that a route's add_header of the name can replace it. */
+void wr_resp_field(struct wr_resp *r, enum wr_http_field f, struct wr_str value);
+void wr_resp_field_u64(struct wr_resp *r, enum wr_http_field f, uint64_t value);
+
+/* Remembers head[start..head_len) as field f's line: for a field weir
+ * writes with wr_resp_raw or wr_resp_header_tmpl. */
+void wr_resp_mark_field(struct wr_resp *r, enum wr_http_field f, size_t start);
+
+/*
+ * Removes from the head the lines of every field in mask (1u << enum
+ * wr_http_field) that r wrote: the route's add_header then supplies them.
+ * Costs nothing when mask and r's fields do not meet (the usual case); a
+ * head that overflowed is left alone (conn answers 500 anyway).
+ */
+void wr_resp_drop_fields(struct wr_resp *r, uint32_t mask);
 
 /* Appends raw bytes to the head (an already formatted field line). */
 void wr_resp_raw(struct wr_resp *r, struct wr_str bytes);
@@ -95,9 +124,14 @@ void wr_resp_finish(struct wr_resp *r, bool is_keep_alive, int client_minor_vers
 /*
  * The small HTML page weir sends as the body of an error or redirect with
  * this status: static storage, valid for the life of the process. Statuses
- * without a page of their own get a generic one.
+ * without a page of their own get a generic one. is_signed: the page names
+ * weir (server_header on); unsigned pages do not name the server at all.
  */
-struct wr_str wr_resp_page(int status);
+struct wr_str wr_resp_page(int status, bool is_signed);
+
+/* Makes r's body the page for r->status (signed as the clock given to
+ * wr_resp_start says), with its Content-Type field. */
+void wr_resp_set_page(struct wr_resp *r);
 
 /* What a handler sees of one request. Everything is borrowed from conn and
  * valid only during the handler call. */

@@ -99,6 +99,33 @@ void wr_log_request(enum wr_log_level level, int worker, uint64_t conn_id,
                     const struct wr_log_request *rq, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/*
+ * Copies s into out (cap >= 4 bytes, always NUL-terminated) escaped as the
+ * error log's request suffix is: quotes, backslashes, control and non-ASCII
+ * bytes as \xHH; at most max_len bytes of s, "..." marking a cut. For
+ * request-derived text (a path under a root) inside a wr_log_request
+ * message, so a client can never forge a line. Returns out. Any thread.
+ */
+const char *wr_log_escape(char *out, size_t cap, struct wr_str s, size_t max_len);
+
+/* A budget of error-log lines per second, for lines a client or a dead
+ * backend can trigger at will (STYLE §5). One per worker and purpose,
+ * touched by its thread only. Zero-initialise. */
+struct wr_log_budget {
+    uint64_t second;       /* the second n_logged counts lines of */
+    unsigned n_logged;
+    uint64_t n_suppressed; /* lines refused since the last one allowed */
+};
+
+/*
+ * True when one more line may be written at now_ms (at most per_second a
+ * second); *n_suppressed is then the number refused since the last true,
+ * to be said in that line, and restarts at 0. False: the line is counted
+ * as suppressed. Owner thread only.
+ */
+bool wr_log_budget_take(struct wr_log_budget *b, unsigned per_second, uint64_t now_ms,
+                        uint64_t *n_suppressed);
+
 /* One finished request, as the access log needs it. Slices are borrowed. */
 struct wr_access_entry {
     struct wr_str remote_addr;

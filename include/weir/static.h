@@ -19,7 +19,8 @@
  * an autoindex page; a file body is either an fd conn owns or, with
  * resp->file_ref set, a cache entry whose reference conn owns), or the error
  * status for conn to answer: 404 (missing, dotfile, outside root), 403
- * (permission, directory without index and autoindex off), 412 (a failed
+ * (permission, then also logged at error level, rate-limited per worker;
+ * directory without index and autoindex off), 412 (a failed
  * precondition), 414 (path too long), 500 (I/O error).
  */
 int wr_static_handle(struct wr_exchange *ex);

@@ -7,7 +7,11 @@
  * (fstatat on the path, compared by device, inode, size, mtime and mode):
  * a changed file is reopened, a deleted one dropped, so changes show within
  * about a second. Bounded: at most max_entries files, least recently used
- * evicted first.
+ * evicted first. Misses are not cached (a new file is served at once), with
+ * one exception: a file's entry remembers which precompressed siblings
+ * (FILE.br, FILE.gz) it lacks, until the entry is next revalidated, so that
+ * `precompressed = on` costs no failing open per request for the usual file
+ * without siblings, and a sibling created later is served within a second.
  *
  * Ownership: a struct wr_static_file is reference-counted. The table holds
  * one reference while the entry is cached; wr_static_cache_open gives the
@@ -26,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+
+#include "weir/log.h"
 
 /* Revalidation interval of cached entries. */
 #define WR_STATIC_CACHE_CHECK_MS 1000
@@ -51,6 +57,9 @@ struct wr_static_file {
   char last_modified[32]; /* IMF-fixdate of st_mtime */
   unsigned char last_modified_len;
   /* private to static_cache.c */
+  unsigned char absent_variants; /* 1u << enum wr_static_variant: siblings
+                                    that could not be opened since the last
+                                    revalidation (cleared by it) */
   struct wr_static_file *hnext, *lru_prev, *lru_next;
   bool is_cached;
   uint64_t checked_ms;
@@ -79,6 +88,43 @@ void wr_static_cache_free(struct wr_static_cache *cache);
 struct wr_static_file *wr_static_cache_open(struct wr_static_cache *cache,
                                             const char *root, const char *rel,
                                             bool follow_symlinks);
+
+/* The worker's budget of static error-log lines (a 403 for a file weir may
+ * not read: any client can repeat the request at will). Borrowed; lives as
+ * long as cache. */
+struct wr_log_budget *wr_static_cache_log_budget(struct wr_static_cache *cache);
+
+/* Precompressed siblings of a file: FILE.br and FILE.gz. */
+enum wr_static_variant { WR_STATIC_VARIANT_BR = 0, WR_STATIC_VARIANT_GZ };
+
+/*
+ * Opens name, the sibling `variant` of base (base: the referenced file for
+ * the same root without the suffix; name: its rel plus ".br" or ".gz"), as
+ * wr_static_cache_open does, and returns it only when it is a regular file.
+ * Otherwise returns NULL and remembers the absence in base until base is
+ * revalidated (at most WR_STATIC_CACHE_CHECK_MS): meanwhile the same call
+ * returns NULL without a system call.
+ */
+struct wr_static_file *wr_static_cache_open_variant(struct wr_static_cache *cache,
+                                                    struct wr_static_file *base,
+                                                    const char *root, const char *name,
+                                                    bool follow_symlinks,
+                                                    enum wr_static_variant variant);
+
+/* What a cache did, for tests and measurements. */
+struct wr_static_cache_stats {
+  uint64_t n_opens; /* files opened (openat2), failed opens included */
+};
+
+/* The counters of cache since it was made. */
+struct wr_static_cache_stats wr_static_cache_stats(const struct wr_static_cache *cache);
+
+/* Milliseconds on a monotonic clock; tests inject their own. */
+typedef uint64_t (*wr_static_cache_clock_fn)(void);
+
+/* Replaces cache's clock (CLOCK_MONOTONIC_COARSE), so a test can step past
+ * the revalidation interval without sleeping. */
+void wr_static_cache_set_clock(struct wr_static_cache *cache, wr_static_cache_clock_fn now_ms);
 
 /* Drops one reference; the last closes the descriptor and frees f. */
 void wr_static_file_unref(struct wr_static_file *f);

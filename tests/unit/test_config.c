@@ -983,6 +983,48 @@ static void issue_13_scheme_key(void **state)
         expect_errors(&bad[i]);
 }
 
+/* Issue 13.17: a route's add_header names that weir writes itself are known
+ * at load (replaced_fields, case-insensitive), other names are not in it;
+ * hide_header is a repeatable proxy-route key taking one field name. */
+static void issue_13_replaced_and_hidden_fields(void **state)
+{
+    (void)state;
+    struct wr_config *cfg =
+        parse_ok(SERVER "[upstream app]\nserver = 127.0.0.1:9000\n"
+                        "[route s]\nmatch = prefix:/s/\nroot = /\nexpires = 1h\n"
+                        "add_header = cache-control: public, max-age=60\n"
+                        "add_header = X-Frame-Options: DENY\n"
+                        "add_header = Content-Type: text/plain\n"
+                        "[route r]\nmatch = exact:/r\nreturn = 200 {}\n"
+                        "add_header = Server: edge\n"
+                        "[route p]\nmatch = prefix:/\nproxy = app\n"
+                        "hide_header = X-Powered-By\nhide_header = x-aspnet-version\n");
+    assert_int_equal(cfg->routes[0].replaced_fields,
+                     (1u << WR_HTTP_FIELD_CACHE_CONTROL) | (1u << WR_HTTP_FIELD_CONTENT_TYPE));
+    assert_int_equal(cfg->routes[0].n_add_headers, 3);
+    assert_int_equal(cfg->routes[1].replaced_fields, 1u << WR_HTTP_FIELD_SERVER);
+    assert_int_equal(cfg->routes[2].replaced_fields, 0);
+    assert_int_equal(cfg->routes[2].n_hide_headers, 2);
+    assert_string_equal(cfg->routes[2].hide_headers[0], "X-Powered-By");
+    assert_string_equal(cfg->routes[2].hide_headers[1], "x-aspnet-version");
+    assert_int_equal(cfg->routes[0].n_hide_headers, 0);
+    wr_config_unref(cfg);
+    static const struct bad_case bad[] = {
+        {"hide_header on a static route",
+         SERVER "[route r]\nmatch = exact:/\nroot = /\nhide_header = X-Powered-By\n",
+         {"t.ini:6: [route r] hide_header: only for proxy routes"}},
+        {"hide_header on a return route",
+         SERVER "[route r]\nmatch = exact:/\nreturn = 200\nhide_header = Server\n",
+         {"t.ini:6: [route r] hide_header: only for proxy routes"}},
+        {"hide_header that is not a field name",
+         SERVER "[upstream app]\nserver = 127.0.0.1:9000\n"
+                "[route p]\nmatch = prefix:/\nproxy = app\nhide_header = X Powered\n",
+         {"t.ini:8: [route p] hide_header: \"X Powered\" is not a header name"}},
+    };
+    for (size_t i = 0; i < N_OF(bad); i++)
+        expect_errors(&bad[i]);
+}
+
 /* Issue 13.22: exact:* takes OPTIONS * (not with root); CONNECT and methods
  * the parser refuses cannot be listed. */
 static void issue_13_asterisk_and_methods(void **state)
@@ -1297,6 +1339,7 @@ int main(void)
         cmocka_unit_test(issue_13_duration_max),
         cmocka_unit_test(issue_13_scheme_key),
         cmocka_unit_test(issue_13_asterisk_and_methods),
+        cmocka_unit_test(issue_13_replaced_and_hidden_fields),
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
         cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),
         cmocka_unit_test(test_resolve_getaddrinfo),

@@ -2,7 +2,9 @@
  * Unit tests for http_resp: reason phrases and pages, the per-second clock
  * lines, head serialisation (keep-alive and close for HTTP/1.1 and 1.0,
  * bodiless statuses), overflow into an exact-size buffer at every cap, and
- * the `return` and `redirect` actions on a hand-built route.
+ * the `return` and `redirect` actions on a hand-built route. Issue 13.17:
+ * fields weir writes are remembered and a route's replaced set drops them
+ * (offsets kept right across drops); pages name weir only when signed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,7 +69,7 @@ static void test_page(void **state)
     (void)state;
     static const int codes[] = {301, 302, 400, 403, 404, 500, 502, 503, 504};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
-        struct wr_str p = wr_resp_page(codes[i]);
+        struct wr_str p = wr_resp_page(codes[i], true);
         char code[8];
         snprintf(code, sizeof(code), "%d", codes[i]);
         assert_true(p.len > 0);
@@ -79,7 +81,7 @@ static void test_page(void **state)
     /* Unlisted codes and codes without a page of their own: generic page. */
     static const int generic[] = {299, 204, 304, 0};
     for (size_t i = 0; i < sizeof(generic) / sizeof(generic[0]); i++) {
-        struct wr_str p = wr_resp_page(generic[i]);
+        struct wr_str p = wr_resp_page(generic[i], true);
         assert_true(p.len > 0);
         assert_true(wr_str_has_prefix(p, WR_STR("<!DOCTYPE html>")));
         assert_true(contains(p, "</html>"));
@@ -317,7 +319,7 @@ static void test_action_redirect(void **state)
     wr_resp_init(&r, buf, sizeof(buf));
     struct wr_exchange ex = {.route = &route, .vars = &vars, .clock = &clock, .resp = &r};
     assert_int_equal(wr_resp_action_redirect(&ex), 0);
-    struct wr_str page = wr_resp_page(301);
+    struct wr_str page = wr_resp_page(301, true);
     assert_ptr_equal(r.body, page.ptr);
     assert_int_equal(r.body_len, page.len);
     wr_resp_finish(&r, true, 1);
@@ -340,9 +342,157 @@ static void test_action_redirect(void **state)
              "HTTP/1.1 302 Found\r\n" COMMON "Location: https://evil  Set-Cookie: x/\r\n"
              "Content-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
              "Connection: close\r\n\r\n",
-             wr_resp_page(302).len);
+             wr_resp_page(302, true).len);
     expect_head(&r, want);
     wr_tmpl_fini(&route.redirect_target);
+}
+
+/* Issue 13.17: unsigned pages (server_header = off) never name weir; signed
+ * ones do; the clock says which through wr_resp_start. */
+static void issue_13_unsigned_pages(void **state)
+{
+    (void)state;
+    static const int codes[] = {200, 301, 302, 308, 400, 403, 404, 405, 413, 416, 500, 502,
+                                503, 504, 299, 204, 304, 0};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        struct wr_str plain = wr_resp_page(codes[i], false);
+        assert_true(wr_str_has_prefix(plain, WR_STR("<!DOCTYPE html>")));
+        assert_true(contains(plain, "</html>"));
+        if (contains(plain, "weir"))
+            fail_msg("%d: unsigned page names weir: %s", codes[i], plain.ptr);
+        assert_true(contains(wr_resp_page(codes[i], true), "weir"));
+    }
+    assert_true(contains(wr_resp_page(404, false), "404 Not Found"));
+
+    char buf[512];
+    struct wr_resp r;
+    struct wr_resp_clock off = make_clock(T_SEC, NULL);
+    wr_resp_init(&r, buf, sizeof(buf));
+    wr_resp_start(&r, 404, &off);
+    wr_resp_set_page(&r);
+    assert_false(contains((struct wr_str){r.body, r.body_len}, "weir"));
+    struct wr_resp_clock on = make_clock(T_SEC, "Apache");
+    wr_resp_start(&r, 404, &on);
+    wr_resp_set_page(&r);
+    assert_true(contains((struct wr_str){r.body, r.body_len}, "weir"));
+    wr_resp_finish(&r, true, 1);
+    assert_true(contains((struct wr_str){r.head, r.head_len}, "Server: Apache\r\n"));
+    assert_true(contains((struct wr_str){r.head, r.head_len},
+                         "Content-Type: text/html; charset=utf-8\r\n"));
+}
+
+#define BIT(f) (1u << WR_HTTP_FIELD_##f)
+
+/* Issue 13.17: the fields weir wrote can be dropped by mask, in any order,
+ * Server and Date included; fields not in the mask stay, byte for byte. */
+static void issue_13_drop_fields(void **state)
+{
+    (void)state;
+    char buf[512];
+    struct wr_resp r;
+    struct wr_resp_clock clock = make_clock(T_SEC, "weir");
+    wr_resp_init(&r, buf, sizeof(buf));
+    wr_resp_start(&r, 200, &clock);
+    wr_resp_field(&r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/plain"));
+    wr_resp_header(&r, "X-Other", WR_STR("1"));
+    size_t at = r.head_len;
+    wr_resp_raw(&r, WR_STR("Cache-Control: max-age="));
+    wr_resp_raw_u64(&r, 60);
+    wr_resp_raw(&r, WR_STR("\r\n"));
+    wr_resp_mark_field(&r, WR_HTTP_FIELD_CACHE_CONTROL, at);
+    wr_resp_field(&r, WR_HTTP_FIELD_ETAG, WR_STR("\"x\""));
+    wr_resp_field_u64(&r, WR_HTTP_FIELD_RETRY_AFTER, 7);
+    assert_int_equal(r.field_mask, BIT(SERVER) | BIT(DATE) | BIT(CONTENT_TYPE) |
+                                       BIT(CACHE_CONTROL) | BIT(ETAG) | BIT(RETRY_AFTER));
+
+    wr_resp_drop_fields(&r, BIT(VARY) | BIT(LOCATION)); /* none written: nothing moves */
+    wr_resp_drop_fields(&r, BIT(CACHE_CONTROL));
+    wr_resp_drop_fields(&r, BIT(SERVER) | BIT(RETRY_AFTER));
+    wr_resp_drop_fields(&r, BIT(ETAG)); /* its offset moved with the drops above */
+    wr_resp_drop_fields(&r, BIT(ETAG)); /* twice: no-op */
+    wr_resp_finish(&r, true, 1);
+    expect_head(&r, "HTTP/1.1 200 OK\r\nDate: " T_DATE "\r\n"
+                    "Content-Type: text/plain\r\nX-Other: 1\r\n\r\n");
+    assert_int_equal(r.field_mask, BIT(DATE) | BIT(CONTENT_TYPE));
+
+    /* server_header = off: no Server to drop; Date is still known. */
+    struct wr_resp_clock off = make_clock(T_SEC, NULL);
+    wr_resp_init(&r, buf, sizeof(buf));
+    wr_resp_start(&r, 204, &off);
+    assert_int_equal(r.field_mask, BIT(DATE));
+    wr_resp_drop_fields(&r, BIT(SERVER) | BIT(DATE));
+    wr_resp_finish(&r, true, 1);
+    expect_head(&r, "HTTP/1.1 204 No Content\r\n\r\n");
+}
+
+/* Issue 13.17: a head that overflowed is left alone (conn answers 500). */
+static void issue_13_drop_after_overflow(void **state)
+{
+    (void)state;
+    char buf[40];
+    struct wr_resp r;
+    struct wr_resp_clock clock = make_clock(T_SEC, "weir");
+    wr_resp_init(&r, buf, sizeof(buf));
+    wr_resp_start(&r, 200, &clock);
+    wr_resp_field(&r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/plain"));
+    assert_true(r.is_overflow);
+    size_t len = r.head_len;
+    wr_resp_drop_fields(&r, 0xffffffffu);
+    assert_int_equal(r.head_len, len);
+}
+
+/* Issue 13.17: `return` and `redirect` write Content-Type and Location as
+ * weir's fields, which the route's add_header may replace. */
+static void issue_13_actions_mark_fields(void **state)
+{
+    (void)state;
+    char body[] = "{}";
+    struct wr_route route;
+    memset(&route, 0, sizeof(route));
+    route.status = 200;
+    route.return_body = body;
+    route.return_body_len = 2;
+    struct wr_resp_clock clock = make_clock(T_SEC, "weir");
+    char buf[512];
+    struct wr_resp r;
+    wr_resp_init(&r, buf, sizeof(buf));
+    struct wr_exchange ex = {.route = &route, .clock = &clock, .resp = &r};
+    assert_int_equal(wr_resp_action_return(&ex), 0);
+    wr_resp_drop_fields(&r, BIT(CONTENT_TYPE));
+    wr_resp_header(&r, "Content-Type", WR_STR("application/json"));
+    wr_resp_finish(&r, true, 1);
+    expect_head(&r, "HTTP/1.1 200 OK\r\n" COMMON
+                    "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n");
+
+    route.status = 302;
+    const char *err = NULL;
+    assert_int_equal(wr_tmpl_init(&route.redirect_target, "/new", &err), 0);
+    struct wr_tmpl_vars vars = {.host = WR_STR("a")};
+    ex.vars = &vars;
+    wr_resp_init(&r, buf, sizeof(buf));
+    assert_int_equal(wr_resp_action_redirect(&ex), 0);
+    assert_true(r.field_mask & BIT(LOCATION));
+    assert_true(r.field_mask & BIT(CONTENT_TYPE));
+    wr_resp_drop_fields(&r, BIT(LOCATION));
+    wr_resp_finish(&r, true, 1);
+    assert_false(contains((struct wr_str){r.head, r.head_len}, "Location"));
+    wr_tmpl_fini(&route.redirect_target);
+}
+
+/* Names and lookups of weir's fields (http_parser.h), case-insensitive. */
+static void issue_13_field_names(void **state)
+{
+    (void)state;
+    for (int f = 0; f < WR_HTTP_N_FIELDS; f++) {
+        const char *name = wr_http_field_name((enum wr_http_field)f);
+        assert_true(name[0] != '\0');
+        assert_int_equal(wr_http_field_from(wr_str_from_cstr(name)), f);
+    }
+    assert_int_equal(wr_http_field_from(WR_STR("cache-control")), WR_HTTP_FIELD_CACHE_CONTROL);
+    assert_int_equal(wr_http_field_from(WR_STR("CONTENT-TYPE")), WR_HTTP_FIELD_CONTENT_TYPE);
+    assert_int_equal(wr_http_field_from(WR_STR("X-Frame-Options")), WR_HTTP_N_FIELDS);
+    assert_int_equal(wr_http_field_from(WR_STR("Content-Typ")), WR_HTTP_N_FIELDS);
+    assert_string_equal(wr_http_field_name(WR_HTTP_N_FIELDS), "");
 }
 
 int main(void)
@@ -360,6 +510,11 @@ int main(void)
         cmocka_unit_test(test_overflow_tmpl),
         cmocka_unit_test(test_action_return),
         cmocka_unit_test(test_action_redirect),
+        cmocka_unit_test(issue_13_unsigned_pages),
+        cmocka_unit_test(issue_13_drop_fields),
+        cmocka_unit_test(issue_13_drop_after_overflow),
+        cmocka_unit_test(issue_13_actions_mark_fields),
+        cmocka_unit_test(issue_13_field_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -542,6 +542,46 @@ static void issue_13_request_line(void **state)
     unlink(path);
 }
 
+/* Issue 13.15: a request-derived path in an error message is escaped like
+ * the request suffix and cut, "..." marking the cut (by max_len or by cap). */
+static void issue_13_log_escape(void **state)
+{
+    (void)state;
+    char out[32];
+    assert_string_equal(wr_log_escape(out, sizeof(out), WR_STR("a/b.txt"), 256), "a/b.txt");
+    assert_string_equal(wr_log_escape(out, sizeof(out), WR_STR("q\"x\n\\\xff"), 256),
+                        "q\\x22x\\x0a\\x5c\\xff");
+    assert_string_equal(wr_log_escape(out, sizeof(out), WR_STR("abcdefgh"), 4), "abcd...");
+    /* 31 bytes fit exactly; 32 do not */
+    const char *fits = "0123456789012345678901234567890";
+    assert_string_equal(wr_log_escape(out, sizeof(out), wr_str_from_cstr(fits), 256), fits);
+    wr_log_escape(out, sizeof(out), WR_STR("01234567890123456789012345678901"), 256);
+    assert_string_equal(out, "0123456789012345678901234567...");
+    wr_log_escape(out, sizeof(out), WR_STR("\x01\x01\x01\x01\x01\x01\x01\x01"), 256);
+    assert_true(strlen(out) <= sizeof(out) - 1);
+    assert_string_equal(out + strlen(out) - 3, "...");
+    assert_string_equal(wr_log_escape(out, sizeof(out), WR_STR(""), 256), "");
+}
+
+/* Issue 13.15: at most per_second lines a second; the first line allowed
+ * after refusals says how many there were. */
+static void issue_13_log_budget(void **state)
+{
+    (void)state;
+    struct wr_log_budget b = {0};
+    uint64_t n = 99;
+    for (int i = 0; i < 3; i++) {
+        assert_true(wr_log_budget_take(&b, 3, 5000 + (uint64_t)i, &n));
+        assert_int_equal(n, 0);
+    }
+    for (int i = 0; i < 7; i++)
+        assert_false(wr_log_budget_take(&b, 3, 5999, &n));
+    assert_true(wr_log_budget_take(&b, 3, 6000, &n));
+    assert_int_equal(n, 7);
+    assert_true(wr_log_budget_take(&b, 3, 6001, &n));
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +596,8 @@ int main(void)
         cmocka_unit_test(issue_13_error_log_pipe_never_blocks),
         cmocka_unit_test(issue_13_open_fifo),
         cmocka_unit_test(issue_13_request_line),
+        cmocka_unit_test(issue_13_log_escape),
+        cmocka_unit_test(issue_13_log_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,10 @@
  * Unit tests for static: Content-Type by extension (case, no extension,
  * dotfiles, dots in directory names, unknown extensions), and the private
  * helpers path mapping and ETag (STYLE §10: the test includes static.c to
- * reach them, so static.o is not taken from the library).
+ * reach them, so static.o is not taken from the library). Issue 13.16: the
+ * handler over a real temp root and an open-file cache on a fake clock
+ * makes no open for missing precompressed siblings within the
+ * revalidation interval, and serves one created later after it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include "../../src/static.c"
+#include "weir/static_cache.h"
 
 /* Looks name up through an exact-size heap copy, so ASan sees over-reads. */
 static void expect_mime(const char *name, const char *want)
@@ -155,6 +159,134 @@ static void test_etag(void **state)
     free(f);
 }
 
+/* ---- issue 13.16: precompressed siblings' absence is cached ----------- */
+
+static uint64_t fake_now_ms = 1000000;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now_ms;
+}
+
+/* A static route over a temp root, a cache on the fake clock, and what one
+ * request needs. */
+struct fixture {
+    char root[64];
+    struct wr_route route;
+    struct wr_static_cache *cache;
+    struct wr_resp_clock clock;
+    char *scratch;
+    char head[4096];
+};
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void fixture_init(struct fixture *fx)
+{
+    memset(fx, 0, sizeof(*fx));
+    strcpy(fx->root, "/tmp/weir_test_static_XXXXXX");
+    assert_non_null(mkdtemp(fx->root));
+    fx->route = (struct wr_route){.root = fx->root, .index = "index.html", .precompressed = true};
+    fx->cache = wr_static_cache_new(16);
+    assert_non_null(fx->cache);
+    wr_static_cache_set_clock(fx->cache, fake_clock);
+    wr_resp_clock_update(&fx->clock, 784111777, "weir");
+    fx->scratch = malloc(2 * PATH_MAX);
+    assert_non_null(fx->scratch);
+}
+
+static void fixture_fini(struct fixture *fx, const char *const *names)
+{
+    wr_static_cache_free(fx->cache);
+    free(fx->scratch);
+    char path[256];
+    for (; *names; names++) {
+        snprintf(path, sizeof(path), "%s/%s", fx->root, *names);
+        unlink(path);
+    }
+    rmdir(fx->root);
+}
+
+/* GET /a.txt with Accept-Encoding: br, gzip. Returns the Content-Encoding
+ * sent ("" for identity). */
+static const char *get_a(struct fixture *fx)
+{
+    static const char raw[] = "GET /a.txt HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br, gzip\r\n\r\n";
+    char *buf = malloc(sizeof(raw) - 1);
+    assert_non_null(buf);
+    memcpy(buf, raw, sizeof(raw) - 1);
+    struct wr_http_request req;
+    struct wr_http_limits limits = {.max_head_bytes = 4096};
+    assert_int_equal(wr_http_parse_request(buf, sizeof(raw) - 1, 0, &limits, &req),
+                     (ssize_t)(sizeof(raw) - 1));
+    struct wr_resp r;
+    wr_resp_init(&r, fx->head, sizeof(fx->head));
+    struct wr_exchange ex = {
+        .req = &req, .route = &fx->route, .path = WR_STR("/a.txt"), .clock = &fx->clock,
+        .resp = &r, .scratch = fx->scratch, .scratch_cap = 2 * PATH_MAX,
+        .static_cache = fx->cache,
+    };
+    assert_int_equal(wr_static_handle(&ex), 0);
+    assert_int_equal(r.status, 200);
+    wr_static_file_unref(r.file_ref);
+    free(buf);
+    struct wr_str head = {r.head, r.head_len};
+    if (memmem(head.ptr, head.len, "Content-Encoding: gzip\r\n", 24))
+        return "gzip";
+    if (memmem(head.ptr, head.len, "Content-Encoding: br\r\n", 22))
+        return "br";
+    return "";
+}
+
+static uint64_t n_opens(const struct fixture *fx)
+{
+    return wr_static_cache_stats(fx->cache).n_opens;
+}
+
+/* A file without .br/.gz siblings: the first request looks for both, the
+ * next ones within the revalidation interval open nothing; a .gz created
+ * meanwhile is served once the entry is revalidated (about a second). */
+static void issue_13_precompressed_absence_cached(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx);
+    write_file(fx.root, "a.txt", "hello\n");
+    assert_string_equal(get_a(&fx), "");
+    assert_int_equal(n_opens(&fx), 3); /* a.txt, a.txt.br, a.txt.gz */
+    for (int i = 0; i < 50; i++) {
+        fake_now_ms += 10; /* 500 ms in all: within the interval */
+        assert_string_equal(get_a(&fx), "");
+    }
+    assert_int_equal(n_opens(&fx), 3);
+
+    write_file(fx.root, "a.txt.gz", "not really gzip");
+    assert_string_equal(get_a(&fx), ""); /* remembered absent until revalidation */
+    assert_int_equal(n_opens(&fx), 3);
+    fake_now_ms += WR_STATIC_CACHE_CHECK_MS;
+    assert_string_equal(get_a(&fx), "gzip");
+    assert_int_equal(n_opens(&fx), 5); /* a.txt.br again (absent), a.txt.gz */
+    for (int i = 0; i < 50; i++) {
+        fake_now_ms += 10;
+        assert_string_equal(get_a(&fx), "gzip");
+    }
+    assert_int_equal(n_opens(&fx), 5);
+    /* Each interval costs at most one look per missing sibling. */
+    fake_now_ms += WR_STATIC_CACHE_CHECK_MS;
+    assert_string_equal(get_a(&fx), "gzip");
+    assert_int_equal(n_opens(&fx), 6);
+    static const char *const names[] = {"a.txt", "a.txt.gz", NULL};
+    fixture_fini(&fx, names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_case),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_default),
+        cmocka_unit_test(issue_13_precompressed_absence_cached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
