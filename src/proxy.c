@@ -187,31 +187,21 @@ static void upstream_warn(struct wr_proxy *p, const char *fmt, ...)
 static void upstream_warn(struct wr_proxy *p, const char *fmt, ...)
 {
     struct wr_proxy_env *env = p->env;
-    if (!wr_log_is_enabled(WR_LOG_WARN))
+    uint64_t n_suppressed;
+    if (!wr_log_is_enabled(WR_LOG_WARN) ||
+        !wr_log_budget_take(&env->warn_budget, WARN_PER_SECOND, now_ms(), &n_suppressed))
         return;
-    uint64_t second = now_ms() / 1000;
-    if (second != env->warn_second) {
-        env->warn_second = second;
-        env->n_warned = 0;
-    }
-    if (env->n_warned >= WARN_PER_SECOND) {
-        env->n_warn_suppressed++;
-        return;
-    }
-    env->n_warned++;
     char line[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    if (env->n_warn_suppressed > 0) {
+    if (n_suppressed > 0)
         wr_log_request(WR_LOG_WARN, env->worker_id, p->conn_id, &p->subject,
                        "%s (%llu similar lines not logged)", line,
-                       (unsigned long long)env->n_warn_suppressed);
-        env->n_warn_suppressed = 0;
-    } else {
+                       (unsigned long long)n_suppressed);
+    else
         wr_log_request(WR_LOG_WARN, env->worker_id, p->conn_id, &p->subject, "%s", line);
-    }
 }
 
 /* ---- writing heads ----------------------------------------------------- */

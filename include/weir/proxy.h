@@ -68,7 +68,7 @@ struct wr_proxy_env {
     bool is_server_header_on;     /* drop the upstream's Server field */
     struct wr_proxy *free_list;   /* exchanges kept for reuse */
     size_t n_free;
-    uint64_t warn_second, n_warned, n_warn_suppressed; /* log rate (proxy.c) */
+    struct wr_log_budget warn_budget; /* upstream warnings a second (proxy.c) */
 };
 
 /* What conn tells the proxy about the request. */
