@@ -202,7 +202,23 @@ static int open_beneath(int dir_fd, const char *rel, bool follow_symlinks) {
                          .resolve = RESOLVE_NO_MAGICLINKS};
   if (!follow_symlinks)
     how.resolve |= RESOLVE_BENEATH;
-  return (int)syscall(SYS_openat2, dir_fd, rel, &how, sizeof(how));
+  int fd = (int)syscall(SYS_openat2, dir_fd, rel, &how, sizeof(how));
+  if (fd >= 0 || errno != EACCES)
+    return fd;
+  /* A directory weir may search but not read (0711, as a home directory
+   * holding a public site often is): its index file is still served, as
+   * nginx does; only a listing needs read permission, and autoindex asks
+   * for it itself. So a directory is kept as an O_PATH descriptor; a file
+   * weir may not read stays EACCES. */
+  how.flags = O_PATH | O_CLOEXEC;
+  fd = (int)syscall(SYS_openat2, dir_fd, rel, &how, sizeof(how));
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+    return fd;
+  if (fd >= 0)
+    close(fd);
+  errno = EACCES;
+  return -1;
 }
 
 /* The key: one byte for follow_symlinks, root, NUL, rel. */
