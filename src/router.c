@@ -173,8 +173,11 @@ static bool route_path_matches(const struct wr_route *r, struct wr_str path,
 
 static bool route_method_matches(const struct wr_route *r, const struct wr_router_input *in)
 {
+    /* A route without methods takes any method but TRACE: TRACE echoes the
+     * request back, credentials included (cross-site tracing), so, as with
+     * nginx, only a route that names it takes it. */
     if (r->method_mask == 0 && r->n_other_methods == 0)
-        return true;
+        return in->method_id != WR_HTTP_TRACE;
     if (in->method_id != WR_HTTP_OTHER) {
         unsigned id = (unsigned)in->method_id;
         return id < WR_HTTP_N_METHODS && (r->method_mask & (1u << id)) != 0;
@@ -259,10 +262,12 @@ static void reset_match(struct wr_router_match *out)
     out->allow[0] = '\0';
 }
 
-/* Every method weir knows but CONNECT (answered 405 before routing): what a
- * proxy, redirect or return route without methods takes. */
-static const uint32_t ANY_KNOWN_METHOD =
-    ((1u << WR_HTTP_N_METHODS) - 1) & ~(1u << WR_HTTP_OTHER) & ~(1u << WR_HTTP_CONNECT);
+/* Every method weir knows but CONNECT (answered 405 before routing) and
+ * TRACE (route_method_matches says why): what a proxy, redirect or return
+ * route without methods takes. */
+static const uint32_t ANY_KNOWN_METHOD = ((1u << WR_HTTP_N_METHODS) - 1) &
+                                         ~(1u << WR_HTTP_OTHER) & ~(1u << WR_HTTP_CONNECT) &
+                                         ~(1u << WR_HTTP_TRACE);
 
 /* The known methods r takes: its methods, else what its action serves. */
 static uint32_t route_method_mask(const struct wr_route *r)
@@ -272,6 +277,15 @@ static uint32_t route_method_mask(const struct wr_route *r)
     if (r->action == WR_ACTION_STATIC)
         return 1u << WR_HTTP_GET | 1u << WR_HTTP_HEAD; /* static.c answers 405 otherwise */
     return ANY_KNOWN_METHOD;
+}
+
+/* Adds the known methods in mask to out->allow, in the enum's order. */
+static void allow_merge_mask(struct wr_router_match *out, uint32_t mask)
+{
+    for (unsigned m = WR_HTTP_OTHER + 1; m < WR_HTTP_N_METHODS; m++) {
+        if (mask & (1u << m))
+            allow_merge(out, wr_http_method_name((enum wr_http_method)m));
+    }
 }
 
 /*
@@ -304,10 +318,7 @@ void wr_router_server_methods(const struct wr_config *cfg, const struct wr_route
         if (route_serves(&cfg->routes[i], in->is_tls, host))
             mask |= route_method_mask(&cfg->routes[i]);
     }
-    for (unsigned m = WR_HTTP_OTHER + 1; m < WR_HTTP_N_METHODS; m++) {
-        if (mask & (1u << m))
-            allow_merge(out, wr_http_method_name((enum wr_http_method)m));
-    }
+    allow_merge_mask(out, mask);
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct wr_route *r = &cfg->routes[i];
         for (size_t j = 0; j < r->n_other_methods && route_serves(r, in->is_tls, host); j++)
@@ -331,7 +342,11 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
             /* A later route may still take this method; if none does, the
              * answer is 405 with what every such route would have taken. */
             path_matched = true;
-            allow_merge(out, r->allow);
+            if (r->allow)
+                allow_merge(out, r->allow);
+            else
+                allow_merge_mask(out, route_method_mask(r)); /* TRACE to a route
+                                                                without methods */
             continue;
         }
         if (r->match_kind == WR_ROUTE_REGEX)

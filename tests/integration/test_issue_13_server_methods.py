@@ -72,7 +72,7 @@ class ServerMethodsTest(weirtest.WeirCase):
         c.close()
         self.assertEqual(r.status, 200)
         self.assertEqual(r.header("Allow"),
-                         "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, PROPFIND, MKCOL")
+                         "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, PROPFIND, MKCOL")
         # HTTP/1.0 without Host: the routes without host
         r, c = self.exchange(b"OPTIONS * HTTP/1.0\r\n\r\n")
         c.close()
@@ -129,6 +129,14 @@ class ServerMethodsTest(weirtest.WeirCase):
         self.assertEqual(self.get("/nope", method="PATCH").status, 404)
         self.assertEqual(self.get("/healthz", method="POST").status, 405)
 
+
+    def test_trace_refused_unless_named(self):
+        # The api route has no methods: it takes everything but TRACE.
+        r, c = self.exchange(b"TRACE /api/x HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        c.close()
+        self.assertEqual(r.status, 405)
+        self.assertNotIn("TRACE", r.header("Allow"))
+        self.assertIn("GET", r.header("Allow"))
 
 if __name__ == "__main__":
     weirtest.main()

@@ -699,6 +699,25 @@ static const char *server_methods(struct fixture *f, const char *host)
     return f->m.allow;
 }
 
+/* TRACE echoes a request back, credentials included (cross-site tracing):
+ * a route without methods does not take it (405 listing what it takes);
+ * only a route that names TRACE does. */
+static void issue_13_trace_only_when_named(void **state)
+{
+    (void)state;
+    static const struct route_spec specs[] = {
+        {"debug", WR_ROUTE_PREFIX, "/debug/", NULL, BIT(WR_HTTP_TRACE), NULL, "TRACE"},
+        {"app", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+    };
+    struct fixture *f = fixture_new(specs, N_OF(specs));
+    set_route(f, 1, ANY, WR_ACTION_PROXY);
+    assert_string_equal(matched(f, "", "/x", "GET"), "app");
+    assert_string_equal(matched(f, "", "/x", "TRACE"), "(405)");
+    assert_string_equal(f->m.allow, "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+    assert_string_equal(matched(f, "", "/debug/x", "TRACE"), "debug");
+    fixture_free(f);
+}
+
 /* Issue 13.22: the methods OPTIONS * and CONNECT's 405 list: the union over
  * the routes of the host and scheme, in RFC order, OPTIONS always. */
 static void issue_13_server_methods(void **state)
@@ -718,7 +737,7 @@ static void issue_13_server_methods(void **state)
     assert_string_equal(server_methods(f, "example.org"),
                         "GET, HEAD, DELETE, OPTIONS, PROPFIND, MKCOL");
     assert_string_equal(server_methods(f, "API.test:8080"),
-                        "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, PROPFIND, MKCOL");
+                        "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, PROPFIND, MKCOL");
     f->is_tls = true;
     assert_string_equal(server_methods(f, ""), "GET, HEAD, PUT, DELETE, OPTIONS, PROPFIND, MKCOL");
     fixture_free(f);
@@ -750,6 +769,7 @@ int main(void)
         cmocka_unit_test(issue_13_asterisk),
         cmocka_unit_test(issue_13_unknown_method_501),
         cmocka_unit_test(issue_13_server_methods),
+        cmocka_unit_test(issue_13_trace_only_when_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
