@@ -61,6 +61,7 @@
 #ifndef WEIR_TIMER_H
 #define WEIR_TIMER_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -189,6 +190,7 @@ static inline size_t wr_timer_wheel_count(const struct wr_timer_wheel *w)
 static inline void wr_timer_arm_lazy(struct wr_timer_wheel *w, struct wr_timer *t,
                                      uint64_t deadline_ms)
 {
+    assert(t->cb); /* a zeroed, uninitialised timer would never arm here */
     if (deadline_ms < t->deadline_ms)
         wr_timer_arm(w, t, deadline_ms);
 }
