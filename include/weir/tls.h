@@ -195,13 +195,14 @@ void wr_tls_session_free(struct wr_tls_session *s);
 
 /* Reads and discards what an idle client connection received: true when
  * that was only TLS housekeeping (a late session ticket) and the
- * connection is still fine; false for data, close_notify, EOF or an
- * error (close it). */
+ * connection is still fine (OpenSSL's buffers are then given back); false
+ * for data, close_notify, EOF or an error (close it). */
 bool wr_tls_idle_check(struct wr_tls_conn *t);
 
 /* A client connection goes idle in the pool (true) or back to work
  * (false). While idle, a TCP EOF without close_notify counts as a clean
- * close: no response can be truncated, and the session stays resumable. */
+ * close: no response can be truncated, and the session stays resumable.
+ * Going idle gives OpenSSL's buffers back when they hold nothing. */
 void wr_tls_set_idle(struct wr_tls_conn *t, bool is_idle);
 
 /* True when the connection is still usable after its last result: no
