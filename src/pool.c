@@ -14,33 +14,29 @@
  * registered once at connect and stays until close: idle connections need
  * it to notice a server closing them, busy ones to read responses.
  *
- * TLS invariants: every path branches on uc->tls == NULL first, so plain
- * TCP costs one compare. The write event is armed when the owner wants it
- * OR the record layer needs it (TCP connect, handshake WANT_WRITE, a
- * record OpenSSL could not send yet); only the owner's wish is reported
- * to the owner. A record that could not be sent counts as taken: its
- * bytes wait in the connection's stage, the pool sends them on the next
- * writable event, and the owner never has to offer the same bytes again.
+ * TLS invariants: every path branches on uc->s.tls == NULL first, so
+ * plain TCP costs one compare. The write event is armed when the owner
+ * wants it OR the record layer needs it (TCP connect, handshake
+ * WANT_WRITE, a record OpenSSL could not send yet); only the owner's wish
+ * is reported to the owner. A record that could not be sent counts as
+ * taken (stream.c): its bytes wait in the stream, the pool sends them on
+ * the next writable event, and the owner never has to offer the same
+ * bytes again. Plaintext is assembled in the pool's stage, one per pool
+ * (so per worker), never in a buffer per connection.
  */
 #include "weir/pool.h"
 
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "weir/config.h"
+#include "weir/stream.h"
 #include "weir/tls.h"
-
-#define TLS_STAGE 16384 /* one TLS record of plaintext */
 
 struct wr_pool_server {
     struct wr_pool_server *next;
@@ -59,18 +55,8 @@ struct wr_pool_server {
 struct wr_pool {
     struct event_base *base;
     struct wr_pool_server *servers;
+    struct wr_stream_stage *stage; /* owned: TLS plaintext staging of every connection */
     struct wr_pool_stats stats;
-};
-
-struct wr_upconn_tls {
-    struct wr_tls_conn *t;     /* owned */
-    bool is_handshaking;       /* TCP connected, handshake under way */
-    bool is_handshake_write;   /* the handshake waits for EV_WRITE */
-    bool is_stage_pending;     /* stage[0..stage_len) taken but not yet sent */
-    int error;                 /* connect/handshake or deferred write failure (errno) */
-    size_t stage_len;
-    char why[160];             /* why connecting failed */
-    char stage[TLS_STAGE];
 };
 
 static uint64_t now_ms(void)
@@ -83,6 +69,10 @@ static uint64_t now_ms(void)
 struct wr_pool *wr_pool_new(struct event_base *base)
 {
     struct wr_pool *pool = calloc(1, sizeof(*pool));
+    if (pool && !(pool->stage = wr_stream_stage_new())) {
+        free(pool);
+        return NULL;
+    }
     if (pool)
         pool->base = base;
     return pool;
@@ -151,16 +141,13 @@ static void free_upconn(struct wr_upconn *uc)
 {
     event_del(&uc->ev_read);
     event_del(&uc->ev_write);
-    if (uc->tls) {
-        /* close_notify keeps the session resumable (OpenSSL drops a
-         * session whose connection ended without one) and is polite. */
-        if (!uc->is_connecting && uc->tls->error == 0 && wr_tls_is_healthy(uc->tls->t))
-            wr_tls_close_notify(uc->tls->t);
-        wr_tls_conn_free(uc->tls->t);
-        free(uc->tls);
-        uc->tls = NULL;
-    }
-    close(uc->fd);
+    /* close_notify keeps the session resumable (OpenSSL drops a session
+     * whose connection ended without one) and is polite. */
+    if (!uc->is_connecting)
+        wr_stream_close_notify(&uc->s);
+    wr_stream_fini(&uc->s);
+    free(uc->why);
+    uc->why = NULL;
     uc->pool->stats.n_open--;
     uc->server->n_conns--;
     free(uc);
@@ -180,10 +167,10 @@ static void close_upconn(struct wr_upconn *uc)
 static void sync_write(struct wr_upconn *uc)
 {
     bool need = uc->is_write_wanted;
-    if (uc->tls) {
-        const struct wr_upconn_tls *ts = uc->tls;
-        need = need || ts->is_stage_pending ||
-               (uc->is_connecting && (!ts->is_handshaking || ts->is_handshake_write));
+    if (uc->s.tls) {
+        need = need || wr_stream_wants_write(&uc->s) ||
+               (uc->is_connecting && uc->error == 0 &&
+                (!uc->is_handshaking || uc->is_handshake_write));
     }
     if (need == uc->is_write_armed)
         return;
@@ -194,77 +181,63 @@ static void sync_write(struct wr_upconn *uc)
     uc->is_write_armed = need;
 }
 
-static int socket_error(int fd)
+/* A TLS connect failed with err: kept for wr_upconn_connect_error. */
+__attribute__((format(printf, 3, 4))) static void fail_connect(struct wr_upconn *uc, int err,
+                                                               const char *fmt, ...)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    return err;
+    char why[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    uc->error = err;
+    free(uc->why);
+    uc->why = strdup(why); /* NULL: the log line lacks the reason, nothing worse */
 }
 
-/* Advances a TLS connect. Returns true when it ended (ts->error tells how):
+/* Advances a TLS connect. Returns true when it ended (uc->error tells how):
  * the owner hears of it. */
 static bool advance_tls_connect(struct wr_upconn *uc, short what)
 {
-    struct wr_upconn_tls *ts = uc->tls;
-    if (!ts->is_handshaking) {
+    if (uc->error != 0)
+        return false; /* already reported */
+    if (!uc->is_handshaking) {
         if (!(what & EV_WRITE))
             return false;
-        int err = socket_error(uc->fd);
+        int err = wr_stream_connect_error(&uc->s);
         if (err != 0) {
-            ts->error = err;
-            snprintf(ts->why, sizeof(ts->why), "connect: %s", strerror(err));
+            fail_connect(uc, err, "connect: %s", strerror(err));
+            sync_write(uc);
             return true;
         }
-        ts->is_handshaking = true;
+        uc->is_handshaking = true;
     }
     char why[128];
-    enum wr_tls_result r = wr_tls_handshake(ts->t, why, sizeof(why));
-    ts->is_handshake_write = r == WR_TLS_WANT_WRITE;
+    enum wr_tls_result r = wr_stream_handshake(&uc->s, why, sizeof(why));
+    uc->is_handshake_write = r == WR_TLS_WANT_WRITE;
     if (r == WR_TLS_WANT_READ || r == WR_TLS_WANT_WRITE) {
         sync_write(uc);
         return false;
     }
-    if (r == WR_TLS_DONE) {
+    if (r == WR_TLS_DONE)
         uc->is_connecting = false;
-    } else {
-        ts->error = EPROTO;
-        snprintf(ts->why, sizeof(ts->why), "TLS handshake: %s", why);
-    }
+    else
+        fail_connect(uc, EPROTO, "TLS handshake: %s", why);
     sync_write(uc);
     return true;
-}
-
-/* Sends the staged record. 1 sent, 0 not yet, -1 failed (ts->error). */
-static int flush_stage(struct wr_upconn *uc)
-{
-    struct wr_upconn_tls *ts = uc->tls;
-    ssize_t w = wr_tls_send(ts->t, ts->stage, ts->stage_len);
-    if (w < 0 && errno == EAGAIN)
-        return 0;
-    if (w < 0) {
-        ts->error = errno;
-        ts->is_stage_pending = false;
-        sync_write(uc);
-        return -1;
-    }
-    /* One record is all or nothing with partial writes; keep any rest. */
-    ts->stage_len -= (size_t)w;
-    memmove(ts->stage, ts->stage + w, ts->stage_len);
-    ts->is_stage_pending = ts->stage_len > 0;
-    sync_write(uc);
-    return ts->is_stage_pending ? 0 : 1;
 }
 
 /* TLS work due on an event. Returns the events still for the owner. */
 static short tls_event(struct wr_upconn *uc, short what)
 {
-    struct wr_upconn_tls *ts = uc->tls;
     if (uc->is_connecting)
         return advance_tls_connect(uc, what) ? EV_WRITE : 0;
-    if ((what & EV_WRITE) && ts->is_stage_pending && flush_stage(uc) < 0)
-        return uc->is_read_paused ? EV_WRITE : EV_READ | EV_WRITE; /* show the error */
+    if ((what & EV_WRITE) && wr_stream_wants_write(&uc->s)) {
+        int r = wr_stream_flush(&uc->s);
+        sync_write(uc);
+        if (r < 0) /* the stream keeps the error: show it to the owner */
+            return uc->is_read_paused ? EV_WRITE : EV_READ | EV_WRITE;
+    }
     if (!uc->is_write_wanted)
         what &= ~EV_WRITE;
     return what;
@@ -274,7 +247,7 @@ static void on_upconn_event(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct wr_upconn *uc = arg;
-    if (uc->tls && uc->on_event && (what = tls_event(uc, what)) == 0)
+    if (uc->s.tls && uc->on_event && (what = tls_event(uc, what)) == 0)
         return;
     if (uc->on_event) {
         uc->on_event(uc, what, uc->arg);
@@ -282,7 +255,7 @@ static void on_upconn_event(evutil_socket_t fd, short what, void *arg)
     }
     /* Idle: the server closed it, or sent something nobody asked for.
      * A late TLS session ticket is neither: read, the connection stays. */
-    if (uc->tls && (what & EV_READ) && wr_tls_idle_check(uc->tls->t))
+    if ((what & EV_READ) && wr_stream_idle_check(&uc->s))
         return;
     unlink_idle(uc);
     close_upconn(uc);
@@ -305,51 +278,15 @@ struct wr_upconn *wr_pool_get(struct wr_pool *pool, const struct wr_listen_addr 
     uc->on_event = on_event;
     uc->arg = arg;
     uc->n_requests++;
-    if (uc->tls)
-        wr_tls_set_idle(uc->tls->t, false); /* a bare EOF may truncate again */
+    wr_stream_set_idle(&uc->s, false); /* a bare EOF may truncate again */
     return uc;
 }
 
-/* A non-blocking socket connecting to addr; *is_connecting when not yet. */
-static int open_socket(const struct wr_listen_addr *addr, bool *is_connecting)
-{
-    int family = addr->addr.ss_family;
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (family != AF_UNIX) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    *is_connecting = false;
-    if (connect(fd, (const struct sockaddr *)&addr->addr, addr->addr_len) < 0) {
-        if (errno != EINPROGRESS) {
-            int err = errno;
-            close(fd);
-            errno = err;
-            return -1;
-        }
-        *is_connecting = true;
-    }
-    return fd;
-}
-
-/* TLS state for uc: the handshake starts once TCP is connected. */
+/* TLS for uc: the handshake starts once TCP is connected. */
 static int start_tls(struct wr_upconn *uc, const struct wr_tls_client *tls, size_t server)
 {
-    struct wr_upconn_tls *ts = malloc(sizeof(*ts));
-    if (!ts)
+    if (wr_stream_tls_client(&uc->s, tls, server, &uc->server->session, uc->pool->stage) < 0)
         return -1;
-    ts->is_handshaking = ts->is_handshake_write = ts->is_stage_pending = false;
-    ts->error = 0;
-    ts->stage_len = 0;
-    ts->why[0] = '\0';
-    ts->t = wr_tls_client_conn_new(tls, server, uc->fd, &uc->server->session);
-    if (!ts->t) {
-        free(ts);
-        return -1;
-    }
-    uc->tls = ts;
     uc->is_connecting = true; /* until the handshake is done, even if TCP is */
     return 0;
 }
@@ -363,17 +300,19 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
         errno = ENOMEM;
         return NULL;
     }
-    bool is_connecting;
-    int fd = open_socket(addr, &is_connecting);
-    if (fd < 0)
-        return NULL;
     struct wr_upconn *uc = calloc(1, sizeof(*uc));
     if (!uc) {
-        close(fd);
         errno = ENOMEM;
         return NULL;
     }
-    uc->fd = fd;
+    bool is_connecting;
+    if (wr_stream_connect(&uc->s, addr, &is_connecting) < 0) {
+        int err = errno;
+        free(uc);
+        errno = err;
+        return NULL;
+    }
+    int fd = uc->s.fd;
     uc->pool = pool;
     uc->server = s;
     s->n_conns++;
@@ -391,7 +330,7 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
     }
     /* TLS: the first writable event reports the TCP connect (or, on a
      * socket connected at once, starts the handshake). */
-    if (uc->tls)
+    if (uc->s.tls)
         sync_write(uc);
     else if (is_connecting)
         wr_upconn_want_write(uc, true);
@@ -400,11 +339,11 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
 
 int wr_upconn_connect_error(struct wr_upconn *uc, char *why, size_t cap)
 {
-    if (uc->tls) {
-        snprintf(why, cap, "%s", uc->tls->why);
-        return uc->is_connecting && uc->tls->error == 0 ? EINPROGRESS : uc->tls->error;
+    if (uc->s.tls) {
+        snprintf(why, cap, "%s", uc->why ? uc->why : "");
+        return uc->is_connecting && uc->error == 0 ? EINPROGRESS : uc->error;
     }
-    int err = socket_error(uc->fd);
+    int err = wr_stream_connect_error(&uc->s);
     if (err == 0)
         uc->is_connecting = false;
     snprintf(why, cap, "connect: %s", strerror(err));
@@ -413,84 +352,24 @@ int wr_upconn_connect_error(struct wr_upconn *uc, char *why, size_t cap)
 
 bool wr_upconn_is_resumed(const struct wr_upconn *uc)
 {
-    return uc->tls && wr_tls_is_resumed(uc->tls->t);
+    return uc->s.tls && wr_tls_is_resumed(wr_stream_tls(&uc->s));
 }
 
 ssize_t wr_upconn_read(struct wr_upconn *uc, void *buf, size_t cap)
 {
-    ssize_t n;
-    if (!uc->tls) {
-        do {
-            n = read(uc->fd, buf, cap);
-        } while (n < 0 && errno == EINTR);
-        return n;
-    }
-    if (uc->tls->error) {
-        errno = uc->tls->error;
-        return -1;
-    }
-    n = wr_tls_recv(uc->tls->t, buf, cap);
+    ssize_t n = wr_stream_read(&uc->s, buf, cap);
     /* Records OpenSSL already pulled off the socket never make it
      * readable again: come back for them on the next loop turn. */
-    if (n > 0 && !uc->is_read_paused && wr_tls_has_pending(uc->tls->t))
+    if (n > 0 && uc->s.tls && !uc->is_read_paused && wr_stream_has_pending(&uc->s))
         event_active(&uc->ev_read, EV_READ, 0);
     return n;
 }
 
-/* The first record's worth of iov: iov[0] itself when it is large enough
- * or alone, else copied together into the stage. */
-static const char *gather(struct wr_upconn_tls *ts, const struct iovec *iov, int n, size_t *len)
-{
-    if (n == 1 || iov[0].iov_len >= TLS_STAGE) {
-        *len = iov[0].iov_len < TLS_STAGE ? iov[0].iov_len : TLS_STAGE;
-        return iov[0].iov_base;
-    }
-    size_t k = 0;
-    for (int i = 0; i < n && k < TLS_STAGE; i++) {
-        size_t take = iov[i].iov_len < TLS_STAGE - k ? iov[i].iov_len : TLS_STAGE - k;
-        memcpy(ts->stage + k, iov[i].iov_base, take);
-        k += take;
-    }
-    *len = k;
-    return ts->stage;
-}
-
-static ssize_t tls_writev(struct wr_upconn *uc, const struct iovec *iov, int n)
-{
-    struct wr_upconn_tls *ts = uc->tls;
-    if (ts->is_stage_pending && flush_stage(uc) == 0) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (ts->error) {
-        errno = ts->error;
-        return -1;
-    }
-    size_t len;
-    const char *src = gather(ts, iov, n, &len);
-    if (len == 0)
-        return 0;
-    ssize_t w = wr_tls_send(ts->t, src, len);
-    if (w >= 0 || errno != EAGAIN)
-        return w;
-    /* OpenSSL built the record (or will, from the same bytes): keep them
-     * for the retry, which the pool makes itself, and count them taken. */
-    if (src != ts->stage)
-        memcpy(ts->stage, src, len);
-    ts->stage_len = len;
-    ts->is_stage_pending = true;
-    sync_write(uc);
-    return (ssize_t)len;
-}
-
 ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n)
 {
-    if (uc->tls)
-        return tls_writev(uc, iov, n);
-    ssize_t w;
-    do {
-        w = writev(uc->fd, iov, n);
-    } while (w < 0 && errno == EINTR);
+    ssize_t w = wr_stream_writev(&uc->s, iov, n);
+    if (uc->s.tls)
+        sync_write(uc); /* a record may wait now, or the one waiting went */
     return w;
 }
 
@@ -499,27 +378,19 @@ void wr_upconn_close(struct wr_upconn *uc)
     close_upconn(uc);
 }
 
-/* A TLS connection goes idle only with nothing owed either way. */
-static bool is_tls_reusable(const struct wr_upconn *uc)
-{
-    const struct wr_upconn_tls *ts = uc->tls;
-    return !ts->is_stage_pending && ts->error == 0 && wr_tls_is_healthy(ts->t) &&
-           !wr_tls_has_pending(ts->t);
-}
-
 void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms)
 {
     struct wr_pool_server *s = uc->server;
-    /* A retired entry's connections are for no snapshot in use any more. */
+    /* A retired entry's connections are for no snapshot in use any more.
+     * A TLS connection goes idle only with nothing owed either way. */
     if (s->is_retired || s->n_idle >= max_idle || uc->is_connecting ||
-        (uc->tls && !is_tls_reusable(uc))) {
+        !wr_stream_is_reusable(&uc->s)) {
         close_upconn(uc);
         return;
     }
     uc->on_event = NULL;
     uc->arg = NULL;
-    if (uc->tls)
-        wr_tls_set_idle(uc->tls->t, true); /* a server's bare close is a clean one */
+    wr_stream_set_idle(&uc->s, true); /* a server's bare close is a clean one */
     wr_upconn_want_write(uc, false);
     wr_upconn_pause_read(uc, false);
     uc->idle_until_ms = now_ms() + idle_ms;
@@ -538,24 +409,14 @@ void wr_upconn_pause_read(struct wr_upconn *uc, bool is_paused)
     else
         event_add(&uc->ev_read, NULL);
     uc->is_read_paused = is_paused;
-    if (!is_paused && uc->tls && !uc->is_connecting && wr_tls_has_pending(uc->tls->t))
+    if (!is_paused && !uc->is_connecting && wr_stream_has_pending(&uc->s))
         event_active(&uc->ev_read, EV_READ, 0); /* records read before the pause */
 }
 
 void wr_upconn_want_write(struct wr_upconn *uc, bool is_wanted)
 {
     uc->is_write_wanted = is_wanted;
-    if (uc->tls) {
-        sync_write(uc);
-        return;
-    }
-    if (is_wanted == uc->is_write_armed)
-        return;
-    if (is_wanted)
-        event_add(&uc->ev_write, NULL);
-    else
-        event_del(&uc->ev_write);
-    uc->is_write_armed = is_wanted;
+    sync_write(uc);
 }
 
 void wr_pool_tick(struct wr_pool *pool, uint64_t now)
@@ -598,6 +459,7 @@ void wr_pool_free(struct wr_pool *pool)
         close_idle(pool, s);
         free_server(pool, s);
     }
+    wr_stream_stage_free(pool->stage);
     free(pool);
 }
 
@@ -650,4 +512,9 @@ void wr_pool_sweep(struct wr_pool *pool)
 const struct wr_pool_stats *wr_pool_stats(const struct wr_pool *pool)
 {
     return &pool->stats;
+}
+
+const struct wr_stream_stats *wr_pool_stream_stats(const struct wr_pool *pool)
+{
+    return wr_stream_stage_stats(pool->stage);
 }

@@ -1,5 +1,5 @@
 /*
- * tls: OpenSSL contexts from [tls] sections, and TLS record I/O for conn.
+ * tls: OpenSSL contexts from [tls] sections, and TLS record I/O for streams (stream.c).
  *
  * A "site" is one section turned into an SSL_CTX plus what the callbacks
  * need (names, versions, ciphers, ALPN list, handshake_timeout). A set is
@@ -20,8 +20,9 @@
  * plain shared write (TSan-clean). Sessions are not cached server-side:
  * tickets carry them.
  *
- * Not here: when to read or write (conn), the 421 decision's consequences
- * (conn answers it). TLS parsing is OpenSSL's; there is no fuzz target.
+ * Not here: when to read or write (the stream's owner), write staging
+ * (stream.c), the 421 decision's consequences (conn answers it). TLS
+ * parsing is OpenSSL's; there is no fuzz target.
  */
 #include "weir/tls.h"
 
@@ -983,8 +984,9 @@ static SSL_CTX *new_client_ctx(void)
     /* No SSL_OP_IGNORE_UNEXPECTED_EOF: a TCP EOF without close_notify is
      * not the end of a response whose end is the close (RFC 9112 §9.8: it
      * may be a truncation), so wr_tls_recv reports it as
-     * WR_TLS_ETRUNCATED. Idle pooled connections and health probes, where
-     * nothing can be truncated, turn the option on for themselves. */
+     * WR_TLS_ETRUNCATED. Idle pooled connections, where nothing can be
+     * truncated, turn the option on for themselves (wr_tls_set_idle); a
+     * health probe reads a status line only, and takes either end alike. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* Same modes as the server side: the pool writes one record at a time
      * and may retry from its own copy of the bytes. */
@@ -1124,8 +1126,14 @@ bool wr_tls_idle_check(struct wr_tls_conn *t)
         return false; /* a response nobody asked for */
     int err = SSL_get_error(t->ssl, 0);
     ERR_clear_error();
-    if (err == SSL_ERROR_WANT_READ)
+    if (err == SSL_ERROR_WANT_READ) {
+        /* SSL_MODE_RELEASE_BUFFERS gives the read buffer back after
+         * application data only: after a late session ticket it stayed
+         * (17 KiB per idle pooled connection that got one; measured with
+         * bench/micro_upconn_idle.c). Nothing is in it now. */
+        SSL_free_buffers(t->ssl);
         return true;
+    }
     t->is_failed = err != SSL_ERROR_ZERO_RETURN;
     return false;
 }
@@ -1140,21 +1148,12 @@ void wr_tls_set_idle(struct wr_tls_conn *t, bool is_idle)
     /* No response is in flight on an idle connection: a server closing it
      * without close_notify truncates nothing, and OpenSSL would otherwise
      * take the EOF for a fatal error and spoil the session for resumption. */
-    if (is_idle)
+    if (is_idle) {
         SSL_set_options(t->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    else
+        SSL_free_buffers(t->ssl); /* fails, harmlessly, while bytes wait in them */
+    } else {
         SSL_clear_options(t->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-}
-
-void *wr_tls_client_ssl_new(const struct wr_tls_client *c, size_t server)
-{
-    SSL *ssl = client_ssl_new(c, server);
-    /* A health check only reads a status line: a server closing without
-     * close_notify after it is fine (libevent's dirty shutdown does not
-     * cover OpenSSL 3's unexpected-EOF error). */
-    if (ssl)
-        SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    return ssl;
+    }
 }
 
 /* " (certificate verify error)" after why when the peer's certificate
@@ -1165,19 +1164,6 @@ static void append_verify_error(SSL *ssl, char *why, size_t cap)
     size_t len = strlen(why);
     if (v != X509_V_OK && len < cap)
         snprintf(why + len, cap - len, " (%s)", X509_verify_cert_error_string(v));
-}
-
-void wr_tls_client_failure(void *ssl, unsigned long err, char *why, size_t cap)
-{
-    const char *reason = err ? ERR_reason_error_string(err) : NULL;
-    snprintf(why, cap, "%s", reason ? reason : "handshake failed");
-    append_verify_error(ssl, why, cap);
-    ERR_clear_error();
-}
-
-void wr_tls_ssl_free(void *ssl)
-{
-    SSL_free(ssl);
 }
 
 /* ---- certificate checks (weir -t, start and reload) -------------------- */

@@ -24,19 +24,20 @@
 #include "weir/upstream.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "weir/hash.h"
 #include "weir/log.h"
+#include "weir/stream.h"
 #include "weir/tls.h"
 
 /* Ring points per unit of weight: with 160 a server's share of keys is
@@ -579,19 +580,36 @@ int wr_balancer_pick(struct wr_balancer *b, const struct wr_upstream_cfg *up,
 
 /* ---- the active checker (main's event base) -------------------------------- */
 
-/* One checked server: its interval timer and the check in flight, if any. */
+/* Where the check in flight of a probe is. */
+enum probe_step {
+    STEP_IDLE = 0,   /* no check in flight */
+    STEP_CONNECTING, /* TCP connect in progress */
+    STEP_HANDSHAKE,  /* TLS handshake (tls = on) */
+    STEP_SENDING,    /* writing the request */
+    STEP_READING,    /* waiting for the status line */
+};
+
+/* One checked server: its interval timer and the check in flight, if any.
+ * A check is a plain or TLS stream (stream.h) carrying one request and the
+ * first line of its response. */
 struct probe {
     struct wr_health_checker *hc;
     const struct wr_upstream_cfg *up; /* borrowed from hc->cfg */
     size_t server;
     struct event *tick;      /* every health_interval (EV_PERSIST) */
     struct event *deadline;  /* health_timeout of the check in flight */
-    struct bufferevent *bev; /* the check in flight, or NULL */
-    bool is_connected;       /* of the check in flight */
+    struct event io;         /* the check's socket, one direction at a time */
+    bool is_io_assigned;     /* io was assigned for the check in flight */
+    bool is_connected;       /* of the check in flight: TCP and TLS are up */
+    enum probe_step step;
+    struct wr_stream s;      /* the check in flight (fd -1 when none) */
+    char *buf;               /* owned: the request, then CHECK_LINE_MAX for the line */
+    size_t req_len, req_sent, line_len;
 };
 
 struct wr_health_checker {
     struct event_base *base; /* borrowed: main's */
+    struct wr_stream_stage *stage; /* owned: TLS staging of the probes */
     struct wr_config *cfg;   /* a reference, or NULL */
     struct probe *probes;    /* one per server of every checked upstream */
     size_t n_probes;
@@ -615,9 +633,15 @@ static void publish_verdict(const struct probe *p, bool is_up, const char *why)
 
 static void end_check(struct probe *p)
 {
-    if (p->bev != NULL)
-        bufferevent_free(p->bev); /* safe inside its own callbacks */
-    p->bev = NULL;
+    if (p->is_io_assigned)
+        event_del(&p->io);
+    p->is_io_assigned = false;
+    if (p->s.fd >= 0)
+        wr_stream_close_notify(&p->s); /* polite, when TLS got that far */
+    wr_stream_fini(&p->s);
+    free(p->buf);
+    p->buf = NULL;
+    p->step = STEP_IDLE;
     if (p->deadline != NULL)
         evtimer_del(p->deadline);
 }
@@ -626,6 +650,17 @@ static void finish_check(struct probe *p, bool is_up, const char *why)
 {
     end_check(p);
     publish_verdict(p, is_up, why);
+}
+
+__attribute__((format(printf, 2, 3))) static void fail_check(struct probe *p, const char *fmt,
+                                                             ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    finish_check(p, false, why);
 }
 
 /* "HTTP/1.x SSS ..." -> SSS, or -1. */
@@ -643,50 +678,140 @@ static int parse_status_line(const char *line, size_t len)
     return (len == 12 || line[12] == ' ') && status >= 100 ? status : -1;
 }
 
-static void on_check_read(struct bufferevent *bev, void *arg)
+/* Each step below returns the event to wait for (EV_READ, EV_WRITE), or 0
+ * when it moved to the next step or ended the check (step IDLE). */
+
+static short probe_connect(struct probe *p)
 {
-    struct probe *p = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    if (eol.pos < 0) {
-        if (evbuffer_get_length(in) > CHECK_LINE_MAX)
-            finish_check(p, false, "no status line in the first 1 KiB");
-        return;
+    int err = wr_stream_connect_error(&p->s);
+    if (err != 0) {
+        fail_check(p, "connect: %s", strerror(err));
+        return 0;
     }
-    char line[CHECK_LINE_MAX];
-    size_t len = (size_t)eol.pos < sizeof(line) ? (size_t)eol.pos : sizeof(line) - 1;
-    evbuffer_copyout(in, line, len);
+    p->step = wr_stream_is_tls(&p->s) ? STEP_HANDSHAKE : STEP_SENDING;
+    return 0;
+}
+
+static short probe_handshake(struct probe *p)
+{
+    char why[128];
+    enum wr_tls_result r = wr_stream_handshake(&p->s, why, sizeof(why));
+    if (r == WR_TLS_WANT_READ || r == WR_TLS_WANT_WRITE)
+        return r == WR_TLS_WANT_READ ? EV_READ : EV_WRITE;
+    if (r != WR_TLS_DONE) {
+        fail_check(p, "TLS: %s", why); /* OpenSSL's reason, and the certificate's */
+        return 0;
+    }
+    p->step = STEP_SENDING;
+    return 0;
+}
+
+static short probe_send(struct probe *p)
+{
+    p->is_connected = true;
+    while (p->req_sent < p->req_len) {
+        struct iovec iov = {p->buf + p->req_sent, p->req_len - p->req_sent};
+        ssize_t w = wr_stream_writev(&p->s, &iov, 1);
+        if (w < 0 && errno == EAGAIN)
+            return EV_WRITE;
+        if (w < 0) {
+            fail_check(p, "send: %s", strerror(errno));
+            return 0;
+        }
+        p->req_sent += (size_t)w;
+    }
+    int r = wr_stream_flush(&p->s); /* TLS: a record taken may still wait */
+    if (r == 0)
+        return EV_WRITE;
+    if (r < 0) {
+        fail_check(p, "send: %s", strerror(errno));
+        return 0;
+    }
+    p->step = STEP_READING;
+    return 0;
+}
+
+/* The status line, ended by LF or CRLF, judged. */
+static void judge_line(struct probe *p, const char *line, size_t len)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
     int status = parse_status_line(line, len);
-    char why[64];
     if (status < 0) {
         finish_check(p, false, "malformed status line");
-    } else {
-        snprintf(why, sizeof(why), "status %d", status);
-        finish_check(p, status >= 200 && status < 400, why);
+        return;
+    }
+    char why[64];
+    snprintf(why, sizeof(why), "status %d", status);
+    finish_check(p, status >= 200 && status < 400, why);
+}
+
+static short probe_read(struct probe *p)
+{
+    char *line = p->buf + p->req_len;
+    for (;;) { /* each turn reads bytes into a bounded buffer, or ends */
+        ssize_t n = wr_stream_read(&p->s, line + p->line_len, CHECK_LINE_MAX - p->line_len);
+        if (n < 0 && errno == EAGAIN)
+            return EV_READ;
+        if (n == 0 || (n < 0 && errno == WR_TLS_ETRUNCATED)) {
+            finish_check(p, false, "closed before the status line");
+            return 0;
+        }
+        if (n < 0) {
+            fail_check(p, "read: %s", strerror(errno));
+            return 0;
+        }
+        const char *eol = memchr(line + p->line_len, '\n', (size_t)n);
+        p->line_len += (size_t)n;
+        if (eol) {
+            judge_line(p, line, (size_t)(eol - line));
+            return 0;
+        }
+        if (p->line_len == CHECK_LINE_MAX) {
+            finish_check(p, false, "no status line in the first 1 KiB");
+            return 0;
+        }
     }
 }
 
-static void on_check_event(struct bufferevent *bev, short what, void *arg)
+static void on_probe_io(evutil_socket_t fd, short what, void *arg);
+
+/* Runs the check's steps until one has to wait (then watches the socket
+ * for it) or the check ended. */
+static void advance_check(struct probe *p)
 {
-    struct probe *p = arg;
-    int err = errno;
-    char why[128];
-    if (what & BEV_EVENT_CONNECTED) {
-        p->is_connected = true; /* TLS: the handshake succeeded too */
-        return;
+    short wait = 0;
+    while (wait == 0 && p->step != STEP_IDLE) {
+        switch (p->step) {
+        case STEP_CONNECTING:
+            wait = probe_connect(p);
+            break;
+        case STEP_HANDSHAKE:
+            wait = probe_handshake(p);
+            break;
+        case STEP_SENDING:
+            wait = probe_send(p);
+            break;
+        default:
+            wait = probe_read(p);
+            break;
+        }
     }
-    unsigned long tls_err = p->up->tls ? bufferevent_get_openssl_error(bev) : 0;
-    if (tls_err != 0) {
-        char reason[96];
-        wr_tls_client_failure(bufferevent_openssl_get_ssl(bev), tls_err, reason, sizeof(reason));
-        snprintf(why, sizeof(why), "TLS: %s", reason);
-    } else if (what & BEV_EVENT_ERROR)
-        snprintf(why, sizeof(why), "%s: %s", p->is_connected ? "read" : "connect",
-                 err != 0 ? strerror(err) : "failed");
-    else
-        snprintf(why, sizeof(why), "closed before the status line");
-    finish_check(p, false, why);
+    if (wait == 0)
+        return;
+    if (p->is_io_assigned)
+        event_del(&p->io);
+    event_assign(&p->io, p->hc->base, p->s.fd, wait, on_probe_io, p);
+    p->is_io_assigned = true;
+    if (event_add(&p->io, NULL) < 0)
+        finish_check(p, false, "cannot watch the socket");
+}
+
+static void on_probe_io(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    advance_check(arg);
 }
 
 static void on_check_deadline(evutil_socket_t fd, short what, void *arg)
@@ -706,64 +831,56 @@ static struct timeval ms_to_tv(uint64_t ms)
                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
-/* The check's connection: plain, or TLS with the upstream's client
- * context (the same verification as the workers' connections). The
- * libevent OpenSSL filter is plenty for one probe per interval. */
-static struct bufferevent *new_check_bev(const struct probe *p)
+/* The check's request, then room for the status line, into p->buf. */
+static int make_request(struct probe *p)
 {
-    if (!p->up->tls)
-        return bufferevent_socket_new(p->hc->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!p->up->tls_client)
-        return NULL;
-    struct ssl_st *ssl = wr_tls_client_ssl_new(p->up->tls_client, p->server);
-    if (ssl == NULL)
-        return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        p->hc->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        wr_tls_ssl_free(ssl);
-        return NULL;
-    }
-    /* The server may close right after its response, without close_notify. */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
+#define CHECK_REQUEST                                                                       \
+    "%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: weir-health\r\nConnection: close\r\n\r\n"
+    const char *authority = p->up->servers[p->server].authority;
+    int len = snprintf(NULL, 0, CHECK_REQUEST, p->up->health_check, authority);
+    if (len < 0 || !(p->buf = malloc((size_t)len + 1 + CHECK_LINE_MAX)))
+        return -1;
+    snprintf(p->buf, (size_t)len + 1, CHECK_REQUEST, p->up->health_check, authority);
+#undef CHECK_REQUEST
+    p->req_len = (size_t)len;
+    return 0;
 }
 
 static void start_check(struct probe *p)
 {
-    const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
     p->is_connected = false;
-    p->bev = new_check_bev(p);
-    if (p->bev == NULL) {
-        finish_check(p, false, p->up->tls && !p->up->tls_client ? "no TLS client context"
-                                                                 : "out of memory");
+    p->req_sent = p->line_len = 0;
+    if (p->up->tls && !p->up->tls_client) {
+        finish_check(p, false, "no TLS client context");
         return;
     }
-    bufferevent_setcb(p->bev, on_check_read, NULL, on_check_event, p);
-    /* Queued before connecting: libevent sends it once connected. */
-    if (evbuffer_add_printf(bufferevent_get_output(p->bev),
-                                           "%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: weir-health"
-                                           "\r\nConnection: close\r\n\r\n",
-                                           p->up->health_check, srv->authority) < 0) {
+    if (make_request(p) < 0) {
         finish_check(p, false, "out of memory");
         return;
     }
-    errno = 0;
-    if (bufferevent_socket_connect(p->bev, (const struct sockaddr *)&srv->addr.addr,
-                                   (int)srv->addr.addr_len) < 0) {
-        if (p->bev == NULL) /* libevent already reported it through on_check_event */
-            return;
-        char why[128];
-        snprintf(why, sizeof(why), "connect: %s", errno ? strerror(errno) : "failed");
-        finish_check(p, false, why);
+    bool is_connecting;
+    if (wr_stream_connect(&p->s, &p->up->servers[p->server].addr, &is_connecting) < 0) {
+        fail_check(p, "connect: %s", strerror(errno));
         return;
     }
-    if (bufferevent_enable(p->bev, EV_READ | EV_WRITE) < 0) {
-        finish_check(p, false, "cannot watch the socket");
+    /* The upstream's client context: the workers' SNI and verification;
+     * no resumption (one probe per interval needs none). */
+    if (p->up->tls &&
+        wr_stream_tls_client(&p->s, p->up->tls_client, p->server, NULL, p->hc->stage) < 0) {
+        finish_check(p, false, "out of memory");
         return;
     }
     struct timeval tv = ms_to_tv(p->up->health_timeout_ms);
     evtimer_add(p->deadline, &tv);
+    p->step = STEP_CONNECTING;
+    if (is_connecting) {
+        p->is_io_assigned = true;
+        event_assign(&p->io, p->hc->base, p->s.fd, EV_WRITE, on_probe_io, p);
+        if (event_add(&p->io, NULL) < 0)
+            finish_check(p, false, "cannot watch the socket");
+        return;
+    }
+    advance_check(p);
 }
 
 static void on_check_tick(evutil_socket_t fd, short what, void *arg)
@@ -771,7 +888,7 @@ static void on_check_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct probe *p = arg;
-    if (p->bev == NULL) /* else the last check is still running (timeout > interval) */
+    if (p->step == STEP_IDLE) /* else the last check is still running (timeout > interval) */
         start_check(p);
 }
 
@@ -796,7 +913,7 @@ static void stop_all(struct wr_health_checker *hc)
 static int arm_probe(struct wr_health_checker *hc, struct probe *p,
                      const struct wr_upstream_cfg *up, size_t server)
 {
-    *p = (struct probe){.hc = hc, .up = up, .server = server};
+    *p = (struct probe){.hc = hc, .up = up, .server = server, .s = {.fd = -1}};
     p->tick = event_new(hc->base, -1, EV_PERSIST, on_check_tick, p);
     p->deadline = evtimer_new(hc->base, on_check_deadline, p);
     struct timeval every = ms_to_tv(up->health_interval_ms);
@@ -843,6 +960,10 @@ void wr_health_checker_set_config(struct wr_health_checker *hc, struct wr_config
 struct wr_health_checker *wr_health_checker_new(struct event_base *base)
 {
     struct wr_health_checker *hc = calloc(1, sizeof(*hc));
+    if (hc != NULL && (hc->stage = wr_stream_stage_new()) == NULL) {
+        free(hc);
+        return NULL;
+    }
     if (hc != NULL)
         hc->base = base;
     return hc;
@@ -853,5 +974,6 @@ void wr_health_checker_free(struct wr_health_checker *hc)
     if (hc == NULL)
         return;
     stop_all(hc);
+    wr_stream_stage_free(hc->stage);
     free(hc);
 }

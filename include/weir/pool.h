@@ -18,11 +18,13 @@
  *
  * TLS: a connection made with a client context (tls.h) handshakes as part
  * of connecting: is_connecting stays true, and the owner hears nothing,
- * until the handshake is done or failed. wr_upconn_read/wr_upconn_writev
- * hide the difference: they are read/writev on plain TCP, and on TLS
- * SSL_read/SSL_write with OpenSSL's WANT_* mapped to EAGAIN and the event
- * the record layer needs armed by the pool itself. Each server entry keeps
- * the last TLS session it received, so reconnects resume.
+ * until the handshake is done or failed. The socket is a struct wr_stream
+ * (stream.h): wr_upconn_read/wr_upconn_writev are its read and writev,
+ * plus the events the TLS record layer needs (a record taken but not sent
+ * yet, records already decrypted), which the pool arms and serves itself.
+ * Each server entry keeps the last TLS session it received, so reconnects
+ * resume. A TLS connection holds no plaintext buffer of its own except
+ * while a record waits for the socket (the pool's stage is shared).
  * Worker thread only. Layer 2.
  */
 #ifndef WEIR_POOL_H
@@ -34,6 +36,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "weir/stream.h"
 #include "weir/units.h"
 
 struct iovec;
@@ -44,13 +47,12 @@ struct event_base;
 struct wr_pool;
 struct wr_pool_server;
 struct wr_upconn;
-struct wr_upconn_tls;
 
 /* what: EV_READ and/or EV_WRITE. */
 typedef void (*wr_upconn_fn)(struct wr_upconn *uc, short what, void *arg);
 
 struct wr_upconn {
-    int fd;
+    struct wr_stream s;            /* the socket, and its TLS with a client context */
     struct event ev_read, ev_write;
     struct wr_pool *pool;          /* borrowed */
     struct wr_pool_server *server; /* borrowed: the pool's entry for its address */
@@ -59,9 +61,12 @@ struct wr_upconn {
     void *arg;
     uint64_t idle_until_ms;        /* while idle: monotonic expiry */
     uint64_t n_requests;           /* exchanges started on it */
-    struct wr_upconn_tls *tls;     /* owned; NULL on plain TCP */
+    char *why;                     /* owned: why a TLS connect failed; NULL until then */
+    int error;                     /* TLS connect or handshake failure (errno); 0: none */
     bool is_connecting;            /* connect() (and TLS handshake) in progress:
                                       the owner's first EV_WRITE tells */
+    bool is_handshaking;           /* TLS: TCP connected, handshake under way */
+    bool is_handshake_write;       /* TLS: the handshake waits for EV_WRITE */
     bool is_read_paused;           /* ev_read removed (owner's backpressure) */
     bool is_write_wanted;          /* the owner wants EV_WRITE */
     bool is_write_armed;           /* ev_write added (wanted, or TLS needs it) */
@@ -76,6 +81,7 @@ struct wr_pool_stats {
     uint64_t n_servers;  /* server entries now (address + TLS context each) */
 };
 
+/* A pool on base (borrowed, outlives it); NULL on allocation failure. */
 struct wr_pool *wr_pool_new(struct event_base *base);
 
 /* Closes every connection (idle or not: owners must be gone). NULL ok. */
@@ -108,9 +114,11 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
 int wr_upconn_connect_error(struct wr_upconn *uc, char *why, size_t cap);
 
 /*
- * Like read(2) on a connected uc: bytes (> 0), 0 at the end of the
- * stream, or -1 with errno (EAGAIN: wait for EV_READ). On TLS, records
- * already decrypted but not returned bring another EV_READ by themselves.
+ * Like read(2) on a connected uc (wr_stream_read): bytes (> 0), 0 at the
+ * end of the stream, or -1 with errno (EAGAIN: wait for EV_READ;
+ * WR_TLS_ETRUNCATED: a TLS server closed without close_notify). On TLS,
+ * records already decrypted but not returned bring another EV_READ by
+ * themselves.
  */
 ssize_t wr_upconn_read(struct wr_upconn *uc, void *buf, size_t cap);
 
@@ -118,7 +126,9 @@ ssize_t wr_upconn_read(struct wr_upconn *uc, void *buf, size_t cap);
  * Like writev(2) on a connected uc: bytes taken (may be fewer than
  * offered), or -1 with errno (EAGAIN: want EV_WRITE and retry). On TLS at
  * most one record (16 KiB) per call; bytes taken are the pool's to
- * deliver, so a retry may offer different bytes.
+ * deliver (wr_stream_writev: a record the socket did not take yet waits
+ * in the connection and the pool sends it on the next writable event), so
+ * a retry may offer different bytes.
  */
 ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n);
 
@@ -156,5 +166,9 @@ void wr_pool_keep(struct wr_pool *pool, const struct wr_config *cfg);
 void wr_pool_sweep(struct wr_pool *pool);
 
 const struct wr_pool_stats *wr_pool_stats(const struct wr_pool *pool);
+
+/* The counters of the stage the pool's TLS connections write through
+ * (records waiting now, ...), for tests and measurements. */
+const struct wr_stream_stats *wr_pool_stream_stats(const struct wr_pool *pool);
 
 #endif

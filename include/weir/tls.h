@@ -2,7 +2,7 @@
  * tls: OpenSSL for client connections. SSL_CTX per [tls] / [tls NAME]
  * section, the section chosen by SNI, ALPN, session tickets with keys
  * shared by every worker and rotated by main, and the non-blocking
- * record I/O conn uses on a TLS socket.
+ * record I/O a TLS stream (stream.h) runs on.
  *
  * Threads: sets and ticket keys are built and rotated by main; workers
  * only read them (OpenSSL locks what it changes inside an SSL_CTX). A
@@ -184,7 +184,8 @@ uint64_t wr_tls_client_id(const struct wr_tls_client *c);
  * Starts client TLS on the connecting or connected socket fd to server
  * (an index into the upstream's servers) of c. slot (borrowed, must
  * outlive the result; NULL: no resumption) holds the session to offer
- * and receives new ones. NULL on allocation failure. Worker thread.
+ * and receives new ones. NULL on allocation failure. The thread that
+ * owns the socket (a worker; main for health probes).
  */
 struct wr_tls_conn *wr_tls_client_conn_new(const struct wr_tls_client *c, size_t server, int fd,
                                            struct wr_tls_session **slot);
@@ -194,34 +195,18 @@ void wr_tls_session_free(struct wr_tls_session *s);
 
 /* Reads and discards what an idle client connection received: true when
  * that was only TLS housekeeping (a late session ticket) and the
- * connection is still fine; false for data, close_notify, EOF or an
- * error (close it). */
+ * connection is still fine (OpenSSL's buffers are then given back); false
+ * for data, close_notify, EOF or an error (close it). */
 bool wr_tls_idle_check(struct wr_tls_conn *t);
 
 /* A client connection goes idle in the pool (true) or back to work
  * (false). While idle, a TCP EOF without close_notify counts as a clean
- * close: no response can be truncated, and the session stays resumable. */
+ * close: no response can be truncated, and the session stays resumable.
+ * Going idle gives OpenSSL's buffers back when they hold nothing. */
 void wr_tls_set_idle(struct wr_tls_conn *t, bool is_idle);
 
 /* True when the connection is still usable after its last result: no
  * fatal TLS error, so a close_notify may be sent. */
 bool wr_tls_is_healthy(const struct wr_tls_conn *t);
-
-/*
- * For the health checker (main thread): a new client SSL for server of c
- * (SNI, verification), without resumption, where a TCP EOF without
- * close_notify counts as a clean close, as a void * to keep OpenSSL's
- * types out of this header; the caller owns it (SSL_free, or hands it
- * to a libevent OpenSSL bufferevent). NULL on allocation failure.
- */
-void *wr_tls_client_ssl_new(const struct wr_tls_client *c, size_t server);
-
-/* SSL_free for a void * from wr_tls_client_ssl_new. NULL ok. */
-void wr_tls_ssl_free(void *ssl);
-
-/* Why the handshake of the client SSL ssl failed, into why (cap bytes):
- * the reason of OpenSSL error code err (0: unknown), with the certificate
- * verification error when there is one. Clears OpenSSL's error queue. */
-void wr_tls_client_failure(void *ssl, unsigned long err, char *why, size_t cap);
 
 #endif

@@ -7,7 +7,9 @@
  * shared by every worker; balancing state (smooth round-robin weights,
  * active request counts, the hash ring) is per worker, in a struct
  * wr_balancer built for one snapshot. The active checker runs on main's
- * event base only. Layer 2: uses libevent, config and log.
+ * event base only; each probe is a stream (stream.h: plain, or TLS with
+ * the upstream's client context) carrying one request. Layer 2: uses
+ * libevent, config, log and stream.
  *
  * Server indexes are into up->servers (and up->health). Times are
  * CLOCK_MONOTONIC milliseconds (wr_upstream_now_ms).

@@ -2,8 +2,10 @@
  * Unit tests for pool.c: connections to a real listening socket on
  * 127.0.0.1, driven by a private event base. Covers connect completion,
  * hits and misses, the per-server idle cap, expiry, a server closing an
- * idle connection, refused connects, and server entries reclaimed once no
- * snapshot in use names them (issue 13.4).
+ * idle connection, refused connects, server entries reclaimed once no
+ * snapshot in use names them (issue 13.4), and a TLS connection on the
+ * stream: a record the socket did not take waits in the connection only
+ * while it waits and the pool sends it by itself (issue 14).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,12 +18,19 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "testcert.h"
 #include "weir/config.h"
 #include "weir/pool.h"
+#include "weir/stream.h"
 
 struct fixture {
     struct event_base *base;
@@ -283,6 +292,113 @@ static void issue_13_pool_retired_entry(void **state)
         close(sfd[i]);
 }
 
+/* ---- TLS on the stream (issue 14) -------------------------------------------- */
+
+/* A snapshot with [tls] (a throwaway certificate in dir) and one upstream
+ * with tls = on, its contexts attached. */
+static struct wr_config *tls_config(const char *dir)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[server]\nlisten = 127.0.0.1:1 tls\n[tls]\ncert = %s/s.crt\nkey = %s/s.key\n"
+             "[upstream u]\nserver = 127.0.0.1:1\ntls = on\ntls_verify = off\n",
+             dir, dir);
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = wr_config_parse_string(text, "t.ini", &errs);
+    assert_non_null(cfg);
+    struct wr_tls_set *set = wr_tls_set_new(cfg, NULL, NULL, &errs);
+    assert_non_null(set);
+    wr_config_errors_fini(&errs);
+    wr_tls_set_attach(cfg, set);
+    return cfg;
+}
+
+/* Connects with TLS; the server side (a stream on the accepted socket) is
+ * driven between turns of the pool's loop until the owner hears. */
+static struct wr_upconn *tls_connected(struct fixture *f, const struct wr_config *cfg,
+                                       struct wr_stream *sv, struct wr_stream_stage *stage)
+{
+    struct wr_upconn *uc =
+        wr_pool_connect(f->pool, &f->addr, cfg->upstreams[0].tls_client, 0, on_event, f);
+    assert_non_null(uc);
+    int sfd = accept(f->listen_fd, NULL, NULL);
+    assert_true(sfd >= 0);
+    fcntl(sfd, F_SETFL, O_NONBLOCK);
+    wr_stream_init(sv, sfd);
+    assert_int_equal(wr_stream_tls_server(sv, cfg->tls_set, stage), 0);
+    char why[128];
+    bool is_server_done = false;
+    int before = f->n_events;
+    for (int i = 0; i < 200 && f->n_events == before; i++) {
+        if (!is_server_done)
+            is_server_done = wr_stream_handshake(sv, why, sizeof(why)) == WR_TLS_DONE;
+        run_briefly(f);
+    }
+    assert_true(f->last_what & EV_WRITE);
+    assert_int_equal(wr_upconn_connect_error(uc, why, sizeof(why)), 0);
+    assert_false(uc->is_connecting);
+    return uc;
+}
+
+/* A pooled TLS connection holds no plaintext buffer while it is not
+ * blocked: one appears when a record cannot go, the pool sends it on the
+ * next writable event without the owner asking, and it goes away. */
+static void issue_14_pool_tls_record_waits(void **state)
+{
+    struct fixture *f = *state;
+    signal(SIGPIPE, SIG_IGN);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/weir-test-pool-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(testcert_make(dir, "s", "s.test"), 0);
+    struct wr_config *cfg = tls_config(dir);
+    struct wr_stream_stage *stage = wr_stream_stage_new();
+    struct wr_stream sv;
+    struct wr_upconn *uc = tls_connected(f, cfg, &sv, stage);
+    const struct wr_stream_stats *st = wr_pool_stream_stats(f->pool);
+    assert_int_equal(st->n_pending, 0);
+    int small = 4096;
+    setsockopt(uc->s.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    char chunk[3000];
+    memset(chunk, 'x', sizeof(chunk));
+    struct iovec iov[2] = {{chunk, 1000}, {chunk + 1000, 2000}};
+    size_t sent = 0;
+    for (int i = 0; i < 10000 && st->n_pending == 0; i++) {
+        ssize_t w = wr_upconn_writev(uc, iov, 2);
+        assert_true(w > 0); /* taken, even the record that must wait */
+        sent += (size_t)w;
+    }
+    assert_int_equal(st->n_pending, 1);
+    assert_true(uc->is_write_armed);   /* the pool's own need... */
+    assert_false(uc->is_write_wanted); /* ...not the owner's */
+    int before = f->n_events;
+    char buf[16384];
+    size_t got = 0;
+    for (int i = 0; i < 2000 && (got < sent || st->n_pending > 0); i++) {
+        ssize_t n = wr_stream_read(&sv, buf, sizeof(buf));
+        if (n > 0)
+            got += (size_t)n;
+        run_briefly(f);
+    }
+    assert_int_equal(got, sent);
+    assert_int_equal(st->n_pending, 0);
+    assert_int_equal(st->pending_bytes, 0);
+    assert_false(uc->is_write_armed);
+    assert_int_equal(f->n_events, before); /* the owner heard nothing */
+    /* Idle in the pool: nothing held but the connection itself. */
+    wr_pool_put(uc, 4, 60000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
+    assert_ptr_equal(wr_pool_get(f->pool, &f->addr, cfg->upstreams[0].tls_client, on_event, f),
+                     uc);
+    wr_upconn_close(uc);
+    wr_stream_fini(&sv);
+    wr_stream_stage_free(stage);
+    wr_config_unref(cfg);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_13_pool_entries_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_13_pool_retired_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(issue_14_pool_tls_record_waits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

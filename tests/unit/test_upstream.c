@@ -2,7 +2,8 @@
  * Unit tests for upstream.c: the balancers (sequences, weights, loads,
  * consistent hashing), tried_mask, passive health with an injected clock,
  * the hash key of a request, carrying health across a reload, and the
- * active checker against real sockets opened here (TCP and unix), run on a
+ * active checker against real sockets opened here (TCP, unix, and TLS with
+ * a throwaway certificate: probes run on the stream, issue 14), run on a
  * private event base with every wait bounded.
  */
 #include <setjmp.h>
@@ -23,7 +24,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <signal.h>
 
+#include "testcert.h"
+#include "weir/stream.h"
+#include "weir/tls.h"
 #include "weir/upstream.h"
 
 #define SERVER_SECTION "[server]\nlisten = 127.0.0.1:8080\n"
@@ -566,7 +571,8 @@ struct fake_server;
 
 struct peer {
     struct fake_server *fs;
-    int fd;
+    struct wr_stream s;      /* plain, or TLS when fs->tls */
+    bool is_handshaken;
     struct event *ev;
     char buf[1024];
     size_t len;
@@ -577,6 +583,10 @@ struct fake_server {
     int lfd;
     struct event *accept_ev;
     int status;     /* answered; 0 = accept and stay silent */
+    const struct wr_tls_set *tls;   /* set: peers speak TLS (borrowed) */
+    struct wr_stream_stage *stage;  /* with tls */
+    bool is_split;        /* the status line goes in two writes (two TLS records) */
+    bool is_close_notify; /* TLS: close_notify after the response, else a bare close */
     char last[1024]; /* the last complete request head */
     int n_requests;
     struct peer *peers[MAX_PEERS];
@@ -589,15 +599,51 @@ static void close_peer(struct peer *p)
             p->fs->peers[i] = NULL;
     }
     event_free(p->ev);
-    close(p->fd);
+    wr_stream_fini(&p->s);
     free(p);
+}
+
+static void peer_write(struct peer *p, const char *text, size_t len)
+{
+    struct iovec iov = {(void *)text, len};
+    assert_int_equal(wr_stream_writev(&p->s, &iov, 1), (ssize_t)len);
+}
+
+/* Answers fs->status, in one write or (is_split) two, and closes. */
+static void peer_answer(struct peer *p)
+{
+    char resp[128];
+    int m = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n",
+                     p->fs->status);
+    size_t first = p->fs->is_split ? 10 : (size_t)m; /* "HTTP/1.1 2" | "00 X..." */
+    peer_write(p, resp, first);
+    if (first < (size_t)m)
+        peer_write(p, resp + first, (size_t)m - first);
+    if (p->fs->is_close_notify)
+        wr_stream_shutdown(&p->s);
+    close_peer(p);
 }
 
 static void on_peer_read(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     (void)what;
     struct peer *p = arg;
-    ssize_t n = read(fd, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+    if (wr_stream_is_tls(&p->s) && !p->is_handshaken) {
+        char why[128];
+        enum wr_tls_result r = wr_stream_handshake(&p->s, why, sizeof(why));
+        if (r == WR_TLS_FAILED || r == WR_TLS_PLAIN_HTTP) {
+            close_peer(p);
+            return;
+        }
+        p->is_handshaken = r == WR_TLS_DONE;
+        if (!p->is_handshaken)
+            return;
+        /* The request may have come with the handshake's last flight. */
+    }
+    ssize_t n = wr_stream_read(&p->s, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+    if (n < 0 && errno == EAGAIN)
+        return;
     if (n <= 0) {
         close_peer(p);
         return;
@@ -610,11 +656,7 @@ static void on_peer_read(evutil_socket_t fd, short what, void *arg)
     p->fs->n_requests++;
     if (p->fs->status == 0)
         return; /* silent: the checker's timeout must fire */
-    char resp[128];
-    int m = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n",
-                     p->fs->status);
-    assert_int_equal(write(fd, resp, (size_t)m), m);
-    close_peer(p);
+    peer_answer(p);
 }
 
 static void on_fake_accept(evutil_socket_t fd, short what, void *arg)
@@ -627,7 +669,9 @@ static void on_fake_accept(evutil_socket_t fd, short what, void *arg)
     struct peer *p = calloc(1, sizeof(*p));
     assert_non_null(p);
     p->fs = fs;
-    p->fd = c;
+    wr_stream_init(&p->s, c);
+    if (fs->tls)
+        assert_int_equal(wr_stream_tls_server(&p->s, fs->tls, fs->stage), 0);
     p->ev = event_new(fs->base, c, EV_READ | EV_PERSIST, on_peer_read, p);
     event_add(p->ev, NULL);
     for (int i = 0; i < MAX_PEERS; i++) {
@@ -770,6 +814,62 @@ static void test_checker_unix_and_garbage(void **state)
     event_base_free(base);
 }
 
+/* Probes over TLS, on the stream: the request arrives through TLS, a
+ * status line split over two records is put together, a bare close after
+ * it and a close_notify are both fine, silence times out. */
+static void issue_14_checker_tls(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/weir-test-hc-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(testcert_make(dir, "s", "s.test"), 0);
+    struct event_base *base = event_base_new();
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct fake_server fs;
+    fake_start(&fs, base, (struct sockaddr *)&sin, sizeof(sin));
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[server]\nlisten = 127.0.0.1:1 tls\n[tls]\ncert = %s/s.crt\nkey = %s/s.key\n"
+             "[upstream u]\nserver = 127.0.0.1:%d\ntls = on\ntls_verify = off\n"
+             "health_check = GET /hc\nhealth_interval = 50ms\nhealth_timeout = 300ms\n",
+             dir, dir, fake_tcp_port(&fs));
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = wr_config_parse_string(text, "t.ini", &errs);
+    assert_non_null(cfg);
+    struct wr_tls_set *set = wr_tls_set_new(cfg, NULL, NULL, &errs);
+    assert_non_null(set);
+    wr_config_errors_fini(&errs);
+    wr_tls_set_attach(cfg, set);
+    fs.tls = cfg->tls_set;
+    fs.stage = wr_stream_stage_new();
+    const struct wr_upstream_cfg *u = &cfg->upstreams[0];
+    struct wr_health_checker *hc = wr_health_checker_new(base);
+    wr_health_checker_set_config(hc, cfg);
+    assert_true(wait_verdict(base, u, 0, WR_CHECK_UP, 5000));
+    assert_non_null(strstr(fs.last, "GET /hc HTTP/1.1\r\n"));
+    assert_non_null(strstr(fs.last, "User-Agent: weir-health\r\n"));
+    fs.status = 503;
+    assert_true(wait_verdict(base, u, 0, WR_CHECK_DOWN, 5000));
+    fs.status = 200;
+    fs.is_split = true;
+    assert_true(wait_verdict(base, u, 0, WR_CHECK_UP, 5000));
+    fs.status = 0; /* silent */
+    assert_true(wait_verdict(base, u, 0, WR_CHECK_DOWN, 5000));
+    fs.status = 204;
+    fs.is_split = false;
+    fs.is_close_notify = true;
+    assert_true(wait_verdict(base, u, 0, WR_CHECK_UP, 5000));
+    wr_health_checker_free(hc);
+    fake_stop(&fs);
+    wr_stream_stage_free(fs.stage);
+    wr_config_unref(cfg);
+    event_base_free(base);
+    snprintf(text, sizeof(text), "rm -rf %s", dir);
+    assert_int_equal(system(text), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_other_snapshot),
         cmocka_unit_test(test_carry_health),     cmocka_unit_test(test_hash_key),
         cmocka_unit_test(test_checker_tcp),      cmocka_unit_test(test_checker_unix_and_garbage),
+        cmocka_unit_test(issue_14_checker_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
