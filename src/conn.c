@@ -8,7 +8,7 @@
  *   a request view -> dispatch: select_route (wr_path_normalize,
  *   wr_router_match picks a route; CONNECT and an OPTIONS * no route takes
  *   are answered from the server's methods) -> the route's action
- *   (actions[]: static, return, redirect) starts a response ->
+ *   (its handler: wr_handler_for) starts a response ->
  *   commit_response queues head and body -> flush_output writes (writev,
  *   sendfile) -> the next pipelined request is parsed, or the connection
  *   goes idle -> conn_close.
@@ -61,14 +61,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/h1_framing.h"
+#include "weir/handler.h"
 #include "weir/http_parser.h"
 #include "weir/limits.h"
 #include "weir/path.h"
-#include "weir/pool.h"
 #include "weir/proxy.h"
-#include "weir/static.h"
-#include "weir/static_cache.h"
-#include "weir/upstream.h"
 #include "weir/tls.h"
 
 #define MAX_SEGS 32
@@ -102,8 +100,10 @@ struct out_seg {
     size_t len;      /* bytes left to send */
     int fd;          /* file segment when >= 0: owned, closed once sent */
     off_t off;       /* next file offset to send */
-    struct wr_static_file *file_ref; /* set: fd is borrowed from this cache
-                                        entry; we hold one reference instead */
+    void *ref;       /* set: the body (fd or ptr) belongs to this reference (an
+                        open-file cache entry): we hold it instead, dropped
+                        with unref once sent (wr_resp's body_ref) */
+    wr_resp_unref_fn unref;
 };
 
 struct wr_conn_io {
@@ -125,6 +125,7 @@ struct wr_conn_io {
     bool is_piece_last;    /* piece ends the body */
     bool is_abort_on_eof;  /* the proxy route's abort_on_eof (set at dispatch) */
     bool is_continue_owed; /* proxied: the client waits for 100 Continue to send its body */
+    bool is_answer_keep_alive; /* the connection may go on after the answer being built */
     uint64_t body_left;    /* BODY_LENGTH: bytes still to read */
     uint64_t body_seen;    /* BODY_CHUNKED: data bytes so far */
     struct wr_http_chunked chunked;
@@ -175,12 +176,6 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static int settle(struct wr_conn *c);
 
-static const wr_action_fn actions[] = {
-    [WR_ACTION_STATIC] = wr_static_handle,
-    [WR_ACTION_RETURN] = wr_resp_action_return,
-    [WR_ACTION_REDIRECT] = wr_resp_action_redirect,
-};
-
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static uint64_t now_ms(void)
@@ -214,11 +209,11 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     return io;
 }
 
-/* Lets go of a file body: close an owned fd, or drop a cache reference. */
-static void release_file(int fd, struct wr_static_file *file_ref)
+/* Lets go of a body: close an owned fd, or drop a body reference. */
+static void release_file(int fd, void *ref, wr_resp_unref_fn unref)
 {
-    if (file_ref)
-        wr_static_file_unref(file_ref);
+    if (ref)
+        unref(ref);
     else if (fd >= 0)
         close(fd);
 }
@@ -226,8 +221,8 @@ static void release_file(int fd, struct wr_static_file *file_ref)
 static void drop_segs(struct wr_conn_io *io, size_t from)
 {
     for (size_t i = from; i < io->n_segs; i++) {
-        if (io->segs[i].fd >= 0 || io->segs[i].file_ref)
-            release_file(io->segs[i].fd, io->segs[i].file_ref);
+        if (io->segs[i].fd >= 0 || io->segs[i].ref)
+            release_file(io->segs[i].fd, io->segs[i].ref, io->segs[i].unref);
     }
     io->n_segs = from;
     if (io->n_ready > from)
@@ -257,7 +252,7 @@ static void release_io(struct wr_conns *cs, struct wr_conn *c)
 /* ---- life and death ---------------------------------------------------- */
 
 /* c's connection is gone: an old snapshot leaves with its last one, and the
- * pool may then let go of the server entries only it named. */
+ * handlers may then let go of what only it named (the proxy's pool entries). */
 static void forget_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
 {
     for (size_t i = 0; i < cs->n_snapshots; i++) {
@@ -268,42 +263,54 @@ static void forget_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
         if (i > 0 && snap->n_conns == 0) {
             memmove(snap, snap + 1, (cs->n_snapshots - i - 1) * sizeof(*snap));
             cs->n_snapshots--;
-            cs->is_pool_sweep_due = true;
+            cs->is_snapshots_changed = true;
         }
         return;
     }
 }
 
-/* Makes cfg the current snapshot (first); the previous one stays while
- * connections hold it. Returns -1 when out of memory (nothing changed). */
-static int track_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+/* Room for one more snapshot in cs->snapshots. Returns -1 when out of
+ * memory (nothing changed). */
+static int reserve_snapshot(struct wr_conns *cs)
 {
-    cs->is_pool_sweep_due = true;
+    if (cs->n_snapshots < cs->cap_snapshots)
+        return 0;
+    size_t cap = cs->cap_snapshots * 2;
+    struct wr_conns_snapshot *more = realloc(cs->snapshots, cap * sizeof(*more));
+    if (!more)
+        return -1;
+    cs->snapshots = more;
+    cs->cap_snapshots = cap;
+    return 0;
+}
+
+/* Makes cfg the current snapshot (first); the previous one stays while
+ * connections hold it. Needs the room reserve_snapshot made. */
+static void track_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+{
+    cs->is_snapshots_changed = true;
     if (cs->snapshots[0].n_conns == 0) {
         cs->snapshots[0].cfg = cfg;
-        return 0;
-    }
-    if (cs->n_snapshots == cs->cap_snapshots) {
-        size_t cap = cs->cap_snapshots * 2;
-        struct wr_conns_snapshot *more = realloc(cs->snapshots, cap * sizeof(*more));
-        if (!more)
-            return -1;
-        cs->snapshots = more;
-        cs->cap_snapshots = cap;
+        return;
     }
     memmove(cs->snapshots + 1, cs->snapshots, cs->n_snapshots * sizeof(*cs->snapshots));
     cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
     cs->n_snapshots++;
-    return 0;
 }
 
-/* Frees the pool's server entries that no snapshot in use names. */
-static void sweep_pool(struct wr_conns *cs)
+/* Tells the handlers which snapshots are still in use (a reload, or the
+ * last connection of an old one closed). Not from conn_close itself: this
+ * may close idle upstream connections, which is the tick's work. */
+static void announce_snapshots(struct wr_conns *cs)
 {
-    cs->is_pool_sweep_due = false;
+    const struct wr_config **cfgs = malloc(cs->n_snapshots * sizeof(*cfgs));
+    if (!cfgs)
+        return; /* is_snapshots_changed stays set: the next tick tries again */
+    cs->is_snapshots_changed = false;
     for (size_t i = 0; i < cs->n_snapshots; i++)
-        wr_pool_keep(cs->pool, cs->snapshots[i].cfg);
-    wr_pool_sweep(cs->pool);
+        cfgs[i] = cs->snapshots[i].cfg;
+    wr_handlers_snapshots_in_use(&cs->handlers, cfgs, cs->n_snapshots);
+    free(cfgs);
 }
 
 static void conn_close(struct wr_conn *c)
@@ -422,7 +429,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "out of memory accepting a connection");
         return;
     }
-    cs->proxy_env.metrics = cs->metrics; /* set by the worker after init */
+    cs->henv.metrics = cs->metrics; /* set by the worker after init */
     *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
     c->cfg = wr_config_ref(cs->cfg);
@@ -475,23 +482,23 @@ static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
         io->segs[io->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = -1};
 }
 
-/* A memory body owned by a cache entry: we hold file_ref until it is sent. */
-static void push_mem_ref(struct wr_conn_io *io, const char *ptr, size_t len,
-                         struct wr_static_file *file_ref)
+/* A memory body owned by a reference: we hold it until the body is sent. */
+static void push_mem_ref(struct wr_conn_io *io, const char *ptr, size_t len, void *ref,
+                         wr_resp_unref_fn unref)
 {
     if (len == 0) {
-        wr_static_file_unref(file_ref);
+        unref(ref);
         return;
     }
     io->segs[io->n_segs++] =
-        (struct out_seg){.ptr = ptr, .len = len, .fd = -1, .file_ref = file_ref};
+        (struct out_seg){.ptr = ptr, .len = len, .fd = -1, .ref = ref, .unref = unref};
 }
 
-static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len,
-                      struct wr_static_file *file_ref)
+static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len, void *ref,
+                      wr_resp_unref_fn unref)
 {
     io->segs[io->n_segs++] =
-        (struct out_seg){.len = len, .fd = fd, .off = off, .file_ref = file_ref};
+        (struct out_seg){.len = len, .fd = fd, .off = off, .ref = ref, .unref = unref};
 }
 
 /* Marks n bytes of the leading memory segments as written. */
@@ -504,9 +511,9 @@ static void advance_mem(struct wr_conn_io *io, size_t n)
         s->len -= take;
         n -= take;
         if (s->len == 0) {
-            if (s->file_ref)
-                wr_static_file_unref(s->file_ref);
-            s->file_ref = NULL;
+            if (s->ref)
+                s->unref(s->ref);
+            s->ref = NULL;
             io->seg_first++;
         }
     }
@@ -527,9 +534,9 @@ static void advance_out(struct wr_conn_io *io, size_t n)
         s->len -= take;
         n -= take;
         if (s->len == 0) {
-            release_file(s->fd, s->file_ref);
+            release_file(s->fd, s->ref, s->unref);
             s->fd = -1;
-            s->file_ref = NULL;
+            s->ref = NULL;
             io->seg_first++;
         }
     }
@@ -589,9 +596,9 @@ static ssize_t write_some(struct wr_conn *c, size_t budget)
         if (n > 0) {
             s->len -= (size_t)n;
             if (s->len == 0) {
-                release_file(s->fd, s->file_ref);
+                release_file(s->fd, s->ref, s->unref);
                 s->fd = -1;
-                s->file_ref = NULL;
+                s->ref = NULL;
                 io->seg_first++;
             }
         }
@@ -848,6 +855,17 @@ static void build_error(struct wr_conn *c, struct wr_resp *r, int status, const 
     wr_resp_set_page(r);
 }
 
+/* Finishes r's head for this client: status line, framing fields (the
+ * whole body is known: its length), Connection. */
+static void finish_head(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
+{
+    const struct wr_http_request *req = &c->io->req;
+    r->has_length = true;
+    struct wr_h1_framing f = wr_h1_choose_framing(r->status, req->method_id == WR_HTTP_HEAD,
+                                                  true, req->minor_version, is_keep_alive);
+    wr_h1_finish_head(r, &f, req->minor_version);
+}
+
 /*
  * Finishes the head in r and queues it with its body. The route's
  * add_header fields replace the fields of the same names weir wrote (known
@@ -862,28 +880,29 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
         wr_resp_drop_fields(r, route->replaced_fields);
     for (size_t i = 0; route && i < route->n_add_headers; i++)
         wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
-    wr_resp_finish(r, is_keep_alive, io->req.minor_version);
+    finish_head(c, r, is_keep_alive);
     if (r->is_overflow) {
-        if (r->file_fd >= 0 || r->file_ref)
-            release_file(r->file_fd, r->file_ref);
+        if (r->file_fd >= 0 || r->body_ref)
+            release_file(r->file_fd, r->body_ref, r->body_unref);
         struct wr_log_request rq = log_subject(c);
         wr_log_request(WR_LOG_ERROR, c->home->worker_id, c->id, &rq,
                        "response head over %d bytes", WBUF_CAP);
         build_error(c, r, 500, NULL);
-        wr_resp_finish(r, is_keep_alive, io->req.minor_version);
+        finish_head(c, r, is_keep_alive);
     }
-    bool is_bodiless = r->is_head_only || io->req.method_id == WR_HTTP_HEAD;
+    bool is_bodiless = r->is_head_only;
     io->held_seg = io->n_segs;
     io->held_wlen = io->wlen;
-    push_mem(io, r->head, r->head_len);
-    io->wlen += r->head_len;
-    bool has_file = r->file_fd >= 0 || r->file_ref;
+    struct wr_str head = wr_resp_bytes(r);
+    push_mem(io, head.ptr, head.len);
+    io->wlen += r->head_len; /* the status room before it included */
+    bool has_file = r->file_fd >= 0 || r->body_ref;
     if (has_file && (is_bodiless || r->body_len == 0))
-        release_file(r->file_fd, r->file_ref);
+        release_file(r->file_fd, r->body_ref, r->body_unref);
     else if (r->file_fd >= 0)
-        push_file(io, r->file_fd, r->file_off, r->body_len, r->file_ref);
-    else if (r->file_ref)
-        push_mem_ref(io, r->body, r->body_len, r->file_ref); /* a cached small file */
+        push_file(io, r->file_fd, r->file_off, r->body_len, r->body_ref, r->body_unref);
+    else if (r->body_ref)
+        push_mem_ref(io, r->body, r->body_len, r->body_ref, r->body_unref); /* a cached small file */
     else if (!is_bodiless)
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
@@ -931,8 +950,35 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
     int status = 0;
     c->is_proxy_done = false;
     c->is_body_blocked = false;
-    c->proxy = wr_proxy_start(&c->home->proxy_env, &pr, &proxy_ops, c, &status);
+    struct wr_proxy_env *env = wr_handlers_state(&c->home->handlers, WR_ACTION_PROXY);
+    c->proxy = wr_proxy_start(env, &pr, &proxy_ops, c, &status);
     return c->proxy ? 0 : status;
+}
+
+/* The sink's respond: the handler's whole response goes into the queue. */
+static void h1_respond(struct wr_exchange *ex)
+{
+    struct wr_conn *c = ex->front;
+    commit_response(c, ex->resp, ex->route, ex->vars, c->io->is_answer_keep_alive);
+}
+
+static const struct wr_exchange_sink h1_sink = {
+    .respond = h1_respond,
+};
+
+/* Runs a handler that answers inside start (static, return, redirect).
+ * Returns 0 when it answered, else the status to answer instead. */
+static int run_one_shot(struct wr_conn *c, struct wr_exchange *ex)
+{
+    struct wr_conns *cs = c->home;
+    int action = ex->route->action;
+    wr_exchange_init(ex, wr_handler_for(action), wr_handlers_state(&cs->handlers, action),
+                     &h1_sink, c);
+    int status = wr_exchange_start(ex);
+    if (status == 0 && !ex->is_ended)
+        status = 500; /* a handler that does not answer at once has no place here yet */
+    wr_exchange_stop(ex);
+    return status;
 }
 
 /* The asterisk-form of a server-wide OPTIONS (RFC 9112 §3.2.4); the parser
@@ -1034,9 +1080,6 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         commit_response(c, r, NULL, &vars, is_keep_alive && !is_body_unsent);
         return false;
     }
-    wr_action_fn action = NULL;
-    if (status == 0 && (size_t)m->route->action < sizeof(actions) / sizeof(actions[0]))
-        action = actions[m->route->action];
     uint64_t retry_after_s = 0;
     struct wr_log_request subject = log_subject(c);
     if (status == 0 && m->route->rate_limit.interval_us != 0)
@@ -1046,7 +1089,6 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
             .req = req, .route = m->route, .match = m, .path = path, .vars = &vars,
             .clock = &cs->clock, .resp = r,
             .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
-            .static_cache = cs->static_cache,
             .log_subject = &subject, .worker_id = cs->worker_id, .conn_id = c->id,
         };
         if (m->route->action == WR_ACTION_PROXY) {
@@ -1058,7 +1100,10 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
                 return true;
         } else {
             wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
-            status = action ? action(&ex) : 500;
+            io->is_answer_keep_alive = is_keep_alive && !is_body_unsent;
+            status = run_one_shot(c, &ex);
+            if (status == 0)
+                return false; /* answered through the sink (h1_respond) */
         }
     }
     if (status != 0)
@@ -1792,23 +1837,19 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->scratch = malloc(cs->scratch_cap);
     cs->tls_stage = malloc(WR_CONNS_TLS_STAGE);
     cs->router = wr_router_scratch_new();
-    cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
-    cs->pool = wr_pool_new(base);
-    cs->proxy_env.balancer = wr_balancer_new(cfg);
     cs->snapshots = malloc(4 * sizeof(*cs->snapshots));
-    if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->static_cache || !cs->pool ||
-        !cs->proxy_env.balancer || !cs->snapshots ||
+    cs->henv = (struct wr_handler_env){.base = base, .worker_id = worker_id, .clock = &cs->clock,
+                                       .cfg = cfg};
+    bool has_handlers = false;
+    if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->snapshots ||
+        !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
+        if (has_handlers)
+            wr_handlers_fini(&cs->handlers);
         free(cs->scratch);
         free(cs->tls_stage);
         cs->tls_stage = NULL;
         wr_router_scratch_free(cs->router);
-        wr_static_cache_free(cs->static_cache);
-        cs->static_cache = NULL;
-        wr_pool_free(cs->pool);
-        cs->pool = NULL;
-        wr_balancer_free(cs->proxy_env.balancer);
-        cs->proxy_env.balancer = NULL;
         free(cs->snapshots);
         cs->snapshots = NULL;
         return -1;
@@ -1816,11 +1857,6 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
     cs->n_snapshots = 1;
     cs->cap_snapshots = 4;
-    cs->proxy_env.base = base;
-    cs->proxy_env.pool = cs->pool;
-    cs->proxy_env.clock = &cs->clock;
-    cs->proxy_env.worker_id = worker_id;
-    cs->proxy_env.is_server_header_on = cfg->server.server_header != NULL;
     if (getrandom(cs->rng, sizeof(cs->rng), 0) != sizeof(cs->rng) || (cs->rng[0] | cs->rng[1]) == 0) {
         cs->rng[0] = (uint64_t)time(NULL) ^ ((uint64_t)worker_id << 32);
         cs->rng[1] = 0x9e3779b97f4a7c15u;
@@ -1846,16 +1882,14 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
         cs->scratch = bigger;
         cs->scratch_cap = cap;
     }
-    struct wr_balancer *balancer = wr_balancer_new(cfg);
-    if (!balancer || track_snapshot(cs, cfg) < 0) {
-        wr_balancer_free(balancer);
+    /* Room first, so that once the handlers took cfg nothing can fail. */
+    if (reserve_snapshot(cs) < 0 || wr_handlers_config_changed(&cs->handlers, cfg) < 0) {
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "reload: out of memory; keeping the old config");
         wr_config_unref(cfg);
         return;
     }
-    wr_balancer_free(cs->proxy_env.balancer);
-    cs->proxy_env.balancer = balancer;
-    cs->proxy_env.is_server_header_on = cfg->server.server_header != NULL;
+    track_snapshot(cs, cfg);
+    cs->henv.cfg = cfg;
     wr_config_unref(cs->cfg);
     cs->cfg = cfg;
     cs->access_log.format = cfg->server.access_log_format;
@@ -1869,10 +1903,10 @@ void wr_conns_tick(struct wr_conns *cs)
     if (cs->access_log.len > 0)
         wr_access_log_flush(&cs->access_log);
     uint64_t now = now_ms();
-    wr_pool_tick(cs->pool, now);
-    if (cs->is_pool_sweep_due)
-        sweep_pool(cs);
-    wr_metrics_set(&cs->metrics->pool_entries, wr_pool_stats(cs->pool)->n_servers);
+    cs->henv.metrics = cs->metrics;
+    wr_handlers_tick(&cs->handlers, now);
+    if (cs->is_snapshots_changed)
+        announce_snapshots(cs);
     uint64_t n_idle = 0;
     for (struct wr_conn *c = cs->live, *next; c; c = next) {
         next = c->next;
@@ -1919,13 +1953,8 @@ void wr_conns_fini(struct wr_conns *cs)
     wr_access_log_fini(&cs->access_log);
     wr_router_scratch_free(cs->router);
     cs->router = NULL;
-    wr_static_cache_free(cs->static_cache); /* after every conn released its files */
-    cs->static_cache = NULL;
-    wr_proxy_env_fini(&cs->proxy_env);      /* after every conn freed its exchange */
-    wr_pool_free(cs->pool);
-    cs->pool = NULL;
-    wr_balancer_free(cs->proxy_env.balancer);
-    cs->proxy_env.balancer = NULL;
+    wr_handlers_fini(&cs->handlers); /* after every conn stopped its exchange and
+                                        released its files */
     free(cs->scratch);
     cs->scratch = NULL;
     free(cs->tls_stage);

@@ -29,9 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/h1_framing.h"
 #include "weir/http_parser.h"
 #include "weir/log.h"
 #include "weir/path.h"
+#include "weir/metrics.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
 
@@ -111,6 +113,7 @@ struct wr_proxy {
     bool is_head_req, is_client_chunked, is_client_keep_alive, is_upstream_reusable;
     bool is_client_http10;
     size_t head_out_len;      /* client head built, not yet emitted */
+    size_t head_at;           /* where in hbuf the client head starts */
     bool is_emit_pending;     /* conn still writing what we emitted */
     bool is_websocket;
     int status;               /* response status relayed */
@@ -165,9 +168,9 @@ static uint64_t now_us(void)
 static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
 {
     unsigned id = p->up->servers[i].metrics_id;
-    if (!p->env->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
+    if (!p->env->henv->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
         return NULL;
-    return &p->env->metrics->servers[id];
+    return &p->env->henv->metrics->servers[id];
 }
 
 /* The server of the current attempt, for log lines. */
@@ -601,16 +604,6 @@ void wr_proxy_free(struct wr_proxy *p)
     }
 }
 
-void wr_proxy_env_fini(struct wr_proxy_env *env)
-{
-    while (env->free_list) {
-        struct wr_proxy *p = env->free_list;
-        env->free_list = p->next_free;
-        free(p->tried_heap);
-        free(p);
-    }
-    env->n_free = 0;
-}
 
 /* Ends the exchange; the caller returns right after (conn may free p). */
 static void finish(struct wr_proxy *p, int end)
@@ -1004,18 +997,19 @@ static size_t build_client_head(struct wr_proxy *p)
         wr_resp_raw(&r, WR_STR("\r\n"));
     }
     wr_resp_raw(&r, (struct wr_str){p->add_hdrs, p->add_hdrs_len});
+    bool has_length =
+        p->framing == RF_LENGTH || (p->resp.has_content_length && p->framing == RF_NONE);
+    r.body_len = p->resp.content_length;
+    int minor = p->is_client_http10 ? 0 : 1;
+    struct wr_h1_framing f = wr_h1_choose_framing(p->resp.status, p->is_head_req, has_length,
+                                                  minor, p->is_client_keep_alive);
     if (p->state == PX_TUNNEL) {
-        wr_resp_raw(&r, WR_STR("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
-        return r.is_overflow ? 0 : r.head_len;
+        wr_resp_raw(&r, WR_STR("Upgrade: websocket\r\n"));
+        f.is_upgrade = true;
     }
-    if (p->framing == RF_LENGTH || (p->resp.has_content_length && p->framing == RF_NONE)) {
-        r.has_length = true;
-        r.body_len = p->resp.content_length;
-    }
-    if (p->is_client_chunked)
-        wr_resp_raw(&r, WR_STR("Transfer-Encoding: chunked\r\n"));
-    wr_resp_finish(&r, p->is_client_keep_alive, p->is_client_http10 ? 0 : 1);
-    return r.is_overflow ? 0 : r.head_len;
+    wr_h1_finish_head(&r, &f, minor);
+    p->head_at = r.head_start;
+    return r.is_overflow ? 0 : r.head_len - r.head_start;
 }
 
 /* Decides framing on both sides once the head is known. */
@@ -1146,7 +1140,7 @@ static void relay_body(struct wr_proxy *p)
         int n = 0;
         if (p->head_out_len > 0) {
             /* The head goes out with the first body bytes, in one write. */
-            iov[n++] = (struct iovec){p->hbuf, p->head_out_len};
+            iov[n++] = (struct iovec){p->hbuf + p->head_at, p->head_out_len};
             p->head_out_len = 0;
         }
         n += collect_body(p, iov + n, &is_end, &is_bad);
@@ -1226,7 +1220,7 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     p->ustart = head_end;
     p->head_bytes = head_len;
     if (p->framing == RF_NONE) {
-        struct iovec iov = {p->hbuf, head_len};
+        struct iovec iov = {p->hbuf + p->head_at, head_len};
         emit(p, &iov, 1);
         p->is_body_done = p->is_body_done || !p->has_body;
         complete(p);
@@ -1497,7 +1491,8 @@ static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
     }
     p->ustart = head_end;
     p->head_bytes = head_len;
-    struct iovec iov[2] = {{p->hbuf, head_len}, {p->ubuf + head_end, p->ulen - head_end}};
+    struct iovec iov[2] = {{p->hbuf + p->head_at, head_len},
+                            {p->ubuf + head_end, p->ulen - head_end}};
     emit(p, iov, p->ulen > head_end ? 2 : 1);
     p->is_client_keep_alive = false;
     wr_upconn_pause_read(p->uc, true);
@@ -1535,8 +1530,8 @@ static int tunnel_write(const struct wr_proxy *p, struct wr_upconn *uc, const ch
             return errno == EAGAIN ? 0 : -1;
         }
         *start += (size_t)w;
-        if (!uc && p->env->metrics)
-            wr_metrics_add(&p->env->metrics->bytes_out, (uint64_t)w);
+        if (!uc && p->env->henv->metrics)
+            wr_metrics_add(&p->env->henv->metrics->bytes_out, (uint64_t)w);
     }
     *start = *len = 0;
     return 1;
@@ -1562,8 +1557,8 @@ static ssize_t tunnel_read(struct wr_proxy *p, struct wr_upconn *uc, char *buf, 
         event_active(&p->ev_client_read, EV_READ, 0);
     if (n < 0 && errno == EAGAIN)
         return -2;
-    if (n > 0 && !uc && p->env->metrics)
-        wr_metrics_add(&p->env->metrics->bytes_in, (uint64_t)n);
+    if (n > 0 && !uc && p->env->henv->metrics)
+        wr_metrics_add(&p->env->henv->metrics->bytes_in, (uint64_t)n);
     return n;
 }
 
@@ -1660,3 +1655,88 @@ void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, struct wr_tls_conn *clie
     if (p->tlen > 0 && !pump_up(p))
         end_tunnel(p);
 }
+
+/* ---- the handler's per-worker state ----------------------------------- */
+
+static void free_env(struct wr_proxy_env *env)
+{
+    if (!env)
+        return;
+    while (env->free_list) {
+        struct wr_proxy *p = env->free_list;
+        env->free_list = p->next_free;
+        free(p->tried_heap);
+        free(p);
+    }
+    wr_pool_free(env->pool); /* after every exchange gave its connection back */
+    wr_balancer_free(env->balancer);
+    free(env);
+}
+
+static int proxy_worker_init(struct wr_handler_worker *hw)
+{
+    const struct wr_handler_env *henv = hw->env;
+    struct wr_proxy_env *env = calloc(1, sizeof(*env));
+    if (!env)
+        return -1;
+    env->henv = henv;
+    env->base = henv->base;
+    env->clock = henv->clock;
+    env->worker_id = henv->worker_id;
+    env->is_server_header_on = henv->cfg->server.server_header != NULL;
+    env->pool = wr_pool_new(henv->base);
+    env->balancer = wr_balancer_new(henv->cfg);
+    if (!env->pool || !env->balancer) {
+        free_env(env);
+        return -1;
+    }
+    hw->state = env;
+    return 0;
+}
+
+static void proxy_worker_fini(struct wr_handler_worker *hw)
+{
+    free_env(hw->state);
+    hw->state = NULL;
+}
+
+/* The balancer follows the current snapshot; exchanges in flight keep
+ * their upstream's config (the balancer is keyed by it). */
+static int proxy_config_changed(struct wr_handler_worker *hw, const struct wr_config *cfg)
+{
+    struct wr_proxy_env *env = hw->state;
+    struct wr_balancer *balancer = wr_balancer_new(cfg);
+    if (!balancer)
+        return -1;
+    wr_balancer_free(env->balancer);
+    env->balancer = balancer;
+    env->is_server_header_on = cfg->server.server_header != NULL;
+    return 0;
+}
+
+/* The pool keeps the server entries of the snapshots still in use only. */
+static void proxy_snapshots_in_use(struct wr_handler_worker *hw,
+                                   const struct wr_config *const *cfgs, size_t n)
+{
+    struct wr_proxy_env *env = hw->state;
+    for (size_t i = 0; i < n; i++)
+        wr_pool_keep(env->pool, cfgs[i]);
+    wr_pool_sweep(env->pool);
+}
+
+static void proxy_tick(struct wr_handler_worker *hw, uint64_t now_ms)
+{
+    struct wr_proxy_env *env = hw->state;
+    wr_pool_tick(env->pool, now_ms);
+    if (hw->env->metrics)
+        wr_metrics_set(&hw->env->metrics->pool_entries, wr_pool_stats(env->pool)->n_servers);
+}
+
+const struct wr_handler wr_proxy_handler = {
+    .name = "proxy",
+    .worker_init = proxy_worker_init,
+    .worker_fini = proxy_worker_fini,
+    .config_changed = proxy_config_changed,
+    .snapshots_in_use = proxy_snapshots_in_use,
+    .tick = proxy_tick,
+};

@@ -16,16 +16,15 @@
 #include <sys/socket.h>
 
 #include "weir/config.h"
+#include "weir/handler.h"
 #include "weir/http_resp.h"
 #include "weir/log.h"
-#include "weir/proxy.h"
 #include "weir/metrics.h"
 #include "weir/router.h"
 
 struct event_base;
 struct wr_conn;
 struct wr_conn_io;
-struct wr_static_cache;
 struct wr_limits;
 
 /* A snapshot this worker still serves under, and how many of its open
@@ -38,9 +37,6 @@ struct wr_conns_snapshot {
 
 /* Bytes staged per SSL_write: one full TLS record. */
 #define WR_CONNS_TLS_STAGE (16 * 1024)
-
-/* Open files a worker's static cache keeps (static_cache.h). */
-#define WR_CONNS_STATIC_CACHE_ENTRIES 1024
 
 struct wr_conns {
     int worker_id;
@@ -56,9 +52,9 @@ struct wr_conns {
     struct wr_resp_clock clock;
     struct wr_access_log access_log;
     struct wr_router_scratch *router; /* owned */
-    struct wr_static_cache *static_cache; /* owned: open files (static action) */
-    struct wr_pool *pool;         /* owned: upstream connections (proxy action) */
-    struct wr_proxy_env proxy_env; /* balancer owned (for cfg), pool borrowed */
+    struct wr_handler_env henv;   /* what the handlers get from this worker */
+    struct wr_handlers handlers;  /* owned: each handler's per-worker state
+                                     (open-file cache, upstream pool...) */
     char *scratch;                /* owned: normalised path, handler scratch */
     char *tls_stage;              /* owned, WR_CONNS_TLS_STAGE bytes: plaintext of the
                                      record being written (conn.c tls_write_some) */
@@ -67,10 +63,11 @@ struct wr_conns {
     char host_buf[256];           /* $host: lower-case, port removed */
 
     /* The snapshots in use, current (cfg) first; an old one leaves with its
-     * last connection. The pool keeps only the server entries they name. */
+     * last connection. Handlers hear of the set (snapshots_in_use: the
+     * proxy's pool keeps only the server entries they name). */
     struct wr_conns_snapshot *snapshots; /* owned */
     size_t n_snapshots, cap_snapshots;
-    bool is_pool_sweep_due;       /* the set changed: sweep the pool on the next tick */
+    bool is_snapshots_changed;    /* the set changed: tell handlers on the next tick */
 
     struct wr_conn *live;         /* every open connection (doubly linked) */
     uint64_t n_live;

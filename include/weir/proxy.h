@@ -27,6 +27,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "weir/handler.h"
 #include "weir/http_resp.h"
 #include "weir/metrics.h"
 #include "weir/pool.h"
@@ -57,14 +58,15 @@ struct wr_proxy_ops {
     void (*done)(void *conn, int end);
 };
 
-/* What a worker's proxies share. */
+/* What a worker's proxies share: the proxy handler's per-worker state
+ * (wr_proxy_handler's worker_init makes it). */
 struct wr_proxy_env {
+    const struct wr_handler_env *henv; /* borrowed: the worker's (metrics, clock) */
     struct event_base *base;
-    struct wr_pool *pool;
-    struct wr_balancer *balancer; /* for the worker's current snapshot */
+    struct wr_pool *pool;         /* owned: upstream connections */
+    struct wr_balancer *balancer; /* owned: for the worker's current snapshot */
     const struct wr_resp_clock *clock;
     int worker_id;
-    struct wr_metrics_worker *metrics; /* borrowed: this worker's counters (or NULL) */
     bool is_server_header_on;     /* drop the upstream's Server field */
     struct wr_proxy *free_list;   /* exchanges kept for reuse */
     size_t n_free;
@@ -118,8 +120,11 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now_ms);
 /* Ends the exchange at once (client gone, or after done) and frees it. */
 void wr_proxy_free(struct wr_proxy *p);
 
-/* Frees the exchanges kept for reuse. */
-void wr_proxy_env_fini(struct wr_proxy_env *env);
+/* The proxy action's handler. In this step its per-worker hooks only
+ * (worker_init: pool, balancer and env; config_changed; snapshots_in_use:
+ * the pool sweep; tick: idle pooled connections); conn still starts and
+ * drives exchanges itself through the functions above. */
+extern const struct wr_handler wr_proxy_handler;
 
 /* For the access log, valid until free: every server tried, in order,
  * ", "-separated ("10.0.0.1:80, 10.0.0.2:80"; "" when none was), and the
