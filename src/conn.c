@@ -61,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/clock.h"
 #include "weir/http_parser.h"
 #include "weir/limits.h"
 #include "weir/path.h"
@@ -182,13 +183,6 @@ static const wr_action_fn actions[] = {
 };
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- buffers ----------------------------------------------------------- */
 
@@ -361,7 +355,7 @@ static void log_refusal(struct wr_conns *cs, uint64_t conn_id, const char *what,
                         const char *peer, const struct wr_log_request *rq)
 {
     uint64_t n_suppressed;
-    if (!wr_log_is_enabled(WR_LOG_INFO) || !wr_limits_log_due(cs->limits, now_ms(), &n_suppressed))
+    if (!wr_log_is_enabled(WR_LOG_INFO) || !wr_limits_log_due(cs->limits, wr_clock_now_ms(), &n_suppressed))
         return;
     if (rq)
         wr_log_request(WR_LOG_INFO, cs->worker_id, conn_id, rq,
@@ -443,7 +437,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     cs->n_accepted++;
     wr_metrics_add(&cs->metrics->conns_accepted, 1);
     wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
-    c->phase_ms = now_ms();
+    c->phase_ms = wr_clock_now_ms();
     if (is_tls) {
         c->state = ST_HANDSHAKE;
         c->tls = cs->cfg->tls_set ? wr_tls_conn_new(cs->cfg->tls_set, fd) : NULL;
@@ -630,7 +624,7 @@ static int flush_output(struct wr_conn *c)
             conn_close(c);
             return -1;
         }
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
     }
@@ -667,7 +661,7 @@ static int start_linger(struct wr_conn *c)
         return -1;
     }
     c->state = ST_LINGER;
-    c->deadline_ms = now_ms() + LINGER_MS;
+    c->deadline_ms = wr_clock_now_ms() + LINGER_MS;
     if (c->is_read_paused) {
         event_add(&c->ev_read, NULL);
         c->is_read_paused = false;
@@ -737,7 +731,7 @@ static int settle(struct wr_conn *c)
     }
     if (is_idle && io) {
         release_io(c->home, c);
-        c->phase_ms = now_ms();
+        c->phase_ms = wr_clock_now_ms();
     }
     /* Backpressure: no reading while our answers cannot be written, nor
      * while the server does not take the body, nor into a full buffer. */
@@ -825,7 +819,7 @@ static void log_request(struct wr_conn *c)
         .minor_version = req->minor_version,
         .status = c->io->log_status,
         .bytes_sent = c->io->log_bytes,
-        .request_time_us = (now_ms() - c->phase_ms) * 1000,
+        .request_time_us = (wr_clock_now_ms() - c->phase_ms) * 1000,
         .log_time = cs->clock.log_time,
         .iso_time = cs->clock.iso_time,
     };
@@ -898,9 +892,7 @@ static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t 
 {
     if (c->peer_key == 0)
         return 0; /* unix clients: no address to tell clients apart */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    uint64_t now_us = wr_clock_now_us();
     *retry_after_s = wr_limits_rate_check(c->home->limits, c->peer_key, route->name,
                                           &route->rate_limit, now_us);
     if (*retry_after_s == 0)
@@ -1078,7 +1070,7 @@ static void account_request(struct wr_conn *c)
     log_request(c);
     /* The same duration as the access log's request_time. */
     wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
-                             (now_ms() - c->phase_ms) * 1000);
+                             (wr_clock_now_ms() - c->phase_ms) * 1000);
 }
 
 /* The request (and its body) is complete: log it, release its response. */
@@ -1091,7 +1083,7 @@ static void finish_request(struct wr_conn *c)
     io->pin = 0;
     if (io->rstart == io->rlen)
         io->rstart = io->rlen = 0;
-    c->phase_ms = now_ms();
+    c->phase_ms = wr_clock_now_ms();
     if (c->state == ST_BODY)
         c->state = ST_HEAD;
 }
@@ -1217,7 +1209,7 @@ static bool invite_body(struct wr_conn *c)
     if (io->rstart == io->rlen) {
         push_mem(io, continue_line, sizeof(continue_line) - 1);
         io->n_ready = io->n_segs;
-        c->last_io_ms = now_ms(); /* body_timeout runs from the invitation */
+        c->last_io_ms = wr_clock_now_ms(); /* body_timeout runs from the invitation */
     }
     io->is_continue_owed = false;
     return true;
@@ -1247,7 +1239,7 @@ static void forward_body(struct wr_conn *c)
             io->is_piece_last = false;
             io->body_kind = BODY_NONE;
         }
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
     }
 }
 
@@ -1269,7 +1261,7 @@ static bool write_queued(struct wr_conn *c)
             }
             return false;
         }
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
     }
     io->seg_first = io->n_segs = io->n_ready = 0;
@@ -1458,7 +1450,7 @@ static void proxy_read(struct wr_conn *c)
             c->is_peer_eof = true;
         if (n > 0) {
             io->rlen += (size_t)n;
-            c->last_io_ms = now_ms();
+            c->last_io_ms = wr_clock_now_ms();
             wr_metrics_add(&c->home->metrics->bytes_in, (uint64_t)n);
         }
     }
@@ -1499,7 +1491,7 @@ static void start_body(struct wr_conn *c, bool has_body, enum conn_state state)
     wr_http_chunked_init(&io->chunked);
     io->pin = io->rstart; /* the head stays put while its body is read */
     c->state = state;
-    c->last_io_ms = now_ms();
+    c->last_io_ms = wr_clock_now_ms();
 }
 
 /* A complete, valid head of head_len bytes is in io->req: answer it. */
@@ -1683,7 +1675,7 @@ static void continue_handshake(struct wr_conn *c)
         return;
     }
     c->state = ST_HEAD;
-    c->phase_ms = now_ms(); /* header_timeout starts now */
+    c->phase_ms = wr_clock_now_ms(); /* header_timeout starts now */
     settle(c);
 }
 
@@ -1737,7 +1729,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         c->is_peer_eof = true;
     } else {
         io->rlen += (size_t)n;
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
         if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
             c->phase_ms = c->last_io_ms; /* header_timeout runs from the first byte */
@@ -1868,7 +1860,7 @@ void wr_conns_tick(struct wr_conns *cs)
     wr_resp_clock_update(&cs->clock, time(NULL), cs->cfg->server.server_header);
     if (cs->access_log.len > 0)
         wr_access_log_flush(&cs->access_log);
-    uint64_t now = now_ms();
+    uint64_t now = wr_clock_now_ms();
     wr_pool_tick(cs->pool, now);
     if (cs->is_pool_sweep_due)
         sweep_pool(cs);

@@ -26,9 +26,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "weir/clock.h"
 #include "weir/http_parser.h"
 #include "weir/log.h"
 #include "weir/path.h"
@@ -147,20 +147,6 @@ static void start_attempt(struct wr_proxy *p);
 static void relay_body(struct wr_proxy *p);
 static void on_tunnel_upstream(struct wr_proxy *p, short what);
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* This worker's counters for server i of p's upstream, or NULL. */
 static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
 {
@@ -189,7 +175,7 @@ static void upstream_warn(struct wr_proxy *p, const char *fmt, ...)
     struct wr_proxy_env *env = p->env;
     uint64_t n_suppressed;
     if (!wr_log_is_enabled(WR_LOG_WARN) ||
-        !wr_log_budget_take(&env->warn_budget, WARN_PER_SECOND, now_ms(), &n_suppressed))
+        !wr_log_budget_take(&env->warn_budget, WARN_PER_SECOND, wr_clock_now_ms(), &n_suppressed))
         return;
     char line[512];
     va_list ap;
@@ -689,7 +675,7 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
     log_attempt_end(&p->log, status);
     upstream_warn(p, "upstream %s server %s: %s", p->up->name, srv->label, why);
-    wr_upstream_report(p->up, p->server, false, now_ms());
+    wr_upstream_report(p->up, p->server, false, wr_clock_now_ms());
     struct wr_metrics_server *sm = server_metrics(p, p->server);
     if (sm)
         wr_metrics_add(&sm->failures, 1);
@@ -704,7 +690,7 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
 
 static void arm_deadline(struct wr_proxy *p, uint64_t timeout_ms)
 {
-    p->deadline_ms = timeout_ms ? now_ms() + timeout_ms : 0;
+    p->deadline_ms = timeout_ms ? wr_clock_now_ms() + timeout_ms : 0;
 }
 
 static void send_head_and_body(struct wr_proxy *p);
@@ -723,7 +709,7 @@ static void arm_wait_deadline(struct wr_proxy *p)
 /* Picks a server not tried yet and gets a connection to it. */
 static void start_attempt(struct wr_proxy *p)
 {
-    uint64_t now = now_ms();
+    uint64_t now = wr_clock_now_ms();
     int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried, now);
     if (server < 0) {
         if (p->n_tries == 0) {
@@ -1044,7 +1030,7 @@ static void complete(struct wr_proxy *p)
 {
     struct wr_metrics_server *sm = server_metrics(p, p->server);
     if (sm)
-        wr_metrics_observe(&sm->duration, now_us() - p->start_us);
+        wr_metrics_observe(&sm->duration, wr_clock_now_us() - p->start_us);
     bool is_reusable = p->is_upstream_reusable && p->ustart == p->ulen && p->is_body_done;
     release_upstream(p, is_reusable);
     finish(p, WR_PROXY_COMPLETE);
@@ -1153,7 +1139,7 @@ static void relay_body(struct wr_proxy *p)
         if (is_bad) {
             upstream_warn(p, "upstream %s: bad chunked body from %s",
                           p->up->name, server_label(p));
-            wr_upstream_report(p->up, p->server, false, now_ms());
+            wr_upstream_report(p->up, p->server, false, wr_clock_now_ms());
             release_upstream(p, false);
             /* Nothing reached the client yet (the head was to go out with
              * these body bytes): it can still get a clear 502 instead of a
@@ -1210,8 +1196,8 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
         p->scanned = 0;
         return;
     }
-    wr_upstream_report(p->up, p->server, true, now_ms());
-    p->head_us = now_us();
+    wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
+    p->head_us = wr_clock_now_us();
     p->status = status;
     choose_framing(p, p->is_client_http10);
     size_t head_len = build_client_head(p);
@@ -1303,7 +1289,7 @@ static void read_upstream(struct wr_proxy *p)
             log_attempt_end(&p->log, 502);
             upstream_warn(p, "upstream %s: malformed response head from %s",
                           p->up->name, server_label(p));
-            wr_upstream_report(p->up, p->server, false, now_ms());
+            wr_upstream_report(p->up, p->server, false, wr_clock_now_ms());
             release_upstream(p, false);
             finish(p, 502);
             return;
@@ -1387,7 +1373,7 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
                       wr_str_list_has_token(upgrade->value, WR_STR("websocket"));
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
-    p->start_us = now_us();
+    p->start_us = wr_clock_now_us();
     if (ex->log_subject)
         p->subject = *ex->log_subject;
     p->is_host_preserved = ex->route->preserve_host && req->host.len > 0;
@@ -1485,8 +1471,8 @@ bool wr_proxy_is_keep_alive(const struct wr_proxy *p)
 
 static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
 {
-    wr_upstream_report(p->up, p->server, true, now_ms());
-    p->head_us = now_us();
+    wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
+    p->head_us = wr_clock_now_us();
     p->status = 101;
     p->state = PX_TUNNEL;
     size_t head_len = build_client_head(p);
