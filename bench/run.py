@@ -241,7 +241,8 @@ return = 200 {{body}}
              nginx_server="""\
 location = /fixed { return 200 "{{body}}"; }
 """,
-             note="10,000 idle keep-alive connections: server RSS per connection"),
+             note="10,000 idle keep-alive connections: server RSS per connection, "
+                  "CPU per second while idle"),
     Scenario(name="tls_static_1k", path="/1k.bin", expect_len=1024, tls=True,
              weir_ini=TLS_STATIC_WEIR, nginx_server=TLS_STATIC_NGINX,
              setup=setup_static,
@@ -834,6 +835,9 @@ class Bench:
 # --------------------------------------------------------------------------
 
 IDLE_BATCH = 250
+# While the connections sit idle, the server's CPU is read over this many
+# seconds: what idle connections cost per second (timer walks, ticks).
+IDLE_CPU_WINDOW_S = 10
 
 
 def rss_kib(pids):
@@ -910,6 +914,11 @@ def measure_idle(server, scenario):
         open_s = time.monotonic() - t0
         time.sleep(0.5)
         after = rss_kib(server.pids())
+        pids = server.pids()
+        ticks0, w0 = cpu_ticks(pids), time.monotonic()
+        time.sleep(IDLE_CPU_WINDOW_S)
+        ticks1, w1 = cpu_ticks(pids), time.monotonic()
+        idle_cpu_ms_s = (ticks1 - ticks0) * 1000 / os.sysconf("SC_CLK_TCK") / (w1 - w0)
         t1 = time.monotonic()
         c = open_idle_batch(server, scenario.path, 1)
         new_ms = (time.monotonic() - t1) * 1000
@@ -922,13 +931,14 @@ def measure_idle(server, scenario):
         raise BenchError(f"{server.name} died holding idle connections\n{server.logs()}")
     return {"connections": n, "rss_before_kib": before, "rss_after_kib": after,
             "kib_per_conn": (after - before) / n, "open_s": round(open_s, 2),
-            "new_client_ms": round(new_ms, 2)}
+            "new_client_ms": round(new_ms, 2), "idle_cpu_ms_per_s": round(idle_cpu_ms_s, 2)}
 
 
 def format_idle_round(r):
     return (f"round {r['round']} {r['server']:<5}  RSS {r['rss_before_kib']} -> "
             f"{r['rss_after_kib']} KiB  {r['kib_per_conn']:.2f} KiB/conn  "
-            f"opened in {r['open_s']:.1f}s  new client {r['new_client_ms']:.1f}ms")
+            f"opened in {r['open_s']:.1f}s  new client {r['new_client_ms']:.1f}ms  "
+            f"idle CPU {r['idle_cpu_ms_per_s']:.2f} ms/s")
 
 
 def summarise_idle(scenario, rounds):
@@ -936,7 +946,7 @@ def summarise_idle(scenario, rounds):
     for name in ("weir", "nginx"):
         if any(r["server"] == name for r in rounds):
             medians[name] = {k: med(rounds, name, k)
-                             for k in ("kib_per_conn", "new_client_ms")}
+                             for k in ("kib_per_conn", "new_client_ms", "idle_cpu_ms_per_s")}
     ratio = {}
     if "weir" in medians and "nginx" in medians and medians["weir"]["kib_per_conn"]:
         ratio["memory"] = medians["nginx"]["kib_per_conn"] / medians["weir"]["kib_per_conn"]
@@ -1188,7 +1198,8 @@ def print_table(res):
         print(f"\n{res['name']}  {res['connections']} idle keep-alive connections")
         for name, d in res["median"].items():
             print(f"median {name:<6} {d['kib_per_conn']:.2f} KiB per idle connection, "
-                  f"new client answered in {d['new_client_ms']:.1f} ms")
+                  f"new client answered in {d['new_client_ms']:.1f} ms, "
+                  f"{d['idle_cpu_ms_per_s']:.2f} ms of CPU per second while idle")
         if res["ratio"]:
             print(f"weir/nginx: memory (nginx KiB / weir KiB) "
                   f"{fmt_num(res['ratio']['memory'], '.2f')}x  (> 1 is better for weir)")
@@ -1226,7 +1237,8 @@ def summary_line(res):
     if res.get("kind") == "handshakes":
         return handshakes_summary_line(res)
     if res.get("kind") == "idle":
-        parts = [f"{name} {d['kib_per_conn']:.2f} KiB/idle conn"
+        parts = [f"{name} {d['kib_per_conn']:.2f} KiB/idle conn "
+                 f"{d['idle_cpu_ms_per_s']:.2f} ms CPU/s idle"
                  for name, d in res["median"].items()]
         line = f"{res['name']}: " + " | ".join(parts)
         if res["ratio"]:

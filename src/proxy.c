@@ -32,6 +32,7 @@
 #include "weir/http_parser.h"
 #include "weir/log.h"
 #include "weir/path.h"
+#include "weir/timer.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
 
@@ -133,7 +134,8 @@ struct wr_proxy {
     size_t tstart, tlen;
     bool is_tunnel_events;
 
-    uint64_t deadline_ms;
+    struct wr_timer timer;    /* on env->wheel; never later than deadline_ms */
+    uint64_t deadline_ms;     /* the real deadline (connect, send, read, idle); 0: none */
     uint64_t idle_timeout_ms; /* tunnel */
     uint64_t start_us, head_us;
     struct wr_log_request subject; /* names the request in warnings: slices borrowed
@@ -146,6 +148,7 @@ static void on_upstream(struct wr_upconn *uc, short what, void *arg);
 static void start_attempt(struct wr_proxy *p);
 static void relay_body(struct wr_proxy *p);
 static void on_tunnel_upstream(struct wr_proxy *p, short what);
+static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms);
 
 /* This worker's counters for server i of p's upstream, or NULL. */
 static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
@@ -518,6 +521,7 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
     p->env = env;
     p->server = -1;
     p->client_fd = -1;
+    wr_timer_init(&p->timer, on_timer); /* unarmed: wr_proxy_free disarmed it */
     return p;
 }
 
@@ -577,6 +581,7 @@ void wr_proxy_free(struct wr_proxy *p)
     free(p->tbuf);
     p->tbuf = NULL;
     struct wr_proxy_env *env = p->env;
+    wr_timer_disarm(env->wheel, &p->timer);
     if (env->n_free < MAX_FREE_PROXIES) {
         p->next_free = env->free_list;
         env->free_list = p;
@@ -688,9 +693,14 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
     start_attempt(p);
 }
 
+/* The deadline timeout_ms from now (0: none) becomes p's; its timer is
+ * moved only when that is earlier (timer.h's lazy pattern: the tunnel
+ * re-arms on every read, which costs one compare). */
 static void arm_deadline(struct wr_proxy *p, uint64_t timeout_ms)
 {
     p->deadline_ms = timeout_ms ? wr_clock_now_ms() + timeout_ms : 0;
+    if (p->deadline_ms != 0)
+        wr_timer_arm_lazy(p->env->wheel, &p->timer, p->deadline_ms);
 }
 
 static void send_head_and_body(struct wr_proxy *p);
@@ -1391,10 +1401,9 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     return p;
 }
 
-void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
+/* p's deadline passed: connect, send, read or tunnel idle timeout. */
+static void time_out(struct wr_proxy *p, uint64_t now)
 {
-    if (p->deadline_ms == 0 || now < p->deadline_ms)
-        return;
     p->deadline_ms = 0;
     switch (p->state) {
     case PX_CONNECTING:
@@ -1425,6 +1434,16 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
     case PX_FINISHED:
         return;
     }
+}
+
+/* p's timer fired: early (the deadline moved later) re-arms it. The
+ * exchange may end here (done()); conn acts on its own next event. */
+static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms)
+{
+    struct wr_proxy *p = WR_TIMER_OWNER(t, struct wr_proxy, timer);
+    if (p->deadline_ms == 0 || wr_timer_rearm_if_early(w, t, p->deadline_ms, now_ms))
+        return;
+    time_out(p, now_ms);
 }
 
 const char *wr_proxy_upstream_addr(const struct wr_proxy *p)
