@@ -62,7 +62,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 #               is measured apart and never counted as the server's
 # default       False: only run with --only NAME (not yet in `make bench`)
 # idle          N > 0: instead of wrk, N idle keep-alive connections (one
-#               request each) and the server's RSS per connection (run_idle)
+#               request each) and the server's RSS per connection, and the
+#               CPU the server spends per second while they sit (run_idle)
+# half_head     with idle: each connection sends half a request head and
+#               waits (slowloris shape) instead of a whole request
 # wrk_headers   extra request headers for wrk (-H), e.g. Connection: close
 # handshakes    instead of wrk, `openssl s_time` runs: full handshakes (-new)
 #               then resumed ones (-reuse), one GET each, and the server's CPU
@@ -97,6 +100,8 @@ class Scenario:
     note: str = ""
     idle: int = 0     # > 0: not a wrk run; hold this many idle keep-alive
                       # connections and measure memory (see run_idle)
+    half_head: bool = False  # idle: each connection sends half a request head
+                             # and stops (slowloris shape) instead of a request
     wrk_headers: tuple = ()
     handshakes: bool = False   # not a wrk run: s_time -new / -reuse
 
@@ -242,6 +247,44 @@ return = 200 {{body}}
 location = /fixed { return 200 "{{body}}"; }
 """,
              note="10,000 idle keep-alive connections: server RSS per connection"),
+    Scenario(name="idle_10k_proxy", path="/proxy_100", expect_len=100, idle=10000,
+             backend=True,
+             weir_ini="""\
+[upstream b]
+server = 127.0.0.1:{{backend_port}}
+keepalive = 64
+
+[route p]
+match = prefix:/
+proxy = b
+""",
+             nginx_http="""\
+upstream b {
+    server 127.0.0.1:{{backend_port}};
+    keepalive 64;
+}
+""",
+             nginx_server="""\
+location / {
+    proxy_pass http://b;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+}
+""",
+             default=False,
+             note="10,000 idle keep-alive connections, each after one proxied request"),
+    Scenario(name="slowloris_10k", path="/fixed", expect_len=1024, idle=10000,
+             half_head=True,
+             weir_ini="""\
+[route fixed]
+match = exact:/fixed
+return = 200 {{body}}
+""",
+             nginx_server="""\
+location = /fixed { return 200 "{{body}}"; }
+""",
+             default=False,
+             note="10,000 connections that each sent half a request head (slowloris)"),
     Scenario(name="tls_static_1k", path="/1k.bin", expect_len=1024, tls=True,
              weir_ini=TLS_STATIC_WEIR, nginx_server=TLS_STATIC_NGINX,
              setup=setup_static,
@@ -274,6 +317,7 @@ log_level = warn
 [limits]
 max_requests_per_connection = 0
 keepalive_timeout = 75s
+header_timeout = 75s
 shutdown_timeout = 2s
 
 """
@@ -295,6 +339,7 @@ http {
     server_tokens off;
     keepalive_requests 100000;
     keepalive_timeout 75s;
+    client_header_timeout 75s;
     client_body_temp_path {{dir}}/nginx/client_body;
     proxy_temp_path {{dir}}/nginx/proxy;
     fastcgi_temp_path {{dir}}/nginx/fastcgi;
@@ -859,9 +904,14 @@ def raise_nofile(want):
     return max(soft, target)
 
 
-def open_idle_batch(server, path, n):
-    """n connections to server, each with one GET answered; the sockets."""
+def open_idle_batch(server, path, n, expect_len=None, half_head=False):
+    """n connections to server, each with one GET answered (or, half_head,
+    with half a request head sent and no answer); the sockets."""
+    if expect_len is None:
+        expect_len = FIXED_BODY_LEN
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    if half_head:
+        req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow".encode()
     socks = []
     try:
         for _ in range(n):
@@ -873,12 +923,12 @@ def open_idle_batch(server, path, n):
             s.connect(("127.0.0.1", server.port))
         for s in socks:
             s.sendall(req)
-        for s in socks:
+        for s in socks if not half_head else ():
             buf = b""
             for _ in range(64):
                 buf += s.recv(65536)
                 head, sep, body = buf.partition(b"\r\n\r\n")
-                if sep and len(body) >= FIXED_BODY_LEN:
+                if sep and len(body) >= expect_len:
                     break
             if not buf.startswith(b"HTTP/1.1 200"):
                 raise BenchError(f"{server.name}: idle connection answered {buf[:60]!r}")
@@ -892,12 +942,18 @@ def open_idle_batch(server, path, n):
 FIXED_BODY_LEN = len(FIXED_BODY)
 
 
+IDLE_CPU_S = 10  # window over which the server's CPU is read while connections sit
+
+
 def measure_idle(server, scenario):
     n = scenario.idle
+
+    def batch(k):
+        return open_idle_batch(server, scenario.path, k, scenario.expect_len, scenario.half_head)
     if not server.alive():
         raise BenchError(f"{server.name} died\n{server.logs()}")
     # warm-up of the same shape, so buffers kept for reuse count in "before"
-    for s in open_idle_batch(server, scenario.path, IDLE_BATCH):
+    for s in batch(IDLE_BATCH):
         s.close()
     time.sleep(0.5)
     pids = server.pids()
@@ -906,12 +962,17 @@ def measure_idle(server, scenario):
     t0 = time.monotonic()
     try:
         while len(socks) < n:
-            socks += open_idle_batch(server, scenario.path, min(IDLE_BATCH, n - len(socks)))
+            socks += batch(min(IDLE_BATCH, n - len(socks)))
         open_s = time.monotonic() - t0
         time.sleep(0.5)
         after = rss_kib(server.pids())
+        # what holding them costs: the server's CPU over a quiet window
+        c0, w0 = cpu_ticks(server.pids()), time.monotonic()
+        time.sleep(IDLE_CPU_S)
+        c1, w1 = cpu_ticks(server.pids()), time.monotonic()
+        cpu_ms_per_s = (c1 - c0) * 1000.0 / CLK_TCK / (w1 - w0)
         t1 = time.monotonic()
-        c = open_idle_batch(server, scenario.path, 1)
+        c = open_idle_batch(server, scenario.path, 1, scenario.expect_len)
         new_ms = (time.monotonic() - t1) * 1000
         c[0].close()
     finally:
@@ -922,12 +983,14 @@ def measure_idle(server, scenario):
         raise BenchError(f"{server.name} died holding idle connections\n{server.logs()}")
     return {"connections": n, "rss_before_kib": before, "rss_after_kib": after,
             "kib_per_conn": (after - before) / n, "open_s": round(open_s, 2),
+            "idle_cpu_ms_per_s": round(cpu_ms_per_s, 2),
             "new_client_ms": round(new_ms, 2)}
 
 
 def format_idle_round(r):
     return (f"round {r['round']} {r['server']:<5}  RSS {r['rss_before_kib']} -> "
             f"{r['rss_after_kib']} KiB  {r['kib_per_conn']:.2f} KiB/conn  "
+            f"idle cpu {r['idle_cpu_ms_per_s']:.1f} ms/s  "
             f"opened in {r['open_s']:.1f}s  new client {r['new_client_ms']:.1f}ms")
 
 
@@ -936,7 +999,7 @@ def summarise_idle(scenario, rounds):
     for name in ("weir", "nginx"):
         if any(r["server"] == name for r in rounds):
             medians[name] = {k: med(rounds, name, k)
-                             for k in ("kib_per_conn", "new_client_ms")}
+                             for k in ("kib_per_conn", "idle_cpu_ms_per_s", "new_client_ms")}
     ratio = {}
     if "weir" in medians and "nginx" in medians and medians["weir"]["kib_per_conn"]:
         ratio["memory"] = medians["nginx"]["kib_per_conn"] / medians["weir"]["kib_per_conn"]
@@ -1188,6 +1251,7 @@ def print_table(res):
         print(f"\n{res['name']}  {res['connections']} idle keep-alive connections")
         for name, d in res["median"].items():
             print(f"median {name:<6} {d['kib_per_conn']:.2f} KiB per idle connection, "
+                  f"{d['idle_cpu_ms_per_s']:.1f} ms CPU per second while they sit, "
                   f"new client answered in {d['new_client_ms']:.1f} ms")
         if res["ratio"]:
             print(f"weir/nginx: memory (nginx KiB / weir KiB) "
@@ -1226,7 +1290,8 @@ def summary_line(res):
     if res.get("kind") == "handshakes":
         return handshakes_summary_line(res)
     if res.get("kind") == "idle":
-        parts = [f"{name} {d['kib_per_conn']:.2f} KiB/idle conn"
+        parts = [f"{name} {d['kib_per_conn']:.2f} KiB/idle conn "
+                 f"{d['idle_cpu_ms_per_s']:.1f} ms/s CPU"
                  for name, d in res["median"].items()]
         line = f"{res['name']}: " + " | ".join(parts)
         if res["ratio"]:

@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "weir/clock.h"
 #include "weir/http_parser.h"
 #include "weir/http_resp.h"
 #include "weir/log.h"
@@ -80,7 +81,7 @@ static void admin_close(struct admin_conn *ac)
  * Returns -1 when the deadline passed (ac is closed). */
 static int rearm(struct admin_conn *ac)
 {
-    uint64_t now = wr_metrics_now_ms();
+    uint64_t now = wr_clock_now_ms();
     if (now >= ac->deadline_ms) {
         admin_close(ac);
         return -1;
@@ -144,7 +145,7 @@ static void route(struct admin_conn *ac)
         wr_metrics_format_prometheus(a->metrics, &body);
         answer(ac, 200, "text/plain; version=0.0.4; charset=utf-8", &body, is_head);
     } else {
-        wr_metrics_format_status(a->metrics, a->rate, wr_metrics_now_ms(), &body);
+        wr_metrics_format_status(a->metrics, a->rate, wr_clock_now_ms(), &body);
         answer(ac, 200, "application/json", &body, is_head);
     }
     wr_metrics_text_fini(&body);
@@ -216,7 +217,7 @@ static void take_conn(struct wr_admin *a, int fd)
         return;
     }
     *ac = (struct admin_conn){.admin = a, .ev = ev, .fd = fd,
-                              .deadline_ms = wr_metrics_now_ms() + ADMIN_TIMEOUT_MS};
+                              .deadline_ms = wr_clock_now_ms() + ADMIN_TIMEOUT_MS};
     ac->next = a->conns;
     if (a->conns)
         a->conns->prev = ac;

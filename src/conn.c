@@ -32,8 +32,14 @@
  *    bytes) and its read event, nothing else: io (buffers, and the write
  *    event, which only pending output needs) goes back to the worker when
  *    the connection has no input and no output pending.
- *  - Timeouts are deadlines checked by wr_conns_tick, not timer events, so
- *    arming one costs a store.
+ *  - Timeouts: c->deadline_ms is the real deadline (0: none), kept after
+ *    every event by set_deadline; c->timer, on the worker's wheel
+ *    (timer.h), is never later than it and moves only when the deadline
+ *    comes earlier (the lazy pattern: one compare per event). A timer that
+ *    fires early re-arms at the real deadline (on_conn_timer). The tick
+ *    runs the wheel and never walks the connections: an idle one costs
+ *    nothing until its deadline, and conns_idle is a count kept on every
+ *    change (count_idle).
  *  - I/O goes through conn_recv / write_some / start_linger, which branch
  *    on c->tls == NULL first: plain TCP pays one compare for TLS.
  *  - Response bodies on routes other than proxy are read and discarded
@@ -61,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/clock.h"
 #include "weir/h1_framing.h"
 #include "weir/handler.h"
 #include "weir/http_parser.h"
@@ -149,6 +156,7 @@ struct wr_conn {
     struct wr_conn *prev, *next; /* home->live list; next also links the free list */
     struct wr_conn_io *io;   /* NULL while idle */
     struct wr_tls_conn *tls; /* owned; NULL on plain TCP */
+    struct wr_timer timer;   /* on home->wheel; never later than deadline_ms */
     uint64_t id;
     uint64_t deadline_ms;    /* monotonic; 0 = none */
     uint64_t phase_ms;       /* when the current head, body read or idle wait began */
@@ -168,6 +176,7 @@ struct wr_conn {
                                 next event (callbacks never close) */
     bool is_body_blocked;    /* the server is not taking the body: wait for body_room */
     bool is_proxy_done;      /* proxy called done(); handled once output drained */
+    bool is_idle_counted;    /* counted in home->n_idle (count_idle) */
     struct wr_proxy *proxy;  /* owned: the exchange in flight (ST_PROXY, ST_TUNNEL) */
     char peer[48];           /* remote address text for logs and $remote_addr */
 };
@@ -175,15 +184,9 @@ struct wr_conn {
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static int settle(struct wr_conn *c);
+static void set_timer(struct wr_conn *c, uint64_t deadline_ms);
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- buffers ----------------------------------------------------------- */
 
@@ -313,9 +316,25 @@ static void announce_snapshots(struct wr_conns *cs)
     free(cfgs);
 }
 
+/* conns_idle: a connection that waits for a request and holds no buffer.
+ * Kept on every change (after each event, and when buffers come and go),
+ * so the tick publishes a count instead of walking every connection. */
+static void count_idle(struct wr_conn *c)
+{
+    bool is_idle = c->state == ST_HEAD && !c->io && c->fd >= 0;
+    if (is_idle == c->is_idle_counted)
+        return;
+    c->is_idle_counted = is_idle;
+    if (is_idle)
+        c->home->n_idle++;
+    else
+        c->home->n_idle--;
+}
+
 static void conn_close(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
+    wr_timer_disarm(&cs->wheel, &c->timer);
     event_del(&c->ev_read);
     if (c->proxy) {
         /* Before the socket closes: a tunnel has events on it. */
@@ -327,6 +346,7 @@ static void conn_close(struct wr_conn *c)
     c->tls = NULL;
     close(c->fd);
     c->fd = -1;
+    count_idle(c);
     forget_snapshot(cs, c->cfg);
     wr_config_unref(c->cfg);
     c->cfg = NULL;
@@ -351,6 +371,18 @@ static void conn_close(struct wr_conn *c)
     }
 }
 
+/* c's timer fired: a deadline that moved later since it was armed re-arms
+ * it (the lazy pattern); one that passed closes c. */
+static void on_conn_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms)
+{
+    struct wr_conn *c = WR_TIMER_OWNER(t, struct wr_conn, timer);
+    if (c->deadline_ms == 0 || wr_timer_rearm_if_early(w, t, c->deadline_ms, now_ms))
+        return;
+    if (wr_log_is_enabled(WR_LOG_DEBUG))
+        wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "timeout in state %d", c->state);
+    conn_close(c);
+}
+
 static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
@@ -368,7 +400,7 @@ static void log_refusal(struct wr_conns *cs, uint64_t conn_id, const char *what,
                         const char *peer, const struct wr_log_request *rq)
 {
     uint64_t n_suppressed;
-    if (!wr_log_is_enabled(WR_LOG_INFO) || !wr_limits_log_due(cs->limits, now_ms(), &n_suppressed))
+    if (!wr_log_is_enabled(WR_LOG_INFO) || !wr_limits_log_due(cs->limits, wr_clock_now_ms(), &n_suppressed))
         return;
     if (rq)
         wr_log_request(WR_LOG_INFO, cs->worker_id, conn_id, rq,
@@ -432,6 +464,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     cs->henv.metrics = cs->metrics; /* set by the worker after init */
     *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
+    wr_timer_init(&c->timer, on_conn_timer);
     c->cfg = wr_config_ref(cs->cfg);
     cs->snapshots[0].n_conns++; /* the current one: cs->cfg */
     c->id = cs->next_conn_id;
@@ -450,7 +483,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     cs->n_accepted++;
     wr_metrics_add(&cs->metrics->conns_accepted, 1);
     wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
-    c->phase_ms = now_ms();
+    c->phase_ms = wr_clock_now_ms();
     if (is_tls) {
         c->state = ST_HANDSHAKE;
         c->tls = cs->cfg->tls_set ? wr_tls_conn_new(cs->cfg->tls_set, fd) : NULL;
@@ -637,7 +670,7 @@ static int flush_output(struct wr_conn *c)
             conn_close(c);
             return -1;
         }
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
     }
@@ -674,7 +707,7 @@ static int start_linger(struct wr_conn *c)
         return -1;
     }
     c->state = ST_LINGER;
-    c->deadline_ms = now_ms() + LINGER_MS;
+    set_timer(c, wr_clock_now_ms() + LINGER_MS);
     if (c->is_read_paused) {
         event_add(&c->ev_read, NULL);
         c->is_read_paused = false;
@@ -696,25 +729,39 @@ static void linger_read(struct wr_conn *c)
         conn_close(c);
 }
 
-/* Picks the deadline that applies now. */
-static void set_deadline(struct wr_conn *c)
+/* Makes deadline_ms (0: none) c's real deadline, and its timer no later
+ * than that: moved only when the deadline comes earlier (timer.h). */
+static void set_timer(struct wr_conn *c, uint64_t deadline_ms)
+{
+    c->deadline_ms = deadline_ms;
+    if (deadline_ms != 0)
+        wr_timer_arm_lazy(&c->home->wheel, &c->timer, deadline_ms);
+}
+
+/* The deadline that applies now (0: none). */
+static uint64_t pick_deadline(const struct wr_conn *c)
 {
     const struct wr_limits_cfg *lim = &c->cfg->limits;
     const struct wr_conn_io *io = c->io;
     if (c->state == ST_HANDSHAKE)
-        c->deadline_ms = c->phase_ms + wr_tls_handshake_timeout_ms(c->tls);
-    else if (has_output_pending(c) && io->seg_first < io->n_ready)
-        c->deadline_ms = c->last_io_ms + lim->send_timeout_ms;
-    else if (c->state == ST_PROXY && io->body_kind != BODY_NONE && !c->is_body_blocked)
-        c->deadline_ms = c->last_io_ms + lim->body_timeout_ms;
-    else if (c->state == ST_PROXY || c->state == ST_TUNNEL)
-        c->deadline_ms = 0; /* the proxy keeps the upstream deadlines */
-    else if (c->state == ST_BODY)
-        c->deadline_ms = c->last_io_ms + lim->body_timeout_ms;
-    else if ((io && io->rstart < io->rlen) || c->n_requests == 0)
-        c->deadline_ms = c->phase_ms + lim->header_timeout_ms;
-    else
-        c->deadline_ms = c->phase_ms + lim->keepalive_timeout_ms;
+        return c->phase_ms + wr_tls_handshake_timeout_ms(c->tls);
+    if (has_output_pending(c) && io->seg_first < io->n_ready)
+        return c->last_io_ms + lim->send_timeout_ms;
+    if (c->state == ST_PROXY && io->body_kind != BODY_NONE && !c->is_body_blocked)
+        return c->last_io_ms + lim->body_timeout_ms;
+    if (c->state == ST_PROXY || c->state == ST_TUNNEL)
+        return 0; /* the proxy keeps the upstream deadlines */
+    if (c->state == ST_BODY)
+        return c->last_io_ms + lim->body_timeout_ms;
+    if ((io && io->rstart < io->rlen) || c->n_requests == 0)
+        return c->phase_ms + lim->header_timeout_ms;
+    return c->phase_ms + lim->keepalive_timeout_ms;
+}
+
+/* Picks the deadline that applies now and arms for it. */
+static void set_deadline(struct wr_conn *c)
+{
+    set_timer(c, pick_deadline(c));
 }
 
 /*
@@ -744,7 +791,7 @@ static int settle(struct wr_conn *c)
     }
     if (is_idle && io) {
         release_io(c->home, c);
-        c->phase_ms = now_ms();
+        c->phase_ms = wr_clock_now_ms();
     }
     /* Backpressure: no reading while our answers cannot be written, nor
      * while the server does not take the body, nor into a full buffer. */
@@ -766,6 +813,7 @@ static int settle(struct wr_conn *c)
     else if (c->tls && !c->is_read_paused && c->state != ST_LINGER && wr_tls_has_pending(c->tls))
         event_active(&c->ev_read, EV_READ, 0);
     set_deadline(c);
+    count_idle(c);
     return 0;
 }
 
@@ -832,7 +880,7 @@ static void log_request(struct wr_conn *c)
         .minor_version = req->minor_version,
         .status = c->io->log_status,
         .bytes_sent = c->io->log_bytes,
-        .request_time_us = (now_ms() - c->phase_ms) * 1000,
+        .request_time_us = (wr_clock_now_ms() - c->phase_ms) * 1000,
         .log_time = cs->clock.log_time,
         .iso_time = cs->clock.iso_time,
     };
@@ -917,9 +965,7 @@ static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t 
 {
     if (c->peer_key == 0)
         return 0; /* unix clients: no address to tell clients apart */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    uint64_t now_us = wr_clock_now_us();
     *retry_after_s = wr_limits_rate_check(c->home->limits, c->peer_key, route->name,
                                           &route->rate_limit, now_us);
     if (*retry_after_s == 0)
@@ -1123,7 +1169,7 @@ static void account_request(struct wr_conn *c)
     log_request(c);
     /* The same duration as the access log's request_time. */
     wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
-                             (now_ms() - c->phase_ms) * 1000);
+                             (wr_clock_now_ms() - c->phase_ms) * 1000);
 }
 
 /* The request (and its body) is complete: log it, release its response. */
@@ -1136,7 +1182,7 @@ static void finish_request(struct wr_conn *c)
     io->pin = 0;
     if (io->rstart == io->rlen)
         io->rstart = io->rlen = 0;
-    c->phase_ms = now_ms();
+    c->phase_ms = wr_clock_now_ms();
     if (c->state == ST_BODY)
         c->state = ST_HEAD;
 }
@@ -1262,7 +1308,7 @@ static bool invite_body(struct wr_conn *c)
     if (io->rstart == io->rlen) {
         push_mem(io, continue_line, sizeof(continue_line) - 1);
         io->n_ready = io->n_segs;
-        c->last_io_ms = now_ms(); /* body_timeout runs from the invitation */
+        c->last_io_ms = wr_clock_now_ms(); /* body_timeout runs from the invitation */
     }
     io->is_continue_owed = false;
     return true;
@@ -1292,7 +1338,7 @@ static void forward_body(struct wr_conn *c)
             io->is_piece_last = false;
             io->body_kind = BODY_NONE;
         }
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
     }
 }
 
@@ -1314,7 +1360,7 @@ static bool write_queued(struct wr_conn *c)
             }
             return false;
         }
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
     }
     io->seg_first = io->n_segs = io->n_ready = 0;
@@ -1367,7 +1413,7 @@ static void start_tunnel(struct wr_conn *c)
     c->is_write_armed = false;
     c->is_read_paused = true;
     c->state = ST_TUNNEL;
-    c->deadline_ms = 0;
+    set_timer(c, 0);
     const char *pending = io->rbuf + io->rstart;
     size_t pending_len = io->rlen - io->rstart;
     wr_proxy_tunnel(c->proxy, c->fd, c->tls, pending, pending_len); /* copies pending */
@@ -1503,7 +1549,7 @@ static void proxy_read(struct wr_conn *c)
             c->is_peer_eof = true;
         if (n > 0) {
             io->rlen += (size_t)n;
-            c->last_io_ms = now_ms();
+            c->last_io_ms = wr_clock_now_ms();
             wr_metrics_add(&c->home->metrics->bytes_in, (uint64_t)n);
         }
     }
@@ -1544,7 +1590,7 @@ static void start_body(struct wr_conn *c, bool has_body, enum conn_state state)
     wr_http_chunked_init(&io->chunked);
     io->pin = io->rstart; /* the head stays put while its body is read */
     c->state = state;
-    c->last_io_ms = now_ms();
+    c->last_io_ms = wr_clock_now_ms();
 }
 
 /* A complete, valid head of head_len bytes is in io->req: answer it. */
@@ -1728,7 +1774,7 @@ static void continue_handshake(struct wr_conn *c)
         return;
     }
     c->state = ST_HEAD;
-    c->phase_ms = now_ms(); /* header_timeout starts now */
+    c->phase_ms = wr_clock_now_ms(); /* header_timeout starts now */
     settle(c);
 }
 
@@ -1763,6 +1809,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    count_idle(c);
     struct wr_conn_io *io = c->io;
     if (c->is_backlogged || io->rlen == io->rcap) {
         process_input(c);
@@ -1782,7 +1829,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         c->is_peer_eof = true;
     } else {
         io->rlen += (size_t)n;
-        c->last_io_ms = now_ms();
+        c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
         if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
             c->phase_ms = c->last_io_ms; /* header_timeout runs from the first byte */
@@ -1830,6 +1877,7 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
 {
     *cs = (struct wr_conns){.worker_id = worker_id, .base = base,
                             .n_process_conns = n_process_conns, .limits = limits};
+    wr_timer_wheel_init(&cs->wheel, wr_clock_now_ms());
     cs->next_conn_id = (uint64_t)worker_id + 1024;
     cs->scratch_cap = cfg->limits.max_header_bytes + RBUF_SLACK;
     if (cs->scratch_cap < LINGER_MAX_BYTES)
@@ -1838,8 +1886,8 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->tls_stage = malloc(WR_CONNS_TLS_STAGE);
     cs->router = wr_router_scratch_new();
     cs->snapshots = malloc(4 * sizeof(*cs->snapshots));
-    cs->henv = (struct wr_handler_env){.base = base, .worker_id = worker_id, .clock = &cs->clock,
-                                       .cfg = cfg};
+    cs->henv = (struct wr_handler_env){.base = base, .wheel = &cs->wheel,
+                                       .worker_id = worker_id, .clock = &cs->clock, .cfg = cfg};
     bool has_handlers = false;
     if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->snapshots ||
         !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
@@ -1902,25 +1950,15 @@ void wr_conns_tick(struct wr_conns *cs)
     wr_resp_clock_update(&cs->clock, time(NULL), cs->cfg->server.server_header);
     if (cs->access_log.len > 0)
         wr_access_log_flush(&cs->access_log);
-    uint64_t now = now_ms();
+    uint64_t now = wr_clock_now_ms();
     cs->henv.metrics = cs->metrics;
     wr_handlers_tick(&cs->handlers, now);
     if (cs->is_snapshots_changed)
         announce_snapshots(cs);
-    uint64_t n_idle = 0;
-    for (struct wr_conn *c = cs->live, *next; c; c = next) {
-        next = c->next;
-        if (c->proxy && !c->is_proxy_done)
-            wr_proxy_tick(c->proxy, now); /* may end it: handled on c's next event */
-        if (c->deadline_ms != 0 && now >= c->deadline_ms) {
-            if (wr_log_is_enabled(WR_LOG_DEBUG))
-                wr_log(WR_LOG_DEBUG, cs->worker_id, c->id, "timeout in state %d", c->state);
-            conn_close(c);
-        } else {
-            n_idle += c->state == ST_HEAD && !c->io; /* holds no buffer: waits for a request */
-        }
-    }
-    wr_metrics_set(&cs->metrics->conns_idle, n_idle);
+    /* Connections and proxied exchanges past their deadlines (a proxy's
+     * ends on its connection's next event); nothing else is visited. */
+    wr_timer_wheel_run(&cs->wheel, now);
+    wr_metrics_set(&cs->metrics->conns_idle, cs->n_idle);
 }
 
 void wr_conns_drain(struct wr_conns *cs)
@@ -1939,6 +1977,7 @@ void wr_conns_fini(struct wr_conns *cs)
 {
     while (cs->live)
         conn_close(cs->live);
+    wr_timer_wheel_fini(&cs->wheel); /* after every conn and exchange disarmed */
     while (cs->free_conns) {
         struct wr_conn *c = cs->free_conns;
         cs->free_conns = c->next;

@@ -32,8 +32,9 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "weir/clock.h"
 
 #define MAX_QUEUES 1040          /* [server] workers <= 1024, the error log, tests */
 #define MIN_QUEUE_CAP (16 * 1024)
@@ -90,13 +91,6 @@ static struct {
     size_t n_sinks;
     struct sink *mid_line;         /* its last write ended inside a line */
 } W = {.wake_fd = -1};
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 bool wr_log_writer_is_needed(int fd)
 {
@@ -315,7 +309,7 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     for (;;) {
-        uint64_t now = now_ms();
+        uint64_t now = wr_clock_now_ms();
         bool is_stopping = atomic_load_explicit(&W.is_stopping, memory_order_acquire);
         bool has_pending = false;
         bool progress = collect_all(&has_pending);
@@ -418,7 +412,7 @@ void wr_log_writer_stop(uint64_t timeout_ms)
 {
     if (!W.is_running)
         return;
-    atomic_store_explicit(&W.deadline_ms, now_ms() + timeout_ms, memory_order_relaxed);
+    atomic_store_explicit(&W.deadline_ms, wr_clock_now_ms() + timeout_ms, memory_order_relaxed);
     atomic_store_explicit(&W.is_stopping, true, memory_order_release);
     wake();
     pthread_join(W.thread, NULL);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "weir/admin.h"
+#include "weir/clock.h"
 #include "weir/config.h"
 #include "weir/limits.h"
 #include "weir/listener.h"
@@ -467,7 +468,7 @@ static void notify_status(struct app *app, const struct wr_metrics_totals *t)
  * active), sampled once a second. */
 static void publish_server_health(struct app *app)
 {
-    uint64_t now = wr_upstream_now_ms();
+    uint64_t now = wr_clock_now_ms();
     for (size_t u = 0; u < app->cfg->n_upstreams; u++) {
         const struct wr_upstream_cfg *up = &app->cfg->upstreams[u];
         for (size_t i = 0; i < up->n_servers; i++) {
@@ -486,7 +487,7 @@ static void on_status_tick(evutil_socket_t fd, short what, void *arg)
     publish_server_health(app);
     struct wr_metrics_totals t;
     wr_metrics_sum(app->metrics, &t);
-    wr_metrics_rate_add(&app->rate, wr_metrics_now_ms(), t.requests);
+    wr_metrics_rate_add(&app->rate, wr_clock_now_ms(), t.requests);
     if (++app->n_status_ticks % STATUS_EVERY_TICKS == 0)
         notify_status(app, &t);
 }
@@ -718,7 +719,7 @@ static int start_metrics(struct app *app)
     struct timeval tick = {STATUS_TICK_MS / 1000, (STATUS_TICK_MS % 1000) * 1000};
     if (!app->retire_poll || !app->status_tick || event_add(app->status_tick, &tick) < 0)
         return -1;
-    wr_metrics_rate_add(&app->rate, wr_metrics_now_ms(), 0);
+    wr_metrics_rate_add(&app->rate, wr_clock_now_ms(), 0);
     return 0;
 }
 

@@ -10,6 +10,7 @@
  */
 #include "weir/metrics.h"
 
+#include "weir/clock.h"
 #include "weir/log.h"
 
 #include <stdarg.h>
@@ -34,13 +35,6 @@ static const char *const class_names[WR_METRICS_N_CLASSES] = {"1xx", "2xx", "3xx
                                                               "5xx"};
 
 #define OVERFLOW_ROUTE_NAME "(overflow)"
-
-uint64_t wr_metrics_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- writers (worker thread) --------------------------------------------- */
 
@@ -84,7 +78,7 @@ struct wr_metrics *wr_metrics_new(size_t n_workers)
     m->n_routes = 1;
     m->n_servers = 1;
     m->start_unix_s = (uint64_t)time(NULL);
-    m->start_mono_ms = wr_metrics_now_ms();
+    m->start_mono_ms = wr_clock_now_ms();
     return m;
 }
 

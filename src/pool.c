@@ -32,8 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "weir/clock.h"
 #include "weir/config.h"
 #include "weir/stream.h"
 #include "weir/tls.h"
@@ -58,13 +58,6 @@ struct wr_pool {
     struct wr_stream_stage *stage; /* owned: TLS plaintext staging of every connection */
     struct wr_pool_stats stats;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct wr_pool *wr_pool_new(struct event_base *base)
 {
@@ -393,7 +386,7 @@ void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms)
     wr_stream_set_idle(&uc->s, true); /* a server's bare close is a clean one */
     wr_upconn_want_write(uc, false);
     wr_upconn_pause_read(uc, false);
-    uc->idle_until_ms = now_ms() + idle_ms;
+    uc->idle_until_ms = wr_clock_now_ms() + idle_ms;
     uc->next = s->idle;
     s->idle = uc;
     s->n_idle++;

@@ -26,14 +26,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "weir/clock.h"
 #include "weir/h1_framing.h"
 #include "weir/http_parser.h"
 #include "weir/log.h"
-#include "weir/path.h"
 #include "weir/metrics.h"
+#include "weir/path.h"
+#include "weir/timer.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
 
@@ -136,7 +137,8 @@ struct wr_proxy {
     size_t tstart, tlen;
     bool is_tunnel_events;
 
-    uint64_t deadline_ms;
+    struct wr_timer timer;    /* on env->wheel; never later than deadline_ms */
+    uint64_t deadline_ms;     /* the real deadline (connect, send, read, idle); 0: none */
     uint64_t idle_timeout_ms; /* tunnel */
     uint64_t start_us, head_us;
     struct wr_log_request subject; /* names the request in warnings: slices borrowed
@@ -149,20 +151,7 @@ static void on_upstream(struct wr_upconn *uc, short what, void *arg);
 static void start_attempt(struct wr_proxy *p);
 static void relay_body(struct wr_proxy *p);
 static void on_tunnel_upstream(struct wr_proxy *p, short what);
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
+static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms);
 
 /* This worker's counters for server i of p's upstream, or NULL. */
 static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
@@ -192,7 +181,7 @@ static void upstream_warn(struct wr_proxy *p, const char *fmt, ...)
     struct wr_proxy_env *env = p->env;
     uint64_t n_suppressed;
     if (!wr_log_is_enabled(WR_LOG_WARN) ||
-        !wr_log_budget_take(&env->warn_budget, WARN_PER_SECOND, now_ms(), &n_suppressed))
+        !wr_log_budget_take(&env->warn_budget, WARN_PER_SECOND, wr_clock_now_ms(), &n_suppressed))
         return;
     char line[512];
     va_list ap;
@@ -535,6 +524,7 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
     p->env = env;
     p->server = -1;
     p->client_fd = -1;
+    wr_timer_init(&p->timer, on_timer); /* unarmed: wr_proxy_free disarmed it */
     return p;
 }
 
@@ -594,6 +584,7 @@ void wr_proxy_free(struct wr_proxy *p)
     free(p->tbuf);
     p->tbuf = NULL;
     struct wr_proxy_env *env = p->env;
+    wr_timer_disarm(env->wheel, &p->timer);
     if (env->n_free < MAX_FREE_PROXIES) {
         p->next_free = env->free_list;
         env->free_list = p;
@@ -682,7 +673,7 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
     const struct wr_upstream_server_cfg *srv = &p->up->servers[p->server];
     log_attempt_end(&p->log, status);
     upstream_warn(p, "upstream %s server %s: %s", p->up->name, srv->label, why);
-    wr_upstream_report(p->up, p->server, false, now_ms());
+    wr_upstream_report(p->up, p->server, false, wr_clock_now_ms());
     struct wr_metrics_server *sm = server_metrics(p, p->server);
     if (sm)
         wr_metrics_add(&sm->failures, 1);
@@ -695,9 +686,14 @@ static void fail_attempt(struct wr_proxy *p, int status, bool is_connect_failure
     start_attempt(p);
 }
 
+/* The deadline timeout_ms from now (0: none) becomes p's; its timer is
+ * moved only when that is earlier (timer.h's lazy pattern: the tunnel
+ * re-arms on every read, which costs one compare). */
 static void arm_deadline(struct wr_proxy *p, uint64_t timeout_ms)
 {
-    p->deadline_ms = timeout_ms ? now_ms() + timeout_ms : 0;
+    p->deadline_ms = timeout_ms ? wr_clock_now_ms() + timeout_ms : 0;
+    if (p->deadline_ms != 0)
+        wr_timer_arm_lazy(p->env->wheel, &p->timer, p->deadline_ms);
 }
 
 static void send_head_and_body(struct wr_proxy *p);
@@ -716,7 +712,7 @@ static void arm_wait_deadline(struct wr_proxy *p)
 /* Picks a server not tried yet and gets a connection to it. */
 static void start_attempt(struct wr_proxy *p)
 {
-    uint64_t now = now_ms();
+    uint64_t now = wr_clock_now_ms();
     int server = wr_balancer_pick(p->env->balancer, p->up, p->hash_key, p->tried, now);
     if (server < 0) {
         if (p->n_tries == 0) {
@@ -1038,7 +1034,7 @@ static void complete(struct wr_proxy *p)
 {
     struct wr_metrics_server *sm = server_metrics(p, p->server);
     if (sm)
-        wr_metrics_observe(&sm->duration, now_us() - p->start_us);
+        wr_metrics_observe(&sm->duration, wr_clock_now_us() - p->start_us);
     bool is_reusable = p->is_upstream_reusable && p->ustart == p->ulen && p->is_body_done;
     release_upstream(p, is_reusable);
     finish(p, WR_PROXY_COMPLETE);
@@ -1147,7 +1143,7 @@ static void relay_body(struct wr_proxy *p)
         if (is_bad) {
             upstream_warn(p, "upstream %s: bad chunked body from %s",
                           p->up->name, server_label(p));
-            wr_upstream_report(p->up, p->server, false, now_ms());
+            wr_upstream_report(p->up, p->server, false, wr_clock_now_ms());
             release_upstream(p, false);
             /* Nothing reached the client yet (the head was to go out with
              * these body bytes): it can still get a clear 502 instead of a
@@ -1204,8 +1200,8 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
         p->scanned = 0;
         return;
     }
-    wr_upstream_report(p->up, p->server, true, now_ms());
-    p->head_us = now_us();
+    wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
+    p->head_us = wr_clock_now_us();
     p->status = status;
     choose_framing(p, p->is_client_http10);
     size_t head_len = build_client_head(p);
@@ -1297,7 +1293,7 @@ static void read_upstream(struct wr_proxy *p)
             log_attempt_end(&p->log, 502);
             upstream_warn(p, "upstream %s: malformed response head from %s",
                           p->up->name, server_label(p));
-            wr_upstream_report(p->up, p->server, false, now_ms());
+            wr_upstream_report(p->up, p->server, false, wr_clock_now_ms());
             release_upstream(p, false);
             finish(p, 502);
             return;
@@ -1381,7 +1377,7 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
                       wr_str_list_has_token(upgrade->value, WR_STR("websocket"));
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
-    p->start_us = now_us();
+    p->start_us = wr_clock_now_us();
     if (ex->log_subject)
         p->subject = *ex->log_subject;
     p->is_host_preserved = ex->route->preserve_host && req->host.len > 0;
@@ -1399,10 +1395,9 @@ struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_
     return p;
 }
 
-void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
+/* p's deadline passed: connect, send, read or tunnel idle timeout. */
+static void time_out(struct wr_proxy *p, uint64_t now)
 {
-    if (p->deadline_ms == 0 || now < p->deadline_ms)
-        return;
     p->deadline_ms = 0;
     switch (p->state) {
     case PX_CONNECTING:
@@ -1433,6 +1428,16 @@ void wr_proxy_tick(struct wr_proxy *p, uint64_t now)
     case PX_FINISHED:
         return;
     }
+}
+
+/* p's timer fired: early (the deadline moved later) re-arms it. The
+ * exchange may end here (done()); conn acts on its own next event. */
+static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms)
+{
+    struct wr_proxy *p = WR_TIMER_OWNER(t, struct wr_proxy, timer);
+    if (p->deadline_ms == 0 || wr_timer_rearm_if_early(w, t, p->deadline_ms, now_ms))
+        return;
+    time_out(p, now_ms);
 }
 
 const char *wr_proxy_upstream_addr(const struct wr_proxy *p)
@@ -1479,8 +1484,8 @@ bool wr_proxy_is_keep_alive(const struct wr_proxy *p)
 
 static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
 {
-    wr_upstream_report(p->up, p->server, true, now_ms());
-    p->head_us = now_us();
+    wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
+    p->head_us = wr_clock_now_us();
     p->status = 101;
     p->state = PX_TUNNEL;
     size_t head_len = build_client_head(p);
@@ -1681,6 +1686,7 @@ static int proxy_worker_init(struct wr_handler_worker *hw)
         return -1;
     env->henv = henv;
     env->base = henv->base;
+    env->wheel = henv->wheel;
     env->clock = henv->clock;
     env->worker_id = henv->worker_id;
     env->is_server_header_on = henv->cfg->server.server_header != NULL;

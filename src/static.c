@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weir/clock.h"
 #include "weir/http_cond.h"
 #include "weir/path.h"
 #include "weir/static_cache.h"
@@ -162,13 +163,6 @@ static int status_for_errno(int err)
 /* Bytes of a requested path an error line shows. */
 #define LOG_PATH_MAX 256
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * The status for a failed open or read of rel under the route's root. A
  * permission error (a file of mode 0600 owned by another user, a directory
@@ -184,7 +178,8 @@ static int open_failed(const struct wr_exchange *ex, const char *rel, int err)
     uint64_t n_suppressed = 0;
     struct wr_log_budget *budget =
         ex->worker_state ? wr_static_cache_log_budget(ex->worker_state) : NULL;
-    if (budget && !wr_log_budget_take(budget, FORBIDDEN_LOG_PER_SECOND, now_ms(), &n_suppressed))
+    if (budget &&
+        !wr_log_budget_take(budget, FORBIDDEN_LOG_PER_SECOND, wr_clock_now_ms(), &n_suppressed))
         return status;
     char path[4 * LOG_PATH_MAX + 4];
     wr_log_escape(path, sizeof(path), wr_str_from_cstr(rel), LOG_PATH_MAX);

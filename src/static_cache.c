@@ -4,8 +4,8 @@
  *
  * A chained hash table over a power-of-two bucket array, plus a doubly
  * linked LRU list (head = most recently used). Roots get their own small
- * table of O_PATH descriptors, revalidated like files. Time is
- * CLOCK_MONOTONIC_COARSE (vDSO, no system call).
+ * table of O_PATH descriptors, revalidated like files. Time is clock.h's
+ * wr_clock_now_ms (vDSO, no system call; tests fake it there).
  */
 #include "weir/static_cache.h"
 
@@ -18,6 +18,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "weir/clock.h"
 
 #define N_ROOTS 16
 
@@ -37,22 +39,14 @@ struct wr_static_cache {
   struct root_entry roots[N_ROOTS];
   unsigned next_root; /* round-robin victim when roots are full */
   struct wr_log_budget log_budget; /* static.c's error lines, this worker's */
-  wr_static_cache_clock_fn now_ms;
   struct wr_static_cache_stats stats;
 };
-
-static uint64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct wr_static_cache *wr_static_cache_new(size_t max_entries) {
   struct wr_static_cache *c = calloc(1, sizeof(*c));
   if (!c)
     return NULL;
   c->max_entries = max_entries ? max_entries : 1;
-  c->now_ms = monotonic_ms;
   c->n_buckets = 16;
   while (c->n_buckets < 2 * c->max_entries)
     c->n_buckets *= 2;
@@ -130,11 +124,6 @@ struct wr_log_budget *wr_static_cache_log_budget(struct wr_static_cache *cache) 
 struct wr_static_cache_stats
 wr_static_cache_stats(const struct wr_static_cache *cache) {
   return cache->stats;
-}
-
-void wr_static_cache_set_clock(struct wr_static_cache *cache,
-                               wr_static_cache_clock_fn now_ms) {
-  cache->now_ms = now_ms;
 }
 
 /* ---- roots ------------------------------------------------------------- */
@@ -381,7 +370,7 @@ struct wr_static_file *wr_static_cache_open(struct wr_static_cache *cache,
     errno = err;
     return f;
   }
-  uint64_t now = cache->now_ms();
+  uint64_t now = wr_clock_now_ms();
   int dir_fd = root_fd(cache, root, now);
   if (dir_fd < 0)
     return NULL;

@@ -30,11 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "weir/clock.h"
 #include "weir/hash.h"
 #include "weir/log.h"
 #include "weir/stream.h"
@@ -48,13 +48,6 @@
 #define RING_MAX_POINTS 65536u
 /* A status line longer than this is not HTTP: the check fails. */
 #define CHECK_LINE_MAX 1024
-
-uint64_t wr_upstream_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- hashing and randomness ------------------------------------------------ */
 
@@ -78,11 +71,8 @@ static uint64_t random_below(uint64_t *state, uint64_t n)
 static uint64_t new_seed(const void *salt)
 {
     static atomic_uint_fast64_t counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
-    uint64_t s = wr_hash_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)salt ^
-                       (n * 0x9e3779b97f4a7c15ULL));
+    uint64_t s = wr_hash_mix64(wr_clock_now_us() ^ (uintptr_t)salt ^ (n * 0x9e3779b97f4a7c15ULL));
     return s != 0 ? s : 0x9e3779b97f4a7c15ULL;
 }
 

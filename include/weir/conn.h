@@ -21,6 +21,7 @@
 #include "weir/log.h"
 #include "weir/metrics.h"
 #include "weir/router.h"
+#include "weir/timer.h"
 
 struct event_base;
 struct wr_conn;
@@ -69,8 +70,10 @@ struct wr_conns {
     size_t n_snapshots, cap_snapshots;
     bool is_snapshots_changed;    /* the set changed: tell handlers on the next tick */
 
+    struct wr_timer_wheel wheel;  /* deadlines of connections and proxied exchanges */
     struct wr_conn *live;         /* every open connection (doubly linked) */
     uint64_t n_live;
+    uint64_t n_idle;              /* waiting for a request, holding no buffer (conns_idle) */
     struct wr_conn *free_conns;   /* closed structs kept for reuse */
     size_t n_free_conns;
     struct wr_conn_io *free_io;   /* request buffers kept for reuse */
@@ -114,9 +117,10 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
                   bool is_tls);
 
 /*
- * Periodic work (the worker calls it every 100 ms or so): closes
- * connections past their deadline, refreshes the clock, flushes the access
- * log.
+ * Periodic work (the worker calls it every 100 ms or so): runs the timer
+ * wheel (connections and proxied exchanges past their deadlines; a
+ * timeout fires at most one tick late), refreshes the clock, flushes the
+ * access log. Its cost does not grow with connections that are not due.
  */
 void wr_conns_tick(struct wr_conns *cs);
 

@@ -54,6 +54,7 @@ struct event_base;
 struct wr_exchange;
 struct wr_handler_worker;
 struct wr_metrics_worker;
+struct wr_timer_wheel;
 
 /* Most iovecs one wr_exchange_send passes. */
 #define WR_EXCHANGE_MAX_IOV 8
@@ -67,6 +68,7 @@ enum wr_exchange_end {
 /* What a worker offers its handlers. Borrowed: lives as long as the worker. */
 struct wr_handler_env {
     struct event_base *base;
+    struct wr_timer_wheel *wheel;       /* the worker's timers (timer.h) */
     int worker_id;
     const struct wr_resp_clock *clock;  /* Date and Server lines, per second */
     struct wr_metrics_worker *metrics;  /* this worker's counters; NULL in tests */

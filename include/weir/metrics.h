@@ -117,7 +117,7 @@ struct wr_metrics {
     size_t n_servers;                 /* ids handed out so far, >= 1 */
     uint64_t reloads, reload_failures;
     uint64_t start_unix_s;            /* wall clock at start */
-    uint64_t start_mono_ms;           /* CLOCK_MONOTONIC at start */
+    uint64_t start_mono_ms;           /* wr_clock_now_ms() at start */
 };
 
 /* A new metrics object for n_workers (>= 1) workers, all zero, or NULL.
@@ -192,8 +192,5 @@ void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_
 /* Appends the /status JSON object (one line) of m; rate may be NULL. Main. */
 void wr_metrics_format_status(const struct wr_metrics *m, const struct wr_metrics_rate *rate,
                               uint64_t now_mono_ms, struct wr_metrics_text *out);
-
-/* CLOCK_MONOTONIC in milliseconds. */
-uint64_t wr_metrics_now_ms(void);
 
 #endif

@@ -8,7 +8,10 @@
  * narrow contract:
  *  - conn -> proxy: wr_proxy_start, wr_proxy_send_body (request body bytes,
  *    already de-chunked), wr_proxy_drained (everything the proxy emitted has
- *    been written to the client), wr_proxy_tick (deadlines), wr_proxy_free.
+ *    been written to the client), wr_proxy_free.
+ *  - the worker's timer wheel -> proxy: an exchange's deadlines (connect,
+ *    send, read, tunnel idle) are a timer on env->wheel; when one passes the
+ *    exchange ends with done() from inside wr_timer_wheel_run.
  *  - proxy -> conn (struct wr_proxy_ops): emit (queue response bytes, which
  *    stay borrowed from the proxy until drained), body_room (the server can
  *    take more request body), done (the exchange ended: response complete,
@@ -31,6 +34,7 @@
 #include "weir/http_resp.h"
 #include "weir/metrics.h"
 #include "weir/pool.h"
+#include "weir/timer.h"
 
 struct wr_balancer;
 struct wr_proxy;
@@ -63,6 +67,7 @@ struct wr_proxy_ops {
 struct wr_proxy_env {
     const struct wr_handler_env *henv; /* borrowed: the worker's (metrics, clock) */
     struct event_base *base;
+    struct wr_timer_wheel *wheel; /* borrowed: the worker's; exchanges' deadlines */
     struct wr_pool *pool;         /* owned: upstream connections */
     struct wr_balancer *balancer; /* owned: for the worker's current snapshot */
     const struct wr_resp_clock *clock;
@@ -113,9 +118,6 @@ bool wr_proxy_can_take_body(struct wr_proxy *p);
 
 /* Everything emitted so far has been written to the client. */
 void wr_proxy_drained(struct wr_proxy *p);
-
-/* Deadlines (connect, send, read); may call done(). */
-void wr_proxy_tick(struct wr_proxy *p, uint64_t now_ms);
 
 /* Ends the exchange at once (client gone, or after done) and frees it. */
 void wr_proxy_free(struct wr_proxy *p);

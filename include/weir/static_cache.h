@@ -119,13 +119,6 @@ struct wr_static_cache_stats {
 /* The counters of cache since it was made. */
 struct wr_static_cache_stats wr_static_cache_stats(const struct wr_static_cache *cache);
 
-/* Milliseconds on a monotonic clock; tests inject their own. */
-typedef uint64_t (*wr_static_cache_clock_fn)(void);
-
-/* Replaces cache's clock (CLOCK_MONOTONIC_COARSE), so a test can step past
- * the revalidation interval without sleeping. */
-void wr_static_cache_set_clock(struct wr_static_cache *cache, wr_static_cache_clock_fn now_ms);
-
 /* Drops one reference; the last closes the descriptor and frees f. */
 void wr_static_file_unref(struct wr_static_file *f);
 

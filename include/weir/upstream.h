@@ -11,8 +11,8 @@
  * the upstream's client context) carrying one request. Layer 2: uses
  * libevent, config, log and stream.
  *
- * Server indexes are into up->servers (and up->health). Times are
- * CLOCK_MONOTONIC milliseconds (wr_upstream_now_ms).
+ * Server indexes are into up->servers (and up->health). Times are clock.h's
+ * monotonic milliseconds (wr_clock_now_ms).
  */
 #ifndef WEIR_UPSTREAM_H
 #define WEIR_UPSTREAM_H
@@ -26,9 +26,6 @@
 #include "weir/str.h"
 
 struct event_base;
-
-/* CLOCK_MONOTONIC now, in milliseconds. Any thread. */
-uint64_t wr_upstream_now_ms(void);
 
 /* ---- balancing (per worker) ------------------------------------------------ */
 

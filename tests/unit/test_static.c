@@ -163,9 +163,10 @@ static void test_etag(void **state)
 
 static uint64_t fake_now_ms = 1000000;
 
-static uint64_t fake_clock(void)
+/* The cache reads clock.h's clock: a fake source (microseconds). */
+static uint64_t fake_clock_us(void)
 {
-    return fake_now_ms;
+    return fake_now_ms * 1000;
 }
 
 /* A static route over a temp root, a cache on the fake clock, and what one
@@ -197,7 +198,7 @@ static void fixture_init(struct fixture *fx)
     fx->route = (struct wr_route){.root = fx->root, .index = "index.html", .precompressed = true};
     fx->cache = wr_static_cache_new(16);
     assert_non_null(fx->cache);
-    wr_static_cache_set_clock(fx->cache, fake_clock);
+    wr_clock_set_source(fake_clock_us);
     wr_resp_clock_update(&fx->clock, 784111777, "weir");
     fx->scratch = malloc(2 * PATH_MAX);
     assert_non_null(fx->scratch);
@@ -205,6 +206,7 @@ static void fixture_init(struct fixture *fx)
 
 static void fixture_fini(struct fixture *fx, const char *const *names)
 {
+    wr_clock_set_source(NULL);
     wr_static_cache_free(fx->cache);
     free(fx->scratch);
     char path[256];

@@ -27,6 +27,7 @@
 #include <signal.h>
 
 #include "testcert.h"
+#include "weir/clock.h"
 #include "weir/stream.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
@@ -729,8 +730,8 @@ static bool wait_verdict(struct event_base *base, const struct wr_upstream_cfg *
     struct event *poll = event_new(base, -1, EV_PERSIST, on_poll, NULL);
     struct timeval every = {0, 10000};
     event_add(poll, &every);
-    uint64_t end = wr_upstream_now_ms() + limit_ms;
-    while (atomic_load(&up->health[server].check) != want && wr_upstream_now_ms() < end)
+    uint64_t end = wr_clock_now_ms() + limit_ms;
+    while (atomic_load(&up->health[server].check) != want && wr_clock_now_ms() < end)
         event_base_loop(base, EVLOOP_ONCE);
     event_free(poll);
     return atomic_load(&up->health[server].check) == want;
@@ -762,7 +763,7 @@ static void test_checker_tcp(void **state)
     assert_string_equal(fs.last, want);
     fs.status = 503;
     assert_true(wait_verdict(base, u, 0, WR_CHECK_DOWN, 5000));
-    assert_false(wr_upstream_is_up(u, 0, wr_upstream_now_ms()));
+    assert_false(wr_upstream_is_up(u, 0, wr_clock_now_ms()));
     fs.status = 302; /* 3xx counts as up */
     assert_true(wait_verdict(base, u, 0, WR_CHECK_UP, 5000));
     fs.status = 0; /* accepts, never answers: the timeout takes it out */
