@@ -26,6 +26,7 @@
 struct event_base;
 struct wr_conn;
 struct wr_conn_io;
+struct wr_conn_exchange;
 struct wr_limits;
 
 /* A snapshot this worker still serves under, and how many of its open
@@ -78,6 +79,8 @@ struct wr_conns {
     size_t n_free_conns;
     struct wr_conn_io *free_io;   /* request buffers kept for reuse */
     size_t n_free_io;
+    struct wr_conn_exchange *free_exchanges; /* exchange structs kept for reuse */
+    size_t n_free_exchanges;
 
     uint64_t next_conn_id;        /* ids are worker_id + k * 1024: unique per process */
     uint64_t rng[2];              /* xorshift state for request ids */

@@ -10,7 +10,10 @@
  * The handler answers through the sink functions (wr_exchange_respond,
  * _send_head, _send, _body_room, _end, _upgrade), which the front end
  * implements; it never sees a socket, a connection or HTTP/1 framing: the
- * head is struct wr_resp fields, the body is payload bytes.
+ * head is struct wr_resp fields, the body is payload bytes. The route's
+ * add_header fields are added by the front end to a wr_exchange_respond
+ * head; a handler that sends its head later adds them itself (ex->vars
+ * die with start).
  *
  * Per worker, each handler keeps its own state (the open-file cache for
  * static, the upstream pool and balancer for proxy) through worker_init,
@@ -57,7 +60,7 @@ struct wr_metrics_worker;
 struct wr_timer_wheel;
 
 /* Most iovecs one wr_exchange_send passes. */
-#define WR_EXCHANGE_MAX_IOV 8
+#define WR_EXCHANGE_MAX_IOV 4
 
 /* How an exchange ended (wr_exchange_end's how, when not an HTTP status). */
 enum wr_exchange_end {

@@ -29,6 +29,11 @@
  * the longest weir writes (46). */
 #define WR_RESP_STATUS_ROOM 64
 
+/* Bytes a handler that sends its own head (wr_exchange_send_head) leaves
+ * free behind its fields for the front end's framing fields and the blank
+ * line. */
+#define WR_RESP_FRAMING_ROOM 128
+
 /* Drops a body reference (static_cache.h's open-file entries). */
 typedef void (*wr_resp_unref_fn)(void *ref);
 
