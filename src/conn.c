@@ -40,8 +40,12 @@
  *    runs the wheel and never walks the connections: an idle one costs
  *    nothing until its deadline, and conns_idle is a count kept on every
  *    change (count_idle).
- *  - I/O goes through conn_recv / write_some / start_linger, which branch
- *    on c->tls == NULL first: plain TCP pays one compare for TLS.
+ *  - I/O goes through the connection's stream (stream.h: plain or TLS, one
+ *    implementation): conn_recv, write_some, start_linger, the handshake.
+ *    On TLS a record the socket did not take still counts as written (the
+ *    queue advances past it); it waits in the stream, and record_waits(c)
+ *    counts as output pending wherever the queue does: EV_WRITE, the send
+ *    timeout, no linger or close before it has gone.
  *  - Response bodies on routes other than proxy are read and discarded
  *    before the response is released (held), so a chunked body that breaks
  *    max_body_size still gets its 413 and framing errors their 400.
@@ -61,7 +65,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -75,6 +78,7 @@
 #include "weir/proxy.h"
 #include "weir/static.h"
 #include "weir/static_cache.h"
+#include "weir/stream.h"
 #include "weir/upstream.h"
 #include "weir/tls.h"
 
@@ -154,7 +158,7 @@ struct wr_conn {
     struct wr_config *cfg;   /* ref held: the snapshot this connection started under */
     struct wr_conn *prev, *next; /* home->live list; next also links the free list */
     struct wr_conn_io *io;   /* NULL while idle */
-    struct wr_tls_conn *tls; /* owned; NULL on plain TCP */
+    struct wr_stream s;      /* owned: the socket, and its TLS on a TLS listener */
     struct wr_timer timer;   /* on home->wheel; never later than deadline_ms */
     uint64_t id;
     uint64_t deadline_ms;    /* monotonic; 0 = none */
@@ -164,7 +168,6 @@ struct wr_conn {
     uint64_t peer_key;       /* wr_limits_peer_key; 0 for unix clients (exempt) */
     uint32_t ip_slot;        /* max_connections_per_ip slot held, or WR_LIMITS_NO_SLOT */
     uint32_t linger_bytes;   /* at most LINGER_MAX_BYTES + one read */
-    int fd;
     enum conn_state state;
     bool is_write_armed;     /* io->ev_write added; cleared when output drains */
     bool is_read_paused;     /* ev_read removed while output is blocked */
@@ -213,7 +216,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->metrics_route = 0;
-    event_assign(&io->ev_write, cs->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
 
@@ -314,7 +317,7 @@ static void sweep_pool(struct wr_conns *cs)
  * so the tick publishes a count instead of walking every connection. */
 static void count_idle(struct wr_conn *c)
 {
-    bool is_idle = c->state == ST_HEAD && !c->io && c->fd >= 0;
+    bool is_idle = c->state == ST_HEAD && !c->io && c->s.fd >= 0;
     if (is_idle == c->is_idle_counted)
         return;
     c->is_idle_counted = is_idle;
@@ -335,10 +338,7 @@ static void conn_close(struct wr_conn *c)
         c->proxy = NULL;
     }
     release_io(cs, c); /* deletes the write event while the fd is still open */
-    wr_tls_conn_free(c->tls); /* before the snapshot that holds its contexts */
-    c->tls = NULL;
-    close(c->fd);
-    c->fd = -1;
+    wr_stream_fini(&c->s); /* before the snapshot that holds its TLS contexts */
     count_idle(c);
     forget_snapshot(cs, c->cfg);
     wr_config_unref(c->cfg);
@@ -455,8 +455,9 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         return;
     }
     cs->proxy_env.metrics = cs->metrics; /* set by the worker after init */
-    *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
+    *c = (struct wr_conn){.home = cs, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
+    wr_stream_init(&c->s, fd);
     wr_timer_init(&c->timer, on_conn_timer);
     c->cfg = wr_config_ref(cs->cfg);
     cs->snapshots[0].n_conns++; /* the current one: cs->cfg */
@@ -477,11 +478,13 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     wr_metrics_add(&cs->metrics->conns_accepted, 1);
     wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     c->phase_ms = wr_clock_now_ms();
+    bool is_tls_failed = false;
     if (is_tls) {
         c->state = ST_HANDSHAKE;
-        c->tls = cs->cfg->tls_set ? wr_tls_conn_new(cs->cfg->tls_set, fd) : NULL;
+        is_tls_failed = !cs->cfg->tls_set ||
+                        wr_stream_tls_server(&c->s, cs->cfg->tls_set, cs->stage) < 0;
     }
-    if ((is_tls && !c->tls) || event_add(&c->ev_read, NULL) < 0) {
+    if (is_tls_failed || event_add(&c->ev_read, NULL) < 0) {
         conn_close(c);
         return;
     }
@@ -497,9 +500,12 @@ static bool has_output_room(const struct wr_conn_io *io)
     return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + 1 + WR_PROXY_MAX_IOV <= MAX_SEGS;
 }
 
+static bool record_waits(const struct wr_conn *c);
+
+/* Queued output (held or ready), or a TLS record the socket has not taken. */
 static bool has_output_pending(const struct wr_conn *c)
 {
-    return c->io && c->io->seg_first < c->io->n_segs;
+    return (c->io && c->io->seg_first < c->io->n_segs) || record_waits(c);
 }
 
 static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
@@ -568,82 +574,30 @@ static void advance_out(struct wr_conn_io *io, size_t n)
     }
 }
 
-/*
- * TLS: copies up to one record of ready output (memory, and file bytes
- * read with pread: never a whole file) into the worker's staging buffer
- * and SSL_writes it. Segments advance only by what OpenSSL took, so after
- * EAGAIN the next call stages the same first bytes again, which is what
- * OpenSSL requires of a retry.
- */
-static ssize_t tls_write_some(struct wr_conn *c, size_t budget)
+/* A TLS record was taken but not sent: output is pending even with an
+ * empty queue (plain TCP: one compare). */
+static bool record_waits(const struct wr_conn *c)
 {
-    struct wr_conn_io *io = c->io;
-    char *stage = c->home->tls_stage;
-    size_t cap = budget < WR_CONNS_TLS_STAGE ? budget : WR_CONNS_TLS_STAGE, len = 0;
-    for (size_t i = io->seg_first; i < io->n_ready && len < cap; i++) {
-        const struct out_seg *s = &io->segs[i];
-        size_t take = s->len < cap - len ? s->len : cap - len;
-        if (s->fd < 0) {
-            memcpy(stage + len, s->ptr, take);
-            len += take;
-            continue;
-        }
-        ssize_t got = pread(s->fd, stage + len, take, s->off);
-        if (got > 0)
-            len += (size_t)got;
-        if (got != (ssize_t)take) {
-            if (len > 0)
-                break; /* send what we have; the error shows on the next call */
-            if (got == 0)
-                errno = EIO; /* the file shrank under us */
-            return -1;
-        }
-    }
-    ssize_t n = wr_tls_send(c->tls, stage, len);
-    if (n > 0)
-        advance_out(io, (size_t)n);
-    return n;
+    return wr_stream_is_tls(&c->s) && wr_stream_wants_write(&c->s);
 }
 
-/* One writev over the leading ready memory segments, or one sendfile. */
+/*
+ * One write of the leading ready segments through the stream: one sendmsg
+ * (MSG_MORE before a file) or sendfile on plain TCP, one record on TLS
+ * (file bytes pread into it). Advances the queue by what was taken.
+ */
 static ssize_t write_some(struct wr_conn *c, size_t budget)
 {
-    if (c->tls)
-        return tls_write_some(c, budget);
     struct wr_conn_io *io = c->io;
-    struct out_seg *s = &io->segs[io->seg_first];
-    if (s->fd >= 0) {
-        size_t want = s->len < budget ? s->len : budget;
-        ssize_t n = sendfile(c->fd, s->fd, &s->off, want);
-        if (n == 0 && want > 0) {
-            errno = EIO; /* the file shrank under us: the body cannot be completed */
-            return -1;
-        }
-        if (n > 0) {
-            s->len -= (size_t)n;
-            if (s->len == 0) {
-                release_file(s->fd, s->file_ref);
-                s->fd = -1;
-                s->file_ref = NULL;
-                io->seg_first++;
-            }
-        }
-        return n;
+    struct wr_stream_seg v[N_IOV];
+    size_t k = 0;
+    for (size_t i = io->seg_first; i < io->n_ready && k < N_IOV; i++) {
+        const struct out_seg *s = &io->segs[i];
+        v[k++] = (struct wr_stream_seg){.ptr = s->ptr, .len = s->len, .fd = s->fd, .off = s->off};
     }
-    struct iovec iov[N_IOV];
-    int k = 0;
-    size_t i = io->seg_first;
-    for (; i < io->n_ready && k < N_IOV && io->segs[i].fd < 0; i++)
-        iov[k++] = (struct iovec){(void *)io->segs[i].ptr, io->segs[i].len};
-    /* A head followed by a file body: MSG_MORE lets the kernel put the head
-     * and the first file bytes in one segment (what TCP_CORK does for nginx)
-     * instead of a tiny packet of its own under TCP_NODELAY. */
-    bool is_file_next = i < io->n_ready && io->segs[i].fd >= 0;
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-    ssize_t n = is_file_next ? sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL)
-                             : writev(c->fd, iov, k);
+    ssize_t n = wr_stream_send(&c->s, v, k, budget);
     if (n > 0)
-        advance_mem(io, (size_t)n);
+        advance_out(io, (size_t)n);
     return n;
 }
 
@@ -652,26 +606,31 @@ static int flush_output(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     size_t budget = WRITE_BUDGET;
-    while (io->seg_first < io->n_ready && budget > 0) {
+    /* A waiting TLS record goes first, also when the queue is empty (any
+     * write would flush it too, but none may follow). */
+    int r = record_waits(c) ? wr_stream_flush(&c->s) : 0;
+    if (r > 0)
+        c->last_io_ms = wr_clock_now_ms();
+    while (r >= 0 && io->seg_first < io->n_ready && budget > 0) {
         ssize_t n = write_some(c, budget);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "write: %s", strerror(errno));
-            conn_close(c);
-            return -1;
+        if (n <= 0) {
+            r = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ? -1 : 0;
+            break;
         }
         c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
     }
+    if (r < 0) {
+        wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "write: %s", strerror(errno));
+        conn_close(c);
+        return -1;
+    }
     if (io->seg_first == io->n_segs) {
         io->seg_first = io->n_segs = io->n_ready = 0;
         io->wlen = 0;
     }
-    bool is_blocked = io->seg_first < io->n_ready;
+    bool is_blocked = io->seg_first < io->n_ready || record_waits(c);
     if (is_blocked != c->is_write_armed) {
         if (is_blocked)
             event_add(&io->ev_write, NULL);
@@ -693,9 +652,8 @@ static int flush_output(struct wr_conn *c)
 static int start_linger(struct wr_conn *c)
 {
     release_io(c->home, c);
-    if (c->tls && !c->is_peer_eof)
-        wr_tls_close_notify(c->tls);
-    if (c->is_peer_eof || shutdown(c->fd, SHUT_WR) < 0) {
+    /* TLS: close_notify first (settle gets here only once no record waits). */
+    if (c->is_peer_eof || wr_stream_shutdown(&c->s) < 0) {
         conn_close(c);
         return -1;
     }
@@ -708,12 +666,12 @@ static int start_linger(struct wr_conn *c)
     return 0;
 }
 
-/* Raw read() even on TLS: what arrives now is only dropped, and it need
+/* Raw reads even on TLS: what arrives now is only dropped, and it need
  * not be decrypted for that. */
 static void linger_read(struct wr_conn *c)
 {
     char *buf = c->home->scratch;
-    ssize_t n = read(c->fd, buf, c->home->scratch_cap);
+    ssize_t n = wr_stream_discard(&c->s, buf, c->home->scratch_cap);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n > 0)
@@ -737,8 +695,8 @@ static uint64_t pick_deadline(const struct wr_conn *c)
     const struct wr_limits_cfg *lim = &c->cfg->limits;
     const struct wr_conn_io *io = c->io;
     if (c->state == ST_HANDSHAKE)
-        return c->phase_ms + wr_tls_handshake_timeout_ms(c->tls);
-    if (has_output_pending(c) && io->seg_first < io->n_ready)
+        return c->phase_ms + wr_tls_handshake_timeout_ms(wr_stream_tls(&c->s));
+    if ((io && io->seg_first < io->n_ready) || record_waits(c))
         return c->last_io_ms + lim->send_timeout_ms;
     if (c->state == ST_PROXY && io->body_kind != BODY_NONE && !c->is_body_blocked)
         return c->last_io_ms + lim->body_timeout_ms;
@@ -803,7 +761,8 @@ static int settle(struct wr_conn *c)
     if (c->is_backlogged && !c->is_write_armed)
         event_active(&c->ev_read, EV_READ, 0);
     /* Likewise for records OpenSSL already took off the socket. */
-    else if (c->tls && !c->is_read_paused && c->state != ST_LINGER && wr_tls_has_pending(c->tls))
+    else if (wr_stream_is_tls(&c->s) && !c->is_read_paused && c->state != ST_LINGER &&
+             wr_stream_has_pending(&c->s))
         event_active(&c->ev_read, EV_READ, 0);
     set_deadline(c);
     count_idle(c);
@@ -967,7 +926,7 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
     struct wr_proxy_request pr = {
         .ex = ex,
         .client_addr = wr_str_from_cstr(c->peer),
-        .is_tls = c->tls != NULL,
+        .is_tls = wr_stream_is_tls(&c->s),
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
         .is_chunked = req->is_chunked,
         .is_keep_alive = is_keep_alive,
@@ -999,7 +958,8 @@ static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *pa
     struct wr_conns *cs = c->home;
     const struct wr_http_request *req = &c->io->req;
     struct wr_router_match *m = &cs->match;
-    struct wr_router_input in = {host, *path, req->method_id, req->method, c->tls != NULL};
+    struct wr_router_input in = {host, *path, req->method_id, req->method,
+                                 wr_stream_is_tls(&c->s)};
     if (req->method_id == WR_HTTP_CONNECT) {
         /* RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a forward proxy
          * makes and weir does not: 405 with the methods it does serve. */
@@ -1016,7 +976,7 @@ static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *pa
         *path = (struct wr_str){cs->scratch, path_len};
     }
     /* A connection's certificate answers only its own section's names. */
-    if (status == 0 && c->tls && wr_tls_is_misdirected(c->tls, host))
+    if (status == 0 && wr_stream_is_tls(&c->s) && wr_tls_is_misdirected(wr_stream_tls(&c->s), host))
         status = 421;
     if (status != 0)
         return status;
@@ -1068,7 +1028,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     struct wr_tmpl_vars vars = {
         .host = host,
         .request_uri = req->target,
-        .scheme = c->tls ? WR_STR("https") : WR_STR("http"),
+        .scheme = wr_stream_is_tls(&c->s) ? WR_STR("https") : WR_STR("http"),
         .remote_addr = wr_str_from_cstr(c->peer),
         .request_id = wr_str_from_cstr(io->request_id),
         .subject = path.ptr,
@@ -1302,25 +1262,31 @@ static void forward_body(struct wr_conn *c)
 static bool write_queued(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
+    bool is_written = true;
     while (io->seg_first < io->n_ready) {
         ssize_t n = write_some(c, WRITE_BUDGET);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                defer_close(c);
-            else if (!c->is_write_armed) {
-                event_add(&io->ev_write, NULL);
-                c->is_write_armed = true;
-            }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            defer_close(c);
             return false;
+        }
+        if (n <= 0) {
+            is_written = false;
+            break;
         }
         c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
     }
-    io->seg_first = io->n_segs = io->n_ready = 0;
-    io->wlen = 0;
-    return true;
+    /* The bytes of a TLS record that waits are the stream's own copy: the
+     * proxy's buffers are free, but the record needs EV_WRITE. */
+    if ((!is_written || record_waits(c)) && !c->is_write_armed) {
+        event_add(&io->ev_write, NULL);
+        c->is_write_armed = true;
+    }
+    if (is_written) {
+        io->seg_first = io->n_segs = io->n_ready = 0;
+        io->wlen = 0;
+    }
+    return is_written;
 }
 
 static bool proxy_emit(void *arg, const struct iovec *iov, int n)
@@ -1371,7 +1337,8 @@ static void start_tunnel(struct wr_conn *c)
     set_timer(c, 0);
     const char *pending = io->rbuf + io->rstart;
     size_t pending_len = io->rlen - io->rstart;
-    wr_proxy_tunnel(c->proxy, c->fd, c->tls, pending, pending_len); /* copies pending */
+    /* TODO(issue 14): the tunnel on the stream (relay) */
+    wr_proxy_tunnel(c->proxy, c->s.fd, wr_stream_tls(&c->s), pending, pending_len);
     release_io(c->home, c);
 }
 
@@ -1449,9 +1416,7 @@ static int proxy_progress(struct wr_conn *c)
 /* The one read of request bytes: the socket, or OpenSSL over it. */
 static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
 {
-    if (!c->tls)
-        return read(c->fd, buf, cap);
-    return wr_tls_recv(c->tls, buf, cap);
+    return wr_stream_read(&c->s, buf, cap);
 }
 
 /* The client left before its exchange ended: the upstream request is
@@ -1698,7 +1663,7 @@ static int arm_write(struct wr_conn *c, bool should_arm)
 static void continue_handshake(struct wr_conn *c)
 {
     char why[256];
-    enum wr_tls_result r = wr_tls_handshake(c->tls, why, sizeof(why));
+    enum wr_tls_result r = wr_stream_handshake(&c->s, why, sizeof(why));
     if (r == WR_TLS_WANT_READ || r == WR_TLS_WANT_WRITE) {
         if (arm_write(c, r == WR_TLS_WANT_WRITE) < 0)
             return;
@@ -1711,17 +1676,17 @@ static void continue_handshake(struct wr_conn *c)
         wr_metrics_add(&m->tls_handshake_failures, 1);
     if (r == WR_TLS_DONE && m) {
         wr_metrics_add(&m->tls_handshakes, 1);
-        if (wr_tls_is_resumed(c->tls))
+        if (wr_tls_is_resumed(wr_stream_tls(&c->s)))
             wr_metrics_add(&m->tls_resumptions, 1);
     }
     if (r != WR_TLS_DONE) {
         if (wr_log_is_enabled(WR_LOG_DEBUG))
             wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "TLS handshake failed: %s", why);
         if (r == WR_TLS_PLAIN_HTTP) {
-            ssize_t n = write(c->fd, plain_http_answer, sizeof(plain_http_answer) - 1);
+            wr_stream_drop_tls(&c->s); /* the answer goes in clear */
+            struct iovec iov = {(void *)plain_http_answer, sizeof(plain_http_answer) - 1};
+            ssize_t n = wr_stream_writev(&c->s, &iov, 1);
             (void)n; /* best effort: the socket is fresh, the answer small */
-            wr_tls_conn_free(c->tls);
-            c->tls = NULL;
             start_linger(c); /* the request's bytes must not turn close into a reset */
             return;
         }
@@ -1838,18 +1803,18 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     if (cs->scratch_cap < LINGER_MAX_BYTES)
         cs->scratch_cap = LINGER_MAX_BYTES;
     cs->scratch = malloc(cs->scratch_cap);
-    cs->tls_stage = malloc(WR_CONNS_TLS_STAGE);
+    cs->stage = wr_stream_stage_new();
     cs->router = wr_router_scratch_new();
     cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
     cs->pool = wr_pool_new(base);
     cs->proxy_env.balancer = wr_balancer_new(cfg);
     cs->snapshots = malloc(4 * sizeof(*cs->snapshots));
-    if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->static_cache || !cs->pool ||
+    if (!cs->scratch || !cs->stage || !cs->router || !cs->static_cache || !cs->pool ||
         !cs->proxy_env.balancer || !cs->snapshots ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         free(cs->scratch);
-        free(cs->tls_stage);
-        cs->tls_stage = NULL;
+        wr_stream_stage_free(cs->stage);
+        cs->stage = NULL;
         wr_router_scratch_free(cs->router);
         wr_static_cache_free(cs->static_cache);
         cs->static_cache = NULL;
@@ -1968,8 +1933,8 @@ void wr_conns_fini(struct wr_conns *cs)
     cs->proxy_env.balancer = NULL;
     free(cs->scratch);
     cs->scratch = NULL;
-    free(cs->tls_stage);
-    cs->tls_stage = NULL;
+    wr_stream_stage_free(cs->stage); /* after every conn's stream */
+    cs->stage = NULL;
     free(cs->snapshots);
     cs->snapshots = NULL;
     cs->n_snapshots = cs->cap_snapshots = 0;

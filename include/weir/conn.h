@@ -27,6 +27,7 @@ struct event_base;
 struct wr_conn;
 struct wr_conn_io;
 struct wr_static_cache;
+struct wr_stream_stage;
 struct wr_limits;
 
 /* A snapshot this worker still serves under, and how many of its open
@@ -36,9 +37,6 @@ struct wr_conns_snapshot {
                                     one, cs) hold references */
     uint64_t n_conns;
 };
-
-/* Bytes staged per SSL_write: one full TLS record. */
-#define WR_CONNS_TLS_STAGE (16 * 1024)
 
 /* Open files a worker's static cache keeps (static_cache.h). */
 #define WR_CONNS_STATIC_CACHE_ENTRIES 1024
@@ -61,8 +59,7 @@ struct wr_conns {
     struct wr_pool *pool;         /* owned: upstream connections (proxy action) */
     struct wr_proxy_env proxy_env; /* balancer owned (for cfg), pool borrowed */
     char *scratch;                /* owned: normalised path, handler scratch */
-    char *tls_stage;              /* owned, WR_CONNS_TLS_STAGE bytes: plaintext of the
-                                     record being written (conn.c tls_write_some) */
+    struct wr_stream_stage *stage; /* owned: TLS write staging of the client streams */
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */
     char host_buf[256];           /* $host: lower-case, port removed */
