@@ -131,7 +131,9 @@ struct wr_conn_io {
 
     char request_id[33];   /* $request_id of the request in flight */
     int log_status;        /* response of the request in flight, for the log */
-    unsigned metrics_route; /* its route's metrics_id (0: no route answered) */
+    const struct wr_route *route; /* borrowed from c->cfg: the route answering the
+                                     request in flight, NULL when none did; names it
+                                     in the access log and in metrics alike */
     uint64_t log_bytes;
     size_t held_seg, held_wlen; /* where the held response starts */
 
@@ -209,7 +211,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
-    io->metrics_route = 0;
+    io->route = NULL;
     event_assign(&io->ev_write, cs->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
@@ -822,6 +824,7 @@ static void log_request(struct wr_conn *c)
         .referer = find_value(req, WR_STR("Referer")),
         .user_agent = find_value(req, WR_STR("User-Agent")),
         .request_id = wr_str_from_cstr(c->io->request_id),
+        .route = c->io->route ? wr_str_from_cstr(c->io->route->name) : WR_STR(""),
         .minor_version = req->minor_version,
         .status = c->io->log_status,
         .bytes_sent = c->io->log_bytes,
@@ -888,7 +891,7 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
     if (route)
-        io->metrics_route = route->metrics_id; /* else: the one dispatch chose, or 0 */
+        io->route = route; /* else: the one dispatch chose, or none */
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
@@ -1052,7 +1055,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         if (m->route->action == WR_ACTION_PROXY) {
             status = start_proxy(c, &ex, is_keep_alive);
             /* Its answers, 502/504 included, count under the route. */
-            io->metrics_route = m->route->metrics_id;
+            io->route = m->route;
             io->is_abort_on_eof = m->route->abort_on_eof;
             if (status == 0)
                 return true;
@@ -1077,8 +1080,8 @@ static void account_request(struct wr_conn *c)
     struct wr_conn_io *io = c->io;
     log_request(c);
     /* The same duration as the access log's request_time. */
-    wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
-                             (now_ms() - c->phase_ms) * 1000);
+    wr_metrics_count_request(c->home->metrics, io->route ? io->route->metrics_id : 0,
+                             io->log_status, (now_ms() - c->phase_ms) * 1000);
 }
 
 /* The request (and its body) is complete: log it, release its response. */
@@ -1121,7 +1124,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->req.minor_version = 1;
         io->req.method_id = WR_HTTP_OTHER;
         io->request_id[0] = '\0';
-        io->metrics_route = 0;
+        io->route = NULL;
     }
     struct wr_resp r;
     build_error(c, &r, status, NULL);
@@ -1513,7 +1516,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     c->n_requests++;
     cs->n_requests++;
     io->rstart += head_len;
-    io->metrics_route = 0; /* until a route answers */
+    io->route = NULL; /* until a route answers */
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
         answer_and_close(c, 413, true);
