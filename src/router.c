@@ -326,6 +326,38 @@ void wr_router_server_methods(const struct wr_config *cfg, const struct wr_route
     }
 }
 
+/* What r makes of in (host without its port): the first test it fails, in
+ * the order the router applies them. A regex's captures are left in md. */
+static enum wr_router_verdict route_verdict(const struct wr_route *r,
+                                            const struct wr_router_input *in,
+                                            struct wr_str bare_host, pcre2_match_data *md,
+                                            int *regex_rc)
+{
+    if (!route_scheme_matches(r, in->is_tls))
+        return WR_ROUTER_NOT_SCHEME;
+    if (!route_host_matches(r, bare_host))
+        return WR_ROUTER_NOT_HOST;
+    if (!route_path_matches(r, in->path, md, regex_rc))
+        return WR_ROUTER_NOT_PATH;
+    if (!route_method_matches(r, in))
+        return WR_ROUTER_NOT_METHOD;
+    return WR_ROUTER_TAKES;
+}
+
+enum wr_router_verdict wr_router_check(const struct wr_route *r, struct wr_router_scratch *scratch,
+                                       const struct wr_router_input *in)
+{
+    int rc = 0;
+    return route_verdict(r, in, host_without_port(in->host), scratch->md, &rc);
+}
+
+bool wr_router_path_matches(const struct wr_route *r, struct wr_router_scratch *scratch,
+                            struct wr_str path)
+{
+    int rc = 0;
+    return route_path_matches(r, path, scratch->md, &rc);
+}
+
 int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
                     const struct wr_router_input *in, struct wr_router_match *out)
 {
@@ -335,10 +367,10 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct wr_route *r = &cfg->routes[i];
         int rc = 0;
-        if (!route_serves(r, in->is_tls, host) ||
-            !route_path_matches(r, in->path, scratch->md, &rc))
+        enum wr_router_verdict v = route_verdict(r, in, host, scratch->md, &rc);
+        if (v != WR_ROUTER_TAKES && v != WR_ROUTER_NOT_METHOD)
             continue;
-        if (!route_method_matches(r, in)) {
+        if (v == WR_ROUTER_NOT_METHOD) {
             /* A later route may still take this method; if none does, the
              * answer is 405 with what every such route would have taken. */
             path_matched = true;

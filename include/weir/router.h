@@ -57,6 +57,32 @@ struct wr_router_match {
 int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
                     const struct wr_router_input *in, struct wr_router_match *out);
 
+/* What one route makes of a request: the first of the router's tests it
+ * fails, in the order wr_router_match applies them. */
+enum wr_router_verdict {
+    WR_ROUTER_TAKES = 0,  /* scheme, host, path and method all match: it answers */
+    WR_ROUTER_NOT_SCHEME, /* scheme = http/https, and the connection is the other */
+    WR_ROUTER_NOT_HOST,   /* none of its host patterns is the request's host */
+    WR_ROUTER_NOT_PATH,   /* its match does not take the normalised path */
+    WR_ROUTER_NOT_METHOD, /* all but the method: its methods join a 405's Allow */
+};
+
+/*
+ * The verdict of route r (of any snapshot) on in, by the very tests
+ * wr_router_match runs route by route, for `weir route`, which explains
+ * why each route before the answering one did not answer. A regex's
+ * captures are left in scratch (not reported). Never allocates; the
+ * scratch's thread.
+ */
+enum wr_router_verdict wr_router_check(const struct wr_route *r, struct wr_router_scratch *scratch,
+                                       const struct wr_router_input *in);
+
+/* True when r's match takes the normalised path (exact, prefix, or its
+ * regex, which never takes "*"), as wr_router_match decides it. For the
+ * shadowed-route lint. The scratch's thread. */
+bool wr_router_path_matches(const struct wr_route *r, struct wr_router_scratch *scratch,
+                            struct wr_str path);
+
 /*
  * The methods the server offers to in's scheme and host, for OPTIONS * and
  * for the Allow of a 405 to CONNECT: fills out->allow with the union of the
