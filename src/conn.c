@@ -5,9 +5,9 @@
  *   accept (worker) -> wr_conn_take -> [TLS: continue_handshake until
  *   done, tls.c] -> on_client_read reads into the
  *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
- *   a request view -> dispatch: select_route (wr_path_normalize,
- *   wr_router_match picks a route; CONNECT and an OPTIONS * no route takes
- *   are answered from the server's methods) -> the route's action
+ *   a request view -> dispatch: select_route (wr_router_request_path
+ *   normalises, wr_router_route picks a route; CONNECT and an OPTIONS * no
+ *   route takes are answered from the server's methods) -> the route's action
  *   (actions[]: static, return, redirect) starts a response ->
  *   commit_response queues head and body -> flush_output writes (writev,
  *   sendfile) -> the next pipelined request is parsed, or the connection
@@ -786,22 +786,7 @@ static void make_request_id(struct wr_conns *cs, char *out)
 /* $host: the request's host, lower-cased, without port. */
 static struct wr_str host_var(struct wr_conns *cs, struct wr_str host)
 {
-    size_t end = host.len;
-    if (host.len == 0)
-        return host;
-    if (host.ptr[0] == '[') {
-        const char *rb = memchr(host.ptr, ']', host.len);
-        end = rb ? (size_t)(rb - host.ptr) + 1 : host.len;
-    } else {
-        const char *colon = memchr(host.ptr, ':', host.len);
-        if (colon)
-            end = (size_t)(colon - host.ptr);
-    }
-    if (end >= sizeof(cs->host_buf))
-        return (struct wr_str){host.ptr, end};
-    for (size_t i = 0; i < end; i++)
-        cs->host_buf[i] = wr_str_lower(host.ptr[i]);
-    return (struct wr_str){cs->host_buf, end};
+    return wr_router_host_var(host, cs->host_buf, sizeof(cs->host_buf));
 }
 
 static struct wr_str find_value(const struct wr_http_request *req, struct wr_str name)
@@ -938,53 +923,28 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
     return c->proxy ? 0 : status;
 }
 
-/* The asterisk-form of a server-wide OPTIONS (RFC 9112 §3.2.4); the parser
- * allows it for OPTIONS only. */
-static bool is_asterisk_form(const struct wr_http_request *req)
-{
-    return req->path.len == 1 && req->path.ptr[0] == '*';
-}
-
 /*
  * Picks the route for io->req into cs->match, with *path the path it was
  * matched on (normalised into cs->scratch, or the request's "*"). Returns 0
  * with a route, 200 for an OPTIONS * no route takes (weir answers it, with
- * the server's methods in match->allow), or the status to answer.
+ * the server's methods in match->allow), or the status to answer. The
+ * steps are router.c's, which `weir route` runs too; only the 421 is ours.
  */
 static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *path)
 {
     struct wr_conns *cs = c->home;
     const struct wr_http_request *req = &c->io->req;
-    struct wr_router_match *m = &cs->match;
-    struct wr_router_input in = {host, *path, req->method_id, req->method, c->tls != NULL};
-    if (req->method_id == WR_HTTP_CONNECT) {
-        /* RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a forward proxy
-         * makes and weir does not: 405 with the methods it does serve. */
-        wr_router_server_methods(c->cfg, &in, m);
-        return 405;
-    }
-    const bool is_asterisk = is_asterisk_form(req);
     int status = 0;
-    if (is_asterisk) {
-        *path = req->path;
-    } else {
-        size_t path_len = 0;
-        status = wr_path_normalize(req->path.ptr, req->path.len, cs->scratch, &path_len);
-        *path = (struct wr_str){cs->scratch, path_len};
+    if (req->method_id != WR_HTTP_CONNECT) {
+        status = wr_router_request_path(req, cs->scratch, path);
+        /* A connection's certificate answers only its own section's names. */
+        if (status == 0 && c->tls && wr_tls_is_misdirected(c->tls, host))
+            status = 421;
+        if (status != 0)
+            return status;
     }
-    /* A connection's certificate answers only its own section's names. */
-    if (status == 0 && c->tls && wr_tls_is_misdirected(c->tls, host))
-        status = 421;
-    if (status != 0)
-        return status;
-    in.path = *path;
-    status = wr_router_match(c->cfg, cs->router, &in, m);
-    if (is_asterisk && (status == 404 || status == 405)) {
-        /* RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole. */
-        wr_router_server_methods(c->cfg, &in, m);
-        return 200;
-    }
-    return status;
+    struct wr_router_input in = {host, *path, req->method_id, req->method, c->tls != NULL};
+    return wr_router_route(c->cfg, cs->router, &in, &cs->match);
 }
 
 /* 200 to an OPTIONS * that no route takes: the server's methods, no content

@@ -28,6 +28,7 @@
 
 #include "weir/admin.h"
 #include "weir/config.h"
+#include "weir/explain.h"
 #include "weir/limits.h"
 #include "weir/lint.h"
 #include "weir/listener.h"
@@ -781,6 +782,8 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
         {"strict", no_argument, NULL, 'S'},       {NULL, 0, NULL, 0},
     };
+    if (argc > 1 && strcmp(argv[1], "route") == 0)
+        return wr_explain_main(argc - 1, argv + 1);
     const char *path = DEFAULT_CONFIG;
     bool is_check = false, is_strict = false;
     int opt;

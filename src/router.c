@@ -21,6 +21,8 @@
 
 #include <pcre2.h>
 
+#include "weir/path.h"
+
 struct wr_router_scratch {
     pcre2_match_data *md; /* room for WR_ROUTER_MAX_CAPTURES pairs */
 };
@@ -392,4 +394,45 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
         return 501;
     }
     return path_matched ? 405 : 404;
+}
+
+int wr_router_request_path(const struct wr_http_request *req, char *buf, struct wr_str *path)
+{
+    /* The parser allows the asterisk-form for OPTIONS only (RFC 9112 §3.2.4). */
+    if (is_asterisk(req->path)) {
+        *path = req->path;
+        return 0;
+    }
+    size_t len = 0;
+    int status = wr_path_normalize(req->path.ptr, req->path.len, buf, &len);
+    *path = (struct wr_str){buf, status == 0 ? len : 0};
+    return status;
+}
+
+int wr_router_route(const struct wr_config *cfg, struct wr_router_scratch *scratch,
+                    const struct wr_router_input *in, struct wr_router_match *out)
+{
+    if (in->method_id == WR_HTTP_CONNECT) {
+        /* RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a forward proxy
+         * makes and weir does not: 405 with the methods it does serve. */
+        wr_router_server_methods(cfg, in, out);
+        return 405;
+    }
+    int status = wr_router_match(cfg, scratch, in, out);
+    if (is_asterisk(in->path) && (status == 404 || status == 405)) {
+        /* RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole. */
+        wr_router_server_methods(cfg, in, out);
+        return 200;
+    }
+    return status;
+}
+
+struct wr_str wr_router_host_var(struct wr_str host, char *buf, size_t cap)
+{
+    struct wr_str bare = host_without_port(host);
+    if (bare.len >= cap)
+        return bare;
+    for (size_t i = 0; i < bare.len; i++)
+        buf[i] = wr_str_lower(bare.ptr[i]);
+    return (struct wr_str){buf, bare.len};
 }

@@ -115,6 +115,14 @@ void wr_proxy_drained(struct wr_proxy *p);
 /* Deadlines (connect, send, read); may call done(). */
 void wr_proxy_tick(struct wr_proxy *p, uint64_t now_ms);
 
+/*
+ * The request-target the exchange ex would send upstream (rewrite, else
+ * strip_prefix, else the target as received in origin form; the query
+ * byte for byte), written into buf. Returns its length, or -1 when it does
+ * not fit in cap bytes. Pure; for `weir route`, which shows it.
+ */
+ssize_t wr_proxy_target(const struct wr_exchange *ex, char *buf, size_t cap);
+
 /* Ends the exchange at once (client gone, or after done) and frees it. */
 void wr_proxy_free(struct wr_proxy *p);
 

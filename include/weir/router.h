@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "weir/config.h"
+#include "weir/http_parser.h"
 #include "weir/str.h"
 
 /* $0..$9 */
@@ -95,6 +96,33 @@ bool wr_router_path_matches(const struct wr_route *r, struct wr_router_scratch *
  */
 void wr_router_server_methods(const struct wr_config *cfg, const struct wr_router_input *in,
                               struct wr_router_match *out);
+
+/*
+ * The path req is routed on: its asterisk-form "*" as it is (borrowed from
+ * req), else its path normalised by wr_path_normalize into buf, which must
+ * hold req->path.len bytes. Returns 0 with *path set, or 400 when the path
+ * does not normalise. Pure; conn and `weir route` both call it, so they can
+ * never route different paths.
+ */
+int wr_router_request_path(const struct wr_http_request *req, char *buf, struct wr_str *path);
+
+/*
+ * Routes in (in->path from wr_router_request_path) as the data plane does:
+ * CONNECT gets 405 with the server's methods (RFC 9110 §9.3.6: weir makes
+ * no tunnels); otherwise wr_router_match, except that an OPTIONS * no
+ * route takes returns 200 with the server's methods in out->allow (RFC
+ * 9110 §9.3.7: weir answers it itself). Returns 0 with out->route, or 200,
+ * 404, 405 (out->allow), 501. Never allocates.
+ */
+int wr_router_route(const struct wr_config *cfg, struct wr_router_scratch *scratch,
+                    const struct wr_router_input *in, struct wr_router_match *out);
+
+/*
+ * $host: host lower-cased and without its port ("Example.org:8080" ->
+ * "example.org", "[::1]:80" -> "[::1]"), copied into buf (cap bytes); when
+ * it does not fit, the slice of host without its port, case kept. Pure.
+ */
+struct wr_str wr_router_host_var(struct wr_str host, char *buf, size_t cap);
 
 /* True when host (port and case ignored) matches pattern ("a.b" or "*.b";
  * a wildcard needs at least one label before the suffix). */

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 
 #include "weir/log.h"
+#include "weir/str.h"
 
 /* Revalidation interval of cached entries. */
 #define WR_STATIC_CACHE_CHECK_MS 1000
@@ -125,6 +126,12 @@ typedef uint64_t (*wr_static_cache_clock_fn)(void);
 /* Replaces cache's clock (CLOCK_MONOTONIC_COARSE), so a test can step past
  * the revalidation interval without sleeping. */
 void wr_static_cache_set_clock(struct wr_static_cache *cache, wr_static_cache_clock_fn now_ms);
+
+/* The path f was opened by, relative to its root ("." for the root
+ * itself): a precompressed variant's name ends in ".br" or ".gz". Borrowed
+ * from f, not NUL-terminated. For `weir route`, which names the file a
+ * request would be answered with. */
+struct wr_str wr_static_file_rel(const struct wr_static_file *f);
 
 /* Drops one reference; the last closes the descriptor and frees f. */
 void wr_static_file_unref(struct wr_static_file *f);
