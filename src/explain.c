@@ -21,6 +21,7 @@
 
 #include <getopt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: weir route [-c FILE] [--listen ADDR] [--header 'Name: value']... "
                  "METHOD URL\n"
+                 "  -c, --config FILE  the configuration (default " DEFAULT_CONFIG ")\n"
+                 "  --listen ADDR      the listen the request arrives on (as written)\n"
+                 "  -H, --header 'Name: value'  a request field, repeatable\n"
                  "  URL is http://host[:port]/path?query, https://..., /path?query or *\n"
                  "  exit status: 0 a route answers, 3 no route (404), 4 no route takes the\n"
                  "  method (405), 5 weir answers without a route (400, 413, 501, OPTIONS *),\n"
@@ -369,6 +373,19 @@ static void print_proxy(struct explain *x, const struct wr_exchange *ex)
     wr_balancer_free(b);
 }
 
+/* $1..$9 of a regex match, for rewrite and redirect. */
+static void print_captures(const struct explain *x)
+{
+    const struct wr_router_match *m = &x->match;
+    for (unsigned i = 1; i < m->n_captures; i++) {
+        size_t from = m->ovector[2 * i], to = m->ovector[2 * i + 1];
+        if (from == SIZE_MAX || to < from)
+            printf("$%u: (unset)\n", i);
+        else
+            printf("$%u: \"%.*s\"\n", i, (int)(to - from), x->path.ptr + from);
+    }
+}
+
 /* Runs the route's action as dispatch would and prints what it does. */
 static void explain_action(struct explain *x)
 {
@@ -474,6 +491,7 @@ static int explain_request(struct explain *x, size_t len)
     case 0:
         printf("route: %s (%s:%u)\n", x->match.route->name, route_file(x->cfg),
                x->match.route->line);
+        print_captures(x);
         explain_action(x);
         return WR_EXPLAIN_ROUTED;
     case 200:

@@ -75,6 +75,7 @@ struct app {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: weir [-t [--strict]] [-c FILE]\n"
+                 "       weir route [-c FILE] [OPTIONS] METHOD URL   (weir route -h)\n"
                  "       weir -V | -h\n"
                  "  -c, --config FILE  the configuration file (default " DEFAULT_CONFIG ")\n"
                  "  -t, --test         check the configuration and exit: 0 ok, 1 errors\n"
