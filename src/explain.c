@@ -303,6 +303,11 @@ static void print_static_file(const struct explain *x, const struct wr_resp *r)
             printf("strip_prefix: %s does not start the path; the path stays whole\n",
                    route->strip_prefix);
     }
+    char mapped[PATH_MAX];
+    if (wr_static_map_path(route, x->path, mapped, sizeof(mapped)) == 0)
+        printf("looks up: %s/%s\n", route->root, mapped[0] ? mapped : ".");
+    else
+        printf("looks up: nothing: the path names a dotfile or an encoded '/'\n");
     if (r->file_ref != NULL) {
         struct wr_str rel = wr_static_file_rel(r->file_ref);
         printf("file: %s/%.*s", route->root, (int)rel.len, rel.ptr);
