@@ -181,6 +181,14 @@ class InstallTest(unittest.TestCase):
         p = weirtest.run_weir(["-t", "-c", conf])
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(p.stdout.strip(), conf + ": ok")
+        # include = conf.d/*.ini: a site dropped there is read too.
+        self.assertRegex(text, r"(?m)^include = conf\.d/\*\.ini$")
+        os.mkdir(os.path.join(self.tmp.name, "conf.d"))
+        with open(os.path.join(self.tmp.name, "conf.d", "app.ini"), "w") as f:
+            f.write("[route app]\nmatch = prefix:/app/\nretrun = 200\n")
+        p = weirtest.run_weir(["-t", "-c", conf])
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("conf.d/app.ini:3: [route app] retrun: unknown key", p.stdout + p.stderr)
 
     def test_issue_17_man_pages(self):
         """Both man pages render without a groff warning."""
@@ -194,6 +202,11 @@ class InstallTest(unittest.TestCase):
                                capture_output=True, timeout=60)
             self.assertEqual(p.stderr.decode(), "", rel)
             self.assertEqual(p.returncode, 0, rel)
+        page = subprocess.run(["gzip", "-dc", self.path("usr/local/share/man/man5/weir.ini.5.gz")],
+                              capture_output=True, check=True, text=True).stdout
+        for heading in (".SH CONFIGURATION", ".SS \\fBinclude\\fR", ".SS \\fB[server]\\fR",
+                        ".SS \\fB[route NAME]\\fR", ".SS \\fB[upstream NAME]\\fR", ".SH LIMITS"):
+            self.assertIn(heading, page)
 
 
 if __name__ == "__main__":
