@@ -202,6 +202,16 @@ class InstallTest(unittest.TestCase):
                                capture_output=True, timeout=60)
             self.assertEqual(p.stderr.decode(), "", rel)
             self.assertEqual(p.returncode, 0, rel)
+        weir8 = subprocess.run(["gzip", "-dc", self.path("usr/local/share/man/man8/weir.8.gz")],
+                               capture_output=True, check=True, text=True).stdout
+        for section in (".SH LOGS", ".SH SIGNALS", ".SH EXIT STATUS", ".SH FILES"):
+            self.assertIn(section, weir8)
+        logs = weir8.split(".SH LOGS", 1)[1].split(".SH ", 1)[0]
+        self.assertIn("journal", logs)
+        self.assertIn("/var/log/weir/", logs)
+        exits = weir8.split(".SH EXIT STATUS", 1)[1].split(".SH ", 1)[0]
+        self.assertEqual(re.findall(r"(?m)^\.B (\d)$", exits), ["0", "1", "2"])
+        self.assertIn("/etc/weir/weir.ini", weir8.split(".SH FILES", 1)[1])
         page = subprocess.run(["gzip", "-dc", self.path("usr/local/share/man/man5/weir.ini.5.gz")],
                               capture_output=True, check=True, text=True).stdout
         for heading in (".SH CONFIGURATION", ".SS \\fBinclude\\fR", ".SS \\fB[server]\\fR",
