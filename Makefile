@@ -9,10 +9,11 @@ CONF  ?= conf/weir.ini
 # Debian 12 package names.
 BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
               libpcre2-dev libsystemd-dev zlib1g-dev python3
-# make deb: dpkg-shlibdeps (dpkg-dev) computes Depends.
-DEB_PKGS   := $(BUILD_PKGS) dpkg-dev fakeroot
+# make deb: dpkg-shlibdeps (dpkg-dev) computes Depends; CPack writes the
+# archive's root ownership itself (no fakeroot).
+DEB_PKGS   := $(BUILD_PKGS) dpkg-dev
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl \
-              systemd util-linux groff-base man-db dpkg-dev fakeroot lintian
+              systemd util-linux groff-base dpkg-dev lintian
 BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

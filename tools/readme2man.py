@@ -11,8 +11,8 @@ Markdown handled: "###"/"####" headings, paragraphs, "- " lists (nested by
 two spaces), ```fenced``` blocks, pipe tables, `code`, **bold**, *italic*,
 [text](link). A table becomes a tagged list: the first column is the tag,
 middle columns follow it in the tag line ("header: value"), the last column
-is the body. Anything else is an error, so a new construct in the README
-fails the build instead of rendering as garbage.
+is the body; a table row with the wrong number of cells fails the build.
+Any other line is running text.
 """
 import re
 import sys
