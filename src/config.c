@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
@@ -2304,12 +2305,17 @@ static bool is_being_read(const struct loader *ld, const struct stat *st)
  * reporting at the include line. */
 static int open_included(struct loader *ld, const struct include_frame *f, const char *path)
 {
-    FILE *fp = fopen(path, "re");
+    /* O_NONBLOCK: a FIFO matched by a pattern must not hang the load (it is
+     * refused below); a regular file ignores the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    FILE *fp = fd < 0 ? NULL : fdopen(fd, "r");
     struct stat st;
-    if (fp == NULL || fstat(fileno(fp), &st) < 0) {
+    if (fp == NULL || fstat(fd, &st) < 0) {
         add_error(ld, f->pos, "include: %s: %s", path, strerror(errno));
         if (fp != NULL)
             fclose(fp);
+        else if (fd >= 0)
+            close(fd);
         return -1;
     }
     const char *problem = NULL;
