@@ -1465,7 +1465,7 @@ static void issue_17_include_missing(void **state)
 {
     (void)state;
     inc_setup();
-    char main_ini[256], want[2][512];
+    char main_ini[256], want[3][512];
     put("main.ini", SERVER "[route a]\nmatch = prefix:/\nreturn = 200\n"
                     "include = empty/*.ini\ninclude = none.d/*.ini\n", main_ini, sizeof(main_ini));
     put("empty/README", "no ini here\n", NULL, 0);
@@ -1475,16 +1475,20 @@ static void issue_17_include_missing(void **state)
     assert_int_equal(cfg->n_routes, 1);
     wr_config_unref(cfg);
 
-    put("main.ini", SERVER "include = nope.ini\ninclude = dirs/*\n", NULL, 0);
+    put("main.ini", SERVER "include = nope.ini\ninclude = dirs/*\ninclude = fifo\n", NULL, 0);
     put("dirs/sub/x.ini", "[route x]\n", NULL, 0);
+    char fifo[256];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", inc_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0); /* refused, never waited on */
     assert_null(load_main(&errs));
     snprintf(want[0], sizeof(want[0]), "%s:3: include: %s/nope.ini: No such file or directory",
              main_ini, inc_dir);
     snprintf(want[1], sizeof(want[1]), "%s:4: include: %s/dirs/sub: not a regular file",
              main_ini, inc_dir);
-    assert_int_equal(errs.n_lines, 2);
-    assert_string_equal(errs.lines[0], want[0]);
-    assert_string_equal(errs.lines[1], want[1]);
+    snprintf(want[2], sizeof(want[2]), "%s:5: include: %s: not a regular file", main_ini, fifo);
+    assert_int_equal(errs.n_lines, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(errs.lines[i], want[i]);
     wr_config_errors_fini(&errs);
     inc_teardown();
 }
