@@ -138,9 +138,18 @@ class DebTest(unittest.TestCase):
                 service = f.read()
             with open(os.path.join(d, "etc/weir/weir.ini")) as f:
                 conf = f.read()
-        self.assertIn("\nExecStart=/usr/sbin/weir -c /etc/weir/weir.ini\n", service)
-        self.assertIn("\nExecReload=/usr/sbin/weir -t -c /etc/weir/weir.ini\n", service)
-        self.assertRegex(conf, r"(?m)^root = /usr/share/weir/html\b")
+            self.assertIn("\nExecStart=/usr/sbin/weir -c /etc/weir/weir.ini\n", service)
+            self.assertIn("\nExecReload=/usr/sbin/weir -t -c /etc/weir/weir.ini\n", service)
+            self.assertRegex(conf, r"(?m)^root = /usr/share/weir/html\b")
+            # The packaged file passes weir -t, its absolute paths moved into
+            # the unpacked image (the logs' directory is made by postinst).
+            os.makedirs(os.path.join(d, "var/log/weir"))
+            checked = os.path.join(d, "etc/weir/weir.ini")
+            with open(checked, "w") as f:
+                f.write(conf.replace("/var/log/weir", os.path.join(d, "var/log/weir"))
+                        .replace("/usr/share/weir", os.path.join(d, "usr/share/weir")))
+            p = weirtest.run_weir(["-t", "-c", checked])
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_issue_17_lintian(self):
         lintian = shutil.which("lintian")
