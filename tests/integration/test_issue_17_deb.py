@@ -151,6 +151,49 @@ class DebTest(unittest.TestCase):
             p = weirtest.run_weir(["-t", "-c", checked])
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def run_postinst(self, d, stubs, *args, user_exists):
+        """Runs the package's postinst with args, every command it may call
+        replaced by a stub that records its arguments (nothing on this
+        machine changes). Returns the recorded calls."""
+        log = os.path.join(stubs, "calls")
+        for cmd in ("adduser", "install", "systemctl", "deb-systemd-invoke"):
+            with open(os.path.join(stubs, cmd), "w") as f:
+                f.write('#!/bin/sh\necho "%s $*" >> %s\n' % (cmd, log))
+            os.chmod(os.path.join(stubs, cmd), 0o755)
+        with open(os.path.join(stubs, "getent"), "w") as f:
+            f.write("#!/bin/sh\nexit %d\n" % (0 if user_exists else 2))
+        os.chmod(os.path.join(stubs, "getent"), 0o755)
+        if os.path.exists(log):
+            os.unlink(log)
+        env = dict(os.environ, PATH=stubs + ":/usr/bin:/bin")
+        p = subprocess.run(["sh", os.path.join(d, "postinst")] + list(args), env=env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        if not os.path.exists(log):
+            return []
+        with open(log) as f:
+            return f.read().splitlines()
+
+    def test_issue_17_postinst(self):
+        """A first install creates the user and the log directory and starts
+        nothing; an upgrade creates nothing and only restarts a running weir
+        (try-restart), under systemd."""
+        with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as stubs:
+            subprocess.run(["dpkg-deb", "-e", self.deb, d], check=True, timeout=60)
+            calls = self.run_postinst(d, stubs, "configure", "", user_exists=False)
+            self.assertRegex(calls[0], r"^adduser --system --group .*--no-create-home.* weir$")
+            if not os.path.isdir("/var/log/weir"):
+                self.assertIn("install -d -o weir -g weir -m 0755 /var/log/weir", calls)
+            systemd = os.path.isdir("/run/systemd/system")
+            self.assertEqual(any(c.startswith("systemctl --system daemon-reload") for c in calls),
+                             systemd)
+            self.assertFalse(any(re.search(r"\b(enable|start|restart)\b", c) for c in calls),
+                             calls)
+            calls = self.run_postinst(d, stubs, "configure", "0.0.9-1", user_exists=True)
+            self.assertFalse(any(c.startswith("adduser") for c in calls), calls)
+            self.assertEqual("deb-systemd-invoke try-restart weir.service" in calls, systemd)
+            self.assertFalse(any(re.search(r"\b(enable|start)\b", c) for c in calls), calls)
+
     def test_issue_17_lintian(self):
         lintian = shutil.which("lintian")
         if lintian is None:
