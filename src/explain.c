@@ -203,10 +203,10 @@ static int build_head(struct explain *x, const struct args *a, const struct wr_e
 
 /* ---- what each route made of it ---------------------------------------- */
 
-static const char *route_file(const struct wr_config *cfg)
+/* Where a section was read (positions count lines across included files). */
+static struct wr_config_where where(const struct explain *x, unsigned pos)
 {
-    /* TODO(issue 17, include): the file of the route's own section. */
-    return cfg->path;
+    return wr_config_where(x->cfg, pos);
 }
 
 static const char *kind_name(enum wr_route_match_kind k)
@@ -260,7 +260,8 @@ static void print_tried(struct explain *x)
     for (size_t i = 0; i < x->cfg->n_routes; i++) {
         const struct wr_route *r = &x->cfg->routes[i];
         enum wr_router_verdict v = wr_router_check(r, x->router, &in);
-        printf("  %s:%u [route %s] %s:%s: %s", route_file(x->cfg), r->line, r->name,
+        struct wr_config_where w = where(x, r->line);
+        printf("  %s:%u [route %s] %s:%s: %s", w.file, w.line, r->name,
                kind_name(r->match_kind), r->pattern, v == WR_ROUTER_TAKES ? "" : "no: ");
         print_reason(x, r, v);
         if (r == x->match.route)
@@ -360,8 +361,9 @@ static void print_proxy(struct explain *x, const struct wr_exchange *ex)
     char target[8192];
     ssize_t n = wr_proxy_target(ex, target, sizeof(target));
     static const char *const balances[] = {"round_robin", "least_conn", "hash", "random"};
-    printf("proxy: [upstream %s] (%s:%u), balance = %s\n", up->name, route_file(x->cfg),
-           up->line, balances[up->balance]);
+    struct wr_config_where w = where(x, up->line);
+    printf("proxy: [upstream %s] (%s:%u), balance = %s\n", up->name, w.file, w.line,
+           balances[up->balance]);
     if (n >= 0)
         printf("target sent upstream: %.*s\n", (int)n, target);
     struct wr_balancer *b = wr_balancer_new(x->cfg);
@@ -373,7 +375,8 @@ static void print_proxy(struct explain *x, const struct wr_exchange *ex)
         printf("server: none usable: weir answers 502\n");
     else
         printf("server: %s (server %d of %zu, line %u), as a fresh worker would pick it%s\n",
-               up->servers[server].label, server + 1, up->n_servers, up->servers[server].line,
+               up->servers[server].label, server + 1, up->n_servers,
+               where(x, up->servers[server].line).line,
                up->balance == WR_BALANCE_HASH ? "" : "; the running server's rotation, "
                                                      "connection counts and health may differ");
     wr_balancer_free(b);
@@ -494,12 +497,13 @@ static int explain_request(struct explain *x, size_t len)
                         x->match.allow);
     print_tried(x);
     switch (status) {
-    case 0:
-        printf("route: %s (%s:%u)\n", x->match.route->name, route_file(x->cfg),
-               x->match.route->line);
+    case 0: {
+        struct wr_config_where w = where(x, x->match.route->line);
+        printf("route: %s (%s:%u)\n", x->match.route->name, w.file, w.line);
         print_captures(x);
         explain_action(x);
         return WR_EXPLAIN_ROUTED;
+    }
     case 200:
         return no_route(200, "weir answers OPTIONS * itself", x->match.allow);
     case 404:

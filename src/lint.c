@@ -131,12 +131,6 @@ static bool is_upstream_used(const struct wr_config *cfg, const struct wr_upstre
     return false;
 }
 
-/* The file a section was read from. TODO(issue 17, include): once a
- * section may come from an included file, name that file here. */
-static const char *section_file(const struct wr_config *cfg)
-{
-    return cfg->path;
-}
 
 static const char *match_kind_name(enum wr_route_match_kind kind)
 {
@@ -152,12 +146,15 @@ static int lint_route(const struct wr_config *cfg, size_t b, struct wr_router_sc
         const struct wr_route *ra = &cfg->routes[a];
         if (!wr_lint_route_covers(ra, rb, scratch))
             continue;
+        /* Positions count lines across included files: name each file. */
+        struct wr_config_where wb = wr_config_where(cfg, rb->line);
+        struct wr_config_where wa = wr_config_where(cfg, ra->line);
         return wr_config_errors_add(
                    errs, true,
                    "%s:%u: warning: [route %s] match: never answers: [route %s] (%s:%u, "
                    "match = %s:%s) comes first and takes every request this route would "
                    "(the first matching route wins)",
-                   section_file(cfg), rb->line, rb->name, ra->name, section_file(cfg), ra->line,
+                   wb.file, wb.line, rb->name, ra->name, wa.file, wa.line,
                    match_kind_name(ra->match_kind), ra->pattern) < 0
                    ? -1
                    : 1;
@@ -183,9 +180,10 @@ int wr_lint_config(const struct wr_config *cfg, struct wr_config_errors *errs)
         if (is_upstream_used(cfg, u))
             continue;
         const char *note = u->health_check ? " (its health checks run all the same)" : "";
+        struct wr_config_where w = wr_config_where(cfg, u->line);
         if (wr_config_errors_add(errs, true,
                                  "%s:%u: warning: [upstream %s]: no route proxies to it%s",
-                                 section_file(cfg), u->line, u->name, note) < 0)
+                                 w.file, w.line, u->name, note) < 0)
             is_oom = true;
         else
             n++;

@@ -143,6 +143,26 @@ class LintTest(unittest.TestCase):
         p = self.check("-c", "st.ini", "--strict")
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
 
+    def test_included_files_are_named(self):
+        """Routes and upstreams read from included files are named by their
+        own file and line, by the lint and by `weir route`."""
+        os.mkdir(os.path.join(self.tmp, "conf.d"))
+        self.write("main.ini", SERVER + "\n[route api]\nmatch = prefix:/api/\nreturn = 200 api\n"
+                   "\ninclude = conf.d/*.ini\n")
+        self.write("conf.d/10-users.ini", "; users\n\n[upstream spare]\nserver = 127.0.0.1:10\n"
+                   "\n[route users]\nmatch = exact:/api/users\nreturn = 200 users\n")
+        api = line_of(open(os.path.join(self.tmp, "main.ini")).read(), "[route api]")
+        p = self.check("-c", "main.ini")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        inc = os.path.join("conf.d", "10-users.ini")
+        self.assertRegex(p.stderr, r"(?m)^\S*%s:6: warning: \[route users\] match: never "
+                         r"answers: \[route api\] \(main\.ini:%d," % (re.escape(inc), api))
+        self.assertRegex(p.stderr, r"(?m)^\S*%s:3: warning: \[upstream spare\]: no route"
+                         % re.escape(inc))
+        r = run_weir(["route", "-c", "main.ini", "GET", "/api/users"], cwd=self.tmp)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^route: api \(main\.ini:%d\)$" % api)
+
     def test_strict_needs_test(self):
         self.write("c.ini", CLEAN)
         p = run_weir(["--strict", "-c", "c.ini"], cwd=self.tmp)
