@@ -8,9 +8,9 @@
  *   accept (worker) -> wr_conn_take -> [TLS: continue_handshake until
  *   done, tls.c] -> on_client_read reads into the
  *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
- *   a request view -> dispatch: select_route (wr_path_normalize,
- *   wr_router_match picks a route; CONNECT and an OPTIONS * no route takes
- *   are answered from the server's methods) -> start_exchange: the route's
+ *   a request view -> dispatch: select_route (wr_router_request_path
+ *   normalises, wr_router_route picks a route; CONNECT and an OPTIONS * no
+ *   route takes are answered from the server's methods) -> start_exchange: the route's
  *   handler (wr_handler_for) starts on a struct wr_exchange ->
  *   a one-shot handler (static, return, redirect) answers at once through
  *   the sink (h1_respond -> commit_response queues head and body) ->
@@ -48,8 +48,12 @@
  *    runs the wheel and never walks the connections: an idle one costs
  *    nothing until its deadline, and conns_idle is a count kept on every
  *    change (count_idle).
- *  - I/O goes through conn_recv / write_some / start_linger, which branch
- *    on c->tls == NULL first: plain TCP pays one compare for TLS.
+ *  - I/O goes through the connection's stream (stream.h: plain or TLS, one
+ *    implementation): conn_recv, write_some, start_linger, the handshake.
+ *    On TLS a record the socket did not take still counts as written (the
+ *    queue advances past it); it waits in the stream, and record_waits(c)
+ *    counts as output pending wherever the queue does: EV_WRITE, the send
+ *    timeout, no linger or close before it has gone.
  *  - Request bodies of one-shot answers are read and discarded before the
  *    response is released (held), so a chunked body that breaks
  *    max_body_size still gets its 413 and framing errors their 400.
@@ -72,7 +76,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -84,6 +87,7 @@
 #include "weir/http_parser.h"
 #include "weir/limits.h"
 #include "weir/path.h"
+#include "weir/stream.h"
 #include "weir/tls.h"
 
 #define MAX_SEGS 32
@@ -160,7 +164,9 @@ struct wr_conn_io {
 
     char request_id[33];   /* $request_id of the request in flight */
     int log_status;        /* response of the request in flight, for the log */
-    unsigned metrics_route; /* its route's metrics_id (0: no route answered) */
+    const struct wr_route *route; /* borrowed from c->cfg: the route answering the
+                                     request in flight, NULL when none did; names it
+                                     in the access log and in metrics alike */
     uint64_t log_bytes;
     size_t held_seg, held_wlen; /* where the held response starts */
 
@@ -176,7 +182,7 @@ struct wr_conn {
     struct wr_config *cfg;   /* ref held: the snapshot this connection started under */
     struct wr_conn *prev, *next; /* home->live list; next also links the free list */
     struct wr_conn_io *io;   /* NULL while idle */
-    struct wr_tls_conn *tls; /* owned; NULL on plain TCP */
+    struct wr_stream s;      /* owned: the socket, and its TLS on a TLS listener */
     struct wr_timer timer;   /* on home->wheel; never later than deadline_ms */
     uint64_t id;
     uint64_t deadline_ms;    /* monotonic; 0 = none */
@@ -186,7 +192,6 @@ struct wr_conn {
     uint64_t peer_key;       /* wr_limits_peer_key; 0 for unix clients (exempt) */
     uint32_t ip_slot;        /* max_connections_per_ip slot held, or WR_LIMITS_NO_SLOT */
     uint32_t linger_bytes;   /* at most LINGER_MAX_BYTES + one read */
-    int fd;
     enum conn_state state;
     bool is_write_armed;     /* io->ev_write added; cleared when output drains */
     bool is_read_paused;     /* ev_read removed while output is blocked */
@@ -240,8 +245,8 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
-    io->metrics_route = 0;
-    event_assign(&io->ev_write, cs->base, c->fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    io->route = NULL;
+    event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
 
@@ -354,7 +359,7 @@ static void announce_snapshots(struct wr_conns *cs)
  * so the tick publishes a count instead of walking every connection. */
 static void count_idle(struct wr_conn *c)
 {
-    bool is_idle = c->state == ST_HEAD && !c->io && c->fd >= 0;
+    bool is_idle = c->state == ST_HEAD && !c->io && c->s.fd >= 0;
     if (is_idle == c->is_idle_counted)
         return;
     c->is_idle_counted = is_idle;
@@ -404,10 +409,7 @@ static void conn_close(struct wr_conn *c)
     event_del(&c->ev_read);
     drop_exchange(c); /* before the socket closes: a tunnel has events on it */
     release_io(cs, c); /* deletes the write event while the fd is still open */
-    wr_tls_conn_free(c->tls); /* before the snapshot that holds its contexts */
-    c->tls = NULL;
-    close(c->fd);
-    c->fd = -1;
+    wr_stream_fini(&c->s); /* before the snapshot that holds its TLS contexts */
     count_idle(c);
     forget_snapshot(cs, c->cfg);
     wr_config_unref(c->cfg);
@@ -524,8 +526,9 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         return;
     }
     cs->henv.metrics = cs->metrics; /* set by the worker after init */
-    *c = (struct wr_conn){.home = cs, .fd = fd, .state = ST_HEAD, .peer_key = peer_key,
+    *c = (struct wr_conn){.home = cs, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
+    wr_stream_init(&c->s, fd);
     wr_timer_init(&c->timer, on_conn_timer);
     c->cfg = wr_config_ref(cs->cfg);
     cs->snapshots[0].n_conns++; /* the current one: cs->cfg */
@@ -546,11 +549,13 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     wr_metrics_add(&cs->metrics->conns_accepted, 1);
     wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     c->phase_ms = wr_clock_now_ms();
+    bool is_tls_failed = false;
     if (is_tls) {
         c->state = ST_HANDSHAKE;
-        c->tls = cs->cfg->tls_set ? wr_tls_conn_new(cs->cfg->tls_set, fd) : NULL;
+        is_tls_failed = !cs->cfg->tls_set ||
+                        wr_stream_tls_server(&c->s, cs->cfg->tls_set, cs->stage) < 0;
     }
-    if ((is_tls && !c->tls) || event_add(&c->ev_read, NULL) < 0) {
+    if (is_tls_failed || event_add(&c->ev_read, NULL) < 0) {
         conn_close(c);
         return;
     }
@@ -566,9 +571,12 @@ static bool has_output_room(const struct wr_conn_io *io)
     return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + EXCHANGE_SEGS <= MAX_SEGS;
 }
 
+static bool record_waits(const struct wr_conn *c);
+
+/* Queued output (held or ready), or a TLS record the socket has not taken. */
 static bool has_output_pending(const struct wr_conn *c)
 {
-    return c->io && c->io->seg_first < c->io->n_segs;
+    return (c->io && c->io->seg_first < c->io->n_segs) || record_waits(c);
 }
 
 static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
@@ -637,82 +645,30 @@ static void advance_out(struct wr_conn_io *io, size_t n)
     }
 }
 
-/*
- * TLS: copies up to one record of ready output (memory, and file bytes
- * read with pread: never a whole file) into the worker's staging buffer
- * and SSL_writes it. Segments advance only by what OpenSSL took, so after
- * EAGAIN the next call stages the same first bytes again, which is what
- * OpenSSL requires of a retry.
- */
-static ssize_t tls_write_some(struct wr_conn *c, size_t budget)
+/* A TLS record was taken but not sent: output is pending even with an
+ * empty queue (plain TCP: one compare). */
+static bool record_waits(const struct wr_conn *c)
 {
-    struct wr_conn_io *io = c->io;
-    char *stage = c->home->tls_stage;
-    size_t cap = budget < WR_CONNS_TLS_STAGE ? budget : WR_CONNS_TLS_STAGE, len = 0;
-    for (size_t i = io->seg_first; i < io->n_ready && len < cap; i++) {
-        const struct out_seg *s = &io->segs[i];
-        size_t take = s->len < cap - len ? s->len : cap - len;
-        if (s->fd < 0) {
-            memcpy(stage + len, s->ptr, take);
-            len += take;
-            continue;
-        }
-        ssize_t got = pread(s->fd, stage + len, take, s->off);
-        if (got > 0)
-            len += (size_t)got;
-        if (got != (ssize_t)take) {
-            if (len > 0)
-                break; /* send what we have; the error shows on the next call */
-            if (got == 0)
-                errno = EIO; /* the file shrank under us */
-            return -1;
-        }
-    }
-    ssize_t n = wr_tls_send(c->tls, stage, len);
-    if (n > 0)
-        advance_out(io, (size_t)n);
-    return n;
+    return wr_stream_is_tls(&c->s) && wr_stream_wants_write(&c->s);
 }
 
-/* One writev over the leading ready memory segments, or one sendfile. */
+/*
+ * One write of the leading ready segments through the stream: one sendmsg
+ * (MSG_MORE before a file) or sendfile on plain TCP, one record on TLS
+ * (file bytes pread into it). Advances the queue by what was taken.
+ */
 static ssize_t write_some(struct wr_conn *c, size_t budget)
 {
-    if (c->tls)
-        return tls_write_some(c, budget);
     struct wr_conn_io *io = c->io;
-    struct out_seg *s = &io->segs[io->seg_first];
-    if (s->fd >= 0) {
-        size_t want = s->len < budget ? s->len : budget;
-        ssize_t n = sendfile(c->fd, s->fd, &s->off, want);
-        if (n == 0 && want > 0) {
-            errno = EIO; /* the file shrank under us: the body cannot be completed */
-            return -1;
-        }
-        if (n > 0) {
-            s->len -= (size_t)n;
-            if (s->len == 0) {
-                release_file(s->fd, s->ref, s->unref);
-                s->fd = -1;
-                s->ref = NULL;
-                io->seg_first++;
-            }
-        }
-        return n;
+    struct wr_stream_seg v[N_IOV];
+    size_t k = 0;
+    for (size_t i = io->seg_first; i < io->n_ready && k < N_IOV; i++) {
+        const struct out_seg *s = &io->segs[i];
+        v[k++] = (struct wr_stream_seg){.ptr = s->ptr, .len = s->len, .fd = s->fd, .off = s->off};
     }
-    struct iovec iov[N_IOV];
-    int k = 0;
-    size_t i = io->seg_first;
-    for (; i < io->n_ready && k < N_IOV && io->segs[i].fd < 0; i++)
-        iov[k++] = (struct iovec){(void *)io->segs[i].ptr, io->segs[i].len};
-    /* A head followed by a file body: MSG_MORE lets the kernel put the head
-     * and the first file bytes in one segment (what TCP_CORK does for nginx)
-     * instead of a tiny packet of its own under TCP_NODELAY. */
-    bool is_file_next = i < io->n_ready && io->segs[i].fd >= 0;
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-    ssize_t n = is_file_next ? sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL)
-                             : writev(c->fd, iov, k);
+    ssize_t n = wr_stream_send(&c->s, v, k, budget);
     if (n > 0)
-        advance_mem(io, (size_t)n);
+        advance_out(io, (size_t)n);
     return n;
 }
 
@@ -721,26 +677,31 @@ static int flush_output(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     size_t budget = WRITE_BUDGET;
-    while (io->seg_first < io->n_ready && budget > 0) {
+    /* A waiting TLS record goes first, also when the queue is empty (any
+     * write would flush it too, but none may follow). */
+    int r = record_waits(c) ? wr_stream_flush(&c->s) : 0;
+    if (r > 0)
+        c->last_io_ms = wr_clock_now_ms();
+    while (r >= 0 && io->seg_first < io->n_ready && budget > 0) {
         ssize_t n = write_some(c, budget);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "write: %s", strerror(errno));
-            conn_close(c);
-            return -1;
+        if (n <= 0) {
+            r = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ? -1 : 0;
+            break;
         }
         c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
     }
+    if (r < 0) {
+        wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "write: %s", strerror(errno));
+        conn_close(c);
+        return -1;
+    }
     if (io->seg_first == io->n_segs) {
         io->seg_first = io->n_segs = io->n_ready = 0;
         io->wlen = 0;
     }
-    bool is_blocked = io->seg_first < io->n_ready;
+    bool is_blocked = io->seg_first < io->n_ready || record_waits(c);
     if (is_blocked != c->is_write_armed) {
         if (is_blocked)
             event_add(&io->ev_write, NULL);
@@ -762,9 +723,8 @@ static int flush_output(struct wr_conn *c)
 static int start_linger(struct wr_conn *c)
 {
     release_io(c->home, c);
-    if (c->tls && !c->is_peer_eof)
-        wr_tls_close_notify(c->tls);
-    if (c->is_peer_eof || shutdown(c->fd, SHUT_WR) < 0) {
+    /* TLS: close_notify first (settle gets here only once no record waits). */
+    if (c->is_peer_eof || wr_stream_shutdown(&c->s) < 0) {
         conn_close(c);
         return -1;
     }
@@ -777,12 +737,12 @@ static int start_linger(struct wr_conn *c)
     return 0;
 }
 
-/* Raw read() even on TLS: what arrives now is only dropped, and it need
+/* Raw reads even on TLS: what arrives now is only dropped, and it need
  * not be decrypted for that. */
 static void linger_read(struct wr_conn *c)
 {
     char *buf = c->home->scratch;
-    ssize_t n = read(c->fd, buf, c->home->scratch_cap);
+    ssize_t n = wr_stream_discard(&c->s, buf, c->home->scratch_cap);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n > 0)
@@ -806,8 +766,8 @@ static uint64_t pick_deadline(const struct wr_conn *c)
     const struct wr_limits_cfg *lim = &c->cfg->limits;
     const struct wr_conn_io *io = c->io;
     if (c->state == ST_HANDSHAKE)
-        return c->phase_ms + wr_tls_handshake_timeout_ms(c->tls);
-    if (has_output_pending(c) && io->seg_first < io->n_ready)
+        return c->phase_ms + wr_tls_handshake_timeout_ms(wr_stream_tls(&c->s));
+    if ((io && io->seg_first < io->n_ready) || record_waits(c))
         return c->last_io_ms + lim->send_timeout_ms;
     if (c->state == ST_EXCHANGE && io->body_kind != BODY_NONE && !c->is_body_blocked)
         return c->last_io_ms + lim->body_timeout_ms;
@@ -872,7 +832,8 @@ static int settle(struct wr_conn *c)
     if (c->is_backlogged && !c->is_write_armed)
         event_active(&c->ev_read, EV_READ, 0);
     /* Likewise for records OpenSSL already took off the socket. */
-    else if (c->tls && !c->is_read_paused && c->state != ST_LINGER && wr_tls_has_pending(c->tls))
+    else if (wr_stream_is_tls(&c->s) && !c->is_read_paused && c->state != ST_LINGER &&
+             wr_stream_has_pending(&c->s))
         event_active(&c->ev_read, EV_READ, 0);
     set_deadline(c);
     count_idle(c);
@@ -901,22 +862,7 @@ static void make_request_id(struct wr_conns *cs, char *out)
 /* $host: the request's host, lower-cased, without port. */
 static struct wr_str host_var(struct wr_conns *cs, struct wr_str host)
 {
-    size_t end = host.len;
-    if (host.len == 0)
-        return host;
-    if (host.ptr[0] == '[') {
-        const char *rb = memchr(host.ptr, ']', host.len);
-        end = rb ? (size_t)(rb - host.ptr) + 1 : host.len;
-    } else {
-        const char *colon = memchr(host.ptr, ':', host.len);
-        if (colon)
-            end = (size_t)(colon - host.ptr);
-    }
-    if (end >= sizeof(cs->host_buf))
-        return (struct wr_str){host.ptr, end};
-    for (size_t i = 0; i < end; i++)
-        cs->host_buf[i] = wr_str_lower(host.ptr[i]);
-    return (struct wr_str){cs->host_buf, end};
+    return wr_router_host_var(host, cs->host_buf, sizeof(cs->host_buf));
 }
 
 static struct wr_str find_value(const struct wr_http_request *req, struct wr_str name)
@@ -939,6 +885,7 @@ static void log_request(struct wr_conn *c)
         .referer = find_value(req, WR_STR("Referer")),
         .user_agent = find_value(req, WR_STR("User-Agent")),
         .request_id = wr_str_from_cstr(c->io->request_id),
+        .route = c->io->route ? wr_str_from_cstr(c->io->route->name) : WR_STR(""),
         .minor_version = req->minor_version,
         .status = c->io->log_status,
         .bytes_sent = c->io->log_bytes,
@@ -1018,7 +965,7 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
     if (route)
-        io->metrics_route = route->metrics_id; /* else: the one dispatch chose, or 0 */
+        io->route = route; /* else: the one dispatch chose, or none */
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
@@ -1065,7 +1012,7 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
         .clock = &cs->clock, .resp = &ce->resp,
         .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
         .log_subject = &ce->subject, .worker_id = cs->worker_id, .conn_id = c->id,
-        .client_addr = wr_str_from_cstr(c->peer), .is_tls = c->tls != NULL,
+        .client_addr = wr_str_from_cstr(c->peer), .is_tls = wr_stream_is_tls(&c->s),
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
         .is_keep_alive = io->is_exchange_keep_alive,
         .max_head_bytes = c->cfg->limits.max_header_bytes,
@@ -1083,53 +1030,30 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
     return status;
 }
 
-/* The asterisk-form of a server-wide OPTIONS (RFC 9112 §3.2.4); the parser
- * allows it for OPTIONS only. */
-static bool is_asterisk_form(const struct wr_http_request *req)
-{
-    return req->path.len == 1 && req->path.ptr[0] == '*';
-}
-
 /*
  * Picks the route for io->req into cs->match, with *path the path it was
  * matched on (normalised into cs->scratch, or the request's "*"). Returns 0
  * with a route, 200 for an OPTIONS * no route takes (weir answers it, with
- * the server's methods in match->allow), or the status to answer.
+ * the server's methods in match->allow), or the status to answer. The
+ * steps are router.c's, which `weir route` runs too; only the 421 is ours.
  */
 static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *path)
 {
     struct wr_conns *cs = c->home;
     const struct wr_http_request *req = &c->io->req;
-    struct wr_router_match *m = &cs->match;
-    struct wr_router_input in = {host, *path, req->method_id, req->method, c->tls != NULL};
-    if (req->method_id == WR_HTTP_CONNECT) {
-        /* RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a forward proxy
-         * makes and weir does not: 405 with the methods it does serve. */
-        wr_router_server_methods(c->cfg, &in, m);
-        return 405;
-    }
-    const bool is_asterisk = is_asterisk_form(req);
     int status = 0;
-    if (is_asterisk) {
-        *path = req->path;
-    } else {
-        size_t path_len = 0;
-        status = wr_path_normalize(req->path.ptr, req->path.len, cs->scratch, &path_len);
-        *path = (struct wr_str){cs->scratch, path_len};
+    if (req->method_id != WR_HTTP_CONNECT) {
+        status = wr_router_request_path(req, cs->scratch, path);
+        /* A connection's certificate answers only its own section's names. */
+        if (status == 0 && wr_stream_is_tls(&c->s) &&
+            wr_tls_is_misdirected(wr_stream_tls(&c->s), host))
+            status = 421;
+        if (status != 0)
+            return status;
     }
-    /* A connection's certificate answers only its own section's names. */
-    if (status == 0 && c->tls && wr_tls_is_misdirected(c->tls, host))
-        status = 421;
-    if (status != 0)
-        return status;
-    in.path = *path;
-    status = wr_router_match(c->cfg, cs->router, &in, m);
-    if (is_asterisk && (status == 404 || status == 405)) {
-        /* RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole. */
-        wr_router_server_methods(c->cfg, &in, m);
-        return 200;
-    }
-    return status;
+    struct wr_router_input in = {host, *path, req->method_id, req->method,
+                                 wr_stream_is_tls(&c->s)};
+    return wr_router_route(c->cfg, cs->router, &in, &cs->match);
 }
 
 /* 200 to an OPTIONS * that no route takes: the server's methods, no content
@@ -1172,7 +1096,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     struct wr_tmpl_vars vars = {
         .host = host,
         .request_uri = req->target,
-        .scheme = c->tls ? WR_STR("https") : WR_STR("http"),
+        .scheme = wr_stream_is_tls(&c->s) ? WR_STR("https") : WR_STR("http"),
         .remote_addr = wr_str_from_cstr(c->peer),
         .request_id = wr_str_from_cstr(io->request_id),
         .subject = path.ptr,
@@ -1190,7 +1114,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         status = check_rate(c, m->route, &retry_after_s, &subject);
     if (status == 0) {
         /* Its answers, 502/504 included, count under the route. */
-        io->metrics_route = m->route->metrics_id;
+        io->route = m->route;
         io->is_abort_on_eof = m->route->abort_on_eof;
         io->is_answer_keep_alive = is_keep_alive && !is_body_unsent;
         io->is_exchange_keep_alive = is_keep_alive;
@@ -1215,8 +1139,8 @@ static void account_request(struct wr_conn *c)
     struct wr_conn_io *io = c->io;
     log_request(c);
     /* The same duration as the access log's request_time. */
-    wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
-                             (wr_clock_now_ms() - c->phase_ms) * 1000);
+    wr_metrics_count_request(c->home->metrics, io->route ? io->route->metrics_id : 0,
+                             io->log_status, (wr_clock_now_ms() - c->phase_ms) * 1000);
 }
 
 /* The request (and its body) is complete: log it, release its response. */
@@ -1259,7 +1183,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->req.minor_version = 1;
         io->req.method_id = WR_HTTP_OTHER;
         io->request_id[0] = '\0';
-        io->metrics_route = 0;
+        io->route = NULL;
     }
     struct wr_resp r;
     build_error(c, &r, status, NULL);
@@ -1400,25 +1324,31 @@ static void forward_body(struct wr_conn *c)
 static bool write_queued(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
+    bool is_written = true;
     while (io->seg_first < io->n_ready) {
         ssize_t n = write_some(c, WRITE_BUDGET);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                defer_close(c);
-            else if (!c->is_write_armed) {
-                event_add(&io->ev_write, NULL);
-                c->is_write_armed = true;
-            }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            defer_close(c);
             return false;
+        }
+        if (n <= 0) {
+            is_written = false;
+            break;
         }
         c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
     }
-    io->seg_first = io->n_segs = io->n_ready = 0;
-    io->wlen = 0;
-    return true;
+    /* The bytes of a TLS record that waits are the stream's own copy: the
+     * proxy's buffers are free, but the record needs EV_WRITE. */
+    if ((!is_written || record_waits(c)) && !c->is_write_armed) {
+        event_add(&io->ev_write, NULL);
+        c->is_write_armed = true;
+    }
+    if (is_written) {
+        io->seg_first = io->n_segs = io->n_ready = 0;
+        io->wlen = 0;
+    }
+    return is_written;
 }
 
 /* ---- the sink (handler.h): the handler answers through these ---------- */
@@ -1583,7 +1513,7 @@ static void start_tunnel(struct wr_conn *c)
     c->state = ST_TUNNEL;
     c->is_upgrading = false;
     set_timer(c, 0);
-    struct wr_exchange_tunnel t = {.fd = c->fd, .tls = c->tls,
+    struct wr_exchange_tunnel t = {.fd = c->s.fd, .tls = wr_stream_tls(&c->s),
                                    .pending = io->rbuf + io->rstart,
                                    .pending_len = io->rlen - io->rstart};
     wr_exchange_upgraded(c->ex, &t); /* copies pending */
@@ -1667,9 +1597,7 @@ static int exchange_progress(struct wr_conn *c)
 /* The one read of request bytes: the socket, or OpenSSL over it. */
 static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
 {
-    if (!c->tls)
-        return read(c->fd, buf, cap);
-    return wr_tls_recv(c->tls, buf, cap);
+    return wr_stream_read(&c->s, buf, cap);
 }
 
 /* The client left before its exchange ended: the handler's work (the
@@ -1777,7 +1705,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     c->n_requests++;
     cs->n_requests++;
     io->rstart += head_len;
-    io->metrics_route = 0; /* until a route answers */
+    io->route = NULL; /* until a route answers */
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
         answer_and_close(c, 413, true);
@@ -1916,7 +1844,7 @@ static int arm_write(struct wr_conn *c, bool should_arm)
 static void continue_handshake(struct wr_conn *c)
 {
     char why[256];
-    enum wr_tls_result r = wr_tls_handshake(c->tls, why, sizeof(why));
+    enum wr_tls_result r = wr_stream_handshake(&c->s, why, sizeof(why));
     if (r == WR_TLS_WANT_READ || r == WR_TLS_WANT_WRITE) {
         if (arm_write(c, r == WR_TLS_WANT_WRITE) < 0)
             return;
@@ -1929,17 +1857,17 @@ static void continue_handshake(struct wr_conn *c)
         wr_metrics_add(&m->tls_handshake_failures, 1);
     if (r == WR_TLS_DONE && m) {
         wr_metrics_add(&m->tls_handshakes, 1);
-        if (wr_tls_is_resumed(c->tls))
+        if (wr_tls_is_resumed(wr_stream_tls(&c->s)))
             wr_metrics_add(&m->tls_resumptions, 1);
     }
     if (r != WR_TLS_DONE) {
         if (wr_log_is_enabled(WR_LOG_DEBUG))
             wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "TLS handshake failed: %s", why);
         if (r == WR_TLS_PLAIN_HTTP) {
-            ssize_t n = write(c->fd, plain_http_answer, sizeof(plain_http_answer) - 1);
+            wr_stream_drop_tls(&c->s); /* the answer goes in clear */
+            struct iovec iov = {(void *)plain_http_answer, sizeof(plain_http_answer) - 1};
+            ssize_t n = wr_stream_writev(&c->s, &iov, 1);
             (void)n; /* best effort: the socket is fresh, the answer small */
-            wr_tls_conn_free(c->tls);
-            c->tls = NULL;
             start_linger(c); /* the request's bytes must not turn close into a reset */
             return;
         }
@@ -2056,20 +1984,20 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     if (cs->scratch_cap < LINGER_MAX_BYTES)
         cs->scratch_cap = LINGER_MAX_BYTES;
     cs->scratch = malloc(cs->scratch_cap);
-    cs->tls_stage = malloc(WR_CONNS_TLS_STAGE);
+    cs->stage = wr_stream_stage_new();
     cs->router = wr_router_scratch_new();
     cs->snapshots = malloc(4 * sizeof(*cs->snapshots));
     cs->henv = (struct wr_handler_env){.base = base, .wheel = &cs->wheel,
                                        .worker_id = worker_id, .clock = &cs->clock, .cfg = cfg};
     bool has_handlers = false;
-    if (!cs->scratch || !cs->tls_stage || !cs->router || !cs->snapshots ||
+    if (!cs->scratch || !cs->stage || !cs->router || !cs->snapshots ||
         !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         if (has_handlers)
             wr_handlers_fini(&cs->handlers);
         free(cs->scratch);
-        free(cs->tls_stage);
-        cs->tls_stage = NULL;
+        wr_stream_stage_free(cs->stage);
+        cs->stage = NULL;
         wr_router_scratch_free(cs->router);
         free(cs->snapshots);
         cs->snapshots = NULL;
@@ -2175,8 +2103,8 @@ void wr_conns_fini(struct wr_conns *cs)
                                         released its files */
     free(cs->scratch);
     cs->scratch = NULL;
-    free(cs->tls_stage);
-    cs->tls_stage = NULL;
+    wr_stream_stage_free(cs->stage); /* after every conn's stream */
+    cs->stage = NULL;
     free(cs->snapshots);
     cs->snapshots = NULL;
     cs->n_snapshots = cs->cap_snapshots = 0;

@@ -27,6 +27,7 @@ struct event_base;
 struct wr_conn;
 struct wr_conn_io;
 struct wr_conn_exchange;
+struct wr_stream_stage;
 struct wr_limits;
 
 /* A snapshot this worker still serves under, and how many of its open
@@ -37,8 +38,6 @@ struct wr_conns_snapshot {
     uint64_t n_conns;
 };
 
-/* Bytes staged per SSL_write: one full TLS record. */
-#define WR_CONNS_TLS_STAGE (16 * 1024)
 
 struct wr_conns {
     int worker_id;
@@ -58,8 +57,7 @@ struct wr_conns {
     struct wr_handlers handlers;  /* owned: each handler's per-worker state
                                      (open-file cache, upstream pool...) */
     char *scratch;                /* owned: normalised path, handler scratch */
-    char *tls_stage;              /* owned, WR_CONNS_TLS_STAGE bytes: plaintext of the
-                                     record being written (conn.c tls_write_some) */
+    struct wr_stream_stage *stage; /* owned: TLS write staging of the client streams */
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */
     char host_buf[256];           /* $host: lower-case, port removed */

@@ -58,6 +58,14 @@ struct wr_proxy_env {
  * the pool; tick expires idle pooled connections. */
 extern const struct wr_handler wr_proxy_handler;
 
+/*
+ * The request-target the exchange ex would send upstream (rewrite, else
+ * strip_prefix, else the target as received in origin form; the query
+ * byte for byte), written into buf. Returns its length, or -1 when it does
+ * not fit in cap bytes. Pure; for `weir route`, which shows it.
+ */
+ssize_t wr_proxy_target(const struct wr_exchange *ex, char *buf, size_t cap);
+
 /* True when a field name has '_' in it: such fields are not forwarded unless
  * the route's underscores_in_headers is on (CGI-style backends map '-' and
  * '_' to one variable, so "Content_Length" could pass for Content-Length). */
