@@ -17,8 +17,9 @@
  *   inviting a client that waits for 100 Continue, once the server can take
  *   the body); the proxy emits response bytes into our output queue
  *   (proxy_emit) and says done (proxy_done) -> end_proxy logs and goes on
- *   like any response; after a 101, start_tunnel hands the socket to the
- *   proxy's relay (ST_TUNNEL). A client's EOF during the exchange is judged
+ *   like any response; after a 101, start_tunnel lends the connection's
+ *   stream to the proxy, which relays it to the upstream's (relay.h;
+ *   ST_TUNNEL: conn only owns the stream until the exchange ends). A client's EOF during the exchange is judged
  *   by proxy_read: a half-close after the whole request is answered.
  *
  * Not here: parsing (http_parser), choosing routes (router), building files'
@@ -1337,8 +1338,7 @@ static void start_tunnel(struct wr_conn *c)
     set_timer(c, 0);
     const char *pending = io->rbuf + io->rstart;
     size_t pending_len = io->rlen - io->rstart;
-    /* TODO(issue 14): the tunnel on the stream (relay) */
-    wr_proxy_tunnel(c->proxy, c->s.fd, wr_stream_tls(&c->s), pending, pending_len);
+    wr_proxy_tunnel(c->proxy, &c->s, pending, pending_len); /* copies pending */
     release_io(c->home, c);
 }
 

@@ -37,7 +37,6 @@
 
 struct wr_balancer;
 struct wr_proxy;
-struct wr_tls_conn;
 
 /* Most iovecs one emit passes; conn keeps this many output slots free. */
 #define WR_PROXY_MAX_IOV 8
@@ -161,15 +160,18 @@ bool wr_proxy_is_underscore_name(struct wr_str name);
  * hop-by-hop names and every name listed by a Connection field in fields. */
 bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fields, size_t n);
 
-/* After done(WR_PROXY_TUNNEL) and once the 101 head is written, conn stops
- * its own events on the client socket and calls this: the proxy relays
- * bytes both ways (idle timeout websocket_timeout) and calls
- * done(WR_PROXY_BROKEN) when either side closes; conn then closes the
- * client socket (it keeps owning it) and frees the exchange. client_tls:
- * the client connection's TLS (borrowed, NULL on plain TCP: conn frees it
- * only after the exchange). pending: bytes already read (decrypted) from
- * the client after the request head. */
-void wr_proxy_tunnel(struct wr_proxy *p, int client_fd, struct wr_tls_conn *client_tls,
-                     const char *pending, size_t pending_len);
+/* After done(WR_PROXY_TUNNEL) and once the 101 head is written (no TLS
+ * record of the client's waits either), conn stops its own events on the
+ * client socket and calls this: a relay (relay.h) moves bytes both ways
+ * between client (borrowed: conn keeps owning and closes it after
+ * wr_proxy_free) and the upstream connection's stream, passing a
+ * half-close on, with websocket_timeout as its idle timeout; the client's
+ * bytes count in the worker's bytes_in/bytes_out as they move. When it
+ * ends (both sides closed, an error, idle) the proxy calls
+ * done(WR_PROXY_BROKEN), from the relay's event; conn then closes the
+ * client connection and frees the exchange. pending: bytes already read
+ * (decrypted) from the client after the request head, sent first. */
+void wr_proxy_tunnel(struct wr_proxy *p, struct wr_stream *client, const char *pending,
+                     size_t pending_len);
 
 #endif
