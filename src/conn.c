@@ -97,7 +97,6 @@
 #define LINGER_MAX_BYTES (64 * 1024)
 #define MAX_FREE_CONNS 1024
 #define MAX_FREE_IO 256
-#define N_IOV 16
 
 enum conn_state {
     ST_HANDSHAKE, /* TLS: handshake in progress (handshake_timeout) */
@@ -107,15 +106,6 @@ enum conn_state {
     ST_TUNNEL,  /* after 101: proxy.c relays the socket; we only own it */
     ST_CLOSING, /* last response queued: flush it, then linger */
     ST_LINGER,  /* write side shut: drop input until EOF or the deadline */
-};
-
-struct out_seg {
-    const char *ptr; /* memory segment: borrowed (wbuf, config, static pages) */
-    size_t len;      /* bytes left to send */
-    int fd;          /* file segment when >= 0: owned, closed once sent */
-    off_t off;       /* next file offset to send */
-    struct wr_static_file *file_ref; /* set: fd is borrowed from this cache
-                                        entry; we hold one reference instead */
 };
 
 struct wr_conn_io {
@@ -147,7 +137,14 @@ struct wr_conn_io {
     uint64_t log_bytes;
     size_t held_seg, held_wlen; /* where the held response starts */
 
-    struct out_seg segs[MAX_SEGS];
+    /* The output queue, in the stream's own shape so that a write hands it
+     * over as it is: memory (fd < 0; ptr borrowed: wbuf, config, static
+     * pages) or a file range (fd owned, closed once sent; off: the next
+     * byte), len bytes left either way. file_refs[i] set: segs[i]'s bytes
+     * (its fd or its memory) belong to that cache entry, of which we hold
+     * one reference instead. */
+    struct wr_stream_seg segs[MAX_SEGS];
+    struct wr_static_file *file_refs[MAX_SEGS];
     size_t seg_first, n_segs, n_ready; /* segs[seg_first..n_ready) may be written */
     char wbuf[WBUF_CAP];
     size_t wlen;
@@ -233,8 +230,8 @@ static void release_file(int fd, struct wr_static_file *file_ref)
 static void drop_segs(struct wr_conn_io *io, size_t from)
 {
     for (size_t i = from; i < io->n_segs; i++) {
-        if (io->segs[i].fd >= 0 || io->segs[i].file_ref)
-            release_file(io->segs[i].fd, io->segs[i].file_ref);
+        if (io->segs[i].fd >= 0 || io->file_refs[i])
+            release_file(io->segs[i].fd, io->file_refs[i]);
     }
     io->n_segs = from;
     if (io->n_ready > from)
@@ -509,10 +506,17 @@ static bool has_output_pending(const struct wr_conn *c)
     return (c->io && c->io->seg_first < c->io->n_segs) || record_waits(c);
 }
 
+static void push_seg(struct wr_conn_io *io, struct wr_stream_seg seg,
+                     struct wr_static_file *file_ref)
+{
+    io->file_refs[io->n_segs] = file_ref;
+    io->segs[io->n_segs++] = seg;
+}
+
 static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
 {
     if (len > 0)
-        io->segs[io->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = -1};
+        push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, NULL);
 }
 
 /* A memory body owned by a cache entry: we hold file_ref until it is sent. */
@@ -523,53 +527,33 @@ static void push_mem_ref(struct wr_conn_io *io, const char *ptr, size_t len,
         wr_static_file_unref(file_ref);
         return;
     }
-    io->segs[io->n_segs++] =
-        (struct out_seg){.ptr = ptr, .len = len, .fd = -1, .file_ref = file_ref};
+    push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, file_ref);
 }
 
 static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len,
                       struct wr_static_file *file_ref)
 {
-    io->segs[io->n_segs++] =
-        (struct out_seg){.len = len, .fd = fd, .off = off, .file_ref = file_ref};
-}
-
-/* Marks n bytes of the leading memory segments as written. */
-static void advance_mem(struct wr_conn_io *io, size_t n)
-{
-    while (n > 0) {
-        struct out_seg *s = &io->segs[io->seg_first];
-        size_t take = n < s->len ? n : s->len;
-        s->ptr += take;
-        s->len -= take;
-        n -= take;
-        if (s->len == 0) {
-            if (s->file_ref)
-                wr_static_file_unref(s->file_ref);
-            s->file_ref = NULL;
-            io->seg_first++;
-        }
-    }
+    push_seg(io, (struct wr_stream_seg){.len = len, .fd = fd, .off = off}, file_ref);
 }
 
 /* Marks n bytes of the leading segments, memory or file, as written. */
 static void advance_out(struct wr_conn_io *io, size_t n)
 {
     while (n > 0) {
-        struct out_seg *s = &io->segs[io->seg_first];
+        size_t i = io->seg_first;
+        struct wr_stream_seg *s = &io->segs[i];
         size_t take = n < s->len ? n : s->len;
-        if (s->fd < 0) {
-            advance_mem(io, take);
-            n -= take;
-            continue;
-        }
-        s->off += (off_t)take;
+        if (s->fd < 0)
+            s->ptr += take;
+        else
+            s->off += (off_t)take;
         s->len -= take;
         n -= take;
         if (s->len == 0) {
-            release_file(s->fd, s->file_ref);
+            if (s->fd >= 0 || io->file_refs[i])
+                release_file(s->fd, io->file_refs[i]);
             s->fd = -1;
-            s->file_ref = NULL;
+            io->file_refs[i] = NULL;
             io->seg_first++;
         }
     }
@@ -590,13 +574,8 @@ static bool record_waits(const struct wr_conn *c)
 static ssize_t write_some(struct wr_conn *c, size_t budget)
 {
     struct wr_conn_io *io = c->io;
-    struct wr_stream_seg v[N_IOV];
-    size_t k = 0;
-    for (size_t i = io->seg_first; i < io->n_ready && k < N_IOV; i++) {
-        const struct out_seg *s = &io->segs[i];
-        v[k++] = (struct wr_stream_seg){.ptr = s->ptr, .len = s->len, .fd = s->fd, .off = s->off};
-    }
-    ssize_t n = wr_stream_send(&c->s, v, k, budget);
+    ssize_t n = wr_stream_send(&c->s, &io->segs[io->seg_first], io->n_ready - io->seg_first,
+                               budget);
     if (n > 0)
         advance_out(io, (size_t)n);
     return n;

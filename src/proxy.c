@@ -129,8 +129,8 @@ struct wr_proxy {
 
     /* tunnel (after 101): the client's stream (side 0, borrowed from conn)
      * and the upstream connection's (side 1, detached from the pool) */
-    struct wr_relay relay;
-    bool is_relaying;         /* relay initialised: wr_relay_fini owed */
+    struct wr_relay *relay;   /* owned while tunnelling (taken then: an exchange
+                                 that never upgrades does not carry it) */
 
     struct wr_timer timer;    /* on env->wheel; never later than deadline_ms */
     uint64_t deadline_ms;     /* the real deadline (connect, send, read, idle); 0: none */
@@ -562,9 +562,10 @@ static void release_upstream(struct wr_proxy *p, bool is_reusable)
 /* Before the upstream connection closes: the relay has events on it. */
 static void stop_relay(struct wr_proxy *p)
 {
-    if (p->is_relaying) {
-        wr_relay_fini(&p->relay);
-        p->is_relaying = false;
+    if (p->relay) {
+        wr_relay_fini(p->relay);
+        free(p->relay);
+        p->relay = NULL;
     }
 }
 
@@ -1534,11 +1535,11 @@ void wr_proxy_tunnel(struct wr_proxy *p, struct wr_stream *client, const char *p
         return;
     }
     struct wr_stream *up = wr_upconn_detach(p->uc);
-    p->is_relaying = true; /* fini is safe after a failed init */
-    if (wr_relay_init(&p->relay, p->env->base, p->env->wheel, client, up, &cfg, pending_len,
-                      on_relay_end, p) < 0) {
-        end_tunnel(p);
+    p->relay = malloc(sizeof(*p->relay));
+    if (!p->relay || wr_relay_init(p->relay, p->env->base, p->env->wheel, client, up, &cfg,
+                                   pending_len, on_relay_end, p) < 0) {
+        end_tunnel(p); /* fini is safe after a failed init */
         return;
     }
-    wr_relay_start(&p->relay, pending, pending_len, NULL, 0);
+    wr_relay_start(p->relay, pending, pending_len, NULL, 0);
 }
