@@ -8,9 +8,12 @@ CONF  ?= conf/weir.ini
 
 # Debian 12 package names.
 BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
-              libpcre2-dev libsystemd-dev zlib1g-dev
+              libpcre2-dev libsystemd-dev zlib1g-dev python3
+# make deb: dpkg-shlibdeps (dpkg-dev) computes Depends; CPack writes the
+# archive's root ownership itself (no fakeroot).
+DEB_PKGS   := $(BUILD_PKGS) dpkg-dev
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl \
-              systemd util-linux
+              systemd util-linux groff-base dpkg-dev lintian
 BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -28,7 +31,7 @@ define install_missing
 endef
 
 .PHONY: all run test bench clean deps-build deps-test deps-bench build-release build-test \
-        tsan fuzz soak
+        tsan fuzz soak install deb deps-deb
 
 all: build-release
 
@@ -41,9 +44,35 @@ deps-test:
 deps-bench:
 	$(call install_missing,$(BENCH_PKGS))
 
+deps-deb:
+	$(call install_missing,$(DEB_PKGS))
+
 build-release: deps-build
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DWEIR_TESTS=OFF >/dev/null
 	cmake --build build/release -j $(JOBS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=/tmp/stage]: the release build,
+# installed (GNUInstallDirs). The configuration goes to /etc/weir/weir.ini
+# only when none is there; units to PREFIX/lib/systemd/system (for
+# PREFIX=/usr, pkg-config's systemdsystemunitdir). README "Install".
+PREFIX ?= /usr/local
+DEB_DIR ?= build/deb
+install: build-release
+	cmake -S . -B build/release -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build build/release -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build/release
+
+# make deb: $(DEB_DIR)/weir_VERSION-1_ARCH.deb (CPack), /usr prefix, release,
+# with Debian's hardening flags (dpkg-buildflags, as debhelper would pass).
+deb: deps-deb
+	export DEB_BUILD_MAINT_OPTIONS=hardening=+all; \
+	cmake -S . -B $(DEB_DIR) -DCMAKE_BUILD_TYPE=Release -DWEIR_TESTS=OFF \
+	  -DCMAKE_INSTALL_PREFIX=/usr -DWEIR_DEB=ON \
+	  -DCMAKE_C_FLAGS="$$(dpkg-buildflags --get CPPFLAGS) $$(dpkg-buildflags --get CFLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$$(dpkg-buildflags --get LDFLAGS)" >/dev/null
+	cmake --build $(DEB_DIR) -j $(JOBS)
+	cd $(DEB_DIR) && cpack -G DEB
+	@ls $(DEB_DIR)/*.deb
 
 # The test build: clang (for libFuzzer), ASan + UBSan, warnings are errors.
 build-test: deps-test

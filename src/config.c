@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
@@ -45,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +68,10 @@
  * works, and nothing is ever split silently. */
 #define LINE_MAX_BYTES (64 * 1024)
 #define LONG_VALUE_MARK "\x01"
+/* include: nesting deeper than this is an error (a cycle is caught before,
+ * by file identity); so is reading more files than MAX_FILES in all. */
+#define MAX_INCLUDE_DEPTH 8
+#define MAX_FILES 1024
 #define ACTION_HINT "a route has exactly one action: root, proxy, redirect or return"
 
 /* Enum fields are written through an int by parse_enum. */
@@ -107,18 +113,46 @@ struct pending_error {
     bool is_warning; /* reported, but the file still loads */
 };
 
-struct loader {
-    const char *file; /* name used in messages; its directory anchors relative paths */
-    wr_config_resolve_fn resolve; /* NULL: host names are refused */
-    char *base_dir;   /* owned: that directory made absolute, once needed */
-    struct wr_config *cfg;
-    FILE *fp;         /* input: a file ... */
+/* One file (or the string) being read. */
+struct input {
+    FILE *fp;         /* a file ... */
     const char *text; /* ... or a string (when fp is NULL) */
-    size_t n_read;    /* bytes taken from the input so far */
-    int read_errno;   /* of a failed read, else 0 */
-    unsigned line;    /* of the line last handed to inih */
+    const char *path; /* name in messages (borrowed); its directory anchors relative paths */
+    char *dir;        /* owned: that directory made absolute, once needed */
+    unsigned line;    /* line number, in this file, of the line last read */
+    unsigned file;    /* index into cfg->files */
+    bool has_id;      /* dev and ino are set (files only): include cycles */
+    dev_t dev;
+    ino_t ino;
+};
 
-    enum sect_kind kind; /* current section; a real one means recs[n_recs - 1] */
+/* One include line being read: its files one after the other, then back. */
+struct include_frame {
+    struct input parent;  /* the including file, resumed after the last match */
+    char **paths;         /* owned: what the line names, sorted */
+    size_t n_paths, next; /* next: index of the path to open next */
+    unsigned pos;         /* of the include line: where failing to open is reported */
+    /* The section the include line stands in, resumed after its files. */
+    enum sect_kind kind;
+    size_t rec;
+    struct tmpl_use *uses; /* owned while the included files are read */
+    size_t n_uses;
+};
+
+struct loader {
+    const char *file; /* the main file's name: whole-file messages name it */
+    wr_config_resolve_fn resolve; /* NULL: host names are refused */
+    bool allow_include;           /* false: include lines are errors */
+    struct wr_config *cfg;
+    struct input in;  /* the file being read */
+    struct include_frame frames[MAX_INCLUDE_DEPTH]; /* the include lines being read */
+    size_t n_frames;
+    size_t n_read;    /* bytes taken from the input so far, all files together */
+    int read_errno;   /* of a failed read, else 0 */
+    unsigned line;    /* position (config.h) of the line last handed to inih */
+
+    enum sect_kind kind; /* current section; a real one means recs[cur_rec] */
+    size_t cur_rec;
     struct sect_record *recs;
     size_t n_recs;
     unsigned singleton_line[SECT_N]; /* header line of [server], [limits], [admin] */
@@ -210,15 +244,36 @@ PRINTF_LIKE(1, 2) static char *format_new(const char *fmt, ...)
     return s;
 }
 
-/* "FILE:LINE: message". */
-PRINTF_LIKE(3, 4) static void add_error(struct loader *ld, unsigned line, const char *fmt, ...)
+/* File and line of position pos while loading (see wr_config_where). */
+static struct wr_config_where where(const struct loader *ld, unsigned pos)
+{
+    if (ld->cfg == NULL || pos == 0)
+        return (struct wr_config_where){ld->file, pos};
+    return wr_config_where(ld->cfg, pos);
+}
+
+/* "line N" when pos was read from the file being read now, else "FILE:N":
+ * for "first at ..." in messages. Returns buf. */
+static const char *where_text(const struct loader *ld, unsigned pos, char *buf, size_t cap)
+{
+    const struct wr_config_where w = where(ld, pos), now = where(ld, ld->line);
+    if (w.file == now.file)
+        snprintf(buf, cap, "line %u", w.line);
+    else
+        snprintf(buf, cap, "%s:%u", w.file, w.line);
+    return buf;
+}
+
+/* "FILE:LINE: message", FILE:LINE being where position pos was read. */
+PRINTF_LIKE(3, 4) static void add_error(struct loader *ld, unsigned pos, const char *fmt, ...)
 {
     char body[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    push_error(ld, line, format_new("%s:%u: %s", ld->file, line, body));
+    const struct wr_config_where w = where(ld, pos);
+    push_error(ld, pos, format_new("%s:%u: %s", w.file, w.line, body));
 }
 
 /* "FILE: message", for the file as a whole (cannot open, out of memory). */
@@ -288,8 +343,9 @@ static void key_warning(struct loader *ld, const struct sect_record *rec, unsign
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
+    const struct wr_config_where w = where(ld, line);
     push_message(ld, line,
-                 format_new("%s:%u: warning: [%s] %s: %s", ld->file, line,
+                 format_new("%s:%u: warning: [%s] %s: %s", w.file, w.line,
                             record_label(ld, rec, label, sizeof(label)), key, body),
                  true);
 }
@@ -480,29 +536,32 @@ static void *field_of(void *obj, const struct key_def *k)
     return (char *)obj + k->offset;
 }
 
-/* The directory of ld->file, made absolute with the working directory. */
+/* The directory of the file being read, made absolute with the working
+ * directory. */
 static const char *base_dir(struct loader *ld)
 {
-    if (ld->base_dir != NULL)
-        return ld->base_dir;
-    const char *slash = strrchr(ld->file, '/');
+    struct input *in = &ld->in;
+    if (in->dir != NULL)
+        return in->dir;
+    const char *slash = strrchr(in->path, '/');
     char cwd[PATH_MAX];
-    if (ld->file[0] == '/')
-        ld->base_dir = dup_mem(ld, ld->file, slash == ld->file ? 1 : (size_t)(slash - ld->file));
+    if (in->path[0] == '/')
+        in->dir = dup_mem(ld, in->path, slash == in->path ? 1 : (size_t)(slash - in->path));
     else if (getcwd(cwd, sizeof(cwd)) == NULL)
         return NULL;
     else if (slash == NULL)
-        ld->base_dir = dup_mem(ld, cwd, strlen(cwd));
+        in->dir = dup_mem(ld, cwd, strlen(cwd));
     else
-        ld->base_dir = format_new("%s/%.*s", cwd, (int)(slash - ld->file), ld->file);
-    return ld->base_dir;
+        in->dir = format_new("%s/%.*s", cwd, (int)(slash - in->path), in->path);
+    return in->dir;
 }
 
 /*
- * path as an absolute path in buf: relative paths are taken from the ini
- * file's directory (README "Configuration"), so a config and the files next
- * to it can move together, and nothing depends on the daemon's working
- * directory. Returns buf or path, or NULL (message in ld->msg).
+ * path as an absolute path in buf: relative paths are taken from the
+ * directory of the ini file that names them (README "Configuration"; an
+ * included file's own), so a config and the files next to it can move
+ * together, and nothing depends on the daemon's working directory. Returns
+ * buf or path, or NULL (message in ld->msg).
  */
 static const char *absolute_path(struct loader *ld, const char *path, char *buf, size_t cap)
 {
@@ -694,9 +753,10 @@ static const char *parse_listen(struct loader *ld, const struct key_def *k, void
         return "expected ADDR or ADDR tls";
     l.is_tls = flag.len > 0;
     for (size_t i = 0; i < s->n_listens; i++) {
+        char at[PATH_MAX + 32];
         if (strcmp(s->listens[i].addr.text, l.addr.text) == 0)
-            return fail(ld, "%s is already listed at line %u", l.addr.text,
-                        s->listens[i].line);
+            return fail(ld, "%s is already listed at %s", l.addr.text,
+                        where_text(ld, s->listens[i].line, at, sizeof(at)));
     }
     struct wr_listen_cfg *more = grow_array(ld, s->listens, s->n_listens, sizeof(*more));
     if (more == NULL)
@@ -1888,11 +1948,12 @@ static void open_section(struct loader *ld, enum sect_kind kind, const char *nam
 {
     unsigned line = ld->line;
     size_t at = 0;
+    char first_at[PATH_MAX + 32];
     ld->kind = SECT_SKIP;
     if (sections[kind].names == NAME_NONE) {
         if (ld->singleton_line[kind] != 0) {
-            add_error(ld, line, "[%s]: given twice, first at line %u", label,
-                      ld->singleton_line[kind]);
+            add_error(ld, line, "[%s]: given twice, first at %s", label,
+                      where_text(ld, ld->singleton_line[kind], first_at, sizeof(first_at)));
             return;
         }
         ld->singleton_line[kind] = line;
@@ -1902,7 +1963,8 @@ static void open_section(struct loader *ld, enum sect_kind kind, const char *nam
             unsigned first = kind == SECT_TLS        ? ld->cfg->tls[prev].line
                              : kind == SECT_UPSTREAM ? ld->cfg->upstreams[prev].line
                                                      : ld->cfg->routes[prev].line;
-            add_error(ld, line, "[%s]: given twice, first at line %u", label, first);
+            add_error(ld, line, "[%s]: given twice, first at %s", label,
+                      where_text(ld, first, first_at, sizeof(first_at)));
             return;
         }
         at = new_named(ld, kind, name, line);
@@ -1914,6 +1976,7 @@ static void open_section(struct loader *ld, enum sect_kind kind, const char *nam
     if (recs == NULL)
         return;
     ld->recs = recs;
+    ld->cur_rec = ld->n_recs;
     recs[ld->n_recs++] = (struct sect_record){.kind = kind, .index = at, .line = line};
     ld->kind = kind;
 }
@@ -2078,7 +2141,7 @@ static void close_section(struct loader *ld)
         ld->kind = SECT_SKIP;
         return;
     }
-    const struct sect_record *rec = &ld->recs[ld->n_recs - 1];
+    const struct sect_record *rec = &ld->recs[ld->cur_rec];
     if (rec->kind == SECT_TLS)
         close_tls(ld, rec);
     else if (rec->kind == SECT_UPSTREAM)
@@ -2099,6 +2162,258 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
         s++;
     }
     return s;
+}
+
+/* ---- include ----------------------------------------------------------------- */
+
+/*
+ * `include = GLOB` reads other files where the line is, so to inih they are
+ * one stream of lines. Files hold whole sections: each included file starts
+ * outside any section and its last section ends with it, so a file means
+ * the same wherever it is included; the section the include line stands in
+ * is suspended meanwhile and resumes after the line (CONFIG.md writes it in
+ * [server], with more [server] keys after it).
+ * Positions (config.h) count the lines of all files in reading order, so
+ * errors sort in reading order and route order is file order across files;
+ * cfg->spans maps a position back to file and line.
+ */
+
+static const char *check_value_bytes(const char *value);
+
+/* Appends path to cfg->files; returns its index (0, the main file, when
+ * out of memory: messages then name the wrong file, nothing worse). */
+static unsigned add_file(struct loader *ld, const char *path)
+{
+    struct wr_config *cfg = ld->cfg;
+    char **more = grow_array(ld, cfg->files, cfg->n_files, sizeof(*more));
+    if (more == NULL)
+        return 0;
+    cfg->files = more;
+    more[cfg->n_files] = dup_mem(ld, path, strlen(path));
+    return more[cfg->n_files] == NULL ? 0 : (unsigned)cfg->n_files++;
+}
+
+/* Records that position ld->line is line ld->in.line of file ld->in.file,
+ * unless the last span already implies it. */
+static void note_span(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    if (cfg->n_spans > 0) {
+        const struct wr_config_span *last = &cfg->spans[cfg->n_spans - 1];
+        if (last->file == ld->in.file &&
+            last->first_line + (ld->line - last->first_pos) == ld->in.line)
+            return;
+    }
+    struct wr_config_span *more = grow_array(ld, cfg->spans, cfg->n_spans, sizeof(*more));
+    if (more == NULL)
+        return;
+    cfg->spans = more;
+    more[cfg->n_spans++] = (struct wr_config_span){ld->line, ld->in.line, ld->in.file};
+}
+
+/* When line is "include = VALUE" (inline comment cut, as inih would),
+ * sets *value and returns true. */
+static bool is_include_line(const char *line, struct wr_str *value)
+{
+    static const char key[] = "include";
+    if (strncmp(line, key, sizeof(key) - 1) != 0)
+        return false;
+    const char *p = line + sizeof(key) - 1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p++ != '=')
+        return false;
+    while (isspace((unsigned char)*p))
+        p++;
+    const char *end = find_chars_or_comment(p, "");
+    while (end > p && isspace((unsigned char)end[-1]))
+        end--;
+    *value = (struct wr_str){p, (size_t)(end - p)};
+    return true;
+}
+
+static int compare_paths(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Copies n strings into *out (a new owned array). Returns n, or -1 when out
+ * of memory. */
+static ssize_t copy_paths(struct loader *ld, char *const *src, size_t n, char ***out)
+{
+    char **dst = calloc(n, sizeof(*dst));
+    for (size_t i = 0; dst != NULL && i < n; i++) {
+        if ((dst[i] = strdup(src[i])) == NULL) {
+            free_strings(dst, i);
+            dst = NULL;
+        }
+    }
+    if (dst == NULL) {
+        ld->is_oom = true;
+        return -1;
+    }
+    *out = dst;
+    return (ssize_t)n;
+}
+
+/* glob's error callback: a directory that does not exist matches nothing
+ * (conf.d/ removed); one that cannot be read stops the include, rather than
+ * silently leaving its files out. */
+static int on_glob_error(const char *path, int err)
+{
+    (void)path;
+    return err != ENOENT && err != ENOTDIR;
+}
+
+/*
+ * The files pattern (absolute) names, sorted bytewise (glob's own order
+ * follows the locale), into *paths (owned). Without a wildcard it names one
+ * file, which must then exist (checked when opened); with one it may match
+ * nothing, as nginx's include: an empty conf.d is not an error. Returns the
+ * count, or -1 after reporting.
+ */
+static ssize_t expand_include(struct loader *ld, const char *pattern, char ***paths)
+{
+    if (strpbrk(pattern, "*?[") == NULL)
+        return copy_paths(ld, (char *const[]){(char *)pattern}, 1, paths);
+    glob_t g = {0};
+    int rc = glob(pattern, GLOB_NOSORT, on_glob_error, &g);
+    ssize_t n = 0;
+    if (rc == 0)
+        n = copy_paths(ld, g.gl_pathv, g.gl_pathc, paths);
+    else if (rc != GLOB_NOMATCH)
+        add_error(ld, ld->line, "include: %s: %s", pattern,
+                  rc == GLOB_NOSPACE ? OOM_MSG : "a directory on the way cannot be read");
+    globfree(&g);
+    if (n > 0)
+        qsort(*paths, (size_t)n, sizeof(**paths), compare_paths);
+    return rc == 0 || rc == GLOB_NOMATCH ? n : -1;
+}
+
+/* Whether st is a file an include line being read came from (a cycle). */
+static bool is_being_read(const struct loader *ld, const struct stat *st)
+{
+    for (size_t i = 0; i < ld->n_frames; i++) {
+        const struct input *in = &ld->frames[i].parent;
+        if (in->has_id && in->dev == st->st_dev && in->ino == st->st_ino)
+            return true;
+    }
+    return false;
+}
+
+/* Makes path the input, for the include line f. Returns 0, or -1 after
+ * reporting at the include line. */
+static int open_included(struct loader *ld, const struct include_frame *f, const char *path)
+{
+    /* O_NONBLOCK: a FIFO matched by a pattern must not hang the load (it is
+     * refused below); a regular file ignores the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    FILE *fp = fd < 0 ? NULL : fdopen(fd, "r");
+    struct stat st;
+    if (fp == NULL || fstat(fd, &st) < 0) {
+        add_error(ld, f->pos, "include: %s: %s", path, strerror(errno));
+        if (fp != NULL)
+            fclose(fp);
+        else if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    const char *problem = NULL;
+    if (!S_ISREG(st.st_mode))
+        problem = "not a regular file";
+    else if (is_being_read(ld, &st))
+        problem = "includes itself (an include cycle)";
+    else if (ld->cfg->n_files >= MAX_FILES)
+        problem = fail(ld, "too many files (at most %d in all)", MAX_FILES);
+    if (problem != NULL) {
+        add_error(ld, f->pos, "include: %s: %s", path, problem);
+        fclose(fp);
+        return -1;
+    }
+    ld->in = (struct input){.fp = fp, .path = path, .has_id = true, .dev = st.st_dev,
+                            .ino = st.st_ino, .file = add_file(ld, path)};
+    ld->kind = SECT_NONE; /* a file starts outside any section */
+    return 0;
+}
+
+/* Opens the next file of the innermost include line; when none is left,
+ * resumes the including file in the section the include line stands in. */
+static void open_next_included(struct loader *ld)
+{
+    struct include_frame *f = &ld->frames[ld->n_frames - 1];
+    while (f->next < f->n_paths) {
+        if (open_included(ld, f, f->paths[f->next++]) == 0)
+            return;
+    }
+    ld->in = f->parent;
+    free_strings(f->paths, f->n_paths);
+    free(ld->uses);
+    ld->kind = f->kind;
+    ld->cur_rec = f->rec;
+    ld->uses = f->uses;
+    ld->n_uses = f->n_uses;
+    ld->n_frames--;
+}
+
+/* An include line (value as written): suspends the current section (the
+ * included files hold whole sections of their own), then makes the first
+ * file it names the input. */
+static void start_include(struct loader *ld, struct wr_str value)
+{
+    char written[PATH_MAX], buf[PATH_MAX];
+    const char *msg = NULL, *pattern = NULL;
+    if (!ld->allow_include)
+        msg = "not available for a configuration read from memory";
+    else if (!word_copy(value, written, sizeof(written), false))
+        msg = "path too long";
+    else if ((msg = check_value_bytes(written)) != NULL)
+        ;
+    else if (ld->n_frames == MAX_INCLUDE_DEPTH)
+        msg = fail(ld, "nested more than %d deep", MAX_INCLUDE_DEPTH);
+    else if ((pattern = absolute_path(ld, written, buf, sizeof(buf))) == NULL)
+        msg = ld->msg;
+    if (msg != NULL) {
+        add_error(ld, ld->line, "include: %s", msg);
+        return;
+    }
+    char **paths = NULL;
+    ssize_t n = expand_include(ld, pattern, &paths);
+    if (n <= 0)
+        return;
+    ld->frames[ld->n_frames++] = (struct include_frame){
+        .parent = ld->in, .paths = paths, .n_paths = (size_t)n, .pos = ld->line,
+        .kind = ld->kind, .rec = ld->cur_rec, .uses = ld->uses, .n_uses = ld->n_uses};
+    ld->uses = NULL;
+    ld->n_uses = 0;
+    open_next_included(ld);
+}
+
+/* The included file being read has ended: so has its last section. */
+static void end_included(struct loader *ld)
+{
+    close_section(ld);
+    if (ld->read_errno != 0)
+        add_error(ld, ld->frames[ld->n_frames - 1].pos, "include: %s: %s", ld->in.path,
+                  strerror(ld->read_errno));
+    ld->read_errno = 0;
+    fclose(ld->in.fp);
+    free(ld->in.dir);
+    open_next_included(ld);
+}
+
+/* Closes what an early stop (inih out of memory) left open. */
+static void end_all_includes(struct loader *ld)
+{
+    while (ld->n_frames > 0) {
+        struct include_frame *f = &ld->frames[--ld->n_frames];
+        if (ld->in.fp != f->parent.fp) {
+            fclose(ld->in.fp);
+            free(ld->in.dir);
+        }
+        ld->in = f->parent;
+        free_strings(f->paths, f->n_paths);
+        free(f->uses);
+    }
 }
 
 static bool is_name_char(char c)
@@ -2217,10 +2532,11 @@ static int next_byte(struct loader *ld)
     if (ld->n_read >= MAX_INPUT_BYTES)
         return EOF;
     ld->n_read++;
-    if (ld->fp == NULL)
-        return *ld->text != '\0' ? (unsigned char)*ld->text++ : EOF;
-    int c = getc(ld->fp);
-    if (c == EOF && ferror(ld->fp))
+    struct input *in = &ld->in;
+    if (in->fp == NULL)
+        return *in->text != '\0' ? (unsigned char)*in->text++ : EOF;
+    int c = getc(in->fp);
+    if (c == EOF && ferror(in->fp))
         ld->read_errno = errno != 0 ? errno : EIO;
     return c;
 }
@@ -2228,17 +2544,18 @@ static int next_byte(struct loader *ld)
 /* After a CR: consumes a following LF and says whether there was one. */
 static bool take_lf(struct loader *ld)
 {
-    if (ld->fp == NULL) {
-        if (*ld->text != '\n')
+    struct input *in = &ld->in;
+    if (in->fp == NULL) {
+        if (*in->text != '\n')
             return false;
-        ld->text++;
+        in->text++;
         return true;
     }
-    int c = getc(ld->fp);
+    int c = getc(in->fp);
     if (c == '\n')
         return true;
     if (c != EOF)
-        ungetc(c, ld->fp);
+        ungetc(c, in->fp);
     return false;
 }
 
@@ -2337,10 +2654,15 @@ static char *read_line(char *buf, int num, void *stream)
 {
     struct loader *ld = stream;
     bool is_too_long = false, has_nul = false;
-    int len = num < 2 ? -1 : read_physical_line(ld, &is_too_long, &has_nul);
+    int len = -1;
+    while (num >= 2 && (len = read_physical_line(ld, &is_too_long, &has_nul)) < 0 &&
+           ld->n_frames > 0)
+        end_included(ld);
     if (len < 0)
         return NULL;
     ld->line++;
+    ld->in.line++;
+    note_span(ld);
     /* The previous line's stashed value has been handled (inih calls the
      * handler before reading on); a later "key = \x01" must not revive it. */
     free(ld->long_value);
@@ -2354,10 +2676,16 @@ static char *read_line(char *buf, int num, void *stream)
         return buf;
     }
     char *start = len > 0 ? ld->line_buf : (char *)"";
-    if (ld->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
+    if (ld->in.line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
         start += 3; /* UTF-8 byte order mark */
     while (isspace((unsigned char)*start))
         start++; /* see the file comment: indentation never continues a value */
+    struct wr_str include;
+    if (is_include_line(start, &include)) {
+        start_include(ld, include); /* the next line comes from the included file */
+        buf[0] = '\0';
+        return buf;
+    }
     if (strlen(start) + 1 > (size_t)num) {
         if (!stash_long_line(ld, start, buf, (size_t)num))
             buf[0] = '\0';
@@ -2400,7 +2728,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         add_error(ld, ld->line, "%s: outside any section", name);
         return 1;
     }
-    struct sect_record *rec = &ld->recs[ld->n_recs - 1];
+    struct sect_record *rec = &ld->recs[ld->cur_rec];
     const struct key_def *k = find_key(rec->kind, name);
     if (k == NULL) {
         key_error(ld, rec, ld->line, name, "unknown key");
@@ -2408,7 +2736,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     size_t i = (size_t)(k - sections[rec->kind].keys);
     if (rec->seen[i] != 0 && (k->flags & KEY_REPEATABLE) == 0) {
-        key_error(ld, rec, ld->line, name, "given twice, first at line %u", rec->seen[i]);
+        char at[PATH_MAX + 32];
+        key_error(ld, rec, ld->line, name, "given twice, first at %s",
+                  where_text(ld, rec->seen[i], at, sizeof(at)));
         return 1;
     }
     if (rec->seen[i] == 0)
@@ -2629,6 +2959,8 @@ static void config_free(struct wr_config *cfg)
     if (cfg->tls_set != NULL && cfg->release_tls_set != NULL)
         cfg->release_tls_set(cfg->tls_set);
     free(cfg->path);
+    free_strings(cfg->files, cfg->n_files);
+    free(cfg->spans);
     free(cfg->server.listens);
     free(cfg->server.user);
     free(cfg->server.group);
@@ -2695,14 +3027,17 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
                                     struct wr_config_errors *errs)
 {
     ld->cfg = calloc(1, sizeof(*ld->cfg));
+    ld->in.path = name;
     if (ld->cfg == NULL || set_string(ld, &ld->cfg->path, name) < 0) {
         add_file_error(ld, OOM_MSG);
     } else {
         atomic_init(&ld->cfg->refs, 1);
+        ld->in.file = add_file(ld, name);
         apply_defaults(ld, SECT_SERVER, &ld->cfg->server);
         apply_defaults(ld, SECT_LIMITS, &ld->cfg->limits);
         apply_defaults(ld, SECT_ADMIN, &ld->cfg->admin);
         int rc = ini_parse_stream(read_line, ld, on_key, ld);
+        end_all_includes(ld);
         close_section(ld);
         if (rc > 0 && !has_error_at(ld, (unsigned)rc))
             add_error(ld, (unsigned)rc, "syntax error");
@@ -2729,7 +3064,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
     hand_over_errors(ld, errs);
     free(ld->recs);
     free(ld->uses);
-    free(ld->base_dir);
+    free(ld->in.dir);
     free(ld->line_buf);
     free(ld->long_value);
     return cfg;
@@ -2737,22 +3072,29 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
 
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs)
 {
-    struct loader ld = {.file = path, .resolve = wr_config_resolve_getaddrinfo};
-    ld.fp = fopen(path, "re");
-    if (ld.fp == NULL) {
+    struct loader ld = {.file = path, .resolve = wr_config_resolve_getaddrinfo,
+                        .allow_include = true};
+    ld.in.fp = fopen(path, "re");
+    struct stat st;
+    if (ld.in.fp == NULL) {
         add_file_error(&ld, strerror(errno));
         hand_over_errors(&ld, errs);
         return NULL;
     }
+    if (fstat(fileno(ld.in.fp), &st) == 0)
+        ld.in = (struct input){.fp = ld.in.fp, .has_id = true, .dev = st.st_dev,
+                               .ino = st.st_ino};
+    FILE *fp = ld.in.fp;
     struct wr_config *cfg = run_loader(&ld, path, errs);
-    fclose(ld.fp);
+    fclose(fp);
     return cfg;
 }
 
 struct wr_config *wr_config_parse_string(const char *text, const char *name,
                                          struct wr_config_errors *errs)
 {
-    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo};
+    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo,
+                                           .allow_include = true};
     return wr_config_parse_string_opts(text, name, &opts, errs);
 }
 
@@ -2760,7 +3102,8 @@ struct wr_config *wr_config_parse_string_opts(const char *text, const char *name
                                               const struct wr_config_options *opts,
                                               struct wr_config_errors *errs)
 {
-    struct loader ld = {.file = name, .text = text, .resolve = opts->resolve};
+    struct loader ld = {.file = name, .in.text = text, .resolve = opts->resolve,
+                        .allow_include = opts->allow_include};
     return run_loader(&ld, name, errs);
 }
 
@@ -2791,6 +3134,17 @@ int wr_config_errors_add(struct wr_config_errors *errs, bool is_warning, const c
     if (is_warning)
         return append_line(&errs->warnings, &errs->n_warnings, text);
     return append_line(&errs->lines, &errs->n_lines, text);
+}
+
+struct wr_config_where wr_config_where(const struct wr_config *cfg, unsigned pos)
+{
+    const struct wr_config_span *span = NULL;
+    for (size_t i = 0; i < cfg->n_spans && cfg->spans[i].first_pos <= pos; i++)
+        span = &cfg->spans[i];
+    if (pos == 0 || span == NULL || span->file >= cfg->n_files)
+        return (struct wr_config_where){cfg->path, pos};
+    return (struct wr_config_where){cfg->files[span->file],
+                                    span->first_line + (pos - span->first_pos)};
 }
 
 struct wr_config *wr_config_ref(struct wr_config *cfg)

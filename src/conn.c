@@ -5,9 +5,9 @@
  *   accept (worker) -> wr_conn_take -> [TLS: continue_handshake until
  *   done, tls.c] -> on_client_read reads into the
  *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
- *   a request view -> dispatch: select_route (wr_path_normalize,
- *   wr_router_match picks a route; CONNECT and an OPTIONS * no route takes
- *   are answered from the server's methods) -> the route's action
+ *   a request view -> dispatch: select_route (wr_router_request_path
+ *   normalises, wr_router_route picks a route; CONNECT and an OPTIONS * no
+ *   route takes are answered from the server's methods) -> the route's action
  *   (actions[]: static, return, redirect) starts a response ->
  *   commit_response queues head and body -> flush_output writes (writev,
  *   sendfile) -> the next pipelined request is parsed, or the connection
@@ -133,7 +133,9 @@ struct wr_conn_io {
 
     char request_id[33];   /* $request_id of the request in flight */
     int log_status;        /* response of the request in flight, for the log */
-    unsigned metrics_route; /* its route's metrics_id (0: no route answered) */
+    const struct wr_route *route; /* borrowed from c->cfg: the route answering the
+                                     request in flight, NULL when none did; names it
+                                     in the access log and in metrics alike */
     uint64_t log_bytes;
     size_t held_seg, held_wlen; /* where the held response starts */
 
@@ -213,7 +215,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
-    io->metrics_route = 0;
+    io->route = NULL;
     event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
@@ -771,22 +773,7 @@ static void make_request_id(struct wr_conns *cs, char *out)
 /* $host: the request's host, lower-cased, without port. */
 static struct wr_str host_var(struct wr_conns *cs, struct wr_str host)
 {
-    size_t end = host.len;
-    if (host.len == 0)
-        return host;
-    if (host.ptr[0] == '[') {
-        const char *rb = memchr(host.ptr, ']', host.len);
-        end = rb ? (size_t)(rb - host.ptr) + 1 : host.len;
-    } else {
-        const char *colon = memchr(host.ptr, ':', host.len);
-        if (colon)
-            end = (size_t)(colon - host.ptr);
-    }
-    if (end >= sizeof(cs->host_buf))
-        return (struct wr_str){host.ptr, end};
-    for (size_t i = 0; i < end; i++)
-        cs->host_buf[i] = wr_str_lower(host.ptr[i]);
-    return (struct wr_str){cs->host_buf, end};
+    return wr_router_host_var(host, cs->host_buf, sizeof(cs->host_buf));
 }
 
 static struct wr_str find_value(const struct wr_http_request *req, struct wr_str name)
@@ -809,6 +796,7 @@ static void log_request(struct wr_conn *c)
         .referer = find_value(req, WR_STR("Referer")),
         .user_agent = find_value(req, WR_STR("User-Agent")),
         .request_id = wr_str_from_cstr(c->io->request_id),
+        .route = c->io->route ? wr_str_from_cstr(c->io->route->name) : WR_STR(""),
         .minor_version = req->minor_version,
         .status = c->io->log_status,
         .bytes_sent = c->io->log_bytes,
@@ -875,7 +863,7 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
     if (route)
-        io->metrics_route = route->metrics_id; /* else: the one dispatch chose, or 0 */
+        io->route = route; /* else: the one dispatch chose, or none */
     io->log_bytes = is_bodiless ? 0 : r->body_len;
 }
 
@@ -920,54 +908,30 @@ static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_
     return c->proxy ? 0 : status;
 }
 
-/* The asterisk-form of a server-wide OPTIONS (RFC 9112 §3.2.4); the parser
- * allows it for OPTIONS only. */
-static bool is_asterisk_form(const struct wr_http_request *req)
-{
-    return req->path.len == 1 && req->path.ptr[0] == '*';
-}
-
 /*
  * Picks the route for io->req into cs->match, with *path the path it was
  * matched on (normalised into cs->scratch, or the request's "*"). Returns 0
  * with a route, 200 for an OPTIONS * no route takes (weir answers it, with
- * the server's methods in match->allow), or the status to answer.
+ * the server's methods in match->allow), or the status to answer. The
+ * steps are router.c's, which `weir route` runs too; only the 421 is ours.
  */
 static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *path)
 {
     struct wr_conns *cs = c->home;
     const struct wr_http_request *req = &c->io->req;
-    struct wr_router_match *m = &cs->match;
+    int status = 0;
+    if (req->method_id != WR_HTTP_CONNECT) {
+        status = wr_router_request_path(req, cs->scratch, path);
+        /* A connection's certificate answers only its own section's names. */
+        if (status == 0 && wr_stream_is_tls(&c->s) &&
+            wr_tls_is_misdirected(wr_stream_tls(&c->s), host))
+            status = 421;
+        if (status != 0)
+            return status;
+    }
     struct wr_router_input in = {host, *path, req->method_id, req->method,
                                  wr_stream_is_tls(&c->s)};
-    if (req->method_id == WR_HTTP_CONNECT) {
-        /* RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a forward proxy
-         * makes and weir does not: 405 with the methods it does serve. */
-        wr_router_server_methods(c->cfg, &in, m);
-        return 405;
-    }
-    const bool is_asterisk = is_asterisk_form(req);
-    int status = 0;
-    if (is_asterisk) {
-        *path = req->path;
-    } else {
-        size_t path_len = 0;
-        status = wr_path_normalize(req->path.ptr, req->path.len, cs->scratch, &path_len);
-        *path = (struct wr_str){cs->scratch, path_len};
-    }
-    /* A connection's certificate answers only its own section's names. */
-    if (status == 0 && wr_stream_is_tls(&c->s) && wr_tls_is_misdirected(wr_stream_tls(&c->s), host))
-        status = 421;
-    if (status != 0)
-        return status;
-    in.path = *path;
-    status = wr_router_match(c->cfg, cs->router, &in, m);
-    if (is_asterisk && (status == 404 || status == 405)) {
-        /* RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole. */
-        wr_router_server_methods(c->cfg, &in, m);
-        return 200;
-    }
-    return status;
+    return wr_router_route(c->cfg, cs->router, &in, &cs->match);
 }
 
 /* 200 to an OPTIONS * that no route takes: the server's methods, no content
@@ -1038,7 +1002,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         if (m->route->action == WR_ACTION_PROXY) {
             status = start_proxy(c, &ex, is_keep_alive);
             /* Its answers, 502/504 included, count under the route. */
-            io->metrics_route = m->route->metrics_id;
+            io->route = m->route;
             io->is_abort_on_eof = m->route->abort_on_eof;
             if (status == 0)
                 return true;
@@ -1063,8 +1027,8 @@ static void account_request(struct wr_conn *c)
     struct wr_conn_io *io = c->io;
     log_request(c);
     /* The same duration as the access log's request_time. */
-    wr_metrics_count_request(c->home->metrics, io->metrics_route, io->log_status,
-                             (wr_clock_now_ms() - c->phase_ms) * 1000);
+    wr_metrics_count_request(c->home->metrics, io->route ? io->route->metrics_id : 0,
+                             io->log_status, (wr_clock_now_ms() - c->phase_ms) * 1000);
 }
 
 /* The request (and its body) is complete: log it, release its response. */
@@ -1107,7 +1071,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->req.minor_version = 1;
         io->req.method_id = WR_HTTP_OTHER;
         io->request_id[0] = '\0';
-        io->metrics_route = 0;
+        io->route = NULL;
     }
     struct wr_resp r;
     build_error(c, &r, status, NULL);
@@ -1503,7 +1467,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     c->n_requests++;
     cs->n_requests++;
     io->rstart += head_len;
-    io->metrics_route = 0; /* until a route answers */
+    io->route = NULL; /* until a route answers */
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
         answer_and_close(c, 413, true);

@@ -509,6 +509,7 @@ static void format_json(struct line *l, const struct wr_access_entry *e)
     put_json_u64(l, "status", (uint64_t)e->status);
     put_json_u64(l, "bytes_sent", e->bytes_sent);
     put_json_seconds(l, "request_time", e->request_time_us);
+    put_json_str(l, "route", e->route); /* "" when no route answered, as in /metrics */
     if (e->upstream_addr.len > 0) {
         put_json_str(l, "upstream_addr", e->upstream_addr);
         put_json_str(l, "upstream_status", e->upstream_status);

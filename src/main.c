@@ -29,7 +29,9 @@
 #include "weir/admin.h"
 #include "weir/clock.h"
 #include "weir/config.h"
+#include "weir/explain.h"
 #include "weir/limits.h"
+#include "weir/lint.h"
 #include "weir/listener.h"
 #include "weir/log.h"
 #include "weir/privileges.h"
@@ -73,10 +75,12 @@ struct app {
 /* Says what conf/weir.8 OPTIONS says (test_cli.py compares them). */
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: weir [-t] [-c FILE]\n"
+    fprintf(out, "usage: weir [-t [--strict]] [-c FILE]\n"
+                 "       weir route [-c FILE] [OPTIONS] METHOD URL   (weir route -h)\n"
                  "       weir -V | -h\n"
                  "  -c, --config FILE  the configuration file (default " DEFAULT_CONFIG ")\n"
                  "  -t, --test         check the configuration and exit: 0 ok, 1 errors\n"
+                 "      --strict       with -t: warnings fail the check too (exit 1)\n"
                  "  -V, --version      print the version and library versions\n"
                  "  -h, --help         print this help\n"
                  "Without -t, weir runs in the foreground (systemd supervises it).\n");
@@ -104,8 +108,11 @@ static void report(bool to_log, const char *line)
 
 /* Every error and warning in errs, then frees them. Warnings also go to the
  * error log, at warn, when it is where an operator looks (reload). */
+static size_t n_warnings_reported; /* for weir -t --strict */
+
 static void report_all(bool to_log, struct wr_config_errors *errs)
 {
+    n_warnings_reported += errs->n_warnings;
     for (size_t i = 0; i < errs->n_lines; i++)
         report(to_log, errs->lines[i]);
     for (size_t i = 0; i < errs->n_warnings; i++) {
@@ -171,6 +178,8 @@ static struct wr_config *load_config(struct app *app, const char *path, bool is_
     bool to_log = !is_start;
     struct wr_config_errors errs = {0};
     struct wr_config *cfg = wr_config_load(path, &errs);
+    if (cfg && wr_lint_config(cfg, &errs) < 0)
+        wr_config_errors_add(&errs, true, "%s: warning: out of memory checking routes", path);
     report_all(to_log, &errs);
     if (cfg && (attach_tls(app, cfg, to_log) < 0 ||
                 check_environment(cfg, to_log, is_start) < 0)) {
@@ -773,10 +782,12 @@ int main(int argc, char **argv)
     static const struct option long_opts[] = {
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"strict", no_argument, NULL, 'S'},       {NULL, 0, NULL, 0},
     };
+    if (argc > 1 && strcmp(argv[1], "route") == 0)
+        return wr_explain_main(argc - 1, argv + 1);
     const char *path = DEFAULT_CONFIG;
-    bool is_check = false;
+    bool is_check = false, is_strict = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tVh", long_opts, NULL)) != -1) {
         switch (opt) {
@@ -785,6 +796,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             is_check = true;
+            break;
+        case 'S':
+            is_strict = true;
             break;
         case 'V':
             print_version();
@@ -797,7 +811,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (is_strict && !is_check)) {
         usage(stderr);
         return 2;
     }
@@ -809,6 +823,12 @@ int main(int argc, char **argv)
     app.cfg = load_config(&app, path, true);
     if (!app.cfg) {
         wr_tls_keys_free(app.tls_keys);
+        return 1;
+    }
+    if (is_check && is_strict && n_warnings_reported > 0) {
+        fprintf(stderr, "%s: %zu warning%s, which --strict counts as errors\n", path,
+                n_warnings_reported, n_warnings_reported == 1 ? "" : "s");
+        wr_config_unref(app.cfg);
         return 1;
     }
     if (is_check) {

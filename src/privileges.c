@@ -125,7 +125,8 @@ report(struct check *c, bool is_warning, unsigned line, const char *section, con
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    wr_config_errors_add(c->errs, is_warning, "%s:%u: %s[%s] %s: %s", c->cfg->path, line,
+    const struct wr_config_where w = wr_config_where(c->cfg, line);
+    wr_config_errors_add(c->errs, is_warning, "%s:%u: %s[%s] %s: %s", w.file, w.line,
                          is_warning ? "warning: " : "", section, key, msg);
 }
 

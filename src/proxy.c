@@ -317,6 +317,13 @@ static void put_target(struct out *o, const struct wr_exchange *ex)
     }
 }
 
+ssize_t wr_proxy_target(const struct wr_exchange *ex, char *buf, size_t cap)
+{
+    struct out o = {buf, 0, cap, false};
+    put_target(&o, ex);
+    return o.is_overflow ? -1 : (ssize_t)o.len;
+}
+
 static bool is_field_named(struct wr_str name, const char *lit)
 {
     return wr_str_eq_nocase(name, wr_str_from_cstr(lit));

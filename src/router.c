@@ -21,6 +21,8 @@
 
 #include <pcre2.h>
 
+#include "weir/path.h"
+
 struct wr_router_scratch {
     pcre2_match_data *md; /* room for WR_ROUTER_MAX_CAPTURES pairs */
 };
@@ -326,6 +328,38 @@ void wr_router_server_methods(const struct wr_config *cfg, const struct wr_route
     }
 }
 
+/* What r makes of in (host without its port): the first test it fails, in
+ * the order the router applies them. A regex's captures are left in md. */
+static enum wr_router_verdict route_verdict(const struct wr_route *r,
+                                            const struct wr_router_input *in,
+                                            struct wr_str bare_host, pcre2_match_data *md,
+                                            int *regex_rc)
+{
+    if (!route_scheme_matches(r, in->is_tls))
+        return WR_ROUTER_NOT_SCHEME;
+    if (!route_host_matches(r, bare_host))
+        return WR_ROUTER_NOT_HOST;
+    if (!route_path_matches(r, in->path, md, regex_rc))
+        return WR_ROUTER_NOT_PATH;
+    if (!route_method_matches(r, in))
+        return WR_ROUTER_NOT_METHOD;
+    return WR_ROUTER_TAKES;
+}
+
+enum wr_router_verdict wr_router_check(const struct wr_route *r, struct wr_router_scratch *scratch,
+                                       const struct wr_router_input *in)
+{
+    int rc = 0;
+    return route_verdict(r, in, host_without_port(in->host), scratch->md, &rc);
+}
+
+bool wr_router_path_matches(const struct wr_route *r, struct wr_router_scratch *scratch,
+                            struct wr_str path)
+{
+    int rc = 0;
+    return route_path_matches(r, path, scratch->md, &rc);
+}
+
 int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
                     const struct wr_router_input *in, struct wr_router_match *out)
 {
@@ -335,10 +369,10 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct wr_route *r = &cfg->routes[i];
         int rc = 0;
-        if (!route_serves(r, in->is_tls, host) ||
-            !route_path_matches(r, in->path, scratch->md, &rc))
+        enum wr_router_verdict v = route_verdict(r, in, host, scratch->md, &rc);
+        if (v != WR_ROUTER_TAKES && v != WR_ROUTER_NOT_METHOD)
             continue;
-        if (!route_method_matches(r, in)) {
+        if (v == WR_ROUTER_NOT_METHOD) {
             /* A later route may still take this method; if none does, the
              * answer is 405 with what every such route would have taken. */
             path_matched = true;
@@ -360,4 +394,45 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
         return 501;
     }
     return path_matched ? 405 : 404;
+}
+
+int wr_router_request_path(const struct wr_http_request *req, char *buf, struct wr_str *path)
+{
+    /* The parser allows the asterisk-form for OPTIONS only (RFC 9112 §3.2.4). */
+    if (is_asterisk(req->path)) {
+        *path = req->path;
+        return 0;
+    }
+    size_t len = 0;
+    int status = wr_path_normalize(req->path.ptr, req->path.len, buf, &len);
+    *path = (struct wr_str){buf, status == 0 ? len : 0};
+    return status;
+}
+
+int wr_router_route(const struct wr_config *cfg, struct wr_router_scratch *scratch,
+                    const struct wr_router_input *in, struct wr_router_match *out)
+{
+    if (in->method_id == WR_HTTP_CONNECT) {
+        /* RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a forward proxy
+         * makes and weir does not: 405 with the methods it does serve. */
+        wr_router_server_methods(cfg, in, out);
+        return 405;
+    }
+    int status = wr_router_match(cfg, scratch, in, out);
+    if (is_asterisk(in->path) && (status == 404 || status == 405)) {
+        /* RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole. */
+        wr_router_server_methods(cfg, in, out);
+        return 200;
+    }
+    return status;
+}
+
+struct wr_str wr_router_host_var(struct wr_str host, char *buf, size_t cap)
+{
+    struct wr_str bare = host_without_port(host);
+    if (bare.len >= cap)
+        return bare;
+    for (size_t i = 0; i < bare.len; i++)
+        buf[i] = wr_str_lower(bare.ptr[i]);
+    return (struct wr_str){buf, bare.len};
 }

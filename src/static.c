@@ -195,6 +195,13 @@ static int open_failed(const struct wr_exchange *ex, const char *rel, int err)
 /* Maps the normalised path (after strip_prefix) to a path relative to root:
  * no leading '/', "%25" decoded, "%2F" refused, and no dotfile segment
  * unless allow_dot ("." and ".." segments are gone after normalisation). */
+static int map_path(struct wr_str path, const char *strip, bool allow_dot, char *out, size_t cap);
+
+int wr_static_map_path(const struct wr_route *route, struct wr_str path, char *out, size_t cap)
+{
+    return map_path(path, route->strip_prefix, route->dotfiles, out, cap);
+}
+
 static int map_path(struct wr_str path, const char *strip, bool allow_dot, char *out, size_t cap)
 {
     /* Only at a segment boundary: "/files" maps "/filesx" to "filesx", not

@@ -407,3 +407,9 @@ struct wr_static_file *wr_static_cache_open_variant(struct wr_static_cache *cach
   base->absent_variants |= bit;
   return NULL;
 }
+
+struct wr_str wr_static_file_rel(const struct wr_static_file *f) {
+  /* The key is flag byte, root, NUL, rel (write_key). */
+  size_t root_len = strlen(f->key + 1);
+  return (struct wr_str){f->key + 2 + root_len, f->key_len - 2 - root_len};
+}

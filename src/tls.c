@@ -359,7 +359,8 @@ __attribute__((format(printf, 6, 7))) static int
 site_fail(char *why, size_t cap, const struct wr_config *cfg, const struct wr_tls_cfg *t,
           const char *key, const char *fmt, ...)
 {
-    int n = snprintf(why, cap, "%s:%u: [tls%s%s] %s: ", cfg->path ? cfg->path : "-", t->line,
+    const struct wr_config_where w = wr_config_where(cfg, t->line);
+    int n = snprintf(why, cap, "%s:%u: [tls%s%s] %s: ", w.file ? w.file : "-", w.line,
                      t->name ? " " : "", t->name ? t->name : "", key);
     if (n > 0 && (size_t)n < cap) {
         va_list ap;
@@ -880,8 +881,9 @@ client_fail(struct wr_config_errors *errs, const struct wr_config *cfg,
             const struct wr_upstream_cfg *up, unsigned line, const char *key, const char *fmt, ...)
 {
     char why[1024];
-    int n = snprintf(why, sizeof(why), "%s:%u: [upstream %s] %s: ", cfg->path ? cfg->path : "-",
-                     line, up->name, key);
+    const struct wr_config_where w = wr_config_where(cfg, line);
+    int n = snprintf(why, sizeof(why), "%s:%u: [upstream %s] %s: ", w.file ? w.file : "-",
+                     w.line, up->name, key);
     if (n > 0 && (size_t)n < sizeof(why)) {
         va_list ap;
         va_start(ap, fmt);
@@ -1210,9 +1212,10 @@ static void check_cert(const struct wr_config *cfg, const struct wr_tls_cfg *t, 
                        X509 *x, struct wr_config_errors *errs)
 {
     char where[512], when[64];
-    snprintf(where, sizeof(where), "%s:%u: warning: [tls%s%s] cert: %s",
-             cfg->path ? cfg->path : "-", t->cert_lines[i] ? t->cert_lines[i] : t->line,
-             t->name ? " " : "", t->name ? t->name : "", t->certs[i]);
+    const struct wr_config_where w =
+        wr_config_where(cfg, t->cert_lines[i] ? t->cert_lines[i] : t->line);
+    snprintf(where, sizeof(where), "%s:%u: warning: [tls%s%s] cert: %s", w.file ? w.file : "-",
+             w.line, t->name ? " " : "", t->name ? t->name : "", t->certs[i]);
     if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
         time_text(X509_get0_notAfter(x), when, sizeof(when));
         wr_config_errors_add(errs, true, "%s: expired on %s", where, when);

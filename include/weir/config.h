@@ -10,6 +10,11 @@
  * A snapshot is built by one thread (main), then published and only read;
  * only its reference count changes afterwards. Layer 1: no libevent, no
  * OpenSSL.
+ *
+ * `include = GLOB` lines read other files in place (README "include"), so
+ * every `line` member below is a position: a running count of the lines
+ * read, across files, in reading order. Without includes it is the line
+ * number; wr_config_where() turns any position into file and line.
  */
 #ifndef WEIR_CONFIG_H
 #define WEIR_CONFIG_H
@@ -227,9 +232,20 @@ struct wr_admin_cfg {
     struct wr_listen_addr listen;
 };
 
+/* A run of consecutive positions read from one file (see the file comment). */
+struct wr_config_span {
+    unsigned first_pos;  /* position of the run's first line */
+    unsigned first_line; /* its line number in the file */
+    unsigned file;       /* index into wr_config.files */
+};
+
 struct wr_config {
     atomic_uint refs;
     char *path; /* owned: file it came from */
+    char **files; /* owned: path, then every included file in reading order */
+    size_t n_files;
+    struct wr_config_span *spans; /* owned, by first_pos: where each position was read */
+    size_t n_spans;
 
     struct wr_server_cfg server;
     struct wr_limits_cfg limits;
@@ -281,6 +297,9 @@ struct wr_config_options {
     /* NULL: host names in `server` are refused with an error and no lookup
      * is made (the fuzz target: it must never do DNS). */
     wr_config_resolve_fn resolve;
+    /* true: `include` reads files (relative to name's directory); false: an
+     * include line is an error (the fuzz target: no file system). */
+    bool allow_include;
 };
 
 /*
@@ -291,7 +310,8 @@ struct wr_config_options {
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs);
 
 /* As wr_config_load, from text in memory; name stands for the file in
- * errors. Host names are resolved with getaddrinfo. Used by tests. */
+ * errors. Host names are resolved with getaddrinfo; include lines read files
+ * relative to name's directory. Used by tests. */
 struct wr_config *wr_config_parse_string(const char *text, const char *name,
                                          struct wr_config_errors *errs);
 
@@ -308,6 +328,15 @@ void wr_config_errors_fini(struct wr_config_errors *errs);
  * when out of memory (the line is lost). Main thread only. */
 int wr_config_errors_add(struct wr_config_errors *errs, bool is_warning, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Where position pos (a `line` member of cfg's structs) was read: the file
+ * (borrowed from cfg, valid as long as cfg) and the line in it. Position 0
+ * (the file as a whole) gives {cfg->path, 0}. Any thread. */
+struct wr_config_where {
+    const char *file;
+    unsigned line;
+};
+struct wr_config_where wr_config_where(const struct wr_config *cfg, unsigned pos);
 
 /* Takes a reference; any thread. Returns cfg. */
 struct wr_config *wr_config_ref(struct wr_config *cfg);

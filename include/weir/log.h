@@ -130,6 +130,8 @@ bool wr_log_budget_take(struct wr_log_budget *b, unsigned per_second, uint64_t n
 struct wr_access_entry {
     struct wr_str remote_addr;
     struct wr_str method, target, host, referer, user_agent, request_id;
+    struct wr_str route;      /* name of the route that answered; empty when none
+                                 (404 without a route, 400, 405, 501...) */
     int minor_version;
     int status;
     uint64_t bytes_sent;      /* body bytes */

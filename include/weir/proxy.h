@@ -116,6 +116,14 @@ bool wr_proxy_can_take_body(struct wr_proxy *p);
 /* Everything emitted so far has been written to the client. */
 void wr_proxy_drained(struct wr_proxy *p);
 
+/*
+ * The request-target the exchange ex would send upstream (rewrite, else
+ * strip_prefix, else the target as received in origin form; the query
+ * byte for byte), written into buf. Returns its length, or -1 when it does
+ * not fit in cap bytes. Pure; for `weir route`, which shows it.
+ */
+ssize_t wr_proxy_target(const struct wr_exchange *ex, char *buf, size_t cap);
+
 /* Ends the exchange at once (client gone, or after done) and frees it. */
 void wr_proxy_free(struct wr_proxy *p);
 

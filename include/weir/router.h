@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "weir/config.h"
+#include "weir/http_parser.h"
 #include "weir/str.h"
 
 /* $0..$9 */
@@ -57,6 +58,32 @@ struct wr_router_match {
 int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scratch,
                     const struct wr_router_input *in, struct wr_router_match *out);
 
+/* What one route makes of a request: the first of the router's tests it
+ * fails, in the order wr_router_match applies them. */
+enum wr_router_verdict {
+    WR_ROUTER_TAKES = 0,  /* scheme, host, path and method all match: it answers */
+    WR_ROUTER_NOT_SCHEME, /* scheme = http/https, and the connection is the other */
+    WR_ROUTER_NOT_HOST,   /* none of its host patterns is the request's host */
+    WR_ROUTER_NOT_PATH,   /* its match does not take the normalised path */
+    WR_ROUTER_NOT_METHOD, /* all but the method: its methods join a 405's Allow */
+};
+
+/*
+ * The verdict of route r (of any snapshot) on in, by the very tests
+ * wr_router_match runs route by route, for `weir route`, which explains
+ * why each route before the answering one did not answer. A regex's
+ * captures are left in scratch (not reported). Never allocates; the
+ * scratch's thread.
+ */
+enum wr_router_verdict wr_router_check(const struct wr_route *r, struct wr_router_scratch *scratch,
+                                       const struct wr_router_input *in);
+
+/* True when r's match takes the normalised path (exact, prefix, or its
+ * regex, which never takes "*"), as wr_router_match decides it. For the
+ * shadowed-route lint. The scratch's thread. */
+bool wr_router_path_matches(const struct wr_route *r, struct wr_router_scratch *scratch,
+                            struct wr_str path);
+
 /*
  * The methods the server offers to in's scheme and host, for OPTIONS * and
  * for the Allow of a 405 to CONNECT: fills out->allow with the union of the
@@ -69,6 +96,33 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
  */
 void wr_router_server_methods(const struct wr_config *cfg, const struct wr_router_input *in,
                               struct wr_router_match *out);
+
+/*
+ * The path req is routed on: its asterisk-form "*" as it is (borrowed from
+ * req), else its path normalised by wr_path_normalize into buf, which must
+ * hold req->path.len bytes. Returns 0 with *path set, or 400 when the path
+ * does not normalise. Pure; conn and `weir route` both call it, so they can
+ * never route different paths.
+ */
+int wr_router_request_path(const struct wr_http_request *req, char *buf, struct wr_str *path);
+
+/*
+ * Routes in (in->path from wr_router_request_path) as the data plane does:
+ * CONNECT gets 405 with the server's methods (RFC 9110 §9.3.6: weir makes
+ * no tunnels); otherwise wr_router_match, except that an OPTIONS * no
+ * route takes returns 200 with the server's methods in out->allow (RFC
+ * 9110 §9.3.7: weir answers it itself). Returns 0 with out->route, or 200,
+ * 404, 405 (out->allow), 501. Never allocates.
+ */
+int wr_router_route(const struct wr_config *cfg, struct wr_router_scratch *scratch,
+                    const struct wr_router_input *in, struct wr_router_match *out);
+
+/*
+ * $host: host lower-cased and without its port ("Example.org:8080" ->
+ * "example.org", "[::1]:80" -> "[::1]"), copied into buf (cap bytes); when
+ * it does not fit, the slice of host without its port, case kept. Pure.
+ */
+struct wr_str wr_router_host_var(struct wr_str host, char *buf, size_t cap);
 
 /* True when host (port and case ignored) matches pattern ("a.b" or "*.b";
  * a wildcard needs at least one label before the suffix). */

@@ -25,6 +25,15 @@
  */
 int wr_static_handle(struct wr_exchange *ex);
 
+/*
+ * The path under route's root that the normalised path maps to, as
+ * wr_static_handle maps it: strip_prefix (at a segment boundary), no
+ * leading '/', "%25" decoded; into out (cap bytes, NUL-terminated; "" is
+ * the root itself). Returns 0, 404 for a dotfile segment (dotfiles off) or
+ * an encoded '/', 414 when it does not fit. Pure; for `weir route`.
+ */
+int wr_static_map_path(const struct wr_route *route, struct wr_str path, char *out, size_t cap);
+
 /* Content-Type for a file name by its extension; a default for unknown ones. */
 const char *wr_static_mime_type(struct wr_str name);
 

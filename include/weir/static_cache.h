@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 
 #include "weir/log.h"
+#include "weir/str.h"
 
 /* Revalidation interval of cached entries. */
 #define WR_STATIC_CACHE_CHECK_MS 1000
@@ -118,6 +119,12 @@ struct wr_static_cache_stats {
 
 /* The counters of cache since it was made. */
 struct wr_static_cache_stats wr_static_cache_stats(const struct wr_static_cache *cache);
+
+/* The path f was opened by, relative to its root ("." for the root
+ * itself): a precompressed variant's name ends in ".br" or ".gz". Borrowed
+ * from f, not NUL-terminated. For `weir route`, which names the file a
+ * request would be answered with. */
+struct wr_str wr_static_file_rel(const struct wr_static_file *f);
 
 /* Drops one reference; the last closes the descriptor and frees f. */
 void wr_static_file_unref(struct wr_static_file *f);

@@ -182,7 +182,7 @@ strip_prefix = /api
         help_text = run_weir(["-h"]).stdout
         help_opts = set(re.findall(r"(?<![\w-])--?[A-Za-z][a-z]*", help_text))
         self.assertEqual(man_opts, {"-c", "--config", "-t", "--test", "-V", "--version", "-h",
-                                    "--help"})
+                                    "--help", "--strict"})
         self.assertEqual(help_opts, man_opts, help_text)
         self.assertIn("/etc/weir/weir.ini", help_text)
         self.assertIn("/etc/weir/weir.ini", options.replace("\\", ""))

@@ -1,8 +1,10 @@
 """systemd/weir.service and weir.socket pass `systemd-analyze verify`.
 
-The unit names /usr/local/sbin/weir, which a test machine does not have:
-the check runs on a copy whose ExecStart/ExecStartPre point at the binary
-under test, so everything else in the file is verified as shipped.
+The unit is systemd/weir.service.in, whose @WEIR_BIN@ cmake fills in with
+the installed binary (test_issue_17_install.py checks the installed one):
+the check runs on a copy rendered with the binary under test, so
+everything else in the file is verified as shipped. `--man=no`: the
+Documentation= pages are not installed on a test machine.
 """
 import os
 import re
@@ -15,22 +17,27 @@ import unittest
 import weirtest
 
 
+def rendered_service():
+    """systemd/weir.service.in as cmake renders it, with the test binary."""
+    with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.service.in")) as f:
+        text = f.read()
+    return text.replace("@WEIR_BIN@", weirtest.WEIR_BIN).replace("@WEIR_CONFIG@",
+                                                                "/etc/weir/weir.ini")
+
+
 class SystemdUnitTest(unittest.TestCase):
     def test_verify(self):
         tool = shutil.which("systemd-analyze")
         if tool is None:
             self.skipTest("systemd-analyze not installed")
-        src = os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.service")
-        with open(src) as f:
-            text = f.read()
+        text = rendered_service()
         self.assertIn("Type=notify", text)
         self.assertIn("AmbientCapabilities=CAP_NET_BIND_SERVICE", text)
-        text = text.replace("/usr/local/sbin/weir", weirtest.WEIR_BIN)
         with tempfile.TemporaryDirectory() as d:
             unit = os.path.join(d, "weir.service")
             with open(unit, "w") as f:
                 f.write(text)
-            p = subprocess.run([tool, "verify", unit], capture_output=True, text=True,
+            p = subprocess.run([tool, "verify", "--man=no", unit], capture_output=True, text=True,
                                timeout=60)
         # Lines about other units on this machine are not ours to judge.
         ours = [l for l in (p.stdout + p.stderr).splitlines() if "weir.service" in l]
@@ -40,8 +47,7 @@ class SystemdUnitTest(unittest.TestCase):
         tool = shutil.which("systemd-analyze")
         if tool is None:
             self.skipTest("systemd-analyze not installed")
-        with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.service")) as f:
-            service = f.read().replace("/usr/local/sbin/weir", weirtest.WEIR_BIN)
+        service = rendered_service()
         with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.socket")) as f:
             socket_unit = f.read()
         self.assertIn("ListenStream=", socket_unit)
@@ -50,7 +56,7 @@ class SystemdUnitTest(unittest.TestCase):
             for name, text in (("weir.service", service), ("weir.socket", socket_unit)):
                 with open(os.path.join(d, name), "w") as f:
                     f.write(text)
-            p = subprocess.run([tool, "verify", os.path.join(d, "weir.socket")],
+            p = subprocess.run([tool, "verify", "--man=no", os.path.join(d, "weir.socket")],
                                capture_output=True, text=True, timeout=60)
         ours = [l for l in (p.stdout + p.stderr).splitlines() if "weir." in l]
         self.assertEqual(ours, [], "\n".join(ours))
@@ -58,9 +64,7 @@ class SystemdUnitTest(unittest.TestCase):
     def unit_copy(self, d, extra_service=""):
         """The shipped unit, pointing at the binary under test, written to d
         with extra_service lines appended to [Service]."""
-        with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.service")) as f:
-            text = f.read().replace("/usr/local/sbin/weir", weirtest.WEIR_BIN)
-        text = text.replace("\n[Install]", extra_service + "\n[Install]")
+        text = rendered_service().replace("\n[Install]", extra_service + "\n[Install]")
         unit = os.path.join(d, "weir.service")
         with open(unit, "w") as f:
             f.write(text)
@@ -81,7 +85,7 @@ class SystemdUnitTest(unittest.TestCase):
             self.skipTest("systemd-analyze security has no --offline here")
         self.assertIsNotNone(m, p.stdout + p.stderr)
         self.assertLessEqual(float(m.group(1)), 2.0, p.stdout)
-        with open(unit.replace(d, os.path.join(weirtest.SOURCE_DIR, "systemd"))) as f:
+        with open(os.path.join(weirtest.SOURCE_DIR, "systemd", "weir.service.in")) as f:
             shipped = f.read()
         self.assertRegex(shipped, r"(?m)^User=\S+")  # weir never starts as root here
         self.assertRegex(shipped, r"(?m)^RestrictAddressFamilies=.*\bAF_NETLINK\b")
@@ -94,7 +98,7 @@ class SystemdUnitTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             unit = self.unit_copy(d, "\nLoadCredential=example.org.key:"
                                      "/etc/letsencrypt/live/example.org/privkey.pem\n")
-            p = subprocess.run([tool, "verify", unit], capture_output=True, text=True,
+            p = subprocess.run([tool, "verify", "--man=no", unit], capture_output=True, text=True,
                                timeout=60)
         ours = [l for l in (p.stdout + p.stderr).splitlines() if "weir.service" in l]
         self.assertEqual(ours, [], "\n".join(ours))

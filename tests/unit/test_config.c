@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <ftw.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1325,6 +1326,226 @@ static void test_errors_append(void **state)
     assert_null(parse("[bogus]\n", NULL)); /* errors may be dropped */
 }
 
+/* ---- issue 17: include ------------------------------------------------------ */
+
+/* A scratch directory for include tests, removed with everything in it. */
+static char inc_dir[64];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void inc_setup(void)
+{
+    strcpy(inc_dir, "/tmp/weir-test-include-XXXXXX");
+    assert_non_null(mkdtemp(inc_dir));
+}
+
+static void inc_teardown(void)
+{
+    assert_int_equal(nftw(inc_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* Writes text to inc_dir/rel (its directory made when missing); the full
+ * path goes to out when not NULL. */
+static void put(const char *rel, const char *text, char *out, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", inc_dir, rel);
+    for (char *slash = strchr(path + strlen(inc_dir) + 1, '/'); slash != NULL;
+         slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        mkdir(path, 0700); /* may exist */
+        *slash = '/';
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    if (out != NULL)
+        snprintf(out, cap, "%s", path);
+}
+
+/* Loads inc_dir/main.ini; errs collects what it found. */
+static struct wr_config *load_main(struct wr_config_errors *errs)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/main.ini", inc_dir);
+    return wr_config_load(path, errs);
+}
+
+static void assert_where(const struct wr_config *cfg, unsigned pos, const char *rel, unsigned line)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", inc_dir, rel);
+    const struct wr_config_where w = wr_config_where(cfg, pos);
+    assert_string_equal(w.file, path);
+    assert_int_equal(w.line, line);
+}
+
+/* Routes come in file order across includes (sorted glob), each with the
+ * file and line it was written at; relative paths in an included file are
+ * taken from that file's directory; the section an include line stands in
+ * goes on after it. */
+static void issue_17_include_order_and_where(void **state)
+{
+    (void)state;
+    inc_setup();
+    put("site/index.html", "x", NULL, 0);
+    put("main.ini", SERVER "[route a]\nmatch = exact:/a\n"
+                    "include = conf.d/*.ini ; vhosts\n"
+                    "return = 200 a\n" /* still [route a] */
+                    "[route z]\nmatch = prefix:/\nreturn = 404\n"
+                    "[limits]\ninclude = none/*.ini\nmax_body_size = 1k\n", NULL, 0);
+    put("conf.d/20-c.ini", "; c\n[route c]\nmatch = exact:/c\nroot = ../site\n", NULL, 0);
+    put("conf.d/10-b.ini", "[route b]\nmatch = exact:/b\nreturn = 200\n", NULL, 0);
+    put("conf.d/30-d.txt", "not ini: the pattern leaves it out\n", NULL, 0);
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = load_main(&errs);
+    for (size_t i = 0; i < errs.n_lines; i++)
+        print_error("unexpected: %s\n", errs.lines[i]);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->n_routes, 4);
+    const char *names[] = {"a", "b", "c", "z"};
+    for (size_t i = 0; i < N_OF(names); i++)
+        assert_string_equal(cfg->routes[i].name, names[i]);
+    assert_where(cfg, cfg->routes[0].line, "main.ini", 3);
+    assert_where(cfg, cfg->routes[1].line, "conf.d/10-b.ini", 1);
+    assert_where(cfg, cfg->routes[2].line, "conf.d/20-c.ini", 2);
+    assert_where(cfg, cfg->routes[3].line, "main.ini", 7); /* after the include line */
+    assert_string_equal(cfg->routes[0].return_body, "a");
+    assert_int_equal(cfg->limits.max_body_bytes, 1024);
+    assert_where(cfg, cfg->server.listens[0].line, "main.ini", 2);
+    char site[256];
+    snprintf(site, sizeof(site), "%s/conf.d/../site", inc_dir);
+    assert_string_equal(cfg->routes[2].root, site);
+    assert_int_equal(cfg->n_files, 3);
+    wr_config_unref(cfg);
+    inc_teardown();
+}
+
+/* Errors name the included file and its line, in reading order; a section
+ * given in two files names the first one's place; a key after an include
+ * line belongs to the section the line stands in; a key before an included
+ * file's first header belongs to none. */
+static void issue_17_include_errors_name_the_file(void **state)
+{
+    (void)state;
+    inc_setup();
+    char main_ini[256], b_ini[256], want[8][512];
+    put("main.ini", SERVER "include = b.ini\nworkers = 2\n[route z]\nmatch = prefix:/\n",
+        main_ini, sizeof(main_ini));
+    put("b.ini", "index = x\n[route b]\nmatch = exact:/b\nretrun = 200\n[server]\n"
+        "listen = 127.0.0.1:1\n", b_ini, sizeof(b_ini));
+    struct wr_config_errors errs = {0};
+    assert_null(load_main(&errs));
+    snprintf(want[0], sizeof(want[0]), "%s:1: index: outside any section", b_ini);
+    snprintf(want[1], sizeof(want[1]),
+             "%s:2: [route b]: has no action; a route has exactly one action: root, proxy, "
+             "redirect or return", b_ini);
+    snprintf(want[2], sizeof(want[2]), "%s:4: [route b] retrun: unknown key", b_ini);
+    snprintf(want[3], sizeof(want[3]), "%s:5: [server]: given twice, first at %s:1", b_ini,
+             main_ini);
+    snprintf(want[4], sizeof(want[4]),
+             "%s:5: [route z]: has no action; a route has exactly one action: root, proxy, "
+             "redirect or return", main_ini);
+    assert_int_equal(errs.n_lines, 5);
+    for (size_t i = 0; i < errs.n_lines; i++)
+        assert_string_equal(errs.lines[i], want[i]);
+    wr_config_errors_fini(&errs);
+    inc_teardown();
+}
+
+/* A pattern that matches nothing (even in a missing directory) is fine, as
+ * in nginx; a literal file that is missing, or a match that is a directory,
+ * is an error at the include line. */
+static void issue_17_include_missing(void **state)
+{
+    (void)state;
+    inc_setup();
+    char main_ini[256], want[3][512];
+    put("main.ini", SERVER "[route a]\nmatch = prefix:/\nreturn = 200\n"
+                    "include = empty/*.ini\ninclude = none.d/*.ini\n", main_ini, sizeof(main_ini));
+    put("empty/README", "no ini here\n", NULL, 0);
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = load_main(&errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->n_routes, 1);
+    wr_config_unref(cfg);
+
+    put("main.ini", SERVER "include = nope.ini\ninclude = dirs/*\ninclude = fifo\n", NULL, 0);
+    put("dirs/sub/x.ini", "[route x]\n", NULL, 0);
+    char fifo[256];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", inc_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0); /* refused, never waited on */
+    assert_null(load_main(&errs));
+    snprintf(want[0], sizeof(want[0]), "%s:3: include: %s/nope.ini: No such file or directory",
+             main_ini, inc_dir);
+    snprintf(want[1], sizeof(want[1]), "%s:4: include: %s/dirs/sub: not a regular file",
+             main_ini, inc_dir);
+    snprintf(want[2], sizeof(want[2]), "%s:5: include: %s: not a regular file", main_ini, fifo);
+    assert_int_equal(errs.n_lines, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(errs.lines[i], want[i]);
+    wr_config_errors_fini(&errs);
+    inc_teardown();
+}
+
+/* A file that includes itself, directly or not, is reported once, not read
+ * again; nesting deeper than 8 include lines is an error. */
+static void issue_17_include_cycle_and_depth(void **state)
+{
+    (void)state;
+    inc_setup();
+    char main_ini[256], a_ini[256], want[512];
+    put("main.ini", SERVER "include = a.ini\n", main_ini, sizeof(main_ini));
+    put("a.ini", "include = main.ini\n[route a]\nmatch = prefix:/\nreturn = 200\n", a_ini,
+        sizeof(a_ini));
+    struct wr_config_errors errs = {0};
+    assert_null(load_main(&errs));
+    assert_int_equal(errs.n_lines, 1);
+    snprintf(want, sizeof(want), "%s:1: include: %s: includes itself (an include cycle)", a_ini,
+             main_ini);
+    assert_string_equal(errs.lines[0], want);
+    wr_config_errors_fini(&errs);
+
+    put("main.ini", SERVER "include = d1.ini\n", NULL, 0);
+    for (int i = 1; i <= 9; i++) {
+        char rel[32], text[64];
+        snprintf(rel, sizeof(rel), "d%d.ini", i);
+        snprintf(text, sizeof(text), "include = d%d.ini\n", i + 1);
+        put(rel, text, NULL, 0);
+    }
+    put("d10.ini", "[route deep]\nmatch = prefix:/\nreturn = 200\n", NULL, 0);
+    assert_null(load_main(&errs));
+    assert_int_equal(errs.n_lines, 1);
+    snprintf(want, sizeof(want), "%s/d8.ini:1: include: nested more than 8 deep", inc_dir);
+    assert_string_equal(errs.lines[0], want);
+    wr_config_errors_fini(&errs);
+    inc_teardown();
+}
+
+/* From memory without allow_include (the fuzz target), an include line is
+ * an error naming the given name; nothing is read. */
+static void issue_17_include_from_memory(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    const struct wr_config_options opts = {.resolve = NULL};
+    assert_null(wr_config_parse_string_opts(SERVER "include = /etc/*\n", "fuzz.ini", &opts,
+                                            &errs));
+    assert_int_equal(errs.n_lines, 1);
+    assert_string_equal(errs.lines[0], "fuzz.ini:3: include: not available for a configuration "
+                                       "read from memory");
+    wr_config_errors_fini(&errs);
+    /* "include" is only the key itself: a longer key is an unknown key. */
+    assert_null(parse(SERVER "includes = x\n", &errs));
+    assert_string_equal(errs.lines[0], "t.ini:3: [server] includes: unknown key");
+    wr_config_errors_fini(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1343,6 +1564,11 @@ int main(void)
         cmocka_unit_test(test_load_file),     cmocka_unit_test(test_errors_append),
         cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_resolve_names),
         cmocka_unit_test(test_resolve_getaddrinfo),
+        cmocka_unit_test(issue_17_include_order_and_where),
+        cmocka_unit_test(issue_17_include_errors_name_the_file),
+        cmocka_unit_test(issue_17_include_missing),
+        cmocka_unit_test(issue_17_include_cycle_and_depth),
+        cmocka_unit_test(issue_17_include_from_memory),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }

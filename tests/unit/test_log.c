@@ -70,6 +70,7 @@ static struct wr_access_entry sample_entry(void)
         .referer = WR_STR("https://ref.example/"),
         .user_agent = WR_STR("curl/8.5"),
         .request_id = WR_STR("r-42"),
+        .route = WR_STR("site"),
         .minor_version = 1,
         .status = 200,
         .bytes_sent = 1234,
@@ -126,12 +127,13 @@ static void test_json(void **state)
                  "{\"time\":\"" ISO_TIME "\",\"remote_addr\":\"192.0.2.7\",\"request_id\":\"r-42\","
                  "\"method\":\"GET\",\"uri\":\"/a?b=c\",\"protocol\":\"HTTP/1.1\","
                  "\"host\":\"example.org\",\"status\":200,\"bytes_sent\":1234,"
-                 "\"request_time\":0.001500,\"referer\":\"https://ref.example/\","
+                 "\"request_time\":0.001500,\"route\":\"site\","
+                 "\"referer\":\"https://ref.example/\","
                  "\"user_agent\":\"curl/8.5\"}\n"
                  "{\"time\":\"" ISO_TIME "\",\"remote_addr\":\"192.0.2.7\",\"request_id\":\"r-42\","
                  "\"method\":\"GET\",\"uri\":\"/a?b=c\",\"protocol\":\"HTTP/1.0\","
                  "\"host\":\"example.org\",\"status\":200,\"bytes_sent\":1234,"
-                 "\"request_time\":12.000001,\"referer\":\"\","
+                 "\"request_time\":12.000001,\"route\":\"site\",\"referer\":\"\","
                  "\"user_agent\":\"curl/8.5\"}\n");
 }
 
@@ -151,8 +153,37 @@ static void test_escaping(void **state)
                  "\"method\":\"GET\","
                  "\"uri\":\"/a\\\"b\\\\c\\u00ff\\u00c3\\u00a9\\u0001\\u007f\\u000a\","
                  "\"protocol\":\"HTTP/1.1\",\"host\":\"example.org\",\"status\":200,"
-                 "\"bytes_sent\":1234,\"request_time\":0.001500,\"referer\":\"\\u0009\","
+                 "\"bytes_sent\":1234,\"request_time\":0.001500,\"route\":\"site\","
+                 "\"referer\":\"\\u0009\","
                  "\"user_agent\":\"x\\\" \\\"y\"}\n");
+}
+
+/* Issue 17.9: the json line names the answering route, "" when none did
+ * (as /metrics labels it), escaped like any other value; combined stays
+ * the standard format, without it. */
+static void issue_17_json_route(void **state)
+{
+    (void)state;
+    struct wr_access_entry e[2] = {sample_entry(), sample_entry()};
+    e[0].route = WR_STR("a\"b");
+    e[1].route = (struct wr_str){NULL, 0};
+    e[1].status = 404;
+    expect_lines(WR_LOG_JSON, e, 2,
+                 "{\"time\":\"" ISO_TIME "\",\"remote_addr\":\"192.0.2.7\",\"request_id\":\"r-42\","
+                 "\"method\":\"GET\",\"uri\":\"/a?b=c\",\"protocol\":\"HTTP/1.1\","
+                 "\"host\":\"example.org\",\"status\":200,\"bytes_sent\":1234,"
+                 "\"request_time\":0.001500,\"route\":\"a\\\"b\","
+                 "\"referer\":\"https://ref.example/\","
+                 "\"user_agent\":\"curl/8.5\"}\n"
+                 "{\"time\":\"" ISO_TIME "\",\"remote_addr\":\"192.0.2.7\",\"request_id\":\"r-42\","
+                 "\"method\":\"GET\",\"uri\":\"/a?b=c\",\"protocol\":\"HTTP/1.1\","
+                 "\"host\":\"example.org\",\"status\":404,\"bytes_sent\":1234,"
+                 "\"request_time\":0.001500,\"route\":\"\","
+                 "\"referer\":\"https://ref.example/\","
+                 "\"user_agent\":\"curl/8.5\"}\n");
+    expect_lines(WR_LOG_COMBINED, e, 1,
+                 "192.0.2.7 - - [" LOG_TIME "] \"GET /a?b=c HTTP/1.1\" 200 1234 "
+                 "\"https://ref.example/\" \"curl/8.5\"\n");
 }
 
 static void test_raw_line(void **state)
@@ -587,6 +618,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_combined),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(issue_17_json_route),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_raw_line),
         cmocka_unit_test(test_off),

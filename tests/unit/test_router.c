@@ -746,6 +746,81 @@ static void issue_13_server_methods(void **state)
     fixture_free(f);
 }
 
+/* Issue 17.7: wr_router_check gives, route by route, the first test a
+ * route fails in wr_router_match's order (scheme, host, path, method), and
+ * TAKES for the route wr_router_match picks. */
+static void issue_17_check_verdicts(void **state)
+{
+    (void)state;
+    static const struct route_spec specs[] = {
+        {"tls", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+        {"www", WR_ROUTE_PREFIX, "/", "www.example.org", 0, NULL, NULL},
+        {"api", WR_ROUTE_PREFIX, "/api/", NULL, 0, NULL, NULL},
+        {"ro", WR_ROUTE_PREFIX, "/", NULL, GET_HEAD, NULL, "GET, HEAD"},
+        {"any", WR_ROUTE_PREFIX, "/", NULL, 0, NULL, NULL},
+    };
+    struct fixture *f = fixture_new(specs, N_OF(specs));
+    set_route(f, 0, HTTPS, RET);
+    struct wr_router_input in = input(f, "Example.org:8080", "/x", "POST");
+    static const enum wr_router_verdict want[] = {WR_ROUTER_NOT_SCHEME, WR_ROUTER_NOT_HOST,
+                                                  WR_ROUTER_NOT_PATH, WR_ROUTER_NOT_METHOD,
+                                                  WR_ROUTER_TAKES};
+    for (size_t i = 0; i < N_OF(specs); i++)
+        assert_int_equal(wr_router_check(&f->cfg->routes[i], f->scratch, &in), want[i]);
+    assert_string_equal(matched(f, "Example.org:8080", "/x", "POST"), "any");
+    in = input(f, "WWW.example.org", "/x", "GET");
+    assert_int_equal(wr_router_check(&f->cfg->routes[1], f->scratch, &in), WR_ROUTER_TAKES);
+    assert_true(wr_router_path_matches(&f->cfg->routes[2], f->scratch, WR_STR("/api/x")));
+    assert_false(wr_router_path_matches(&f->cfg->routes[2], f->scratch, WR_STR("/api")));
+    fixture_free(f);
+}
+
+/* Issue 17.7: the steps conn and weir route share: the path a request is
+ * routed on, CONNECT and OPTIONS * around wr_router_match, and $host. */
+static void issue_17_request_path_and_route(void **state)
+{
+    (void)state;
+    static const struct route_spec specs[] = {
+        {"ro", WR_ROUTE_PREFIX, "/x/", NULL, GET_HEAD, NULL, "GET, HEAD"},
+    };
+    struct fixture *f = fixture_new(specs, N_OF(specs));
+    struct wr_http_request req = {.path = WR_STR("/a/%2e%2e/x/./y")};
+    char buf[64];
+    struct wr_str path;
+    assert_int_equal(wr_router_request_path(&req, buf, &path), 0);
+    assert_true(wr_str_eq(path, WR_STR("/x/y")));
+    req.path = WR_STR("*");
+    assert_int_equal(wr_router_request_path(&req, buf, &path), 0);
+    assert_true(path.ptr == req.path.ptr && path.len == 1);
+    req.path = WR_STR("/../x");
+    assert_int_equal(wr_router_request_path(&req, buf, &path), 400);
+
+    struct wr_router_input in = input(f, "", "/x/y", "POST");
+    assert_int_equal(wr_router_route(f->cfg, f->scratch, &in, &f->m), 405);
+    assert_string_equal(f->m.allow, "GET, HEAD");
+    in = input(f, "", "*", "OPTIONS");
+    assert_int_equal(wr_router_route(f->cfg, f->scratch, &in, &f->m), 200);
+    assert_string_equal(f->m.allow, "GET, HEAD, OPTIONS");
+    in = input(f, "", "", "CONNECT");
+    assert_int_equal(wr_router_route(f->cfg, f->scratch, &in, &f->m), 405);
+    assert_null(f->m.route);
+    in = input(f, "", "/x/y", "GET");
+    assert_int_equal(wr_router_route(f->cfg, f->scratch, &in, &f->m), 0);
+    assert_string_equal(f->m.route->name, "ro");
+    fixture_free(f);
+
+    char host[16];
+    assert_true(wr_str_eq(wr_router_host_var(WR_STR("Example.ORG:8080"), host, sizeof(host)),
+                          WR_STR("example.org")));
+    assert_true(wr_str_eq(wr_router_host_var(WR_STR("[::1]:80"), host, sizeof(host)),
+                          WR_STR("[::1]")));
+    assert_int_equal(wr_router_host_var(WR_STR(""), host, sizeof(host)).len, 0);
+    /* too long for buf: the slice itself, case kept */
+    struct wr_str long_host = WR_STR("A-very-long-name.example.org:1");
+    struct wr_str got = wr_router_host_var(long_host, host, sizeof(host));
+    assert_true(got.ptr == long_host.ptr && got.len == long_host.len - 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -770,6 +845,8 @@ int main(void)
         cmocka_unit_test(issue_13_unknown_method_501),
         cmocka_unit_test(issue_13_server_methods),
         cmocka_unit_test(issue_13_trace_only_when_named),
+        cmocka_unit_test(issue_17_check_verdicts),
+        cmocka_unit_test(issue_17_request_path_and_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
