@@ -1,5 +1,8 @@
 /*
- * conn: a client connection's whole life on one worker.
+ * conn: the HTTP/1 front end: a client connection's whole life on one
+ * worker. It knows framing, keep-alive and pipelining; it drives every
+ * route's handler the same way, through the exchange (handler.h), and
+ * never knows which handler it drives.
  *
  * The request path, one call per arrow:
  *   accept (worker) -> wr_conn_take -> [TLS: continue_handshake until
@@ -7,23 +10,28 @@
  *   connection's own buffer -> parse_and_answer: wr_http_parse_request gives
  *   a request view -> dispatch: select_route (wr_router_request_path
  *   normalises, wr_router_route picks a route; CONNECT and an OPTIONS * no
- *   route takes are answered from the server's methods) -> the route's action
- *   (actions[]: static, return, redirect) starts a response ->
- *   commit_response queues head and body -> flush_output writes (writev,
- *   sendfile) -> the next pipelined request is parsed, or the connection
- *   goes idle -> conn_close.
- * A proxy route instead: dispatch -> start_proxy (wr_proxy_start, proxy.c)
- *   -> ST_PROXY: forward_body hands body bytes to wr_proxy_send_body (first
- *   inviting a client that waits for 100 Continue, once the server can take
- *   the body); the proxy emits response bytes into our output queue
- *   (proxy_emit) and says done (proxy_done) -> end_proxy logs and goes on
- *   like any response; after a 101, start_tunnel lends the connection's
- *   stream to the proxy, which relays it to the upstream's (relay.h;
- *   ST_TUNNEL: conn only owns the stream until the exchange ends). A client's EOF during the exchange is judged
- *   by proxy_read: a half-close after the whole request is answered.
+ *   route takes are answered from the server's methods) -> start_exchange: the route's
+ *   handler (wr_handler_for) starts on a struct wr_exchange ->
+ *   a one-shot handler (static, return, redirect) answers at once through
+ *   the sink (h1_respond -> commit_response queues head and body) ->
+ *   flush_output writes (writev, sendfile) -> the next pipelined request is
+ *   parsed, or the connection goes idle -> conn_close.
+ * A handler that answers over time (proxy) instead: ST_EXCHANGE:
+ *   forward_body hands body bytes to wr_exchange_recv_body (first inviting
+ *   a client that waits for 100 Continue once the handler can take the
+ *   body); the handler answers through the sink: h1_send_head (the framing
+ *   is chosen here: Content-Length, chunked, or the close for HTTP/1.0,
+ *   h1_framing.h), h1_send (payload, framed and written), h1_end ->
+ *   end_exchange logs (with what the handler recorded in ex->log) and goes
+ *   on like any response; after h1_upgrade (a 101), start_tunnel lends the
+ *   connection's stream to the handler, which relays it (relay.h; ST_TUNNEL:
+ *   conn only owns the stream until the exchange ends). A client's EOF during the
+ *   exchange is judged by exchange_read: a half-close after the whole
+ *   request is answered.
  *
- * Not here: parsing (http_parser), choosing routes (router), building files'
- * responses (static), talking to upstreams (proxy). Invariants:
+ * Not here: parsing (http_parser), choosing routes (router), answering
+ * (the handlers: static, redirect, proxy; their per-worker state is theirs,
+ * wr_handlers). Invariants:
  *  - Only conn_close frees a connection, and every function that can reach
  *    it returns -1 afterwards; callers stop touching the connection then.
  *  - Request views point into io->rbuf. Bytes of a request head never move
@@ -47,12 +55,15 @@
  *    queue advances past it); it waits in the stream, and record_waits(c)
  *    counts as output pending wherever the queue does: EV_WRITE, the send
  *    timeout, no linger or close before it has gone.
- *  - Response bodies on routes other than proxy are read and discarded
- *    before the response is released (held), so a chunked body that breaks
+ *  - Request bodies of one-shot answers are read and discarded before the
+ *    response is released (held), so a chunked body that breaks
  *    max_body_size still gets its 413 and framing errors their 400.
- *  - Proxy callbacks (proxy_emit, proxy_body_room, proxy_done) never close
- *    or free anything: they queue output, set flags and activate ev_read;
- *    the connection acts in its own next event (defer_close, end_proxy).
+ *  - Sink calls (h1_send_head, h1_send, h1_body_room, h1_end, h1_upgrade)
+ *    never close or free anything and never call the handler back: they
+ *    queue output, set flags and activate ev_read; the connection acts in
+ *    its own next event (defer_close, exchange_progress: proceed, then
+ *    end_exchange). Only drop_exchange disposes an exchange (stop), from
+ *    c's own events, never from inside a callback (handler.h).
  */
 #include "weir/conn.h"
 
@@ -72,15 +83,12 @@
 #include <unistd.h>
 
 #include "weir/clock.h"
+#include "weir/h1_framing.h"
+#include "weir/handler.h"
 #include "weir/http_parser.h"
 #include "weir/limits.h"
 #include "weir/path.h"
-#include "weir/pool.h"
-#include "weir/proxy.h"
-#include "weir/static.h"
-#include "weir/static_cache.h"
 #include "weir/stream.h"
-#include "weir/upstream.h"
 #include "weir/tls.h"
 
 #define MAX_SEGS 32
@@ -97,13 +105,19 @@
 #define LINGER_MAX_BYTES (64 * 1024)
 #define MAX_FREE_CONNS 1024
 #define MAX_FREE_IO 256
+#define MAX_FREE_EXCHANGES 64
+/* Output slots an exchange's response may need at once: its head, a send of
+ * WR_EXCHANGE_MAX_IOV payload pieces with a chunk's size line and CRLF, the
+ * last chunk, and a 100 Continue in front. */
+#define EXCHANGE_SEGS (WR_EXCHANGE_MAX_IOV + 5)
 
 enum conn_state {
     ST_HANDSHAKE, /* TLS: handshake in progress (handshake_timeout) */
     ST_HEAD,    /* waiting for or reading a request head */
     ST_BODY,    /* reading and discarding the body of the request just answered */
-    ST_PROXY,   /* a proxied exchange: body goes up, response comes down (proxy.c) */
-    ST_TUNNEL,  /* after 101: proxy.c relays the socket; we only own it */
+    ST_EXCHANGE, /* a handler answers over time (proxy): the body goes to it as it
+                    takes it, its response is written as it comes (handler.h) */
+    ST_TUNNEL,  /* after 101: the handler relays the socket; we only own it */
     ST_CLOSING, /* last response queued: flush it, then linger */
     ST_LINGER,  /* write side shut: drop input until EOF or the deadline */
 };
@@ -122,11 +136,17 @@ struct wr_conn_io {
     struct wr_http_request req;
 
     enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } body_kind;
-    const char *piece;     /* proxied body: decoded bytes the proxy has not taken */
+    const char *piece;     /* ST_EXCHANGE body: decoded bytes the handler has not taken */
     size_t piece_len;
     bool is_piece_last;    /* piece ends the body */
-    bool is_abort_on_eof;  /* the proxy route's abort_on_eof (set at dispatch) */
+    bool is_abort_on_eof;  /* the route's abort_on_eof (set at dispatch) */
     bool is_continue_owed; /* proxied: the client waits for 100 Continue to send its body */
+    bool is_answer_keep_alive; /* the connection may go on after the answer being built */
+    bool is_exchange_keep_alive; /* ST_EXCHANGE: the same, lowered by the framing chosen
+                                    (h1_send_head: the close ends an HTTP/1.0 body) */
+    bool is_responded;     /* the handler answered at once (h1_respond) */
+    bool is_out_ended;     /* ST_EXCHANGE: the body's framing was ended (end_body) */
+    enum wr_h1_body out_body; /* ST_EXCHANGE: how the response body is framed */
     uint64_t body_left;    /* BODY_LENGTH: bytes still to read */
     uint64_t body_seen;    /* BODY_CHUNKED: data bytes so far */
     struct wr_http_chunked chunked;
@@ -142,11 +162,15 @@ struct wr_conn_io {
     /* The output queue, in the stream's own shape so that a write hands it
      * over as it is: memory (fd < 0; ptr borrowed: wbuf, config, static
      * pages) or a file range (fd owned, closed once sent; off: the next
-     * byte), len bytes left either way. file_refs[i] set: segs[i]'s bytes
-     * (its fd or its memory) belong to that cache entry, of which we hold
-     * one reference instead. */
+     * byte), len bytes left either way. refs[i].ref set: segs[i]'s bytes
+     * (its fd or its memory) belong to that reference (wr_resp's body_ref,
+     * e.g. an open-file cache entry), which we hold instead and drop with
+     * refs[i].unref once sent. */
     struct wr_stream_seg segs[MAX_SEGS];
-    struct wr_static_file *file_refs[MAX_SEGS];
+    struct seg_ref {
+        void *ref;
+        wr_resp_unref_fn unref;
+    } refs[MAX_SEGS];
     size_t seg_first, n_segs, n_ready; /* segs[seg_first..n_ready) may be written */
     char wbuf[WBUF_CAP];
     size_t wlen;
@@ -174,25 +198,31 @@ struct wr_conn {
     bool is_peer_eof;        /* read returned 0: answer what we have, then close */
     bool is_backlogged;      /* buffered requests wait: the per-event cap or output
                                 room stopped us; on_client_read resumes without reading */
-    bool is_doomed;          /* a write failed inside a proxy callback: close on our
-                                next event (callbacks never close) */
+    bool is_doomed;          /* a write failed inside a sink call: close on our
+                                next event (sink calls never close) */
     bool is_body_blocked;    /* the server is not taking the body: wait for body_room */
-    bool is_proxy_done;      /* proxy called done(); handled once output drained */
+    bool is_upgrading;       /* the handler asked for the 101 (h1_upgrade): the tunnel
+                                starts once the head is written */
+    bool is_proceed_owed;    /* h1_send kept bytes: proceed once they are written */
     bool is_idle_counted;    /* counted in home->n_idle (count_idle) */
-    struct wr_proxy *proxy;  /* owned: the exchange in flight (ST_PROXY, ST_TUNNEL) */
+    struct wr_exchange *ex;  /* owned (a struct conn_exchange): the exchange in
+                                flight (ST_EXCHANGE, ST_TUNNEL) */
     char peer[48];           /* remote address text for logs and $remote_addr */
+};
+
+/* An exchange in flight, with what must outlive dispatch: its response head
+ * and the subject its log lines name. From the worker's free list. */
+struct wr_conn_exchange {
+    struct wr_exchange ex;  /* first: c->ex points here */
+    struct wr_resp resp;
+    struct wr_log_request subject;
+    struct wr_conn_exchange *next_free;
 };
 
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static int settle(struct wr_conn *c);
 static void set_timer(struct wr_conn *c, uint64_t deadline_ms);
-
-static const wr_action_fn actions[] = {
-    [WR_ACTION_STATIC] = wr_static_handle,
-    [WR_ACTION_RETURN] = wr_resp_action_return,
-    [WR_ACTION_REDIRECT] = wr_resp_action_redirect,
-};
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -220,11 +250,11 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, siz
     return io;
 }
 
-/* Lets go of a file body: close an owned fd, or drop a cache reference. */
-static void release_file(int fd, struct wr_static_file *file_ref)
+/* Lets go of a body: close an owned fd, or drop a body reference. */
+static void release_file(int fd, void *ref, wr_resp_unref_fn unref)
 {
-    if (file_ref)
-        wr_static_file_unref(file_ref);
+    if (ref)
+        unref(ref);
     else if (fd >= 0)
         close(fd);
 }
@@ -232,8 +262,8 @@ static void release_file(int fd, struct wr_static_file *file_ref)
 static void drop_segs(struct wr_conn_io *io, size_t from)
 {
     for (size_t i = from; i < io->n_segs; i++) {
-        if (io->segs[i].fd >= 0 || io->file_refs[i])
-            release_file(io->segs[i].fd, io->file_refs[i]);
+        if (io->segs[i].fd >= 0 || io->refs[i].ref)
+            release_file(io->segs[i].fd, io->refs[i].ref, io->refs[i].unref);
     }
     io->n_segs = from;
     if (io->n_ready > from)
@@ -263,7 +293,7 @@ static void release_io(struct wr_conns *cs, struct wr_conn *c)
 /* ---- life and death ---------------------------------------------------- */
 
 /* c's connection is gone: an old snapshot leaves with its last one, and the
- * pool may then let go of the server entries only it named. */
+ * handlers may then let go of what only it named (the proxy's pool entries). */
 static void forget_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
 {
     for (size_t i = 0; i < cs->n_snapshots; i++) {
@@ -274,42 +304,54 @@ static void forget_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
         if (i > 0 && snap->n_conns == 0) {
             memmove(snap, snap + 1, (cs->n_snapshots - i - 1) * sizeof(*snap));
             cs->n_snapshots--;
-            cs->is_pool_sweep_due = true;
+            cs->is_snapshots_changed = true;
         }
         return;
     }
 }
 
-/* Makes cfg the current snapshot (first); the previous one stays while
- * connections hold it. Returns -1 when out of memory (nothing changed). */
-static int track_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+/* Room for one more snapshot in cs->snapshots. Returns -1 when out of
+ * memory (nothing changed). */
+static int reserve_snapshot(struct wr_conns *cs)
 {
-    cs->is_pool_sweep_due = true;
+    if (cs->n_snapshots < cs->cap_snapshots)
+        return 0;
+    size_t cap = cs->cap_snapshots * 2;
+    struct wr_conns_snapshot *more = realloc(cs->snapshots, cap * sizeof(*more));
+    if (!more)
+        return -1;
+    cs->snapshots = more;
+    cs->cap_snapshots = cap;
+    return 0;
+}
+
+/* Makes cfg the current snapshot (first); the previous one stays while
+ * connections hold it. Needs the room reserve_snapshot made. */
+static void track_snapshot(struct wr_conns *cs, const struct wr_config *cfg)
+{
+    cs->is_snapshots_changed = true;
     if (cs->snapshots[0].n_conns == 0) {
         cs->snapshots[0].cfg = cfg;
-        return 0;
-    }
-    if (cs->n_snapshots == cs->cap_snapshots) {
-        size_t cap = cs->cap_snapshots * 2;
-        struct wr_conns_snapshot *more = realloc(cs->snapshots, cap * sizeof(*more));
-        if (!more)
-            return -1;
-        cs->snapshots = more;
-        cs->cap_snapshots = cap;
+        return;
     }
     memmove(cs->snapshots + 1, cs->snapshots, cs->n_snapshots * sizeof(*cs->snapshots));
     cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
     cs->n_snapshots++;
-    return 0;
 }
 
-/* Frees the pool's server entries that no snapshot in use names. */
-static void sweep_pool(struct wr_conns *cs)
+/* Tells the handlers which snapshots are still in use (a reload, or the
+ * last connection of an old one closed). Not from conn_close itself: this
+ * may close idle upstream connections, which is the tick's work. */
+static void announce_snapshots(struct wr_conns *cs)
 {
-    cs->is_pool_sweep_due = false;
+    const struct wr_config **cfgs = malloc(cs->n_snapshots * sizeof(*cfgs));
+    if (!cfgs)
+        return; /* is_snapshots_changed stays set: the next tick tries again */
+    cs->is_snapshots_changed = false;
     for (size_t i = 0; i < cs->n_snapshots; i++)
-        wr_pool_keep(cs->pool, cs->snapshots[i].cfg);
-    wr_pool_sweep(cs->pool);
+        cfgs[i] = cs->snapshots[i].cfg;
+    wr_handlers_snapshots_in_use(&cs->handlers, cfgs, cs->n_snapshots);
+    free(cfgs);
 }
 
 /* conns_idle: a connection that waits for a request and holds no buffer.
@@ -327,16 +369,45 @@ static void count_idle(struct wr_conn *c)
         c->home->n_idle--;
 }
 
+/* A fresh exchange struct, or NULL when out of memory. */
+static struct wr_conn_exchange *take_exchange(struct wr_conns *cs)
+{
+    struct wr_conn_exchange *ce = cs->free_exchanges;
+    if (ce) {
+        cs->free_exchanges = ce->next_free;
+        cs->n_free_exchanges--;
+        return ce;
+    }
+    return malloc(sizeof(*ce));
+}
+
+/* Disposes c's exchange (the handler's stop) and keeps its struct for reuse.
+ * Never from inside a handler callback or a sink call (handler.h rule 2):
+ * only from c's own events. */
+static void drop_exchange(struct wr_conn *c)
+{
+    struct wr_conns *cs = c->home;
+    struct wr_conn_exchange *ce = (struct wr_conn_exchange *)c->ex;
+    if (!ce)
+        return;
+    wr_exchange_stop(&ce->ex);
+    c->ex = NULL;
+    c->is_upgrading = c->is_proceed_owed = false;
+    if (cs->n_free_exchanges < MAX_FREE_EXCHANGES) {
+        ce->next_free = cs->free_exchanges;
+        cs->free_exchanges = ce;
+        cs->n_free_exchanges++;
+    } else {
+        free(ce);
+    }
+}
+
 static void conn_close(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
     wr_timer_disarm(&cs->wheel, &c->timer);
     event_del(&c->ev_read);
-    if (c->proxy) {
-        /* Before the socket closes: a tunnel has events on it. */
-        wr_proxy_free(c->proxy);
-        c->proxy = NULL;
-    }
+    drop_exchange(c); /* before the socket closes: a tunnel has events on it */
     release_io(cs, c); /* deletes the write event while the fd is still open */
     wr_stream_fini(&c->s); /* before the snapshot that holds its TLS contexts */
     count_idle(c);
@@ -454,7 +525,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "out of memory accepting a connection");
         return;
     }
-    cs->proxy_env.metrics = cs->metrics; /* set by the worker after init */
+    cs->henv.metrics = cs->metrics; /* set by the worker after init */
     *c = (struct wr_conn){.home = cs, .state = ST_HEAD, .peer_key = peer_key,
                           .ip_slot = ip_slot};
     wr_stream_init(&c->s, fd);
@@ -495,9 +566,9 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
 
 static bool has_output_room(const struct wr_conn_io *io)
 {
-    /* A proxied response may queue WR_PROXY_MAX_IOV segments at once, behind
-     * a 100 Continue that is still waiting for a slow reader. */
-    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + 1 + WR_PROXY_MAX_IOV <= MAX_SEGS;
+    /* The next request may start an exchange (EXCHANGE_SEGS), behind a 100
+     * Continue that is still waiting for a slow reader. */
+    return io->wlen + MIN_HEAD_ROOM <= WBUF_CAP && io->n_segs + EXCHANGE_SEGS <= MAX_SEGS;
 }
 
 static bool record_waits(const struct wr_conn *c);
@@ -508,34 +579,34 @@ static bool has_output_pending(const struct wr_conn *c)
     return (c->io && c->io->seg_first < c->io->n_segs) || record_waits(c);
 }
 
-static void push_seg(struct wr_conn_io *io, struct wr_stream_seg seg,
-                     struct wr_static_file *file_ref)
+static void push_seg(struct wr_conn_io *io, struct wr_stream_seg seg, void *ref,
+                     wr_resp_unref_fn unref)
 {
-    io->file_refs[io->n_segs] = file_ref;
+    io->refs[io->n_segs] = (struct seg_ref){ref, unref};
     io->segs[io->n_segs++] = seg;
 }
 
 static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
 {
     if (len > 0)
-        push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, NULL);
+        push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, NULL, NULL);
 }
 
-/* A memory body owned by a cache entry: we hold file_ref until it is sent. */
-static void push_mem_ref(struct wr_conn_io *io, const char *ptr, size_t len,
-                         struct wr_static_file *file_ref)
+/* A memory body owned by a reference: we hold it until the body is sent. */
+static void push_mem_ref(struct wr_conn_io *io, const char *ptr, size_t len, void *ref,
+                         wr_resp_unref_fn unref)
 {
     if (len == 0) {
-        wr_static_file_unref(file_ref);
+        unref(ref);
         return;
     }
-    push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, file_ref);
+    push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, ref, unref);
 }
 
-static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len,
-                      struct wr_static_file *file_ref)
+static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len, void *ref,
+                      wr_resp_unref_fn unref)
 {
-    push_seg(io, (struct wr_stream_seg){.len = len, .fd = fd, .off = off}, file_ref);
+    push_seg(io, (struct wr_stream_seg){.len = len, .fd = fd, .off = off}, ref, unref);
 }
 
 /* Marks n bytes of the leading segments, memory or file, as written. */
@@ -552,10 +623,10 @@ static void advance_out(struct wr_conn_io *io, size_t n)
         s->len -= take;
         n -= take;
         if (s->len == 0) {
-            if (s->fd >= 0 || io->file_refs[i])
-                release_file(s->fd, io->file_refs[i]);
+            if (s->fd >= 0 || io->refs[i].ref)
+                release_file(s->fd, io->refs[i].ref, io->refs[i].unref);
             s->fd = -1;
-            io->file_refs[i] = NULL;
+            io->refs[i].ref = NULL;
             io->seg_first++;
         }
     }
@@ -680,10 +751,10 @@ static uint64_t pick_deadline(const struct wr_conn *c)
         return c->phase_ms + wr_tls_handshake_timeout_ms(wr_stream_tls(&c->s));
     if ((io && io->seg_first < io->n_ready) || record_waits(c))
         return c->last_io_ms + lim->send_timeout_ms;
-    if (c->state == ST_PROXY && io->body_kind != BODY_NONE && !c->is_body_blocked)
+    if (c->state == ST_EXCHANGE && io->body_kind != BODY_NONE && !c->is_body_blocked)
         return c->last_io_ms + lim->body_timeout_ms;
-    if (c->state == ST_PROXY || c->state == ST_TUNNEL)
-        return 0; /* the proxy keeps the upstream deadlines */
+    if (c->state == ST_EXCHANGE || c->state == ST_TUNNEL)
+        return 0; /* the handler keeps its own deadlines (the proxy's upstream ones) */
     if (c->state == ST_BODY)
         return c->last_io_ms + lim->body_timeout_ms;
     if ((io && io->rstart < io->rlen) || c->n_requests == 0)
@@ -712,8 +783,8 @@ static int settle(struct wr_conn *c)
     bool is_pending = has_output_pending(c);
     if (c->state == ST_CLOSING && !is_pending)
         return start_linger(c);
-    /* A proxied exchange outlives a half-close (proxy_read decides). */
-    if (c->is_peer_eof && !is_pending && c->state != ST_PROXY) {
+    /* An exchange outlives a half-close (exchange_read decides). */
+    if (c->is_peer_eof && !is_pending && c->state != ST_EXCHANGE) {
         conn_close(c);
         return -1;
     }
@@ -729,7 +800,7 @@ static int settle(struct wr_conn *c)
     /* Backpressure: no reading while our answers cannot be written, nor
      * while the server does not take the body, nor into a full buffer. */
     bool should_pause = c->is_write_armed || c->is_peer_eof;
-    if (c->state == ST_PROXY)
+    if (c->state == ST_EXCHANGE)
         should_pause = c->is_peer_eof || c->is_body_blocked || (io && io->rlen == io->rcap);
     if (should_pause != c->is_read_paused) {
         if (should_pause)
@@ -804,10 +875,11 @@ static void log_request(struct wr_conn *c)
         .log_time = cs->clock.log_time,
         .iso_time = cs->clock.iso_time,
     };
-    if (c->proxy) {
-        e.upstream_addr = wr_str_from_cstr(wr_proxy_upstream_addr(c->proxy));
-        e.upstream_status = wr_str_from_cstr(wr_proxy_upstream_status(c->proxy));
-        e.upstream_time_us = wr_proxy_upstream_time_us(c->proxy);
+    /* What the handler recorded: the proxy's upstream fields. */
+    if (c->ex && c->ex->log.upstream_addr) {
+        e.upstream_addr = wr_str_from_cstr(c->ex->log.upstream_addr);
+        e.upstream_status = wr_str_from_cstr(c->ex->log.upstream_status);
+        e.upstream_time_us = c->ex->log.upstream_time_us;
     }
     wr_access_log_add(&cs->access_log, &e);
 }
@@ -821,6 +893,17 @@ static void build_error(struct wr_conn *c, struct wr_resp *r, int status, const 
     if (allow)
         wr_resp_field(r, WR_HTTP_FIELD_ALLOW, wr_str_from_cstr(allow));
     wr_resp_set_page(r);
+}
+
+/* Finishes r's head for this client: status line, framing fields (the
+ * whole body is known: its length), Connection. */
+static void finish_head(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
+{
+    const struct wr_http_request *req = &c->io->req;
+    r->has_length = true;
+    struct wr_h1_framing f = wr_h1_choose_framing(r->status, req->method_id == WR_HTTP_HEAD,
+                                                  true, req->minor_version, is_keep_alive);
+    wr_h1_finish_head(r, &f, req->minor_version);
 }
 
 /*
@@ -837,28 +920,29 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
         wr_resp_drop_fields(r, route->replaced_fields);
     for (size_t i = 0; route && i < route->n_add_headers; i++)
         wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
-    wr_resp_finish(r, is_keep_alive, io->req.minor_version);
+    finish_head(c, r, is_keep_alive);
     if (r->is_overflow) {
-        if (r->file_fd >= 0 || r->file_ref)
-            release_file(r->file_fd, r->file_ref);
+        if (r->file_fd >= 0 || r->body_ref)
+            release_file(r->file_fd, r->body_ref, r->body_unref);
         struct wr_log_request rq = log_subject(c);
         wr_log_request(WR_LOG_ERROR, c->home->worker_id, c->id, &rq,
                        "response head over %d bytes", WBUF_CAP);
         build_error(c, r, 500, NULL);
-        wr_resp_finish(r, is_keep_alive, io->req.minor_version);
+        finish_head(c, r, is_keep_alive);
     }
-    bool is_bodiless = r->is_head_only || io->req.method_id == WR_HTTP_HEAD;
+    bool is_bodiless = r->is_head_only;
     io->held_seg = io->n_segs;
     io->held_wlen = io->wlen;
-    push_mem(io, r->head, r->head_len);
-    io->wlen += r->head_len;
-    bool has_file = r->file_fd >= 0 || r->file_ref;
+    struct wr_str head = wr_resp_bytes(r);
+    push_mem(io, head.ptr, head.len);
+    io->wlen += r->head_len; /* the status room before it included */
+    bool has_file = r->file_fd >= 0 || r->body_ref;
     if (has_file && (is_bodiless || r->body_len == 0))
-        release_file(r->file_fd, r->file_ref);
+        release_file(r->file_fd, r->body_ref, r->body_unref);
     else if (r->file_fd >= 0)
-        push_file(io, r->file_fd, r->file_off, r->body_len, r->file_ref);
-    else if (r->file_ref)
-        push_mem_ref(io, r->body, r->body_len, r->file_ref); /* a cached small file */
+        push_file(io, r->file_fd, r->file_off, r->body_len, r->body_ref, r->body_unref);
+    else if (r->body_ref)
+        push_mem_ref(io, r->body, r->body_len, r->body_ref, r->body_unref); /* a cached small file */
     else if (!is_bodiless)
         push_mem(io, r->body, r->body_len);
     io->log_status = r->status;
@@ -884,28 +968,48 @@ static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t 
     return 429;
 }
 
-static const struct wr_proxy_ops proxy_ops;
+static const struct wr_exchange_sink h1_sink;
 
-/* Starts a proxied exchange for a request routed to a proxy route. Returns
- * 0 when the proxy took it (conn then waits for done()), else a status. */
-static int start_proxy(struct wr_conn *c, const struct wr_exchange *ex, bool is_keep_alive)
+/*
+ * Starts the route's handler on io->req through a new exchange (c->ex).
+ * Returns 0 when the handler took the request: *is_async false when it
+ * answered at once (the exchange is disposed again), true when it answers
+ * over time (ST_EXCHANGE follows; the end arrives through the sink). Else
+ * the status to answer with a page.
+ */
+static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, struct wr_str path,
+                          size_t path_len, bool *is_async)
 {
-    const struct wr_http_request *req = ex->req;
-    struct wr_proxy_request pr = {
-        .ex = ex,
-        .client_addr = wr_str_from_cstr(c->peer),
-        .is_tls = wr_stream_is_tls(&c->s),
+    struct wr_conns *cs = c->home;
+    struct wr_conn_io *io = c->io;
+    const struct wr_route *route = cs->match.route;
+    const struct wr_http_request *req = &io->req;
+    *is_async = false;
+    struct wr_conn_exchange *ce = take_exchange(cs);
+    if (!ce)
+        return 500;
+    ce->subject = log_subject(c);
+    ce->ex = (struct wr_exchange){
+        .req = req, .route = route, .match = &cs->match, .path = path, .vars = vars,
+        .clock = &cs->clock, .resp = &ce->resp,
+        .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
+        .log_subject = &ce->subject, .worker_id = cs->worker_id, .conn_id = c->id,
+        .client_addr = wr_str_from_cstr(c->peer), .is_tls = wr_stream_is_tls(&c->s),
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
-        .is_chunked = req->is_chunked,
-        .is_keep_alive = is_keep_alive,
-        .id = c->id,
+        .is_keep_alive = io->is_exchange_keep_alive,
         .max_head_bytes = c->cfg->limits.max_header_bytes,
     };
-    int status = 0;
-    c->is_proxy_done = false;
+    wr_resp_init(&ce->resp, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
+    wr_exchange_init(&ce->ex, wr_handler_for(route->action),
+                     wr_handlers_state(&cs->handlers, route->action), &h1_sink, c);
+    c->ex = &ce->ex;
     c->is_body_blocked = false;
-    c->proxy = wr_proxy_start(&c->home->proxy_env, &pr, &proxy_ops, c, &status);
-    return c->proxy ? 0 : status;
+    io->is_responded = false;
+    int status = wr_exchange_start(&ce->ex);
+    *is_async = status == 0 && !io->is_responded;
+    if (!*is_async)
+        drop_exchange(c);
+    return status;
 }
 
 /*
@@ -948,11 +1052,13 @@ static void build_server_options(struct wr_conn *c, struct wr_resp *r, const cha
 }
 
 /*
- * Runs the router and the route's action for the parsed request in io->req.
- * Returns true when the request went to a proxy (no response queued yet).
+ * Runs the router and the route's handler for the parsed request in io->req.
+ * Returns true when the handler answers over time (ST_EXCHANGE; no response
+ * queued yet).
  * is_keep_alive: the connection may go on after the exchange; is_body_unsent:
  * a client waits for 100 Continue before sending its body, so any answer
- * other than a proxy's closes the connection (the body is never read).
+ * other than an exchange's that takes the body closes the connection (the
+ * body is never read).
  */
 static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
                      bool is_body_unsent)
@@ -984,32 +1090,20 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         commit_response(c, r, NULL, &vars, is_keep_alive && !is_body_unsent);
         return false;
     }
-    wr_action_fn action = NULL;
-    if (status == 0 && (size_t)m->route->action < sizeof(actions) / sizeof(actions[0]))
-        action = actions[m->route->action];
     uint64_t retry_after_s = 0;
     struct wr_log_request subject = log_subject(c);
     if (status == 0 && m->route->rate_limit.interval_us != 0)
         status = check_rate(c, m->route, &retry_after_s, &subject);
     if (status == 0) {
-        struct wr_exchange ex = {
-            .req = req, .route = m->route, .match = m, .path = path, .vars = &vars,
-            .clock = &cs->clock, .resp = r,
-            .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
-            .static_cache = cs->static_cache,
-            .log_subject = &subject, .worker_id = cs->worker_id, .conn_id = c->id,
-        };
-        if (m->route->action == WR_ACTION_PROXY) {
-            status = start_proxy(c, &ex, is_keep_alive);
-            /* Its answers, 502/504 included, count under the route. */
-            io->route = m->route;
-            io->is_abort_on_eof = m->route->abort_on_eof;
-            if (status == 0)
-                return true;
-        } else {
-            wr_resp_init(r, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
-            status = action ? action(&ex) : 500;
-        }
+        /* Its answers, 502/504 included, count under the route. */
+        io->route = m->route;
+        io->is_abort_on_eof = m->route->abort_on_eof;
+        io->is_answer_keep_alive = is_keep_alive && !is_body_unsent;
+        io->is_exchange_keep_alive = is_keep_alive;
+        bool is_async;
+        status = start_exchange(c, &vars, path, path_len, &is_async);
+        if (status == 0)
+            return is_async; /* else answered through the sink (h1_respond) */
     }
     if (status != 0)
         build_error(c, r, status, status == 405 ? m->allow : NULL);
@@ -1082,10 +1176,10 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
     c->state = ST_CLOSING;
 }
 
-/* ---- proxied exchanges ------------------------------------------------ */
+/* ---- exchanges answered over time ------------------------------------- */
 
-/* Closes c from its own next event: proxy callbacks and the functions they
- * reach never close a connection under the proxy's feet. */
+/* Closes c from its own next event: sink calls and the functions they
+ * reach never close a connection under the handler's feet. */
 static void defer_close(struct wr_conn *c)
 {
     c->is_doomed = true;
@@ -1093,17 +1187,15 @@ static void defer_close(struct wr_conn *c)
 }
 
 /* The body broke the rules (bad chunk, over max_body_size): status, then
- * close; or only the close when a proxied response is already under way. */
+ * close; or only the close when the exchange's response is already under
+ * way. */
 static void reject_body(struct wr_conn *c, int status)
 {
-    if (c->proxy && (wr_proxy_bytes_out(c->proxy) > 0 || c->is_proxy_done)) {
+    if (c->ex && (c->ex->is_head_sent || c->ex->is_ended)) {
         defer_close(c);
         return;
     }
-    if (c->proxy) {
-        wr_proxy_free(c->proxy);
-        c->proxy = NULL;
-    }
+    drop_exchange(c);
     c->io->body_kind = BODY_NONE;
     answer_and_close(c, status, true);
 }
@@ -1159,7 +1251,7 @@ static bool next_piece(struct wr_conn *c)
 static bool invite_body(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    if (io->rstart == io->rlen && !wr_proxy_can_take_body(c->proxy)) {
+    if (io->rstart == io->rlen && !wr_exchange_can_recv_body(c->ex)) {
         c->is_body_blocked = true;
         return false;
     }
@@ -1173,17 +1265,25 @@ static bool invite_body(struct wr_conn *c)
     return true;
 }
 
-/* Hands the request body in the buffer to the proxy, as far as it takes it. */
+/* The handler ended the exchange, or asked for the 101: c acts on it once
+ * its output is written. */
+static bool is_exchange_due(const struct wr_conn *c)
+{
+    return c->ex && (c->ex->is_ended || c->is_upgrading);
+}
+
+/* Hands the request body in the buffer to the handler, as far as it takes
+ * it (a handler that takes no body has it discarded). */
 static void forward_body(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    if (io->is_continue_owed && c->proxy && !c->is_proxy_done && !c->is_doomed &&
+    if (io->is_continue_owed && c->ex && !is_exchange_due(c) && !c->is_doomed &&
         !invite_body(c))
         return;
-    while (io->body_kind != BODY_NONE && c->proxy && !c->is_doomed && c->state == ST_PROXY) {
+    while (io->body_kind != BODY_NONE && c->ex && !c->is_doomed && c->state == ST_EXCHANGE) {
         if (io->piece_len == 0 && !io->is_piece_last && !next_piece(c))
             return;
-        ssize_t k = wr_proxy_send_body(c->proxy, io->piece, io->piece_len, io->is_piece_last);
+        ssize_t k = wr_exchange_recv_body(c->ex, io->piece, io->piece_len, io->is_piece_last);
         if (k < 0 || (size_t)k < io->piece_len) {
             if (k > 0) {
                 io->piece += k;
@@ -1233,40 +1333,155 @@ static bool write_queued(struct wr_conn *c)
     return is_written;
 }
 
-static bool proxy_emit(void *arg, const struct iovec *iov, int n)
+/* ---- the sink (handler.h): the handler answers through these ---------- */
+
+/* The whole response at once (one-shot handlers, from start). */
+static void h1_respond(struct wr_exchange *ex)
 {
-    struct wr_conn *c = arg;
-    struct wr_conn_io *io = c->io;
-    for (int i = 0; i < n; i++)
-        push_mem(io, iov[i].iov_base, iov[i].iov_len);
-    io->n_ready = io->n_segs;
-    if (c->is_doomed)
-        return false;
-    return write_queued(c);
+    struct wr_conn *c = ex->front;
+    c->io->is_responded = true;
+    commit_response(c, ex->resp, ex->route, ex->vars, c->io->is_answer_keep_alive);
 }
 
-static void proxy_body_room(void *arg)
+/* Queues the handler's head, finished for this client (the framing decided
+ * here); the body follows with h1_send, in the same write. */
+static void h1_send_head(struct wr_exchange *ex)
 {
-    struct wr_conn *c = arg;
+    struct wr_conn *c = ex->front;
+    struct wr_conn_io *io = c->io;
+    struct wr_resp *r = ex->resp;
+    const struct wr_http_request *req = &io->req;
+    struct wr_h1_framing f =
+        wr_h1_choose_framing(r->status, req->method_id == WR_HTTP_HEAD, r->has_length,
+                             req->minor_version, io->is_exchange_keep_alive);
+    io->out_body = f.body;
+    io->is_out_ended = false;
+    io->is_exchange_keep_alive = f.is_keep_alive;
+    wr_h1_finish_head(r, &f, req->minor_version);
+    if (r->is_overflow) {
+        /* The handler left less than WR_RESP_FRAMING_ROOM: a bug there, and
+         * too late for a 500 of ours. */
+        io->out_body = WR_H1_BODY_NONE;
+        defer_close(c);
+        return;
+    }
+    struct wr_str head = wr_resp_bytes(r);
+    push_mem(io, head.ptr, head.len);
+    io->n_ready = io->n_segs;
+}
+
+/* The body is complete: a chunked one ends with its last chunk. */
+static void end_body(struct wr_conn_io *io)
+{
+    if (io->out_body == WR_H1_BODY_CHUNKED && !io->is_out_ended)
+        push_mem(io, "0\r\n\r\n", 5);
+    io->is_out_ended = true;
+}
+
+/* "<hex length>\r\n" into out (at least 18 bytes). */
+static size_t chunk_size_line(char *out, uint64_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t k = 0;
+    do {
+        tmp[k++] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    for (size_t i = 0; i < k; i++)
+        out[i] = tmp[k - 1 - i];
+    out[k] = '\r';
+    out[k + 1] = '\n';
+    return k + 2;
+}
+
+/* Body payload: framed (one chunk per call when chunked), queued and
+ * written as far as the socket takes it now, never closing c. */
+static bool h1_send(struct wr_exchange *ex, const struct iovec *iov, int n, bool is_final)
+{
+    struct wr_conn *c = ex->front;
+    struct wr_conn_io *io = c->io;
+    if (io->out_body == WR_H1_BODY_NONE || io->is_out_ended)
+        return true; /* no body may follow this head (HEAD, 204, 304) */
+    /* Room: has_output_room reserved EXCHANGE_SEGS before the exchange began,
+     * and the handler sends again only once this is written (proceed). */
+    if (io->n_segs + (size_t)n + 3 > MAX_SEGS || io->wlen + 18 > WBUF_CAP) {
+        defer_close(c);
+        return false;
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    bool is_chunk = io->out_body == WR_H1_BODY_CHUNKED && total > 0;
+    if (is_chunk) {
+        size_t k = chunk_size_line(io->wbuf + io->wlen, total);
+        push_mem(io, io->wbuf + io->wlen, k);
+        io->wlen += k;
+    }
+    for (int i = 0; i < n; i++)
+        push_mem(io, iov[i].iov_base, iov[i].iov_len);
+    if (is_chunk)
+        push_mem(io, "\r\n", 2);
+    if (is_final)
+        end_body(io);
+    io->n_ready = io->n_segs;
+    bool is_written = !c->is_doomed && write_queued(c);
+    c->is_proceed_owed = !is_written;
+    return is_written;
+}
+
+static void h1_body_room(struct wr_exchange *ex)
+{
+    struct wr_conn *c = ex->front;
     c->is_body_blocked = false;
     event_active(&c->ev_read, EV_READ, 0);
 }
 
-static void proxy_done(void *arg, int end)
+static void h1_end(struct wr_exchange *ex, int how)
 {
-    struct wr_conn *c = arg;
-    c->is_proxy_done = true;
-    (void)end; /* the exchange keeps it: wr_proxy_end */
+    struct wr_conn *c = ex->front;
+    if (how == WR_EXCHANGE_COMPLETE && c->io && ex->is_head_sent && !c->is_upgrading) {
+        end_body(c->io);
+        c->io->n_ready = c->io->n_segs;
+    }
     event_active(&c->ev_read, EV_READ, 0); /* on_client_read hands it on */
 }
 
-static const struct wr_proxy_ops proxy_ops = {
-    .emit = proxy_emit,
-    .body_room = proxy_body_room,
-    .done = proxy_done,
+/* The 101 and the server's first bytes; the tunnel starts once they are
+ * written (start_tunnel). */
+static void h1_upgrade(struct wr_exchange *ex, const struct iovec *iov, int n)
+{
+    struct wr_conn *c = ex->front;
+    struct wr_conn_io *io = c->io;
+    struct wr_resp *r = ex->resp;
+    struct wr_h1_framing f = {.is_upgrade = true};
+    wr_h1_finish_head(r, &f, io->req.minor_version);
+    io->is_exchange_keep_alive = false;
+    if (r->is_overflow) {
+        defer_close(c);
+        return;
+    }
+    struct wr_str head = wr_resp_bytes(r);
+    push_mem(io, head.ptr, head.len);
+    for (int i = 0; i < n; i++)
+        push_mem(io, iov[i].iov_base, iov[i].iov_len);
+    io->n_ready = io->n_segs;
+    c->is_upgrading = true;
+    if (!c->is_doomed)
+        write_queued(c);
+    event_active(&c->ev_read, EV_READ, 0);
+}
+
+static const struct wr_exchange_sink h1_sink = {
+    .respond = h1_respond,
+    .send_head = h1_send_head,
+    .send = h1_send,
+    .body_room = h1_body_room,
+    .end = h1_end,
+    .upgrade = h1_upgrade,
 };
 
-/* After 101 went out: the proxy relays the socket from now on. */
+/* After 101 went out: the handler relays the socket from now on. */
 static void start_tunnel(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
@@ -1278,44 +1493,48 @@ static void start_tunnel(struct wr_conn *c)
     c->is_write_armed = false;
     c->is_read_paused = true;
     c->state = ST_TUNNEL;
+    c->is_upgrading = false;
     set_timer(c, 0);
-    const char *pending = io->rbuf + io->rstart;
-    size_t pending_len = io->rlen - io->rstart;
-    wr_proxy_tunnel(c->proxy, &c->s, pending, pending_len); /* copies pending */
+    struct wr_exchange_tunnel t = {.client = &c->s,
+                                   .pending = io->rbuf + io->rstart,
+                                   .pending_len = io->rlen - io->rstart};
+    wr_exchange_upgraded(c->ex, &t); /* copies pending */
+    /* The request's views die with io: the handler was told (handler.h). */
+    c->ex->req = NULL;
+    c->ex->log_subject = NULL;
     release_io(c->home, c);
 }
 
 /*
- * The proxy called done() and everything it emitted is written: log, free
- * the exchange and go on with the connection (or close it). Returns -1 if
- * c was closed.
+ * The handler ended the exchange (or asked for the 101) and everything it
+ * sent is written: log, dispose of the exchange and go on with the
+ * connection (or close it). Returns -1 if c was closed.
  */
-static int end_proxy(struct wr_conn *c)
+static int end_exchange(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    int end = wr_proxy_end(c->proxy);
-    c->is_proxy_done = false;
     if (c->state == ST_TUNNEL) {
         conn_close(c);
         return -1;
     }
-    if (end == WR_PROXY_TUNNEL) {
+    if (c->is_upgrading) {
         start_tunnel(c);
         return 0;
     }
+    const struct wr_exchange *ex = c->ex;
+    int end = ex->end;
     bool is_body_read = io->body_kind == BODY_NONE;
     /* The exchange started from the client's keep-alive and only ever lowers it. */
-    bool is_keep_alive = is_body_read && !c->is_peer_eof &&
-                         wr_proxy_is_keep_alive(c->proxy);
+    bool is_keep_alive = is_body_read && !c->is_peer_eof && io->is_exchange_keep_alive;
     if (end >= 400) {
         struct wr_resp r;
         build_error(c, &r, end, NULL);
         commit_response(c, &r, NULL, NULL, is_keep_alive);
     } else {
-        io->log_status = wr_proxy_status(c->proxy);
-        io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
+        io->log_status = ex->log.status;
+        io->log_bytes = ex->log.body_bytes;
     }
-    if (end == WR_PROXY_BROKEN) {
+    if (end == WR_EXCHANGE_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
         io->log_status = io->log_status ? io->log_status : 502;
         account_request(c);
@@ -1324,34 +1543,35 @@ static int end_proxy(struct wr_conn *c)
     }
     io->body_kind = BODY_NONE;
     c->state = ST_HEAD;
-    finish_request(c); /* logs, with the upstream's address and time */
-    wr_proxy_free(c->proxy);
-    c->proxy = NULL;
+    finish_request(c); /* logs, with what the handler recorded (upstream fields) */
+    drop_exchange(c);
     if (!is_keep_alive)
         c->state = ST_CLOSING;
     return 0;
 }
 
 /*
- * Drives a proxied exchange after our output drained or the proxy ended it.
+ * Drives an exchange after our output drained or the handler ended it.
  * Returns -1 if c was closed, 1 while the exchange goes on (c is settled),
  * 0 when it ended and the connection carries on with buffered input.
  */
-static int proxy_progress(struct wr_conn *c)
+static int exchange_progress(struct wr_conn *c)
 {
     if (c->io && flush_output(c) < 0)
         return -1;
-    if (!has_output_pending(c) && !c->is_proxy_done)
-        wr_proxy_drained(c->proxy); /* may emit more, or end the exchange */
+    if (!has_output_pending(c) && c->is_proceed_owed) {
+        c->is_proceed_owed = false;
+        wr_exchange_proceed(c->ex); /* may send more, or end the exchange */
+    }
     if (c->is_doomed) {
         conn_close(c);
         return -1;
     }
-    if (!c->is_proxy_done || has_output_pending(c)) {
+    if (!is_exchange_due(c) || has_output_pending(c)) {
         settle(c);
         return 1;
     }
-    if (end_proxy(c) < 0)
+    if (end_exchange(c) < 0)
         return -1;
     return c->state == ST_TUNNEL ? 1 : 0;
 }
@@ -1362,13 +1582,13 @@ static ssize_t conn_recv(struct wr_conn *c, char *buf, size_t cap)
     return wr_stream_read(&c->s, buf, cap);
 }
 
-/* The client left before its exchange ended: the upstream request is
- * abandoned at once and logged with 499, as nginx does. */
-static void abort_proxy(struct wr_conn *c)
+/* The client left before its exchange ended: the handler's work (the
+ * upstream request) is abandoned at once and logged with 499, as nginx does. */
+static void abort_exchange(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     io->log_status = 499;
-    io->log_bytes = wr_proxy_body_bytes_out(c->proxy);
+    io->log_bytes = c->ex->log.body_bytes;
     account_request(c);
     conn_close(c);
 }
@@ -1385,8 +1605,8 @@ static void abort_proxy(struct wr_conn *c)
 static bool is_eof_abort(const struct wr_conn *c)
 {
     const struct wr_conn_io *io = c->io;
-    if (c->is_proxy_done || c->is_doomed)
-        return false; /* ending anyway: end_proxy closes after the flush */
+    if (is_exchange_due(c) || c->is_doomed)
+        return false; /* ending anyway: end_exchange closes after the flush */
     if (io->is_abort_on_eof)
         return true;
     /* forward_body stopped for want of input, not because the server is
@@ -1394,9 +1614,9 @@ static bool is_eof_abort(const struct wr_conn *c)
     return io->body_kind != BODY_NONE && !c->is_body_blocked;
 }
 
-/* Client socket readable during a proxied exchange (or, after its EOF,
- * body room: nothing more is read then). */
-static void proxy_read(struct wr_conn *c)
+/* Client socket readable during an exchange (or, after its EOF, body
+ * room: nothing more is read then). */
+static void exchange_read(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     if (!c->is_peer_eof && io->rlen < io->rcap && !c->is_body_blocked) {
@@ -1405,7 +1625,7 @@ static void proxy_read(struct wr_conn *c)
          * body and broke the client's TLS stream). */
         ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            abort_proxy(c); /* reset: nobody to answer */
+            abort_exchange(c); /* reset: nobody to answer */
             return;
         }
         if (n == 0)
@@ -1417,8 +1637,8 @@ static void proxy_read(struct wr_conn *c)
         }
     }
     forward_body(c);
-    if (c->is_peer_eof && c->state == ST_PROXY && is_eof_abort(c)) {
-        abort_proxy(c);
+    if (c->is_peer_eof && c->state == ST_EXCHANGE && is_eof_abort(c)) {
+        abort_exchange(c);
         return;
     }
     settle(c);
@@ -1488,11 +1708,11 @@ static void answer(struct wr_conn *c, size_t head_len)
     bool is_body_unsent = has_body && req->expects_continue && io->rstart == io->rlen;
     struct wr_resp r;
     if (dispatch(c, &r, is_keep_alive, is_body_unsent)) {
-        start_body(c, has_body, ST_PROXY);
+        start_body(c, has_body, ST_EXCHANGE);
         io->is_continue_owed = is_body_unsent;
         forward_body(c);
-        if (c->is_peer_eof && c->state == ST_PROXY)
-            event_active(&c->ev_read, EV_READ, 0); /* proxy_read judges the EOF */
+        if (c->is_peer_eof && c->state == ST_EXCHANGE)
+            event_active(&c->ev_read, EV_READ, 0); /* exchange_read judges the EOF */
         return;
     }
     if (!is_keep_alive || is_body_unsent) {
@@ -1547,7 +1767,7 @@ static void process_input(struct wr_conn *c)
     c->is_backlogged = false;
     for (int i = 0; i < MAX_PIPELINE_PER_EVENT; i++) {
         struct wr_conn_io *io = c->io;
-        if (c->state == ST_PROXY) {
+        if (c->state == ST_EXCHANGE) {
             forward_body(c);
             return;
         }
@@ -1659,12 +1879,12 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         continue_handshake(c);
         return;
     }
-    if (c->proxy && c->is_proxy_done) {
+    if (is_exchange_due(c)) {
         on_client_write(fd, EV_WRITE, c); /* done() asked us to finish it */
         return;
     }
-    if (c->state == ST_PROXY) {
-        proxy_read(c);
+    if (c->state == ST_EXCHANGE) {
+        exchange_read(c);
         return;
     }
     if (!c->io && !(c->io = acquire_io(cs, c, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
@@ -1718,8 +1938,8 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
         continue_handshake(c);
         return;
     }
-    if (c->proxy) {
-        if (proxy_progress(c) != 0)
+    if (c->ex) {
+        if (exchange_progress(c) != 0)
             return;
     } else if (!c->io) {
         return; /* a stale activation: nothing to write */
@@ -1748,23 +1968,19 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->scratch = malloc(cs->scratch_cap);
     cs->stage = wr_stream_stage_new();
     cs->router = wr_router_scratch_new();
-    cs->static_cache = wr_static_cache_new(WR_CONNS_STATIC_CACHE_ENTRIES);
-    cs->pool = wr_pool_new(base);
-    cs->proxy_env.balancer = wr_balancer_new(cfg);
     cs->snapshots = malloc(4 * sizeof(*cs->snapshots));
-    if (!cs->scratch || !cs->stage || !cs->router || !cs->static_cache || !cs->pool ||
-        !cs->proxy_env.balancer || !cs->snapshots ||
+    cs->henv = (struct wr_handler_env){.base = base, .wheel = &cs->wheel,
+                                       .worker_id = worker_id, .clock = &cs->clock, .cfg = cfg};
+    bool has_handlers = false;
+    if (!cs->scratch || !cs->stage || !cs->router || !cs->snapshots ||
+        !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
+        if (has_handlers)
+            wr_handlers_fini(&cs->handlers);
         free(cs->scratch);
         wr_stream_stage_free(cs->stage);
         cs->stage = NULL;
         wr_router_scratch_free(cs->router);
-        wr_static_cache_free(cs->static_cache);
-        cs->static_cache = NULL;
-        wr_pool_free(cs->pool);
-        cs->pool = NULL;
-        wr_balancer_free(cs->proxy_env.balancer);
-        cs->proxy_env.balancer = NULL;
         free(cs->snapshots);
         cs->snapshots = NULL;
         return -1;
@@ -1772,12 +1988,6 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->snapshots[0] = (struct wr_conns_snapshot){.cfg = cfg};
     cs->n_snapshots = 1;
     cs->cap_snapshots = 4;
-    cs->proxy_env.base = base;
-    cs->proxy_env.wheel = &cs->wheel;
-    cs->proxy_env.pool = cs->pool;
-    cs->proxy_env.clock = &cs->clock;
-    cs->proxy_env.worker_id = worker_id;
-    cs->proxy_env.is_server_header_on = cfg->server.server_header != NULL;
     if (getrandom(cs->rng, sizeof(cs->rng), 0) != sizeof(cs->rng) || (cs->rng[0] | cs->rng[1]) == 0) {
         cs->rng[0] = (uint64_t)time(NULL) ^ ((uint64_t)worker_id << 32);
         cs->rng[1] = 0x9e3779b97f4a7c15u;
@@ -1803,16 +2013,14 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
         cs->scratch = bigger;
         cs->scratch_cap = cap;
     }
-    struct wr_balancer *balancer = wr_balancer_new(cfg);
-    if (!balancer || track_snapshot(cs, cfg) < 0) {
-        wr_balancer_free(balancer);
+    /* Room first, so that once the handlers took cfg nothing can fail. */
+    if (reserve_snapshot(cs) < 0 || wr_handlers_config_changed(&cs->handlers, cfg) < 0) {
         wr_log(WR_LOG_ERROR, cs->worker_id, 0, "reload: out of memory; keeping the old config");
         wr_config_unref(cfg);
         return;
     }
-    wr_balancer_free(cs->proxy_env.balancer);
-    cs->proxy_env.balancer = balancer;
-    cs->proxy_env.is_server_header_on = cfg->server.server_header != NULL;
+    track_snapshot(cs, cfg);
+    cs->henv.cfg = cfg;
     wr_config_unref(cs->cfg);
     cs->cfg = cfg;
     cs->access_log.format = cfg->server.access_log_format;
@@ -1826,10 +2034,10 @@ void wr_conns_tick(struct wr_conns *cs)
     if (cs->access_log.len > 0)
         wr_access_log_flush(&cs->access_log);
     uint64_t now = wr_clock_now_ms();
-    wr_pool_tick(cs->pool, now);
-    if (cs->is_pool_sweep_due)
-        sweep_pool(cs);
-    wr_metrics_set(&cs->metrics->pool_entries, wr_pool_stats(cs->pool)->n_servers);
+    cs->henv.metrics = cs->metrics;
+    wr_handlers_tick(&cs->handlers, now);
+    if (cs->is_snapshots_changed)
+        announce_snapshots(cs);
     /* Connections and proxied exchanges past their deadlines (a proxy's
      * ends on its connection's next event); nothing else is visited. */
     wr_timer_wheel_run(&cs->wheel, now);
@@ -1863,17 +2071,18 @@ void wr_conns_fini(struct wr_conns *cs)
         cs->free_io = io->next_free;
         free(io);
     }
+    while (cs->free_exchanges) {
+        struct wr_conn_exchange *ce = cs->free_exchanges;
+        cs->free_exchanges = ce->next_free;
+        free(ce);
+    }
+    cs->n_free_exchanges = 0;
     cs->n_free_conns = cs->n_free_io = 0;
     wr_access_log_fini(&cs->access_log);
     wr_router_scratch_free(cs->router);
     cs->router = NULL;
-    wr_static_cache_free(cs->static_cache); /* after every conn released its files */
-    cs->static_cache = NULL;
-    wr_proxy_env_fini(&cs->proxy_env);      /* after every conn freed its exchange */
-    wr_pool_free(cs->pool);
-    cs->pool = NULL;
-    wr_balancer_free(cs->proxy_env.balancer);
-    cs->proxy_env.balancer = NULL;
+    wr_handlers_fini(&cs->handlers); /* after every conn stopped its exchange and
+                                        released its files */
     free(cs->scratch);
     cs->scratch = NULL;
     wr_stream_stage_free(cs->stage); /* after every conn's stream */

@@ -30,6 +30,8 @@
 
 #include "weir/clock.h"
 #include "weir/config.h"
+#include "weir/h1_framing.h"
+#include "weir/handler.h"
 #include "weir/http_parser.h"
 #include "weir/http_resp.h"
 #include "weir/path.h"
@@ -281,9 +283,13 @@ static void print_head(const struct explain *x, struct wr_resp *r, const struct 
         for (size_t i = 0; i < route->n_add_headers; i++)
             wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, v);
     }
-    wr_resp_finish(r, true, x->req.minor_version);
+    r->has_length = true; /* one-shot answers know their length */
+    struct wr_h1_framing f = wr_h1_choose_framing(r->status, x->req.method_id == WR_HTTP_HEAD,
+                                                  true, x->req.minor_version, true);
+    wr_h1_finish_head(r, &f, x->req.minor_version);
     printf("response:\n");
-    const char *p = r->head, *end = r->head + r->head_len;
+    struct wr_str head = wr_resp_bytes(r);
+    const char *p = head.ptr, *end = head.ptr + head.len;
     while (p < end) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
         size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
@@ -310,8 +316,8 @@ static void print_static_file(const struct explain *x, const struct wr_resp *r)
         printf("looks up: %s/%s\n", route->root, mapped[0] ? mapped : ".");
     else
         printf("looks up: nothing: the path names a dotfile or an encoded '/'\n");
-    if (r->file_ref != NULL) {
-        struct wr_str rel = wr_static_file_rel(r->file_ref);
+    if (r->body_ref != NULL) {
+        struct wr_str rel = wr_static_file_rel(r->body_ref);
         printf("file: %s/%.*s", route->root, (int)rel.len, rel.ptr);
         bool is_variant = (r->field_mask & (1u << WR_HTTP_FIELD_CONTENT_ENCODING)) != 0;
         if (is_variant)
@@ -331,7 +337,17 @@ static void print_static_file(const struct explain *x, const struct wr_resp *r)
     }
 }
 
-/* The exchange dispatch would hand the route's action. */
+/* The sink of `weir route`: a one-shot handler's answer stays in ex->resp
+ * for print_head; nothing is sent. */
+static void capture_respond(struct wr_exchange *ex)
+{
+    (void)ex;
+}
+
+static const struct wr_exchange_sink capture_sink = {.respond = capture_respond};
+
+/* The exchange dispatch would hand the route's handler (without the
+ * worker's open-file cache: static opens files directly then). */
 static void init_exchange(struct explain *x, struct wr_exchange *ex, struct wr_resp *r,
                           struct wr_tmpl_vars *vars, const struct wr_log_request *subject)
 {
@@ -351,8 +367,10 @@ static void init_exchange(struct explain *x, struct wr_exchange *ex, struct wr_r
         .req = &x->req, .route = x->match.route, .match = &x->match, .path = x->path,
         .vars = vars, .clock = &x->clock, .resp = r,
         .scratch = x->scratch + path_len, .scratch_cap = SCRATCH_CAP - path_len,
-        .static_cache = NULL, .log_subject = subject, .worker_id = -1, .conn_id = 0,
+        .log_subject = subject, .worker_id = -1, .conn_id = 0,
+        .client_addr = WR_STR(CLIENT_ADDR), .is_tls = is_tls, .is_keep_alive = true,
     };
+    wr_exchange_init(ex, wr_handler_for((int)x->match.route->action), NULL, &capture_sink, x);
 }
 
 static void print_proxy(struct explain *x, const struct wr_exchange *ex)
@@ -415,14 +433,11 @@ static void explain_action(struct explain *x)
         free(buf);
         return;
     }
-    if (route->action == WR_ACTION_STATIC) {
+    if (route->action == WR_ACTION_STATIC)
         printf("root: %s\n", route->root);
-        status = wr_static_handle(&ex);
+    status = wr_exchange_start(&ex); /* the route's own handler, as dispatch runs it */
+    if (route->action == WR_ACTION_STATIC)
         print_static_file(x, &r);
-    } else {
-        status = route->action == WR_ACTION_REDIRECT ? wr_resp_action_redirect(&ex)
-                                                     : wr_resp_action_return(&ex);
-    }
     if (status != 0) {
         /* conn's build_error: the status page instead */
         wr_resp_start(&r, status, &x->clock);
@@ -432,10 +447,11 @@ static void explain_action(struct explain *x)
     if (route->action == WR_ACTION_RETURN)
         printf("body: %.*s%s\n", (int)(r.body_len > 200 ? 200 : r.body_len), r.body,
                r.body_len > 200 ? "..." : "");
-    if (r.file_ref)
-        wr_static_file_unref(r.file_ref);
+    if (r.body_ref)
+        r.body_unref(r.body_ref);
     else if (r.file_fd >= 0)
         close(r.file_fd);
+    wr_exchange_stop(&ex);
     free(buf);
 }
 

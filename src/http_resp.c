@@ -1,12 +1,14 @@
 /*
- * http_resp: serialises response heads and answers `return` and `redirect`.
+ * http_resp: builds response heads as field lines.
  *
- * Not here: anything that touches a socket (conn writes), file bodies
- * (static). Invariants: a head is always built in the buffer conn hands to
- * wr_resp_init and never grows past it: a field that does not fit sets
- * is_overflow, and conn then answers 500 instead of sending a cut head.
- * Every response goes out as HTTP/1.1 (RFC 9110 §6.2: a server sends its own
- * highest minor version). The fields weir writes itself are written with
+ * Not here: anything that touches a socket (front ends write), the status
+ * line and framing fields (h1_framing), file bodies (static). Invariants: a
+ * head is always built in the buffer given to wr_resp_init and never grows
+ * past it: a field that does not fit sets is_overflow, and the front end
+ * then answers 500 instead of sending a cut head. The first
+ * WR_RESP_STATUS_ROOM bytes stay free for the status line, so the finished
+ * head is one contiguous run of bytes (one writev with a small body).
+ * The fields weir writes itself are written with
  * wr_resp_field (or marked), which records where each line is: a route whose
  * add_header names one (config knows which at load) has weir's line cut out
  * by offset before its own is added, so no response searches its head.
@@ -160,20 +162,14 @@ void wr_resp_init(struct wr_resp *r, char *buf, size_t cap)
 void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *clock)
 {
     wr_resp_init(r, r->head, r->head_cap);
-    /* Hot path: no printf. "HTTP/1.1 " + three digits + " " + reason + CRLF. */
     if (status < 100 || status > 999)
         status = 500; /* a bug upstream of here; never a malformed status line */
     r->status = status;
-    const char *reason = wr_resp_reason(status);
-    char line[64] = "HTTP/1.1 ";
-    line[9] = (char)('0' + status / 100);
-    line[10] = (char)('0' + status / 10 % 10);
-    line[11] = (char)('0' + status % 10);
-    line[12] = ' ';
-    size_t n = strlen(reason);
-    memcpy(line + 13, reason, n);
-    memcpy(line + 13 + n, "\r\n", 2);
-    append(r, line, 15 + n);
+    if (r->head_cap < WR_RESP_STATUS_ROOM) {
+        r->is_overflow = true;
+        return;
+    }
+    r->head_start = r->head_len = WR_RESP_STATUS_ROOM;
     size_t at = r->head_len;
     append(r, clock->common, clock->common_len);
     r->is_page_signed = clock->server_len > 0;
@@ -184,6 +180,48 @@ void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *cl
         set_field(r, WR_HTTP_FIELD_SERVER, at, clock->server_len);
     set_field(r, WR_HTTP_FIELD_DATE, at + clock->server_len,
               clock->common_len - clock->server_len);
+}
+
+void wr_resp_set_status_line(struct wr_resp *r, const char *line, size_t len)
+{
+    if (r->head_len < WR_RESP_STATUS_ROOM || len > WR_RESP_STATUS_ROOM) {
+        r->is_overflow = true;
+        return;
+    }
+    r->head_start = WR_RESP_STATUS_ROOM - len;
+    memcpy(r->head + r->head_start, line, len);
+}
+
+struct wr_str wr_resp_bytes(const struct wr_resp *r)
+{
+    return (struct wr_str){r->head + r->head_start, r->head_len - r->head_start};
+}
+
+size_t wr_resp_each_field(const struct wr_resp *r, wr_resp_field_fn fn, void *arg)
+{
+    if (r->head_len < WR_RESP_STATUS_ROOM)
+        return 0; /* never started */
+    const char *p = r->head + WR_RESP_STATUS_ROOM, *end = r->head + r->head_len;
+    size_t n = 0;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        const char *stop = eol && eol > p && eol[-1] == '\r' ? eol - 1 : (eol ? eol : end);
+        if (stop == p)
+            break; /* the blank line: the head ends */
+        const char *colon = memchr(p, ':', (size_t)(stop - p));
+        if (colon) {
+            const char *v = colon + 1;
+            while (v < stop && (*v == ' ' || *v == '\t'))
+                v++;
+            n++;
+            struct wr_str name = {p, (size_t)(colon - p)}, value = {v, (size_t)(stop - v)};
+            if (!fn(arg, name, value))
+                break;
+        }
+        p = next;
+    }
+    return n;
 }
 
 void wr_resp_mark_field(struct wr_resp *r, enum wr_http_field f, size_t start)
@@ -276,51 +314,6 @@ void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tm
     }
     r->head_len += (size_t)n;
     append(r, "\r\n", 2);
-}
-
-static bool status_has_body(int status)
-{
-    return status >= 200 && status != 204 && status != 304;
-}
-
-void wr_resp_finish(struct wr_resp *r, bool is_keep_alive, int client_minor_version)
-{
-    if (!status_has_body(r->status))
-        r->is_head_only = true;
-    /* RFC 9110 §8.6: a HEAD response may carry the Content-Length the GET
-     * would have had; 204 and 304 never carry a body length of their own. */
-    if (r->has_length && r->status != 204 && r->status != 304)
-        wr_resp_header_u64(r, "Content-Length", r->body_len);
-    if (!is_keep_alive)
-        append(r, "Connection: close\r\n", 19);
-    else if (client_minor_version == 0)
-        append(r, "Connection: keep-alive\r\n", 24);
-    append(r, "\r\n", 2);
-}
-
-int wr_resp_action_return(struct wr_exchange *ex)
-{
-    const struct wr_route *route = ex->route;
-    struct wr_resp *r = ex->resp;
-    wr_resp_start(r, route->status, ex->clock);
-    if (route->return_body_len > 0)
-        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/plain; charset=utf-8"));
-    r->body = route->return_body;
-    r->body_len = route->return_body_len;
-    r->has_length = true;
-    return 0;
-}
-
-int wr_resp_action_redirect(struct wr_exchange *ex)
-{
-    const struct wr_route *route = ex->route;
-    struct wr_resp *r = ex->resp;
-    wr_resp_start(r, route->status, ex->clock);
-    size_t at = r->head_len;
-    wr_resp_header_tmpl(r, "Location", &route->redirect_target, ex->vars);
-    wr_resp_mark_field(r, WR_HTTP_FIELD_LOCATION, at);
-    wr_resp_set_page(r);
-    return 0;
 }
 
 void wr_resp_set_page(struct wr_resp *r)

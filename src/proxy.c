@@ -1,12 +1,17 @@
 /*
- * proxy: one proxied exchange (see proxy.h for the contract with conn).
+ * proxy: one proxied exchange, the proxy route's handler (see proxy.h and
+ * handler.h for the contract with the front end).
  *
  * Life of an exchange:
- *   wr_proxy_start: build the upstream request head once (hbuf), pick a
+ *   proxy_start: build the upstream request head once (hbuf), pick a
  *   server, take a pooled connection or connect -> send head (and body as
- *   conn hands it over, re-framed) -> read the response head (ubuf) ->
- *   build the client's head in hbuf (no longer needed for retries) -> relay
- *   the body, re-chunking when the client needs chunked -> done().
+ *   the front end hands it over, re-framed for the server) -> read the
+ *   response head (ubuf) -> build the client's head as fields in ex->resp
+ *   on hbuf (no longer needed for retries) -> relay the body as payload
+ *   (wr_exchange_send: the front end frames it for its client) ->
+ *   wr_exchange_end. Reentrancy: every sink call may come back only from
+ *   the front end's next event (proceed, stop), so p stays valid across
+ *   them; stop (free_proxy) is the only way an exchange is freed.
  * Retries: a failed connect, or a failure before any response byte on an
  * idempotent request whose body (if any) was not consumed, moves to another
  * server (the tried set: never the same server twice); a pooled
@@ -29,8 +34,10 @@
 #include <unistd.h>
 
 #include "weir/clock.h"
+#include "weir/h1_framing.h"
 #include "weir/http_parser.h"
 #include "weir/log.h"
+#include "weir/metrics.h"
 #include "weir/path.h"
 #include "weir/relay.h"
 #include "weir/timer.h"
@@ -39,7 +46,7 @@
 
 #define UBUF_CAP (32 * 1024)
 #define HEAD_EXTRA 4096      /* room for added request fields beyond the client's head */
-#define MAX_PIECES 2         /* re-chunked pieces per emit: 3 iovecs each, + head + last chunk */
+#define MAX_PIECES 2         /* chunks of an upstream's chunked body relayed per send */
 #define MAX_FREE_PROXIES 64
 
 enum px_state {
@@ -72,8 +79,7 @@ struct wr_proxy {
     uint64_t *tried_heap;
     size_t tried_heap_words;
     struct wr_proxy_env *env;
-    const struct wr_proxy_ops *ops;
-    void *conn;
+    struct wr_exchange *ex;   /* borrowed: the exchange this answers (handler.h) */
     const struct wr_upstream_cfg *up;
     enum px_state state;
     uint64_t conn_id;
@@ -110,16 +116,12 @@ struct wr_proxy {
     enum resp_framing framing;
     uint64_t resp_left;
     struct wr_http_chunked chunked;
-    bool is_head_req, is_client_chunked, is_client_keep_alive, is_upstream_reusable;
-    bool is_client_http10;
-    size_t head_out_len;      /* client head built, not yet emitted */
+    bool is_head_req, is_upstream_reusable;
+    bool is_head_pending;     /* client head built in ex->resp, not yet sent */
     bool is_emit_pending;     /* conn still writing what we emitted */
     bool is_websocket;
     int status;               /* response status relayed */
     int end;                  /* what done() said */
-    uint64_t bytes_out;       /* bytes emitted to the client, head included */
-    uint64_t head_bytes;      /* of which the response head */
-    char hdrs[MAX_PIECES + 1][24]; /* chunk-size lines of the pieces in flight */
 
     /* added response fields, expanded at start (the vars die with the call) */
     char add_hdrs[1024];
@@ -127,8 +129,8 @@ struct wr_proxy {
     const struct wr_route *route; /* borrowed (conn's snapshot): hide_header and
                                      the fields add_header replaces */
 
-    /* tunnel (after 101): the client's stream (side 0, borrowed from conn)
-     * and the upstream connection's (side 1, detached from the pool) */
+    /* tunnel (after 101): the client's stream (side 0, borrowed from the
+     * front end) and the upstream connection's (side 1, detached from the pool) */
     struct wr_relay *relay;   /* owned while tunnelling (taken then: an exchange
                                  that never upgrades does not carry it) */
 
@@ -151,9 +153,9 @@ static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_
 static struct wr_metrics_server *server_metrics(const struct wr_proxy *p, int i)
 {
     unsigned id = p->up->servers[i].metrics_id;
-    if (!p->env->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
+    if (!p->env->henv->metrics || id == 0 || id >= WR_METRICS_MAX_SERVERS)
         return NULL;
-    return &p->env->metrics->servers[id];
+    return &p->env->henv->metrics->servers[id];
 }
 
 /* The server of the current attempt, for log lines. */
@@ -339,10 +341,10 @@ static bool is_set_by_route(const struct wr_route *route, struct wr_str name)
 }
 
 /* Client fields that we replace or must not forward. */
-static bool is_dropped_request_field(const struct wr_proxy_request *pr, struct wr_str name)
+static bool is_dropped_request_field(const struct wr_exchange *ex, struct wr_str name)
 {
-    const struct wr_http_request *req = pr->ex->req;
-    const struct wr_route *route = pr->ex->route;
+    const struct wr_http_request *req = ex->req;
+    const struct wr_route *route = ex->route;
     if (wr_proxy_is_hop_header(name, req->headers, req->n_headers))
         return true;
     if (is_field_named(name, "Host") || is_field_named(name, "Content-Length") ||
@@ -355,9 +357,9 @@ static bool is_dropped_request_field(const struct wr_proxy_request *pr, struct w
     return is_set_by_route(route, name);
 }
 
-static void put_forwarded(struct out *o, const struct wr_proxy_request *pr)
+static void put_forwarded(struct out *o, const struct wr_exchange *ex)
 {
-    const struct wr_http_request *req = pr->ex->req;
+    const struct wr_http_request *req = ex->req;
     put(o, "X-Forwarded-For: ", 17);
     for (size_t i = 0; i < req->n_headers; i++) {
         if (is_field_named(req->headers[i].name, "X-Forwarded-For") &&
@@ -366,21 +368,21 @@ static void put_forwarded(struct out *o, const struct wr_proxy_request *pr)
             put(o, ", ", 2);
         }
     }
-    put_str(o, pr->client_addr);
+    put_str(o, ex->client_addr);
     put(o, "\r\n", 2);
-    put_field(o, WR_STR("X-Forwarded-Proto"), pr->is_tls ? WR_STR("https") : WR_STR("http"));
+    put_field(o, WR_STR("X-Forwarded-Proto"), ex->is_tls ? WR_STR("https") : WR_STR("http"));
     if (req->host.len > 0)
         put_field(o, WR_STR("X-Forwarded-Host"), req->host);
-    put_field(o, WR_STR("X-Real-IP"), pr->client_addr);
+    put_field(o, WR_STR("X-Real-IP"), ex->client_addr);
 }
 
-static void put_set_headers(struct out *o, const struct wr_proxy_request *pr)
+static void put_set_headers(struct out *o, const struct wr_exchange *ex)
 {
-    const struct wr_route *route = pr->ex->route;
+    const struct wr_route *route = ex->route;
     for (size_t i = 0; i < route->n_set_headers; i++) {
         put_str(o, wr_str_from_cstr(route->set_headers[i].name));
         put(o, ": ", 2);
-        ssize_t n = wr_tmpl_expand(&route->set_headers[i].value, pr->ex->vars, o->buf + o->len,
+        ssize_t n = wr_tmpl_expand(&route->set_headers[i].value, ex->vars, o->buf + o->len,
                                    o->cap - o->len);
         if (n < 0)
             o->is_overflow = true;
@@ -393,16 +395,16 @@ static void put_set_headers(struct out *o, const struct wr_proxy_request *pr)
 /* The client's fields that go upstream as they are. Returns true when one
  * of them is X-Request-Id. */
 static bool put_client_fields(struct out *o, const struct wr_proxy *p,
-                              const struct wr_proxy_request *pr)
+                              const struct wr_exchange *ex)
 {
-    const struct wr_http_request *req = pr->ex->req;
+    const struct wr_http_request *req = ex->req;
     bool has_request_id = false;
     size_t n_underscored = 0;
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct wr_http_header *h = &req->headers[i];
-        if (is_dropped_request_field(pr, h->name))
+        if (is_dropped_request_field(ex, h->name))
             continue;
-        if (!pr->ex->route->underscores_in_headers && wr_proxy_is_underscore_name(h->name)) {
+        if (!ex->route->underscores_in_headers && wr_proxy_is_underscore_name(h->name)) {
             n_underscored++; /* as nginx's underscores_in_headers off */
             continue;
         }
@@ -411,7 +413,7 @@ static bool put_client_fields(struct out *o, const struct wr_proxy *p,
     }
     /* One line per request, not per field: a client controls the count. */
     if (n_underscored > 0 && wr_log_is_enabled(WR_LOG_DEBUG))
-        wr_log(WR_LOG_DEBUG, p->env->worker_id, pr->id,
+        wr_log(WR_LOG_DEBUG, p->env->worker_id, ex->conn_id,
                "%zu request header field%s with '_' in the name not forwarded "
                "(underscores_in_headers = off)", n_underscored, n_underscored == 1 ? "" : "s");
     return has_request_id;
@@ -420,9 +422,8 @@ static bool put_client_fields(struct out *o, const struct wr_proxy *p,
 /* Builds the request head for the server into p->hbuf. Returns 0 or -1.
  * With preserve_host = off, Host names the server chosen, so the head stops
  * before its last CRLF and set_server_host completes it per attempt. */
-static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request *pr)
+static int build_request_head(struct wr_proxy *p, const struct wr_exchange *ex)
 {
-    const struct wr_exchange *ex = pr->ex;
     const struct wr_http_request *req = ex->req;
     struct out o = {p->hbuf, 0, p->hbuf_cap, false};
     put_str(&o, req->method);
@@ -434,18 +435,18 @@ static int build_request_head(struct wr_proxy *p, const struct wr_proxy_request 
         put_str(&o, req->host);
         put(&o, "\r\n", 2);
     }
-    bool has_request_id = put_client_fields(&o, p, pr);
+    bool has_request_id = put_client_fields(&o, p, ex);
     if (ex->route->forwarded_headers) {
-        put_forwarded(&o, pr);
+        put_forwarded(&o, ex);
         if (!has_request_id)
             put_field(&o, WR_STR("X-Request-Id"), ex->vars->request_id);
     }
-    put_set_headers(&o, pr);
+    put_set_headers(&o, ex);
     if (p->is_websocket) {
         put(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n", 41);
-    } else if (pr->is_chunked) {
+    } else if (req->is_chunked) {
         put(&o, "Transfer-Encoding: chunked\r\n", 28);
-    } else if (pr->has_body || req->has_content_length) {
+    } else if (ex->has_body || req->has_content_length) {
         char num[WR_STR_U64_MAX];
         put(&o, "Content-Length: ", 16);
         put(&o, num, wr_str_format_u64(req->content_length, num));
@@ -524,7 +525,7 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
     p->ubuf = mem + cap;
     p->env = env;
     p->server = -1;
-    wr_timer_init(&p->timer, on_timer); /* unarmed: wr_proxy_free disarmed it */
+    wr_timer_init(&p->timer, on_timer); /* unarmed: free_proxy disarmed it */
     return p;
 }
 
@@ -566,7 +567,6 @@ static void release_upstream(struct wr_proxy *p, bool is_reusable)
     p->uc = NULL;
 }
 
-/* Before the upstream connection closes: the relay has events on it. */
 static void stop_relay(struct wr_proxy *p)
 {
     if (p->relay) {
@@ -576,7 +576,7 @@ static void stop_relay(struct wr_proxy *p)
     }
 }
 
-void wr_proxy_free(struct wr_proxy *p)
+static void free_proxy(struct wr_proxy *p)
 {
     if (!p)
         return;
@@ -594,16 +594,6 @@ void wr_proxy_free(struct wr_proxy *p)
     }
 }
 
-void wr_proxy_env_fini(struct wr_proxy_env *env)
-{
-    while (env->free_list) {
-        struct wr_proxy *p = env->free_list;
-        env->free_list = p->next_free;
-        free(p->tried_heap);
-        free(p);
-    }
-    env->n_free = 0;
-}
 
 /* Ends the exchange; the caller returns right after (conn may free p). */
 static void finish(struct wr_proxy *p, int end)
@@ -611,7 +601,7 @@ static void finish(struct wr_proxy *p, int end)
     p->end = end;
     p->state = PX_FINISHED;
     p->deadline_ms = 0;
-    p->ops->done(p->conn, end);
+    wr_exchange_end(p->ex, end);
 }
 
 /* ---- the access log's record of attempts ------------------------------ */
@@ -855,7 +845,7 @@ static void send_head_and_body(struct wr_proxy *p)
     arm_wait_deadline(p);
     if (p->is_body_blocked) {
         p->is_body_blocked = false;
-        p->ops->body_room(p->conn);
+        wr_exchange_body_room(p->ex);
     }
 }
 
@@ -881,10 +871,12 @@ static size_t chunk_size_line(char *out, uint64_t n)
     return k + 2;
 }
 
-ssize_t wr_proxy_send_body(struct wr_proxy *p, const char *data, size_t len, bool is_last)
+/* The handler's recv_body: request body bytes, framed for the server. */
+static ssize_t proxy_recv_body(struct wr_exchange *ex, const char *data, size_t len, bool is_last)
 {
+    struct wr_proxy *p = ex->state;
     if (p->state == PX_FINISHED || p->state == PX_TUNNEL || p->is_body_done)
-        return (ssize_t)len; /* nobody wants it any more: conn discards it */
+        return (ssize_t)len; /* nobody wants it any more: the front end discards it */
     if (p->state == PX_CONNECTING || !p->uc || p->head_sent < p->head_len || p->pend_len > 0) {
         p->is_body_blocked = true;
         return -1;
@@ -983,41 +975,40 @@ static bool is_dropped_response_field(const struct wr_proxy *p, struct wr_str na
     return false;
 }
 
-/* Builds the client's head into hbuf. Returns its length, or 0 if it did not fit. */
-static size_t build_client_head(struct wr_proxy *p)
+/* Builds the client's head in ex->resp, on hbuf (the request head is no
+ * longer needed: no retry once a response began): the upstream's fields
+ * weir relays and the route's add_header, and the body's length when the
+ * upstream gave one. The front end writes the status line and framing.
+ * Returns false when it did not fit (with the room the front end needs). */
+static bool build_client_head(struct wr_proxy *p)
 {
-    struct wr_resp r;
-    wr_resp_init(&r, p->hbuf, p->hbuf_cap);
-    wr_resp_start(&r, p->resp.status, p->env->clock);
+    struct wr_resp *r = p->ex->resp;
+    wr_resp_init(r, p->hbuf, p->hbuf_cap);
+    wr_resp_start(r, p->resp.status, p->env->clock);
     /* add_header appends to the upstream's fields (as nginx's does), but
      * replaces weir's own Server and Date like on every other route. */
-    wr_resp_drop_fields(&r, p->route->replaced_fields);
+    wr_resp_drop_fields(r, p->route->replaced_fields);
     for (size_t i = 0; i < p->resp.n_headers; i++) {
         const struct wr_http_header *h = &p->resp.headers[i];
         if (is_dropped_response_field(p, h->name))
             continue;
-        wr_resp_raw(&r, h->name);
-        wr_resp_raw(&r, WR_STR(": "));
-        wr_resp_raw(&r, h->value);
-        wr_resp_raw(&r, WR_STR("\r\n"));
+        wr_resp_raw(r, h->name);
+        wr_resp_raw(r, WR_STR(": "));
+        wr_resp_raw(r, h->value);
+        wr_resp_raw(r, WR_STR("\r\n"));
     }
-    wr_resp_raw(&r, (struct wr_str){p->add_hdrs, p->add_hdrs_len});
-    if (p->state == PX_TUNNEL) {
-        wr_resp_raw(&r, WR_STR("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
-        return r.is_overflow ? 0 : r.head_len;
-    }
-    if (p->framing == RF_LENGTH || (p->resp.has_content_length && p->framing == RF_NONE)) {
-        r.has_length = true;
-        r.body_len = p->resp.content_length;
-    }
-    if (p->is_client_chunked)
-        wr_resp_raw(&r, WR_STR("Transfer-Encoding: chunked\r\n"));
-    wr_resp_finish(&r, p->is_client_keep_alive, p->is_client_http10 ? 0 : 1);
-    return r.is_overflow ? 0 : r.head_len;
+    wr_resp_raw(r, (struct wr_str){p->add_hdrs, p->add_hdrs_len});
+    if (p->state == PX_TUNNEL)
+        wr_resp_raw(r, WR_STR("Upgrade: websocket\r\n"));
+    r->has_length =
+        p->framing == RF_LENGTH || (p->resp.has_content_length && p->framing == RF_NONE);
+    r->body_len = p->resp.content_length;
+    return !r->is_overflow && r->head_cap - r->head_len >= WR_RESP_FRAMING_ROOM;
 }
 
-/* Decides framing on both sides once the head is known. */
-static void choose_framing(struct wr_proxy *p, bool is_client_http10)
+/* Decides the upstream side's framing once the head is known (the
+ * client's is the front end's: h1_framing). */
+static void choose_framing(struct wr_proxy *p)
 {
     const struct wr_http_response *resp = &p->resp;
     if (p->is_head_req || !status_has_body(resp->status))
@@ -1030,10 +1021,6 @@ static void choose_framing(struct wr_proxy *p, bool is_client_http10)
         p->framing = RF_CLOSE;
     p->resp_left = resp->content_length;
     wr_http_chunked_init(&p->chunked);
-    bool is_unframed = p->framing == RF_CHUNKED || p->framing == RF_CLOSE;
-    p->is_client_chunked = is_unframed && !is_client_http10;
-    if (is_unframed && is_client_http10)
-        p->is_client_keep_alive = false; /* the end of the body is the close */
     p->is_upstream_reusable = resp->is_keep_alive && p->framing != RF_CLOSE;
 }
 
@@ -1045,20 +1032,20 @@ static void complete(struct wr_proxy *p)
         wr_metrics_observe(&sm->duration, wr_clock_now_us() - p->start_us);
     bool is_reusable = p->is_upstream_reusable && p->ustart == p->ulen && p->is_body_done;
     release_upstream(p, is_reusable);
-    finish(p, WR_PROXY_COMPLETE);
+    finish(p, WR_EXCHANGE_COMPLETE);
 }
 
-/* Emits iov; returns true when conn wrote it all already (buffers free). */
-static bool emit(struct wr_proxy *p, const struct iovec *iov, int n)
+/* Sends body bytes; returns true when the sink is done with them already
+ * (ubuf free again), else proceed (wr_proxy's on_proceed) follows. */
+static bool emit(struct wr_proxy *p, const struct iovec *iov, int n, bool is_final)
 {
-    for (int i = 0; i < n; i++)
-        p->bytes_out += iov[i].iov_len;
-    p->is_emit_pending = !p->ops->emit(p->conn, iov, n);
+    p->is_emit_pending = !wr_exchange_send(p->ex, iov, n, is_final);
     return !p->is_emit_pending;
 }
 
-bool wr_proxy_can_take_body(struct wr_proxy *p)
+static bool proxy_can_recv_body(struct wr_exchange *ex)
 {
+    struct wr_proxy *p = ex->state;
     bool is_ready = p->state == PX_SENDING && p->uc && p->head_sent == p->head_len &&
                     p->pend_len == 0;
     /* Still connecting or writing the head: send_head_and_body calls
@@ -1068,13 +1055,14 @@ bool wr_proxy_can_take_body(struct wr_proxy *p)
     return is_ready;
 }
 
-void wr_proxy_drained(struct wr_proxy *p)
+static void proxy_proceed(struct wr_exchange *ex)
 {
+    struct wr_proxy *p = ex->state;
     bool was_pending = p->is_emit_pending;
     p->is_emit_pending = false;
     if (!was_pending || p->state != PX_BODY_DOWN || !p->uc)
         return;
-    /* Called from conn's writable event: resume relaying. */
+    /* Called from the front end's next event: resume relaying. */
     if (p->uc->is_read_paused) {
         p->ustart = p->ulen = 0;
         wr_upconn_pause_read(p->uc, false);
@@ -1083,8 +1071,9 @@ void wr_proxy_drained(struct wr_proxy *p)
     }
 }
 
-/* Collects the next run of body bytes in ubuf[ustart..ulen) into iov.
- * Returns the count; sets *is_end when the response body ends there. */
+/* Collects the next run of body bytes in ubuf[ustart..ulen) into iov
+ * (payload only: the front end frames it). Returns the count; sets *is_end
+ * when the response body ends there, *is_bad on a broken chunked body. */
 static int collect_body(struct wr_proxy *p, struct iovec *iov, bool *is_end, bool *is_bad)
 {
     int n = 0;
@@ -1094,15 +1083,8 @@ static int collect_body(struct wr_proxy *p, struct iovec *iov, bool *is_end, boo
         size_t take = avail;
         if (p->framing == RF_LENGTH && take > p->resp_left)
             take = (size_t)p->resp_left;
-        if (take > 0) {
-            if (p->is_client_chunked) {
-                size_t hl = chunk_size_line(p->hdrs[0], take);
-                iov[n++] = (struct iovec){p->hdrs[0], hl};
-            }
+        if (take > 0)
             iov[n++] = (struct iovec){p->ubuf + p->ustart, take};
-            if (p->is_client_chunked)
-                iov[n++] = (struct iovec){(void *)"\r\n", 2};
-        }
         p->ustart += take;
         if (p->framing == RF_LENGTH) {
             p->resp_left -= take;
@@ -1110,7 +1092,7 @@ static int collect_body(struct wr_proxy *p, struct iovec *iov, bool *is_end, boo
         }
         return n;
     }
-    for (int piece = 0; piece < MAX_PIECES && p->ustart < p->ulen && !p->chunked.is_done;) {
+    while (n < MAX_PIECES && p->ustart < p->ulen && !p->chunked.is_done) {
         struct wr_str data;
         ssize_t k = wr_http_chunked_parse(&p->chunked, p->ubuf + p->ustart, p->ulen - p->ustart,
                                           &data);
@@ -1119,16 +1101,8 @@ static int collect_body(struct wr_proxy *p, struct iovec *iov, bool *is_end, boo
             return n;
         }
         p->ustart += (size_t)k;
-        if (data.len == 0)
-            continue;
-        if (p->is_client_chunked) {
-            size_t hl = chunk_size_line(p->hdrs[piece], data.len);
-            iov[n++] = (struct iovec){p->hdrs[piece], hl};
-        }
-        iov[n++] = (struct iovec){(void *)data.ptr, data.len};
-        if (p->is_client_chunked)
-            iov[n++] = (struct iovec){(void *)"\r\n", 2};
-        piece++;
+        if (data.len > 0)
+            iov[n++] = (struct iovec){(void *)data.ptr, data.len};
     }
     *is_end = p->chunked.is_done;
     return n;
@@ -1138,16 +1112,9 @@ static int collect_body(struct wr_proxy *p, struct iovec *iov, bool *is_end, boo
 static void relay_body(struct wr_proxy *p)
 {
     for (;;) {
-        struct iovec iov[3 * MAX_PIECES + 2];
+        struct iovec iov[MAX_PIECES];
         bool is_end, is_bad;
-        bool is_head_unsent = p->head_out_len > 0;
-        int n = 0;
-        if (p->head_out_len > 0) {
-            /* The head goes out with the first body bytes, in one write. */
-            iov[n++] = (struct iovec){p->hbuf, p->head_out_len};
-            p->head_out_len = 0;
-        }
-        n += collect_body(p, iov + n, &is_end, &is_bad);
+        int n = collect_body(p, iov, &is_end, &is_bad);
         if (is_bad) {
             upstream_warn(p, "upstream %s: bad chunked body from %s",
                           p->up->name, server_label(p));
@@ -1156,12 +1123,17 @@ static void relay_body(struct wr_proxy *p)
             /* Nothing reached the client yet (the head was to go out with
              * these body bytes): it can still get a clear 502 instead of a
              * bare close. Otherwise the cut is the only honest signal. */
-            finish(p, is_head_unsent ? 502 : WR_PROXY_BROKEN);
+            finish(p, p->is_head_pending ? 502 : WR_EXCHANGE_BROKEN);
             return;
         }
-        if (is_end && p->is_client_chunked)
-            iov[n++] = (struct iovec){(void *)"0\r\n\r\n", 5};
-        bool is_written = n == 0 || emit(p, iov, n);
+        if (p->is_head_pending) {
+            /* The head goes out with the first body bytes, in one write. */
+            p->is_head_pending = false;
+            wr_exchange_send_head(p->ex);
+        }
+        /* The last bytes carry the end (the front end adds its framing's
+         * end to the same write); an end with no bytes is the end call. */
+        bool is_written = n == 0 || emit(p, iov, n, is_end);
         if (is_end) {
             p->is_body_done = p->is_body_done || !p->has_body;
             complete(p);
@@ -1170,8 +1142,8 @@ static void relay_body(struct wr_proxy *p)
         if (p->ustart < p->ulen && is_written)
             continue; /* more chunks in the buffer */
         if (!is_written) {
-            /* The client is slower than the server: stop reading until conn
-             * has written what points into ubuf. */
+            /* The client is slower than the server: stop reading until the
+             * front end has written what points into ubuf. */
             wr_upconn_pause_read(p->uc, true);
             p->deadline_ms = 0;
             return;
@@ -1211,9 +1183,9 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
     p->head_us = wr_clock_now_us();
     p->status = status;
-    choose_framing(p, p->is_client_http10);
-    size_t head_len = build_client_head(p);
-    if (head_len == 0) {
+    p->ex->log.upstream_time_us = p->head_us - p->start_us;
+    choose_framing(p);
+    if (!build_client_head(p)) {
         upstream_warn(p, "upstream %s: response head from %s too large for the client",
                       p->up->name, server_label(p));
         release_upstream(p, false);
@@ -1222,15 +1194,13 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     }
     p->state = PX_BODY_DOWN;
     p->ustart = head_end;
-    p->head_bytes = head_len;
     if (p->framing == RF_NONE) {
-        struct iovec iov = {p->hbuf, head_len};
-        emit(p, &iov, 1);
+        wr_exchange_send_head(p->ex);
         p->is_body_done = p->is_body_done || !p->has_body;
         complete(p);
         return;
     }
-    p->head_out_len = head_len;
+    p->is_head_pending = true;
     relay_body(p);
 }
 
@@ -1244,10 +1214,6 @@ static void end_body_stream(struct wr_proxy *p, int err)
 {
     if (p->framing == RF_CLOSE && err == 0) {
         p->is_upstream_reusable = false;
-        if (p->is_client_chunked) {
-            struct iovec iov = {(void *)"0\r\n\r\n", 5};
-            emit(p, &iov, 1);
-        }
         p->is_body_done = p->is_body_done || !p->has_body;
         complete(p);
         return;
@@ -1260,7 +1226,7 @@ static void end_body_stream(struct wr_proxy *p, int err)
         upstream_warn(p, "upstream %s: %s closed the connection mid-body",
                       p->up->name, server_label(p));
     release_upstream(p, false);
-    finish(p, WR_PROXY_BROKEN);
+    finish(p, WR_EXCHANGE_BROKEN);
 }
 
 static void read_upstream(struct wr_proxy *p)
@@ -1327,6 +1293,8 @@ static void on_upstream(struct wr_upconn *uc, short what, void *arg)
         send_head_and_body(p);
         return;
     }
+    if (p->state == PX_TUNNEL)
+        return; /* never: the relay took the connection's events (wr_upconn_detach) */
     if (what & EV_WRITE) {
         send_head_and_body(p);
         if (p->state == PX_FINISHED)
@@ -1344,59 +1312,55 @@ static bool is_idempotent(enum wr_http_method m)
            m == WR_HTTP_OPTIONS || m == WR_HTTP_TRACE;
 }
 
-struct wr_proxy *wr_proxy_start(struct wr_proxy_env *env, const struct wr_proxy_request *pr,
-                                const struct wr_proxy_ops *ops, void *conn, int *status)
+/* The handler's start: an exchange for ex's proxy route (ex->state). */
+static int proxy_start(struct wr_exchange *ex)
 {
-    const struct wr_exchange *ex = pr->ex;
+    struct wr_proxy_env *env = ex->worker_state;
     const struct wr_http_request *req = ex->req;
     size_t head_cap = req->target.len + HEAD_EXTRA;
     for (size_t i = 0; i < req->n_headers; i++)
         head_cap += req->headers[i].name.len + req->headers[i].value.len + 4;
-    if (head_cap < pr->max_head_bytes + HEAD_EXTRA)
-        head_cap = pr->max_head_bytes + HEAD_EXTRA; /* the response head's room too */
+    if (head_cap < ex->max_head_bytes + HEAD_EXTRA)
+        head_cap = ex->max_head_bytes + HEAD_EXTRA; /* the response head's room too */
     struct wr_proxy *p = alloc_proxy(env, head_cap);
-    if (!p) {
-        *status = 500;
-        return NULL;
-    }
-    p->ops = ops;
-    p->conn = conn;
-    p->max_head_bytes = pr->max_head_bytes;
+    if (!p)
+        return 500;
+    p->ex = ex;
+    p->max_head_bytes = ex->max_head_bytes;
     p->up = ex->route->upstream;
-    p->conn_id = pr->id;
+    p->conn_id = ex->conn_id;
     if (init_tried(p) < 0) {
-        wr_proxy_free(p);
-        *status = 500;
-        return NULL;
+        free_proxy(p);
+        return 500;
     }
     p->is_idempotent = is_idempotent(req->method_id);
     p->is_head_req = req->method_id == WR_HTTP_HEAD;
-    p->has_body = pr->has_body;
-    p->is_body_chunked = pr->is_chunked;
-    p->is_body_done = !pr->has_body;
-    p->is_client_keep_alive = pr->is_keep_alive;
-    p->is_client_http10 = req->minor_version == 0;
+    p->has_body = ex->has_body;
+    p->is_body_chunked = req->is_chunked;
+    p->is_body_done = !ex->has_body;
     const struct wr_http_header *upgrade = wr_http_find_header(req, WR_STR("Upgrade"));
     p->is_websocket = ex->route->websocket && req->is_upgrade && upgrade &&
                       wr_str_list_has_token(upgrade->value, WR_STR("websocket"));
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
-    p->hash_key = wr_upstream_hash_key(p->up, req, pr->client_addr);
+    p->hash_key = wr_upstream_hash_key(p->up, req, ex->client_addr);
     p->start_us = wr_clock_now_us();
     if (ex->log_subject)
         p->subject = *ex->log_subject;
     p->is_host_preserved = ex->route->preserve_host && req->host.len > 0;
     p->route = ex->route;
-    if (build_request_head(p, pr) < 0 || expand_add_headers(p, ex) < 0) {
-        wr_log_request(WR_LOG_ERROR, env->worker_id, pr->id, ex->log_subject,
+    if (build_request_head(p, ex) < 0 || expand_add_headers(p, ex) < 0) {
+        wr_log_request(WR_LOG_ERROR, env->worker_id, ex->conn_id, ex->log_subject,
                        "upstream request head too large");
-        wr_proxy_free(p);
-        *status = 500;
-        return NULL;
+        free_proxy(p);
+        return 500;
     }
+    /* The access log's upstream fields: p's lists, valid until stop. */
+    ex->log.upstream_addr = p->log.addrs;
+    ex->log.upstream_status = p->log.statuses;
+    ex->state = p;
     p->state = PX_SENDING;
-    start_attempt(p);
-    *status = 0;
-    return p;
+    start_attempt(p); /* may end the exchange already (no server: 502) */
+    return 0;
 }
 
 /* p's deadline passed: connect, send, read or tunnel idle timeout. */
@@ -1422,12 +1386,12 @@ static void time_out(struct wr_proxy *p, uint64_t now)
         upstream_warn(p, "upstream %s: %s timed out sending the body",
                       p->up->name, server_label(p));
         release_upstream(p, false);
-        finish(p, WR_PROXY_BROKEN);
+        finish(p, WR_EXCHANGE_BROKEN);
         return;
     case PX_TUNNEL: /* not armed while the relay runs: it has its own idle timer */
-        stop_relay(p);
+        stop_relay(p); /* before the upstream connection closes: it has events on it */
         release_upstream(p, false);
-        finish(p, WR_PROXY_BROKEN);
+        finish(p, WR_EXCHANGE_BROKEN);
         return;
     case PX_FINISHED:
         return;
@@ -1444,46 +1408,6 @@ static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_
     time_out(p, now_ms);
 }
 
-const char *wr_proxy_upstream_addr(const struct wr_proxy *p)
-{
-    return p->log.addrs;
-}
-
-const char *wr_proxy_upstream_status(const struct wr_proxy *p)
-{
-    return p->log.statuses;
-}
-
-uint64_t wr_proxy_upstream_time_us(const struct wr_proxy *p)
-{
-    return p->head_us ? p->head_us - p->start_us : 0;
-}
-
-int wr_proxy_status(const struct wr_proxy *p)
-{
-    return p->status;
-}
-
-int wr_proxy_end(const struct wr_proxy *p)
-{
-    return p->end;
-}
-
-uint64_t wr_proxy_bytes_out(const struct wr_proxy *p)
-{
-    return p->bytes_out;
-}
-
-uint64_t wr_proxy_body_bytes_out(const struct wr_proxy *p)
-{
-    return p->bytes_out > p->head_bytes ? p->bytes_out - p->head_bytes : 0;
-}
-
-bool wr_proxy_is_keep_alive(const struct wr_proxy *p)
-{
-    return p->is_client_keep_alive;
-}
-
 /* ---- tunnel ------------------------------------------------------------ */
 
 static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
@@ -1491,32 +1415,32 @@ static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
     wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
     p->head_us = wr_clock_now_us();
     p->status = 101;
+    p->ex->log.upstream_time_us = p->head_us - p->start_us;
     p->state = PX_TUNNEL;
-    size_t head_len = build_client_head(p);
-    if (head_len == 0) {
+    if (!build_client_head(p)) {
         release_upstream(p, false);
         finish(p, 502);
         return;
     }
     p->ustart = head_end;
-    p->head_bytes = head_len;
-    struct iovec iov[2] = {{p->hbuf, head_len}, {p->ubuf + head_end, p->ulen - head_end}};
-    emit(p, iov, p->ulen > head_end ? 2 : 1);
-    p->is_client_keep_alive = false;
+    /* Bytes the server sent behind its head go out behind ours; until the
+     * front end hands its stream over (proxy_upgraded) nothing moves. */
+    struct iovec iov = {p->ubuf + head_end, p->ulen - head_end};
     wr_upconn_pause_read(p->uc, true);
-    arm_deadline(p, p->idle_timeout_ms);
-    finish(p, WR_PROXY_TUNNEL);
+    p->state = PX_FINISHED;
+    p->deadline_ms = 0;
+    wr_exchange_upgrade(p->ex, &iov, p->ulen > head_end ? 1 : 0);
 }
 
 static void end_tunnel(struct wr_proxy *p)
 {
     stop_relay(p);
     release_upstream(p, false);
-    finish(p, WR_PROXY_BROKEN);
+    finish(p, WR_EXCHANGE_BROKEN);
 }
 
 /* The relay ended (both sides closed, an error, or idle): so does the
- * exchange; conn closes the client connection on its next event. */
+ * exchange; the front end closes the client connection on its next event. */
 static void on_relay_end(struct wr_relay *r, enum wr_relay_end why, void *arg)
 {
     (void)r;
@@ -1524,16 +1448,20 @@ static void on_relay_end(struct wr_relay *r, enum wr_relay_end why, void *arg)
     end_tunnel(arg);
 }
 
-void wr_proxy_tunnel(struct wr_proxy *p, struct wr_stream *client, const char *pending,
-                     size_t pending_len)
+/* The handler's upgraded: the 101 went out; a relay (relay.h) moves bytes
+ * both ways between the client's stream (borrowed: the front end keeps
+ * owning it and closes it after stop) and the upstream connection's,
+ * passing a half-close on, with websocket_timeout as its idle timeout. The
+ * client's bytes count in the worker's bytes_in/bytes_out as they move. */
+static void proxy_upgraded(struct wr_exchange *ex, const struct wr_exchange_tunnel *t)
 {
-    p->subject = (struct wr_log_request){0}; /* conn releases the head now */
+    struct wr_proxy *p = ex->state;
+    p->subject = (struct wr_log_request){0}; /* the front end releases the head now */
     p->state = PX_TUNNEL;
     p->deadline_ms = 0; /* the relay keeps the idle timeout */
     struct wr_relay_cfg cfg = {.buf_bytes = UBUF_CAP, .idle_timeout_ms = p->idle_timeout_ms};
-    struct wr_metrics_worker *m = p->env->metrics;
+    struct wr_metrics_worker *m = p->env->henv->metrics;
     if (m) {
-        /* The client's bytes count as conn counts them, live. */
         cfg.read_counter[0] = &m->bytes_in;
         cfg.written_counter[0] = &m->bytes_out;
     }
@@ -1543,10 +1471,109 @@ void wr_proxy_tunnel(struct wr_proxy *p, struct wr_stream *client, const char *p
     }
     struct wr_stream *up = wr_upconn_detach(p->uc);
     p->relay = malloc(sizeof(*p->relay));
-    if (!p->relay || wr_relay_init(p->relay, p->env->base, p->env->wheel, client, up, &cfg,
-                                   pending_len, on_relay_end, p) < 0) {
+    if (!p->relay || wr_relay_init(p->relay, p->env->base, p->env->wheel, t->client, up, &cfg,
+                                   t->pending_len, on_relay_end, p) < 0) {
         end_tunnel(p); /* fini is safe after a failed init */
         return;
     }
-    wr_relay_start(p->relay, pending, pending_len, NULL, 0);
+    wr_relay_start(p->relay, t->pending, t->pending_len, NULL, 0);
 }
+
+/* ---- the handler's per-worker state ----------------------------------- */
+
+static void free_env(struct wr_proxy_env *env)
+{
+    if (!env)
+        return;
+    while (env->free_list) {
+        struct wr_proxy *p = env->free_list;
+        env->free_list = p->next_free;
+        free(p->tried_heap);
+        free(p);
+    }
+    wr_pool_free(env->pool); /* after every exchange gave its connection back */
+    wr_balancer_free(env->balancer);
+    free(env);
+}
+
+static int proxy_worker_init(struct wr_handler_worker *hw)
+{
+    const struct wr_handler_env *henv = hw->env;
+    struct wr_proxy_env *env = calloc(1, sizeof(*env));
+    if (!env)
+        return -1;
+    env->henv = henv;
+    env->base = henv->base;
+    env->wheel = henv->wheel;
+    env->clock = henv->clock;
+    env->worker_id = henv->worker_id;
+    env->is_server_header_on = henv->cfg->server.server_header != NULL;
+    env->pool = wr_pool_new(henv->base);
+    env->balancer = wr_balancer_new(henv->cfg);
+    if (!env->pool || !env->balancer) {
+        free_env(env);
+        return -1;
+    }
+    hw->state = env;
+    return 0;
+}
+
+static void proxy_worker_fini(struct wr_handler_worker *hw)
+{
+    free_env(hw->state);
+    hw->state = NULL;
+}
+
+/* The balancer follows the current snapshot; exchanges in flight keep
+ * their upstream's config (the balancer is keyed by it). */
+static int proxy_config_changed(struct wr_handler_worker *hw, const struct wr_config *cfg)
+{
+    struct wr_proxy_env *env = hw->state;
+    struct wr_balancer *balancer = wr_balancer_new(cfg);
+    if (!balancer)
+        return -1;
+    wr_balancer_free(env->balancer);
+    env->balancer = balancer;
+    env->is_server_header_on = cfg->server.server_header != NULL;
+    return 0;
+}
+
+/* The pool keeps the server entries of the snapshots still in use only. */
+static void proxy_snapshots_in_use(struct wr_handler_worker *hw,
+                                   const struct wr_config *const *cfgs, size_t n)
+{
+    struct wr_proxy_env *env = hw->state;
+    for (size_t i = 0; i < n; i++)
+        wr_pool_keep(env->pool, cfgs[i]);
+    wr_pool_sweep(env->pool);
+}
+
+static void proxy_tick(struct wr_handler_worker *hw, uint64_t now_ms)
+{
+    struct wr_proxy_env *env = hw->state;
+    wr_pool_tick(env->pool, now_ms);
+    if (hw->env->metrics)
+        wr_metrics_set(&hw->env->metrics->pool_entries, wr_pool_stats(env->pool)->n_servers);
+}
+
+/* The handler's stop: ends the exchange at once (client gone, or done)
+ * and frees it. */
+static void proxy_stop(struct wr_exchange *ex)
+{
+    free_proxy(ex->state);
+}
+
+const struct wr_handler wr_proxy_handler = {
+    .name = "proxy",
+    .start = proxy_start,
+    .proceed = proxy_proceed,
+    .recv_body = proxy_recv_body,
+    .can_recv_body = proxy_can_recv_body,
+    .upgraded = proxy_upgraded,
+    .stop = proxy_stop,
+    .worker_init = proxy_worker_init,
+    .worker_fini = proxy_worker_fini,
+    .config_changed = proxy_config_changed,
+    .snapshots_in_use = proxy_snapshots_in_use,
+    .tick = proxy_tick,
+};

@@ -8,8 +8,8 @@
  * with no check-then-open race) -> directory: 301 to the slash form, the
  * index file, an autoindex listing or 403 -> precompressed variant ->
  * preconditions (RFC 9110 §13.2.2: 412 or 304) -> Range (206 or 416) ->
- * head; the body is handed to conn as a descriptor and sent with sendfile,
- * never read into memory.
+ * head; the body is handed to the front end as a descriptor and sent
+ * with sendfile, never read into memory.
  *
  * Choices:
  *  - Several ranges in one Range field get the whole file with 200:
@@ -44,7 +44,7 @@
 #include "weir/static_cache.h"
 
 /* Longest path under root we look up (index name included); longer: 414.
- * conn guarantees at least PATH_MAX bytes of scratch behind the path. */
+ * the front end guarantees at least PATH_MAX bytes of scratch behind the path. */
 #define REL_MAX (PATH_MAX - 16)
 /* Most entries an autoindex listing shows. */
 #define AUTOINDEX_MAX_ENTRIES 10000
@@ -177,8 +177,9 @@ static int open_failed(const struct wr_exchange *ex, const char *rel, int err)
         return status;
     uint64_t n_suppressed = 0;
     struct wr_log_budget *budget =
-        ex->static_cache ? wr_static_cache_log_budget(ex->static_cache) : NULL;
-    if (budget && !wr_log_budget_take(budget, FORBIDDEN_LOG_PER_SECOND, wr_clock_now_ms(), &n_suppressed))
+        ex->worker_state ? wr_static_cache_log_budget(ex->worker_state) : NULL;
+    if (budget &&
+        !wr_log_budget_take(budget, FORBIDDEN_LOG_PER_SECOND, wr_clock_now_ms(), &n_suppressed))
         return status;
     char path[4 * LOG_PATH_MAX + 4];
     wr_log_escape(path, sizeof(path), wr_str_from_cstr(rel), LOG_PATH_MAX);
@@ -345,7 +346,7 @@ static struct wr_static_file *open_variant(struct wr_exchange *ex, const struct 
     if (n < 0 || (size_t)n >= sizeof(name))
         return NULL;
     const struct wr_route *route = ex->route;
-    return wr_static_cache_open_variant(ex->static_cache, a->f, route->root, name,
+    return wr_static_cache_open_variant(ex->worker_state, a->f, route->root, name,
                                         route->follow_symlinks, v);
 }
 
@@ -423,6 +424,12 @@ static int choose_range(struct wr_exchange *ex, const struct file_answer *a, uin
     }
 }
 
+/* wr_resp_unref_fn for a body owned by a cache entry. */
+static void unref_file(void *ref)
+{
+    wr_static_file_unref(ref);
+}
+
 /* Answers with the file in a->f; consumes the reference. */
 static int answer_file(struct wr_exchange *ex, struct file_answer *a)
 {
@@ -459,7 +466,8 @@ static int answer_file(struct wr_exchange *ex, struct file_answer *a)
                          (unsigned long long)a->f->st.st_size);
         wr_resp_field(r, WR_HTTP_FIELD_CONTENT_RANGE, (struct wr_str){buf, (size_t)n});
     }
-    r->file_ref = a->f; /* conn holds our reference until the body is sent */
+    r->body_ref = a->f; /* the front end holds our reference until the body is sent */
+    r->body_unref = unref_file;
     if (a->f->data) {
         r->body = a->f->data + off; /* one writev with the head */
     } else {
@@ -629,8 +637,8 @@ static int write_listing(struct wr_exchange *ex, int dir_fd, const char *rel, st
     return l->is_failed ? 500 : 0;
 }
 
-/* autoindex = on: the listing of rel, written into a memfd that conn sends
- * and closes like any file it owns. */
+/* autoindex = on: the listing of rel, written into a memfd that the front
+ * end sends and closes like any file it owns. */
 static int answer_autoindex(struct wr_exchange *ex, int dir_fd, const char *rel)
 {
     struct listing *l = malloc(sizeof(*l));
@@ -675,7 +683,7 @@ static int answer_directory(struct wr_exchange *ex, struct wr_static_file *dir, 
     size_t k = strlen(rel);
     snprintf(rel + k, REL_MAX + 2 - k, "%s%s", k ? "/" : "", route->index);
     struct wr_static_file *f =
-        wr_static_cache_open(ex->static_cache, route->root, rel, route->follow_symlinks);
+        wr_static_cache_open(ex->worker_state, route->root, rel, route->follow_symlinks);
     int err = errno;
     if (f && S_ISREG(f->st.st_mode)) {
         wr_static_file_unref(dir);
@@ -711,7 +719,7 @@ int wr_static_handle(struct wr_exchange *ex)
                           REL_MAX - index_len - 2);
     if (status != 0)
         return status;
-    struct wr_static_file *f = wr_static_cache_open(ex->static_cache, route->root,
+    struct wr_static_file *f = wr_static_cache_open(ex->worker_state, route->root,
                                                     rel[0] ? rel : ".", route->follow_symlinks);
     if (!f)
         return open_failed(ex, rel[0] ? rel : ".", errno);
@@ -726,3 +734,33 @@ int wr_static_handle(struct wr_exchange *ex)
         pick_precompressed(ex, &a, rel);
     return answer_file(ex, &a);
 }
+
+/* ---- the handler ------------------------------------------------------- */
+
+static int start_static(struct wr_exchange *ex)
+{
+    int status = wr_static_handle(ex);
+    if (status == 0)
+        wr_exchange_respond(ex);
+    return status;
+}
+
+static int static_worker_init(struct wr_handler_worker *hw)
+{
+    hw->state = wr_static_cache_new(WR_STATIC_CACHE_ENTRIES);
+    return hw->state ? 0 : -1;
+}
+
+/* After every response released its files (handler.h: exchanges stopped). */
+static void static_worker_fini(struct wr_handler_worker *hw)
+{
+    wr_static_cache_free(hw->state);
+    hw->state = NULL;
+}
+
+const struct wr_handler wr_static_handler = {
+    .name = "static",
+    .start = start_static,
+    .worker_init = static_worker_init,
+    .worker_fini = static_worker_fini,
+};

@@ -16,9 +16,9 @@
 #include <sys/socket.h>
 
 #include "weir/config.h"
+#include "weir/handler.h"
 #include "weir/http_resp.h"
 #include "weir/log.h"
-#include "weir/proxy.h"
 #include "weir/metrics.h"
 #include "weir/router.h"
 #include "weir/timer.h"
@@ -26,7 +26,7 @@
 struct event_base;
 struct wr_conn;
 struct wr_conn_io;
-struct wr_static_cache;
+struct wr_conn_exchange;
 struct wr_stream_stage;
 struct wr_limits;
 
@@ -38,8 +38,6 @@ struct wr_conns_snapshot {
     uint64_t n_conns;
 };
 
-/* Open files a worker's static cache keeps (static_cache.h). */
-#define WR_CONNS_STATIC_CACHE_ENTRIES 1024
 
 struct wr_conns {
     int worker_id;
@@ -55,9 +53,9 @@ struct wr_conns {
     struct wr_resp_clock clock;
     struct wr_access_log access_log;
     struct wr_router_scratch *router; /* owned */
-    struct wr_static_cache *static_cache; /* owned: open files (static action) */
-    struct wr_pool *pool;         /* owned: upstream connections (proxy action) */
-    struct wr_proxy_env proxy_env; /* balancer owned (for cfg), pool borrowed */
+    struct wr_handler_env henv;   /* what the handlers get from this worker */
+    struct wr_handlers handlers;  /* owned: each handler's per-worker state
+                                     (open-file cache, upstream pool...) */
     char *scratch;                /* owned: normalised path, handler scratch */
     struct wr_stream_stage *stage; /* owned: TLS write staging of the client streams */
     size_t scratch_cap;
@@ -65,10 +63,11 @@ struct wr_conns {
     char host_buf[256];           /* $host: lower-case, port removed */
 
     /* The snapshots in use, current (cfg) first; an old one leaves with its
-     * last connection. The pool keeps only the server entries they name. */
+     * last connection. Handlers hear of the set (snapshots_in_use: the
+     * proxy's pool keeps only the server entries they name). */
     struct wr_conns_snapshot *snapshots; /* owned */
     size_t n_snapshots, cap_snapshots;
-    bool is_pool_sweep_due;       /* the set changed: sweep the pool on the next tick */
+    bool is_snapshots_changed;    /* the set changed: tell handlers on the next tick */
 
     struct wr_timer_wheel wheel;  /* deadlines of connections and proxied exchanges */
     struct wr_conn *live;         /* every open connection (doubly linked) */
@@ -78,6 +77,8 @@ struct wr_conns {
     size_t n_free_conns;
     struct wr_conn_io *free_io;   /* request buffers kept for reuse */
     size_t n_free_io;
+    struct wr_conn_exchange *free_exchanges; /* exchange structs kept for reuse */
+    size_t n_free_exchanges;
 
     uint64_t next_conn_id;        /* ids are worker_id + k * 1024: unique per process */
     uint64_t rng[2];              /* xorshift state for request ids */

@@ -1,12 +1,15 @@
 /*
- * http_resp: response heads (status table, header serialisation, Date
- * string), small HTML error pages, and the two actions that need nothing
- * but a head and a fixed body: `return` and `redirect`.
+ * http_resp: response heads under construction (status, fields, body
+ * description), the status table, the Date string and small HTML error
+ * pages.
  *
- * Also defines the exchange, the one view of a request that an action
- * handler (static, proxy, return, redirect) receives from conn. Handlers
- * write a response through struct wr_resp and never see the connection.
- * Layer 2: no sockets; the head is written into memory conn provides.
+ * A head is built as field lines ("Name: value\r\n") behind room kept
+ * free for a status line (WR_RESP_STATUS_ROOM): handlers write fields, the
+ * protocol front end writes the status line and the framing fields
+ * (h1_framing.h), or reads the fields back one by one (wr_resp_each_field)
+ * to encode them another way. Handlers never write a status line,
+ * Content-Length, Transfer-Encoding or Connection.
+ * Layer 2: no sockets; the head is written into memory the caller provides.
  */
 #ifndef WEIR_HTTP_RESP_H
 #define WEIR_HTTP_RESP_H
@@ -18,20 +21,31 @@
 
 #include "weir/config.h"
 #include "weir/http_parser.h"
-#include "weir/log.h"
-#include "weir/router.h"
 #include "weir/tmpl.h"
 
-struct wr_static_cache;
-struct wr_static_file;
+/* Bytes kept free at the start of a head for its status line, which the
+ * front end writes there (right-aligned, wr_resp_set_status_line) once the
+ * fields are done; "HTTP/1.1 431 Request Header Fields Too Large\r\n" is
+ * the longest weir writes (46). */
+#define WR_RESP_STATUS_ROOM 64
+
+/* Bytes a handler that sends its own head (wr_exchange_send_head) leaves
+ * free behind its fields for the front end's framing fields and the blank
+ * line. */
+#define WR_RESP_FRAMING_ROOM 128
+
+/* Drops a body reference (static_cache.h's open-file entries). */
+typedef void (*wr_resp_unref_fn)(void *ref);
 
 /* A response under construction. The head is serialised into head[] (memory
- * owned by the connection); the body is a borrowed memory range or a file. */
+ * the caller provides); the body is a borrowed memory range or a file. */
 struct wr_resp {
     char *head;       /* borrowed buffer */
+    size_t head_start; /* the serialised head is head[head_start..head_len):
+                          WR_RESP_STATUS_ROOM until the status line is set */
     size_t head_len;
     size_t head_cap;
-    bool is_overflow; /* a header did not fit: conn answers 500 instead */
+    bool is_overflow; /* a header did not fit: the front end answers 500 instead */
 
     int status;
     bool is_page_signed;  /* error pages name weir (server_header is not off);
@@ -42,15 +56,16 @@ struct wr_resp {
     const char *body;     /* borrowed: memory body, must outlive the send
                              (config snapshot, static data, or head[]) */
     int file_fd;          /* file body, -1 when none; ownership passes to
-                             conn once the handler returns 0 */
+                             the front end with the response */
     off_t file_off;
-    struct wr_static_file *file_ref; /* NULL: conn owns file_fd and closes it.
-                             Set: the body belongs to this open-file cache
-                             entry, either as file_fd (borrowed) or, for a
-                             small file, as body pointing into its data with
-                             file_fd -1; conn owns one reference, dropped with
-                             wr_static_file_unref once the body is sent or
-                             discarded (static_cache.h) */
+    void *body_ref;       /* NULL: the front end owns file_fd and closes it.
+                             Set: the body belongs to this reference (an
+                             open-file cache entry), either as file_fd
+                             (borrowed) or, for a small file, as body pointing
+                             into its data with file_fd -1; the front end owns
+                             the reference and drops it with body_unref once
+                             the body is sent or discarded */
+    wr_resp_unref_fn body_unref; /* set with body_ref */
 
     /* Where the fields weir writes itself are in head (wr_resp_field,
      * wr_resp_mark_field), so a route's add_header of the same name can
@@ -77,13 +92,37 @@ void wr_resp_clock_update(struct wr_resp_clock *clock, time_t now, const char *s
 /* Reason phrase for status ("Not Found"); "Unknown" for unlisted codes. */
 const char *wr_resp_reason(int status);
 
-/* Prepares r to build a head in buf[0..cap) (conn calls this). */
+/* Prepares r to build a head in buf[0..cap) (the front end calls this). */
 void wr_resp_init(struct wr_resp *r, char *buf, size_t cap);
 
-/* Starts the head in r's buffer: "HTTP/1.1 STATUS REASON" and the clock's
- * common lines (Server and Date, remembered as fields weir writes). Anything
- * written into r before is discarded. */
+/* Starts the head in r's buffer for status (100..999; anything else is
+ * taken as 500): room for the status line, then the clock's common lines
+ * (Server and Date, remembered as fields weir writes). Anything written
+ * into r before is discarded. */
 void wr_resp_start(struct wr_resp *r, int status, const struct wr_resp_clock *clock);
+
+/*
+ * The front end's: puts line (a complete status line, CRLF included, at
+ * most WR_RESP_STATUS_ROOM bytes) right before the fields, so that
+ * head[head_start..head_len) is the whole head. Sets is_overflow when it
+ * does not fit or r was not started.
+ */
+void wr_resp_set_status_line(struct wr_resp *r, const char *line, size_t len);
+
+/* The serialised head so far: head[head_start..head_len) (borrowed). */
+struct wr_str wr_resp_bytes(const struct wr_resp *r);
+
+/* Called for each field of a head: return false to stop. */
+typedef bool (*wr_resp_field_fn)(void *arg, struct wr_str name, struct wr_str value);
+
+/*
+ * Calls fn(arg, name, value) for each field line of r's head, in order,
+ * skipping the status line and stopping at the blank line that ends a
+ * finished head; value without the blank after the colon. Reads only:
+ * slices point into r's buffer. Returns the number of fields fn saw.
+ * For front ends that encode a head other than as HTTP/1 text (HPACK).
+ */
+size_t wr_resp_each_field(const struct wr_resp *r, wr_resp_field_fn fn, void *arg);
 
 /* Appends "name: value\r\n"; sets is_overflow when it does not fit. */
 void wr_resp_header(struct wr_resp *r, const char *name, struct wr_str value);
@@ -116,11 +155,6 @@ void wr_resp_raw_u64(struct wr_resp *r, uint64_t value);
 void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tmpl *t,
                          const struct wr_tmpl_vars *vars);
 
-/* Appends Content-Length (when has_length and the status allows a body),
- * the Connection field (close, or keep-alive for an HTTP/1.0 client) and the
- * final blank line. */
-void wr_resp_finish(struct wr_resp *r, bool is_keep_alive, int client_minor_version);
-
 /*
  * The small HTML page weir sends as the body of an error or redirect with
  * this status: static storage, valid for the life of the process. Statuses
@@ -132,38 +166,5 @@ struct wr_str wr_resp_page(int status, bool is_signed);
 /* Makes r's body the page for r->status (signed as the clock given to
  * wr_resp_start says), with its Content-Type field. */
 void wr_resp_set_page(struct wr_resp *r);
-
-/* What a handler sees of one request. Everything is borrowed from conn and
- * valid only during the handler call. */
-struct wr_exchange {
-    const struct wr_http_request *req;
-    const struct wr_route *route;
-    const struct wr_router_match *match;
-    struct wr_str path;          /* normalised path, the router's subject */
-    const struct wr_tmpl_vars *vars;
-    const struct wr_resp_clock *clock;
-    struct wr_resp *resp;        /* initialised by conn; the handler calls
-                                    wr_resp_start, then adds fields and a body */
-    char *scratch;               /* per-worker scratch for the handler */
-    size_t scratch_cap;
-    struct wr_static_cache *static_cache; /* the worker's open-file cache */
-    const struct wr_log_request *log_subject; /* names the request in error-log lines
-                                                 (wr_log_request); valid during the call */
-    int worker_id;               /* for wr_log_request */
-    uint64_t conn_id;
-};
-
-/*
- * An action handler. Returns 0 after starting a response in ex->resp (head
- * fields and body set; conn finishes the head), or an HTTP status (>= 400)
- * for conn to answer with its error page instead.
- */
-typedef int (*wr_action_fn)(struct wr_exchange *ex);
-
-/* `return = STATUS BODY`: the configured body as text/plain. */
-int wr_resp_action_return(struct wr_exchange *ex);
-
-/* `redirect = STATUS TARGET`: Location from the expanded template. */
-int wr_resp_action_redirect(struct wr_exchange *ex);
 
 #endif

@@ -5,20 +5,30 @@
  * index files, the trailing-slash redirect, autoindex, validators (strong
  * ETag, Last-Modified), preconditions (304/412), single ranges (206/416),
  * precompressed variants, and a file body that conn sends with sendfile.
- * Files are opened through the worker's open-file cache (static_cache.h).
+ * Files are opened through the worker's open-file cache (static_cache.h),
+ * which is the handler's per-worker state (worker_init makes it).
  * Layer 3; worker thread only.
  */
 #ifndef WEIR_STATIC_H
 #define WEIR_STATIC_H
 
-#include "weir/http_resp.h"
+#include "weir/handler.h"
+
+/* Open files a worker's static cache keeps (static_cache.h). */
+#define WR_STATIC_CACHE_ENTRIES 1024
+
+/* The `root` action as a handler: one-shot (wr_static_handle, then
+ * wr_exchange_respond, inside start); ex->worker_state is the cache. */
+extern const struct wr_handler wr_static_handler;
 
 /*
- * Answers ex for a route whose action is WR_ACTION_STATIC. Returns 0 with a
- * response started in ex->resp (200, 206, 301, 304, 405 with Allow, 416, or
- * an autoindex page; a file body is either an fd conn owns or, with
- * resp->file_ref set, a cache entry whose reference conn owns), or the error
- * status for conn to answer: 404 (missing, dotfile, outside root), 403
+ * Answers ex for a route whose action is WR_ACTION_STATIC, with
+ * ex->worker_state the worker's struct wr_static_cache (NULL: nothing is
+ * cached). Returns 0 with a response built in ex->resp, not yet sent (200,
+ * 206, 301, 304, 405 with Allow, 416, or an autoindex page; a file body is
+ * either an fd the caller owns or, with resp->body_ref set, a cache entry
+ * whose reference the caller owns), or the error
+ * status to answer: 404 (missing, dotfile, outside root), 403
  * (permission, then also logged at error level, rate-limited per worker;
  * directory without index and autoindex off), 412 (a failed
  * precondition), 414 (path too long), 500 (I/O error).

@@ -2,7 +2,8 @@
  * Unit tests for http_resp: reason phrases and pages, the per-second clock
  * lines, head serialisation (keep-alive and close for HTTP/1.1 and 1.0,
  * bodiless statuses), overflow into an exact-size buffer at every cap, and
- * the `return` and `redirect` actions on a hand-built route. Issue 13.17:
+ * the `return` and `redirect` handlers on a hand-built route (heads
+ * finished as the HTTP/1 front end does, h1_framing.h). Issue 13.17:
  * fields weir writes are remembered and a route's replaced set drops them
  * (offsets kept right across drops); pages name weir only when signed.
  */
@@ -16,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "weir/h1_framing.h"
 #include "weir/http_resp.h"
+#include "weir/redirect.h"
 #include "weir/tmpl.h"
 
 #define T_SEC ((time_t)1790000000)
@@ -35,8 +38,39 @@ static void expect_head(const struct wr_resp *r, const char *want)
 {
     size_t len = strlen(want);
     assert_false(r->is_overflow);
-    if (r->head_len != len || memcmp(r->head, want, len) != 0)
-        fail_msg("head:\n%.*s\nwant:\n%s", (int)r->head_len, r->head, want);
+    struct wr_str head = wr_resp_bytes(r);
+    if (head.len != len || memcmp(head.ptr, want, len) != 0)
+        fail_msg("head:\n%.*s\nwant:\n%s", (int)head.len, head.ptr, want);
+}
+
+/* Finishes r as the HTTP/1 front end does; a head without a body length
+ * as for HEAD (these tests are about fields; test_h1_framing has the
+ * framing choices). */
+static void finish(struct wr_resp *r, bool is_keep_alive, int minor)
+{
+    struct wr_h1_framing f =
+        wr_h1_choose_framing(r->status, !r->has_length, r->has_length, minor, is_keep_alive);
+    wr_h1_finish_head(r, &f, minor);
+}
+
+/* A front end that only takes one-shot answers: respond is all it does. */
+static int n_responds;
+static void fake_respond(struct wr_exchange *ex)
+{
+    (void)ex;
+    n_responds++;
+}
+static const struct wr_exchange_sink one_shot_sink = {.respond = fake_respond};
+
+/* Runs handler h on ex as a front end does; returns start's result. */
+static int run_handler(const struct wr_handler *h, struct wr_exchange *ex)
+{
+    wr_exchange_init(ex, h, NULL, &one_shot_sink, NULL);
+    int before = n_responds;
+    int status = wr_exchange_start(ex);
+    assert_int_equal(n_responds, before + (status == 0));
+    wr_exchange_stop(ex);
+    return status;
 }
 
 static void test_reason(void **state)
@@ -127,7 +161,7 @@ static void build(struct wr_resp *r, int status, long long len, bool keep_alive,
         r->has_length = true;
         r->body_len = (uint64_t)len;
     }
-    wr_resp_finish(r, keep_alive, minor);
+    finish(r, keep_alive, minor);
 }
 
 static void test_head_keep_alive_11(void **state)
@@ -183,7 +217,7 @@ static void test_head_fields(void **state)
     wr_resp_raw(&r, WR_STR("Vary: Accept\r\n"));
     r.has_length = true;
     r.body_len = 18446744073709551615ull;
-    wr_resp_finish(&r, true, 1);
+    finish(&r, true, 1);
     expect_head(&r, "HTTP/1.1 200 OK\r\nDate: " T_DATE "\r\n"
                     "Content-Type: text/plain\r\nX-Empty: \r\nX-Zero: 0\r\n"
                     "X-Max: 18446744073709551615\r\nVary: Accept\r\n"
@@ -217,7 +251,9 @@ static void test_overflow_every_cap(void **state)
                        "Content-Length: 123456\r\nConnection: close\r\n\r\n";
     size_t full = strlen(want);
     struct wr_resp_clock clock = make_clock(T_SEC, "weir");
-    for (size_t cap = 0; cap <= full; cap++) {
+    /* The status line goes into the room kept before the fields. */
+    size_t need = full - strlen("HTTP/1.1 200 OK\r\n") + WR_RESP_STATUS_ROOM;
+    for (size_t cap = 0; cap <= need; cap++) {
         char *buf = malloc(cap ? cap : 1);
         assert_non_null(buf);
         struct wr_resp r;
@@ -226,13 +262,14 @@ static void test_overflow_every_cap(void **state)
         wr_resp_header(&r, "X-Long", WR_STR("abcdefghijklmnopqrstuvwxyz"));
         r.has_length = true;
         r.body_len = 123456;
-        wr_resp_finish(&r, false, 1);
+        finish(&r, false, 1);
         assert_true(r.head_len <= cap);
-        if (cap < full) {
+        if (cap < need) {
             if (!r.is_overflow)
-                fail_msg("cap %zu of %zu: no overflow", cap, full);
+                fail_msg("cap %zu of %zu: no overflow", cap, need);
             /* What was written is a prefix of the real head. */
-            assert_memory_equal(buf, want, r.head_len);
+            struct wr_str head = wr_resp_bytes(&r);
+            assert_memory_equal(head.ptr, want, head.len);
         } else {
             expect_head(&r, want);
         }
@@ -279,12 +316,12 @@ static void test_action_return(void **state)
     struct wr_resp r;
     wr_resp_init(&r, buf, sizeof(buf));
     struct wr_exchange ex = {.route = &route, .clock = &clock, .resp = &r};
-    assert_int_equal(wr_resp_action_return(&ex), 0);
+    assert_int_equal(run_handler(&wr_return_handler, &ex), 0);
     assert_int_equal(r.status, 200);
     assert_ptr_equal(r.body, body);
     assert_int_equal(r.body_len, 6);
     assert_int_equal(r.file_fd, -1);
-    wr_resp_finish(&r, true, 1);
+    finish(&r, true, 1);
     expect_head(&r, "HTTP/1.1 200 OK\r\n" COMMON
                     "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 6\r\n\r\n");
 
@@ -294,8 +331,8 @@ static void test_action_return(void **state)
     route.return_body = empty;
     route.return_body_len = 0;
     wr_resp_init(&r, buf, sizeof(buf));
-    assert_int_equal(wr_resp_action_return(&ex), 0);
-    wr_resp_finish(&r, false, 0);
+    assert_int_equal(run_handler(&wr_return_handler, &ex), 0);
+    finish(&r, false, 0);
     expect_head(&r, "HTTP/1.1 403 Forbidden\r\n" COMMON
                     "Content-Length: 0\r\nConnection: close\r\n\r\n");
 }
@@ -318,11 +355,11 @@ static void test_action_redirect(void **state)
     struct wr_resp r;
     wr_resp_init(&r, buf, sizeof(buf));
     struct wr_exchange ex = {.route = &route, .vars = &vars, .clock = &clock, .resp = &r};
-    assert_int_equal(wr_resp_action_redirect(&ex), 0);
+    assert_int_equal(run_handler(&wr_redirect_handler, &ex), 0);
     struct wr_str page = wr_resp_page(301, true);
     assert_ptr_equal(r.body, page.ptr);
     assert_int_equal(r.body_len, page.len);
-    wr_resp_finish(&r, true, 1);
+    finish(&r, true, 1);
     char want[512];
     snprintf(want, sizeof(want),
              "HTTP/1.1 301 Moved Permanently\r\n" COMMON
@@ -336,8 +373,8 @@ static void test_action_redirect(void **state)
     vars.request_uri = WR_STR("/");
     route.status = 302;
     wr_resp_init(&r, buf, sizeof(buf));
-    assert_int_equal(wr_resp_action_redirect(&ex), 0);
-    wr_resp_finish(&r, false, 1);
+    assert_int_equal(run_handler(&wr_redirect_handler, &ex), 0);
+    finish(&r, false, 1);
     snprintf(want, sizeof(want),
              "HTTP/1.1 302 Found\r\n" COMMON "Location: https://evil  Set-Cookie: x/\r\n"
              "Content-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
@@ -375,9 +412,9 @@ static void issue_13_unsigned_pages(void **state)
     wr_resp_start(&r, 404, &on);
     wr_resp_set_page(&r);
     assert_true(contains((struct wr_str){r.body, r.body_len}, "weir"));
-    wr_resp_finish(&r, true, 1);
-    assert_true(contains((struct wr_str){r.head, r.head_len}, "Server: Apache\r\n"));
-    assert_true(contains((struct wr_str){r.head, r.head_len},
+    finish(&r, true, 1);
+    assert_true(contains(wr_resp_bytes(&r), "Server: Apache\r\n"));
+    assert_true(contains(wr_resp_bytes(&r),
                          "Content-Type: text/html; charset=utf-8\r\n"));
 }
 
@@ -410,7 +447,7 @@ static void issue_13_drop_fields(void **state)
     wr_resp_drop_fields(&r, BIT(SERVER) | BIT(RETRY_AFTER));
     wr_resp_drop_fields(&r, BIT(ETAG)); /* its offset moved with the drops above */
     wr_resp_drop_fields(&r, BIT(ETAG)); /* twice: no-op */
-    wr_resp_finish(&r, true, 1);
+    finish(&r, true, 1);
     expect_head(&r, "HTTP/1.1 200 OK\r\nDate: " T_DATE "\r\n"
                     "Content-Type: text/plain\r\nX-Other: 1\r\n\r\n");
     assert_int_equal(r.field_mask, BIT(DATE) | BIT(CONTENT_TYPE));
@@ -421,7 +458,7 @@ static void issue_13_drop_fields(void **state)
     wr_resp_start(&r, 204, &off);
     assert_int_equal(r.field_mask, BIT(DATE));
     wr_resp_drop_fields(&r, BIT(SERVER) | BIT(DATE));
-    wr_resp_finish(&r, true, 1);
+    finish(&r, true, 1);
     expect_head(&r, "HTTP/1.1 204 No Content\r\n\r\n");
 }
 
@@ -457,10 +494,10 @@ static void issue_13_actions_mark_fields(void **state)
     struct wr_resp r;
     wr_resp_init(&r, buf, sizeof(buf));
     struct wr_exchange ex = {.route = &route, .clock = &clock, .resp = &r};
-    assert_int_equal(wr_resp_action_return(&ex), 0);
+    assert_int_equal(run_handler(&wr_return_handler, &ex), 0);
     wr_resp_drop_fields(&r, BIT(CONTENT_TYPE));
     wr_resp_header(&r, "Content-Type", WR_STR("application/json"));
-    wr_resp_finish(&r, true, 1);
+    finish(&r, true, 1);
     expect_head(&r, "HTTP/1.1 200 OK\r\n" COMMON
                     "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n");
 
@@ -470,12 +507,12 @@ static void issue_13_actions_mark_fields(void **state)
     struct wr_tmpl_vars vars = {.host = WR_STR("a")};
     ex.vars = &vars;
     wr_resp_init(&r, buf, sizeof(buf));
-    assert_int_equal(wr_resp_action_redirect(&ex), 0);
+    assert_int_equal(run_handler(&wr_redirect_handler, &ex), 0);
     assert_true(r.field_mask & BIT(LOCATION));
     assert_true(r.field_mask & BIT(CONTENT_TYPE));
     wr_resp_drop_fields(&r, BIT(LOCATION));
-    wr_resp_finish(&r, true, 1);
-    assert_false(contains((struct wr_str){r.head, r.head_len}, "Location"));
+    finish(&r, true, 1);
+    assert_false(contains(wr_resp_bytes(&r), "Location"));
     wr_tmpl_fini(&route.redirect_target);
 }
 
@@ -493,6 +530,60 @@ static void issue_13_field_names(void **state)
     assert_int_equal(wr_http_field_from(WR_STR("X-Frame-Options")), WR_HTTP_N_FIELDS);
     assert_int_equal(wr_http_field_from(WR_STR("Content-Typ")), WR_HTTP_N_FIELDS);
     assert_string_equal(wr_http_field_name(WR_HTTP_N_FIELDS), "");
+}
+
+/* Issue 14: the fields of a head, read back one by one (for front ends
+ * that encode them otherwise, HPACK), skipping the status line, stopping
+ * at the blank line, and early when asked. */
+struct seen {
+    char names[8][32], values[8][64];
+    size_t n, stop_after;
+};
+
+static bool collect(void *arg, struct wr_str name, struct wr_str value)
+{
+    struct seen *s = arg;
+    snprintf(s->names[s->n], sizeof(s->names[0]), "%.*s", (int)name.len, name.ptr);
+    snprintf(s->values[s->n], sizeof(s->values[0]), "%.*s", (int)value.len, value.ptr);
+    s->n++;
+    return s->n != s->stop_after;
+}
+
+static void issue_14_resp_each_field(void **state)
+{
+    (void)state;
+    char buf[512];
+    struct wr_resp r;
+    struct wr_resp_clock clock = make_clock(T_SEC, "weir");
+    wr_resp_init(&r, buf, sizeof(buf));
+    struct seen s = {0};
+    assert_int_equal(wr_resp_each_field(&r, collect, &s), 0); /* not started */
+    wr_resp_start(&r, 200, &clock);
+    wr_resp_field(&r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/plain"));
+    wr_resp_header(&r, "X-Empty", WR_STR(""));
+    wr_resp_raw(&r, WR_STR("X-Raw:tight\r\n"));
+    wr_resp_drop_fields(&r, BIT(SERVER));
+    assert_int_equal(wr_resp_each_field(&r, collect, &s), 4);
+    static const char *const names[] = {"Date", "Content-Type", "X-Empty", "X-Raw"};
+    static const char *const values[] = {T_DATE, "text/plain", "", "tight"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(s.names[i], names[i]);
+        assert_string_equal(s.values[i], values[i]);
+    }
+    /* A finished head: the status line and the blank line are not fields;
+     * the framing fields the front end added are. */
+    r.has_length = true;
+    r.body_len = 5;
+    finish(&r, false, 1);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(wr_resp_each_field(&r, collect, &s), 6);
+    assert_string_equal(s.names[4], "Content-Length");
+    assert_string_equal(s.values[4], "5");
+    assert_string_equal(s.names[5], "Connection");
+    /* Stopping early. */
+    memset(&s, 0, sizeof(s));
+    s.stop_after = 2;
+    assert_int_equal(wr_resp_each_field(&r, collect, &s), 2);
 }
 
 int main(void)
@@ -515,6 +606,7 @@ int main(void)
         cmocka_unit_test(issue_13_drop_after_overflow),
         cmocka_unit_test(issue_13_actions_mark_fields),
         cmocka_unit_test(issue_13_field_names),
+        cmocka_unit_test(issue_14_resp_each_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

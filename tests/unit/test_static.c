@@ -234,13 +234,13 @@ static const char *get_a(struct fixture *fx)
     struct wr_exchange ex = {
         .req = &req, .route = &fx->route, .path = WR_STR("/a.txt"), .clock = &fx->clock,
         .resp = &r, .scratch = fx->scratch, .scratch_cap = 2 * PATH_MAX,
-        .static_cache = fx->cache,
+        .worker_state = fx->cache,
     };
     assert_int_equal(wr_static_handle(&ex), 0);
     assert_int_equal(r.status, 200);
-    wr_static_file_unref(r.file_ref);
+    wr_static_file_unref(r.body_ref);
     free(buf);
-    struct wr_str head = {r.head, r.head_len};
+    struct wr_str head = wr_resp_bytes(&r);
     if (memmem(head.ptr, head.len, "Content-Encoding: gzip\r\n", 24))
         return "gzip";
     if (memmem(head.ptr, head.len, "Content-Encoding: br\r\n", 22))
