@@ -732,6 +732,9 @@ static void start_attempt(struct wr_proxy *p)
     const struct wr_listen_addr *addr = &p->up->servers[server].addr;
     log_attempt_start(&p->log, p->up->servers[server].label);
     p->head_sent = 0;
+    /* A retry after part of a head came from the last server: those bytes
+     * are not the next server's (they once made its head unparseable). */
+    p->ustart = p->ulen = p->scanned = 0;
     set_server_host(p);
     const struct wr_tls_client *tls = p->up->tls_client;
     if (p->up->tls && !tls) {
