@@ -34,7 +34,7 @@
  * wr_handlers). Invariants:
  *  - Only conn_close frees a connection, and every function that can reach
  *    it returns -1 afterwards; callers stop touching the connection then.
- *  - Request views point into io->rbuf. Bytes of a request head never move
+ *  - Request views point into c->rb->data. Bytes of a request head never move
  *    while its request is being answered (its body is read behind it); the
  *    buffer is compacted only between requests.
  *  - An idle keep-alive connection owns its socket, its struct (about 300
@@ -105,6 +105,10 @@
 #define LINGER_MAX_BYTES (64 * 1024)
 #define MAX_FREE_CONNS 1024
 #define MAX_FREE_IO 256
+#define MAX_FREE_RBUFS 1024
+/* A first read buffer: nginx's client_header_buffer_size is 1 KiB; a
+ * typical browser head (cookies included) fits in 2. */
+#define RBUF_FIRST_BLOCK 2048
 #define MAX_FREE_EXCHANGES 64
 /* Output slots an exchange's response may need at once: its head, a send of
  * WR_EXCHANGE_MAX_IOV payload pieces with a chunk's size line and CRLF, the
@@ -127,12 +131,6 @@ struct wr_conn_io {
      * here: keeping the event here, not in struct wr_conn, takes 128 bytes
      * off every idle keep-alive connection. */
     struct event ev_write;
-    struct wr_conn_io *next_free;
-    size_t rcap;
-    char *rbuf;            /* rcap bytes, right after this struct */
-    size_t rstart, rlen;   /* unconsumed input: rbuf[rstart..rlen) */
-    size_t pin;            /* while a body is read: bytes [0, pin) hold the head */
-    size_t scanned;        /* parser hint: bytes of the pending head already seen */
     struct wr_http_request req;
 
     enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } body_kind;
@@ -176,8 +174,26 @@ struct wr_conn_io {
     size_t wlen;
 };
 
+/*
+ * The read buffer: bytes read and not yet consumed. It is all a connection
+ * that waits for (the rest of) a head holds: it starts at RBUF_FIRST_BLOCK
+ * bytes and grows to the largest head the snapshot allows (plus room for
+ * body bytes behind it) only when a head does not fit or a body follows.
+ * Growing moves the bytes: only while no request view points into them (the
+ * parser keeps offsets across WR_AGAIN: scanned), or right after a parse
+ * that is then redone (grow_for_body).
+ */
+struct wr_conn_rbuf {
+    size_t cap;            /* bytes of data[] */
+    size_t rstart, rlen;   /* unconsumed input: data[rstart..rlen) */
+    size_t pin;            /* while a body is read: bytes [0, pin) hold the head */
+    size_t scanned;        /* parser hint: bytes of the pending head already seen */
+    char data[];
+};
+
 struct wr_conn {
     struct event ev_read;    /* ev_write is in io: output needs io */
+    struct wr_conn_rbuf *rb; /* NULL while idle: the input (rbuf_take) */
     struct wr_conns *home;   /* borrowed */
     struct wr_config *cfg;   /* ref held: the snapshot this connection started under */
     struct wr_conn *prev, *next; /* home->live list; next also links the free list */
@@ -223,31 +239,120 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static int settle(struct wr_conn *c);
 static void set_timer(struct wr_conn *c, uint64_t deadline_ms);
+static void defer_close(struct wr_conn *c);
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* ---- buffers ----------------------------------------------------------- */
 
-static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c, size_t rcap)
+/* Bytes of connection buffers held by connections (the gauge
+ * weir_conn_buffer_bytes); free lists are not counted. */
+static void count_buffer(struct wr_conns *cs, size_t bytes, bool is_taken)
 {
-    struct wr_conn_io *io = cs->free_io;
-    if (io && io->rcap == rcap) {
-        cs->free_io = io->next_free;
-        cs->n_free_io--;
-    } else {
-        io = malloc(sizeof(*io) + rcap);
-        if (!io)
-            return NULL;
-        io->rcap = rcap;
-        io->rbuf = (char *)(io + 1);
-    }
-    io->rstart = io->rlen = io->pin = io->scanned = 0;
+    if (is_taken)
+        cs->buffer_bytes += bytes;
+    else
+        cs->buffer_bytes -= bytes;
+}
+
+/* Data bytes of c's full-size read buffer: the largest head its snapshot
+ * allows and room for body bytes behind it. */
+static size_t rbuf_full_cap(const struct wr_conn *c)
+{
+    return c->cfg->limits.max_header_bytes + RBUF_SLACK;
+}
+
+/* The free list that keeps read buffers of cap data bytes, or NULL. */
+static struct wr_buf_pool *rbuf_pool(struct wr_conns *cs, size_t cap)
+{
+    size_t block = sizeof(struct wr_conn_rbuf) + cap;
+    if (block == cs->rbuf_first.block_size)
+        return &cs->rbuf_first;
+    return block == cs->rbuf_full.block_size ? &cs->rbuf_full : NULL;
+}
+
+/* An empty read buffer of cap data bytes, or NULL when out of memory. */
+static struct wr_conn_rbuf *rbuf_new(struct wr_conns *cs, size_t cap)
+{
+    struct wr_buf_pool *pool = rbuf_pool(cs, cap);
+    size_t block = sizeof(struct wr_conn_rbuf) + cap;
+    /* A snapshot other than the current one may allow other heads. */
+    struct wr_conn_rbuf *rb = pool ? wr_buf_pool_take(pool) : malloc(block);
+    if (!rb)
+        return NULL;
+    *rb = (struct wr_conn_rbuf){.cap = cap};
+    count_buffer(cs, block, true);
+    return rb;
+}
+
+static void rbuf_free(struct wr_conns *cs, struct wr_conn_rbuf *rb)
+{
+    struct wr_buf_pool *pool = rbuf_pool(cs, rb->cap);
+    count_buffer(cs, sizeof(*rb) + rb->cap, false);
+    if (pool)
+        wr_buf_pool_give(pool, rb);
+    else
+        free(rb);
+}
+
+/* Gives c's read buffer back (it holds no input any more). */
+static void release_rbuf(struct wr_conns *cs, struct wr_conn *c)
+{
+    if (c->rb)
+        rbuf_free(cs, c->rb);
+    c->rb = NULL;
+}
+
+/* Moves c's input into a read buffer of cap data bytes (cap >= rlen -
+ * rstart). Every request view into the old one dies: callers grow only
+ * between requests, or parse again. Returns -1 when out of memory (c keeps
+ * its buffer). */
+static int rbuf_move(struct wr_conn *c, size_t cap)
+{
+    struct wr_conn_rbuf *old = c->rb;
+    struct wr_conn_rbuf *rb = rbuf_new(c->home, cap);
+    if (!rb)
+        return -1;
+    rb->rlen = old->rlen - old->rstart;
+    rb->scanned = old->scanned;
+    memcpy(rb->data, old->data + old->rstart, rb->rlen);
+    rbuf_free(c->home, old);
+    c->rb = rb;
+    return 0;
+}
+
+/* Gives c a first, small read buffer if it has none. Returns -1 when out
+ * of memory. */
+static int ensure_rbuf(struct wr_conn *c)
+{
+    size_t full = rbuf_full_cap(c);
+    size_t first = RBUF_FIRST_BLOCK - sizeof(struct wr_conn_rbuf);
+    if (!c->rb)
+        c->rb = rbuf_new(c->home, first < full ? first : full);
+    return c->rb ? 0 : -1;
+}
+
+static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c)
+{
+    struct wr_conn_io *io = wr_buf_pool_take(&cs->io_pool);
+    if (!io)
+        return NULL;
+    count_buffer(cs, sizeof(*io), true);
     io->seg_first = io->n_segs = io->n_ready = io->wlen = 0;
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->route = NULL;
     event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
+}
+
+/* c's io (output, request state), taken if it has none. Returns -1 when out
+ * of memory. */
+static int ensure_io(struct wr_conn *c)
+{
+    if (!c->io)
+        c->io = acquire_io(c->home, c);
+    return c->io ? 0 : -1;
 }
 
 /* Lets go of a body: close an owned fd, or drop a body reference. */
@@ -281,13 +386,8 @@ static void release_io(struct wr_conns *cs, struct wr_conn *c)
     event_del(&io->ev_write);
     c->is_write_armed = false;
     drop_segs(io, io->seg_first);
-    if (cs->n_free_io < MAX_FREE_IO && io->rcap == cs->cfg->limits.max_header_bytes + RBUF_SLACK) {
-        io->next_free = cs->free_io;
-        cs->free_io = io;
-        cs->n_free_io++;
-    } else {
-        free(io);
-    }
+    count_buffer(cs, sizeof(*io), false);
+    wr_buf_pool_give(&cs->io_pool, io);
 }
 
 /* ---- life and death ---------------------------------------------------- */
@@ -359,7 +459,7 @@ static void announce_snapshots(struct wr_conns *cs)
  * so the tick publishes a count instead of walking every connection. */
 static void count_idle(struct wr_conn *c)
 {
-    bool is_idle = c->state == ST_HEAD && !c->io && c->s.fd >= 0;
+    bool is_idle = c->state == ST_HEAD && !c->io && !c->rb && c->s.fd >= 0;
     if (is_idle == c->is_idle_counted)
         return;
     c->is_idle_counted = is_idle;
@@ -409,6 +509,7 @@ static void conn_close(struct wr_conn *c)
     event_del(&c->ev_read);
     drop_exchange(c); /* before the socket closes: a tunnel has events on it */
     release_io(cs, c); /* deletes the write event while the fd is still open */
+    release_rbuf(cs, c);
     wr_stream_fini(&c->s); /* before the snapshot that holds its TLS contexts */
     count_idle(c);
     forget_snapshot(cs, c->cfg);
@@ -705,6 +806,7 @@ static int flush_output(struct wr_conn *c)
 static int start_linger(struct wr_conn *c)
 {
     release_io(c->home, c);
+    release_rbuf(c->home, c); /* what comes now is dropped unread (linger_read) */
     /* TLS: close_notify first (settle gets here only once no record waits). */
     if (c->is_peer_eof || wr_stream_shutdown(&c->s) < 0) {
         conn_close(c);
@@ -757,7 +859,7 @@ static uint64_t pick_deadline(const struct wr_conn *c)
         return 0; /* the handler keeps its own deadlines (the proxy's upstream ones) */
     if (c->state == ST_BODY)
         return c->last_io_ms + lim->body_timeout_ms;
-    if ((io && io->rstart < io->rlen) || c->n_requests == 0)
+    if ((c->rb && c->rb->rstart < c->rb->rlen) || c->n_requests == 0)
         return c->phase_ms + lim->header_timeout_ms;
     return c->phase_ms + lim->keepalive_timeout_ms;
 }
@@ -788,20 +890,25 @@ static int settle(struct wr_conn *c)
         conn_close(c);
         return -1;
     }
-    bool is_idle = c->state == ST_HEAD && (!io || (io->rstart == io->rlen && !is_pending));
+    /* Waiting for a head with nothing to write: only the input is kept (a
+     * slowloris client costs its read buffer, not a response's buffers). */
+    bool is_head_wait = c->state == ST_HEAD && !is_pending && !c->is_backlogged;
+    bool is_idle = is_head_wait && (!c->rb || c->rb->rstart == c->rb->rlen);
     if (is_idle && c->home->is_draining && c->n_requests > 0) {
         conn_close(c);
         return -1;
     }
-    if (is_idle && io) {
+    if (is_head_wait && io)
         release_io(c->home, c);
+    if (is_idle && c->rb) {
+        release_rbuf(c->home, c);
         c->phase_ms = wr_clock_now_ms();
     }
     /* Backpressure: no reading while our answers cannot be written, nor
      * while the server does not take the body, nor into a full buffer. */
     bool should_pause = c->is_write_armed || c->is_peer_eof;
     if (c->state == ST_EXCHANGE)
-        should_pause = c->is_peer_eof || c->is_body_blocked || (io && io->rlen == io->rcap);
+        should_pause = c->is_peer_eof || c->is_body_blocked || c->rb->rlen == c->rb->cap;
     if (should_pause != c->is_read_paused) {
         if (should_pause)
             event_del(&c->ev_read);
@@ -1132,9 +1239,9 @@ static void finish_request(struct wr_conn *c)
     account_request(c);
     io->n_ready = io->n_segs;
     io->body_kind = BODY_NONE;
-    io->pin = 0;
-    if (io->rstart == io->rlen)
-        io->rstart = io->rlen = 0;
+    c->rb->pin = 0;
+    if (c->rb->rstart == c->rb->rlen)
+        c->rb->rstart = c->rb->rlen = 0;
     c->phase_ms = wr_clock_now_ms();
     if (c->state == ST_BODY)
         c->state = ST_HEAD;
@@ -1154,8 +1261,8 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
     }
     if (!has_request) {
         /* Log what we can of a head we could not parse: its first line. */
-        const char *line = io->rbuf + io->rstart;
-        size_t avail = io->rlen - io->rstart, n = 0;
+        const char *line = c->rb->data + c->rb->rstart;
+        size_t avail = c->rb->rlen - c->rb->rstart, n = 0;
         while (n < avail && n < 256 && line[n] != '\r' && line[n] != '\n')
             n++;
         io->req.method = (struct wr_str){NULL, 0};
@@ -1206,24 +1313,24 @@ static bool next_piece(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     uint64_t max_body = c->cfg->limits.max_body_bytes;
-    while (io->rstart < io->rlen) {
-        size_t avail = io->rlen - io->rstart;
+    while (c->rb->rstart < c->rb->rlen) {
+        size_t avail = c->rb->rlen - c->rb->rstart;
         if (io->body_kind == BODY_LENGTH) {
             size_t take = io->body_left < avail ? (size_t)io->body_left : avail;
-            io->piece = io->rbuf + io->rstart;
+            io->piece = c->rb->data + c->rb->rstart;
             io->piece_len = take;
-            io->rstart += take;
+            c->rb->rstart += take;
             io->body_left -= take;
             io->is_piece_last = io->body_left == 0;
             return true;
         }
         struct wr_str data;
-        ssize_t n = wr_http_chunked_parse(&io->chunked, io->rbuf + io->rstart, avail, &data);
+        ssize_t n = wr_http_chunked_parse(&io->chunked, c->rb->data + c->rb->rstart, avail, &data);
         if (n < 0) {
             reject_body(c, 400);
             return false;
         }
-        io->rstart += (size_t)n;
+        c->rb->rstart += (size_t)n;
         io->body_seen += data.len;
         if (max_body > 0 && io->body_seen > max_body) {
             reject_body(c, 413);
@@ -1236,7 +1343,7 @@ static bool next_piece(struct wr_conn *c)
             return true;
     }
     /* All consumed: read the next bytes right behind the head. */
-    io->rstart = io->rlen = io->pin;
+    c->rb->rstart = c->rb->rlen = c->rb->pin;
     return false;
 }
 
@@ -1251,12 +1358,12 @@ static bool next_piece(struct wr_conn *c)
 static bool invite_body(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    if (io->rstart == io->rlen && !wr_exchange_can_recv_body(c->ex)) {
+    if (c->rb->rstart == c->rb->rlen && !wr_exchange_can_recv_body(c->ex)) {
         c->is_body_blocked = true;
         return false;
     }
     /* Body bytes already here: the client did not wait, no 100 needed. */
-    if (io->rstart == io->rlen) {
+    if (c->rb->rstart == c->rb->rlen) {
         push_mem(io, continue_line, sizeof(continue_line) - 1);
         io->n_ready = io->n_segs;
         c->last_io_ms = wr_clock_now_ms(); /* body_timeout runs from the invitation */
@@ -1496,13 +1603,14 @@ static void start_tunnel(struct wr_conn *c)
     c->is_upgrading = false;
     set_timer(c, 0);
     struct wr_exchange_tunnel t = {.client = &c->s,
-                                   .pending = io->rbuf + io->rstart,
-                                   .pending_len = io->rlen - io->rstart};
+                                   .pending = c->rb->data + c->rb->rstart,
+                                   .pending_len = c->rb->rlen - c->rb->rstart};
     wr_exchange_upgraded(c->ex, &t); /* copies pending */
     /* The request's views die with io: the handler was told (handler.h). */
     c->ex->req = NULL;
     c->ex->log_subject = NULL;
     release_io(c->home, c);
+    release_rbuf(c->home, c);
 }
 
 /*
@@ -1618,12 +1726,11 @@ static bool is_eof_abort(const struct wr_conn *c)
  * room: nothing more is read then). */
 static void exchange_read(struct wr_conn *c)
 {
-    struct wr_conn_io *io = c->io;
-    if (!c->is_peer_eof && io->rlen < io->rcap && !c->is_body_blocked) {
+    if (!c->is_peer_eof && c->rb->rlen < c->rb->cap && !c->is_body_blocked) {
         /* Through conn_recv: on TLS the body arrives in records that only
          * OpenSSL may take off the socket (a raw read sent ciphertext up as
          * body and broke the client's TLS stream). */
-        ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
+        ssize_t n = conn_recv(c, c->rb->data + c->rb->rlen, c->rb->cap - c->rb->rlen);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             abort_exchange(c); /* reset: nobody to answer */
             return;
@@ -1631,7 +1738,7 @@ static void exchange_read(struct wr_conn *c)
         if (n == 0)
             c->is_peer_eof = true;
         if (n > 0) {
-            io->rlen += (size_t)n;
+            c->rb->rlen += (size_t)n;
             c->last_io_ms = wr_clock_now_ms();
             wr_metrics_add(&c->home->metrics->bytes_in, (uint64_t)n);
         }
@@ -1671,7 +1778,7 @@ static void start_body(struct wr_conn *c, bool has_body, enum conn_state state)
     io->piece_len = 0;
     io->is_piece_last = false;
     wr_http_chunked_init(&io->chunked);
-    io->pin = io->rstart; /* the head stays put while its body is read */
+    c->rb->pin = c->rb->rstart; /* the head stays put while its body is read */
     c->state = state;
     c->last_io_ms = wr_clock_now_ms();
 }
@@ -1686,7 +1793,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     uint64_t max_body = c->cfg->limits.max_body_bytes;
     c->n_requests++;
     cs->n_requests++;
-    io->rstart += head_len;
+    c->rb->rstart += head_len;
     io->route = NULL; /* until a route answers */
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
@@ -1705,7 +1812,7 @@ static void answer(struct wr_conn *c, size_t head_len)
      * that is about to forward the body (forward_body); a 404, 405, 429, a
      * redirect or any other answer goes out without 100, and the
      * connection closes after it, since the body will never come. */
-    bool is_body_unsent = has_body && req->expects_continue && io->rstart == io->rlen;
+    bool is_body_unsent = has_body && req->expects_continue && c->rb->rstart == c->rb->rlen;
     struct wr_resp r;
     if (dispatch(c, &r, is_keep_alive, is_body_unsent)) {
         start_body(c, has_body, ST_EXCHANGE);
@@ -1730,25 +1837,69 @@ static void answer(struct wr_conn *c, size_t head_len)
         finish_request(c);
 }
 
+/* Parses the pending head in c's read buffer into io->req. */
+static ssize_t parse_head(struct wr_conn *c, const struct wr_http_limits *limits)
+{
+    struct wr_conn_rbuf *rb = c->rb;
+    return wr_http_parse_request(rb->data + rb->rstart, rb->rlen - rb->rstart, rb->scanned,
+                                 limits, &c->io->req);
+}
+
+/*
+ * A head that does not fit yet: room by compacting, else by growing the
+ * buffer to its full size (the parser answers 431/414 before a head can
+ * outgrow that). No request view is live between requests, and the parser
+ * keeps only an offset (scanned) across WR_AGAIN: moving is safe. Returns
+ * -1 when out of memory.
+ */
+static int make_head_room(struct wr_conn *c)
+{
+    struct wr_conn_rbuf *rb = c->rb;
+    if (rb->rstart > 0) {
+        memmove(rb->data, rb->data + rb->rstart, rb->rlen - rb->rstart);
+        rb->rlen -= rb->rstart;
+        rb->rstart = 0;
+        return 0;
+    }
+    size_t full = rbuf_full_cap(c);
+    return rb->cap < full ? rbuf_move(c, full) : 0;
+}
+
+/* A body follows the head_len-byte head just parsed and will not fit
+ * behind it in a first-size buffer: read it into a full one (body bytes
+ * read a few hundred at a time would cost a syscall each). */
+static bool needs_body_room(const struct wr_conn *c, size_t head_len)
+{
+    const struct wr_conn_rbuf *rb = c->rb;
+    const struct wr_http_request *req = &c->io->req;
+    size_t full = rbuf_full_cap(c);
+    if (rb->cap >= full || (!req->is_chunked && !req->has_content_length))
+        return false;
+    size_t room = rb->cap - rb->rstart - head_len;
+    return req->is_chunked || req->content_length > room;
+}
+
 /* Parses the next head in the buffer. Returns true when one was answered. */
 static bool parse_and_answer(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
     struct wr_http_limits limits = {.max_head_bytes = c->cfg->limits.max_header_bytes,
                                     .max_headers = c->cfg->limits.max_headers};
-    ssize_t n = wr_http_parse_request(io->rbuf + io->rstart, io->rlen - io->rstart,
-                                      io->scanned, &limits, &io->req);
+    ssize_t n = parse_head(c, &limits);
     if (n == WR_AGAIN) {
-        io->scanned = io->rlen - io->rstart;
-        if (io->rstart > 0 && io->rlen == io->rcap) {
-            /* No request view is live between requests: safe to move. */
-            memmove(io->rbuf, io->rbuf + io->rstart, io->rlen - io->rstart);
-            io->rlen -= io->rstart;
-            io->rstart = 0;
+        c->rb->scanned = c->rb->rlen - c->rb->rstart;
+        if (c->rb->rlen == c->rb->cap && make_head_room(c) < 0) {
+            wr_log(WR_LOG_ERROR, c->home->worker_id, c->id, "out of memory for a request head");
+            defer_close(c);
         }
         return false;
     }
-    io->scanned = 0;
+    if (n > 0 && needs_body_room(c, (size_t)n)) {
+        /* The views just built die with the move: parse again. */
+        if (rbuf_move(c, rbuf_full_cap(c)) == 0)
+            n = parse_head(c, &limits);
+    }
+    c->rb->scanned = 0;
     if (n == WR_ERROR) {
         /* STYLE §5: framing in doubt: answer and close, never guess. */
         answer_and_close(c, io->req.status, false);
@@ -1777,7 +1928,7 @@ static void process_input(struct wr_conn *c)
             finish_request(c);
             continue;
         }
-        if (c->state != ST_HEAD || io->rstart == io->rlen)
+        if (c->state != ST_HEAD || c->rb->rstart == c->rb->rlen)
             return;
         if (!has_output_room(io)) {
             c->is_backlogged = true;
@@ -1786,7 +1937,7 @@ static void process_input(struct wr_conn *c)
         if (!parse_and_answer(c))
             return;
     }
-    c->is_backlogged = c->state == ST_HEAD && c->io->rstart < c->io->rlen;
+    c->is_backlogged = c->state == ST_HEAD && c->rb->rstart < c->rb->rlen;
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -1809,8 +1960,7 @@ static int arm_write(struct wr_conn *c, bool should_arm)
 {
     if (should_arm == c->is_write_armed)
         return 0;
-    if (should_arm && !c->io &&
-        !(c->io = acquire_io(c->home, c, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
+    if (should_arm && ensure_io(c) < 0) {
         conn_close(c);
         return -1;
     }
@@ -1887,20 +2037,19 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         exchange_read(c);
         return;
     }
-    if (!c->io && !(c->io = acquire_io(cs, c, c->cfg->limits.max_header_bytes + RBUF_SLACK))) {
+    if (ensure_rbuf(c) < 0 || ensure_io(c) < 0) {
         wr_log(WR_LOG_ERROR, cs->worker_id, c->id, "out of memory for a request buffer");
         conn_close(c);
         return;
     }
     count_idle(c);
-    struct wr_conn_io *io = c->io;
-    if (c->is_backlogged || io->rlen == io->rcap) {
+    if (c->is_backlogged || c->rb->rlen == c->rb->cap) {
         process_input(c);
         settle(c);
         return;
     }
-    bool was_empty = io->rstart == io->rlen;
-    ssize_t n = conn_recv(c, io->rbuf + io->rlen, io->rcap - io->rlen);
+    bool was_empty = c->rb->rstart == c->rb->rlen;
+    ssize_t n = conn_recv(c, c->rb->data + c->rb->rlen, c->rb->cap - c->rb->rlen);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return;
@@ -1911,7 +2060,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     if (n == 0) {
         c->is_peer_eof = true;
     } else {
-        io->rlen += (size_t)n;
+        c->rb->rlen += (size_t)n;
         c->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
         if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
@@ -1961,6 +2110,11 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     *cs = (struct wr_conns){.worker_id = worker_id, .base = base,
                             .n_process_conns = n_process_conns, .limits = limits};
     wr_timer_wheel_init(&cs->wheel, wr_clock_now_ms());
+    wr_buf_pool_init(&cs->rbuf_first, RBUF_FIRST_BLOCK, MAX_FREE_RBUFS);
+    wr_buf_pool_init(&cs->rbuf_full,
+                     sizeof(struct wr_conn_rbuf) + cfg->limits.max_header_bytes + RBUF_SLACK,
+                     MAX_FREE_IO);
+    wr_buf_pool_init(&cs->io_pool, sizeof(struct wr_conn_io), MAX_FREE_IO);
     cs->next_conn_id = (uint64_t)worker_id + 1024;
     cs->scratch_cap = cfg->limits.max_header_bytes + RBUF_SLACK;
     if (cs->scratch_cap < LINGER_MAX_BYTES)
@@ -2020,6 +2174,10 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
         return;
     }
     track_snapshot(cs, cfg);
+    /* Full read buffers of the old size go back to malloc (rbuf_pool). */
+    size_t full_block = sizeof(struct wr_conn_rbuf) + cap;
+    if (full_block != cs->rbuf_full.block_size)
+        wr_buf_pool_resize(&cs->rbuf_full, full_block);
     cs->henv.cfg = cfg;
     wr_config_unref(cs->cfg);
     cs->cfg = cfg;
@@ -2042,6 +2200,14 @@ void wr_conns_tick(struct wr_conns *cs)
      * ends on its connection's next event); nothing else is visited. */
     wr_timer_wheel_run(&cs->wheel, now);
     wr_metrics_set(&cs->metrics->conns_idle, cs->n_idle);
+    wr_metrics_set(&cs->metrics->conn_buffer_bytes, cs->buffer_bytes);
+    /* Once a second: free lists give back what a burst left unused. */
+    if (++cs->n_ticks >= 10) {
+        cs->n_ticks = 0;
+        wr_buf_pool_trim(&cs->rbuf_first);
+        wr_buf_pool_trim(&cs->rbuf_full);
+        wr_buf_pool_trim(&cs->io_pool);
+    }
 }
 
 void wr_conns_drain(struct wr_conns *cs)
@@ -2049,8 +2215,8 @@ void wr_conns_drain(struct wr_conns *cs)
     cs->is_draining = true;
     for (struct wr_conn *c = cs->live, *next; c; c = next) {
         next = c->next;
-        bool is_idle = c->state == ST_HEAD &&
-                       (!c->io || (c->io->rstart == c->io->rlen && !has_output_pending(c)));
+        bool is_idle = c->state == ST_HEAD && !has_output_pending(c) &&
+                       (!c->rb || c->rb->rstart == c->rb->rlen);
         if (is_idle)
             conn_close(c);
     }
@@ -2066,18 +2232,16 @@ void wr_conns_fini(struct wr_conns *cs)
         cs->free_conns = c->next;
         free(c);
     }
-    while (cs->free_io) {
-        struct wr_conn_io *io = cs->free_io;
-        cs->free_io = io->next_free;
-        free(io);
-    }
+    wr_buf_pool_fini(&cs->io_pool);
+    wr_buf_pool_fini(&cs->rbuf_first);
+    wr_buf_pool_fini(&cs->rbuf_full);
     while (cs->free_exchanges) {
         struct wr_conn_exchange *ce = cs->free_exchanges;
         cs->free_exchanges = ce->next_free;
         free(ce);
     }
     cs->n_free_exchanges = 0;
-    cs->n_free_conns = cs->n_free_io = 0;
+    cs->n_free_conns = 0;
     wr_access_log_fini(&cs->access_log);
     wr_router_scratch_free(cs->router);
     cs->router = NULL;

@@ -384,6 +384,10 @@ static void format_conns(const struct wr_metrics *m, struct wr_metrics_text *t)
     scalar(t, "weir_connections_idle", "gauge",
            "Open client connections waiting for a request (refreshed every 100 ms).",
            sum_like(m, &w0->conns_idle));
+    scalar(t, "weir_conn_buffer_bytes", "gauge",
+           "Bytes of buffers client connections hold now (read buffers, output and "
+           "request state; free lists not counted; refreshed every 100 ms).",
+           sum_like(m, &w0->conn_buffer_bytes));
     scalar(t, "weir_tls_handshakes_total", "counter", "TLS handshakes completed.",
            sum_like(m, &w0->tls_handshakes));
     scalar(t, "weir_tls_resumptions_total", "counter",

@@ -506,6 +506,8 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
     if (is_reused) {
         env->free_list = p->next_free;
         env->n_free--;
+        if (env->n_free < env->low_free)
+            env->low_free = env->n_free;
     } else {
         p = malloc(sizeof(*p) + hbuf_cap + UBUF_CAP);
         if (!p)
@@ -1551,10 +1553,29 @@ static void proxy_snapshots_in_use(struct wr_handler_worker *hw,
     wr_pool_sweep(env->pool);
 }
 
+/* Once a second, frees half of the exchanges that stayed on the free list
+ * the whole second (each holds a head buffer and UBUF_CAP): after a burst
+ * the list decays towards what the load uses (as buf_pool.h does). */
+static void trim_free_list(struct wr_proxy_env *env, uint64_t now_ms)
+{
+    if (now_ms - env->trimmed_ms < 1000)
+        return;
+    env->trimmed_ms = now_ms;
+    for (size_t n = (env->low_free + 1) / 2; n > 0 && env->free_list; n--) {
+        struct wr_proxy *p = env->free_list;
+        env->free_list = p->next_free;
+        env->n_free--;
+        free(p->tried_heap);
+        free(p);
+    }
+    env->low_free = env->n_free;
+}
+
 static void proxy_tick(struct wr_handler_worker *hw, uint64_t now_ms)
 {
     struct wr_proxy_env *env = hw->state;
     wr_pool_tick(env->pool, now_ms);
+    trim_free_list(env, now_ms);
     if (hw->env->metrics)
         wr_metrics_set(&hw->env->metrics->pool_entries, wr_pool_stats(env->pool)->n_servers);
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "weir/buf_pool.h"
 #include "weir/config.h"
 #include "weir/handler.h"
 #include "weir/http_resp.h"
@@ -75,8 +76,15 @@ struct wr_conns {
     uint64_t n_idle;              /* waiting for a request, holding no buffer (conns_idle) */
     struct wr_conn *free_conns;   /* closed structs kept for reuse */
     size_t n_free_conns;
-    struct wr_conn_io *free_io;   /* request buffers kept for reuse */
-    size_t n_free_io;
+    /* Buffers taken on demand and given back (buf_pool: bounded, trimmed
+     * once a second by the tick): a first small read buffer, a full one
+     * (a head that did not fit, a body), and the output and request state
+     * of a connection that answers. */
+    struct wr_buf_pool rbuf_first;
+    struct wr_buf_pool rbuf_full; /* blocks for cfg's max_header_size */
+    struct wr_buf_pool io_pool;
+    uint64_t buffer_bytes;        /* held by connections now (weir_conn_buffer_bytes) */
+    unsigned n_ticks;             /* ticks since the free lists were last trimmed */
     struct wr_conn_exchange *free_exchanges; /* exchange structs kept for reuse */
     size_t n_free_exchanges;
 

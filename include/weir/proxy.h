@@ -50,6 +50,8 @@ struct wr_proxy_env {
     bool is_server_header_on;     /* drop the upstream's Server field */
     struct wr_proxy *free_list;   /* exchanges kept for reuse */
     size_t n_free;
+    size_t low_free;              /* fewest on free_list since the last trim */
+    uint64_t trimmed_ms;          /* when free_list was last trimmed */
     struct wr_log_budget warn_budget; /* upstream warnings a second (proxy.c) */
 };
 
