@@ -37,6 +37,7 @@
 #include "weir/h2.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
@@ -316,6 +317,7 @@ static struct h2_stream *stream_new(struct wr_h2 *h, int32_t id)
         h->streams->prev = st;
     h->streams = st;
     h->n_streams++;
+    wr_metrics_add(&h->home->metrics->h2_streams_open, 1);
     return st;
 }
 
@@ -350,6 +352,7 @@ static void account(struct h2_stream *st)
         status = 499; /* the client left (reset, close) before any answer */
     uint64_t us = (wr_clock_now_ms() - st->start_ms) * 1000;
     wr_metrics_count_request(cs->metrics, st->route ? st->route->metrics_id : 0, status, us);
+    wr_metrics_add(&cs->metrics->h2_requests, 1);
     if (cs->access_log.fd < 0 || st->req.method.len == 0)
         return;
     const struct wr_http_request *req = &st->req;
@@ -387,6 +390,9 @@ static void stream_finish(struct h2_stream *st)
     if (st->next)
         st->next->prev = st->prev;
     h->n_streams--;
+    wr_metrics_set(&h->home->metrics->h2_streams_open,
+                   atomic_load_explicit(&h->home->metrics->h2_streams_open,
+                                        memory_order_relaxed) - 1);
     if (h->n_free_streams < MAX_FREE_STREAMS) {
         st->next = h->free_streams;
         h->free_streams = st;
@@ -1353,6 +1359,7 @@ struct wr_h2 *wr_h2_new(const struct wr_h2_front *f)
     event_assign(&h->ev_work, base, -1, 0, on_work, h);
     wr_timer_init(&h->timer, on_timer);
     h->is_read_paused = true; /* run adds ev_read */
+    wr_metrics_add(&f->home->metrics->h2_conns, 1);
     schedule(h);              /* the preread bytes and our SETTINGS */
     return h;
 }

@@ -35,6 +35,9 @@ workers = 1
 access_log = @TMP@/access.log
 error_log = stderr
 
+[admin]
+listen = 127.0.0.1:@ADMINPORT@
+
 [tls]
 cert = @CRT@
 key = @KEY@
@@ -87,7 +90,8 @@ class H2Test(weirtest.WeirCase):
         cls.crt, key = tlstest.make_cert(tmp, "site", NAME)
         cls.plain_port = weirtest.free_port()
         cls.tls_port = weirtest.free_port()
-        return {"TLSPORT": cls.tls_port, "PLAINPORT": cls.plain_port, "CRT": cls.crt,
+        cls.admin_port = weirtest.free_port()
+        return {"ADMINPORT": cls.admin_port, "TLSPORT": cls.tls_port, "PLAINPORT": cls.plain_port, "CRT": cls.crt,
                 "KEY": key, "APP": cls.app.addr}
 
     @classmethod
@@ -236,6 +240,26 @@ class H2Test(weirtest.WeirCase):
         lines = self.access_lines("/ret?logme=1")
         self.assertTrue(lines, "no access log line")
         self.assertIn('"GET /ret?logme=1 HTTP/2.0" 200 13', lines[0])
+
+    # ---- metrics ----------------------------------------------------------------
+
+    def metric(self, name):
+        rc, out, err = curl("http://127.0.0.1:%d/metrics" % self.admin_port)
+        self.assertEqual(rc, 0, err)
+        m = re.search(r"^%s (\d+)$" % re.escape(name), out.decode(), re.M)
+        self.assertIsNotNone(m, "%s missing" % name)
+        return int(m.group(1))
+
+    def test_metrics_by_protocol(self):
+        conns, reqs = (self.metric("weir_http2_connections_total"),
+                       self.metric("weir_http2_requests_total"))
+        rc, out, err = self.h2c("/ret")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.metric("weir_http2_connections_total"), conns + 1)
+        self.assertEqual(self.metric("weir_http2_requests_total"), reqs + 1)
+        self.get("/ret")  # HTTP/1.1: not counted as HTTP/2
+        self.assertEqual(self.metric("weir_http2_requests_total"), reqs + 1)
+        self.assertEqual(self.metric("weir_http2_streams_open"), 0)
 
 
 ALPN_OFF = """[server]
