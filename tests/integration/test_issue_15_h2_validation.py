@@ -9,31 +9,15 @@ count does not move), and the connection keeps serving other streams."""
 import sys
 sys.dont_write_bytecode = True
 
-import os
-import socket
-import time
 import unittest
 
 import weirtest
 
-# python3-h2 is a Debian package: when ctest found another python3 first
-# (pyenv, a venv), run this script under Debian's, which has it.
-try:
-    import h2  # noqa: F401
-except ImportError:
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("WEIR_H2_REEXEC"):
-        os.environ["WEIR_H2_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+from h2test import HAVE_H2, RawH2
 
-try:
-    import h2.config
-    import h2.connection
+if HAVE_H2:
     import h2.errors
-    import h2.events
-    import h2.settings
-    HAVE_H2 = True
-except ImportError:
-    HAVE_H2 = False
+
 
 INI = """[server]
 listen = 127.0.0.1:@PORT@ h2c
@@ -52,69 +36,6 @@ proxy = app
 match = exact:/ret
 return = 200 ok
 """
-
-
-class RawH2:
-    """One h2c connection speaking frames through python3-h2 with outbound
-    validation off, so malformed requests reach the server as written."""
-
-    def __init__(self, port, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding=None,
-                                        validate_outbound_headers=False,
-                                        normalize_outbound_headers=False,
-                                        validate_inbound_headers=False)
-        self.conn = h2.connection.H2Connection(config=cfg)
-        self.conn.initiate_connection()
-        self.flush()
-        self.events = []
-
-    def flush(self):
-        data = self.conn.data_to_send()
-        if data:
-            self.sock.sendall(data)
-
-    def close(self):
-        self.sock.close()
-
-    def request(self, headers, body=None, end=True):
-        sid = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(sid, headers, end_stream=body is None and end)
-        if body is not None:
-            self.conn.send_data(sid, body, end_stream=end)
-        self.flush()
-        return sid
-
-    def wait_stream(self, sid, timeout=5.0):
-        """('reset', error code) or ('response', status, body) for sid."""
-        deadline = time.monotonic() + timeout
-        status, body = None, b""
-        for _ in range(1000):
-            for ev in self.events:
-                if getattr(ev, "stream_id", None) != sid:
-                    continue
-                if isinstance(ev, h2.events.StreamReset):
-                    return ("reset", ev.error_code)
-                if isinstance(ev, h2.events.ResponseReceived):
-                    status = int(dict(ev.headers)[b":status"])
-                if isinstance(ev, h2.events.DataReceived):
-                    body += ev.data
-                if isinstance(ev, h2.events.StreamEnded):
-                    return ("response", status, body)
-            self.events = [e for e in self.events if getattr(e, "stream_id", None) != sid
-                           or isinstance(e, (h2.events.ResponseReceived,
-                                             h2.events.DataReceived))]
-            if time.monotonic() > deadline:
-                break
-            data = self.sock.recv(65536)
-            if not data:
-                return ("closed",)
-            for ev in self.conn.receive_data(data):
-                self.events.append(ev)
-                if isinstance(ev, h2.events.DataReceived):
-                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            self.flush()
-        raise AssertionError("no end for stream %d" % sid)
 
 
 def base(path=b"/api/echo/x", method=b"GET"):
