@@ -451,7 +451,9 @@ static void format_combined(struct line *l, const struct wr_access_entry *e)
         put_escaped(l, e->method, false);
         put(l, " ", 1);
         put_escaped(l, e->target, false);
-        put_cstr(l, e->is_http2 ? " HTTP/2.0\" " : e->minor_version == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+        put_cstr(l, e->is_http2                ? " HTTP/2.0\" "
+                    : e->minor_version == 0 ? " HTTP/1.0\" "
+                                            : " HTTP/1.1\" ");
     }
     put_u64(l, (uint64_t)e->status);
     put(l, " ", 1);
