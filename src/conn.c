@@ -23,8 +23,9 @@
  *   is chosen here: Content-Length, chunked, or the close for HTTP/1.0,
  *   h1_framing.h), h1_send (payload, framed and written), h1_end ->
  *   end_exchange logs (with what the handler recorded in ex->log) and goes
- *   on like any response; after h1_upgrade (a 101), start_tunnel hands the
- *   socket to the handler's relay (ST_TUNNEL). A client's EOF during the
+ *   on like any response; after h1_upgrade (a 101), start_tunnel lends the
+ *   connection's stream to the handler, which relays it (relay.h; ST_TUNNEL:
+ *   conn only owns the stream until the exchange ends). A client's EOF during the
  *   exchange is judged by exchange_read: a half-close after the whole
  *   request is answered.
  *
@@ -110,7 +111,6 @@
  * WR_EXCHANGE_MAX_IOV payload pieces with a chunk's size line and CRLF, the
  * last chunk, and a 100 Continue in front. */
 #define EXCHANGE_SEGS (WR_EXCHANGE_MAX_IOV + 5)
-#define N_IOV 16
 
 enum conn_state {
     ST_HANDSHAKE, /* TLS: handshake in progress (handshake_timeout) */
@@ -122,17 +122,6 @@ enum conn_state {
     ST_CLOSING, /* last response queued: flush it, then linger */
     ST_LINGER,  /* write side shut: drop input until EOF or the deadline */
     ST_H2,      /* handed to the HTTP/2 front end (c->h2): it owns the events */
-};
-
-struct out_seg {
-    const char *ptr; /* memory segment: borrowed (wbuf, config, static pages) */
-    size_t len;      /* bytes left to send */
-    int fd;          /* file segment when >= 0: owned, closed once sent */
-    off_t off;       /* next file offset to send */
-    void *ref;       /* set: the body (fd or ptr) belongs to this reference (an
-                        open-file cache entry): we hold it instead, dropped
-                        with unref once sent (wr_resp's body_ref) */
-    wr_resp_unref_fn unref;
 };
 
 struct wr_conn_io {
@@ -172,7 +161,18 @@ struct wr_conn_io {
     uint64_t log_bytes;
     size_t held_seg, held_wlen; /* where the held response starts */
 
-    struct out_seg segs[MAX_SEGS];
+    /* The output queue, in the stream's own shape so that a write hands it
+     * over as it is: memory (fd < 0; ptr borrowed: wbuf, config, static
+     * pages) or a file range (fd owned, closed once sent; off: the next
+     * byte), len bytes left either way. refs[i].ref set: segs[i]'s bytes
+     * (its fd or its memory) belong to that reference (wr_resp's body_ref,
+     * e.g. an open-file cache entry), which we hold instead and drop with
+     * refs[i].unref once sent. */
+    struct wr_stream_seg segs[MAX_SEGS];
+    struct seg_ref {
+        void *ref;
+        wr_resp_unref_fn unref;
+    } refs[MAX_SEGS];
     size_t seg_first, n_segs, n_ready; /* segs[seg_first..n_ready) may be written */
     char wbuf[WBUF_CAP];
     size_t wlen;
@@ -266,8 +266,8 @@ static void release_file(int fd, void *ref, wr_resp_unref_fn unref)
 static void drop_segs(struct wr_conn_io *io, size_t from)
 {
     for (size_t i = from; i < io->n_segs; i++) {
-        if (io->segs[i].fd >= 0 || io->segs[i].ref)
-            release_file(io->segs[i].fd, io->segs[i].ref, io->segs[i].unref);
+        if (io->segs[i].fd >= 0 || io->refs[i].ref)
+            release_file(io->segs[i].fd, io->refs[i].ref, io->refs[i].unref);
     }
     io->n_segs = from;
     if (io->n_ready > from)
@@ -585,10 +585,17 @@ static bool has_output_pending(const struct wr_conn *c)
     return (c->io && c->io->seg_first < c->io->n_segs) || record_waits(c);
 }
 
+static void push_seg(struct wr_conn_io *io, struct wr_stream_seg seg, void *ref,
+                     wr_resp_unref_fn unref)
+{
+    io->refs[io->n_segs] = (struct seg_ref){ref, unref};
+    io->segs[io->n_segs++] = seg;
+}
+
 static void push_mem(struct wr_conn_io *io, const char *ptr, size_t len)
 {
     if (len > 0)
-        io->segs[io->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = -1};
+        push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, NULL, NULL);
 }
 
 /* A memory body owned by a reference: we hold it until the body is sent. */
@@ -599,53 +606,33 @@ static void push_mem_ref(struct wr_conn_io *io, const char *ptr, size_t len, voi
         unref(ref);
         return;
     }
-    io->segs[io->n_segs++] =
-        (struct out_seg){.ptr = ptr, .len = len, .fd = -1, .ref = ref, .unref = unref};
+    push_seg(io, (struct wr_stream_seg){.ptr = ptr, .len = len, .fd = -1}, ref, unref);
 }
 
 static void push_file(struct wr_conn_io *io, int fd, off_t off, size_t len, void *ref,
                       wr_resp_unref_fn unref)
 {
-    io->segs[io->n_segs++] =
-        (struct out_seg){.len = len, .fd = fd, .off = off, .ref = ref, .unref = unref};
-}
-
-/* Marks n bytes of the leading memory segments as written. */
-static void advance_mem(struct wr_conn_io *io, size_t n)
-{
-    while (n > 0) {
-        struct out_seg *s = &io->segs[io->seg_first];
-        size_t take = n < s->len ? n : s->len;
-        s->ptr += take;
-        s->len -= take;
-        n -= take;
-        if (s->len == 0) {
-            if (s->ref)
-                s->unref(s->ref);
-            s->ref = NULL;
-            io->seg_first++;
-        }
-    }
+    push_seg(io, (struct wr_stream_seg){.len = len, .fd = fd, .off = off}, ref, unref);
 }
 
 /* Marks n bytes of the leading segments, memory or file, as written. */
 static void advance_out(struct wr_conn_io *io, size_t n)
 {
     while (n > 0) {
-        struct out_seg *s = &io->segs[io->seg_first];
+        size_t i = io->seg_first;
+        struct wr_stream_seg *s = &io->segs[i];
         size_t take = n < s->len ? n : s->len;
-        if (s->fd < 0) {
-            advance_mem(io, take);
-            n -= take;
-            continue;
-        }
-        s->off += (off_t)take;
+        if (s->fd < 0)
+            s->ptr += take;
+        else
+            s->off += (off_t)take;
         s->len -= take;
         n -= take;
         if (s->len == 0) {
-            release_file(s->fd, s->ref, s->unref);
+            if (s->fd >= 0 || io->refs[i].ref)
+                release_file(s->fd, io->refs[i].ref, io->refs[i].unref);
             s->fd = -1;
-            s->ref = NULL;
+            io->refs[i].ref = NULL;
             io->seg_first++;
         }
     }
@@ -666,13 +653,8 @@ static bool record_waits(const struct wr_conn *c)
 static ssize_t write_some(struct wr_conn *c, size_t budget)
 {
     struct wr_conn_io *io = c->io;
-    struct wr_stream_seg v[N_IOV];
-    size_t k = 0;
-    for (size_t i = io->seg_first; i < io->n_ready && k < N_IOV; i++) {
-        const struct out_seg *s = &io->segs[i];
-        v[k++] = (struct wr_stream_seg){.ptr = s->ptr, .len = s->len, .fd = s->fd, .off = s->off};
-    }
-    ssize_t n = wr_stream_send(&c->s, v, k, budget);
+    ssize_t n = wr_stream_send(&c->s, &io->segs[io->seg_first], io->n_ready - io->seg_first,
+                               budget);
     if (n > 0)
         advance_out(io, (size_t)n);
     return n;
@@ -1519,7 +1501,7 @@ static void start_tunnel(struct wr_conn *c)
     c->state = ST_TUNNEL;
     c->is_upgrading = false;
     set_timer(c, 0);
-    struct wr_exchange_tunnel t = {.fd = c->s.fd, .tls = wr_stream_tls(&c->s),
+    struct wr_exchange_tunnel t = {.client = &c->s,
                                    .pending = io->rbuf + io->rstart,
                                    .pending_len = io->rlen - io->rstart};
     wr_exchange_upgraded(c->ex, &t); /* copies pending */

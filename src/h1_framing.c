@@ -40,7 +40,18 @@ struct wr_h1_framing wr_h1_choose_framing(int status, bool is_head_req, bool has
 
 size_t wr_h1_status_line(char *out, int status)
 {
-    /* Hot path: no printf. "HTTP/1.1 " + three digits + " " + reason + CRLF. */
+    /* Hot path: no printf. "HTTP/1.1 " + three digits + " " + reason + CRLF.
+     * The everyday statuses are one copy of a constant line. */
+    static const char ok[] = "HTTP/1.1 200 OK\r\n";
+    static const char not_modified[] = "HTTP/1.1 304 Not Modified\r\n";
+    if (status == 200) {
+        memcpy(out, ok, sizeof(ok) - 1);
+        return sizeof(ok) - 1;
+    }
+    if (status == 304) {
+        memcpy(out, not_modified, sizeof(not_modified) - 1);
+        return sizeof(not_modified) - 1;
+    }
     if (status < 100 || status > 999)
         status = 500;
     const char *reason = wr_resp_reason(status);
@@ -62,8 +73,11 @@ void wr_h1_finish_head(struct wr_resp *r, const struct wr_h1_framing *f, int cli
     char line[WR_RESP_STATUS_ROOM];
     wr_resp_set_status_line(r, line, wr_h1_status_line(line, r->status));
     r->is_head_only = f->body == WR_H1_BODY_NONE;
-    if (f->has_length_field)
-        wr_resp_header_u64(r, "Content-Length", r->body_len);
+    if (f->has_length_field) {
+        wr_resp_raw(r, WR_STR("Content-Length: "));
+        wr_resp_raw_u64(r, r->body_len);
+        wr_resp_raw(r, WR_STR("\r\n"));
+    }
     if (f->body == WR_H1_BODY_CHUNKED)
         wr_resp_raw(r, WR_STR("Transfer-Encoding: chunked\r\n"));
     if (f->is_upgrade)

@@ -159,6 +159,8 @@ static void close_upconn(struct wr_upconn *uc)
 /* Arms ev_write when the owner or the record layer needs it. */
 static void sync_write(struct wr_upconn *uc)
 {
+    if (uc->is_detached)
+        return; /* the owner's events now */
     bool need = uc->is_write_wanted;
     if (uc->s.tls) {
         need = need || wr_stream_wants_write(&uc->s) ||
@@ -395,7 +397,7 @@ void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms)
 
 void wr_upconn_pause_read(struct wr_upconn *uc, bool is_paused)
 {
-    if (is_paused == uc->is_read_paused)
+    if (is_paused == uc->is_read_paused || uc->is_detached)
         return;
     if (is_paused)
         event_del(&uc->ev_read);
@@ -408,8 +410,18 @@ void wr_upconn_pause_read(struct wr_upconn *uc, bool is_paused)
 
 void wr_upconn_want_write(struct wr_upconn *uc, bool is_wanted)
 {
-    uc->is_write_wanted = is_wanted;
+    uc->is_write_wanted = is_wanted && !uc->is_detached;
     sync_write(uc);
+}
+
+struct wr_stream *wr_upconn_detach(struct wr_upconn *uc)
+{
+    event_del(&uc->ev_read);
+    event_del(&uc->ev_write);
+    uc->is_read_paused = true;
+    uc->is_write_wanted = uc->is_write_armed = false;
+    uc->is_detached = true;
+    return &uc->s;
 }
 
 void wr_pool_tick(struct wr_pool *pool, uint64_t now)

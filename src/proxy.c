@@ -39,6 +39,7 @@
 #include "weir/log.h"
 #include "weir/metrics.h"
 #include "weir/path.h"
+#include "weir/relay.h"
 #include "weir/timer.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
@@ -128,13 +129,10 @@ struct wr_proxy {
     const struct wr_route *route; /* borrowed (conn's snapshot): hide_header and
                                      the fields add_header replaces */
 
-    /* tunnel (after 101) */
-    int client_fd;
-    struct wr_tls_conn *client_tls; /* borrowed from conn; NULL on plain TCP */
-    struct event ev_client_read, ev_client_write;
-    char *tbuf;               /* client -> server bytes */
-    size_t tstart, tlen;
-    bool is_tunnel_events;
+    /* tunnel (after 101): the client's stream (side 0, borrowed from the
+     * front end) and the upstream connection's (side 1, detached from the pool) */
+    struct wr_relay *relay;   /* owned while tunnelling (taken then: an exchange
+                                 that never upgrades does not carry it) */
 
     struct wr_timer timer;    /* on env->wheel; never later than deadline_ms */
     uint64_t deadline_ms;     /* the real deadline (connect, send, read, idle); 0: none */
@@ -149,7 +147,6 @@ struct wr_proxy {
 static void on_upstream(struct wr_upconn *uc, short what, void *arg);
 static void start_attempt(struct wr_proxy *p);
 static void relay_body(struct wr_proxy *p);
-static void on_tunnel_upstream(struct wr_proxy *p, short what);
 static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms);
 
 /* This worker's counters for server i of p's upstream, or NULL. */
@@ -528,7 +525,6 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
     p->ubuf = mem + cap;
     p->env = env;
     p->server = -1;
-    p->client_fd = -1;
     wr_timer_init(&p->timer, on_timer); /* unarmed: free_proxy disarmed it */
     return p;
 }
@@ -571,12 +567,12 @@ static void release_upstream(struct wr_proxy *p, bool is_reusable)
     p->uc = NULL;
 }
 
-static void stop_tunnel_events(struct wr_proxy *p)
+static void stop_relay(struct wr_proxy *p)
 {
-    if (p->is_tunnel_events) {
-        event_del(&p->ev_client_read);
-        event_del(&p->ev_client_write);
-        p->is_tunnel_events = false;
+    if (p->relay) {
+        wr_relay_fini(p->relay);
+        free(p->relay);
+        p->relay = NULL;
     }
 }
 
@@ -584,10 +580,8 @@ static void free_proxy(struct wr_proxy *p)
 {
     if (!p)
         return;
-    stop_tunnel_events(p);
+    stop_relay(p);
     release_upstream(p, false);
-    free(p->tbuf);
-    p->tbuf = NULL;
     struct wr_proxy_env *env = p->env;
     wr_timer_disarm(env->wheel, &p->timer);
     if (env->n_free < MAX_FREE_PROXIES) {
@@ -1299,10 +1293,8 @@ static void on_upstream(struct wr_upconn *uc, short what, void *arg)
         send_head_and_body(p);
         return;
     }
-    if (p->state == PX_TUNNEL) {
-        on_tunnel_upstream(p, what);
-        return;
-    }
+    if (p->state == PX_TUNNEL)
+        return; /* never: the relay took the connection's events (wr_upconn_detach) */
     if (what & EV_WRITE) {
         send_head_and_body(p);
         if (p->state == PX_FINISHED)
@@ -1396,9 +1388,9 @@ static void time_out(struct wr_proxy *p, uint64_t now)
         release_upstream(p, false);
         finish(p, WR_EXCHANGE_BROKEN);
         return;
-    case PX_TUNNEL:
+    case PX_TUNNEL: /* not armed while the relay runs: it has its own idle timer */
+        stop_relay(p); /* before the upstream connection closes: it has events on it */
         release_upstream(p, false);
-        stop_tunnel_events(p);
         finish(p, WR_EXCHANGE_BROKEN);
         return;
     case PX_FINISHED:
@@ -1442,163 +1434,49 @@ static void start_tunnel_head(struct wr_proxy *p, size_t head_end)
 
 static void end_tunnel(struct wr_proxy *p)
 {
-    stop_tunnel_events(p);
+    stop_relay(p);
     release_upstream(p, false);
     finish(p, WR_EXCHANGE_BROKEN);
 }
 
-/* Moves bytes buf[*start..*len) to the client (p's fd or TLS) or the
- * server (uc). Returns 1 when all went, 0 when the receiver is full, -1 on
- * error. A TLS retry offers the same first bytes, as OpenSSL requires:
- * buf does not change until they are written. */
-static int tunnel_write(const struct wr_proxy *p, struct wr_upconn *uc, const char *buf,
-                        size_t *start, size_t *len)
+/* The relay ended (both sides closed, an error, or idle): so does the
+ * exchange; the front end closes the client connection on its next event. */
+static void on_relay_end(struct wr_relay *r, enum wr_relay_end why, void *arg)
 {
-    while (*start < *len) {
-        ssize_t w;
-        if (uc) {
-            struct iovec iov = {(void *)(buf + *start), *len - *start};
-            w = wr_upconn_writev(uc, &iov, 1);
-        } else if (p->client_tls) {
-            w = wr_tls_send(p->client_tls, buf + *start, *len - *start);
-        } else {
-            w = send(p->client_fd, buf + *start, *len - *start, MSG_NOSIGNAL);
-        }
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN ? 0 : -1;
-        }
-        *start += (size_t)w;
-        if (!uc && p->env->henv->metrics)
-            wr_metrics_add(&p->env->henv->metrics->bytes_out, (uint64_t)w);
-    }
-    *start = *len = 0;
-    return 1;
+    (void)r;
+    (void)why;
+    end_tunnel(arg);
 }
 
-/* Reads the client (p's fd or TLS) or the server (uc) into an empty buf.
- * Returns bytes, 0 on EOF, -1 on error, -2 on EAGAIN. */
-static ssize_t tunnel_read(struct wr_proxy *p, struct wr_upconn *uc, char *buf, size_t cap)
-{
-    ssize_t n;
-    do {
-        if (uc)
-            n = wr_upconn_read(uc, buf, cap);
-        else if (p->client_tls)
-            n = wr_tls_recv(p->client_tls, buf, cap);
-        else
-            n = read(p->client_fd, buf, cap);
-    } while (n < 0 && errno == EINTR);
-    /* Records OpenSSL already took off the client socket never make it
-     * readable again: come back for them (the upstream side does this in
-     * wr_upconn_read). */
-    if (n > 0 && !uc && p->client_tls && wr_tls_has_pending(p->client_tls))
-        event_active(&p->ev_client_read, EV_READ, 0);
-    if (n < 0 && errno == EAGAIN)
-        return -2;
-    if (n > 0 && !uc && p->env->henv->metrics)
-        wr_metrics_add(&p->env->henv->metrics->bytes_in, (uint64_t)n);
-    return n;
-}
-
-/* One direction through buf. Returns false when the tunnel ends. */
-static bool pump(struct wr_proxy *p, char *buf, size_t *start, size_t *len, bool is_to_client)
-{
-    if (*len == 0) {
-        ssize_t n = tunnel_read(p, is_to_client ? p->uc : NULL, buf, UBUF_CAP);
-        if (n == -2)
-            return true;
-        if (n <= 0)
-            return false;
-        *len = (size_t)n;
-        *start = 0;
-        arm_deadline(p, p->idle_timeout_ms);
-    }
-    int r = tunnel_write(p, is_to_client ? NULL : p->uc, buf, start, len);
-    if (r < 0)
-        return false;
-    bool is_blocked = r == 0;
-    /* Backpressure: stop reading src until dst drains. */
-    if (is_to_client) {
-        wr_upconn_pause_read(p->uc, is_blocked);
-        if (is_blocked)
-            event_add(&p->ev_client_write, NULL);
-        else
-            event_del(&p->ev_client_write);
-    } else {
-        if (is_blocked) {
-            event_del(&p->ev_client_read);
-        } else {
-            event_add(&p->ev_client_read, NULL);
-            if (p->client_tls && wr_tls_has_pending(p->client_tls))
-                event_active(&p->ev_client_read, EV_READ, 0);
-        }
-        wr_upconn_want_write(p->uc, is_blocked);
-    }
-    return true;
-}
-
-static bool pump_up(struct wr_proxy *p)
-{
-    return pump(p, p->tbuf, &p->tstart, &p->tlen, false);
-}
-
-static bool pump_down(struct wr_proxy *p)
-{
-    return pump(p, p->ubuf, &p->ustart, &p->ulen, true);
-}
-
-static void on_tunnel_client(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    struct wr_proxy *p = arg;
-    bool ok = (what & EV_READ) ? pump_up(p) : pump_down(p);
-    if (!ok)
-        end_tunnel(p);
-}
-
-static void on_tunnel_upstream(struct wr_proxy *p, short what)
-{
-    bool ok = (what & EV_READ) ? pump_down(p) : pump_up(p);
-    if (!ok)
-        end_tunnel(p);
-}
-
-/* The handler's upgraded: the 101 went out; relay both ways from now on. */
+/* The handler's upgraded: the 101 went out; a relay (relay.h) moves bytes
+ * both ways between the client's stream (borrowed: the front end keeps
+ * owning it and closes it after stop) and the upstream connection's,
+ * passing a half-close on, with websocket_timeout as its idle timeout. The
+ * client's bytes count in the worker's bytes_in/bytes_out as they move. */
 static void proxy_upgraded(struct wr_exchange *ex, const struct wr_exchange_tunnel *t)
 {
     struct wr_proxy *p = ex->state;
-    int client_fd = t->fd;
-    struct wr_tls_conn *client_tls = t->tls;
-    const char *pending = t->pending;
-    size_t pending_len = t->pending_len;
     p->subject = (struct wr_log_request){0}; /* the front end releases the head now */
-    size_t cap = pending_len > UBUF_CAP ? pending_len : UBUF_CAP;
-    p->tbuf = malloc(cap);
-    if (!p->tbuf) {
+    p->state = PX_TUNNEL;
+    p->deadline_ms = 0; /* the relay keeps the idle timeout */
+    struct wr_relay_cfg cfg = {.buf_bytes = UBUF_CAP, .idle_timeout_ms = p->idle_timeout_ms};
+    struct wr_metrics_worker *m = p->env->henv->metrics;
+    if (m) {
+        cfg.read_counter[0] = &m->bytes_in;
+        cfg.written_counter[0] = &m->bytes_out;
+    }
+    if (!p->uc) { /* the upstream failed while the 101 was being written */
         end_tunnel(p);
         return;
     }
-    memcpy(p->tbuf, pending, pending_len);
-    p->tstart = 0;
-    p->tlen = pending_len;
-    p->ustart = p->ulen = 0;
-    p->client_fd = client_fd;
-    p->client_tls = client_tls;
-    p->state = PX_TUNNEL;
-    event_assign(&p->ev_client_read, p->env->base, client_fd, EV_READ | EV_PERSIST,
-                 on_tunnel_client, p);
-    event_assign(&p->ev_client_write, p->env->base, client_fd, EV_WRITE | EV_PERSIST,
-                 on_tunnel_client, p);
-    p->is_tunnel_events = true;
-    event_add(&p->ev_client_read, NULL);
-    if (client_tls && wr_tls_has_pending(client_tls))
-        event_active(&p->ev_client_read, EV_READ, 0);
-    wr_upconn_pause_read(p->uc, false);
-    arm_deadline(p, p->idle_timeout_ms);
-    if (p->tlen > 0 && !pump_up(p))
-        end_tunnel(p);
+    struct wr_stream *up = wr_upconn_detach(p->uc);
+    p->relay = malloc(sizeof(*p->relay));
+    if (!p->relay || wr_relay_init(p->relay, p->env->base, p->env->wheel, t->client, up, &cfg,
+                                   t->pending_len, on_relay_end, p) < 0) {
+        end_tunnel(p); /* fini is safe after a failed init */
+        return;
+    }
+    wr_relay_start(p->relay, t->pending, t->pending_len, NULL, 0);
 }
 
 /* ---- the handler's per-worker state ----------------------------------- */

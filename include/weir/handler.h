@@ -57,6 +57,7 @@ struct event_base;
 struct wr_exchange;
 struct wr_handler_worker;
 struct wr_metrics_worker;
+struct wr_stream;
 struct wr_timer_wheel;
 
 /* Most iovecs one wr_exchange_send passes. */
@@ -86,11 +87,11 @@ struct wr_handler_worker {
     void *state;                      /* owned by the handler (worker_init/fini) */
 };
 
-/* The client connection's TCP stream after a 101 (wr_exchange_upgrade):
- * borrowed from the front end, which closes it once the handler ends. */
+/* The client connection's stream after a 101 (wr_exchange_upgrade):
+ * borrowed from the front end, which keeps owning it and closes it once
+ * the handler ended the exchange and was stopped. */
 struct wr_exchange_tunnel {
-    int fd;
-    struct wr_tls_conn *tls;  /* NULL on plain TCP */
+    struct wr_stream *client;
     const char *pending;      /* bytes already read from the client past the
                                  request head; valid during the call only */
     size_t pending_len;

@@ -70,6 +70,7 @@ struct wr_upconn {
     bool is_read_paused;           /* ev_read removed (owner's backpressure) */
     bool is_write_wanted;          /* the owner wants EV_WRITE */
     bool is_write_armed;           /* ev_write added (wanted, or TLS needs it) */
+    bool is_detached;              /* the owner drives the stream (wr_upconn_detach) */
 };
 
 /* Per-worker counters, read by metrics. */
@@ -144,6 +145,16 @@ void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms);
 
 /* Closes uc (owned by the caller). */
 void wr_upconn_close(struct wr_upconn *uc);
+
+/*
+ * The owner drives uc's stream itself from now on (a relay after a 101):
+ * the pool's events are removed and the pool arms nothing for uc again;
+ * wr_upconn_pause_read and wr_upconn_want_write become no-ops. uc is
+ * closed with wr_upconn_close, never given back. Returns the stream,
+ * borrowed until then (uc keeps its server entry, and so the TLS session
+ * slot the stream writes to, alive).
+ */
+struct wr_stream *wr_upconn_detach(struct wr_upconn *uc);
 
 /* Owner's flow control: stop or resume EV_READ events; want EV_WRITE. */
 void wr_upconn_pause_read(struct wr_upconn *uc, bool is_paused);

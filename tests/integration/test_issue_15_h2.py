@@ -250,17 +250,29 @@ class H2Test(weirtest.WeirCase):
         self.assertIsNotNone(m, "%s missing" % name)
         return int(m.group(1))
 
+    def metric_reaches(self, name, want):
+        """Polls name until it equals want (a stream is counted once it is
+        written and reaped); returns the last value."""
+        deadline = time.monotonic() + 5
+        value = None
+        for _ in range(100):
+            value = self.metric(name)
+            if value == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return value
+
     def test_metrics_by_protocol(self):
         conns, reqs = (self.metric("weir_http2_connections_total"),
                        self.metric("weir_http2_requests_total"))
         rc, out, err = self.h2c("/ret")
         self.assertEqual(rc, 0, err)
-        self.assertEqual(self.metric("weir_http2_connections_total"), conns + 1)
-        self.assertEqual(self.metric("weir_http2_requests_total"), reqs + 1)
+        self.assertEqual(self.metric_reaches("weir_http2_connections_total", conns + 1),
+                         conns + 1)
+        self.assertEqual(self.metric_reaches("weir_http2_requests_total", reqs + 1), reqs + 1)
         self.get("/ret")  # HTTP/1.1: not counted as HTTP/2
         self.assertEqual(self.metric("weir_http2_requests_total"), reqs + 1)
-        self.assertEqual(self.metric("weir_http2_streams_open"), 0)
-
+        self.assertEqual(self.metric_reaches("weir_http2_streams_open", 0), 0)
 
 ALPN_OFF = """[server]
 listen = 127.0.0.1:@PORT@ tls

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "weir/h1_framing.h"
@@ -72,6 +73,21 @@ static void expect_head(struct wr_resp *r, const char *want)
 
 /* The finisher writes the status line before the handler's fields and the
  * framing fields after them; handlers wrote neither. */
+/* The constant lines for 200 and 304 say what the reason table says. */
+static void issue_14_h1_status_line_fast_paths(void **state)
+{
+    (void)state;
+    static const int statuses[] = {200, 304, 404, 206, 101, 999, 42};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char line[WR_RESP_STATUS_ROOM], want[WR_RESP_STATUS_ROOM];
+        size_t n = wr_h1_status_line(line, statuses[i]);
+        int st = statuses[i] < 100 || statuses[i] > 999 ? 500 : statuses[i];
+        int m = snprintf(want, sizeof(want), "HTTP/1.1 %d %s\r\n", st, wr_resp_reason(st));
+        assert_int_equal(n, (size_t)m);
+        assert_memory_equal(line, want, n);
+    }
+}
+
 static void issue_14_h1_finish_head(void **state)
 {
     (void)state;
@@ -124,6 +140,7 @@ int main(void)
         cmocka_unit_test(issue_14_h1_framing_unknown_length),
         cmocka_unit_test(issue_14_h1_framing_bodiless),
         cmocka_unit_test(issue_14_h1_finish_head),
+        cmocka_unit_test(issue_14_h1_status_line_fast_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
