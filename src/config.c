@@ -741,17 +741,26 @@ static const char *parse_listen(struct loader *ld, const struct key_def *k, void
     struct wr_server_cfg *s = obj;
     const char *rest = value;
     struct wr_str addr = next_word(&rest);
-    struct wr_str flag = next_word(&rest);
     char buf[WORD_MAX];
     struct wr_listen_cfg l = {.line = ld->line};
     if (!word_copy(addr, buf, sizeof(buf), false) || wr_units_parse_listen(buf, &l.addr) < 0)
         return fail(ld, "\"%.*s\" is not an address (IPv4:port, [IPv6]:port, *:port or "
                         "unix:/path)", (int)addr.len, addr.ptr);
-    if (flag.len > 0 && !wr_str_eq(flag, WR_STR("tls")))
-        return fail(ld, "unknown flag \"%.*s\" (only \"tls\")", (int)flag.len, flag.ptr);
-    if (next_word(&rest).len > 0)
-        return "expected ADDR or ADDR tls";
-    l.is_tls = flag.len > 0;
+    for (struct wr_str flag = next_word(&rest); flag.len > 0; flag = next_word(&rest)) {
+        bool *is_set = wr_str_eq(flag, WR_STR("tls"))   ? &l.is_tls
+                       : wr_str_eq(flag, WR_STR("h2c")) ? &l.is_h2c
+                                                        : NULL;
+        if (is_set == NULL)
+            return fail(ld, "unknown flag \"%.*s\" (\"tls\" or \"h2c\")", (int)flag.len,
+                        flag.ptr);
+        if (*is_set)
+            return fail(ld, "flag \"%.*s\" given twice", (int)flag.len, flag.ptr);
+        *is_set = true;
+    }
+    /* TLS listeners speak HTTP/2 through ALPN ([tls] alpn); h2c is
+     * cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3). */
+    if (l.is_tls && l.is_h2c)
+        return "h2c is for plain listeners (a tls listener offers h2 through [tls] alpn)";
     for (size_t i = 0; i < s->n_listens; i++) {
         char at[PATH_MAX + 32];
         if (strcmp(s->listens[i].addr.text, l.addr.text) == 0)
@@ -902,9 +911,10 @@ static const char *parse_protocols(struct loader *ld, const struct key_def *k, v
 static const char *parse_alpn(struct loader *ld, const struct key_def *k, void *obj,
                               const char *value)
 {
-    static const char *const good[] = {"http/1.1", NULL};
-    static const char *const refused[] = {"h2", "h2c", "http/1.0", NULL};
-    const char *msg = check_words(ld, value, good, refused, " yet (only http/1.1)");
+    static const char *const good[] = {"h2", "http/1.1", NULL};
+    /* h2c is never negotiated by ALPN (RFC 9113 §3.2); HTTP/1.0 has no id. */
+    static const char *const refused[] = {"h2c", "http/1.0", NULL};
+    const char *msg = check_words(ld, value, good, refused, " (h2 and/or http/1.1)");
     return msg != NULL ? msg : parse_string(ld, k, obj, value);
 }
 
@@ -1693,8 +1703,8 @@ static const struct key_def tls_keys[] = {
     /* handshake_timeout: 10s */
     {.name = "handshake_timeout", .parse = parse_duration, FIELD(TLS, handshake_timeout_ms),
      .dflt = "10s", .min = 1, .max = NO_MAX},
-    /* alpn: "http/1.1" (h2 not yet) */
-    {.name = "alpn", .parse = parse_alpn, FIELD(TLS, alpn), .dflt = "http/1.1"},
+    /* alpn: "h2 http/1.1" (offered in this order; "http/1.1" alone turns h2 off) */
+    {.name = "alpn", .parse = parse_alpn, FIELD(TLS, alpn), .dflt = "h2 http/1.1"},
 };
 
 #define UPS struct wr_upstream_cfg

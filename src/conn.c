@@ -84,6 +84,7 @@
 
 #include "weir/clock.h"
 #include "weir/h1_framing.h"
+#include "weir/h2.h"
 #include "weir/handler.h"
 #include "weir/http_parser.h"
 #include "weir/limits.h"
@@ -124,6 +125,7 @@ enum conn_state {
     ST_TUNNEL,  /* after 101: the handler relays the socket; we only own it */
     ST_CLOSING, /* last response queued: flush it, then linger */
     ST_LINGER,  /* write side shut: drop input until EOF or the deadline */
+    ST_H2,      /* handed to the HTTP/2 front end (c->h2): it owns the events */
 };
 
 struct wr_conn_io {
@@ -221,6 +223,8 @@ struct wr_conn {
                                 starts once the head is written */
     bool is_proceed_owed;    /* h1_send kept bytes: proceed once they are written */
     bool is_idle_counted;    /* counted in home->n_idle (count_idle) */
+    bool is_h2c;             /* the listener takes HTTP/2 with prior knowledge */
+    struct wr_h2 *h2;        /* owned: the HTTP/2 session (ST_H2), else NULL */
     struct wr_exchange *ex;  /* owned (a struct conn_exchange): the exchange in
                                 flight (ST_EXCHANGE, ST_TUNNEL) */
     char peer[48];           /* remote address text for logs and $remote_addr */
@@ -507,6 +511,8 @@ static void conn_close(struct wr_conn *c)
     struct wr_conns *cs = c->home;
     wr_timer_disarm(&cs->wheel, &c->timer);
     event_del(&c->ev_read);
+    wr_h2_free(c->h2); /* its exchanges stop; before the socket closes */
+    c->h2 = NULL;
     drop_exchange(c); /* before the socket closes: a tunnel has events on it */
     release_io(cs, c); /* deletes the write event while the fd is still open */
     release_rbuf(cs, c);
@@ -608,7 +614,7 @@ static bool admit_peer(struct wr_conns *cs, int fd, const struct sockaddr *peer,
 }
 
 void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                  bool is_tls)
+                  bool is_tls, bool is_h2c)
 {
     (void)peer_len;
     uint64_t peer_key;
@@ -628,7 +634,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     }
     cs->henv.metrics = cs->metrics; /* set by the worker after init */
     *c = (struct wr_conn){.home = cs, .state = ST_HEAD, .peer_key = peer_key,
-                          .ip_slot = ip_slot};
+                          .ip_slot = ip_slot, .is_h2c = is_h2c};
     wr_stream_init(&c->s, fd);
     wr_timer_init(&c->timer, on_conn_timer);
     c->cfg = wr_config_ref(cs->cfg);
@@ -878,7 +884,7 @@ static void set_deadline(struct wr_conn *c)
 static int settle(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
-    if (c->state == ST_TUNNEL || c->is_doomed)
+    if (c->state == ST_TUNNEL || c->state == ST_H2 || c->is_doomed)
         return 0;
     if (io && flush_output(c) < 0)
         return -1;
@@ -1972,6 +1978,66 @@ static int arm_write(struct wr_conn *c, bool should_arm)
     return 0;
 }
 
+/* The HTTP/2 session ended: the connection closes with it. */
+static void on_h2_close(void *arg)
+{
+    conn_close(arg);
+}
+
+/*
+ * The hand-off to the HTTP/2 front end (h2.h): after ALPN chose h2, or
+ * when an h2c listener's client sent the preface (pre: what was read, the
+ * preface included). From now on the session owns the socket's events and
+ * deadlines; c keeps only what every connection has, until on_h2_close.
+ */
+static void start_h2(struct wr_conn *c, const char *pre, size_t pre_len)
+{
+    struct wr_h2_front f = {.home = c->home, .s = &c->s, .cfg = c->cfg, .peer = c->peer,
+                            .conn_id = c->id, .peer_key = c->peer_key, .preread = pre,
+                            .preread_len = pre_len, .on_close = on_h2_close, .conn = c};
+    c->h2 = wr_h2_new(&f);
+    if (!c->h2) {
+        wr_log(WR_LOG_ERROR, c->home->worker_id, c->id, "out of memory for an HTTP/2 session");
+        conn_close(c);
+        return;
+    }
+    event_del(&c->ev_read);
+    release_io(c->home, c);
+    release_rbuf(c->home, c); /* pre was copied */
+    set_timer(c, 0);
+    wr_timer_disarm(&c->home->wheel, &c->timer);
+    c->state = ST_H2;
+    c->is_read_paused = true;
+    count_idle(c);
+}
+
+/* h2c listeners: a client that opens with the HTTP/2 preface (RFC 9113
+ * §3.3, prior knowledge) goes to the HTTP/2 front end; any other first
+ * bytes are HTTP/1. Returns true when c was handed over or must wait for
+ * more bytes of a possible preface. */
+static bool sniff_h2c(struct wr_conn *c)
+{
+    struct wr_conn_rbuf *rb = c->rb;
+    if (!c->is_h2c || c->n_requests > 0 || c->state != ST_HEAD || rb->rstart != 0)
+        return false;
+    int m = wr_h2_preface_match(rb->data, rb->rlen);
+    if (m < 0)
+        return false;
+    if (m == 0 && !c->is_peer_eof) {
+        settle(c);
+        return true;
+    }
+    if (m == 0)
+        return false;
+    /* The first read lands in the small starting buffer: far below the
+     * session's preread room, so nothing read is ever dropped here. */
+    static_assert(RBUF_FIRST_BLOCK <= WR_H2_PREREAD_MAX, "h2c preread");
+    if (rb->rlen > WR_H2_PREREAD_MAX)
+        return false; /* never: see above */
+    start_h2(c, rb->data, rb->rlen);
+    return true;
+}
+
 /* Runs the TLS handshake on either readiness; ST_HEAD once it is done. */
 static void continue_handshake(struct wr_conn *c)
 {
@@ -2008,6 +2074,10 @@ static void continue_handshake(struct wr_conn *c)
     }
     c->state = ST_HEAD;
     c->phase_ms = wr_clock_now_ms(); /* header_timeout starts now */
+    if (wr_str_eq(wr_tls_alpn(wr_stream_tls(&c->s)), WR_STR("h2"))) {
+        start_h2(c, NULL, 0);
+        return;
+    }
     settle(c);
 }
 
@@ -2017,6 +2087,8 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct wr_conn *c = arg;
     struct wr_conns *cs = c->home;
+    if (c->state == ST_H2)
+        return; /* a stale activation from before the hand-off */
     if (c->is_doomed) {
         conn_close(c);
         return;
@@ -2070,6 +2142,8 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c); /* the body can never be completed */
         return;
     }
+    if (sniff_h2c(c))
+        return;
     process_input(c);
     settle(c);
 }
@@ -2079,6 +2153,8 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct wr_conn *c = arg;
+    if (c->state == ST_H2)
+        return;
     if (c->is_doomed) {
         conn_close(c);
         return;
@@ -2215,6 +2291,10 @@ void wr_conns_drain(struct wr_conns *cs)
     cs->is_draining = true;
     for (struct wr_conn *c = cs->live, *next; c; c = next) {
         next = c->next;
+        if (c->state == ST_H2) {
+            wr_h2_drain(c->h2); /* GOAWAY; streams in flight finish */
+            continue;
+        }
         bool is_idle = c->state == ST_HEAD && !has_output_pending(c) &&
                        (!c->rb || c->rb->rstart == c->rb->rlen);
         if (is_idle)

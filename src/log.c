@@ -451,7 +451,9 @@ static void format_combined(struct line *l, const struct wr_access_entry *e)
         put_escaped(l, e->method, false);
         put(l, " ", 1);
         put_escaped(l, e->target, false);
-        put_cstr(l, e->minor_version == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+        put_cstr(l, e->is_http2                ? " HTTP/2.0\" "
+                    : e->minor_version == 0 ? " HTTP/1.0\" "
+                                            : " HTTP/1.1\" ");
     }
     put_u64(l, (uint64_t)e->status);
     put(l, " ", 1);
@@ -504,7 +506,9 @@ static void format_json(struct line *l, const struct wr_access_entry *e)
     put_json_str(l, "request_id", e->request_id);
     put_json_str(l, "method", e->method);
     put_json_str(l, "uri", e->target);
-    put_json_str(l, "protocol", e->minor_version == 0 ? WR_STR("HTTP/1.0") : WR_STR("HTTP/1.1"));
+    put_json_str(l, "protocol", e->is_http2                ? WR_STR("HTTP/2.0")
+                                 : e->minor_version == 0 ? WR_STR("HTTP/1.0")
+                                                         : WR_STR("HTTP/1.1"));
     put_json_str(l, "host", e->host);
     put_json_u64(l, "status", (uint64_t)e->status);
     put_json_u64(l, "bytes_sent", e->bytes_sent);

@@ -394,6 +394,14 @@ static void format_conns(const struct wr_metrics *m, struct wr_metrics_text *t)
            "TLS handshakes completed by resuming a session.", sum_like(m, &w0->tls_resumptions));
     scalar(t, "weir_tls_handshake_failures_total", "counter", "TLS handshakes that failed.",
            sum_like(m, &w0->tls_handshake_failures));
+    scalar(t, "weir_http2_connections_total", "counter",
+           "Client connections that went HTTP/2 (ALPN h2 or h2c prior knowledge).",
+           sum_like(m, &w0->h2_conns));
+    scalar(t, "weir_http2_requests_total", "counter",
+           "Requests answered over HTTP/2 (also in weir_http_requests_total).",
+           sum_like(m, &w0->h2_requests));
+    scalar(t, "weir_http2_streams_open", "gauge", "HTTP/2 streams open now.",
+           sum_like(m, &w0->h2_streams_open));
 }
 
 /* Lines a slow reader of a pipe, FIFO or socket log cost (log.c). */

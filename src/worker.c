@@ -35,6 +35,7 @@ struct wr_worker_accept {
     struct wr_listener *listener; /* borrowed */
     struct event *ev;         /* owned */
     bool is_tls;              /* the listener's, copied: read on every accept */
+    bool is_h2c;              /* likewise */
 };
 
 static void switch_listeners(struct wr_worker *w, struct wr_listener_set *set);
@@ -80,7 +81,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         socklen_t len = sizeof(peer);
         int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd >= 0) {
-            wr_conn_take(&w->conns, cfd, (struct sockaddr *)&peer, len, a->is_tls);
+            wr_conn_take(&w->conns, cfd, (struct sockaddr *)&peer, len, a->is_tls,
+                         a->is_h2c);
             continue;
         }
         atomic_fetch_sub_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
@@ -186,6 +188,7 @@ static int add_accept_events(struct wr_worker *w)
         a->worker = w;
         a->listener = wr_listener_get(w->listeners, (size_t)w->id, i);
         a->is_tls = a->listener->is_tls;
+        a->is_h2c = a->listener->is_h2c;
         a->ev = event_new(w->base, a->listener->fd, EV_READ | EV_PERSIST, on_accept, a);
         if (!a->ev || (!w->is_accept_paused && event_add(a->ev, NULL) < 0))
             return -1;

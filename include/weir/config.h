@@ -41,6 +41,7 @@ enum wr_log_format { WR_LOG_COMBINED = 0, WR_LOG_JSON };
 struct wr_listen_cfg {
     struct wr_listen_addr addr;
     bool is_tls; /* "tls" flag; requires a [tls] section */
+    bool is_h2c; /* "h2c" flag: HTTP/2 with prior knowledge too (plain only) */
     unsigned line;
 };
 

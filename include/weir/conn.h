@@ -123,7 +123,7 @@ void wr_conns_fini(struct wr_conns *cs);
  * A client over max_connections_per_ip is closed at once instead.
  */
 void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                  bool is_tls);
+                  bool is_tls, bool is_h2c);
 
 /*
  * Periodic work (the worker calls it every 100 ms or so): runs the timer

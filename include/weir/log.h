@@ -133,6 +133,7 @@ struct wr_access_entry {
     struct wr_str route;      /* name of the route that answered; empty when none
                                  (404 without a route, 400, 405, 501...) */
     int minor_version;
+    bool is_http2;            /* the request came over HTTP/2: "HTTP/2.0" */
     int status;
     uint64_t bytes_sent;      /* body bytes */
     uint64_t request_time_us; /* from the first byte of the head */

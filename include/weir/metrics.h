@@ -77,6 +77,9 @@ struct wr_metrics_worker {
     _Atomic uint64_t tls_handshake_failures;
     _Atomic uint64_t access_log_dropped_lines; /* its log writer queue was full */
     _Atomic uint64_t pool_entries;    /* gauge: upstream pool server entries, per tick */
+    _Atomic uint64_t h2_conns;        /* connections that went HTTP/2 (ALPN h2 or h2c) */
+    _Atomic uint64_t h2_requests;     /* requests (streams) answered over HTTP/2 */
+    _Atomic uint64_t h2_streams_open; /* gauge: HTTP/2 streams open now */
     struct wr_metrics_hist duration;  /* client requests, first byte -> response queued */
     _Atomic uint64_t requests[WR_METRICS_MAX_ROUTES][WR_METRICS_N_CLASSES];
     struct wr_metrics_server servers[WR_METRICS_MAX_SERVERS];

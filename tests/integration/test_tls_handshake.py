@@ -111,7 +111,7 @@ class TlsHandshakeTest(weirtest.WeirCase):
         self.assertServes()
 
     def test_alpn_with_s_client(self):
-        rc, out = tlstest.s_client(self.tls_port, ["-alpn", "h2,http/1.1", "-ign_eof",
+        rc, out = tlstest.s_client(self.tls_port, ["-alpn", "http/1.1", "-ign_eof",
                                                    "-servername", "a.test"],
                                    stdin=b"GET /healthz HTTP/1.1\r\nHost: a.test\r\n"
                                          b"Connection: close\r\n\r\n")
@@ -119,7 +119,7 @@ class TlsHandshakeTest(weirtest.WeirCase):
         self.assertIn("HTTP/1.1 200 OK", out)
 
     def test_alpn_no_overlap_still_serves(self):
-        ctx = tlstest.client_context(alpn=("h2",))
+        ctx = tlstest.client_context(alpn=("spdy/3.1",))
         with tlstest.tls_client(self.tls_port, ctx=ctx) as c:
             self.assertIsNone(c.sock.selected_alpn_protocol())
             c.send(weirtest.request_bytes("GET", "/healthz"))

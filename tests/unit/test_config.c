@@ -477,7 +477,19 @@ static void test_tls_defaults(void **state)
     assert_string_equal(t->ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
     assert_true(t->session_tickets);
     assert_int_equal(t->handshake_timeout_ms, 10000);
-    assert_string_equal(t->alpn, "http/1.1");
+    assert_string_equal(t->alpn, "h2 http/1.1"); /* issue 15: h2 on by default */
+    wr_config_unref(cfg);
+}
+
+/* issue 15: "h2c" asks a plain listener for HTTP/2 with prior knowledge too. */
+static void issue_15_listen_h2c(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080 h2c\n"
+                                     "listen = 127.0.0.1:8081\n");
+    assert_true(cfg->server.listens[0].is_h2c);
+    assert_false(cfg->server.listens[0].is_tls);
+    assert_false(cfg->server.listens[1].is_h2c);
     wr_config_unref(cfg);
 }
 
@@ -630,7 +642,12 @@ static const struct bad_case bad_cases[] = {
      {"t.ini:2: [server] listen: \"127.0.0.1:99999\" is not an address (IPv4:port, "
       "[IPv6]:port, *:port or unix:/path)"}},
     {"listen flag", SERVER "listen = 127.0.0.1:8443 ssl\n",
-     {"t.ini:3: [server] listen: unknown flag \"ssl\" (only \"tls\")"}},
+     {"t.ini:3: [server] listen: unknown flag \"ssl\" (\"tls\" or \"h2c\")"}},
+    {"issue_15_h2c_on_tls", SERVER "listen = 127.0.0.1:8443 tls h2c\n[tls]\ncert = /c\nkey = /k\n",
+     {"t.ini:3: [server] listen: h2c is for plain listeners (a tls listener offers h2 through "
+      "[tls] alpn)"}},
+    {"issue_15_flag_twice", SERVER "listen = 127.0.0.1:8080 h2c h2c\n",
+     {"t.ini:3: [server] listen: flag \"h2c\" given twice"}},
     {"listen twice", SERVER "listen = 127.0.0.1:8080\n",
      {"t.ini:3: [server] listen: 127.0.0.1:8080 is already listed at line 2"}},
     {"duplicate key", SERVER "workers = 2\nworkers = 4\n",
@@ -718,8 +735,8 @@ static const struct bad_case bad_cases[] = {
      {"t.ini:6: [route r] add_header: \"X-Frame-Options DENY\" must be \"Name: value\""}},
     {"old TLS", SERVER "[tls]\ncert = /c\nkey = /k\nprotocols = TLSv1.1 TLSv1.2\n",
      {"t.ini:6: [tls] protocols: TLSv1.1 is not supported (use TLSv1.2 and/or TLSv1.3)"}},
-    {"h2", SERVER "[tls]\ncert = /c\nkey = /k\nalpn = h2 http/1.1\n",
-     {"t.ini:6: [tls] alpn: h2 is not supported yet (only http/1.1)"}},
+    {"issue_15_alpn_h2c", SERVER "[tls]\ncert = /c\nkey = /k\nalpn = h2c http/1.1\n",
+     {"t.ini:6: [tls] alpn: h2c is not supported (h2 and/or http/1.1)"}},
     {"tls without cert", SERVER "[tls]\nkey = /k\nnames = a.example\n[tls b]\ncert = /c\n",
      {"t.ini:3: [tls] cert: required",
       "t.ini:5: [tls] names: only for [tls NAME] sections; [tls] answers every other name",
@@ -1551,6 +1568,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_file),     cmocka_unit_test(test_full_file_regex_runs),
         cmocka_unit_test(test_defaults),      cmocka_unit_test(test_tls_defaults),
+        cmocka_unit_test(issue_15_listen_h2c),
         cmocka_unit_test(test_tls_two_pairs),
         cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_abuse_limits),
