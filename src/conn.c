@@ -937,8 +937,7 @@ static int settle(struct wr_conn *c)
 
 /* ---- answering --------------------------------------------------------- */
 
-/* $request_id: 32 hex digits into out[33]. */
-static void make_request_id(struct wr_conns *cs, char *out)
+void wr_conns_request_id(struct wr_conns *cs, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     for (int half = 0; half < 2; half++) {
@@ -1187,7 +1186,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     int status = select_route(c, host, &path);
     /* Scratch past the normalised path is free for the action. */
     const size_t path_len = path.ptr == cs->scratch ? path.len : 0;
-    make_request_id(cs, io->request_id);
+    wr_conns_request_id(cs, io->request_id);
     struct wr_tmpl_vars vars = {
         .host = host,
         .request_uri = req->target,
@@ -1491,22 +1490,6 @@ static void end_body(struct wr_conn_io *io)
     io->is_out_ended = true;
 }
 
-/* "<hex length>\r\n" into out (at least 18 bytes). */
-static size_t chunk_size_line(char *out, uint64_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    char tmp[16];
-    size_t k = 0;
-    do {
-        tmp[k++] = hex[n & 15];
-        n >>= 4;
-    } while (n);
-    for (size_t i = 0; i < k; i++)
-        out[i] = tmp[k - 1 - i];
-    out[k] = '\r';
-    out[k + 1] = '\n';
-    return k + 2;
-}
 
 /* Body payload: framed (one chunk per call when chunked), queued and
  * written as far as the socket takes it now, never closing c. */
@@ -1527,7 +1510,7 @@ static bool h1_send(struct wr_exchange *ex, const struct iovec *iov, int n, bool
         total += iov[i].iov_len;
     bool is_chunk = io->out_body == WR_H1_BODY_CHUNKED && total > 0;
     if (is_chunk) {
-        size_t k = chunk_size_line(io->wbuf + io->wlen, total);
+        size_t k = wr_h1_chunk_size_line(io->wbuf + io->wlen, total);
         push_mem(io, io->wbuf + io->wlen, k);
         io->wlen += k;
     }

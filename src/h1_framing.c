@@ -88,3 +88,19 @@ void wr_h1_finish_head(struct wr_resp *r, const struct wr_h1_framing *f, int cli
         wr_resp_raw(r, WR_STR("Connection: keep-alive\r\n"));
     wr_resp_raw(r, WR_STR("\r\n"));
 }
+
+size_t wr_h1_chunk_size_line(char *out, uint64_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t k = 0;
+    do {
+        tmp[k++] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    for (size_t i = 0; i < k; i++)
+        out[i] = tmp[k - 1 - i];
+    out[k] = '\r';
+    out[k + 1] = '\n';
+    return k + 2;
+}

@@ -873,22 +873,6 @@ static int finish_request_fields(struct h2_stream *st)
     return join_cookies(st);
 }
 
-/* $request_id: 32 hex digits (as conn.c: xorshift128+ on the worker's state). */
-static void make_request_id(struct wr_conns *cs, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int half = 0; half < 2; half++) {
-        uint64_t x = cs->rng[0], y = cs->rng[1];
-        cs->rng[0] = y;
-        x ^= x << 23;
-        cs->rng[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
-        uint64_t v = cs->rng[1] + y;
-        for (int i = 0; i < 16; i++)
-            out[half * 16 + i] = hex[(v >> (i * 4)) & 15];
-    }
-    out[32] = '\0';
-}
-
 /* The route for st into cs->match (conn.c's select_route, for h2). */
 static int select_route(struct h2_stream *st, struct wr_str host, struct wr_str *path)
 {
@@ -959,7 +943,7 @@ static void start_request(struct h2_stream *st)
     struct wr_conns *cs = h->home;
     h->home->n_requests++;
     int status = st->status ? st->status : finish_request_fields(st);
-    make_request_id(cs, st->request_id);
+    wr_conns_request_id(cs, st->request_id);
     st->subject = (struct wr_log_request){.id = wr_str_from_cstr(st->request_id),
                                           .client = wr_str_from_cstr(h->peer),
                                           .method = st->req.method, .target = st->req.target};

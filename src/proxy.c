@@ -860,21 +860,6 @@ static void set_pend(struct wr_proxy *p, const char *s, size_t n)
     p->pend_len += n;
 }
 
-static size_t chunk_size_line(char *out, uint64_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    char tmp[16];
-    size_t k = 0;
-    do {
-        tmp[k++] = hex[n & 15];
-        n >>= 4;
-    } while (n);
-    for (size_t i = 0; i < k; i++)
-        out[i] = tmp[k - 1 - i];
-    out[k] = '\r';
-    out[k + 1] = '\n';
-    return k + 2;
-}
 
 /* The handler's recv_body: request body bytes, framed for the server. */
 static ssize_t proxy_recv_body(struct wr_exchange *ex, const char *data, size_t len, bool is_last)
@@ -890,7 +875,7 @@ static ssize_t proxy_recv_body(struct wr_exchange *ex, const char *data, size_t 
     char hdr[24];
     size_t hdr_len = 0;
     if (p->is_body_chunked && p->chunk_left == 0 && len > 0) {
-        hdr_len = chunk_size_line(hdr, len);
+        hdr_len = wr_h1_chunk_size_line(hdr, len);
         p->chunk_left = len;
     }
     size_t data_len = p->is_body_chunked ? (len < p->chunk_left ? len : p->chunk_left) : len;

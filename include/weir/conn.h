@@ -112,6 +112,10 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
  */
 void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg);
 
+/* A fresh $request_id (32 hex digits and a NUL into out[33]): xorshift128+
+ * on the worker's state; unique, not secret. For every front end of cs. */
+void wr_conns_request_id(struct wr_conns *cs, char *out);
+
 /* Closes every connection and frees what cs owns. */
 void wr_conns_fini(struct wr_conns *cs);
 

@@ -57,4 +57,8 @@ void wr_h1_finish_head(struct wr_resp *r, const struct wr_h1_framing *f, int cli
  * WR_RESP_STATUS_ROOM bytes) and returns its length. */
 size_t wr_h1_status_line(char *out, int status);
 
+/* A chunk's size line of chunked framing (RFC 9112 §7.1): "<hex n>\r\n"
+ * into out (at least 18 bytes). Returns its length. */
+size_t wr_h1_chunk_size_line(char *out, uint64_t n);
+
 #endif

@@ -88,6 +88,18 @@ static void issue_14_h1_status_line_fast_paths(void **state)
     }
 }
 
+static void issue_14_h1_chunk_size_line(void **state)
+{
+    (void)state;
+    char out[18];
+    assert_int_equal(wr_h1_chunk_size_line(out, 0), 3);
+    assert_memory_equal(out, "0\r\n", 3);
+    assert_int_equal(wr_h1_chunk_size_line(out, 0x1a2b), 6);
+    assert_memory_equal(out, "1a2b\r\n", 6);
+    assert_int_equal(wr_h1_chunk_size_line(out, UINT64_MAX), 18);
+    assert_memory_equal(out, "ffffffffffffffff\r\n", 18);
+}
+
 static void issue_14_h1_finish_head(void **state)
 {
     (void)state;
@@ -141,6 +153,7 @@ int main(void)
         cmocka_unit_test(issue_14_h1_framing_bodiless),
         cmocka_unit_test(issue_14_h1_finish_head),
         cmocka_unit_test(issue_14_h1_status_line_fast_paths),
+        cmocka_unit_test(issue_14_h1_chunk_size_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
