@@ -1131,23 +1131,26 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
  * the server's methods in match->allow), or the status to answer. The
  * steps are router.c's, which `weir route` runs too; only the 421 is ours.
  */
-static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *path)
+int wr_conns_select_route(struct wr_conns *cs, const struct wr_config *cfg,
+                          const struct wr_stream *s, const struct wr_http_request *req,
+                          struct wr_str host, struct wr_str *path)
 {
-    struct wr_conns *cs = c->home;
-    const struct wr_http_request *req = &c->io->req;
-    int status = 0;
+    const bool is_tls = wr_stream_is_tls(s);
     if (req->method_id != WR_HTTP_CONNECT) {
-        status = wr_router_request_path(req, cs->scratch, path);
+        int status = wr_router_request_path(req, cs->scratch, path);
         /* A connection's certificate answers only its own section's names. */
-        if (status == 0 && wr_stream_is_tls(&c->s) &&
-            wr_tls_is_misdirected(wr_stream_tls(&c->s), host))
+        if (status == 0 && is_tls && wr_tls_is_misdirected(wr_stream_tls(s), host))
             status = 421;
         if (status != 0)
             return status;
     }
-    struct wr_router_input in = {host, *path, req->method_id, req->method,
-                                 wr_stream_is_tls(&c->s)};
-    return wr_router_route(c->cfg, cs->router, &in, &cs->match);
+    struct wr_router_input in = {host, *path, req->method_id, req->method, is_tls};
+    return wr_router_route(cfg, cs->router, &in, &cs->match);
+}
+
+static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *path)
+{
+    return wr_conns_select_route(c->home, c->cfg, &c->s, &c->io->req, host, path);
 }
 
 /* 200 to an OPTIONS * that no route takes: the server's methods, no content

@@ -877,18 +877,7 @@ static int finish_request_fields(struct h2_stream *st)
 static int select_route(struct h2_stream *st, struct wr_str host, struct wr_str *path)
 {
     struct wr_h2 *h = st->h;
-    struct wr_conns *cs = h->home;
-    const struct wr_http_request *req = &st->req;
-    if (req->method_id != WR_HTTP_CONNECT) {
-        int status = wr_router_request_path(req, cs->scratch, path);
-        /* A connection's certificate answers only its own section's names. */
-        if (status == 0 && h->is_tls && wr_tls_is_misdirected(wr_stream_tls(h->s), host))
-            status = 421;
-        if (status != 0)
-            return status;
-    }
-    struct wr_router_input in = {host, *path, req->method_id, req->method, h->is_tls};
-    return wr_router_route(h->cfg, cs->router, &in, &cs->match);
+    return wr_conns_select_route(h->home, h->cfg, h->s, &st->req, host, path);
 }
 
 /* Starts the route's handler on st. Returns 0, or a status to answer. */

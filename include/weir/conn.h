@@ -26,6 +26,7 @@
 
 struct event_base;
 struct wr_conn;
+struct wr_stream;
 struct wr_conn_io;
 struct wr_conn_exchange;
 struct wr_stream_stage;
@@ -111,6 +112,18 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
  * now on use it; open ones finish on the snapshot they started with.
  */
 void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg);
+
+/*
+ * Routes req for a front end of cs (cfg: the connection's snapshot; s: its
+ * stream, whose TLS decides the scheme and the 421 for a host its
+ * certificate does not answer): normalises the path into cs->scratch
+ * (*path), picks the route into cs->match. Returns 0, or the status to
+ * answer (400, 404, 405, 421; 200 for an OPTIONS * no route takes). The
+ * same steps `weir route` runs (router.c).
+ */
+int wr_conns_select_route(struct wr_conns *cs, const struct wr_config *cfg,
+                          const struct wr_stream *s, const struct wr_http_request *req,
+                          struct wr_str host, struct wr_str *path);
 
 /* A fresh $request_id (32 hex digits and a NUL into out[33]): xorshift128+
  * on the worker's state; unique, not secret. For every front end of cs. */
