@@ -15,12 +15,12 @@ import hashlib
 import os
 import signal
 import subprocess
-import time
 import unittest
 
 import upstreams
 import weirtest
 from h2test import HAVE_H2, RawH2
+from polling import wait_until
 
 INI = """[server]
 listen = 127.0.0.1:@PORT@ h2c
@@ -113,13 +113,8 @@ class LifecycleTest(weirtest.WeirCase):
         curl = subprocess.Popen(["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge",
                                  "http://127.0.0.1:%d/slow/x" % self.weir.port],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 5
-        for _ in range(500):  # the request reached the backend: it is in flight
-            if self.slow.conns and b"\r\n\r\n" in bytes(self.slow.conns[0]):
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
+        wait_until(lambda: self.slow.conns and b"\r\n\r\n" in bytes(self.slow.conns[0]),
+                   "the request to reach the backend (in flight)")
         self.weir.signal(signal.SIGTERM)
         out, err = curl.communicate(timeout=30)
         self.assertEqual(curl.returncode, 0, err)
