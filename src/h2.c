@@ -1422,6 +1422,13 @@ static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_
     }
     if (wr_log_is_enabled(WR_LOG_DEBUG))
         wr_log(WR_LOG_DEBUG, h->home->worker_id, h->conn_id, "h2: timeout");
+    if (h->n_streams == 0 && !has_output(h)) {
+        /* [http2] idle_timeout: say goodbye (RFC 9113 §9.1), best effort */
+        nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+        flush(h);
+    }
     finish(h);
 }
 
