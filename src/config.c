@@ -88,6 +88,7 @@ enum sect_kind {
     SECT_UPSTREAM,
     SECT_ROUTE,
     SECT_ADMIN,
+    SECT_HTTP2,
     SECT_N
 };
 
@@ -155,7 +156,7 @@ struct loader {
     size_t cur_rec;
     struct sect_record *recs;
     size_t n_recs;
-    unsigned singleton_line[SECT_N]; /* header line of [server], [limits], [admin] */
+    unsigned singleton_line[SECT_N]; /* header line of [server], [limits], [admin], [http2] */
     struct tmpl_use *uses;           /* of the current route */
     size_t n_uses;
 
@@ -303,6 +304,8 @@ static const char *record_label(const struct loader *ld, const struct sect_recor
         return "limits";
     case SECT_ADMIN:
         return "admin";
+    case SECT_HTTP2:
+        return "http2";
     case SECT_TLS:
         if (cfg->tls[rec->index].name == NULL)
             return "tls";
@@ -1814,6 +1817,22 @@ static const struct key_def route_keys[] = {
     {.name = "rate_limit", .parse = parse_rate_limit},
 };
 
+#define H2 struct wr_http2_cfg
+static const struct key_def http2_keys[] = {
+    /* max_concurrent_streams: 100 (nginx, h2o); SETTINGS_MAX_CONCURRENT_STREAMS.
+     * Each stream may hold a handler (an upstream connection): the cap is
+     * what one connection can pin. */
+    {.name = "max_concurrent_streams", .parse = parse_count,
+     FIELD(H2, max_concurrent_streams), .dflt = "100", .min = 1, .max = 1000},
+    /* idle_timeout: 3m without a stream open and nothing to send */
+    {.name = "idle_timeout", .parse = parse_duration, FIELD(H2, idle_timeout_ms), .dflt = "3m",
+     .min = 1, .max = NO_MAX},
+    /* hpack_table_size: 4k (RFC 9113 §6.5.2's initial value); the HPACK
+     * dynamic table a client may make us keep per connection */
+    {.name = "hpack_table_size", .parse = parse_size, FIELD(H2, hpack_table_bytes),
+     .dflt = "4k", .min = 0, .max = 64 * 1024},
+};
+
 static const struct key_def admin_keys[] = {
     /* listen: unset = no admin endpoint */
     {.name = "listen", .parse = parse_admin_listen},
@@ -1836,6 +1855,7 @@ static const struct section_def sections[SECT_N] = {
     [SECT_UPSTREAM] = {"upstream", NAME_REQUIRED, KEYS(upstream_keys)},
     [SECT_ROUTE] = {"route", NAME_REQUIRED, KEYS(route_keys)},
     [SECT_ADMIN] = {"admin", NAME_NONE, KEYS(admin_keys)},
+    [SECT_HTTP2] = {"http2", NAME_NONE, KEYS(http2_keys)},
 };
 
 _Static_assert(sizeof(route_keys) / sizeof(route_keys[0]) <= MAX_KEYS, "MAX_KEYS");
@@ -1876,6 +1896,8 @@ static void *section_object(struct loader *ld, enum sect_kind kind, size_t at)
         return &cfg->routes[at];
     case SECT_ADMIN:
         return &cfg->admin;
+    case SECT_HTTP2:
+        return &cfg->http2;
     default:
         return NULL;
     }
@@ -3046,6 +3068,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         apply_defaults(ld, SECT_SERVER, &ld->cfg->server);
         apply_defaults(ld, SECT_LIMITS, &ld->cfg->limits);
         apply_defaults(ld, SECT_ADMIN, &ld->cfg->admin);
+        apply_defaults(ld, SECT_HTTP2, &ld->cfg->http2);
         int rc = ini_parse_stream(read_line, ld, on_key, ld);
         end_all_includes(ld);
         close_section(ld);

@@ -48,6 +48,7 @@
 
 #include "weir/clock.h"
 #include "weir/conn.h"
+#include "weir/h2_guard.h"
 #include "weir/handler.h"
 #include "weir/limits.h"
 #include "weir/log.h"
@@ -69,8 +70,6 @@
 #define MAX_NV 128
 #define MAX_FREE_STREAMS 8
 #define RUN_ROUNDS 16
-/* SETTINGS_MAX_CONCURRENT_STREAMS ([http2] max_concurrent_streams, CONFIG.md). */
-#define MAX_CONCURRENT_STREAMS 100
 /* A stream's receive window: what a client may send ahead of the handler. */
 #define STREAM_WINDOW 65535
 
@@ -103,6 +102,8 @@ struct h2_stream {
     int status;          /* a refusal decided while the head came in (431, 400) */
     int log_status;      /* what was answered (one-shot and error answers) */
     uint64_t log_bytes;
+    uint64_t last_out_ms; /* clock when the stream last had DATA queued (or had
+                             fresh bytes to send): the zero-window stall clock */
     uint32_t close_error; /* nghttp2's error code when the stream closed */
     bool is_closed;      /* nghttp2 closed the stream (on the zombie list) */
     bool is_started;     /* the exchange started: stop is owed */
@@ -117,6 +118,7 @@ struct h2_stream {
     bool is_streamed;    /* the handler sent its head (h2_send_head) */
     bool is_cut;         /* we answered or reset the stream ourselves: the
                             handler's sink calls do nothing any more */
+    bool is_stalled;     /* reset because the client's window stalled it */
 
     enum body_kind body_kind;
     const char *body;
@@ -153,6 +155,10 @@ struct wr_h2 {
     struct wr_timer timer;
     uint64_t deadline_ms, last_io_ms;
     bool is_read_paused, is_write_armed, is_draining, is_doomed;
+    bool is_cut_off;     /* our own GOAWAY is queued: nothing more from nghttp2 */
+    int calm_reason;     /* a defence's wr_metrics_h2_reason that tripped, or -1 */
+    uint64_t stall_check_ms; /* next look for stalled streams; 0: none planned */
+    struct wr_h2_guard guard;
 
     struct h2_stream *streams, *zombies, *free_streams;
     size_t n_streams, n_free_streams;
@@ -248,6 +254,8 @@ static void advance(struct wr_h2 *h, size_t n)
  * session error. */
 static int fill(struct wr_h2 *h)
 {
+    if (h->is_cut_off)
+        return 0; /* the session failed: its GOAWAY is ours, and last */
     while (has_room(h, 4, WBUF_LOW) && !h->spill) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(h->ng, &data);
@@ -497,6 +505,7 @@ static int submit_head(struct h2_stream *st, const struct wr_resp *r, bool has_l
         return -1;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
     st->is_answered = true;
+    st->last_out_ms = wr_clock_now_ms();
     return nghttp2_submit_response(h->ng, st->id, h->nv, b.n, has_body ? &prd : NULL) == 0
                ? 0
                : -1;
@@ -608,6 +617,10 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *f
     if (!has_room(h, 2, 9))
         return NGHTTP2_ERR_WOULDBLOCK;
     push_copy(h, framehd, 9);
+    st->last_out_ms = wr_clock_now_ms();
+    /* a client opens windows for what it receives: one stream and one
+     * connection WINDOW_UPDATE per DATA frame are fair (h2_guard.c) */
+    wr_h2_guard_earn(&h->guard, WR_H2_GUARD_WINDOW_UPDATE, 2);
     if (st->body_kind == BODY_FILE) {
         push_seg(h, NULL, length, st->fd, st->off);
         st->off += (off_t)length;
@@ -676,6 +689,8 @@ static bool h2_send(struct wr_exchange *ex, const struct iovec *iov, int n, bool
     st->n_iov = n;
     st->i_iov = 0;
     st->is_final |= is_final;
+    if (has_bytes)
+        st->last_out_ms = wr_clock_now_ms(); /* the stall clock starts now */
     nghttp2_session_resume_data(st->h->ng, st->id);
     schedule(st->h);
     st->is_proceed_owed = has_bytes;
@@ -1089,6 +1104,146 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     return 0;
 }
 
+/* ---- defences (RFC 9113 §10.5) --------------------------------------- */
+
+static void count_reason(_Atomic uint64_t *by_reason, unsigned reason)
+{
+    wr_metrics_add(&by_reason[reason < WR_METRICS_H2_N_REASONS ? reason
+                                                               : NGHTTP2_INTERNAL_ERROR],
+                   1);
+}
+
+/* The flood budget a frame header spends, or WR_H2_GUARD_N for none. */
+static enum wr_h2_guard_kind guard_kind(struct wr_h2 *h, const nghttp2_frame_hd *hd)
+{
+    switch (hd->type) {
+    case NGHTTP2_RST_STREAM: {
+        /* Rapid reset (CVE-2023-44487): a stream reset while still open may
+         * have started a handler; one already answered costs nothing. */
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(h->ng, hd->stream_id);
+        return st && !st->is_closed ? WR_H2_GUARD_RESET : WR_H2_GUARD_N;
+    }
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+        return hd->flags & NGHTTP2_FLAG_ACK ? WR_H2_GUARD_N : WR_H2_GUARD_CONTROL;
+    case NGHTTP2_PRIORITY:
+        return WR_H2_GUARD_PRIORITY;
+    case NGHTTP2_WINDOW_UPDATE:
+        return WR_H2_GUARD_WINDOW_UPDATE;
+    case NGHTTP2_DATA:
+        return hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM)
+                   ? WR_H2_GUARD_EMPTY_DATA
+                   : WR_H2_GUARD_N;
+    default:
+        return WR_H2_GUARD_N;
+    }
+}
+
+/* Every frame header from the client, before its payload: frames that cost
+ * work without carrying a request spend their budget (h2_guard.h). Over it,
+ * the session stops here (callback failure) and feed sends our GOAWAY. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    (void)ng;
+    struct wr_h2 *h = user;
+    if (hd->type == NGHTTP2_HEADERS)
+        wr_h2_guard_earn(&h->guard, WR_H2_GUARD_PRIORITY, 1); /* nginx: +1 a request */
+    enum wr_h2_guard_kind kind = guard_kind(h, hd);
+    if (kind == WR_H2_GUARD_N || wr_h2_guard_spend(&h->guard, kind, wr_clock_now_ms()))
+        return 0;
+    h->calm_reason = WR_METRICS_H2_RAPID_RESET + (int)kind;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* GOAWAY and RST_STREAM nghttp2 sent, for weir_http2_*_total{reason}. */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+    struct wr_h2 *h = user;
+    struct wr_metrics_worker *m = h->home->metrics;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        count_reason(m->h2_goaways, frame->goaway.error_code);
+    } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        count_reason(m->h2_stream_errors, st && st->is_stalled
+                                              ? WR_METRICS_H2_SEND_TIMEOUT
+                                              : frame->rst_stream.error_code);
+    }
+    return 0;
+}
+
+/*
+ * The session failed with err (nghttp2_session_mem_recv): when a defence
+ * tripped — ours (calm_reason), nghttp2's CONTINUATION limit
+ * (CVE-2024-27316) or its unread-ACK limit — queue GOAWAY
+ * ENHANCE_YOUR_CALM ourselves (nghttp2 sends none for these) as the last
+ * frame; the caller flushes and closes.
+ */
+static void queue_calm_goaway(struct wr_h2 *h, int err)
+{
+    int reason = h->calm_reason;
+    if (err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+        reason = WR_METRICS_H2_CONTINUATION_FLOOD;
+    else if (err == NGHTTP2_ERR_FLOODED)
+        reason = WR_METRICS_H2_CONTROL_FLOOD;
+    if (reason < 0 || h->is_cut_off)
+        return;
+    uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(h->ng) & 0x7fffffffu;
+    uint32_t code = NGHTTP2_ENHANCE_YOUR_CALM;
+    uint8_t f[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0, /* RFC 9113 §6.8 */
+                     (uint8_t)(last >> 24), (uint8_t)(last >> 16), (uint8_t)(last >> 8),
+                     (uint8_t)last, (uint8_t)(code >> 24), (uint8_t)(code >> 16),
+                     (uint8_t)(code >> 8), (uint8_t)code};
+    h->is_cut_off = true;
+    if (!has_room(h, 1, sizeof(f)) || push_copy(h, f, sizeof(f)) < 0)
+        return;
+    count_reason(h->home->metrics->h2_goaways, (unsigned)reason);
+    wr_log(WR_LOG_INFO, h->home->worker_id, h->conn_id, "h2: %s from %s: GOAWAY",
+           wr_metrics_h2_reason_name((unsigned)reason), h->peer);
+}
+
+/* Whether st has response bytes ready that only the client's flow-control
+ * window holds back (nghttp2 would send them otherwise). */
+static bool has_bytes_waiting(const struct h2_stream *st)
+{
+    if (st->is_closed || st->is_cut || !st->is_answered)
+        return false;
+    if (st->body_kind == BODY_FILE || st->body_kind == BODY_MEM)
+        return st->left > 0;
+    return st->body_kind == BODY_STREAMED && st->is_proceed_owed && st->i_iov < st->n_iov;
+}
+
+/*
+ * Zero-window stall: a client that never opens a stream's window would
+ * keep its handler (a file, an upstream connection) forever. A stream whose
+ * bytes waited send_timeout without one DATA frame going out is reset
+ * (CANCEL); its exchange stops at reap. Plans the next look.
+ */
+static void reset_stalled(struct wr_h2 *h, uint64_t now_ms)
+{
+    uint64_t wait_ms = h->cfg->limits.send_timeout_ms, next = 0;
+    for (struct h2_stream *st = h->streams; st; st = st->next) {
+        if (!has_bytes_waiting(st))
+            continue;
+        if (now_ms - st->last_out_ms >= wait_ms) {
+            st->is_cut = st->is_stalled = true;
+            reset_stream(st, NGHTTP2_CANCEL);
+        } else if (next == 0 || st->last_out_ms + wait_ms < next) {
+            next = st->last_out_ms + wait_ms;
+        }
+    }
+    h->stall_check_ms = next;
+}
+
+/* When to look for stalled streams next: send_timeout after streams exist. */
+static uint64_t stall_deadline(struct wr_h2 *h)
+{
+    if (h->n_streams == 0)
+        return h->stall_check_ms = 0;
+    if (h->stall_check_ms == 0)
+        h->stall_check_ms = wr_clock_now_ms() + h->cfg->limits.send_timeout_ms;
+    return h->stall_check_ms;
+}
+
 /* ---- events ------------------------------------------------------------ */
 
 /* Ends the session from one of our events: the connection closes. */
@@ -1124,14 +1279,17 @@ static bool offer_proceed(struct wr_h2 *h)
     return is_called;
 }
 
-static uint64_t pick_deadline(const struct wr_h2 *h)
+static uint64_t pick_deadline(struct wr_h2 *h)
 {
-    const struct wr_limits_cfg *lim = &h->cfg->limits;
+    uint64_t d = 0;
     if (has_output(h))
-        return h->last_io_ms + lim->send_timeout_ms;
-    if (h->n_streams == 0)
-        return h->last_io_ms + lim->keepalive_timeout_ms; /* TODO(15): [http2] idle_timeout */
-    return 0; /* streams in flight: the handlers keep their own deadlines */
+        d = h->last_io_ms + h->cfg->limits.send_timeout_ms;
+    else if (h->n_streams == 0)
+        d = h->last_io_ms + h->cfg->http2.idle_timeout_ms;
+    /* streams in flight: the handlers keep their own deadlines, and the
+     * stall check its own */
+    uint64_t stall = stall_deadline(h);
+    return stall != 0 && (d == 0 || stall < d) ? stall : d;
 }
 
 static void set_interest(struct wr_h2 *h)
@@ -1193,6 +1351,7 @@ static int feed(struct wr_h2 *h, const char *p, size_t n)
 {
     ssize_t r = nghttp2_session_mem_recv(h->ng, (const uint8_t *)p, n);
     if (r < 0) {
+        queue_calm_goaway(h, (int)r);
         if (wr_log_is_enabled(WR_LOG_DEBUG))
             wr_log(WR_LOG_DEBUG, h->home->worker_id, h->conn_id, "h2: %s",
                    nghttp2_strerror((int)r));
@@ -1256,8 +1415,20 @@ static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_
     struct wr_h2 *h = WR_TIMER_OWNER(t, struct wr_h2, timer);
     if (h->deadline_ms == 0 || wr_timer_rearm_if_early(w, t, h->deadline_ms, now_ms))
         return;
+    if (h->deadline_ms == h->stall_check_ms) {
+        reset_stalled(h, now_ms);
+        run(h); /* sends the resets, reaps, picks the next deadline */
+        return;
+    }
     if (wr_log_is_enabled(WR_LOG_DEBUG))
         wr_log(WR_LOG_DEBUG, h->home->worker_id, h->conn_id, "h2: timeout");
+    if (h->n_streams == 0 && !has_output(h)) {
+        /* [http2] idle_timeout: say goodbye (RFC 9113 §9.1), best effort */
+        nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+        flush(h);
+    }
     finish(h);
 }
 
@@ -1279,6 +1450,8 @@ static nghttp2_session *session_new(struct wr_h2 *h)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     /* WINDOW_UPDATE only as handlers take request bodies (consume). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_session *ng = NULL;
@@ -1289,7 +1462,8 @@ static nghttp2_session *session_new(struct wr_h2 *h)
     if (!ng)
         return NULL;
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)h->cfg->http2.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, (uint32_t)h->cfg->http2.hpack_table_bytes},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)h->cfg->limits.max_header_bytes},
     };
@@ -1318,6 +1492,8 @@ struct wr_h2 *wr_h2_new(const struct wr_h2_front *f)
     h->last_io_ms = wr_clock_now_ms();
     h->seg_first = h->n_segs = h->wlen = 0;
     h->spill = NULL;
+    h->calm_reason = -1;
+    wr_h2_guard_init(&h->guard, f->cfg->http2.max_concurrent_streams, h->last_io_ms);
     if (!(h->ng = session_new(h))) {
         free(h);
         return NULL;

@@ -404,6 +404,36 @@ static void format_conns(const struct wr_metrics *m, struct wr_metrics_text *t)
            sum_like(m, &w0->h2_streams_open));
 }
 
+const char *wr_metrics_h2_reason_name(unsigned r)
+{
+    static const char *const names[WR_METRICS_H2_N_REASONS] = {
+        "no_error", "protocol_error", "internal_error", "flow_control_error",
+        "settings_timeout", "stream_closed", "frame_size_error", "refused_stream", "cancel",
+        "compression_error", "connect_error", "enhance_your_calm", "inadequate_security",
+        "http_1_1_required", "rapid_reset", "control_flood", "priority_flood",
+        "empty_data_flood", "window_update_flood", "continuation_flood", "send_timeout",
+    };
+    return r < WR_METRICS_H2_N_REASONS ? names[r] : "unknown";
+}
+
+/* GOAWAY and RST_STREAM sent by HTTP/2 connections, by reason. */
+static void format_h2_errors(const struct wr_metrics *m, struct wr_metrics_text *t)
+{
+    const struct wr_metrics_worker *w0 = &m->workers[0];
+    family(t, "weir_http2_goaway_total", "counter",
+           "GOAWAY frames sent to HTTP/2 clients, by reason (error code or defence).");
+    for (unsigned r = 0; r < WR_METRICS_H2_N_REASONS; r++)
+        wr_metrics_text_printf(t, "weir_http2_goaway_total{reason=\"%s\"} %llu\n",
+                               wr_metrics_h2_reason_name(r),
+                               (unsigned long long)sum_like(m, &w0->h2_goaways[r]));
+    family(t, "weir_http2_stream_errors_total", "counter",
+           "RST_STREAM frames sent to HTTP/2 clients, by reason (error code or defence).");
+    for (unsigned r = 0; r < WR_METRICS_H2_N_REASONS; r++)
+        wr_metrics_text_printf(t, "weir_http2_stream_errors_total{reason=\"%s\"} %llu\n",
+                               wr_metrics_h2_reason_name(r),
+                               (unsigned long long)sum_like(m, &w0->h2_stream_errors[r]));
+}
+
 /* Lines a slow reader of a pipe, FIFO or socket log cost (log.c). */
 static void format_log_drops(const struct wr_metrics *m, struct wr_metrics_text *t)
 {
@@ -489,6 +519,7 @@ void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_
     scalar(out, "weir_workers", "gauge", "Worker threads.", m->n_workers);
     format_requests(m, out);
     format_conns(m, out);
+    format_h2_errors(m, out);
     format_log_drops(m, out);
     scalar(out, "weir_config_reloads_total", "counter", "Configuration reloads that succeeded.",
            m->reloads);

@@ -228,6 +228,14 @@ struct wr_route {
     struct wr_rate_limit rate_limit; /* any action; interval_us 0 = unlimited */
 };
 
+/* [http2]: the HTTP/2 front end's limits (issue 15). Read when a connection
+ * goes HTTP/2: a reload applies to new connections. */
+struct wr_http2_cfg {
+    uint64_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, 1..1000 */
+    uint64_t idle_timeout_ms;        /* no stream open and nothing to send: closed */
+    uint64_t hpack_table_bytes;      /* SETTINGS_HEADER_TABLE_SIZE we decode with, 0..64k */
+};
+
 struct wr_admin_cfg {
     bool is_enabled;
     struct wr_listen_addr listen;
@@ -258,6 +266,7 @@ struct wr_config {
     struct wr_route *routes; /* file order */
     size_t n_routes;
     struct wr_admin_cfg admin;
+    struct wr_http2_cfg http2;
 
     /* Built by main from tls[] after the load and before the snapshot is
      * published, so a connection keeps the certificates it started with for

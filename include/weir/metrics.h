@@ -63,6 +63,24 @@ struct wr_metrics_server {
     struct wr_metrics_hist duration; /* request sent -> response complete */
 };
 
+/*
+ * Why an HTTP/2 GOAWAY or RST_STREAM was sent (the `reason` label): the
+ * RFC 9113 §7 error codes (0x0..0xd, in code order), then weir's own
+ * causes, whose wire code is ENHANCE_YOUR_CALM (floods) or CANCEL
+ * (send_timeout).
+ */
+enum wr_metrics_h2_reason {
+    WR_METRICS_H2_N_CODES = 14,                    /* error codes 0x0..0xd */
+    WR_METRICS_H2_RAPID_RESET = WR_METRICS_H2_N_CODES,
+    WR_METRICS_H2_CONTROL_FLOOD,
+    WR_METRICS_H2_PRIORITY_FLOOD,
+    WR_METRICS_H2_EMPTY_DATA_FLOOD,
+    WR_METRICS_H2_WINDOW_UPDATE_FLOOD,
+    WR_METRICS_H2_CONTINUATION_FLOOD,
+    WR_METRICS_H2_SEND_TIMEOUT,                    /* a stream the client's window stalled */
+    WR_METRICS_H2_N_REASONS
+};
+
 /* Everything one worker counts. Written by that worker only. */
 struct wr_metrics_worker {
     _Alignas(WR_METRICS_CACHE_LINE) _Atomic uint64_t bytes_in; /* read from clients */
@@ -80,10 +98,16 @@ struct wr_metrics_worker {
     _Atomic uint64_t h2_conns;        /* connections that went HTTP/2 (ALPN h2 or h2c) */
     _Atomic uint64_t h2_requests;     /* requests (streams) answered over HTTP/2 */
     _Atomic uint64_t h2_streams_open; /* gauge: HTTP/2 streams open now */
+    _Atomic uint64_t h2_goaways[WR_METRICS_H2_N_REASONS];      /* GOAWAY sent, by reason */
+    _Atomic uint64_t h2_stream_errors[WR_METRICS_H2_N_REASONS]; /* RST_STREAM sent, by reason */
     struct wr_metrics_hist duration;  /* client requests, first byte -> response queued */
     _Atomic uint64_t requests[WR_METRICS_MAX_ROUTES][WR_METRICS_N_CLASSES];
     struct wr_metrics_server servers[WR_METRICS_MAX_SERVERS];
 };
+
+/* The `reason` label of r ("protocol_error", "rapid_reset", ...); codes
+ * past 0xd and bad values give "unknown". */
+const char *wr_metrics_h2_reason_name(unsigned r);
 
 /* Adds n to a counter this thread alone writes. */
 static inline void wr_metrics_add(_Atomic uint64_t *c, uint64_t n)

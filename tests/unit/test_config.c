@@ -846,6 +846,39 @@ static void test_bad_snippets(void **state)
         expect_errors(&bad_cases[i]);
 }
 
+/* [http2]: defaults without the section (100 streams, 3m idle, 4k HPACK
+ * table), the keys read, and errors naming file:line and key. */
+static void issue_15_http2_section(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080\n");
+    assert_int_equal(cfg->http2.max_concurrent_streams, 100);
+    assert_int_equal(cfg->http2.idle_timeout_ms, 180000);
+    assert_int_equal(cfg->http2.hpack_table_bytes, 4096);
+    wr_config_unref(cfg);
+    cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080\n[http2]\nmax_concurrent_streams = 8\n"
+                   "idle_timeout = 2s\nhpack_table_size = 0\n");
+    assert_int_equal(cfg->http2.max_concurrent_streams, 8);
+    assert_int_equal(cfg->http2.idle_timeout_ms, 2000);
+    assert_int_equal(cfg->http2.hpack_table_bytes, 0);
+    wr_config_unref(cfg);
+    static const struct bad_case bad[] = {
+        {"streams zero", SERVER "[http2]\nmax_concurrent_streams = 0\n",
+         {"t.ini:4: [http2] max_concurrent_streams: \"0\" is out of range: must be between 1 "
+          "and 1000"}},
+        {"hpack too big", SERVER "[http2]\nhpack_table_size = 1m\n",
+         {"t.ini:4: [http2] hpack_table_size: \"1m\" is out of range: must be between 0 and "
+          "64k"}},
+        {"idle zero", SERVER "[http2]\nidle_timeout = 0\n",
+         {"t.ini:4: [http2] idle_timeout: \"0\" is out of range: must be at least 1ms"}},
+        {"unknown key", SERVER "[http2]\nmax_streams = 5\n",
+         {"t.ini:4: [http2] max_streams: unknown key"}},
+        {"twice", SERVER "[http2]\n[http2]\n", {"t.ini:4: [http2]: given twice, first at line 3"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
 /* Issue 13.2: a strip_prefix that the prefix:/exact: match does not start
  * with loads, with a warning naming file, line, section and key; one that
  * it starts with, or a regex match, loads without one. */
@@ -1572,6 +1605,7 @@ int main(void)
         cmocka_unit_test(test_tls_two_pairs),
         cmocka_unit_test(test_values_edge_cases), cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_abuse_limits),
+        cmocka_unit_test(issue_15_http2_section),
         cmocka_unit_test(test_bad_snippets),  cmocka_unit_test(test_long_lines),
         cmocka_unit_test(issue_13_strip_prefix_warning),
         cmocka_unit_test(issue_13_proxy_route_keys),
