@@ -388,6 +388,11 @@ static void format_conns(const struct wr_metrics *m, struct wr_metrics_text *t)
            "Bytes of buffers client connections hold now (read buffers, output and "
            "request state; free lists not counted; refreshed every 100 ms).",
            sum_like(m, &w0->conn_buffer_bytes));
+    scalar(t, "weir_proxy_buffer_bytes", "gauge",
+           "Bytes of upstream response buffers proxied exchanges hold now (taken when the "
+           "response is read, given back when the exchange ends; free lists not counted; "
+           "refreshed every 100 ms).",
+           sum_like(m, &w0->proxy_buffer_bytes));
     scalar(t, "weir_tls_handshakes_total", "counter", "TLS handshakes completed.",
            sum_like(m, &w0->tls_handshakes));
     scalar(t, "weir_tls_resumptions_total", "counter",

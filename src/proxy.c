@@ -18,8 +18,11 @@
  * connection that turns out dead is replaced by a fresh one to the same
  * server without counting as a retry. Each attempt is recorded for the
  * access log (attempt_log).
- * Memory: one struct per exchange in flight, from the worker's free list;
- * bodies stream through ubuf (UBUF_CAP) and are never buffered whole.
+ * Memory: one struct per exchange in flight (with hbuf), from the worker's
+ * free list; bodies stream through ubuf (UBUF_CAP), taken from the worker's
+ * buf_pool on the first read of a response and given back when the
+ * exchange is freed, so an exchange waiting to connect or sending a slow
+ * upload holds none. Bodies are never buffered whole.
  */
 #include "weir/proxy.h"
 
@@ -509,7 +512,7 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
         if (env->n_free < env->low_free)
             env->low_free = env->n_free;
     } else {
-        p = malloc(sizeof(*p) + hbuf_cap + UBUF_CAP);
+        p = malloc(sizeof(*p) + hbuf_cap);
         if (!p)
             return NULL;
         p->hbuf_cap = hbuf_cap;
@@ -524,7 +527,7 @@ static struct wr_proxy *alloc_proxy(struct wr_proxy_env *env, size_t hbuf_cap)
     p->tried_heap = tried_heap;
     p->tried_heap_words = tried_heap_words;
     p->hbuf = mem;
-    p->ubuf = mem + cap;
+    p->ubuf = NULL; /* take_ubuf: only once a response is read */
     p->env = env;
     p->server = -1;
     wr_timer_init(&p->timer, on_timer); /* unarmed: free_proxy disarmed it */
@@ -578,12 +581,36 @@ static void stop_relay(struct wr_proxy *p)
     }
 }
 
+/* p's upstream response buffer, taken on the first read of a response:
+ * an exchange that waits for a connection, sends a slow upload or sits in
+ * the free list holds none. Returns 0, or -1 when out of memory. */
+static int take_ubuf(struct wr_proxy *p)
+{
+    if (p->ubuf)
+        return 0;
+    p->ubuf = wr_buf_pool_take(&p->env->ubufs);
+    if (!p->ubuf)
+        return -1;
+    p->env->ubuf_bytes += UBUF_CAP;
+    return 0;
+}
+
+static void give_ubuf(struct wr_proxy *p)
+{
+    if (!p->ubuf)
+        return;
+    wr_buf_pool_give(&p->env->ubufs, p->ubuf);
+    p->env->ubuf_bytes -= UBUF_CAP;
+    p->ubuf = NULL;
+}
+
 static void free_proxy(struct wr_proxy *p)
 {
     if (!p)
         return;
     stop_relay(p);
     release_upstream(p, false);
+    give_ubuf(p);
     struct wr_proxy_env *env = p->env;
     wr_timer_disarm(env->wheel, &p->timer);
     if (env->n_free < MAX_FREE_PROXIES) {
@@ -1221,6 +1248,11 @@ static void end_body_stream(struct wr_proxy *p, int err)
 
 static void read_upstream(struct wr_proxy *p)
 {
+    if (take_ubuf(p) < 0) {
+        release_upstream(p, false);
+        finish(p, 503);
+        return;
+    }
     ssize_t n = wr_upconn_read(p->uc, p->ubuf + p->ulen, UBUF_CAP - p->ulen);
     if (n < 0 && errno == EAGAIN)
         return;
@@ -1482,6 +1514,7 @@ static void free_env(struct wr_proxy_env *env)
         free(p);
     }
     wr_pool_free(env->pool); /* after every exchange gave its connection back */
+    wr_buf_pool_fini(&env->ubufs);
     wr_balancer_free(env->balancer);
     free(env);
 }
@@ -1499,6 +1532,7 @@ static int proxy_worker_init(struct wr_handler_worker *hw)
     env->worker_id = henv->worker_id;
     env->is_server_header_on = henv->cfg->server.server_header != NULL;
     env->pool = wr_pool_new(henv->base);
+    wr_buf_pool_init(&env->ubufs, UBUF_CAP, MAX_FREE_PROXIES);
     env->balancer = wr_balancer_new(henv->cfg);
     if (!env->pool || !env->balancer) {
         free_env(env);
@@ -1539,7 +1573,8 @@ static void proxy_snapshots_in_use(struct wr_handler_worker *hw,
 }
 
 /* Once a second, frees half of the exchanges that stayed on the free list
- * the whole second (each holds a head buffer and UBUF_CAP): after a burst
+ * the whole second (each holds a head buffer; upstream response buffers
+ * are a buf_pool of their own, trimmed alike): after a burst
  * the list decays towards what the load uses (as buf_pool.h does). */
 static void trim_free_list(struct wr_proxy_env *env, uint64_t now_ms)
 {
@@ -1554,6 +1589,7 @@ static void trim_free_list(struct wr_proxy_env *env, uint64_t now_ms)
         free(p);
     }
     env->low_free = env->n_free;
+    wr_buf_pool_trim(&env->ubufs);
 }
 
 static void proxy_tick(struct wr_handler_worker *hw, uint64_t now_ms)
@@ -1561,8 +1597,10 @@ static void proxy_tick(struct wr_handler_worker *hw, uint64_t now_ms)
     struct wr_proxy_env *env = hw->state;
     wr_pool_tick(env->pool, now_ms);
     trim_free_list(env, now_ms);
-    if (hw->env->metrics)
+    if (hw->env->metrics) {
         wr_metrics_set(&hw->env->metrics->pool_entries, wr_pool_stats(env->pool)->n_servers);
+        wr_metrics_set(&hw->env->metrics->proxy_buffer_bytes, env->ubuf_bytes);
+    }
 }
 
 /* The handler's stop: ends the exchange at once (client gone, or done)

@@ -90,6 +90,8 @@ struct wr_metrics_worker {
     _Atomic uint64_t conns_idle;      /* gauge: waiting for a request, refreshed per tick */
     _Atomic uint64_t conn_buffer_bytes; /* gauge: bytes of buffers client connections
                                            hold (read, output), refreshed per tick */
+    _Atomic uint64_t proxy_buffer_bytes; /* gauge: upstream response buffers proxied
+                                            exchanges hold, refreshed per tick */
     _Atomic uint64_t tls_handshakes;  /* completed */
     _Atomic uint64_t tls_resumptions; /* completed by resuming a session */
     _Atomic uint64_t tls_handshake_failures;

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "weir/buf_pool.h"
 #include "weir/handler.h"
 #include "weir/http_resp.h"
 #include "weir/metrics.h"
@@ -52,6 +53,9 @@ struct wr_proxy_env {
     size_t n_free;
     size_t low_free;              /* fewest on free_list since the last trim */
     uint64_t trimmed_ms;          /* when free_list was last trimmed */
+    struct wr_buf_pool ubufs;     /* upstream response buffers, taken on the first
+                                     read of a response (not at exchange start) */
+    uint64_t ubuf_bytes;          /* held by exchanges now (weir_proxy_buffer_bytes) */
     struct wr_log_budget warn_budget; /* upstream warnings a second (proxy.c) */
 };
 
