@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,16 +76,34 @@ struct fx {
     char out[64 * 1024];
     size_t out_len;
     bool is_eof;       /* the client read the end of the stream */
+    /* The proxied cases: the test also plays the server behind route p. */
+    int up_listen;     /* listening at up_path, or -1 */
+    int up;            /* the server's end of weir's upstream connection, or -1 */
+    char up_in[8192];  /* what the server received on up */
+    size_t up_in_len;
+    bool is_up_eof;    /* weir closed the upstream connection */
 };
 
-static int setup(void **state)
+/* A route p proxying to a server on a unix socket the test listens on. */
+static const char proxy_config_fmt[] =
+    "[server]\nlisten = unix:/tmp/weir_test_conn.sock\nworkers = 1\naccess_log = off\n"
+    "error_log = stderr\n"
+    "[limits]\nheader_timeout = 10s\nbody_timeout = 7s\nkeepalive_timeout = 30s\n"
+    "send_timeout = 5s\nmax_body_size = 1k\n"
+    "[upstream app]\nserver = unix:%s\n"
+    "[route p]\nmatch = prefix:/\nproxy = app\n";
+static char up_path[100];
+
+static int setup_with(void **state, const char *text, int up_listen)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
+    f->up_listen = up_listen;
+    f->up = -1;
     wr_clock_set_source(fake_clock);
     fs_reset_all();
     struct wr_config_errors errs = {0};
-    f->cfg = wr_config_parse_string(config_text, "test.ini", &errs);
+    f->cfg = wr_config_parse_string(text, "test.ini", &errs);
     wr_config_errors_fini(&errs);
     assert_non_null(f->cfg);
     f->base = event_base_new();
@@ -101,11 +120,38 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup(void **state)
+{
+    return setup_with(state, config_text, -1);
+}
+
+/* setup with route p proxying to a unix socket the test accepts on. */
+static int setup_proxy(void **state)
+{
+    snprintf(up_path, sizeof(up_path), "/tmp/weir_test_conn_up.%d.sock", (int)getpid());
+    unlink(up_path);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(l >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", up_path);
+    assert_int_equal(bind(l, (const struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l, 16), 0);
+    char text[1024];
+    snprintf(text, sizeof(text), proxy_config_fmt, up_path);
+    return setup_with(state, text, l);
+}
+
 static int teardown(void **state)
 {
     struct fx *f = *state;
     if (f->peer >= 0)
         close(f->peer);
+    if (f->up >= 0)
+        close(f->up);
+    if (f->up_listen >= 0) {
+        close(f->up_listen);
+        unlink(up_path);
+    }
     wr_conns_fini(&f->cs);
     assert_int_equal(atomic_load(&f->n_conns), 0);
     event_base_free(f->base);
@@ -523,6 +569,162 @@ static void issue_14_conn_timeouts(void **state)
     assert_int_equal(n_responses(f), 0);
 }
 
+/* ---- a proxied exchange in flight (route p, the test as the server) ---- */
+
+/* What the server can read now on weir's upstream connection. */
+static void read_up(struct fx *f)
+{
+    while (f->up >= 0 && !f->is_up_eof && f->up_in_len < sizeof(f->up_in) - 1) {
+        ssize_t n = read(f->up, f->up_in + f->up_in_len, sizeof(f->up_in) - 1 - f->up_in_len);
+        if (n == 0)
+            f->is_up_eof = true;
+        if (n <= 0)
+            break;
+        f->up_in_len += (size_t)n;
+    }
+    f->up_in[f->up_in_len] = '\0';
+}
+
+/* Pumps until weir has connected to the server and the server holds
+ * needle (bounded); the connection is accepted on the way. */
+static void pump_until_up_has(struct fx *f, const char *needle)
+{
+    for (int i = 0; i < MAX_PASSES; i++) {
+        if (f->up < 0) {
+            f->up = accept4(f->up_listen, NULL, NULL, SOCK_NONBLOCK);
+            f->up_in_len = 0;
+            f->is_up_eof = false;
+        }
+        read_up(f);
+        if (f->up >= 0 && strstr(f->up_in, needle))
+            return;
+        pump(f, 1);
+    }
+    fail_msg("the server never got \"%s\" (has \"%s\")", needle, f->up_in);
+}
+
+/* Pumps until the client's output holds needle (bounded). */
+static void pump_until_out_has(struct fx *f, const char *needle)
+{
+    for (int i = 0; i < MAX_PASSES && !strstr(f->out, needle); i++)
+        pump(f, 1);
+    if (!strstr(f->out, needle))
+        fail_msg("the client never got \"%s\" (has \"%s\")", needle, f->out);
+}
+
+/* Pumps until weir has closed the upstream connection (bounded). */
+static void pump_until_up_closed(struct fx *f)
+{
+    for (int i = 0; i < MAX_PASSES && !f->is_up_eof; i++) {
+        pump(f, 1);
+        read_up(f);
+    }
+    assert_true(f->is_up_eof);
+}
+
+static void up_send(struct fx *f, const char *p, size_t n)
+{
+    assert_int_equal(write(f->up, p, n), (ssize_t)n);
+}
+
+/* The server's end of the upstream connection goes; the next proxied
+ * request gets a new one. */
+static void up_close(struct fx *f)
+{
+    close(f->up);
+    f->up = -1;
+}
+
+/* Expect: 100-continue through the proxy: the interim 100 goes to the
+ * client once the handler wants the body (the server has the head), the
+ * body follows, the final answer is relayed and the connection goes on. */
+static void issue_14_conn_proxied_continue(void **state)
+{
+    struct fx *f = *state;
+    static const char head[] = "POST /u HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                               "Content-Length: 5\r\n\r\n";
+    open_conn(f);
+    send_peer(f, head, strlen(head));
+    pump_until_up_has(f, "\r\n\r\n");
+    pump_until_out_has(f, "HTTP/1.1 100 Continue\r\n\r\n");
+    assert_null(strstr(f->up_in, "hello"));
+    send_peer(f, "hello", 5);
+    pump_until_up_has(f, "\r\n\r\nhello");
+    static const char resp[] = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+    up_send(f, resp, strlen(resp));
+    pump_until_out_has(f, "\r\n\r\nok");
+    const char *cont = strstr(f->out, "100 Continue");
+    const char *final = strstr(f->out, "201 Created");
+    assert_non_null(final);
+    assert_true(cont < final);
+    assert_open(f);
+    /* The connection serves the next request through the pooled server
+     * connection. */
+    f->out_len = 0;
+    f->out[0] = '\0';
+    f->up_in_len = 0;
+    f->up_in[0] = '\0';
+    send_peer(f, get_a, strlen(get_a));
+    pump_until_up_has(f, "GET /a");
+    up_send(f, resp, strlen(resp));
+    pump_until_out_has(f, "\r\n\r\nok");
+    end_and_check_closed(f);
+}
+
+/* The client goes away in the middle of a relayed body: the exchange is
+ * stopped when its write fails, the connection closes once, and the
+ * upstream connection (mid-response) is closed, not pooled. */
+static void issue_14_conn_proxied_client_gone(void **state)
+{
+    struct fx *f = *state;
+    open_conn(f);
+    send_peer(f, get_a, strlen(get_a));
+    pump_until_up_has(f, "\r\n\r\n");
+    static const char part[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345";
+    up_send(f, part, strlen(part));
+    pump_until_out_has(f, "12345");
+    close(f->peer);
+    f->peer = -1;
+    up_send(f, "678", 3);
+    pump_until_up_closed(f);
+    assert_closed_once(f);
+}
+
+/* The server closes after every prefix of its response: before the whole
+ * head the client gets a 502 (and the connection goes on); after it, the
+ * head and what came of the body, then the connection is cut (a truncated
+ * body must not look complete). Every upstream connection is closed. */
+static void issue_14_conn_proxied_server_close_every_step(void **state)
+{
+    struct fx *f = *state;
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd";
+    size_t head_len = strlen(resp) - 4;
+    for (size_t k = 0; k < strlen(resp); k++) {
+        open_conn(f);
+        send_peer(f, get_a, strlen(get_a));
+        pump_until_up_has(f, "\r\n\r\n");
+        up_send(f, resp, k);
+        up_close(f);
+        if (k < head_len) {
+            pump_until_out_has(f, "HTTP/1.1 502 ");
+            assert_open(f);
+            end_and_check_closed(f);
+        } else {
+            for (int i = 0; i < MAX_PASSES && !f->is_eof; i++)
+                pump(f, 1);
+            assert_true(f->is_eof);
+            /* weir's own head (Date, Server...), then exactly the body
+             * bytes the server sent, then the end. */
+            assert_int_equal(strncmp(f->out, "HTTP/1.1 200 OK\r\n", 17), 0);
+            assert_non_null(strstr(f->out, "Content-Length: 4\r\n"));
+            const char *body = strstr(f->out, "\r\n\r\n") + 4;
+            assert_int_equal(strlen(body), k - head_len);
+            assert_int_equal(strncmp(body, resp + head_len, k - head_len), 0);
+            assert_closed_once(f);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +737,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(issue_14_conn_peer_close_every_step, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_14_conn_faults_every_step, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_14_conn_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(issue_14_conn_proxied_continue, setup_proxy, teardown),
+        cmocka_unit_test_setup_teardown(issue_14_conn_proxied_client_gone, setup_proxy,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(issue_14_conn_proxied_server_close_every_step,
+                                        setup_proxy, teardown),
     };
+    signal(SIGPIPE, SIG_IGN); /* as weir: a client gone mid-write is an EPIPE */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
