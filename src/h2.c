@@ -370,7 +370,7 @@ static void account(struct h2_stream *st)
         .referer = find_value(req, "referer"), .user_agent = find_value(req, "user-agent"),
         .request_id = wr_str_from_cstr(st->request_id),
         .route = st->route ? wr_str_from_cstr(st->route->name) : WR_STR(""),
-        .minor_version = 1, .is_http2 = true, .status = status, .bytes_sent = bytes,
+        .minor_version = 1, .is_http2 = true, .stream_id = (uint32_t)st->id, .status = status, .bytes_sent = bytes,
         .request_time_us = us, .log_time = cs->clock.log_time, .iso_time = cs->clock.iso_time,
     };
     if (st->is_started && st->ex.log.upstream_addr) {

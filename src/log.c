@@ -509,6 +509,10 @@ static void format_json(struct line *l, const struct wr_access_entry *e)
     put_json_str(l, "protocol", e->is_http2                ? WR_STR("HTTP/2.0")
                                  : e->minor_version == 0 ? WR_STR("HTTP/1.0")
                                                          : WR_STR("HTTP/1.1"));
+    /* The stream ties the lines of one HTTP/2 connection's requests to the
+     * frames a client or packet capture shows; HTTP/1 lines have none. */
+    if (e->is_http2)
+        put_json_u64(l, "stream_id", e->stream_id);
     put_json_str(l, "host", e->host);
     put_json_u64(l, "status", (uint64_t)e->status);
     put_json_u64(l, "bytes_sent", e->bytes_sent);

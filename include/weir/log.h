@@ -134,6 +134,7 @@ struct wr_access_entry {
                                  (404 without a route, 400, 405, 501...) */
     int minor_version;
     bool is_http2;            /* the request came over HTTP/2: "HTTP/2.0" */
+    uint32_t stream_id;       /* HTTP/2: the request's stream (json "stream_id"); 0 else */
     int status;
     uint64_t bytes_sent;      /* body bytes */
     uint64_t request_time_us; /* from the first byte of the head */

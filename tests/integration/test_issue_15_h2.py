@@ -24,6 +24,7 @@ import unittest
 
 import tlstest
 import weirtest
+from polling import wait_until
 
 NAME = "h2.test"
 
@@ -292,6 +293,59 @@ return = 200 h1 only
 
 
 @unittest.skipUnless(shutil.which("curl"), "curl is not installed")
+@unittest.skipUnless(shutil.which("curl") and shutil.which("nghttp"),
+                     "curl and nghttp (nghttp2-client) are needed")
+class JsonLogTest(weirtest.WeirCase):
+    """The json access log names each HTTP/2 request's stream; HTTP/1.1
+    lines have no stream_id."""
+    INI = INI.replace("[server]\n", "[server]\naccess_log_format = json\n", 1)
+
+    @classmethod
+    def make_subst(cls, tmp):
+        return H2Test.make_subst.__func__(cls, tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.app.stop()
+
+    def lines(self, needle, count):
+        path = os.path.join(self.tmp, "access.log")
+        def probe():
+            try:
+                with open(path) as f:
+                    found = [json.loads(l) for l in f if needle in l]
+            except OSError:
+                return None
+            return found if len(found) >= count else None
+        return wait_until(probe, "%d access log lines with %s" % (count, needle))
+
+    def test_stream_ids_in_json_lines(self):
+        # Two requests on one HTTP/2 connection (nghttp opens one for all
+        # URIs of an origin), one stream each. (curl 7.88 cannot reuse a
+        # prior-knowledge connection: its bug #10634.)
+        p = subprocess.run(["nghttp", "-n", "-t", "30",
+                            "http://127.0.0.1:%d/ret?j=1" % self.weir.port,
+                            "http://127.0.0.1:%d/ret?j=2" % self.weir.port],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rc, out, err = curl("--http1.1", "-o", "/dev/null",
+                            "http://127.0.0.1:%d/ret?j=3" % self.weir.port)
+        self.assertEqual(rc, 0, err)
+        docs = self.lines("/ret?j=", 3)
+        by_uri = {d["uri"]: d for d in docs}
+        self.assertEqual(by_uri["/ret?j=1"]["protocol"], "HTTP/2.0")
+        # nghttp numbers its requests after the streams of its priority
+        # tree (13, 15 with nghttp 1.52): client streams, odd and distinct.
+        ids = [by_uri["/ret?j=1"]["stream_id"], by_uri["/ret?j=2"]["stream_id"]]
+        self.assertTrue(all(isinstance(i, int) and i > 0 and i % 2 == 1 for i in ids), ids)
+        self.assertEqual(abs(ids[0] - ids[1]), 2, ids)
+        self.assertEqual(by_uri["/ret?j=3"]["protocol"], "HTTP/1.1")
+        self.assertNotIn("stream_id", by_uri["/ret?j=3"])
+
+
 class AlpnOffTest(weirtest.WeirCase):
     INI = ALPN_OFF
 
