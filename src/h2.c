@@ -104,6 +104,8 @@ struct h2_stream {
     uint64_t log_bytes;
     uint64_t last_out_ms; /* clock when the stream last had DATA queued (or had
                              fresh bytes to send): the zero-window stall clock */
+    uint64_t last_in_ms; /* clock of the head or the last request DATA: the
+                            body_timeout clock while the body is owed */
     uint32_t close_error; /* nghttp2's error code when the stream closed */
     bool is_closed;      /* nghttp2 closed the stream (on the zombie list) */
     bool is_started;     /* the exchange started: stop is owed */
@@ -119,6 +121,8 @@ struct h2_stream {
     bool is_cut;         /* we answered or reset the stream ourselves: the
                             handler's sink calls do nothing any more */
     bool is_stalled;     /* reset because the client's window stalled it */
+    bool is_body_late;   /* body_timeout: answered 408 (then RST_STREAM
+                            NO_ERROR) or reset */
 
     enum body_kind body_kind;
     const char *body;
@@ -1043,6 +1047,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     st->body_seen += len;
+    st->last_in_ms = wr_clock_now_ms();
     uint64_t max_body = st->h->cfg->limits.max_body_bytes;
     if (max_body > 0 && st->body_seen > max_body) {
         nghttp2_session_consume(ng, id, len);
@@ -1080,6 +1085,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         st->is_end_stream = is_end;
         st->has_body = !is_end;
+        st->last_in_ms = wr_clock_now_ms();
         start_request(st);
         return 0;
     }
@@ -1164,9 +1170,15 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
         count_reason(m->h2_goaways, frame->goaway.error_code);
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
         struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-        count_reason(m->h2_stream_errors, st && st->is_stalled
-                                              ? WR_METRICS_H2_SEND_TIMEOUT
-                                              : frame->rst_stream.error_code);
+        count_reason(m->h2_stream_errors, st && st->is_stalled     ? WR_METRICS_H2_SEND_TIMEOUT
+                                          : st && st->is_body_late ? WR_METRICS_H2_BODY_TIMEOUT
+                                                                   : frame->rst_stream.error_code);
+    } else if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+               (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
+        /* The 408 of a late body went out whole: end the client's half. */
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (st && st->is_body_late && !st->is_closed)
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     }
     return 0;
 }
@@ -1212,35 +1224,74 @@ static bool has_bytes_waiting(const struct h2_stream *st)
     return st->body_kind == BODY_STREAMED && st->is_proceed_owed && st->i_iov < st->n_iov;
 }
 
-/*
- * Zero-window stall: a client that never opens a stream's window would
- * keep its handler (a file, an upstream connection) forever. A stream whose
- * bytes waited send_timeout without one DATA frame going out is reset
- * (CANCEL); its exchange stops at reap. Plans the next look.
- */
-static void reset_stalled(struct wr_h2 *h, uint64_t now_ms)
+/* Whether st still waits for request body bytes from the client. */
+static bool awaits_body(const struct h2_stream *st)
 {
-    uint64_t wait_ms = h->cfg->limits.send_timeout_ms, next = 0;
+    return st->has_body && !st->is_end_stream && !st->is_closed && !st->is_cut;
+}
+
+/*
+ * body_timeout ([limits], as for HTTP/1.1): a client that stops sending a
+ * body it announced would keep the stream's handler (an upstream
+ * connection waiting for the upload) forever, and slowloris over HTTP/2
+ * costs a stream, not a connection. Not answered yet: 408, then (once it
+ * is sent, on_frame_send) RST_STREAM NO_ERROR, the way RFC 9113 §8.1 lets
+ * a server end a request it answered early. Answered: reset (CANCEL).
+ */
+static void cut_late_body(struct h2_stream *st)
+{
+    st->is_cut = st->is_body_late = true;
+    if (st->is_answered)
+        reset_stream(st, NGHTTP2_CANCEL);
+    else
+        submit_whole(st, build_error(st, 408, NULL), NULL, NULL);
+}
+
+/*
+ * The per-stream clocks, looked at together: zero-window stalls (a client
+ * that never opens a stream's window would keep its handler — a file, an
+ * upstream connection — forever: a stream whose bytes waited send_timeout
+ * without one DATA frame going out is reset, CANCEL) and late bodies
+ * (cut_late_body). Exchanges stop at reap. Plans the next look.
+ */
+static void watch_streams(struct wr_h2 *h, uint64_t now_ms)
+{
+    const struct wr_limits_cfg *lim = &h->cfg->limits;
+    uint64_t next = 0;
     for (struct h2_stream *st = h->streams; st; st = st->next) {
-        if (!has_bytes_waiting(st))
-            continue;
-        if (now_ms - st->last_out_ms >= wait_ms) {
-            st->is_cut = st->is_stalled = true;
-            reset_stream(st, NGHTTP2_CANCEL);
-        } else if (next == 0 || st->last_out_ms + wait_ms < next) {
-            next = st->last_out_ms + wait_ms;
+        uint64_t due = 0;
+        if (has_bytes_waiting(st)) {
+            due = st->last_out_ms + lim->send_timeout_ms;
+            if (now_ms >= due) {
+                st->is_cut = st->is_stalled = true;
+                reset_stream(st, NGHTTP2_CANCEL);
+                continue;
+            }
+        } else if (awaits_body(st)) {
+            due = st->last_in_ms + lim->body_timeout_ms;
+            if (now_ms >= due) {
+                cut_late_body(st);
+                continue;
+            }
         }
+        if (due != 0 && (next == 0 || due < next))
+            next = due;
     }
     h->stall_check_ms = next;
 }
 
-/* When to look for stalled streams next: send_timeout after streams exist. */
+/* When to look at the stream clocks next: the shorter of send_timeout and
+ * body_timeout after streams exist (watch_streams then plans exactly). */
 static uint64_t stall_deadline(struct wr_h2 *h)
 {
     if (h->n_streams == 0)
         return h->stall_check_ms = 0;
-    if (h->stall_check_ms == 0)
-        h->stall_check_ms = wr_clock_now_ms() + h->cfg->limits.send_timeout_ms;
+    if (h->stall_check_ms == 0) {
+        const struct wr_limits_cfg *lim = &h->cfg->limits;
+        uint64_t wait_ms = lim->send_timeout_ms < lim->body_timeout_ms ? lim->send_timeout_ms
+                                                                       : lim->body_timeout_ms;
+        h->stall_check_ms = wr_clock_now_ms() + wait_ms;
+    }
     return h->stall_check_ms;
 }
 
@@ -1416,7 +1467,7 @@ static void on_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_
     if (h->deadline_ms == 0 || wr_timer_rearm_if_early(w, t, h->deadline_ms, now_ms))
         return;
     if (h->deadline_ms == h->stall_check_ms) {
-        reset_stalled(h, now_ms);
+        watch_streams(h, now_ms);
         run(h); /* sends the resets, reaps, picks the next deadline */
         return;
     }

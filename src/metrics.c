@@ -417,6 +417,7 @@ const char *wr_metrics_h2_reason_name(unsigned r)
         "compression_error", "connect_error", "enhance_your_calm", "inadequate_security",
         "http_1_1_required", "rapid_reset", "control_flood", "priority_flood",
         "empty_data_flood", "window_update_flood", "continuation_flood", "send_timeout",
+        "body_timeout",
     };
     return r < WR_METRICS_H2_N_REASONS ? names[r] : "unknown";
 }

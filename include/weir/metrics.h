@@ -78,6 +78,7 @@ enum wr_metrics_h2_reason {
     WR_METRICS_H2_WINDOW_UPDATE_FLOOD,
     WR_METRICS_H2_CONTINUATION_FLOOD,
     WR_METRICS_H2_SEND_TIMEOUT,                    /* a stream the client's window stalled */
+    WR_METRICS_H2_BODY_TIMEOUT,                    /* a request body that stopped coming */
     WR_METRICS_H2_N_REASONS
 };
 
