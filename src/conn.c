@@ -79,6 +79,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2269,6 +2270,37 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_buf_pool_trim(&cs->rbuf_first);
         wr_buf_pool_trim(&cs->rbuf_full);
         wr_buf_pool_trim(&cs->io_pool);
+    }
+}
+
+/* Whether the socket fd was accepted on the listening address a: its own
+ * address is a's (a wildcard listen takes any address on its port). */
+static bool is_accepted_on(int fd, const struct wr_listen_addr *a)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != a->addr.ss_family)
+        return false;
+    if (ss.ss_family == AF_UNIX) {
+        const struct sockaddr_un *x = (const void *)&ss, *y = (const void *)&a->addr;
+        return strncmp(x->sun_path, y->sun_path, sizeof(x->sun_path)) == 0;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&ss, *y = (const void *)&a->addr;
+        return x->sin_port == y->sin_port && (y->sin_addr.s_addr == htonl(INADDR_ANY) ||
+                                              y->sin_addr.s_addr == x->sin_addr.s_addr);
+    }
+    const struct sockaddr_in6 *x = (const void *)&ss, *y = (const void *)&a->addr;
+    return x->sin6_port == y->sin6_port &&
+           (IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr) ||
+            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0);
+}
+
+void wr_conns_listen_removed(struct wr_conns *cs, const struct wr_listen_addr *a)
+{
+    for (struct wr_conn *c = cs->live; c; c = c->next) {
+        if (c->state == ST_H2 && is_accepted_on(c->s.fd, a))
+            wr_h2_drain(c->h2); /* GOAWAY; streams in flight finish */
     }
 }
 

@@ -215,6 +215,14 @@ static void free_accept_events(struct wr_worker *w)
  */
 static void switch_listeners(struct wr_worker *w, struct wr_listener_set *set)
 {
+    /* Listens the new set did not take over are going: their HTTP/2
+     * connections get GOAWAY (the sockets close when main retires the set). */
+    struct wr_listener_set *old = w->listeners;
+    for (size_t i = 0; old && i < old->n_listens; i++) {
+        const struct wr_listener *l = wr_listener_get(old, (size_t)w->id, i);
+        if (!l->is_kept)
+            wr_conns_listen_removed(&w->conns, &l->addr);
+    }
     free_accept_events(w);
     w->listeners = set;
     if (add_accept_events(w) < 0) {
