@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <pcre2.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -787,14 +786,6 @@ int main(int argc, char **argv)
     };
     if (argc > 1 && strcmp(argv[1], "route") == 0)
         return wr_explain_main(argc - 1, argv + 1);
-    /* Connection and exchange buffers (16 KiB and more: read buffers grown
-     * to max_header_size, output state, upstream response buffers) come
-     * from their own mappings: freed after a burst, they go back to the
-     * system at once instead of pinning heap pages that long-lived small
-     * objects (connections) were carved in between. Steady load takes them
-     * from the workers' free lists, not from mmap. Fixed: glibc's sliding
-     * threshold would otherwise climb past these sizes after the first free. */
-    mallopt(M_MMAP_THRESHOLD, 16 * 1024);
     const char *path = DEFAULT_CONFIG;
     bool is_check = false, is_strict = false;
     int opt;
