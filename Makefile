@@ -14,7 +14,7 @@ BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
 DEB_PKGS   := $(BUILD_PKGS) dpkg-dev
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl \
               systemd util-linux groff-base dpkg-dev lintian nghttp2-client python3-h2
-BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3
+BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3 nghttp2-client h2o
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -131,6 +131,7 @@ soak: build-release build-test
 
 bench: deps-bench build-release
 	python3 bench/run.py --weir build/release/weir
+	python3 bench/h2.py --weir build/release/weir
 
 clean:
 	rm -rf build
