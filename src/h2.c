@@ -1224,10 +1224,13 @@ static bool has_bytes_waiting(const struct h2_stream *st)
     return st->body_kind == BODY_STREAMED && st->is_proceed_owed && st->i_iov < st->n_iov;
 }
 
-/* Whether st still waits for request body bytes from the client. */
+/* Whether st waits for request body bytes the client could send: not while
+ * the handler is not taking them (its window stays shut: our doing, not
+ * the client's; the clock restarts when room is offered again). */
 static bool awaits_body(const struct h2_stream *st)
 {
-    return st->has_body && !st->is_end_stream && !st->is_closed && !st->is_cut;
+    return st->has_body && !st->is_end_stream && !st->is_closed && !st->is_cut &&
+           !st->is_body_blocked;
 }
 
 /*
@@ -1310,6 +1313,7 @@ static void offer_body_room(struct wr_h2 *h)
         if (!st->is_body_room)
             continue;
         st->is_body_room = false;
+        st->last_in_ms = wr_clock_now_ms(); /* body_timeout runs from the invitation */
         if (!st->is_closed)
             feed_body(st);
     }

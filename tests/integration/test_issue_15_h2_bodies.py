@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -48,6 +49,13 @@ server = @APP@
 match = prefix:/up/
 proxy = app
 
+[upstream lazy]
+server = @LAZY@
+
+[route lazy]
+match = prefix:/lazy/
+proxy = lazy
+
 [route ret]
 match = exact:/ret
 return = 200 ok
@@ -55,6 +63,57 @@ return = 200 ok
 
 UPLOAD = 100 * 1024 * 1024
 RSS_GROWTH_KIB = 48 * 1024  # far below the upload: bodies are never held whole
+
+
+class LazyReader:
+    """A server that reads a request head, then does not read for `pause`
+    seconds (weir's upload backs up: the stream's window stays shut), then
+    reads the Content-Length body and answers its SHA-256."""
+
+    def __init__(self, pause):
+        self.pause = pause
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(30)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            s, _ = self.sock.accept()
+        except OSError:
+            return
+        s.settimeout(30)
+        with s:
+            data = b""
+            for _ in range(1000):
+                if b"\r\n\r\n" in data:
+                    break
+                data += s.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            self.stop_event.wait(self.pause)  # a slow server, not a wait for state
+            h = hashlib.sha256(body)
+            got = len(body)
+            for _ in range(100000):
+                if got >= length:
+                    break
+                chunk = s.recv(262144)
+                if not chunk:
+                    return
+                h.update(chunk)
+                got += len(chunk)
+            answer = h.hexdigest().encode()
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer) + answer)
+
+    def stop(self):
+        self.stop_event.set()
+        self.sock.close()
+        self.thread.join(5)
 
 
 def post(path, length):
@@ -82,8 +141,9 @@ class BodiesTest(weirtest.WeirCase):
     @classmethod
     def make_subst(cls, tmp):
         cls.app = upstreams.Backend("app", keep_body=False)
+        cls.lazy = LazyReader(pause=2.5)  # longer than body_timeout (1s)
         cls.admin_port = weirtest.free_port()
-        return {"APP": cls.app.addr, "ADMIN": cls.admin_port}
+        return {"APP": cls.app.addr, "LAZY": cls.lazy.addr, "ADMIN": cls.admin_port}
 
     @classmethod
     def tearDownClass(cls):
@@ -91,6 +151,7 @@ class BodiesTest(weirtest.WeirCase):
             super().tearDownClass()
         finally:
             cls.app.stop()
+            cls.lazy.stop()
 
     def stream_errors(self, reason):
         text = admin_get(self.admin_port, "/metrics")
@@ -131,6 +192,24 @@ class BodiesTest(weirtest.WeirCase):
         self.assertEqual(doc["body_sha256"], want)
         print("\n  100 MiB up: weir RSS %d -> peak %d KiB" % (rss_before, peak[0]))
         self.assertLess(peak[0] - rss_before, RSS_GROWTH_KIB)
+
+    @unittest.skipUnless(shutil.which("curl"), "curl is needed")
+    def test_body_timeout_spares_an_upload_the_server_holds_back(self):
+        """The body clock runs only while weir takes the body: an upload
+        whose server does not read for 2.5 s (body_timeout 1s) is held back
+        by weir's window, not cut, and arrives whole."""
+        path = os.path.join(self.tmp, "lazy.bin")
+        weirtest.write_random_file(path, 8 * 1024 * 1024)
+        want = weirtest.sha256_file(path)
+        before = self.stream_errors("body_timeout")
+        p = subprocess.run(["curl", "-sS", "--max-time", "30", "--http2-prior-knowledge",
+                            "-X", "POST", "-T", path,
+                            "http://127.0.0.1:%d/lazy/x" % self.weir.port],
+                           capture_output=True, timeout=60)
+        os.unlink(path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.decode(), want)
+        self.assertEqual(self.stream_errors("body_timeout"), before)
 
     @unittest.skipUnless(HAVE_H2, "python3-h2 is needed")
     def test_body_timeout_408_and_others_served(self):
