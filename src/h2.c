@@ -435,10 +435,13 @@ static void schedule(struct wr_h2 *h)
 /* RFC 9113 §8.2.2: connection-specific fields must not be sent. */
 static bool is_connection_field(struct wr_str name)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade", "content-length"};
+    /* Lengths known at compile time: every response field is checked. */
+    static const struct wr_str names[] = {
+        {"connection", 10},        {"keep-alive", 10}, {"proxy-connection", 16},
+        {"transfer-encoding", 17}, {"upgrade", 7},     {"content-length", 14},
+    };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (wr_str_eq_nocase(name, wr_str_from_cstr(names[i])))
+        if (name.len == names[i].len && wr_str_eq_nocase(name, names[i]))
             return true;
     }
     return false;
@@ -762,10 +765,8 @@ static struct wr_str keep(struct h2_stream *st, const uint8_t *p, size_t len)
     return (struct wr_str){at, len};
 }
 
-static bool name_is(const uint8_t *name, size_t len, const char *lit)
-{
-    return strlen(lit) == len && memcmp(name, lit, len) == 0;
-}
+/* name[0..len) is the string literal lit (its length known at compile time). */
+#define name_is(name, len, lit) ((len) == sizeof(lit) - 1 && memcmp((name), (lit), (len)) == 0)
 
 /* Stores one pseudo-field (nghttp2 checked which may appear, once, first). */
 static void store_pseudo(struct h2_stream *st, const uint8_t *name, size_t len,
