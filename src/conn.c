@@ -107,6 +107,9 @@
 #define LINGER_MAX_BYTES (64 * 1024)
 #define MAX_FREE_CONNS 1024
 #define MAX_FREE_IO 256
+/* HTTP/2 buffers kept per worker (64 KiB output blocks: at most 1 MiB kept,
+ * and less a second after a burst). */
+#define MAX_FREE_H2_BUFS 16
 #define MAX_FREE_RBUFS 1024
 /* A first read buffer: nginx's client_header_buffer_size is 1 KiB; a
  * typical browser head (cookies included) fits in 2. */
@@ -2178,6 +2181,8 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
                      sizeof(struct wr_conn_rbuf) + cfg->limits.max_header_bytes + RBUF_SLACK,
                      MAX_FREE_IO);
     wr_buf_pool_init(&cs->io_pool, sizeof(struct wr_conn_io), MAX_FREE_IO);
+    wr_buf_pool_init(&cs->h2_rbufs, WR_H2_RBUF_BYTES, MAX_FREE_H2_BUFS);
+    wr_buf_pool_init(&cs->h2_wbufs, WR_H2_WBUF_BYTES, MAX_FREE_H2_BUFS);
     cs->next_conn_id = (uint64_t)worker_id + 1024;
     cs->scratch_cap = cfg->limits.max_header_bytes + RBUF_SLACK;
     if (cs->scratch_cap < LINGER_MAX_BYTES)
@@ -2270,6 +2275,8 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_buf_pool_trim(&cs->rbuf_first);
         wr_buf_pool_trim(&cs->rbuf_full);
         wr_buf_pool_trim(&cs->io_pool);
+        wr_buf_pool_trim(&cs->h2_rbufs);
+        wr_buf_pool_trim(&cs->h2_wbufs);
     }
 }
 
@@ -2331,6 +2338,8 @@ void wr_conns_fini(struct wr_conns *cs)
         free(c);
     }
     wr_buf_pool_fini(&cs->io_pool);
+    wr_buf_pool_fini(&cs->h2_rbufs);
+    wr_buf_pool_fini(&cs->h2_wbufs);
     wr_buf_pool_fini(&cs->rbuf_first);
     wr_buf_pool_fini(&cs->rbuf_full);
     while (cs->free_exchanges) {

@@ -58,9 +58,9 @@
 #include "weir/timer.h"
 #include "weir/tls.h"
 
-#define RBUF_CAP 16384
+#define RBUF_CAP WR_H2_RBUF_BYTES
 #define OUT_SEGS 64
-#define WBUF_CAP (64 * 1024)
+#define WBUF_CAP WR_H2_WBUF_BYTES
 /* Free wbuf needed before nghttp2 is asked for another frame: its largest
  * non-DATA output is a header block, and ours fit in RHEAD_CAP. */
 #define WBUF_LOW (24 * 1024)
@@ -168,16 +168,21 @@ struct wr_h2 {
     size_t n_streams, n_free_streams;
 
     size_t pre_len;      /* rbuf[0..pre_len): handed over by conn, not fed yet */
-    char rbuf[RBUF_CAP];
+    char *rbuf;          /* RBUF_CAP bytes from home->h2_rbufs while reading (or
+                            holding the preread bytes); NULL otherwise */
 
     struct out_seg segs[OUT_SEGS];
     size_t seg_first, n_segs;
     size_t wlen;
     char *spill;         /* an nghttp2 output too large for wbuf (rare); owned */
-    nghttp2_nv nv[MAX_NV];
-    char names[RHEAD_CAP]; /* lower-cased field names while a head is submitted */
-    char wbuf[WBUF_CAP];
+    char *wbuf;          /* WBUF_CAP bytes from home->h2_wbufs while frames wait to
+                            be written; NULL once the queue is empty */
 };
+
+/* The head being submitted: nghttp2_submit_response copies it, so one per
+ * worker thread serves every connection (no session keeps 13 KiB for it). */
+static _Thread_local nghttp2_nv submit_nv[MAX_NV];
+static _Thread_local char submit_names[RHEAD_CAP]; /* lower-cased field names */
 
 static void run(struct wr_h2 *h);
 static const struct wr_exchange_sink h2_sink;
@@ -191,6 +196,25 @@ int wr_h2_preface_match(const char *buf, size_t len)
 }
 
 /* ---- output queue ----------------------------------------------------- */
+
+/* A buffer from one of the worker's HTTP/2 free lists, counted in
+ * weir_conn_buffer_bytes; NULL when out of memory. */
+static char *take_buf(struct wr_h2 *h, struct wr_buf_pool *pool)
+{
+    char *b = wr_buf_pool_take(pool);
+    if (b)
+        h->home->buffer_bytes += pool->block_size;
+    return b;
+}
+
+static void give_buf(struct wr_h2 *h, struct wr_buf_pool *pool, char **b)
+{
+    if (!*b)
+        return;
+    wr_buf_pool_give(pool, *b);
+    h->home->buffer_bytes -= pool->block_size;
+    *b = NULL;
+}
 
 static bool has_room(const struct wr_h2 *h, size_t n_segs, size_t bytes)
 {
@@ -208,6 +232,8 @@ static void push_seg(struct wr_h2 *h, const char *ptr, size_t len, int fd, off_t
 static int push_copy(struct wr_h2 *h, const void *p, size_t len)
 {
     if (h->wlen + len <= WBUF_CAP) {
+        if (!h->wbuf && !(h->wbuf = take_buf(h, &h->home->h2_wbufs)))
+            return -1;
         memcpy(h->wbuf + h->wlen, p, len);
         push_seg(h, h->wbuf + h->wlen, len, -1, 0);
         h->wlen += len;
@@ -251,6 +277,7 @@ static void advance(struct wr_h2 *h, size_t n)
         h->seg_first = h->n_segs = h->wlen = 0;
         free(h->spill);
         h->spill = NULL;
+        give_buf(h, &h->home->h2_wbufs, &h->wbuf); /* idle: nothing to write */
     }
 }
 
@@ -460,7 +487,7 @@ static void add_nv(struct nv_build *b, const char *name, size_t name_len, const 
         b->is_overflow = true;
         return;
     }
-    b->h->nv[b->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, name_len, value_len,
+    submit_nv[b->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, name_len, value_len,
                                     NGHTTP2_NV_FLAG_NONE};
 }
 
@@ -470,11 +497,11 @@ static bool add_field(void *arg, struct wr_str name, struct wr_str value)
     struct nv_build *b = arg;
     if (is_connection_field(name))
         return true;
-    if (b->names_len + name.len > sizeof(b->h->names)) {
+    if (b->names_len + name.len > sizeof(submit_names)) {
         b->is_overflow = true;
         return false;
     }
-    char *lower = b->h->names + b->names_len;
+    char *lower = submit_names + b->names_len;
     for (size_t i = 0; i < name.len; i++) {
         char ch = name.ptr[i];
         lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
@@ -513,7 +540,7 @@ static int submit_head(struct h2_stream *st, const struct wr_resp *r, bool has_l
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
     st->is_answered = true;
     st->last_out_ms = wr_clock_now_ms();
-    return nghttp2_submit_response(h->ng, st->id, h->nv, b.n, has_body ? &prd : NULL) == 0
+    return nghttp2_submit_response(h->ng, st->id, submit_nv, b.n, has_body ? &prd : NULL) == 0
                ? 0
                : -1;
 }
@@ -1420,8 +1447,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct wr_h2 *h = arg;
+    if (!h->rbuf && !(h->rbuf = take_buf(h, &h->home->h2_rbufs))) {
+        finish(h); /* out of memory */
+        return;
+    }
     for (int i = 0; i < READS_PER_EVENT && !has_output(h); i++) {
-        ssize_t n = wr_stream_read(h->s, h->rbuf, sizeof(h->rbuf));
+        ssize_t n = wr_stream_read(h->s, h->rbuf, RBUF_CAP);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (n <= 0) {
@@ -1441,6 +1472,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
+    if (h->pre_len == 0) /* nghttp2 copied what it keeps: the buffer is free */
+        give_buf(h, &h->home->h2_rbufs, &h->rbuf);
     run(h);
 }
 
@@ -1462,6 +1495,7 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
             finish(h);
             return;
         }
+        give_buf(h, &h->home->h2_rbufs, &h->rbuf);
     }
     run(h);
 }
@@ -1532,10 +1566,9 @@ static nghttp2_session *session_new(struct wr_h2 *h)
 
 struct wr_h2 *wr_h2_new(const struct wr_h2_front *f)
 {
-    struct wr_h2 *h = malloc(sizeof(*h));
+    struct wr_h2 *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    memset(h, 0, offsetof(struct wr_h2, rbuf));
     h->home = f->home;
     h->s = f->s;
     h->cfg = f->cfg;
@@ -1554,9 +1587,15 @@ struct wr_h2 *wr_h2_new(const struct wr_h2_front *f)
         free(h);
         return NULL;
     }
-    size_t n = f->preread_len < sizeof(h->rbuf) ? f->preread_len : sizeof(h->rbuf);
-    if (n > 0)
+    size_t n = f->preread_len < RBUF_CAP ? f->preread_len : RBUF_CAP;
+    if (n > 0) {
+        if (!(h->rbuf = take_buf(h, &f->home->h2_rbufs))) {
+            nghttp2_session_del(h->ng);
+            free(h);
+            return NULL;
+        }
         memcpy(h->rbuf, f->preread, n);
+    }
     h->pre_len = n;
     struct event_base *base = f->home->base;
     event_assign(&h->ev_read, base, f->s->fd, EV_READ | EV_PERSIST, on_read, h);
@@ -1587,6 +1626,8 @@ void wr_h2_free(struct wr_h2 *h)
     }
     nghttp2_session_del(h->ng);
     free(h->spill);
+    give_buf(h, &h->home->h2_rbufs, &h->rbuf);
+    give_buf(h, &h->home->h2_wbufs, &h->wbuf);
     free(h);
 }
 

@@ -84,6 +84,9 @@ struct wr_conns {
     struct wr_buf_pool rbuf_first;
     struct wr_buf_pool rbuf_full; /* blocks for cfg's max_header_size */
     struct wr_buf_pool io_pool;
+    struct wr_buf_pool h2_rbufs;  /* HTTP/2 read buffers (WR_H2_RBUF_BYTES), per read event */
+    struct wr_buf_pool h2_wbufs;  /* HTTP/2 output buffers (WR_H2_WBUF_BYTES), while
+                                     frames wait to be written */
     uint64_t buffer_bytes;        /* held by connections now (weir_conn_buffer_bytes) */
     unsigned n_ticks;             /* ticks since the free lists were last trimmed */
     struct wr_conn_exchange *free_exchanges; /* exchange structs kept for reuse */

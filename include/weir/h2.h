@@ -48,6 +48,12 @@ struct wr_h2_front {
 /* Most bytes a front end may hand over already read. */
 #define WR_H2_PREREAD_MAX 16384
 
+/* The buffers a session takes from its worker's free lists (wr_conns'
+ * h2_rbufs, h2_wbufs) only while it reads or has frames to write: an idle
+ * HTTP/2 connection holds neither. Counted in weir_conn_buffer_bytes. */
+#define WR_H2_RBUF_BYTES 16384
+#define WR_H2_WBUF_BYTES (64 * 1024)
+
 /* The client connection preface (RFC 9113 §3.4) and its length. */
 #define WR_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define WR_H2_PREFACE_LEN 24

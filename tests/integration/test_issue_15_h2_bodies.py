@@ -27,6 +27,9 @@ import unittest
 import upstreams
 import weirtest
 from h2test import HAVE_H2, RawH2
+
+if HAVE_H2:
+    import h2.settings
 from polling import wait_until, admin_get
 
 INI = """[server]
@@ -59,9 +62,14 @@ proxy = lazy
 [route ret]
 match = exact:/ret
 return = 200 ok
+
+[route files]
+match = prefix:/files/
+root = @TMP@/root
 """
 
 UPLOAD = 100 * 1024 * 1024
+BIG_FILE = 16 * 1024 * 1024  # more than loopback's socket buffers hold (~10 MiB)
 RSS_GROWTH_KIB = 48 * 1024  # far below the upload: bodies are never held whole
 
 
@@ -142,6 +150,8 @@ class BodiesTest(weirtest.WeirCase):
     def make_subst(cls, tmp):
         cls.app = upstreams.Backend("app", keep_body=False)
         cls.lazy = LazyReader(pause=2.5)  # longer than body_timeout (1s)
+        os.makedirs(os.path.join(tmp, "root", "files"))
+        weirtest.write_random_file(os.path.join(tmp, "root", "files", "big.bin"), BIG_FILE)
         cls.admin_port = weirtest.free_port()
         return {"APP": cls.app.addr, "LAZY": cls.lazy.addr, "ADMIN": cls.admin_port}
 
@@ -192,6 +202,32 @@ class BodiesTest(weirtest.WeirCase):
         self.assertEqual(doc["body_sha256"], want)
         print("\n  100 MiB up: weir RSS %d -> peak %d KiB" % (rss_before, peak[0]))
         self.assertLess(peak[0] - rss_before, RSS_GROWTH_KIB)
+
+    def buffer_bytes(self):
+        text = admin_get(self.admin_port, "/metrics")
+        return int(re.search(r"^weir_conn_buffer_bytes (\d+)$", text, re.M).group(1))
+
+    @unittest.skipUnless(HAVE_H2, "python3-h2 is needed")
+    def test_output_buffer_only_while_frames_wait(self):
+        """An HTTP/2 connection takes its output buffer while frames wait to
+        be written (counted in weir_conn_buffer_bytes) and gives it back once
+        they are: open and idle, it holds none."""
+        c = RawH2(self.weir.port, timeout=10)
+        try:
+            # Windows wide open, then not reading: weir's frames back up.
+            c.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2 ** 31 - 1})
+            c.conn.increment_flow_control_window(2 ** 30)
+            c.flush()
+            sid = c.request(get(b"/files/big.bin"))
+            wait_until(lambda: self.buffer_bytes() >= 64 * 1024,
+                       "the output buffer held while the client does not read")
+            got = c.wait_stream(sid, timeout=60)  # python3-h2 reads ~3 MB/s
+            self.assertEqual((got[:2], len(got[2])), (("response", 200), BIG_FILE))
+            wait_until(lambda: self.buffer_bytes() == 0, "no buffer held by the idle connection")
+            sid = c.request(get(b"/ret"))  # still open and served
+            self.assertEqual(c.wait_stream(sid), ("response", 200, b"ok"))
+        finally:
+            c.close()
 
     @unittest.skipUnless(shutil.which("curl"), "curl is needed")
     def test_body_timeout_spares_an_upload_the_server_holds_back(self):
