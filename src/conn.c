@@ -228,8 +228,6 @@ struct wr_conn {
     bool is_proceed_owed;    /* h1_send kept bytes: proceed once they are written */
     bool is_idle_counted;    /* counted in home->n_idle (count_idle) */
     bool is_h2c;             /* the listener takes HTTP/2 with prior knowledge */
-    bool is_listen_gone;     /* a reload removed the listen it came in on: no
-                                keep-alive after the current request */
     struct wr_h2 *h2;        /* owned: the HTTP/2 session (ST_H2), else NULL */
     struct wr_exchange *ex;  /* owned (a struct conn_exchange): the exchange in
                                 flight (ST_EXCHANGE, ST_TUNNEL) */
@@ -906,7 +904,7 @@ static int settle(struct wr_conn *c)
      * slowloris client costs its read buffer, not a response's buffers). */
     bool is_head_wait = c->state == ST_HEAD && !is_pending && !c->is_backlogged;
     bool is_idle = is_head_wait && (!c->rb || c->rb->rstart == c->rb->rlen);
-    if (is_idle && (c->home->is_draining || c->is_listen_gone) && c->n_requests > 0) {
+    if (is_idle && c->home->is_draining && c->n_requests > 0) {
         conn_close(c);
         return -1;
     }
@@ -1801,8 +1799,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     /* After a CONNECT (always refused) a client that did not wait for the
      * answer may already be sending tunnel bytes: never parse them as
      * requests. */
-    bool is_keep_alive = req->is_keep_alive && !cs->is_draining && !c->is_listen_gone &&
-                         !c->is_peer_eof &&
+    bool is_keep_alive = req->is_keep_alive && !cs->is_draining && !c->is_peer_eof &&
                          req->method_id != WR_HTTP_CONNECT &&
                          (max_requests == 0 || c->n_requests < max_requests);
     bool has_body = req->is_chunked || (req->has_content_length && req->content_length > 0);
@@ -2308,21 +2305,9 @@ static bool is_accepted_on(int fd, const struct wr_listen_addr *a)
 
 void wr_conns_listen_removed(struct wr_conns *cs, const struct wr_listen_addr *a)
 {
-    for (struct wr_conn *c = cs->live, *next; c; c = next) {
-        next = c->next;
-        if (!is_accepted_on(c->s.fd, a))
-            continue;
-        if (c->state == ST_H2) {
+    for (struct wr_conn *c = cs->live; c; c = c->next) {
+        if (c->state == ST_H2 && is_accepted_on(c->s.fd, a))
             wr_h2_drain(c->h2); /* GOAWAY; streams in flight finish */
-            continue;
-        }
-        /* As on a drain: an idle one closes now, a busy one after its
-         * answer (Connection: close). */
-        c->is_listen_gone = true;
-        bool is_idle = c->state == ST_HEAD && !has_output_pending(c) &&
-                       (!c->rb || c->rb->rstart == c->rb->rlen);
-        if (is_idle)
-            conn_close(c);
     }
 }
 

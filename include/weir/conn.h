@@ -161,10 +161,10 @@ void wr_conns_drain(struct wr_conns *cs);
 
 /*
  * A reload removed the listening address a (the listener's socket closes
- * once every worker let go of it). Connections accepted on it end as on a
- * drain: an HTTP/2 one gets GOAWAY (NO_ERROR) and closes once its streams
- * in flight finished (RFC 9113 §6.8); an idle HTTP/1 one closes now, a busy
- * one after its current answer (Connection: close). Worker thread.
+ * once every worker let go of it): each HTTP/2 connection accepted on it
+ * gets GOAWAY (NO_ERROR) and closes once its streams in flight finished
+ * (RFC 9113 §6.8), as on a drain. HTTP/1 connections go on until they end
+ * (keepalive_timeout bounds an idle one). Worker thread.
  */
 void wr_conns_listen_removed(struct wr_conns *cs, const struct wr_listen_addr *a);
 

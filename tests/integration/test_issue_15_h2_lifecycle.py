@@ -10,9 +10,7 @@
 - Reload with proxied streams in flight on two listeners, one of which the
   new configuration removes: the connection on the removed listener gets
   GOAWAY NO_ERROR (counted once), both streams finish whole, new requests
-  see the new configuration, and the removed port stops accepting; on the
-  removed listen an idle HTTP/1.1 connection is closed at once and a busy
-  one is closed after its answer."""
+  see the new configuration, and the removed port stops accepting."""
 
 import sys
 sys.dont_write_bytecode = True
@@ -246,16 +244,7 @@ class ReloadTest(weirtest.WeirCase):
     def test_reload_with_streams_in_flight_and_a_listener_removed(self):
         kept = self.curl(self.weir.port, "/held/a")
         gone = self.curl(self.port2, "/held/b")
-        # HTTP/1.1 on the removed listen: one idle keep-alive connection and
-        # one with a request in flight.
-        idle = socket.create_connection(("127.0.0.1", self.port2), timeout=10)
-        idle.sendall(b"GET /ret HTTP/1.1\r\nHost: x\r\n\r\n")
-        self.assertIn(b"200 OK", idle.recv(4096))
-        busy = socket.create_connection(("127.0.0.1", self.port2), timeout=10)
-        busy.sendall(b"GET /held/c HTTP/1.1\r\nHost: x\r\n\r\n")
-        self.addCleanup(idle.close)
-        self.addCleanup(busy.close)
-        wait_until(lambda: self.held.n_holding == 3, "every request in flight")
+        wait_until(lambda: self.held.n_holding == 2, "both streams in flight")
         goaways, reloads = self.goaways(), self.reloads()
         text = self.weir.ini_text.replace("listen = 127.0.0.1:%d h2c\n" % self.port2, "")
         text = text.replace("return = 200 old", "return = 200 new")
@@ -266,8 +255,6 @@ class ReloadTest(weirtest.WeirCase):
         # Only the connection on the removed listener is told to go.
         wait_until(lambda: self.goaways() == goaways + 1, "GOAWAY to the removed listener's client")
         self.assertEqual(self.get("/ret").body, b"new")
-        # The idle HTTP/1.1 connection on it is closed (as on a drain).
-        self.assertEqual(idle.recv(4096), b"")
         # Streams in flight finish whole, on their connections' snapshot.
         self.held.release.set()
         for p in (kept, gone):
@@ -275,17 +262,6 @@ class ReloadTest(weirtest.WeirCase):
             self.assertEqual(p.returncode, 0, err)
             self.assertEqual(out, HELD_BODY)
         self.assertEqual(self.goaways(), goaways + 1)
-        # The busy one gets its whole answer (its head went out before the
-        # reload, so without Connection: close), then the end.
-        data, is_closed = b"", False
-        for _ in range(100):
-            chunk = busy.recv(65536)
-            if not chunk:
-                is_closed = True
-                break
-            data += chunk
-        self.assertEqual(data.partition(b"\r\n\r\n")[2], HELD_BODY)
-        self.assertTrue(is_closed, "the busy connection closed after its answer")
 
         def refused():
             try:
