@@ -853,12 +853,9 @@ static int grow_fields(struct h2_stream *st, size_t need)
     return 0;
 }
 
-/* Copies bytes into st's head buffer. Returns the copy, or ptr NULL when
- * the head is over max_header_size. */
+/* Copies bytes into st's head buffer, which has room for them. */
 static struct wr_str keep(struct h2_stream *st, const uint8_t *p, size_t len)
 {
-    if (st->hcap - st->hlen < len && grow_fields(st, st->hlen + len) < 0)
-        return (struct wr_str){NULL, 0};
     char *at = st->hbuf + st->hlen;
     memcpy(at, p, len);
     st->hlen += len;
@@ -890,11 +887,13 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (!st || st->status != 0)
         return 0;
-    struct wr_str n = keep(st, name, name_len), v = keep(st, value, value_len);
-    if (!n.ptr || !v.ptr) {
+    /* Room for both first: growing between the two would move the name. */
+    size_t len = name_len + value_len;
+    if (st->hcap - st->hlen < len && grow_fields(st, st->hlen + len) < 0) {
         st->status = 431; /* over max_header_size, as for HTTP/1.1 */
         return 0;
     }
+    struct wr_str n = keep(st, name, name_len), v = keep(st, value, value_len);
     if (name_len > 0 && name[0] == ':') {
         store_pseudo(st, name, name_len, v);
         return 0;
