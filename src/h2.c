@@ -67,8 +67,10 @@
 #define WRITE_BUDGET (2 * 1024 * 1024) /* fairness, as conn.c */
 #define READS_PER_EVENT 4
 #define RHEAD_CAP WR_H2_HEAD_BYTES
-/* Request fields kept in the stream struct itself; more grow a buffer. */
-#define HSMALL_CAP 1024
+/* Request fields kept in the stream struct itself; more grow a buffer. A
+ * typical browser head, cookies included, fits (as conn.c's first read
+ * buffer); only its first pages are touched for a small one. */
+#define HSMALL_CAP 2048
 #define MAX_NV 128
 #define RUN_ROUNDS 16
 /* A stream's receive window: what a client may send ahead of the handler. */
@@ -823,7 +825,7 @@ static void rebase(struct wr_str *s, const char *from, size_t len, char *to)
 }
 
 /* Room for need bytes of fields in st's head buffer: the fields outgrew
- * the struct's own 1 KiB (a rare, large head), so they move to a buffer
+ * the struct's own 2 KiB (a rare, large head), so they move to a buffer
  * twice as large, at most max_header_size. Returns -1 when the head would
  * be over max_header_size (431) or out of memory. */
 static int grow_fields(struct h2_stream *st, size_t need)

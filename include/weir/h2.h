@@ -58,7 +58,7 @@ struct wr_h2_front {
  * h2_streams, blocks of wr_h2_stream_bytes()) when its HEADERS begin, and
  * a response head buffer (h2_heads) only while its head is built: once
  * nghttp2 took the head, the buffer goes back unless the body lives in it.
- * The request's fields live in the struct up to 1 KiB, beyond that in a
+ * The request's fields live in the struct up to 2 KiB, beyond that in a
  * buffer that grows up to max_header_size. */
 #define WR_H2_HEAD_BYTES 8192
 

@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char config_fmt[] =
     "[server]\nlisten = unix:/tmp/weir_fuzz_h2.sock h2c\nworkers = 1\naccess_log = off\n"
     "error_log = /dev/null\n"
-    "[limits]\nmax_body_size = 4k\nmax_header_size = 4k\n"
+    "[limits]\nmax_body_size = 4k\nmax_header_size = 8k\n"
     "[http2]\nmax_concurrent_streams = 16\n"
     "[route ret]\nmatch = prefix:/r\nmethods = GET HEAD POST\nreturn = 200 hello $host\n"
     "[route go]\nmatch = prefix:/g\nredirect = 301 /r$request_uri\n"

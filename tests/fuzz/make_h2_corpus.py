@@ -77,13 +77,13 @@ def seeds():
     c.increment_flow_control_window(65535, stream_id=1)
     yield "files", frames(c)
 
-    # A head past the stream's own 1 KiB and then 2 KiB (its fields move
-    # to larger buffers twice, under max_header_size = 4k), cookie crumbs
+    # A head past the stream's own 2 KiB and then 4 KiB (its fields move
+    # to larger buffers twice, under max_header_size = 8k), cookie crumbs
     # joined, and one past max_header_size (431).
     c = client()
-    crumbs = [("cookie", "c%d=%s" % (i, "v" * 200)) for i in range(10)]
+    crumbs = [("cookie", "c%d=%s" % (i, "v" * 200)) for i in range(20)]
     c.send_headers(1, req("/r/big", extra=crumbs + [("x-long", "l" * 600)]), end_stream=True)
-    c.send_headers(3, req("/r/over", extra=[("x-over", "o" * 5000)]), end_stream=True)
+    c.send_headers(3, req("/r/over", extra=[("x-over", "o" * 9000)]), end_stream=True)
     yield "big_head", frames(c)
 
 

@@ -12,8 +12,8 @@ loads (as bench/h2_mem.py measures the release build):
   head) nor a max_header_size buffer for its fields.
 The bounds are for this ASan build (measured 34 and 8.5 KiB; 50 and 17.6
 before the per-stream memory was cut).
-A head larger than the stream's own 1 KiB moves its fields to a grown
-buffer: every field, the joined cookie crumbs and the target still reach
+A head larger than the stream's own 2 KiB moves its fields to a grown
+buffer (twice: 2 -> 4 -> 8 KiB): every field, the joined cookie crumbs and the target still reach
 the upstream intact."""
 
 import sys
