@@ -110,6 +110,10 @@
 /* HTTP/2 buffers kept per worker (64 KiB output blocks: at most 1 MiB kept,
  * and less a second after a burst). */
 #define MAX_FREE_H2_BUFS 16
+/* HTTP/2 stream structs (~5 KiB) and response heads (8 KiB) kept per worker:
+ * a few connections' worth of streams, less a second after a burst. */
+#define MAX_FREE_H2_STREAMS 256
+#define MAX_FREE_H2_HEADS 64
 #define MAX_FREE_RBUFS 1024
 /* A first read buffer: nginx's client_header_buffer_size is 1 KiB; a
  * typical browser head (cookies included) fits in 2. */
@@ -2183,6 +2187,8 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     wr_buf_pool_init(&cs->io_pool, sizeof(struct wr_conn_io), MAX_FREE_IO);
     wr_buf_pool_init(&cs->h2_rbufs, WR_H2_RBUF_BYTES, MAX_FREE_H2_BUFS);
     wr_buf_pool_init(&cs->h2_wbufs, WR_H2_WBUF_BYTES, MAX_FREE_H2_BUFS);
+    wr_buf_pool_init(&cs->h2_streams, wr_h2_stream_bytes(), MAX_FREE_H2_STREAMS);
+    wr_buf_pool_init(&cs->h2_heads, WR_H2_HEAD_BYTES, MAX_FREE_H2_HEADS);
     cs->next_conn_id = (uint64_t)worker_id + 1024;
     cs->scratch_cap = cfg->limits.max_header_bytes + RBUF_SLACK;
     if (cs->scratch_cap < LINGER_MAX_BYTES)
@@ -2277,6 +2283,8 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_buf_pool_trim(&cs->io_pool);
         wr_buf_pool_trim(&cs->h2_rbufs);
         wr_buf_pool_trim(&cs->h2_wbufs);
+        wr_buf_pool_trim(&cs->h2_streams);
+        wr_buf_pool_trim(&cs->h2_heads);
     }
 }
 
@@ -2340,6 +2348,8 @@ void wr_conns_fini(struct wr_conns *cs)
     wr_buf_pool_fini(&cs->io_pool);
     wr_buf_pool_fini(&cs->h2_rbufs);
     wr_buf_pool_fini(&cs->h2_wbufs);
+    wr_buf_pool_fini(&cs->h2_streams);
+    wr_buf_pool_fini(&cs->h2_heads);
     wr_buf_pool_fini(&cs->rbuf_first);
     wr_buf_pool_fini(&cs->rbuf_full);
     while (cs->free_exchanges) {

@@ -66,9 +66,12 @@
 #define WBUF_LOW (24 * 1024)
 #define WRITE_BUDGET (2 * 1024 * 1024) /* fairness, as conn.c */
 #define READS_PER_EVENT 4
-#define RHEAD_CAP 8192
+#define RHEAD_CAP WR_H2_HEAD_BYTES
+/* Request fields kept in the stream struct itself; more grow a buffer. A
+ * typical browser head, cookies included, fits (as conn.c's first read
+ * buffer); only its first pages are touched for a small one. */
+#define HSMALL_CAP 2048
 #define MAX_NV 128
-#define MAX_FREE_STREAMS 8
 #define RUN_ROUNDS 16
 /* A stream's receive window: what a client may send ahead of the handler. */
 #define STREAM_WINDOW 65535
@@ -139,9 +142,12 @@ struct h2_stream {
     uint64_t body_seen;
 
     struct wr_str authority;
+    char *rhead;         /* RHEAD_CAP bytes from home->h2_heads while the response
+                            head is built or a memory body lives in it; else NULL */
+    char *hbuf;          /* hcap bytes: the request's pseudo-fields and fields;
+                            hsmall, or owned once they outgrew it */
     size_t hlen, hcap;
-    char rhead[RHEAD_CAP]; /* the response head (wr_resp) */
-    char hbuf[];           /* hcap bytes: the request's pseudo-fields and fields */
+    char hsmall[HSMALL_CAP];
 };
 
 struct wr_h2 {
@@ -164,8 +170,8 @@ struct wr_h2 {
     uint64_t stall_check_ms; /* next look for stalled streams; 0: none planned */
     struct wr_h2_guard guard;
 
-    struct h2_stream *streams, *zombies, *free_streams;
-    size_t n_streams, n_free_streams;
+    struct h2_stream *streams, *zombies;
+    size_t n_streams;
 
     size_t pre_len;      /* rbuf[0..pre_len): handed over by conn, not fed yet */
     char *rbuf;          /* RBUF_CAP bytes from home->h2_rbufs while reading (or
@@ -335,21 +341,25 @@ static int flush(struct wr_h2 *h)
 
 /* ---- streams ----------------------------------------------------------- */
 
+size_t wr_h2_stream_bytes(void)
+{
+    return sizeof(struct h2_stream);
+}
+
+/* A stream struct from the worker's free list (no malloc per stream once
+ * warm); its head buffer and larger field buffer are taken only on need. */
 static struct h2_stream *stream_new(struct wr_h2 *h, int32_t id)
 {
-    size_t hcap = h->cfg->limits.max_header_bytes;
-    struct h2_stream *st = h->free_streams;
-    if (st) {
-        h->free_streams = st->next;
-        h->n_free_streams--;
-    } else if (!(st = malloc(sizeof(*st) + hcap))) {
+    size_t max = h->cfg->limits.max_header_bytes;
+    struct h2_stream *st = wr_buf_pool_take(&h->home->h2_streams);
+    if (!st)
         return NULL;
-    }
-    memset(st, 0, offsetof(struct h2_stream, rhead));
+    memset(st, 0, offsetof(struct h2_stream, hsmall));
     st->h = h;
     st->id = id;
     st->fd = -1;
-    st->hcap = hcap;
+    st->hbuf = st->hsmall;
+    st->hcap = max < HSMALL_CAP ? max : HSMALL_CAP;
     st->start_ms = wr_clock_now_ms();
     st->next = h->streams;
     if (h->streams)
@@ -422,6 +432,9 @@ static void stream_finish(struct h2_stream *st)
         wr_exchange_stop(&st->ex);
     release_body(st);
     free(st->rb);
+    give_buf(h, &h->home->h2_heads, &st->rhead);
+    if (st->hbuf != st->hsmall)
+        free(st->hbuf);
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -432,13 +445,7 @@ static void stream_finish(struct h2_stream *st)
     wr_metrics_set(&h->home->metrics->h2_streams_open,
                    atomic_load_explicit(&h->home->metrics->h2_streams_open,
                                         memory_order_relaxed) - 1);
-    if (h->n_free_streams < MAX_FREE_STREAMS) {
-        st->next = h->free_streams;
-        h->free_streams = st;
-        h->n_free_streams++;
-    } else {
-        free(st);
-    }
+    wr_buf_pool_give(&h->home->h2_streams, st);
 }
 
 /* Closed streams, once nothing queued can point at their bodies. */
@@ -513,6 +520,34 @@ static bool add_field(void *arg, struct wr_str name, struct wr_str value)
 
 static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *user);
+
+/* st's response, initialised on a head buffer from the worker's list (taken
+ * now unless st holds one). Out of memory, on no buffer at all: the head
+ * overflows and the stream is reset (500) instead of answered. */
+static struct wr_resp *begin_resp(struct h2_stream *st)
+{
+    struct wr_h2 *h = st->h;
+    if (!st->rhead)
+        st->rhead = take_buf(h, &h->home->h2_heads);
+    wr_resp_init(&st->resp, st->rhead, st->rhead ? RHEAD_CAP : 0);
+    return &st->resp;
+}
+
+/* nghttp2 copied st's head when it was submitted: the head buffer goes
+ * back to the worker unless the memory body still lives in it (a
+ * templated return, an error page). A handler that built its head on its
+ * own buffer keeps it. */
+static void end_resp(struct h2_stream *st)
+{
+    if (!st->rhead)
+        return;
+    uintptr_t b = (uintptr_t)st->body, at = (uintptr_t)st->rhead;
+    if (st->body_kind == BODY_MEM && b >= at && b < at + RHEAD_CAP)
+        return;
+    if (st->resp.head == st->rhead)
+        wr_resp_init(&st->resp, NULL, 0); /* nothing may read the old head */
+    give_buf(st->h, &st->h->home->h2_heads, &st->rhead);
+}
 
 /* 1xx, 204 and 304 carry no content (RFC 9110 §6.4.1). */
 static bool status_has_body(int status)
@@ -590,13 +625,13 @@ static void submit_whole(struct h2_stream *st, struct wr_resp *r, const struct w
     }
     if (!has_body)
         release_body(st);
+    end_resp(st);
 }
 
 /* An error page for status in st's response (no handler answers it). */
 static struct wr_resp *build_error(struct h2_stream *st, int status, const char *allow)
 {
-    struct wr_resp *r = &st->resp;
-    wr_resp_init(r, st->rhead, sizeof(st->rhead));
+    struct wr_resp *r = begin_resp(st);
     wr_resp_start(r, status, &st->h->home->clock);
     if (allow)
         wr_resp_field(r, WR_HTTP_FIELD_ALLOW, wr_str_from_cstr(allow));
@@ -707,6 +742,7 @@ static void h2_send_head(struct wr_exchange *ex)
     st->body_kind = has_body ? BODY_STREAMED : BODY_NONE;
     if (r->is_overflow || submit_head(st, r, r->has_length, r->body_len, has_body) < 0)
         reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+    end_resp(st);
     schedule(st->h);
 }
 
@@ -780,12 +816,48 @@ static const struct wr_exchange_sink h2_sink = {
 
 /* ---- requests in ------------------------------------------------------ */
 
-/* Copies bytes into st's head buffer. Returns the copy, or ptr NULL when
- * the head is over max_header_size. */
+/* s points into [from, from + len): make it point at the same bytes in to. */
+static void rebase(struct wr_str *s, const char *from, size_t len, char *to)
+{
+    uintptr_t p = (uintptr_t)s->ptr, at = (uintptr_t)from;
+    if (s->ptr && p >= at && p <= at + len) /* the end too: an empty query */
+        s->ptr = to + (p - at);
+}
+
+/* Room for need bytes of fields in st's head buffer: the fields outgrew
+ * the struct's own 2 KiB (a rare, large head), so they move to a buffer
+ * twice as large, at most max_header_size. Returns -1 when the head would
+ * be over max_header_size (431) or out of memory. */
+static int grow_fields(struct h2_stream *st, size_t need)
+{
+    size_t max = st->h->cfg->limits.max_header_bytes;
+    if (need > max)
+        return -1;
+    size_t cap = st->hcap * 2;
+    cap = cap < need ? need : cap > max ? max : cap;
+    char *to = malloc(cap);
+    if (!to)
+        return -1;
+    memcpy(to, st->hbuf, st->hlen);
+    struct wr_http_request *req = &st->req;
+    struct wr_str *one[] = {&req->method, &req->target, &req->host, &req->path,
+                            &req->query, &st->authority};
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+        rebase(one[i], st->hbuf, st->hlen, to);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        rebase(&req->headers[i].name, st->hbuf, st->hlen, to);
+        rebase(&req->headers[i].value, st->hbuf, st->hlen, to);
+    }
+    if (st->hbuf != st->hsmall)
+        free(st->hbuf);
+    st->hbuf = to;
+    st->hcap = cap;
+    return 0;
+}
+
+/* Copies bytes into st's head buffer, which has room for them. */
 static struct wr_str keep(struct h2_stream *st, const uint8_t *p, size_t len)
 {
-    if (st->hcap - st->hlen < len)
-        return (struct wr_str){NULL, 0};
     char *at = st->hbuf + st->hlen;
     memcpy(at, p, len);
     st->hlen += len;
@@ -817,11 +889,13 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (!st || st->status != 0)
         return 0;
-    struct wr_str n = keep(st, name, name_len), v = keep(st, value, value_len);
-    if (!n.ptr || !v.ptr) {
+    /* Room for both first: growing between the two would move the name. */
+    size_t len = name_len + value_len;
+    if (st->hcap - st->hlen < len && grow_fields(st, st->hlen + len) < 0) {
         st->status = 431; /* over max_header_size, as for HTTP/1.1 */
         return 0;
     }
+    struct wr_str n = keep(st, name, name_len), v = keep(st, value, value_len);
     if (name_len > 0 && name[0] == ':') {
         store_pseudo(st, name, name_len, v);
         return 0;
@@ -863,7 +937,7 @@ static int join_cookies(struct h2_stream *st)
     }
     if (n < 2)
         return 0;
-    if (st->hcap - st->hlen < total)
+    if (st->hcap - st->hlen < total && grow_fields(st, st->hlen + total) < 0)
         return 431;
     char *out = st->hbuf + st->hlen, *p = out;
     size_t k = 0;
@@ -943,7 +1017,7 @@ static int start_exchange(struct h2_stream *st, const struct wr_tmpl_vars *vars,
         .has_body = st->has_body, .is_keep_alive = !h->is_draining,
         .max_head_bytes = h->cfg->limits.max_header_bytes,
     };
-    wr_resp_init(&st->resp, st->rhead, sizeof(st->rhead));
+    begin_resp(st);
     wr_exchange_init(&st->ex, wr_handler_for(route->action),
                      wr_handlers_state(&cs->handlers, route->action), &h2_sink, st);
     st->is_started = true;
@@ -964,8 +1038,7 @@ static int check_rate(struct wr_h2 *h, const struct wr_route *route, uint64_t *r
 /* 200 to an OPTIONS * no route takes: the server's methods. */
 static void submit_server_options(struct h2_stream *st, const char *allow)
 {
-    struct wr_resp *r = &st->resp;
-    wr_resp_init(r, st->rhead, sizeof(st->rhead));
+    struct wr_resp *r = begin_resp(st);
     wr_resp_start(r, 200, &st->h->home->clock);
     wr_resp_field(r, WR_HTTP_FIELD_ALLOW, wr_str_from_cstr(allow));
     r->body = "";
@@ -1619,11 +1692,6 @@ void wr_h2_free(struct wr_h2 *h)
     reap(h);
     while (h->streams)
         stream_finish(h->streams); /* the exchanges in flight are abandoned */
-    while (h->free_streams) {
-        struct h2_stream *st = h->free_streams;
-        h->free_streams = st->next;
-        free(st);
-    }
     nghttp2_session_del(h->ng);
     free(h->spill);
     give_buf(h, &h->home->h2_rbufs, &h->rbuf);

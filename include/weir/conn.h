@@ -87,6 +87,9 @@ struct wr_conns {
     struct wr_buf_pool h2_rbufs;  /* HTTP/2 read buffers (WR_H2_RBUF_BYTES), per read event */
     struct wr_buf_pool h2_wbufs;  /* HTTP/2 output buffers (WR_H2_WBUF_BYTES), while
                                      frames wait to be written */
+    struct wr_buf_pool h2_streams; /* HTTP/2 stream structs (wr_h2_stream_bytes()) */
+    struct wr_buf_pool h2_heads;  /* HTTP/2 response heads (WR_H2_HEAD_BYTES), while
+                                     a stream's head is built */
     uint64_t buffer_bytes;        /* held by connections now (weir_conn_buffer_bytes) */
     unsigned n_ticks;             /* ticks since the free lists were last trimmed */
     struct wr_conn_exchange *free_exchanges; /* exchange structs kept for reuse */

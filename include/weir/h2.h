@@ -54,6 +54,17 @@ struct wr_h2_front {
 #define WR_H2_RBUF_BYTES 16384
 #define WR_H2_WBUF_BYTES (64 * 1024)
 
+/* A stream takes its struct from the worker's free list (wr_conns'
+ * h2_streams, blocks of wr_h2_stream_bytes()) when its HEADERS begin, and
+ * a response head buffer (h2_heads) only while its head is built: once
+ * nghttp2 took the head, the buffer goes back unless the body lives in it.
+ * The request's fields live in the struct up to 2 KiB, beyond that in a
+ * buffer that grows up to max_header_size. */
+#define WR_H2_HEAD_BYTES 8192
+
+/* Bytes of one stream struct (the h2_streams block size). Pure. */
+size_t wr_h2_stream_bytes(void);
+
 /* The client connection preface (RFC 9113 §3.4) and its length. */
 #define WR_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define WR_H2_PREFACE_LEN 24

@@ -3,7 +3,8 @@
  * arbitrary bytes as frames, into a real server session on an h2c
  * connection (conn.c spots the preface and hands over to h2.c, nghttp2
  * decodes, weir's callbacks validate and dispatch to the handlers of a
- * small route table: return, redirect, 404, 405).
+ * small route table: return, redirect, static files (a file body under
+ * flow control, a small one from the open-file cache), 404, 405).
  *
  * The loop is a real event base on this thread and the client is the other
  * end of a socketpair, so readiness, backpressure and the session's own
@@ -37,13 +38,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_PASSES 2000 /* loop passes an input may take to be read and closed */
 
-static const char config_text[] =
+/* %s: the static root (a temporary directory made once). */
+static const char config_fmt[] =
     "[server]\nlisten = unix:/tmp/weir_fuzz_h2.sock h2c\nworkers = 1\naccess_log = off\n"
     "error_log = /dev/null\n"
-    "[limits]\nmax_body_size = 4k\n"
+    "[limits]\nmax_body_size = 4k\nmax_header_size = 8k\n"
     "[http2]\nmax_concurrent_streams = 16\n"
     "[route ret]\nmatch = prefix:/r\nmethods = GET HEAD POST\nreturn = 200 hello $host\n"
-    "[route go]\nmatch = prefix:/g\nredirect = 301 /r$request_uri\n";
+    "[route go]\nmatch = prefix:/g\nredirect = 301 /r$request_uri\n"
+    "[route files]\nmatch = prefix:/f/\nstrip_prefix = /f\nroot = %s\n";
+
+/* A file larger than the client's first window (65535): its DATA waits
+ * on WINDOW_UPDATEs the input may or may not send. */
+#define BIG_FILE_BYTES (100 * 1024)
+
+static char root[] = "/tmp/weir_fuzz_h2.XXXXXX";
+
+static void remove_root(void)
+{
+    char path[sizeof(root) + 16];
+    snprintf(path, sizeof(path), "%s/big.bin", root);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/small.txt", root);
+    unlink(path);
+    rmdir(root);
+}
+
+static void write_file(const char *dir, const char *name, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        abort();
+    for (size_t i = 0; i < len; i++)
+        fputc('a' + (int)(i % 26), f);
+    fclose(f);
+}
 
 static struct {
     struct event_base *base;
@@ -67,6 +98,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     signal(SIGPIPE, SIG_IGN); /* as weir: a client gone mid-write is an EPIPE */
+    check(mkdtemp(root) != NULL, "mkdtemp");
+    atexit(remove_root);
+    write_file(root, "big.bin", BIG_FILE_BYTES);
+    write_file(root, "small.txt", 100);
+    static char config_text[sizeof(config_fmt) + sizeof(root)];
+    snprintf(config_text, sizeof(config_text), config_fmt, root);
     struct wr_config_errors errs = {0};
     w.cfg = wr_config_parse_string(config_text, "fuzz.ini", &errs);
     wr_config_errors_fini(&errs);

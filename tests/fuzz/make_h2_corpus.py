@@ -69,6 +69,23 @@ def seeds():
     c.send_headers(1, req("/nothing"), end_stream=True)
     yield "odd", head + frames(c)
 
+    # A file body over the first window: DATA waits for WINDOW_UPDATE.
+    c = client()
+    c.send_headers(1, req("/f/big.bin"), end_stream=True)
+    c.send_headers(3, req("/f/small.txt"), end_stream=True)
+    c.increment_flow_control_window(65535)
+    c.increment_flow_control_window(65535, stream_id=1)
+    yield "files", frames(c)
+
+    # A head past the stream's own 2 KiB and then 4 KiB (its fields move
+    # to larger buffers twice, under max_header_size = 8k), cookie crumbs
+    # joined, and one past max_header_size (431).
+    c = client()
+    crumbs = [("cookie", "c%d=%s" % (i, "v" * 200)) for i in range(20)]
+    c.send_headers(1, req("/r/big", extra=crumbs + [("x-long", "l" * 600)]), end_stream=True)
+    c.send_headers(3, req("/r/over", extra=[("x-over", "o" * 9000)]), end_stream=True)
+    yield "big_head", frames(c)
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
