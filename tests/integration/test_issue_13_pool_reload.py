@@ -122,8 +122,14 @@ class PoolReloadTest(unittest.TestCase):
         """Entries (and the backend's open connections) come down to what
         the running configuration uses, within a few ticks of 100 ms."""
         entries = poll(lambda: self.pool_entries() <= N_WORKERS and self.pool_entries(), 3)
-        self.assertLessEqual(self.pool_entries(), N_WORKERS,
-                             "pool entries after %d reloads" % i)
+        left = self.pool_entries()
+        if left > N_WORKERS:
+            # Still failing (the bound stays 3 s), but say whether the entries
+            # go later (slow sweep) or stay (a leak): the two causes differ.
+            late = poll(lambda: self.pool_entries() <= N_WORKERS, 10)
+            self.fail("pool entries after %d reloads: %d after 3 s; %s; /status: %s" % (
+                i, left, "settled within 10 s more" if late else
+                "still %d after 10 s more" % self.pool_entries(), self.admin("/status")))
         self.assertGreaterEqual(entries, 1)
         poll(lambda: self.app.n_open <= N_WORKERS, 3)
         self.assertLessEqual(self.app.n_open, N_WORKERS,
