@@ -112,6 +112,12 @@ class MemoryTest(weirtest.WeirCase):
         self.assertEqual(c.wait_stream(sid), ("response", 200, b"small\n"))
         return c
 
+    # The bounds are the ASan build's (make test); `make tsan` runs with
+    # TSAN_OPTIONS set, and ThreadSanitizer's shadow memory costs about
+    # three times as much per connection (96 KiB measured), so the figures
+    # mean nothing there.
+    @unittest.skipIf("TSAN_OPTIONS" in os.environ,
+                     "RSS bounds are for the ASan build (make test)")
     def test_idle_connections_and_open_streams(self):
         conns = [self.one_request()]  # warms the worker's lists and the file cache
         try:
