@@ -25,6 +25,18 @@ except ImportError:
     HAVE_H2 = False
 
 
+def get(path, authority=b"h2.test"):
+    """The fields of a GET for path (bytes), as RawH2.request takes them."""
+    return [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
+            (b":path", path)]
+
+
+def post(path, length, authority=b"h2.test"):
+    """The fields of a POST for path with a content-length of length."""
+    return [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", authority),
+            (b":path", path), (b"content-length", b"%d" % length)]
+
+
 class RawH2:
     """One h2c connection speaking frames through python3-h2 with outbound
     validation off, so malformed requests reach the server as written.

@@ -19,7 +19,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 import unittest
 
 import tlstest
@@ -120,18 +119,15 @@ class H2Test(weirtest.WeirCase):
         """Access log lines containing needle, polled until count are there
         (the log is flushed once a second)."""
         path = os.path.join(self.tmp, "access.log")
-        deadline = time.monotonic() + 5
-        lines = []
-        for _ in range(100):
+
+        def probe():
             try:
                 with open(path) as f:
                     lines = [l for l in f if needle in l]
             except OSError:
-                lines = []
-            if len(lines) >= count or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        return lines
+                return None
+            return lines if len(lines) >= count else None
+        return wait_until(probe, "%d access log lines with %s" % (count, needle))
 
     # ---- static, return, redirect, errors --------------------------------
 
@@ -253,15 +249,9 @@ class H2Test(weirtest.WeirCase):
 
     def metric_reaches(self, name, want):
         """Polls name until it equals want (a stream is counted once it is
-        written and reaped); returns the last value."""
-        deadline = time.monotonic() + 5
-        value = None
-        for _ in range(100):
-            value = self.metric(name)
-            if value == want or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        return value
+        written and reaped); returns it."""
+        wait_until(lambda: self.metric(name) == want, "%s == %d" % (name, want))
+        return want
 
     def test_metrics_by_protocol(self):
         conns, reqs = (self.metric("weir_http2_connections_total"),

@@ -20,7 +20,7 @@ import unittest
 
 import upstreams
 import weirtest
-from h2test import HAVE_H2, RawH2
+from h2test import HAVE_H2, RawH2, get
 from polling import admin_get, wait_until
 
 if HAVE_H2:
@@ -75,10 +75,6 @@ REFUSED_STREAM = 0x7
 BIG = 4 * 1024 * 1024
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-
-def get(path):
-    return [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"),
-            (b":path", path)]
 
 
 def big_answer(target, n):

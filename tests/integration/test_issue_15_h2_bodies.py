@@ -26,7 +26,7 @@ import unittest
 
 import upstreams
 import weirtest
-from h2test import HAVE_H2, RawH2
+from h2test import HAVE_H2, RawH2, get, post
 
 if HAVE_H2:
     import h2.settings
@@ -124,14 +124,6 @@ class LazyReader:
         self.thread.join(5)
 
 
-def post(path, length):
-    return [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"l.test"),
-            (b":path", path), (b"content-length", b"%d" % length)]
-
-
-def get(path):
-    return [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"l.test"),
-            (b":path", path)]
 
 
 class BodiesTest(weirtest.WeirCase):

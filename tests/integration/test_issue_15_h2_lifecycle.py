@@ -27,7 +27,7 @@ import unittest
 
 import upstreams
 import weirtest
-from h2test import HAVE_H2, RawH2
+from h2test import HAVE_H2, RawH2, get
 from polling import wait_until, admin_get
 
 INI = """[server]
@@ -57,10 +57,6 @@ root = @TMP@/root
 
 BIG = 4 * 1024 * 1024
 
-
-def get(path):
-    return [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"l.test"),
-            (b":path", path)]
 
 
 def slow_answer(target, n):

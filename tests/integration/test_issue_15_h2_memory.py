@@ -25,7 +25,7 @@ import unittest
 
 import upstreams
 import weirtest
-from h2test import HAVE_H2, RawH2
+from h2test import HAVE_H2, RawH2, get
 
 INI = """[server]
 listen = 127.0.0.1:@PORT@ h2c
@@ -58,10 +58,6 @@ N_STREAMS = 100
 IDLE_CONN_KIB = 42    # ASan build: 50 before, 34 after
 OPEN_STREAM_KIB = 13  # ASan build: 17.6 before, 8.5 after
 
-
-def get(path):
-    return [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"m.test"),
-            (b":path", path)]
 
 
 @unittest.skipUnless(HAVE_H2, "python3-h2 is not installed")
@@ -148,7 +144,7 @@ class MemoryTest(weirtest.WeirCase):
         crumbs = [b"c%d=%s" % (i, bytes([97 + i]) * 300) for i in range(8)]
         extra = [(b"x-field-%d" % i, b"%d" % i * 200) for i in range(10)]
         target = b"/up/" + b"p" * 500 + b"?q=" + b"z" * 300
-        head = get(target)[:3] + [(b":path", target)]
+        head = get(target, authority=b"m.test")
         head += [(b"cookie", c) for c in crumbs] + extra
         c = RawH2(self.weir.port, timeout=10)
         try:

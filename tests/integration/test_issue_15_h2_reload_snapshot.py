@@ -17,7 +17,7 @@ import signal
 import unittest
 
 import weirtest
-from h2test import HAVE_H2, RawH2
+from h2test import HAVE_H2, RawH2, get
 from polling import admin_get, wait_until
 
 INI = """[server]
@@ -35,10 +35,6 @@ match = exact:/ret
 return = 200 old
 """
 
-
-def get(path):
-    return [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"r.test"),
-            (b":path", path)]
 
 
 @unittest.skipUnless(HAVE_H2, "python3-h2 is not installed")
