@@ -60,7 +60,7 @@
  *    max_body_size still gets its 413 and framing errors their 400.
  *  - Sink calls (h1_send_head, h1_send, h1_body_room, h1_end, h1_upgrade)
  *    never close or free anything and never call the handler back: they
- *    queue output, set flags and wake c (poller.h); the connection acts in
+ *    queue output, set flags and activate ev_read; the connection acts in
  *    its own next event (defer_close, exchange_progress: proceed, then
  *    end_exchange). Only drop_exchange disposes an exchange (stop), from
  *    c's own events, never from inside a callback (handler.h).
@@ -74,7 +74,6 @@
 #include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -199,12 +198,7 @@ struct wr_conn_rbuf {
 };
 
 struct wr_conn {
-    /* First: the poller hands it back (on_conn_ready). Read readiness comes
-     * from the worker's poller (poller.h: one epoll set for every client
-     * socket), not from a libevent event of our own, which with libevent's
-     * per-descriptor state cost 170 bytes of each idle connection;
-     * ev_write is in io: output needs io. */
-    struct wr_poller_item ready;
+    struct event ev_read;    /* ev_write is in io: output needs io */
     struct wr_conn_rbuf *rb; /* NULL while idle: the input (rbuf_take) */
     struct wr_conns *home;   /* borrowed */
     struct wr_config *cfg;   /* ref held: the snapshot this connection started under */
@@ -220,8 +214,7 @@ struct wr_conn {
     uint32_t linger_bytes;   /* at most LINGER_MAX_BYTES + one read */
     enum conn_state state;
     bool is_write_armed;     /* io->ev_write added; cleared when output drains */
-    bool is_read_paused;     /* not watched for reading (watch_read): output is
-                                blocked, or another owns the socket's events */
+    bool is_read_paused;     /* ev_read removed while output is blocked */
     bool is_peer_eof;        /* read returned 0: answer what we have, then close */
     bool is_backlogged;      /* buffered requests wait: the per-event cap or output
                                 room stopped us; on_client_read resumes without reading */
@@ -262,25 +255,6 @@ static void set_timer(struct wr_conn *c, uint64_t deadline_ms);
 static void defer_close(struct wr_conn *c);
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-/* ---- read readiness (poller.h) ------------------------------------------ */
-
-/* Starts or stops watching c's socket for reading; is_read_paused follows.
- * Returns -1 when epoll refused (c unchanged). */
-static int watch_read(struct wr_conn *c, bool is_on)
-{
-    if (wr_poller_watch(&c->home->poller, c->s.fd, &c->ready, is_on) < 0 && is_on)
-        return -1;
-    c->is_read_paused = !is_on;
-    return 0;
-}
-
-/* Runs on_client_read for c from the loop soon, readable or not (what
- * event_active did for a libevent event): c acts in its own next event. */
-static void wake(struct wr_conn *c)
-{
-    wr_poller_activate(&c->home->poller, &c->ready);
-}
 
 /* ---- the client's address ---------------------------------------------- */
 
@@ -604,8 +578,7 @@ static void conn_close(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
     wr_timer_disarm(&cs->wheel, &c->timer);
-    wr_poller_forget(&cs->poller, c->s.fd, &c->ready, !c->is_read_paused);
-    c->is_read_paused = true;
+    event_del(&c->ev_read);
     wr_h2_free(c->h2); /* its exchanges stop; before the socket closes */
     c->h2 = NULL;
     drop_exchange(c); /* before the socket closes: a tunnel has events on it */
@@ -717,7 +690,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         return;
     }
     cs->henv.metrics = cs->metrics; /* set by the worker after init */
-    *c = (struct wr_conn){.home = cs, .state = ST_HEAD, .is_read_paused = true,
+    *c = (struct wr_conn){.home = cs, .state = ST_HEAD,
                           .ip_slot = ip_slot, .is_h2c = is_h2c};
     wr_stream_init(&c->s, fd);
     wr_timer_init(&c->timer, on_conn_timer);
@@ -730,6 +703,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
+    event_assign(&c->ev_read, cs->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
     c->next = cs->live;
     if (cs->live)
         cs->live->prev = c;
@@ -745,7 +719,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         is_tls_failed = !cs->cfg->tls_set ||
                         wr_stream_tls_server(&c->s, cs->cfg->tls_set, cs->stage) < 0;
     }
-    if (is_tls_failed || watch_read(c, true) < 0) {
+    if (is_tls_failed || event_add(&c->ev_read, NULL) < 0) {
         conn_close(c);
         return;
     }
@@ -903,8 +877,10 @@ static int start_linger(struct wr_conn *c)
     }
     c->state = ST_LINGER;
     set_timer(c, wr_clock_now_ms() + LINGER_MS);
-    if (c->is_read_paused)
-        watch_read(c, true); /* failing, the deadline still ends it */
+    if (c->is_read_paused) {
+        event_add(&c->ev_read, NULL);
+        c->is_read_paused = false;
+    }
     return 0;
 }
 
@@ -998,16 +974,21 @@ static int settle(struct wr_conn *c)
     bool should_pause = c->is_write_armed || c->is_peer_eof;
     if (c->state == ST_EXCHANGE)
         should_pause = c->is_peer_eof || c->is_body_blocked || c->rb->rlen == c->rb->cap;
-    if (should_pause != c->is_read_paused)
-        watch_read(c, !should_pause);
+    if (should_pause != c->is_read_paused) {
+        if (should_pause)
+            event_del(&c->ev_read);
+        else
+            event_add(&c->ev_read, NULL);
+        c->is_read_paused = should_pause;
+    }
     /* Requests already read never make the socket readable again: come
      * back to them on the next loop turn, after other connections had theirs. */
     if (c->is_backlogged && !c->is_write_armed)
-        wake(c);
+        event_active(&c->ev_read, EV_READ, 0);
     /* Likewise for records OpenSSL already took off the socket. */
     else if (wr_stream_is_tls(&c->s) && !c->is_read_paused && c->state != ST_LINGER &&
              wr_stream_has_pending(&c->s))
-        wake(c);
+        event_active(&c->ev_read, EV_READ, 0);
     set_deadline(c);
     count_idle(c);
     return 0;
@@ -1377,7 +1358,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
 static void defer_close(struct wr_conn *c)
 {
     c->is_doomed = true;
-    wake(c);
+    event_active(&c->ev_read, EV_READ, 0);
 }
 
 /* The body broke the rules (bad chunk, over max_body_size): status, then
@@ -1612,7 +1593,7 @@ static void h1_body_room(struct wr_exchange *ex)
 {
     struct wr_conn *c = ex->front;
     c->is_body_blocked = false;
-    wake(c);
+    event_active(&c->ev_read, EV_READ, 0);
 }
 
 static void h1_end(struct wr_exchange *ex, int how)
@@ -1622,7 +1603,7 @@ static void h1_end(struct wr_exchange *ex, int how)
         end_body(c->io);
         c->io->n_ready = c->io->n_segs;
     }
-    wake(c); /* on_client_read hands it on */
+    event_active(&c->ev_read, EV_READ, 0); /* on_client_read hands it on */
 }
 
 /* The 101 and the server's first bytes; the tunnel starts once they are
@@ -1647,7 +1628,7 @@ static void h1_upgrade(struct wr_exchange *ex, const struct iovec *iov, int n)
     c->is_upgrading = true;
     if (!c->is_doomed)
         write_queued(c);
-    wake(c);
+    event_active(&c->ev_read, EV_READ, 0);
 }
 
 static const struct wr_exchange_sink h1_sink = {
@@ -1666,10 +1647,10 @@ static void start_tunnel(struct wr_conn *c)
     io->log_status = 101;
     io->log_bytes = 0;
     account_request(c);
-    if (!c->is_read_paused)
-        watch_read(c, false);
+    event_del(&c->ev_read);
     event_del(&io->ev_write);
     c->is_write_armed = false;
+    c->is_read_paused = true;
     c->state = ST_TUNNEL;
     c->is_upgrading = false;
     set_timer(c, 0);
@@ -1890,7 +1871,7 @@ static void answer(struct wr_conn *c, size_t head_len)
         io->is_continue_owed = is_body_unsent;
         forward_body(c);
         if (c->is_peer_eof && c->state == ST_EXCHANGE)
-            wake(c); /* exchange_read judges the EOF */
+            event_active(&c->ev_read, EV_READ, 0); /* exchange_read judges the EOF */
         return;
     }
     if (!is_keep_alive || is_body_unsent) {
@@ -2068,13 +2049,13 @@ static void start_h2(struct wr_conn *c, const char *pre, size_t pre_len)
         conn_close(c);
         return;
     }
-    if (!c->is_read_paused)
-        watch_read(c, false);
+    event_del(&c->ev_read);
     release_io(c->home, c);
     release_rbuf(c->home, c); /* pre was copied */
     set_timer(c, 0);
     wr_timer_disarm(&c->home->wheel, &c->timer);
     c->state = ST_H2;
+    c->is_read_paused = true;
     count_idle(c);
 }
 
@@ -2215,14 +2196,6 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     settle(c);
 }
 
-/* The poller's callback: c's socket is readable, or c was woken. */
-static void on_conn_ready(struct wr_poller_item *it)
-{
-    static_assert(offsetof(struct wr_conn, ready) == 0, "the item is the connection");
-    struct wr_conn *c = (struct wr_conn *)it;
-    on_client_read(c->s.fd, EV_READ, c);
-}
-
 static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -2277,14 +2250,11 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     cs->henv = (struct wr_handler_env){.base = base, .wheel = &cs->wheel,
                                        .worker_id = worker_id, .clock = &cs->clock, .cfg = cfg};
     bool has_handlers = false;
-    bool has_poller = wr_poller_init(&cs->poller, base, on_conn_ready) == 0;
-    if (!has_poller || !cs->scratch || !cs->stage || !cs->router || !cs->snapshots ||
+    if (!cs->scratch || !cs->stage || !cs->router || !cs->snapshots ||
         !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
         wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
         if (has_handlers)
             wr_handlers_fini(&cs->handlers);
-        if (has_poller)
-            wr_poller_fini(&cs->poller);
         free(cs->scratch);
         wr_stream_stage_free(cs->stage);
         cs->stage = NULL;
@@ -2385,7 +2355,6 @@ void wr_conns_fini(struct wr_conns *cs)
     while (cs->live)
         conn_close(cs->live);
     wr_timer_wheel_fini(&cs->wheel); /* after every conn and exchange disarmed */
-    wr_poller_fini(&cs->poller);     /* after every conn forgot its socket */
     while (cs->free_conns) {
         struct wr_conn *c = cs->free_conns;
         cs->free_conns = c->next;

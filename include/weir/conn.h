@@ -21,7 +21,6 @@
 #include "weir/http_resp.h"
 #include "weir/log.h"
 #include "weir/metrics.h"
-#include "weir/poller.h"
 #include "weir/router.h"
 #include "weir/timer.h"
 
@@ -73,9 +72,6 @@ struct wr_conns {
     bool is_snapshots_changed;    /* the set changed: tell handlers on the next tick */
 
     struct wr_timer_wheel wheel;  /* deadlines of connections and proxied exchanges */
-    struct wr_poller poller;      /* read readiness of the client sockets (HTTP/1
-                                     ones; HTTP/2 sessions and tunnels watch their
-                                     own); must not move once initialised */
     struct wr_conn *live;         /* every open connection (doubly linked) */
     uint64_t n_live;
     uint64_t n_idle;              /* waiting for a request, holding no buffer (conns_idle) */
