@@ -37,10 +37,11 @@
  *  - Request views point into c->rb->data. Bytes of a request head never move
  *    while its request is being answered (its body is read behind it); the
  *    buffer is compacted only between requests.
- *  - An idle keep-alive connection owns its socket, its struct (about 300
- *    bytes) and its read event, nothing else: io (buffers, and the write
- *    event, which only pending output needs) goes back to the worker when
- *    the connection has no input and no output pending.
+ *  - An idle keep-alive connection owns its socket and its struct (312
+ *    bytes at most, its read event included: static_assert below), nothing
+ *    else: io (buffers, the peer's address as text, and the write event,
+ *    which only pending output needs) goes back to the worker when the
+ *    connection has no input and no output pending.
  *  - Timeouts: c->deadline_ms is the real deadline (0: none), kept after
  *    every event by set_deadline; c->timer, on the worker's wheel
  *    (timer.h), is never later than it and moves only when the deadline
@@ -160,6 +161,10 @@ struct wr_conn_io {
     struct wr_http_chunked chunked;
 
     char request_id[33];   /* $request_id of the request in flight */
+    char peer[48];         /* the client's address as text ($remote_addr, logs):
+                              formatted from c's compact form when io is taken */
+    uint64_t last_io_ms;   /* last read progress (body) or write progress (send):
+                              only a connection with a request or output has one */
     int log_status;        /* response of the request in flight, for the log */
     const struct wr_route *route; /* borrowed from c->cfg: the route answering the
                                      request in flight, NULL when none did; names it
@@ -213,9 +218,7 @@ struct wr_conn {
     uint64_t id;
     uint64_t deadline_ms;    /* monotonic; 0 = none */
     uint64_t phase_ms;       /* when the current head, body read or idle wait began */
-    uint64_t last_io_ms;     /* last read progress (body) or write progress (send) */
     uint64_t n_requests;
-    uint64_t peer_key;       /* wr_limits_peer_key; 0 for unix clients (exempt) */
     uint32_t ip_slot;        /* max_connections_per_ip slot held, or WR_LIMITS_NO_SLOT */
     uint32_t linger_bytes;   /* at most LINGER_MAX_BYTES + one read */
     enum conn_state state;
@@ -232,11 +235,28 @@ struct wr_conn {
     bool is_proceed_owed;    /* h1_send kept bytes: proceed once they are written */
     bool is_idle_counted;    /* counted in home->n_idle (count_idle) */
     bool is_h2c;             /* the listener takes HTTP/2 with prior knowledge */
+    uint8_t peer_family;     /* PEER_V4, PEER_V6 or PEER_UNIX (peer_addr) */
     struct wr_h2 *h2;        /* owned: the HTTP/2 session (ST_H2), else NULL */
     struct wr_exchange *ex;  /* owned (a struct conn_exchange): the exchange in
                                 flight (ST_EXCHANGE, ST_TUNNEL) */
-    char peer[48];           /* remote address text for logs and $remote_addr */
+    /* The client's address, compact: its text (48 bytes) is made only when
+     * a request needs it (io->peer, format_peer_text), its limits key only
+     * when a rate limit does (peer_key). No port: nothing weir logs or
+     * sends names the client's port. */
+    uint8_t peer_addr[16];   /* in_addr (first 4) or in6_addr bytes */
 };
+
+enum { PEER_UNIX, PEER_V4, PEER_V6 };
+
+/* What an idle keep-alive connection costs (issue 14): this struct is all
+ * it owns in user memory besides libevent's state for its descriptor
+ * (about 45 bytes); its socket buffers are the kernel's. glibc's malloc
+ * adds 8 bytes and rounds to 16: 312 bytes here are a 320-byte chunk
+ * (measured: 0.37 KiB per connection, bench/run.py --only idle_10k; 0.42
+ * at 360 bytes). The read event (128 bytes) is most of what is left: see
+ * the report of issue 14 for the epoll-set variant and its cost. Growing
+ * past this needs a reason and a new measurement, not a new number. */
+static_assert(sizeof(struct wr_conn) <= 312, "an idle connection's budget (issue 14)");
 
 /* An exchange in flight, with what must outlive dispatch: its response head
  * and the subject its log lines name. From the worker's free list. */
@@ -254,6 +274,63 @@ static void set_timer(struct wr_conn *c, uint64_t deadline_ms);
 static void defer_close(struct wr_conn *c);
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* ---- the client's address ---------------------------------------------- */
+
+static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+    } else {
+        snprintf(out, cap, "unix:");
+    }
+}
+
+/* Keeps sa's address in c's compact form. */
+static void store_peer(struct wr_conn *c, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        c->peer_family = PEER_V4;
+        memcpy(c->peer_addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        c->peer_family = PEER_V6;
+        memcpy(c->peer_addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else {
+        c->peer_family = PEER_UNIX;
+    }
+}
+
+/* c's key in the limits' tables (wr_limits_peer_key of its address; 0
+ * for unix clients): a hash, recomputed rather than kept (8 bytes of every
+ * idle connection) since only rate-limited routes and HTTP/2 need it. */
+static uint64_t peer_key(const struct wr_conn *c)
+{
+    struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6};
+    struct sockaddr_in sa4 = {.sin_family = AF_INET};
+    if (c->peer_family == PEER_V4) {
+        memcpy(&sa4.sin_addr, c->peer_addr, 4);
+        return wr_limits_peer_key(c->home->limits, (const struct sockaddr *)&sa4);
+    }
+    if (c->peer_family == PEER_V6) {
+        memcpy(&sa6.sin6_addr, c->peer_addr, 16);
+        return wr_limits_peer_key(c->home->limits, (const struct sockaddr *)&sa6);
+    }
+    return 0;
+}
+
+/* c's address as text (what format_peer gives for the original sockaddr)
+ * into out[cap], cap >= INET6_ADDRSTRLEN. */
+static void format_peer_text(const struct wr_conn *c, char *out, size_t cap)
+{
+    if (c->peer_family == PEER_V4)
+        inet_ntop(AF_INET, c->peer_addr, out, (socklen_t)cap);
+    else if (c->peer_family == PEER_V6)
+        inet_ntop(AF_INET6, c->peer_addr, out, (socklen_t)cap);
+    else
+        snprintf(out, cap, "unix:");
+}
 
 /* ---- buffers ----------------------------------------------------------- */
 
@@ -354,6 +431,8 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c)
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->route = NULL;
+    io->last_io_ms = wr_clock_now_ms();
+    format_peer_text(c, io->peer, sizeof(io->peer));
     event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
 }
@@ -562,17 +641,6 @@ static void on_conn_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t
     conn_close(c);
 }
 
-static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
-    } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
-    } else {
-        snprintf(out, cap, "unix:");
-    }
-}
-
 /* Logs a refusal an attacker can repeat at will: at most once a second.
  * rq names the refused request, or is NULL for a refused connection. */
 static void log_refusal(struct wr_conns *cs, uint64_t conn_id, const char *what,
@@ -595,7 +663,7 @@ static struct wr_log_request log_subject(const struct wr_conn *c)
 {
     const struct wr_conn_io *io = c->io;
     return (struct wr_log_request){.id = wr_str_from_cstr(io->request_id),
-                                   .client = wr_str_from_cstr(c->peer),
+                                   .client = wr_str_from_cstr(io->peer),
                                    .method = io->req.method,
                                    .target = io->req.target};
 }
@@ -627,7 +695,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     (void)peer_len;
     uint64_t peer_key;
     uint32_t ip_slot;
-    if (!admit_peer(cs, fd, peer, &peer_key, &ip_slot))
+    if (!admit_peer(cs, fd, peer, &peer_key, &ip_slot)) /* peer_key: recomputed when needed */
         return;
     struct wr_conn *c = cs->free_conns;
     if (c) {
@@ -641,7 +709,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         return;
     }
     cs->henv.metrics = cs->metrics; /* set by the worker after init */
-    *c = (struct wr_conn){.home = cs, .state = ST_HEAD, .peer_key = peer_key,
+    *c = (struct wr_conn){.home = cs, .state = ST_HEAD,
                           .ip_slot = ip_slot, .is_h2c = is_h2c};
     wr_stream_init(&c->s, fd);
     wr_timer_init(&c->timer, on_conn_timer);
@@ -649,7 +717,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     cs->snapshots[0].n_conns++; /* the current one: cs->cfg */
     c->id = cs->next_conn_id;
     cs->next_conn_id += 1024;
-    format_peer(c->peer, sizeof(c->peer), peer);
+    store_peer(c, peer);
     if (peer->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -778,14 +846,14 @@ static int flush_output(struct wr_conn *c)
      * write would flush it too, but none may follow). */
     int r = record_waits(c) ? wr_stream_flush(&c->s) : 0;
     if (r > 0)
-        c->last_io_ms = wr_clock_now_ms();
+        c->io->last_io_ms = wr_clock_now_ms();
     while (r >= 0 && io->seg_first < io->n_ready && budget > 0) {
         ssize_t n = write_some(c, budget);
         if (n <= 0) {
             r = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ? -1 : 0;
             break;
         }
-        c->last_io_ms = wr_clock_now_ms();
+        c->io->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
     }
@@ -865,14 +933,16 @@ static uint64_t pick_deadline(const struct wr_conn *c)
     const struct wr_conn_io *io = c->io;
     if (c->state == ST_HANDSHAKE)
         return c->phase_ms + wr_tls_handshake_timeout_ms(wr_stream_tls(&c->s));
-    if ((io && io->seg_first < io->n_ready) || record_waits(c))
-        return c->last_io_ms + lim->send_timeout_ms;
+    /* Output pending or a body being read: io holds it (a TLS record never
+     * waits without io: settle gives io back only once nothing is pending). */
+    if (io && (io->seg_first < io->n_ready || record_waits(c)))
+        return io->last_io_ms + lim->send_timeout_ms;
     if (c->state == ST_EXCHANGE && io->body_kind != BODY_NONE && !c->is_body_blocked)
-        return c->last_io_ms + lim->body_timeout_ms;
+        return io->last_io_ms + lim->body_timeout_ms;
     if (c->state == ST_EXCHANGE || c->state == ST_TUNNEL)
         return 0; /* the handler keeps its own deadlines (the proxy's upstream ones) */
     if (c->state == ST_BODY)
-        return c->last_io_ms + lim->body_timeout_ms;
+        return io->last_io_ms + lim->body_timeout_ms;
     if ((c->rb && c->rb->rstart < c->rb->rlen) || c->n_requests == 0)
         return c->phase_ms + lim->header_timeout_ms;
     return c->phase_ms + lim->keepalive_timeout_ms;
@@ -980,7 +1050,7 @@ static void log_request(struct wr_conn *c)
         return;
     const struct wr_http_request *req = &c->io->req;
     struct wr_access_entry e = {
-        .remote_addr = wr_str_from_cstr(c->peer),
+        .remote_addr = wr_str_from_cstr(c->io->peer),
         .method = req->method,
         .target = req->target,
         .host = req->host,
@@ -1075,16 +1145,17 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
 static int check_rate(struct wr_conn *c, const struct wr_route *route, uint64_t *retry_after_s,
                       const struct wr_log_request *rq)
 {
-    if (c->peer_key == 0)
+    uint64_t key = peer_key(c);
+    if (key == 0)
         return 0; /* unix clients: no address to tell clients apart */
     uint64_t now_us = wr_clock_now_us();
-    *retry_after_s = wr_limits_rate_check(c->home->limits, c->peer_key, route->name,
+    *retry_after_s = wr_limits_rate_check(c->home->limits, key, route->name,
                                           &route->rate_limit, now_us);
     if (*retry_after_s == 0)
         return 0;
     char what[160];
     snprintf(what, sizeof(what), "over rate_limit of route %.64s; 429", route->name);
-    log_refusal(c->home, c->id, what, c->peer, rq);
+    log_refusal(c->home, c->id, what, c->io->peer, rq);
     return 429;
 }
 
@@ -1114,7 +1185,7 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
         .clock = &cs->clock, .resp = &ce->resp,
         .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
         .log_subject = &ce->subject, .worker_id = cs->worker_id, .conn_id = c->id,
-        .client_addr = wr_str_from_cstr(c->peer), .is_tls = wr_stream_is_tls(&c->s),
+        .client_addr = wr_str_from_cstr(io->peer), .is_tls = wr_stream_is_tls(&c->s),
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
         .is_keep_alive = io->is_exchange_keep_alive,
         .max_head_bytes = c->cfg->limits.max_header_bytes,
@@ -1202,7 +1273,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         .host = host,
         .request_uri = req->target,
         .scheme = wr_stream_is_tls(&c->s) ? WR_STR("https") : WR_STR("http"),
-        .remote_addr = wr_str_from_cstr(c->peer),
+        .remote_addr = wr_str_from_cstr(io->peer),
         .request_id = wr_str_from_cstr(io->request_id),
         .subject = path.ptr,
         .ovector = m->ovector,
@@ -1382,7 +1453,7 @@ static bool invite_body(struct wr_conn *c)
     if (c->rb->rstart == c->rb->rlen) {
         push_mem(io, continue_line, sizeof(continue_line) - 1);
         io->n_ready = io->n_segs;
-        c->last_io_ms = wr_clock_now_ms(); /* body_timeout runs from the invitation */
+        c->io->last_io_ms = wr_clock_now_ms(); /* body_timeout runs from the invitation */
     }
     io->is_continue_owed = false;
     return true;
@@ -1420,7 +1491,7 @@ static void forward_body(struct wr_conn *c)
             io->is_piece_last = false;
             io->body_kind = BODY_NONE;
         }
-        c->last_io_ms = wr_clock_now_ms();
+        c->io->last_io_ms = wr_clock_now_ms();
     }
 }
 
@@ -1440,7 +1511,7 @@ static bool write_queued(struct wr_conn *c)
             is_written = false;
             break;
         }
-        c->last_io_ms = wr_clock_now_ms();
+        c->io->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&c->home->metrics->bytes_out, (uint64_t)n);
     }
     /* The bytes of a TLS record that waits are the stream's own copy: the
@@ -1739,7 +1810,7 @@ static void exchange_read(struct wr_conn *c)
             c->is_peer_eof = true;
         if (n > 0) {
             c->rb->rlen += (size_t)n;
-            c->last_io_ms = wr_clock_now_ms();
+            c->io->last_io_ms = wr_clock_now_ms();
             wr_metrics_add(&c->home->metrics->bytes_in, (uint64_t)n);
         }
     }
@@ -1780,7 +1851,7 @@ static void start_body(struct wr_conn *c, bool has_body, enum conn_state state)
     wr_http_chunked_init(&io->chunked);
     c->rb->pin = c->rb->rstart; /* the head stays put while its body is read */
     c->state = state;
-    c->last_io_ms = wr_clock_now_ms();
+    c->io->last_io_ms = wr_clock_now_ms();
 }
 
 /* A complete, valid head of head_len bytes is in io->req: answer it. */
@@ -1986,8 +2057,10 @@ static void on_h2_close(void *arg)
  */
 static void start_h2(struct wr_conn *c, const char *pre, size_t pre_len)
 {
-    struct wr_h2_front f = {.home = c->home, .s = &c->s, .cfg = c->cfg, .peer = c->peer,
-                            .conn_id = c->id, .peer_key = c->peer_key, .preread = pre,
+    char peer[48];
+    format_peer_text(c, peer, sizeof(peer));
+    struct wr_h2_front f = {.home = c->home, .s = &c->s, .cfg = c->cfg, .peer = peer,
+                            .conn_id = c->id, .peer_key = peer_key(c), .preread = pre,
                             .preread_len = pre_len, .on_close = on_h2_close, .conn = c};
     c->h2 = wr_h2_new(&f);
     if (!c->h2) {
@@ -2127,10 +2200,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         c->is_peer_eof = true;
     } else {
         c->rb->rlen += (size_t)n;
-        c->last_io_ms = wr_clock_now_ms();
+        c->io->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
         if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
-            c->phase_ms = c->last_io_ms; /* header_timeout runs from the first byte */
+            c->phase_ms = c->io->last_io_ms; /* header_timeout runs from the first byte */
     }
     if (c->state == ST_BODY && c->is_peer_eof) {
         conn_close(c); /* the body can never be completed */

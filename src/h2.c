@@ -41,6 +41,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -154,7 +155,7 @@ struct wr_h2 {
     struct wr_conns *home;
     struct wr_stream *s;
     const struct wr_config *cfg;
-    const char *peer;
+    char peer[48];       /* the client's address as text (copied: conn keeps none) */
     uint64_t conn_id, peer_key;
     wr_h2_close_fn on_close;
     void *conn;
@@ -1645,7 +1646,7 @@ struct wr_h2 *wr_h2_new(const struct wr_h2_front *f)
     h->home = f->home;
     h->s = f->s;
     h->cfg = f->cfg;
-    h->peer = f->peer;
+    snprintf(h->peer, sizeof(h->peer), "%s", f->peer);
     h->conn_id = f->conn_id;
     h->peer_key = f->peer_key;
     h->on_close = f->on_close;

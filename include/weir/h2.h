@@ -35,7 +35,7 @@ struct wr_h2_front {
     struct wr_conns *home;        /* borrowed: the worker's connections */
     struct wr_stream *s;          /* borrowed: the connection's stream (plain or TLS) */
     const struct wr_config *cfg;  /* borrowed: the connection's snapshot (conn holds a ref) */
-    const char *peer;             /* borrowed: textual peer address */
+    const char *peer;             /* textual peer address (copied) */
     uint64_t conn_id;
     uint64_t peer_key;            /* wr_limits_peer_key (rate limits); 0: exempt */
     const char *preread;          /* bytes already read from the client (h2c: the
