@@ -514,6 +514,9 @@ static void format_upstreams(const struct wr_metrics *m, struct wr_metrics_text 
            "Upstream pool server entries (address and TLS context) held by the workers "
            "(refreshed every 100 ms).",
            sum_like(m, &m->workers[0].pool_entries));
+    scalar(t, "weir_upstream_pool_idle", "gauge",
+           "Idle upstream connections in the workers' pools (refreshed every 100 ms).",
+           sum_like(m, &m->workers[0].pool_idle));
 }
 
 void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_text *out)

@@ -47,6 +47,9 @@ struct wr_pool_server {
     struct wr_upconn *idle;         /* most recently used first */
     uint64_t n_idle;
     uint64_t n_conns;               /* connections pointing here, idle or busy */
+    uint64_t max_idle;              /* the cap the last wr_pool_put gave */
+    uint64_t peak_busy;             /* most connections busy at once in this window */
+    uint64_t last_peak;             /* ... and in the window before */
     bool is_kept;                   /* named by wr_pool_keep since the last sweep */
     bool is_retired;                /* swept while busy: no snapshot in use names it; freed
                                        with its last connection, which never goes idle */
@@ -57,7 +60,13 @@ struct wr_pool {
     struct wr_pool_server *servers;
     struct wr_stream_stage *stage; /* owned: TLS plaintext staging of every connection */
     struct wr_pool_stats stats;
+    uint64_t window_end_ms;        /* when the busy-peak windows roll next */
 };
+
+/* How long one busy-peak window lasts: demand is the larger peak of the
+ * current and the last window, so a connection given back is kept while a
+ * burst of that size was seen within the last one to two seconds. */
+#define DEMAND_WINDOW_MS 1000
 
 struct wr_pool *wr_pool_new(struct event_base *base)
 {
@@ -128,6 +137,24 @@ static void unlink_idle(struct wr_upconn *uc)
             return;
         }
     }
+}
+
+static uint64_t n_busy(const struct wr_pool_server *s)
+{
+    return s->n_conns - s->n_idle;
+}
+
+/* A connection of s just became busy: the window's peak may grow. */
+static void note_busy(struct wr_pool_server *s)
+{
+    if (n_busy(s) > s->peak_busy)
+        s->peak_busy = n_busy(s);
+}
+
+/* Connections s needed at once lately (see DEMAND_WINDOW_MS). */
+static uint64_t demand(const struct wr_pool_server *s)
+{
+    return s->peak_busy > s->last_peak ? s->peak_busy : s->last_peak;
 }
 
 static void free_upconn(struct wr_upconn *uc)
@@ -273,6 +300,7 @@ struct wr_upconn *wr_pool_get(struct wr_pool *pool, const struct wr_listen_addr 
     uc->on_event = on_event;
     uc->arg = arg;
     uc->n_requests++;
+    note_busy(s);
     wr_stream_set_idle(&uc->s, false); /* a bare EOF may truncate again */
     return uc;
 }
@@ -311,6 +339,7 @@ struct wr_upconn *wr_pool_connect(struct wr_pool *pool, const struct wr_listen_a
     uc->pool = pool;
     uc->server = s;
     s->n_conns++;
+    note_busy(s);
     uc->on_event = on_event;
     uc->arg = arg;
     uc->n_requests = 1;
@@ -377,9 +406,14 @@ void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms)
 {
     struct wr_pool_server *s = uc->server;
     /* A retired entry's connections are for no snapshot in use any more.
-     * A TLS connection goes idle only with nothing owed either way. */
-    if (s->is_retired || s->n_idle >= max_idle || uc->is_connecting ||
-        !wr_stream_is_reusable(&uc->s)) {
+     * A TLS connection goes idle only with nothing owed either way. Past
+     * max_idle, a connection stays only while the entry holds no more
+     * connections than were busy at once lately: under a steady load of
+     * N requests in flight, closing the ones over max_idle would make
+     * every burst connect again (wr_pool_tick trims them once it passed). */
+    s->max_idle = max_idle;
+    bool is_over = s->n_idle >= max_idle && s->n_conns > demand(s);
+    if (s->is_retired || is_over || uc->is_connecting || !wr_stream_is_reusable(&uc->s)) {
         close_upconn(uc);
         return;
     }
@@ -424,21 +458,60 @@ struct wr_stream *wr_upconn_detach(struct wr_upconn *uc)
     return &uc->s;
 }
 
+/* Closes the idle connections of s that expired at now. */
+static void expire_idle(struct wr_pool *pool, struct wr_pool_server *s, uint64_t now)
+{
+    struct wr_upconn **pp = &s->idle;
+    while (*pp) {
+        struct wr_upconn *uc = *pp;
+        if (now < uc->idle_until_ms) {
+            pp = &uc->next;
+            continue;
+        }
+        *pp = uc->next;
+        s->n_idle--;
+        pool->stats.n_idle--;
+        free_upconn(uc);
+    }
+}
+
+/*
+ * A window ended: the peak rolls, and idle connections over what s may
+ * keep (max_idle, or more while the demand lasts) are closed by half of
+ * the excess, least recently used first, so the pool shrinks back to
+ * max_idle within seconds after a load, not at once if it comes back.
+ */
+static void trim_idle(struct wr_pool *pool, struct wr_pool_server *s)
+{
+    s->last_peak = s->peak_busy;
+    s->peak_busy = n_busy(s);
+    uint64_t want = demand(s) > n_busy(s) ? demand(s) - n_busy(s) : 0;
+    if (want < s->max_idle)
+        want = s->max_idle;
+    if (s->n_idle <= want)
+        return;
+    uint64_t keep = s->n_idle - (s->n_idle - want + 1) / 2;
+    struct wr_upconn **pp = &s->idle;
+    for (uint64_t i = 0; i < keep && *pp; i++)
+        pp = &(*pp)->next;
+    while (*pp) {
+        struct wr_upconn *uc = *pp;
+        *pp = uc->next;
+        s->n_idle--;
+        pool->stats.n_idle--;
+        free_upconn(uc);
+    }
+}
+
 void wr_pool_tick(struct wr_pool *pool, uint64_t now)
 {
+    bool is_rolling = now >= pool->window_end_ms;
+    if (is_rolling)
+        pool->window_end_ms = now + DEMAND_WINDOW_MS;
     for (struct wr_pool_server *s = pool->servers; s; s = s->next) {
-        struct wr_upconn **pp = &s->idle;
-        while (*pp) {
-            struct wr_upconn *uc = *pp;
-            if (now < uc->idle_until_ms) {
-                pp = &uc->next;
-                continue;
-            }
-            *pp = uc->next;
-            s->n_idle--;
-            pool->stats.n_idle--;
-            free_upconn(uc);
-        }
+        expire_idle(pool, s, now);
+        if (is_rolling)
+            trim_idle(pool, s);
     }
 }
 

@@ -1598,7 +1598,9 @@ static void proxy_tick(struct wr_handler_worker *hw, uint64_t now_ms)
     wr_pool_tick(env->pool, now_ms);
     trim_free_list(env, now_ms);
     if (hw->env->metrics) {
-        wr_metrics_set(&hw->env->metrics->pool_entries, wr_pool_stats(env->pool)->n_servers);
+        const struct wr_pool_stats *ps = wr_pool_stats(env->pool);
+        wr_metrics_set(&hw->env->metrics->pool_entries, ps->n_servers);
+        wr_metrics_set(&hw->env->metrics->pool_idle, ps->n_idle);
         wr_metrics_set(&hw->env->metrics->proxy_buffer_bytes, env->ubuf_bytes);
     }
 }

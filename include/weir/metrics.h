@@ -98,6 +98,7 @@ struct wr_metrics_worker {
     _Atomic uint64_t tls_handshake_failures;
     _Atomic uint64_t access_log_dropped_lines; /* its log writer queue was full */
     _Atomic uint64_t pool_entries;    /* gauge: upstream pool server entries, per tick */
+    _Atomic uint64_t pool_idle;       /* gauge: idle upstream connections, per tick */
     _Atomic uint64_t h2_conns;        /* connections that went HTTP/2 (ALPN h2 or h2c) */
     _Atomic uint64_t h2_requests;     /* requests (streams) answered over HTTP/2 */
     _Atomic uint64_t h2_streams_open; /* gauge: HTTP/2 streams open now */

@@ -138,7 +138,10 @@ bool wr_upconn_is_resumed(const struct wr_upconn *uc);
 
 /*
  * Gives uc back: kept idle for idle_ms when its server has fewer than
- * max_idle idle connections, else closed. The caller guarantees the last
+ * max_idle idle connections, or more but no more connections in all than
+ * were busy at once within the last one to two seconds (a steady load
+ * keeps what it uses); else closed. wr_pool_tick trims the idle ones over
+ * max_idle once that demand passed. The caller guarantees the last
  * response was read completely and both sides allow keep-alive.
  */
 void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms);
@@ -160,7 +163,9 @@ struct wr_stream *wr_upconn_detach(struct wr_upconn *uc);
 void wr_upconn_pause_read(struct wr_upconn *uc, bool is_paused);
 void wr_upconn_want_write(struct wr_upconn *uc, bool is_wanted);
 
-/* Closes idle connections past their time (the worker's tick). */
+/* The worker's tick: closes idle connections past their time and, once a
+ * second, half of each server's idle connections over max_idle that the
+ * last seconds' demand no longer explains (see wr_pool_put). */
 void wr_pool_tick(struct wr_pool *pool, uint64_t now_ms);
 
 /*

@@ -42,6 +42,14 @@ def admin_get(port, target):
     return r.body.decode("utf-8")
 
 
+def metric(port, name):
+    """The value of an unlabelled metric in /metrics, as an int."""
+    m = re.search(r"^%s (\d+)$" % re.escape(name), admin_get(port, "/metrics"), re.M)
+    if m is None:
+        raise AssertionError("%s not in /metrics" % name)
+    return int(m.group(1))
+
+
 def status(port):
     """/status as a dict."""
     return json.loads(admin_get(port, "/status"))

@@ -10,12 +10,11 @@ holds the rest) the exchange holds one buffer; after the answer, none."""
 import sys
 sys.dont_write_bytecode = True
 
-import re
 import socket
 import threading
 
 import weirtest
-from polling import wait_until, admin_get
+from polling import wait_until, metric
 from weirtest import SERVER, free_port
 
 UBUF = 32 * 1024
@@ -96,10 +95,7 @@ class ProxyBuffersTest(weirtest.WeirCase):
         cls.app.stop()
 
     def gauge(self, name):
-        text = admin_get(self.admin_port, "/metrics")
-        m = re.search(r"^%s (\d+)$" % name, text, re.M)
-        self.assertIsNotNone(m, "%s in /metrics" % name)
-        return int(m.group(1))
+        return metric(self.admin_port, name)
 
     def held(self):
         return self.gauge("weir_proxy_buffer_bytes")

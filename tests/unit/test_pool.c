@@ -141,16 +141,56 @@ static void test_idle_cap(void **state)
     struct fixture *f = *state;
     int sfd[3];
     struct wr_upconn *uc[3];
-    for (int i = 0; i < 3; i++)
+    /* One busy at a time: the cap holds at put. */
+    for (int i = 0; i < 3; i++) {
         uc[i] = connected(f, &sfd[i]);
-    for (int i = 0; i < 3; i++)
         wr_pool_put(uc[i], 2, 60000);
+    }
     assert_int_equal(wr_pool_stats(f->pool)->n_idle, 2);
     assert_int_equal(wr_pool_stats(f->pool)->n_open, 2);
     /* Most recently used first. */
     assert_ptr_equal(wr_pool_get(f->pool, &f->addr, NULL, on_event, f), uc[1]);
     wr_upconn_close(uc[1]);
     for (int i = 0; i < 3; i++)
+        close(sfd[i]);
+}
+
+/* Issue 15: under N requests in flight, the connections given back stay
+ * pooled past keepalive (the next burst finds them), and once the load
+ * passed the ticks trim them back to keepalive, half the excess a second. */
+static void issue_15_pool_keeps_burst(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 4 };
+    int sfd[N];
+    struct wr_upconn *uc[N];
+    for (int i = 0; i < N; i++)
+        uc[i] = connected(f, &sfd[i]);
+    for (int i = 0; i < N; i++)
+        wr_pool_put(uc[i], 1, 60000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, N);
+    /* The next burst of N: every one a hit, none connects. */
+    for (int i = 0; i < N; i++)
+        assert_non_null(wr_pool_get(f->pool, &f->addr, NULL, on_event, f));
+    assert_int_equal(wr_pool_stats(f->pool)->n_misses, 0);
+    for (int i = 0; i < N; i++)
+        wr_pool_put(uc[i], 1, 60000);
+    uint64_t t = uc[0]->idle_until_ms - 60000;
+    wr_pool_tick(f->pool, t); /* the burst's window ends: still its demand */
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, N);
+    wr_pool_tick(f->pool, t + 999); /* within the window: nothing */
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, N);
+    wr_pool_tick(f->pool, t + 1000); /* no demand: half of 3 over the cap */
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 2);
+    wr_pool_tick(f->pool, t + 2000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
+    wr_pool_tick(f->pool, t + 3000);
+    assert_int_equal(wr_pool_stats(f->pool)->n_idle, 1);
+    assert_int_equal(wr_pool_stats(f->pool)->n_open, 1);
+    /* The one kept is the most recently used. */
+    assert_ptr_equal(wr_pool_get(f->pool, &f->addr, NULL, on_event, f), uc[N - 1]);
+    wr_upconn_close(uc[N - 1]);
+    for (int i = 0; i < N; i++)
         close(sfd[i]);
 }
 
@@ -404,6 +444,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reuse_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(issue_15_pool_keeps_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_closes_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
