@@ -230,8 +230,17 @@ static bool has_room(const struct wr_h2 *h, size_t n_segs, size_t bytes)
 
 static void push_seg(struct wr_h2 *h, const char *ptr, size_t len, int fd, off_t off)
 {
-    if (len > 0)
-        h->segs[h->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = fd, .off = off};
+    if (len == 0)
+        return;
+    /* Frames copied one after another into wbuf (a HEADERS frame, then
+     * the DATA frame header after it) are one segment: fewer pieces to
+     * assemble per record. */
+    struct out_seg *last = h->n_segs > h->seg_first ? &h->segs[h->n_segs - 1] : NULL;
+    if (fd < 0 && last && last->fd < 0 && last->ptr + last->len == ptr) {
+        last->len += len;
+        return;
+    }
+    h->segs[h->n_segs++] = (struct out_seg){.ptr = ptr, .len = len, .fd = fd, .off = off};
 }
 
 /* Copies bytes into wbuf (or, too large for it, a spill buffer) and queues
@@ -324,9 +333,9 @@ static int flush(struct wr_h2 *h)
             if (h->n_segs == 0)
                 return 0;
         }
-        struct wr_stream_seg v[16];
+        struct wr_stream_seg v[OUT_SEGS];
         size_t k = 0;
-        for (size_t i = h->seg_first; i < h->n_segs && k < 16; i++)
+        for (size_t i = h->seg_first; i < h->n_segs; i++)
             v[k++] = (struct wr_stream_seg){h->segs[i].ptr, h->segs[i].len, h->segs[i].fd,
                                             h->segs[i].off};
         ssize_t n = wr_stream_send(h->s, v, k, budget);

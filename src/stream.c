@@ -10,14 +10,17 @@
  * Invariants:
  *  - Every entry point branches on s->tls == NULL first: plain TCP pays one
  *    compare for TLS.
- *  - A TLS stream holds a plaintext buffer only while a record waits
- *    (ts->pending != NULL, exactly the record's bytes); the worker's stage
- *    is used within one call and never holds anything between calls, so
- *    all streams of a thread share it.
- *  - OpenSSL requires a write that returned WANT_WRITE to be retried with
- *    the same bytes (at least as many); the pending copy is those bytes,
- *    and nothing else is written until it has gone (SSL_MODE_ACCEPT_
- *    MOVING_WRITE_BUFFER lets the copy live at another address).
+ *  - A TLS stream holds a buffer only while ciphertext the socket did not
+ *    take waits (tls.c keeps it; wr_tls_waiting > 0), and nothing else is
+ *    written until it has gone. OpenSSL is never asked to retry a write, so
+ *    no plaintext is kept. The worker's stage (a plaintext record and a
+ *    batch of records) is used within one call and never holds anything
+ *    between calls, so all streams of a thread share it.
+ *  - Several records made in one call leave with one write(2) (a batch):
+ *    32 small HTTP/2 responses cost one system call, not one per record.
+ *    A stream whose last batch did not all go is given one record at a time
+ *    until the socket takes a whole batch again, so a slow reader holds at
+ *    most a record's worth of waiting ciphertext, as before batching.
  *  - Once a TLS write failed, ts->error is set and every later write and
  *    read fails with it: the record layer is broken, and a caller that
  *    only learns of the failure on its next event still sees it.
@@ -35,23 +38,21 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define MAX_SEGS 16 /* segments looked at per write call */
+#define MAX_SEGS 16 /* segments looked at per plain write call */
+#define BATCH_RECORDS 4
+#define BATCH_CAP (BATCH_RECORDS * WR_TLS_RECORD_MAX)
 
 struct wr_stream_stage {
-    char *buf; /* WR_STREAM_RECORD bytes once a write needed them, else NULL */
+    char *buf;   /* WR_STREAM_RECORD bytes once a write needed them, else NULL */
+    char *batch; /* BATCH_CAP bytes once a write made several records, else NULL */
     struct wr_stream_stats stats;
-};
-
-/* The plaintext of a record OpenSSL took but could not send yet. */
-struct pending {
-    size_t len;
-    char data[];
 };
 
 struct wr_stream_tls {
     struct wr_tls_conn *conn;      /* owned */
     struct wr_stream_stage *stage; /* borrowed: the thread's */
-    struct pending *pending;       /* owned while a record waits, else NULL */
+    size_t waiting;                /* wr_tls_waiting as the stage's stats count it */
+    bool is_congested;             /* the last batch did not all go: one record at a time */
     int error;                     /* errno of a failed write (sticky); 0: none */
 };
 
@@ -68,6 +69,7 @@ void wr_stream_stage_free(struct wr_stream_stage *st)
         return;
     assert(st->stats.n_pending == 0); /* a stream still points here */
     free(st->buf);
+    free(st->batch);
     free(st);
 }
 
@@ -82,6 +84,14 @@ static char *stage_buf(struct wr_stream_stage *st)
     if (!st->buf && (st->buf = malloc(WR_STREAM_RECORD)))
         st->stats.n_stage_allocs++;
     return st->buf;
+}
+
+/* The stage's batch buffer, allocated on first use; NULL when out of memory. */
+static char *stage_batch(struct wr_stream_stage *st)
+{
+    if (!st->batch && (st->batch = malloc(BATCH_CAP)))
+        st->stats.n_batch_allocs++;
+    return st->batch;
 }
 
 /* ---- life ------------------------------------------------------------------ */
@@ -126,6 +136,25 @@ int wr_stream_connect_error(const struct wr_stream *s)
     return err;
 }
 
+/* Brings the stage's counters up to what waits in ts now (any TLS call may
+ * have left ciphertext waiting: a write, a handshake flight, an answer to
+ * a KeyUpdate during a read). */
+static void sync_waiting(struct wr_stream_tls *ts)
+{
+    size_t now = wr_tls_waiting(ts->conn);
+    struct wr_stream_stats *st = &ts->stage->stats;
+    if (now == ts->waiting)
+        return;
+    if (ts->waiting == 0) {
+        st->n_pending++;
+        st->n_blocked++;
+    } else if (now == 0) {
+        st->n_pending--;
+    }
+    st->pending_bytes = st->pending_bytes - ts->waiting + now;
+    ts->waiting = now;
+}
+
 /* Makes conn (owned from now on; NULL: allocation failed) s's TLS. */
 static int attach_tls(struct wr_stream *s, struct wr_tls_conn *conn,
                       struct wr_stream_stage *stage)
@@ -156,17 +185,9 @@ int wr_stream_tls_client(struct wr_stream *s, const struct wr_tls_client *client
 
 enum wr_tls_result wr_stream_handshake(struct wr_stream *s, char *why, size_t cap)
 {
-    return wr_tls_handshake(s->tls->conn, why, cap);
-}
-
-static void release_pending(struct wr_stream_tls *ts)
-{
-    if (!ts->pending)
-        return;
-    ts->stage->stats.n_pending--;
-    ts->stage->stats.pending_bytes -= ts->pending->len;
-    free(ts->pending);
-    ts->pending = NULL;
+    enum wr_tls_result r = wr_tls_handshake(s->tls->conn, why, cap);
+    sync_waiting(s->tls);
+    return r;
 }
 
 void wr_stream_drop_tls(struct wr_stream *s)
@@ -174,7 +195,11 @@ void wr_stream_drop_tls(struct wr_stream *s)
     struct wr_stream_tls *ts = s->tls;
     if (!ts)
         return;
-    release_pending(ts);
+    struct wr_stream_stats *st = &ts->stage->stats;
+    if (ts->waiting > 0) {
+        st->n_pending--;
+        st->pending_bytes -= ts->waiting;
+    }
     wr_tls_conn_free(ts->conn);
     free(ts);
     s->tls = NULL;
@@ -190,55 +215,19 @@ void wr_stream_fini(struct wr_stream *s)
 
 /* ---- writing --------------------------------------------------------------- */
 
-/* Sends the waiting record. 1: nothing waits (any more), 0: it still
- * waits, -1: the stream broke (errno, sticky). */
+/* Sends the waiting ciphertext. 1: nothing waits (any more), 0: some
+ * still waits, -1: the stream broke (errno, sticky). */
 static int tls_flush(struct wr_stream_tls *ts)
 {
     if (ts->error) {
         errno = ts->error;
         return -1;
     }
-    struct pending *p = ts->pending;
-    if (!p)
-        return 1;
-    ssize_t w = wr_tls_send(ts->conn, p->data, p->len);
-    if (w < 0 && errno == EAGAIN)
-        return 0;
-    if (w < 0) {
+    int r = wr_tls_flush(ts->conn);
+    if (r < 0)
         ts->error = errno;
-        release_pending(ts);
-        errno = ts->error;
-        return -1;
-    }
-    if ((size_t)w < p->len) {
-        /* One record goes all or nothing; keep any rest to be safe. */
-        memmove(p->data, p->data + w, p->len - (size_t)w);
-        p->len -= (size_t)w;
-        ts->stage->stats.pending_bytes -= (size_t)w;
-        return 0;
-    }
-    release_pending(ts);
-    return 1;
-}
-
-/* OpenSSL built a record of src[0..len) and could not send it: the bytes
- * count as taken and wait in a buffer of the stream's own. */
-static ssize_t keep_pending(struct wr_stream_tls *ts, const char *src, size_t len)
-{
-    struct pending *p = malloc(sizeof(*p) + len);
-    if (!p) {
-        /* OpenSSL holds half a record it can never finish: broken. */
-        ts->error = ENOMEM;
-        errno = ENOMEM;
-        return -1;
-    }
-    memcpy(p->data, src, len);
-    p->len = len;
-    ts->pending = p;
-    ts->stage->stats.n_pending++;
-    ts->stage->stats.pending_bytes += len;
-    ts->stage->stats.n_blocked++;
-    return (ssize_t)len;
+    sync_waiting(ts);
+    return r;
 }
 
 /* Copies up to cap bytes of segs into stage: memory copied, file bytes
@@ -275,17 +264,11 @@ static ssize_t gather(char *stage, const struct wr_stream_seg *segs, size_t n, s
     return (ssize_t)len;
 }
 
-/* One TLS record from segs (see wr_stream_send). */
-static ssize_t tls_send(struct wr_stream_tls *ts, const struct wr_stream_seg *segs, size_t n,
-                        size_t budget)
+/* One TLS record from segs, at most cap bytes (see wr_stream_send).
+ * Returns bytes taken or -1 (errno; ts->error once the stream broke). */
+static ssize_t tls_record(struct wr_stream_tls *ts, const struct wr_stream_seg *segs, size_t n,
+                          size_t cap)
 {
-    int r = tls_flush(ts);
-    if (r <= 0) {
-        if (r == 0)
-            errno = EAGAIN;
-        return -1;
-    }
-    size_t cap = budget < WR_STREAM_RECORD ? budget : WR_STREAM_RECORD;
     const char *src;
     size_t len;
     if (segs[0].fd < 0 && (n == 1 || segs[0].len >= cap)) {
@@ -307,13 +290,85 @@ static ssize_t tls_send(struct wr_stream_tls *ts, const struct wr_stream_seg *se
     if (len == 0)
         return 0;
     ssize_t w = wr_tls_send(ts->conn, src, len);
-    if (w >= 0)
-        return w;
-    if (errno != EAGAIN) {
+    if (w < 0)
         ts->error = errno;
+    return w;
+}
+
+/* Moves the first of segs[0..*n) on by k bytes, dropping emptied ones. */
+static const struct wr_stream_seg *skip_segs(struct wr_stream_seg *segs, size_t *first, size_t n,
+                                             size_t k)
+{
+    while (k > 0 && *first < n) {
+        struct wr_stream_seg *sg = &segs[*first];
+        size_t take = k < sg->len ? k : sg->len;
+        if (sg->fd >= 0)
+            sg->off += (off_t)take;
+        else
+            sg->ptr += take;
+        sg->len -= take;
+        k -= take;
+        if (sg->len == 0)
+            (*first)++;
+    }
+    return segs + *first;
+}
+
+/* Records from segs within budget, collected into one write (see the
+ * header comment): the first record's failure is returned, a later one's
+ * shows on the next call. */
+static ssize_t tls_batch(struct wr_stream_tls *ts, const struct wr_stream_seg *segs, size_t n,
+                         size_t budget, char *batch)
+{
+    struct wr_stream_seg cur[WR_STREAM_MAX_SEGS];
+    memcpy(cur, segs, n * sizeof(*cur));
+    size_t first = 0, taken = 0;
+    wr_tls_batch_begin(ts->conn, batch, BATCH_CAP);
+    while (first < n && taken < budget && wr_tls_batch_room(ts->conn) >= WR_TLS_RECORD_MAX) {
+        size_t cap = budget - taken < WR_STREAM_RECORD ? budget - taken : WR_STREAM_RECORD;
+        ssize_t w = tls_record(ts, cur + first, n - first, cap);
+        if (w <= 0) {
+            if (taken == 0 && w < 0) {
+                int err = errno;
+                wr_tls_batch_end(ts->conn);
+                errno = err;
+                return -1;
+            }
+            break;
+        }
+        taken += (size_t)w;
+        skip_segs(cur, &first, n, (size_t)w);
+    }
+    if (wr_tls_batch_end(ts->conn) < 0)
+        ts->error = errno; /* the taken bytes are lost with the stream */
+    return (ssize_t)taken;
+}
+
+static ssize_t tls_send(struct wr_stream_tls *ts, const struct wr_stream_seg *segs, size_t n,
+                        size_t budget)
+{
+    int r = tls_flush(ts);
+    if (r <= 0) {
+        if (r == 0)
+            errno = EAGAIN;
         return -1;
     }
-    return keep_pending(ts, src, len);
+    size_t offered = 0;
+    for (size_t i = 0; i < n && offered <= WR_STREAM_RECORD; i++)
+        offered += segs[i].len;
+    char *batch = NULL;
+    if (offered > WR_STREAM_RECORD && budget > WR_STREAM_RECORD && !ts->is_congested)
+        batch = stage_batch(ts->stage);
+    ssize_t w;
+    if (batch)
+        w = tls_batch(ts, segs, n, budget, batch);
+    else
+        w = tls_record(ts, segs, n, budget < WR_STREAM_RECORD ? budget : WR_STREAM_RECORD);
+    /* A batch the socket did not all take: one record at a time until
+     * one goes whole (a slow reader waits on a record's worth). */
+    ts->is_congested = wr_tls_waiting(ts->conn) > 0;
+    sync_waiting(ts);
+    return w;
 }
 
 /* The leading memory segments of segs with one sendmsg. */
@@ -360,7 +415,7 @@ ssize_t wr_stream_send(struct wr_stream *s, const struct wr_stream_seg *segs, si
     if (n == 0 || budget == 0)
         return 0;
     if (s->tls)
-        return tls_send(s->tls, segs, n < MAX_SEGS ? n : MAX_SEGS, budget);
+        return tls_send(s->tls, segs, n < WR_STREAM_MAX_SEGS ? n : WR_STREAM_MAX_SEGS, budget);
     if (segs[0].fd >= 0)
         return plain_send_file(s->fd, &segs[0], budget);
     return plain_send_mem(s->fd, segs, n, budget);
@@ -380,7 +435,7 @@ ssize_t wr_stream_writev(struct wr_stream *s, const struct iovec *iov, int n)
     size_t k = 0;
     for (int i = 0; i < n && k < MAX_SEGS; i++)
         segs[k++] = (struct wr_stream_seg){.ptr = iov[i].iov_base, .len = iov[i].iov_len, .fd = -1};
-    return k ? tls_send(s->tls, segs, k, WR_STREAM_RECORD) : 0;
+    return k ? tls_send(s->tls, segs, k, BATCH_RECORDS * WR_STREAM_RECORD) : 0;
 }
 
 ssize_t wr_stream_sendfile(struct wr_stream *s, int fd, off_t off, size_t len)
@@ -396,7 +451,7 @@ int wr_stream_flush(struct wr_stream *s)
 
 bool wr_stream_wants_write(const struct wr_stream *s)
 {
-    return s->tls && s->tls->pending;
+    return s->tls && s->tls->waiting > 0;
 }
 
 /* ---- reading --------------------------------------------------------------- */
@@ -414,7 +469,13 @@ ssize_t wr_stream_read(struct wr_stream *s, void *buf, size_t cap)
         errno = s->tls->error;
         return -1;
     }
-    return wr_tls_recv(s->tls->conn, buf, cap);
+    n = wr_tls_recv(s->tls->conn, buf, cap);
+    if (wr_tls_waiting(s->tls->conn) != s->tls->waiting) {
+        int err = errno;
+        sync_waiting(s->tls); /* an answer to a KeyUpdate: wants_write tells */
+        errno = err;
+    }
+    return n;
 }
 
 bool wr_stream_has_pending(const struct wr_stream *s)
@@ -435,9 +496,11 @@ ssize_t wr_stream_discard(struct wr_stream *s, void *buf, size_t cap)
 
 void wr_stream_close_notify(struct wr_stream *s)
 {
-    const struct wr_stream_tls *ts = s->tls;
-    if (ts && !ts->error && !ts->pending)
+    struct wr_stream_tls *ts = s->tls;
+    if (ts && !ts->error && ts->waiting == 0) {
         wr_tls_close_notify(ts->conn);
+        sync_waiting(ts);
+    }
 }
 
 int wr_stream_shutdown(struct wr_stream *s)
@@ -474,6 +537,6 @@ bool wr_stream_idle_check(struct wr_stream *s)
 bool wr_stream_is_reusable(const struct wr_stream *s)
 {
     const struct wr_stream_tls *ts = s->tls;
-    return !ts || (!ts->pending && !ts->error && wr_tls_is_healthy(ts->conn) &&
+    return !ts || (ts->waiting == 0 && !ts->error && wr_tls_is_healthy(ts->conn) &&
                    !wr_tls_has_pending(ts->conn));
 }

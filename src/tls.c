@@ -41,8 +41,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "weir/log.h"
 
@@ -121,6 +123,13 @@ struct wr_tls_conn {
     bool is_failed;               /* a fatal TLS error happened: no close_notify */
     enum end_state end;           /* the stream's end, once SSL_read saw it */
     int end_errno;                /* what the end is: 0 close_notify, else an errno */
+    int fd;                       /* the socket records are written to */
+    char *batch;                  /* between batch_begin and batch_end: records
+                                     collect here (borrowed), else NULL */
+    size_t batch_len, batch_cap;
+    char *rest;                   /* ciphertext the socket did not take: owned
+                                     while it waits, else NULL */
+    size_t rest_len, rest_cap;
 };
 
 const char *wr_tls_library_version(void)
@@ -682,6 +691,160 @@ size_t wr_tls_set_select(const struct wr_tls_set *set, const char *name, size_t 
     return 0;
 }
 
+/* ---- the write side: records to the socket, or batched ---------------- */
+
+/*
+ * OpenSSL writes every record through this BIO. It never asks OpenSSL to
+ * retry (no WANT_WRITE, so no plaintext has to be kept for a retry):
+ * what the socket does not take waits in t->rest, and everything written
+ * later queues behind it until wr_tls_flush sent it. Within a batch the
+ * records collect in the caller's buffer and leave with one write(2) at
+ * batch_end: many small responses (HTTP/2 streams) cost one system call,
+ * not one per 16 KiB record.
+ */
+static bool keep_rest(struct wr_tls_conn *t, const char *p, size_t len)
+{
+    if (t->rest_len + len > t->rest_cap) {
+        size_t cap = t->rest_cap ? t->rest_cap : 4096;
+        while (cap < t->rest_len + len)
+            cap *= 2;
+        char *more = realloc(t->rest, cap);
+        if (!more)
+            return false;
+        t->rest = more;
+        t->rest_cap = cap;
+    }
+    memcpy(t->rest + t->rest_len, p, len);
+    t->rest_len += len;
+    return true;
+}
+
+/* Writes p to the socket, keeping what it did not take. -1: the socket
+ * failed (errno) or out of memory. */
+static int write_or_keep(struct wr_tls_conn *t, const char *p, size_t len)
+{
+    ssize_t w = 0;
+    if (t->rest_len == 0) {
+        do {
+            w = write(t->fd, p, len);
+        } while (w < 0 && errno == EINTR);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        w = w < 0 ? 0 : w;
+    }
+    if ((size_t)w < len && !keep_rest(t, p + w, len - (size_t)w)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+static int out_write(BIO *b, const char *p, size_t len, size_t *written)
+{
+    struct wr_tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->batch) {
+        if (len > t->batch_cap - t->batch_len)
+            return 0; /* the caller checks room per record: never */
+        memcpy(t->batch + t->batch_len, p, len);
+        t->batch_len += len;
+    } else if (write_or_keep(t, p, len) < 0) {
+        return 0;
+    }
+    *written = len;
+    return 1;
+}
+
+static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static BIO_METHOD *out_method;
+static pthread_once_t out_method_once = PTHREAD_ONCE_INIT;
+
+static void make_out_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weir out");
+    if (m && (BIO_meth_set_write_ex(m, out_write) != 1 || BIO_meth_set_ctrl(m, out_ctrl) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    out_method = m;
+}
+
+/* Reads from fd through a socket BIO, writes through ours. */
+static int attach_fd(struct wr_tls_conn *t, int fd)
+{
+    pthread_once(&out_method_once, make_out_method);
+    if (!out_method || SSL_set_rfd(t->ssl, fd) != 1)
+        return -1;
+    BIO *w = BIO_new(out_method);
+    if (!w)
+        return -1;
+    BIO_set_data(w, t);
+    BIO_set_init(w, 1);
+    SSL_set0_wbio(t->ssl, w);
+    t->fd = fd;
+    return 0;
+}
+
+void wr_tls_batch_begin(struct wr_tls_conn *t, char *buf, size_t cap)
+{
+    t->batch = buf;
+    t->batch_len = 0;
+    t->batch_cap = cap;
+}
+
+size_t wr_tls_batch_room(const struct wr_tls_conn *t)
+{
+    return t->batch_cap - t->batch_len;
+}
+
+int wr_tls_batch_end(struct wr_tls_conn *t)
+{
+    char *b = t->batch;
+    t->batch = NULL;
+    if (t->batch_len == 0)
+        return 0;
+    if (write_or_keep(t, b, t->batch_len) < 0) {
+        t->is_failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+int wr_tls_flush(struct wr_tls_conn *t)
+{
+    if (t->rest_len == 0)
+        return 1;
+    ssize_t w;
+    do {
+        w = write(t->fd, t->rest, t->rest_len);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        t->is_failed = true;
+        return -1;
+    }
+    t->rest_len -= (size_t)w;
+    if (t->rest_len > 0) {
+        memmove(t->rest, t->rest + w, t->rest_len);
+        return 0;
+    }
+    free(t->rest); /* nothing waits: the connection holds no buffer */
+    t->rest = NULL;
+    t->rest_cap = 0;
+    return 1;
+}
+
+size_t wr_tls_waiting(const struct wr_tls_conn *t)
+{
+    return t->rest_len;
+}
+
 /* ---- connections ------------------------------------------------------- */
 
 struct wr_tls_conn *wr_tls_conn_new(const struct wr_tls_set *set, int fd)
@@ -691,7 +854,7 @@ struct wr_tls_conn *wr_tls_conn_new(const struct wr_tls_set *set, int fd)
         return NULL;
     *t = (struct wr_tls_conn){.set = set, .site = set->sites[0]};
     t->ssl = SSL_new(set->sites[0]->ctx);
-    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
+    if (!t->ssl || attach_fd(t, fd) < 0) {
         ERR_clear_error();
         wr_tls_conn_free(t);
         return NULL;
@@ -706,6 +869,7 @@ void wr_tls_conn_free(struct wr_tls_conn *t)
     if (!t)
         return;
     SSL_free(t->ssl);
+    free(t->rest);
     free(t);
 }
 
@@ -721,13 +885,21 @@ static int fatal_errno(int ssl_err)
 
 enum wr_tls_result wr_tls_handshake(struct wr_tls_conn *t, char *why, size_t cap)
 {
+    /* Our last flight first: the peer answers nothing before it has it. */
+    int fr = wr_tls_flush(t);
+    if (fr == 0)
+        return WR_TLS_WANT_WRITE;
+    if (fr < 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        return WR_TLS_FAILED;
+    }
     errno = 0;
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1)
-        return WR_TLS_DONE;
+        return WR_TLS_DONE; /* a flight still waiting goes with the first write */
     int err = SSL_get_error(t->ssl, rc);
     if (err == SSL_ERROR_WANT_READ)
-        return WR_TLS_WANT_READ;
+        return t->rest_len > 0 ? WR_TLS_WANT_WRITE : WR_TLS_WANT_READ;
     if (err == SSL_ERROR_WANT_WRITE)
         return WR_TLS_WANT_WRITE;
     unsigned long e = ERR_peek_error();
@@ -1106,7 +1278,7 @@ struct wr_tls_conn *wr_tls_client_conn_new(const struct wr_tls_client *c, size_t
         return NULL;
     *t = (struct wr_tls_conn){.slot = slot};
     t->ssl = client_ssl_new(c, server);
-    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
+    if (!t->ssl || attach_fd(t, fd) < 0) {
         ERR_clear_error();
         wr_tls_conn_free(t);
         return NULL;

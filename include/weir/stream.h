@@ -51,6 +51,8 @@ struct wr_stream_tls; /* a TLS stream's state (stream.c) */
 
 /* Plaintext bytes of one TLS record: the most one TLS write takes. */
 #define WR_STREAM_RECORD 16384
+/* Most segments wr_stream_send looks at per TLS call. */
+#define WR_STREAM_MAX_SEGS 64
 
 struct wr_stream {
     int fd;                    /* owned: closed by wr_stream_fini; -1 when none */
@@ -67,10 +69,11 @@ struct wr_stream_seg {
 
 /* Counters of one stage (so of one worker), for tests and measurements. */
 struct wr_stream_stats {
-    uint64_t n_pending;       /* records waiting in their streams' buffers now */
-    uint64_t pending_bytes;   /* plaintext bytes those buffers hold now */
-    uint64_t n_blocked;       /* records that ever had to wait (WANT_WRITE) */
+    uint64_t n_pending;       /* streams with ciphertext waiting in a buffer of theirs now */
+    uint64_t pending_bytes;   /* ciphertext bytes those buffers hold now */
+    uint64_t n_blocked;       /* times a stream's output had to wait for the socket */
     uint64_t n_stage_allocs;  /* times the stage's 16 KiB were allocated (0 or 1) */
+    uint64_t n_batch_allocs;  /* times the stage's batch buffer was allocated (0 or 1) */
 };
 
 /* ---- the per-worker stage --------------------------------------------------- */
@@ -78,9 +81,11 @@ struct wr_stream_stats {
 struct wr_stream_stage;
 
 /*
- * The staging buffer TLS streams of one thread share: WR_STREAM_RECORD
+ * The staging buffers TLS streams of one thread share: WR_STREAM_RECORD
  * bytes, allocated the first time a write needs to assemble a record (a
- * thread that never writes TLS from several pieces never pays for it).
+ * thread that never writes TLS from several pieces never pays for it),
+ * and a batch of four records' ciphertext (about 65 KiB), allocated the
+ * first time one write makes more than one record.
  * NULL on allocation failure. The stage must outlive every stream started
  * with it. One thread only.
  */
@@ -167,10 +172,10 @@ ssize_t wr_stream_read(struct wr_stream *s, void *buf, size_t cap);
 /*
  * Like writev(2) on memory: returns bytes taken (> 0, possibly fewer than
  * offered; 0 only when nothing was offered), or -1 with errno (EAGAIN:
- * wait for writable; another errno: the stream is broken). TLS: at most
- * one record per call; a record that could not be sent yet counts as
- * taken (see the header comment): the caller must watch
- * wr_stream_wants_write. n <= 16 segments are looked at per TLS call.
+ * wait for writable; another errno: the stream is broken). TLS: up to
+ * four records per call, written with one write(2); ciphertext the socket
+ * did not take yet counts as taken (see the header comment): the caller
+ * must watch wr_stream_wants_write. n <= 16 segments are looked at.
  * Plain TCP never raises SIGPIPE.
  */
 ssize_t wr_stream_writev(struct wr_stream *s, const struct iovec *iov, int n);
@@ -189,13 +194,16 @@ ssize_t wr_stream_sendfile(struct wr_stream *s, int fd, off_t off, size_t len);
  * at most budget bytes (> 0). Plain: the leading memory segments with one
  * sendmsg (MSG_MORE when a file range follows them, so a response head
  * and its file's first bytes share a TCP segment), or a leading file range
- * with one sendfile. TLS: one record assembled from as many segments as
- * fit (a head and the start of its file in one record). Returns bytes
+ * with one sendfile. TLS: records assembled from as many segments as fit
+ * (a head and the start of its file in one record), up to four of them
+ * (64 KiB) leaving with one write(2) while the socket keeps up, one at a
+ * time after the socket did not take a whole batch. Returns bytes
  * taken, counted from segs[0] across segments (the caller advances its
  * queue by that), or -1 with errno as wr_stream_writev and
  * wr_stream_sendfile. A file range that ends early is EIO; when bytes
  * before it were taken, they are returned first and the EIO comes with
- * the next call. n <= 16 segments are looked at per call.
+ * the next call. At most 16 segments are looked at per plain call and
+ * WR_STREAM_MAX_SEGS per TLS call.
  */
 ssize_t wr_stream_send(struct wr_stream *s, const struct wr_stream_seg *segs, size_t n,
                        size_t budget);

@@ -129,12 +129,34 @@ enum wr_tls_result wr_tls_handshake(struct wr_tls_conn *t, char *why, size_t cap
 ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap);
 
 /*
- * Encrypts and sends at most one record of buf. Returns bytes accepted
- * (> 0), or -1 with errno EAGAIN (retry later with the same first bytes,
- * at least as many: OpenSSL holds the record it built) or another errno.
- * len must be > 0.
+ * Encrypts at most one record of buf and writes it to the socket; what
+ * the socket does not take waits in t (wr_tls_waiting) and goes first on
+ * the next wr_tls_flush: the bytes count as taken all the same. Returns
+ * bytes taken (> 0), or -1 with errno (the connection is broken). Call
+ * only while nothing waits (wr_tls_flush returned 1). len must be > 0.
  */
 ssize_t wr_tls_send(struct wr_tls_conn *t, const void *buf, size_t len);
+
+/*
+ * Batching: between wr_tls_batch_begin and wr_tls_batch_end, the records
+ * of wr_tls_send collect in buf (cap bytes, borrowed: the worker's) and
+ * leave with one write at the end, so records made in a row cost one
+ * system call. Before each wr_tls_send the caller checks that
+ * wr_tls_batch_room holds a whole record (WR_TLS_RECORD_MAX).
+ * wr_tls_batch_end returns 0 (what the socket did not take waits in t),
+ * or -1 with errno when the socket failed.
+ */
+#define WR_TLS_RECORD_MAX (16384 + 256) /* a record of 16 KiB with its overhead */
+void wr_tls_batch_begin(struct wr_tls_conn *t, char *buf, size_t cap);
+size_t wr_tls_batch_room(const struct wr_tls_conn *t);
+int wr_tls_batch_end(struct wr_tls_conn *t);
+
+/* Writes what waits in t: 1 when nothing waits (any more), 0 when some
+ * still waits (call again once writable), -1 with errno on a socket error. */
+int wr_tls_flush(struct wr_tls_conn *t);
+
+/* Ciphertext bytes waiting in t for the socket (0: none, no buffer held). */
+size_t wr_tls_waiting(const struct wr_tls_conn *t);
 
 /* True when decrypted bytes, received records not yet decrypted, or an
  * end of stream not yet returned wait inside t: the socket will not become
