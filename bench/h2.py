@@ -208,8 +208,14 @@ class H2Bench:
         text = self.h2load(server, path, clients, streams, duration, log)
         t1 = run.cpu_ticks(server.pids())
         r = parse_h2load(text)
-        if r["succeeded"] == 0 or r["failed"] or r["errored"]:
+        # weir must answer every request; a peer's few failures (nginx's
+        # HTTP/2 sometimes errors a stream under -m 32) are reported, not
+        # fatal, so one flaky round does not cost the whole comparison.
+        bad = r["failed"] + r["errored"]
+        if r["succeeded"] == 0 or (bad and server.name == "weir"):
             raise run.BenchError("%s: requests failed\n%s" % (server.name, text))
+        if bad:
+            print("   %s: %d of %d requests failed" % (server.name, bad, bad + r["succeeded"]))
         if "TLSv1.3" not in text or "h2" not in r["protocol"]:
             raise run.BenchError("%s: not HTTP/2 over TLS 1.3\n%s" % (server.name, text))
         lat = latencies_us(log)
