@@ -166,6 +166,18 @@ TLS_RESUME_NGINX = TLS_STATIC_NGINX.replace("ssl_session_cache shared:SSL:1m;\n"
                                             "ssl_session_cache shared:SSL:1m;\n"
                                             "ssl_session_tickets on;\n")
 
+# Routing cost (issue 18): the request matches the last of 100 anchored
+# regex routes, against the same answer behind one regex route.
+def _regex_routes(n):
+    weir = "".join("[route r%02d]\nmatch = regex:^/r%02d/\nreturn = 200 {{body}}\n\n" % (i, i)
+                   for i in range(n))
+    nginx = "".join('location ~ ^/r%02d/ { return 200 "{{body}}"; }\n' % i for i in range(n))
+    return weir, nginx
+
+
+ROUTES_1_WEIR, ROUTES_1_NGINX = _regex_routes(1)
+ROUTES_100_WEIR, ROUTES_100_NGINX = _regex_routes(100)
+
 SCENARIOS = [
     Scenario(
         name="fixed_1k",
@@ -181,6 +193,12 @@ location = /fixed { return 200 "{{body}}"; }
 """,
         note="fixed 1024-byte response from config, no file I/O",
     ),
+    Scenario(name="routes_1_regex", path="/r00/x", expect_len=1024,
+             weir_ini=ROUTES_1_WEIR, nginx_server=ROUTES_1_NGINX,
+             note="fixed 1024-byte answer behind one regex:^/r00/ route"),
+    Scenario(name="routes_100_regex", path="/r99/x", expect_len=1024,
+             weir_ini=ROUTES_100_WEIR, nginx_server=ROUTES_100_NGINX,
+             note="the same answer from the last of 100 regex:^/rNN/ routes"),
     Scenario(name="static_1k", path="/1k.bin", expect_len=1024,
              weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX,
              setup=setup_static,

@@ -53,6 +53,8 @@
 #include <ini.h>
 #include <pcre2.h>
 
+#include "weir/route_index.h"
+
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 #define NO_MAX UINT64_MAX
@@ -1163,6 +1165,21 @@ static const char *compile_regex(struct loader *ld, struct wr_route *r, const ch
     pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &n);
     r->regex = re;
     r->n_regex_captures = n;
+    /* pcre2_jit_match skips pcre2_match's checks: it needs JIT code, and it
+     * does not validate UTF-8, which a path may well not be. So the router
+     * uses it only for a pattern with JIT code that is not UTF or copes
+     * with invalid UTF; decided here, not per request. */
+    size_t jit_size = 0;
+    uint32_t opts = 0;
+    r->is_regex_jit = pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &jit_size) == 0 && jit_size > 0 &&
+                      pcre2_pattern_info(re, PCRE2_INFO_ALLOPTIONS, &opts) == 0 &&
+                      ((opts & PCRE2_UTF) == 0 || (opts & PCRE2_MATCH_INVALID_UTF) != 0);
+    size_t cap = strlen(pattern);
+    r->literal = malloc(cap + 1);
+    if (r->literal == NULL)
+        return fail(ld, "%s", OOM_MSG);
+    r->literal_len = wr_route_regex_literal(pattern, r->literal, cap);
+    r->literal[r->literal_len] = '\0';
     return NULL;
 }
 
@@ -2943,6 +2960,7 @@ static void free_route(struct wr_route *r)
     free(r->name);
     free(r->pattern);
     pcre2_code_free(r->regex);
+    free(r->literal);
     free_strings(r->hosts, r->n_hosts);
     free_strings(r->other_methods, r->n_other_methods);
     free(r->allow);
@@ -3005,6 +3023,7 @@ static void config_free(struct wr_config *cfg)
     for (size_t i = 0; i < cfg->n_upstreams; i++)
         free_upstream(&cfg->upstreams[i]);
     free(cfg->upstreams);
+    wr_route_index_free(cfg->route_index);
     for (size_t i = 0; i < cfg->n_routes; i++)
         free_route(&cfg->routes[i]);
     free(cfg->routes);
@@ -3086,6 +3105,9 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         check_route_schemes(ld);
         resolve_proxies(ld);
         alloc_health(ld);
+        if (ld->n_errors == ld->n_warnings && !ld->is_oom &&
+            (ld->cfg->route_index = wr_route_index_new(ld->cfg->routes, ld->cfg->n_routes)) == NULL)
+            ld->is_oom = true;
         if (ld->is_oom)
             add_file_error(ld, OOM_MSG);
     }

@@ -22,6 +22,7 @@
 #include <pcre2.h>
 
 #include "weir/path.h"
+#include "weir/route_index.h"
 
 struct wr_router_scratch {
     pcre2_match_data *md; /* room for WR_ROUTER_MAX_CAPTURES pairs */
@@ -129,17 +130,9 @@ static int run_regex(const struct wr_route *r, struct wr_str path, pcre2_match_d
     const pcre2_code *re = r->regex;
     /* pcre2_match rejects a NULL subject even with length 0 before 10.43. */
     PCRE2_SPTR subject = (PCRE2_SPTR)(path.ptr != NULL ? path.ptr : "");
-
-    /* pcre2_jit_match skips pcre2_match's checks: it dereferences JIT code
-     * that must exist, and it does not validate UTF-8, which a path may
-     * well not be (bytes >= 0x80 are kept as decoded). So it is used only
-     * when the pattern has JIT code and either is not UTF or was compiled
-     * to cope with invalid UTF. */
-    size_t jit_size = 0;
-    uint32_t opts = 0;
-    if (pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &jit_size) == 0 && jit_size > 0 &&
-        pcre2_pattern_info(re, PCRE2_INFO_ALLOPTIONS, &opts) == 0 &&
-        ((opts & PCRE2_UTF) == 0 || (opts & PCRE2_MATCH_INVALID_UTF) != 0)) {
+    /* is_regex_jit: config checked that pcre2_jit_match may run it (JIT
+     * code there; no UTF validation needed). */
+    if (r->is_regex_jit) {
         int rc = pcre2_jit_match(re, subject, path.len, 0, 0, md, NULL);
         if (rc != PCRE2_ERROR_JIT_BADOPTION)
             return rc;
@@ -166,6 +159,11 @@ static bool route_path_matches(const struct wr_route *r, struct wr_str path,
         /* "*" is no path: a catch-all regex must not send a server-wide
          * OPTIONS to a handler that expects one (RFC 9112 §3.2.4). */
         if (is_asterisk(path))
+            return false;
+        /* Every path the regex matches starts with its literal: a path
+         * that does not is no match, without running it. */
+        if (r->literal_len > 0 &&
+            !wr_str_has_prefix(path, (struct wr_str){r->literal, r->literal_len}))
             return false;
         *regex_rc = run_regex(r, path, md);
         return *regex_rc >= 0;
@@ -366,7 +364,10 @@ int wr_router_match(const struct wr_config *cfg, struct wr_router_scratch *scrat
     reset_match(out);
     struct wr_str host = host_without_port(in->host);
     bool path_matched = false;
-    for (size_t i = 0; i < cfg->n_routes; i++) {
+    /* Only the routes that can take this path, in file order. */
+    struct wr_route_cursor c;
+    wr_route_index_find(cfg->route_index, cfg->n_routes, in->path, &c);
+    for (size_t i; (i = wr_route_cursor_next(&c)) != SIZE_MAX;) {
         const struct wr_route *r = &cfg->routes[i];
         int rc = 0;
         enum wr_router_verdict v = route_verdict(r, in, host, scratch->md, &rc);

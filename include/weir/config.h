@@ -30,6 +30,7 @@
 
 struct pcre2_real_code_8; /* pcre2_code; kept out of this header */
 struct wr_tls_client;     /* tls.h: one [upstream]'s TLS client context (layer 2) */
+struct wr_route_index;    /* route_index.h: routes by first path segment */
 struct wr_tls_set;        /* tls.h: the OpenSSL contexts built from tls[] (layer 2) */
 
 /* Frees what a snapshot holds on behalf of a higher layer (see tls_set). */
@@ -180,6 +181,10 @@ struct wr_route {
     size_t pattern_len;
     struct pcre2_real_code_8 *regex; /* owned, WR_ROUTE_REGEX only, JIT-compiled */
     unsigned n_regex_captures;       /* capture groups in regex */
+    bool is_regex_jit;               /* regex has JIT code pcre2_jit_match may run */
+    char *literal;                   /* owned, regex only: what every path it
+                                        matches starts with (route_index.h); or NULL */
+    size_t literal_len;
 
     char **hosts; /* owned, lower-case; "*.example.org" wildcards; none = any */
     size_t n_hosts;
@@ -267,6 +272,7 @@ struct wr_config {
     size_t n_routes;
     struct wr_admin_cfg admin;
     struct wr_http2_cfg http2;
+    struct wr_route_index *route_index; /* owned: candidates per path (route_index.h) */
 
     /* Built by main from tls[] after the load and before the snapshot is
      * published, so a connection keeps the certificates it started with for

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "testconfig.h"
+
 #include "weir/lint.h"
 
 #define SERVER "[server]\nlisten = 127.0.0.1:8080\nlisten = 127.0.0.1:8443 tls\n" \
@@ -22,14 +24,7 @@ static struct wr_config *load(const char *routes)
 {
     char text[4096];
     snprintf(text, sizeof(text), "%s%s", SERVER, routes);
-    const struct wr_config_options opts = {.resolve = NULL};
-    struct wr_config_errors errs = {0};
-    struct wr_config *cfg = wr_config_parse_string_opts(text, "t.ini", &opts, &errs);
-    for (size_t i = 0; i < errs.n_lines; i++)
-        print_error("%s\n", errs.lines[i]);
-    assert_non_null(cfg);
-    wr_config_errors_fini(&errs);
-    return cfg;
+    return testconfig_parse(text);
 }
 
 /* Whether route a (the first) covers route b (the second) of two [route]
