@@ -235,6 +235,9 @@ struct wr_conn {
     bool is_proceed_owed;    /* h1_send kept bytes: proceed once they are written */
     bool is_idle_counted;    /* counted in home->n_idle (count_idle) */
     bool is_h2c;             /* the listener takes HTTP/2 with prior knowledge */
+    bool is_close_asked;     /* the last request said close and had no body: once it
+                                is answered the client sends nothing more (RFC 9112
+                                §9.6), so no lingering close */
     uint8_t peer_family;     /* PEER_V4, PEER_V6 or PEER_UNIX (peer_addr) */
     struct wr_h2 *h2;        /* owned: the HTTP/2 session (ST_H2), else NULL */
     struct wr_exchange *ex;  /* owned (a struct conn_exchange): the exchange in
@@ -717,11 +720,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     cs->snapshots[0].n_conns++; /* the current one: cs->cfg */
     c->id = cs->next_conn_id;
     cs->next_conn_id += 1024;
-    store_peer(c, peer);
-    if (peer->sa_family != AF_UNIX) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
+    store_peer(c, peer); /* TCP_NODELAY came with the socket from its listener */
     event_assign(&c->ev_read, cs->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
     c->next = cs->live;
     if (cs->live)
@@ -887,6 +886,16 @@ static int flush_output(struct wr_conn *c)
  */
 static int start_linger(struct wr_conn *c)
 {
+    /* Nothing left to drain (nginx's rule too): the client asked to close,
+     * sent no body and nothing after its request, so our close cannot
+     * reset a response it has not read; waiting for its FIN would cost an
+     * event and a read per connection. TLS still says close_notify. */
+    bool is_drained = !c->rb || c->rb->rstart == c->rb->rlen;
+    if (c->is_close_asked && is_drained && !c->is_peer_eof) {
+        wr_stream_close_notify(&c->s);
+        conn_close(c);
+        return -1;
+    }
     release_io(c->home, c);
     release_rbuf(c->home, c); /* what comes now is dropped unread (linger_read) */
     /* TLS: close_notify first (settle gets here only once no record waits). */
@@ -1878,6 +1887,7 @@ static void answer(struct wr_conn *c, size_t head_len)
                          req->method_id != WR_HTTP_CONNECT &&
                          (max_requests == 0 || c->n_requests < max_requests);
     bool has_body = req->is_chunked || (req->has_content_length && req->content_length > 0);
+    c->is_close_asked = !req->is_keep_alive && !has_body;
     /* RFC 9110 §10.1.1: the client waits for 100 Continue (or a final
      * answer) before it sends the body. It is invited only by a proxy route
      * that is about to forward the body (forward_body); a 404, 405, 429, a

@@ -98,6 +98,10 @@ static int open_socket(const struct wr_listen_addr *addr, bool is_reuseport, boo
         /* [::]:80 must not swallow IPv4: 0.0.0.0:80 may be listed too. */
         if (family == AF_INET6 && set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) < 0)
             goto close_fd;
+        /* Accepted sockets inherit TCP_NODELAY from their listener: set
+         * once here, not with a system call per connection. */
+        if (set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
+            goto close_fd;
     }
     if (bind(fd, (const struct sockaddr *)&addr->addr, addr->addr_len) < 0)
         goto close_fd;

@@ -14,6 +14,8 @@
  * TLS contexts are built with each snapshot, before privileges drop at
  * start (root-only keys), and ticket keys rotate on a timer here.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -521,6 +523,10 @@ static int collect_inherited(struct app *app)
     for (int k = 0; k < n; k++) {
         int fd = SD_LISTEN_FDS_START + k;
         app->inherited.fds[k] = fd;
+        /* As for our own listeners (listener.c): connections inherit it.
+         * Fails harmlessly on a unix socket. */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
             wr_log(WR_LOG_ERROR, -1, 0, "socket activation: fd %d is not a listening stream "
                                         "socket (weir.socket needs ListenStream=)", fd);

@@ -133,10 +133,13 @@ class Issue14TimeoutsTest(weirtest.WeirCase):
     def test_linger_ends_on_its_deadline(self):
         # After its last response weir shuts its side and drains what the
         # client still sends, for at most LINGER_MS: a client that keeps
-        # sending does not hold the connection open past it.
+        # sending does not hold the connection open past it. (A request
+        # pipelined after the one that asked to close is what makes weir
+        # linger: it must not turn its close into a reset.)
         wait_open_connections(self.admin_port, 0)
         with self.client() as c:
-            c.send(request_bytes("GET", "/healthz", headers=[("Connection", "close")]))
+            c.send(request_bytes("GET", "/healthz", headers=[("Connection", "close")]) +
+                   request_bytes("GET", "/healthz"))
             r = c.read_response()
             self.assertEqual(r.status, 200)
             start = time.monotonic()
@@ -152,6 +155,23 @@ class Issue14TimeoutsTest(weirtest.WeirCase):
                 time.sleep(0.1)
             self.assertIsNotNone(closed_after, "lingering outlived %.1fs" % (LINGER_S + SLACK))
             self.assertGreater(closed_after, LINGER_S * 0.5, "linger ended long before its time")
+        self.assertServes()
+
+    def test_close_asked_closes_at_once(self):
+        # Issue 18: a client that asked to close and sent nothing more
+        # (RFC 9112 §9.6: it will not) is closed as soon as its answer went,
+        # without lingering for its FIN: the client keeps its socket open
+        # and sends nothing, yet weir holds no connection well before
+        # LINGER_MS; the response arrived whole, then the end.
+        wait_open_connections(self.admin_port, 0)
+        with self.client() as c:
+            c.send(request_bytes("GET", "/healthz", headers=[("Connection", "close")]))
+            start = time.monotonic()
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            wait_open_connections(self.admin_port, 0, timeout=LINGER_S * 0.5)
+            self.assertLess(time.monotonic() - start, LINGER_S * 0.5)
+            self.assertEqual(c.wait_closed()[0], "eof")
         self.assertServes()
 
     def test_proxied_body_timeout(self):

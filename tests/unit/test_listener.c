@@ -201,6 +201,45 @@ static void issue_13_probe(void **state)
     assert_int_equal(probe_free(&addr), 0);
 }
 
+/* Issue 18: a TCP listener carries TCP_NODELAY, and the sockets it
+ * accepts inherit it: no setsockopt per connection. */
+static void issue_18_nodelay_inherited(void **state)
+{
+    (void)state;
+    /* a free port: bound once, let go */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t any_len = sizeof(any);
+    assert_int_equal(bind(probe, (struct sockaddr *)&any, sizeof(any)), 0);
+    assert_int_equal(getsockname(probe, (struct sockaddr *)&any, &any_len), 0);
+    close(probe);
+    char text[32];
+    snprintf(text, sizeof(text), "127.0.0.1:%u", ntohs(any.sin_port));
+    struct wr_listen_addr addr;
+    assert_int_equal(wr_units_parse_listen(text, &addr), 0);
+    int lfd = wr_listener_open_addr(&addr);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(cfd, (struct sockaddr *)&sin, len), 0);
+    int afd = -1;
+    for (int i = 0; i < 1000 && afd < 0; i++) {
+        afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (afd < 0)
+            usleep(1000); /* the listener is non-blocking */
+    }
+    assert_true(afd >= 0);
+    int on = 0;
+    socklen_t on_len = sizeof(on);
+    assert_int_equal(getsockopt(afd, IPPROTO_TCP, TCP_NODELAY, &on, &on_len), 0);
+    assert_int_equal(on, 1);
+    close(afd);
+    close(cfd);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +247,7 @@ int main(void)
         cmocka_unit_test(issue_13_check_unshared),
         cmocka_unit_test(issue_13_check_unshared_wildcard),
         cmocka_unit_test(issue_13_probe),
+        cmocka_unit_test(issue_18_nodelay_inherited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
