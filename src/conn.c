@@ -1046,12 +1046,6 @@ static struct wr_str host_var(struct wr_conns *cs, struct wr_str host)
     return wr_router_host_var(host, cs->host_buf, sizeof(cs->host_buf));
 }
 
-static struct wr_str find_value(const struct wr_http_request *req, struct wr_str name)
-{
-    const struct wr_http_header *h = wr_http_find_header(req, name);
-    return h ? h->value : (struct wr_str){NULL, 0};
-}
-
 static void log_request(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
@@ -1063,8 +1057,8 @@ static void log_request(struct wr_conn *c)
         .method = req->method,
         .target = req->target,
         .host = req->host,
-        .referer = find_value(req, WR_STR("Referer")),
-        .user_agent = find_value(req, WR_STR("User-Agent")),
+        .referer = wr_http_known_value(req, WR_HTTP_KNOWN_REFERER),
+        .user_agent = wr_http_known_value(req, WR_HTTP_KNOWN_USER_AGENT),
         .request_id = wr_str_from_cstr(c->io->request_id),
         .route = c->io->route ? wr_str_from_cstr(c->io->route->name) : WR_STR(""),
         .minor_version = req->minor_version,
@@ -1365,6 +1359,7 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->req.target = (struct wr_str){line, n};
         io->req.host = (struct wr_str){NULL, 0};
         io->req.n_headers = 0;
+        io->req.is_indexed = false; /* known[] may point at fields of the failed parse */
         io->req.minor_version = 1;
         io->req.method_id = WR_HTTP_OTHER;
         io->request_id[0] = '\0';

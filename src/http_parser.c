@@ -573,6 +573,33 @@ static int scan_field_line(const char **pp, const char *end, struct wr_http_head
     return 0;
 }
 
+static const struct wr_str known_names[WR_HTTP_N_KNOWN] = {
+    [WR_HTTP_KNOWN_ACCEPT_ENCODING] = {"accept-encoding", 15},
+    [WR_HTTP_KNOWN_RANGE] = {"range", 5},
+    [WR_HTTP_KNOWN_IF_RANGE] = {"if-range", 8},
+    [WR_HTTP_KNOWN_IF_MATCH] = {"if-match", 8},
+    [WR_HTTP_KNOWN_IF_NONE_MATCH] = {"if-none-match", 13},
+    [WR_HTTP_KNOWN_IF_MODIFIED_SINCE] = {"if-modified-since", 17},
+    [WR_HTTP_KNOWN_IF_UNMODIFIED_SINCE] = {"if-unmodified-since", 19},
+    [WR_HTTP_KNOWN_REFERER] = {"referer", 7},
+    [WR_HTTP_KNOWN_USER_AGENT] = {"user-agent", 10},
+    [WR_HTTP_KNOWN_UPGRADE] = {"upgrade", 7},
+};
+
+/* Notes the field at index i in req->known when its name is a known one
+ * (the first of each counts): a length compare per known name, and a name
+ * compare only where the length fits. */
+static void index_field(struct wr_http_request *req, size_t i)
+{
+    const struct wr_str n = req->headers[i].name;
+    for (int k = 0; k < WR_HTTP_N_KNOWN; k++) {
+        if (n.len == known_names[k].len && req->known[k] == 0 && is_field(n, known_names[k])) {
+            req->known[k] = (uint8_t)(i + 1);
+            return;
+        }
+    }
+}
+
 /* Parses one field line at *pp, stores it and advances *pp past its CRLF. */
 static int parse_field_line(const char **pp, const char *end, struct wr_http_request *req,
                             struct head_state *st)
@@ -584,6 +611,7 @@ static int parse_field_line(const char **pp, const char *end, struct wr_http_req
     const int status = scan_field_line(pp, end, h);
     if (status != 0)
         return status;
+    index_field(req, req->n_headers);
     req->n_headers++;
     return note_field(req, st, h);
 }
@@ -656,6 +684,8 @@ static void reset_request(struct wr_http_request *req)
     req->has_content_length = req->is_chunked = req->is_keep_alive = false;
     req->expects_continue = req->is_upgrade = req->is_absolute_form = false;
     req->n_headers = 0;
+    memset(req->known, 0, sizeof(req->known));
+    req->is_indexed = true;
     req->status = 0;
 }
 
@@ -838,6 +868,16 @@ const struct wr_http_header *wr_http_find_header(const struct wr_http_request *r
                                                  struct wr_str name)
 {
     return find_field(req->headers, req->n_headers, name);
+}
+
+struct wr_str wr_http_known_value(const struct wr_http_request *req, enum wr_http_known k)
+{
+    const struct wr_http_header *h;
+    if (req->is_indexed)
+        h = req->known[k] ? &req->headers[req->known[k] - 1] : NULL;
+    else
+        h = find_field(req->headers, req->n_headers, known_names[k]);
+    return h ? h->value : (struct wr_str){NULL, 0};
 }
 
 /* ---- chunked ----------------------------------------------------------- */

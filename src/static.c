@@ -241,11 +241,10 @@ static int map_path(struct wr_str path, const char *strip, bool allow_dot, char 
     return 0;
 }
 
-/* Value of the request field name; ptr NULL when absent. */
-static struct wr_str field(const struct wr_exchange *ex, const char *name)
+/* Value of the request field k; ptr NULL when absent. */
+static struct wr_str field(const struct wr_exchange *ex, enum wr_http_known k)
 {
-    const struct wr_http_header *h = wr_http_find_header(ex->req, wr_str_from_cstr(name));
-    return h ? h->value : (struct wr_str){NULL, 0};
+    return wr_http_known_value(ex->req, k);
 }
 
 static int answer_405(struct wr_exchange *ex)
@@ -358,7 +357,7 @@ static struct wr_static_file *open_variant(struct wr_exchange *ex, const struct 
  * wins a tie). No Accept-Encoding means identity. */
 static void pick_precompressed(struct wr_exchange *ex, struct file_answer *a, const char *rel)
 {
-    struct wr_str ae = field(ex, "Accept-Encoding");
+    struct wr_str ae = field(ex, WR_HTTP_KNOWN_ACCEPT_ENCODING);
     if (!ae.ptr)
         return;
     unsigned q_br = wr_http_cond_coding_q(ae, WR_STR("br"));
@@ -407,10 +406,10 @@ static int choose_range(struct wr_exchange *ex, const struct file_answer *a, uin
     uint64_t size = (uint64_t)a->f->st.st_size;
     *off = 0;
     *len = size;
-    struct wr_str range = field(ex, "Range");
+    struct wr_str range = field(ex, WR_HTTP_KNOWN_RANGE);
     if (!range.ptr || ex->req->method_id != WR_HTTP_GET)
         return 200; /* §14.2: Range is defined for GET only */
-    struct wr_str if_range = field(ex, "If-Range");
+    struct wr_str if_range = field(ex, WR_HTTP_KNOWN_IF_RANGE);
     struct wr_str etag = {a->etag, a->etag_len};
     if (if_range.ptr && !wr_http_cond_if_range_holds(if_range, etag, a->f->st.st_mtime))
         return 200;
@@ -439,10 +438,10 @@ static int answer_file(struct wr_exchange *ex, struct file_answer *a)
     struct wr_resp *r = ex->resp;
     make_etag(a);
     struct wr_http_cond cond = {
-        .if_match = field(ex, "If-Match"),
-        .if_none_match = field(ex, "If-None-Match"),
-        .if_modified_since = field(ex, "If-Modified-Since"),
-        .if_unmodified_since = field(ex, "If-Unmodified-Since"),
+        .if_match = field(ex, WR_HTTP_KNOWN_IF_MATCH),
+        .if_none_match = field(ex, WR_HTTP_KNOWN_IF_NONE_MATCH),
+        .if_modified_since = field(ex, WR_HTTP_KNOWN_IF_MODIFIED_SINCE),
+        .if_unmodified_since = field(ex, WR_HTTP_KNOWN_IF_UNMODIFIED_SINCE),
         .is_get_or_head = true, /* only GET and HEAD get here */
     };
     struct wr_str etag = {a->etag, a->etag_len};

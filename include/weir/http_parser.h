@@ -87,6 +87,23 @@ struct wr_http_header {
     struct wr_str value; /* leading/trailing whitespace removed */
 };
 
+/* Request fields weir reads by name on the hot path: the parser notes
+ * where the first of each is (wr_http_known_value), so answering a request
+ * never scans the fields by name. */
+enum wr_http_known {
+    WR_HTTP_KNOWN_ACCEPT_ENCODING = 0,
+    WR_HTTP_KNOWN_RANGE,
+    WR_HTTP_KNOWN_IF_RANGE,
+    WR_HTTP_KNOWN_IF_MATCH,
+    WR_HTTP_KNOWN_IF_NONE_MATCH,
+    WR_HTTP_KNOWN_IF_MODIFIED_SINCE,
+    WR_HTTP_KNOWN_IF_UNMODIFIED_SINCE,
+    WR_HTTP_KNOWN_REFERER,
+    WR_HTTP_KNOWN_USER_AGENT,
+    WR_HTTP_KNOWN_UPGRADE,
+    WR_HTTP_N_KNOWN
+};
+
 struct wr_http_request {
     struct wr_str method;
     enum wr_http_method method_id;
@@ -109,6 +126,11 @@ struct wr_http_request {
 
     size_t n_headers;
     struct wr_http_header headers[WR_HTTP_MAX_HEADERS];
+    /* When is_indexed (the parser filled req): known[k] is 1 + the index in
+     * headers of the first field k, 0 when there is none. A request built
+     * otherwise (HTTP/2) leaves is_indexed false: lookups scan. */
+    uint8_t known[WR_HTTP_N_KNOWN];
+    bool is_indexed;
 
     int status; /* after WR_ERROR: 400, 414, 431, 501 or 505 */
 };
@@ -155,6 +177,10 @@ ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
 /* Value of the first field named name (ASCII case-insensitive), or NULL. */
 const struct wr_http_header *wr_http_find_header(const struct wr_http_request *req,
                                                  struct wr_str name);
+
+/* The value of the first field k of req; ptr NULL when there is none.
+ * Parsed requests: one array read; others: a scan by name. */
+struct wr_str wr_http_known_value(const struct wr_http_request *req, enum wr_http_known k);
 
 /* A response head from an upstream server. */
 struct wr_http_response {

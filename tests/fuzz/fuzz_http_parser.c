@@ -49,6 +49,15 @@ static void check_inside(const struct wr_http_request *r, const char *base, size
         check(slice_inside(r->headers[i].name, base, len) && r->headers[i].name.len > 0);
         check(slice_inside(r->headers[i].value, base, len));
     }
+    /* Issue 18: the index of known fields agrees with a scan by name. */
+    static const char *const names[WR_HTTP_N_KNOWN] = {
+        "Accept-Encoding", "Range", "If-Range", "If-Match", "If-None-Match",
+        "If-Modified-Since", "If-Unmodified-Since", "Referer", "User-Agent", "Upgrade"};
+    for (int k = 0; k < WR_HTTP_N_KNOWN; k++) {
+        const struct wr_http_header *h = wr_http_find_header(r, wr_str_from_cstr(names[k]));
+        struct wr_str v = wr_http_known_value(r, (enum wr_http_known)k);
+        check(h ? v.ptr == h->value.ptr && v.len == h->value.len : v.ptr == NULL);
+    }
 }
 
 static void check_same(const struct outcome *a, const struct outcome *b)

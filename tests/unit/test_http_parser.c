@@ -1098,9 +1098,39 @@ static void test_responses(void **state)
     free(buf);
 }
 
+/* Issue 18: the parser notes where the first of each known field is, in
+ * any case of its name; lookups by kind need no scan, and a request that
+ * was not parsed (HTTP/2 builds its own) is scanned instead. */
+static void issue_18_known_fields(void **state)
+{
+    (void)state;
+    static const char raw[] = "GET /f HTTP/1.1\r\nHost: x\r\nX-Other: 1\r\n"
+                              "rAnGe: bytes=0-1\r\nRange: bytes=5-6\r\n"
+                              "If-None-Match: \"e\"\r\nuser-agent: ua\r\n\r\n";
+    const struct wr_http_limits limits = {.max_head_bytes = 4096};
+    struct wr_http_request req;
+    assert_true(wr_http_parse_request(raw, sizeof(raw) - 1, 0, &limits, &req) > 0);
+    assert_true(req.is_indexed);
+    assert_slice(wr_http_known_value(&req, WR_HTTP_KNOWN_RANGE), "bytes=0-1"); /* the first */
+    assert_slice(wr_http_known_value(&req, WR_HTTP_KNOWN_IF_NONE_MATCH), "\"e\"");
+    assert_slice(wr_http_known_value(&req, WR_HTTP_KNOWN_USER_AGENT), "ua");
+    assert_null(wr_http_known_value(&req, WR_HTTP_KNOWN_REFERER).ptr);
+    assert_null(wr_http_known_value(&req, WR_HTTP_KNOWN_ACCEPT_ENCODING).ptr);
+    /* The next request on the same struct starts from nothing. */
+    static const char bare[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_true(wr_http_parse_request(bare, sizeof(bare) - 1, 0, &limits, &req) > 0);
+    assert_null(wr_http_known_value(&req, WR_HTTP_KNOWN_RANGE).ptr);
+    /* Not indexed: found by name. */
+    struct wr_http_request built = {.n_headers = 1};
+    built.headers[0] = (struct wr_http_header){WR_STR("referer"), WR_STR("r")};
+    assert_slice(wr_http_known_value(&built, WR_HTTP_KNOWN_REFERER), "r");
+    assert_null(wr_http_known_value(&built, WR_HTTP_KNOWN_RANGE).ptr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(issue_18_known_fields),
         cmocka_unit_test(test_valid_requests),  cmocka_unit_test(test_invalid_requests),
         cmocka_unit_test(test_header_count),    cmocka_unit_test(test_long_heads),
         cmocka_unit_test(test_max_headers_limit),
