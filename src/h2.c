@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <assert.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
@@ -185,6 +186,13 @@ struct wr_h2 {
     char *wbuf;          /* WBUF_CAP bytes from home->h2_wbufs while frames wait to
                             be written; NULL once the queue is empty */
 };
+
+/* stream_new zeroes around the request's field array: nothing may sit
+ * between it and known[] that would be left unset. */
+static_assert(offsetof(struct wr_http_request, known) ==
+                  offsetof(struct wr_http_request, headers) +
+                      sizeof(((struct wr_http_request *)0)->headers),
+              "the request's field array is followed by known[]");
 
 /* The head being submitted: nghttp2_submit_response copies it, so one per
  * worker thread serves every connection (no session keeps 13 KiB for it). */
@@ -364,7 +372,12 @@ static struct h2_stream *stream_new(struct wr_h2 *h, int32_t id)
     struct h2_stream *st = wr_buf_pool_take(&h->home->h2_streams);
     if (!st)
         return NULL;
-    memset(st, 0, offsetof(struct h2_stream, hsmall));
+    /* Zero all but the request's field array (3 KiB: n_headers bounds
+     * every read of it) and the head buffer. */
+    const size_t fields = offsetof(struct h2_stream, req.headers);
+    const size_t after = offsetof(struct h2_stream, req.known);
+    memset(st, 0, fields);
+    memset((char *)st + after, 0, offsetof(struct h2_stream, hsmall) - after);
     st->h = h;
     st->id = id;
     st->fd = -1;
@@ -418,7 +431,8 @@ static void account(struct h2_stream *st)
     struct wr_access_entry e = {
         .remote_addr = wr_str_from_cstr(h->peer), .method = req->method,
         .target = req->target, .host = req->host,
-        .referer = find_value(req, "referer"), .user_agent = find_value(req, "user-agent"),
+        .referer = wr_http_known_value(req, WR_HTTP_KNOWN_REFERER),
+        .user_agent = wr_http_known_value(req, WR_HTTP_KNOWN_USER_AGENT),
         .request_id = wr_str_from_cstr(st->request_id),
         .route = st->route ? wr_str_from_cstr(st->route->name) : WR_STR(""),
         .minor_version = 1, .is_http2 = true, .stream_id = (uint32_t)st->id, .status = status, .bytes_sent = bytes,
@@ -1001,7 +1015,10 @@ static int finish_request_fields(struct h2_stream *st)
     }
     /* A body of unknown length goes upstream chunked. */
     req->is_chunked = st->has_body && !req->has_content_length;
-    return join_cookies(st);
+    int status = join_cookies(st);
+    if (status == 0)
+        wr_http_index_fields(req); /* headers[] is final: lookups by kind from now */
+    return status;
 }
 
 /* The route for st into cs->match (conn.c's select_route, for h2). */

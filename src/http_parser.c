@@ -870,6 +870,14 @@ const struct wr_http_header *wr_http_find_header(const struct wr_http_request *r
     return find_field(req->headers, req->n_headers, name);
 }
 
+void wr_http_index_fields(struct wr_http_request *req)
+{
+    memset(req->known, 0, sizeof(req->known));
+    for (size_t i = 0; i < req->n_headers; i++)
+        index_field(req, i);
+    req->is_indexed = true;
+}
+
 struct wr_str wr_http_known_value(const struct wr_http_request *req, enum wr_http_known k)
 {
     const struct wr_http_header *h;

@@ -178,6 +178,10 @@ ssize_t wr_http_parse_request(const char *buf, size_t len, size_t prev_len,
 const struct wr_http_header *wr_http_find_header(const struct wr_http_request *req,
                                                  struct wr_str name);
 
+/* Indexes the known fields of a request built field by field (HTTP/2),
+ * once its headers[] are final: lookups by kind need no scan from now. */
+void wr_http_index_fields(struct wr_http_request *req);
+
 /* The value of the first field k of req; ptr NULL when there is none.
  * Parsed requests: one array read; others: a scan by name. */
 struct wr_str wr_http_known_value(const struct wr_http_request *req, enum wr_http_known k);

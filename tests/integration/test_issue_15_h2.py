@@ -232,11 +232,14 @@ class H2Test(weirtest.WeirCase):
     # ---- access log -----------------------------------------------------------
 
     def test_access_log_says_http2(self):
-        rc, out, err = self.h2c("/ret?logme=1")
+        # Referer and User-Agent come from the stream's fields (indexed once
+        # the head is complete, issue 18).
+        rc, out, err = self.h2c("/ret?logme=1", "-e", "http://ref.test/page", "-A", "ua-h2/1")
         self.assertEqual(rc, 0, err)
         lines = self.access_lines("/ret?logme=1")
         self.assertTrue(lines, "no access log line")
         self.assertIn('"GET /ret?logme=1 HTTP/2.0" 200 13', lines[0])
+        self.assertIn('"http://ref.test/page" "ua-h2/1"', lines[0])
 
     # ---- metrics ----------------------------------------------------------------
 
