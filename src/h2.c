@@ -1571,6 +1571,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             finish(h);
             return;
         }
+        /* A short read drained the socket: another would only say EAGAIN
+         * (one wasted system call per request of a client that sends one
+         * at a time); the next readiness brings us back. */
+        if ((size_t)n < RBUF_CAP)
+            break;
     }
     if (h->pre_len == 0) /* nghttp2 copied what it keeps: the buffer is free */
         give_buf(h, &h->home->h2_rbufs, &h->rbuf);
