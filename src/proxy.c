@@ -231,24 +231,77 @@ bool wr_proxy_is_underscore_name(struct wr_str name)
     return name.len > 0 && memchr(name.ptr, '_', name.len) != NULL;
 }
 
-bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fields, size_t n)
+/* The Connection fields of one message, found once so that filtering its
+ * fields is linear (a scan for Connection per field was quadratic in the
+ * field count, which the client controls). */
+struct hop_set {
+    const struct wr_http_header *fields; /* borrowed: the message's */
+    size_t n;
+    size_t conn[4];   /* indexes of its Connection fields */
+    size_t n_conn;
+    bool is_many;     /* more than conn holds: scan fields instead */
+};
+
+static void hop_set_init(struct hop_set *hs, const struct wr_http_header *fields, size_t n)
 {
-    static const struct wr_str fixed[] = {
-        WR_STR("Connection"), WR_STR("Keep-Alive"), WR_STR("Proxy-Connection"),
-        WR_STR("TE"),         WR_STR("Trailer"),    WR_STR("Transfer-Encoding"),
-        WR_STR("Upgrade"),
-    };
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        if (wr_str_eq_nocase(name, fixed[i]))
-            return true;
-    }
-    /* RFC 9110 §7.6.1: every field the Connection field names is hop-by-hop. */
+    *hs = (struct hop_set){.fields = fields, .n = n};
     for (size_t i = 0; i < n; i++) {
-        if (wr_str_eq_nocase(fields[i].name, WR_STR("Connection")) &&
-            wr_str_list_has_token(fields[i].value, name))
+        if (!wr_str_eq_nocase(fields[i].name, WR_STR("Connection")))
+            continue;
+        if (hs->n_conn == sizeof(hs->conn) / sizeof(hs->conn[0])) {
+            hs->is_many = true;
+            return;
+        }
+        hs->conn[hs->n_conn++] = i;
+    }
+}
+
+/* The fixed hop-by-hop names (RFC 9110 §7.6.1), by length first. */
+static bool is_fixed_hop(struct wr_str name)
+{
+    switch (name.len) {
+    case 2:
+        return wr_str_eq_nocase(name, WR_STR("TE"));
+    case 7:
+        return wr_str_eq_nocase(name, WR_STR("Trailer")) ||
+               wr_str_eq_nocase(name, WR_STR("Upgrade"));
+    case 10:
+        return wr_str_eq_nocase(name, WR_STR("Connection")) ||
+               wr_str_eq_nocase(name, WR_STR("Keep-Alive"));
+    case 16:
+        return wr_str_eq_nocase(name, WR_STR("Proxy-Connection"));
+    case 17:
+        return wr_str_eq_nocase(name, WR_STR("Transfer-Encoding"));
+    default:
+        return false;
+    }
+}
+
+static bool is_hop(const struct hop_set *hs, struct wr_str name)
+{
+    if (is_fixed_hop(name))
+        return true;
+    /* RFC 9110 §7.6.1: every field the Connection field names is hop-by-hop. */
+    if (hs->is_many) {
+        for (size_t i = 0; i < hs->n; i++) {
+            if (wr_str_eq_nocase(hs->fields[i].name, WR_STR("Connection")) &&
+                wr_str_list_has_token(hs->fields[i].value, name))
+                return true;
+        }
+        return false;
+    }
+    for (size_t i = 0; i < hs->n_conn; i++) {
+        if (wr_str_list_has_token(hs->fields[hs->conn[i]].value, name))
             return true;
     }
     return false;
+}
+
+bool wr_proxy_is_hop_header(struct wr_str name, const struct wr_http_header *fields, size_t n)
+{
+    struct hop_set hs;
+    hop_set_init(&hs, fields, n);
+    return is_hop(&hs, name);
 }
 
 /* Percent-encodes the bytes of a normalised path that cannot appear raw. */
@@ -344,11 +397,11 @@ static bool is_set_by_route(const struct wr_route *route, struct wr_str name)
 }
 
 /* Client fields that we replace or must not forward. */
-static bool is_dropped_request_field(const struct wr_exchange *ex, struct wr_str name)
+static bool is_dropped_request_field(const struct wr_exchange *ex, const struct hop_set *hs,
+                                     struct wr_str name)
 {
-    const struct wr_http_request *req = ex->req;
     const struct wr_route *route = ex->route;
-    if (wr_proxy_is_hop_header(name, req->headers, req->n_headers))
+    if (is_hop(hs, name))
         return true;
     if (is_field_named(name, "Host") || is_field_named(name, "Content-Length") ||
         is_field_named(name, "Expect"))
@@ -403,9 +456,11 @@ static bool put_client_fields(struct out *o, const struct wr_proxy *p,
     const struct wr_http_request *req = ex->req;
     bool has_request_id = false;
     size_t n_underscored = 0;
+    struct hop_set hs;
+    hop_set_init(&hs, req->headers, req->n_headers);
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct wr_http_header *h = &req->headers[i];
-        if (is_dropped_request_field(ex, h->name))
+        if (is_dropped_request_field(ex, &hs, h->name))
             continue;
         if (!ex->route->underscores_in_headers && wr_proxy_is_underscore_name(h->name)) {
             n_underscored++; /* as nginx's underscores_in_headers off */
@@ -976,9 +1031,10 @@ static bool status_has_body(int status)
 /* True when the upstream's field name is not relayed: hop-by-hop and
  * framing fields (weir frames the response itself), Date and Server (weir's
  * own, unless server_header = off), and the route's hide_header names. */
-static bool is_dropped_response_field(const struct wr_proxy *p, struct wr_str name)
+static bool is_dropped_response_field(const struct wr_proxy *p, const struct hop_set *hs,
+                                      struct wr_str name)
 {
-    if (wr_proxy_is_hop_header(name, p->resp.headers, p->resp.n_headers))
+    if (is_hop(hs, name))
         return true;
     if (is_field_named(name, "Content-Length") || is_field_named(name, "Date"))
         return true;
@@ -1005,9 +1061,11 @@ static bool build_client_head(struct wr_proxy *p)
     /* add_header appends to the upstream's fields (as nginx's does), but
      * replaces weir's own Server and Date like on every other route. */
     wr_resp_drop_fields(r, p->route->replaced_fields);
+    struct hop_set hs;
+    hop_set_init(&hs, p->resp.headers, p->resp.n_headers);
     for (size_t i = 0; i < p->resp.n_headers; i++) {
         const struct wr_http_header *h = &p->resp.headers[i];
-        if (is_dropped_response_field(p, h->name))
+        if (is_dropped_response_field(p, &hs, h->name))
             continue;
         wr_resp_raw(r, h->name);
         wr_resp_raw(r, WR_STR(": "));

@@ -60,6 +60,25 @@ static void test_connection_listed(void **state)
     assert_false(wr_proxy_is_hop_header(WR_STR("Secret"), fields, 3));
 }
 
+/* Issue 18: the Connection fields are found once per message; a message
+ * with more of them than that keeps counts every one. */
+static void issue_18_many_connection_fields(void **state)
+{
+    (void)state;
+    struct wr_http_header fields[8];
+    static const char *const tokens[] = {"a-1", "a-2", "a-3", "a-4", "a-5", "a-6"};
+    for (size_t i = 0; i < 6; i++)
+        fields[i] = (struct wr_http_header){WR_STR("Connection"), wr_str_from_cstr(tokens[i])};
+    fields[6] = (struct wr_http_header){WR_STR("A-6"), WR_STR("x")};
+    fields[7] = (struct wr_http_header){WR_STR("B"), WR_STR("y")};
+    for (size_t i = 0; i < 6; i++) {
+        assert_true(wr_proxy_is_hop_header(wr_str_from_cstr(tokens[i]), fields, 8));
+        assert_true(wr_proxy_is_hop_header(wr_str_from_cstr(tokens[i]), fields, i + 1));
+    }
+    assert_false(wr_proxy_is_hop_header(WR_STR("B"), fields, 8));
+    assert_false(wr_proxy_is_hop_header(WR_STR("a-6"), fields, 5));
+}
+
 /* Names that CGI-style backends would read as another field are not
  * forwarded by default (issue 13.23). */
 static void issue_13_underscore_names(void **state)
@@ -633,6 +652,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_names),
         cmocka_unit_test(test_connection_listed),
+        cmocka_unit_test(issue_18_many_connection_fields),
         cmocka_unit_test(issue_13_underscore_names),
         cmocka_unit_test_setup_teardown(issue_14_proxy_head_split_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_14_proxy_upstream_close_every_step, setup, teardown),
