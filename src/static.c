@@ -52,9 +52,9 @@
 struct mime_entry {
     const char *ext;
     size_t ext_len; /* known at compile time: the lookup runs per request */
-    const char *type;
+    struct wr_str type;
 };
-#define MIME(ext, type) {ext, sizeof(ext) - 1, type}
+#define MIME(ext, type) {ext, sizeof(ext) - 1, {type, sizeof(type) - 1}}
 
 static const struct mime_entry mime_types[] = {
     /* text: charset=utf-8 */
@@ -126,20 +126,21 @@ static const struct mime_entry mime_types[] = {
     MIME("7z", "application/x-7z-compressed"),
 };
 
-const char *wr_static_mime_type(struct wr_str name)
+struct wr_str wr_static_mime_type(struct wr_str name)
 {
+    static const struct wr_str fallback = {"application/octet-stream", 24};
     size_t dot = name.len;
     while (dot > 0 && name.ptr[dot - 1] != '.' && name.ptr[dot - 1] != '/')
         dot--;
     if (dot == 0 || name.ptr[dot - 1] != '.')
-        return "application/octet-stream";
+        return fallback;
     struct wr_str ext = {name.ptr + dot, name.len - dot};
     for (size_t i = 0; i < sizeof(mime_types) / sizeof(mime_types[0]); i++) {
         if (ext.len == mime_types[i].ext_len &&
             wr_str_eq_nocase(ext, (struct wr_str){mime_types[i].ext, mime_types[i].ext_len}))
             return mime_types[i].type;
     }
-    return "application/octet-stream";
+    return fallback;
 }
 
 
@@ -326,8 +327,7 @@ static void add_validators(struct wr_exchange *ex, const struct file_answer *a)
 static void add_entity_headers(struct wr_exchange *ex, const struct file_answer *a)
 {
     struct wr_resp *r = ex->resp;
-    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE,
-                  wr_str_from_cstr(wr_static_mime_type(a->name)));
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, wr_static_mime_type(a->name));
     if (a->encoding)
         wr_resp_field(r, WR_HTTP_FIELD_CONTENT_ENCODING, wr_str_from_cstr(a->encoding));
     wr_resp_field(r, WR_HTTP_FIELD_ACCEPT_RANGES, WR_STR("bytes"));
