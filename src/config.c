@@ -1100,7 +1100,24 @@ static const char *parse_hash_key(struct loader *ld, const struct key_def *k, vo
     }
     if (!ok)
         return fail(ld, "\"%s\" is not client_ip, uri, header:NAME or cookie:NAME", value);
-    return parse_string(ld, k, obj, value);
+    const char *why = parse_string(ld, k, obj, value);
+    if (why == NULL)
+        wr_upstream_cfg_compile_hash_key(obj);
+    return why;
+}
+
+void wr_upstream_cfg_compile_hash_key(struct wr_upstream_cfg *u)
+{
+    const char *k = u->hash_key != NULL ? u->hash_key : "client_ip";
+    u->hash_name = (struct wr_str){NULL, 0};
+    if (strcmp(k, "uri") == 0) {
+        u->hash_kind = WR_HASH_KEY_URI;
+    } else if (strncmp(k, "header:", 7) == 0 || strncmp(k, "cookie:", 7) == 0) {
+        u->hash_kind = k[0] == 'h' ? WR_HASH_KEY_HEADER : WR_HASH_KEY_COOKIE;
+        u->hash_name = wr_str_from_cstr(k + 7);
+    } else {
+        u->hash_kind = WR_HASH_KEY_CLIENT_IP;
+    }
 }
 
 static const char *parse_health_check(struct loader *ld, const struct key_def *k, void *obj,

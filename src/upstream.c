@@ -229,20 +229,23 @@ static struct wr_str find_cookie(const struct wr_http_request *req, struct wr_st
 struct wr_str wr_upstream_hash_key(const struct wr_upstream_cfg *up,
                                    const struct wr_http_request *req, struct wr_str client_ip)
 {
-    const char *k = up->hash_key != NULL ? up->hash_key : "client_ip";
-    if (strcmp(k, "client_ip") == 0)
+    /* hash_kind: read from hash_key once, at load */
+    if (up->hash_kind == WR_HASH_KEY_CLIENT_IP)
         return client_ip;
     if (req == NULL)
         return empty_str();
-    if (strcmp(k, "uri") == 0)
+    switch (up->hash_kind) {
+    case WR_HASH_KEY_URI:
         return req->target;
-    if (strncmp(k, "header:", 7) == 0) {
-        const struct wr_http_header *h = wr_http_find_header(req, wr_str_from_cstr(k + 7));
+    case WR_HASH_KEY_HEADER: {
+        const struct wr_http_header *h = wr_http_find_header(req, up->hash_name);
         return h != NULL ? h->value : empty_str();
     }
-    if (strncmp(k, "cookie:", 7) == 0)
-        return find_cookie(req, wr_str_from_cstr(k + 7));
-    return empty_str();
+    case WR_HASH_KEY_COOKIE:
+        return find_cookie(req, up->hash_name);
+    default:
+        return empty_str();
+    }
 }
 
 /* ---- balancer state ---------------------------------------------------------- */

@@ -137,6 +137,13 @@ struct wr_server_health {
     atomic_int check;                          /* enum wr_check_state */
 };
 
+enum wr_hash_key_kind {
+    WR_HASH_KEY_CLIENT_IP = 0,
+    WR_HASH_KEY_URI,
+    WR_HASH_KEY_HEADER,
+    WR_HASH_KEY_COOKIE,
+};
+
 struct wr_upstream_cfg {
     char *name; /* owned */
     struct wr_upstream_server_cfg *servers; /* owned; a host name gives one per address */
@@ -144,6 +151,8 @@ struct wr_upstream_cfg {
     struct wr_server_health *health; /* owned: n_servers entries, same index */
     enum wr_balance balance;
     char *hash_key; /* owned: "client_ip", "uri", "header:NAME", "cookie:NAME" */
+    enum wr_hash_key_kind hash_kind; /* hash_key, read once (wr_upstream_cfg_compile_hash_key) */
+    struct wr_str hash_name;         /* header or cookie NAME, within hash_key */
     uint64_t keepalive;
     uint64_t keepalive_timeout_ms, connect_timeout_ms, send_timeout_ms, read_timeout_ms;
     uint64_t retries, max_fails, fail_timeout_ms;
@@ -359,5 +368,10 @@ struct wr_config *wr_config_ref(struct wr_config *cfg);
 
 /* Drops a reference; the last one frees the snapshot. Any thread; NULL ok. */
 void wr_config_unref(struct wr_config *cfg);
+
+/* Sets u->hash_kind and u->hash_name from u->hash_key (NULL: client_ip),
+ * so a request reads its balancer key without parsing the setting; the
+ * loader does it for every upstream. */
+void wr_upstream_cfg_compile_hash_key(struct wr_upstream_cfg *u);
 
 #endif

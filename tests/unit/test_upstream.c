@@ -529,6 +529,7 @@ static void parse_request(struct parsed *p, const char *text)
 static void expect_key(const char *hash_key, const struct wr_http_request *req, const char *want)
 {
     struct wr_upstream_cfg up = {.hash_key = (char *)hash_key};
+    wr_upstream_cfg_compile_hash_key(&up);
     struct wr_str got = wr_upstream_hash_key(&up, req, WR_STR("192.0.2.7"));
     if (!wr_str_eq(got, wr_str_from_cstr(want)))
         print_error("%s: got \"%.*s\", want \"%s\"\n", hash_key, (int)got.len,
