@@ -363,7 +363,7 @@ error-log: {{dir}}/h2o/error.log
 listen:
   host: 127.0.0.1
   port: {{port}}
-hosts:
+{{h2o_listen_extra}}hosts:
   default:
     paths:
 {{h2o_paths}}
@@ -776,6 +776,7 @@ class Bench:
         v = self.vars(scenario, dir_, port)
         v["h2o_user"] = "user: root" if os.geteuid() == 0 else ""
         v["h2o_paths"] = indent(render(scenario.h2o_paths, v), "      ")
+        v["h2o_listen_extra"] = ""
         conf = os.path.join(hdir, "h2o.conf")
         with open(conf, "w") as f:
             f.write(render(H2O_BASE, v))

@@ -17,8 +17,8 @@
  * TLS invariants: every path branches on uc->s.tls == NULL first, so
  * plain TCP costs one compare. The write event is armed when the owner
  * wants it OR the record layer needs it (TCP connect, handshake
- * WANT_WRITE, a record OpenSSL could not send yet); only the owner's wish
- * is reported to the owner. A record that could not be sent counts as
+ * WANT_WRITE, ciphertext the socket did not take yet); only the owner's wish
+ * is reported to the owner. Ciphertext that could not be sent counts as
  * taken (stream.c): its bytes wait in the stream, the pool sends them on
  * the next writable event, and the owner never has to offer the same
  * bytes again. Plaintext is assembled in the pool's stage, one per pool

@@ -478,9 +478,9 @@ static SSL_CTX *new_ctx(const struct tls_site *site)
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION |
                                  (site->has_tickets ? 0 : SSL_OP_NO_TICKET));
-    /* Partial writes and a movable buffer: conn writes one record at a time
-     * from a per-worker staging buffer and retries from a re-staged copy.
-     * Read-ahead: one recv for all the records the socket holds. Released
+    /* Partial writes and a movable buffer: records are made one at a time
+     * from a per-worker staging buffer (our write BIO never asks for a
+     * retry, so the second is only a safety net). Read-ahead: one recv for all the records the socket holds. Released
      * buffers: an idle keep-alive connection keeps no 2 x 16 KiB. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
@@ -962,8 +962,8 @@ ssize_t wr_tls_recv(struct wr_tls_conn *t, void *buf, size_t cap)
             continue;
         }
         int err = SSL_get_error(t->ssl, 0);
-        /* WANT_WRITE: a TLS 1.3 KeyUpdate answer waits for room; the
-         * write side's next flush sends it. */
+        /* WANT_WRITE cannot come from our write BIO (an answer to a
+         * KeyUpdate waits in t->rest instead); taken as "nothing yet". */
         if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
             ERR_clear_error();
             if (got > 0)
@@ -988,12 +988,8 @@ ssize_t wr_tls_send(struct wr_tls_conn *t, const void *buf, size_t len)
     if (SSL_write_ex(t->ssl, buf, len, &n) == 1)
         return (ssize_t)n;
     int err = SSL_get_error(t->ssl, 0);
-    if (err == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    /* WANT_READ would need renegotiation, which is off: treat as fatal
-     * rather than wait for a read that may never be armed. */
+    /* Our write BIO never asks for a retry (WANT_WRITE), and WANT_READ
+     * would need renegotiation, which is off: any failure is fatal. */
     t->is_failed = true;
     errno = fatal_errno(err);
     if (errno == 0)
@@ -1162,8 +1158,7 @@ static SSL_CTX *new_client_ctx(void)
      * truncated, turn the option on for themselves (wr_tls_set_idle); a
      * health probe reads a status line only, and takes either end alike. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    /* Same modes as the server side: the pool writes one record at a time
-     * and may retry from its own copy of the bytes. */
+    /* Same modes as the server side (one record per SSL_write). */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_read_ahead(ctx, 1);

@@ -8,18 +8,19 @@
  * Plain TCP pays one compare (s->tls == NULL) per call for TLS existing.
  *
  * TLS writes have one staging implementation, here:
- *  - a write takes at most one TLS record (16 KiB of plaintext); memory is
- *    handed to OpenSSL in place when it is one piece, else assembled in the
- *    worker's stage (struct wr_stream_stage, 16 KiB per worker, not per
- *    connection), file bytes are pread into the stage;
- *  - a record OpenSSL built but the socket did not take (SSL_write's
- *    WANT_WRITE) still counts as *taken*: the caller advances past it and
- *    never offers those bytes again. Its plaintext moves to a buffer of the
- *    stream's own, allocated only while the record waits and freed when it
- *    has gone (OpenSSL wants the same bytes offered again on the retry).
- *    wr_stream_wants_write says a record waits; the caller arms EV_WRITE
- *    and calls wr_stream_flush (any write call flushes first, too).
- * So a connection that is not blocked on a TLS write holds no plaintext
+ *  - a record holds at most 16 KiB of plaintext; memory is handed to
+ *    OpenSSL in place when it is one piece, else assembled in the worker's
+ *    stage (struct wr_stream_stage: per worker, not per connection), file
+ *    bytes are pread into the stage; a write that makes several records
+ *    collects up to four in the stage's batch buffer and sends them with
+ *    one write(2);
+ *  - ciphertext the socket did not take still counts as *taken*: the
+ *    caller advances past it and never offers those bytes again. It waits
+ *    in a buffer of the connection's own (tls.c), allocated only while it
+ *    waits and freed when it has gone; OpenSSL is never asked to retry.
+ *    wr_stream_wants_write says bytes wait; the caller arms EV_WRITE and
+ *    calls wr_stream_flush (any write call flushes first, too).
+ * So a connection that is not blocked on a TLS write holds no write
  * buffer at all.
  *
  * Reading: wr_stream_read is read(2) or SSL_read. A TLS stream may hold

@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <poll.h>
 
 #include "../../src/listener.c"
 
@@ -224,12 +225,9 @@ static void issue_18_nodelay_inherited(void **state)
     assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
     int cfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_int_equal(connect(cfd, (struct sockaddr *)&sin, len), 0);
-    int afd = -1;
-    for (int i = 0; i < 1000 && afd < 0; i++) {
-        afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (afd < 0)
-            usleep(1000); /* the listener is non-blocking */
-    }
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN}; /* the listener is non-blocking */
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     assert_true(afd >= 0);
     int on = 0;
     socklen_t on_len = sizeof(on);
