@@ -3122,6 +3122,9 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         check_route_schemes(ld);
         resolve_proxies(ld);
         alloc_health(ld);
+        for (size_t i = 0; i < ld->cfg->n_routes; i++)
+            ld->cfg->has_websocket_route |= ld->cfg->routes[i].action == WR_ACTION_PROXY &&
+                                            ld->cfg->routes[i].websocket;
         if (ld->n_errors == ld->n_warnings && !ld->is_oom &&
             (ld->cfg->route_index = wr_route_index_new(ld->cfg->routes, ld->cfg->n_routes)) == NULL)
             ld->is_oom = true;

@@ -144,6 +144,7 @@ struct h2_stream {
     uint64_t body_seen;
 
     struct wr_str authority;
+    struct wr_str protocol; /* :protocol (RFC 8441), extended CONNECT only */
     char *rhead;         /* RHEAD_CAP bytes from home->h2_heads while the response
                             head is built or a memory body lives in it; else NULL */
     char *hbuf;          /* hcap bytes: the request's pseudo-fields and fields;
@@ -901,6 +902,8 @@ static void store_pseudo(struct h2_stream *st, const uint8_t *name, size_t len,
         st->req.target = v;
     else if (name_is(name, len, ":authority"))
         st->authority = v;
+    else if (name_is(name, len, ":protocol"))
+        st->protocol = v;
 }
 
 static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
@@ -998,8 +1001,18 @@ static int finish_request_fields(struct h2_stream *st)
     if (host.len == 0)
         host = find_value(req, "host"); /* RFC 9113 §8.3.1: Host when no :authority */
     req->host = host;
-    if (req->method_id == WR_HTTP_CONNECT)
-        req->target = host;
+    if (req->method_id == WR_HTTP_CONNECT && st->protocol.ptr) {
+        /* RFC 8441 extended CONNECT (nghttp2 let :protocol through only
+         * because we offered it, and checked :scheme and :path are there):
+         * a WebSocket, routed and proxied as HTTP/1.1's Upgrade GET. Other
+         * protocols weir does not tunnel. */
+        if (!wr_str_eq_nocase(st->protocol, WR_STR("websocket")))
+            return 501;
+        req->method_id = WR_HTTP_GET;
+        req->is_extended_connect = true;
+    } else if (req->method_id == WR_HTTP_CONNECT) {
+        req->target = host; /* a forward-proxy CONNECT: refused before routing */
+    }
     req->path = req->target;
     const char *q = memchr(req->target.ptr ? req->target.ptr : "", '?', req->target.len);
     if (q) {
@@ -1013,8 +1026,9 @@ static int finish_request_fields(struct h2_stream *st)
         for (size_t i = 0; i < cl.len; i++)
             req->content_length = req->content_length * 10 + (uint64_t)(cl.ptr[i] - '0');
     }
-    /* A body of unknown length goes upstream chunked. */
-    req->is_chunked = st->has_body && !req->has_content_length;
+    /* A body of unknown length goes upstream chunked; a tunnel's bytes go
+     * as they are. */
+    req->is_chunked = st->has_body && !req->has_content_length && !req->is_extended_connect;
     int status = join_cookies(st);
     if (status == 0)
         wr_http_index_fields(req); /* headers[] is final: lookups by kind from now */
@@ -1102,6 +1116,11 @@ static void start_request(struct h2_stream *st)
         submit_server_options(st, m->allow);
         return;
     }
+    /* Only a proxy route with websocket = on opens a tunnel: any other
+     * answer to an extended CONNECT would claim one was opened. */
+    if (status == 0 && st->req.is_extended_connect &&
+        (m->route->action != WR_ACTION_PROXY || !m->route->websocket))
+        status = 501;
     uint64_t retry_s = 0;
     if (status == 0 && (status = check_rate(h, m->route, &retry_s)) == 0) {
         st->route = m->route;
@@ -1176,7 +1195,9 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     }
     st->body_seen += len;
     st->last_in_ms = wr_clock_now_ms();
-    uint64_t max_body = st->h->cfg->limits.max_body_bytes;
+    /* A WebSocket tunnel's bytes are no request body: max_body_size does
+     * not count them (websocket_timeout bounds the tunnel). */
+    uint64_t max_body = st->req.is_extended_connect ? 0 : st->h->cfg->limits.max_body_bytes;
     if (max_body > 0 && st->body_seen > max_body) {
         nghttp2_session_consume(ng, id, len);
         /* As for HTTP/1.1: 413 when no answer went out yet, else the cut. */
@@ -1358,7 +1379,8 @@ static bool has_bytes_waiting(const struct h2_stream *st)
 static bool awaits_body(const struct h2_stream *st)
 {
     return st->has_body && !st->is_end_stream && !st->is_closed && !st->is_cut &&
-           !st->is_body_blocked;
+           !st->is_body_blocked && !st->req.is_extended_connect; /* a tunnel: the
+                                             handler's websocket_timeout instead */
 }
 
 /*
@@ -1661,8 +1683,11 @@ static nghttp2_session *session_new(struct wr_h2 *h)
         {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, (uint32_t)h->cfg->http2.hpack_table_bytes},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)h->cfg->limits.max_header_bytes},
+        /* RFC 8441: WebSockets over HTTP/2, offered when a route takes them. */
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
     };
-    if (nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0) {
+    size_t n_iv = sizeof(iv) / sizeof(iv[0]) - (h->cfg->has_websocket_route ? 0 : 1);
+    if (nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, iv, n_iv) != 0) {
         nghttp2_session_del(ng);
         return NULL;
     }

@@ -683,6 +683,7 @@ static void reset_request(struct wr_http_request *req)
     req->content_length = 0;
     req->has_content_length = req->is_chunked = req->is_keep_alive = false;
     req->expects_continue = req->is_upgrade = req->is_absolute_form = false;
+    req->is_extended_connect = false;
     req->n_headers = 0;
     memset(req->known, 0, sizeof(req->known));
     req->is_indexed = true;

@@ -397,6 +397,11 @@ ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n)
     return w;
 }
 
+int wr_upconn_shutdown(struct wr_upconn *uc)
+{
+    return wr_stream_shutdown(&uc->s);
+}
+
 void wr_upconn_close(struct wr_upconn *uc)
 {
     close_upconn(uc);

@@ -46,6 +46,7 @@
 #include "weir/timer.h"
 #include "weir/tls.h"
 #include "weir/upstream.h"
+#include "weir/websocket.h"
 
 #define UBUF_CAP (32 * 1024)
 #define HEAD_EXTRA 4096      /* room for added request fields beyond the client's head */
@@ -108,6 +109,17 @@ struct wr_proxy {
     bool has_body, is_body_chunked, is_body_done;
     bool has_sent_body;       /* a body byte left for the server: no more retries */
     bool is_body_blocked;     /* send_body took less: body_room() owed */
+    /* An HTTP/2 client's WebSocket (RFC 8441 extended CONNECT): upstream it
+     * is HTTP/1.1's Upgrade with a key of ours; after the 101 the client
+     * gets 200 and the tunnel's bytes are the exchange's request body
+     * (DATA frames -> the upstream socket, as is) and response body
+     * (upstream bytes until it closes -> DATA frames): the front end's
+     * flow control is the backpressure both ways. */
+    bool is_h2_tunnel;
+    bool is_tunnel_open;      /* the upstream's 101 came: bytes flow */
+    bool is_shut_owed;        /* the client ended its half: shut the upstream's
+                                 once a TLS record waiting went out */
+    char ws_key[WR_WS_KEY_LEN + 1];
     uint64_t chunk_left;      /* data bytes owed to the chunk being sent */
     char pend[32];            /* framing bytes not yet written */
     size_t pend_len, pend_off;
@@ -406,6 +418,8 @@ static bool is_dropped_request_field(const struct wr_exchange *ex, const struct 
     if (is_field_named(name, "Host") || is_field_named(name, "Content-Length") ||
         is_field_named(name, "Expect"))
         return true;
+    if (ex->req->is_extended_connect && is_field_named(name, "Sec-WebSocket-Key"))
+        return true; /* never an HTTP/2 client's: ours goes up */
     if (route->forwarded_headers &&
         (is_field_named(name, "X-Forwarded-For") || is_field_named(name, "X-Forwarded-Proto") ||
          is_field_named(name, "X-Forwarded-Host") || is_field_named(name, "X-Real-IP")))
@@ -484,7 +498,10 @@ static int build_request_head(struct wr_proxy *p, const struct wr_exchange *ex)
 {
     const struct wr_http_request *req = ex->req;
     struct out o = {p->hbuf, 0, p->hbuf_cap, false};
-    put_str(&o, req->method);
+    if (req->is_extended_connect)
+        put(&o, "GET", 3); /* HTTP/1.1's WebSocket handshake */
+    else
+        put_str(&o, req->method);
     put(&o, " ", 1);
     put_target(&o, ex);
     put(&o, " HTTP/1.1\r\n", 11);
@@ -502,6 +519,13 @@ static int build_request_head(struct wr_proxy *p, const struct wr_exchange *ex)
     put_set_headers(&o, ex);
     if (p->is_websocket) {
         put(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n", 41);
+        if (p->is_h2_tunnel) {
+            put(&o, "Sec-WebSocket-Key: ", 19);
+            put(&o, p->ws_key, WR_WS_KEY_LEN);
+            put(&o, "\r\n", 2);
+            if (!wr_http_find_header(req, WR_STR("Sec-WebSocket-Version")))
+                put(&o, "Sec-WebSocket-Version: 13\r\n", 27);
+        }
     } else if (req->is_chunked) {
         put(&o, "Transfer-Encoding: chunked\r\n", 28);
     } else if (ex->has_body || req->has_content_length) {
@@ -781,15 +805,23 @@ static void arm_deadline(struct wr_proxy *p, uint64_t timeout_ms)
 
 static void send_head_and_body(struct wr_proxy *p);
 
+/* How long the server may stay silent while the response comes: an open
+ * tunnel has websocket_timeout instead. */
+static uint64_t read_timeout(const struct wr_proxy *p)
+{
+    return p->is_tunnel_open ? p->idle_timeout_ms : p->up->read_timeout_ms;
+}
+
 /* Everything owed is written. read_timeout runs once the whole request is
  * with the server; while the client is still sending its body, its own
  * body_timeout guards the wait (a slow upload is not a slow server). */
 static void arm_wait_deadline(struct wr_proxy *p)
 {
     if (p->state == PX_BODY_DOWN)
-        arm_deadline(p, p->up->read_timeout_ms); /* the response's own pace */
-    else
-        arm_deadline(p, p->is_body_done && p->pend_len == 0 ? p->up->read_timeout_ms : 0);
+        arm_deadline(p, read_timeout(p)); /* the response's own pace */
+    else /* a tunnel's client sends nothing before the 101: the server's turn */
+        arm_deadline(p, (p->is_body_done || p->is_h2_tunnel) && p->pend_len == 0
+                            ? p->up->read_timeout_ms : 0);
 }
 
 /* Picks a server not tried yet and gets a connection to it. */
@@ -916,6 +948,18 @@ static void on_send_error(struct wr_proxy *p)
     fail_attempt(p, 502, false, why);
 }
 
+/* An h2 tunnel's client ended its half (END_STREAM): so does weir toward
+ * the server (TLS close_notify, then SHUT_WR), once a waiting TLS record
+ * went out; the server's half goes on until it closes. */
+static void shut_upstream(struct wr_proxy *p)
+{
+    p->is_shut_owed = false;
+    if (wr_upconn_shutdown(p->uc) < 0 && errno == EAGAIN) {
+        p->is_shut_owed = true;
+        wr_upconn_want_write(p->uc, true);
+    }
+}
+
 /* After a connect or a writable event: push what is owed. */
 static void send_head_and_body(struct wr_proxy *p)
 {
@@ -930,6 +974,8 @@ static void send_head_and_body(struct wr_proxy *p)
         return;
     }
     arm_wait_deadline(p);
+    if (p->is_shut_owed)
+        shut_upstream(p);
     if (p->is_body_blocked) {
         p->is_body_blocked = false;
         wr_exchange_body_room(p->ex);
@@ -943,12 +989,48 @@ static void set_pend(struct wr_proxy *p, const char *s, size_t n)
 }
 
 
+/* An h2 tunnel's client bytes: to the server as they are, once the 101
+ * came (the client waits for our 200; bytes it sent early wait in the
+ * front end, their window not given back). */
+static ssize_t tunnel_recv(struct wr_proxy *p, const char *data, size_t len, bool is_last)
+{
+    if (!p->is_tunnel_open || !p->uc || p->is_shut_owed) {
+        p->is_body_blocked = true;
+        return -1;
+    }
+    size_t taken = 0;
+    if (len > 0) {
+        struct iovec iov = {(void *)data, len};
+        ssize_t w = wr_upconn_writev(p->uc, &iov, 1);
+        if (w < 0 && errno != EAGAIN) {
+            release_upstream(p, false); /* the server went: so does the tunnel */
+            finish(p, WR_EXCHANGE_BROKEN);
+            return (ssize_t)len;
+        }
+        taken = w > 0 ? (size_t)w : 0;
+        if (taken > 0 && p->deadline_ms != 0)
+            arm_deadline(p, p->idle_timeout_ms); /* bytes either way keep it open */
+    }
+    if (taken < len) {
+        p->is_body_blocked = true;
+        wr_upconn_want_write(p->uc, true);
+        return (ssize_t)taken;
+    }
+    if (is_last) {
+        p->is_body_done = true;
+        shut_upstream(p);
+    }
+    return (ssize_t)taken;
+}
+
 /* The handler's recv_body: request body bytes, framed for the server. */
 static ssize_t proxy_recv_body(struct wr_exchange *ex, const char *data, size_t len, bool is_last)
 {
     struct wr_proxy *p = ex->state;
     if (p->state == PX_FINISHED || p->state == PX_TUNNEL || p->is_body_done)
         return (ssize_t)len; /* nobody wants it any more: the front end discards it */
+    if (p->is_h2_tunnel)
+        return tunnel_recv(p, data, len, is_last);
     if (p->state == PX_CONNECTING || !p->uc || p->head_sent < p->head_len || p->pend_len > 0) {
         p->is_body_blocked = true;
         return -1;
@@ -1038,6 +1120,8 @@ static bool is_dropped_response_field(const struct wr_proxy *p, const struct hop
         return true;
     if (is_field_named(name, "Content-Length") || is_field_named(name, "Date"))
         return true;
+    if (p->is_tunnel_open && is_field_named(name, "Sec-WebSocket-Accept"))
+        return true; /* RFC 8441 §5: HTTP/2's handshake has none */
     if (p->env->is_server_header_on && is_field_named(name, "Server"))
         return true;
     const struct wr_route *route = p->route;
@@ -1057,7 +1141,8 @@ static bool build_client_head(struct wr_proxy *p)
 {
     struct wr_resp *r = p->ex->resp;
     wr_resp_init(r, p->hbuf, p->hbuf_cap);
-    wr_resp_start(r, p->resp.status, p->env->clock);
+    /* RFC 8441 §5: an HTTP/2 client's tunnel opens with 200, not 101. */
+    wr_resp_start(r, p->is_tunnel_open ? 200 : p->resp.status, p->env->clock);
     /* add_header appends to the upstream's fields (as nginx's does), but
      * replaces weir's own Server and Date like on every other route. */
     wr_resp_drop_fields(r, p->route->replaced_fields);
@@ -1121,6 +1206,11 @@ static bool emit(struct wr_proxy *p, const struct iovec *iov, int n, bool is_fin
 static bool proxy_can_recv_body(struct wr_exchange *ex)
 {
     struct wr_proxy *p = ex->state;
+    if (p->is_h2_tunnel) {
+        bool is_open = p->is_tunnel_open && p->uc && !p->is_shut_owed;
+        p->is_body_blocked |= !is_open;
+        return is_open;
+    }
     bool is_ready = p->state == PX_SENDING && p->uc && p->head_sent == p->head_len &&
                     p->pend_len == 0;
     /* Still connecting or writing the head: send_head_and_body calls
@@ -1141,7 +1231,7 @@ static void proxy_proceed(struct wr_exchange *ex)
     if (p->uc->is_read_paused) {
         p->ustart = p->ulen = 0;
         wr_upconn_pause_read(p->uc, false);
-        arm_deadline(p, p->up->read_timeout_ms);
+        arm_deadline(p, read_timeout(p));
         relay_body(p);
     }
 }
@@ -1230,6 +1320,60 @@ static void relay_body(struct wr_proxy *p)
 
 static void start_tunnel_head(struct wr_proxy *p, size_t head_end);
 
+/* A final head in ubuf[0..head_end) answers the client with status (its
+ * framing chosen): the server counts as working, the client's head is
+ * built (502 when it does not fit), the body follows. Returns false when
+ * the exchange ended. */
+static bool take_response_head(struct wr_proxy *p, int status, size_t head_end)
+{
+    wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
+    p->head_us = wr_clock_now_us();
+    p->status = status;
+    p->ex->log.upstream_time_us = p->head_us - p->start_us;
+    if (!build_client_head(p)) {
+        upstream_warn(p, "upstream %s: response head from %s too large for the client",
+                      p->up->name, server_label(p));
+        release_upstream(p, false);
+        finish(p, 502);
+        return false;
+    }
+    p->state = PX_BODY_DOWN;
+    p->ustart = head_end;
+    return true;
+}
+
+/* The server took an h2 client's WebSocket (a 101 in ubuf[0..head_end)):
+ * checked against our key, the client gets 200 now (it sends nothing
+ * before), then the tunnel's bytes are the two bodies (is_h2_tunnel). */
+static void open_h2_tunnel(struct wr_proxy *p, size_t head_end)
+{
+    const struct wr_http_header *accept = NULL;
+    for (size_t i = 0; i < p->resp.n_headers && !accept; i++) {
+        if (is_field_named(p->resp.headers[i].name, "Sec-WebSocket-Accept"))
+            accept = &p->resp.headers[i];
+    }
+    if (!accept || !wr_ws_accept_matches(wr_str_from_cstr(p->ws_key), accept->value)) {
+        upstream_warn(p, "upstream %s: %s answered the WebSocket handshake without the "
+                      "right Sec-WebSocket-Accept", p->up->name, server_label(p));
+        release_upstream(p, false);
+        finish(p, 502);
+        return;
+    }
+    p->is_tunnel_open = true;
+    p->framing = RF_CLOSE; /* the server's bytes, until it closes */
+    p->is_upstream_reusable = false;
+    if (!take_response_head(p, 200, head_end))
+        return;
+    arm_deadline(p, p->idle_timeout_ms);
+    wr_exchange_send_head(p->ex);
+    if (p->is_body_blocked) {
+        p->is_body_blocked = false;
+        wr_exchange_body_room(p->ex); /* the client's bytes may flow now */
+    }
+    if (p->state == PX_BODY_DOWN)
+        relay_body(p); /* bytes the server sent behind its 101 */
+}
+
 /* A complete response head sits in ubuf[0..head_end). */
 static void on_response_head(struct wr_proxy *p, size_t head_end)
 {
@@ -1237,6 +1381,10 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
     if (status == 101 || status >= 200)
         log_attempt_end(&p->log, status);
     if (status == 101) {
+        if (p->is_h2_tunnel && p->resp.has_conn_upgrade) {
+            open_h2_tunnel(p, head_end);
+            return;
+        }
         if (p->is_websocket && p->resp.has_conn_upgrade) {
             start_tunnel_head(p, head_end);
             return;
@@ -1255,20 +1403,9 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
         p->scanned = 0;
         return;
     }
-    wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
-    p->head_us = wr_clock_now_us();
-    p->status = status;
-    p->ex->log.upstream_time_us = p->head_us - p->start_us;
     choose_framing(p);
-    if (!build_client_head(p)) {
-        upstream_warn(p, "upstream %s: response head from %s too large for the client",
-                      p->up->name, server_label(p));
-        release_upstream(p, false);
-        finish(p, 502);
+    if (!take_response_head(p, status, head_end))
         return;
-    }
-    p->state = PX_BODY_DOWN;
-    p->ustart = head_end;
     if (p->framing == RF_NONE) {
         wr_exchange_send_head(p->ex);
         p->is_body_done = p->is_body_done || !p->has_body;
@@ -1331,7 +1468,7 @@ static void read_upstream(struct wr_proxy *p)
         return;
     }
     p->ulen += (size_t)n;
-    arm_deadline(p, p->up->read_timeout_ms);
+    arm_deadline(p, read_timeout(p));
     if (p->state == PX_BODY_DOWN) {
         relay_body(p);
         return;
@@ -1419,8 +1556,15 @@ static int proxy_start(struct wr_exchange *ex)
     p->is_body_chunked = req->is_chunked;
     p->is_body_done = !ex->has_body;
     const struct wr_http_header *upgrade = wr_http_find_header(req, WR_STR("Upgrade"));
-    p->is_websocket = ex->route->websocket && req->is_upgrade && upgrade &&
-                      wr_str_list_has_token(upgrade->value, WR_STR("websocket"));
+    p->is_websocket = ex->route->websocket &&
+                      (req->is_extended_connect ||
+                       (req->is_upgrade && upgrade &&
+                        wr_str_list_has_token(upgrade->value, WR_STR("websocket"))));
+    p->is_h2_tunnel = p->is_websocket && req->is_extended_connect;
+    if (p->is_h2_tunnel && wr_ws_new_key(p->ws_key) < 0) {
+        free_proxy(p);
+        return 500;
+    }
     p->idle_timeout_ms = ex->route->websocket_timeout_ms;
     p->hash_key = wr_upstream_hash_key(p->up, req, ex->client_addr);
     p->start_us = wr_clock_now_us();
@@ -1463,8 +1607,9 @@ static void time_out(struct wr_proxy *p, uint64_t now)
         finish(p, 504);
         return;
     case PX_BODY_DOWN:
-        upstream_warn(p, "upstream %s: %s timed out sending the body",
-                      p->up->name, server_label(p));
+        if (!p->is_tunnel_open) /* an idle tunnel's end is no trouble */
+            upstream_warn(p, "upstream %s: %s timed out sending the body",
+                          p->up->name, server_label(p));
         release_upstream(p, false);
         finish(p, WR_EXCHANGE_BROKEN);
         return;

@@ -282,6 +282,8 @@ struct wr_config {
     struct wr_admin_cfg admin;
     struct wr_http2_cfg http2;
     struct wr_route_index *route_index; /* owned: candidates per path (route_index.h) */
+    bool has_websocket_route;  /* a proxy route has websocket = on: HTTP/2 offers
+                                  extended CONNECT (RFC 8441) */
 
     /* Built by main from tls[] after the load and before the snapshot is
      * published, so a connection keeps the certificates it started with for

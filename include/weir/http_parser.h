@@ -123,6 +123,10 @@ struct wr_http_request {
     bool expects_continue;   /* Expect: 100-continue */
     bool is_upgrade;         /* Connection: upgrade and an Upgrade field */
     bool is_absolute_form;   /* target was absolute-form */
+    bool is_extended_connect; /* HTTP/2 CONNECT with :protocol websocket (RFC
+                                 8441): routed and proxied as a WebSocket
+                                 GET; method_id is WR_HTTP_GET, method stays
+                                 "CONNECT" for the log */
 
     size_t n_headers;
     struct wr_http_header headers[WR_HTTP_MAX_HEADERS];

@@ -146,6 +146,11 @@ bool wr_upconn_is_resumed(const struct wr_upconn *uc);
  */
 void wr_pool_put(struct wr_upconn *uc, uint64_t max_idle, uint64_t idle_ms);
 
+/* Ends our direction toward the server (wr_stream_shutdown: a tunnel's
+ * half-close): 0, or -1 with errno, EAGAIN when a TLS record still waits
+ * (call again once the owner's EV_WRITE came). uc is not reusable after. */
+int wr_upconn_shutdown(struct wr_upconn *uc);
+
 /* Closes uc (owned by the caller). */
 void wr_upconn_close(struct wr_upconn *uc);
 

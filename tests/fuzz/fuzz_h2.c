@@ -46,7 +46,11 @@ static const char config_fmt[] =
     "[http2]\nmax_concurrent_streams = 16\n"
     "[route ret]\nmatch = prefix:/r\nmethods = GET HEAD POST\nreturn = 200 hello $host\n"
     "[route go]\nmatch = prefix:/g\nredirect = 301 /r$request_uri\n"
-    "[route files]\nmatch = prefix:/f/\nstrip_prefix = /f\nroot = %s\n";
+    "[route files]\nmatch = prefix:/f/\nstrip_prefix = /f\nroot = %s\n"
+    /* A WebSocket route (extended CONNECT offered) to a server that is
+     * never there: the connect fails at once (502). */
+    "[upstream none]\nserver = unix:/tmp/weir_fuzz_h2_none.sock\n"
+    "[route ws]\nmatch = prefix:/w\nproxy = none\nwebsocket = on\n";
 
 /* A file larger than the client's first window (65535): its DATA waits
  * on WINDOW_UPDATEs the input may or may not send. */

@@ -86,6 +86,22 @@ def seeds():
     c.send_headers(3, req("/r/over", extra=[("x-over", "o" * 9000)]), end_stream=True)
     yield "big_head", frames(c)
 
+    # RFC 8441 extended CONNECT (after our SETTINGS are acknowledged, as a
+    # client must wait for them): a WebSocket to the proxy route, one to a
+    # route that does not tunnel, an unknown :protocol, then tunnel bytes.
+    c = client()
+    head = frames(c) + hf.SettingsFrame(0, flags=["ACK"]).serialize()
+    enc = h2.connection.Encoder()
+    for sid, path, proto in ((1, "/w/chat", "websocket"), (3, "/r/x", "websocket"),
+                             (5, "/w/x", "chat")):
+        block = enc.encode([(":method", "CONNECT"), (":protocol", proto), (":scheme", "http"),
+                            (":authority", "fuzz.test"), (":path", path),
+                            ("sec-websocket-version", "13")])
+        head += hf.HeadersFrame(sid, block, flags=["END_HEADERS"]).serialize()
+    head += hf.DataFrame(1, b"\x81\x02hi").serialize()
+    head += hf.DataFrame(1, b"", flags=["END_STREAM"]).serialize()
+    yield "websocket", head
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)

@@ -40,7 +40,7 @@ def post(path, length, authority=b"h2.test"):
 class RawH2:
     """One h2c connection speaking frames through python3-h2 with outbound
     validation off, so malformed requests reach the server as written.
-    streams[sid] = {"status", "body", "end", "reset"}; DATA of a stream in
+    streams[sid] = {"status", "body", "end", "reset", "headers"}; DATA of a stream in
     `stalled` is not acknowledged (its window closes: a client that stops
     reading it), other DATA is."""
 
@@ -56,6 +56,7 @@ class RawH2:
         self.streams = {}
         self.stalled = set()
         self.goaway = None      # (error code, last stream id) once GOAWAY came
+        self.got_settings = False  # the server's first SETTINGS arrived
         self.is_closed = False
 
     def flush(self):
@@ -76,18 +77,22 @@ class RawH2:
 
     def stream(self, sid):
         return self.streams.setdefault(sid, {"status": None, "body": b"", "end": False,
-                                             "reset": None})
+                                             "reset": None, "headers": {}})
 
     def _on_event(self, ev):
         if isinstance(ev, h2.events.ConnectionTerminated):
             self.goaway = (ev.error_code, ev.last_stream_id)
+            return
+        if isinstance(ev, h2.events.RemoteSettingsChanged):
+            self.got_settings = True
             return
         sid = getattr(ev, "stream_id", None)
         if not sid:
             return
         st = self.stream(sid)
         if isinstance(ev, h2.events.ResponseReceived):
-            st["status"] = int(dict(ev.headers)[b":status"])
+            st["headers"] = dict(ev.headers)
+            st["status"] = int(st["headers"][b":status"])
         elif isinstance(ev, h2.events.DataReceived):
             st["body"] += ev.data
             if sid not in self.stalled:

@@ -16,7 +16,11 @@ Paths (query parameters in brackets):
   /bad                a malformed response head
   /status[code]       that status, small body
   /healthz            200 "ok" while healthy, else 503
-  /ws                 WebSocket-style upgrade (101), then echoes bytes
+  /ws[refuse,badaccept,send,close]
+                      WebSocket upgrade: 101 with the Sec-WebSocket-Accept of
+                      the request's key (and its first subprotocol), then
+                      `send`'s bytes, then echoes bytes (or closes: close);
+                      refuse: 403; badaccept: a wrong accept value
   /hold[ms]           reads the request, sends nothing for ms, then closes
   /quietclose         answers with keep-alive allowed, then closes anyway
 Anything else answers 200 with the path.
@@ -37,6 +41,13 @@ import urllib.parse
 
 IO_TIMEOUT = 10.0
 PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def ws_accept(key):
+    """RFC 6455 §4.2.2's Sec-WebSocket-Accept for key."""
+    import base64
+    digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    return base64.b64encode(digest).decode()
 
 
 def pattern_bytes(size):
@@ -347,8 +358,18 @@ class Backend:
         if path == "/healthz":
             return self._send(c, 200 if self.healthy else 503, b"ok" if self.healthy else b"down")
         if path == "/ws":
-            c.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
+            if "refuse" in q:
+                return self._send(c, 403, b"no websocket here", close=True)
+            key = req.header("Sec-WebSocket-Key") or ""
+            accept = ws_accept(key).encode() if key and "badaccept" not in q else b"x"
+            head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n")
+            proto = req.header("Sec-WebSocket-Protocol")
+            if proto:
+                head += b"Sec-WebSocket-Protocol: " + proto.split(",")[0].strip().encode() + b"\r\n"
+            c.sock.sendall(head + b"\r\n" + q.get("send", "").encode())
+            if "close" in q:
+                return False
             for _ in range(100000):
                 data = c.buf or c.sock.recv(65536)
                 c.buf = b""
