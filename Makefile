@@ -8,13 +8,15 @@ CONF  ?= conf/weir.ini
 
 # Debian 12 package names.
 BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
-              libpcre2-dev libsystemd-dev zlib1g-dev libnghttp2-dev python3
+              libpcre2-dev libsystemd-dev zlib1g-dev libnghttp2-dev libbrotli-dev \
+              libzstd-dev python3
 # make deb: dpkg-shlibdeps (dpkg-dev) computes Depends; CPack writes the
 # archive's root ownership itself (no fakeroot).
 DEB_PKGS   := $(BUILD_PKGS) dpkg-dev
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl \
-              systemd util-linux groff-base dpkg-dev lintian nghttp2-client python3-h2
-BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3 nghttp2-client h2o
+              systemd util-linux groff-base dpkg-dev lintian nghttp2-client python3-h2 \
+              python3-brotli python3-zstandard
+BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3 nghttp2-client h2o brotli zstd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,10 +1,10 @@
 /*
  * weir-bench-backend: the upstream of bench/run.py's proxy scenario.
  *
- *   weir-bench-backend PORT        (127.0.0.1; PORT 0 picks a free one)
+ *   weir-bench-backend PORT [FILE]  (127.0.0.1; PORT 0 picks a free one)
  *
  * Answers every request with the same HTTP/1.1 200 and a fixed 100-byte
- * body, keeps every connection alive, and costs as little CPU as it can, so
+ * body (or FILE's bytes as text/html: the compression scenarios), keeps every connection alive, and costs as little CPU as it can, so
  * the benchmark measures the proxy in front of it rather than this. One
  * thread, level-triggered epoll, no allocation per request.
  *
@@ -35,8 +35,7 @@
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"                 \
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrst" \
     "uvwxyzAB"
-#define RESPONSE_LEN (sizeof(RESPONSE) - 1)
-#define COPIES 256            /* responses one write() may send */
+#define COPIES 256            /* small responses one write() may send */
 #define MAX_FDS 65536
 #define MAX_OWED 4096         /* stop reading a pipelining client past this */
 #define MAX_ACCEPTS_PER_WAKE 64
@@ -50,7 +49,8 @@ struct conn {
     uint32_t events;    /* what epoll watches for it now */
 };
 
-static char copies[COPIES * RESPONSE_LEN];
+static char *copies;          /* n_copies responses back to back */
+static size_t RESPONSE_LEN, copies_len;
 static struct conn *conns[MAX_FDS];
 static unsigned long long n_connections, n_requests;
 
@@ -83,7 +83,7 @@ static int flush_conn(int epfd, struct conn *c)
 {
     while (c->n_owed) {
         size_t left = c->n_owed * RESPONSE_LEN - c->offset;
-        size_t chunk = sizeof(copies) - c->offset;
+        size_t chunk = copies_len - c->offset;
         ssize_t n = write(c->fd, copies + c->offset, left < chunk ? left : chunk);
         if (n < 0 && errno == EINTR)
             continue;
@@ -206,13 +206,39 @@ static void serve(int epfd, int lfd)
 int main(int argc, char **argv)
 {
     char *end = NULL;
-    unsigned long port = argc == 2 ? strtoul(argv[1], &end, 10) : 0;
-    if (argc != 2 || !*argv[1] || *end || port > 65535) {
-        fprintf(stderr, "usage: weir-bench-backend PORT   (127.0.0.1; 0 picks one)\n");
+    unsigned long port = argc >= 2 ? strtoul(argv[1], &end, 10) : 0;
+    if (argc < 2 || argc > 3 || !*argv[1] || *end || port > 65535) {
+        fprintf(stderr, "usage: weir-bench-backend PORT [FILE]  (127.0.0.1; 0 picks one)\n");
         return 2;
     }
-    for (size_t i = 0; i < COPIES; i++)
-        memcpy(copies + i * RESPONSE_LEN, RESPONSE, RESPONSE_LEN);
+    char *response = RESPONSE;
+    RESPONSE_LEN = sizeof(RESPONSE) - 1;
+    if (argc == 3) {
+        FILE *f = fopen(argv[2], "rb");
+        long size = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0)
+            size = ftell(f);
+        char head[128];
+        int hn = snprintf(head, sizeof(head),
+                          "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %ld"
+                          "\r\n\r\n", size);
+        response = size >= 0 ? malloc((size_t)hn + (size_t)size) : NULL;
+        if (!response || fseek(f, 0, SEEK_SET) != 0 ||
+            fread(response + hn, 1, (size_t)size, f) != (size_t)size) {
+            fprintf(stderr, "weir-bench-backend: cannot read %s\n", argv[2]);
+            return 1;
+        }
+        fclose(f);
+        memcpy(response, head, (size_t)hn);
+        RESPONSE_LEN = (size_t)hn + (size_t)size;
+    }
+    size_t n_copies = RESPONSE_LEN >= 32768 ? 1 : COPIES;
+    copies_len = n_copies * RESPONSE_LEN;
+    copies = malloc(copies_len);
+    if (!copies)
+        return 1;
+    for (size_t i = 0; i < n_copies; i++)
+        memcpy(copies + i * RESPONSE_LEN, response, RESPONSE_LEN);
     int sfd = signal_fd(), lfd = listen_on((unsigned)port), epfd = epoll_create1(EPOLL_CLOEXEC);
     /* listener: data.ptr NULL; signal fd: a sentinel pointer; else a conn */
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};

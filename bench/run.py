@@ -18,6 +18,7 @@ Python 3 standard library only.
 
 import argparse
 import datetime
+import gzip
 import http.client
 import json
 import os
@@ -106,6 +107,10 @@ class Scenario:
     handshakes: bool = False   # not a wrk run: s_time -new / -reuse
     h2o_paths: str = ""        # plain HTTP scenarios: h2o's `paths:` entries, h2o
                                # measured beside nginx when set and installed
+    accept_encoding: str = ""  # sent by wrk and the check; the check decodes
+                               # the body before comparing its length
+    backend_file: str = ""     # backend: serve this file (from setup) as text/html
+    peers: bool = True         # False: weir alone (no peer does this)
 
 
 def write_file(dir_, rel, size):
@@ -183,6 +188,67 @@ def _regex_routes(n):
     return weir, nginx
 
 
+# Compression (issue 16): a 100 KiB HTML page, text a compressor finds
+# structure in but not a trivial repetition (about 4:1 with gzip -1).
+def setup_html(dir_):
+    words = ["<p>", "</p>", "<div class=\"row\">", "</div>", "weir", "proxy", "route",
+             "static", "the", "a", "fast", "request", "answer", "upstream", "client", "page",
+             "<a href=\"/docs/\">", "</a>", "\n"]
+    out, x = [], 7
+    while sum(map(len, out)) < 100 * 1024:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        out.append(words[x % len(words)] + ("%d " % (x % 1000) if x % 7 == 0 else " "))
+    path = os.path.join(dir_, "www", "page.html")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("".join(out)[:100 * 1024])
+    return {"root": os.path.join(dir_, "www")}
+
+
+def _compress_static(coding):
+    return STATIC_WEIR + "compress = %s\n" % coding
+
+
+# The proxy scenarios' configurations (one fixed backend, keep-alive 64).
+PROXY_WEIR = """\
+[upstream b]
+server = 127.0.0.1:{{backend_port}}
+keepalive = 64
+
+[route p]
+match = prefix:/
+proxy = b
+"""
+NGINX_PROXY = """\
+location / {
+    proxy_pass http://b;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+}
+"""
+
+
+def _compress_proxy(coding):
+    return PROXY_WEIR + "compress = %s\n" % coding
+
+
+# nginx compresses per request at level 1, the closest to weir's default.
+NGINX_GZIP = """\
+gzip on;
+gzip_comp_level 1;
+gzip_types text/html;
+gzip_static off;
+gzip_vary on;
+"""
+NGINX_GZIP_PROXY = NGINX_GZIP + NGINX_PROXY
+NGINX_UPSTREAM = """\
+upstream b {
+    server 127.0.0.1:{{backend_port}};
+    keepalive 64;
+    keepalive_requests 100000;
+}
+"""
+
 ROUTES_1_WEIR, ROUTES_1_NGINX = _regex_routes(1)
 ROUTES_100_WEIR, ROUTES_100_NGINX = _regex_routes(100)
 
@@ -239,29 +305,7 @@ location = /fixed { return 200 "{{body}}"; }
     # reuse them without a per-connection request limit (nginx's upstream
     # keepalive_requests defaults to 1000; weir has none).
     Scenario(name="proxy_100", path="/proxy_100", expect_len=100, backend=True,
-             weir_ini="""\
-[upstream b]
-server = 127.0.0.1:{{backend_port}}
-keepalive = 64
-
-[route p]
-match = prefix:/
-proxy = b
-""",
-             nginx_http="""\
-upstream b {
-    server 127.0.0.1:{{backend_port}};
-    keepalive 64;
-    keepalive_requests 100000;
-}
-""",
-             nginx_server="""\
-location / {
-    proxy_pass http://b;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-}
-""",
+             weir_ini=PROXY_WEIR, nginx_http=NGINX_UPSTREAM, nginx_server=NGINX_PROXY,
              note="reverse proxy to one fixed 100-byte backend, upstream keep-alive 64"),
     Scenario(name="idle_10k", path="/fixed", expect_len=1024, idle=10000,
              weir_ini="""\
@@ -328,6 +372,35 @@ location = /fixed { return 200 "{{body}}"; }
              setup=setup_static, handshakes=True, duration=3, connections=1,
              note="TLS 1.3 full vs resumed (ticket) handshakes, openssl s_time, "
                   "1 KiB file each"),
+    Scenario(name="gzip_static_100k", path="/page.html", expect_len=100 * 1024,
+             accept_encoding="gzip", setup=setup_html,
+             weir_ini=_compress_static("gzip"), nginx_server=NGINX_GZIP + STATIC_NGINX,
+             note="100 KiB HTML file, Accept-Encoding: gzip (weir compresses it once, "
+                  "nginx gzip_comp_level 1 per request)"),
+    Scenario(name="gzip_proxy_100k", path="/page.html", expect_len=100 * 1024,
+             accept_encoding="gzip", setup=setup_html, backend=True,
+             backend_file="www/page.html",
+             weir_ini=_compress_proxy("gzip"), nginx_http=NGINX_UPSTREAM,
+             nginx_server=NGINX_GZIP_PROXY,
+             note="the same page from the backend, compressed as it streams (gzip level 1)"),
+    Scenario(name="br_static_100k", path="/page.html", expect_len=100 * 1024,
+             accept_encoding="br", setup=setup_html, peers=False,
+             weir_ini=_compress_static("br"), nginx_server="",
+             note="100 KiB HTML file, Brotli (level 4; no peer does it on the fly)"),
+    Scenario(name="zstd_static_100k", path="/page.html", expect_len=100 * 1024,
+             accept_encoding="zstd", setup=setup_html, peers=False,
+             weir_ini=_compress_static("zstd"), nginx_server="",
+             note="100 KiB HTML file, zstd (level 3; no peer does it on the fly)"),
+    Scenario(name="br_proxy_100k", path="/page.html", expect_len=100 * 1024,
+             accept_encoding="br", setup=setup_html, backend=True,
+             backend_file="www/page.html", peers=False,
+             weir_ini=_compress_proxy("br"), nginx_server="",
+             note="100 KiB HTML from the backend, Brotli level 4 as it streams"),
+    Scenario(name="zstd_proxy_100k", path="/page.html", expect_len=100 * 1024,
+             accept_encoding="zstd", setup=setup_html, backend=True,
+             backend_file="www/page.html", peers=False,
+             weir_ini=_compress_proxy("zstd"), nginx_server="",
+             note="100 KiB HTML from the backend, zstd level 3 as it streams"),
 ]
 
 
@@ -554,7 +627,9 @@ def http_check(server, scenario):
     else:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
-        conn.request("GET", scenario.path)
+        conn.request("GET", scenario.path,
+                     headers={"Accept-Encoding": scenario.accept_encoding}
+                     if scenario.accept_encoding else {})
         resp = conn.getresponse()
         body = resp.read()
     except (OSError, http.client.HTTPException) as e:
@@ -562,6 +637,13 @@ def http_check(server, scenario):
                          f"failed: {e!r}\n{server.logs()}")
     finally:
         conn.close()
+    wire_len = len(body)
+    if scenario.accept_encoding:
+        coding = resp.getheader("Content-Encoding")
+        if coding != scenario.accept_encoding:
+            raise BenchError(f"{scenario.name}: {server.name}: Content-Encoding {coding!r}, "
+                             f"expected {scenario.accept_encoding}\n{server.logs()}")
+        body = decode_body(coding, body)
     if resp.status != scenario.expect_status or len(body) != scenario.expect_len:
         hint = ""
         if scenario.backend and resp.status in (502, 504):
@@ -573,8 +655,19 @@ def http_check(server, scenario):
             f"{resp.status} with {len(body)} body bytes; expected {scenario.expect_status} "
             f"with {scenario.expect_len}\n  headers: {dict(resp.getheaders())}\n"
             f"  body starts: {body[:120]!r}{hint}\n{server.logs()}")
-    return {"status": resp.status, "body_len": len(body),
+    return {"status": resp.status, "body_len": len(body), "wire_len": wire_len,
             "headers": {k.lower(): v for k, v in resp.getheaders()}}
+
+
+def decode_body(coding, data):
+    """A compressed body decoded: gzip by Python, br and zstd by the CLIs."""
+    if coding == "gzip":
+        return gzip.decompress(data)
+    tool = {"br": ["brotli", "-dc"], "zstd": ["zstd", "-dcq"]}[coding]
+    if not shutil.which(tool[0]):
+        raise BenchError(f"`{tool[0]}` is needed to check a {coding} answer")
+    return subprocess.run(tool, input=data, capture_output=True, check=True,
+                          timeout=30).stdout
 
 
 # --------------------------------------------------------------------------
@@ -655,6 +748,12 @@ def run_child(argv, limit_s):
     return proc.returncode, text, ru.ru_utime + ru.ru_stime, wall
 
 
+def wrk_headers(scenario):
+    """wrk's -H lines: the scenario's, and its Accept-Encoding."""
+    extra = (f"Accept-Encoding: {scenario.accept_encoding}",) if scenario.accept_encoding else ()
+    return tuple(scenario.wrk_headers) + extra
+
+
 def run_wrk(wrk, url, threads, connections, duration, latency=True, headers=()):
     """Runs wrk; returns (text output, wrk's own CPU seconds)."""
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
@@ -733,14 +832,17 @@ class Bench:
         s.start()
         return s
 
-    def start_backend(self, dir_):
+    def start_backend(self, dir_, scenario):
         """weir-bench-backend on a free port, in its own session (so no
         server's process tree includes it)."""
         port = free_port()
         bdir = os.path.join(dir_, "backend")
         os.makedirs(bdir)
-        s = Server("backend", [os.path.abspath(self.args.backend), str(port)], bdir, port,
-                   "http")
+        argv = [os.path.abspath(self.args.backend), str(port)]
+        if scenario.backend_file:
+            scenario.setup(dir_)
+            argv.append(os.path.join(dir_, scenario.backend_file))
+        s = Server("backend", argv, bdir, port, "http")
         self.servers.append(s)
         s.start()
         self.backend = s
@@ -797,7 +899,7 @@ class Bench:
         backend_pids = self.backend.pids() if self.backend else []
         t0, b0 = cpu_ticks(pids_before), cpu_ticks(backend_pids)
         text, wrk_cpu = run_wrk(self.args.wrk, server.url(scenario.path), self.args.threads,
-                                connections, duration, headers=scenario.wrk_headers)
+                                connections, duration, headers=wrk_headers(scenario))
         pids_after = server.pids()
         t1, b1 = cpu_ticks(pids_after), cpu_ticks(backend_pids)
         if not server.alive():
@@ -812,6 +914,7 @@ class Bench:
             r["backend_us_per_req"] = (r["backend_cpu_s"] * 1e6 / r["requests"]
                                        if r["requests"] else None)
         r["wrk_cpu_s"] = round(wrk_cpu, 3)
+        r["bytes_per_resp"] = r["bytes_read"] / r["requests"] if r["requests"] else None
         r["server_pids"] = len(pids_after)
         if pids_before != pids_after:
             r["warning"] = f"server processes changed during the run: {pids_before} -> {pids_after}"
@@ -888,19 +991,22 @@ class Bench:
         try:
             servers = []
             if scenario.backend:
-                b = self.start_backend(dir_)
+                b = self.start_backend(dir_, scenario)
                 print(f"   backend: weir-bench-backend on 127.0.0.1:{b.port}", flush=True)
             if not a.no_weir:
                 servers.append(self.start_weir(scenario, dir_))
-            if not a.no_nginx:
+            if not a.no_nginx and scenario.peers:
                 servers.append(self.start_nginx(scenario, dir_))
-            if scenario.h2o_paths and not a.no_h2o and shutil.which(a.h2o):
+            if scenario.h2o_paths and not a.no_h2o and shutil.which(a.h2o) and scenario.peers:
                 servers.append(self.start_h2o(scenario, dir_))
             checks = {}
             for s in servers:
                 checks[s.name] = http_check(s, scenario)
-                print(f"   {s.name}: {s.url(scenario.path)} -> {checks[s.name]['status']}, "
-                      f"{checks[s.name]['body_len']} bytes, pids {s.pids()}", flush=True)
+                c = checks[s.name]
+                wire = (f" ({c['wire_len']} on the wire, {c['headers'].get('content-encoding')})"
+                        if scenario.accept_encoding else "")
+                print(f"   {s.name}: {s.url(scenario.path)} -> {c['status']}, "
+                      f"{c['body_len']} bytes{wire}, pids {s.pids()}", flush=True)
             if scenario.idle:
                 result = summarise_idle(scenario, self.run_idle(scenario, servers))
                 result["check"] = checks
@@ -918,7 +1024,7 @@ class Bench:
             for s in servers:
                 if a.warmup > 0:
                     run_wrk(a.wrk, s.url(scenario.path), a.threads, connections, a.warmup,
-                            latency=False, headers=scenario.wrk_headers)
+                            latency=False, headers=wrk_headers(scenario))
             rounds = []
             for i in range(1, a.rounds + 1):
                 for s in servers:
@@ -1277,7 +1383,8 @@ def summarise(scenario, rounds, connections, duration, threads):
         if any(r["server"] == name for r in rounds):
             medians[name] = {k: med(rounds, name, k) for k in
                              ("req_s", "p50_ms", "p99_ms", "transfer_Bps", "us_per_req",
-                              "server_cpu_s", "wrk_cpu_s", "errors", "backend_us_per_req")}
+                              "server_cpu_s", "wrk_cpu_s", "errors", "backend_us_per_req",
+                              "bytes_per_resp")}
     ratio = {}
     if "weir" in medians and "nginx" in medians:
         w, n = medians["weir"], medians["nginx"]
@@ -1290,6 +1397,7 @@ def summarise(scenario, rounds, connections, duration, threads):
         ratio["cpu_h2o"] = (h["us_per_req"] / w["us_per_req"]
                             if w["us_per_req"] and h["us_per_req"] else None)
     return {"name": scenario.name, "path": scenario.path, "note": scenario.note,
+            "accept_encoding": scenario.accept_encoding,
             "connections": connections, "threads": threads, "duration_s": duration,
             "rounds": rounds, "median": medians, "ratio": ratio}
 
@@ -1351,6 +1459,10 @@ def print_table(res):
         if d.get("backend_us_per_req") is not None:
             print(f"backend behind {name}: {d['backend_us_per_req']:.2f} us/req (median; not "
                   f"counted in {name}'s us/req)")
+    if res.get("accept_encoding"):
+        for name, d in res["median"].items():
+            print(f"bytes per response ({res['accept_encoding']}), {name}: "
+                  f"{fmt_num(d.get('bytes_per_resp'), '.0f')} (head included)")
     q = res["ratio"]
     if q.get("req_s") is not None or q.get("cpu") is not None:
         print(f"weir/nginx: req/s {fmt_num(q['req_s'], '.2f')}x   "
@@ -1376,8 +1488,10 @@ def summary_line(res):
     for name, d in res["median"].items():
         backend = (f" (backend {d['backend_us_per_req']:.1f} µs/req)"
                    if d.get("backend_us_per_req") is not None else "")
+        size = (f" {fmt_num(d.get('bytes_per_resp'), '.0f')} B/resp"
+                if res.get("accept_encoding") else "")
         parts.append(f"{name} {d['req_s']:.0f} req/s {fmt_num(d['us_per_req'], '.1f')} µs/req "
-                     f"p99 {fmt_ms(d['p99_ms'])}{backend}")
+                     f"p99 {fmt_ms(d['p99_ms'])}{size}{backend}")
     line = f"{res['name']}: " + " | ".join(parts)
     q = res["ratio"]
     if "req_s" in q:

@@ -53,6 +53,7 @@
 #include <ini.h>
 #include <pcre2.h>
 
+#include "weir/http_cond.h"
 #include "weir/route_index.h"
 
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -91,6 +92,7 @@ enum sect_kind {
     SECT_ROUTE,
     SECT_ADMIN,
     SECT_HTTP2,
+    SECT_COMPRESSION,
     SECT_N
 };
 
@@ -308,6 +310,8 @@ static const char *record_label(const struct loader *ld, const struct sect_recor
         return "admin";
     case SECT_HTTP2:
         return "http2";
+    case SECT_COMPRESSION:
+        return "compression";
     case SECT_TLS:
         if (cfg->tls[rec->index].name == NULL)
             return "tls";
@@ -1618,6 +1622,111 @@ static const char *parse_hide_header(struct loader *ld, const struct key_def *k,
     return NULL;
 }
 
+/* ---- compression -------------------------------------------------------------- */
+
+/* The codings named in value (space-separated), as a mask; order into
+ * order[] (when not NULL, room for 3). Returns NULL or the error. */
+static const char *parse_codings(struct loader *ld, const char *value, unsigned *mask,
+                                 uint8_t *order, size_t *n_order)
+{
+    *mask = 0;
+    size_t n = 0;
+    const char *p = value;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != ',')
+            p++;
+        if (p == start)
+            break;
+        struct wr_str name = {start, (size_t)(p - start)};
+        int c = wr_coding_from_name(name);
+        if (c <= WR_CODING_IDENTITY)
+            return fail(ld, "\"%.*s\" is not a coding weir makes (gzip, br, zstd)",
+                        (int)name.len, name.ptr);
+        if (*mask & (1u << c))
+            return fail(ld, "\"%.*s\" is listed twice", (int)name.len, name.ptr);
+        *mask |= 1u << c;
+        if (order)
+            order[n++] = (uint8_t)c;
+    }
+    if (*mask == 0)
+        return fail(ld, "no coding given (gzip, br, zstd)");
+    if (n_order)
+        *n_order = n;
+    return NULL;
+}
+
+/* prefer = zstd br gzip: the server's order among equal q-values; codings
+ * left out come last, in weir's default order. */
+static const char *parse_prefer(struct loader *ld, const struct key_def *k, void *obj,
+                                const char *value)
+{
+    (void)k;
+    struct wr_compression_cfg *c = obj;
+    unsigned mask;
+    const char *msg = parse_codings(ld, value, &mask, c->prefer, &c->n_prefer);
+    if (msg)
+        return msg;
+    static const uint8_t dflt[] = {WR_CODING_ZSTD, WR_CODING_BR, WR_CODING_GZIP};
+    for (size_t i = 0; i < 3; i++) {
+        if (!(mask & (1u << dflt[i])))
+            c->prefer[c->n_prefer++] = dflt[i];
+    }
+    return NULL;
+}
+
+/* compress = on | off | gzip br zstd (a subset) */
+static const char *parse_compress(struct loader *ld, const struct key_def *k, void *obj,
+                                  const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    bool is_on;
+    if (wr_units_parse_bool(value, &is_on) == 0) {
+        r->compress_mask = is_on ? WR_CODINGS_ALL : 0;
+        return NULL;
+    }
+    const char *msg = parse_codings(ld, value, &r->compress_mask, NULL, NULL);
+    return msg ? fail(ld, "\"%s\" is not on, off or a list of codings (gzip, br, zstd)", value)
+               : NULL;
+}
+
+/* compress_types = text/html application/json ... (a subtype may be "*"
+ * or "*+suffix", e.g. text/ * and application/ *+xml without the blanks) */
+static const char *parse_compress_types(struct loader *ld, const struct key_def *k, void *obj,
+                                        const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    const char *p = value;
+    size_t before = r->n_compress_types;
+    while (*p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+        if (p == start)
+            break;
+        char type[128];
+        size_t n = (size_t)(p - start);
+        const char *slash = memchr(start, '/', n);
+        if (n >= sizeof(type) || !slash || slash == start || slash + 1 == p)
+            return fail(ld, "\"%.*s\" is not a media type (type/subtype, type/*, "
+                            "type/*+suffix)", (int)n, start);
+        for (size_t i = 0; i < n; i++)
+            type[i] = (char)tolower((unsigned char)start[i]);
+        if (push_string(ld, &r->compress_types, &r->n_compress_types,
+                        (struct wr_str){type, n}) < 0)
+            return OOM_MSG;
+    }
+    if (r->n_compress_types == before)
+        return fail(ld, "no media type given");
+    return NULL;
+}
+
 /* ---- [admin] ---------------------------------------------------------------- */
 
 static const char *parse_admin_listen(struct loader *ld, const struct key_def *k, void *obj,
@@ -1849,6 +1958,13 @@ static const struct key_def route_keys[] = {
     {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_PROXY | KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
     {.name = "rate_limit", .parse = parse_rate_limit},
+    /* compress: off; on = every coding weir has, or a list of them */
+    {.name = "compress", .parse = parse_compress, .dflt = "off"},
+    /* compress_types: repeatable lists; none = the built-in list */
+    {.name = "compress_types", .parse = parse_compress_types, .flags = KEY_REPEATABLE},
+    /* compress_min_length: 1k; shorter bodies are not worth it */
+    {.name = "compress_min_length", .parse = parse_size, FIELD(RT, compress_min_length),
+     .dflt = "1k", .min = 0, .max = NO_MAX},
 };
 
 #define H2 struct wr_http2_cfg
@@ -1865,6 +1981,30 @@ static const struct key_def http2_keys[] = {
      * dynamic table a client may make us keep per connection */
     {.name = "hpack_table_size", .parse = parse_size, FIELD(H2, hpack_table_bytes),
      .dflt = "4k", .min = 0, .max = 64 * 1024},
+};
+
+#define CMP struct wr_compression_cfg
+static const struct key_def compression_keys[] = {
+    /* prefer: the order among codings a client accepts equally */
+    {.name = "prefer", .parse = parse_prefer, .dflt = "zstd br gzip"},
+    /* levels: fast ones (nginx's gzip_comp_level 1; brotli 4 and zstd 3
+     * compress better than gzip 6 for less CPU) */
+    {.name = "gzip_level", .parse = parse_count, FIELD(CMP, gzip_level), .dflt = "1", .min = 1,
+     .max = 9},
+    {.name = "brotli_level", .parse = parse_count, FIELD(CMP, brotli_level), .dflt = "4",
+     .min = 0, .max = 11},
+    {.name = "zstd_level", .parse = parse_count, FIELD(CMP, zstd_level), .dflt = "3", .min = 1,
+     .max = 19},
+    /* max_memory: 64m per worker of encoder state; beyond, answers go out
+     * uncompressed until streams finish */
+    {.name = "max_memory", .parse = parse_size, FIELD(CMP, max_memory), .dflt = "64m",
+     .min = 0, .max = NO_MAX},
+    /* cache_size: 32m per worker of compressed copies of static files */
+    {.name = "cache_size", .parse = parse_size, FIELD(CMP, cache_bytes), .dflt = "32m",
+     .min = 0, .max = NO_MAX},
+    /* cache_file_max: 1m; larger files are compressed as they are sent */
+    {.name = "cache_file_max", .parse = parse_size, FIELD(CMP, cache_file_max), .dflt = "1m",
+     .min = 0, .max = 64 * 1024 * 1024},
 };
 
 static const struct key_def admin_keys[] = {
@@ -1890,6 +2030,7 @@ static const struct section_def sections[SECT_N] = {
     [SECT_ROUTE] = {"route", NAME_REQUIRED, KEYS(route_keys)},
     [SECT_ADMIN] = {"admin", NAME_NONE, KEYS(admin_keys)},
     [SECT_HTTP2] = {"http2", NAME_NONE, KEYS(http2_keys)},
+    [SECT_COMPRESSION] = {"compression", NAME_NONE, KEYS(compression_keys)},
 };
 
 _Static_assert(sizeof(route_keys) / sizeof(route_keys[0]) <= MAX_KEYS, "MAX_KEYS");
@@ -1932,6 +2073,8 @@ static void *section_object(struct loader *ld, enum sect_kind kind, size_t at)
         return &cfg->admin;
     case SECT_HTTP2:
         return &cfg->http2;
+    case SECT_COMPRESSION:
+        return &cfg->compression;
     default:
         return NULL;
     }
@@ -2991,6 +3134,7 @@ static void free_route(struct wr_route *r)
     free_headers(r->set_headers, r->n_set_headers);
     free_headers(r->add_headers, r->n_add_headers);
     free_strings(r->hide_headers, r->n_hide_headers);
+    free_strings(r->compress_types, r->n_compress_types);
 }
 
 static void free_upstream(struct wr_upstream_cfg *u)
@@ -3105,6 +3249,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         apply_defaults(ld, SECT_LIMITS, &ld->cfg->limits);
         apply_defaults(ld, SECT_ADMIN, &ld->cfg->admin);
         apply_defaults(ld, SECT_HTTP2, &ld->cfg->http2);
+        apply_defaults(ld, SECT_COMPRESSION, &ld->cfg->compression);
         int rc = ini_parse_stream(read_line, ld, on_key, ld);
         end_all_includes(ld);
         close_section(ld);

@@ -712,6 +712,7 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         return;
     }
     cs->henv.metrics = cs->metrics; /* set by the worker after init */
+    cs->zw.metrics = cs->metrics;
     *c = (struct wr_conn){.home = cs, .state = ST_HEAD,
                           .ip_slot = ip_slot, .is_h2c = is_h2c};
     wr_stream_init(&c->s, fd);
@@ -1093,9 +1094,10 @@ static void build_error(struct wr_conn *c, struct wr_resp *r, int status, const 
 static void finish_head(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive)
 {
     const struct wr_http_request *req = &c->io->req;
-    r->has_length = true;
+    r->has_length = !r->is_length_unknown;
     struct wr_h1_framing f = wr_h1_choose_framing(r->status, req->method_id == WR_HTTP_HEAD,
-                                                  true, req->minor_version, is_keep_alive);
+                                                  r->has_length, req->minor_version,
+                                                  is_keep_alive);
     wr_h1_finish_head(r, &f, req->minor_version);
 }
 
@@ -1192,6 +1194,7 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
         .is_keep_alive = io->is_exchange_keep_alive,
         .max_head_bytes = c->cfg->limits.max_header_bytes,
+        .zw = &cs->zw, .compression = &c->cfg->compression,
     };
     wr_resp_init(&ce->resp, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
     wr_exchange_init(&ce->ex, wr_handler_for(route->action),
@@ -2345,6 +2348,7 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_access_log_flush(&cs->access_log);
     uint64_t now = wr_clock_now_ms();
     cs->henv.metrics = cs->metrics;
+    cs->zw.metrics = cs->metrics;
     wr_handlers_tick(&cs->handlers, now);
     if (cs->is_snapshots_changed)
         announce_snapshots(cs);
@@ -2442,6 +2446,7 @@ void wr_conns_fini(struct wr_conns *cs)
     cs->router = NULL;
     wr_handlers_fini(&cs->handlers); /* after every conn stopped its exchange and
                                         released its files */
+    wr_zfilter_worker_fini(&cs->zw);
     free(cs->scratch);
     cs->scratch = NULL;
     wr_stream_stage_free(cs->stage); /* after every conn's stream */

@@ -18,6 +18,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "weir/compress_filter.h"
 #include "weir/proxy.h"
 #include "weir/redirect.h"
 #include "weir/static.h"
@@ -152,6 +153,15 @@ int wr_exchange_start(struct wr_exchange *ex)
 
 void wr_exchange_proceed(struct wr_exchange *ex)
 {
+    if (ex->zf && !ex->is_disposed) {
+        /* The filter's output was written: it codes on, and says when the
+         * handler's own proceed is due. */
+        ex->is_in_sink = true;
+        bool is_handler_due = wr_zfilter_proceed(ex);
+        ex->is_in_sink = false;
+        if (!is_handler_due)
+            return;
+    }
     if (!may_call(ex) || ex->is_ended || !ex->handler->proceed)
         return;
     ex->is_in_handler = true;
@@ -203,6 +213,7 @@ void wr_exchange_stop(struct wr_exchange *ex)
         return;
     if (ex->is_started && ex->handler && ex->handler->stop)
         ex->handler->stop(ex);
+    wr_zfilter_free(ex);
     ex->is_disposed = true;
     ex->state = NULL;
 }
@@ -226,10 +237,18 @@ void wr_exchange_respond(struct wr_exchange *ex)
     if (!enter_sink(ex))
         return;
     WR_EXCHANGE_ASSERT(!ex->is_head_sent);
-    ex->is_head_sent = ex->is_ended = true;
-    ex->end = WR_EXCHANGE_COMPLETE;
+    ex->is_head_sent = true;
     ex->log.status = ex->resp->status;
-    ex->sink->respond(ex);
+    if (ex->zw && wr_zfilter_begin(ex, true)) {
+        /* Coded as it goes out: the filter ends the exchange once the
+         * last bytes are handed over (the front end sees send_head, sends
+         * and end, not respond). */
+        wr_zfilter_respond(ex);
+    } else {
+        ex->is_ended = true;
+        ex->end = WR_EXCHANGE_COMPLETE;
+        ex->sink->respond(ex);
+    }
     ex->is_in_sink = false;
 }
 
@@ -240,6 +259,8 @@ void wr_exchange_send_head(struct wr_exchange *ex)
     WR_EXCHANGE_ASSERT(!ex->is_head_sent);
     ex->is_head_sent = true;
     ex->log.status = ex->resp->status;
+    if (ex->zw)
+        wr_zfilter_begin(ex, false);
     ex->sink->send_head(ex);
     ex->is_in_sink = false;
 }
@@ -249,9 +270,14 @@ bool wr_exchange_send(struct wr_exchange *ex, const struct iovec *iov, int n, bo
     if (!enter_sink(ex))
         return true; /* nothing of iov is kept */
     WR_EXCHANGE_ASSERT(ex->is_head_sent && n <= WR_EXCHANGE_MAX_IOV);
-    for (int i = 0; i < n; i++)
-        ex->log.body_bytes += iov[i].iov_len;
-    bool is_done = ex->sink->send(ex, iov, n, is_final);
+    bool is_done;
+    if (ex->zf) {
+        is_done = wr_zfilter_send(ex, iov, n, is_final); /* counts what it sends */
+    } else {
+        for (int i = 0; i < n; i++)
+            ex->log.body_bytes += iov[i].iov_len;
+        is_done = ex->sink->send(ex, iov, n, is_final);
+    }
     ex->is_in_sink = false;
     return is_done;
 }
@@ -269,6 +295,13 @@ void wr_exchange_end(struct wr_exchange *ex, int how)
     if (!enter_sink(ex))
         return;
     WR_EXCHANGE_ASSERT(how < 400 || !ex->is_head_sent);
+    if (ex->zf && how == WR_EXCHANGE_COMPLETE) {
+        /* The coded stream finishes first: the filter ends the exchange,
+         * now or once the front end took its last bytes. */
+        wr_zfilter_end(ex);
+        ex->is_in_sink = false;
+        return;
+    }
     ex->is_ended = true;
     ex->end = how;
     ex->sink->end(ex, how);

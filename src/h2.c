@@ -642,7 +642,7 @@ static void submit_whole(struct h2_stream *st, struct wr_resp *r, const struct w
     st->body_kind = !has_body ? BODY_NONE : st->fd >= 0 ? BODY_FILE : BODY_MEM;
     st->log_status = r->status;
     st->log_bytes = has_body ? r->body_len : 0;
-    if (r->is_overflow || submit_head(st, r, true, r->body_len, has_body) < 0) {
+    if (r->is_overflow || submit_head(st, r, !r->is_length_unknown, r->body_len, has_body) < 0) {
         release_body(st);
         reset_stream(st, NGHTTP2_INTERNAL_ERROR);
         st->log_status = 500;
@@ -1057,6 +1057,7 @@ static int start_exchange(struct h2_stream *st, const struct wr_tmpl_vars *vars,
         .client_addr = wr_str_from_cstr(h->peer), .is_tls = h->is_tls,
         .has_body = st->has_body, .is_keep_alive = !h->is_draining,
         .max_head_bytes = h->cfg->limits.max_header_bytes,
+        .zw = &cs->zw, .compression = &h->cfg->compression,
     };
     begin_resp(st);
     wr_exchange_init(&st->ex, wr_handler_for(route->action),

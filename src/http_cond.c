@@ -405,3 +405,58 @@ unsigned wr_http_cond_coding_q(struct wr_str ae, struct wr_str coding) {
   }
   return has_star ? star_q : 0;
 }
+
+/* ---- content codings ---------------------------------------------------- */
+
+static const struct wr_str NAMES[WR_N_CODINGS] = {
+    [WR_CODING_IDENTITY] = {"identity", 8},
+    [WR_CODING_GZIP] = {"gzip", 4},
+    [WR_CODING_BR] = {"br", 2},
+    [WR_CODING_ZSTD] = {"zstd", 4},
+};
+
+struct wr_str wr_coding_name(enum wr_coding c)
+{
+    return (unsigned)c < WR_N_CODINGS ? NAMES[c] : NAMES[WR_CODING_IDENTITY];
+}
+
+int wr_coding_from_name(struct wr_str name)
+{
+    for (int c = 0; c < WR_N_CODINGS; c++) {
+        if (wr_str_eq_nocase(name, NAMES[c]))
+            return c;
+    }
+    return wr_str_eq_nocase(name, WR_STR("x-gzip")) ? WR_CODING_GZIP : -1;
+}
+
+/* The q-value ae gives coding c (gzip also under its old name x-gzip). */
+static unsigned coding_q(struct wr_str ae, enum wr_coding c)
+{
+    unsigned q = wr_http_cond_coding_q(ae, NAMES[c]);
+    if (c == WR_CODING_GZIP && q == 0)
+        q = wr_http_cond_coding_q(ae, WR_STR("x-gzip"));
+    return q;
+}
+
+enum wr_coding wr_coding_choose(struct wr_str ae, unsigned mask, const uint8_t *prefer,
+                                size_t n_prefer)
+{
+    if (!ae.ptr || mask == 0)
+        return WR_CODING_IDENTITY;
+    enum wr_coding best = WR_CODING_IDENTITY;
+    unsigned best_q = 0;
+    for (size_t i = 0; i < n_prefer; i++) {
+        enum wr_coding c = prefer[i];
+        if (c == WR_CODING_IDENTITY || c >= WR_N_CODINGS || !(mask & (1u << c)))
+            continue;
+        unsigned q = coding_q(ae, c);
+        if (q > best_q) /* strictly higher: an equal q keeps the preferred one */
+            best = c, best_q = q;
+    }
+    if (best == WR_CODING_IDENTITY)
+        return best;
+    /* Identity competes only when the client ranked it (its entry or "*"):
+     * "gzip;q=0.1" still means gzip is welcome. */
+    unsigned identity_q = wr_http_cond_coding_q(ae, NAMES[WR_CODING_IDENTITY]);
+    return identity_q > best_q ? WR_CODING_IDENTITY : best;
+}

@@ -267,6 +267,50 @@ void wr_resp_drop_fields(struct wr_resp *r, uint32_t mask)
     }
 }
 
+struct field_find {
+    struct wr_str name, value;
+};
+
+static bool find_one(void *arg, struct wr_str name, struct wr_str value)
+{
+    struct field_find *ff = arg;
+    if (!wr_str_eq_nocase(name, ff->name))
+        return true;
+    ff->value = value;
+    return false;
+}
+
+struct wr_str wr_resp_field_value(const struct wr_resp *r, struct wr_str name)
+{
+    struct field_find ff = {.name = name};
+    wr_resp_each_field(r, find_one, &ff);
+    return ff.value;
+}
+
+bool wr_resp_weaken_etag(struct wr_resp *r)
+{
+    struct wr_str v = wr_resp_field_value(r, WR_STR("ETag"));
+    if (!v.ptr || v.len == 0 || v.ptr[0] != '"')
+        return true; /* none, or weak already */
+    if (r->head_len + 2 > r->head_cap) {
+        r->is_overflow = true;
+        return false;
+    }
+    size_t at = (size_t)(v.ptr - r->head);
+    memmove(r->head + at + 2, r->head + at, r->head_len - at);
+    memcpy(r->head + at, "W/", 2);
+    r->head_len += 2;
+    for (int g = 0; g < WR_HTTP_N_FIELDS; g++) {
+        if (!(r->field_mask & (1u << g)))
+            continue;
+        if (r->fields[g].at > at)
+            r->fields[g].at += 2;
+        else if (r->fields[g].at + r->fields[g].len > at)
+            r->fields[g].len += 2; /* the ETag line itself */
+    }
+    return true;
+}
+
 void wr_resp_raw(struct wr_resp *r, struct wr_str bytes)
 {
     append(r, bytes.ptr, bytes.len);

@@ -440,6 +440,41 @@ static void format_h2_errors(const struct wr_metrics *m, struct wr_metrics_text 
                                (unsigned long long)sum_like(m, &w0->h2_stream_errors[r]));
 }
 
+/* Compression by coding (compress_filter.c, static.c). */
+static void format_compression(const struct wr_metrics *m, struct wr_metrics_text *t)
+{
+    static const char *const names[4] = {"identity", "gzip", "br", "zstd"};
+    const struct wr_metrics_worker *w0 = &m->workers[0];
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } series[] = {
+        {"weir_compressed_responses_total", "Responses sent compressed, by coding.",
+         offsetof(struct wr_metrics_worker, compressed_responses)},
+        {"weir_compress_in_bytes_total",
+         "Payload bytes of compressed responses before coding, by coding.",
+         offsetof(struct wr_metrics_worker, compress_in_bytes)},
+        {"weir_compress_out_bytes_total",
+         "Payload bytes of compressed responses as sent, by coding (out / in is the ratio).",
+         offsetof(struct wr_metrics_worker, compress_out_bytes)},
+        {"weir_compress_cache_fills_total",
+         "Compressed copies of static files made for the open-file cache, by coding.",
+         offsetof(struct wr_metrics_worker, compress_cache_fills)},
+    };
+    for (size_t s = 0; s < sizeof(series) / sizeof(series[0]); s++) {
+        family(t, series[s].name, "counter", series[s].help);
+        for (unsigned c = 1; c < 4; c++) {
+            const _Atomic uint64_t *v =
+                (const _Atomic uint64_t *)((const char *)w0 + series[s].offset) + c;
+            wr_metrics_text_printf(t, "%s{coding=\"%s\"} %llu\n", series[s].name, names[c],
+                                   (unsigned long long)sum_like(m, v));
+        }
+    }
+    scalar(t, "weir_compress_memory_bytes", "gauge",
+           "Estimated bytes of encoder state responses being compressed hold now.",
+           sum_like(m, &w0->compress_memory));
+}
+
 /* Lines a slow reader of a pipe, FIFO or socket log cost (log.c). */
 static void format_log_drops(const struct wr_metrics *m, struct wr_metrics_text *t)
 {
@@ -528,6 +563,7 @@ void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_
     scalar(out, "weir_workers", "gauge", "Worker threads.", m->n_workers);
     format_requests(m, out);
     format_conns(m, out);
+    format_compression(m, out);
     format_h2_errors(m, out);
     format_log_drops(m, out);
     scalar(out, "weir_config_reloads_total", "counter", "Configuration reloads that succeeded.",

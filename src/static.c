@@ -39,7 +39,10 @@
 #include <unistd.h>
 
 #include "weir/clock.h"
+#include "weir/compress.h"
+#include "weir/compress_filter.h"
 #include "weir/http_cond.h"
+#include "weir/metrics.h"
 #include "weir/path.h"
 #include "weir/static_cache.h"
 
@@ -432,6 +435,68 @@ static void unref_file(void *ref)
     wr_static_file_unref(ref);
 }
 
+/* The coding a 200 or 304 about a->f would use (compress = on routes):
+ * identity when the route, the type, the size, a Range header or the
+ * client rule it out. *is_varying: the answer depends on Accept-Encoding
+ * (Vary is due), whatever this client gets. */
+static enum wr_coding file_coding(const struct wr_exchange *ex, const struct file_answer *a,
+                                  bool *is_varying)
+{
+    *is_varying = false;
+    if (ex->route->compress_mask == 0 || a->encoding || !ex->compression)
+        return WR_CODING_IDENTITY;
+    struct wr_str type = wr_static_mime_type(a->name);
+    uint64_t size = (uint64_t)a->f->st.st_size;
+    if (!wr_zfilter_is_type(ex, type) || size < ex->route->compress_min_length)
+        return WR_CODING_IDENTITY;
+    *is_varying = true;
+    if (field(ex, WR_HTTP_KNOWN_RANGE).ptr)
+        return WR_CODING_IDENTITY; /* ranges count identity bytes */
+    return wr_zfilter_choose(ex, type, true, size);
+}
+
+/* a->f's copy coded with c, made now if the file is small enough and the
+ * cache's budget allows ([compression] cache_file_max, cache_size), else
+ * NULL (the filter then codes the file as it is sent). */
+static const char *coded_copy(struct wr_exchange *ex, struct file_answer *a, enum wr_coding c,
+                              size_t *len)
+{
+    struct wr_static_file *f = a->f;
+    if (f->coded[c]) {
+        *len = f->coded_len[c];
+        return f->coded[c];
+    }
+    const struct wr_compression_cfg *cc = ex->compression;
+    uint64_t size = (uint64_t)f->st.st_size;
+    struct wr_static_cache *cache = ex->worker_state;
+    if (!f->is_cached || size > cc->cache_file_max ||
+        wr_static_cache_coded_bytes(cache) + size / 2 > cc->cache_bytes)
+        return NULL;
+    char *plain = f->data;
+    if (!plain) {
+        plain = malloc(size ? size : 1);
+        if (!plain || pread(f->fd, plain, size, 0) != (ssize_t)size) {
+            free(plain);
+            return NULL;
+        }
+    }
+    char *out = NULL;
+    size_t n = 0;
+    int rc = wr_compress_all(c, wr_zfilter_level(ex, c), plain, size, &out, &n);
+    if (plain != f->data)
+        free(plain);
+    if (rc < 0)
+        return NULL;
+    if (!wr_static_cache_keep_coded(cache, f, c, out, n, cc->cache_bytes)) {
+        free(out);
+        return NULL;
+    }
+    if (ex->zw && ex->zw->metrics)
+        wr_metrics_add(&ex->zw->metrics->compress_cache_fills[c], 1);
+    *len = n;
+    return out;
+}
+
 /* Answers with the file in a->f; consumes the reference. */
 static int answer_file(struct wr_exchange *ex, struct file_answer *a)
 {
@@ -454,13 +519,47 @@ static int answer_file(struct wr_exchange *ex, struct file_answer *a)
         wr_static_file_unref(a->f);
         return status == 412 ? 412 : answer_416(ex, size);
     }
+    bool is_varying;
+    enum wr_coding c = status == 206 ? WR_CODING_IDENTITY : file_coding(ex, a, &is_varying);
+    if (c != WR_CODING_IDENTITY) {
+        /* The coded variant's validator is weak (RFC 9110 §8.8.1): a 304
+         * names the variant this client holds. */
+        memmove(a->etag + 2, a->etag, a->etag_len + 1);
+        memcpy(a->etag, "W/", 2);
+        a->etag_len += 2;
+    }
     wr_resp_start(r, status, ex->clock);
     if (status == 304) {
         add_validators(ex, a); /* §15.4.5: no body, no Content-Length of its own */
+        if (is_varying && !ex->route->precompressed)
+            wr_resp_field(r, WR_HTTP_FIELD_VARY, WR_STR("Accept-Encoding"));
         wr_static_file_unref(a->f);
         return 0;
     }
     add_entity_headers(ex, a);
+    size_t coded_len = 0;
+    const char *coded = c != WR_CODING_IDENTITY && ex->req->method_id != WR_HTTP_HEAD
+                            ? coded_copy(ex, a, c, &coded_len)
+                            : NULL;
+    if (coded) {
+        /* Compressed once, kept with the cache entry: one writev. */
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_ENCODING, wr_coding_name(c));
+        if (!ex->route->precompressed)
+            wr_resp_field(r, WR_HTTP_FIELD_VARY, WR_STR("Accept-Encoding"));
+        r->is_coding_decided = true; /* the head is final, the body coded */
+        r->body_ref = a->f;
+        r->body_unref = unref_file;
+        r->body = coded;
+        r->body_len = coded_len;
+        r->has_length = true;
+        struct wr_metrics_worker *m = ex->zw ? ex->zw->metrics : NULL;
+        if (m) {
+            wr_metrics_add(&m->compressed_responses[c], 1);
+            wr_metrics_add(&m->compress_in_bytes[c], (uint64_t)a->f->st.st_size);
+            wr_metrics_add(&m->compress_out_bytes[c], coded_len);
+        }
+        return 0;
+    }
     if (status == 206) {
         char buf[96];
         int n = snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu", (unsigned long long)off,

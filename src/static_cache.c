@@ -40,6 +40,7 @@ struct wr_static_cache {
   unsigned next_root; /* round-robin victim when roots are full */
   struct wr_log_budget log_budget; /* static.c's error lines, this worker's */
   struct wr_static_cache_stats stats;
+  uint64_t coded_bytes; /* compressed copies held by cached entries */
 };
 
 struct wr_static_cache *wr_static_cache_new(size_t max_entries) {
@@ -63,6 +64,8 @@ void wr_static_file_unref(struct wr_static_file *f) {
     return;
   close(f->fd);
   free(f->data);
+  for (int i = 0; i < 4; i++)
+    free(f->coded[i]);
   free(f);
 }
 
@@ -99,6 +102,8 @@ static void evict(struct wr_static_cache *c, struct wr_static_file *f) {
   lru_unlink(c, f);
   f->is_cached = false;
   c->n_entries--;
+  for (int i = 0; i < 4; i++)
+    c->coded_bytes -= f->coded_len[i];
   wr_static_file_unref(f);
 }
 
@@ -306,6 +311,8 @@ static struct wr_static_file *open_file(int dir_fd, const char *root,
   wr_static_file_format_validators(f);
   f->refs = 1;
   f->absent_variants = 0;
+  memset(f->coded, 0, sizeof(f->coded));
+  memset(f->coded_len, 0, sizeof(f->coded_len));
   f->hnext = f->lru_prev = f->lru_next = NULL;
   f->is_cached = false;
   f->key_len = klen;
@@ -406,6 +413,21 @@ struct wr_static_file *wr_static_cache_open_variant(struct wr_static_cache *cach
    * WR_STATIC_CACHE_CHECK_MS, which clears the bit and looks again. */
   base->absent_variants |= bit;
   return NULL;
+}
+
+bool wr_static_cache_keep_coded(struct wr_static_cache *cache, struct wr_static_file *f, int c,
+                                char *data, size_t len, uint64_t budget) {
+  if (!cache || !f->is_cached || c <= 0 || c >= 4 || f->coded[c] ||
+      cache->coded_bytes + len > budget)
+    return false;
+  f->coded[c] = data;
+  f->coded_len[c] = len;
+  cache->coded_bytes += len;
+  return true;
+}
+
+uint64_t wr_static_cache_coded_bytes(const struct wr_static_cache *cache) {
+  return cache->coded_bytes;
 }
 
 struct wr_str wr_static_file_rel(const struct wr_static_file *f) {

@@ -238,6 +238,12 @@ struct wr_route {
                                  field is dropped, the route's replaces it */
     char **hide_headers;  /* owned: upstream response fields dropped (proxy) */
     size_t n_hide_headers;
+    unsigned compress_mask;   /* 1u << enum wr_coding allowed; 0: compress = off */
+    char **compress_types;    /* owned, lower-case media types; a subtype
+                                 may be "*" or "*+suffix"; none: the
+                                 built-in list (compress_filter.c) */
+    size_t n_compress_types;
+    uint64_t compress_min_length;
 
     struct wr_rate_limit rate_limit; /* any action; interval_us 0 = unlimited */
 };
@@ -248,6 +254,16 @@ struct wr_http2_cfg {
     uint64_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, 1..1000 */
     uint64_t idle_timeout_ms;        /* no stream open and nothing to send: closed */
     uint64_t hpack_table_bytes;      /* SETTINGS_HEADER_TABLE_SIZE we decode with, 0..64k */
+};
+
+/* [compression]: how weir compresses responses on the fly (compress.h). */
+struct wr_compression_cfg {
+    uint8_t prefer[3];        /* enum wr_coding, most preferred first */
+    size_t n_prefer;
+    uint64_t gzip_level, brotli_level, zstd_level;
+    uint64_t max_memory;      /* per worker: encoder state of responses being compressed */
+    uint64_t cache_bytes;     /* per worker: compressed copies of static files */
+    uint64_t cache_file_max;  /* larger files are compressed as they are sent */
 };
 
 struct wr_admin_cfg {
@@ -281,6 +297,7 @@ struct wr_config {
     size_t n_routes;
     struct wr_admin_cfg admin;
     struct wr_http2_cfg http2;
+    struct wr_compression_cfg compression;
     struct wr_route_index *route_index; /* owned: candidates per path (route_index.h) */
     bool has_websocket_route;  /* a proxy route has websocket = on: HTTP/2 offers
                                   extended CONNECT (RFC 8441) */

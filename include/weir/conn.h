@@ -17,6 +17,7 @@
 
 #include "weir/buf_pool.h"
 #include "weir/config.h"
+#include "weir/compress_filter.h"
 #include "weir/handler.h"
 #include "weir/http_resp.h"
 #include "weir/log.h"
@@ -56,6 +57,7 @@ struct wr_conns {
     struct wr_access_log access_log;
     struct wr_router_scratch *router; /* owned */
     struct wr_handler_env henv;   /* what the handlers get from this worker */
+    struct wr_zfilter_worker zw;  /* compression's per-worker state (compress_filter.h) */
     struct wr_handlers handlers;  /* owned: each handler's per-worker state
                                      (open-file cache, upstream pool...) */
     char *scratch;                /* owned: normalised path, handler scratch */

@@ -182,6 +182,12 @@ struct wr_exchange {
     bool has_body;               /* a request body follows the head */
     bool is_keep_alive;          /* the client's connection may go on */
     size_t max_head_bytes;       /* [limits] max_header_size of the snapshot */
+    /* Compression (compress_filter.h): the worker's filter state and the
+     * snapshot's [compression], set by the front end (zw NULL: never
+     * compressed); zf is the filter while it codes the body (exchange.c). */
+    struct wr_zfilter_worker *zw;
+    const struct wr_compression_cfg *compression;
+    struct wr_zfilter *zf;
 
     /* The handler's. */
     const struct wr_handler *handler;

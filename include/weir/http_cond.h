@@ -1,7 +1,8 @@
 /*
  * http_cond: the pure half of conditional and partial requests (RFC 9110
  * §8.8, §12.5.3, §13, §14): entity-tag lists, HTTP-dates, the precedence of
- * the four preconditions, If-Range, Range and Accept-Encoding q-values.
+ * the four preconditions, If-Range, Range, Accept-Encoding q-values and
+ * the content coding to answer with.
  *
  * Bytes in, results out: no I/O, no allocation, no clock. The static action
  * feeds it header values and a file's validators and acts on the answer.
@@ -11,6 +12,7 @@
 #define WEIR_HTTP_COND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "weir/str.h"
@@ -94,5 +96,36 @@ enum wr_http_range_kind wr_http_cond_parse_range(struct wr_str value,
  * entry, else 0. Malformed elements are skipped; "q=0" refuses.
  */
 unsigned wr_http_cond_coding_q(struct wr_str ae, struct wr_str coding);
+
+/* Content codings, in no particular order; the bit 1u << c is a mask. */
+enum wr_coding {
+    WR_CODING_IDENTITY = 0,
+    WR_CODING_GZIP,
+    WR_CODING_BR,
+    WR_CODING_ZSTD,
+    WR_N_CODINGS
+};
+
+#define WR_CODINGS_ALL ((1u << WR_CODING_GZIP) | (1u << WR_CODING_BR) | (1u << WR_CODING_ZSTD))
+
+/* "gzip", "br", "zstd" ("identity" for WR_CODING_IDENTITY). */
+struct wr_str wr_coding_name(enum wr_coding c);
+
+/* The coding named name (case-insensitive; "x-gzip" is gzip), or -1. */
+int wr_coding_from_name(struct wr_str name);
+
+/*
+ * The coding to answer with, given the request's Accept-Encoding value ae
+ * (ptr NULL: the field is absent, which means identity, RFC 9110 §12.5.3),
+ * the codings the route allows (mask) and the server's order among equal
+ * q-values (prefer: n codings, most preferred first). The coding with the
+ * highest q-value wins; among equal ones prefer's order; identity only
+ * when the client ranked it (its entry, else "*") higher than every
+ * allowed coding. Returns WR_CODING_IDENTITY when nothing allowed is
+ * acceptable (also when identity itself was refused: weir then sends
+ * identity anyway rather than 406, which RFC 9110 lets a server do).
+ */
+enum wr_coding wr_coding_choose(struct wr_str ae, unsigned mask, const uint8_t *prefer,
+                                size_t n_prefer);
 
 #endif

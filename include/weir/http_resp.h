@@ -66,6 +66,14 @@ struct wr_resp {
                              the reference and drops it with body_unref once
                              the body is sent or discarded */
     wr_resp_unref_fn body_unref; /* set with body_ref */
+    /* Compression decided by the handler itself (static files): the head
+     * is final (Content-Encoding, Vary, ETag written); a body_coding other
+     * than identity asks the filter to code the identity body it is given
+     * as it goes out (compress_filter.h). */
+    bool is_length_unknown; /* a whole response (HEAD) whose GET would be coded
+                               as it goes: no Content-Length announced */
+    bool is_coding_decided;
+    uint8_t body_coding;  /* enum wr_coding */
 
     /* Where the fields weir writes itself are in head (wr_resp_field,
      * wr_resp_mark_field), so a route's add_header of the same name can
@@ -144,6 +152,15 @@ void wr_resp_mark_field(struct wr_resp *r, enum wr_http_field f, size_t start);
  * head that overflowed is left alone (conn answers 500 anyway).
  */
 void wr_resp_drop_fields(struct wr_resp *r, uint32_t mask);
+
+/* Makes the first ETag field of the head weak ("x" -> W/"x"): a coded
+ * body is not the same bytes (RFC 9110 §8.8.1). Returns false when it
+ * did not fit (is_overflow set); a weak or absent ETag is left alone. */
+bool wr_resp_weaken_etag(struct wr_resp *r);
+
+/* The value of the first field called name in the head (case-insensitive),
+ * ptr NULL when there is none. Borrowed from r's buffer. */
+struct wr_str wr_resp_field_value(const struct wr_resp *r, struct wr_str name);
 
 /* Appends raw bytes to the head (an already formatted field line). */
 void wr_resp_raw(struct wr_resp *r, struct wr_str bytes);

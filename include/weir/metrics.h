@@ -104,6 +104,14 @@ struct wr_metrics_worker {
     _Atomic uint64_t h2_streams_open; /* gauge: HTTP/2 streams open now */
     _Atomic uint64_t h2_goaways[WR_METRICS_H2_N_REASONS];      /* GOAWAY sent, by reason */
     _Atomic uint64_t h2_stream_errors[WR_METRICS_H2_N_REASONS]; /* RST_STREAM sent, by reason */
+    /* Compression, by enum wr_coding (index 0 unused): responses, payload
+     * bytes before and after coding (cached copies count each time they go
+     * out); copies made for the static file cache. */
+    _Atomic uint64_t compressed_responses[4];
+    _Atomic uint64_t compress_in_bytes[4];
+    _Atomic uint64_t compress_out_bytes[4];
+    _Atomic uint64_t compress_cache_fills[4];
+    _Atomic uint64_t compress_memory;   /* gauge: encoder state held now */
     struct wr_metrics_hist duration;  /* client requests, first byte -> response queued */
     _Atomic uint64_t requests[WR_METRICS_MAX_ROUTES][WR_METRICS_N_CLASSES];
     struct wr_metrics_server servers[WR_METRICS_MAX_SERVERS];

@@ -57,6 +57,11 @@ struct wr_static_file {
   unsigned char etag_len;
   char last_modified[32]; /* IMF-fixdate of st_mtime */
   unsigned char last_modified_len;
+  /* Compressed copies, by enum wr_coding (0 unused): made once by static.c
+   * and kept with the entry (wr_static_cache_keep_coded), so a hot file is
+   * compressed once, not per request. Freed with the entry. */
+  char *coded[4];
+  size_t coded_len[4];
   /* private to static_cache.c */
   unsigned char absent_variants; /* 1u << enum wr_static_variant: siblings
                                     that could not be opened since the last
@@ -111,6 +116,19 @@ struct wr_static_file *wr_static_cache_open_variant(struct wr_static_cache *cach
                                                     const char *root, const char *name,
                                                     bool follow_symlinks,
                                                     enum wr_static_variant variant);
+
+/*
+ * Keeps data (malloc'ed, len bytes) as f's copy compressed with coding c
+ * (1..3) when f is cached and the cache's copies stay within budget bytes
+ * (copies of evicted entries stop counting when they leave the table).
+ * Returns true when kept (f owns data now), false (the caller still owns
+ * data) otherwise.
+ */
+bool wr_static_cache_keep_coded(struct wr_static_cache *cache, struct wr_static_file *f, int c,
+                                char *data, size_t len, uint64_t budget);
+
+/* Bytes of compressed copies the cache's entries hold. */
+uint64_t wr_static_cache_coded_bytes(const struct wr_static_cache *cache);
 
 /* What a cache did, for tests and measurements. */
 struct wr_static_cache_stats {

@@ -105,6 +105,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned q = wr_http_cond_coding_q(v, WR_STR("br"));
     if (q > 1000 || wr_http_cond_coding_q(v, WR_STR("gzip")) > 1000)
       abort();
+    /* The chosen coding is one the mask allows, and one the client gave
+     * a q-value above zero (never one it refused). */
+    static const uint8_t prefer[] = {WR_CODING_ZSTD, WR_CODING_BR, WR_CODING_GZIP};
+    unsigned mask = (rep_size & 7u) << 1;
+    enum wr_coding c = wr_coding_choose(v, mask, prefer, 3);
+    if (c != WR_CODING_IDENTITY &&
+        (!(mask & (1u << c)) ||
+         (wr_http_cond_coding_q(v, wr_coding_name(c)) == 0 &&
+          !(c == WR_CODING_GZIP && wr_http_cond_coding_q(v, WR_STR("x-gzip")) > 0))))
+      abort();
     break;
   }
   }

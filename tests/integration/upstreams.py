@@ -11,6 +11,9 @@ Paths (query parameters in brackets):
   /big[size]          size bytes of a repeatable pattern, Content-Length
   /chunked[size,n]    size bytes in n chunks, Transfer-Encoding: chunked
   /close[size]        size bytes, no framing: the end is the close
+                      (these three add Content-Type, Content-Encoding,
+                      Cache-Control and ETag fields when the query has type,
+                      ce, cc, etag)
   /die[size,send]     announces size bytes, sends `send`, then closes
   /slow[ms]           waits ms before answering "slow"
   /bad                a malformed response head
@@ -41,6 +44,19 @@ import urllib.parse
 
 IO_TIMEOUT = 10.0
 PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def extra_fields(q):
+    """Response fields the query asks for: type (Content-Type), ce
+    (Content-Encoding), cc (Cache-Control), etag (a strong ETag)."""
+    out = ""
+    for key, name in (("type", "Content-Type"), ("ce", "Content-Encoding"),
+                      ("cc", "Cache-Control")):
+        if key in q:
+            out += "%s: %s\r\n" % (name, q[key])
+    if "etag" in q:
+        out += 'ETag: "%s"\r\n' % q["etag"]
+    return out
 
 
 def ws_accept(key):
@@ -309,9 +325,10 @@ class Backend:
                 doc["tls"] = c.sock.weir_info
             return self._send(c, 200, json.dumps(doc).encode(),
                               [("Content-Type", "application/json")])
+        extra = extra_fields(q)
         if path == "/big":
-            head = ("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\nContent-Length: %d\r\n\r\n"
-                    % (self.name, size))
+            head = ("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\n%sContent-Length: %d\r\n\r\n"
+                    % (self.name, extra, size))
             c.sock.sendall(head.encode())
             if req.method != "HEAD":
                 self._send_pattern(c, size)
@@ -319,8 +336,8 @@ class Backend:
         if path == "/chunked":
             n = max(1, int(q.get("n", "3")))
             data = pattern_bytes(size)
-            out = [("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\nTransfer-Encoding: chunked\r\n"
-                    "Trailer: X-T\r\n\r\n" % self.name).encode()]
+            out = [("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\n%sTransfer-Encoding: chunked\r\n"
+                    "Trailer: X-T\r\n\r\n" % (self.name, extra)).encode()]
             step = max(1, (size + n - 1) // n)
             for i in range(0, size, step):
                 piece = data[i:i + step]
@@ -329,8 +346,8 @@ class Backend:
             c.sock.sendall(b"".join(out))
             return True
         if path == "/close":
-            c.sock.sendall(("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\nConnection: close\r\n\r\n"
-                            % self.name).encode())
+            c.sock.sendall(("HTTP/1.1 200 OK\r\nX-Served-By: %s\r\n%sConnection: close\r\n\r\n"
+                            % (self.name, extra)).encode())
             self._send_pattern(c, size)
             return False
         if path == "/die":

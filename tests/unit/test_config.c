@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "weir/config.h"
+#include "weir/http_cond.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define BIT(m) (1u << (m))
@@ -1596,6 +1597,64 @@ static void issue_17_include_from_memory(void **state)
     wr_config_errors_fini(&errs);
 }
 
+/* [compression] and the route's compress keys: defaults, values, errors
+ * naming file:line and key. */
+static void issue_16_compression_keys(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok(SERVER "[route r]\nmatch = prefix:/\nreturn = 200\n");
+    const struct wr_compression_cfg *c = &cfg->compression;
+    assert_int_equal(c->n_prefer, 3);
+    assert_int_equal(c->prefer[0], WR_CODING_ZSTD);
+    assert_int_equal(c->prefer[1], WR_CODING_BR);
+    assert_int_equal(c->prefer[2], WR_CODING_GZIP);
+    assert_int_equal(c->gzip_level, 1);
+    assert_int_equal(c->brotli_level, 4);
+    assert_int_equal(c->zstd_level, 3);
+    assert_int_equal(c->max_memory, 64 << 20);
+    assert_int_equal(c->cache_bytes, 32 << 20);
+    assert_int_equal(c->cache_file_max, 1 << 20);
+    assert_int_equal(cfg->routes[0].compress_mask, 0); /* off by default */
+    assert_int_equal(cfg->routes[0].compress_min_length, 1024);
+    wr_config_unref(cfg);
+    cfg = parse_ok(SERVER "[compression]\nprefer = gzip\ngzip_level = 6\nbrotli_level = 0\n"
+                   "zstd_level = 19\nmax_memory = 0\ncache_size = 1m\ncache_file_max = 64k\n"
+                   "[route a]\nmatch = prefix:/a\nreturn = 200\ncompress = on\n"
+                   "[route b]\nmatch = prefix:/b\nreturn = 200\ncompress = br, gzip\n"
+                   "compress_types = text/html Application/JSON\ncompress_types = text/*\n"
+                   "compress_min_length = 0\n");
+    c = &cfg->compression;
+    assert_int_equal(c->prefer[0], WR_CODING_GZIP); /* then the default order */
+    assert_int_equal(c->prefer[1], WR_CODING_ZSTD);
+    assert_int_equal(c->prefer[2], WR_CODING_BR);
+    assert_int_equal(c->gzip_level, 6);
+    assert_int_equal(c->cache_file_max, 64 * 1024);
+    assert_int_equal(cfg->routes[0].compress_mask, WR_CODINGS_ALL);
+    assert_int_equal(cfg->routes[1].compress_mask, (1u << WR_CODING_BR) | (1u << WR_CODING_GZIP));
+    assert_int_equal(cfg->routes[1].n_compress_types, 3);
+    assert_string_equal(cfg->routes[1].compress_types[1], "application/json");
+    assert_string_equal(cfg->routes[1].compress_types[2], "text/*");
+    assert_int_equal(cfg->routes[1].compress_min_length, 0);
+    wr_config_unref(cfg);
+    static const struct bad_case bad[] = {
+        {"unknown coding", SERVER "[compression]\nprefer = zstd deflate\n",
+         {"t.ini:4: [compression] prefer: \"deflate\" is not a coding weir makes (gzip, br, "
+          "zstd)"}},
+        {"twice", SERVER "[compression]\nprefer = br br\n",
+         {"t.ini:4: [compression] prefer: \"br\" is listed twice"}},
+        {"level", SERVER "[compression]\ngzip_level = 10\n",
+         {"t.ini:4: [compression] gzip_level: \"10\" is out of range: must be between 1 and 9"}},
+        {"compress value", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\ncompress = lzma\n",
+         {"t.ini:6: [route r] compress: \"lzma\" is not on, off or a list of codings (gzip, "
+          "br, zstd)"}},
+        {"type", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\ncompress_types = html\n",
+         {"t.ini:6: [route r] compress_types: \"html\" is not a media type (type/subtype, "
+          "type/*, type/*+suffix)"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1621,6 +1680,7 @@ int main(void)
         cmocka_unit_test(issue_17_include_missing),
         cmocka_unit_test(issue_17_include_cycle_and_depth),
         cmocka_unit_test(issue_17_include_from_memory),
+        cmocka_unit_test(issue_16_compression_keys),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
