@@ -479,6 +479,13 @@ void wr_zfilter_respond(struct wr_exchange *ex)
     r->file_fd = -1;
     r->body_ref = NULL;
     r->body_len = 0;
+    /* What the front end does to a whole response's head (handler.h: the
+     * route's add_header), done here as a streaming handler would. */
+    const struct wr_route *route = ex->route;
+    wr_resp_drop_fields(r, route->replaced_fields);
+    for (size_t i = 0; i < route->n_add_headers && ex->vars; i++)
+        wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value,
+                            ex->vars);
     ex->sink->send_head(ex);
     settle(ex, z, pump(ex, z));
 }

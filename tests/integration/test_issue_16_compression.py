@@ -85,6 +85,7 @@ compress = on
 match = prefix:/
 root = @TMP@/root
 compress = on
+add_header = X-Content-Type-Options: nosniff
 """
 
 SMALL = 40 * 1024      # under cache_file_max: compressed once, kept
@@ -189,6 +190,8 @@ class CompressionTest(weirtest.WeirCase):
             self.assert_coded(r, coding, self.large)
             self.assertIsNone(r.header("Content-Length"))
             self.assertEqual(r.header("Transfer-Encoding"), "chunked")
+            # the route's add_header, as on every answer of the route
+            self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
 
     def test_negotiation(self):
         cases = [
