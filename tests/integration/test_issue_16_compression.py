@@ -293,6 +293,37 @@ class CompressionTest(weirtest.WeirCase):
         r = self.fetch("/gz/big?size=50000&type=text/html", ae="gzip")
         self.assertIsNone(r.header("Content-Encoding"))
 
+    def test_proxied_small_pieces_flushed(self):
+        """An event stream's pieces reach the client as they come, each
+        decodable at once, not when the stream ends."""
+        with socket.create_connection(("127.0.0.1", self.weir.port), timeout=10) as s:
+            s.sendall(weirtest.request_bytes(
+                "GET", "/api/drip?n=3&ms=1500",
+                headers=[("Accept-Encoding", "gzip")]))
+            d = zlib.decompressobj(16 + 15)
+            got, raw = b"", b""
+            for _ in range(1000):
+                raw += s.recv(65536)
+                head, sep, rest = raw.partition(b"\r\n\r\n")
+                if not sep:
+                    continue
+                self.assertIn(b"Content-Encoding: gzip", head)
+                # the chunks so far, de-chunked and inflated
+                got, body = b"", rest
+                d = zlib.decompressobj(16 + 15)
+                for _ in range(100):
+                    line, sep2, body = body.partition(b"\r\n")
+                    if not sep2 or not line:
+                        break
+                    size = int(line, 16)
+                    got += d.decompress(body[:size])
+                    body = body[size + 2:]
+                if b"event 0" in got:
+                    break
+            # well before the second event (1.5 s later) and the end
+            self.assertIn(b"data: event 0", got)
+            self.assertNotIn(b"event 1", got)
+
     def test_proxied_etag_made_weak(self):
         r = self.fetch("/api/big?size=50000&type=text/html&etag=v1", ae="gzip")
         self.assertEqual(r.header("ETag"), 'W/"v1"')

@@ -16,6 +16,7 @@ Paths (query parameters in brackets):
                       ce, cc, etag)
   /die[size,send]     announces size bytes, sends `send`, then closes
   /slow[ms]           waits ms before answering "slow"
+  /drip[n,ms]         an event stream: n small chunks, ms apart
   /bad                a malformed response head
   /status[code]       that status, small body
   /healthz            200 "ok" while healthy, else 503
@@ -356,6 +357,17 @@ class Backend:
             c.sock.sendall(pattern_bytes(send))
             time.sleep(0.05)  # the bytes leave before the close: a cut, not a reset
             return False
+        if path == "/drip":
+            # An event stream: n small chunks, ms apart (text/event-stream).
+            c.sock.sendall(("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n").encode())
+            for i in range(int(q.get("n", "3"))):
+                if i:
+                    time.sleep(int(q.get("ms", "500")) / 1000.0)
+                data = b"data: event %d\n\n" % i
+                c.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            c.sock.sendall(b"0\r\n\r\n")
+            return True
         if path == "/slow":
             time.sleep(int(q.get("ms", "1000")) / 1000.0)
             return self._send(c, 200, b"slow")
