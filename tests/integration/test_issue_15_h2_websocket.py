@@ -12,7 +12,8 @@ forwarded, an upstream that refuses (its status relayed) or answers a wrong
 accept (502), routes that do not tunnel and unknown protocols (501), the
 client's END_STREAM (half-close: the echo still comes back, then the end),
 the client's RST_STREAM (upstream connection closed), the upstream's close
-(END_STREAM), websocket_timeout, and other streams served meanwhile."""
+(END_STREAM), websocket_timeout, and other streams served meanwhile. The
+route has compress = on: tunnel bytes are never compressed."""
 
 import sys
 sys.dont_write_bytecode = True
@@ -44,6 +45,7 @@ match = prefix:/ws
 proxy = app
 websocket = on
 websocket_timeout = 2s
+compress = on
 
 [route plain]
 match = prefix:/plain/
