@@ -756,12 +756,13 @@ static const char *parse_listen(struct loader *ld, const struct key_def *k, void
         return fail(ld, "\"%.*s\" is not an address (IPv4:port, [IPv6]:port, *:port or "
                         "unix:/path)", (int)addr.len, addr.ptr);
     for (struct wr_str flag = next_word(&rest); flag.len > 0; flag = next_word(&rest)) {
-        bool *is_set = wr_str_eq(flag, WR_STR("tls"))   ? &l.is_tls
-                       : wr_str_eq(flag, WR_STR("h2c")) ? &l.is_h2c
-                                                        : NULL;
+        bool *is_set = wr_str_eq(flag, WR_STR("tls"))              ? &l.is_tls
+                       : wr_str_eq(flag, WR_STR("h2c"))            ? &l.is_h2c
+                       : wr_str_eq(flag, WR_STR("proxy_protocol")) ? &l.is_proxy_protocol
+                                                                   : NULL;
         if (is_set == NULL)
-            return fail(ld, "unknown flag \"%.*s\" (\"tls\" or \"h2c\")", (int)flag.len,
-                        flag.ptr);
+            return fail(ld, "unknown flag \"%.*s\" (\"tls\", \"h2c\" or \"proxy_protocol\")",
+                        (int)flag.len, flag.ptr);
         if (*is_set)
             return fail(ld, "flag \"%.*s\" given twice", (int)flag.len, flag.ptr);
         *is_set = true;
@@ -782,6 +783,29 @@ static const char *parse_listen(struct loader *ld, const struct key_def *k, void
     s->listens = more;
     more[s->n_listens++] = l;
     return NULL;
+}
+
+/* proxy_protocol_from = CIDR ...: repeatable, space-separated */
+static const char *parse_proxy_from(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    (void)k;
+    struct wr_server_cfg *s = obj;
+    const char *rest = value;
+    size_t before = s->n_proxy_from;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        char buf[WORD_MAX];
+        struct wr_cidr c;
+        if (!word_copy(w, buf, sizeof(buf), false) || wr_cidr_parse(buf, &c) < 0)
+            return fail(ld, "\"%.*s\" is not an address or range (192.0.2.7, 10.0.0.0/8, "
+                            "2001:db8::/32)", (int)w.len, w.ptr);
+        struct wr_cidr *more = grow_array(ld, s->proxy_from, s->n_proxy_from, sizeof(*more));
+        if (more == NULL)
+            return OOM_MSG;
+        s->proxy_from = more;
+        more[s->n_proxy_from++] = c;
+    }
+    return s->n_proxy_from == before ? "no address given" : NULL;
 }
 
 static const char *parse_workers(struct loader *ld, const struct key_def *k, void *obj,
@@ -1765,6 +1789,9 @@ static const struct choice balances[] = {{"round_robin", WR_BALANCE_ROUND_ROBIN}
 static const struct key_def server_keys[] = {
     /* listen: "ADDR" or "ADDR tls", repeatable; no default, one at least */
     {.name = "listen", .parse = parse_listen, .flags = KEY_REPEATABLE},
+    /* proxy_protocol_from: unset; the senders a proxy_protocol listener
+     * takes a PROXY header from (others are closed) */
+    {.name = "proxy_protocol_from", .parse = parse_proxy_from, .flags = KEY_REPEATABLE},
     /* workers: auto = online CPUs, resolved at load; else 1..1024 */
     {.name = "workers", .parse = parse_workers, .dflt = "auto", .min = 1, .max = 1024},
     /* user, group: unset = privileges are not dropped */
@@ -3019,6 +3046,12 @@ static void check_listens(struct loader *ld)
     for (size_t i = 0; i < s->n_listens; i++) {
         if (s->listens[i].is_tls && !ld->cfg->has_default_tls)
             add_error(ld, s->listens[i].line, "[server] listen: tls needs a [tls] section");
+        /* Trusting a PROXY header from anyone would let any client claim
+         * any address: the senders must be named. */
+        if (s->listens[i].is_proxy_protocol && s->n_proxy_from == 0)
+            add_error(ld, s->listens[i].line,
+                      "[server] listen: proxy_protocol needs [server] proxy_protocol_from "
+                      "(the balancers that may send the header)");
     }
 }
 
@@ -3177,6 +3210,7 @@ static void config_free(struct wr_config *cfg)
     free(cfg->server.group);
     free(cfg->server.server_header);
     free(cfg->server.access_log);
+    free(cfg->server.proxy_from);
     free(cfg->server.error_log);
     for (size_t i = 0; i < cfg->n_tls; i++)
         free_tls(&cfg->tls[i]);

@@ -86,6 +86,7 @@
 
 #include "weir/clock.h"
 #include "weir/h1_framing.h"
+#include "weir/proxy_protocol.h"
 #include "weir/h2.h"
 #include "weir/handler.h"
 #include "weir/http_parser.h"
@@ -135,6 +136,8 @@ enum conn_state {
     ST_CLOSING, /* last response queued: flush it, then linger */
     ST_LINGER,  /* write side shut: drop input until EOF or the deadline */
     ST_H2,      /* handed to the HTTP/2 front end (c->h2): it owns the events */
+    ST_PROXY,   /* reading a PROXY protocol header (header_timeout), then ST_HEAD */
+    ST_PROXY_TLS, /* the same on a tls listener, then ST_HANDSHAKE */
 };
 
 struct wr_conn_io {
@@ -641,6 +644,8 @@ static void on_conn_timer(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t
         return;
     if (wr_log_is_enabled(WR_LOG_DEBUG))
         wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "timeout in state %d", c->state);
+    if (c->state == ST_PROXY || c->state == ST_PROXY_TLS)
+        wr_metrics_add(&c->home->metrics->proxy_protocol_errors[WR_METRICS_PP_TIMEOUT], 1);
     conn_close(c);
 }
 
@@ -692,13 +697,34 @@ static bool admit_peer(struct wr_conns *cs, int fd, const struct sockaddr *peer,
     return false;
 }
 
+/* A PROXY header from an address [server] proxy_protocol_from does not
+ * list: anyone could claim any client address, so the connection is
+ * closed unread. Returns false then. */
+static bool is_proxy_sender(struct wr_conns *cs, int fd, const struct sockaddr *peer)
+{
+    const struct wr_server_cfg *s = &cs->cfg->server;
+    if (wr_cidr_match_any(s->proxy_from, s->n_proxy_from, peer))
+        return true;
+    char text[48];
+    format_peer(text, sizeof(text), peer);
+    log_refusal(cs, 0, "not in proxy_protocol_from; closed", text, NULL);
+    wr_metrics_add(&cs->metrics->proxy_protocol_errors[WR_METRICS_PP_UNTRUSTED], 1);
+    close(fd);
+    atomic_fetch_sub_explicit(cs->n_process_conns, 1, memory_order_relaxed);
+    return false;
+}
+
 void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                  bool is_tls, bool is_h2c)
+                  unsigned flags)
 {
     (void)peer_len;
+    bool is_tls = flags & WR_CONN_TLS, is_h2c = flags & WR_CONN_H2C;
+    bool is_pp = flags & WR_CONN_PROXY_PROTOCOL;
     uint64_t peer_key;
-    uint32_t ip_slot;
-    if (!admit_peer(cs, fd, peer, &peer_key, &ip_slot)) /* peer_key: recomputed when needed */
+    uint32_t ip_slot = WR_LIMITS_NO_SLOT;
+    /* Behind a PROXY sender the client is known only from the header: the
+     * per-address limit counts it then (read_proxy_header). */
+    if (is_pp ? !is_proxy_sender(cs, fd, peer) : !admit_peer(cs, fd, peer, &peer_key, &ip_slot))
         return;
     struct wr_conn *c = cs->free_conns;
     if (c) {
@@ -733,7 +759,9 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     c->phase_ms = wr_clock_now_ms();
     bool is_tls_failed = false;
-    if (is_tls) {
+    if (is_pp) {
+        c->state = is_tls ? ST_PROXY_TLS : ST_PROXY;
+    } else if (is_tls) {
         c->state = ST_HANDSHAKE;
         is_tls_failed = !cs->cfg->tls_set ||
                         wr_stream_tls_server(&c->s, cs->cfg->tls_set, cs->stage) < 0;
@@ -2156,6 +2184,84 @@ static void continue_handshake(struct wr_conn *c)
     settle(c);
 }
 
+/* A malformed PROXY header, or a connection that ended inside it. */
+static void proxy_header_failed(struct wr_conn *c, const char *why)
+{
+    char text[48];
+    format_peer_text(c, text, sizeof(text));
+    log_refusal(c->home, c->id, why, text, NULL);
+    wr_metrics_add(&c->home->metrics->proxy_protocol_errors[WR_METRICS_PP_MALFORMED], 1);
+    conn_close(c);
+}
+
+/*
+ * ST_PROXY: the header's bytes are peeked, then exactly those that belong
+ * to it consumed (every byte of an incomplete header does; of a complete
+ * one, up to its end), so the first byte of TLS or HTTP stays in the
+ * socket for the next state and a header split across reads costs no busy
+ * loop. The bytes so far wait in the read buffer (unused until the head).
+ * Then the carried address becomes the client's (logs, X-Forwarded-For,
+ * limits), and the per-address limit counts it.
+ */
+static void read_proxy_header(struct wr_conn *c)
+{
+    struct wr_conns *cs = c->home;
+    if (ensure_rbuf(c) < 0) {
+        conn_close(c);
+        return;
+    }
+    char *pp = c->rb->data;
+    size_t have = c->rb->rlen;
+    ssize_t n = recv(c->s.fd, pp + have, WR_PP_MAX - have, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        proxy_header_failed(c, n == 0 ? "connection ended inside its PROXY header; closed"
+                                      : "read error inside the PROXY header; closed");
+        return;
+    }
+    struct wr_pp_result r;
+    ssize_t h = wr_pp_parse(pp, have + (size_t)n, &r);
+    if (h < 0) {
+        proxy_header_failed(c, "malformed PROXY header; closed");
+        return;
+    }
+    size_t take = h == 0 ? (size_t)n : (size_t)h - have;
+    if (recv(c->s.fd, pp + have, take, 0) != (ssize_t)take) {
+        conn_close(c);
+        return;
+    }
+    c->rb->rlen += take;
+    wr_metrics_add(&cs->metrics->bytes_in, take);
+    if (h == 0) {
+        settle(c); /* the rest of the header is still to come */
+        return;
+    }
+    c->rb->rstart = c->rb->rlen = 0; /* the header is done with */
+    if (r.has_addr)
+        store_peer(c, (const struct sockaddr *)&r.src);
+    uint64_t max = c->cfg->limits.max_connections_per_ip;
+    uint64_t key = max ? peer_key(c) : 0;
+    if (key != 0 && !wr_limits_conn_acquire(cs->limits, key, max, &c->ip_slot)) {
+        char text[48];
+        format_peer_text(c, text, sizeof(text));
+        log_refusal(cs, c->id, "over max_connections_per_ip; closed", text, NULL);
+        conn_close(c);
+        return;
+    }
+    c->phase_ms = wr_clock_now_ms();
+    if (c->state == ST_PROXY_TLS) {
+        c->state = ST_HANDSHAKE;
+        if (!cs->cfg->tls_set || wr_stream_tls_server(&c->s, cs->cfg->tls_set, cs->stage) < 0) {
+            conn_close(c);
+            return;
+        }
+    } else {
+        c->state = ST_HEAD;
+    }
+    settle(c); /* what follows the header makes the socket readable again */
+}
+
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -2174,6 +2280,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state == ST_HANDSHAKE) {
         continue_handshake(c);
+        return;
+    }
+    if (c->state == ST_PROXY || c->state == ST_PROXY_TLS) {
+        read_proxy_header(c);
         return;
     }
     if (is_exchange_due(c)) {

@@ -482,6 +482,7 @@ static int open_column(struct wr_listener_set *set, size_t i, const struct wr_li
         l->addr = lc->addr;
         l->is_tls = lc->is_tls;
         l->is_h2c = lc->is_h2c;
+        l->is_proxy_protocol = lc->is_proxy_protocol;
         l->is_inherited = is_inherited;
         l->is_shared = !is_group;
         if (l->is_shared && shared_fd < 0)
@@ -525,7 +526,7 @@ bool wr_listener_set_matches(const struct wr_listener_set *set, const struct wr_
         const struct wr_listener *l = &set->items[i]; /* row 0 */
         const struct wr_listen_cfg *lc = &cfg->server.listens[i];
         if (strcmp(l->addr.text, lc->addr.text) != 0 || l->is_tls != lc->is_tls ||
-            l->is_h2c != lc->is_h2c)
+            l->is_h2c != lc->is_h2c || l->is_proxy_protocol != lc->is_proxy_protocol)
             return false;
     }
     return true;
@@ -579,6 +580,7 @@ int wr_listener_set_update(struct wr_listener_set *next, struct wr_listener_set 
             *l = *wr_listener_get(cur, w, (size_t)j);
             l->is_tls = lc->is_tls; /* the same socket may change role */
             l->is_h2c = lc->is_h2c;
+            l->is_proxy_protocol = lc->is_proxy_protocol;
             l->is_kept = false;
         }
     }

@@ -470,6 +470,13 @@ static void format_compression(const struct wr_metrics *m, struct wr_metrics_tex
                                    (unsigned long long)sum_like(m, v));
         }
     }
+    static const char *const pp_reasons[3] = {"untrusted", "malformed", "timeout"};
+    family(t, "weir_proxy_protocol_errors_total", "counter",
+           "Connections on proxy_protocol listeners closed unserved, by reason.");
+    for (unsigned r = 0; r < 3; r++)
+        wr_metrics_text_printf(t, "weir_proxy_protocol_errors_total{reason=\"%s\"} %llu\n",
+                               pp_reasons[r],
+                               (unsigned long long)sum_like(m, &w0->proxy_protocol_errors[r]));
     scalar(t, "weir_compress_memory_bytes", "gauge",
            "Estimated bytes of encoder state responses being compressed hold now.",
            sum_like(m, &w0->compress_memory));

@@ -36,6 +36,7 @@ struct wr_worker_accept {
     struct event *ev;         /* owned */
     bool is_tls;              /* the listener's, copied: read on every accept */
     bool is_h2c;              /* likewise */
+    bool is_proxy_protocol;   /* likewise */
 };
 
 static void switch_listeners(struct wr_worker *w, struct wr_listener_set *set);
@@ -81,8 +82,9 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         socklen_t len = sizeof(peer);
         int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd >= 0) {
-            wr_conn_take(&w->conns, cfd, (struct sockaddr *)&peer, len, a->is_tls,
-                         a->is_h2c);
+            wr_conn_take(&w->conns, cfd, (struct sockaddr *)&peer, len,
+                         (a->is_tls ? WR_CONN_TLS : 0u) | (a->is_h2c ? WR_CONN_H2C : 0u) |
+                             (a->is_proxy_protocol ? WR_CONN_PROXY_PROTOCOL : 0u));
             continue;
         }
         atomic_fetch_sub_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
@@ -189,6 +191,7 @@ static int add_accept_events(struct wr_worker *w)
         a->listener = wr_listener_get(w->listeners, (size_t)w->id, i);
         a->is_tls = a->listener->is_tls;
         a->is_h2c = a->listener->is_h2c;
+        a->is_proxy_protocol = a->listener->is_proxy_protocol;
         a->ev = event_new(w->base, a->listener->fd, EV_READ | EV_PERSIST, on_accept, a);
         if (!a->ev || (!w->is_accept_paused && event_add(a->ev, NULL) < 0))
             return -1;

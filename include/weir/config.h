@@ -26,6 +26,7 @@
 
 #include "weir/http_parser.h"
 #include "weir/tmpl.h"
+#include "weir/cidr.h"
 #include "weir/units.h"
 
 struct pcre2_real_code_8; /* pcre2_code; kept out of this header */
@@ -43,12 +44,16 @@ struct wr_listen_cfg {
     struct wr_listen_addr addr;
     bool is_tls; /* "tls" flag; requires a [tls] section */
     bool is_h2c; /* "h2c" flag: HTTP/2 with prior knowledge too (plain only) */
+    bool is_proxy_protocol; /* "proxy_protocol" flag: a PROXY v1/v2 header comes
+                               first, from [server] proxy_protocol_from only */
     unsigned line;
 };
 
 struct wr_server_cfg {
     struct wr_listen_cfg *listens; /* owned, n_listens >= 1 */
     size_t n_listens;
+    struct wr_cidr *proxy_from;    /* owned: who may send a PROXY header */
+    size_t n_proxy_from;
     unsigned n_workers;       /* resolved: "auto" = online CPUs */
     char *user, *group;       /* owned, NULL when unset */
     uint64_t max_connections; /* whole process */

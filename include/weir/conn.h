@@ -140,15 +140,24 @@ void wr_conns_request_id(struct wr_conns *cs, char *out);
 /* Closes every connection and frees what cs owns. */
 void wr_conns_fini(struct wr_conns *cs);
 
+/* What a listener says about the connections it accepts (flags). */
+enum wr_conn_flag {
+    WR_CONN_TLS = 1u << 0,            /* a TLS listener (cs->cfg->tls_set is set) */
+    WR_CONN_H2C = 1u << 1,            /* HTTP/2 with prior knowledge too */
+    WR_CONN_PROXY_PROTOCOL = 1u << 2, /* a PROXY v1/v2 header comes first */
+};
+
 /*
  * Takes ownership of an accepted, non-blocking socket fd and starts serving
- * it; is_tls: the listener is a TLS one (cs->cfg->tls_set is then set). The
- * process-wide count must already include it (the caller counted it
- * against max_connections); it is decremented when the connection closes.
- * A client over max_connections_per_ip is closed at once instead.
+ * it as flags (enum wr_conn_flag) say. The process-wide count must already
+ * include it (the caller counted it against max_connections); it is
+ * decremented when the connection closes. A client over
+ * max_connections_per_ip, or a PROXY sender [server] proxy_protocol_from
+ * does not list, is closed at once instead (behind a PROXY header, the
+ * per-address limit counts the client the header names).
  */
 void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                  bool is_tls, bool is_h2c);
+                  unsigned flags);
 
 /*
  * Periodic work (the worker calls it every 100 ms or so): runs the timer

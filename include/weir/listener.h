@@ -32,6 +32,7 @@ struct wr_listener {
     struct wr_listen_addr addr; /* a copy: a set outlives the snapshot it came from */
     bool is_tls;
     bool is_h2c;       /* the listen's h2c flag */
+    bool is_proxy_protocol; /* the listen's proxy_protocol flag */
     bool is_shared;    /* one socket for every worker: unix, or inherited */
     bool is_inherited; /* socket activation: the service manager owns the address */
     bool is_kept;      /* a newer set took this socket over: retiring skips it */

@@ -82,6 +82,13 @@ enum wr_metrics_h2_reason {
     WR_METRICS_H2_N_REASONS
 };
 
+/* Why a connection on a proxy_protocol listener was closed unserved. */
+enum wr_metrics_pp_error {
+    WR_METRICS_PP_UNTRUSTED = 0, /* its sender is not in proxy_protocol_from */
+    WR_METRICS_PP_MALFORMED,     /* not a valid v1/v2 header (or cut inside it) */
+    WR_METRICS_PP_TIMEOUT,       /* no complete header within header_timeout */
+};
+
 /* Everything one worker counts. Written by that worker only. */
 struct wr_metrics_worker {
     _Alignas(WR_METRICS_CACHE_LINE) _Atomic uint64_t bytes_in; /* read from clients */
@@ -112,6 +119,7 @@ struct wr_metrics_worker {
     _Atomic uint64_t compress_out_bytes[4];
     _Atomic uint64_t compress_cache_fills[4];
     _Atomic uint64_t compress_memory;   /* gauge: encoder state held now */
+    _Atomic uint64_t proxy_protocol_errors[3]; /* enum wr_metrics_pp_error */
     struct wr_metrics_hist duration;  /* client requests, first byte -> response queued */
     _Atomic uint64_t requests[WR_METRICS_MAX_ROUTES][WR_METRICS_N_CLASSES];
     struct wr_metrics_server servers[WR_METRICS_MAX_SERVERS];

@@ -157,8 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0, "socketpair");
     atomic_fetch_add(&w.n_conns, 1);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    wr_conn_take(&w.cs, sv[0], (const struct sockaddr *)&sa, sizeof(sa.sun_family), false,
-                 true);
+    wr_conn_take(&w.cs, sv[0], (const struct sockaddr *)&sa, sizeof(sa.sun_family),
+                 WR_CONN_H2C);
     if (feed(sv[1], (const uint8_t *)WR_H2_PREFACE, WR_H2_PREFACE_LEN))
         feed(sv[1], data, size);
     for (int i = 0; i < 8; i++)

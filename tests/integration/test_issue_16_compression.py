@@ -27,7 +27,7 @@ import zlib
 import tlstest
 import upstreams
 import weirtest
-from polling import admin_get
+from polling import admin_get, metric
 
 try:
     import brotli
@@ -161,9 +161,7 @@ class CompressionTest(weirtest.WeirCase):
             return c.read_response(method)
 
     def counter(self, name, coding):
-        text = admin_get(self.admin_port, "/metrics")
-        m = re.search(r'^%s\{coding="%s"\} (\d+)$' % (name, coding), text, re.M)
-        return int(m.group(1)) if m else 0
+        return metric(self.admin_port, '%s{coding="%s"}' % (name, coding))
 
     def assert_coded(self, r, coding, want):
         self.assertEqual(r.status, 200, r)

@@ -643,7 +643,7 @@ static const struct bad_case bad_cases[] = {
      {"t.ini:2: [server] listen: \"127.0.0.1:99999\" is not an address (IPv4:port, "
       "[IPv6]:port, *:port or unix:/path)"}},
     {"listen flag", SERVER "listen = 127.0.0.1:8443 ssl\n",
-     {"t.ini:3: [server] listen: unknown flag \"ssl\" (\"tls\" or \"h2c\")"}},
+     {"t.ini:3: [server] listen: unknown flag \"ssl\" (\"tls\", \"h2c\" or \"proxy_protocol\")"}},
     {"issue_15_h2c_on_tls", SERVER "listen = 127.0.0.1:8443 tls h2c\n[tls]\ncert = /c\nkey = /k\n",
      {"t.ini:3: [server] listen: h2c is for plain listeners (a tls listener offers h2 through "
       "[tls] alpn)"}},
@@ -1597,6 +1597,37 @@ static void issue_17_include_from_memory(void **state)
     wr_config_errors_fini(&errs);
 }
 
+/* listen's proxy_protocol flag and [server] proxy_protocol_from: ranges
+ * read, the flag needs senders, bad ranges name file:line and key. */
+static void issue_19_proxy_protocol_keys(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080 tls proxy_protocol\n"
+                                     "listen = 127.0.0.1:8081\n"
+                                     "proxy_protocol_from = 10.0.0.0/8 192.0.2.7\n"
+                                     "proxy_protocol_from = 2001:db8::/32\n"
+                                     "[tls]\ncert = /dev/null\nkey = /dev/null\n");
+    assert_true(cfg->server.listens[0].is_proxy_protocol);
+    assert_true(cfg->server.listens[0].is_tls);
+    assert_false(cfg->server.listens[1].is_proxy_protocol);
+    assert_int_equal(cfg->server.n_proxy_from, 3);
+    assert_int_equal(cfg->server.proxy_from[0].bits, 8);
+    assert_int_equal(cfg->server.proxy_from[2].family, AF_INET6);
+    wr_config_unref(cfg);
+    static const struct bad_case bad[] = {
+        {"no senders", "[server]\nlisten = 127.0.0.1:8080 proxy_protocol\n",
+         {"t.ini:2: [server] listen: proxy_protocol needs [server] proxy_protocol_from (the "
+          "balancers that may send the header)"}},
+        {"bad range", SERVER "proxy_protocol_from = 10.0.0.0/33\n",
+         {"t.ini:3: [server] proxy_protocol_from: \"10.0.0.0/33\" is not an address or range "
+          "(192.0.2.7, 10.0.0.0/8, 2001:db8::/32)"}},
+        {"flag twice", "[server]\nlisten = 127.0.0.1:8080 proxy_protocol proxy_protocol\n",
+         {"t.ini:2: [server] listen: flag \"proxy_protocol\" given twice"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
 /* [compression] and the route's compress keys: defaults, values, errors
  * naming file:line and key. */
 static void issue_16_compression_keys(void **state)
@@ -1681,6 +1712,7 @@ int main(void)
         cmocka_unit_test(issue_17_include_cycle_and_depth),
         cmocka_unit_test(issue_17_include_from_memory),
         cmocka_unit_test(issue_16_compression_keys),
+        cmocka_unit_test(issue_19_proxy_protocol_keys),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }

@@ -177,8 +177,7 @@ static void open_conn(struct fx *f)
     fs_track(f->fd);
     atomic_fetch_add(&f->n_conns, 1);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    wr_conn_take(&f->cs, f->fd, (const struct sockaddr *)&sa, sizeof(sa.sun_family), false,
-                 false);
+    wr_conn_take(&f->cs, f->fd, (const struct sockaddr *)&sa, sizeof(sa.sun_family), 0);
 }
 
 /* What the client can read now. */
