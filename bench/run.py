@@ -249,6 +249,12 @@ upstream b {
 }
 """
 
+# Access lists (issue 19): the client (127.0.0.1) matches the 100th rule.
+ACL_100_WEIR = STATIC_WEIR + "".join("deny = 10.%d.0.0/16\n" % i for i in range(99)) + \
+    "allow = 127.0.0.1\n"
+ACL_100_NGINX = "".join("deny 10.%d.0.0/16;\n" % i for i in range(99)) + \
+    "allow 127.0.0.1;\ndeny all;\n" + STATIC_NGINX
+
 ROUTES_1_WEIR, ROUTES_1_NGINX = _regex_routes(1)
 ROUTES_100_WEIR, ROUTES_100_NGINX = _regex_routes(100)
 
@@ -277,6 +283,9 @@ location = /fixed { return 200 "{{body}}"; }
              weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX,
              setup=setup_static, h2o_paths=H2O_STATIC,
              note="1 KiB file from disk (page cache)"),
+    Scenario(name="static_1k_acl100", path="/1k.bin", expect_len=1024,
+             weir_ini=ACL_100_WEIR, nginx_server=ACL_100_NGINX, setup=setup_static,
+             note="1 KiB file behind 100 allow/deny rules, the client matching the last"),
     Scenario(name="static_1m", path="/1m.bin", expect_len=1024 * 1024,
              connections=16,
              weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX,

@@ -9,6 +9,7 @@
  */
 #include "weir/admin.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ struct wr_admin {
     struct admin_conn *conns;           /* open connections (doubly linked) */
     size_t n_conns;
     struct wr_http_request req;         /* scratch: one head is parsed at a time */
+    const struct wr_access_rule *access; /* borrowed: [admin] allow and deny */
+    size_t n_access;
 };
 
 static void on_admin_io(evutil_socket_t fd, short what, void *arg);
@@ -226,16 +229,39 @@ static void take_conn(struct wr_admin *a, int fd)
     rearm(ac);
 }
 
+void wr_admin_set_access(struct wr_admin *a, const struct wr_access_rule *rules, size_t n)
+{
+    a->access = rules;
+    a->n_access = n;
+}
+
+/* Whether [admin] allow and deny let the client at peer in. */
+static bool is_admitted(const struct wr_admin *a, const struct sockaddr_storage *peer)
+{
+    char text[INET6_ADDRSTRLEN] = "";
+    if (peer->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, text, sizeof(text));
+    else if (peer->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, text, sizeof(text));
+    return wr_access_allows(a->access, a->n_access, text);
+}
+
 static void on_admin_accept(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct wr_admin *a = arg;
     for (int i = 0; i < ADMIN_MAX_ACCEPTS; i++) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 wr_log(WR_LOG_ERROR, -1, 0, "admin accept: %s", strerror(errno));
             return;
+        }
+        if (a->n_access > 0 && !is_admitted(a, &peer)) {
+            close(cfd); /* [admin] allow and deny keep it out */
+            continue;
         }
         if (a->n_conns >= ADMIN_MAX_CONNS) {
             close(cfd); /* a scraper retries; the endpoint never grows unbounded */

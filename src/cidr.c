@@ -76,6 +76,27 @@ bool wr_cidr_match(const struct wr_cidr *c, const struct sockaddr *sa)
     return memcmp(a, mapped, 12) == 0 && prefix_equal(a + 12, c->addr, c->bits);
 }
 
+bool wr_access_allows(const struct wr_access_rule *rules, size_t n, const char *addr)
+{
+    if (n == 0)
+        return true; /* most routes: no address parsed */
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &in->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    bool has_allow = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct wr_access_rule *r = &rules[i];
+        has_allow |= r->is_allow;
+        if (r->is_all || (ss.ss_family != 0 && wr_cidr_match(&r->range, (struct sockaddr *)&ss)))
+            return r->is_allow;
+    }
+    return !has_allow;
+}
+
 bool wr_cidr_match_any(const struct wr_cidr *list, size_t n, const struct sockaddr *sa)
 {
     for (size_t i = 0; i < n; i++) {

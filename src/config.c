@@ -1751,6 +1751,65 @@ static const char *parse_compress_types(struct loader *ld, const struct key_def 
     return NULL;
 }
 
+/* ---- access lists --------------------------------------------------------------- */
+
+/* allow = / deny = ranges or "all", appended to *rules in file order. */
+static const char *parse_access(struct loader *ld, struct wr_access_rule **rules, size_t *n,
+                                const char *value, bool is_allow)
+{
+    const char *rest = value;
+    size_t before = *n;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        char buf[WORD_MAX];
+        struct wr_access_rule r = {.is_allow = is_allow};
+        if (!word_copy(w, buf, sizeof(buf), false))
+            return fail(ld, "\"%.*s\" is too long", (int)w.len, w.ptr);
+        if (strcmp(buf, "all") == 0)
+            r.is_all = true;
+        else if (wr_cidr_parse(buf, &r.range) < 0)
+            return fail(ld, "\"%s\" is not an address, a range (10.0.0.0/8, 2001:db8::/32) "
+                            "or all", buf);
+        struct wr_access_rule *more = grow_array(ld, *rules, *n, sizeof(*more));
+        if (more == NULL)
+            return OOM_MSG;
+        *rules = more;
+        more[(*n)++] = r;
+    }
+    return *n == before ? "no address given" : NULL;
+}
+
+static const char *parse_route_allow(struct loader *ld, const struct key_def *k, void *obj,
+                                     const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    return parse_access(ld, &r->access, &r->n_access, value, true);
+}
+
+static const char *parse_route_deny(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    return parse_access(ld, &r->access, &r->n_access, value, false);
+}
+
+static const char *parse_admin_allow(struct loader *ld, const struct key_def *k, void *obj,
+                                     const char *value)
+{
+    (void)k;
+    struct wr_admin_cfg *a = obj;
+    return parse_access(ld, &a->access, &a->n_access, value, true);
+}
+
+static const char *parse_admin_deny(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    (void)k;
+    struct wr_admin_cfg *a = obj;
+    return parse_access(ld, &a->access, &a->n_access, value, false);
+}
+
 /* ---- [admin] ---------------------------------------------------------------- */
 
 static const char *parse_admin_listen(struct loader *ld, const struct key_def *k, void *obj,
@@ -1779,6 +1838,7 @@ static const struct choice log_levels[] = {{"error", WR_LOG_ERROR},
                                            {"info", WR_LOG_INFO},
                                            {"debug", WR_LOG_DEBUG},
                                            {NULL, 0}};
+static const struct choice proxy_versions[] = {{"off", 0}, {"v1", 1}, {"v2", 2}, {NULL, 0}};
 static const struct choice balances[] = {{"round_robin", WR_BALANCE_ROUND_ROBIN},
                                          {"least_conn", WR_BALANCE_LEAST_CONN},
                                          {"hash", WR_BALANCE_HASH},
@@ -1924,6 +1984,10 @@ static const struct key_def upstream_keys[] = {
     {.name = "tls_ca", .parse = parse_tls_ca, FIELD(UPS, tls_ca),
      .dflt = "/etc/ssl/certs/ca-certificates.crt"},
     {.name = "tls_sni", .parse = parse_sni, FIELD(UPS, tls_sni)},
+    /* send_proxy_protocol: off; v1 or v2 tells the servers the client's
+     * address in a PROXY header (connections then not pooled: one client each) */
+    {.name = "send_proxy_protocol", .parse = parse_enum, FIELD(UPS, send_proxy_protocol),
+     .dflt = "off", .choices = proxy_versions},
 };
 
 static const struct choice schemes[] = {
@@ -1985,6 +2049,10 @@ static const struct key_def route_keys[] = {
     {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_PROXY | KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
     {.name = "rate_limit", .parse = parse_rate_limit},
+    /* allow, deny: unset = everyone; ranges or "all", repeatable, first match
+     * wins, any action */
+    {.name = "allow", .parse = parse_route_allow, .flags = KEY_REPEATABLE},
+    {.name = "deny", .parse = parse_route_deny, .flags = KEY_REPEATABLE},
     /* compress: off; on = every coding weir has, or a list of them */
     {.name = "compress", .parse = parse_compress, .dflt = "off"},
     /* compress_types: repeatable lists; none = the built-in list */
@@ -2037,6 +2105,9 @@ static const struct key_def compression_keys[] = {
 static const struct key_def admin_keys[] = {
     /* listen: unset = no admin endpoint */
     {.name = "listen", .parse = parse_admin_listen},
+    /* allow, deny: unset = everyone who reaches the address */
+    {.name = "allow", .parse = parse_admin_allow, .flags = KEY_REPEATABLE},
+    {.name = "deny", .parse = parse_admin_deny, .flags = KEY_REPEATABLE},
 };
 
 enum name_rule { NAME_NONE, NAME_REQUIRED, NAME_OPTIONAL };
@@ -3168,6 +3239,7 @@ static void free_route(struct wr_route *r)
     free_headers(r->add_headers, r->n_add_headers);
     free_strings(r->hide_headers, r->n_hide_headers);
     free_strings(r->compress_types, r->n_compress_types);
+    free(r->access);
 }
 
 static void free_upstream(struct wr_upstream_cfg *u)
@@ -3211,6 +3283,7 @@ static void config_free(struct wr_config *cfg)
     free(cfg->server.server_header);
     free(cfg->server.access_log);
     free(cfg->server.proxy_from);
+    free(cfg->admin.access);
     free(cfg->server.error_log);
     for (size_t i = 0; i < cfg->n_tls; i++)
         free_tls(&cfg->tls[i]);

@@ -1320,6 +1320,8 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     }
     uint64_t retry_after_s = 0;
     struct wr_log_request subject = log_subject(c);
+    if (status == 0 && !wr_access_allows(m->route->access, m->route->n_access, io->peer))
+        status = 403; /* the route's allow and deny */
     if (status == 0 && m->route->rate_limit.interval_us != 0)
         status = check_rate(c, m->route, &retry_after_s, &subject);
     if (status == 0) {

@@ -1122,6 +1122,8 @@ static void start_request(struct h2_stream *st)
     if (status == 0 && st->req.is_extended_connect &&
         (m->route->action != WR_ACTION_PROXY || !m->route->websocket))
         status = 501;
+    if (status == 0 && !wr_access_allows(m->route->access, m->route->n_access, h->peer))
+        status = 403; /* the route's allow and deny */
     uint64_t retry_s = 0;
     if (status == 0 && (status = check_rate(h, m->route, &retry_s)) == 0) {
         st->route = m->route;

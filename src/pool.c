@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "weir/clock.h"
 #include "weir/config.h"
@@ -217,6 +218,34 @@ __attribute__((format(printf, 3, 4))) static void fail_connect(struct wr_upconn 
     uc->why = strdup(why); /* NULL: the log line lacks the reason, nothing worse */
 }
 
+/* Writes the preamble on the fresh socket (before TLS, before any request
+ * byte): a few dozen bytes into an empty send buffer go at once. Returns 0,
+ * or -1 with errno. */
+static int write_preamble(struct wr_upconn *uc)
+{
+    while (uc->preamble_len > 0) {
+        ssize_t w = send(uc->s.fd, uc->preamble, uc->preamble_len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0 || errno == EAGAIN)
+                errno = EAGAIN; /* never on a connected empty socket */
+            return -1;
+        }
+        memmove(uc->preamble, uc->preamble + w, uc->preamble_len - (size_t)w);
+        uc->preamble_len = (uint8_t)(uc->preamble_len - (size_t)w);
+    }
+    return 0;
+}
+
+void wr_upconn_set_preamble(struct wr_upconn *uc, const char *p, size_t n)
+{
+    if (n > sizeof(uc->preamble))
+        n = 0;
+    memcpy(uc->preamble, p, n);
+    uc->preamble_len = (uint8_t)n;
+}
+
 /* Advances a TLS connect. Returns true when it ended (uc->error tells how):
  * the owner hears of it. */
 static bool advance_tls_connect(struct wr_upconn *uc, short what)
@@ -233,6 +262,11 @@ static bool advance_tls_connect(struct wr_upconn *uc, short what)
             return true;
         }
         uc->is_handshaking = true;
+        if (write_preamble(uc) < 0) {
+            fail_connect(uc, errno, "send: %s", strerror(errno));
+            sync_write(uc);
+            return true;
+        }
     }
     char why[128];
     enum wr_tls_result r = wr_stream_handshake(&uc->s, why, sizeof(why));
@@ -391,6 +425,8 @@ ssize_t wr_upconn_read(struct wr_upconn *uc, void *buf, size_t cap)
 
 ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n)
 {
+    if (uc->preamble_len > 0 && !uc->s.tls && write_preamble(uc) < 0)
+        return -1; /* plain TCP: the owner's first write carries it */
     ssize_t w = wr_stream_writev(&uc->s, iov, n);
     if (uc->s.tls)
         sync_write(uc); /* a record may wait now, or the one waiting went */

@@ -26,6 +26,7 @@
  */
 #include "weir/proxy.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <event2/event.h>
@@ -45,6 +46,7 @@
 #include "weir/relay.h"
 #include "weir/timer.h"
 #include "weir/tls.h"
+#include "weir/proxy_protocol.h"
 #include "weir/upstream.h"
 #include "weir/websocket.h"
 
@@ -824,6 +826,32 @@ static void arm_wait_deadline(struct wr_proxy *p)
                             ? p->up->read_timeout_ms : 0);
 }
 
+/* send_proxy_protocol: the PROXY header that starts the new connection to
+ * the server at addr: the client's address (its port is not kept: 0) and
+ * the server's. A client without an address (a unix socket) is UNKNOWN. */
+static void set_proxy_header(struct wr_proxy *p, const struct wr_listen_addr *addr)
+{
+    struct sockaddr_storage src = {0};
+    char text[64];
+    struct wr_str c = p->ex->client_addr;
+    bool has_src = false;
+    if (c.len > 0 && c.len < sizeof(text)) {
+        memcpy(text, c.ptr, c.len);
+        text[c.len] = '\0';
+        struct sockaddr_in *in = (struct sockaddr_in *)&src;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&src;
+        if (inet_pton(AF_INET, text, &in->sin_addr) == 1)
+            src.ss_family = AF_INET, has_src = true;
+        else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1)
+            src.ss_family = AF_INET6, has_src = true;
+    }
+    char header[WR_PP_OUT_MAX];
+    size_t n = wr_pp_write(header, p->up->send_proxy_protocol,
+                           has_src ? (const struct sockaddr *)&src : NULL,
+                           (const struct sockaddr *)&addr->addr, false);
+    wr_upconn_set_preamble(p->uc, header, n);
+}
+
 /* Picks a server not tried yet and gets a connection to it. */
 static void start_attempt(struct wr_proxy *p)
 {
@@ -857,7 +885,10 @@ static void start_attempt(struct wr_proxy *p)
         fail_attempt(p, 502, true, "TLS: no client context"); /* main always builds one */
         return;
     }
-    p->uc = p->up->keepalive > 0 ? wr_pool_get(p->env->pool, addr, tls, on_upstream, p) : NULL;
+    /* A connection that told one client's address (send_proxy_protocol)
+     * is never another client's: such upstreams are not pooled. */
+    bool is_pooled = p->up->keepalive > 0 && p->up->send_proxy_protocol == 0;
+    p->uc = is_pooled ? wr_pool_get(p->env->pool, addr, tls, on_upstream, p) : NULL;
     p->is_reused = p->uc != NULL;
     struct wr_metrics_server *sm = server_metrics(p, server);
     if (sm) {
@@ -872,6 +903,8 @@ static void start_attempt(struct wr_proxy *p)
             fail_attempt(p, 502, true, why);
             return;
         }
+        if (p->up->send_proxy_protocol)
+            set_proxy_header(p, addr);
     }
     if (p->uc->is_connecting) {
         p->state = PX_CONNECTING;
@@ -1190,7 +1223,8 @@ static void complete(struct wr_proxy *p)
     struct wr_metrics_server *sm = server_metrics(p, p->server);
     if (sm)
         wr_metrics_observe(&sm->duration, wr_clock_now_us() - p->start_us);
-    bool is_reusable = p->is_upstream_reusable && p->ustart == p->ulen && p->is_body_done;
+    bool is_reusable = p->is_upstream_reusable && p->ustart == p->ulen && p->is_body_done &&
+                       p->up->send_proxy_protocol == 0;
     release_upstream(p, is_reusable);
     finish(p, WR_EXCHANGE_COMPLETE);
 }

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char V2_SIG[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
@@ -171,4 +172,88 @@ ssize_t wr_pp_parse(const char *p, size_t n, struct wr_pp_result *out)
     if (memcmp(p, V2_SIG, k) != 0)
         return -1;
     return parse_v2((const unsigned char *)p, n, out);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* addr's 16 bytes as IPv6 (IPv4 mapped) and its port. */
+static void as_v6(const struct sockaddr *sa, unsigned char out[16], unsigned *port)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        memcpy(out, &in6->sin6_addr, 16);
+        *port = ntohs(in6->sin6_port);
+        return;
+    }
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    memset(out, 0, 10);
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, &in->sin_addr, 4);
+    *port = ntohs(in->sin_port);
+}
+
+static bool is_inet(const struct sockaddr *sa)
+{
+    return sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+}
+
+size_t wr_pp_write(char *out, int version, const struct sockaddr *src,
+                   const struct sockaddr *dst, bool is_local)
+{
+    bool has_addr = !is_local && is_inet(src) && is_inet(dst);
+    bool is_v4 = has_addr && src->sa_family == AF_INET && dst->sa_family == AF_INET;
+    if (version == 1) {
+        if (!has_addr) {
+            memcpy(out, "PROXY UNKNOWN\r\n", 15);
+            return 15;
+        }
+        char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+        unsigned sport, dport;
+        if (is_v4) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)src;
+            const struct sockaddr_in *d4 = (const struct sockaddr_in *)dst;
+            inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+            inet_ntop(AF_INET, &d4->sin_addr, b, sizeof(b));
+            sport = ntohs(s4->sin_port);
+            dport = ntohs(d4->sin_port);
+        } else {
+            unsigned char s6[16], d6[16];
+            as_v6(src, s6, &sport);
+            as_v6(dst, d6, &dport);
+            inet_ntop(AF_INET6, s6, a, sizeof(a));
+            inet_ntop(AF_INET6, d6, b, sizeof(b));
+        }
+        int n = snprintf(out, WR_PP_OUT_MAX, "PROXY %s %s %s %u %u\r\n", is_v4 ? "TCP4" : "TCP6",
+                         a, b, sport, dport);
+        return n > 0 && n < WR_PP_OUT_MAX ? (size_t)n : 0;
+    }
+    unsigned char *o = (unsigned char *)out;
+    memcpy(o, V2_SIG, 12);
+    o[12] = is_local ? 0x20 : 0x21;
+    size_t len = 0;
+    if (!has_addr) {
+        o[13] = 0x00;
+    } else if (is_v4) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)src;
+        const struct sockaddr_in *d4 = (const struct sockaddr_in *)dst;
+        o[13] = 0x11;
+        memcpy(o + 16, &s4->sin_addr, 4);
+        memcpy(o + 20, &d4->sin_addr, 4);
+        memcpy(o + 24, &s4->sin_port, 2); /* both in network order already */
+        memcpy(o + 26, &d4->sin_port, 2);
+        len = 12;
+    } else {
+        unsigned sport, dport;
+        o[13] = 0x21;
+        as_v6(src, o + 16, &sport);
+        as_v6(dst, o + 32, &dport);
+        o[48] = (unsigned char)(sport >> 8);
+        o[49] = (unsigned char)sport;
+        o[50] = (unsigned char)(dport >> 8);
+        o[51] = (unsigned char)dport;
+        len = 36;
+    }
+    o[14] = 0;
+    o[15] = (unsigned char)len;
+    return 16 + len;
 }

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <event2/event.h>
@@ -37,6 +38,7 @@
 #include "weir/clock.h"
 #include "weir/hash.h"
 #include "weir/log.h"
+#include "weir/proxy_protocol.h"
 #include "weir/stream.h"
 #include "weir/tls.h"
 
@@ -680,6 +682,16 @@ static short probe_connect(struct probe *p)
     if (err != 0) {
         fail_check(p, "connect: %s", strerror(err));
         return 0;
+    }
+    if (p->up->send_proxy_protocol) {
+        /* A server that expects a PROXY header on every connection gets
+         * one from the checks too: LOCAL (v2) or UNKNOWN (v1), no client. */
+        char h[WR_PP_OUT_MAX];
+        size_t n = wr_pp_write(h, p->up->send_proxy_protocol, NULL, NULL, true);
+        if (send(p->s.fd, h, n, MSG_NOSIGNAL) != (ssize_t)n) {
+            fail_check(p, "send: %s", strerror(errno));
+            return 0;
+        }
     }
     p->step = wr_stream_is_tls(&p->s) ? STEP_HANDSHAKE : STEP_SENDING;
     return 0;

@@ -31,4 +31,21 @@ bool wr_cidr_match(const struct wr_cidr *c, const struct sockaddr *sa);
 /* Whether sa is in any of the n ranges. */
 bool wr_cidr_match_any(const struct wr_cidr *list, size_t n, const struct sockaddr *sa);
 
+/* One allow or deny rule of an access list (a route's, the admin
+ * endpoint's), in the order the file gives them. */
+struct wr_access_rule {
+    struct wr_cidr range;
+    bool is_all;   /* "all": every client, unix-socket ones included */
+    bool is_allow;
+};
+
+/*
+ * Whether the client at addr (its text: "192.0.2.7", "2001:db8::1"; any
+ * other text, e.g. a unix-socket client's, has no address) may in: the
+ * first rule that matches decides; when none does, the client is let in
+ * unless the list has an allow rule (a list that allows some lets only
+ * those in). An empty list lets everyone in.
+ */
+bool wr_access_allows(const struct wr_access_rule *rules, size_t n, const char *addr);
+
 #endif

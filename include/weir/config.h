@@ -155,6 +155,9 @@ struct wr_upstream_cfg {
     size_t n_servers;
     struct wr_server_health *health; /* owned: n_servers entries, same index */
     enum wr_balance balance;
+    int send_proxy_protocol;  /* 0 off, 1 or 2: a PROXY header of that version
+                                 starts every connection to the servers (their
+                                 connections are then not pooled) */
     char *hash_key; /* owned: "client_ip", "uri", "header:NAME", "cookie:NAME" */
     enum wr_hash_key_kind hash_kind; /* hash_key, read once (wr_upstream_cfg_compile_hash_key) */
     struct wr_str hash_name;         /* header or cookie NAME, within hash_key */
@@ -243,6 +246,8 @@ struct wr_route {
                                  field is dropped, the route's replaces it */
     char **hide_headers;  /* owned: upstream response fields dropped (proxy) */
     size_t n_hide_headers;
+    struct wr_access_rule *access; /* owned: allow and deny, in file order */
+    size_t n_access;
     unsigned compress_mask;   /* 1u << enum wr_coding allowed; 0: compress = off */
     char **compress_types;    /* owned, lower-case media types; a subtype
                                  may be "*" or "*+suffix"; none: the
@@ -274,6 +279,8 @@ struct wr_compression_cfg {
 struct wr_admin_cfg {
     bool is_enabled;
     struct wr_listen_addr listen;
+    struct wr_access_rule *access; /* owned: allow and deny, in file order */
+    size_t n_access;
 };
 
 /* A run of consecutive positions read from one file (see the file comment). */

@@ -71,6 +71,8 @@ struct wr_upconn {
     bool is_write_wanted;          /* the owner wants EV_WRITE */
     bool is_write_armed;           /* ev_write added (wanted, or TLS needs it) */
     bool is_detached;              /* the owner drives the stream (wr_upconn_detach) */
+    uint8_t preamble_len;          /* bytes of preamble not written yet */
+    char preamble[108];            /* wr_upconn_set_preamble: before anything else */
 };
 
 /* Per-worker counters, read by metrics. */
@@ -132,6 +134,11 @@ ssize_t wr_upconn_read(struct wr_upconn *uc, void *buf, size_t cap);
  * a retry may offer different bytes.
  */
 ssize_t wr_upconn_writev(struct wr_upconn *uc, const struct iovec *iov, int n);
+
+/* Bytes (at most 108: a PROXY protocol header) that go on a connection
+ * wr_pool_connect just made before anything else, before its TLS
+ * handshake too; call right after the connect. */
+void wr_upconn_set_preamble(struct wr_upconn *uc, const char *p, size_t n);
 
 /* True when uc's TLS handshake resumed a session (false on plain TCP). */
 bool wr_upconn_is_resumed(const struct wr_upconn *uc);

@@ -44,4 +44,18 @@ struct wr_pp_result {
  */
 ssize_t wr_pp_parse(const char *p, size_t n, struct wr_pp_result *out);
 
+/* Room for any header wr_pp_write makes (v1's longest is 107 bytes). */
+#define WR_PP_OUT_MAX 108
+
+/*
+ * Writes a header of version 1 or 2 into out (WR_PP_OUT_MAX bytes) and
+ * returns its length: src (the client) connected to dst, both AF_INET or
+ * AF_INET6 (mixed families are written as IPv6, IPv4 mapped). src NULL (a
+ * client without an address, a unix socket's): v1 "PROXY UNKNOWN", v2 the
+ * PROXY command with no address. is_local: v2's LOCAL command (a health
+ * check of weir's own, no client), v1 UNKNOWN.
+ */
+size_t wr_pp_write(char *out, int version, const struct sockaddr *src,
+                   const struct sockaddr *dst, bool is_local);
+
 #endif

@@ -16,7 +16,6 @@ sys.dont_write_bytecode = True
 import gzip
 import hashlib
 import os
-import re
 import shutil
 import socket
 import subprocess

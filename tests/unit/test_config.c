@@ -1614,6 +1614,20 @@ static void issue_19_proxy_protocol_keys(void **state)
     assert_int_equal(cfg->server.proxy_from[0].bits, 8);
     assert_int_equal(cfg->server.proxy_from[2].family, AF_INET6);
     wr_config_unref(cfg);
+    cfg = parse_ok(SERVER "[admin]\nlisten = 127.0.0.1:9901\nallow = 10.0.0.0/8\n"
+                   "[route r]\nmatch = prefix:/\nreturn = 200\ndeny = 10.1.0.0/16\n"
+                   "allow = 10.0.0.0/8 ::1\ndeny = all\n");
+    assert_int_equal(cfg->admin.n_access, 1);
+    assert_int_equal(cfg->routes[0].n_access, 4);
+    assert_false(cfg->routes[0].access[0].is_allow);
+    assert_true(cfg->routes[0].access[2].is_allow);
+    assert_true(cfg->routes[0].access[3].is_all);
+    wr_config_unref(cfg);
+    cfg = parse_ok(SERVER "[upstream a]\nserver = 127.0.0.1:9000\nsend_proxy_protocol = v2\n"
+                   "[upstream b]\nserver = 127.0.0.1:9001\n");
+    assert_int_equal(cfg->upstreams[0].send_proxy_protocol, 2);
+    assert_int_equal(cfg->upstreams[1].send_proxy_protocol, 0);
+    wr_config_unref(cfg);
     static const struct bad_case bad[] = {
         {"no senders", "[server]\nlisten = 127.0.0.1:8080 proxy_protocol\n",
          {"t.ini:2: [server] listen: proxy_protocol needs [server] proxy_protocol_from (the "
@@ -1623,6 +1637,15 @@ static void issue_19_proxy_protocol_keys(void **state)
           "(192.0.2.7, 10.0.0.0/8, 2001:db8::/32)"}},
         {"flag twice", "[server]\nlisten = 127.0.0.1:8080 proxy_protocol proxy_protocol\n",
          {"t.ini:2: [server] listen: flag \"proxy_protocol\" given twice"}},
+        {"bad allow", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\nallow = 10.0.0.0/8 x\n",
+         {"t.ini:6: [route r] allow: \"x\" is not an address, a range (10.0.0.0/8, "
+          "2001:db8::/32) or all"}},
+        {"bad send_proxy_protocol",
+         SERVER "[upstream a]\nserver = 127.0.0.1:9000\nsend_proxy_protocol = v3\n",
+         {"t.ini:5: [upstream a] send_proxy_protocol: \"v3\" is not one of: off, v1, v2"}},
+        {"bad admin deny", SERVER "[admin]\nlisten = 127.0.0.1:9901\ndeny = 300.0.0.1\n",
+         {"t.ini:5: [admin] deny: \"300.0.0.1\" is not an address, a range (10.0.0.0/8, "
+          "2001:db8::/32) or all"}},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_errors(&bad[i]);
