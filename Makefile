@@ -9,7 +9,7 @@ CONF  ?= conf/weir.ini
 # Debian 12 package names.
 BUILD_PKGS := cmake make gcc pkg-config libevent-dev libssl-dev libinih-dev \
               libpcre2-dev libsystemd-dev zlib1g-dev libnghttp2-dev libbrotli-dev \
-              libzstd-dev python3
+              libzstd-dev libcrypt-dev python3
 # make deb: dpkg-shlibdeps (dpkg-dev) computes Depends; CPack writes the
 # archive's root ownership itself (no fakeroot).
 DEB_PKGS   := $(BUILD_PKGS) dpkg-dev

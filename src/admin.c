@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "weir/auth.h"
 #include "weir/clock.h"
 #include "weir/http_parser.h"
 #include "weir/http_resp.h"
@@ -52,8 +53,8 @@ struct wr_admin {
     struct admin_conn *conns;           /* open connections (doubly linked) */
     size_t n_conns;
     struct wr_http_request req;         /* scratch: one head is parsed at a time */
-    const struct wr_access_rule *access; /* borrowed: [admin] allow and deny */
-    size_t n_access;
+    const struct wr_admin_cfg *cfg;     /* borrowed: the current snapshot's [admin] */
+    struct wr_auth_cache *auth;         /* owned: Basic auth's cache, made on first use */
 };
 
 static void on_admin_io(evutil_socket_t fd, short what, void *arg);
@@ -127,6 +128,33 @@ static void answer_text(struct admin_conn *ac, int status, const char *text, boo
     wr_metrics_text_fini(&body);
 }
 
+/* [admin] auth_basic: whether the request's credentials check. */
+static bool is_authorized(struct wr_admin *a, const struct wr_http_request *req)
+{
+    if (!a->auth)
+        a->auth = wr_auth_cache_new(); /* NULL: checks run uncached */
+    const struct wr_http_header *h = wr_http_find_header(req, WR_STR("Authorization"));
+    const char *user;
+    enum wr_auth_result r = wr_auth_basic_check(a->auth, a->cfg->auth_users, a->cfg->n_auth_users,
+                                                h ? h->value : (struct wr_str){NULL, 0}, &user,
+                                                wr_clock_now_ms());
+    if (r == WR_AUTH_BAD)
+        wr_log(WR_LOG_INFO, -1, 0, "admin: authentication failed");
+    return r == WR_AUTH_OK;
+}
+
+/* 401 with the challenge. */
+static void answer_401(struct admin_conn *ac, const char *challenge, bool is_head)
+{
+    static const char text[] = "authentication required\n";
+    wr_metrics_text_printf(&ac->out,
+                           "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain; charset=utf-8"
+                           "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+                           "WWW-Authenticate: %s\r\nConnection: close\r\n\r\n%s",
+                           sizeof(text) - 1, challenge, is_head ? "" : text);
+    ac->is_writing = true;
+}
+
 /* The request in a->req is complete: pick the answer. */
 static void route(struct admin_conn *ac)
 {
@@ -135,6 +163,10 @@ static void route(struct admin_conn *ac)
     bool is_metrics = wr_str_eq(req->path, WR_STR("/metrics"));
     bool is_status = wr_str_eq(req->path, WR_STR("/status"));
     bool is_head = req->method_id == WR_HTTP_HEAD;
+    if (a->cfg && a->cfg->auth_challenge && !is_authorized(a, req)) {
+        answer_401(ac, a->cfg->auth_challenge, is_head);
+        return;
+    }
     if (!is_metrics && !is_status) {
         answer_text(ac, 404, "not found: try /metrics or /status", is_head);
         return;
@@ -229,10 +261,9 @@ static void take_conn(struct wr_admin *a, int fd)
     rearm(ac);
 }
 
-void wr_admin_set_access(struct wr_admin *a, const struct wr_access_rule *rules, size_t n)
+void wr_admin_set_config(struct wr_admin *a, const struct wr_admin_cfg *cfg)
 {
-    a->access = rules;
-    a->n_access = n;
+    a->cfg = cfg;
 }
 
 /* Whether [admin] allow and deny let the client at peer in. */
@@ -243,7 +274,7 @@ static bool is_admitted(const struct wr_admin *a, const struct sockaddr_storage 
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, text, sizeof(text));
     else if (peer->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, text, sizeof(text));
-    return wr_access_allows(a->access, a->n_access, text);
+    return wr_access_allows(a->cfg->access, a->cfg->n_access, text);
 }
 
 static void on_admin_accept(evutil_socket_t fd, short what, void *arg)
@@ -259,7 +290,7 @@ static void on_admin_accept(evutil_socket_t fd, short what, void *arg)
                 wr_log(WR_LOG_ERROR, -1, 0, "admin accept: %s", strerror(errno));
             return;
         }
-        if (a->n_access > 0 && !is_admitted(a, &peer)) {
+        if (a->cfg && a->cfg->n_access > 0 && !is_admitted(a, &peer)) {
             close(cfd); /* [admin] allow and deny keep it out */
             continue;
         }
@@ -329,5 +360,6 @@ void wr_admin_free(struct wr_admin *a)
     stop_listening(a);
     while (a->conns)
         admin_close(a->conns);
+    wr_auth_cache_free(a->auth);
     free(a);
 }

@@ -59,7 +59,7 @@
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 #define NO_MAX UINT64_MAX
-#define MAX_KEYS 32 /* room in sect_record.seen: most keys in one section */
+#define MAX_KEYS 48 /* room in sect_record.seen: most keys in one section */
 #define WORD_MAX 256 /* longest word copied out of a value (lines are shorter) */
 #define OOM_MSG "out of memory"
 /* Bigger input is refused: `weir -t -c /dev/zero` must end, and no real
@@ -1810,6 +1810,137 @@ static const char *parse_admin_deny(struct loader *ld, const struct key_def *k, 
     return parse_access(ld, &a->access, &a->n_access, value, false);
 }
 
+/* ---- basic authentication -------------------------------------------------- */
+
+/* auth_basic = REALM (off: none): the challenge a 401 carries, into *out. */
+static const char *set_challenge(struct loader *ld, char **out, const char *value)
+{
+    free(*out);
+    *out = NULL;
+    if (strcmp(value, "off") == 0)
+        return NULL;
+    if (*value == '\0' || strpbrk(value, "\"\\") != NULL || strlen(value) > 200)
+        return fail(ld, "\"%s\" is not a realm (up to 200 characters, no quote or backslash)",
+                    value);
+    char buf[256];
+    snprintf(buf, sizeof(buf), "Basic realm=\"%s\", charset=\"UTF-8\"", value);
+    return set_string(ld, out, buf) < 0 ? OOM_MSG : NULL;
+}
+
+/* Whether hash is a crypt(3) hash libcrypt checks: yescrypt, bcrypt,
+ * SHA-512, SHA-256 or MD5 crypt (Apache's $apr1$ and plain text are not). */
+static bool is_known_hash(const char *hash)
+{
+    static const char *const prefixes[] = {"$y$", "$2b$", "$2a$", "$2y$", "$6$", "$5$", "$1$",
+                                           "$7$", "$gy$"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(hash, prefixes[i], strlen(prefixes[i])) == 0 &&
+            strlen(hash) > strlen(prefixes[i]) + 8)
+            return true;
+    }
+    return false;
+}
+
+/* auth_basic_file = PATH: an htpasswd file, "user:hash" per line ('#'
+ * comments and blank lines skipped), read now (and at every reload). */
+static const char *read_htpasswd(struct loader *ld, struct wr_auth_user **users, size_t *n_users,
+                                 const char *value)
+{
+    char buf[PATH_MAX];
+    const char *path = absolute_path(ld, value, buf, sizeof(buf));
+    if (path == NULL)
+        return ld->msg;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return fail(ld, "cannot read %s: %s", path, strerror(errno));
+    char line[1024];
+    const char *msg = NULL;
+    for (unsigned no = 1; !msg && fgets(line, sizeof(line), f); no++) {
+        size_t n = strlen(line);
+        if (n > 0 && line[n - 1] != '\n' && !feof(f)) {
+            msg = fail(ld, "%s:%u: line longer than 1023 bytes", path, no);
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0 || line[0] == '#')
+            continue;
+        char *colon = strchr(line, ':');
+        if (!colon || colon == line) {
+            msg = fail(ld, "%s:%u: not user:hash", path, no);
+            break;
+        }
+        *colon = '\0';
+        char *hash = colon + 1;
+        char *extra = strchr(hash, ':'); /* htpasswd allows a comment field */
+        if (extra)
+            *extra = '\0';
+        if (!is_known_hash(hash)) {
+            msg = fail(ld, "%s:%u: user %s: not a hash libcrypt checks (yescrypt, bcrypt, "
+                           "SHA-512 or SHA-256 crypt: htpasswd -B, mkpasswd)", path, no, line);
+            break;
+        }
+        struct wr_auth_user *more = grow_array(ld, *users, *n_users, sizeof(*more));
+        if (!more) {
+            msg = OOM_MSG;
+            break;
+        }
+        *users = more;
+        struct wr_auth_user *u = &more[*n_users];
+        *u = (struct wr_auth_user){strdup(line), strdup(hash)};
+        if (!u->name || !u->hash) {
+            free(u->name);
+            free(u->hash);
+            msg = OOM_MSG;
+            break;
+        }
+        (*n_users)++;
+    }
+    fclose(f);
+    if (!msg && *n_users == 0)
+        msg = fail(ld, "%s has no user", path);
+    return msg;
+}
+
+static const char *parse_auth_basic(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    (void)k;
+    return set_challenge(ld, &((struct wr_route *)obj)->auth_challenge, value);
+}
+
+static const char *parse_auth_file(struct loader *ld, const struct key_def *k, void *obj,
+                                   const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    return read_htpasswd(ld, &r->auth_users, &r->n_auth_users, value);
+}
+
+static const char *parse_admin_auth_basic(struct loader *ld, const struct key_def *k, void *obj,
+                                          const char *value)
+{
+    (void)k;
+    return set_challenge(ld, &((struct wr_admin_cfg *)obj)->auth_challenge, value);
+}
+
+static const char *parse_admin_auth_file(struct loader *ld, const struct key_def *k, void *obj,
+                                         const char *value)
+{
+    (void)k;
+    struct wr_admin_cfg *a = obj;
+    return read_htpasswd(ld, &a->auth_users, &a->n_auth_users, value);
+}
+
+static void free_auth_users(struct wr_auth_user *users, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(users[i].name);
+        free(users[i].hash);
+    }
+    free(users);
+}
+
 /* ---- [admin] ---------------------------------------------------------------- */
 
 static const char *parse_admin_listen(struct loader *ld, const struct key_def *k, void *obj,
@@ -2049,6 +2180,10 @@ static const struct key_def route_keys[] = {
     {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_PROXY | KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
     {.name = "rate_limit", .parse = parse_rate_limit},
+    /* auth_basic: off; a realm asks for a user of auth_basic_file (read at
+     * load and reload) */
+    {.name = "auth_basic", .parse = parse_auth_basic},
+    {.name = "auth_basic_file", .parse = parse_auth_file},
     /* allow, deny: unset = everyone; ranges or "all", repeatable, first match
      * wins, any action */
     {.name = "allow", .parse = parse_route_allow, .flags = KEY_REPEATABLE},
@@ -2108,6 +2243,9 @@ static const struct key_def admin_keys[] = {
     /* allow, deny: unset = everyone who reaches the address */
     {.name = "allow", .parse = parse_admin_allow, .flags = KEY_REPEATABLE},
     {.name = "deny", .parse = parse_admin_deny, .flags = KEY_REPEATABLE},
+    /* auth_basic, auth_basic_file: off; as a route's */
+    {.name = "auth_basic", .parse = parse_admin_auth_basic},
+    {.name = "auth_basic_file", .parse = parse_admin_auth_file},
 };
 
 enum name_rule { NAME_NONE, NAME_REQUIRED, NAME_OPTIONAL };
@@ -3145,6 +3283,31 @@ static void record_key_lines(struct loader *ld)
 
 /* A route whose scheme no listen serves never matches: likely a mistake (a
  * TLS listen forgotten, or the redirect route of a TLS-only server). */
+/* auth_basic and auth_basic_file go together (routes and [admin]). */
+static void check_auth(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        const char *challenge;
+        char label[160];
+        if (rec->kind == SECT_ROUTE) {
+            challenge = ld->cfg->routes[rec->index].auth_challenge;
+            snprintf(label, sizeof(label), "route %s", ld->cfg->routes[rec->index].name);
+        } else if (rec->kind == SECT_ADMIN) {
+            challenge = ld->cfg->admin.auth_challenge;
+            snprintf(label, sizeof(label), "admin");
+        } else {
+            continue;
+        }
+        unsigned realm_line = seen_line(rec, "auth_basic");
+        unsigned file_line = seen_line(rec, "auth_basic_file");
+        if (challenge && file_line == 0)
+            add_error(ld, realm_line, "[%s] auth_basic: needs auth_basic_file (the users)", label);
+        if (!challenge && file_line != 0 && realm_line == 0)
+            add_error(ld, file_line, "[%s] auth_basic_file: needs auth_basic (the realm)", label);
+    }
+}
+
 static void check_route_schemes(struct loader *ld)
 {
     const struct wr_server_cfg *s = &ld->cfg->server;
@@ -3240,6 +3403,8 @@ static void free_route(struct wr_route *r)
     free_strings(r->hide_headers, r->n_hide_headers);
     free_strings(r->compress_types, r->n_compress_types);
     free(r->access);
+    free(r->auth_challenge);
+    free_auth_users(r->auth_users, r->n_auth_users);
 }
 
 static void free_upstream(struct wr_upstream_cfg *u)
@@ -3284,6 +3449,8 @@ static void config_free(struct wr_config *cfg)
     free(cfg->server.access_log);
     free(cfg->server.proxy_from);
     free(cfg->admin.access);
+    free(cfg->admin.auth_challenge);
+    free_auth_users(cfg->admin.auth_users, cfg->admin.n_auth_users);
     free(cfg->server.error_log);
     for (size_t i = 0; i < cfg->n_tls; i++)
         free_tls(&cfg->tls[i]);
@@ -3372,6 +3539,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         check_listens(ld);
         record_key_lines(ld);
         check_route_schemes(ld);
+        check_auth(ld);
         resolve_proxies(ld);
         alloc_health(ld);
         for (size_t i = 0; i < ld->cfg->n_routes; i++)

@@ -85,6 +85,7 @@
 #include <unistd.h>
 
 #include "weir/clock.h"
+#include "weir/auth.h"
 #include "weir/h1_framing.h"
 #include "weir/proxy_protocol.h"
 #include "weir/h2.h"
@@ -1322,6 +1323,8 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
     struct wr_log_request subject = log_subject(c);
     if (status == 0 && !wr_access_allows(m->route->access, m->route->n_access, io->peer))
         status = 403; /* the route's allow and deny */
+    if (status == 0 && m->route->auth_challenge)
+        status = wr_conns_check_auth(cs, m->route, req, peer_key(c), io->peer, &retry_after_s);
     if (status == 0 && m->route->rate_limit.interval_us != 0)
         status = check_rate(c, m->route, &retry_after_s, &subject);
     if (status == 0) {
@@ -1339,6 +1342,8 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         build_error(c, r, status, status == 405 ? m->allow : NULL);
     if (status == 429)
         wr_resp_field_u64(r, WR_HTTP_FIELD_RETRY_AFTER, retry_after_s);
+    if (status == 401)
+        wr_resp_header(r, "WWW-Authenticate", wr_str_from_cstr(m->route->auth_challenge));
     commit_response(c, r, m->route, &vars, is_keep_alive && !is_body_unsent);
     return false;
 }
@@ -2264,6 +2269,38 @@ static void read_proxy_header(struct wr_conn *c)
     settle(c); /* what follows the header makes the socket readable again */
 }
 
+/* Client failures allowed per address before 429: 10 a minute, in a burst. */
+static const struct wr_rate_limit AUTH_FAILURES = {.interval_us = 6000000, .burst = 10};
+
+int wr_conns_check_auth(struct wr_conns *cs, const struct wr_route *route,
+                        const struct wr_http_request *req, uint64_t peer_key, const char *peer,
+                        uint64_t *retry_after_s)
+{
+    if (!cs->auth)
+        cs->auth = wr_auth_cache_new(); /* NULL: checks run uncached */
+    const struct wr_http_header *h = wr_http_find_header(req, WR_STR("Authorization"));
+    const char *user = NULL;
+    enum wr_auth_result r = wr_auth_basic_check(cs->auth, route->auth_users, route->n_auth_users,
+                                                h ? h->value : (struct wr_str){NULL, 0}, &user,
+                                                wr_clock_now_ms());
+    if (r == WR_AUTH_OK)
+        return 0;
+    if (r == WR_AUTH_MISSING)
+        return 401; /* the usual first request: no credentials yet, not a failure */
+    wr_metrics_add(&cs->metrics->auth_failures, 1);
+    char what[160];
+    snprintf(what, sizeof(what), "authentication failed on route %.64s", route->name);
+    log_refusal(cs, 0, what, peer, NULL);
+    /* Failures per client address: past the budget, 429 until it refills. */
+    if (peer_key != 0) {
+        *retry_after_s = wr_limits_rate_check(cs->limits, peer_key, "\x01auth", &AUTH_FAILURES,
+                                              wr_clock_now_us());
+        if (*retry_after_s != 0)
+            return 429;
+    }
+    return 401;
+}
+
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -2559,6 +2596,8 @@ void wr_conns_fini(struct wr_conns *cs)
     wr_handlers_fini(&cs->handlers); /* after every conn stopped its exchange and
                                         released its files */
     wr_zfilter_worker_fini(&cs->zw);
+    wr_auth_cache_free(cs->auth);
+    cs->auth = NULL;
     free(cs->scratch);
     cs->scratch = NULL;
     wr_stream_stage_free(cs->stage); /* after every conn's stream */

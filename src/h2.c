@@ -1125,6 +1125,8 @@ static void start_request(struct h2_stream *st)
     if (status == 0 && !wr_access_allows(m->route->access, m->route->n_access, h->peer))
         status = 403; /* the route's allow and deny */
     uint64_t retry_s = 0;
+    if (status == 0 && m->route->auth_challenge)
+        status = wr_conns_check_auth(cs, m->route, &st->req, h->peer_key, h->peer, &retry_s);
     if (status == 0 && (status = check_rate(h, m->route, &retry_s)) == 0) {
         st->route = m->route;
         status = start_exchange(st, &vars, path, path_len);
@@ -1134,6 +1136,8 @@ static void start_request(struct h2_stream *st)
     struct wr_resp *r = build_error(st, status, status == 405 ? m->allow : NULL);
     if (status == 429)
         wr_resp_field_u64(r, WR_HTTP_FIELD_RETRY_AFTER, retry_s);
+    if (status == 401)
+        wr_resp_header(r, "WWW-Authenticate", wr_str_from_cstr(m->route->auth_challenge));
     submit_whole(st, r, m->route, &vars);
 }
 

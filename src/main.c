@@ -437,7 +437,7 @@ static void reload(struct app *app)
         wr_worker_publish(&app->workers[i], cfg);
     wr_config_unref(app->cfg);
     app->cfg = cfg;
-    wr_admin_set_access(app->admin, cfg->admin.access, cfg->admin.n_access);
+    wr_admin_set_config(app->admin, &cfg->admin);
     if (app->checker)
         wr_health_checker_set_config(app->checker, cfg);
     app->metrics->reloads++;
@@ -565,7 +565,7 @@ static int start_admin(struct app *app)
     app->admin = wr_admin_new(app->base, app->metrics, &app->rate);
     if (!app->admin)
         return -1;
-    wr_admin_set_access(app->admin, app->cfg->admin.access, app->cfg->admin.n_access);
+    wr_admin_set_config(app->admin, &app->cfg->admin);
     const struct wr_listen_addr *addr = admin_target(app->cfg);
     if (!addr)
         return 0;

@@ -477,6 +477,9 @@ static void format_compression(const struct wr_metrics *m, struct wr_metrics_tex
         wr_metrics_text_printf(t, "weir_proxy_protocol_errors_total{reason=\"%s\"} %llu\n",
                                pp_reasons[r],
                                (unsigned long long)sum_like(m, &w0->proxy_protocol_errors[r]));
+    scalar(t, "weir_auth_failures_total", "counter",
+           "Basic authentication attempts with a wrong user or password.",
+           sum_like(m, &w0->auth_failures));
     scalar(t, "weir_compress_memory_bytes", "gauge",
            "Estimated bytes of encoder state responses being compressed hold now.",
            sum_like(m, &w0->compress_memory));

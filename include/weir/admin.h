@@ -40,10 +40,11 @@ struct wr_admin *wr_admin_new(struct event_base *base, struct wr_metrics *m,
 int wr_admin_listen_take(struct wr_admin *a, int fd, const struct wr_listen_addr *addr,
                          bool is_inherited);
 
-/* [admin] allow and deny (borrowed from the current snapshot: main sets
- * them again whenever the snapshot changes). A connection from a client
- * they keep out is closed as soon as it is accepted. */
-void wr_admin_set_access(struct wr_admin *a, const struct wr_access_rule *rules, size_t n);
+/* The current snapshot's [admin] (borrowed: main sets it again whenever
+ * the snapshot changes): allow and deny (a client they keep out is closed
+ * as soon as it is accepted) and auth_basic (401 without the right
+ * credentials). */
+void wr_admin_set_config(struct wr_admin *a, const struct wr_admin_cfg *cfg);
 
 /* The address it listens on, or NULL when it does not listen. */
 const struct wr_listen_addr *wr_admin_address(const struct wr_admin *a);

@@ -87,6 +87,13 @@ struct wr_rate_limit {
     uint64_t burst;       /* bucket size: requests accepted at once */
 };
 
+/* One line of an htpasswd file: a user and the crypt(3) hash of its
+ * password. */
+struct wr_auth_user {
+    char *name; /* owned */
+    char *hash; /* owned: "$y$...", "$2b$...", "$6$...", "$5$...", "$1$..." */
+};
+
 struct wr_header_cfg {
     char *name;         /* owned */
     struct wr_tmpl value;
@@ -248,6 +255,10 @@ struct wr_route {
     size_t n_hide_headers;
     struct wr_access_rule *access; /* owned: allow and deny, in file order */
     size_t n_access;
+    char *auth_challenge;  /* owned: the WWW-Authenticate value of auth_basic
+                              ("Basic realm=\"...\", charset=\"UTF-8\""), NULL: off */
+    struct wr_auth_user *auth_users; /* owned: auth_basic_file, read at load */
+    size_t n_auth_users;
     unsigned compress_mask;   /* 1u << enum wr_coding allowed; 0: compress = off */
     char **compress_types;    /* owned, lower-case media types; a subtype
                                  may be "*" or "*+suffix"; none: the
@@ -281,6 +292,9 @@ struct wr_admin_cfg {
     struct wr_listen_addr listen;
     struct wr_access_rule *access; /* owned: allow and deny, in file order */
     size_t n_access;
+    char *auth_challenge;          /* owned: as a route's; NULL: no authentication */
+    struct wr_auth_user *auth_users; /* owned */
+    size_t n_auth_users;
 };
 
 /* A run of consecutive positions read from one file (see the file comment). */

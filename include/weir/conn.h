@@ -58,6 +58,7 @@ struct wr_conns {
     struct wr_router_scratch *router; /* owned */
     struct wr_handler_env henv;   /* what the handlers get from this worker */
     struct wr_zfilter_worker zw;  /* compression's per-worker state (compress_filter.h) */
+    struct wr_auth_cache *auth;   /* owned: Basic auth's cache, made on first use */
     struct wr_handlers handlers;  /* owned: each handler's per-worker state
                                      (open-file cache, upstream pool...) */
     char *scratch;                /* owned: normalised path, handler scratch */
@@ -136,6 +137,16 @@ int wr_conns_select_route(struct wr_conns *cs, const struct wr_config *cfg,
 /* A fresh $request_id (32 hex digits and a NUL into out[33]): xorshift128+
  * on the worker's state; unique, not secret. For every front end of cs. */
 void wr_conns_request_id(struct wr_conns *cs, char *out);
+
+/*
+ * A route's auth_basic for a request from peer (its text; peer_key its
+ * limits key, 0 for none): 0 when the credentials check, 401 when they are
+ * missing or wrong, 429 (with *retry_after_s) when the client failed more
+ * than 10 times a minute. Failures are counted and logged (throttled).
+ */
+int wr_conns_check_auth(struct wr_conns *cs, const struct wr_route *route,
+                        const struct wr_http_request *req, uint64_t peer_key, const char *peer,
+                        uint64_t *retry_after_s);
 
 /* Closes every connection and frees what cs owns. */
 void wr_conns_fini(struct wr_conns *cs);

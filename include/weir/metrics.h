@@ -120,6 +120,7 @@ struct wr_metrics_worker {
     _Atomic uint64_t compress_cache_fills[4];
     _Atomic uint64_t compress_memory;   /* gauge: encoder state held now */
     _Atomic uint64_t proxy_protocol_errors[3]; /* enum wr_metrics_pp_error */
+    _Atomic uint64_t auth_failures;   /* Basic auth: wrong user or password */
     struct wr_metrics_hist duration;  /* client requests, first byte -> response queued */
     _Atomic uint64_t requests[WR_METRICS_MAX_ROUTES][WR_METRICS_N_CLASSES];
     struct wr_metrics_server servers[WR_METRICS_MAX_SERVERS];

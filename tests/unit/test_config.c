@@ -1640,6 +1640,13 @@ static void issue_19_proxy_protocol_keys(void **state)
         {"bad allow", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\nallow = 10.0.0.0/8 x\n",
          {"t.ini:6: [route r] allow: \"x\" is not an address, a range (10.0.0.0/8, "
           "2001:db8::/32) or all"}},
+        {"realm with a quote", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\n"
+         "auth_basic = a\"b\n",
+         {"t.ini:6: [route r] auth_basic: \"a\"b\" is not a realm (up to 200 characters, no "
+          "quote or backslash)"}},
+        {"realm without users", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\n"
+         "auth_basic = staff\n",
+         {"t.ini:6: [route r] auth_basic: needs auth_basic_file (the users)"}},
         {"bad send_proxy_protocol",
          SERVER "[upstream a]\nserver = 127.0.0.1:9000\nsend_proxy_protocol = v3\n",
          {"t.ini:5: [upstream a] send_proxy_protocol: \"v3\" is not one of: off, v1, v2"}},
