@@ -1969,6 +1969,7 @@ static const struct choice log_levels[] = {{"error", WR_LOG_ERROR},
                                            {"info", WR_LOG_INFO},
                                            {"debug", WR_LOG_DEBUG},
                                            {NULL, 0}};
+static const struct choice verify_modes[] = {{"off", 0}, {"optional", 1}, {"on", 2}, {NULL, 0}};
 static const struct choice proxy_versions[] = {{"off", 0}, {"v1", 1}, {"v2", 2}, {NULL, 0}};
 static const struct choice balances[] = {{"round_robin", WR_BALANCE_ROUND_ROBIN},
                                          {"least_conn", WR_BALANCE_LEAST_CONN},
@@ -2069,6 +2070,13 @@ static const struct key_def tls_keys[] = {
      .dflt = "10s", .min = 1, .max = NO_MAX},
     /* alpn: "h2 http/1.1" (offered in this order; "http/1.1" alone turns h2 off) */
     {.name = "alpn", .parse = parse_alpn, FIELD(TLS, alpn), .dflt = "h2 http/1.1"},
+    /* client certificates: client_ca (PEM bundle, read with the certs),
+     * verify_client off | optional | on, verify_depth 1 (nginx's) */
+    {.name = "client_ca", .parse = parse_path, FIELD(TLS, client_ca)},
+    {.name = "verify_client", .parse = parse_enum, FIELD(TLS, verify_client), .dflt = "off",
+     .choices = verify_modes},
+    {.name = "verify_depth", .parse = parse_count, FIELD(TLS, verify_depth), .dflt = "1",
+     .min = 1, .max = 10},
 };
 
 #define UPS struct wr_upstream_cfg
@@ -2180,6 +2188,10 @@ static const struct key_def route_keys[] = {
     {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_PROXY | KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
     {.name = "rate_limit", .parse = parse_rate_limit},
+    /* require_client_cert: off; on = 403 without a verified client
+     * certificate ([tls] verify_client) */
+    {.name = "require_client_cert", .parse = parse_bool, FIELD(RT, require_client_cert),
+     .dflt = "off"},
     /* auth_basic: off; a realm asks for a user of auth_basic_file (read at
      * load and reload) */
     {.name = "auth_basic", .parse = parse_auth_basic},
@@ -3224,6 +3236,12 @@ static void inherit_tls(struct loader *ld, struct wr_tls_cfg *dst, const struct 
         dst->handshake_timeout_ms = src->handshake_timeout_ms;
     if (seen_line(rec, "alpn") == 0)
         set_string(ld, &dst->alpn, src->alpn);
+    if (seen_line(rec, "client_ca") == 0 && src->client_ca)
+        set_string(ld, &dst->client_ca, src->client_ca);
+    if (seen_line(rec, "verify_client") == 0)
+        dst->verify_client = src->verify_client;
+    if (seen_line(rec, "verify_depth") == 0)
+        dst->verify_depth = src->verify_depth;
 }
 
 /* [tls NAME] inherit from [tls], which then moves to tls[0]. */
@@ -3237,6 +3255,15 @@ static void resolve_tls(struct loader *ld)
         const struct sect_record *rec = find_record(ld, SECT_TLS, i);
         if (i != d && rec != NULL)
             inherit_tls(ld, &cfg->tls[i], &cfg->tls[d], rec);
+    }
+    for (size_t i = 0; i < cfg->n_tls; i++) {
+        const struct sect_record *rec = find_record(ld, SECT_TLS, i);
+        if (cfg->tls[i].verify_client && !cfg->tls[i].client_ca && rec != NULL)
+            add_error(ld, seen_line(rec, "verify_client") ? seen_line(rec, "verify_client")
+                                                           : cfg->tls[i].line,
+                      "[tls%s%s] verify_client: needs client_ca (the CAs client certificates "
+                      "chain to)", cfg->tls[i].name ? " " : "",
+                      cfg->tls[i].name ? cfg->tls[i].name : "");
     }
     struct wr_tls_cfg dflt = cfg->tls[d];
     memmove(&cfg->tls[1], &cfg->tls[0], d * sizeof(cfg->tls[0]));
@@ -3431,6 +3458,7 @@ static void free_tls(struct wr_tls_cfg *t)
     free(t->protocols);
     free(t->ciphers);
     free(t->alpn);
+    free(t->client_ca);
 }
 
 static void config_free(struct wr_config *cfg)

@@ -1314,6 +1314,10 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         .ovector = m->ovector,
         .n_captures = m->n_captures,
     };
+    struct wr_conns_client_cert cert;
+    wr_conns_client_cert(&cert, wr_stream_tls(&c->s), &vars);
+    if (status == 0 && m->route->require_client_cert && !cert.is_verified)
+        status = 403; /* require_client_cert: no verified client certificate */
     if (status == 200) {
         build_server_options(c, r, m->allow);
         commit_response(c, r, NULL, &vars, is_keep_alive && !is_body_unsent);
@@ -2267,6 +2271,20 @@ static void read_proxy_header(struct wr_conn *c)
         c->state = ST_HEAD;
     }
     settle(c); /* what follows the header makes the socket readable again */
+}
+
+void wr_conns_client_cert(struct wr_conns_client_cert *cert, const struct wr_tls_conn *tls,
+                          struct wr_tmpl_vars *vars)
+{
+    cert->is_verified = tls && wr_tls_client_cert(tls, cert->subject, sizeof(cert->subject),
+                                                  cert->fingerprint);
+    if (!cert->is_verified) {
+        vars->ssl_client_verify = tls ? WR_STR("NONE") : WR_STR("");
+        return;
+    }
+    vars->ssl_client_s_dn = wr_str_from_cstr(cert->subject);
+    vars->ssl_client_fingerprint = wr_str_from_cstr(cert->fingerprint);
+    vars->ssl_client_verify = WR_STR("SUCCESS");
 }
 
 /* Client failures allowed per address before 429: 10 a minute, in a burst. */

@@ -1113,6 +1113,10 @@ static void start_request(struct h2_stream *st)
         .request_id = wr_str_from_cstr(st->request_id),
         .subject = path.ptr, .ovector = m->ovector, .n_captures = m->n_captures,
     };
+    struct wr_conns_client_cert cert;
+    wr_conns_client_cert(&cert, h->is_tls ? wr_stream_tls(h->s) : NULL, &vars);
+    if (status == 0 && m->route && m->route->require_client_cert && !cert.is_verified)
+        status = 403; /* require_client_cert: no verified client certificate */
     if (status == 200 && !m->route) {
         submit_server_options(st, m->allow);
         return;

@@ -294,6 +294,10 @@ static int use_site(struct wr_tls_conn *t, const struct tls_site *site)
         SSL_set_options(ssl, SSL_OP_NO_TICKET);
         SSL_set_num_tickets(ssl, 0);
     }
+    /* SSL_set_SSL_CTX keeps the first context's verification: the
+     * section's own client-certificate rule applies. */
+    SSL_set_verify(ssl, SSL_CTX_get_verify_mode(site->ctx), NULL);
+    SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(site->ctx));
     t->site = site;
     return 0;
 }
@@ -537,6 +541,26 @@ static int site_settings(struct tls_site *site, const struct wr_tls_cfg *t)
     return 0;
 }
 
+/* verify_client: the CAs a client certificate must chain to (also named
+ * in the CertificateRequest), the mode and the depth. */
+static int load_client_ca(SSL_CTX *ctx, const struct wr_config *cfg, const struct wr_tls_cfg *t,
+                          char *why, size_t cap)
+{
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->client_ca);
+    if (SSL_CTX_load_verify_locations(ctx, t->client_ca, NULL) != 1 || !names) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        char err[256];
+        ssl_error_text(err, sizeof(err));
+        return site_fail(why, cap, cfg, t, "client_ca", "%s: %s", t->client_ca,
+                         err[0] ? err : "no certificate in it");
+    }
+    SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
+    int mode = SSL_VERIFY_PEER | (t->verify_client == 2 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    SSL_CTX_set_verify_depth(ctx, (int)t->verify_depth);
+    return 0;
+}
+
 /* One section's site, or NULL with why filled. */
 static struct tls_site *site_new(const struct wr_config *cfg, const struct wr_tls_cfg *t,
                                  char *why, size_t cap)
@@ -554,6 +578,8 @@ static struct tls_site *site_new(const struct wr_config *cfg, const struct wr_tl
         goto fail;
     }
     if (load_pairs(site->ctx, cfg, t, why, cap) < 0)
+        goto fail;
+    if (t->verify_client && load_client_ca(site->ctx, cfg, t, why, cap) < 0)
         goto fail;
     return site;
 fail:
@@ -1019,6 +1045,33 @@ bool wr_tls_is_misdirected(const struct wr_tls_conn *t, struct wr_str host)
 uint64_t wr_tls_handshake_timeout_ms(const struct wr_tls_conn *t)
 {
     return t->site->handshake_timeout_ms;
+}
+
+bool wr_tls_client_cert(const struct wr_tls_conn *t, char *subject, size_t cap, char fp[65])
+{
+    X509 *cert = t && t->ssl ? SSL_get0_peer_certificate(t->ssl) : NULL;
+    if (!cert || SSL_get_verify_result(t->ssl) != X509_V_OK)
+        return false;
+    subject[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b) {
+        X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+        int n = BIO_read(b, subject, (int)cap - 1);
+        subject[n > 0 ? n : 0] = '\0';
+        BIO_free(b);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    fp[0] = '\0';
+    if (X509_digest(cert, EVP_sha256(), md, &md_len) == 1) {
+        static const char hex[] = "0123456789abcdef";
+        for (unsigned i = 0; i < md_len && i < 32; i++) {
+            fp[2 * i] = hex[md[i] >> 4];
+            fp[2 * i + 1] = hex[md[i] & 15];
+        }
+        fp[2 * (md_len < 32 ? md_len : 32)] = '\0';
+    }
+    return true;
 }
 
 struct wr_str wr_tls_alpn(const struct wr_tls_conn *t)

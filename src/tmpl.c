@@ -29,6 +29,9 @@ static const struct {
     {"scheme", WR_TMPL_SCHEME},
     {"remote_addr", WR_TMPL_REMOTE_ADDR},
     {"request_id", WR_TMPL_REQUEST_ID},
+    {"ssl_client_s_dn", WR_TMPL_SSL_CLIENT_S_DN},
+    {"ssl_client_fingerprint", WR_TMPL_SSL_CLIENT_FINGERPRINT},
+    {"ssl_client_verify", WR_TMPL_SSL_CLIENT_VERIFY},
 };
 
 /*
@@ -215,6 +218,12 @@ static struct wr_str part_value(const struct wr_tmpl_part *p, const struct wr_tm
         return vars->remote_addr;
     case WR_TMPL_REQUEST_ID:
         return vars->request_id;
+    case WR_TMPL_SSL_CLIENT_S_DN:
+        return vars->ssl_client_s_dn;
+    case WR_TMPL_SSL_CLIENT_FINGERPRINT:
+        return vars->ssl_client_fingerprint;
+    case WR_TMPL_SSL_CLIENT_VERIFY:
+        return vars->ssl_client_verify;
     case WR_TMPL_CAPTURE:
         return capture_value(vars, p->capture);
     case WR_TMPL_LITERAL:

@@ -114,6 +114,9 @@ struct wr_tls_cfg {
     bool session_tickets;
     uint64_t handshake_timeout_ms;
     char *alpn;
+    char *client_ca;      /* owned path: CAs client certificates must chain to */
+    int verify_client;    /* 0 off, 1 optional (asked, checked when sent), 2 on (required) */
+    uint64_t verify_depth; /* intermediate CAs allowed between client and CA + 1 */
     unsigned line;
 };
 
@@ -255,6 +258,7 @@ struct wr_route {
     size_t n_hide_headers;
     struct wr_access_rule *access; /* owned: allow and deny, in file order */
     size_t n_access;
+    bool require_client_cert; /* 403 without a verified client certificate */
     char *auth_challenge;  /* owned: the WWW-Authenticate value of auth_basic
                               ("Basic realm=\"...\", charset=\"UTF-8\""), NULL: off */
     struct wr_auth_user *auth_users; /* owned: auth_basic_file, read at load */

@@ -138,6 +138,20 @@ int wr_conns_select_route(struct wr_conns *cs, const struct wr_config *cfg,
  * on the worker's state; unique, not secret. For every front end of cs. */
 void wr_conns_request_id(struct wr_conns *cs, char *out);
 
+struct wr_tls_conn;
+
+/* A request's client certificate, for the template variables (the
+ * buffers back vars' strings: keep cert alive as long as vars). */
+struct wr_conns_client_cert {
+    bool is_verified;
+    char subject[256];
+    char fingerprint[65];
+};
+
+/* Fills cert and vars' ssl_client_* from tls (NULL: a plain connection). */
+void wr_conns_client_cert(struct wr_conns_client_cert *cert, const struct wr_tls_conn *tls,
+                          struct wr_tmpl_vars *vars);
+
 /*
  * A route's auth_basic for a request from peer (its text; peer_key its
  * limits key, 0 for none): 0 when the credentials check, 401 when they are

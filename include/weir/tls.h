@@ -176,6 +176,14 @@ uint64_t wr_tls_handshake_timeout_ms(const struct wr_tls_conn *t);
 /* The ALPN protocol agreed ("" when none) and the TLS version ("TLSv1.3"),
  * for logs and tests. */
 struct wr_str wr_tls_alpn(const struct wr_tls_conn *t);
+
+/*
+ * The client's certificate on a server connection ([tls] verify_client),
+ * when it sent one and it verified: its subject in RFC 2253 text
+ * ("CN=ann,O=Example", cut to cap - 1 bytes) and its SHA-256 fingerprint
+ * (64 hex digits), and true; false when there is none (t NULL too).
+ */
+bool wr_tls_client_cert(const struct wr_tls_conn *t, char *subject, size_t cap, char fp[65]);
 const char *wr_tls_version(const struct wr_tls_conn *t);
 
 /* True once a handshake completed by resuming a session (a ticket). */

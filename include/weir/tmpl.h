@@ -23,6 +23,9 @@ enum wr_tmpl_var {
     WR_TMPL_SCHEME,
     WR_TMPL_REMOTE_ADDR,
     WR_TMPL_REQUEST_ID,
+    WR_TMPL_SSL_CLIENT_S_DN,
+    WR_TMPL_SSL_CLIENT_FINGERPRINT,
+    WR_TMPL_SSL_CLIENT_VERIFY,
     WR_TMPL_CAPTURE,
 };
 
@@ -54,6 +57,9 @@ bool wr_tmpl_is_literal(const struct wr_tmpl *t);
 
 struct wr_tmpl_vars {
     struct wr_str host, request_uri, scheme, remote_addr, request_id;
+    /* The client certificate ([tls] verify_client): subject, SHA-256
+     * fingerprint, "SUCCESS" or "NONE" (empty strings without TLS) */
+    struct wr_str ssl_client_s_dn, ssl_client_fingerprint, ssl_client_verify;
     const char *subject;   /* string the regex ran on, or NULL */
     const size_t *ovector; /* PCRE2 pairs: [2*i], [2*i+1]; unset = SIZE_MAX */
     unsigned n_captures;   /* pairs available in ovector (including $0) */

@@ -95,9 +95,10 @@ def make_ca(dir_, stem, cn):
     return crt, key
 
 
-def make_signed_cert(dir_, stem, cn, ca, dns=(), ips=()):
+def make_signed_cert(dir_, stem, cn, ca, dns=(), ips=(), eku="serverAuth"):
     """A leaf certificate for cn signed by ca (a make_ca pair), with DNS
-    names cn + dns and IP addresses ips. Returns (cert_path, key_path)."""
+    names cn + dns and IP addresses ips, for eku (serverAuth, or
+    clientAuth for a client certificate). Returns (cert_path, key_path)."""
     crt = os.path.join(dir_, stem + ".crt")
     key = os.path.join(dir_, stem + ".key")
     csr = os.path.join(dir_, stem + ".csr")
@@ -105,7 +106,7 @@ def make_signed_cert(dir_, stem, cn, ca, dns=(), ips=()):
     names = ["DNS:" + n for n in [cn] + list(dns)] + ["IP:" + ip for ip in ips]
     with open(ext, "w") as f:
         f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
-                "extendedKeyUsage=serverAuth\n" % ",".join(names))
+                "extendedKeyUsage=%s\n" % (",".join(names), eku))
     subprocess.run(["openssl", "req", "-new", "-nodes", "-subj", "/CN=" + cn,
                     "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-keyout", key, "-out", csr],

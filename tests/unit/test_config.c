@@ -1640,6 +1640,14 @@ static void issue_19_proxy_protocol_keys(void **state)
         {"bad allow", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\nallow = 10.0.0.0/8 x\n",
          {"t.ini:6: [route r] allow: \"x\" is not an address, a range (10.0.0.0/8, "
           "2001:db8::/32) or all"}},
+        {"verify_client without client_ca",
+         "[server]\nlisten = 127.0.0.1:8443 tls\n[tls]\ncert = a\nkey = b\nverify_client = on\n",
+         {"t.ini:6: [tls] verify_client: needs client_ca (the CAs client certificates chain "
+          "to)"}},
+        {"verify_client value",
+         "[server]\nlisten = 127.0.0.1:8443 tls\n[tls]\ncert = a\nkey = b\n"
+         "verify_client = maybe\n",
+         {"t.ini:6: [tls] verify_client: \"maybe\" is not one of: off, optional, on"}},
         {"realm with a quote", SERVER "[route r]\nmatch = prefix:/\nreturn = 200\n"
          "auth_basic = a\"b\n",
          {"t.ini:6: [route r] auth_basic: \"a\"b\" is not a realm (up to 200 characters, no "

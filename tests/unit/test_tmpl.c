@@ -22,6 +22,9 @@ static const struct wr_tmpl_vars sample_vars = {
     .scheme = WR_STR("https"),
     .remote_addr = WR_STR("192.0.2.7"),
     .request_id = WR_STR("r-42"),
+    .ssl_client_s_dn = WR_STR("CN=ann,O=Example"),
+    .ssl_client_fingerprint = WR_STR("ab12"),
+    .ssl_client_verify = WR_STR("SUCCESS"),
 };
 
 /* Expands text with vars into an exact-size heap buffer and compares. */
@@ -59,6 +62,8 @@ static void test_expand_variables(void **state)
         {"$$$$", "$$"},
         {"$$host", "$host"},
         {"${request_id}.${scheme}", "r-42.https"},
+        {"$ssl_client_s_dn|$ssl_client_fingerprint|$ssl_client_verify",
+         "CN=ann,O=Example|ab12|SUCCESS"}, /* issue 19: client certificates */
     };
     for (size_t i = 0; i < N_OF(cases); i++)
         expect_expansion(cases[i].text, &sample_vars, cases[i].want);
