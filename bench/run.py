@@ -111,6 +111,8 @@ class Scenario:
                                # the body before comparing its length
     backend_file: str = ""     # backend: serve this file (from setup) as text/html
     peers: bool = True         # False: weir alone (no peer does this)
+    client_cert: bool = False  # tls: clients present a certificate the servers
+                               # require and verify ({{client_ca}})
 
 
 def write_file(dir_, rel, size):
@@ -178,6 +180,13 @@ TLS_RESUME_WEIR = TLS_STATIC_WEIR.replace("protocols = TLSv1.3\n",
 TLS_RESUME_NGINX = TLS_STATIC_NGINX.replace("ssl_session_cache shared:SSL:1m;\n",
                                             "ssl_session_cache shared:SSL:1m;\n"
                                             "ssl_session_tickets on;\n")
+
+# Client certificates (issue 19): the resumption scenario's servers, also
+# requiring a client certificate signed by {{client_ca}}.
+TLS_MTLS_WEIR = TLS_RESUME_WEIR.replace("session_tickets = on\n",
+                                        "session_tickets = on\nclient_ca = {{client_ca}}\n"
+                                        "verify_client = on\n")
+TLS_MTLS_NGINX = TLS_RESUME_NGINX + "ssl_client_certificate {{client_ca}};\nssl_verify_client on;\n"
 
 # Routing cost (issue 18): the request matches the last of 100 anchored
 # regex routes, against the same answer behind one regex route.
@@ -381,6 +390,10 @@ location = /fixed { return 200 "{{body}}"; }
              setup=setup_static, handshakes=True, duration=3, connections=1,
              note="TLS 1.3 full vs resumed (ticket) handshakes, openssl s_time, "
                   "1 KiB file each"),
+    Scenario(name="tls_mtls", path="/1k.bin", expect_len=1024, tls=True, client_cert=True,
+             weir_ini=TLS_MTLS_WEIR, nginx_server=TLS_MTLS_NGINX,
+             setup=setup_static, handshakes=True, duration=3, connections=1,
+             note="tls_resume with a client certificate required and verified (mTLS)"),
     Scenario(name="gzip_static_100k", path="/page.html", expect_len=100 * 1024,
              accept_encoding="gzip", setup=setup_html,
              weir_ini=_compress_static("gzip"), nginx_server=NGINX_GZIP + STATIC_NGINX,
@@ -632,6 +645,9 @@ def http_check(server, scenario):
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        cert = client_cert_args(scenario, server)
+        if cert:
+            ctx.load_cert_chain(cert[1], cert[3])
         conn = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=10, context=ctx)
     else:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
@@ -790,6 +806,38 @@ def version_of(argv):
         return f"? ({e})"
 
 
+def make_client_pki(dir_, openssl="openssl"):
+    """A CA and a client certificate it signed (clientAuth), in dir_/tls."""
+    d = os.path.join(dir_, "tls")
+    os.makedirs(d, exist_ok=True)
+    ca, ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    crt, key, csr = (os.path.join(d, n) for n in ("client.pem", "client.key", "client.csr"))
+    if os.path.exists(crt):
+        return {"client_ca": ca}  # one PKI per run: every server trusts the same CA
+    ext = os.path.join(d, "client.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for argv in ([openssl, "req", "-x509"] + ec + ["-days", "2", "-subj", "/CN=bench CA",
+                  "-addext", "basicConstraints=critical,CA:TRUE", "-keyout", ca_key, "-out", ca],
+                 [openssl, "req", "-new"] + ec + ["-subj", "/CN=bench client", "-keyout", key,
+                  "-out", csr],
+                 [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                  "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt]):
+        p = subprocess.run(argv, capture_output=True, timeout=30)
+        if p.returncode != 0:
+            raise BenchError(f"{' '.join(argv[:3])} failed:\n{p.stderr.decode()}")
+    return {"client_ca": ca}
+
+
+def client_cert_args(scenario, server):
+    """s_client/s_time arguments presenting the scenario's client certificate."""
+    if not scenario.client_cert:
+        return []
+    d = os.path.join(os.path.dirname(server.workdir), "tls")
+    return ["-cert", os.path.join(d, "client.pem"), "-key", os.path.join(d, "client.key")]
+
+
 def make_cert(dir_, openssl="openssl"):
     cert, key = os.path.join(dir_, "tls", "cert.pem"), os.path.join(dir_, "tls", "key.pem")
     os.makedirs(os.path.dirname(cert), exist_ok=True)
@@ -819,6 +867,8 @@ class Bench:
             v.update(scenario.setup(dir_))
         if scenario.tls:
             v.update(make_cert(dir_, self.args.openssl))
+        if scenario.client_cert:
+            v.update(make_client_pki(dir_, self.args.openssl))
         return v
 
     def start_weir(self, scenario, dir_):
@@ -955,13 +1005,15 @@ class Bench:
         full handshakes then one of resumed ones. At most 3 rounds."""
         openssl = self.args.openssl
         for s in servers:
-            check_resumption(openssl, s, scenario.path)
+            check_resumption(openssl, s, scenario.path, client_cert_args(scenario, s))
             print(f"   {s.name}: resumes TLS 1.3 sessions (s_client -sess_out, -sess_in: "
                   f"Reused)", flush=True)
         for s in servers:
             if self.args.warmup > 0:
                 rc, out, _, _ = run_child(stime_argv(openssl, s, scenario.path, "-new",
-                                                     self.args.warmup), self.args.warmup + 30)
+                                                     self.args.warmup,
+                                                     client_cert_args(scenario, s)),
+                                          self.args.warmup + 30)
                 if rc != 0:
                     raise BenchError(f"s_time warm-up against {s.name} exited {rc}:\n"
                                      f"{out[-2000:]}\n{s.logs()}")
@@ -1205,9 +1257,9 @@ STIME_MODES = (("full", "-new"), ("resumed", "-reuse"))
 MIN_RESUMED_SHARE = 0.99
 
 
-def stime_argv(openssl, server, path, flag, seconds):
+def stime_argv(openssl, server, path, flag, seconds, extra=()):
     return [openssl, "s_time", "-connect", f"127.0.0.1:{server.port}", "-tls1_3", flag,
-            "-time", str(seconds), "-www", path]
+            "-time", str(seconds), "-www", path] + list(extra)
 
 
 def parse_stime(out):
@@ -1243,15 +1295,15 @@ def check_stime_round(server, scenario, mode, r, out):
                          f"{server.logs()}")
 
 
-def check_resumption(openssl, server, path):
+def check_resumption(openssl, server, path, extra=()):
     """Before measuring: one s_client run saving its session (TLS 1.3: the
     ticket it received), one offering it back, which must say "Reused"."""
     sess = os.path.join(server.workdir, "resume-check.pem")
     req = f"GET {path} HTTP/1.0\r\n\r\n".encode()
 
-    def s_client(extra):
+    def s_client(more):
         argv = [openssl, "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_3",
-                "-ign_eof"] + extra
+                "-ign_eof"] + list(extra) + more
         try:
             p = subprocess.run(argv, input=req, capture_output=True, timeout=20)
         except subprocess.TimeoutExpired:
@@ -1279,7 +1331,8 @@ def measure_handshakes(server, scenario, openssl, mode, flag, seconds):
         raise BenchError(f"{server.name} died\n{server.logs()}")
     pids_before = server.pids()
     t0 = cpu_ticks(pids_before)
-    argv = stime_argv(openssl, server, scenario.path, flag, seconds)
+    argv = stime_argv(openssl, server, scenario.path, flag, seconds,
+                      client_cert_args(scenario, server))
     rc, out, client_cpu, wall = run_child(argv, seconds + 30)
     pids_after = server.pids()
     t1 = cpu_ticks(pids_after)

@@ -271,7 +271,7 @@ static enum wr_coding decide(struct wr_exchange *ex, bool is_respond)
 {
     struct wr_resp *r = ex->resp;
     if (r->is_coding_decided)
-        return r->body_coding; /* the handler wrote the head itself */
+        return WR_CODING_IDENTITY; /* coded by the handler: nothing to add */
     const struct wr_http_request *req = ex->req;
     if (req->is_extended_connect || !is_codable_status(r->status))
         return WR_CODING_IDENTITY; /* a WebSocket tunnel's bytes; no full body */
@@ -301,8 +301,7 @@ bool wr_zfilter_begin(struct wr_exchange *ex, bool is_respond)
         return false;
     if (ex->req->method_id == WR_HTTP_HEAD) {
         /* The fields GET would get; no body to code. */
-        if (!r->is_coding_decided)
-            code_head(r, c);
+        code_head(r, c);
         r->has_length = false;
         r->is_length_unknown = true;
         return false;
@@ -316,7 +315,7 @@ bool wr_zfilter_begin(struct wr_exchange *ex, bool is_respond)
         return false;
     if (wr_encoder_init(&z->enc, c, wr_zfilter_level(ex, c), r->has_length ? r->body_len : 0) < 0 ||
         zw->mem_in_use + z->enc.mem_bytes + BUF_BYTES > max ||
-        (!r->is_coding_decided && !code_head(r, c))) {
+        !code_head(r, c)) {
         wr_encoder_fini(&z->enc);
         z->next_free = zw->free_list; /* back, unused */
         zw->free_list = z;

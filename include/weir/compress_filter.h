@@ -11,9 +11,9 @@
  * Content-Length (chunked on HTTP/1.1, the close on HTTP/1.0, END_STREAM on
  * HTTP/2) and its strong ETag made weak (W/); every other answer of a
  * compressible type on such a route gets Vary too, so caches keep the
- * variants apart. A handler may decide itself (static files: cached
- * copies, see static.c) and mark the head final (wr_resp.is_coding_decided);
- * the filter then only codes a body it was asked to (wr_resp.body_coding).
+ * variants apart. A handler that coded the body itself (a static file's
+ * cached copy, see static.c) marks the response (wr_resp.is_coding_decided)
+ * and the filter leaves it alone.
  *
  * Bodies: a streamed body (proxy) is coded as the handler sends it, each
  * send flushed so the client sees what the server sent without waiting;

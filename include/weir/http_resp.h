@@ -66,14 +66,12 @@ struct wr_resp {
                              the reference and drops it with body_unref once
                              the body is sent or discarded */
     wr_resp_unref_fn body_unref; /* set with body_ref */
-    /* Compression decided by the handler itself (static files): the head
-     * is final (Content-Encoding, Vary, ETag written); a body_coding other
-     * than identity asks the filter to code the identity body it is given
-     * as it goes out (compress_filter.h). */
     bool is_length_unknown; /* a whole response (HEAD) whose GET would be coded
                                as it goes: no Content-Length announced */
-    bool is_coding_decided;
-    uint8_t body_coding;  /* enum wr_coding */
+    bool is_coding_decided; /* the handler coded the body itself (a static
+                               file's cached copy: Content-Encoding, Vary
+                               and ETag written): the compression filter
+                               leaves the response alone (compress_filter.h) */
 
     /* Where the fields weir writes itself are in head (wr_resp_field,
      * wr_resp_mark_field), so a route's add_header of the same name can
