@@ -2073,6 +2073,9 @@ static const struct key_def tls_keys[] = {
     /* client certificates: client_ca (PEM bundle, read with the certs),
      * verify_client off | optional | on, verify_depth 1 (nginx's) */
     {.name = "client_ca", .parse = parse_path, FIELD(TLS, client_ca)},
+    /* ocsp_file: unset; a DER OCSP response for the section's (first)
+     * certificate, stapled when valid, re-read on reload */
+    {.name = "ocsp_file", .parse = parse_path, FIELD(TLS, ocsp_file)},
     {.name = "verify_client", .parse = parse_enum, FIELD(TLS, verify_client), .dflt = "off",
      .choices = verify_modes},
     {.name = "verify_depth", .parse = parse_count, FIELD(TLS, verify_depth), .dflt = "1",
@@ -3459,6 +3462,7 @@ static void free_tls(struct wr_tls_cfg *t)
     free(t->ciphers);
     free(t->alpn);
     free(t->client_ca);
+    free(t->ocsp_file);
 }
 
 static void config_free(struct wr_config *cfg)

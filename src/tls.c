@@ -31,6 +31,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -76,6 +77,8 @@ struct tls_site {
     unsigned char alpn[256]; /* server preference, wire format */
     size_t alpn_len;
     uint64_t handshake_timeout_ms;
+    unsigned char *ocsp;   /* owned: the DER OCSP response stapled; NULL: none */
+    size_t ocsp_len;
 };
 
 /* What a client connection to one server of an upstream sends and checks. */
@@ -472,6 +475,69 @@ static int set_session_context(SSL_CTX *ctx, const struct wr_tls_cfg *t)
     return SSL_CTX_set_session_id_context(ctx, md, md_len) == 1 ? 0 : -1;
 }
 
+/* A client asked for the certificate's status (status_request): the
+ * section's stapled OCSP response, if it has a valid one. */
+static int on_status_request(SSL *ssl, void *arg)
+{
+    (void)arg;
+    const struct tls_site *site = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (!site || !site->ocsp)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_malloc(site->ocsp_len); /* OpenSSL frees it */
+    if (!copy)
+        return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, site->ocsp, site->ocsp_len);
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)site->ocsp_len) != 1) {
+        OPENSSL_free(copy);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ocsp_file: read and checked once per load (a response that is not a
+ * successful, current one is left out with a warning: handshakes never
+ * fail for a missing staple). */
+static void load_ocsp(struct tls_site *site, const struct wr_tls_cfg *t)
+{
+    FILE *f = fopen(t->ocsp_file, "rbe");
+    unsigned char buf[16384];
+    size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    bool is_whole = f && feof(f);
+    if (f)
+        fclose(f);
+    const char *why = !f ? strerror(errno) : !is_whole ? "larger than 16 KiB" : NULL;
+    const unsigned char *p = buf;
+    OCSP_RESPONSE *resp = why ? NULL : d2i_OCSP_RESPONSE(NULL, &p, (long)n);
+    OCSP_BASICRESP *basic = resp ? OCSP_response_get1_basic(resp) : NULL;
+    if (!why && !resp)
+        why = "not a DER OCSP response";
+    else if (!why && OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+        why = "not a successful response";
+    else if (!why && !basic)
+        why = "no basic response";
+    if (!why) {
+        /* Every single response must be current (thisUpdate <= now <
+         * nextUpdate, 5 minutes of clock skew allowed). */
+        for (int i = 0; i < OCSP_resp_count(basic) && !why; i++) {
+            ASN1_GENERALIZEDTIME *this_update = NULL, *next_update = NULL;
+            OCSP_single_get0_status(OCSP_resp_get0(basic, i), NULL, NULL, &this_update,
+                                    &next_update);
+            if (!OCSP_check_validity(this_update, next_update, 300, -1))
+                why = "outdated (past its nextUpdate, or not yet valid)";
+        }
+    }
+    if (!why && (site->ocsp = malloc(n)) != NULL) {
+        memcpy(site->ocsp, buf, n);
+        site->ocsp_len = n;
+    }
+    if (why)
+        wr_log(WR_LOG_WARN, -1, 0, "[tls%s%s] ocsp_file %s: %s; not stapled",
+               t->name ? " " : "", t->name ? t->name : "", t->ocsp_file, why);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    ERR_clear_error();
+}
+
 static SSL_CTX *new_ctx(const struct tls_site *site)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -494,6 +560,7 @@ static SSL_CTX *new_ctx(const struct tls_site *site)
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
     SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
     return ctx;
 }
 
@@ -502,6 +569,7 @@ static void site_unref(struct tls_site *site)
     if (!site || atomic_fetch_sub_explicit(&site->refs, 1, memory_order_acq_rel) != 1)
         return;
     SSL_CTX_free(site->ctx);
+    free(site->ocsp);
     free(site->section);
     for (size_t i = 0; i < site->n_names; i++)
         free(site->names[i]);
@@ -581,6 +649,9 @@ static struct tls_site *site_new(const struct wr_config *cfg, const struct wr_tl
         goto fail;
     if (t->verify_client && load_client_ca(site->ctx, cfg, t, why, cap) < 0)
         goto fail;
+    if (t->ocsp_file)
+        load_ocsp(site, t);
+    SSL_CTX_set_app_data(site->ctx, site); /* the status callback finds its staple */
     return site;
 fail:
     ERR_clear_error();

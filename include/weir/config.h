@@ -115,6 +115,8 @@ struct wr_tls_cfg {
     uint64_t handshake_timeout_ms;
     char *alpn;
     char *client_ca;      /* owned path: CAs client certificates must chain to */
+    char *ocsp_file;      /* owned path: a DER OCSP response to staple (the
+                             first cert's), fetched by another tool; or NULL */
     int verify_client;    /* 0 off, 1 optional (asked, checked when sent), 2 on (required) */
     uint64_t verify_depth; /* intermediate CAs allowed between client and CA + 1 */
     unsigned line;
