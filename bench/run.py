@@ -337,28 +337,7 @@ location = /fixed { return 200 "{{body}}"; }
              note="10,000 idle keep-alive connections: server RSS per connection"),
     Scenario(name="idle_10k_proxy", path="/proxy_100", expect_len=100, idle=10000,
              backend=True,
-             weir_ini="""\
-[upstream b]
-server = 127.0.0.1:{{backend_port}}
-keepalive = 64
-
-[route p]
-match = prefix:/
-proxy = b
-""",
-             nginx_http="""\
-upstream b {
-    server 127.0.0.1:{{backend_port}};
-    keepalive 64;
-}
-""",
-             nginx_server="""\
-location / {
-    proxy_pass http://b;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-}
-""",
+             weir_ini=PROXY_WEIR, nginx_http=NGINX_UPSTREAM, nginx_server=NGINX_PROXY,
              default=False,
              note="10,000 idle keep-alive connections, each after one proxied request"),
     Scenario(name="slowloris_10k", path="/fixed", expect_len=1024, idle=10000,

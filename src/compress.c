@@ -240,7 +240,6 @@ int wr_encoder_run(struct wr_encoder *e, const char *in, size_t in_len, size_t *
     default:
         return -1;
     }
-    e->is_pending = rc == 0;
     return rc;
 }
 

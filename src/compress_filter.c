@@ -152,18 +152,10 @@ static struct wr_str accept_encoding(const struct wr_http_request *req)
     return h ? h->value : (struct wr_str){NULL, 0};
 }
 
-enum wr_coding wr_zfilter_choose(const struct wr_exchange *ex, struct wr_str content_type,
-                                 bool has_length, uint64_t length)
+enum wr_coding wr_zfilter_negotiate(const struct wr_exchange *ex)
 {
-    const struct wr_route *route = ex->route;
-    if (!ex->zw || !ex->compression || route->compress_mask == 0)
-        return WR_CODING_IDENTITY;
-    if (has_length && length < route->compress_min_length)
-        return WR_CODING_IDENTITY;
-    if (!wr_zfilter_is_type(ex, content_type))
-        return WR_CODING_IDENTITY;
     const struct wr_compression_cfg *cc = ex->compression;
-    return wr_coding_choose(accept_encoding(ex->req), route->compress_mask, cc->prefer,
+    return wr_coding_choose(accept_encoding(ex->req), ex->route->compress_mask, cc->prefer,
                             cc->n_prefer);
 }
 
@@ -288,7 +280,7 @@ static enum wr_coding decide(struct wr_exchange *ex, bool is_respond)
                                       : wr_http_find_header(req, WR_STR("Range")) != NULL);
     if (is_ranged || (is_respond && r->has_length && r->body_len == 0))
         return WR_CODING_IDENTITY;
-    return wr_zfilter_choose(ex, type, r->has_length, r->body_len);
+    return wr_zfilter_negotiate(ex);
 }
 
 bool wr_zfilter_begin(struct wr_exchange *ex, bool is_respond)
@@ -486,11 +478,7 @@ void wr_zfilter_respond(struct wr_exchange *ex)
     r->body_len = 0;
     /* What the front end does to a whole response's head (handler.h: the
      * route's add_header), done here as a streaming handler would. */
-    const struct wr_route *route = ex->route;
-    wr_resp_drop_fields(r, route->replaced_fields);
-    for (size_t i = 0; i < route->n_add_headers && ex->vars; i++)
-        wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value,
-                            ex->vars);
+    wr_resp_add_route_fields(r, ex->route, ex->vars);
     ex->sink->send_head(ex);
     settle(ex, z, pump(ex, z));
 }

@@ -698,6 +698,15 @@ static bool admit_peer(struct wr_conns *cs, int fd, const struct sockaddr *peer,
     return false;
 }
 
+/* A TLS listener's connection: its server side of the handshake starts
+ * (ST_HANDSHAKE). Returns 0, or -1 (no [tls], or out of memory). */
+static int start_handshake(struct wr_conn *c)
+{
+    c->state = ST_HANDSHAKE; /* the certificates of the connection's own snapshot */
+    return c->cfg->tls_set && wr_stream_tls_server(&c->s, c->cfg->tls_set, c->home->stage) == 0
+               ? 0 : -1;
+}
+
 /* A PROXY header from an address [server] proxy_protocol_from does not
  * list: anyone could claim any client address, so the connection is
  * closed unread. Returns false then. */
@@ -760,13 +769,10 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
     wr_metrics_set(&cs->metrics->conns_open, cs->n_live);
     c->phase_ms = wr_clock_now_ms();
     bool is_tls_failed = false;
-    if (is_pp) {
+    if (is_pp)
         c->state = is_tls ? ST_PROXY_TLS : ST_PROXY;
-    } else if (is_tls) {
-        c->state = ST_HANDSHAKE;
-        is_tls_failed = !cs->cfg->tls_set ||
-                        wr_stream_tls_server(&c->s, cs->cfg->tls_set, cs->stage) < 0;
-    }
+    else if (is_tls)
+        is_tls_failed = start_handshake(c) < 0;
     if (is_tls_failed || event_add(&c->ev_read, NULL) < 0) {
         conn_close(c);
         return;
@@ -1140,10 +1146,7 @@ static void commit_response(struct wr_conn *c, struct wr_resp *r, const struct w
                             const struct wr_tmpl_vars *vars, bool is_keep_alive)
 {
     struct wr_conn_io *io = c->io;
-    if (route)
-        wr_resp_drop_fields(r, route->replaced_fields);
-    for (size_t i = 0; route && i < route->n_add_headers; i++)
-        wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
+    wr_resp_add_route_fields(r, route, vars);
     finish_head(c, r, is_keep_alive);
     if (r->is_overflow) {
         if (r->file_fd >= 0 || r->body_ref)
@@ -2261,14 +2264,11 @@ static void read_proxy_header(struct wr_conn *c)
         return;
     }
     c->phase_ms = wr_clock_now_ms();
-    if (c->state == ST_PROXY_TLS) {
-        c->state = ST_HANDSHAKE;
-        if (!cs->cfg->tls_set || wr_stream_tls_server(&c->s, cs->cfg->tls_set, cs->stage) < 0) {
-            conn_close(c);
-            return;
-        }
-    } else {
+    if (c->state == ST_PROXY) {
         c->state = ST_HEAD;
+    } else if (start_handshake(c) < 0) {
+        conn_close(c);
+        return;
     }
     settle(c); /* what follows the header makes the socket readable again */
 }

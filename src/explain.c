@@ -278,11 +278,7 @@ static void print_tried(struct explain *x)
 static void print_head(const struct explain *x, struct wr_resp *r, const struct wr_tmpl_vars *v)
 {
     const struct wr_route *route = x->match.route;
-    if (route) {
-        wr_resp_drop_fields(r, route->replaced_fields);
-        for (size_t i = 0; i < route->n_add_headers; i++)
-            wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, v);
-    }
+    wr_resp_add_route_fields(r, route, v);
     r->has_length = true; /* one-shot answers know their length */
     struct wr_h1_framing f = wr_h1_choose_framing(r->status, x->req.method_id == WR_HTTP_HEAD,
                                                   true, x->req.minor_version, true);

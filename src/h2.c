@@ -625,12 +625,7 @@ static void reset_stream(struct h2_stream *st, uint32_t code)
 static void submit_whole(struct h2_stream *st, struct wr_resp *r, const struct wr_route *route,
                          const struct wr_tmpl_vars *vars)
 {
-    if (route) {
-        wr_resp_drop_fields(r, route->replaced_fields);
-        for (size_t i = 0; i < route->n_add_headers; i++)
-            wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value,
-                                vars);
-    }
+    wr_resp_add_route_fields(r, route, vars);
     st->ref = r->body_ref;
     st->unref = r->body_unref;
     st->fd = r->file_fd;

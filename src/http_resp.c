@@ -368,3 +368,13 @@ void wr_resp_set_page(struct wr_resp *r)
     r->body_len = page.len;
     r->has_length = true;
 }
+
+void wr_resp_add_route_fields(struct wr_resp *r, const struct wr_route *route,
+                              const struct wr_tmpl_vars *vars)
+{
+    if (!route)
+        return;
+    wr_resp_drop_fields(r, route->replaced_fields);
+    for (size_t i = 0; i < route->n_add_headers; i++)
+        wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
+}

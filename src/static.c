@@ -452,7 +452,7 @@ static enum wr_coding file_coding(const struct wr_exchange *ex, const struct fil
     *is_varying = true;
     if (field(ex, WR_HTTP_KNOWN_RANGE).ptr)
         return WR_CODING_IDENTITY; /* ranges count identity bytes */
-    return wr_zfilter_choose(ex, type, true, size);
+    return wr_zfilter_negotiate(ex);
 }
 
 /* a->f's copy coded with c, made now if the file is small enough and the

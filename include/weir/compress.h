@@ -35,7 +35,6 @@ struct wr_encoder {
     enum wr_coding coding;
     void *state;      /* z_stream *, BrotliEncoderState * or ZSTD_CCtx *; owned */
     size_t mem_bytes; /* estimated memory the state holds */
-    bool is_pending;  /* the last run stopped with output still owed */
 };
 
 /*

@@ -55,11 +55,10 @@ void wr_zfilter_worker_fini(struct wr_zfilter_worker *zw);
  * (its compress_types, else the built-in list). */
 bool wr_zfilter_is_type(const struct wr_exchange *ex, struct wr_str content_type);
 
-/* The coding ex's client gets for a body of this type and length (has_length:
- * length is known), identity when not to compress: route, request and
- * memory budget (not the head's fields: the caller knows them). */
-enum wr_coding wr_zfilter_choose(const struct wr_exchange *ex, struct wr_str content_type,
-                                 bool has_length, uint64_t length);
+/* The coding ex's client gets among the route's (compress), by its
+ * Accept-Encoding and [compression] prefer; identity when none fits. The
+ * caller decided the body is worth it (type, length, status). */
+enum wr_coding wr_zfilter_negotiate(const struct wr_exchange *ex);
 
 /* The level [compression] sets for coding c. */
 int wr_zfilter_level(const struct wr_exchange *ex, enum wr_coding c);

@@ -118,7 +118,8 @@ struct wr_tls_cfg {
     char *ocsp_file;      /* owned path: a DER OCSP response to staple (the
                              first cert's), fetched by another tool; or NULL */
     int verify_client;    /* 0 off, 1 optional (asked, checked when sent), 2 on (required) */
-    uint64_t verify_depth; /* intermediate CAs allowed between client and CA + 1 */
+    uint64_t verify_depth; /* intermediate CAs allowed between a client's
+                              certificate and client_ca (OpenSSL's depth) */
     unsigned line;
 };
 

@@ -166,6 +166,13 @@ void wr_resp_raw(struct wr_resp *r, struct wr_str bytes);
 /* Appends value in decimal (part of a field line built with wr_resp_raw). */
 void wr_resp_raw_u64(struct wr_resp *r, uint64_t value);
 
+/* A whole response's route fields: the add_header fields of route (NULL:
+ * none), replacing weir's own fields of the same names (route->
+ * replaced_fields), expanded with vars. Every front end (and `weir
+ * route`) applies them the same way. */
+void wr_resp_add_route_fields(struct wr_resp *r, const struct wr_route *route,
+                              const struct wr_tmpl_vars *vars);
+
 /* Appends "name: " and expands t as the value, then CRLF. */
 void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tmpl *t,
                          const struct wr_tmpl_vars *vars);

@@ -292,34 +292,38 @@ class CompressionTest(weirtest.WeirCase):
 
     def test_proxied_small_pieces_flushed(self):
         """An event stream's pieces reach the client as they come, each
-        decodable at once, not when the stream ends."""
+        decodable at once, not when the stream ends: the upstream sends its
+        next piece only once the client decoded the last."""
+        self.app.drip_go.clear()
         with socket.create_connection(("127.0.0.1", self.weir.port), timeout=10) as s:
             s.sendall(weirtest.request_bytes(
-                "GET", "/api/drip?n=3&ms=1500",
-                headers=[("Accept-Encoding", "gzip")]))
-            d = zlib.decompressobj(16 + 15)
-            got, raw = b"", b""
-            for _ in range(1000):
-                raw += s.recv(65536)
-                head, sep, rest = raw.partition(b"\r\n\r\n")
+                "GET", "/api/drip?n=3", headers=[("Accept-Encoding", "gzip")]))
+            raw = b""
+
+            def decoded():
+                """The chunks received so far, de-chunked and inflated."""
+                head, sep, body = raw.partition(b"\r\n\r\n")
                 if not sep:
-                    continue
+                    return b""
                 self.assertIn(b"Content-Encoding: gzip", head)
-                # the chunks so far, de-chunked and inflated
-                got, body = b"", rest
-                d = zlib.decompressobj(16 + 15)
+                d, got = zlib.decompressobj(16 + 15), b""
                 for _ in range(100):
-                    line, sep2, body = body.partition(b"\r\n")
-                    if not sep2 or not line:
+                    line, sep, body = body.partition(b"\r\n")
+                    if not sep or not line:
                         break
                     size = int(line, 16)
                     got += d.decompress(body[:size])
                     body = body[size + 2:]
-                if b"event 0" in got:
-                    break
-            # well before the second event (1.5 s later) and the end
-            self.assertIn(b"data: event 0", got)
-            self.assertNotIn(b"event 1", got)
+                return got
+
+            for i in range(3):
+                for _ in range(1000):
+                    if b"event %d" % i in decoded():
+                        break
+                    raw += s.recv(65536)
+                self.assertIn(b"data: event %d" % i, decoded())
+                self.assertNotIn(b"event %d" % (i + 1), decoded())
+                self.app.drip_go.set()  # the next piece
 
     def test_proxied_etag_made_weak(self):
         r = self.fetch("/api/big?size=50000&type=text/html&etag=v1", ae="gzip")
@@ -430,6 +434,45 @@ class CompressionTest(weirtest.WeirCase):
                          len(r.body))
         text = admin_get(self.admin_port, "/metrics")
         self.assertRegex(text, r"(?m)^weir_compress_memory_bytes \d+$")
+
+
+class CacheBudgetTest(weirtest.WeirCase):
+    """[compression] cache_size too small for a copy: the file is still
+    compressed, as it is sent (chunked), and no copy is kept."""
+    INI = """[server]
+listen = 127.0.0.1:@PORT@
+workers = 1
+error_log = stderr
+
+[admin]
+listen = 127.0.0.1:@ADMIN@
+
+[compression]
+cache_size = 1k
+
+[route files]
+match = prefix:/
+root = @TMP@/root
+compress = on
+"""
+
+    @classmethod
+    def make_subst(cls, tmp):
+        os.makedirs(os.path.join(tmp, "root"))
+        cls.page = text_bytes(SMALL, 3)
+        with open(os.path.join(tmp, "root", "page.html"), "wb") as f:
+            f.write(cls.page)
+        cls.admin_port = weirtest.free_port()
+        return {"ADMIN": cls.admin_port, "TMP": tmp}
+
+    def test_over_budget_streams(self):
+        for _ in range(2):
+            r = self.get("/page.html", headers=[("Accept-Encoding", "gzip")])
+            self.assertEqual(r.header("Content-Encoding"), "gzip")
+            self.assertEqual(r.header("Transfer-Encoding"), "chunked")
+            self.assertEqual(gzip.decompress(r.body), self.page)
+        self.assertEqual(metric(self.admin_port,
+                                'weir_compress_cache_fills_total{coding="gzip"}'), 0)
 
 
 if __name__ == "__main__":

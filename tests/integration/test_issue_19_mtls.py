@@ -10,7 +10,9 @@ sys.dont_write_bytecode = True
 
 import hashlib
 import json
+import os
 import ssl
+import subprocess
 
 import tlstest
 import upstreams
@@ -32,6 +34,13 @@ names = strict.test
 cert = @CRT@
 key = @KEY@
 verify_client = on
+
+[tls deep]
+names = deep.test
+cert = @CRT@
+key = @KEY@
+verify_client = on
+verify_depth = 2
 
 [upstream app]
 server = @APP@
@@ -55,6 +64,20 @@ return = 200 open
 """
 
 
+def make_intermediate(tmp, stem, ca):
+    """An intermediate CA signed by ca. Returns (cert_path, key_path)."""
+    crt, key, csr = (os.path.join(tmp, stem + e) for e in (".crt", ".key", ".csr"))
+    ext = os.path.join(tmp, stem + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    for argv in (["req", "-new", "-nodes", "-subj", "/CN=" + stem, "-newkey", "ec",
+                  "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key, "-out", csr],
+                 ["x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+                  "-days", "2", "-extfile", ext, "-out", crt]):
+        subprocess.run(["openssl"] + argv, check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
 class MtlsTest(weirtest.WeirCase):
     INI = INI
 
@@ -63,8 +86,19 @@ class MtlsTest(weirtest.WeirCase):
         cls.app = upstreams.Backend("app", keep_body=False)
         ca = tlstest.make_ca(tmp, "ca", "Test Client CA")
         other = tlstest.make_ca(tmp, "other", "Other CA")
-        crt, key = tlstest.make_signed_cert(tmp, "site", "localhost", ca, dns=("strict.test",))
+        crt, key = tlstest.make_signed_cert(tmp, "site", "localhost", ca,
+                                            dns=("strict.test", "deep.test"))
         cls.client = tlstest.make_signed_cert(tmp, "ann", "ann", ca, eku="clientAuth")
+        # bob's certificate is two intermediate CAs away from the CA
+        inter1 = make_intermediate(tmp, "inter1", ca)
+        inter2 = make_intermediate(tmp, "inter2", inter1)
+        bob = tlstest.make_signed_cert(tmp, "bob", "bob", inter2, eku="clientAuth")
+        chain = os.path.join(tmp, "bob-chain.crt")
+        with open(chain, "w") as f:
+            for part in (bob[0], inter2[0], inter1[0]):
+                with open(part) as g:
+                    f.write(g.read())
+        cls.chained = (chain, bob[1])
         cls.stranger = tlstest.make_signed_cert(tmp, "eve", "eve", other, eku="clientAuth")
         return {"APP": cls.app.addr, "CRT": crt, "KEY": key, "CA": ca[0]}
 
@@ -117,6 +151,13 @@ class MtlsTest(weirtest.WeirCase):
     def test_untrusted_certificate_refused(self):
         self.assertRefused(cert=self.stranger)
         self.assertEqual(self.get("/open").status, 200)  # still serving
+
+    def test_verify_depth(self):
+        # [tls] verify_depth = 1: one intermediate CA at most; bob's has two
+        self.assertRefused(cert=self.chained)
+        # [tls deep] verify_depth = 2 takes it
+        r = self.get("/members/x", cert=self.chained, sni="deep.test")
+        self.assertEqual(r.status, 200)
 
     def test_required_by_sni_section(self):
         self.assertRefused(sni="strict.test")

@@ -18,7 +18,6 @@ import json
 import os
 import socket
 import struct
-import time
 
 import tlstest
 import upstreams
@@ -102,12 +101,18 @@ class ProxyProtocolTest(weirtest.WeirCase):
         return metric(self.admin_port, 'weir_proxy_protocol_errors_total{reason="%s"}' % reason)
 
     def connect(self, header, pieces=1):
+        """A connection that sent header, in pieces: each piece is sent once
+        weir has taken the last one off the socket (its received-bytes
+        counter says so), so weir sees the header in parts."""
         c = weirtest.Client(("127.0.0.1", self.weir.port), timeout=5)
         step = max(1, len(header) // pieces)
         for i in range(0, len(header), step):
-            c.sock.sendall(header[i:i + step])
+            before = metric(self.admin_port, "weir_http_received_bytes_total")
+            piece = header[i:i + step]
+            c.sock.sendall(piece)
             if pieces > 1:
-                time.sleep(0.02)  # separate segments: weir sees the header in parts
+                wait_until(lambda: metric(self.admin_port, "weir_http_received_bytes_total")
+                           >= before + len(piece), "weir to read the piece")
         return c
 
     def echo_client(self, c, n=1):

@@ -16,7 +16,8 @@ Paths (query parameters in brackets):
                       ce, cc, etag)
   /die[size,send]     announces size bytes, sends `send`, then closes
   /slow[ms]           waits ms before answering "slow"
-  /drip[n,ms]         an event stream: n small chunks, ms apart
+  /drip[n]            an event stream: n small chunks, the next one when
+                      the test sets drip_go
   /bad                a malformed response head
   /status[code]       that status, small body
   /healthz            200 "ok" while healthy, else 503
@@ -39,12 +40,56 @@ import json
 import os
 import socket
 import ssl
+import struct
 import threading
 import time
 import urllib.parse
 
 IO_TIMEOUT = 10.0
 PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+PP_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def _recv_exact(s, n):
+    data = b""
+    for _ in range(10000):
+        if len(data) >= n:
+            return data
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    raise ValueError("no progress")
+
+
+def read_proxy_header(s):
+    """Reads exactly one PROXY v1 or v2 header off socket s; returns it as a
+    dict: v (1, 2), and for v1 proto, src, dst, sport, dport; for v2 cmd
+    ("proxy", "local"), fam, and src, dst, dport for TCP4, src for TCP6."""
+    first = _recv_exact(s, 12)
+    if first == PP_SIG:
+        rest = _recv_exact(s, 4)
+        cmd, fam, length = rest[0], rest[1], struct.unpack(">H", rest[2:4])[0]
+        body = _recv_exact(s, length)
+        h = {"v": 2, "cmd": "local" if cmd == 0x20 else "proxy", "fam": fam}
+        if fam == 0x11:
+            h.update(src=socket.inet_ntoa(body[0:4]), dst=socket.inet_ntoa(body[4:8]),
+                     dport=struct.unpack(">H", body[10:12])[0])
+        elif fam == 0x21:
+            h["src"] = socket.inet_ntop(socket.AF_INET6, body[0:16])
+        return h
+    line = first
+    for _ in range(200):
+        if line.endswith(b"\r\n"):
+            break
+        line += _recv_exact(s, 1)
+    parts = line.decode().split()
+    h = {"v": 1, "proto": parts[1]}
+    if parts[1] in ("TCP4", "TCP6"):
+        h.update(src=parts[2], dst=parts[3], sport=int(parts[4]), dport=int(parts[5]))
+    return h
 
 
 def extra_fields(q):
@@ -140,9 +185,15 @@ class _Conn:
 
 
 class Backend:
-    def __init__(self, name="b", unix_path=None, keep_body=True, tls=None):
+    def __init__(self, name="b", unix_path=None, keep_body=True, tls=None,
+                 proxy_protocol=False):
         self.name = name
         self.tls = tls
+        # proxy_protocol: every connection starts with a PROXY v1/v2 header
+        # (before TLS), parsed into proxy_headers as (conn number, dict) and
+        # shown by /echo as "pp"
+        self.proxy_protocol = proxy_protocol
+        self.proxy_headers = []
         self.tls_log = []            # dicts, one per TLS connection, in handshake order
         self.tls_failures = 0
         self._sni = threading.local()
@@ -156,6 +207,7 @@ class Backend:
         self.healthy = True
         self.lock = threading.Lock()
         self.closed_early = 0        # connections closed by the peer mid-request
+        self.drip_go = threading.Event()  # /drip: send the next chunk
         if unix_path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             if os.path.exists(unix_path):
@@ -229,6 +281,14 @@ class Backend:
         # weir's delayed ACK: Nagle costs ~40 ms per new connection.
         if not self.unix_path:  # a unix socket has no Nagle (EOPNOTSUPP)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pp = None
+        if self.proxy_protocol:
+            try:
+                pp = read_proxy_header(s)
+            except (EOFError, OSError, ValueError, IndexError):
+                pp = {"error": True}
+            with self.lock:
+                self.proxy_headers.append((number, pp))
         if self.tls is not None:
             t = self._handshake(s)
             if t is None:
@@ -238,6 +298,7 @@ class Backend:
                 return
             s = t
         c = _Conn(s)
+        c.pp = pp
         try:
             for _ in range(100000):
                 if not self.running:
@@ -324,6 +385,8 @@ class Backend:
                    "body_sha256": req.body_sha256, "name": self.name, "conn": number}
             if self.tls is not None:
                 doc["tls"] = c.sock.weir_info
+            if self.proxy_protocol:
+                doc["pp"] = c.pp
             return self._send(c, 200, json.dumps(doc).encode(),
                               [("Content-Type", "application/json")])
         extra = extra_fields(q)
@@ -358,12 +421,14 @@ class Backend:
             time.sleep(0.05)  # the bytes leave before the close: a cut, not a reset
             return False
         if path == "/drip":
-            # An event stream: n small chunks, ms apart (text/event-stream).
+            # An event stream (text/event-stream): n small chunks, each after
+            # the first sent once the test sets drip_go (10 s at most).
             c.sock.sendall(("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                             "Transfer-Encoding: chunked\r\n\r\n").encode())
             for i in range(int(q.get("n", "3"))):
                 if i:
-                    time.sleep(int(q.get("ms", "500")) / 1000.0)
+                    self.drip_go.wait(IO_TIMEOUT)
+                    self.drip_go.clear()
                 data = b"data: event %d\n\n" % i
                 c.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
             c.sock.sendall(b"0\r\n\r\n")
