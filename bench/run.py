@@ -113,6 +113,9 @@ class Scenario:
     peers: bool = True         # False: weir alone (no peer does this)
     client_cert: bool = False  # tls: clients present a certificate the servers
                                # require and verify ({{client_ca}})
+    floor_file: str = ""       # measure the floor beside the servers: the
+                               # no-work server (weir-bench-backend, one thread)
+                               # answering every request with this file's bytes
 
 
 def write_file(dir_, rel, size):
@@ -291,6 +294,7 @@ location = /fixed { return 200 "{{body}}"; }
     Scenario(name="static_1k", path="/1k.bin", expect_len=1024,
              weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX,
              setup=setup_static, h2o_paths=H2O_STATIC,
+             floor_file="www/1k.bin",
              note="1 KiB file from disk (page cache)"),
     Scenario(name="static_1k_acl100", path="/1k.bin", expect_len=1024,
              weir_ini=ACL_100_WEIR, nginx_server=ACL_100_NGINX, setup=setup_static,
@@ -886,6 +890,19 @@ class Bench:
         self.backend = s
         return s
 
+    def start_floor(self, scenario, dir_):
+        """The no-work reference: weir-bench-backend answering every request
+        with scenario.floor_file's bytes (setup already ran for the servers)."""
+        port = free_port()
+        fdir = os.path.join(dir_, "floor")
+        os.makedirs(fdir)
+        argv = [os.path.abspath(self.args.backend), str(port),
+                os.path.join(dir_, scenario.floor_file)]
+        s = Server("floor", argv, fdir, port, "http")
+        self.servers.append(s)
+        s.start()
+        return s
+
     def start_nginx(self, scenario, dir_):
         port = free_port()
         ndir = os.path.join(dir_, "nginx")
@@ -1039,6 +1056,10 @@ class Bench:
                 servers.append(self.start_nginx(scenario, dir_))
             if scenario.h2o_paths and not a.no_h2o and shutil.which(a.h2o) and scenario.peers:
                 servers.append(self.start_h2o(scenario, dir_))
+            if scenario.floor_file and not a.no_floor and os.path.exists(a.backend):
+                if not servers:
+                    self.vars(scenario, dir_, 0)  # runs setup: the file must exist
+                servers.append(self.start_floor(scenario, dir_))
             checks = {}
             for s in servers:
                 checks[s.name] = http_check(s, scenario)
@@ -1420,7 +1441,7 @@ def med(rounds, server, key):
 
 def summarise(scenario, rounds, connections, duration, threads):
     medians = {}
-    for name in ("weir", "nginx", "h2o"):
+    for name in ("weir", "nginx", "h2o", "floor"):
         if any(r["server"] == name for r in rounds):
             medians[name] = {k: med(rounds, name, k) for k in
                              ("req_s", "p50_ms", "p99_ms", "transfer_Bps", "us_per_req",
@@ -1437,6 +1458,10 @@ def summarise(scenario, rounds, connections, duration, threads):
         w, h = medians["weir"], medians["h2o"]
         ratio["cpu_h2o"] = (h["us_per_req"] / w["us_per_req"]
                             if w["us_per_req"] and h["us_per_req"] else None)
+    if "weir" in medians and "floor" in medians:
+        w, f = medians["weir"], medians["floor"]
+        ratio["cpu_floor"] = (w["us_per_req"] / f["us_per_req"]
+                              if w["us_per_req"] and f["us_per_req"] else None)
     return {"name": scenario.name, "path": scenario.path, "note": scenario.note,
             "accept_encoding": scenario.accept_encoding,
             "connections": connections, "threads": threads, "duration_s": duration,
@@ -1512,6 +1537,9 @@ def print_table(res):
               f"except p99)")
     if q.get("cpu_h2o") is not None:
         print(f"weir/h2o: cpu (h2o us/req / weir us/req) {fmt_num(q['cpu_h2o'], '.2f')}x")
+    if q.get("cpu_floor") is not None:
+        print(f"weir/floor: cpu (weir us/req / no-work server us/req) "
+              f"{fmt_num(q['cpu_floor'], '.2f')}x (1.00x would be no work at all)")
 
 
 def summary_line(res):
@@ -1540,6 +1568,8 @@ def summary_line(res):
                  f"{fmt_num(q['cpu'], '.2f')}x cpu")
     if q.get("cpu_h2o") is not None:
         line += f" | {fmt_num(q['cpu_h2o'], '.2f')}x cpu vs h2o"
+    if q.get("cpu_floor") is not None:
+        line += f" | weir {fmt_num(q['cpu_floor'], '.2f')}x the floor's cpu"
     errs = sum(r["errors"] for r in res["rounds"])
     if errs:
         line += f"  [!] {errs} wrk errors"
@@ -1558,6 +1588,8 @@ def parse_args(argv):
     p.add_argument("--h2o", default=shutil.which("h2o") or "/usr/bin/h2o",
                    help="h2o binary, for scenarios that name h2o paths (skipped when missing)")
     p.add_argument("--no-h2o", action="store_true", help="skip h2o")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the no-work reference server (weir-bench-backend) in static_1k")
     p.add_argument("--backend", help="weir-bench-backend binary for proxy scenarios "
                    "(default: next to --weir)")
     p.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk binary")

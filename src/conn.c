@@ -332,7 +332,7 @@ static uint64_t peer_key(const struct wr_conn *c)
 static void format_peer_text(const struct wr_conn *c, char *out, size_t cap)
 {
     if (c->peer_family == PEER_V4)
-        inet_ntop(AF_INET, c->peer_addr, out, (socklen_t)cap);
+        wr_str_format_ipv4(c->peer_addr, out);
     else if (c->peer_family == PEER_V6)
         inet_ntop(AF_INET6, c->peer_addr, out, (socklen_t)cap);
     else

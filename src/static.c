@@ -285,11 +285,23 @@ static int answer_slash_redirect(struct wr_exchange *ex)
 /* What one file answer is about: the file sent and its validators. */
 struct file_answer {
     struct wr_static_file *f; /* referenced */
-    struct wr_str name;       /* the requested name: Content-Type comes from it */
+    struct wr_str type;       /* Content-Type, from the requested name */
     const char *encoding;     /* "br", "gzip" or NULL */
     char etag[96];
     size_t etag_len;
 };
+
+/* The type of f, requested as rel: looked up by extension once per cache
+ * entry, not per request (an entry's key is its name, so the name, and
+ * the type, of every later answer from it is the same). A precompressed
+ * sibling is answered with the type of the name asked for, so this is
+ * called on the entry of that name before any swap. */
+static struct wr_str file_type(struct wr_static_file *f, const char *rel)
+{
+    if (f->type.ptr == NULL)
+        f->type = wr_static_mime_type(wr_str_from_cstr(rel));
+    return f->type;
+}
 
 /* The file's ETag (static_cache formats it at open); a precompressed
  * variant gets "-br" or "-gz" inside the quotes, so it differs per encoding. */
@@ -330,7 +342,7 @@ static void add_validators(struct wr_exchange *ex, const struct file_answer *a)
 static void add_entity_headers(struct wr_exchange *ex, const struct file_answer *a)
 {
     struct wr_resp *r = ex->resp;
-    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, wr_static_mime_type(a->name));
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, a->type);
     if (a->encoding)
         wr_resp_field(r, WR_HTTP_FIELD_CONTENT_ENCODING, wr_str_from_cstr(a->encoding));
     wr_resp_field(r, WR_HTTP_FIELD_ACCEPT_RANGES, WR_STR("bytes"));
@@ -445,7 +457,7 @@ static enum wr_coding file_coding(const struct wr_exchange *ex, const struct fil
     *is_varying = false;
     if (ex->route->compress_mask == 0 || a->encoding || !ex->compression)
         return WR_CODING_IDENTITY;
-    struct wr_str type = wr_static_mime_type(a->name);
+    struct wr_str type = a->type;
     uint64_t size = (uint64_t)a->f->st.st_size;
     if (!wr_zfilter_is_type(ex, type) || size < ex->route->compress_min_length)
         return WR_CODING_IDENTITY;
@@ -788,7 +800,7 @@ static int answer_directory(struct wr_exchange *ex, struct wr_static_file *dir, 
     int err = errno;
     if (f && S_ISREG(f->st.st_mode)) {
         wr_static_file_unref(dir);
-        struct file_answer a = {.f = f, .name = wr_str_from_cstr(rel)};
+        struct file_answer a = {.f = f, .type = file_type(f, rel)};
         if (route->precompressed)
             pick_precompressed(ex, &a, rel);
         return answer_file(ex, &a);
@@ -830,7 +842,7 @@ int wr_static_handle(struct wr_exchange *ex)
         wr_static_file_unref(f);
         return 404;
     }
-    struct file_answer a = {.f = f, .name = wr_str_from_cstr(rel)};
+    struct file_answer a = {.f = f, .type = file_type(f, rel)};
     if (route->precompressed)
         pick_precompressed(ex, &a, rel);
     return answer_file(ex, &a);
