@@ -524,10 +524,12 @@ static int collect_inherited(struct app *app)
     for (int k = 0; k < n; k++) {
         int fd = SD_LISTEN_FDS_START + k;
         app->inherited.fds[k] = fd;
-        /* As for our own listeners (listener.c): connections inherit it.
+        /* As for our own listeners (listener.c): connections inherit
+         * TCP_NODELAY, and are accepted once their first bytes came.
          * Fails harmlessly on a unix socket. */
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
         if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
             wr_log(WR_LOG_ERROR, -1, 0, "socket activation: fd %d is not a listening stream "
                                         "socket (weir.socket needs ListenStream=)", fd);
