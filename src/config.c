@@ -79,7 +79,6 @@
 
 /* Enum fields are written through an int by parse_enum. */
 _Static_assert(sizeof(enum wr_log_level) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum wr_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum wr_balance) == sizeof(int), "enum size");
 
 enum sect_kind {
@@ -854,6 +853,24 @@ static const char *parse_access_log(struct loader *ld, const struct key_def *k, 
     if (strcmp(value, "stderr") == 0)
         return parse_string(ld, k, obj, value);
     return parse_path(ld, k, obj, value);
+}
+
+/* combined, json, "json $var ..." or a template (log_format.h). */
+static const char *parse_log_format(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    struct wr_log_format *f = field_of(obj, k);
+    wr_log_format_fini(f); /* the default, or an earlier line */
+    const char *err = NULL;
+    struct wr_str at;
+    if (wr_log_format_compile(f, value, &err, &at) == 0)
+        return NULL;
+    if (at.len > 0)
+        snprintf(ld->msg, sizeof(ld->msg), "%s: \"%.*s\"", err, (int)at.len, at.ptr);
+    else
+        snprintf(ld->msg, sizeof(ld->msg), "%s", err);
+    wr_log_format_fini(f);
+    return ld->msg;
 }
 
 /* ---- [tls] and [tls NAME] -------------------------------------------------- */
@@ -1962,8 +1979,6 @@ static const char *parse_admin_listen(struct loader *ld, const struct key_def *k
  * nginx-class servers.
  */
 
-static const struct choice log_formats[] = {
-    {"combined", WR_LOG_COMBINED}, {"json", WR_LOG_JSON}, {NULL, 0}};
 static const struct choice log_levels[] = {{"error", WR_LOG_ERROR},
                                            {"warn", WR_LOG_WARN},
                                            {"info", WR_LOG_INFO},
@@ -1998,9 +2013,9 @@ static const struct key_def server_keys[] = {
     /* access_log: off (NULL); a path or stderr. Paths, here and below (error_log,
      * cert, key, tls_ca, root), are relative to the ini file's directory. */
     {.name = "access_log", .parse = parse_access_log, FIELD(SRV, access_log)},
-    /* access_log_format: combined */
-    {.name = "access_log_format", .parse = parse_enum, FIELD(SRV, access_log_format),
-     .dflt = "combined", .choices = log_formats},
+    /* access_log_format: combined; json; json $var ...; a template */
+    {.name = "access_log_format", .parse = parse_log_format, FIELD(SRV, access_log_format),
+     .dflt = "combined"},
     /* error_log: stderr (journald picks it up under systemd) */
     {.name = "error_log", .parse = parse_error_log, FIELD(SRV, error_log), .dflt = "stderr"},
     /* log_level: info */
@@ -3479,6 +3494,7 @@ static void config_free(struct wr_config *cfg)
     free(cfg->server.group);
     free(cfg->server.server_header);
     free(cfg->server.access_log);
+    wr_log_format_fini(&cfg->server.access_log_format);
     free(cfg->server.proxy_from);
     free(cfg->admin.access);
     free(cfg->admin.auth_challenge);

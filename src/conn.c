@@ -167,6 +167,8 @@ struct wr_conn_io {
     char request_id[33];   /* $request_id of the request in flight */
     char peer[48];         /* the client's address as text ($remote_addr, logs):
                               formatted from c's compact form when io is taken */
+    uint64_t start_us;     /* the request's first bytes, precisely; taken only
+                              when the access log is on ($request_time) */
     uint64_t last_io_ms;   /* last read progress (body) or write progress (send):
                               only a connection with a request or output has one */
     int log_status;        /* response of the request in flight, for the log */
@@ -439,6 +441,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c)
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->route = NULL;
     io->last_io_ms = wr_clock_now_ms();
+    io->start_us = cs->access_log.fd >= 0 ? wr_clock_now_us() : 0;
     format_peer_text(c, io->peer, sizeof(io->peer));
     event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
@@ -1100,17 +1103,24 @@ static void log_request(struct wr_conn *c)
         .minor_version = req->minor_version,
         .status = c->io->log_status,
         .bytes_sent = c->io->log_bytes,
-        .request_time_us = (wr_clock_now_ms() - c->phase_ms) * 1000,
+        .request_time_us = c->io->start_us ? wr_clock_now_us() - c->io->start_us
+                                           : (wr_clock_now_ms() - c->phase_ms) * 1000,
         .log_time = cs->clock.log_time,
         .iso_time = cs->clock.iso_time,
+        .is_tls = wr_stream_is_tls(&c->s),
+        .ssl_protocol = wr_stream_is_tls(&c->s) ? wr_tls_version(wr_stream_tls(&c->s)) : NULL,
+        .req = req->method.len > 0 ? req : NULL, /* a head that failed: no fields */
     };
+    const struct wr_log_format *f = &c->cfg->server.access_log_format;
+    if (f->has_msec_time)
+        e.unix_ms = wr_log_unix_ms();
     /* What the handler recorded: the proxy's upstream fields. */
     if (c->ex && c->ex->log.upstream_addr) {
         e.upstream_addr = wr_str_from_cstr(c->ex->log.upstream_addr);
         e.upstream_status = wr_str_from_cstr(c->ex->log.upstream_status);
         e.upstream_time_us = c->ex->log.upstream_time_us;
     }
-    wr_access_log_add(&cs->access_log, &e);
+    wr_access_log_add(&cs->access_log, f, &e);
 }
 
 /* Starts an error response in r: status line, page, Allow for 405. */
@@ -1377,6 +1387,8 @@ static void finish_request(struct wr_conn *c)
     c->rb->pin = 0;
     if (c->rb->rstart == c->rb->rlen)
         c->rb->rstart = c->rb->rlen = 0;
+    else if (io->start_us)
+        io->start_us = wr_clock_now_us(); /* a pipelined request starts now */
     c->phase_ms = wr_clock_now_ms();
     if (c->state == ST_BODY)
         c->state = ST_HEAD;
@@ -2377,8 +2389,11 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         c->rb->rlen += (size_t)n;
         c->io->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
-        if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
+        if (was_empty && c->state == ST_HEAD && c->n_requests > 0) {
             c->phase_ms = c->io->last_io_ms; /* header_timeout runs from the first byte */
+            if (c->io->start_us)
+                c->io->start_us = wr_clock_now_us();
+        }
     }
     if (c->state == ST_BODY && c->is_peer_eof) {
         conn_close(c); /* the body can never be completed */
@@ -2450,7 +2465,7 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     bool has_handlers = false;
     if (!cs->scratch || !cs->stage || !cs->router || !cs->snapshots ||
         !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
-        wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
+        wr_access_log_init(&cs->access_log, access_log_fd) < 0) {
         if (has_handlers)
             wr_handlers_fini(&cs->handlers);
         free(cs->scratch);
@@ -2503,7 +2518,6 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
     cs->henv.cfg = cfg;
     wr_config_unref(cs->cfg);
     cs->cfg = cfg;
-    cs->access_log.format = cfg->server.access_log_format;
     cs->clock.common_len = 0; /* Server header may have changed */
     wr_resp_clock_update(&cs->clock, time(NULL), cfg->server.server_header);
 }

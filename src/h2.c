@@ -102,6 +102,7 @@ struct h2_stream {
     struct h2_stream *next_zombie;
     int32_t id;
     uint64_t start_ms;
+    uint64_t start_us;  /* precise start, taken when the access log is on ($request_time) */
     char request_id[33];
     const struct wr_route *route; /* borrowed from cfg: the route that answered */
     int status;          /* a refusal decided while the head came in (431, 400) */
@@ -385,6 +386,7 @@ static struct h2_stream *stream_new(struct wr_h2 *h, int32_t id)
     st->hbuf = st->hsmall;
     st->hcap = max < HSMALL_CAP ? max : HSMALL_CAP;
     st->start_ms = wr_clock_now_ms();
+    st->start_us = h->home->access_log.fd >= 0 ? wr_clock_now_us() : 0;
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -437,14 +439,19 @@ static void account(struct h2_stream *st)
         .request_id = wr_str_from_cstr(st->request_id),
         .route = st->route ? wr_str_from_cstr(st->route->name) : WR_STR(""),
         .minor_version = 1, .is_http2 = true, .stream_id = (uint32_t)st->id, .status = status, .bytes_sent = bytes,
-        .request_time_us = us, .log_time = cs->clock.log_time, .iso_time = cs->clock.iso_time,
+        .request_time_us = st->start_us ? wr_clock_now_us() - st->start_us : us, .log_time = cs->clock.log_time, .iso_time = cs->clock.iso_time,
+        .is_tls = h->is_tls, .req = req,
+        .ssl_protocol = h->is_tls ? wr_tls_version(wr_stream_tls(h->s)) : NULL,
     };
+    const struct wr_log_format *f = &h->cfg->server.access_log_format;
+    if (f->has_msec_time)
+        e.unix_ms = wr_log_unix_ms();
     if (st->is_started && st->ex.log.upstream_addr) {
         e.upstream_addr = wr_str_from_cstr(st->ex.log.upstream_addr);
         e.upstream_status = wr_str_from_cstr(st->ex.log.upstream_status);
         e.upstream_time_us = st->ex.log.upstream_time_us;
     }
-    wr_access_log_add(&cs->access_log, &e);
+    wr_access_log_add(&cs->access_log, f, &e);
 }
 
 /* Logs st, stops its exchange and frees it. Never from an nghttp2 or

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "weir/http_parser.h"
+#include "weir/log_format.h"
 #include "weir/tmpl.h"
 #include "weir/cidr.h"
 #include "weir/units.h"
@@ -38,7 +39,6 @@ struct wr_tls_set;        /* tls.h: the OpenSSL contexts built from tls[] (layer
 typedef void (*wr_config_tls_release_fn)(struct wr_tls_set *set);
 
 enum wr_log_level { WR_LOG_ERROR = 0, WR_LOG_WARN, WR_LOG_INFO, WR_LOG_DEBUG };
-enum wr_log_format { WR_LOG_COMBINED = 0, WR_LOG_JSON };
 
 struct wr_listen_cfg {
     struct wr_listen_addr addr;
@@ -59,7 +59,7 @@ struct wr_server_cfg {
     uint64_t max_connections; /* whole process */
     char *server_header;      /* owned; NULL when "off" */
     char *access_log;         /* owned path, "stderr", or NULL for off */
-    enum wr_log_format access_log_format;
+    struct wr_log_format access_log_format; /* owned, compiled */
     char *error_log;          /* owned path or "stderr" */
     enum wr_log_level log_level;
     bool underscores_in_headers; /* default of the proxy routes' key (off: dropped) */

@@ -203,7 +203,7 @@ static void check_full_server(const struct wr_config *cfg)
     assert_int_equal(s->max_connections, 500);
     assert_null(s->server_header);
     assert_string_equal(s->access_log, "/var/log/weir/access.log");
-    assert_int_equal(s->access_log_format, WR_LOG_JSON);
+    assert_int_equal(s->access_log_format.kind, WR_LOG_KIND_JSON);
     assert_string_equal(s->error_log, "/var/log/weir/error.log");
     assert_int_equal(s->log_level, WR_LOG_DEBUG);
 
@@ -446,7 +446,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->max_connections, 20000);
     assert_string_equal(s->server_header, "weir");
     assert_null(s->access_log);
-    assert_int_equal(s->access_log_format, WR_LOG_COMBINED);
+    assert_int_equal(s->access_log_format.kind, WR_LOG_KIND_COMBINED);
     assert_string_equal(s->error_log, "stderr");
     assert_int_equal(s->log_level, WR_LOG_INFO);
     const struct wr_limits_cfg *l = &cfg->limits;
