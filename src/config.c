@@ -59,7 +59,7 @@
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 #define NO_MAX UINT64_MAX
-#define MAX_KEYS 48 /* room in sect_record.seen: most keys in one section */
+#define MAX_KEYS 64 /* room in sect_record.seen: most keys in one section */
 #define WORD_MAX 256 /* longest word copied out of a value (lines are shorter) */
 #define OOM_MSG "out of memory"
 /* Bigger input is refused: `weir -t -c /dev/zero` must end, and no real
@@ -853,6 +853,19 @@ static const char *parse_access_log(struct loader *ld, const struct key_def *k, 
     if (strcmp(value, "stderr") == 0)
         return parse_string(ld, k, obj, value);
     return parse_path(ld, k, obj, value);
+}
+
+/* A route's access_log: off, or a path (or stderr) resolved like
+ * [server]'s; which file it is gets settled by collect_route_logs. */
+static const char *parse_route_access_log(struct loader *ld, const struct key_def *k, void *obj,
+                                          const char *value)
+{
+    struct wr_route *r = obj;
+    r->access_log_id = strcmp(value, "off") == 0 ? -1 : 0;
+    r->access_log_line = ld->line;
+    if (r->access_log_id < 0)
+        return set_string(ld, field_of(obj, k), NULL) < 0 ? OOM_MSG : NULL;
+    return parse_access_log(ld, k, obj, value);
 }
 
 /* combined, json, "json $var ..." or a template (log_format.h). */
@@ -2210,6 +2223,8 @@ static const struct key_def route_keys[] = {
      * certificate ([tls] verify_client) */
     {.name = "require_client_cert", .parse = parse_bool, FIELD(RT, require_client_cert),
      .dflt = "off"},
+    /* access_log: [server]'s; off, or a file of the route's own */
+    {.name = "access_log", .parse = parse_route_access_log, FIELD(RT, access_log)},
     /* auth_basic: off; a realm asks for a user of auth_basic_file (read at
      * load and reload) */
     {.name = "auth_basic", .parse = parse_auth_basic},
@@ -3353,6 +3368,45 @@ static void check_auth(struct loader *ld)
     }
 }
 
+static int compare_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Gives each route with access_log = PATH its file: [server]'s when the
+ * same path, else one of cfg->route_access_logs (distinct, sorted, so a
+ * reload naming the same files in another order keeps them). */
+static void collect_route_logs(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        const struct wr_route *r = rec->kind == SECT_ROUTE ? &cfg->routes[rec->index] : NULL;
+        if (!r || !r->access_log ||
+            (cfg->server.access_log && strcmp(r->access_log, cfg->server.access_log) == 0) ||
+            has_string(cfg->route_access_logs, cfg->n_route_access_logs,
+                       wr_str_from_cstr(r->access_log)))
+            continue;
+        if (cfg->n_route_access_logs == WR_ROUTE_ACCESS_LOGS_MAX) {
+            add_error(ld, seen_line(rec, "access_log"), "[route %s] access_log: at most %d files "
+                      "besides [server]'s access_log", r->name, WR_ROUTE_ACCESS_LOGS_MAX);
+            return;
+        }
+        if (push_string(ld, &cfg->route_access_logs, &cfg->n_route_access_logs,
+                        wr_str_from_cstr(r->access_log)) < 0)
+            return;
+    }
+    if (cfg->n_route_access_logs > 1)
+        qsort(cfg->route_access_logs, cfg->n_route_access_logs, sizeof(char *), compare_cstr);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        struct wr_route *r = &cfg->routes[i];
+        for (size_t k = 0; r->access_log && k < cfg->n_route_access_logs; k++) {
+            if (strcmp(cfg->route_access_logs[k], r->access_log) == 0)
+                r->access_log_id = (int)k + 1;
+        }
+    }
+}
+
 static void check_route_schemes(struct loader *ld)
 {
     const struct wr_server_cfg *s = &ld->cfg->server;
@@ -3449,6 +3503,7 @@ static void free_route(struct wr_route *r)
     free_strings(r->compress_types, r->n_compress_types);
     free(r->access);
     free(r->auth_challenge);
+    free(r->access_log);
     free_auth_users(r->auth_users, r->n_auth_users);
 }
 
@@ -3507,6 +3562,9 @@ static void config_free(struct wr_config *cfg)
         free_upstream(&cfg->upstreams[i]);
     free(cfg->upstreams);
     wr_route_index_free(cfg->route_index);
+    for (size_t i = 0; i < cfg->n_route_access_logs; i++)
+        free(cfg->route_access_logs[i]);
+    free(cfg->route_access_logs);
     for (size_t i = 0; i < cfg->n_routes; i++)
         free_route(&cfg->routes[i]);
     free(cfg->routes);
@@ -3587,6 +3645,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         check_listens(ld);
         record_key_lines(ld);
         check_route_schemes(ld);
+        collect_route_logs(ld);
         check_auth(ld);
         resolve_proxies(ld);
         alloc_health(ld);

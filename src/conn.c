@@ -441,7 +441,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c)
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->route = NULL;
     io->last_io_ms = wr_clock_now_ms();
-    io->start_us = cs->access_log.fd >= 0 ? wr_clock_now_us() : 0;
+    io->start_us = cs->is_logging ? wr_clock_now_us() : 0;
     format_peer_text(c, io->peer, sizeof(io->peer));
     event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
@@ -1088,7 +1088,8 @@ static struct wr_str host_var(struct wr_conns *cs, struct wr_str host)
 static void log_request(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
-    if (cs->access_log.fd < 0)
+    struct wr_access_log *al = wr_conns_access_log(cs, c->io->route);
+    if (!al)
         return;
     const struct wr_http_request *req = &c->io->req;
     struct wr_access_entry e = {
@@ -1120,7 +1121,7 @@ static void log_request(struct wr_conn *c)
         e.upstream_status = wr_str_from_cstr(c->ex->log.upstream_status);
         e.upstream_time_us = c->ex->log.upstream_time_us;
     }
-    wr_access_log_add(&cs->access_log, f, &e);
+    wr_access_log_add(al, f, &e);
 }
 
 /* Starts an error response in r: status line, page, Allow for 405. */
@@ -2391,7 +2392,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
         if (was_empty && c->state == ST_HEAD && c->n_requests > 0) {
             c->phase_ms = c->io->last_io_ms; /* header_timeout runs from the first byte */
-            if (c->io->start_us)
+            if (cs->is_logging)
                 c->io->start_us = wr_clock_now_us();
         }
     }
@@ -2436,8 +2437,44 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the worker's side ------------------------------------------------- */
 
+static void fini_access_logs(struct wr_conns *cs)
+{
+    wr_access_log_fini(&cs->access_log);
+    for (size_t i = 0; i < cs->n_route_logs; i++)
+        wr_access_log_fini(&cs->route_logs[i]);
+    cs->n_route_logs = 0;
+}
+
+/* [server]'s access log and the routes' own files, each with its buffer
+ * (and queue, for a pipe); none when off. */
+static int init_access_logs(struct wr_conns *cs, const struct wr_access_log_fds *logs)
+{
+    if (wr_access_log_init(&cs->access_log, logs->server) < 0)
+        return -1;
+    cs->is_logging = logs->server >= 0;
+    for (size_t i = 0; i < logs->n_routes; i++) {
+        if (wr_access_log_init(&cs->route_logs[i], logs->routes[i]) < 0) {
+            fini_access_logs(cs);
+            return -1;
+        }
+        cs->n_route_logs = i + 1;
+        cs->is_logging = true;
+    }
+    return 0;
+}
+
+struct wr_access_log *wr_conns_access_log(struct wr_conns *cs, const struct wr_route *route)
+{
+    int id = route ? route->access_log_id : 0;
+    if (id < 0)
+        return NULL;
+    if (id > 0)
+        return (size_t)id <= cs->n_route_logs ? &cs->route_logs[id - 1] : NULL;
+    return cs->access_log.fd >= 0 ? &cs->access_log : NULL;
+}
+
 int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
-                  struct wr_config *cfg, int access_log_fd,
+                  struct wr_config *cfg, const struct wr_access_log_fds *logs,
                   atomic_uint_fast64_t *n_process_conns, struct wr_limits *limits)
 {
     *cs = (struct wr_conns){.worker_id = worker_id, .base = base,
@@ -2465,7 +2502,7 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     bool has_handlers = false;
     if (!cs->scratch || !cs->stage || !cs->router || !cs->snapshots ||
         !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
-        wr_access_log_init(&cs->access_log, access_log_fd) < 0) {
+        init_access_logs(cs, logs) < 0) {
         if (has_handlers)
             wr_handlers_fini(&cs->handlers);
         free(cs->scratch);
@@ -2527,6 +2564,10 @@ void wr_conns_tick(struct wr_conns *cs)
     wr_resp_clock_update(&cs->clock, time(NULL), cs->cfg->server.server_header);
     if (cs->access_log.len > 0)
         wr_access_log_flush(&cs->access_log);
+    for (size_t i = 0; i < cs->n_route_logs; i++) {
+        if (cs->route_logs[i].len > 0)
+            wr_access_log_flush(&cs->route_logs[i]);
+    }
     uint64_t now = wr_clock_now_ms();
     cs->henv.metrics = cs->metrics;
     cs->zw.metrics = cs->metrics;
@@ -2622,7 +2663,7 @@ void wr_conns_fini(struct wr_conns *cs)
     }
     cs->n_free_exchanges = 0;
     cs->n_free_conns = 0;
-    wr_access_log_fini(&cs->access_log);
+    fini_access_logs(cs);
     wr_router_scratch_free(cs->router);
     cs->router = NULL;
     wr_handlers_fini(&cs->handlers); /* after every conn stopped its exchange and

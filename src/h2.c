@@ -386,7 +386,7 @@ static struct h2_stream *stream_new(struct wr_h2 *h, int32_t id)
     st->hbuf = st->hsmall;
     st->hcap = max < HSMALL_CAP ? max : HSMALL_CAP;
     st->start_ms = wr_clock_now_ms();
-    st->start_us = h->home->access_log.fd >= 0 ? wr_clock_now_us() : 0;
+    st->start_us = h->home->is_logging ? wr_clock_now_us() : 0;
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -428,7 +428,8 @@ static void account(struct h2_stream *st)
     uint64_t us = (wr_clock_now_ms() - st->start_ms) * 1000;
     wr_metrics_count_request(cs->metrics, st->route ? st->route->metrics_id : 0, status, us);
     wr_metrics_add(&cs->metrics->h2_requests, 1);
-    if (cs->access_log.fd < 0 || st->req.method.len == 0)
+    struct wr_access_log *al = wr_conns_access_log(cs, st->route);
+    if (!al || st->req.method.len == 0)
         return;
     const struct wr_http_request *req = &st->req;
     struct wr_access_entry e = {
@@ -451,7 +452,7 @@ static void account(struct h2_stream *st)
         e.upstream_status = wr_str_from_cstr(st->ex.log.upstream_status);
         e.upstream_time_us = st->ex.log.upstream_time_us;
     }
-    wr_access_log_add(&cs->access_log, f, &e);
+    wr_access_log_add(al, f, &e);
 }
 
 /* Logs st, stops its exchange and frees it. Never from an nghttp2 or

@@ -241,6 +241,15 @@ static void begin_shutdown(struct app *app)
     }
 }
 
+static bool is_same_list(char *const *a, size_t n, char *const *b, size_t m)
+{
+    for (size_t i = 0; i < n && n == m; i++) {
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    }
+    return n == m;
+}
+
 /* What a reload cannot change yet without a restart, or NULL. */
 static const char *reload_blocker(const struct wr_config *old, const struct wr_config *cfg)
 {
@@ -252,6 +261,9 @@ static const char *reload_blocker(const struct wr_config *old, const struct wr_c
     if ((a->access_log == NULL) != (b->access_log == NULL) ||
         (a->access_log && strcmp(a->access_log, b->access_log) != 0))
         return "[server] access_log";
+    if (!is_same_list(old->route_access_logs, old->n_route_access_logs, cfg->route_access_logs,
+                      cfg->n_route_access_logs))
+        return "the set of routes' access_log files";
     if ((a->user == NULL) != (b->user == NULL) || (a->user && strcmp(a->user, b->user) != 0))
         return "[server] user";
     return NULL;
@@ -603,7 +615,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* Workers inherit a mask that blocks the signals main handles, so those
  * are always delivered to main's thread. */
-static int start_workers(struct app *app, int access_log_fd)
+static int start_workers(struct app *app, const struct wr_access_log_fds *logs)
 {
     app->shared.limits = wr_limits_new();
     if (!app->shared.limits) {
@@ -627,7 +639,7 @@ static int start_workers(struct app *app, int access_log_fd)
     int rc = 0;
     for (size_t i = 0; i < app->n_workers && rc == 0; i++) {
         struct wr_worker *w = &app->workers[i];
-        rc = wr_worker_init(w, (int)i, app->cfg, app->listeners, access_log_fd, &app->shared);
+        rc = wr_worker_init(w, (int)i, app->cfg, app->listeners, logs, &app->shared);
         if (rc == 0 && wr_worker_start(w) < 0) {
             wr_log(WR_LOG_ERROR, -1, 0, "starting worker %zu: %s", i, strerror(errno));
             wr_worker_fini(w);
@@ -693,7 +705,7 @@ static void app_fini(struct app *app)
     wr_tls_keys_free(app->tls_keys); /* after the last snapshot and its contexts */
 }
 
-static int open_logs(const struct wr_config *cfg, int *access_log_fd)
+static int open_logs(const struct wr_config *cfg, struct wr_access_log_fds *logs)
 {
     int error_fd = wr_log_open(cfg->server.error_log);
     if (error_fd < 0) {
@@ -702,11 +714,20 @@ static int open_logs(const struct wr_config *cfg, int *access_log_fd)
         return -1;
     }
     wr_log_set_error(error_fd, cfg->server.log_level);
-    *access_log_fd = -1;
-    if (cfg->server.access_log && (*access_log_fd = wr_log_open(cfg->server.access_log)) < 0) {
+    *logs = (struct wr_access_log_fds){.server = -1};
+    if (cfg->server.access_log && (logs->server = wr_log_open(cfg->server.access_log)) < 0) {
         wr_log(WR_LOG_ERROR, -1, 0, "access_log %s: %s", cfg->server.access_log,
                wr_log_strerror(errno));
         return -1;
+    }
+    for (size_t i = 0; i < cfg->n_route_access_logs; i++) {
+        const char *path = cfg->route_access_logs[i];
+        if ((logs->routes[i] = wr_log_open(path)) < 0) {
+            wr_log(WR_LOG_ERROR, -1, 0, "access_log %s (of a route): %s", path,
+                   wr_log_strerror(errno));
+            return -1;
+        }
+        logs->n_routes = i + 1;
     }
     return 0;
 }
@@ -744,11 +765,11 @@ static int start_metrics(struct app *app)
 
 static int run(struct app *app)
 {
-    int access_log_fd;
+    struct wr_access_log_fds logs;
     /* Until weir serves, whoever started it sees why it did not (a log
      * file alone would leave `weir -c` silent with exit status 1). */
     wr_log_echo_stderr(true);
-    if (open_logs(app->cfg, &access_log_fd) < 0)
+    if (open_logs(app->cfg, &logs) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
     raise_fd_limit();
@@ -769,7 +790,7 @@ static int run(struct app *app)
         return 1;
     if (wr_privileges_drop(&app->cfg->server) < 0)
         return 1;
-    if (start_workers(app, access_log_fd) < 0)
+    if (start_workers(app, &logs) < 0)
         return 1;
     app->checker = wr_health_checker_new(app->base);
     if (!app->checker)

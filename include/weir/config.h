@@ -274,6 +274,11 @@ struct wr_route {
     uint64_t compress_min_length;
 
     struct wr_rate_limit rate_limit; /* any action; interval_us 0 = unlimited */
+    /* access_log: 0 = [server]'s, -1 = off, k >= 1 = the config's
+     * route_access_logs[k - 1] (a file of the route's own) */
+    int access_log_id;
+    char *access_log;      /* owned: the route's access_log path; NULL: unset or off */
+    unsigned access_log_line; /* where access_log was given (weir -t's file checks) */
 };
 
 /* [http2]: the HTTP/2 front end's limits (issue 15). Read when a connection
@@ -311,6 +316,8 @@ struct wr_config_span {
     unsigned file;       /* index into wr_config.files */
 };
 
+#define WR_ROUTE_ACCESS_LOGS_MAX 4
+
 struct wr_config {
     atomic_uint refs;
     char *path; /* owned: file it came from */
@@ -332,6 +339,11 @@ struct wr_config {
     struct wr_http2_cfg http2;
     struct wr_compression_cfg compression;
     struct wr_route_index *route_index; /* owned: candidates per path (route_index.h) */
+    /* Access log files of routes' own (access_log = PATH on a route, other
+     * than [server]'s), sorted, distinct, at most WR_ROUTE_ACCESS_LOGS_MAX;
+     * a route's access_log_id k >= 1 names [k - 1]. Owned. */
+    char **route_access_logs;
+    size_t n_route_access_logs;
     bool has_websocket_route;  /* a proxy route has websocket = on: HTTP/2 offers
                                   extended CONNECT (RFC 8441) */
 

@@ -127,6 +127,13 @@ struct wr_log_budget {
 bool wr_log_budget_take(struct wr_log_budget *b, unsigned per_second, uint64_t now_ms,
                         uint64_t *n_suppressed);
 
+/* The access log descriptors main opened for the workers. */
+struct wr_access_log_fds {
+    int server;                           /* [server] access_log; -1: off */
+    int routes[WR_ROUTE_ACCESS_LOGS_MAX]; /* the config's route_access_logs, in order */
+    size_t n_routes;
+};
+
 /* Wall-clock time in milliseconds since the Unix epoch ($time_iso8601,
  * $msec). */
 uint64_t wr_log_unix_ms(void);

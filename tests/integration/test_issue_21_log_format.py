@@ -142,5 +142,86 @@ class LogFormatTest(unittest.TestCase):
         self.assertEqual(wait_lines(self.log, 1), ["200"])
 
 
+
+ROUTES_INI = """[server]
+listen = 127.0.0.1:@PORT@
+workers = 2
+access_log = @SERVER_LOG@
+access_log_format = $route $status
+
+[route quiet]
+match = exact:/quiet
+return = 200 q
+access_log = off
+
+[route own]
+match = exact:/own
+return = 200 o
+access_log = @TMP@/own.log
+
+[route shared]
+match = exact:/shared
+return = 200 s
+access_log = @TMP@/own.log
+
+[route default]
+match = prefix:/
+return = 200 d
+"""
+
+
+class RouteAccessLogTest(unittest.TestCase):
+    """Per-route access_log: off, a file of the route's own (shared by the
+    routes naming it), or [server]'s."""
+
+    def start(self, server_log):
+        w = Weir(ROUTES_INI, subst={"SERVER_LOG": server_log})
+        self.addCleanup(w.cleanup)
+        return w
+
+    def test_off_own_and_default(self):
+        w = self.start("@TMP@/access.log")
+        for target in ("/quiet", "/own", "/shared", "/other", "/quiet", "/own"):
+            self.assertEqual(w.get(target).status, 200)
+        own = wait_lines(os.path.join(w.tmp, "own.log"), 3)
+        server = wait_lines(os.path.join(w.tmp, "access.log"), 1)
+        self.assertEqual(sorted(own), ["own 200", "own 200", "shared 200"])
+        self.assertEqual(server, ["default 200"])
+
+    def test_route_log_without_server_log(self):
+        w = self.start("off")
+        self.assertEqual(w.get("/other").status, 200)
+        self.assertEqual(w.get("/own").status, 200)
+        self.assertEqual(wait_lines(os.path.join(w.tmp, "own.log"), 1), ["own 200"])
+        self.assertFalse(os.path.exists(os.path.join(w.tmp, "access.log")))
+
+    def test_new_file_on_reload_needs_restart(self):
+        w = self.start("@TMP@/access.log")
+        reload_with(w, "@TMP@/own.log".replace("@TMP@", w.tmp),
+                    os.path.join(w.tmp, "other.log"), "needs a restart")
+        self.assertIn("reload: changing the set of routes' access_log files needs a restart",
+                      w.stderr())
+        self.assertEqual(w.get("/own").status, 200)
+        self.assertEqual(wait_lines(os.path.join(w.tmp, "own.log"), 1), ["own 200"])
+
+    def check_refused(self, ini, pattern):
+        """weir -t on ini fails with a line matching pattern."""
+        w = Weir(ini, subst={"SERVER_LOG": "off"}, start=False)
+        self.addCleanup(w.cleanup)
+        p = run_weir(["-t", "-c", w.ini_path])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertRegex(p.stdout + p.stderr, pattern)
+
+    def test_config_errors(self):
+        extra = "".join("[route r%d]\nmatch = exact:/r%d\nreturn = 200 x\naccess_log = @TMP@/r%d.log\n\n"
+                        % (i, i, i) for i in range(5))
+        self.check_refused(ROUTES_INI + extra,
+                           r"weir\.ini:\d+: \[route r3\] access_log: at most 4 files besides "
+                           r"\[server\]'s access_log")
+        self.check_refused(ROUTES_INI.replace("@TMP@/own.log", "/nonexistent-dir/own.log"),
+                           r"weir\.ini:15: \[route own\] access_log: /nonexistent-dir/own\.log: "
+                           r"cannot be opened for appending")
+
+
 if __name__ == "__main__":
     weirtest.main()

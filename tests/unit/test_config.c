@@ -1666,6 +1666,46 @@ static void issue_19_proxy_protocol_keys(void **state)
         expect_errors(&bad[i]);
 }
 
+/* access_log_format texts and a route's access_log: off, [server]'s file,
+ * or one of the sorted, distinct files of routes; errors name file:line. */
+static void issue_21_access_log_keys(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080\naccess_log = /var/log/a\n"
+                                     "access_log_format = json $status $http_x_a\n"
+                                     "[route q]\nmatch = exact:/q\nreturn = 200\naccess_log = off\n"
+                                     "[route b]\nmatch = exact:/b\nreturn = 200\naccess_log = /l/b\n"
+                                     "[route s]\nmatch = exact:/s\nreturn = 200\naccess_log = /var/log/a\n"
+                                     "[route a]\nmatch = exact:/a\nreturn = 200\naccess_log = /l/a\n"
+                                     "[route b2]\nmatch = exact:/c\nreturn = 200\naccess_log = /l/b\n"
+                                     "[route d]\nmatch = prefix:/\nreturn = 200\n");
+    assert_int_equal(cfg->server.access_log_format.kind, WR_LOG_KIND_JSON_FIELDS);
+    assert_int_equal(cfg->server.access_log_format.n_parts, 2);
+    assert_int_equal(cfg->n_route_access_logs, 2);
+    assert_string_equal(cfg->route_access_logs[0], "/l/a");
+    assert_string_equal(cfg->route_access_logs[1], "/l/b");
+    const int want[] = {-1, 2, 0, 1, 2, 0};
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(cfg->routes[i].access_log_id, want[i]);
+    wr_config_unref(cfg);
+    static const struct bad_case bad[] = {
+        {"unknown variable", SERVER "access_log_format = $status $nope\n",
+         {"t.ini:3: [server] access_log_format: unknown variable: \"nope\""}},
+        {"json with text", SERVER "access_log_format = json $status, $route\n",
+         {"t.ini:3: [server] access_log_format: a json format lists $variables only: "
+          "\", $route\""}},
+        {"five files", SERVER
+         "[route a]\nmatch = exact:/a\nreturn = 200\naccess_log = /l/a\n"
+         "[route b]\nmatch = exact:/b\nreturn = 200\naccess_log = /l/b\n"
+         "[route c]\nmatch = exact:/c\nreturn = 200\naccess_log = /l/c\n"
+         "[route d]\nmatch = exact:/d\nreturn = 200\naccess_log = /l/d\n"
+         "[route e]\nmatch = exact:/e\nreturn = 200\naccess_log = /l/e\n",
+         {"t.ini:22: [route e] access_log: at most 4 files besides [server]'s access_log"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
 /* [compression] and the route's compress keys: defaults, values, errors
  * naming file:line and key. */
 static void issue_16_compression_keys(void **state)
@@ -1751,6 +1791,7 @@ int main(void)
         cmocka_unit_test(issue_17_include_from_memory),
         cmocka_unit_test(issue_16_compression_keys),
         cmocka_unit_test(issue_19_proxy_protocol_keys),
+        cmocka_unit_test(issue_21_access_log_keys),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
