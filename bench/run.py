@@ -113,6 +113,7 @@ class Scenario:
     peers: bool = True         # False: weir alone (no peer does this)
     client_cert: bool = False  # tls: clients present a certificate the servers
                                # require and verify ({{client_ca}})
+    weir_server: str = "access_log = off\n"  # weir's [server] logging keys
     floor_file: str = ""       # measure the floor beside the servers: the
                                # no-work server (weir-bench-backend, one thread)
                                # answering every request with this file's bytes
@@ -267,6 +268,22 @@ ACL_100_WEIR = STATIC_WEIR + "".join("deny = 10.%d.0.0/16\n" % i for i in range(
 ACL_100_NGINX = "".join("deny 10.%d.0.0/16;\n" % i for i in range(99)) + \
     "allow 127.0.0.1;\ndeny all;\n" + STATIC_NGINX
 
+# Access logs (issue 21): weir's json formats beside nginx's escape=json
+# log_format of the same fields, every request logged to a file.
+LOG_JSON_CUSTOM = ("json $time_iso8601 $remote_addr $request_id $request $status "
+                   "$body_bytes_sent $request_time $host $route $http_referer "
+                   "$http_user_agent $http_x_forwarded_for")
+LOG_NGINX_HTTP = """\
+log_format weirjson escape=json '{"time":"$time_iso8601","remote_addr":"$remote_addr",'
+    '"request_id":"$request_id","request":"$request","status":$status,'
+    '"body_bytes_sent":$body_bytes_sent,"request_time":$request_time,"host":"$host",'
+    '"route":"static","http_referer":"$http_referer","http_user_agent":"$http_user_agent",'
+    '"http_x_forwarded_for":"$http_x_forwarded_for"}';
+"""
+LOG_NGINX_SERVER = """\
+access_log {{dir}}/nginx/access.log weirjson;
+"""
+
 ROUTES_1_WEIR, ROUTES_1_NGINX = _regex_routes(1)
 ROUTES_100_WEIR, ROUTES_100_NGINX = _regex_routes(100)
 
@@ -296,6 +313,19 @@ location = /fixed { return 200 "{{body}}"; }
              setup=setup_static, h2o_paths=H2O_STATIC,
              floor_file="www/1k.bin",
              note="1 KiB file from disk (page cache)"),
+    Scenario(name="log_json", path="/1k.bin", expect_len=1024,
+             weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX + LOG_NGINX_SERVER,
+             nginx_http=LOG_NGINX_HTTP, setup=setup_static,
+             weir_server="access_log = {{dir}}/weir/access.log\naccess_log_format = json\n",
+             note="1 KiB file, every request in weir's built-in json access log "
+                  "(nginx: a json log_format of the same fields)"),
+    Scenario(name="log_json_custom", path="/1k.bin", expect_len=1024,
+             weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX + LOG_NGINX_SERVER,
+             nginx_http=LOG_NGINX_HTTP, setup=setup_static,
+             weir_server="access_log = {{dir}}/weir/access.log\n"
+                         "access_log_format = " + LOG_JSON_CUSTOM + "\n",
+             note="1 KiB file, every request in a custom json format "
+                  "(json $var ...: 12 fields; nginx: the same log_format)"),
     Scenario(name="static_1k_acl100", path="/1k.bin", expect_len=1024,
              weir_ini=ACL_100_WEIR, nginx_server=ACL_100_NGINX, setup=setup_static,
              note="1 KiB file behind 100 allow/deny rules, the client matching the last"),
@@ -418,8 +448,7 @@ WEIR_BASE = """\
 [server]
 listen = 127.0.0.1:{{port}}{{listen_flag}}
 workers = 2
-access_log = off
-error_log = {{dir}}/weir/error.log
+{{weir_server}}error_log = {{dir}}/weir/error.log
 log_level = warn
 
 [limits]
@@ -860,6 +889,7 @@ class Bench:
         os.makedirs(wdir)
         v = self.vars(scenario, dir_, port)
         v["listen_flag"] = " tls" if scenario.tls else ""
+        v["weir_server"] = render(scenario.weir_server, v)
         ini = render(WEIR_BASE, v) + render(scenario.weir_ini, v)
         conf = os.path.join(wdir, "weir.ini")
         with open(conf, "w") as f:
