@@ -54,6 +54,7 @@
 #include <pcre2.h>
 
 #include "weir/http_cond.h"
+#include "weir/mime.h"
 #include "weir/route_index.h"
 
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -65,6 +66,7 @@
 /* Bigger input is refused: `weir -t -c /dev/zero` must end, and no real
  * config comes near it. */
 #define MAX_INPUT_BYTES (16u << 20)
+#define RETURN_FILE_MAX (1u << 20) /* a return_file body */
 /* Longest physical line. inih (as Debian builds it) holds only 200 bytes, so
  * a longer key line reaches inih as "key=" LONG_VALUE_MARK and on_key swaps
  * the full value back in: a 1 KiB `return` body or a long redirect target
@@ -1546,6 +1548,24 @@ static const char *parse_return(struct loader *ld, const struct key_def *k, void
     return NULL;
 }
 
+/* A Content-Type value: type/subtype, then parameters after ';' (RFC
+ * 9110 §8.3.1); control bytes were refused before. */
+static const char *parse_media_type(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    size_t n = strcspn(value, ";");
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    const char *slash = memchr(value, '/', n);
+    bool is_ok = slash && slash > value && slash < value + n - 1 &&
+                 !memchr(slash + 1, '/', n - (size_t)(slash + 1 - value)) &&
+                 strcspn(value, " \t") >= n;
+    if (!is_ok)
+        return fail(ld, "\"%s\" is not a media type (type/subtype, e.g. application/json)",
+                    value);
+    return parse_string(ld, k, obj, value);
+}
+
 /* ---- [route NAME]: static and proxy keys ------------------------------------ */
 
 static const char *parse_strip_prefix(struct loader *ld, const struct key_def *k, void *obj,
@@ -2179,6 +2199,10 @@ static const struct key_def route_keys[] = {
     {.name = "redirect", .parse = parse_redirect, .flags = KEY_ACTION,
      .action = WR_ACTION_REDIRECT},
     {.name = "return", .parse = parse_return, .flags = KEY_ACTION, .action = WR_ACTION_RETURN},
+    /* return_type: text/plain; charset=utf-8 (return_file: by its extension) */
+    {.name = "return_type", .parse = parse_media_type, FIELD(RT, return_type)},
+    /* return_file: unset; the return body from a file, read at load and reload */
+    {.name = "return_file", .parse = parse_path, FIELD(RT, return_file)},
     /* strip_prefix: unset; static and proxy routes */
     {.name = "strip_prefix", .parse = parse_strip_prefix, FIELD(RT, strip_prefix),
      .flags = KEY_STATIC | KEY_PROXY},
@@ -3343,6 +3367,62 @@ static void record_key_lines(struct loader *ld)
 
 /* A route whose scheme no listen serves never matches: likely a mistake (a
  * TLS listen forgotten, or the redirect route of a TLS-only server). */
+/* Reads route r's return_file into its return body; its type from the
+ * extension unless return_type named one. 1 MiB at most: a page, not a
+ * download (that is what root is for). */
+static void read_return_file(struct loader *ld, const struct sect_record *rec, struct wr_route *r)
+{
+    unsigned line = seen_line(rec, "return_file");
+    FILE *f = fopen(r->return_file, "re");
+    char *body = malloc(RETURN_FILE_MAX + 1);
+    size_t n = f && body ? fread(body, 1, RETURN_FILE_MAX + 1, f) : 0;
+    if (!f || !body || ferror(f)) {
+        add_error(ld, line, "[route %s] return_file: %s: %s", r->name, r->return_file,
+                  !body ? "out of memory" : strerror(errno));
+    } else if (n > RETURN_FILE_MAX) {
+        add_error(ld, line, "[route %s] return_file: %s: larger than 1 MiB", r->name,
+                  r->return_file);
+    } else {
+        free(r->return_body);
+        r->return_body = body;
+        r->return_body_len = n;
+        body = NULL;
+        if (!r->return_type) {
+            struct wr_str t = wr_mime_type(wr_str_from_cstr(r->return_file));
+            if (!(r->return_type = dup_mem(ld, t.ptr, t.len)))
+                ld->is_oom = true;
+        }
+    }
+    free(body);
+    if (f)
+        fclose(f);
+}
+
+/* return_type and return_file go with return; return_file replaces its
+ * body (a status alone: return = 503). */
+static void check_return_bodies(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        if (rec->kind != SECT_ROUTE)
+            continue;
+        struct wr_route *r = &ld->cfg->routes[rec->index];
+        const char *key = r->return_file ? "return_file" : r->return_type ? "return_type" : NULL;
+        if (!key)
+            continue;
+        if (r->action != WR_ACTION_RETURN)
+            add_error(ld, seen_line(rec, key), "[route %s] %s: only with return", r->name, key);
+        else if (r->return_file && r->return_body_len > 0)
+            add_error(ld, seen_line(rec, key), "[route %s] return_file: return already has a "
+                      "body (give the status alone: return = %d)", r->name, r->status);
+        else if (r->return_file && (r->status == 204 || r->status == 304))
+            add_error(ld, seen_line(rec, key), "[route %s] return_file: status %d has no body",
+                      r->name, r->status);
+        else if (r->return_file)
+            read_return_file(ld, rec, r);
+    }
+}
+
 /* auth_basic and auth_basic_file go together (routes and [admin]). */
 static void check_auth(struct loader *ld)
 {
@@ -3491,6 +3571,8 @@ static void free_route(struct wr_route *r)
     free_strings(r->other_methods, r->n_other_methods);
     free(r->allow);
     free(r->return_body);
+    free(r->return_type);
+    free(r->return_file);
     wr_tmpl_fini(&r->redirect_target);
     free(r->root);
     free(r->strip_prefix);
@@ -3646,6 +3728,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         record_key_lines(ld);
         check_route_schemes(ld);
         collect_route_logs(ld);
+        check_return_bodies(ld);
         check_auth(ld);
         resolve_proxies(ld);
         alloc_health(ld);

@@ -228,8 +228,11 @@ struct wr_route {
     enum wr_route_action action;
 
     int status;           /* return and redirect */
-    char *return_body;    /* owned (may be ""), for return */
+    char *return_body;    /* owned (may be ""), for return; return_file's content */
     size_t return_body_len;
+    char *return_type;    /* owned: Content-Type of a return body (return_type, else
+                             return_file's by extension); NULL: text/plain */
+    char *return_file;    /* owned: return_file's path, read at load into return_body */
     struct wr_tmpl redirect_target; /* for redirect */
 
     char *root;           /* owned: static */

@@ -1706,6 +1706,60 @@ static void issue_21_access_log_keys(void **state)
         expect_errors(&bad[i]);
 }
 
+/* return_type and return_file: the body read at load, its type from the
+ * extension unless return_type names one; errors name file:line and key. */
+static void issue_21_return_keys(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weir-test-return-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], ini[1024];
+    snprintf(path, sizeof(path), "%s/down.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"down\": true}\n", f);
+    fclose(f);
+    snprintf(ini, sizeof(ini),
+             SERVER "[route a]\nmatch = exact:/a\nreturn = 200 {\"a\":1}\n"
+                    "return_type = application/json; charset=utf-8\n"
+                    "[route f]\nmatch = exact:/f\nreturn_file = %s\nreturn = 503\n"
+                    "[route g]\nmatch = exact:/g\nreturn = 503\nreturn_file = %s\n"
+                    "return_type = text/x-down\n"
+                    "[route p]\nmatch = exact:/p\nreturn = 200 plain\n", path, path);
+    struct wr_config *cfg = parse_ok(ini);
+    assert_string_equal(cfg->routes[0].return_type, "application/json; charset=utf-8");
+    assert_int_equal(cfg->routes[1].status, 503);
+    assert_int_equal(cfg->routes[1].return_body_len, 15);
+    assert_memory_equal(cfg->routes[1].return_body, "{\"down\": true}\n", 15);
+    assert_string_equal(cfg->routes[1].return_type, "application/json");
+    assert_string_equal(cfg->routes[2].return_type, "text/x-down");
+    assert_null(cfg->routes[3].return_type);
+    wr_config_unref(cfg);
+    unlink(path);
+    rmdir(dir);
+    static const struct bad_case bad[] = {
+        {"type without return", SERVER "[route r]\nmatch = prefix:/\nroot = /srv\n"
+         "return_type = text/html\n",
+         {"t.ini:6: [route r] return_type: only with return"}},
+        {"not a media type", SERVER "[route r]\nmatch = prefix:/\nreturn = 200 x\n"
+         "return_type = json\n",
+         {"t.ini:6: [route r] return_type: \"json\" is not a media type (type/subtype, e.g. "
+          "application/json)"}},
+        {"file and body", SERVER "[route r]\nmatch = prefix:/\nreturn = 200 x\n"
+         "return_file = /dev/null\n",
+         {"t.ini:6: [route r] return_file: return already has a body (give the status alone: "
+          "return = 200)"}},
+        {"missing file", SERVER "[route r]\nmatch = prefix:/\nreturn = 503\n"
+         "return_file = /nonexistent/x.json\n",
+         {"t.ini:6: [route r] return_file: /nonexistent/x.json: No such file or directory"}},
+        {"file with 204", SERVER "[route r]\nmatch = prefix:/\nreturn = 204\n"
+         "return_file = /dev/null\n",
+         {"t.ini:6: [route r] return_file: status 204 has no body"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
 /* [compression] and the route's compress keys: defaults, values, errors
  * naming file:line and key. */
 static void issue_16_compression_keys(void **state)
@@ -1792,6 +1846,7 @@ int main(void)
         cmocka_unit_test(issue_16_compression_keys),
         cmocka_unit_test(issue_19_proxy_protocol_keys),
         cmocka_unit_test(issue_21_access_log_keys),
+        cmocka_unit_test(issue_21_return_keys),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
