@@ -22,7 +22,9 @@
  *           the background / revalidate / 504; Age = wr_cache_current_age;
  *   error:  wr_cache_stale_if_error;
  *   304:    wr_cache_304_selects, wr_cache_304_updates per field, then a
- *           new wr_cache_resp_scan + wr_cache_fresh_init on the merged head;
+ *           new wr_cache_resp_scan + wr_cache_fresh_init on the merged head
+ *           with the revalidation's request and response times (its age
+ *           field taken from a scan of the 304 itself: Age is never stored);
  *   unsafe: wr_cache_invalidates + wr_cache_invalidation_target;
  *   always: wr_cache_status_format for the Cache-Status field.
  */
