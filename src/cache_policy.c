@@ -254,6 +254,8 @@ struct out_buf {
 
 static void put(struct out_buf *b, const char *s, size_t n)
 {
+    if (n == 0)
+        return; /* an empty slice may have a NULL ptr: no memcpy with it */
     if (!b->ok || n > b->cap - b->len) {
         b->ok = false;
         return;
@@ -340,27 +342,36 @@ static void scan_date(struct wr_str value, bool *has, bool *is_invalid, int64_t 
     *is_invalid = !wr_http_cond_parse_date(value, out);
 }
 
+/* Which single-valued fields were seen: only their first line counts. */
+struct resp_seen {
+    bool has_date, is_date_invalid;
+    bool has_last_modified, is_lm_invalid;
+    bool has_age;
+};
+
 static void scan_resp_field(struct wr_cache_resp *r, const struct wr_http_header *h,
-                            bool *has_date, bool *is_date_invalid, bool *has_age)
+                            struct resp_seen *seen)
 {
     struct wr_str name = h->name, value = h->value;
-    bool is_lm_invalid = false;
     if (name_is(name, "cache-control")) {
         wr_cache_cc_parse(&r->cc, value);
     } else if (name_is(name, "date")) {
-        scan_date(value, has_date, is_date_invalid, &r->date);
+        scan_date(value, &seen->has_date, &seen->is_date_invalid, &r->date);
     } else if (name_is(name, "expires")) {
         scan_date(value, &r->has_expires, &r->is_expires_invalid, &r->expires);
     } else if (name_is(name, "last-modified")) {
-        if (!r->has_last_modified) {
-            scan_date(value, &r->has_last_modified, &is_lm_invalid, &r->last_modified);
-            r->has_last_modified = !is_lm_invalid; /* a bad one is no date to reason on */
-            r->has_validator = true; /* the bytes still serve as If-Modified-Since */
-        }
+        scan_date(value, &seen->has_last_modified, &seen->is_lm_invalid, &r->last_modified);
+        /* A bad date is nothing to reason on, but its bytes still make an
+         * If-Modified-Since the origin may recognise. */
+        r->has_last_modified = seen->has_last_modified && !seen->is_lm_invalid;
+        r->has_validator = true;
     } else if (name_is(name, "age")) {
-        /* §5.1: an invalid Age is ignored; only the first line counts. */
-        if (!*has_age && parse_delta(wr_str_trim(value), &r->age))
-            *has_age = true;
+        /* §5.1: an invalid Age is ignored. */
+        if (!seen->has_age) {
+            seen->has_age = true;
+            if (!parse_delta(wr_str_trim(value), &r->age))
+                r->age = 0;
+        }
     } else if (name_is(name, "set-cookie")) {
         r->has_set_cookie = true;
     } else if (name_is(name, "vary")) {
@@ -377,11 +388,11 @@ void wr_cache_resp_scan(struct wr_cache_resp *r, int status, const struct wr_htt
 {
     memset(r, 0, sizeof(*r));
     r->status = status;
-    bool has_date = false, is_date_invalid = false, has_age = false;
+    struct resp_seen seen = {0};
     for (size_t i = 0; i < n; i++)
-        scan_resp_field(r, &headers[i], &has_date, &is_date_invalid, &has_age);
+        scan_resp_field(r, &headers[i], &seen);
     /* RFC 9110 §6.6.1: a cache adds a Date it lacks, from its own clock. */
-    if (!has_date || is_date_invalid)
+    if (!seen.has_date || seen.is_date_invalid)
         r->date = response_time;
 }
 
@@ -745,6 +756,8 @@ struct key_sink {
 
 static void sink_put(struct key_sink *s, const char *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (s->cmp.ptr) {
         if (!s->buf.ok || n > s->cmp.len - s->buf.len ||
             memcmp(s->cmp.ptr + s->buf.len, p, n) != 0)

@@ -395,6 +395,10 @@ static void issue_20_lifetime(void **state)
         {302, "Date: {+0}|Last-Modified: {-1000}|Cache-Control: public", NULL, 100,
          WR_CACHE_LIFETIME_HEURISTIC},
         {200, "Date: {+0}|Last-Modified: yesterday", NULL, 0, WR_CACHE_LIFETIME_NONE},
+        {200, "Date: {+0}|Last-Modified: yesterday|Last-Modified: {-1000}", NULL, 0,
+         WR_CACHE_LIFETIME_NONE}, /* the first line counts, even when bad */
+        {200, "Date: {+0}|Last-Modified: {-1000}|Last-Modified: {-5000}", NULL, 100,
+         WR_CACHE_LIFETIME_HEURISTIC},
         {200, "", NULL, 0, WR_CACHE_LIFETIME_NONE},
         /* operator fallback: only without explicit freshness or heuristic */
         {301, "", &opt_valid, 3600, WR_CACHE_LIFETIME_FALLBACK},
@@ -446,6 +450,8 @@ static void issue_20_age(void **state)
         {"Date: {+0}|Age: -5", 0, 0, 0, 0, 0},
         {"Date: {+0}|Age: 1.5", 0, 0, 0, 0, 0},
         {"Date: {+0}|Age: 7|Age: 9", 0, 0, 0, 7, 7},
+        {"Date: {+0}|Age: x|Age: 9", 0, 0, 0, 0, 0},
+        {"Date: {-10}|Date: {-500}", 0, 0, 0, 10, 10},
         {"Date: {+0}|Age:  8 ", 0, 0, 0, 8, 8},
         /* caps: §1.2.2 */
         {"Date: {+0}|Age: 99999999999999", 0, 0, 0, 2147483648u, 2147483648u},
@@ -940,6 +946,15 @@ static void issue_20_cache_status(void **state)
          "weir; fwd=uri-miss; detail=\"a\\\"b\\\\\""},
         {{.fwd = WR_CACHE_FWD_URI_MISS, .detail = "1x"}, "", "weir; fwd=uri-miss; detail=\"1x\""},
         {{.is_hit = true}, "pages", "pages; hit"},
+        /* RFC 9211 §2 and §3 examples */
+        {{.is_hit = true}, "ExampleCache", "ExampleCache; hit"},
+        {{.fwd = WR_CACHE_FWD_URI_MISS, .is_stored = true}, "ExampleCache",
+         "ExampleCache; fwd=uri-miss; stored"},
+        {{.fwd = WR_CACHE_FWD_VARY_MISS, .is_collapsed = true}, "ExampleCache",
+         "ExampleCache; fwd=vary-miss; collapsed"},
+        {{.is_hit = true, .has_ttl = true, .ttl = 545}, "CDN Company Here",
+         "\"CDN Company Here\"; hit; ttl=545"},
+        {{.is_hit = true, .has_ttl = true, .ttl = 1100}, "OriginCache", "OriginCache; hit; ttl=1100"},
         {{.is_hit = true}, "my cache", "\"my cache\"; hit"},
         {{.is_hit = true, .has_ttl = true, .ttl = 0}, "", "weir; hit; ttl=0"},
     };
