@@ -798,6 +798,8 @@ static void issue_20_invalidation_target(void **state)
         /* other origins: never (§4.4) */
         {"http", "example.com", "https://example.com/x", false, NULL, 0, NULL},
         {"https", "example.com", "http://example.com/x", false, NULL, 0, NULL},
+        {"http", "example.com:443", "https://example.com/x", false, NULL, 0, NULL},
+        {"https", "example.com:80", "http://example.com/x", false, NULL, 0, NULL},
         {"http", "example.com", "http://example.com:81/x", false, NULL, 0, NULL},
         {"http", "example.com", "http://evil.example/x", false, NULL, 0, NULL},
         {"http", "example.com", "//evil.example/x", false, NULL, 0, NULL},
