@@ -1664,25 +1664,73 @@ static const char *parse_set_header(struct loader *ld, const struct key_def *k, 
     return parse_header(ld, k, value, &r->set_headers, &r->n_set_headers);
 }
 
-/* Known here, once, so that no response compares names: a field weir
- * writes itself (Content-Type, Cache-Control, Server...) that the route
- * adds is dropped from weir's answer and the route's value replaces it
- * (http_resp.h). */
-static const char *parse_add_header(struct loader *ld, const struct key_def *k, void *obj,
-                                    const char *value)
+/* Fields that carry one value (RFC 9110 and friends): an add_header of one
+ * of these replaces the upstream's instead of sending a second. */
+static bool is_singleton_field(struct wr_str name)
+{
+    static const char *const singletons[] = {
+        "age", "content-location", "content-range", "content-type", "date", "etag",
+        "expires", "last-modified", "location", "retry-after", "server",
+        "access-control-allow-origin", "strict-transport-security", "x-frame-options",
+        "x-content-type-options", "referrer-policy"};
+    for (size_t i = 0; i < sizeof(singletons) / sizeof(singletons[0]); i++) {
+        if (wr_str_eq_nocase(name, wr_str_from_cstr(singletons[i])))
+            return true;
+    }
+    return false;
+}
+
+/* add_header / set_response_header = "Name: value [always]". Known here,
+ * once, so that no response compares names: a field weir writes itself
+ * (Content-Type, Cache-Control, Server...) that the route sets is dropped
+ * from weir's answer and the route's value replaces it (http_resp.h);
+ * "always" extends the rule from answers below 400 to every answer. */
+static const char *parse_response_header(struct loader *ld, const struct key_def *k, void *obj,
+                                         const char *value, bool is_replace)
 {
     struct wr_route *r = obj;
-    const char *err = parse_header(ld, k, value, &r->add_headers, &r->n_add_headers);
+    size_t len = strlen(value);
+    bool is_always = len > 7 && strcmp(value + len - 6, "always") == 0 &&
+                     is_blank(value[len - 7]);
+    if (is_always) {
+        len -= 6;
+        while (len > 0 && is_blank(value[len - 1]))
+            len--;
+    }
+    char *text = dup_mem(ld, value, len);
+    if (!text)
+        return OOM_MSG;
+    const char *err = parse_header(ld, k, text, &r->add_headers, &r->n_add_headers);
+    free(text);
     if (err != NULL)
         return err;
-    enum wr_http_field f =
-        wr_http_field_from(wr_str_from_cstr(r->add_headers[r->n_add_headers - 1].name));
-    if (f != WR_HTTP_N_FIELDS)
+    struct wr_header_cfg *h = &r->add_headers[r->n_add_headers - 1];
+    struct wr_str name = wr_str_from_cstr(h->name);
+    h->is_always = is_always;
+    h->is_replace = is_replace || is_singleton_field(name);
+    enum wr_http_field f = wr_http_field_from(name);
+    if (f != WR_HTTP_N_FIELDS) {
         r->replaced_fields |= 1u << f;
+        if (is_always)
+            r->replaced_fields_always |= 1u << f;
+    }
     return NULL;
 }
 
-/* hide_header = NAME: an upstream response field the client never sees. */
+static const char *parse_add_header(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    return parse_response_header(ld, k, obj, value, false);
+}
+
+static const char *parse_set_response_header(struct loader *ld, const struct key_def *k,
+                                             void *obj, const char *value)
+{
+    return parse_response_header(ld, k, obj, value, true);
+}
+
+/* hide_header = NAME: a field the client never sees, the upstream's or
+ * weir's own (framing fields excepted: weir needs them). */
 static const char *parse_hide_header(struct loader *ld, const struct key_def *k, void *obj,
                                      const char *value)
 {
@@ -1691,8 +1739,13 @@ static const char *parse_hide_header(struct loader *ld, const struct key_def *k,
     struct wr_str name = wr_str_trim(wr_str_from_cstr(value));
     if (!is_token(name))
         return fail(ld, "\"%s\" is not a header name", value);
+    if (is_managed_header(name))
+        return fail(ld, "%.*s is managed by weir and cannot be hidden", (int)name.len, name.ptr);
     if (push_string(ld, &r->hide_headers, &r->n_hide_headers, name) < 0)
         return OOM_MSG;
+    enum wr_http_field f = wr_http_field_from(name);
+    if (f != WR_HTTP_N_FIELDS)
+        r->hidden_fields |= 1u << f;
     return NULL;
 }
 
@@ -2236,11 +2289,13 @@ static const struct key_def route_keys[] = {
     /* abort_on_eof: off = a client that half-closes after its request is answered */
     {.name = "abort_on_eof", .parse = parse_bool, FIELD(RT, abort_on_eof), .dflt = "off",
      .flags = KEY_PROXY},
-    /* add_header: any action, repeatable */
+    /* add_header: any action, repeatable; "always": on errors too */
     {.name = "add_header", .parse = parse_add_header, .flags = KEY_REPEATABLE},
-    /* hide_header: proxy routes, repeatable (other routes: weir writes every
-     * field itself, there is nothing to hide) */
-    {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_PROXY | KEY_REPEATABLE},
+    /* set_response_header: any action, repeatable; replaces the field */
+    {.name = "set_response_header", .parse = parse_set_response_header,
+     .flags = KEY_REPEATABLE},
+    /* hide_header: any action, repeatable: the field is never sent */
+    {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
     {.name = "rate_limit", .parse = parse_rate_limit},
     /* require_client_cert: off; on = 403 without a verified client

@@ -1768,9 +1768,11 @@ static int end_exchange(struct wr_conn *c)
     /* The exchange started from the client's keep-alive and only ever lowers it. */
     bool is_keep_alive = is_body_read && !c->is_peer_eof && io->is_exchange_keep_alive;
     if (end >= 400) {
+        /* The handler's error (a proxy's 502 or 504): the route's rules
+         * marked always apply to it as to the route's other errors. */
         struct wr_resp r;
         build_error(c, &r, end, NULL);
-        commit_response(c, &r, NULL, NULL, is_keep_alive);
+        commit_response(c, &r, ex->route, ex->vars, is_keep_alive);
     } else {
         io->log_status = ex->log.status;
         io->log_bytes = ex->log.body_bytes;

@@ -812,7 +812,8 @@ static void h2_end(struct wr_exchange *ex, int how)
     if (st->is_cut)
         return;
     if (how >= 400 && !ex->is_head_sent) {
-        submit_whole(st, build_error(st, how, NULL), NULL, NULL);
+        /* The handler's error: the route's "always" rules apply (conn.c). */
+        submit_whole(st, build_error(st, how, NULL), ex->route, ex->vars);
     } else if (how == WR_EXCHANGE_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
         st->log_status = ex->log.status ? ex->log.status : 502;

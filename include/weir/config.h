@@ -97,6 +97,10 @@ struct wr_auth_user {
 struct wr_header_cfg {
     char *name;         /* owned */
     struct wr_tmpl value;
+    /* Response rules (add_header, set_response_header) only: */
+    bool is_always;     /* "always": also on answers of status >= 400 */
+    bool is_replace;    /* set_response_header, or add_header of a singleton
+                           field: an upstream's fields of that name go */
 };
 
 #define WR_TLS_MAX_CERTS 4 /* cert/key pairs per [tls] section */
@@ -259,8 +263,14 @@ struct wr_route {
     size_t n_add_headers;
     uint32_t replaced_fields; /* 1u << enum wr_http_field for each name weir
                                  itself writes that add_headers sets: weir's
-                                 field is dropped, the route's replaces it */
-    char **hide_headers;  /* owned: upstream response fields dropped (proxy) */
+                                 field is dropped, the route's replaces it
+                                 (answers below 400) */
+    uint32_t replaced_fields_always; /* the same for the "always" rules: what
+                                        answers of status >= 400 replace */
+    uint32_t hidden_fields;   /* weir's own fields hide_header names: dropped
+                                 from every answer of the route */
+    char **hide_headers;  /* owned: fields dropped from every answer (upstream's
+                             and weir's own) */
     size_t n_hide_headers;
     struct wr_access_rule *access; /* owned: allow and deny, in file order */
     size_t n_access;

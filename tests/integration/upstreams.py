@@ -645,3 +645,30 @@ class RawBackend:
         else:
             s.sendall(out)
         return True
+
+
+class RawBackendCase:
+    """Mixin for a weirtest.WeirCase whose weir proxies to one RawBackend
+    answering respond(target, n) (a staticmethod of the class), started
+    before weir and stopped after it; @BACKEND@ is its address and @TMP@/www
+    holds WWW_FILES (name -> text) for static routes beside it."""
+
+    WWW_FILES = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.backend = RawBackend(cls.respond)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.backend.stop()
+
+    @classmethod
+    def make_subst(cls, tmp):
+        os.makedirs(os.path.join(tmp, "www"))
+        for name, text in cls.WWW_FILES.items():
+            with open(os.path.join(tmp, "www", name), "w") as f:
+                f.write(text)
+        return {"BACKEND": cls.backend.addr}

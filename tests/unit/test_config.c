@@ -1062,12 +1062,15 @@ static void issue_13_replaced_and_hidden_fields(void **state)
     assert_int_equal(cfg->routes[0].n_hide_headers, 0);
     wr_config_unref(cfg);
     static const struct bad_case bad[] = {
-        {"hide_header on a static route",
-         SERVER "[route r]\nmatch = exact:/\nroot = /\nhide_header = X-Powered-By\n",
-         {"t.ini:6: [route r] hide_header: only for proxy routes"}},
-        {"hide_header on a return route",
-         SERVER "[route r]\nmatch = exact:/\nreturn = 200\nhide_header = Server\n",
-         {"t.ini:6: [route r] hide_header: only for proxy routes"}},
+        {"hide_header of a framing field",
+         SERVER "[route r]\nmatch = exact:/\nroot = /\nhide_header = Content-Length\n",
+         {"t.ini:6: [route r] hide_header: Content-Length is managed by weir and cannot be "
+          "hidden"}},
+        {"set_response_header of a framing field",
+         SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+         "set_response_header = Transfer-Encoding: chunked always\n",
+         {"t.ini:6: [route r] set_response_header: Transfer-Encoding is managed by weir and "
+          "cannot be set"}},
         {"hide_header that is not a field name",
          SERVER "[upstream app]\nserver = 127.0.0.1:9000\n"
                 "[route p]\nmatch = prefix:/\nproxy = app\nhide_header = X Powered\n",
@@ -1075,6 +1078,36 @@ static void issue_13_replaced_and_hidden_fields(void **state)
     };
     for (size_t i = 0; i < N_OF(bad); i++)
         expect_errors(&bad[i]);
+}
+
+/* Issue 21.4: add_header / set_response_header with "always", which
+ * replace what (per status class), and hide_header on any route. */
+static void issue_21_response_header_rules(void **state)
+{
+    (void)state;
+    struct wr_config *cfg =
+        parse_ok(SERVER "[route s]\nmatch = prefix:/\nroot = /\n"
+                        "add_header = Cache-Control: no-cache always\n"
+                        "add_header = X-Frame-Options: DENY\n"
+                        "set_response_header = X-Id: $request_id always\n"
+                        "add_header = X-Note: ends with always   always\n"
+                        "add_header = X-Plain: salways\n"
+                        "hide_header = ETag\nhide_header = X-Powered-By\n");
+    const struct wr_route *r = &cfg->routes[0];
+    assert_int_equal(r->n_add_headers, 5);
+    const bool always[] = {true, false, true, true, false};
+    const bool replace[] = {false, true, true, false, false};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(r->add_headers[i].is_always, always[i]);
+        assert_int_equal(r->add_headers[i].is_replace, replace[i]);
+    }
+    assert_string_equal(r->add_headers[3].value.text, "ends with always");
+    assert_string_equal(r->add_headers[4].value.text, "salways");
+    assert_int_equal(r->replaced_fields, 1u << WR_HTTP_FIELD_CACHE_CONTROL);
+    assert_int_equal(r->replaced_fields_always, 1u << WR_HTTP_FIELD_CACHE_CONTROL);
+    assert_int_equal(r->hidden_fields, 1u << WR_HTTP_FIELD_ETAG);
+    assert_int_equal(r->n_hide_headers, 2);
+    wr_config_unref(cfg);
 }
 
 /* Issue 13.22: exact:* takes OPTIONS * (not with root); CONNECT and methods
@@ -1847,6 +1880,7 @@ int main(void)
         cmocka_unit_test(issue_19_proxy_protocol_keys),
         cmocka_unit_test(issue_21_access_log_keys),
         cmocka_unit_test(issue_21_return_keys),
+        cmocka_unit_test(issue_21_response_header_rules),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
