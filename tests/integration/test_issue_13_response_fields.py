@@ -9,7 +9,6 @@ server_header = off, error pages no longer name weir."""
 import sys
 sys.dont_write_bytecode = True
 
-import os
 import unittest
 
 import weirtest

@@ -10,7 +10,10 @@ import sys
 sys.dont_write_bytecode = True
 
 
+import unittest
+
 import weirtest
+from h2test import HAVE_H2, RawH2, get as h2_get
 from upstreams import RawBackendCase
 from weirtest import SERVER
 
@@ -29,7 +32,7 @@ hide_header = X-Powered-By
 hide_header = ETag
 """
 
-INI = SERVER + """
+INI = SERVER.replace("@PORT@\n", "@PORT@ h2c\n", 1) + """
 [upstream app]
 server = @BACKEND@
 
@@ -123,6 +126,30 @@ class HeaderRulesTest(RawBackendCase, weirtest.WeirCase):
         r = self.get("/down/x")
         self.assertEqual(r.status, 502)
         self.assertRules(r, True, "weir's 502")
+
+    @unittest.skipUnless(HAVE_H2, "python3-h2 is not installed")
+    def test_http2(self):
+        """The same rules over HTTP/2 (h2c on the same port)."""
+        c = RawH2(self.weir.port)
+        try:
+            for path, status, is_error in ((b"/files/a.txt", 200, False),
+                                           (b"/files/missing", 404, True),
+                                           (b"/app/x", 200, False), (b"/app/err", 500, True),
+                                           (b"/down/x", 502, True)):
+                sid = c.request(h2_get(path))
+                self.assertEqual(c.wait_stream(sid)[:2], ("response", status), path)
+                fields = {}
+                for name, value in c.stream(sid)["header_list"]:
+                    fields.setdefault(name.decode(), []).append(value.decode())
+                self.assertEqual(fields.get("x-always"), ["yes"], path)
+                self.assertEqual(fields.get("x-err"), ["on-error-too"], path)
+                self.assertNotIn("x-powered-by", fields, path)
+                self.assertNotIn("etag", fields, path)
+                self.assertEqual(fields.get("x-extra"), None if is_error else ["1"], path)
+                for single in ("content-type", "x-frame-options", "date"):
+                    self.assertLessEqual(len(fields.get(single, [])), 1, (path, single))
+        finally:
+            c.close()
 
 
 if __name__ == "__main__":
