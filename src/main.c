@@ -13,6 +13,9 @@
  * restart (workers, logs, user) are refused with the reason logged.
  * TLS contexts are built with each snapshot, before privileges drop at
  * start (root-only keys), and ticket keys rotate on a timer here.
+ * Upstream names with `resolve` are looked up again on this loop
+ * (resolve.h); a changed address set publishes a snapshot derived from
+ * the running one, as a reload publishes.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
