@@ -480,6 +480,7 @@ static void on_names_changed(void *arg)
     wr_upstream_carry_health(app->cfg, cfg);
     for (size_t i = 0; i < app->n_workers; i++)
         wr_worker_publish(&app->workers[i], cfg);
+    wr_upstream_retire_vanished(app->cfg, cfg);
     wr_config_unref(app->cfg);
     app->cfg = cfg;
     wr_admin_set_config(app->admin, &cfg->admin); /* it points into the snapshot */

@@ -24,7 +24,9 @@
  * up->servers: balancer rings, tried sets, pool keys, metrics ids, would
  * have to cope with a table changing under it). So: added addresses join
  * the balancer of the new snapshot; requests in flight finish on the old
- * one's servers (draining); health moves by address
+ * one's servers (draining), and the old snapshot marks vanished addresses
+ * down (wr_upstream_retire_vanished) so its keep-alive client connections
+ * stop picking them; health moves by address
  * (wr_upstream_carry_health); the pool closes idle connections to an
  * address no snapshot in use names any more (pool.h, wr_pool_sweep).
  *

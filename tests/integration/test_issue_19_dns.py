@@ -7,8 +7,12 @@ loopback addresses (all of 127.0.0.0/8 is local on Linux), with a backend
 listening on each, same port. `resolve = 1s` and TTLs of 1 s make weir
 look again every second. Checked:
 - an address added to the name joins the balancer (both get requests),
-  one removed gets no new request while a request in flight on it (an
-  event stream held open) completes, and a log line says what changed;
+  one removed gets no new request (from new connections, nor from a
+  keep-alive connection made before the change) while a request in flight
+  on it (an event stream held open) completes, and a log line says what
+  changed;
+- an edit of weir.ini that was not reloaded is not picked up by a DNS
+  change; a reload resolves afresh and the schedule goes on after it;
 - a failing resolver (SERVFAIL, then no answer at all) keeps the last good
   set serving, with one WARN per failing spell and an INFO when it
   recovers, and the failures counted;
@@ -26,6 +30,7 @@ sys.dont_write_bytecode = True
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -146,6 +151,12 @@ class SetChangeTest(DnsCase):
         wait_log(self.weir, r"\[info\].*upstream app: %s changed: added %s; removed none"
                  % (re.escape(NAME), re.escape(self.addr("127.0.0.3"))))
         self.assertEqual(set(self.names(6)), {"127.0.0.2", "127.0.0.3"})
+        # A keep-alive client connection made under the {2, 3} snapshot
+        # keeps it; the removal must reach its requests too.
+        kept = weirtest.Client((weirtest.HOST, self.weir.port), timeout=10)
+        self.addCleanup(kept.close)
+        kept.send(request_bytes("GET", "/echo"))
+        self.assertEqual(kept.read_response().status, 200)
 
         self.dns.set(NAME, a=["127.0.0.3"], ttl=1)
         self.wait_set(["127.0.0.3"])
@@ -153,6 +164,11 @@ class SetChangeTest(DnsCase):
         before = len(b2.requests)
         self.assertEqual(set(self.names(6)), {"127.0.0.3"})
         self.assertEqual(len(b2.requests), before, "a new request went to the removed address")
+        for _ in range(4):
+            kept.send(request_bytes("GET", "/echo"))
+            r = kept.read_response()
+            self.assertEqual(json.loads(r.body)["name"], "127.0.0.3",
+                             "a keep-alive connection's request went to the removed address")
 
         # The held request was not cut: it ends normally once released.
         self.assertNotIn(b"0\r\n\r\n", got)
@@ -217,6 +233,34 @@ class HealthKeptTest(DnsCase):
         self.assertEqual(set(self.names(8)), {"127.0.0.2", "127.0.0.4"})
         self.assertEqual(server_failures(self.admin, down), fails,
                          "a request tried the server that was down")
+
+
+class ReloadTest(DnsCase):
+    def test_no_unreloaded_edit_and_reload_restarts(self):
+        self.start(["127.0.0.2", "127.0.0.3"], ["127.0.0.2"])
+        self.wait_set(["127.0.0.2"])
+        # An edit of weir.ini that is not reloaded: a DNS change must not
+        # pick it up (the derived snapshot re-reads nothing).
+        with open(self.weir.ini_path) as f:
+            good = f.read()
+        with open(self.weir.ini_path, "w") as f:
+            f.write(good.replace("proxy = app", "return = 418 edited"))
+        self.dns.set(NAME, a=["127.0.0.2", "127.0.0.3"], ttl=1)
+        self.wait_set(["127.0.0.2", "127.0.0.3"])
+        self.assertEqual(set(self.names(4)), {"127.0.0.2", "127.0.0.3"})
+
+        # A reload resolves afresh (with the resolver key's nameserver) and
+        # the background schedule goes on from the new snapshot.
+        with open(self.weir.ini_path, "w") as f:
+            f.write(good)
+        self.dns.set(NAME, a=["127.0.0.3"], ttl=1)
+        self.weir.signal(signal.SIGHUP)
+        wait_until(lambda: metric(self.admin, "weir_config_reloads_total") == 1, "the reload")
+        self.wait_set(["127.0.0.3"])
+        self.assertEqual(set(self.names(3)), {"127.0.0.3"})
+        self.dns.set(NAME, a=["127.0.0.2"], ttl=1)
+        self.wait_set(["127.0.0.2"])
+        self.assertEqual(set(self.names(3)), {"127.0.0.2"})
 
 
 def hosts_name():
