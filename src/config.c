@@ -3674,7 +3674,12 @@ struct wr_config *wr_config_derive(struct wr_config *cur,
     struct wr_config *d = malloc(sizeof(*d));
     if (d == NULL)
         return NULL;
-    *d = *cur; /* every scalar and borrowed pointer; the owned ones are replaced below */
+    /* Every member but refs, which workers change as we read (a plain copy
+     * of it would race): the scalars and borrowed pointers; the owned
+     * arrays are replaced below. */
+    _Static_assert(offsetof(struct wr_config, refs) == 0, "refs comes first");
+    const size_t skip = offsetof(struct wr_config, path);
+    memcpy((char *)d + skip, (const char *)cur + skip, sizeof(*d) - skip);
     atomic_init(&d->refs, 1);
     d->derived_from = wr_config_ref(cur->derived_from ? cur->derived_from : cur);
     d->release_tls_set = NULL; /* the loaded snapshot releases its TLS set */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "weir/log.h"
 #include "weir/metrics.h"
@@ -249,14 +250,19 @@ struct lookup {
     int n_pending;  /* queries not answered yet */
 };
 
-/* Reads the hosts file; NULL when it cannot (then DNS is asked). */
+/* Reads the hosts file (its first HOSTS_MAX_BYTES); NULL when it cannot
+ * (then DNS is asked). */
 static char *read_hosts(void)
 {
     FILE *f = fopen(HOSTS_PATH, "re");
+    struct stat st;
     if (f == NULL)
         return NULL;
-    char *text = malloc(HOSTS_MAX_BYTES + 1);
-    size_t n = text ? fread(text, 1, HOSTS_MAX_BYTES, f) : 0;
+    size_t cap = fstat(fileno(f), &st) == 0 && st.st_size > 0 ? (size_t)st.st_size : 4096;
+    if (cap > HOSTS_MAX_BYTES)
+        cap = HOSTS_MAX_BYTES;
+    char *text = malloc(cap + 1);
+    size_t n = text ? fread(text, 1, cap, f) : 0;
     fclose(f);
     if (text != NULL)
         text[n] = '\0';
@@ -489,12 +495,12 @@ static void on_due(evutil_socket_t fd, short what, void *arg)
         finish_lookup(nm);
         return;
     }
-    /* Both counted first: an answer may come before the second query is
-     * asked. */
+    /* Both counted first, the ones that did not start taken off after: so
+     * the count reaches 0 exactly once, in a callback or here. */
     nm->lk.n_pending = 2;
     int started = start_queries(nm->r->dns, nm->host, on_answer, nm);
     nm->lk.n_pending -= 2 - started;
-    if (started == 0)
+    if (nm->lk.n_pending == 0)
         finish_lookup(nm);
 }
 
