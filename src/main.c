@@ -52,6 +52,7 @@
 #define STATUS_TICK_MS 1000     /* rate samples */
 #define STATUS_EVERY_TICKS 5    /* sd_notify STATUS= every 5 s */
 #define RATE_WINDOW_MS 10000
+#define MAX_REPLACED 16         /* replaced snapshots whose vanished addresses are marked */
 
 struct app {
     struct wr_config *cfg;
@@ -64,6 +65,9 @@ struct app {
     struct wr_worker_shared shared;
     struct wr_health_checker *checker; /* active health checks, on base */
     struct wr_resolver *resolver;      /* upstream names re-resolved, on base */
+    struct wr_config *replaced[MAX_REPLACED]; /* owned refs: snapshots DNS changes replaced
+                                                 since the last load (see retire_replaced) */
+    size_t n_replaced;
     struct wr_metrics *metrics;        /* owned; outlives the workers */
     struct wr_metrics_rate rate;
     struct wr_admin *admin;            /* owned; listens only when [admin] listen is set */
@@ -407,6 +411,14 @@ static void reload_failed(struct app *app, struct wr_config *cfg)
     sd_notify(0, "READY=1");
 }
 
+/* Drops the snapshots DNS changes replaced (retire_replaced). */
+static void forget_replaced(struct app *app)
+{
+    for (size_t i = 0; i < app->n_replaced; i++)
+        wr_config_unref(app->replaced[i]);
+    app->n_replaced = 0;
+}
+
 /*
  * SIGHUP: parse the file again; on any error (or a socket that cannot be
  * bound) keep serving on the running snapshot and sockets. Otherwise
@@ -450,6 +462,7 @@ static void reload(struct app *app)
     wr_admin_set_config(app->admin, &cfg->admin);
     if (app->checker)
         wr_health_checker_set_config(app->checker, cfg);
+    forget_replaced(app); /* a reload marks nothing in the snapshots it replaces */
     if (app->resolver && wr_resolver_set_config(app->resolver, cfg) < 0)
         wr_log(WR_LOG_ERROR, -1, 0, "reload: out of memory; upstream names are not re-resolved");
     app->metrics->reloads++;
@@ -458,6 +471,36 @@ static void reload(struct app *app)
 }
 
 /* ---- upstream names re-resolved (resolve.h) ------------------------------ */
+
+/*
+ * old was replaced by new_cfg: in old and every snapshot replaced before it
+ * since the last load (keep-alive client connections may still use any of
+ * them), the addresses new_cfg no longer has are marked down, so no new
+ * request of theirs picks them. Snapshots only this list still holds are
+ * dropped; past MAX_REPLACED the oldest is (its connections then miss
+ * later removals).
+ */
+static void retire_replaced(struct app *app, struct wr_config *old,
+                            const struct wr_config *new_cfg)
+{
+    if (app->n_replaced == MAX_REPLACED) {
+        wr_config_unref(app->replaced[0]);
+        memmove(app->replaced, app->replaced + 1, (MAX_REPLACED - 1) * sizeof(app->replaced[0]));
+        app->n_replaced--;
+    }
+    app->replaced[app->n_replaced++] = wr_config_ref(old);
+    size_t n_kept = 0;
+    for (size_t i = 0; i < app->n_replaced; i++) {
+        struct wr_config *k = app->replaced[i];
+        wr_upstream_retire_vanished(k, new_cfg);
+        /* 1: no connection holds it, and none can take it again */
+        if (atomic_load_explicit(&k->refs, memory_order_acquire) == 1)
+            wr_config_unref(k);
+        else
+            app->replaced[n_kept++] = k;
+    }
+    app->n_replaced = n_kept;
+}
 
 /*
  * A name's address set changed: publish a snapshot derived from the running
@@ -480,7 +523,7 @@ static void on_names_changed(void *arg)
     wr_upstream_carry_health(app->cfg, cfg);
     for (size_t i = 0; i < app->n_workers; i++)
         wr_worker_publish(&app->workers[i], cfg);
-    wr_upstream_retire_vanished(app->cfg, cfg);
+    retire_replaced(app, app->cfg, cfg);
     wr_config_unref(app->cfg);
     app->cfg = cfg;
     wr_admin_set_config(app->admin, &cfg->admin); /* it points into the snapshot */
@@ -724,6 +767,7 @@ static void app_fini(struct app *app)
     wr_admin_free(app->admin);
     wr_health_checker_free(app->checker);
     wr_resolver_free(app->resolver);
+    forget_replaced(app);
     wr_limits_free(app->shared.limits); /* after the workers that used it */
     app->shared.limits = NULL;
     for (int i = 0; i < 4; i++) {

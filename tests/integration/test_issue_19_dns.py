@@ -129,8 +129,8 @@ class DnsCase(unittest.TestCase):
 
 class SetChangeTest(DnsCase):
     def test_added_joins_removed_drains(self):
-        self.start(["127.0.0.2", "127.0.0.3"], ["127.0.0.2"])
-        b2, b3 = self.backends
+        self.start(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ["127.0.0.2"])
+        b2 = self.backends[0]
         self.wait_set(["127.0.0.2"])
         self.assertEqual(set(self.names(3)), {"127.0.0.2"})
 
@@ -158,11 +158,14 @@ class SetChangeTest(DnsCase):
         kept.send(request_bytes("GET", "/echo"))
         self.assertEqual(kept.read_response().status, 200)
 
-        self.dns.set(NAME, a=["127.0.0.3"], ttl=1)
-        self.wait_set(["127.0.0.3"])
+        # Two changes after it was made: {2, 3, 4}, then {3, 4}.
+        self.dns.set(NAME, a=["127.0.0.2", "127.0.0.3", "127.0.0.4"], ttl=1)
+        self.wait_set(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        self.dns.set(NAME, a=["127.0.0.3", "127.0.0.4"], ttl=1)
+        self.wait_set(["127.0.0.3", "127.0.0.4"])
         wait_log(self.weir, r"changed: added none; removed %s" % re.escape(self.addr("127.0.0.2")))
         before = len(b2.requests)
-        self.assertEqual(set(self.names(6)), {"127.0.0.3"})
+        self.assertEqual(set(self.names(6)), {"127.0.0.3", "127.0.0.4"})
         self.assertEqual(len(b2.requests), before, "a new request went to the removed address")
         for _ in range(4):
             kept.send(request_bytes("GET", "/echo"))
