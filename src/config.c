@@ -148,6 +148,7 @@ struct include_frame {
 struct loader {
     const char *file; /* the main file's name: whole-file messages name it */
     wr_config_resolve_fn resolve; /* NULL: host names are refused */
+    wr_config_resolve_ns_fn resolve_ns; /* with [server] resolver (options) */
     bool allow_include;           /* false: include lines are errors */
     struct wr_config *cfg;
     struct input in;  /* the file being read */
@@ -809,6 +810,32 @@ static const char *parse_proxy_from(struct loader *ld, const struct key_def *k, 
     return s->n_proxy_from == before ? "no address given" : NULL;
 }
 
+static bool is_unspecified(const struct wr_listen_addr *a);
+
+/* resolver = IPv4:PORT | [IPv6]:PORT ...: repeatable, space-separated */
+static const char *parse_resolvers(struct loader *ld, const struct key_def *k, void *obj,
+                                   const char *value)
+{
+    (void)k;
+    struct wr_server_cfg *s = obj;
+    const char *rest = value;
+    size_t before = s->n_resolvers;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        char buf[WORD_MAX];
+        struct wr_listen_addr a;
+        if (!word_copy(w, buf, sizeof(buf), false) || wr_units_parse_listen(buf, &a) < 0 ||
+            a.addr.ss_family == AF_UNIX || is_unspecified(&a))
+            return fail(ld, "\"%.*s\" is not a nameserver address (IPv4:port or "
+                            "[IPv6]:port, e.g. 127.0.0.1:53)", (int)w.len, w.ptr);
+        struct wr_listen_addr *more = grow_array(ld, s->resolvers, s->n_resolvers, sizeof(*more));
+        if (more == NULL)
+            return OOM_MSG;
+        s->resolvers = more;
+        more[s->n_resolvers++] = a;
+    }
+    return s->n_resolvers == before ? "no address given" : NULL;
+}
+
 static const char *parse_workers(struct loader *ld, const struct key_def *k, void *obj,
                                  const char *value)
 {
@@ -1026,8 +1053,11 @@ static int add_server(struct loader *ld, struct wr_upstream_cfg *u,
 
 /*
  * "name:port": every address the resolver returns becomes a server with the
- * line's weight, as nginx does. Resolution happens at each load, so a reload
- * picks up DNS changes; between loads the addresses are fixed.
+ * line's weight, as nginx does. Here the line only leaves a placeholder
+ * (is_named, addr_len 0): names are resolved once the whole file is read
+ * (resolve_named_servers), when `[server] resolver` is known wherever it
+ * stands. Resolution happens at each load, so a reload picks up DNS
+ * changes; between loads, the upstream's `resolve` (resolve.h) does.
  */
 static const char *add_named_servers(struct loader *ld, struct wr_upstream_cfg *u,
                                      struct wr_upstream_server_cfg *srv, const char *text)
@@ -1044,19 +1074,9 @@ static const char *add_named_servers(struct loader *ld, struct wr_upstream_cfg *
     if (ld->resolve == NULL)
         return fail(ld, "\"%s\": host names are not resolved here; use an IP address, "
                         "localhost or unix:/path", text);
-    struct wr_listen_addr addrs[WR_CONFIG_MAX_ADDRS_PER_NAME];
-    const char *why = "no address";
-    int n = ld->resolve(host, (uint16_t)port, addrs, WR_CONFIG_MAX_ADDRS_PER_NAME, &why);
-    if (n <= 0)
-        return fail(ld, "cannot resolve \"%s\": %s", host, why);
-    for (int i = 0; i < n; i++) {
-        char label[WORD_MAX + sizeof(addrs[i].text) + 4];
-        snprintf(label, sizeof(label), "%s (%s)", text, addrs[i].text);
-        srv->addr = addrs[i];
-        if (add_server(ld, u, srv, label, text) < 0)
-            return OOM_MSG;
-    }
-    return NULL;
+    srv->addr = (struct wr_listen_addr){0};
+    srv->is_named = true;
+    return add_server(ld, u, srv, text, text) < 0 ? OOM_MSG : NULL;
 }
 
 /*
@@ -1147,6 +1167,21 @@ int wr_config_resolve_getaddrinfo(const char *host, uint16_t port, struct wr_lis
     if (n == 0)
         *why = "no IPv4 or IPv6 address";
     return n > 0 ? (int)n : -1;
+}
+
+/* resolve = off | DURATION (at least k->min: the floor of resolve.h) */
+static const char *parse_resolve(struct loader *ld, const struct key_def *k, void *obj,
+                                 const char *value)
+{
+    if (strcmp(value, "off") == 0) {
+        *(uint64_t *)field_of(obj, k) = 0;
+        return NULL;
+    }
+    uint64_t ms;
+    if (wr_units_parse_duration(value, &ms) < 0 || ms < k->min)
+        return fail(ld, "\"%s\" is not off or a duration of 1s or more (e.g. 30s, 5m)", value);
+    *(uint64_t *)field_of(obj, k) = ms;
+    return NULL;
 }
 
 static const char *parse_hash_key(struct loader *ld, const struct key_def *k, void *obj,
@@ -2085,6 +2120,9 @@ static const struct key_def server_keys[] = {
     /* proxy_protocol_from: unset; the senders a proxy_protocol listener
      * takes a PROXY header from (others are closed) */
     {.name = "proxy_protocol_from", .parse = parse_proxy_from, .flags = KEY_REPEATABLE},
+    /* resolver: unset = /etc/resolv.conf's nameservers; else these, for
+     * upstream names at load and for `resolve` */
+    {.name = "resolver", .parse = parse_resolvers, .flags = KEY_REPEATABLE},
     /* workers: auto = online CPUs, resolved at load; else 1..1024 */
     {.name = "workers", .parse = parse_workers, .dflt = "auto", .min = 1, .max = 1024},
     /* user, group: unset = privileges are not dropped */
@@ -2221,6 +2259,10 @@ static const struct key_def upstream_keys[] = {
      .dflt = "5s", .min = 1, .max = NO_MAX},
     {.name = "health_timeout", .parse = parse_duration, FIELD(UPS, health_timeout_ms),
      .dflt = "2s", .min = 1, .max = NO_MAX},
+    /* resolve: off; a duration (1s at least) re-resolves the server names
+     * that often in the background (resolve.h) */
+    {.name = "resolve", .parse = parse_resolve, FIELD(UPS, resolve_ms), .dflt = "off",
+     .min = 1000},
     /* tls: off; tls_verify: on; tls_ca: Debian's bundle; tls_sni: unset (NULL) */
     {.name = "tls", .parse = parse_bool, FIELD(UPS, tls), .dflt = "off"},
     {.name = "tls_verify", .parse = parse_bool, FIELD(UPS, tls_verify), .dflt = "on"},
@@ -3566,6 +3608,87 @@ static void check_route_schemes(struct loader *ld)
     }
 }
 
+bool wr_config_server_name(const struct wr_upstream_server_cfg *srv, char *host, size_t cap,
+                           uint16_t *port)
+{
+    const char *colon = srv->is_named ? strrchr(srv->authority, ':') : NULL;
+    uint64_t p;
+    if (colon == NULL || parse_number(colon + 1, &p) < 0 || p < 1 || p > 65535)
+        return false;
+    *port = (uint16_t)p;
+    return word_copy((struct wr_str){srv->authority, (size_t)(colon - srv->authority)}, host,
+                     cap, true);
+}
+
+/* Appends to built the servers the placeholder srv of u stands for: one per
+ * address its name has now (with `[server] resolver`, asked of those
+ * nameservers). Returns 0, or -1 after reporting at srv's line. */
+static int expand_named(struct loader *ld, const struct wr_upstream_cfg *u,
+                        const struct wr_upstream_server_cfg *srv, struct wr_upstream_cfg *built)
+{
+    char host[WORD_MAX];
+    uint16_t port;
+    if (!wr_config_server_name(srv, host, sizeof(host), &port))
+        return -1; /* add_named_servers checked it */
+    const struct wr_server_cfg *sc = &ld->cfg->server;
+    struct wr_listen_addr addrs[WR_CONFIG_MAX_ADDRS_PER_NAME];
+    const char *why = "no address";
+    int n = sc->n_resolvers > 0 && ld->resolve_ns != NULL
+                ? ld->resolve_ns(sc->resolvers, sc->n_resolvers, host, port, addrs,
+                                 WR_CONFIG_MAX_ADDRS_PER_NAME, &why)
+                : ld->resolve(host, port, addrs, WR_CONFIG_MAX_ADDRS_PER_NAME, &why);
+    if (n <= 0) {
+        add_error(ld, srv->line, "[upstream %s] server: cannot resolve \"%s\": %s", u->name,
+                  host, why);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        char label[WORD_MAX + sizeof(addrs[i].text) + 4];
+        snprintf(label, sizeof(label), "%s (%s)", srv->authority, addrs[i].text);
+        struct wr_upstream_server_cfg one = *srv;
+        one.addr = addrs[i];
+        if (add_server(ld, built, &one, label, srv->authority) < 0) {
+            ld->is_oom = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void free_servers(struct wr_upstream_server_cfg *servers, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(servers[i].label);
+        free(servers[i].authority);
+    }
+    free(servers);
+}
+
+/* Replaces every name placeholder (add_named_servers) by the servers of its
+ * addresses, in place, so the servers keep the file's order. */
+static void resolve_named_servers(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->cfg->n_upstreams && !ld->is_oom; i++) {
+        struct wr_upstream_cfg *u = &ld->cfg->upstreams[i];
+        bool has_named = false;
+        for (size_t j = 0; j < u->n_servers; j++)
+            has_named |= u->servers[j].is_named;
+        if (!has_named)
+            continue;
+        struct wr_upstream_cfg built = {0};
+        for (size_t j = 0; j < u->n_servers && !ld->is_oom; j++) {
+            const struct wr_upstream_server_cfg *srv = &u->servers[j];
+            if (srv->is_named)
+                expand_named(ld, u, srv, &built);
+            else if (add_server(ld, &built, srv, srv->label, srv->authority) < 0)
+                ld->is_oom = true;
+        }
+        free_servers(u->servers, u->n_servers);
+        u->servers = built.servers;
+        u->n_servers = built.n_servers;
+    }
+}
+
 /* One health record per server, once the server arrays stop growing. */
 static void alloc_health(struct loader *ld)
 {
@@ -3647,11 +3770,7 @@ static void free_route(struct wr_route *r)
 static void free_upstream(struct wr_upstream_cfg *u)
 {
     free(u->name);
-    for (size_t i = 0; i < u->n_servers; i++) {
-        free(u->servers[i].label);
-        free(u->servers[i].authority);
-    }
-    free(u->servers);
+    free_servers(u->servers, u->n_servers);
     free(u->health);
     free(u->hash_key);
     free(u->health_check);
@@ -3672,10 +3791,17 @@ static void free_tls(struct wr_tls_cfg *t)
     free(t->ocsp_file);
 }
 
+static void free_derived(struct wr_config *cfg);
+
 static void config_free(struct wr_config *cfg)
 {
     if (cfg == NULL)
         return;
+    if (cfg->derived_from != NULL) {
+        free_derived(cfg);
+        return;
+    }
+    free(cfg->server.resolvers);
     if (cfg->tls_set != NULL && cfg->release_tls_set != NULL)
         cfg->release_tls_set(cfg->tls_set);
     free(cfg->path);
@@ -3706,6 +3832,91 @@ static void config_free(struct wr_config *cfg)
         free_route(&cfg->routes[i]);
     free(cfg->routes);
     free(cfg);
+}
+
+/* ---- derived snapshots (wr_config_derive) ---------------------------------------- */
+
+/* A derived snapshot owns its upstreams' server and health arrays and its
+ * arrays of upstreams and routes; every pointer inside them but those is
+ * the loaded snapshot's. */
+static void free_derived(struct wr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        free_servers(cfg->upstreams[i].servers, cfg->upstreams[i].n_servers);
+        free(cfg->upstreams[i].health);
+    }
+    free(cfg->upstreams);
+    free(cfg->routes);
+    wr_config_unref(cfg->derived_from);
+    free(cfg);
+}
+
+/* dst's own copy of src[0..n) (labels and authorities too) and a health
+ * array of unknown verdicts. Returns 0 or -1 (dst's arrays then NULL/partial,
+ * n_servers counting what free_servers must free). */
+static int copy_servers(struct wr_upstream_cfg *dst, const struct wr_upstream_server_cfg *src,
+                        size_t n)
+{
+    dst->servers = calloc(n ? n : 1, sizeof(*dst->servers));
+    dst->health = calloc(n ? n : 1, sizeof(*dst->health));
+    dst->n_servers = 0;
+    if (dst->servers == NULL || dst->health == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        dst->servers[i] = src[i];
+        dst->servers[i].metrics_id = 0;
+        dst->servers[i].label = strdup(src[i].label);
+        dst->servers[i].authority = strdup(src[i].authority);
+        dst->n_servers++;
+        if (dst->servers[i].label == NULL || dst->servers[i].authority == NULL)
+            return -1;
+        atomic_init(&dst->health[i].fail_window_start_ms, 0);
+        atomic_init(&dst->health[i].fails, 0);
+        atomic_init(&dst->health[i].down_until_ms, 0);
+        atomic_init(&dst->health[i].check, WR_CHECK_UNKNOWN);
+    }
+    return 0;
+}
+
+struct wr_config *wr_config_derive(struct wr_config *cur,
+                                   struct wr_upstream_server_cfg *const *servers,
+                                   const size_t *n_servers)
+{
+    struct wr_config *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    /* Every member but refs, which workers change as we read (a plain copy
+     * of it would race): the scalars and borrowed pointers; the owned
+     * arrays are replaced below. */
+    _Static_assert(offsetof(struct wr_config, refs) == 0, "refs comes first");
+    const size_t skip = offsetof(struct wr_config, path);
+    memcpy((char *)d + skip, (const char *)cur + skip, sizeof(*d) - skip);
+    atomic_init(&d->refs, 1);
+    d->derived_from = wr_config_ref(cur->derived_from ? cur->derived_from : cur);
+    d->release_tls_set = NULL; /* the loaded snapshot releases its TLS set */
+    d->upstreams = calloc(cur->n_upstreams ? cur->n_upstreams : 1, sizeof(*d->upstreams));
+    d->routes = malloc((cur->n_routes ? cur->n_routes : 1) * sizeof(*d->routes));
+    d->n_upstreams = 0;
+    bool is_ok = d->upstreams != NULL && d->routes != NULL;
+    for (size_t i = 0; is_ok && i < cur->n_upstreams; i++) {
+        const struct wr_upstream_cfg *from = &cur->upstreams[i];
+        d->upstreams[i] = *from;
+        d->n_upstreams++;
+        is_ok = copy_servers(&d->upstreams[i], servers[i] ? servers[i] : from->servers,
+                             servers[i] ? n_servers[i] : from->n_servers) == 0;
+    }
+    if (!is_ok) {
+        free_derived(d);
+        return NULL;
+    }
+    /* Routes name their upstream by pointer: point them at ours. The
+     * route index holds positions, so it is shared as it is. */
+    for (size_t i = 0; i < cur->n_routes; i++) {
+        d->routes[i] = cur->routes[i];
+        if (cur->routes[i].upstream != NULL)
+            d->routes[i].upstream = &d->upstreams[cur->routes[i].upstream - cur->upstreams];
+    }
+    return d;
 }
 
 /* ---- entry points ------------------------------------------------------------- */
@@ -3778,6 +3989,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
             add_file_error(ld, strerror(ld->read_errno));
         if (ld->n_read >= MAX_INPUT_BYTES)
             add_file_error(ld, "larger than 16 MiB");
+        resolve_named_servers(ld);
         resolve_tls(ld);
         check_listens(ld);
         record_key_lines(ld);
@@ -3812,8 +4024,16 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
 
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs)
 {
-    struct loader ld = {.file = path, .resolve = wr_config_resolve_getaddrinfo,
-                        .allow_include = true};
+    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo,
+                                           .allow_include = true};
+    return wr_config_load_opts(path, &opts, errs);
+}
+
+struct wr_config *wr_config_load_opts(const char *path, const struct wr_config_options *opts,
+                                      struct wr_config_errors *errs)
+{
+    struct loader ld = {.file = path, .resolve = opts->resolve, .resolve_ns = opts->resolve_ns,
+                        .allow_include = opts->allow_include};
     ld.in.fp = fopen(path, "re");
     struct stat st;
     if (ld.in.fp == NULL) {
@@ -3843,7 +4063,7 @@ struct wr_config *wr_config_parse_string_opts(const char *text, const char *name
                                               struct wr_config_errors *errs)
 {
     struct loader ld = {.file = name, .in.text = text, .resolve = opts->resolve,
-                        .allow_include = opts->allow_include};
+                        .resolve_ns = opts->resolve_ns, .allow_include = opts->allow_include};
     return run_loader(&ld, name, errs);
 }
 

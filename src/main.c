@@ -13,6 +13,9 @@
  * restart (workers, logs, user) are refused with the reason logged.
  * TLS contexts are built with each snapshot, before privileges drop at
  * start (root-only keys), and ticket keys rotate on a timer here.
+ * Upstream names with `resolve` are looked up again on this loop
+ * (resolve.h); a changed address set publishes a snapshot derived from
+ * the running one, as a reload publishes.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -37,6 +40,7 @@
 #include "weir/listener.h"
 #include "weir/log.h"
 #include "weir/privileges.h"
+#include "weir/resolve.h"
 #include "weir/upstream.h"
 #include "weir/metrics.h"
 #include "weir/tls.h"
@@ -48,6 +52,7 @@
 #define STATUS_TICK_MS 1000     /* rate samples */
 #define STATUS_EVERY_TICKS 5    /* sd_notify STATUS= every 5 s */
 #define RATE_WINDOW_MS 10000
+#define MAX_REPLACED 16         /* replaced snapshots whose vanished addresses are marked */
 
 struct app {
     struct wr_config *cfg;
@@ -59,6 +64,10 @@ struct app {
     size_t n_workers;
     struct wr_worker_shared shared;
     struct wr_health_checker *checker; /* active health checks, on base */
+    struct wr_resolver *resolver;      /* upstream names re-resolved, on base */
+    struct wr_config *replaced[MAX_REPLACED]; /* owned refs: snapshots DNS changes replaced
+                                                 since the last load (see retire_replaced) */
+    size_t n_replaced;
     struct wr_metrics *metrics;        /* owned; outlives the workers */
     struct wr_metrics_rate rate;
     struct wr_admin *admin;            /* owned; listens only when [admin] listen is set */
@@ -179,7 +188,12 @@ static struct wr_config *load_config(struct app *app, const char *path, bool is_
 {
     bool to_log = !is_start;
     struct wr_config_errors errs = {0};
-    struct wr_config *cfg = wr_config_load(path, &errs);
+    /* With [server] resolver, names are asked of those nameservers at load
+     * too: a name only they know must not fail `weir -t` or a start. */
+    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo,
+                                           .resolve_ns = wr_resolve_blocking,
+                                           .allow_include = true};
+    struct wr_config *cfg = wr_config_load_opts(path, &opts, &errs);
     if (cfg && wr_lint_config(cfg, &errs) < 0)
         wr_config_errors_add(&errs, true, "%s: warning: out of memory checking routes", path);
     report_all(to_log, &errs);
@@ -409,6 +423,14 @@ static void reload_failed(struct app *app, struct wr_config *cfg)
     sd_notify(0, "READY=1");
 }
 
+/* Drops the snapshots DNS changes replaced (retire_replaced). */
+static void forget_replaced(struct app *app)
+{
+    for (size_t i = 0; i < app->n_replaced; i++)
+        wr_config_unref(app->replaced[i]);
+    app->n_replaced = 0;
+}
+
 /*
  * SIGHUP: parse the file again; on any error (or a socket that cannot be
  * bound) keep serving on the running snapshot and sockets. Otherwise
@@ -452,9 +474,81 @@ static void reload(struct app *app)
     wr_admin_set_config(app->admin, &cfg->admin);
     if (app->checker)
         wr_health_checker_set_config(app->checker, cfg);
+    forget_replaced(app); /* a reload marks nothing in the snapshots it replaces */
+    if (app->resolver && wr_resolver_set_config(app->resolver, cfg) < 0)
+        wr_log(WR_LOG_ERROR, -1, 0, "reload: out of memory; upstream names are not re-resolved");
     app->metrics->reloads++;
     wr_log(WR_LOG_INFO, -1, 0, "configuration reloaded from %s", cfg->path);
     sd_notify(0, "READY=1");
+}
+
+/* ---- upstream names re-resolved (resolve.h) ------------------------------ */
+
+/*
+ * old was replaced by new_cfg: in old and every snapshot replaced before it
+ * since the last load (keep-alive client connections may still use any of
+ * them), the addresses new_cfg no longer has are marked down, so no new
+ * request of theirs picks them. Snapshots only this list still holds are
+ * dropped; past MAX_REPLACED the oldest is (its connections then miss
+ * later removals).
+ */
+static void retire_replaced(struct app *app, struct wr_config *old,
+                            const struct wr_config *new_cfg)
+{
+    if (app->n_replaced == MAX_REPLACED) {
+        wr_config_unref(app->replaced[0]);
+        memmove(app->replaced, app->replaced + 1, (MAX_REPLACED - 1) * sizeof(app->replaced[0]));
+        app->n_replaced--;
+    }
+    app->replaced[app->n_replaced++] = wr_config_ref(old);
+    size_t n_kept = 0;
+    for (size_t i = 0; i < app->n_replaced; i++) {
+        struct wr_config *k = app->replaced[i];
+        wr_upstream_retire_vanished(k, new_cfg);
+        /* 1: no connection holds it, and none can take it again */
+        if (atomic_load_explicit(&k->refs, memory_order_acquire) == 1)
+            wr_config_unref(k);
+        else
+            app->replaced[n_kept++] = k;
+    }
+    app->n_replaced = n_kept;
+}
+
+/*
+ * A name's address set changed: publish a snapshot derived from the running
+ * one (its new servers only; nothing re-read from files) the way a reload
+ * publishes, so requests in flight finish on the servers they have and
+ * health moves by address.
+ */
+static void on_names_changed(void *arg)
+{
+    struct app *app = arg;
+    if (app->is_stopping)
+        return;
+    struct wr_config *cfg = wr_resolver_derive(app->resolver, app->cfg);
+    if (!cfg) {
+        wr_log(WR_LOG_ERROR, -1, 0, "resolve: out of memory; still serving the previous addresses");
+        return;
+    }
+    if (wr_metrics_register(app->metrics, cfg) < 0)
+        wr_log(WR_LOG_WARN, -1, 0, "resolve: out of memory naming metrics; some go unlabelled");
+    wr_upstream_carry_health(app->cfg, cfg);
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_publish(&app->workers[i], cfg);
+    retire_replaced(app, app->cfg, cfg);
+    wr_config_unref(app->cfg);
+    app->cfg = cfg;
+    wr_admin_set_config(app->admin, &cfg->admin); /* it points into the snapshot */
+    if (app->checker)
+        wr_health_checker_set_config(app->checker, cfg);
+}
+
+static void start_resolver(struct app *app)
+{
+    app->resolver = wr_resolver_new(app->base, app->metrics, on_names_changed, app);
+    if (!app->resolver || wr_resolver_set_config(app->resolver, app->cfg) < 0)
+        wr_log(WR_LOG_ERROR, -1, 0, "resolve: cannot start a DNS client; upstream names are "
+                                    "resolved at load and reload only");
 }
 
 static void on_ticket_rotation(evutil_socket_t fd, short what, void *arg)
@@ -686,6 +780,8 @@ static void app_fini(struct app *app)
     free(app->inherited.fds);
     wr_admin_free(app->admin);
     wr_health_checker_free(app->checker);
+    wr_resolver_free(app->resolver);
+    forget_replaced(app);
     wr_limits_free(app->shared.limits); /* after the workers that used it */
     app->shared.limits = NULL;
     for (int i = 0; i < 4; i++) {
@@ -797,6 +893,7 @@ static int run(struct app *app)
         wr_log(WR_LOG_ERROR, -1, 0, "health checks: out of memory; servers are not checked");
     else
         wr_health_checker_set_config(app->checker, app->cfg);
+    start_resolver(app);
     for (size_t i = 0; i < app->cfg->server.n_listens; i++)
         wr_log(WR_LOG_INFO, -1, 0, "listening on %s%s", app->cfg->server.listens[i].addr.text,
                app->listeners->items[i].is_inherited ? " (socket activation)" : "");

@@ -63,6 +63,9 @@ struct wr_server_cfg {
     char *error_log;          /* owned path or "stderr" */
     enum wr_log_level log_level;
     bool underscores_in_headers; /* default of the proxy routes' key (off: dropped) */
+    struct wr_listen_addr *resolvers; /* owned: `resolver`, nameservers used instead of
+                                         /etc/resolv.conf's (resolve.h); none: the system's */
+    size_t n_resolvers;
     /* Lines of user, group, error_log and access_log (0 = not given), for
      * checks made outside the loader (weir -t: users, files). */
     unsigned user_line, group_line, error_log_line, access_log_line;
@@ -139,6 +142,8 @@ struct wr_upstream_server_cfg {
                         for unix: sockets */
     unsigned weight; /* 1..100 */
     unsigned line;
+    bool is_named;   /* from a host name (authority "name:port"), so the upstream's
+                        `resolve` re-resolves it; false for IP literals, localhost, unix: */
     unsigned metrics_id;        /* 0 until main registers the snapshot (metrics.h) */
 };
 
@@ -183,6 +188,8 @@ struct wr_upstream_cfg {
     uint64_t retries, max_fails, fail_timeout_ms;
     char *health_check; /* owned "METHOD /path", NULL when unset */
     uint64_t health_interval_ms, health_timeout_ms;
+    uint64_t resolve_ms; /* `resolve`: re-resolve the named servers this often (or at
+                            the records' TTL, if sooner); 0 = off */
     bool tls, tls_verify;
     char *tls_ca, *tls_sni;
     unsigned tls_ca_line; /* where tls_ca was set (the section's line for the default) */
@@ -367,6 +374,11 @@ struct wr_config {
      * into tls itself). */
     struct wr_tls_set *tls_set;
     wr_config_tls_release_fn release_tls_set;
+
+    /* A snapshot made by wr_config_derive (a DNS change): everything but
+     * upstreams and routes is borrowed from this one, the snapshot loaded
+     * from the file, on which it holds a reference. NULL when loaded. */
+    struct wr_config *derived_from;
 };
 
 /* Collected load errors, one line each, in file order. */
@@ -392,6 +404,19 @@ typedef int (*wr_config_resolve_fn)(const char *host, uint16_t port, struct wr_l
 int wr_config_resolve_getaddrinfo(const char *host, uint16_t port, struct wr_listen_addr *out,
                                   size_t cap, const char **why);
 
+/*
+ * As wr_config_resolve_fn, asking the nameservers ns[0..n_ns) (`[server]
+ * resolver`) instead of the system resolver.
+ */
+typedef int (*wr_config_resolve_ns_fn)(const struct wr_listen_addr *ns, size_t n_ns,
+                                       const char *host, uint16_t port,
+                                       struct wr_listen_addr *out, size_t cap, const char **why);
+
+/* A named server's (srv->is_named) host, lower-cased into host (cap
+ * bytes), and port, from its authority. false for other servers. Pure. */
+bool wr_config_server_name(const struct wr_upstream_server_cfg *srv, char *host, size_t cap,
+                           uint16_t *port);
+
 /* Most addresses one server line may resolve to; the rest are ignored. */
 #define WR_CONFIG_MAX_ADDRS_PER_NAME 32
 
@@ -399,6 +424,11 @@ struct wr_config_options {
     /* NULL: host names in `server` are refused with an error and no lookup
      * is made (the fuzz target: it must never do DNS). */
     wr_config_resolve_fn resolve;
+    /* When `[server] resolver` is set and resolve is not NULL, names are
+     * resolved with this instead (NULL: with resolve). Names are resolved
+     * once the whole file is read, so `resolver` may come after the
+     * upstreams. */
+    wr_config_resolve_ns_fn resolve_ns;
     /* true: `include` reads files (relative to name's directory); false: an
      * include line is an error (the fuzz target: no file system). */
     bool allow_include;
@@ -410,6 +440,24 @@ struct wr_config_options {
  * wr_config_errors_fini). Main thread only.
  */
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs);
+
+/* As wr_config_load, resolving host names as opts says (opts not NULL). */
+struct wr_config *wr_config_load_opts(const char *path, const struct wr_config_options *opts,
+                                      struct wr_config_errors *errs);
+
+/*
+ * A snapshot like cur (a loaded or a derived one; the caller keeps its
+ * reference) whose upstream u has the servers servers[u][0..n_servers[u])
+ * (copied; servers[u] NULL: cur's kept). Everything read from files (routes'
+ * regexes and templates, htpasswd users, TLS contexts, file names) is
+ * borrowed from the loaded snapshot, so a DNS change never picks up an
+ * edit of the file that was not reloaded. Health starts unknown (carry it
+ * with wr_upstream_carry_health) and metrics ids at 0. Returns the new
+ * snapshot with one reference, or NULL when out of memory. Main thread.
+ */
+struct wr_config *wr_config_derive(struct wr_config *cur,
+                                   struct wr_upstream_server_cfg *const *servers,
+                                   const size_t *n_servers);
 
 /* As wr_config_load, from text in memory; name stands for the file in
  * errors. Host names are resolved with getaddrinfo; include lines read files

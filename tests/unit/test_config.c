@@ -1851,6 +1851,141 @@ static void issue_16_compression_keys(void **state)
         expect_errors(&bad[i]);
 }
 
+/* Issue 19.3: `resolve` (off or 1s at least) and `[server] resolver`
+ * (IPv4:port or [IPv6]:port nameservers) are checked with file:line. */
+static void issue_19_resolve_keys(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse_opts(SERVER "resolver = 127.0.0.1:5353 [::1]:53\n"
+                                              "[upstream u]\nserver = 192.0.2.1:80\n"
+                                              "resolve = 30s\n[upstream v]\nserver = "
+                                              "two.test:80\n", fake_resolve, &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(cfg->server.n_resolvers, 2);
+    assert_string_equal(cfg->server.resolvers[1].text, "[::1]:53");
+    /* IP literals only: resolve is accepted, and there is nothing to do */
+    assert_int_equal(cfg->upstreams[0].resolve_ms, 30000);
+    assert_false(cfg->upstreams[0].servers[0].is_named);
+    assert_int_equal(cfg->upstreams[1].resolve_ms, 0); /* default: off */
+    assert_true(cfg->upstreams[1].servers[0].is_named);
+    assert_true(cfg->upstreams[1].servers[1].is_named);
+    wr_config_unref(cfg);
+
+    static const struct bad_case bad[] = {
+        {"resolve not a duration", SERVER "[upstream u]\nserver = 192.0.2.1:80\nresolve = soon\n",
+         {"t.ini:5: [upstream u] resolve: \"soon\" is not off or a duration of 1s or more "
+          "(e.g. 30s, 5m)"}},
+        {"resolve under the floor", SERVER "[upstream u]\nserver = 192.0.2.1:80\n"
+                                           "resolve = 500ms\n",
+         {"t.ini:5: [upstream u] resolve: \"500ms\" is not off or a duration of 1s or more "
+          "(e.g. 30s, 5m)"}},
+        {"resolver not an address", SERVER "resolver = dns.example:53\n",
+         {"t.ini:3: [server] resolver: \"dns.example:53\" is not a nameserver address "
+          "(IPv4:port or [IPv6]:port, e.g. 127.0.0.1:53)"}},
+        {"resolver without port", SERVER "resolver = 127.0.0.1\n",
+         {"t.ini:3: [server] resolver: \"127.0.0.1\" is not a nameserver address "
+          "(IPv4:port or [IPv6]:port, e.g. 127.0.0.1:53)"}},
+        {"resolver unix", SERVER "resolver = unix:/run/dns\n",
+         {"t.ini:3: [server] resolver: \"unix:/run/dns\" is not a nameserver address "
+          "(IPv4:port or [IPv6]:port, e.g. 127.0.0.1:53)"}},
+    };
+    for (size_t i = 0; i < N_OF(bad); i++)
+        expect_errors(&bad[i]);
+}
+
+/* A resolve_ns fake: answers 192.0.2.77 when asked with 127.0.0.1:5353. */
+static int fake_resolve_ns(const struct wr_listen_addr *ns, size_t n_ns, const char *host,
+                           uint16_t port, struct wr_listen_addr *out, size_t cap,
+                           const char **why)
+{
+    (void)host;
+    if (n_ns != 1 || strcmp(ns[0].text, "127.0.0.1:5353") != 0 || cap < 1) {
+        *why = "fake: not asked of the resolver key's nameserver";
+        return -1;
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "192.0.2.77:%u", (unsigned)port);
+    assert_int_equal(wr_units_parse_listen(text, &out[0]), 0);
+    return 1;
+}
+
+/* Issue 19.3: with `resolver`, names are asked of it, even when the
+ * [server] section comes after the upstream (names resolve once the whole
+ * file is read); server order is the file's. */
+static void issue_19_resolver_used_at_load(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    const struct wr_config_options opts = {.resolve = fake_resolve,
+                                           .resolve_ns = fake_resolve_ns};
+    struct wr_config *cfg = wr_config_parse_string_opts(
+        "[upstream u]\nserver = 192.0.2.1:80\nserver = app.test:81 weight=2\n"
+        "server = 192.0.2.2:80\n[server]\nlisten = 127.0.0.1:8080\n"
+        "resolver = 127.0.0.1:5353\n", "t.ini", &opts, &errs);
+    assert_int_equal(errs.n_lines, 0);
+    assert_non_null(cfg);
+    const struct wr_upstream_cfg *u = &cfg->upstreams[0];
+    assert_int_equal(u->n_servers, 3);
+    assert_string_equal(u->servers[0].addr.text, "192.0.2.1:80");
+    assert_string_equal(u->servers[1].addr.text, "192.0.2.77:81");
+    assert_string_equal(u->servers[1].label, "app.test:81 (192.0.2.77:81)");
+    assert_int_equal(u->servers[1].weight, 2);
+    assert_int_equal(u->servers[1].line, 3);
+    char host[64];
+    uint16_t port = 0;
+    assert_true(wr_config_server_name(&u->servers[1], host, sizeof(host), &port));
+    assert_string_equal(host, "app.test");
+    assert_int_equal(port, 81);
+    assert_false(wr_config_server_name(&u->servers[0], host, sizeof(host), &port));
+    assert_string_equal(u->servers[2].addr.text, "192.0.2.2:80");
+    wr_config_unref(cfg);
+}
+
+/* Issue 19.3: a derived snapshot has the new servers, its routes point at
+ * its own upstreams, and everything read from the file is the loaded
+ * snapshot's (kept alive by the derived one). */
+static void issue_19_derive(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse_opts(SERVER "[upstream u]\nserver = two.test:8080\n"
+                                              "resolve = 5s\n[upstream w]\nserver = "
+                                              "192.0.2.9:80\n[route r]\nmatch = regex:^/a\n"
+                                              "proxy = w\n[route s]\nmatch = prefix:/\n"
+                                              "proxy = u\n", fake_resolve, &errs);
+    assert_non_null(cfg);
+    struct wr_upstream_server_cfg one = cfg->upstreams[0].servers[0];
+    assert_int_equal(wr_units_parse_listen("192.0.2.11:8080", &one.addr), 0);
+    one.label = "two.test:8080 (192.0.2.11:8080)";
+    struct wr_upstream_server_cfg *servers[2] = {&one, NULL};
+    const size_t n_servers[2] = {1, 0};
+    struct wr_config *d = wr_config_derive(cfg, servers, n_servers);
+    assert_non_null(d);
+    struct wr_config *d2 = wr_config_derive(d, (struct wr_upstream_server_cfg *[2]){0},
+                                            n_servers);
+    assert_non_null(d2);
+    assert_ptr_equal(d->derived_from, cfg);
+    assert_ptr_equal(d2->derived_from, cfg); /* always the loaded one */
+    const char *name = cfg->upstreams[0].name;
+    const struct pcre2_real_code_8 *regex = cfg->routes[0].regex;
+    wr_config_unref(cfg); /* d holds it */
+    assert_int_equal(d->upstreams[0].n_servers, 1);
+    assert_string_equal(d->upstreams[0].servers[0].addr.text, "192.0.2.11:8080");
+    assert_ptr_not_equal(d->upstreams[0].servers[0].label, one.label); /* copied */
+    assert_int_equal(atomic_load(&d->upstreams[0].health[0].check), WR_CHECK_UNKNOWN);
+    assert_ptr_equal(d->upstreams[0].name, name);
+    assert_int_equal(d->upstreams[1].n_servers, 1);
+    assert_ptr_equal(d->routes[0].upstream, &d->upstreams[1]);
+    assert_ptr_equal(d->routes[1].upstream, &d->upstreams[0]);
+    assert_ptr_equal(d->routes[0].regex, regex);
+    assert_int_equal(d2->upstreams[0].n_servers, 1); /* NULL: d's kept */
+    assert_ptr_equal(d2->routes[1].upstream, &d2->upstreams[0]);
+    wr_config_unref(d);
+    wr_config_unref(d2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1881,6 +2016,9 @@ int main(void)
         cmocka_unit_test(issue_21_access_log_keys),
         cmocka_unit_test(issue_21_return_keys),
         cmocka_unit_test(issue_21_response_header_rules),
+        cmocka_unit_test(issue_19_resolve_keys),
+        cmocka_unit_test(issue_19_resolver_used_at_load),
+        cmocka_unit_test(issue_19_derive),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
