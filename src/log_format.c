@@ -442,8 +442,8 @@ static struct wr_str field(const struct wr_access_entry *e, struct wr_str name)
             continue;
         size_t k = 0;
         while (k < h.len) {
-            char a = (char)(h.ptr[k] | 0x20), b = (char)(name.ptr[k] | 0x20);
-            if (a != b && !(h.ptr[k] == '-' && name.ptr[k] == '_'))
+            if (wr_str_lower(h.ptr[k]) != wr_str_lower(name.ptr[k]) &&
+                !(h.ptr[k] == '-' && name.ptr[k] == '_'))
                 break;
             k++;
         }

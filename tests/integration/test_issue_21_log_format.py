@@ -39,7 +39,9 @@ def reload_with(w, old, new, wait_for):
         f.write(ini.replace(old, new))
     w.signal(signal.SIGHUP)
     deadline = time.monotonic() + 5
-    while wait_for not in w.stderr() and time.monotonic() < deadline:
+    for _ in range(100):  # bounded in count and time
+        if wait_for in w.stderr() or time.monotonic() > deadline:
+            break
         time.sleep(0.05)
 
 
