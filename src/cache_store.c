@@ -87,6 +87,7 @@ struct wr_cache_store {
     uint64_t seed;
     _Atomic uint64_t bytes;
     atomic_uint evict_turn;
+    atomic_uint holders;     /* wr_cache_store_ref / _unref */
 };
 
 /* ---- hashing -------------------------------------------------------------- */
@@ -164,6 +165,7 @@ struct wr_cache_store *wr_cache_store_new(uint64_t max_size, uint64_t max_object
         return NULL;
     *st = (struct wr_cache_store){.max_size = max_size, .max_object_size = max_object_size,
                                   .hfm_ms = hfm_ms, .inactive_ms = inactive_ms};
+    atomic_init(&st->holders, 1);
     if (getrandom(&st->seed, sizeof(st->seed), 0) != (ssize_t)sizeof(st->seed))
         st->seed = (uint64_t)(uintptr_t)st ^ 0x9e3779b97f4a7c15ULL;
     size_t n = bucket_count(max_size);
@@ -182,6 +184,27 @@ struct wr_cache_store *wr_cache_store_new(uint64_t max_size, uint64_t max_object
         }
     }
     return st;
+}
+
+void wr_cache_store_ref(struct wr_cache_store *st)
+{
+    if (st)
+        atomic_fetch_add_explicit(&st->holders, 1, memory_order_relaxed);
+}
+
+void wr_cache_store_unref(struct wr_cache_store *st)
+{
+    /* acq_rel: every holder's use happens before the free (as refcounts do). */
+    if (st && atomic_fetch_sub_explicit(&st->holders, 1, memory_order_acq_rel) == 1)
+        wr_cache_store_free(st);
+}
+
+void wr_cache_store_limits(const struct wr_cache_store *st, uint64_t *max_size,
+                           uint64_t *max_object_size, uint64_t *inactive_ms)
+{
+    *max_size = st->max_size;
+    *max_object_size = st->max_object_size;
+    *inactive_ms = st->inactive_ms;
 }
 
 static void entry_free(struct wr_cache_entry *e);

@@ -90,6 +90,16 @@ struct wr_cache_store *wr_cache_store_new(uint64_t max_size, uint64_t max_object
  * every entry and body reference must have been released. NULL ok. */
 void wr_cache_store_free(struct wr_cache_store *st);
 
+/* The store's own count of holders (config snapshots sharing it across
+ * reloads): new gives one; unref of the last frees it (as _free). NULL ok. */
+void wr_cache_store_ref(struct wr_cache_store *st);
+void wr_cache_store_unref(struct wr_cache_store *st);
+
+/* The sizes it was made with (a reload keeps a store whose section did
+ * not change them). */
+void wr_cache_store_limits(const struct wr_cache_store *st, uint64_t *max_size,
+                           uint64_t *max_object_size, uint64_t *inactive_ms);
+
 /* ---- lookup and coalescing ------------------------------------------------ */
 
 enum wr_cache_lookup_result {

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "weir/cache_policy.h"
 #include "weir/http_parser.h"
 #include "weir/log_format.h"
 #include "weir/tmpl.h"
@@ -37,6 +38,10 @@ struct wr_tls_set;        /* tls.h: the OpenSSL contexts built from tls[] (layer
 
 /* Frees what a snapshot holds on behalf of a higher layer (see tls_set). */
 typedef void (*wr_config_tls_release_fn)(struct wr_tls_set *set);
+struct wr_cache_store;
+struct wr_cache_cfg;
+/* Lets go of a snapshot's reference on a cache store (cache_store.h). */
+typedef void (*wr_config_cache_release_fn)(struct wr_cache_store *store);
 
 enum wr_log_level { WR_LOG_ERROR = 0, WR_LOG_WARN, WR_LOG_INFO, WR_LOG_DEBUG };
 
@@ -299,6 +304,17 @@ struct wr_route {
     int access_log_id;
     char *access_log;      /* owned: the route's access_log path; NULL: unset or off */
     unsigned access_log_line; /* where access_log was given (weir -t's file checks) */
+
+    /* The HTTP cache (issue 20), proxy routes only. */
+    char *cache_name;      /* owned: cache = NAME; NULL: the route does not cache */
+    const struct wr_cache_cfg *cache; /* borrowed: the resolved [cache NAME] */
+    struct wr_tmpl cache_key; /* default $scheme$host$request_uri */
+    /* cache_methods (GET, HEAD), cache_valid (valid: owned array),
+     * cache_set_cookie, cache_stale_while_revalidate / cache_stale_if_error
+     * (route defaults, RFC 5861), for cache_policy's decisions. */
+    struct wr_cache_opts cache_opts;
+    uint64_t cache_lock_timeout_ms; /* a request waiting for another's fetch of
+                                       the same key goes upstream itself after */
 };
 
 /* [http2]: the HTTP/2 front end's limits (issue 15). Read when a connection
@@ -317,6 +333,21 @@ struct wr_compression_cfg {
     uint64_t max_memory;      /* per worker: encoder state of responses being compressed */
     uint64_t cache_bytes;     /* per worker: compressed copies of static files */
     uint64_t cache_file_max;  /* larger files are compressed as they are sent */
+};
+
+/* [cache NAME]: one response store shared by every worker (issue 20). */
+struct wr_cache_cfg {
+    char *name;               /* owned */
+    unsigned line;
+    uint64_t max_size;        /* bytes stored at most (keys, heads, bodies) */
+    uint64_t max_object_size; /* larger responses pass through uncached */
+    uint64_t inactive_ms;     /* an entry not hit for this long goes */
+    char *path;               /* owned or NULL: the disk tier's directory */
+    /* Set by main before the snapshot is published: the store, shared with
+     * the previous snapshot when the section is unchanged (same name, same
+     * sizes), else new. The snapshot holds one reference, released with
+     * release_cache when the last reference to the snapshot goes. */
+    struct wr_cache_store *store;
 };
 
 struct wr_admin_cfg {
@@ -374,6 +405,10 @@ struct wr_config {
      * into tls itself). */
     struct wr_tls_set *tls_set;
     wr_config_tls_release_fn release_tls_set;
+
+    struct wr_cache_cfg *caches; /* owned: [cache NAME] sections, file order */
+    size_t n_caches;
+    wr_config_cache_release_fn release_cache; /* set by main with the stores */
 
     /* A snapshot made by wr_config_derive (a DNS change): everything but
      * upstreams and routes is borrowed from this one, the snapshot loaded
