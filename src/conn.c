@@ -1240,8 +1240,8 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
         .zw = &cs->zw, .compression = &c->cfg->compression,
     };
     wr_resp_init(&ce->resp, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
-    wr_exchange_init(&ce->ex, wr_handler_for(route->action),
-                     wr_handlers_state(&cs->handlers, route->action), &h1_sink, c);
+    wr_exchange_init(&ce->ex, wr_handler_for(wr_handler_slot(route)),
+                     wr_handlers_state(&cs->handlers, wr_handler_slot(route)), &h1_sink, c);
     c->ex = &ce->ex;
     c->is_body_blocked = false;
     io->is_responded = false;

@@ -18,6 +18,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "weir/cache.h"
 #include "weir/compress_filter.h"
 #include "weir/proxy.h"
 #include "weir/redirect.h"
@@ -39,9 +40,18 @@ const struct wr_handler *wr_handler_for(int action)
         return &wr_redirect_handler;
     case WR_ACTION_PROXY:
         return &wr_proxy_handler;
+    case WR_HANDLER_CACHE:
+        return &wr_cache_handler;
     default:
         return NULL;
     }
+}
+
+int wr_handler_slot(const struct wr_route *route)
+{
+    if (route->action == WR_ACTION_PROXY && route->cache)
+        return WR_HANDLER_CACHE;
+    return (int)route->action;
 }
 
 /* ---- a worker's handlers ---------------------------------------------- */
@@ -53,6 +63,7 @@ int wr_handlers_init(struct wr_handlers *hs, const struct wr_handler_env *env)
         struct wr_handler_worker *hw = &hs->slots[a];
         hw->handler = wr_handler_for(a);
         hw->env = env;
+        hw->peers = hs;
         if (hw->handler && hw->handler->worker_init && hw->handler->worker_init(hw) < 0) {
             hw->handler = NULL; /* nothing to tear down in the slot that failed */
             wr_handlers_fini(hs);
@@ -123,6 +134,8 @@ void wr_exchange_init(struct wr_exchange *ex, const struct wr_handler *h, void *
     ex->is_started = ex->is_head_sent = ex->is_ended = ex->is_disposed = false;
     ex->is_in_sink = ex->is_in_handler = false;
     ex->end = 0;
+    ex->is_start_deferred = false;
+    ex->upstream_resp = NULL;
 }
 
 /* A handler callback may run: live, and not from inside a sink call

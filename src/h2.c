@@ -1064,8 +1064,8 @@ static int start_exchange(struct h2_stream *st, const struct wr_tmpl_vars *vars,
         .zw = &cs->zw, .compression = &h->cfg->compression,
     };
     begin_resp(st);
-    wr_exchange_init(&st->ex, wr_handler_for(route->action),
-                     wr_handlers_state(&cs->handlers, route->action), &h2_sink, st);
+    wr_exchange_init(&st->ex, wr_handler_for(wr_handler_slot(route)),
+                     wr_handlers_state(&cs->handlers, wr_handler_slot(route)), &h2_sink, st);
     st->is_started = true;
     st->is_last_owed = st->has_body;
     return wr_exchange_start(&st->ex);

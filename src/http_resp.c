@@ -383,3 +383,47 @@ void wr_resp_add_route_fields(struct wr_resp *r, const struct wr_route *route,
             wr_resp_header_tmpl(r, h->name, &h->value, vars);
     }
 }
+
+bool wr_resp_route_drops_field(const struct wr_route *route, struct wr_str name, bool is_error)
+{
+    for (size_t i = 0; i < route->n_hide_headers; i++) {
+        if (wr_str_eq_nocase(name, wr_str_from_cstr(route->hide_headers[i])))
+            return true;
+    }
+    for (size_t i = 0; i < route->n_add_headers; i++) {
+        const struct wr_header_cfg *h = &route->add_headers[i];
+        if (h->is_replace && (!is_error || h->is_always) &&
+            wr_str_eq_nocase(name, wr_str_from_cstr(h->name)))
+            return true;
+    }
+    return false;
+}
+
+ssize_t wr_resp_expand_route_fields(const struct wr_route *route, const struct wr_tmpl_vars *vars,
+                                    char *buf, size_t cap, size_t *always_len)
+{
+    size_t len = 0;
+    *always_len = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < route->n_add_headers; i++) {
+            const struct wr_header_cfg *h = &route->add_headers[i];
+            if (h->is_always != (pass == 0))
+                continue;
+            size_t name_len = strlen(h->name);
+            if (cap - len < name_len + 4)
+                return -1;
+            memcpy(buf + len, h->name, name_len);
+            memcpy(buf + len + name_len, ": ", 2);
+            len += name_len + 2;
+            ssize_t n = wr_tmpl_expand(&h->value, vars, buf + len, cap - len - 2);
+            if (n < 0)
+                return -1;
+            len += (size_t)n;
+            memcpy(buf + len, "\r\n", 2);
+            len += 2;
+        }
+        if (pass == 0)
+            *always_len = len;
+    }
+    return (ssize_t)len;
+}

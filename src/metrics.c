@@ -480,6 +480,14 @@ static void format_compression(const struct wr_metrics *m, struct wr_metrics_tex
     scalar(t, "weir_auth_failures_total", "counter",
            "Basic authentication attempts with a wrong user or password.",
            sum_like(m, &w0->auth_failures));
+    static const char *const cache_results[WR_METRICS_CACHE_N] = {
+        "hit", "miss", "stale", "bypass", "collapsed", "lock_timeout", "stale_if_error", "stored"};
+    family(t, "weir_cache_requests_total", "counter",
+           "Requests of cached routes by what the cache did (collapsed, lock_timeout, "
+           "stale_if_error and stored count alongside hit, miss, stale or bypass).");
+    for (unsigned r = 0; r < WR_METRICS_CACHE_N; r++)
+        wr_metrics_text_printf(t, "weir_cache_requests_total{result=\"%s\"} %llu\n",
+                               cache_results[r], (unsigned long long)sum_like(m, &w0->cache[r]));
     scalar(t, "weir_compress_memory_bytes", "gauge",
            "Estimated bytes of encoder state responses being compressed hold now.",
            sum_like(m, &w0->compress_memory));

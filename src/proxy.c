@@ -564,31 +564,15 @@ static void set_server_host(struct wr_proxy *p)
     p->head_len = p->head_base_len + 10 + n;
 }
 
-/* Expands the route's response rules now (the vars do not outlive start):
- * the "always" ones, which every status gets, then those only answers
- * below 400 get. */
+/* Expands the route's response rules now (the vars do not outlive start). */
 static int expand_add_headers(struct wr_proxy *p, const struct wr_exchange *ex)
 {
-    struct out o = {p->add_hdrs, 0, sizeof(p->add_hdrs), false};
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < ex->route->n_add_headers; i++) {
-            const struct wr_header_cfg *h = &ex->route->add_headers[i];
-            if (h->is_always != (pass == 0))
-                continue;
-            put_str(&o, wr_str_from_cstr(h->name));
-            put(&o, ": ", 2);
-            ssize_t n = wr_tmpl_expand(&h->value, ex->vars, o.buf + o.len, o.cap - o.len);
-            if (n < 0)
-                o.is_overflow = true;
-            else
-                o.len += (size_t)n;
-            put(&o, "\r\n", 2);
-        }
-        if (pass == 0)
-            p->add_hdrs_always_len = o.len;
-    }
-    p->add_hdrs_len = o.len;
-    return o.is_overflow ? -1 : 0;
+    ssize_t n = wr_resp_expand_route_fields(ex->route, ex->vars, p->add_hdrs,
+                                            sizeof(p->add_hdrs), &p->add_hdrs_always_len);
+    if (n < 0)
+        return -1;
+    p->add_hdrs_len = (size_t)n;
+    return 0;
 }
 
 /* ---- life -------------------------------------------------------------- */
@@ -1167,19 +1151,7 @@ static bool is_dropped_response_field(const struct wr_proxy *p, const struct hop
         return true; /* RFC 8441 §5: HTTP/2's handshake has none */
     if (p->env->is_server_header_on && is_field_named(name, "Server"))
         return true;
-    const struct wr_route *route = p->route;
-    for (size_t i = 0; i < route->n_hide_headers; i++) {
-        if (is_field_named(name, route->hide_headers[i]))
-            return true;
-    }
-    /* set_response_header, and add_header of a one-value field: the
-     * route's field replaces the upstream's rather than doubling it. */
-    for (size_t i = 0; i < route->n_add_headers; i++) {
-        const struct wr_header_cfg *h = &route->add_headers[i];
-        if (h->is_replace && (!is_error || h->is_always) && is_field_named(name, h->name))
-            return true;
-    }
-    return false;
+    return wr_resp_route_drops_field(p->route, name, is_error);
 }
 
 /* Builds the client's head in ex->resp, on hbuf (the request head is no
@@ -1385,6 +1357,7 @@ static bool take_response_head(struct wr_proxy *p, int status, size_t head_end)
     p->head_us = wr_clock_now_us();
     p->status = status;
     p->ex->log.upstream_time_us = p->head_us - p->start_us;
+    p->ex->upstream_resp = &p->resp;
     if (!build_client_head(p)) {
         upstream_warn(p, "upstream %s: response head from %s too large for the client",
                       p->up->name, server_label(p));
@@ -1638,8 +1611,20 @@ static int proxy_start(struct wr_exchange *ex)
     ex->log.upstream_status = p->log.statuses;
     ex->state = p;
     p->state = PX_SENDING;
+    if (ex->is_start_deferred)
+        return 0; /* wr_proxy_go starts the first attempt */
     start_attempt(p); /* may end the exchange already (no server: 502) */
     return 0;
+}
+
+void wr_proxy_go(struct wr_exchange *ex)
+{
+    struct wr_proxy *p = ex->state;
+    if (!p || !ex->is_start_deferred || ex->is_ended)
+        return;
+    ex->is_start_deferred = false;
+    p->start_us = wr_clock_now_us(); /* the wait is not the upstream's time */
+    start_attempt(p); /* may end the exchange already (no server: 502) */
 }
 
 /* p's deadline passed: connect, send, read or tunnel idle timeout. */

@@ -85,6 +85,9 @@ struct wr_handler_worker {
     const struct wr_handler *handler;
     const struct wr_handler_env *env; /* borrowed */
     void *state;                      /* owned by the handler (worker_init/fini) */
+    const struct wr_handlers *peers;  /* the worker's other handlers (the cache
+                                         runs proxy exchanges); slots before
+                                         this one are set up already */
 };
 
 /* The client connection's stream after a 101 (wr_exchange_upgrade):
@@ -188,6 +191,13 @@ struct wr_exchange {
     struct wr_zfilter_worker *zw;
     const struct wr_compression_cfg *compression;
     struct wr_zfilter *zf;
+    /* The cache's (cache.h), for the proxy exchange it runs inside its own:
+     * with is_start_deferred, the proxy's start prepares the request (while
+     * the vars live) but contacts no server until wr_proxy_go; the proxy
+     * points upstream_resp at the server's parsed head before send_head
+     * (valid until the exchange's next callback). */
+    bool is_start_deferred;
+    const struct wr_http_response *upstream_resp;
 
     /* The handler's. */
     const struct wr_handler *handler;
@@ -215,8 +225,13 @@ struct wr_exchange {
  * storage. */
 const struct wr_handler *wr_handler_for(int action);
 
-/* A worker's handlers: one slot per route action. */
+/* A worker's handlers: one slot per route action, and the cache's (a proxy
+ * route with cache = NAME: cache.h). */
 #define WR_HANDLER_SLOTS 8
+#define WR_HANDLER_CACHE 6
+
+/* The slot of the handler that answers route's requests. */
+int wr_handler_slot(const struct wr_route *route);
 struct wr_handlers {
     struct wr_handler_worker slots[WR_HANDLER_SLOTS];
 };

@@ -174,6 +174,24 @@ void wr_resp_raw_u64(struct wr_resp *r, uint64_t value);
 void wr_resp_add_route_fields(struct wr_resp *r, const struct wr_route *route,
                               const struct wr_tmpl_vars *vars);
 
+/*
+ * Whether a route's rules remove a relayed field called name (an
+ * upstream's or a stored response's): hide_header names it, or
+ * set_response_header (or add_header of a one-value field) replaces it,
+ * for answers below 400, or with is_error those marked always.
+ */
+bool wr_resp_route_drops_field(const struct wr_route *route, struct wr_str name, bool is_error);
+
+/*
+ * Expands route's add_header and set_response_header lines into
+ * buf[0..cap) for a handler that writes its head after start (the vars
+ * die with it): the "always" ones first (*always_len bytes: what answers
+ * of status >= 400 get), then the others. Returns the length, or -1 when
+ * they do not fit.
+ */
+ssize_t wr_resp_expand_route_fields(const struct wr_route *route, const struct wr_tmpl_vars *vars,
+                                    char *buf, size_t cap, size_t *always_len);
+
 /* Appends "name: " and expands t as the value, then CRLF. */
 void wr_resp_header_tmpl(struct wr_resp *r, const char *name, const struct wr_tmpl *t,
                          const struct wr_tmpl_vars *vars);

@@ -90,6 +90,19 @@ enum wr_metrics_pp_error {
 };
 
 /* Everything one worker counts. Written by that worker only. */
+/* What the HTTP cache did (cache.c): requests by outcome, and fills. */
+enum wr_metrics_cache {
+    WR_METRICS_CACHE_HIT,          /* answered from the store */
+    WR_METRICS_CACHE_MISS,         /* forwarded: nothing usable stored */
+    WR_METRICS_CACHE_STALE,        /* forwarded: the stored one was stale or refused */
+    WR_METRICS_CACHE_BYPASS,       /* not cacheable here (method, body, upgrade) */
+    WR_METRICS_CACHE_COLLAPSED,    /* waited for another request's response */
+    WR_METRICS_CACHE_LOCK_TIMEOUT, /* waited cache_lock_timeout, then went upstream */
+    WR_METRICS_CACHE_STALE_IF_ERROR, /* the server failed: a stale response served */
+    WR_METRICS_CACHE_STORED,       /* responses that went into the store */
+    WR_METRICS_CACHE_N
+};
+
 struct wr_metrics_worker {
     _Alignas(WR_METRICS_CACHE_LINE) _Atomic uint64_t bytes_in; /* read from clients */
     _Atomic uint64_t bytes_out;       /* written to clients */
@@ -121,6 +134,7 @@ struct wr_metrics_worker {
     _Atomic uint64_t compress_memory;   /* gauge: encoder state held now */
     _Atomic uint64_t proxy_protocol_errors[3]; /* enum wr_metrics_pp_error */
     _Atomic uint64_t auth_failures;   /* Basic auth: wrong user or password */
+    _Atomic uint64_t cache[WR_METRICS_CACHE_N]; /* cached routes, by enum wr_metrics_cache */
     struct wr_metrics_hist duration;  /* client requests, first byte -> response queued */
     _Atomic uint64_t requests[WR_METRICS_MAX_ROUTES][WR_METRICS_N_CLASSES];
     struct wr_metrics_server servers[WR_METRICS_MAX_SERVERS];

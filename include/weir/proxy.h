@@ -64,6 +64,12 @@ struct wr_proxy_env {
  * the pool; tick expires idle pooled connections. */
 extern const struct wr_handler wr_proxy_handler;
 
+/* Starts the first attempt of an exchange the proxy's start prepared with
+ * ex->is_start_deferred (the cache's waiters): from an event of the
+ * worker, never from inside a callback of ex. May end ex at once (no
+ * server: 502). Nothing when not deferred, or ended. */
+void wr_proxy_go(struct wr_exchange *ex);
+
 /*
  * The request-target the exchange ex would send upstream (rewrite, else
  * strip_prefix, else the target as received in origin form; the query
