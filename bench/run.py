@@ -262,6 +262,36 @@ upstream b {
 }
 """
 
+# The HTTP cache (issue 20): the backend's 1 KiB file, cached for 10 min
+# by fallback freshness on both servers (the backend sends no
+# Cache-Control); every measured request is a hit.
+CACHE_WEIR = """\
+[cache c]
+max_size = 64m
+
+[upstream b]
+server = 127.0.0.1:{{backend_port}}
+keepalive = 64
+
+[route p]
+match = prefix:/
+proxy = b
+cache = c
+cache_valid = 200 10m
+"""
+NGINX_CACHE_HTTP = NGINX_UPSTREAM + """\
+proxy_cache_path {{dir}}/nginx-cache keys_zone=c:10m max_size=64m;
+"""
+NGINX_CACHE = """\
+location / {
+    proxy_pass http://b;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_cache c;
+    proxy_cache_valid 200 10m;
+}
+"""
+
 # Access lists (issue 19): the client (127.0.0.1) matches the 100th rule.
 ACL_100_WEIR = STATIC_WEIR + "".join("deny = 10.%d.0.0/16\n" % i for i in range(99)) + \
     "allow = 127.0.0.1\n"
@@ -359,6 +389,11 @@ location = /fixed { return 200 "{{body}}"; }
     Scenario(name="proxy_100", path="/proxy_100", expect_len=100, backend=True,
              weir_ini=PROXY_WEIR, nginx_http=NGINX_UPSTREAM, nginx_server=NGINX_PROXY,
              note="reverse proxy to one fixed 100-byte backend, upstream keep-alive 64"),
+    Scenario(name="cache_hit_1k", path="/1k.bin", expect_len=1024, backend=True,
+             backend_file="www/1k.bin", setup=setup_static,
+             weir_ini=CACHE_WEIR, nginx_http=NGINX_CACHE_HTTP, nginx_server=NGINX_CACHE,
+             note="1 KiB proxied response from the cache (all hits; nginx proxy_cache, "
+                  "its cache on disk in the page cache)"),
     Scenario(name="idle_10k", path="/fixed", expect_len=1024, idle=10000,
              weir_ini="""\
 [route fixed]

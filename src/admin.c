@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "weir/auth.h"
+#include "weir/cache_store.h"
 #include "weir/clock.h"
 #include "weir/http_parser.h"
 #include "weir/http_resp.h"
@@ -36,6 +37,7 @@ struct admin_conn {
     int fd;                 /* owned */
     uint64_t deadline_ms;   /* monotonic */
     bool is_writing;
+    const char *allow;      /* a 405's Allow line */
     struct wr_metrics_text out; /* head and body, once answered */
     size_t out_off;
     size_t in_len;
@@ -55,6 +57,8 @@ struct wr_admin {
     struct wr_http_request req;         /* scratch: one head is parsed at a time */
     const struct wr_admin_cfg *cfg;     /* borrowed: the current snapshot's [admin] */
     struct wr_auth_cache *auth;         /* owned: Basic auth's cache, made on first use */
+    const struct wr_cache_cfg *caches;  /* borrowed: the current snapshot's */
+    size_t n_caches;
 };
 
 static void on_admin_io(evutil_socket_t fd, short what, void *arg);
@@ -114,7 +118,7 @@ static void answer(struct admin_conn *ac, int status, const char *content_type,
                            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                            "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n",
                            status, wr_resp_reason(status), content_type, body_len,
-                           status == 405 ? "Allow: GET, HEAD\r\n" : "");
+                           status == 405 ? ac->allow : "");
     if (!is_head && body_len > 0)
         wr_metrics_text_printf(&ac->out, "%.*s", (int)body_len, body->buf);
     ac->is_writing = true;
@@ -155,6 +159,113 @@ static void answer_401(struct admin_conn *ac, const char *challenge, bool is_hea
     ac->is_writing = true;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = wr_str_lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes %XX escapes of s into out[0..cap); -1 on a bad escape or no
+ * room. */
+static ssize_t query_decode(struct wr_str s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++, n++) {
+        if (n >= cap)
+            return -1;
+        char c = s.ptr[i];
+        if (c == '%') {
+            int hi = i + 2 < s.len ? hex_value(s.ptr[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_value(s.ptr[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        out[n] = c;
+    }
+    return (ssize_t)n;
+}
+
+/* DELETE /cache/NAME?key=KEY (every variant of that key) or
+ * ?prefix=PREFIX (every key starting so): {"purged": N}. */
+static void purge(struct admin_conn *ac, struct wr_str name)
+{
+    struct wr_admin *a = ac->admin;
+    const struct wr_http_request *req = &a->req;
+    const struct wr_cache_cfg *c = NULL;
+    for (size_t i = 0; i < a->n_caches && !c; i++) {
+        if (wr_str_eq(name, wr_str_from_cstr(a->caches[i].name)) && a->caches[i].store)
+            c = &a->caches[i];
+    }
+    if (!c) {
+        answer_text(ac, 404, "no such cache", false);
+        return;
+    }
+    if (req->method_id != WR_HTTP_DELETE) {
+        ac->allow = "Allow: DELETE\r\n";
+        answer_text(ac, 405, "method not allowed: DELETE purges", false);
+        return;
+    }
+    struct wr_str q = req->query;
+    bool is_prefix = wr_str_has_prefix(q, WR_STR("prefix="));
+    bool is_key = wr_str_has_prefix(q, WR_STR("key="));
+    char text[ADMIN_MAX_HEAD];
+    ssize_t n = -1;
+    if (is_prefix || is_key) {
+        size_t skip = is_key ? 4 : 7;
+        n = query_decode((struct wr_str){q.ptr + skip, q.len - skip}, text, sizeof(text));
+    }
+    if (n < 0 || (is_key && n == 0)) {
+        answer_text(ac, 400, "give ?key=KEY or ?prefix=PREFIX (percent-encoded)", false);
+        return;
+    }
+    struct wr_str arg = {text, (size_t)n};
+    size_t purged = is_key ? wr_cache_purge_key(c->store, arg) : wr_cache_purge_prefix(c->store, arg);
+    wr_log(WR_LOG_INFO, -1, 0, "admin: cache %s: purged %zu entries by %s", c->name, purged,
+           is_key ? "key" : "prefix");
+    struct wr_metrics_text body = {0};
+    wr_metrics_text_printf(&body, "{\"purged\": %zu}\n", purged);
+    answer(ac, 200, "application/json", &body, false);
+    wr_metrics_text_fini(&body);
+}
+
+/* The stores' own figures, behind the workers' counters in /metrics. */
+static void format_caches(const struct wr_admin *a, struct wr_metrics_text *t)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"weir_cache_bytes", "gauge", "Bytes the cache stores (keys, heads, bodies)."},
+        {"weir_cache_entries", "gauge", "Responses the cache stores."},
+        {"weir_cache_evictions_total", "counter", "Entries evicted to make room."},
+        {"weir_cache_inactive_total", "counter", "Entries removed as not hit within inactive."},
+    };
+    if (a->n_caches == 0)
+        return;
+    struct wr_cache_stats *stats = calloc(a->n_caches, sizeof(*stats));
+    if (!stats)
+        return;
+    for (size_t i = 0; i < a->n_caches; i++) {
+        if (a->caches[i].store)
+            wr_cache_store_stats(a->caches[i].store, &stats[i]);
+    }
+    for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+        wr_metrics_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
+                               families[f].help, families[f].name, families[f].type);
+        for (size_t i = 0; i < a->n_caches; i++) {
+            const struct wr_cache_stats *s = &stats[i];
+            uint64_t v = f == 0 ? s->bytes : f == 1 ? s->entries : f == 2 ? s->evictions
+                                                                         : s->inactive;
+            wr_metrics_text_printf(t, "%s{cache=\"%s\"} %llu\n", families[f].name,
+                                   a->caches[i].name, (unsigned long long)v);
+        }
+    }
+    free(stats);
+}
+
 /* The request in a->req is complete: pick the answer. */
 static void route(struct admin_conn *ac)
 {
@@ -162,9 +273,15 @@ static void route(struct admin_conn *ac)
     const struct wr_http_request *req = &a->req;
     bool is_metrics = wr_str_eq(req->path, WR_STR("/metrics"));
     bool is_status = wr_str_eq(req->path, WR_STR("/status"));
+    bool is_cache = wr_str_has_prefix(req->path, WR_STR("/cache/"));
     bool is_head = req->method_id == WR_HTTP_HEAD;
+    ac->allow = "Allow: GET, HEAD\r\n";
     if (a->cfg && a->cfg->auth_challenge && !is_authorized(a, req)) {
         answer_401(ac, a->cfg->auth_challenge, is_head);
+        return;
+    }
+    if (is_cache) {
+        purge(ac, (struct wr_str){req->path.ptr + 7, req->path.len - 7});
         return;
     }
     if (!is_metrics && !is_status) {
@@ -178,6 +295,7 @@ static void route(struct admin_conn *ac)
     struct wr_metrics_text body = {0};
     if (is_metrics) {
         wr_metrics_format_prometheus(a->metrics, &body);
+        format_caches(a, &body);
         answer(ac, 200, "text/plain; version=0.0.4; charset=utf-8", &body, is_head);
     } else {
         wr_metrics_format_status(a->metrics, a->rate, wr_clock_now_ms(), &body);
@@ -264,6 +382,12 @@ static void take_conn(struct wr_admin *a, int fd)
 void wr_admin_set_config(struct wr_admin *a, const struct wr_admin_cfg *cfg)
 {
     a->cfg = cfg;
+}
+
+void wr_admin_set_caches(struct wr_admin *a, const struct wr_cache_cfg *caches, size_t n)
+{
+    a->caches = caches;
+    a->n_caches = n;
 }
 
 /* Whether [admin] allow and deny let the client at peer in. */

@@ -93,7 +93,6 @@ struct cache_worker {
     _Atomic(struct cache_x *) woken; /* pushed by on_notify, any thread */
     struct cache_x *free_list;
     size_t n_free;
-    uint64_t swept_ms;
 };
 
 static void on_lock_timeout(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms);
@@ -961,21 +960,6 @@ static void cache_worker_fini(struct wr_handler_worker *hw)
     hw->state = NULL;
 }
 
-/* Once a second: entries idle past inactive go (each store is swept by
- * every worker; the sweep is cheap and idempotent). */
-static void cache_tick(struct wr_handler_worker *hw, uint64_t now_ms)
-{
-    const struct wr_config *cfg = hw->env->cfg;
-    struct cache_worker *cw = hw->state;
-    if (!cfg || hw->env->worker_id != 0 || now_ms - cw->swept_ms < 1000)
-        return; /* one worker sweeps for all, once a second */
-    cw->swept_ms = now_ms;
-    for (size_t i = 0; i < cfg->n_caches; i++) {
-        if (cfg->caches[i].store)
-            wr_cache_store_sweep(cfg->caches[i].store, now_ms);
-    }
-}
-
 const struct wr_handler wr_cache_handler = {
     .name = "cache",
     .start = cache_start,
@@ -986,5 +970,4 @@ const struct wr_handler wr_cache_handler = {
     .stop = cache_stop,
     .worker_init = cache_worker_init,
     .worker_fini = cache_worker_fini,
-    .tick = cache_tick,
 };

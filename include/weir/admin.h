@@ -46,6 +46,11 @@ int wr_admin_listen_take(struct wr_admin *a, int fd, const struct wr_listen_addr
  * credentials). */
 void wr_admin_set_config(struct wr_admin *a, const struct wr_admin_cfg *cfg);
 
+/* The current snapshot's [cache NAME] sections (borrowed, like the
+ * config above): DELETE /cache/NAME?key=KEY or ?prefix=PREFIX purges
+ * from their stores, and /metrics shows their sizes. */
+void wr_admin_set_caches(struct wr_admin *a, const struct wr_cache_cfg *caches, size_t n);
+
 /* The address it listens on, or NULL when it does not listen. */
 const struct wr_listen_addr *wr_admin_address(const struct wr_admin *a);
 

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Issue 20: the HTTP cache on a proxied route, against a scripted origin
+that counts the requests it gets per path.
+
+A response is stored only as RFC 9111 allows (private, no-store and
+Set-Cookie are not), served with Age and Cache-Status, kept apart by Vary,
+answered 304 from the stored validators; concurrent misses on one key make
+one upstream request; a stale response stands in for a failing server
+within stale-if-error; objects over max_object_size pass through; a reload
+with the section unchanged keeps what is stored. Everything waits on
+/metrics or on the origin's counters, never on a fixed sleep."""
+
+import sys
+sys.dont_write_bytecode = True
+
+import http.server
+import re
+import threading
+import time
+import unittest
+
+import weirtest
+from polling import admin_get, wait_until
+from weirtest import SERVER, request_bytes
+
+BIG = 200 * 1024  # over max_object_size below
+
+
+class Origin:
+    """An HTTP/1.1 origin: counts requests per path; /slow/* answers once
+    release is set; /flaky/* answers 500 once failing is set."""
+
+    def __init__(self):
+        self.counts = {}
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.failing = threading.Event()
+        origin = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.do_GET()
+
+            def do_GET(self):
+                with origin.lock:
+                    n = origin.counts.get(self.path, 0) + 1
+                    origin.counts[self.path] = n
+                status, headers, body = origin.answer(self, n)
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(length)
+                self.do_GET()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.server.server_address[1]
+
+    def count(self, path):
+        with self.lock:
+            return self.counts.get(path, 0)
+
+    def stop(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, h, n):
+        path = h.path
+        body = ("%s #%d" % (path, n)).encode()
+        fresh = [("Cache-Control", "max-age=60"), ("ETag", '"v%d"' % n),
+                 ("Last-Modified", "Mon, 30 Nov 2026 10:00:00 GMT"),
+                 ("Content-Type", "text/plain")]
+        if path.startswith("/c/private"):
+            return 200, [("Cache-Control", "private, max-age=60")], body
+        if path.startswith("/c/nostore"):
+            return 200, [("Cache-Control", "no-store")], body
+        if path.startswith("/c/cookie"):
+            return 200, fresh + [("Set-Cookie", "a=b")], body
+        if path.startswith("/c/vary"):
+            ae = h.headers.get("Accept-Encoding", "-")
+            return 200, fresh + [("Vary", "Accept-Encoding")], (ae + " #%d" % n).encode()
+        if path.startswith("/c/big"):
+            return 200, fresh, b"x" * BIG
+        if path.startswith("/c/slow"):
+            origin_wait = self.release.wait(20)
+            return 200, fresh, (body if origin_wait else b"never released")
+        if path.startswith("/c/flaky"):
+            if self.failing.is_set():
+                return 500, [("Content-Type", "text/plain")], b"origin down"
+            return 200, [("Cache-Control", "max-age=1, stale-if-error=600")], body
+        if path.startswith("/c/nothing"):
+            return 200, [], body  # no freshness, no validator: not stored
+        return 200, fresh, body
+
+
+INI = SERVER + """
+[admin]
+listen = 127.0.0.1:@ADMIN@
+
+[cache pages]
+max_size = 8m
+max_object_size = 64k
+
+[upstream app]
+server = @ORIGIN@
+
+[route cached]
+match = prefix:/c/
+proxy = app
+cache = pages
+cache_lock_timeout = 30s
+add_header = X-Route: cached
+
+[route plain]
+match = prefix:/
+proxy = app
+"""
+
+
+class CacheTest(weirtest.WeirCase):
+    INI = INI.replace("workers = 1", "workers = 2")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = Origin()
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.origin.stop()
+
+    @classmethod
+    def make_subst(cls, tmp):
+        cls.admin_port = weirtest.free_port()
+        return {"ORIGIN": cls.origin.addr, "ADMIN": cls.admin_port}
+
+    def results(self):
+        text = admin_get(self.admin_port, "/metrics")
+        return {m.group(1): int(m.group(2)) for m in re.finditer(
+            r'^weir_cache_requests_total\{result="(\w+)"\} (\d+)$', text, re.M)}
+
+    def test_miss_then_hit(self):
+        r1 = self.get("/c/page")
+        self.assertEqual(r1.status, 200)
+        self.assertEqual(r1.body, b"/c/page #1")
+        self.assertIn("fwd=uri-miss", r1.header("Cache-Status"))
+        self.assertIn("stored", r1.header("Cache-Status"))
+        r2 = self.get("/c/page")
+        self.assertEqual(r2.body, b"/c/page #1")
+        self.assertEqual(self.origin.count("/c/page"), 1)
+        self.assertRegex(r2.header("Cache-Status"), r"^pages; hit; ttl=\d+$")
+        self.assertIsNotNone(r2.header("Age"))
+        self.assertEqual(r2.header("ETag"), '"v1"')
+        self.assertEqual(r2.header("Content-Type"), "text/plain")
+        self.assertEqual(r2.header("Content-Length"), str(len(b"/c/page #1")))
+        self.assertEqual(r2.header("X-Route"), "cached")  # the route's rules on hits too
+        self.assertEqual(len(r2.header_all("Date")), 1)
+        self.assertGreaterEqual(self.results()["hit"], 1)
+
+    def test_query_is_part_of_the_key(self):
+        self.assertEqual(self.get("/c/q?a=1").body, b"/c/q?a=1 #1")
+        self.assertEqual(self.get("/c/q?a=2").body, b"/c/q?a=2 #1")
+        self.assertEqual(self.get("/c/q?a=1").body, b"/c/q?a=1 #1")
+
+    def test_not_stored(self):
+        for path in ("/c/private", "/c/nostore", "/c/cookie", "/c/nothing"):
+            self.get(path)
+            r = self.get(path)
+            self.assertEqual(r.body, ("%s #2" % path).encode(), path)
+            self.assertNotIn("hit", r.header("Cache-Status").split("; ")[1:2], path)
+        self.assertIn("detail=", self.get("/c/private").header("Cache-Status"))
+
+    def test_vary_keeps_variants_apart(self):
+        g = self.get("/c/vary", headers=[("Accept-Encoding", "gzip")])
+        i = self.get("/c/vary", headers=[("Accept-Encoding", "identity")])
+        self.assertEqual(g.body, b"gzip #1")
+        self.assertEqual(i.body, b"identity #2")
+        self.assertEqual(self.get("/c/vary", headers=[("Accept-Encoding", "gzip")]).body,
+                         b"gzip #1")
+        self.assertEqual(self.get("/c/vary", headers=[("Accept-Encoding", "identity")]).body,
+                         b"identity #2")
+        self.assertEqual(self.origin.count("/c/vary"), 2)
+
+    def test_conditional_and_head_from_the_store(self):
+        self.get("/c/cond")
+        r = self.get("/c/cond", headers=[("If-None-Match", '"v1"')])
+        self.assertEqual(r.status, 304)
+        self.assertEqual(r.body, b"")
+        self.assertEqual(r.header("ETag"), '"v1"')
+        self.assertIsNone(r.header("Content-Type"))
+        r = self.get("/c/cond", headers=[("If-Modified-Since", "Tue, 01 Dec 2026 10:00:00 GMT")])
+        self.assertEqual(r.status, 304)
+        h = self.get("/c/cond", method="HEAD")
+        self.assertEqual(h.status, 200)
+        self.assertEqual(h.header("Content-Length"), str(len(b"/c/cond #1")))
+        self.assertIn("hit", h.header("Cache-Status"))
+        self.assertEqual(self.origin.count("/c/cond"), 1)
+
+    def test_request_directives(self):
+        r = self.get("/c/oic", headers=[("Cache-Control", "only-if-cached")])
+        self.assertEqual(r.status, 504)
+        self.assertEqual(self.origin.count("/c/oic"), 0)
+        self.get("/c/nc")
+        r = self.get("/c/nc", headers=[("Cache-Control", "no-cache")])
+        self.assertEqual(r.body, b"/c/nc #2")
+        self.assertIn("fwd=request", r.header("Cache-Status"))
+        self.assertEqual(self.get("/c/nc").body, b"/c/nc #2")  # the refetch replaced it
+
+    def test_post_is_not_cached(self):
+        r = self.get("/c/post", method="POST", body=b"x")
+        self.assertIn("fwd=method", r.header("Cache-Status"))
+        self.get("/c/post")
+        self.assertEqual(self.get("/c/post").body, b"/c/post #2")
+
+    def test_big_object_passes_through(self):
+        for _ in range(2):
+            r = self.get("/c/big")
+            self.assertEqual(len(r.body), BIG)
+        self.assertEqual(self.origin.count("/c/big"), 2)
+
+    def test_cold_burst_makes_one_upstream_request(self):
+        n = 100
+        before = self.results().get("collapsed", 0)
+        out = [None] * n
+
+        def fetch(i):
+            try:
+                with self.weir.client(timeout=30) as c:
+                    c.send(request_bytes("GET", "/c/slow"))
+                    out[i] = c.read_response()
+            except Exception as e:  # reported below
+                out[i] = e
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: self.results().get("collapsed", 0) - before >= n - 1,
+                   "%d requests waiting for the first one's response" % (n - 1), timeout=20)
+        self.origin.release.set()
+        for t in threads:
+            t.join(30)
+        for r in out:
+            self.assertIsInstance(r, weirtest.Response, repr(r))
+            self.assertEqual(r.body, b"/c/slow #1")
+        self.assertEqual(self.origin.count("/c/slow"), 1)
+        self.assertEqual(sum("collapsed" in r.header("Cache-Status") for r in out), n - 1)
+
+    def test_stale_if_error(self):
+        self.assertEqual(self.get("/c/flaky").body, b"/c/flaky #1")
+        # only-if-cached asks the store alone: 504 once the entry is stale
+        wait_until(lambda: self.get("/c/flaky",
+                                    headers=[("Cache-Control", "only-if-cached")]).status == 504,
+                   "the 1 s response to go stale", timeout=5)
+        self.origin.failing.set()
+        try:
+            r = self.get("/c/flaky")
+        finally:
+            self.origin.failing.clear()
+        self.assertEqual(r.status, 200)
+        self.assertIn("fwd=stale", r.header("Cache-Status"))
+        self.assertIn("fwd-status=500", r.header("Cache-Status"))
+        self.assertGreaterEqual(self.results()["stale_if_error"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
