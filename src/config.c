@@ -2130,7 +2130,7 @@ static bool is_section_name(struct wr_str name);
 static const char *parse_route_cache(struct loader *ld, const struct key_def *k, void *obj,
                                      const char *value)
 {
-    if (!is_section_name(wr_str_from_cstr(value)) || strpbrk(value, " \t") != NULL)
+    if (!is_section_name(wr_str_from_cstr(value)))
         return fail(ld, "\"%s\" is not a cache name (the NAME of a [cache NAME])", value);
     return parse_string(ld, k, obj, value);
 }
@@ -4009,7 +4009,7 @@ static void resolve_caches(struct loader *ld)
         const struct wr_config_where w = where(ld, cfg->caches[c].line);
         if (!is_used[c])
             push_message(ld, cfg->caches[c].line,
-                         format_new("%s:%u: warning: [cache %s]: no route uses it (cache = %s)",
+                         format_new("%s:%u: warning: [cache %s]: no route has cache = %s",
                                     w.file, w.line, cfg->caches[c].name, cfg->caches[c].name),
                          true);
     }

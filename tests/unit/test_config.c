@@ -2169,7 +2169,7 @@ static void issue_20_config_unused_warning(void **state)
     assert_int_equal(errs.n_lines, 0);
     assert_int_equal(errs.n_warnings, 1);
     assert_string_equal(errs.warnings[0],
-                        "t.ini:3: warning: [cache spare]: no route uses it (cache = spare)");
+                        "t.ini:3: warning: [cache spare]: no route has cache = spare");
     wr_config_errors_fini(&errs);
     wr_config_unref(cfg);
 }
