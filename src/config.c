@@ -94,13 +94,14 @@ enum sect_kind {
     SECT_ADMIN,
     SECT_HTTP2,
     SECT_COMPRESSION,
+    SECT_CACHE,    /* [cache NAME] (issue 20) */
     SECT_N
 };
 
 /* One section header as read: the object it fills and where each key was given. */
 struct sect_record {
     enum sect_kind kind;
-    size_t index;            /* into cfg->tls, upstreams or routes; 0 for the others */
+    size_t index;            /* into cfg->tls, upstreams, routes or caches; 0 for the others */
     unsigned line;           /* of the header */
     unsigned seen[MAX_KEYS]; /* per key of the section's table: first line given, 0 = not */
 };
@@ -324,6 +325,9 @@ static const char *record_label(const struct loader *ld, const struct sect_recor
         return buf;
     case SECT_ROUTE:
         snprintf(buf, cap, "route %s", cfg->routes[rec->index].name);
+        return buf;
+    case SECT_CACHE:
+        snprintf(buf, cap, "cache %s", cfg->caches[rec->index].name);
         return buf;
     default:
         return "?";
@@ -2093,6 +2097,159 @@ static const char *parse_admin_listen(struct loader *ld, const struct key_def *k
     return NULL;
 }
 
+/* ---- the HTTP cache: [cache NAME] and the routes' cache keys (issue 20) ----- */
+
+/* Cache lifetimes count in whole seconds (RFC 9111 §1.2.2: delta-seconds),
+ * so "1500ms" is refused rather than silently rounded. */
+static const char *parse_cache_seconds(struct loader *ld, const char *text, uint32_t *out)
+{
+    uint64_t ms;
+    if (wr_units_parse_duration(text, &ms) < 0)
+        return fail(ld, "\"%s\" is not a duration (e.g. 30s, 10m, 1h, 1d)", text);
+    if (ms % 1000 != 0)
+        return fail(ld, "\"%s\": cache lifetimes are whole seconds", text);
+    *out = (uint32_t)(ms / 1000); /* at most 365 days: fits */
+    return NULL;
+}
+
+/* path: the disk tier is not built yet. Refused rather than ignored, so
+ * nobody believes their cache survives a restart. */
+static const char *parse_cache_path(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    (void)ld;
+    (void)k;
+    (void)obj;
+    (void)value;
+    return "the disk tier is not supported yet (the cache is in memory only: remove path)";
+}
+
+static bool is_section_name(struct wr_str name);
+
+/* cache = NAME: resolved to a [cache NAME] once the whole file is read. */
+static const char *parse_route_cache(struct loader *ld, const struct key_def *k, void *obj,
+                                     const char *value)
+{
+    if (!is_section_name(wr_str_from_cstr(value)))
+        return fail(ld, "\"%s\" is not a cache name (the NAME of a [cache NAME])", value);
+    return parse_string(ld, k, obj, value);
+}
+
+static const char *parse_cache_key(struct loader *ld, const struct key_def *k, void *obj,
+                                   const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    const char *err;
+    wr_tmpl_fini(&r->cache_key);
+    if (wr_tmpl_init(&r->cache_key, value, &err) < 0)
+        return fail(ld, "%s", err);
+    return NULL;
+}
+
+/* cache_methods = GET HEAD: only safe methods whose responses RFC 9111
+ * lets a cache reuse; POST responses are not reusable for a later POST. */
+static const char *parse_cache_methods(struct loader *ld, const struct key_def *k, void *obj,
+                                       const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    uint32_t mask = 0;
+    const char *rest = value;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        enum wr_http_method m = wr_http_method_from(w);
+        if (m == WR_HTTP_GET || m == WR_HTTP_HEAD) {
+            mask |= 1u << m;
+            continue;
+        }
+        const char *msg = m == WR_HTTP_OTHER ? check_method_case(ld, w) : NULL;
+        return msg != NULL ? msg
+                           : fail(ld, "\"%.*s\": only GET and HEAD responses are cached",
+                                  (int)w.len, w.ptr);
+    }
+    if (mask == 0)
+        return "no method given (GET, HEAD)";
+    r->cache_opts.methods_mask = mask;
+    return NULL;
+}
+
+/* One status word of cache_valid: 200..599, or "any" (0). */
+static const char *parse_valid_status(struct loader *ld, struct wr_str w, int *status)
+{
+    uint64_t n;
+    char buf[8];
+    if (wr_str_eq(w, WR_STR("any"))) {
+        *status = 0;
+        return NULL;
+    }
+    if (!word_copy(w, buf, sizeof(buf), false) || parse_number(buf, &n) < 0 || n < 200 ||
+        n > 599)
+        return fail(ld, "\"%.*s\" is not a status from 200 to 599 (or any)", (int)w.len, w.ptr);
+    *status = (int)n;
+    return NULL;
+}
+
+/* Appends {status, seconds} to the route's fallback lifetimes; a status
+ * already there (or after "any") could never be used: refused. */
+static const char *add_cache_valid(struct loader *ld, struct wr_route *r, int status,
+                                   uint32_t seconds)
+{
+    for (size_t i = 0; i < r->cache_opts.n_valid; i++) {
+        int had = r->cache_opts.valid[i].status;
+        if (had == 0 || had == status)
+            return had == status ? fail(ld, "status %d is listed twice (the first wins)", status)
+                                 : fail(ld, "status %d comes after any, which already "
+                                            "matches it", status);
+    }
+    /* valid is the route's own array (config.h); const only for readers. */
+    struct wr_cache_valid *more = grow_array(ld, (void *)r->cache_opts.valid,
+                                             r->cache_opts.n_valid, sizeof(*more));
+    if (more == NULL)
+        return OOM_MSG;
+    more[r->cache_opts.n_valid++] = (struct wr_cache_valid){status, seconds};
+    r->cache_opts.valid = more;
+    return NULL;
+}
+
+/* cache_valid = CODE... DURATION (repeatable): nginx's proxy_cache_valid,
+ * used only for a response with no explicit freshness (cache_policy.h). */
+static const char *parse_cache_valid(struct loader *ld, const struct key_def *k, void *obj,
+                                     const char *value)
+{
+    (void)k;
+    struct wr_route *r = obj;
+    struct wr_str words[16];
+    size_t n = 0;
+    const char *rest = value;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        if (n == sizeof(words) / sizeof(words[0]))
+            return fail(ld, "at most %zu statuses per line", n - 1);
+        words[n++] = w;
+    }
+    char dur[WORD_MAX];
+    if (n < 2 || !word_copy(words[n - 1], dur, sizeof(dur), false))
+        return fail(ld, "\"%s\" must be STATUS... DURATION, e.g. 200 301 10m", value);
+    uint32_t seconds;
+    const char *msg = parse_cache_seconds(ld, dur, &seconds);
+    if (msg == NULL && seconds == 0)
+        msg = "a lifetime of 0 stores nothing: leave the status out";
+    for (size_t i = 0; msg == NULL && i + 1 < n; i++) {
+        int status;
+        msg = parse_valid_status(ld, words[i], &status);
+        if (msg == NULL)
+            msg = add_cache_valid(ld, r, status, seconds);
+    }
+    return msg;
+}
+
+/* cache_stale_while_revalidate, cache_stale_if_error: a uint32_t of
+ * seconds at k's offset (inside cache_opts). */
+static const char *parse_stale_seconds(struct loader *ld, const struct key_def *k, void *obj,
+                                       const char *value)
+{
+    return parse_cache_seconds(ld, value, field_of(obj, k));
+}
+
 /* ---- key tables --------------------------------------------------------------
  * One row per key of CONFIG.md. The default column is parsed like a value
  * when the section opens (for [server], [limits] and [admin], when loading
@@ -2361,6 +2518,29 @@ static const struct key_def route_keys[] = {
     /* compress_min_length: 1k; shorter bodies are not worth it */
     {.name = "compress_min_length", .parse = parse_size, FIELD(RT, compress_min_length),
      .dflt = "1k", .min = 0, .max = NO_MAX},
+    /* The HTTP cache (issue 20), proxy routes; every cache_* key needs cache. */
+    /* cache: unset = not cached; the NAME of a [cache NAME] */
+    {.name = "cache", .parse = parse_route_cache, FIELD(RT, cache_name), .flags = KEY_PROXY},
+    /* cache_key: $scheme$host$request_uri (set by resolve_caches when cache is) */
+    {.name = "cache_key", .parse = parse_cache_key, .flags = KEY_PROXY},
+    /* cache_methods: GET HEAD (only those two) */
+    {.name = "cache_methods", .parse = parse_cache_methods, .dflt = "GET HEAD",
+     .flags = KEY_PROXY},
+    /* cache_valid: none (RFC 9111 only); "STATUS... DURATION", repeatable,
+     * the first line naming a status wins */
+    {.name = "cache_valid", .parse = parse_cache_valid, .flags = KEY_PROXY | KEY_REPEATABLE},
+    /* cache_set_cookie: off = responses with Set-Cookie are not stored */
+    {.name = "cache_set_cookie", .parse = parse_bool, FIELD(RT, cache_opts.store_set_cookie),
+     .dflt = "off", .flags = KEY_PROXY},
+    /* cache_stale_while_revalidate, cache_stale_if_error: 0; RFC 5861
+     * defaults for responses that do not say */
+    {.name = "cache_stale_while_revalidate", .parse = parse_stale_seconds,
+     FIELD(RT, cache_opts.stale_while_revalidate_sec), .flags = KEY_PROXY},
+    {.name = "cache_stale_if_error", .parse = parse_stale_seconds,
+     FIELD(RT, cache_opts.stale_if_error_sec), .flags = KEY_PROXY},
+    /* cache_lock_timeout: 5s (nginx's proxy_cache_lock_timeout) */
+    {.name = "cache_lock_timeout", .parse = parse_duration, FIELD(RT, cache_lock_timeout_ms),
+     .dflt = "5s", .min = 1, .max = NO_MAX, .flags = KEY_PROXY},
 };
 
 #define H2 struct wr_http2_cfg
@@ -2414,6 +2594,21 @@ static const struct key_def admin_keys[] = {
     {.name = "auth_basic_file", .parse = parse_admin_auth_file},
 };
 
+#define CCH struct wr_cache_cfg
+static const struct key_def cache_keys[] = {
+    /* max_size: 64m in all (keys, heads, bodies); 1m at least */
+    {.name = "max_size", .parse = parse_size, FIELD(CCH, max_size), .dflt = "64m",
+     .min = 1024 * 1024, .max = NO_MAX},
+    /* max_object_size: 1m; larger responses pass through uncached (<= max_size) */
+    {.name = "max_object_size", .parse = parse_size, FIELD(CCH, max_object_size),
+     .dflt = "1m", .min = 1, .max = NO_MAX},
+    /* inactive: 10m; an entry not hit for that long goes; 0 = never */
+    {.name = "inactive", .parse = parse_duration, FIELD(CCH, inactive_ms), .dflt = "10m",
+     .min = 0, .max = NO_MAX},
+    /* path: the disk tier; refused until it exists */
+    {.name = "path", .parse = parse_cache_path},
+};
+
 enum name_rule { NAME_NONE, NAME_REQUIRED, NAME_OPTIONAL };
 
 struct section_def {
@@ -2433,6 +2628,7 @@ static const struct section_def sections[SECT_N] = {
     [SECT_ADMIN] = {"admin", NAME_NONE, KEYS(admin_keys)},
     [SECT_HTTP2] = {"http2", NAME_NONE, KEYS(http2_keys)},
     [SECT_COMPRESSION] = {"compression", NAME_NONE, KEYS(compression_keys)},
+    [SECT_CACHE] = {"cache", NAME_REQUIRED, KEYS(cache_keys)},
 };
 
 _Static_assert(sizeof(route_keys) / sizeof(route_keys[0]) <= MAX_KEYS, "MAX_KEYS");
@@ -2477,6 +2673,8 @@ static void *section_object(struct loader *ld, enum sect_kind kind, size_t at)
         return &cfg->http2;
     case SECT_COMPRESSION:
         return &cfg->compression;
+    case SECT_CACHE:
+        return &cfg->caches[at];
     default:
         return NULL;
     }
@@ -2496,11 +2694,14 @@ static void apply_defaults(struct loader *ld, enum sect_kind kind, void *obj)
 /* Index of the section of kind named name, or SIZE_MAX. */
 static size_t find_named(const struct wr_config *cfg, enum sect_kind kind, const char *name)
 {
-    size_t n = kind == SECT_TLS ? cfg->n_tls : kind == SECT_UPSTREAM ? cfg->n_upstreams
-                                                                     : cfg->n_routes;
+    size_t n = kind == SECT_TLS        ? cfg->n_tls
+               : kind == SECT_UPSTREAM ? cfg->n_upstreams
+               : kind == SECT_CACHE    ? cfg->n_caches
+                                       : cfg->n_routes;
     for (size_t i = 0; i < n; i++) {
         const char *other = kind == SECT_TLS        ? cfg->tls[i].name
                             : kind == SECT_UPSTREAM ? cfg->upstreams[i].name
+                            : kind == SECT_CACHE    ? cfg->caches[i].name
                                                     : cfg->routes[i].name;
         if ((other == NULL && name == NULL) ||
             (other != NULL && name != NULL && strcmp(other, name) == 0))
@@ -2532,6 +2733,14 @@ static size_t new_named(struct loader *ld, enum sect_kind kind, const char *name
         if (more != NULL) {
             cfg->upstreams = more;
             at = cfg->n_upstreams++;
+            more[at].name = copy;
+            more[at].line = line;
+        }
+    } else if (kind == SECT_CACHE) {
+        struct wr_cache_cfg *more = grow_array(ld, cfg->caches, cfg->n_caches, sizeof(*more));
+        if (more != NULL) {
+            cfg->caches = more;
+            at = cfg->n_caches++;
             more[at].name = copy;
             more[at].line = line;
         }
@@ -2573,6 +2782,7 @@ static void open_section(struct loader *ld, enum sect_kind kind, const char *nam
         if (prev != SIZE_MAX) {
             unsigned first = kind == SECT_TLS        ? ld->cfg->tls[prev].line
                              : kind == SECT_UPSTREAM ? ld->cfg->upstreams[prev].line
+                             : kind == SECT_CACHE    ? ld->cfg->caches[prev].line
                                                      : ld->cfg->routes[prev].line;
             add_error(ld, line, "[%s]: given twice, first at %s", label,
                       where_text(ld, first, first_at, sizeof(first_at)));
@@ -2725,6 +2935,41 @@ static void check_strip_prefix(struct loader *ld, const struct sect_record *rec,
                 r->pattern);
 }
 
+/* ---- the HTTP cache: section ends (issue 20) --------------------------------- */
+
+static void close_cache(struct loader *ld, const struct sect_record *rec)
+{
+    const struct wr_cache_cfg *c = &ld->cfg->caches[rec->index];
+    if (c->max_object_size <= c->max_size)
+        return;
+    char obj[32], max[32];
+    format_size(c->max_object_size, obj, sizeof(obj));
+    format_size(c->max_size, max, sizeof(max));
+    unsigned line = seen_line(rec, "max_object_size");
+    key_error(ld, rec, line != 0 ? line : seen_line(rec, "max_size"), "max_object_size",
+              "%s is larger than max_size (%s)", obj, max);
+}
+
+/* The cache_* keys tune `cache`: without it they would do nothing, which
+ * is surely not what was meant (as hash_key without balance = hash). */
+static void check_route_cache(struct loader *ld, const struct sect_record *rec,
+                              const struct wr_route *r)
+{
+    if (r->action != WR_ACTION_PROXY)
+        return; /* check_action_keys named them */
+    if (r->cache_name == NULL) {
+        for (size_t i = 0; i < sections[SECT_ROUTE].n_keys; i++) {
+            const char *name = route_keys[i].name;
+            if (rec->seen[i] != 0 && strncmp(name, "cache_", 6) == 0)
+                key_error(ld, rec, rec->seen[i], name, "needs cache (a [cache NAME] to use)");
+        }
+        return;
+    }
+    unsigned line = seen_line(rec, "cache_key");
+    if (line != 0 && r->pattern != NULL)
+        check_capture(ld, rec, line, "cache_key", r->cache_key.max_capture, r);
+}
+
 static void close_route(struct loader *ld, const struct sect_record *rec)
 {
     struct wr_route *r = &ld->cfg->routes[rec->index];
@@ -2743,6 +2988,7 @@ static void close_route(struct loader *ld, const struct sect_record *rec)
         key_error(ld, rec, strip_line, "strip_prefix", "cannot be combined with rewrite");
     else if (strip_line != 0)
         check_strip_prefix(ld, rec, strip_line, r);
+    check_route_cache(ld, rec, r);
     ld->n_uses = 0;
 }
 
@@ -2759,6 +3005,8 @@ static void close_section(struct loader *ld)
         close_upstream(ld, rec);
     else if (rec->kind == SECT_ROUTE)
         close_route(ld, rec);
+    else if (rec->kind == SECT_CACHE)
+        close_cache(ld, rec);
     ld->kind = SECT_SKIP;
 }
 
@@ -3728,6 +3976,46 @@ static void resolve_proxies(struct loader *ld)
     }
 }
 
+/* Routes' cache = NAME to their [cache NAME] (the caches array has stopped
+ * growing), and the default cache_key of those that did not give one. A
+ * section no route uses gets a warning: it would hold a store for nothing. */
+static void resolve_caches(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    bool *is_used = calloc(cfg->n_caches ? cfg->n_caches : 1, sizeof(*is_used));
+    if (is_used == NULL) {
+        ld->is_oom = true;
+        return;
+    }
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        struct wr_route *r = rec->kind == SECT_ROUTE ? &cfg->routes[rec->index] : NULL;
+        if (r == NULL || r->cache_name == NULL || r->action != WR_ACTION_PROXY)
+            continue;
+        size_t c = find_named(cfg, SECT_CACHE, r->cache_name);
+        if (c == SIZE_MAX) {
+            key_error(ld, rec, seen_line(rec, "cache"), "cache", "no cache named \"%s\"",
+                      r->cache_name);
+            continue;
+        }
+        r->cache = &cfg->caches[c];
+        is_used[c] = true;
+        const char *err;
+        if (r->cache_key.text == NULL &&
+            wr_tmpl_init(&r->cache_key, "$scheme$host$request_uri", &err) < 0)
+            ld->is_oom = true; /* the default compiles: only memory can fail */
+    }
+    for (size_t c = 0; c < cfg->n_caches; c++) {
+        const struct wr_config_where w = where(ld, cfg->caches[c].line);
+        if (!is_used[c])
+            push_message(ld, cfg->caches[c].line,
+                         format_new("%s:%u: warning: [cache %s]: no route has cache = %s",
+                                    w.file, w.line, cfg->caches[c].name, cfg->caches[c].name),
+                         true);
+    }
+    free(is_used);
+}
+
 /* ---- freeing ----------------------------------------------------------------- */
 
 static void free_headers(struct wr_header_cfg *h, size_t n)
@@ -3765,6 +4053,9 @@ static void free_route(struct wr_route *r)
     free(r->auth_challenge);
     free(r->access_log);
     free_auth_users(r->auth_users, r->n_auth_users);
+    free(r->cache_name);
+    wr_tmpl_fini(&r->cache_key);
+    free((void *)r->cache_opts.valid); /* the route's own (config.h) */
 }
 
 static void free_upstream(struct wr_upstream_cfg *u)
@@ -3789,6 +4080,20 @@ static void free_tls(struct wr_tls_cfg *t)
     free(t->alpn);
     free(t->client_ca);
     free(t->ocsp_file);
+}
+
+/* The [cache NAME] sections, and the snapshot's reference on each store
+ * (main set them; config cannot call into cache_store itself). */
+static void free_caches(struct wr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_caches; i++) {
+        struct wr_cache_cfg *c = &cfg->caches[i];
+        if (c->store != NULL && cfg->release_cache != NULL)
+            cfg->release_cache(c->store);
+        free(c->name);
+        free(c->path);
+    }
+    free(cfg->caches);
 }
 
 static void free_derived(struct wr_config *cfg);
@@ -3831,6 +4136,7 @@ static void config_free(struct wr_config *cfg)
     for (size_t i = 0; i < cfg->n_routes; i++)
         free_route(&cfg->routes[i]);
     free(cfg->routes);
+    free_caches(cfg);
     free(cfg);
 }
 
@@ -3894,6 +4200,9 @@ struct wr_config *wr_config_derive(struct wr_config *cur,
     atomic_init(&d->refs, 1);
     d->derived_from = wr_config_ref(cur->derived_from ? cur->derived_from : cur);
     d->release_tls_set = NULL; /* the loaded snapshot releases its TLS set */
+    /* Caches and their stores are the loaded snapshot's too (routes point
+     * into its caches array, copied as they are below); it releases them. */
+    d->release_cache = NULL;
     d->upstreams = calloc(cur->n_upstreams ? cur->n_upstreams : 1, sizeof(*d->upstreams));
     d->routes = malloc((cur->n_routes ? cur->n_routes : 1) * sizeof(*d->routes));
     d->n_upstreams = 0;
@@ -3998,6 +4307,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         check_return_bodies(ld);
         check_auth(ld);
         resolve_proxies(ld);
+        resolve_caches(ld);
         alloc_health(ld);
         for (size_t i = 0; i < ld->cfg->n_routes; i++)
             ld->cfg->has_websocket_route |= ld->cfg->routes[i].action == WR_ACTION_PROXY &&

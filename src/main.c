@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "weir/admin.h"
+#include "weir/cache_store.h"
 #include "weir/clock.h"
 #include "weir/config.h"
 #include "weir/explain.h"
@@ -53,6 +54,7 @@
 #define STATUS_EVERY_TICKS 5    /* sd_notify STATUS= every 5 s */
 #define RATE_WINDOW_MS 10000
 #define MAX_REPLACED 16         /* replaced snapshots whose vanished addresses are marked */
+#define CACHE_HFM_MS 10000      /* a cache's hit-for-miss mark lasts this long */
 
 struct app {
     struct wr_config *cfg;
@@ -203,6 +205,64 @@ static struct wr_config *load_config(struct app *app, const char *path, bool is_
         return NULL;
     }
     return cfg;
+}
+
+/* ---- the HTTP cache's stores (issue 20) ------------------------------------ */
+
+/* old's store for section c when old has a [cache] of that name made with
+ * the same sizes, else NULL. */
+static struct wr_cache_store *reusable_store(const struct wr_config *old,
+                                             const struct wr_cache_cfg *c)
+{
+    for (size_t i = 0; old && i < old->n_caches; i++) {
+        const struct wr_cache_cfg *o = &old->caches[i];
+        uint64_t max_size, max_object_size, inactive_ms;
+        if (!o->store || strcmp(o->name, c->name) != 0)
+            continue;
+        wr_cache_store_limits(o->store, &max_size, &max_object_size, &inactive_ms);
+        if (max_size == c->max_size && max_object_size == c->max_object_size &&
+            inactive_ms == c->inactive_ms)
+            return o->store;
+    }
+    return NULL;
+}
+
+/*
+ * Gives each [cache NAME] of cfg its store, before cfg is published (start
+ * and reload; never weir -t, which must not allocate caches): the store of
+ * old (the running snapshot, NULL at start) when the section kept its name
+ * and sizes, so a reload keeps what is cached; else a new one. cfg holds a
+ * reference on each, released with it (release_cache). Returns -1 when out
+ * of memory (the stores given so far go with cfg).
+ */
+static int attach_caches(struct wr_config *cfg, const struct wr_config *old)
+{
+    cfg->release_cache = wr_cache_store_unref;
+    for (size_t i = 0; i < cfg->n_caches; i++) {
+        struct wr_cache_cfg *c = &cfg->caches[i];
+        struct wr_cache_store *kept = reusable_store(old, c);
+        if (kept)
+            wr_cache_store_ref(kept);
+        c->store = kept ? kept
+                        : wr_cache_store_new(c->max_size, c->max_object_size, CACHE_HFM_MS,
+                                             c->inactive_ms);
+        if (!c->store) {
+            wr_log(WR_LOG_ERROR, -1, 0, "cache %s: out of memory making its store", c->name);
+            return -1;
+        }
+        wr_log(WR_LOG_INFO, -1, 0, "cache %s: store %s", c->name, kept ? "kept" : "new");
+    }
+    return 0;
+}
+
+/* Entries not hit for their section's `inactive` go (once a second). */
+static void sweep_caches(const struct wr_config *cfg)
+{
+    uint64_t now_ms = wr_clock_now_ms();
+    for (size_t i = 0; i < cfg->n_caches; i++) {
+        if (cfg->caches[i].store)
+            wr_cache_store_sweep(cfg->caches[i].store, now_ms);
+    }
 }
 
 static void stop_workers_now(struct app *app)
@@ -446,7 +506,8 @@ static void reload(struct app *app)
         wr_log(WR_LOG_ERROR, -1, 0, "reload: changing %s needs a restart", blocker);
     struct wr_listener_set *next = NULL;
     int admin_fd = -1;
-    if (!cfg || blocker || bind_additions(app, cfg, &next, &admin_fd) < 0) {
+    if (!cfg || blocker || attach_caches(cfg, app->cfg) < 0 ||
+        bind_additions(app, cfg, &next, &admin_fd) < 0) {
         reload_failed(app, cfg);
         return;
     }
@@ -603,6 +664,7 @@ static void on_status_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct app *app = arg;
     publish_server_health(app);
+    sweep_caches(app->cfg);
     struct wr_metrics_totals t;
     wr_metrics_sum(app->metrics, &t);
     wr_metrics_rate_add(&app->rate, wr_clock_now_ms(), t.requests);
@@ -865,7 +927,7 @@ static int run(struct app *app)
     /* Until weir serves, whoever started it sees why it did not (a log
      * file alone would leave `weir -c` silent with exit status 1). */
     wr_log_echo_stderr(true);
-    if (open_logs(app->cfg, &logs) < 0)
+    if (open_logs(app->cfg, &logs) < 0 || attach_caches(app->cfg, NULL) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
     raise_fd_limit();

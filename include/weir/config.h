@@ -308,7 +308,8 @@ struct wr_route {
     /* The HTTP cache (issue 20), proxy routes only. */
     char *cache_name;      /* owned: cache = NAME; NULL: the route does not cache */
     const struct wr_cache_cfg *cache; /* borrowed: the resolved [cache NAME] */
-    struct wr_tmpl cache_key; /* default $scheme$host$request_uri */
+    struct wr_tmpl cache_key; /* default $scheme$host$request_uri; compiled
+                                 whenever cache is set (text NULL otherwise) */
     /* cache_methods (GET, HEAD), cache_valid (valid: owned array),
      * cache_set_cookie, cache_stale_while_revalidate / cache_stale_if_error
      * (route defaults, RFC 5861), for cache_policy's decisions. */

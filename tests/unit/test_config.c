@@ -1986,6 +1986,234 @@ static void issue_19_derive(void **state)
     wr_config_unref(d2);
 }
 
+/* ---- issue 20: the HTTP cache's keys ------------------------------------------ */
+
+#define CACHE_UPS "[upstream app]\nserver = 127.0.0.1:9000\n" /* lines 3-4 after SERVER */
+
+/* [cache NAME] and the route keys left out: every default, and the route
+ * resolved to its section with the default cache_key compiled; a route
+ * without cache has none. */
+static void issue_20_config_defaults(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok(SERVER CACHE_UPS "[cache pages]\n"
+                                     "[route a]\nmatch = prefix:/\nproxy = app\ncache = pages\n"
+                                     "[route b]\nmatch = prefix:/b/\nproxy = app\n");
+    assert_int_equal(cfg->n_caches, 1);
+    const struct wr_cache_cfg *c = &cfg->caches[0];
+    assert_string_equal(c->name, "pages");
+    assert_int_equal(c->line, 5);
+    assert_int_equal(c->max_size, 64u << 20);
+    assert_int_equal(c->max_object_size, 1u << 20);
+    assert_int_equal(c->inactive_ms, 600000);
+    assert_null(c->path);
+    assert_null(c->store); /* main gives it; weir -t never does */
+    const struct wr_route *a = &cfg->routes[0], *b = &cfg->routes[1];
+    assert_string_equal(a->cache_name, "pages");
+    assert_ptr_equal(a->cache, c);
+    assert_string_equal(a->cache_key.text, "$scheme$host$request_uri");
+    assert_int_equal(a->cache_key.n_parts, 3);
+    assert_int_equal(a->cache_opts.methods_mask, BIT(WR_HTTP_GET) | BIT(WR_HTTP_HEAD));
+    assert_null(a->cache_opts.valid);
+    assert_int_equal(a->cache_opts.n_valid, 0);
+    assert_false(a->cache_opts.store_set_cookie);
+    assert_int_equal(a->cache_opts.stale_while_revalidate_sec, 0);
+    assert_int_equal(a->cache_opts.stale_if_error_sec, 0);
+    assert_int_equal(a->cache_lock_timeout_ms, 5000);
+    assert_null(b->cache_name);
+    assert_null(b->cache);
+    assert_null(b->cache_key.text);
+    wr_config_unref(cfg);
+}
+
+/* Every key given: values read, cache_valid in file order (first match
+ * wins), two sections each with its routes. */
+static void issue_20_config_keys(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok(
+        SERVER CACHE_UPS
+        "[route api]\nmatch = regex:^/api/(.*)$\nproxy = app\ncache = api\n"
+        "cache_key = $host/$1\ncache_methods = GET\ncache_valid = 200 301 10m\n"
+        "cache_valid = 404 1m\ncache_valid = any 5s\ncache_set_cookie = on\n"
+        "cache_stale_while_revalidate = 30s\ncache_stale_if_error = 1d\n"
+        "cache_lock_timeout = 250ms\n"
+        "[cache pages]\nmax_size = 256m\nmax_object_size = 8m\ninactive = 0\n"
+        "[cache api]\nmax_size = 1m\nmax_object_size = 1m\ninactive = 1h\n"
+        "[route p]\nmatch = prefix:/\nproxy = app\ncache = pages\ncache_methods = HEAD GET\n");
+    assert_int_equal(cfg->n_caches, 2);
+    const struct wr_cache_cfg *pages = &cfg->caches[0], *api = &cfg->caches[1];
+    assert_string_equal(pages->name, "pages");
+    assert_int_equal(pages->max_size, 256u << 20);
+    assert_int_equal(pages->max_object_size, 8u << 20);
+    assert_int_equal(pages->inactive_ms, 0);
+    assert_string_equal(api->name, "api");
+    assert_int_equal(api->max_size, 1u << 20);
+    assert_int_equal(api->max_object_size, 1u << 20);
+    assert_int_equal(api->inactive_ms, 3600000);
+    const struct wr_route *r = &cfg->routes[0];
+    assert_ptr_equal(r->cache, api);
+    assert_string_equal(r->cache_key.text, "$host/$1");
+    assert_int_equal(r->cache_key.max_capture, 1);
+    assert_int_equal(r->cache_opts.methods_mask, BIT(WR_HTTP_GET));
+    static const struct wr_cache_valid want[] = {{200, 600}, {301, 600}, {404, 60}, {0, 5}};
+    assert_int_equal(r->cache_opts.n_valid, N_OF(want));
+    for (size_t i = 0; i < N_OF(want); i++) {
+        assert_int_equal(r->cache_opts.valid[i].status, want[i].status);
+        assert_int_equal(r->cache_opts.valid[i].seconds, want[i].seconds);
+    }
+    assert_true(r->cache_opts.store_set_cookie);
+    assert_int_equal(r->cache_opts.stale_while_revalidate_sec, 30);
+    assert_int_equal(r->cache_opts.stale_if_error_sec, 86400);
+    assert_int_equal(r->cache_lock_timeout_ms, 250);
+    const struct wr_route *p = &cfg->routes[1];
+    assert_ptr_equal(p->cache, pages);
+    assert_string_equal(p->cache_key.text, "$scheme$host$request_uri");
+    assert_int_equal(p->cache_opts.methods_mask, BIT(WR_HTTP_GET) | BIT(WR_HTTP_HEAD));
+    wr_config_unref(cfg);
+}
+
+/* Mistakes: file:line, section and key, one message each. */
+static void issue_20_config_errors(void **state)
+{
+    (void)state;
+#define PROXY_ROUTE "[route r]\nmatch = prefix:/\nproxy = app\n" /* lines 5-8 */
+    static const struct bad_case bad[] = {
+        {"unknown cache name", SERVER CACHE_UPS PROXY_ROUTE "cache = pagse\n[cache pages]\n",
+         {"t.ini:8: [route r] cache: no cache named \"pagse\""}},
+        {"cache on a static route",
+         SERVER "[cache pages]\n[route r]\nmatch = prefix:/\nroot = /\ncache = pages\n"
+                "cache_valid = 200 1m\n",
+         {"t.ini:7: [route r] cache: only for proxy routes",
+          "t.ini:8: [route r] cache_valid: only for proxy routes"}},
+        {"cache on a return route",
+         SERVER "[cache pages]\n[route r]\nmatch = prefix:/\nreturn = 200\ncache = pages\n",
+         {"t.ini:7: [route r] cache: only for proxy routes"}},
+        {"cache keys without cache",
+         SERVER CACHE_UPS PROXY_ROUTE "cache_key = $host\ncache_lock_timeout = 1s\n",
+         {"t.ini:8: [route r] cache_key: needs cache (a [cache NAME] to use)",
+          "t.ini:9: [route r] cache_lock_timeout: needs cache (a [cache NAME] to use)"}},
+        {"bad method", SERVER CACHE_UPS PROXY_ROUTE "cache = c\ncache_methods = GET POST\n"
+                       "[cache c]\n",
+         {"t.ini:9: [route r] cache_methods: \"POST\": only GET and HEAD responses are cached"}},
+        {"lower-case method", SERVER CACHE_UPS PROXY_ROUTE "cache = c\ncache_methods = get\n"
+                              "[cache c]\n",
+         {"t.ini:9: [route r] cache_methods: \"get\": method names are case-sensitive; did "
+          "you mean GET?"}},
+        {"bad cache_valid status", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                                   "cache_valid = 200 700 1m\n[cache c]\n",
+         {"t.ini:9: [route r] cache_valid: \"700\" is not a status from 200 to 599 (or any)"}},
+        {"cache_valid without duration", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                                         "cache_valid = 200\n[cache c]\n",
+         {"t.ini:9: [route r] cache_valid: \"200\" must be STATUS... DURATION, e.g. 200 301 "
+          "10m"}},
+        {"cache_valid bad duration", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                                     "cache_valid = 200 soon\n[cache c]\n",
+         {"t.ini:9: [route r] cache_valid: \"soon\" is not a duration (e.g. 30s, 10m, 1h, "
+          "1d)"}},
+        {"cache_valid sub-second", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                                   "cache_valid = 200 1500ms\n[cache c]\n",
+         {"t.ini:9: [route r] cache_valid: \"1500ms\": cache lifetimes are whole seconds"}},
+        {"cache_valid zero", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                             "cache_valid = 200 0\n[cache c]\n",
+         {"t.ini:9: [route r] cache_valid: a lifetime of 0 stores nothing: leave the status "
+          "out"}},
+        {"cache_valid twice", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                              "cache_valid = 200 1m\ncache_valid = 404 200 1m\n[cache c]\n",
+         {"t.ini:10: [route r] cache_valid: status 200 is listed twice (the first wins)"}},
+        {"cache_valid after any", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                                  "cache_valid = any 1m\ncache_valid = 200 1h\n[cache c]\n",
+         {"t.ini:10: [route r] cache_valid: status 200 comes after any, which already "
+          "matches it"}},
+        {"stale sub-second", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                             "cache_stale_if_error = 10ms\n[cache c]\n",
+         {"t.ini:9: [route r] cache_stale_if_error: \"10ms\": cache lifetimes are whole "
+          "seconds"}},
+        {"bad cache_key", SERVER CACHE_UPS PROXY_ROUTE "cache = c\ncache_key = $nope\n"
+                          "[cache c]\n",
+         {"t.ini:9: [route r] cache_key: unknown variable $nope"}},
+        {"cache_key capture without regex", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                                            "cache_key = $host$1\n[cache c]\n",
+         {"t.ini:9: [route r] cache_key: uses $1 but match is not a regex:"}},
+        {"lock timeout zero", SERVER CACHE_UPS PROXY_ROUTE "cache = c\n"
+                              "cache_lock_timeout = 0\n[cache c]\n",
+         {"t.ini:9: [route r] cache_lock_timeout: \"0\" is out of range: must be at least "
+          "1ms"}},
+        {"path given", SERVER "[cache pages]\npath = /var/cache/weir\n",
+         {"t.ini:4: [cache pages] path: the disk tier is not supported yet (the cache is in "
+          "memory only: remove path)"}},
+        {"max_object_size above max_size",
+         SERVER "[cache pages]\nmax_size = 2m\nmax_object_size = 3m\n",
+         {"t.ini:5: [cache pages] max_object_size: 3m is larger than max_size (2m)"}},
+        {"max_size too small", SERVER "[cache pages]\nmax_size = 512k\nmax_object_size = 4k\n",
+         {"t.ini:4: [cache pages] max_size: \"512k\" is out of range: must be at least 1m"}},
+        {"cache without name", SERVER "[cache]\n", {"t.ini:3: [cache]: needs a name: "
+                                                     "[cache NAME]"}},
+        {"cache twice", SERVER "[cache a]\n[cache a]\n",
+         {"t.ini:4: [cache a]: given twice, first at line 3"}},
+        {"unknown cache key", SERVER "[cache a]\nsize = 1m\n",
+         {"t.ini:4: [cache a] size: unknown key"}},
+    };
+#undef PROXY_ROUTE
+    for (size_t i = 0; i < N_OF(bad); i++)
+        expect_errors(&bad[i]);
+}
+
+/* A [cache NAME] no route uses loads, with a warning at its header. */
+static void issue_20_config_unused_warning(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse(SERVER "[cache spare]\n", &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(errs.n_warnings, 1);
+    assert_string_equal(errs.warnings[0],
+                        "t.ini:3: warning: [cache spare]: no route has cache = spare");
+    wr_config_errors_fini(&errs);
+    wr_config_unref(cfg);
+}
+
+static int n_released;
+static void count_release(struct wr_cache_store *store)
+{
+    assert_non_null(store);
+    n_released++;
+}
+
+/* A derived snapshot (DNS change) borrows the loaded one's caches: its
+ * routes still point at them, and each store is released once, when the
+ * loaded snapshot goes (after the derived one let go of it). */
+static void issue_20_config_derive(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok(SERVER CACHE_UPS "[cache pages]\n[cache more]\n"
+                                     "[route a]\nmatch = prefix:/\nproxy = app\ncache = more\n");
+    static char fake_store[2];
+    cfg->caches[0].store = (struct wr_cache_store *)&fake_store[0];
+    cfg->caches[1].store = (struct wr_cache_store *)&fake_store[1];
+    cfg->release_cache = count_release;
+    n_released = 0;
+    struct wr_config *d = wr_config_derive(cfg, (struct wr_upstream_server_cfg *[1]){0},
+                                           (const size_t[1]){0});
+    assert_non_null(d);
+    struct wr_config *d2 = wr_config_derive(d, (struct wr_upstream_server_cfg *[1]){0},
+                                            (const size_t[1]){0});
+    assert_non_null(d2);
+    const struct wr_cache_cfg *more = &cfg->caches[1];
+    wr_config_unref(cfg); /* d and d2 hold it */
+    assert_int_equal(n_released, 0);
+    assert_ptr_equal(d->routes[0].cache, more);
+    assert_ptr_equal(d2->routes[0].cache, more);
+    assert_ptr_equal(d2->caches, d->caches);
+    assert_ptr_equal(d2->routes[0].cache->store, (struct wr_cache_store *)&fake_store[1]);
+    assert_string_equal(d2->routes[0].cache_key.text, "$scheme$host$request_uri");
+    wr_config_unref(d);
+    assert_int_equal(n_released, 0);
+    wr_config_unref(d2);
+    assert_int_equal(n_released, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2019,6 +2247,11 @@ int main(void)
         cmocka_unit_test(issue_19_resolve_keys),
         cmocka_unit_test(issue_19_resolver_used_at_load),
         cmocka_unit_test(issue_19_derive),
+        cmocka_unit_test(issue_20_config_defaults),
+        cmocka_unit_test(issue_20_config_keys),
+        cmocka_unit_test(issue_20_config_errors),
+        cmocka_unit_test(issue_20_config_unused_warning),
+        cmocka_unit_test(issue_20_config_derive),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }
