@@ -533,6 +533,7 @@ static void reload(struct app *app)
     wr_config_unref(app->cfg);
     app->cfg = cfg;
     wr_admin_set_config(app->admin, &cfg->admin);
+    wr_admin_set_caches(app->admin, cfg->caches, cfg->n_caches);
     if (app->checker)
         wr_health_checker_set_config(app->checker, cfg);
     forget_replaced(app); /* a reload marks nothing in the snapshots it replaces */
@@ -600,6 +601,7 @@ static void on_names_changed(void *arg)
     wr_config_unref(app->cfg);
     app->cfg = cfg;
     wr_admin_set_config(app->admin, &cfg->admin); /* it points into the snapshot */
+    wr_admin_set_caches(app->admin, cfg->caches, cfg->n_caches);
     if (app->checker)
         wr_health_checker_set_config(app->checker, cfg);
 }
@@ -736,6 +738,7 @@ static int start_admin(struct app *app)
     if (!app->admin)
         return -1;
     wr_admin_set_config(app->admin, &app->cfg->admin);
+    wr_admin_set_caches(app->admin, app->cfg->caches, app->cfg->n_caches);
     const struct wr_listen_addr *addr = admin_target(app->cfg);
     if (!addr)
         return 0;

@@ -65,6 +65,8 @@ struct wr_str wr_str_trim(struct wr_str s)
 
 bool wr_str_list_has_token(struct wr_str value, struct wr_str token)
 {
+    if (value.len == 0)
+        return false; /* also an absent field (ptr NULL) */
     size_t start = 0;
     for (size_t i = 0; i <= value.len; i++) {
         if (i < value.len && value.ptr[i] != ',')
