@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -66,6 +68,19 @@ struct cache_x {
     bool is_collapsed;               /* waited for another request's response */
     bool is_inner_started;
     bool is_discarding;              /* a server error replaced by the stale entry */
+    bool is_revalidating;            /* the request carries x->stale's validators */
+    bool is_answer_at_end;           /* the client is answered from the store once the
+                                        fill ends (its conditionals, Range, a 304) */
+    bool is_background;              /* the fill refreshes the store only (RFC 5861
+                                        stale-while-revalidate): the client reads a hit */
+    bool is_end_owed;                /* background: the client's end waits for the
+                                        refresh's head (then the fill may detach) */
+    bool is_detached;                /* the client is gone; the fill goes on, holding
+                                        cfg_ref; reaped from the queue when it ends */
+    bool is_reap_due;
+    bool is_cacheable;               /* the store may answer or keep this request's */
+    bool is_unsafe;                  /* an unsafe method: its success invalidates (§4.4) */
+    uint64_t skip, send_left;        /* a 206's window over the body being read */
     struct wr_cache_waiter waiter;
     struct wr_timer lock_timer;
     struct wr_cache_req creq;
@@ -76,11 +91,18 @@ struct cache_x {
     struct wr_cache_cursor cursor;
     struct wr_cache_entry *stale;    /* kept for stale-if-error (a reference) */
     struct wr_cache_body *fill_body; /* a reference while storing */
+    struct wr_cache_entry *fill_entry; /* what the fill published (a reference) */
+    struct wr_config *cfg_ref;       /* detached: the snapshot the route lives in */
+    struct cache_x *dnext, **dprev;  /* detached: on cw->detached */
     struct wr_exchange inner;        /* the proxy's */
+    struct wr_resp inner_resp;       /* the proxy's head (its buffer is the proxy's) */
     char *hbuf;                      /* hit heads; kept on the free list */
     size_t hbuf_cap;
     size_t key_len;
     size_t fields_len, fields_always_len;
+    struct wr_tmpl_vars vars;        /* unsafe methods: the vars without captures, to
+                                        key the URIs a response invalidates */
+    char ufields[512];               /* validators sent up (If-None-Match, ...) */
     char key[KEY_MAX];
     char fields[ROUTE_FIELDS_MAX];   /* the route's response rules, expanded at start */
 };
@@ -93,15 +115,26 @@ struct cache_worker {
     _Atomic(struct cache_x *) woken; /* pushed by on_notify, any thread */
     struct cache_x *free_list;
     size_t n_free;
+    struct cache_x *detached;        /* fills whose client left */
 };
 
 static void on_lock_timeout(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms);
+static void on_notify(void *arg);
 static const struct wr_exchange_sink tee_sink;
 
 static void count(const struct cache_x *x, enum wr_metrics_cache what)
 {
     if (x->cw->henv->metrics)
         wr_metrics_add(&x->cw->henv->metrics->cache[what], 1);
+}
+
+/* Freshness is reckoned on the wall clock read each time (a vDSO call),
+ * not the worker's cached second: workers' cached seconds differ by up
+ * to a tick, and one entry must not be fresh on one worker and stale on
+ * the other. */
+static int64_t now_sec(void)
+{
+    return (int64_t)time(NULL);
 }
 
 static struct wr_str key_of(const struct cache_x *x)
@@ -135,11 +168,13 @@ static struct cache_x *alloc_x(struct cache_worker *cw)
     }
     /* Only the fields before key[] need clearing: key and fields are
      * written before they are read. */
-    memset(x, 0, offsetof(struct cache_x, key));
+    memset(x, 0, offsetof(struct cache_x, ufields));
     x->cw = cw;
     x->hbuf = hbuf;
     x->hbuf_cap = hbuf_cap;
     atomic_init(&x->is_queued, false);
+    x->waiter.fn = on_notify;
+    x->waiter.arg = x;
     wr_timer_init(&x->lock_timer, on_lock_timeout);
     return x;
 }
@@ -162,7 +197,10 @@ static void on_notify(void *arg)
 {
     struct cache_x *x = arg;
     struct cache_worker *cw = x->cw;
-    atomic_store_explicit(&x->is_queued, true, memory_order_relaxed);
+    /* Once on the queue is enough: on_woken acts on x's state as it is
+     * then, whatever woke it. */
+    if (atomic_exchange_explicit(&x->is_queued, true, memory_order_acq_rel))
+        return;
     struct cache_x *head = atomic_load_explicit(&cw->woken, memory_order_relaxed);
     do {
         x->wnext = head;
@@ -234,35 +272,47 @@ static struct wr_str find_field(const struct wr_http_header *h, size_t n, const 
     return (struct wr_str){NULL, 0};
 }
 
+/* Appends "name: value\r\n" to buf[*len..cap); false when it does not fit. */
+static bool put_line(char *buf, size_t *len, size_t cap, struct wr_str name, struct wr_str value)
+{
+    if (cap - *len < name.len + value.len + 4)
+        return false;
+    memcpy(buf + *len, name.ptr, name.len);
+    memcpy(buf + *len + name.len, ": ", 2);
+    memcpy(buf + *len + name.len + 2, value.ptr, value.len);
+    memcpy(buf + *len + name.len + 2 + value.len, "\r\n", 2);
+    *len += name.len + value.len + 4;
+    return true;
+}
+
+/* Bytes ur's fields take as "Name: value\r\n" lines. */
+static size_t fields_bytes(const struct wr_http_response *ur)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ur->n_headers; i++)
+        n += ur->headers[i].name.len + ur->headers[i].value.len + 4;
+    return n;
+}
+
 /* The response's fields as stored (RFC 9111 §3.1): "Name: value\r\n"
  * lines in malloc'd memory, without hop-by-hop fields, Age, and what
  * weir writes again per answer (Date, framing). */
 static char *stored_head(const struct wr_http_response *ur, size_t *len)
 {
     struct wr_str connection = find_field(ur->headers, ur->n_headers, "Connection");
-    size_t cap = 1;
-    for (size_t i = 0; i < ur->n_headers; i++)
-        cap += ur->headers[i].name.len + ur->headers[i].value.len + 4;
+    size_t cap = fields_bytes(ur) + 1;
     char *buf = malloc(cap);
     if (!buf)
         return NULL;
-    size_t at = 0;
+    *len = 0;
     for (size_t i = 0; i < ur->n_headers; i++) {
         const struct wr_http_header *h = &ur->headers[i];
-        if (!wr_cache_field_stored(h->name, connection) ||
-            wr_str_eq_nocase(h->name, WR_STR("Content-Length")) ||
-            wr_str_eq_nocase(h->name, WR_STR("Transfer-Encoding")) ||
-            wr_str_eq_nocase(h->name, WR_STR("Date")))
-            continue;
-        memcpy(buf + at, h->name.ptr, h->name.len);
-        at += h->name.len;
-        memcpy(buf + at, ": ", 2);
-        memcpy(buf + at + 2, h->value.ptr, h->value.len);
-        at += 2 + h->value.len;
-        memcpy(buf + at, "\r\n", 2);
-        at += 2;
+        if (wr_cache_field_stored(h->name, connection) &&
+            !wr_str_eq_nocase(h->name, WR_STR("Content-Length")) &&
+            !wr_str_eq_nocase(h->name, WR_STR("Transfer-Encoding")) &&
+            !wr_str_eq_nocase(h->name, WR_STR("Date")))
+            put_line(buf, len, cap, h->name, h->value);
     }
-    *len = at;
     return buf;
 }
 
@@ -279,7 +329,7 @@ static bool is_request_reason(enum wr_cache_reason why)
 static void begin_fill(struct cache_x *x, int status, const struct wr_http_response *ur)
 {
     const struct wr_exchange *ex = x->ex;
-    int64_t now = ex->clock->sec;
+    int64_t now = now_sec();
     struct wr_cache_resp cr;
     wr_cache_resp_scan(&cr, status, ur->headers, ur->n_headers, now);
     enum wr_cache_reason why = wr_cache_storable(&x->creq, &cr, &ex->route->cache_opts);
@@ -332,7 +382,7 @@ static void begin_fill(struct cache_x *x, int status, const struct wr_http_respo
         wr_cache_body_unref(body);
         return;
     }
-    wr_cache_entry_unref(e);
+    x->fill_entry = e;
     x->fill_body = body;
     x->is_storing = x->is_stored = true;
     count(x, WR_METRICS_CACHE_STORED);
@@ -362,17 +412,181 @@ static bool stale_if_error(const struct cache_x *x)
     struct cache_meta m;
     struct wr_str vary;
     read_meta(x->stale, &m, &vary);
-    return wr_cache_stale_if_error(&m.fresh, &x->creq, x->ex->clock->sec);
+    return wr_cache_stale_if_error(&m.fresh, &x->creq, now_sec());
 }
 
 static void serve_stale(struct cache_x *x, int fwd_status);
+static int serve_entry(struct cache_x *x, struct wr_cache_entry *e, bool is_hit, int fwd_status);
 
+/* Queues x for its worker's next event (on_woken): from the worker's own
+ * thread, where a callback may not do the work itself. */
+static void defer(struct cache_x *x)
+{
+    if (!atomic_load_explicit(&x->is_queued, memory_order_relaxed))
+        on_notify(x);
+}
+
+/* Whether the client reads what the server sends as it comes. */
+static bool is_client_on_tee(const struct cache_x *x)
+{
+    return x->ex && !x->is_background && !x->is_answer_at_end && !x->is_discarding;
+}
+
+/* The client's preconditions or Range are answered from the store. */
+static bool wants_store_answer(const struct cache_x *x)
+{
+    const struct wr_http_request *req = x->ex->req;
+    return wr_http_known_value(req, WR_HTTP_KNOWN_IF_NONE_MATCH).ptr ||
+           wr_http_known_value(req, WR_HTTP_KNOWN_IF_MODIFIED_SINCE).ptr ||
+           wr_http_known_value(req, WR_HTTP_KNOWN_IF_MATCH).ptr ||
+           wr_http_known_value(req, WR_HTTP_KNOWN_IF_UNMODIFIED_SINCE).ptr ||
+           wr_http_known_value(req, WR_HTTP_KNOWN_RANGE).ptr;
+}
+
+/* Splits a stored head into header structs (for cache_policy's scans);
+ * returns how many fit in out[cap]. */
+static size_t split_head(struct wr_str head, struct wr_http_header *out, size_t cap)
+{
+    size_t n = 0, at = 0;
+    while (at < head.len && n < cap) {
+        const char *line = head.ptr + at;
+        const char *end = memchr(line, '\n', head.len - at);
+        size_t len = end ? (size_t)(end - line) + 1 : head.len - at;
+        const char *colon = memchr(line, ':', len);
+        if (colon && len >= 2) {
+            size_t v = (size_t)(colon - line) + 1;
+            while (v < len && line[v] == ' ')
+                v++;
+            out[n].name = (struct wr_str){line, (size_t)(colon - line)};
+            out[n].value = (struct wr_str){line + v, len - 2 - v};
+            n++;
+        }
+        at += len;
+    }
+    return n;
+}
+
+/* RFC 9111 §4.3.4: the server's 304 (its head in ur) freshens x->stale:
+ * the stored fields the 304 carries are replaced, a new entry shares the
+ * stored body. Returns the new entry (a reference), or NULL when the 304
+ * does not select the stored response or nothing could be stored. */
+static struct wr_cache_entry *freshen(struct cache_x *x, const struct wr_http_response *ur)
+{
+    struct wr_str head = wr_cache_entry_head(x->stale);
+    struct wr_http_header old[WR_HTTP_MAX_HEADERS];
+    size_t n_old = split_head(head, old, WR_HTTP_MAX_HEADERS);
+    struct wr_str etag = find_field(old, n_old, "ETag");
+    struct wr_str lm = find_field(old, n_old, "Last-Modified");
+    if (!wr_cache_304_selects(etag, lm, find_field(ur->headers, ur->n_headers, "ETag"),
+                              find_field(ur->headers, ur->n_headers, "Last-Modified")))
+        return NULL;
+    struct wr_str connection = find_field(ur->headers, ur->n_headers, "Connection");
+    size_t cap = head.len + fields_bytes(ur) + 4;
+    char *merged = malloc(cap);
+    if (!merged)
+        return NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < n_old; i++) {
+        bool is_replaced = false;
+        for (size_t j = 0; j < ur->n_headers && !is_replaced; j++)
+            is_replaced = wr_str_eq_nocase(old[i].name, ur->headers[j].name) &&
+                          wr_cache_304_updates(ur->headers[j].name, connection);
+        if (!is_replaced)
+            put_line(merged, &len, cap, old[i].name, old[i].value);
+    }
+    for (size_t j = 0; j < ur->n_headers; j++) {
+        if (wr_cache_304_updates(ur->headers[j].name, connection) &&
+            wr_cache_field_stored(ur->headers[j].name, connection) &&
+            !wr_str_eq_nocase(ur->headers[j].name, WR_STR("Date")))
+            put_line(merged, &len, cap, ur->headers[j].name, ur->headers[j].value);
+    }
+    /* Freshness from the merged fields, with the 304's own Date and Age. */
+    struct wr_http_header scan[WR_HTTP_MAX_HEADERS + 2];
+    size_t n_scan = split_head((struct wr_str){merged, len}, scan, WR_HTTP_MAX_HEADERS);
+    struct wr_str date = find_field(ur->headers, ur->n_headers, "Date");
+    struct wr_str age = find_field(ur->headers, ur->n_headers, "Age");
+    if (date.ptr)
+        scan[n_scan++] = (struct wr_http_header){WR_STR("Date"), date};
+    if (age.ptr)
+        scan[n_scan++] = (struct wr_http_header){WR_STR("Age"), age};
+    int64_t now = now_sec();
+    struct cache_meta m;
+    struct wr_str vary;
+    read_meta(x->stale, &m, &vary);
+    struct wr_cache_resp cr;
+    wr_cache_resp_scan(&cr, m.status, scan, n_scan, now);
+    struct {
+        struct cache_meta m;
+        char names[WR_CACHE_VARY_NAMES_MAX];
+    } meta;
+    meta.m = m;
+    memcpy(meta.names, vary.ptr, vary.len);
+    wr_cache_fresh_init(&meta.m.fresh, &cr, &x->inner.route->cache_opts, x->request_time, now);
+    struct wr_cache_entry *e = wr_cache_publish(
+        x->st, key_of(x), wr_cache_entry_secondary(x->stale), (struct wr_str){merged, len},
+        (struct wr_str){(const char *)&meta, sizeof(meta.m) + vary.len},
+        wr_cache_entry_body(x->stale), x->is_filler, wr_clock_now_ms());
+    x->is_filler = false;
+    free(merged);
+    return e;
+}
+
+/* Removes the entries of one URI of the request's origin: the route's
+ * cache_key expanded for it. */
+static void invalidate_target(struct cache_x *x, struct wr_str uri)
+{
+    const struct wr_exchange *ex = x->ex;
+    struct wr_cache_target t;
+    if (!wr_cache_invalidation_target(ex->is_tls ? WR_STR("https") : WR_STR("http"),
+                                      ex->req->host, uri, &t))
+        return;
+    struct wr_tmpl_vars v = x->vars;
+    v.scheme = t.scheme;
+    v.host = t.host;
+    v.request_uri = t.path_query;
+    char key[KEY_MAX];
+    ssize_t n = wr_tmpl_expand(&ex->route->cache_key, &v, key, sizeof(key));
+    if (n > 0)
+        wr_cache_purge_key(x->st, (struct wr_str){key, (size_t)n});
+}
+
+/* RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the
+ * request's URI and the same-origin Location and Content-Location. */
+static void invalidate(struct cache_x *x, int status, const struct wr_http_response *ur)
+{
+    if (!wr_cache_invalidates(x->ex->req->method_id, status))
+        return;
+    wr_cache_purge_key(x->st, key_of(x));
+    for (size_t i = 0; ur && i < ur->n_headers; i++) {
+        const struct wr_http_header *h = &ur->headers[i];
+        if (wr_str_eq_nocase(h->name, WR_STR("Location")) ||
+            wr_str_eq_nocase(h->name, WR_STR("Content-Location")))
+            invalidate_target(x, h->value);
+    }
+}
+
+/* The server's head, when the proxy got one it relays. */
 static void tee_send_head(struct wr_exchange *in)
 {
     struct cache_x *x = in->front;
     struct wr_resp *r = in->resp;
-    x->ex->log.upstream_time_us = in->log.upstream_time_us;
-    if (r->status >= 500 && stale_if_error(x)) {
+    int status = r->status;
+    if (x->is_unsafe)
+        invalidate(x, status, in->upstream_resp);
+    if (x->ex)
+        x->ex->log.upstream_time_us = in->log.upstream_time_us;
+    if (status == 304 && x->is_revalidating && in->upstream_resp) {
+        x->fill_entry = freshen(x, in->upstream_resp);
+        x->detail = x->fill_entry ? NULL : "304-not-stored";
+        finish_fill(x, false);
+        x->is_answer_at_end = true;
+        if (x->is_background && x->is_end_owed) {
+            x->is_end_owed = false;
+            wr_exchange_end(x->ex, WR_EXCHANGE_COMPLETE);
+        }
+        return; /* answered at the end, from the store (tee_end) */
+    }
+    if (status >= 500 && x->ex && !x->is_background && stale_if_error(x)) {
         /* RFC 5861 §4: the stale response instead of the server's error;
          * the error's body is read and dropped (tee_send). */
         x->is_discarding = true;
@@ -380,19 +594,28 @@ static void tee_send_head(struct wr_exchange *in)
         return;
     }
     if (x->is_filler && in->upstream_resp)
-        begin_fill(x, r->status, in->upstream_resp);
+        begin_fill(x, status, in->upstream_resp);
+    if (x->is_background && x->is_end_owed) {
+        x->is_end_owed = false; /* the refresh may outlive the client now */
+        wr_exchange_end(x->ex, WR_EXCHANGE_COMPLETE);
+    }
+    if (x->is_background || !x->ex)
+        return;
+    if (x->fill_entry && wants_store_answer(x)) {
+        x->is_answer_at_end = true;
+        return;
+    }
     char value[WR_CACHE_STATUS_MAX + 64];
-    size_t n = format_status(x, false, r->status, false, 0, value, sizeof(value));
+    size_t n = format_status(x, false, status, false, 0, value, sizeof(value));
     if (n > 0 && r->head_cap - r->head_len > n + 16 + WR_RESP_FRAMING_ROOM)
         wr_resp_header(r, "Cache-Status", (struct wr_str){value, n});
+    *x->ex->resp = *r; /* the proxy's head, on its buffer (alive until stop) */
     wr_exchange_send_head(x->ex);
 }
 
 static bool tee_send(struct wr_exchange *in, const struct iovec *iov, int n, bool is_final)
 {
     struct cache_x *x = in->front;
-    if (x->is_discarding)
-        return true;
     for (int i = 0; i < n && x->is_storing; i++) {
         if (wr_cache_body_append(x->st, x->fill_body, iov[i].iov_base, iov[i].iov_len) < 0) {
             x->is_storing = false; /* over max_object_size: the store dropped it */
@@ -403,13 +626,41 @@ static bool tee_send(struct wr_exchange *in, const struct iovec *iov, int n, boo
         wr_cache_body_end(x->st, x->fill_body);
         x->is_storing = false;
     }
+    if (!is_client_on_tee(x))
+        return true;
     return wr_exchange_send(x->ex, iov, n, is_final);
 }
 
+/* The proxy is done: complete, cut, or a status before any head. */
 static void tee_end(struct wr_exchange *in, int how)
 {
     struct cache_x *x = in->front;
     finish_fill(x, how == WR_EXCHANGE_COMPLETE);
+    if (!x->ex) {
+        x->is_reap_due = true; /* detached: stopped from the queue */
+        defer(x);
+        return;
+    }
+    if (x->is_background) {
+        if (x->is_end_owed) {
+            x->is_end_owed = false;
+            wr_exchange_end(x->ex, WR_EXCHANGE_COMPLETE);
+        }
+        return;
+    }
+    if (x->is_answer_at_end) {
+        struct wr_cache_entry *e = x->fill_entry;
+        if (how != WR_EXCHANGE_COMPLETE || !e) {
+            wr_exchange_end(x->ex, how >= 400 ? how : 502);
+            return;
+        }
+        wr_cache_entry_ref(e);
+        int fwd_status = in->log.status;
+        int status = serve_entry(x, e, false, fwd_status);
+        if (status != 0)
+            wr_exchange_end(x->ex, status);
+        return;
+    }
     if (x->is_discarding || (how >= 500 && !x->ex->is_head_sent && stale_if_error(x))) {
         serve_stale(x, x->is_discarding ? in->log.status : how);
         return;
@@ -422,18 +673,23 @@ static void tee_respond(struct wr_exchange *in)
     /* The proxy sends heads and bodies; a whole response is passed on. */
     struct cache_x *x = in->front;
     finish_fill(x, false);
-    wr_exchange_respond(x->ex);
+    if (x->ex) {
+        *x->ex->resp = *in->resp;
+        wr_exchange_respond(x->ex);
+    }
 }
 
 static void tee_body_room(struct wr_exchange *in)
 {
     struct cache_x *x = in->front;
-    wr_exchange_body_room(x->ex);
+    if (x->ex)
+        wr_exchange_body_room(x->ex);
 }
 
 static void tee_upgrade(struct wr_exchange *in, const struct iovec *iov, int n)
 {
     struct cache_x *x = in->front;
+    *x->ex->resp = *in->resp;
     wr_exchange_upgrade(x->ex, iov, n);
 }
 
@@ -448,9 +704,31 @@ static const struct wr_exchange_sink tee_sink = {
 
 /* ---- forwarding -------------------------------------------------------------- */
 
+/* x->stale's validators as request fields (RFC 9111 §4.3.1), into
+ * x->ufields; false when it has none. */
+static bool put_validators(struct cache_x *x)
+{
+    struct wr_str head = wr_cache_entry_head(x->stale);
+    struct wr_http_header h[WR_HTTP_MAX_HEADERS];
+    size_t n = split_head(head, h, WR_HTTP_MAX_HEADERS);
+    struct wr_str etag = find_field(h, n, "ETag");
+    struct wr_str lm = find_field(h, n, "Last-Modified");
+    size_t len = 0;
+    bool fits = true;
+    if (etag.ptr)
+        fits = put_line(x->ufields, &len, sizeof(x->ufields), WR_STR("If-None-Match"), etag);
+    if (lm.ptr && fits)
+        fits = put_line(x->ufields, &len, sizeof(x->ufields), WR_STR("If-Modified-Since"), lm);
+    if (!fits || len == 0)
+        return false;
+    x->inner.upstream_fields = (struct wr_str){x->ufields, len};
+    return true;
+}
+
 /* Runs the proxy's start on x->inner (during the client's start: the
- * vars live); deferred: no server contacted until wr_proxy_go. Returns
- * the proxy's result (0 or a status). */
+ * vars live); deferred: no server contacted until wr_proxy_go. A
+ * cacheable request asks for the whole representation, with the stale
+ * entry's validators when there is one. Returns the proxy's result. */
 static int start_inner(struct cache_x *x, bool is_deferred)
 {
     struct wr_exchange *ex = x->ex, *in = &x->inner;
@@ -458,13 +736,20 @@ static int start_inner(struct cache_x *x, bool is_deferred)
     in->zw = NULL; /* the client's exchange compresses, not this one */
     in->compression = NULL;
     in->zf = NULL;
+    in->resp = &x->inner_resp;
+    x->inner_resp = *ex->resp;
     wr_exchange_init(in, &wr_proxy_handler, x->cw->proxy_state, &tee_sink, x);
     in->is_start_deferred = is_deferred;
+    in->is_cache_fill = x->is_cacheable;
+    x->is_revalidating = x->is_cacheable && x->stale && put_validators(x);
     x->is_inner_started = true;
-    x->mode = is_deferred ? CX_WAIT : CX_FORWARD;
+    if (x->mode != CX_HIT)
+        x->mode = is_deferred ? CX_WAIT : CX_FORWARD;
     int status = wr_exchange_start(in);
-    ex->log.upstream_addr = in->log.upstream_addr;
-    ex->log.upstream_status = in->log.upstream_status;
+    if (!x->is_background) {
+        ex->log.upstream_addr = in->log.upstream_addr;
+        ex->log.upstream_status = in->log.upstream_status;
+    }
     return status;
 }
 
@@ -601,6 +886,38 @@ static bool build_hit_head(struct cache_x *x, struct wr_str head, int status, ui
 
 static void pump(struct cache_x *x);
 
+/* The client's Range against a complete body of size bytes (RFC 9110
+ * §14.2, after If-Range): 200 for the whole, 206 with x's window set, or
+ * 416. */
+static int choose_range(struct cache_x *x, struct wr_str head, uint64_t size)
+{
+    const struct wr_http_request *req = x->ex->req;
+    struct wr_str range = wr_http_known_value(req, WR_HTTP_KNOWN_RANGE);
+    if (!range.ptr || req->method_id != WR_HTTP_GET)
+        return 200;
+    struct wr_str if_range = wr_http_known_value(req, WR_HTTP_KNOWN_IF_RANGE);
+    if (if_range.ptr) {
+        struct head_build b = {0};
+        each_stored_field(head, put_stored_field, &b);
+        int64_t mtime = 0;
+        if (!b.last_modified.ptr || !wr_http_cond_parse_date(b.last_modified, &mtime))
+            mtime = 0;
+        if (!wr_http_cond_if_range_holds(if_range, b.etag.ptr ? b.etag : WR_STR(""), mtime))
+            return 200;
+    }
+    struct wr_http_range rg;
+    switch (wr_http_cond_parse_range(range, size, &rg)) {
+    case WR_RANGE_SINGLE:
+        x->skip = rg.first;
+        x->send_left = rg.last - rg.first + 1;
+        return 206;
+    case WR_RANGE_UNSATISFIABLE:
+        return 416;
+    default:
+        return 200; /* ignored, or several ranges: the whole body */
+    }
+}
+
 /* Serves entry e (the reference passes to x). Returns 0, or a status
  * for the front end (nothing sent). */
 static int serve_entry(struct cache_x *x, struct wr_cache_entry *e, bool is_hit, int fwd_status)
@@ -609,15 +926,36 @@ static int serve_entry(struct cache_x *x, struct wr_cache_entry *e, bool is_hit,
     struct cache_meta m;
     struct wr_str vary;
     read_meta(e, &m, &vary);
+    if (x->entry)
+        wr_cache_entry_unref(x->entry);
     x->entry = e;
     x->mode = CX_HIT;
     memset(&x->cursor, 0, sizeof(x->cursor));
-    int64_t now = ex->clock->sec;
+    x->skip = 0;
+    x->send_left = UINT64_MAX;
+    int64_t now = now_sec();
     struct wr_str head = wr_cache_entry_head(e);
+    struct wr_cache_body *body = wr_cache_entry_body(e);
+    struct wr_cache_cursor probe = {0};
+    struct wr_str first;
+    /* The state first: bytes of a complete body never change after. */
+    bool is_complete = wr_cache_body_read(body, &probe, &first) == WR_CACHE_BODY_COMPLETE;
+    uint64_t have = wr_cache_body_len(body);
     int status = evaluate_conditions(x, head);
     if (status == 412)
         return 412;
-    if (status == 0)
+    if (status == 0 && m.status == 200 && is_complete)
+        status = choose_range(x, head, have); /* a body still filling is sent whole */
+    if (status == 416) {
+        wr_resp_start(ex->resp, 416, ex->clock);
+        char cr[48];
+        int n = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)have);
+        wr_resp_field(ex->resp, WR_HTTP_FIELD_CONTENT_RANGE, (struct wr_str){cr, (size_t)n});
+        wr_resp_set_page(ex->resp);
+        wr_exchange_respond(ex);
+        return 0;
+    }
+    if (status == 0 || status == 200)
         status = m.status;
     char cs[WR_CACHE_STATUS_MAX + 64];
     size_t cs_len = format_status(x, is_hit, fwd_status, true, wr_cache_ttl(&m.fresh, now), cs,
@@ -625,14 +963,17 @@ static int serve_entry(struct cache_x *x, struct wr_cache_entry *e, bool is_hit,
     if (!build_hit_head(x, head, status, wr_cache_current_age(&m.fresh, now), cs, cs_len))
         return 500;
     struct wr_resp *r = ex->resp;
-    struct wr_cache_body *body = wr_cache_entry_body(e);
-    struct wr_cache_cursor probe = {0};
-    struct wr_str first;
-    /* The state first: bytes of a complete body never change after. */
-    bool is_complete = wr_cache_body_read(body, &probe, &first) == WR_CACHE_BODY_COMPLETE;
-    uint64_t have = wr_cache_body_len(body);
     r->has_length = m.body_len != UINT64_MAX || is_complete;
     r->body_len = m.body_len != UINT64_MAX ? m.body_len : have;
+    if (status == 206) {
+        char cr[80];
+        int n = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)x->skip,
+                         (unsigned long long)(x->skip + x->send_left - 1),
+                         (unsigned long long)have);
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_RANGE, (struct wr_str){cr, (size_t)n});
+        r->body_len = x->send_left;
+        r->is_coding_decided = true; /* a range of the stored bytes, never coded */
+    }
     if (status == 304 || ex->req->method_id == WR_HTTP_HEAD) {
         r->is_head_only = true;
         r->has_length = r->has_length && status != 304;
@@ -644,6 +985,34 @@ static int serve_entry(struct cache_x *x, struct wr_cache_entry *e, bool is_hit,
     return 0;
 }
 
+/* The next pieces of the body at x's cursor into iov, within x's window
+ * (a 206's skip and send_left). Returns how many; *s the body's state. */
+static int next_pieces(struct cache_x *x, struct wr_cache_body *body, struct iovec *iov,
+                       enum wr_cache_body_state *s)
+{
+    int n = 0;
+    *s = WR_CACHE_BODY_FILLING;
+    while (n < WR_EXCHANGE_MAX_IOV && x->send_left > 0) {
+        struct wr_str out;
+        *s = wr_cache_body_read(body, &x->cursor, &out);
+        if (out.len == 0)
+            break;
+        if (x->skip >= out.len) {
+            x->skip -= out.len;
+            continue;
+        }
+        out.ptr += x->skip;
+        out.len -= x->skip;
+        x->skip = 0;
+        if (out.len > x->send_left)
+            out.len = (size_t)x->send_left;
+        if (x->send_left != UINT64_MAX)
+            x->send_left -= out.len;
+        iov[n++] = (struct iovec){(void *)out.ptr, out.len};
+    }
+    return n;
+}
+
 /* Sends the stored body from the cursor while the client keeps up; waits
  * for the filler when it has read all there is. */
 static void pump(struct cache_x *x)
@@ -651,22 +1020,20 @@ static void pump(struct cache_x *x)
     struct wr_cache_body *body = wr_cache_entry_body(x->entry);
     for (;;) {
         struct iovec iov[WR_EXCHANGE_MAX_IOV];
-        int n = 0;
-        enum wr_cache_body_state s = WR_CACHE_BODY_FILLING;
-        while (n < WR_EXCHANGE_MAX_IOV) {
-            struct wr_str out;
-            s = wr_cache_body_read(body, &x->cursor, &out);
-            if (out.len == 0)
-                break;
-            iov[n++] = (struct iovec){(void *)out.ptr, out.len};
-        }
-        bool is_end = s == WR_CACHE_BODY_COMPLETE && n < WR_EXCHANGE_MAX_IOV;
+        enum wr_cache_body_state s;
+        int n = next_pieces(x, body, iov, &s);
+        bool is_end = x->send_left == 0 || (s == WR_CACHE_BODY_COMPLETE && n < WR_EXCHANGE_MAX_IOV);
         if (s == WR_CACHE_BODY_ABANDONED && n == 0) {
             wr_exchange_end(x->ex, WR_EXCHANGE_BROKEN); /* the fill failed mid-body */
             return;
         }
         bool is_done = n == 0 || wr_exchange_send(x->ex, iov, n, is_end);
         if (is_end) {
+            if (x->is_background && x->is_inner_started && !x->inner.is_ended &&
+                !x->inner.is_head_sent) {
+                x->is_end_owed = true; /* until the refresh has its head (tee_send_head) */
+                return;
+            }
             wr_exchange_end(x->ex, WR_EXCHANGE_COMPLETE);
             return;
         }
@@ -718,14 +1085,40 @@ static void set_stale(struct cache_x *x, struct wr_cache_entry *e)
 
 static int lookup(struct cache_x *x, bool is_start);
 
-/* A stored variant matched: serve it, or forward (revalidation is a
- * plain fetch here: its response replaces the entry). */
+/* RFC 5861 §3: a stale hit within stale-while-revalidate is served while
+ * one request (the one that gets the key's fill lock; the others only
+ * serve) refreshes it in the background. At start only: the proxy's
+ * start needs the vars. */
+static void refresh_in_background(struct cache_x *x, struct wr_cache_entry *e)
+{
+    struct wr_cache_entry *other = NULL;
+    x->is_match_off = true;
+    enum wr_cache_lookup_result r = wr_cache_lookup(x->st, key_of(x), match_vary, x, true,
+                                                    &x->waiter, wr_clock_now_ms(), &other);
+    x->is_match_off = false;
+    if (r == WR_CACHE_WAIT)
+        wr_cache_wait_cancel(x->st, key_of(x), &x->waiter); /* someone refreshes it */
+    if (r != WR_CACHE_MISS)
+        return;
+    wr_cache_entry_ref(e);
+    set_stale(x, e); /* its validators go up */
+    x->is_filler = x->is_background = true;
+    x->fwd = WR_CACHE_FWD_STALE;
+    if (start_inner(x, false) != 0) {
+        wr_exchange_stop(&x->inner); /* made no sink call */
+        x->is_inner_started = x->is_background = false;
+        finish_fill(x, false);
+    }
+}
+
+/* A stored variant matched: serve it, or forward (revalidation: with
+ * the stored validators; a 304 freshens the entry). */
 static int on_hit(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
 {
     struct cache_meta m;
     struct wr_str vary;
     read_meta(e, &m, &vary);
-    struct wr_cache_decision d = wr_cache_decide(&m.fresh, &x->creq, x->ex->clock->sec);
+    struct wr_cache_decision d = wr_cache_decide(&m.fresh, &x->creq, now_sec());
     switch (d.verdict) {
     case WR_CACHE_SERVE:
     case WR_CACHE_SERVE_STALE:
@@ -735,6 +1128,9 @@ static int on_hit(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
             x->is_inner_started = false;
         }
         count(x, WR_METRICS_CACHE_HIT);
+        if (d.verdict == WR_CACHE_SERVE_REFRESH && is_start &&
+            !(x->creq.cc.flags & WR_CC_ONLY_IF_CACHED)) /* it asked for no traffic */
+            refresh_in_background(x, e);
         return serve_entry(x, e, true, 0);
     case WR_CACHE_GATEWAY_TIMEOUT:
         wr_cache_entry_unref(e);
@@ -757,9 +1153,6 @@ static int lookup(struct cache_x *x, bool is_start)
 {
     bool is_only_cached = x->creq.cc.flags & WR_CC_ONLY_IF_CACHED;
     struct wr_cache_entry *e = NULL;
-    memset(&x->waiter, 0, sizeof(x->waiter));
-    x->waiter.fn = on_notify;
-    x->waiter.arg = x;
     enum wr_cache_lookup_result r = wr_cache_lookup(
         x->st, key_of(x), match_vary, x, !is_only_cached, &x->waiter, wr_clock_now_ms(), &e);
     switch (r) {
@@ -791,9 +1184,77 @@ static int lookup(struct cache_x *x, bool is_start)
     }
 }
 
+/* ---- fills the client left --------------------------------------------------- */
+
+static void release_refs(struct cache_x *x)
+{
+    if (x->entry)
+        wr_cache_entry_unref(x->entry);
+    if (x->stale)
+        wr_cache_entry_unref(x->stale);
+    if (x->fill_entry)
+        wr_cache_entry_unref(x->fill_entry);
+    x->entry = x->stale = x->fill_entry = NULL;
+}
+
+/* A detached fill ended (or the worker ends): its proxy exchange is
+ * stopped and x freed. */
+static void reap(struct cache_x *x)
+{
+    struct cache_worker *cw = x->cw;
+    if (!x->inner.is_disposed)
+        wr_exchange_stop(&x->inner);
+    finish_fill(x, false);
+    release_refs(x);
+    *x->dprev = x->dnext;
+    if (x->dnext)
+        x->dnext->dprev = x->dprev;
+    wr_config_unref(x->cfg_ref);
+    free_x(cw, x);
+}
+
+/* The client left while x stores the response it was reading (or a
+ * background refresh): the fill goes on for those who come next, holding
+ * the snapshot its route lives in. Only once the server's head came: the
+ * proxy no longer needs anything of the client's request. */
+static bool detach(struct cache_x *x)
+{
+    struct wr_exchange *ex = x->ex;
+    if (!x->is_inner_started || x->inner.is_disposed || x->inner.is_ended || !x->is_storing ||
+        !x->inner.is_head_sent || !ex->cfg)
+        return false;
+    struct cache_worker *cw = x->cw;
+    if (x->is_waiting_body)
+        wr_cache_body_wait_cancel(wr_cache_entry_body(x->entry), &x->waiter);
+    x->is_waiting_body = false;
+    if (x->entry)
+        wr_cache_entry_unref(x->entry);
+    x->entry = NULL;
+    x->ex = NULL;
+    x->is_detached = true;
+    x->mode = CX_FORWARD;
+    /* The refcount is the snapshot's one mutable part (atomic). */
+    x->cfg_ref = wr_config_ref((struct wr_config *)ex->cfg);
+    wr_proxy_detach(&x->inner);
+    x->dnext = cw->detached;
+    x->dprev = &cw->detached;
+    if (cw->detached)
+        cw->detached->dprev = &x->dnext;
+    cw->detached = x;
+    defer(x); /* the proxy may wait for a proceed the client's sink owed */
+    return true;
+}
+
 /* Queued by on_notify: what x waited for happened (or may have). */
 static void on_woken(struct cache_x *x)
 {
+    if (x->is_detached) {
+        if (x->is_reap_due)
+            reap(x);
+        else
+            wr_exchange_proceed(&x->inner);
+        return;
+    }
     if (x->is_waiting_body) {
         x->is_waiting_body = false;
         pump(x);
@@ -827,6 +1288,12 @@ static void on_lock_timeout(struct wr_timer_wheel *w, struct wr_timer *t, uint64
 
 /* ---- the handler ------------------------------------------------------------ */
 
+/* RFC 9110 §9.2.1. */
+static bool is_safe(enum wr_http_method m)
+{
+    return m == WR_HTTP_GET || m == WR_HTTP_HEAD || m == WR_HTTP_OPTIONS || m == WR_HTTP_TRACE;
+}
+
 static bool is_cacheable_request(const struct wr_exchange *ex)
 {
     const struct wr_http_request *req = ex->req;
@@ -846,7 +1313,7 @@ static int cache_start(struct wr_exchange *ex)
     x->ex = ex;
     ex->state = x;
     x->st = ex->route->cache ? ex->route->cache->store : NULL;
-    x->request_time = ex->clock->sec;
+    x->request_time = now_sec();
     const struct wr_http_request *req = ex->req;
     wr_cache_req_scan(&x->creq, req->method_id, req->headers, req->n_headers);
     ssize_t key_len = x->st ? wr_tmpl_expand(&ex->route->cache_key, ex->vars, x->key, KEY_MAX) : -1;
@@ -854,10 +1321,20 @@ static int cache_start(struct wr_exchange *ex)
                                                      sizeof(x->fields), &x->fields_always_len);
     if (key_len < 0 || fields_len < 0 || !is_cacheable_request(ex)) {
         x->fwd = is_cacheable_request(ex) ? WR_CACHE_FWD_BYPASS : WR_CACHE_FWD_METHOD;
-        x->st = NULL; /* nothing of the store is touched */
+        x->is_unsafe = key_len >= 0 && !is_safe(req->method_id);
+        if (x->is_unsafe) {
+            x->key_len = (size_t)key_len;
+            x->vars = *ex->vars;
+            x->vars.subject = NULL; /* the match does not outlive start */
+            x->vars.ovector = NULL;
+            x->vars.n_captures = 0;
+        } else {
+            x->st = NULL; /* nothing of the store is touched */
+        }
         count(x, WR_METRICS_CACHE_BYPASS);
         return start_inner(x, false);
     }
+    x->is_cacheable = true;
     x->key_len = (size_t)key_len;
     x->fields_len = (size_t)fields_len;
     return lookup(x, true);
@@ -899,19 +1376,18 @@ static void cache_stop(struct wr_exchange *ex)
     if (!x)
         return;
     struct cache_worker *cw = x->cw;
+    if (wr_timer_is_armed(&x->lock_timer))
+        wr_timer_disarm(cw->henv->wheel, &x->lock_timer);
+    if (detach(x))
+        return;
     if (x->is_inner_started && !x->inner.is_disposed)
         wr_exchange_stop(&x->inner);
     if (x->is_waiting_lock)
         wr_cache_wait_cancel(x->st, key_of(x), &x->waiter);
     if (x->is_waiting_body)
         wr_cache_body_wait_cancel(wr_cache_entry_body(x->entry), &x->waiter);
-    if (wr_timer_is_armed(&x->lock_timer))
-        wr_timer_disarm(cw->henv->wheel, &x->lock_timer);
     finish_fill(x, false);
-    if (x->entry)
-        wr_cache_entry_unref(x->entry);
-    if (x->stale)
-        wr_cache_entry_unref(x->stale);
+    release_refs(x);
     /* A callback that ran before the cancel queued x: the queue's reader
      * frees it (cancel took the store lock the callback held). */
     if (atomic_load_explicit(&x->is_queued, memory_order_relaxed))
@@ -942,12 +1418,16 @@ static int cache_worker_init(struct wr_handler_worker *hw)
     return 0;
 }
 
+/* Runs before the proxy's (handlers end in reverse): fills still going
+ * are cut here, while the proxy's state they use is alive. */
 static void cache_worker_fini(struct wr_handler_worker *hw)
 {
     struct cache_worker *cw = hw->state;
     if (!cw)
         return;
-    on_efd(cw->efd, EV_READ, cw); /* frees what stopped exchanges left queued */
+    on_efd(cw->efd, EV_READ, cw); /* reaps what ended, frees what stopped exchanges left */
+    while (cw->detached)
+        reap(cw->detached);
     event_free(cw->ev);
     close(cw->efd);
     while (cw->free_list) {

@@ -1237,7 +1237,7 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
         .is_keep_alive = io->is_exchange_keep_alive,
         .max_head_bytes = c->cfg->limits.max_header_bytes,
-        .zw = &cs->zw, .compression = &c->cfg->compression,
+        .zw = &cs->zw, .compression = &c->cfg->compression, .cfg = c->cfg,
     };
     wr_resp_init(&ce->resp, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
     wr_exchange_init(&ce->ex, wr_handler_for(wr_handler_slot(route)),

@@ -75,7 +75,8 @@ int wr_handlers_init(struct wr_handlers *hs, const struct wr_handler_env *env)
 
 void wr_handlers_fini(struct wr_handlers *hs)
 {
-    for (int a = 0; a < WR_HANDLER_SLOTS; a++) {
+    /* In reverse: the cache's exchanges use the proxy's state. */
+    for (int a = WR_HANDLER_SLOTS - 1; a >= 0; a--) {
         struct wr_handler_worker *hw = &hs->slots[a];
         if (hw->handler && hw->handler->worker_fini)
             hw->handler->worker_fini(hw);
@@ -136,6 +137,8 @@ void wr_exchange_init(struct wr_exchange *ex, const struct wr_handler *h, void *
     ex->end = 0;
     ex->is_start_deferred = false;
     ex->upstream_resp = NULL;
+    ex->is_cache_fill = false;
+    ex->upstream_fields = (struct wr_str){NULL, 0};
 }
 
 /* A handler callback may run: live, and not from inside a sink call

@@ -1061,7 +1061,7 @@ static int start_exchange(struct h2_stream *st, const struct wr_tmpl_vars *vars,
         .client_addr = wr_str_from_cstr(h->peer), .is_tls = h->is_tls,
         .has_body = st->has_body, .is_keep_alive = !h->is_draining,
         .max_head_bytes = h->cfg->limits.max_header_bytes,
-        .zw = &cs->zw, .compression = &h->cfg->compression,
+        .zw = &cs->zw, .compression = &h->cfg->compression, .cfg = h->cfg,
     };
     begin_resp(st);
     wr_exchange_init(&st->ex, wr_handler_for(wr_handler_slot(route)),

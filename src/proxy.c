@@ -424,6 +424,11 @@ static bool is_dropped_request_field(const struct wr_exchange *ex, const struct 
         return true;
     if (ex->req->is_extended_connect && is_field_named(name, "Sec-WebSocket-Key"))
         return true; /* never an HTTP/2 client's: ours goes up */
+    if (ex->is_cache_fill &&
+        (is_field_named(name, "If-None-Match") || is_field_named(name, "If-Modified-Since") ||
+         is_field_named(name, "If-Match") || is_field_named(name, "If-Unmodified-Since") ||
+         is_field_named(name, "If-Range") || is_field_named(name, "Range")))
+        return true; /* the cache stores the whole representation and answers these */
     if (route->forwarded_headers &&
         (is_field_named(name, "X-Forwarded-For") || is_field_named(name, "X-Forwarded-Proto") ||
          is_field_named(name, "X-Forwarded-Host") || is_field_named(name, "X-Real-IP")))
@@ -521,6 +526,8 @@ static int build_request_head(struct wr_proxy *p, const struct wr_exchange *ex)
             put_field(&o, WR_STR("X-Request-Id"), ex->vars->request_id);
     }
     put_set_headers(&o, ex);
+    if (ex->upstream_fields.len > 0)
+        put_str(&o, ex->upstream_fields);
     if (p->is_websocket) {
         put(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n", 41);
         if (p->is_h2_tunnel) {
@@ -1562,7 +1569,7 @@ static int proxy_start(struct wr_exchange *ex)
 {
     struct wr_proxy_env *env = ex->worker_state;
     const struct wr_http_request *req = ex->req;
-    size_t head_cap = req->target.len + HEAD_EXTRA;
+    size_t head_cap = req->target.len + HEAD_EXTRA + ex->upstream_fields.len;
     for (size_t i = 0; i < req->n_headers; i++)
         head_cap += req->headers[i].name.len + req->headers[i].value.len + 4;
     if (head_cap < ex->max_head_bytes + HEAD_EXTRA)
@@ -1615,6 +1622,13 @@ static int proxy_start(struct wr_exchange *ex)
         return 0; /* wr_proxy_go starts the first attempt */
     start_attempt(p); /* may end the exchange already (no server: 502) */
     return 0;
+}
+
+void wr_proxy_detach(struct wr_exchange *ex)
+{
+    struct wr_proxy *p = ex->state;
+    if (p)
+        p->subject = (struct wr_log_request){0}; /* its slices were the client's */
 }
 
 void wr_proxy_go(struct wr_exchange *ex)

@@ -198,6 +198,16 @@ struct wr_exchange {
      * (valid until the exchange's next callback). */
     bool is_start_deferred;
     const struct wr_http_response *upstream_resp;
+    /* The cache's too: with is_cache_fill the proxy asks for the whole
+     * representation to store (the client's conditional and Range fields
+     * stay behind: the cache answers them), and upstream_fields (whole
+     * field lines, e.g. its validators) go up with the request. */
+    bool is_cache_fill;
+    struct wr_str upstream_fields;
+    /* The snapshot route belongs to (the connection's): a handler whose
+     * work outlives the exchange (a cache fill the client left) takes a
+     * reference. NULL where there is none (weir route). */
+    const struct wr_config *cfg;
 
     /* The handler's. */
     const struct wr_handler *handler;

@@ -70,6 +70,11 @@ extern const struct wr_handler wr_proxy_handler;
  * server: 502). Nothing when not deferred, or ended. */
 void wr_proxy_go(struct wr_exchange *ex);
 
+/* The client of ex's front end is gone but the exchange goes on (a cache
+ * fill others read): forgets what was borrowed from the client's
+ * request. Only once the response head came (no retry can follow). */
+void wr_proxy_detach(struct wr_exchange *ex);
+
 /*
  * The request-target the exchange ex would send upstream (rewrite, else
  * strip_prefix, else the target as received in origin form; the query

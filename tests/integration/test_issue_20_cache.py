@@ -20,6 +20,7 @@ import time
 import unittest
 
 import weirtest
+from h2test import HAVE_H2, RawH2, get as h2_get
 from polling import admin_get, wait_until
 from weirtest import SERVER, request_bytes
 
@@ -34,7 +35,9 @@ class Origin:
         self.counts = {}
         self.lock = threading.Lock()
         self.release = threading.Event()
+        self.release_body = threading.Event()
         self.failing = threading.Event()
+        self.seen = {}  # path -> request headers of the last request
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -50,6 +53,10 @@ class Origin:
                 with origin.lock:
                     n = origin.counts.get(self.path, 0) + 1
                     origin.counts[self.path] = n
+                    origin.seen[self.path] = dict(self.headers)
+                if self.path.startswith("/c/halfway"):
+                    origin.halfway(self, n)
+                    return
                 status, headers, body = origin.answer(self, n)
                 self.send_response(status)
                 for k, v in headers:
@@ -58,6 +65,9 @@ class Origin:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
+
+            def do_DELETE(self):
+                self.do_GET()
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
@@ -81,6 +91,18 @@ class Origin:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def halfway(self, h, n):
+        """Half the body, then the rest once release_body is set."""
+        body = b"h" * 40000
+        h.send_response(200)
+        h.send_header("Cache-Control", "max-age=60")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body[:20000])
+        h.wfile.flush()
+        self.release_body.wait(20)
+        h.wfile.write(body[20000:])
 
     def answer(self, h, n):
         path = h.path
@@ -106,6 +128,19 @@ class Origin:
             if self.failing.is_set():
                 return 500, [("Content-Type", "text/plain")], b"origin down"
             return 200, [("Cache-Control", "max-age=1, stale-if-error=600")], body
+        if path.startswith("/c/reval"):
+            if h.headers.get("If-None-Match") == '"r1"':
+                return 304, [("Cache-Control", "max-age=60"), ("ETag", '"r1"'),
+                             ("X-Fresh", "%d" % n)], b""
+            return 200, [("Cache-Control", "max-age=1"), ("ETag", '"r1"'),
+                         ("X-Fresh", "%d" % n)], body
+        if path.startswith("/c/swr"):
+            return 200, [("Cache-Control", "max-age=2, stale-while-revalidate=60")], body
+        if path.startswith("/c/range"):
+            return 200, fresh, b"0123456789" * 10
+        if path.startswith("/c/poster") and h.command == "POST":
+            return 201, [("Location", "http://localhost/c/target"),
+                         ("Content-Location", "http://elsewhere.example/c/kept")], body
         if path.startswith("/c/nothing"):
             return 200, [], body  # no freshness, no validator: not stored
         return 200, fresh, body
@@ -136,7 +171,7 @@ proxy = app
 
 
 class CacheTest(weirtest.WeirCase):
-    INI = INI.replace("workers = 1", "workers = 2")
+    INI = INI.replace("workers = 1", "workers = 2").replace("@PORT@\n", "@PORT@ h2c\n", 1)
 
     @classmethod
     def setUpClass(cls):
@@ -278,6 +313,116 @@ class CacheTest(weirtest.WeirCase):
         self.assertIn("fwd=stale", r.header("Cache-Status"))
         self.assertIn("fwd-status=500", r.header("Cache-Status"))
         self.assertGreaterEqual(self.results()["stale_if_error"], 1)
+
+    def wait_stale(self, path):
+        # only-if-cached asks the store alone: 504 once the entry is stale
+        wait_until(lambda: self.get(path, headers=[("Cache-Control", "only-if-cached")])
+                   .status == 504, "%s to go stale" % path, timeout=5)
+
+    def test_revalidation_with_304_freshens_the_entry(self):
+        self.assertEqual(self.get("/c/reval").header("X-Fresh"), "1")
+        self.wait_stale("/c/reval")
+        r = self.get("/c/reval")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"/c/reval #1")  # the stored body
+        self.assertEqual(r.header("X-Fresh"), "2")  # the 304's fields replaced the stored
+        self.assertIn("fwd=stale", r.header("Cache-Status"))
+        self.assertIn("fwd-status=304", r.header("Cache-Status"))
+        self.assertEqual(self.origin.seen["/c/reval"].get("If-None-Match"), '"r1"')
+        h = self.get("/c/reval")
+        self.assertRegex(h.header("Cache-Status"), r"; hit; ttl=\d+")  # fresh again: max-age=60
+        self.assertEqual(h.header("X-Fresh"), "2")
+        self.assertEqual(self.origin.count("/c/reval"), 2)
+
+    def test_stale_while_revalidate(self):
+        self.get("/c/swr")
+        # within stale-while-revalidate only-if-cached still gets it: ttl < 0
+        wait_until(lambda: "ttl=-" in self.get("/c/swr", headers=[
+            ("Cache-Control", "only-if-cached")]).header("Cache-Status"), "/c/swr to go stale",
+            timeout=5)
+        self.assertEqual(self.origin.count("/c/swr"), 1)
+        r = self.get("/c/swr")
+        self.assertEqual(r.body, b"/c/swr #1")  # served stale at once
+        self.assertIn("hit", r.header("Cache-Status"))
+        wait_until(lambda: self.get("/c/swr").body == b"/c/swr #2",
+                   "the background refresh to replace the entry", timeout=5)
+        self.assertEqual(self.origin.count("/c/swr"), 2)
+
+    def test_range_from_the_store(self):
+        r = self.get("/c/range", headers=[("Range", "bytes=10-19")])
+        self.assertEqual(r.status, 206)  # a miss too: answered from the stored whole
+        self.assertEqual(r.body, b"0123456789")
+        self.assertEqual(r.header("Content-Range"), "bytes 10-19/100")
+        self.assertNotIn("Range", self.origin.seen["/c/range"])
+        r = self.get("/c/range", headers=[("Range", "bytes=-5")])
+        self.assertEqual((r.status, r.body), (206, b"56789"))
+        r = self.get("/c/range", headers=[("Range", "bytes=95-"), ("If-Range", '"v9"')])
+        self.assertEqual((r.status, len(r.body)), (200, 100))  # If-Range fails: the whole
+        r = self.get("/c/range", headers=[("Range", "bytes=200-")])
+        self.assertEqual(r.status, 416)
+        self.assertEqual(r.header("Content-Range"), "bytes */100")
+        self.assertEqual(self.origin.count("/c/range"), 1)
+
+    def test_fill_goes_on_when_the_client_leaves(self):
+        with self.weir.client() as c:
+            c.send(request_bytes("GET", "/c/halfway"))
+            c._read_until(b"\r\n\r\n", time.monotonic() + 10)  # the head came
+        self.origin.release_body.set()
+        r = self.get("/c/halfway")
+        self.assertEqual(len(r.body), 40000)
+        self.assertEqual(self.origin.count("/c/halfway"), 1)
+
+    def test_unsafe_methods_invalidate(self):
+        self.get("/c/inval")
+        self.assertIn("hit", self.get("/c/inval").header("Cache-Status"))
+        self.assertEqual(self.get("/c/inval", method="POST", body=b"x").status, 200)
+        self.assertIn("uri-miss", self.get("/c/inval").header("Cache-Status"))
+        for path in ("/c/target", "/c/kept"):
+            self.get(path)
+        self.assertEqual(self.get("/c/poster", method="POST", body=b"x").status, 201)
+        self.assertIn("uri-miss", self.get("/c/target").header("Cache-Status"))  # Location
+        self.assertIn("hit", self.get("/c/kept").header("Cache-Status"))  # other origin
+        self.assertEqual(self.get("/c/inval", method="DELETE").status, 200)
+        self.assertIn("uri-miss", self.get("/c/inval").header("Cache-Status"))
+
+    @unittest.skipUnless(HAVE_H2, "python3-h2 is not installed")
+    def test_http2_hits_and_coalesced_misses(self):
+        """HTTP/2 streams read the same store: a miss on one stream, hits on
+        the next; an HTTP/1.1 client then hits what HTTP/2 stored."""
+        c = RawH2(self.weir.port)
+        try:
+            sid = c.request(h2_get(b"/c/h2", authority=b"localhost"))
+            self.assertEqual(c.wait_stream(sid)[:2], ("response", 200))
+            self.assertEqual(c.stream(sid)["body"], b"/c/h2 #1")
+            sids = [c.request(h2_get(b"/c/h2", authority=b"localhost")) for _ in range(5)]
+            for sid in sids:
+                self.assertEqual(c.wait_stream(sid)[:2], ("response", 200))
+                self.assertEqual(c.stream(sid)["body"], b"/c/h2 #1")
+                fields = dict((k.decode(), v.decode()) for k, v in c.stream(sid)["header_list"])
+                self.assertIn("hit", fields["cache-status"])
+                self.assertIn("age", fields)
+        finally:
+            c.close()
+        self.assertEqual(self.get("/c/h2").body, b"/c/h2 #1")
+        self.assertEqual(self.origin.count("/c/h2"), 1)
+
+    def test_purge(self):
+        self.get("/c/purge")
+        self.assertIn("hit", self.get("/c/purge").header("Cache-Status"))
+        with weirtest.Client(("127.0.0.1", self.admin_port)) as c:
+            c.send(request_bytes("DELETE", "/cache/pages?key=httplocalhost%2Fc%2Fpurge"))
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b'{"purged": 1}\n')
+        self.assertIn("uri-miss", self.get("/c/purge").header("Cache-Status"))
+        with weirtest.Client(("127.0.0.1", self.admin_port)) as c:
+            c.send(request_bytes("GET", "/cache/pages?key=x"))
+            self.assertEqual(c.read_response().status, 405)
+        with weirtest.Client(("127.0.0.1", self.admin_port)) as c:
+            c.send(request_bytes("DELETE", "/cache/nope?key=x"))
+            self.assertEqual(c.read_response().status, 404)
+        text = admin_get(self.admin_port, "/metrics")
+        self.assertRegex(text, r'weir_cache_entries\{cache="pages"\} [1-9]')
 
 
 if __name__ == "__main__":
