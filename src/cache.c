@@ -61,6 +61,10 @@ struct cache_x {
     atomic_bool is_queued;           /* on cw->woken, not yet taken */
     bool is_dead;                    /* stopped while queued: the reader frees it */
     bool is_waiting_lock, is_waiting_body;
+    bool is_holding;                 /* waits for a body of unknown length to complete
+                                        (x->entry) before answering: one that outgrows
+                                        max_object_size is dropped, and x then goes
+                                        upstream itself instead of being cut */
     bool is_match_off;               /* the lookup refuses every variant (revalidation) */
     bool is_filler;                  /* holds the key's fill lock */
     bool is_storing;                 /* fill_body takes the response body */
@@ -1111,6 +1115,78 @@ static void refresh_in_background(struct cache_x *x, struct wr_cache_entry *e)
     }
 }
 
+/* An entry whose body is still filling with no announced length: it may
+ * yet outgrow max_object_size and be dropped. */
+static bool is_unsure_fill(const struct wr_cache_entry *e)
+{
+    struct cache_meta m;
+    struct wr_str vary;
+    read_meta(e, &m, &vary);
+    struct wr_cache_cursor c = {0};
+    struct wr_str out;
+    return m.body_len == UINT64_MAX &&
+           wr_cache_body_read(wr_cache_entry_body(e), &c, &out) == WR_CACHE_BODY_FILLING;
+}
+
+/* Waits until e's body is complete (then served) or dropped (then x goes
+ * upstream with the proxy exchange prepared now, while the vars live). */
+static int hold(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
+{
+    if (!x->is_inner_started) {
+        int status = start_inner(x, true);
+        if (status != 0) {
+            wr_cache_entry_unref(e);
+            return status;
+        }
+    }
+    if (x->entry)
+        wr_cache_entry_unref(x->entry);
+    x->entry = e;
+    x->is_holding = true;
+    x->mode = CX_WAIT;
+    if (!x->is_collapsed) {
+        x->is_collapsed = true;
+        count(x, WR_METRICS_CACHE_COLLAPSED);
+    }
+    (void)is_start;
+    struct wr_cache_body *body = wr_cache_entry_body(e);
+    x->is_waiting_body = wr_cache_body_wait(body, wr_cache_body_len(body), &x->waiter);
+    if (!x->is_waiting_body)
+        defer(x); /* more came already: look again from the queue */
+    return 0;
+}
+
+/* on_woken for a held request: the body grew, completed or was dropped. */
+static void on_held(struct cache_x *x)
+{
+    struct wr_cache_body *body = wr_cache_entry_body(x->entry);
+    struct wr_cache_cursor c = {0};
+    struct wr_str out;
+    enum wr_cache_body_state s = wr_cache_body_read(body, &c, &out);
+    if (s == WR_CACHE_BODY_FILLING) {
+        x->is_waiting_body = wr_cache_body_wait(body, wr_cache_body_len(body), &x->waiter);
+        if (!x->is_waiting_body)
+            defer(x);
+        return;
+    }
+    struct wr_cache_entry *e = x->entry;
+    x->entry = NULL;
+    x->is_holding = false;
+    if (s == WR_CACHE_BODY_COMPLETE) {
+        wr_exchange_stop(&x->inner);
+        x->is_inner_started = false;
+        count(x, WR_METRICS_CACHE_HIT);
+        int status = serve_entry(x, e, true, 0);
+        if (status != 0)
+            wr_exchange_end(x->ex, status);
+        return;
+    }
+    wr_cache_entry_unref(e);
+    x->fwd = WR_CACHE_FWD_MISS;
+    x->detail = "too-big";
+    forward(x, false); /* the fill was dropped: fetch it ourselves, uncached */
+}
+
 /* A stored variant matched: serve it, or forward (revalidation: with
  * the stored validators; a 304 freshens the entry). */
 static int on_hit(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
@@ -1123,6 +1199,8 @@ static int on_hit(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
     case WR_CACHE_SERVE:
     case WR_CACHE_SERVE_STALE:
     case WR_CACHE_SERVE_REFRESH:
+        if (is_unsure_fill(e) && (x->is_inner_started || is_start))
+            return hold(x, e, is_start);
         if (x->is_inner_started) {
             wr_exchange_stop(&x->inner); /* prepared while waiting, not needed */
             x->is_inner_started = false;
@@ -1253,6 +1331,11 @@ static void on_woken(struct cache_x *x)
             reap(x);
         else
             wr_exchange_proceed(&x->inner);
+        return;
+    }
+    if (x->is_holding) {
+        x->is_waiting_body = false;
+        on_held(x);
         return;
     }
     if (x->is_waiting_body) {

@@ -36,6 +36,7 @@ class Origin:
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.release_body = threading.Event()
+        self.release_chunky = threading.Event()
         self.failing = threading.Event()
         self.seen = {}  # path -> request headers of the last request
         origin = self
@@ -56,6 +57,9 @@ class Origin:
                     origin.seen[self.path] = dict(self.headers)
                 if self.path.startswith("/c/halfway"):
                     origin.halfway(self, n)
+                    return
+                if self.path.startswith("/c/chunky"):
+                    origin.chunky(self, n)
                     return
                 status, headers, body = origin.answer(self, n)
                 self.send_response(status)
@@ -103,6 +107,21 @@ class Origin:
         h.wfile.flush()
         self.release_body.wait(20)
         h.wfile.write(body[20000:])
+
+    def chunky(self, h, n):
+        """BIG bytes in chunks, no Content-Length; the first request's body
+        waits for release_chunky after its first chunk."""
+        h.send_response(200)
+        h.send_header("Cache-Control", "max-age=60")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        piece = b"c" * 10000
+        for i in range(BIG // len(piece)):
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            h.wfile.flush()
+            if i == 0 and n == 1:
+                self.release_chunky.wait(20)
+        h.wfile.write(b"0\r\n\r\n")
 
     def answer(self, h, n):
         path = h.path
@@ -405,6 +424,37 @@ class CacheTest(weirtest.WeirCase):
             c.close()
         self.assertEqual(self.get("/c/h2").body, b"/c/h2 #1")
         self.assertEqual(self.origin.count("/c/h2"), 1)
+
+    def test_unknown_length_over_max_object_size(self):
+        """Requests that came while a chunked response of unknown length was
+        filling wait for it; when it outgrows max_object_size they fetch it
+        themselves: nobody is cut, nothing is stored."""
+        out = [None] * 3
+        before = self.results().get("collapsed", 0)
+
+        def fetch(i):
+            try:
+                with self.weir.client(timeout=30) as c:
+                    c.send(request_bytes("GET", "/c/chunky"))
+                    out[i] = c.read_response()
+            except Exception as e:  # reported below
+                out[i] = e
+        first = threading.Thread(target=fetch, args=(0,))
+        first.start()
+        wait_until(lambda: self.origin.count("/c/chunky") == 1, "the first request upstream")
+        others = [threading.Thread(target=fetch, args=(i,)) for i in (1, 2)]
+        for t in others:
+            t.start()
+        wait_until(lambda: self.results().get("collapsed", 0) - before >= 2,
+                   "two requests waiting on the fill", timeout=10)
+        self.origin.release_chunky.set()
+        for t in [first] + others:
+            t.join(30)
+        for r in out:
+            self.assertIsInstance(r, weirtest.Response, repr(r))
+            self.assertEqual(len(r.body), BIG // 10000 * 10000)
+        self.assertEqual(self.origin.count("/c/chunky"), 3)
+        self.assertNotIn("hit", self.get("/c/chunky").header("Cache-Status"))
 
     def test_purge(self):
         self.get("/c/purge")
