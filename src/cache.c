@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "weir/cache_head.h"
 #include "weir/cache_policy.h"
 #include "weir/cache_store.h"
 #include "weir/clock.h"
@@ -267,59 +268,6 @@ static void finish_fill(struct cache_x *x, bool is_complete)
     }
 }
 
-static struct wr_str find_field(const struct wr_http_header *h, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (wr_str_eq_nocase(h[i].name, wr_str_from_cstr(name)))
-            return h[i].value;
-    }
-    return (struct wr_str){NULL, 0};
-}
-
-/* Appends "name: value\r\n" to buf[*len..cap); false when it does not fit. */
-static bool put_line(char *buf, size_t *len, size_t cap, struct wr_str name, struct wr_str value)
-{
-    if (cap - *len < name.len + value.len + 4)
-        return false;
-    memcpy(buf + *len, name.ptr, name.len);
-    memcpy(buf + *len + name.len, ": ", 2);
-    memcpy(buf + *len + name.len + 2, value.ptr, value.len);
-    memcpy(buf + *len + name.len + 2 + value.len, "\r\n", 2);
-    *len += name.len + value.len + 4;
-    return true;
-}
-
-/* Bytes ur's fields take as "Name: value\r\n" lines. */
-static size_t fields_bytes(const struct wr_http_response *ur)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < ur->n_headers; i++)
-        n += ur->headers[i].name.len + ur->headers[i].value.len + 4;
-    return n;
-}
-
-/* The response's fields as stored (RFC 9111 §3.1): "Name: value\r\n"
- * lines in malloc'd memory, without hop-by-hop fields, Age, and what
- * weir writes again per answer (Date, framing). */
-static char *stored_head(const struct wr_http_response *ur, size_t *len)
-{
-    struct wr_str connection = find_field(ur->headers, ur->n_headers, "Connection");
-    size_t cap = fields_bytes(ur) + 1;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    *len = 0;
-    for (size_t i = 0; i < ur->n_headers; i++) {
-        const struct wr_http_header *h = &ur->headers[i];
-        if (wr_cache_field_stored(h->name, connection) &&
-            !wr_str_eq_nocase(h->name, WR_STR("Content-Length")) &&
-            !wr_str_eq_nocase(h->name, WR_STR("Transfer-Encoding")) &&
-            !wr_str_eq_nocase(h->name, WR_STR("Date")))
-            put_line(buf, len, cap, h->name, h->value);
-    }
-    return buf;
-}
-
 /* Reasons that belong to this request, not to the response: another
  * request of the key may well be stored, so no hit-for-miss mark. */
 static bool is_request_reason(enum wr_cache_reason why)
@@ -362,7 +310,7 @@ static void begin_fill(struct cache_x *x, int status, const struct wr_http_respo
     uint64_t expected = !has_body ? 0 : ur->has_content_length ? ur->content_length : UINT64_MAX;
     struct wr_cache_body *body = sec_len < 0 ? NULL : wr_cache_body_new(x->st, expected);
     size_t head_len = 0;
-    char *head = body ? stored_head(ur, &head_len) : NULL;
+    char *head = body ? wr_cache_head_store(ur->headers, ur->n_headers, &head_len) : NULL;
     if (!head) {
         x->detail = sec_len < 0 ? "vary-too-long" : "too-big";
         wr_cache_body_unref(body);
@@ -447,29 +395,6 @@ static bool wants_store_answer(const struct cache_x *x)
            wr_http_known_value(req, WR_HTTP_KNOWN_RANGE).ptr;
 }
 
-/* Splits a stored head into header structs (for cache_policy's scans);
- * returns how many fit in out[cap]. */
-static size_t split_head(struct wr_str head, struct wr_http_header *out, size_t cap)
-{
-    size_t n = 0, at = 0;
-    while (at < head.len && n < cap) {
-        const char *line = head.ptr + at;
-        const char *end = memchr(line, '\n', head.len - at);
-        size_t len = end ? (size_t)(end - line) + 1 : head.len - at;
-        const char *colon = memchr(line, ':', len);
-        if (colon && len >= 2) {
-            size_t v = (size_t)(colon - line) + 1;
-            while (v < len && line[v] == ' ')
-                v++;
-            out[n].name = (struct wr_str){line, (size_t)(colon - line)};
-            out[n].value = (struct wr_str){line + v, len - 2 - v};
-            n++;
-        }
-        at += len;
-    }
-    return n;
-}
-
 /* RFC 9111 §4.3.4: the server's 304 (its head in ur) freshens x->stale:
  * the stored fields the 304 carries are replaced, a new entry shares the
  * stored body. Returns the new entry (a reference), or NULL when the 304
@@ -478,37 +403,21 @@ static struct wr_cache_entry *freshen(struct cache_x *x, const struct wr_http_re
 {
     struct wr_str head = wr_cache_entry_head(x->stale);
     struct wr_http_header old[WR_HTTP_MAX_HEADERS];
-    size_t n_old = split_head(head, old, WR_HTTP_MAX_HEADERS);
-    struct wr_str etag = find_field(old, n_old, "ETag");
-    struct wr_str lm = find_field(old, n_old, "Last-Modified");
-    if (!wr_cache_304_selects(etag, lm, find_field(ur->headers, ur->n_headers, "ETag"),
-                              find_field(ur->headers, ur->n_headers, "Last-Modified")))
-        return NULL;
-    struct wr_str connection = find_field(ur->headers, ur->n_headers, "Connection");
-    size_t cap = head.len + fields_bytes(ur) + 4;
-    char *merged = malloc(cap);
-    if (!merged)
+    size_t n_old = wr_cache_head_split(head, old, WR_HTTP_MAX_HEADERS);
+    struct wr_str etag = wr_cache_head_field(old, n_old, "ETag");
+    struct wr_str lm = wr_cache_head_field(old, n_old, "Last-Modified");
+    if (!wr_cache_304_selects(etag, lm, wr_cache_head_field(ur->headers, ur->n_headers, "ETag"),
+                              wr_cache_head_field(ur->headers, ur->n_headers, "Last-Modified")))
         return NULL;
     size_t len = 0;
-    for (size_t i = 0; i < n_old; i++) {
-        bool is_replaced = false;
-        for (size_t j = 0; j < ur->n_headers && !is_replaced; j++)
-            is_replaced = wr_str_eq_nocase(old[i].name, ur->headers[j].name) &&
-                          wr_cache_304_updates(ur->headers[j].name, connection);
-        if (!is_replaced)
-            put_line(merged, &len, cap, old[i].name, old[i].value);
-    }
-    for (size_t j = 0; j < ur->n_headers; j++) {
-        if (wr_cache_304_updates(ur->headers[j].name, connection) &&
-            wr_cache_field_stored(ur->headers[j].name, connection) &&
-            !wr_str_eq_nocase(ur->headers[j].name, WR_STR("Date")))
-            put_line(merged, &len, cap, ur->headers[j].name, ur->headers[j].value);
-    }
+    char *merged = wr_cache_head_merge_304(head, ur->headers, ur->n_headers, &len);
+    if (!merged)
+        return NULL;
     /* Freshness from the merged fields, with the 304's own Date and Age. */
     struct wr_http_header scan[WR_HTTP_MAX_HEADERS + 2];
-    size_t n_scan = split_head((struct wr_str){merged, len}, scan, WR_HTTP_MAX_HEADERS);
-    struct wr_str date = find_field(ur->headers, ur->n_headers, "Date");
-    struct wr_str age = find_field(ur->headers, ur->n_headers, "Age");
+    size_t n_scan = wr_cache_head_split((struct wr_str){merged, len}, scan, WR_HTTP_MAX_HEADERS);
+    struct wr_str date = wr_cache_head_field(ur->headers, ur->n_headers, "Date");
+    struct wr_str age = wr_cache_head_field(ur->headers, ur->n_headers, "Age");
     if (date.ptr)
         scan[n_scan++] = (struct wr_http_header){WR_STR("Date"), date};
     if (age.ptr)
@@ -714,15 +623,15 @@ static bool put_validators(struct cache_x *x)
 {
     struct wr_str head = wr_cache_entry_head(x->stale);
     struct wr_http_header h[WR_HTTP_MAX_HEADERS];
-    size_t n = split_head(head, h, WR_HTTP_MAX_HEADERS);
-    struct wr_str etag = find_field(h, n, "ETag");
-    struct wr_str lm = find_field(h, n, "Last-Modified");
+    size_t n = wr_cache_head_split(head, h, WR_HTTP_MAX_HEADERS);
+    struct wr_str etag = wr_cache_head_field(h, n, "ETag");
+    struct wr_str lm = wr_cache_head_field(h, n, "Last-Modified");
     size_t len = 0;
     bool fits = true;
     if (etag.ptr)
-        fits = put_line(x->ufields, &len, sizeof(x->ufields), WR_STR("If-None-Match"), etag);
+        fits = wr_cache_head_put(x->ufields, &len, sizeof(x->ufields), WR_STR("If-None-Match"), etag);
     if (lm.ptr && fits)
-        fits = put_line(x->ufields, &len, sizeof(x->ufields), WR_STR("If-Modified-Since"), lm);
+        fits = wr_cache_head_put(x->ufields, &len, sizeof(x->ufields), WR_STR("If-Modified-Since"), lm);
     if (!fits || len == 0)
         return false;
     x->inner.upstream_fields = (struct wr_str){x->ufields, len};
