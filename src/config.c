@@ -2229,12 +2229,12 @@ static const char *parse_cache_valid(struct loader *ld, const struct key_def *k,
     char dur[WORD_MAX];
     if (n < 2 || !word_copy(words[n - 1], dur, sizeof(dur), false))
         return fail(ld, "\"%s\" must be STATUS... DURATION, e.g. 200 301 10m", value);
-    uint32_t seconds;
+    uint32_t seconds = 0;
     const char *msg = parse_cache_seconds(ld, dur, &seconds);
     if (msg == NULL && seconds == 0)
         msg = "a lifetime of 0 stores nothing: leave the status out";
     for (size_t i = 0; msg == NULL && i + 1 < n; i++) {
-        int status;
+        int status = 0;
         msg = parse_valid_status(ld, words[i], &status);
         if (msg == NULL)
             msg = add_cache_valid(ld, r, status, seconds);
