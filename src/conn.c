@@ -451,6 +451,8 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c)
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->route = NULL;
+    io->has_kept_upstream = false;
+    io->request_id[0] = '\0'; /* a head that fails to parse gets none */
     io->last_io_ms = wr_clock_now_ms();
     io->start_us = cs->is_logging ? wr_clock_now_us() : 0;
     format_peer_text(c, io->peer, sizeof(io->peer));
@@ -1510,6 +1512,42 @@ static void finish_request(struct wr_conn *c)
 }
 
 /*
+ * A 413 (a body over max_body_size) with its error page: the route's, once
+ * one answered, else [server]'s. Only a page answered at once (a static
+ * file, a return): the connection closes right after it, the body unread,
+ * so a page that answers over time (proxied) gets the built-in one.
+ * Returns 0 when the page is queued, else -1.
+ */
+static int serve_closing_page(struct wr_conn *c, int status)
+{
+    struct wr_conns *cs = c->home;
+    struct wr_conn_io *io = c->io;
+    struct wr_exchange_error e = {.status = status, .route = io->route};
+    struct wr_tmpl_vars vars;
+    request_vars(c, &vars);
+    struct wr_str path;
+    struct wr_conns_error_req *er =
+        wr_conns_error_page(cs, c->cfg, &io->req, &e, vars.host, wr_stream_is_tls(&c->s), 0,
+                            &path);
+    if (!er)
+        return -1;
+    if (cs->error_match.route->action == WR_ACTION_PROXY) {
+        wr_conns_error_req_give(cs, er);
+        return -1;
+    }
+    vars.subject = path.ptr;
+    vars.ovector = cs->error_match.ovector;
+    vars.n_captures = cs->error_match.n_captures;
+    io->is_answer_keep_alive = io->is_exchange_keep_alive = false;
+    bool is_async;
+    int rc = start_exchange(c, &vars, path, path.ptr == cs->scratch ? path.len : 0, &e, er,
+                            &is_async);
+    if (is_async)
+        drop_exchange(c); /* ended already: the page was not a 200 */
+    return rc == 0 && !is_async ? 0 : -1;
+}
+
+/*
  * Answers status and closes after the flush (framing errors, 413). Drops
  * the held response of the current request first, if any: a body that
  * broke the rules replaces the answer the handler had prepared.
@@ -1537,9 +1575,11 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->request_id[0] = '\0';
         io->route = NULL;
     }
-    struct wr_resp r;
-    build_error(c, &r, status, NULL);
-    commit_response(c, &r, NULL, NULL, false);
+    if (!has_request || status != 413 || serve_closing_page(c, status) < 0) {
+        struct wr_resp r;
+        build_error(c, &r, status, NULL);
+        commit_response(c, &r, NULL, NULL, false);
+    }
     if (!has_request && wr_log_is_enabled(WR_LOG_DEBUG))
         wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "bad request head: %d", status);
     finish_request(c);
@@ -2105,6 +2145,7 @@ static void answer(struct wr_conn *c, size_t head_len)
     io->has_kept_upstream = false;
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
+        wr_conns_request_id(cs, io->request_id); /* the log's, and the page's */
         answer_and_close(c, 413, true);
         return;
     }

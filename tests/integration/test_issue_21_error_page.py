@@ -41,8 +41,11 @@ INI = SERVER.replace("@PORT@\n", "@PORT@ h2c\n", 1).replace(
     "access_log = off\n",
     "access_log = @TMP@/access.log\naccess_log_format = $status $route $request\n", 1) + """
 error_page = 404 /errors/404.html
-error_page = 405 429 /errors/generic.html
+error_page = 405 429 413 /errors/generic.html
 error_page = 502 504 /errors/502.html
+
+[limits]
+max_body_size = 4k
 
 [upstream app]
 server = @BACKEND@
@@ -274,6 +277,13 @@ class ErrorPageTest(RawBackendCase, weirtest.WeirCase):
         self.assertPage(r, 429, PAGE_GENERIC, "429")
         self.assertEqual(len(r.header_all("Retry-After")), 1)
         self.assertEqual(r.header_all("X-Always"), ["yes"])
+
+    def test_413(self):
+        """A body over max_body_size: the page, then the close."""
+        r = self.get("/files/a.txt", method="POST", body=b"a" * 10000)
+        self.assertPage(r, 413, PAGE_GENERIC, "413")
+        r = self.get("/no/route", method="PUT", body=b"a" * 10000)
+        self.assertPage(r, 413, PAGE_GENERIC, "413 no route")
 
     def test_502_from_dead_upstream(self):
         r = self.get("/down/x")
