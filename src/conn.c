@@ -16,6 +16,11 @@
  *   the sink (h1_respond -> commit_response queues head and body) ->
  *   flush_output writes (writev, sendfile) -> the next pipelined request is
  *   parsed, or the connection goes idle -> conn_close.
+ * An error answer (dispatch's, a handler's start or end status, a 413)
+ * whose route or [server] has an error_page goes through serve_error_page
+ * instead: the page's internal request is routed and its route's handler
+ * started as above, on an exchange marked with the original status
+ * (ex->error, exchange.c); the built-in page when that fails.
  * A handler that answers over time (proxy) instead: ST_EXCHANGE:
  *   forward_body hands body bytes to wr_exchange_recv_body (first inviting
  *   a client that waits for 100 Continue once the handler can take the

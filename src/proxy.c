@@ -146,8 +146,9 @@ struct wr_proxy {
                                "always" ones first, then the others */
     size_t add_hdrs_len;
     size_t add_hdrs_always_len; /* the "always" ones' bytes */
-    const struct wr_route *route; /* borrowed (conn's snapshot): hide_header and
-                                     the fields add_header replaces */
+    const struct wr_route *route; /* borrowed (conn's snapshot): whose hide_header
+                                     and add_header apply (wr_exchange_rules_route:
+                                     an error page's are the original route's) */
 
     /* tunnel (after 101): the client's stream (side 0, borrowed from the
      * front end) and the upstream connection's (side 1, detached from the pool) */
