@@ -1914,16 +1914,8 @@ static void start_tunnel(struct wr_conn *c)
     release_rbuf(c->home, c);
 }
 
-/*
- * The handler of c->ex ended it with an error status (a proxy's 502 or
- * 504, an intercepted upstream status, an error page that was not one):
- * the route's error page, or the built-in page with the route's rules
- * marked always, as for the route's other errors. An error page's own
- * failure gets the built-in page of the original status (one internal
- * redirect at most). Returns 1 when an error page answers over time (the
- * new exchange in c->ex), else 0 (the answer is queued; c->ex, disposed or
- * not, is dropped by the caller).
- */
+/* Copies c->ex's upstream log fields into io before the exchange goes:
+ * the access log line of the request still names them. */
 static void keep_upstream_log(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
@@ -1937,6 +1929,16 @@ static void keep_upstream_log(struct wr_conn *c)
     io->has_kept_upstream = true;
 }
 
+/*
+ * The handler of c->ex ended it with an error status (a proxy's 502 or
+ * 504, an intercepted upstream status, an error page that was not one):
+ * the route's error page, or the built-in page with the route's rules
+ * marked always, as for the route's other errors. An error page's own
+ * failure gets the built-in page of the original status (one internal
+ * redirect at most). Returns 1 when an error page answers over time (the
+ * new exchange in c->ex), else 0 (the answer is queued; c->ex, disposed or
+ * not, is dropped by the caller).
+ */
 static int answer_end_error(struct wr_conn *c, bool is_keep_alive)
 {
     const struct wr_exchange *ex = c->ex;

@@ -1187,7 +1187,8 @@ static void serve_owed_pages(struct wr_h2 *h)
         bool has_up = l->upstream_addr != NULL;
         if (has_up) {
             snprintf(up_addr, sizeof(up_addr), "%s", l->upstream_addr);
-            snprintf(up_status, sizeof(up_status), "%s", l->upstream_status ? l->upstream_status : "");
+            snprintf(up_status, sizeof(up_status), "%s",
+                     l->upstream_status ? l->upstream_status : "");
         }
         wr_exchange_stop(&st->ex);
         st->is_started = false;
