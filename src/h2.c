@@ -1142,6 +1142,11 @@ static int serve_error_page(struct h2_stream *st, struct wr_exchange_error *e,
     struct wr_str path;
     struct wr_conns_error_req *er =
         wr_conns_error_page(cs, h->cfg, &st->req, e, vars->host, h->is_tls, at, &path);
+    if (er && e->status == 413 && cs->error_match.route->action == WR_ACTION_PROXY) {
+        /* The body goes unread: only a page answered at once (conn.c). */
+        wr_conns_error_req_give(cs, er);
+        er = NULL;
+    }
     if (!er)
         return -1;
     struct wr_tmpl_vars page_vars = *vars;
@@ -1178,9 +1183,12 @@ static void serve_owed_pages(struct wr_h2 *h)
             continue;
         int status = st->page_owed;
         st->page_owed = 0;
-        if (st->is_closed || st->is_cut)
-            continue; /* the client left: stream_finish stops the exchange */
-        struct wr_exchange_error e = {.status = status, .route = st->ex.route};
+        /* A 413 cut the handler off (its sink calls do nothing): the page
+         * may answer; any other cut, or the client's close, ends it all. */
+        if (st->is_closed || (st->is_cut && status != 413))
+            continue; /* stream_finish stops the exchange */
+        st->is_cut = false;
+        struct wr_exchange_error e = {.status = status, .route = st->route};
         /* The upstream fields die with the handler: copied first. */
         char up_addr[512], up_status[160];
         const struct wr_exchange_log *l = &st->ex.log;
@@ -1356,13 +1364,18 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     uint64_t max_body = st->req.is_extended_connect ? 0 : st->h->cfg->limits.max_body_bytes;
     if (max_body > 0 && st->body_seen > max_body) {
         nghttp2_session_consume(ng, id, len);
-        /* As for HTTP/1.1: 413 when no answer went out yet, else the cut. */
+        /* As for HTTP/1.1: 413 when no answer went out yet (its error
+         * page, from our next turn, when there is one), else the cut. */
         bool is_answered = st->is_answered;
         st->is_cut = true;
         if (is_answered)
             reset_stream(st, NGHTTP2_CANCEL);
+        else if (wr_error_page_find(st->route ? &st->route->error_pages
+                                              : &st->h->cfg->server.error_pages, 413))
+            st->page_owed = 413;
         else
             submit_whole(st, build_error(st, 413, NULL), NULL, NULL);
+        schedule(st->h);
         return 0;
     }
     if (st->is_body_blocked || st->rb_len > st->rb_off)

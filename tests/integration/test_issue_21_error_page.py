@@ -19,7 +19,7 @@ import time
 import unittest
 
 import weirtest
-from h2test import HAVE_H2, RawH2, get as h2_get
+from h2test import HAVE_H2, RawH2, get as h2_get, post as h2_post
 from upstreams import RawBackendCase
 from weirtest import SERVER
 
@@ -352,6 +352,10 @@ class ErrorPageTest(RawBackendCase, weirtest.WeirCase):
                 else:
                     self.assertEqual(bytes(st["body"]), body.encode(), path)
                 self.assertEqual(len(fields.get("content-type", [])), 1, path)
+            # a body over max_body_size: the 413 page
+            sid = c.request(h2_post(b"/app-pages/upload", 10000), body=b"a" * 10000)
+            self.assertEqual(c.wait_stream(sid)[:2], ("response", 413))
+            self.assertEqual(bytes(c.stream(sid)["body"]), PAGE_GENERIC.encode())
             head = [(b":method", b"HEAD")] + h2_get(b"/files/missing")[1:]
             sid = c.request(head)
             self.assertEqual(c.wait_stream(sid)[:2], ("response", 404))
