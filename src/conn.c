@@ -1411,6 +1411,25 @@ static void build_server_options(struct wr_conn *c, struct wr_resp *r, const cha
 }
 
 /*
+ * The request refused with e->status (before its handler, or by its
+ * start): its error page (serve_error_page), else the built-in page in r
+ * with the route's rules marked always. Returns true when the page
+ * answers over time (dispatch's contract).
+ */
+static bool refuse(struct wr_conn *c, struct wr_resp *r, struct wr_exchange_error *e,
+                   const struct wr_tmpl_vars *vars, size_t path_len, bool is_keep_alive)
+{
+    c->io->is_answer_keep_alive = c->io->is_exchange_keep_alive = is_keep_alive;
+    bool is_async;
+    if (serve_error_page(c, e, vars, path_len, &is_async) == 0)
+        return is_async;
+    build_error(c, r, e->status, NULL);
+    wr_exchange_error_fields(r, e);
+    commit_response(c, r, e->route, vars, is_keep_alive);
+    return false;
+}
+
+/*
  * Runs the router and the route's handler for the parsed request in io->req.
  * Returns true when the handler answers over time (ST_EXCHANGE; no response
  * queued yet).
@@ -1477,14 +1496,7 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
                                   .retry_after_s = status == 429 ? retry_after_s : 0};
     /* An error page never invites a body it does not want: a client that
      * waits for 100 Continue gets the page, then the close. */
-    io->is_answer_keep_alive = io->is_exchange_keep_alive = is_keep_alive && !is_body_unsent;
-    bool is_async;
-    if (serve_error_page(c, &e, &vars, path_len, &is_async) == 0)
-        return is_async;
-    build_error(c, r, status, NULL);
-    wr_exchange_error_fields(r, &e);
-    commit_response(c, r, m->route, &vars, is_keep_alive && !is_body_unsent);
-    return false;
+    return refuse(c, r, &e, &vars, path_len, is_keep_alive && !is_body_unsent);
 }
 
 /* Logs the request in flight and counts it under its route: every access

@@ -1230,6 +1230,26 @@ static void submit_server_options(struct h2_stream *st, const char *allow)
     submit_whole(st, r, NULL, NULL);
 }
 
+/* st's request refused with e->status (before its handler, or by its
+ * start): the error page, else the built-in page with the route's rules
+ * marked always. A handler that refused is stopped first when a page
+ * takes its place. vars, path_len: the request's, as dispatched. */
+static void refuse(struct h2_stream *st, struct wr_exchange_error *e,
+                   const struct wr_tmpl_vars *vars, size_t path_len)
+{
+    const struct wr_error_pages *ep = e->route ? &e->route->error_pages
+                                               : &st->h->cfg->server.error_pages;
+    if (st->is_started && wr_error_page_find(ep, e->status)) {
+        wr_exchange_stop(&st->ex);
+        st->is_started = false;
+    }
+    if (!st->is_started && serve_error_page(st, e, vars, path_len, NULL, NULL) == 0)
+        return;
+    struct wr_resp *r = build_error(st, e->status, NULL);
+    wr_exchange_error_fields(r, e);
+    submit_whole(st, r, e->route, vars);
+}
+
 /* The whole head of st arrived: route it and start its handler. */
 static void start_request(struct h2_stream *st)
 {
@@ -1283,19 +1303,7 @@ static void start_request(struct h2_stream *st)
     struct wr_exchange_error e = {.status = status, .route = m->route,
                                   .allow = status == 405 ? m->allow : NULL,
                                   .retry_after_s = status == 429 ? retry_s : 0};
-    /* A handler that refused (start returned a status) is stopped first:
-     * the page's exchange takes its place. */
-    bool was_started = st->is_started;
-    if (was_started && wr_error_page_find(m->route ? &m->route->error_pages
-                                                   : &h->cfg->server.error_pages, status)) {
-        wr_exchange_stop(&st->ex);
-        st->is_started = false;
-    }
-    if (!st->is_started && serve_error_page(st, &e, &vars, path_len, NULL, NULL) == 0)
-        return;
-    struct wr_resp *r = build_error(st, status, NULL);
-    wr_exchange_error_fields(r, &e);
-    submit_whole(st, r, m->route, &vars);
+    refuse(st, &e, &vars, path_len);
 }
 
 /* Takes the stream's body from the handler's view: consumed bytes open the

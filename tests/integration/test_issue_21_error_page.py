@@ -39,7 +39,7 @@ PAGE_UPSTREAM = "<h1>upstream failed</h1>\n"
 
 INI = SERVER.replace("@PORT@\n", "@PORT@ h2c\n", 1).replace(
     "access_log = off\n",
-    "access_log = @TMP@/access.log\naccess_log_format = $status $route $request\n", 1) + """
+    "access_log = @TMP@/access.log\naccess_log_format = $status $route $upstream_status $request\n", 1) + """
 error_page = 404 /errors/404.html
 error_page = 405 429 413 /errors/generic.html
 error_page = 502 504 /errors/502.html
@@ -298,6 +298,16 @@ class ErrorPageTest(RawBackendCase, weirtest.WeirCase):
         r = self.get("/icpt/err500")
         self.assertPage(r, 500, PAGE_UPSTREAM, "intercepted 500")
         self.assertEqual(r.header_all("X-Always"), ["yes"])
+        # the upstream's connection is closed, its body unread (never pooled)
+        mine = [i for i, got in self.backend.received(mark).items()
+                if b"GET /icpt/err500 " in got]
+        self.assertEqual(len(mine), 1)
+        deadline = time.monotonic() + 5
+        for _ in range(200):
+            if self.backend.closed[mine[0]] or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.assertTrue(self.backend.closed[mine[0]])
         r = self.get("/icpt/err404")
         self.assertPage(r, 404, PAGE_UPSTREAM, "intercepted 404")
         with self.client() as c:
@@ -327,8 +337,9 @@ class ErrorPageTest(RawBackendCase, weirtest.WeirCase):
                 break
             time.sleep(0.05)
         mine = [l for l in lines if "logged" in l]
-        self.assertIn("404 files GET /files/logged-missing HTTP/1.1", mine)
-        self.assertIn("500 icpt GET /icpt/logged/err500 HTTP/1.1", mine)
+        self.assertIn("404 files - GET /files/logged-missing HTTP/1.1", mine)
+        # the upstream's status of the exchange the page replaced
+        self.assertIn("500 icpt 500 GET /icpt/logged/err500 HTTP/1.1", mine)
 
     @unittest.skipUnless(HAVE_H2, "python3-h2 is not installed")
     def test_http2(self):
