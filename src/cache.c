@@ -564,7 +564,7 @@ static void tee_end(struct wr_exchange *in, int how)
     if (x->is_answer_at_end) {
         struct wr_cache_entry *e = x->fill_entry;
         if (how != WR_EXCHANGE_COMPLETE || !e) {
-            wr_exchange_end(x->ex, how >= 400 ? how : 502);
+            wr_exchange_end(x->ex, how >= 300 ? how : 502);
             return;
         }
         wr_cache_entry_ref(e);

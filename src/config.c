@@ -1788,6 +1788,103 @@ static const char *parse_hide_header(struct loader *ld, const struct key_def *k,
     return NULL;
 }
 
+/* ---- error_page --------------------------------------------------------------- */
+
+/* A status code of error_page: 300..599 (an error or a redirect weir or an
+ * upstream may answer), else -1. */
+static int error_page_code(struct wr_str w)
+{
+    if (w.len != 3)
+        return -1;
+    int code = 0;
+    for (size_t i = 0; i < 3; i++) {
+        if (w.ptr[i] < '0' || w.ptr[i] > '9')
+            return -1;
+        code = code * 10 + (w.ptr[i] - '0');
+    }
+    return code >= 300 && code <= 599 ? code : -1;
+}
+
+/* error_page = CODE [CODE...] PATH, repeatable: each code gets PATH. A
+ * code given twice in one section is an error rather than "the later
+ * wins": a reader of the file should not have to know which line counts. */
+static const char *parse_error_page_into(struct loader *ld, struct wr_error_pages *ep,
+                                         const char *value)
+{
+    size_t len = strlen(value);
+    while (len > 0 && is_blank(value[len - 1]))
+        len--;
+    size_t at = len;
+    while (at > 0 && !is_blank(value[at - 1]))
+        at--;
+    struct wr_str path = {value + at, len - at};
+    const char *rest = value;
+    if (next_word(&rest).len == 0 || rest > value + at || path.len == 0)
+        return fail(ld, "expects CODE... PATH (e.g. 404 500 /errors/page.html)");
+    if (path.ptr[0] != '/')
+        return fail(ld, "\"%.*s\": the page's path must start with /", (int)path.len, path.ptr);
+    for (size_t i = 0; i < path.len; i++) {
+        /* The path becomes a request-target: no byte a target cannot hold. */
+        if ((unsigned char)path.ptr[i] < 0x21 || path.ptr[i] == 0x7f || path.ptr[i] == '#')
+            return fail(ld, "\"%.*s\" is not a request path", (int)path.len, path.ptr);
+    }
+    rest = value;
+    for (struct wr_str w = next_word(&rest); w.ptr < path.ptr; w = next_word(&rest)) {
+        int code = error_page_code(w);
+        if (code < 0)
+            return fail(ld, "\"%.*s\" is not a status code from 300 to 599", (int)w.len, w.ptr);
+        for (size_t i = 0; i < ep->n_pages; i++) {
+            if (ep->pages[i].status == code)
+                return fail(ld, "%d has a page already (one page per status)", code);
+        }
+        struct wr_error_page *more = grow_array(ld, ep->pages, ep->n_pages, sizeof(*more));
+        if (more == NULL)
+            return OOM_MSG;
+        ep->pages = more;
+        more[ep->n_pages].status = code;
+        if ((more[ep->n_pages].path = dup_mem(ld, path.ptr, path.len)) == NULL)
+            return OOM_MSG;
+        ep->n_pages++;
+    }
+    return NULL;
+}
+
+static const char *parse_server_error_page(struct loader *ld, const struct key_def *k,
+                                           void *obj, const char *value)
+{
+    (void)k;
+    return parse_error_page_into(ld, &((struct wr_server_cfg *)obj)->error_pages, value);
+}
+
+static const char *parse_route_error_page(struct loader *ld, const struct key_def *k, void *obj,
+                                          const char *value)
+{
+    (void)k;
+    return parse_error_page_into(ld, &((struct wr_route *)obj)->error_pages, value);
+}
+
+static void free_error_pages(struct wr_error_pages *ep)
+{
+    if (ep->is_borrowed)
+        return;
+    for (size_t i = 0; i < ep->n_pages; i++)
+        free(ep->pages[i].path);
+    free(ep->pages);
+}
+
+/* A route without error_page lines of its own takes [server]'s, which may
+ * come later in the file: known only once everything is read. */
+static void resolve_error_pages(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        struct wr_error_pages *ep = &cfg->routes[i].error_pages;
+        if (ep->n_pages == 0)
+            *ep = (struct wr_error_pages){cfg->server.error_pages.pages,
+                                          cfg->server.error_pages.n_pages, true};
+    }
+}
+
 /* ---- compression -------------------------------------------------------------- */
 
 /* The codings named in value (space-separated), as a mask; order into
@@ -2306,6 +2403,8 @@ static const struct key_def server_keys[] = {
      * forwarded upstream (nginx's default); the proxy routes' default */
     {.name = "underscores_in_headers", .parse = parse_bool, FIELD(SRV, underscores_in_headers),
      .dflt = "off"},
+    /* error_page: "CODE... PATH", repeatable; every route's unless it has its own */
+    {.name = "error_page", .parse = parse_server_error_page, .flags = KEY_REPEATABLE},
 };
 
 #define LIM struct wr_limits_cfg
@@ -2541,6 +2640,11 @@ static const struct key_def route_keys[] = {
     /* cache_lock_timeout: 5s (nginx's proxy_cache_lock_timeout) */
     {.name = "cache_lock_timeout", .parse = parse_duration, FIELD(RT, cache_lock_timeout_ms),
      .dflt = "5s", .min = 1, .max = NO_MAX, .flags = KEY_PROXY},
+    /* error_page: "CODE... PATH", repeatable; unset = [server]'s lines */
+    {.name = "error_page", .parse = parse_route_error_page, .flags = KEY_REPEATABLE},
+    /* proxy_intercept_errors: off = upstream answers pass as they are */
+    {.name = "proxy_intercept_errors", .parse = parse_bool, FIELD(RT, proxy_intercept_errors),
+     .dflt = "off", .flags = KEY_PROXY},
 };
 
 #define H2 struct wr_http2_cfg
@@ -4056,6 +4160,7 @@ static void free_route(struct wr_route *r)
     free(r->cache_name);
     wr_tmpl_fini(&r->cache_key);
     free((void *)r->cache_opts.valid); /* the route's own (config.h) */
+    free_error_pages(&r->error_pages);
 }
 
 static void free_upstream(struct wr_upstream_cfg *u)
@@ -4123,6 +4228,7 @@ static void config_free(struct wr_config *cfg)
     free(cfg->admin.auth_challenge);
     free_auth_users(cfg->admin.auth_users, cfg->admin.n_auth_users);
     free(cfg->server.error_log);
+    free_error_pages(&cfg->server.error_pages);
     for (size_t i = 0; i < cfg->n_tls; i++)
         free_tls(&cfg->tls[i]);
     free(cfg->tls);
@@ -4308,6 +4414,7 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
         check_auth(ld);
         resolve_proxies(ld);
         resolve_caches(ld);
+        resolve_error_pages(ld);
         alloc_health(ld);
         for (size_t i = 0; i < ld->cfg->n_routes; i++)
             ld->cfg->has_websocket_route |= ld->cfg->routes[i].action == WR_ACTION_PROXY &&

@@ -16,6 +16,11 @@
  *   the sink (h1_respond -> commit_response queues head and body) ->
  *   flush_output writes (writev, sendfile) -> the next pipelined request is
  *   parsed, or the connection goes idle -> conn_close.
+ * An error answer (dispatch's, a handler's start or end status, a 413)
+ * whose route or [server] has an error_page goes through serve_error_page
+ * instead: the page's internal request is routed and its route's handler
+ * started as above, on an exchange marked with the original status
+ * (ex->error, exchange.c); the built-in page when that fails.
  * A handler that answers over time (proxy) instead: ST_EXCHANGE:
  *   forward_body hands body bytes to wr_exchange_recv_body (first inviting
  *   a client that waits for 100 Continue once the handler can take the
@@ -86,6 +91,7 @@
 
 #include "weir/clock.h"
 #include "weir/auth.h"
+#include "weir/error_page.h"
 #include "weir/h1_framing.h"
 #include "weir/proxy_protocol.h"
 #include "weir/h2.h"
@@ -122,6 +128,8 @@
  * typical browser head (cookies included) fits in 2. */
 #define RBUF_FIRST_BLOCK 2048
 #define MAX_FREE_EXCHANGES 64
+/* Error pages' internal requests (3.7 KiB) kept per worker. */
+#define MAX_FREE_ERROR_REQS 16
 /* Output slots an exchange's response may need at once: its head, a send of
  * WR_EXCHANGE_MAX_IOV payload pieces with a chunk's size line and CRLF, the
  * last chunk, and a 100 Continue in front. */
@@ -172,6 +180,12 @@ struct wr_conn_io {
     uint64_t last_io_ms;   /* last read progress (body) or write progress (send):
                               only a connection with a request or output has one */
     int log_status;        /* response of the request in flight, for the log */
+    /* The upstream fields of an exchange an error page replaced (a proxy's
+     * 502, an intercepted status): the access log keeps naming them. */
+    bool has_kept_upstream;
+    char kept_upstream_addr[512];
+    char kept_upstream_status[160];
+    uint64_t kept_upstream_time_us;
     const struct wr_route *route; /* borrowed from c->cfg: the route answering the
                                      request in flight, NULL when none did; names it
                                      in the access log and in metrics alike */
@@ -273,6 +287,8 @@ struct wr_conn_exchange {
     struct wr_exchange ex;  /* first: c->ex points here */
     struct wr_resp resp;
     struct wr_log_request subject;
+    struct wr_conns_error_req *ereq; /* owned (home->error_reqs): an error page's
+                                        internal request, NULL otherwise */
     struct wr_conn_exchange *next_free;
 };
 
@@ -440,6 +456,8 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c)
     io->body_kind = BODY_NONE;
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->route = NULL;
+    io->has_kept_upstream = false;
+    io->request_id[0] = '\0'; /* a head that fails to parse gets none */
     io->last_io_ms = wr_clock_now_ms();
     io->start_us = cs->is_logging ? wr_clock_now_us() : 0;
     format_peer_text(c, io->peer, sizeof(io->peer));
@@ -592,6 +610,8 @@ static void drop_exchange(struct wr_conn *c)
     if (!ce)
         return;
     wr_exchange_stop(&ce->ex);
+    wr_conns_error_req_give(cs, ce->ereq);
+    ce->ereq = NULL;
     c->ex = NULL;
     c->is_upgrading = c->is_proceed_owed = false;
     if (cs->n_free_exchanges < MAX_FREE_EXCHANGES) {
@@ -1115,8 +1135,13 @@ static void log_request(struct wr_conn *c)
     const struct wr_log_format *f = &c->cfg->server.access_log_format;
     if (f->has_msec_time)
         e.unix_ms = wr_log_unix_ms();
-    /* What the handler recorded: the proxy's upstream fields. */
-    if (c->ex && c->ex->log.upstream_addr) {
+    /* What the handler recorded: the proxy's upstream fields (those of
+     * the exchange an error page replaced first). */
+    if (c->io->has_kept_upstream) {
+        e.upstream_addr = wr_str_from_cstr(c->io->kept_upstream_addr);
+        e.upstream_status = wr_str_from_cstr(c->io->kept_upstream_status);
+        e.upstream_time_us = c->io->kept_upstream_time_us;
+    } else if (c->ex && c->ex->log.upstream_addr) {
         e.upstream_addr = wr_str_from_cstr(c->ex->log.upstream_addr);
         e.upstream_status = wr_str_from_cstr(c->ex->log.upstream_status);
         e.upstream_time_us = c->ex->log.upstream_time_us;
@@ -1214,22 +1239,29 @@ static const struct wr_exchange_sink h1_sink;
  * Returns 0 when the handler took the request: *is_async false when it
  * answered at once (the exchange is disposed again), true when it answers
  * over time (ST_EXCHANGE follows; the end arrives through the sink). Else
- * the status to answer with a page.
+ * the status to answer with a page. e and er NULL; for an error page
+ * (serve_error_page) e and its internal request er (taken over, also on
+ * failure), the page's route in cs->error_match.
  */
 static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, struct wr_str path,
-                          size_t path_len, bool *is_async)
+                          size_t path_len, const struct wr_exchange_error *e,
+                          struct wr_conns_error_req *er, bool *is_async)
 {
     struct wr_conns *cs = c->home;
     struct wr_conn_io *io = c->io;
-    const struct wr_route *route = cs->match.route;
-    const struct wr_http_request *req = &io->req;
+    const struct wr_router_match *m = er ? &cs->error_match : &cs->match;
+    const struct wr_route *route = m->route;
+    const struct wr_http_request *req = er ? &er->req : &io->req;
     *is_async = false;
     struct wr_conn_exchange *ce = take_exchange(cs);
-    if (!ce)
+    if (!ce) {
+        wr_conns_error_req_give(cs, er);
         return 500;
+    }
     ce->subject = log_subject(c);
+    ce->ereq = er;
     ce->ex = (struct wr_exchange){
-        .req = req, .route = route, .match = &cs->match, .path = path, .vars = vars,
+        .req = req, .route = route, .match = m, .path = path, .vars = vars,
         .clock = &cs->clock, .resp = &ce->resp,
         .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
         .log_subject = &ce->subject, .worker_id = cs->worker_id, .conn_id = c->id,
@@ -1237,6 +1269,7 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
         .has_body = req->is_chunked || (req->has_content_length && req->content_length > 0),
         .is_keep_alive = io->is_exchange_keep_alive,
         .max_head_bytes = c->cfg->limits.max_header_bytes,
+        .error = e ? *e : (struct wr_exchange_error){0},
         .zw = &cs->zw, .compression = &c->cfg->compression, .cfg = c->cfg,
     };
     wr_resp_init(&ce->resp, io->wbuf + io->wlen, WBUF_CAP - io->wlen);
@@ -1250,6 +1283,50 @@ static int start_exchange(struct wr_conn *c, const struct wr_tmpl_vars *vars, st
     if (!*is_async)
         drop_exchange(c);
     return status;
+}
+
+/* The request's variables without a route's captures ($host, $scheme...),
+ * for answers made after dispatch (the dispatch's own died with it). */
+static void request_vars(struct wr_conn *c, struct wr_tmpl_vars *vars)
+{
+    struct wr_conn_io *io = c->io;
+    *vars = (struct wr_tmpl_vars){
+        .host = host_var(c->home, io->req.host),
+        .request_uri = io->req.target,
+        .scheme = wr_stream_is_tls(&c->s) ? WR_STR("https") : WR_STR("http"),
+        .remote_addr = wr_str_from_cstr(io->peer),
+        .request_id = wr_str_from_cstr(io->request_id),
+    };
+    struct wr_conns_client_cert cert;
+    wr_conns_client_cert(&cert, wr_stream_tls(&c->s), vars);
+}
+
+/*
+ * Answers e->status with the error page its route (or [server]) names, if
+ * there is one (error_page.h): the internal request is routed and the
+ * page's route's handler started, vars (the original request's) giving
+ * way to the page route's captures; at: the scratch bytes in use. The
+ * answer counts under the original route. Returns 0 when the page answers
+ * (*is_async as for start_exchange), -1 when the caller answers its
+ * built-in page instead.
+ */
+static int serve_error_page(struct wr_conn *c, struct wr_exchange_error *e,
+                            const struct wr_tmpl_vars *vars, size_t at, bool *is_async)
+{
+    struct wr_conns *cs = c->home;
+    struct wr_str path;
+    struct wr_conns_error_req *er = wr_conns_error_page(cs, c->cfg, &c->io->req, e, vars->host,
+                                                        wr_stream_is_tls(&c->s), at, &path);
+    if (!er)
+        return -1;
+    struct wr_tmpl_vars page_vars = *vars;
+    page_vars.subject = path.ptr;
+    page_vars.ovector = cs->error_match.ovector;
+    page_vars.n_captures = cs->error_match.n_captures;
+    size_t used = path.ptr == cs->scratch + at ? at + path.len : at;
+    c->io->route = e->route;
+    c->io->is_abort_on_eof = false;
+    return start_exchange(c, &page_vars, path, used, e, er, is_async) == 0 ? 0 : -1;
 }
 
 /*
@@ -1276,6 +1353,45 @@ int wr_conns_select_route(struct wr_conns *cs, const struct wr_config *cfg,
     return wr_router_route(cfg, cs->router, &in, &cs->match);
 }
 
+struct wr_conns_error_req *wr_conns_error_page(struct wr_conns *cs, const struct wr_config *cfg,
+                                               const struct wr_http_request *req,
+                                               struct wr_exchange_error *e, struct wr_str host,
+                                               bool is_tls, size_t at, struct wr_str *path)
+{
+    const struct wr_error_pages *ep = e->route ? &e->route->error_pages
+                                               : &cfg->server.error_pages;
+    const char *page = wr_error_page_find(ep, e->status);
+    if (!page || at + strlen(page) > cs->scratch_cap)
+        return NULL;
+    struct wr_conns_error_req *er = wr_buf_pool_take(&cs->error_reqs);
+    if (!er)
+        return NULL;
+    wr_error_page_request(&er->req, req, page);
+    struct wr_router_match *m = &cs->error_match;
+    m->route = NULL;
+    m->n_captures = 0;
+    int status = wr_router_request_path(&er->req, cs->scratch + at, path);
+    if (status == 0) {
+        struct wr_router_input in = {host, *path, er->req.method_id, er->req.method, is_tls};
+        status = wr_router_route(cfg, cs->router, &in, m);
+    }
+    if (status != 0 || !m->route) {
+        wr_buf_pool_give(&cs->error_reqs, er);
+        return NULL;
+    }
+    if (e->allow) {
+        snprintf(er->allow, sizeof(er->allow), "%s", e->allow);
+        e->allow = er->allow;
+    }
+    return er;
+}
+
+void wr_conns_error_req_give(struct wr_conns *cs, struct wr_conns_error_req *er)
+{
+    if (er)
+        wr_buf_pool_give(&cs->error_reqs, er);
+}
+
 static int select_route(struct wr_conn *c, struct wr_str host, struct wr_str *path)
 {
     return wr_conns_select_route(c->home, c->cfg, &c->s, &c->io->req, host, path);
@@ -1292,6 +1408,25 @@ static void build_server_options(struct wr_conn *c, struct wr_resp *r, const cha
     r->body = "";
     r->body_len = 0;
     r->has_length = true;
+}
+
+/*
+ * The request refused with e->status (before its handler, or by its
+ * start): its error page (serve_error_page), else the built-in page in r
+ * with the route's rules marked always. Returns true when the page
+ * answers over time (dispatch's contract).
+ */
+static bool refuse(struct wr_conn *c, struct wr_resp *r, struct wr_exchange_error *e,
+                   const struct wr_tmpl_vars *vars, size_t path_len, bool is_keep_alive)
+{
+    c->io->is_answer_keep_alive = c->io->is_exchange_keep_alive = is_keep_alive;
+    bool is_async;
+    if (serve_error_page(c, e, vars, path_len, &is_async) == 0)
+        return is_async;
+    build_error(c, r, e->status, NULL);
+    wr_exchange_error_fields(r, e);
+    commit_response(c, r, e->route, vars, is_keep_alive);
+    return false;
 }
 
 /*
@@ -1352,18 +1487,16 @@ static bool dispatch(struct wr_conn *c, struct wr_resp *r, bool is_keep_alive,
         io->is_answer_keep_alive = is_keep_alive && !is_body_unsent;
         io->is_exchange_keep_alive = is_keep_alive;
         bool is_async;
-        status = start_exchange(c, &vars, path, path_len, &is_async);
+        status = start_exchange(c, &vars, path, path_len, NULL, NULL, &is_async);
         if (status == 0)
             return is_async; /* else answered through the sink (h1_respond) */
     }
-    if (status != 0)
-        build_error(c, r, status, status == 405 ? m->allow : NULL);
-    if (status == 429)
-        wr_resp_field_u64(r, WR_HTTP_FIELD_RETRY_AFTER, retry_after_s);
-    if (status == 401)
-        wr_resp_header(r, "WWW-Authenticate", wr_str_from_cstr(m->route->auth_challenge));
-    commit_response(c, r, m->route, &vars, is_keep_alive && !is_body_unsent);
-    return false;
+    struct wr_exchange_error e = {.status = status, .route = m->route,
+                                  .allow = status == 405 ? m->allow : NULL,
+                                  .retry_after_s = status == 429 ? retry_after_s : 0};
+    /* An error page never invites a body it does not want: a client that
+     * waits for 100 Continue gets the page, then the close. */
+    return refuse(c, r, &e, &vars, path_len, is_keep_alive && !is_body_unsent);
 }
 
 /* Logs the request in flight and counts it under its route: every access
@@ -1396,6 +1529,42 @@ static void finish_request(struct wr_conn *c)
 }
 
 /*
+ * A 413 (a body over max_body_size) with its error page: the route's, once
+ * one answered, else [server]'s. Only a page answered at once (a static
+ * file, a return): the connection closes right after it, the body unread,
+ * so a page that answers over time (proxied) gets the built-in one.
+ * Returns 0 when the page is queued, else -1.
+ */
+static int serve_closing_page(struct wr_conn *c, int status)
+{
+    struct wr_conns *cs = c->home;
+    struct wr_conn_io *io = c->io;
+    struct wr_exchange_error e = {.status = status, .route = io->route};
+    struct wr_tmpl_vars vars;
+    request_vars(c, &vars);
+    struct wr_str path;
+    struct wr_conns_error_req *er =
+        wr_conns_error_page(cs, c->cfg, &io->req, &e, vars.host, wr_stream_is_tls(&c->s), 0,
+                            &path);
+    if (!er)
+        return -1;
+    if (cs->error_match.route->action == WR_ACTION_PROXY) {
+        wr_conns_error_req_give(cs, er);
+        return -1;
+    }
+    vars.subject = path.ptr;
+    vars.ovector = cs->error_match.ovector;
+    vars.n_captures = cs->error_match.n_captures;
+    io->is_answer_keep_alive = io->is_exchange_keep_alive = false;
+    bool is_async;
+    int rc = start_exchange(c, &vars, path, path.ptr == cs->scratch ? path.len : 0, &e, er,
+                            &is_async);
+    if (is_async)
+        drop_exchange(c); /* ended already: the page was not a 200 */
+    return rc == 0 && !is_async ? 0 : -1;
+}
+
+/*
  * Answers status and closes after the flush (framing errors, 413). Drops
  * the held response of the current request first, if any: a body that
  * broke the rules replaces the answer the handler had prepared.
@@ -1423,9 +1592,11 @@ static void answer_and_close(struct wr_conn *c, int status, bool has_request)
         io->request_id[0] = '\0';
         io->route = NULL;
     }
-    struct wr_resp r;
-    build_error(c, &r, status, NULL);
-    commit_response(c, &r, NULL, NULL, false);
+    if (!has_request || status != 413 || serve_closing_page(c, status) < 0) {
+        struct wr_resp r;
+        build_error(c, &r, status, NULL);
+        commit_response(c, &r, NULL, NULL, false);
+    }
     if (!has_request && wr_log_is_enabled(WR_LOG_DEBUG))
         wr_log(WR_LOG_DEBUG, c->home->worker_id, c->id, "bad request head: %d", status);
     finish_request(c);
@@ -1533,6 +1704,12 @@ static bool is_exchange_due(const struct wr_conn *c)
 static void forward_body(struct wr_conn *c)
 {
     struct wr_conn_io *io = c->io;
+    if (io->is_continue_owed && c->ex && c->ex->error.status) {
+        /* An error page wants no body: never invite one; the connection
+         * closes after the page. */
+        io->is_continue_owed = false;
+        io->is_exchange_keep_alive = false;
+    }
     if (io->is_continue_owed && c->ex && !is_exchange_due(c) && !c->is_doomed &&
         !invite_body(c))
         return;
@@ -1596,7 +1773,10 @@ static void h1_respond(struct wr_exchange *ex)
 {
     struct wr_conn *c = ex->front;
     c->io->is_responded = true;
-    commit_response(c, ex->resp, ex->route, ex->vars, c->io->is_answer_keep_alive);
+    /* An error page's answer counts under, and gets the rules of, the
+     * route that erred (NULL: none). */
+    const struct wr_route *route = ex->error.status ? ex->error.route : ex->route;
+    commit_response(c, ex->resp, route, ex->vars, c->io->is_answer_keep_alive);
 }
 
 /* Queues the handler's head, finished for this client (the framing decided
@@ -1746,6 +1926,60 @@ static void start_tunnel(struct wr_conn *c)
     release_rbuf(c->home, c);
 }
 
+/* Copies c->ex's upstream log fields into io before the exchange goes:
+ * the access log line of the request still names them. */
+static void keep_upstream_log(struct wr_conn *c)
+{
+    struct wr_conn_io *io = c->io;
+    const struct wr_exchange_log *l = &c->ex->log;
+    if (!l->upstream_addr)
+        return;
+    snprintf(io->kept_upstream_addr, sizeof(io->kept_upstream_addr), "%s", l->upstream_addr);
+    snprintf(io->kept_upstream_status, sizeof(io->kept_upstream_status), "%s",
+             l->upstream_status ? l->upstream_status : "");
+    io->kept_upstream_time_us = l->upstream_time_us;
+    io->has_kept_upstream = true;
+}
+
+/*
+ * The handler of c->ex ended it with an error status (a proxy's 502 or
+ * 504, an intercepted upstream status, an error page that was not one):
+ * the route's error page, or the built-in page with the route's rules
+ * marked always, as for the route's other errors. An error page's own
+ * failure gets the built-in page of the original status (one internal
+ * redirect at most). Returns 1 when an error page answers over time (the
+ * new exchange in c->ex), else 0 (the answer is queued; c->ex, disposed or
+ * not, is dropped by the caller).
+ */
+static int answer_end_error(struct wr_conn *c, bool is_keep_alive)
+{
+    const struct wr_exchange *ex = c->ex;
+    struct wr_tmpl_vars vars;
+    request_vars(c, &vars); /* the dispatch's died with it */
+    struct wr_resp r;
+    if (ex->error.status) {
+        build_error(c, &r, ex->error.status, NULL);
+        wr_exchange_error_fields(&r, &ex->error);
+        commit_response(c, &r, ex->error.route, &vars, is_keep_alive);
+        return 0;
+    }
+    struct wr_exchange_error e = {.status = ex->end, .route = ex->route};
+    if (!wr_error_page_find(&ex->route->error_pages, e.status)) {
+        build_error(c, &r, e.status, NULL);
+        commit_response(c, &r, e.route, &vars, is_keep_alive);
+        return 0;
+    }
+    keep_upstream_log(c);
+    drop_exchange(c); /* the page's exchange takes its place */
+    c->io->is_exchange_keep_alive = c->io->is_answer_keep_alive = is_keep_alive;
+    bool is_async;
+    if (serve_error_page(c, &e, &vars, 0, &is_async) == 0)
+        return is_async ? 1 : 0;
+    build_error(c, &r, e.status, NULL);
+    commit_response(c, &r, e.route, &vars, is_keep_alive);
+    return 0;
+}
+
 /*
  * The handler ended the exchange (or asked for the 101) and everything it
  * sent is written: log, dispose of the exchange and go on with the
@@ -1767,12 +2001,9 @@ static int end_exchange(struct wr_conn *c)
     bool is_body_read = io->body_kind == BODY_NONE;
     /* The exchange started from the client's keep-alive and only ever lowers it. */
     bool is_keep_alive = is_body_read && !c->is_peer_eof && io->is_exchange_keep_alive;
-    if (end >= 400) {
-        /* The handler's error (a proxy's 502 or 504): the route's rules
-         * marked always apply to it as to the route's other errors. */
-        struct wr_resp r;
-        build_error(c, &r, end, NULL);
-        commit_response(c, &r, ex->route, ex->vars, is_keep_alive);
+    if (end >= 300) {
+        if (answer_end_error(c, is_keep_alive) > 0)
+            return 0; /* an error page answers over time: ST_EXCHANGE goes on */
     } else {
         io->log_status = ex->log.status;
         io->log_bytes = ex->log.body_bytes;
@@ -1930,8 +2161,10 @@ static void answer(struct wr_conn *c, size_t head_len)
     cs->n_requests++;
     c->rb->rstart += head_len;
     io->route = NULL; /* until a route answers */
+    io->has_kept_upstream = false;
     if (req->has_content_length && max_body > 0 && req->content_length > max_body) {
         /* CONFIG.md: checked before 100 Continue and before any work. */
+        wr_conns_request_id(cs, io->request_id); /* the log's, and the page's */
         answer_and_close(c, 413, true);
         return;
     }
@@ -2491,6 +2724,7 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     wr_buf_pool_init(&cs->h2_wbufs, WR_H2_WBUF_BYTES, MAX_FREE_H2_BUFS);
     wr_buf_pool_init(&cs->h2_streams, wr_h2_stream_bytes(), MAX_FREE_H2_STREAMS);
     wr_buf_pool_init(&cs->h2_heads, WR_H2_HEAD_BYTES, MAX_FREE_H2_HEADS);
+    wr_buf_pool_init(&cs->error_reqs, sizeof(struct wr_conns_error_req), MAX_FREE_ERROR_REQS);
     cs->next_conn_id = (uint64_t)worker_id + 1024;
     cs->scratch_cap = cfg->limits.max_header_bytes + RBUF_SLACK;
     if (cs->scratch_cap < LINGER_MAX_BYTES)
@@ -2591,6 +2825,7 @@ void wr_conns_tick(struct wr_conns *cs)
         wr_buf_pool_trim(&cs->h2_wbufs);
         wr_buf_pool_trim(&cs->h2_streams);
         wr_buf_pool_trim(&cs->h2_heads);
+        wr_buf_pool_trim(&cs->error_reqs);
     }
 }
 
@@ -2656,6 +2891,7 @@ void wr_conns_fini(struct wr_conns *cs)
     wr_buf_pool_fini(&cs->h2_wbufs);
     wr_buf_pool_fini(&cs->h2_streams);
     wr_buf_pool_fini(&cs->h2_heads);
+    wr_buf_pool_fini(&cs->error_reqs);
     wr_buf_pool_fini(&cs->rbuf_first);
     wr_buf_pool_fini(&cs->rbuf_full);
     while (cs->free_exchanges) {

@@ -17,9 +17,11 @@
 
 #include <assert.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "weir/cache.h"
 #include "weir/compress_filter.h"
+#include "weir/error_page.h"
 #include "weir/proxy.h"
 #include "weir/redirect.h"
 #include "weir/static.h"
@@ -121,6 +123,57 @@ void *wr_handlers_state(const struct wr_handlers *hs, int action)
     return hs->slots[action].state;
 }
 
+/* ---- error pages ------------------------------------------------------- */
+
+/* The rules of an error nobody routed (404 without a route): none. */
+static const struct wr_route no_rules;
+
+const struct wr_route *wr_exchange_rules_route(const struct wr_exchange *ex)
+{
+    if (!ex->error.status)
+        return ex->route;
+    return ex->error.route ? ex->error.route : &no_rules;
+}
+
+int wr_exchange_answer_status(const struct wr_exchange *ex, int status)
+{
+    return ex->error.status ? ex->error.status : status;
+}
+
+void wr_exchange_error_fields(struct wr_resp *r, const struct wr_exchange_error *e)
+{
+    if (e->status == 405 && e->allow)
+        wr_resp_field(r, WR_HTTP_FIELD_ALLOW, wr_str_from_cstr(e->allow));
+    if (e->status == 429 && e->retry_after_s)
+        wr_resp_field_u64(r, WR_HTTP_FIELD_RETRY_AFTER, e->retry_after_s);
+    if (e->status == 401 && e->route && e->route->auth_challenge)
+        wr_resp_header(r, "WWW-Authenticate", wr_str_from_cstr(e->route->auth_challenge));
+}
+
+/* An error page's answer in ex->resp: true when it is the page (a 200),
+ * which then carries the original status and its error fields. */
+static bool take_page(struct wr_exchange *ex)
+{
+    struct wr_resp *r = ex->resp;
+    if (!wr_error_page_is_served(r->status))
+        return false;
+    r->status = ex->error.status;
+    wr_exchange_error_fields(r, &ex->error);
+    return true;
+}
+
+/* Drops the body a refused one-shot answer handed over (respond's
+ * contract: the front end would own it). */
+static void drop_body(struct wr_resp *r)
+{
+    if (r->body_ref)
+        r->body_unref(r->body_ref);
+    else if (r->file_fd >= 0)
+        close(r->file_fd);
+    r->body_ref = NULL;
+    r->file_fd = -1;
+}
+
 /* ---- the front end drives --------------------------------------------- */
 
 void wr_exchange_init(struct wr_exchange *ex, const struct wr_handler *h, void *worker_state,
@@ -187,7 +240,9 @@ void wr_exchange_proceed(struct wr_exchange *ex)
 
 ssize_t wr_exchange_recv_body(struct wr_exchange *ex, const char *p, size_t n, bool is_last)
 {
-    if (!may_call(ex) || ex->is_ended || !ex->handler->recv_body)
+    /* An error page's internal request has no body: the original's is
+     * read and dropped. */
+    if (!may_call(ex) || ex->is_ended || !ex->handler->recv_body || ex->error.status)
         return (ssize_t)n;
     ex->is_in_handler = true;
     ssize_t k = ex->handler->recv_body(ex, p, n, is_last);
@@ -197,7 +252,7 @@ ssize_t wr_exchange_recv_body(struct wr_exchange *ex, const char *p, size_t n, b
 
 bool wr_exchange_wants_body(const struct wr_exchange *ex)
 {
-    return ex->handler && ex->handler->recv_body;
+    return ex->handler && ex->handler->recv_body && !ex->error.status;
 }
 
 bool wr_exchange_can_recv_body(struct wr_exchange *ex)
@@ -253,6 +308,15 @@ void wr_exchange_respond(struct wr_exchange *ex)
     if (!enter_sink(ex))
         return;
     WR_EXCHANGE_ASSERT(!ex->is_head_sent);
+    if (ex->error.status && !take_page(ex)) {
+        /* Not the page: the built-in one goes out (no second redirect). */
+        drop_body(ex->resp);
+        ex->is_ended = true;
+        ex->end = ex->error.status;
+        ex->sink->end(ex, ex->end);
+        ex->is_in_sink = false;
+        return;
+    }
     ex->is_head_sent = true;
     ex->log.status = ex->resp->status;
     if (ex->zw && wr_zfilter_begin(ex, true)) {
@@ -273,6 +337,10 @@ void wr_exchange_send_head(struct wr_exchange *ex)
     if (!enter_sink(ex))
         return;
     WR_EXCHANGE_ASSERT(!ex->is_head_sent);
+    /* An error page's handler ends with a status instead of sending another. */
+    WR_EXCHANGE_ASSERT(!ex->error.status || wr_error_page_is_served(ex->resp->status));
+    if (ex->error.status)
+        take_page(ex);
     ex->is_head_sent = true;
     ex->log.status = ex->resp->status;
     if (ex->zw)
@@ -310,7 +378,7 @@ void wr_exchange_end(struct wr_exchange *ex, int how)
 {
     if (!enter_sink(ex))
         return;
-    WR_EXCHANGE_ASSERT(how < 400 || !ex->is_head_sent);
+    WR_EXCHANGE_ASSERT(how < 300 || !ex->is_head_sent);
     if (ex->zf && how == WR_EXCHANGE_COMPLETE) {
         /* The coded stream finishes first: the filter ends the exchange,
          * now or once the front end took its last bytes. */

@@ -50,6 +50,7 @@
 
 #include "weir/clock.h"
 #include "weir/conn.h"
+#include "weir/error_page.h"
 #include "weir/h2_guard.h"
 #include "weir/handler.h"
 #include "weir/limits.h"
@@ -97,6 +98,10 @@ struct h2_stream {
     struct wr_resp resp;
     struct wr_http_request req;
     struct wr_log_request subject;
+    struct wr_conns_error_req *ereq; /* owned (home->error_reqs): an error page's
+                                        internal request, NULL otherwise */
+    int page_owed;       /* the handler ended with this status and the route has
+                            a page for it: it starts on our next turn */
     struct wr_h2 *h;
     struct h2_stream *prev, *next; /* h->streams */
     struct h2_stream *next_zombie;
@@ -463,6 +468,8 @@ static void stream_finish(struct h2_stream *st)
     account(st);
     if (st->is_started)
         wr_exchange_stop(&st->ex);
+    wr_conns_error_req_give(h->home, st->ereq);
+    st->ereq = NULL;
     release_body(st);
     free(st->rb);
     give_buf(h, &h->home->h2_heads, &st->rhead);
@@ -755,7 +762,8 @@ static void h2_respond(struct wr_exchange *ex)
         release_file_of(ex->resp);
         return;
     }
-    submit_whole(st, ex->resp, ex->route, ex->vars);
+    /* An error page's answer gets the rules of the route that erred. */
+    submit_whole(st, ex->resp, ex->error.status ? ex->error.route : ex->route, ex->vars);
     schedule(st->h);
 }
 
@@ -802,6 +810,44 @@ static void h2_body_room(struct wr_exchange *ex)
     schedule(st->h);
 }
 
+/* The request's variables without a route's captures, for answers made
+ * after start_request (its own died with it). */
+static void request_vars(struct h2_stream *st, struct wr_tmpl_vars *vars)
+{
+    struct wr_h2 *h = st->h;
+    struct wr_conns *cs = h->home;
+    *vars = (struct wr_tmpl_vars){
+        .host = wr_router_host_var(st->req.host, cs->host_buf, sizeof(cs->host_buf)),
+        .request_uri = st->req.target,
+        .scheme = h->is_tls ? WR_STR("https") : WR_STR("http"),
+        .remote_addr = wr_str_from_cstr(h->peer),
+        .request_id = wr_str_from_cstr(st->request_id),
+    };
+    struct wr_conns_client_cert cert;
+    wr_conns_client_cert(&cert, h->is_tls ? wr_stream_tls(h->s) : NULL, vars);
+}
+
+/* The handler ended st's exchange with an error status before any head:
+ * an error page's failure gets the built-in page of the original status;
+ * a status the route has a page for starts that page on our next turn
+ * (serve_owed_pages: the exchange cannot be stopped from inside its own
+ * sink call); else the built-in page with the route's "always" rules. */
+static void end_with_error(struct h2_stream *st, int how)
+{
+    const struct wr_exchange *ex = &st->ex;
+    struct wr_tmpl_vars vars;
+    request_vars(st, &vars);
+    if (ex->error.status) {
+        struct wr_resp *r = build_error(st, ex->error.status, NULL);
+        wr_exchange_error_fields(r, &ex->error);
+        submit_whole(st, r, ex->error.route, &vars);
+    } else if (wr_error_page_find(&ex->route->error_pages, how)) {
+        st->page_owed = how;
+    } else {
+        submit_whole(st, build_error(st, how, NULL), ex->route, &vars);
+    }
+}
+
 static void h2_end(struct wr_exchange *ex, int how)
 {
     struct h2_stream *st = ex->front;
@@ -811,9 +857,8 @@ static void h2_end(struct wr_exchange *ex, int how)
     }
     if (st->is_cut)
         return;
-    if (how >= 400 && !ex->is_head_sent) {
-        /* The handler's error: the route's "always" rules apply (conn.c). */
-        submit_whole(st, build_error(st, how, NULL), ex->route, ex->vars);
+    if (how >= 300 && !ex->is_head_sent) {
+        end_with_error(st, how);
     } else if (how == WR_EXCHANGE_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
         st->log_status = ex->log.status ? ex->log.status : 502;
@@ -1046,21 +1091,28 @@ static int select_route(struct h2_stream *st, struct wr_str host, struct wr_str 
     return wr_conns_select_route(h->home, h->cfg, h->s, &st->req, host, path);
 }
 
-/* Starts the route's handler on st. Returns 0, or a status to answer. */
+/* Starts the route's handler on st. Returns 0, or a status to answer. e
+ * and er NULL; for an error page (serve_error_page) e and its internal
+ * request er (taken over), the page's route in cs->error_match. */
 static int start_exchange(struct h2_stream *st, const struct wr_tmpl_vars *vars,
-                          struct wr_str path, size_t path_len)
+                          struct wr_str path, size_t path_len, const struct wr_exchange_error *e,
+                          struct wr_conns_error_req *er)
 {
     struct wr_h2 *h = st->h;
     struct wr_conns *cs = h->home;
-    const struct wr_route *route = cs->match.route;
+    const struct wr_router_match *m = er ? &cs->error_match : &cs->match;
+    const struct wr_route *route = m->route;
+    st->ereq = er;
     st->ex = (struct wr_exchange){
-        .req = &st->req, .route = route, .match = &cs->match, .path = path, .vars = vars,
+        .req = er ? &er->req : &st->req, .route = route, .match = m, .path = path,
+        .vars = vars,
         .clock = &cs->clock, .resp = &st->resp,
         .scratch = cs->scratch + path_len, .scratch_cap = cs->scratch_cap - path_len,
         .log_subject = &st->subject, .worker_id = cs->worker_id, .conn_id = h->conn_id,
         .client_addr = wr_str_from_cstr(h->peer), .is_tls = h->is_tls,
-        .has_body = st->has_body, .is_keep_alive = !h->is_draining,
+        .has_body = st->has_body && !er, .is_keep_alive = !h->is_draining,
         .max_head_bytes = h->cfg->limits.max_header_bytes,
+        .error = e ? *e : (struct wr_exchange_error){0},
         .zw = &cs->zw, .compression = &h->cfg->compression, .cfg = h->cfg,
     };
     begin_resp(st);
@@ -1069,6 +1121,93 @@ static int start_exchange(struct h2_stream *st, const struct wr_tmpl_vars *vars,
     st->is_started = true;
     st->is_last_owed = st->has_body;
     return wr_exchange_start(&st->ex);
+}
+
+/*
+ * Answers e->status on st with the error page its route (or [server])
+ * names, if there is one (error_page.h; conn.c's serve_error_page): the
+ * page route's handler starts on the internal request, vars (the original
+ * request's) giving way to its captures; at: the scratch bytes in use.
+ * up_addr/up_status: the upstream fields of the exchange the page
+ * replaces (NULL: none), kept for the access log. Returns 0 when the page
+ * answers, -1 when the caller answers its built-in page (st->ex not
+ * started then).
+ */
+static int serve_error_page(struct h2_stream *st, struct wr_exchange_error *e,
+                            const struct wr_tmpl_vars *vars, size_t at, const char *up_addr,
+                            const char *up_status)
+{
+    struct wr_h2 *h = st->h;
+    struct wr_conns *cs = h->home;
+    struct wr_str path;
+    struct wr_conns_error_req *er =
+        wr_conns_error_page(cs, h->cfg, &st->req, e, vars->host, h->is_tls, at, &path);
+    if (er && e->status == 413 && cs->error_match.route->action == WR_ACTION_PROXY) {
+        /* The body goes unread: only a page answered at once (conn.c). */
+        wr_conns_error_req_give(cs, er);
+        er = NULL;
+    }
+    if (!er)
+        return -1;
+    struct wr_tmpl_vars page_vars = *vars;
+    page_vars.subject = path.ptr;
+    page_vars.ovector = cs->error_match.ovector;
+    page_vars.n_captures = cs->error_match.n_captures;
+    size_t used = path.ptr == cs->scratch + at ? at + path.len : at;
+    st->route = e->route;
+    int status = start_exchange(st, &page_vars, path, used, e, er);
+    if (up_addr && !st->ex.log.upstream_addr) {
+        snprintf(er->upstream_addr, sizeof(er->upstream_addr), "%s", up_addr);
+        snprintf(er->upstream_status, sizeof(er->upstream_status), "%s", up_status);
+        st->ex.log.upstream_addr = er->upstream_addr;
+        st->ex.log.upstream_status = er->upstream_status;
+    }
+    if (status == 0)
+        return 0;
+    /* Started, so stop is owed (stream_finish); the built-in page of the
+     * original status answers, as for the page's other failures. */
+    struct wr_resp *r = build_error(st, e->status, NULL);
+    wr_exchange_error_fields(r, e);
+    submit_whole(st, r, e->route, vars);
+    return 0;
+}
+
+/* Streams whose handler ended with a status their route has a page for
+ * (end_with_error): the handler is stopped, here on our own turn, and the
+ * page's exchange takes its place; the built-in page when there is none
+ * after all. */
+static void serve_owed_pages(struct wr_h2 *h)
+{
+    for (struct h2_stream *st = h->streams; st; st = st->next) {
+        if (!st->page_owed)
+            continue;
+        int status = st->page_owed;
+        st->page_owed = 0;
+        /* A 413 cut the handler off (its sink calls do nothing): the page
+         * may answer; any other cut, or the client's close, ends it all. */
+        if (st->is_closed || (st->is_cut && status != 413))
+            continue; /* stream_finish stops the exchange */
+        st->is_cut = false;
+        struct wr_exchange_error e = {.status = status, .route = st->route};
+        /* The upstream fields die with the handler: copied first. */
+        char up_addr[512], up_status[160];
+        const struct wr_exchange_log *l = &st->ex.log;
+        bool has_up = l->upstream_addr != NULL;
+        if (has_up) {
+            snprintf(up_addr, sizeof(up_addr), "%s", l->upstream_addr);
+            snprintf(up_status, sizeof(up_status), "%s",
+                     l->upstream_status ? l->upstream_status : "");
+        }
+        wr_exchange_stop(&st->ex);
+        st->is_started = false;
+        st->ex.log = (struct wr_exchange_log){0};
+        struct wr_tmpl_vars vars;
+        request_vars(st, &vars);
+        if (serve_error_page(st, &e, &vars, 0, has_up ? up_addr : NULL, up_status) == 0)
+            continue;
+        submit_whole(st, build_error(st, status, NULL), e.route, &vars);
+        schedule(h);
+    }
 }
 
 /* A route's rate_limit for this client: 0, or 429 with the seconds to wait. */
@@ -1089,6 +1228,26 @@ static void submit_server_options(struct h2_stream *st, const char *allow)
     wr_resp_field(r, WR_HTTP_FIELD_ALLOW, wr_str_from_cstr(allow));
     r->body = "";
     submit_whole(st, r, NULL, NULL);
+}
+
+/* st's request refused with e->status (before its handler, or by its
+ * start): the error page, else the built-in page with the route's rules
+ * marked always. A handler that refused is stopped first when a page
+ * takes its place. vars, path_len: the request's, as dispatched. */
+static void refuse(struct h2_stream *st, struct wr_exchange_error *e,
+                   const struct wr_tmpl_vars *vars, size_t path_len)
+{
+    const struct wr_error_pages *ep = e->route ? &e->route->error_pages
+                                               : &st->h->cfg->server.error_pages;
+    if (st->is_started && wr_error_page_find(ep, e->status)) {
+        wr_exchange_stop(&st->ex);
+        st->is_started = false;
+    }
+    if (!st->is_started && serve_error_page(st, e, vars, path_len, NULL, NULL) == 0)
+        return;
+    struct wr_resp *r = build_error(st, e->status, NULL);
+    wr_exchange_error_fields(r, e);
+    submit_whole(st, r, e->route, vars);
 }
 
 /* The whole head of st arrived: route it and start its handler. */
@@ -1137,16 +1296,14 @@ static void start_request(struct h2_stream *st)
         status = wr_conns_check_auth(cs, m->route, &st->req, h->peer_key, h->peer, &retry_s);
     if (status == 0 && (status = check_rate(h, m->route, &retry_s)) == 0) {
         st->route = m->route;
-        status = start_exchange(st, &vars, path, path_len);
+        status = start_exchange(st, &vars, path, path_len, NULL, NULL);
         if (status == 0)
             return;
     }
-    struct wr_resp *r = build_error(st, status, status == 405 ? m->allow : NULL);
-    if (status == 429)
-        wr_resp_field_u64(r, WR_HTTP_FIELD_RETRY_AFTER, retry_s);
-    if (status == 401)
-        wr_resp_header(r, "WWW-Authenticate", wr_str_from_cstr(m->route->auth_challenge));
-    submit_whole(st, r, m->route, &vars);
+    struct wr_exchange_error e = {.status = status, .route = m->route,
+                                  .allow = status == 405 ? m->allow : NULL,
+                                  .retry_after_s = status == 429 ? retry_s : 0};
+    refuse(st, &e, &vars, path_len);
 }
 
 /* Takes the stream's body from the handler's view: consumed bytes open the
@@ -1215,13 +1372,18 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     uint64_t max_body = st->req.is_extended_connect ? 0 : st->h->cfg->limits.max_body_bytes;
     if (max_body > 0 && st->body_seen > max_body) {
         nghttp2_session_consume(ng, id, len);
-        /* As for HTTP/1.1: 413 when no answer went out yet, else the cut. */
+        /* As for HTTP/1.1: 413 when no answer went out yet (its error
+         * page, from our next turn, when there is one), else the cut. */
         bool is_answered = st->is_answered;
         st->is_cut = true;
         if (is_answered)
             reset_stream(st, NGHTTP2_CANCEL);
+        else if (wr_error_page_find(st->route ? &st->route->error_pages
+                                              : &st->h->cfg->server.error_pages, 413))
+            st->page_owed = 413;
         else
             submit_whole(st, build_error(st, 413, NULL), NULL, NULL);
+        schedule(st->h);
         return 0;
     }
     if (st->is_body_blocked || st->rb_len > st->rb_off)
@@ -1544,6 +1706,7 @@ static void run(struct wr_h2 *h)
         finish(h);
         return;
     }
+    serve_owed_pages(h);
     for (int round = 0; round < RUN_ROUNDS; round++) {
         offer_body_room(h);
         if (flush(h) < 0) {

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "weir/clock.h"
+#include "weir/error_page.h"
 #include "weir/h1_framing.h"
 #include "weir/http_parser.h"
 #include "weir/log.h"
@@ -145,8 +146,9 @@ struct wr_proxy {
                                "always" ones first, then the others */
     size_t add_hdrs_len;
     size_t add_hdrs_always_len; /* the "always" ones' bytes */
-    const struct wr_route *route; /* borrowed (conn's snapshot): hide_header and
-                                     the fields add_header replaces */
+    const struct wr_route *route; /* borrowed (conn's snapshot): whose hide_header
+                                     and add_header apply (wr_exchange_rules_route:
+                                     an error page's are the original route's) */
 
     /* tunnel (after 101): the client's stream (side 0, borrowed from the
      * front end) and the upstream connection's (side 1, detached from the pool) */
@@ -574,7 +576,7 @@ static void set_server_host(struct wr_proxy *p)
 /* Expands the route's response rules now (the vars do not outlive start). */
 static int expand_add_headers(struct wr_proxy *p, const struct wr_exchange *ex)
 {
-    ssize_t n = wr_resp_expand_route_fields(ex->route, ex->vars, p->add_hdrs,
+    ssize_t n = wr_resp_expand_route_fields(p->route, ex->vars, p->add_hdrs,
                                             sizeof(p->add_hdrs), &p->add_hdrs_always_len);
     if (n < 0)
         return -1;
@@ -1175,7 +1177,7 @@ static bool build_client_head(struct wr_proxy *p)
     /* add_header appends to the upstream's fields (as nginx's does), but
      * replaces weir's own Server and Date like on every other route. */
     const struct wr_route *route = p->route;
-    bool is_error = r->status >= 400;
+    bool is_error = wr_exchange_answer_status(p->ex, r->status) >= 400;
     wr_resp_drop_fields(r, (is_error ? route->replaced_fields_always : route->replaced_fields) |
                                route->hidden_fields);
     struct hop_set hs;
@@ -1409,6 +1411,35 @@ static void open_h2_tunnel(struct wr_proxy *p, size_t head_end)
         relay_body(p); /* bytes the server sent behind its 101 */
 }
 
+/*
+ * Whether the final status is not relayed but answered with an error page
+ * (proxy_intercept_errors: the route's error_page lists it), or, when this
+ * exchange fetches an error page, is not the page (anything but a 200:
+ * the built-in page then; never a second redirect).
+ */
+static bool is_intercepted(const struct wr_proxy *p, int status)
+{
+    const struct wr_exchange *ex = p->ex;
+    if (ex->error.status)
+        return !wr_error_page_is_served(status);
+    return ex->route->proxy_intercept_errors && status >= 300 &&
+           wr_error_page_find(&ex->route->error_pages, status) != NULL;
+}
+
+/* An intercepted status: the server answered (it counts as working), but
+ * its body is not read. The connection is closed, not drained: a body of
+ * any length (or one delimited by the close) could keep it busy for
+ * nothing, and a connection with unread bytes never goes back to the
+ * pool. The front end answers status with the page. */
+static void intercept(struct wr_proxy *p, int status)
+{
+    wr_upstream_report(p->up, p->server, true, wr_clock_now_ms());
+    p->status = status;
+    p->ex->log.upstream_time_us = wr_clock_now_us() - p->start_us;
+    release_upstream(p, false);
+    finish(p, status);
+}
+
 /* A complete response head sits in ubuf[0..head_end). */
 static void on_response_head(struct wr_proxy *p, size_t head_end)
 {
@@ -1436,6 +1467,10 @@ static void on_response_head(struct wr_proxy *p, size_t head_end)
         memmove(p->ubuf, p->ubuf + head_end, p->ulen - head_end);
         p->ulen -= head_end;
         p->scanned = 0;
+        return;
+    }
+    if (is_intercepted(p, status)) {
+        intercept(p, status);
         return;
     }
     choose_framing(p);
@@ -1606,7 +1641,7 @@ static int proxy_start(struct wr_exchange *ex)
     if (ex->log_subject)
         p->subject = *ex->log_subject;
     p->is_host_preserved = ex->route->preserve_host && req->host.len > 0;
-    p->route = ex->route;
+    p->route = wr_exchange_rules_route(ex); /* an error page's: the original route's */
     if (build_request_head(p, ex) < 0 || expand_add_headers(p, ex) < 0) {
         wr_log_request(WR_LOG_ERROR, env->worker_id, ex->conn_id, ex->log_subject,
                        "upstream request head too large");

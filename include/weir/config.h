@@ -54,6 +54,21 @@ struct wr_listen_cfg {
     unsigned line;
 };
 
+/* error_page = CODE... PATH: the page served, through the route table,
+ * for an answer of one status (error_page.h). */
+struct wr_error_page {
+    int status;  /* 300..599 */
+    char *path;  /* owned: starts with '/'; a query may follow */
+};
+
+/* A [server]'s or a route's error_page lines. A route without any borrows
+ * [server]'s list (is_borrowed): a route's own list replaces it whole. */
+struct wr_error_pages {
+    struct wr_error_page *pages; /* owned unless is_borrowed; one per status */
+    size_t n_pages;
+    bool is_borrowed;
+};
+
 struct wr_server_cfg {
     struct wr_listen_cfg *listens; /* owned, n_listens >= 1 */
     size_t n_listens;
@@ -71,6 +86,7 @@ struct wr_server_cfg {
     struct wr_listen_addr *resolvers; /* owned: `resolver`, nameservers used instead of
                                          /etc/resolv.conf's (resolve.h); none: the system's */
     size_t n_resolvers;
+    struct wr_error_pages error_pages; /* error_page: every route's default */
     /* Lines of user, group, error_log and access_log (0 = not given), for
      * checks made outside the loader (weir -t: users, files). */
     unsigned user_line, group_line, error_log_line, access_log_line;
@@ -316,6 +332,9 @@ struct wr_route {
     struct wr_cache_opts cache_opts;
     uint64_t cache_lock_timeout_ms; /* a request waiting for another's fetch of
                                        the same key goes upstream itself after */
+    struct wr_error_pages error_pages; /* error_page: its own, else [server]'s */
+    bool proxy_intercept_errors; /* proxy: an upstream status error_pages lists
+                                    gets the error page instead */
 };
 
 /* [http2]: the HTTP/2 front end's limits (issue 15). Read when a connection

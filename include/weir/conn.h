@@ -42,6 +42,19 @@ struct wr_conns_snapshot {
 };
 
 
+/* An error page's internal request (error_page.h) and the copy of the
+ * Allow value its answer keeps: from the worker's pool (error_reqs) while
+ * an exchange serves an error page, so that no exchange or stream struct
+ * carries a second request for the rare error that has a page. */
+struct wr_conns_error_req {
+    struct wr_http_request req;
+    char allow[256];
+    /* HTTP/2: the upstream fields of the exchange the page replaced (a
+     * proxy's 502, an intercepted status), for the access log. */
+    char upstream_addr[512];
+    char upstream_status[160];
+};
+
 struct wr_conns {
     int worker_id;
     struct event_base *base;      /* borrowed: the worker's */
@@ -69,6 +82,7 @@ struct wr_conns {
     struct wr_stream_stage *stage; /* owned: TLS write staging of the client streams */
     size_t scratch_cap;
     struct wr_router_match match; /* the request being dispatched */
+    struct wr_router_match error_match; /* its error page's, while that is dispatched */
     char host_buf[256];           /* $host: lower-case, port removed */
 
     /* The snapshots in use, current (cfg) first; an old one leaves with its
@@ -97,6 +111,8 @@ struct wr_conns {
     struct wr_buf_pool h2_streams; /* HTTP/2 stream structs (wr_h2_stream_bytes()) */
     struct wr_buf_pool h2_heads;  /* HTTP/2 response heads (WR_H2_HEAD_BYTES), while
                                      a stream's head is built */
+    struct wr_buf_pool error_reqs; /* struct wr_conns_error_req, while an exchange
+                                      serves an error page */
     uint64_t buffer_bytes;        /* held by connections now (weir_conn_buffer_bytes) */
     unsigned n_ticks;             /* ticks since the free lists were last trimmed */
     struct wr_conn_exchange *free_exchanges; /* exchange structs kept for reuse */
@@ -109,6 +125,26 @@ struct wr_conns {
     uint64_t n_requests;          /* counters, read by metrics later */
     uint64_t n_accepted;
 };
+
+/*
+ * The error page for e->status (error_page.h): the page its route's
+ * error_page list names (e->route NULL: [server]'s), routed as the
+ * internal request made from req (HTTP/1 or HTTP/2) with host ($host) and
+ * is_tls. The request goes into a block of cs->error_reqs, its normalised
+ * path into cs->scratch + at (*path), its route into cs->error_match; a
+ * 405's Allow (e->allow) is copied into the block and e->allow points at
+ * the copy. Returns the block (the caller gives it back with
+ * wr_conns_error_req_give once the exchange is stopped), or NULL when
+ * there is no page, no route takes its path (or it does not normalise or
+ * fit the scratch), or no memory: the built-in page answers then.
+ */
+struct wr_conns_error_req *wr_conns_error_page(struct wr_conns *cs, const struct wr_config *cfg,
+                                               const struct wr_http_request *req,
+                                               struct wr_exchange_error *e, struct wr_str host,
+                                               bool is_tls, size_t at, struct wr_str *path);
+
+/* Gives er (NULL: nothing) back to cs's pool. */
+void wr_conns_error_req_give(struct wr_conns *cs, struct wr_conns_error_req *er);
 
 /*
  * Prepares cs for worker_id on base, taking a reference on cfg. logs: the

@@ -162,6 +162,19 @@ struct wr_exchange_log {
     uint64_t body_bytes;         /* payload bytes given to the sink so far */
 };
 
+/* An exchange that serves an error page (error_page.h): the front end
+ * started the page route's handler on the internal request; the answer
+ * goes out with the original status. Set by the front end, read by
+ * exchange.c and by a handler that builds its own head (proxy). */
+struct wr_exchange_error {
+    int status;                   /* 0: an ordinary exchange; else the original status */
+    const struct wr_route *route; /* borrowed: the route that answered status (NULL: none
+                                     matched); its response rules apply, not the page's */
+    const char *allow;            /* 405: the Allow value (the front end's copy, valid
+                                     until stop), else NULL */
+    uint64_t retry_after_s;       /* 429: the Retry-After seconds; 0: none */
+};
+
 struct wr_exchange {
     /* The request, borrowed from the front end. req, route, clock,
      * log_subject and the client facts stay valid until stop; match, path,
@@ -185,6 +198,7 @@ struct wr_exchange {
     bool has_body;               /* a request body follows the head */
     bool is_keep_alive;          /* the client's connection may go on */
     size_t max_head_bytes;       /* [limits] max_header_size of the snapshot */
+    struct wr_exchange_error error; /* status 0 unless this serves an error page */
     /* Compression (compress_filter.h): the worker's filter state and the
      * snapshot's [compression], set by the front end (zw NULL: never
      * compressed); zf is the filter while it codes the body (exchange.c). */
@@ -267,6 +281,25 @@ void wr_handlers_tick(struct wr_handlers *hs, uint64_t now_ms);
 /* The per-worker state of action's handler (NULL when none). */
 void *wr_handlers_state(const struct wr_handlers *hs, int action);
 
+/* ---- error pages ------------------------------------------------------- */
+
+/* The route whose response rules (add_header, set_response_header,
+ * hide_header) ex's answer gets: ex->route, or for an error page the
+ * original route (an empty rule set when none matched). Never NULL. */
+const struct wr_route *wr_exchange_rules_route(const struct wr_exchange *ex);
+
+/* The status ex's answer of status goes out with: an error page's
+ * original status, else status itself. */
+int wr_exchange_answer_status(const struct wr_exchange *ex, int status);
+
+/*
+ * Adds to r the fields weir gives an error answer of status itself:
+ * Allow for 405, Retry-After for 429 (when retry_after_s), and for 401 the
+ * route's WWW-Authenticate (route NULL: none). The front ends' built-in
+ * pages and error pages alike.
+ */
+void wr_exchange_error_fields(struct wr_resp *r, const struct wr_exchange_error *e);
+
 /* ---- driving an exchange (the front end) ------------------------------ */
 
 /*
@@ -305,14 +338,20 @@ void wr_exchange_stop(struct wr_exchange *ex);
  * The whole response at once: ex->resp's head and its body (memory or
  * file). The front end takes over the body (file descriptor, reference)
  * and finishes the head; the exchange is then ended (complete). For
- * one-shot handlers, typically from start.
+ * one-shot handlers, typically from start. On an error page (ex->error),
+ * a 200 goes out with the original status and its error fields; any other
+ * status is not the page: its body is dropped and the exchange ends with
+ * the original status instead (the front end answers its built-in page).
  */
 void wr_exchange_respond(struct wr_exchange *ex);
 
 /*
  * The head in ex->resp (status and fields; has_length/body_len when the
  * body's length is known). Body bytes follow with wr_exchange_send; the
- * front end frames them. ex->resp's buffer stays borrowed until stop.
+ * front end frames them. ex->resp's buffer stays borrowed until stop. On
+ * an error page the head must be a 200 (the handler ends with a status
+ * otherwise, see wr_exchange_end): it goes out with the original status
+ * and its error fields.
  */
 void wr_exchange_send_head(struct wr_exchange *ex);
 
@@ -329,8 +368,10 @@ void wr_exchange_body_room(struct wr_exchange *ex);
 
 /*
  * The handler is done: WR_EXCHANGE_COMPLETE (a body with no is_final send
- * is ended by the front end), WR_EXCHANGE_BROKEN, or an HTTP status >= 400
- * before any head (the front end answers its page). stop follows.
+ * is ended by the front end), WR_EXCHANGE_BROKEN, or an HTTP status >= 300
+ * before any head (the front end answers its page, or the route's
+ * error_page; 3xx only for an upstream status proxy_intercept_errors
+ * intercepts). stop follows.
  */
 void wr_exchange_end(struct wr_exchange *ex, int how);
 

@@ -1793,6 +1793,36 @@ static void issue_21_return_keys(void **state)
         expect_errors(&bad[i]);
 }
 
+/* error_page and proxy_intercept_errors: bad codes, a missing or relative
+ * path, a code given twice, intercept off a proxy route; errors name
+ * file:line, section and key. */
+static void issue_21_error_page_keys(void **state)
+{
+    (void)state;
+    static const struct bad_case bad[] = {
+        {"code out of range", SERVER "error_page = 200 /x.html\n",
+         {"t.ini:3: [server] error_page: \"200\" is not a status code from 300 to 599"}},
+        {"not a code", SERVER "error_page = 404 4x4 /x.html\n",
+         {"t.ini:3: [server] error_page: \"4x4\" is not a status code from 300 to 599"}},
+        {"600", SERVER "error_page = 600 /x.html\n",
+         {"t.ini:3: [server] error_page: \"600\" is not a status code from 300 to 599"}},
+        {"no path", SERVER "error_page = 404\n",
+         {"t.ini:3: [server] error_page: expects CODE... PATH (e.g. 404 500 /errors/page.html)"}},
+        {"no code", SERVER "error_page = /x.html\n",
+         {"t.ini:3: [server] error_page: expects CODE... PATH (e.g. 404 500 /errors/page.html)"}},
+        {"relative path", SERVER "[route r]\nmatch = prefix:/\nreturn = 200 x\n"
+         "error_page = 404 x.html\n",
+         {"t.ini:6: [route r] error_page: \"x.html\": the page's path must start with /"}},
+        {"twice", SERVER "error_page = 404 /a\nerror_page = 500 404 /b\n",
+         {"t.ini:4: [server] error_page: 404 has a page already (one page per status)"}},
+        {"intercept off a proxy", SERVER "[route r]\nmatch = prefix:/\nreturn = 200 x\n"
+         "proxy_intercept_errors = on\n",
+         {"t.ini:6: [route r] proxy_intercept_errors: only for proxy routes"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
 /* [compression] and the route's compress keys: defaults, values, errors
  * naming file:line and key. */
 static void issue_16_compression_keys(void **state)
@@ -2243,6 +2273,7 @@ int main(void)
         cmocka_unit_test(issue_19_proxy_protocol_keys),
         cmocka_unit_test(issue_21_access_log_keys),
         cmocka_unit_test(issue_21_return_keys),
+        cmocka_unit_test(issue_21_error_page_keys),
         cmocka_unit_test(issue_21_response_header_rules),
         cmocka_unit_test(issue_19_resolve_keys),
         cmocka_unit_test(issue_19_resolver_used_at_load),

@@ -316,6 +316,58 @@ static void issue_14_handler_table(void **state)
     assert_null(wr_handler_for(WR_ACTION_STATIC)->recv_body);
 }
 
+/* An error page's exchange (issue 21.1): a 200 goes out with the original
+ * status and weir's error fields; any other answer is not the page (its
+ * body dropped, the exchange ends with the original status for the front
+ * end's built-in page); the request body never reaches the handler; the
+ * response rules are the original route's (none when no route matched). */
+static void issue_21_exchange_error_page(void **state)
+{
+    (void)state;
+    static char buf[1024];
+    static const struct wr_resp_clock clock = {0};
+    struct wr_exchange ex;
+    struct fake_front fe;
+    setup(&ex, &fe, ONE_SHOT);
+    wr_resp_init(&resp, buf, sizeof(buf));
+    wr_resp_start(&resp, 200, &clock);
+    struct wr_route page_route = {.name = "page"}, erred = {.name = "erred"};
+    ex.route = &page_route;
+    ex.error = (struct wr_exchange_error){.status = 405, .route = &erred, .allow = "GET, HEAD"};
+    assert_ptr_equal(wr_exchange_rules_route(&ex), &erred);
+    assert_int_equal(wr_exchange_answer_status(&ex, 200), 405);
+    assert_false(wr_exchange_wants_body(&ex));
+    assert_int_equal(wr_exchange_start(&ex), 0);
+    assert_int_equal(fe.n_respond, 1);
+    assert_int_equal(resp.status, 405);
+    assert_int_equal(ex.log.status, 405);
+    struct wr_str allow = wr_resp_field_value(&resp, WR_STR("Allow"));
+    assert_int_equal(allow.len, 9);
+    assert_memory_equal(allow.ptr, "GET, HEAD", 9);
+    fe_turn(&ex);
+
+    setup(&ex, &fe, ONE_SHOT);
+    resp.status = 301; /* the page's route redirects: not the page */
+    ex.error = (struct wr_exchange_error){.status = 404};
+    assert_ptr_not_equal(wr_exchange_rules_route(&ex), NULL);
+    assert_int_equal(wr_exchange_rules_route(&ex)->n_add_headers, 0);
+    assert_int_equal(wr_exchange_start(&ex), 0);
+    assert_int_equal(fe.n_respond, 0);
+    assert_int_equal(fe.n_end, 1);
+    assert_int_equal(fe.end, 404);
+    assert_true(ex.is_ended);
+    fe_turn(&ex);
+
+    setup(&ex, &fe, STREAM);
+    ex.error = (struct wr_exchange_error){.status = 502};
+    assert_int_equal(wr_exchange_recv_body(&ex, "abc", 3, true), 3);
+    assert_int_equal(fh.n_recv, 0); /* the page's request has no body */
+    assert_int_equal(wr_exchange_start(&ex), 0);
+    assert_int_equal(resp.status, 502);
+    assert_int_equal(ex.log.status, 502);
+    wr_exchange_stop(&ex);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +379,7 @@ int main(void)
         cmocka_unit_test(issue_14_exchange_refused),
         cmocka_unit_test(issue_14_exchange_body),
         cmocka_unit_test(issue_14_handler_table),
+        cmocka_unit_test(issue_21_exchange_error_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
