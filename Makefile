@@ -134,6 +134,7 @@ soak: build-release build-test
 bench: deps-bench build-release
 	python3 bench/run.py --weir build/release/weir
 	python3 bench/h2.py --weir build/release/weir
+	python3 bench/cache_burst.py --weir build/release/weir
 
 clean:
 	rm -rf build
