@@ -491,6 +491,7 @@ static void tee_send_head(struct wr_exchange *in)
     if (status == 304 && x->is_revalidating && in->upstream_resp) {
         x->fill_entry = freshen(x, in->upstream_resp);
         x->detail = x->fill_entry ? NULL : "304-not-stored";
+        count(x, WR_METRICS_CACHE_REVALIDATED);
         finish_fill(x, false);
         x->is_answer_at_end = true;
         if (x->is_background && x->is_end_owed) {
@@ -508,6 +509,8 @@ static void tee_send_head(struct wr_exchange *in)
     }
     if (x->is_filler && in->upstream_resp)
         begin_fill(x, status, in->upstream_resp);
+    if (x->is_revalidating && x->fill_entry)
+        count(x, WR_METRICS_CACHE_REPLACED);
     if (x->is_background && x->is_end_owed) {
         x->is_end_owed = false; /* the refresh may outlive the client now */
         wr_exchange_end(x->ex, WR_EXCHANGE_COMPLETE);

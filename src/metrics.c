@@ -481,10 +481,13 @@ static void format_compression(const struct wr_metrics *m, struct wr_metrics_tex
            "Basic authentication attempts with a wrong user or password.",
            sum_like(m, &w0->auth_failures));
     static const char *const cache_results[WR_METRICS_CACHE_N] = {
-        "hit", "miss", "stale", "bypass", "collapsed", "lock_timeout", "stale_if_error", "stored"};
+        "hit",          "miss",   "stale",       "bypass",  "collapsed",
+        "lock_timeout", "stale_if_error", "stored", "revalidated", "replaced"};
     family(t, "weir_cache_requests_total", "counter",
            "Requests of cached routes by what the cache did (collapsed, lock_timeout, "
-           "stale_if_error and stored count alongside hit, miss, stale or bypass).");
+           "stale_if_error, stored, revalidated (a 304 freshened the entry) and replaced "
+           "(a stale entry's revalidation brought a new response) count alongside hit, "
+           "miss, stale or bypass).");
     for (unsigned r = 0; r < WR_METRICS_CACHE_N; r++)
         wr_metrics_text_printf(t, "weir_cache_requests_total{result=\"%s\"} %llu\n",
                                cache_results[r], (unsigned long long)sum_like(m, &w0->cache[r]));

@@ -100,6 +100,8 @@ enum wr_metrics_cache {
     WR_METRICS_CACHE_LOCK_TIMEOUT, /* waited cache_lock_timeout, then went upstream */
     WR_METRICS_CACHE_STALE_IF_ERROR, /* the server failed: a stale response served */
     WR_METRICS_CACHE_STORED,       /* responses that went into the store */
+    WR_METRICS_CACHE_REVALIDATED,  /* a stale entry's validators got 304: freshened */
+    WR_METRICS_CACHE_REPLACED,     /* ... got a new response instead */
     WR_METRICS_CACHE_N
 };
 

@@ -348,6 +348,7 @@ class CacheTest(weirtest.WeirCase):
         self.assertIn("fwd=stale", r.header("Cache-Status"))
         self.assertIn("fwd-status=304", r.header("Cache-Status"))
         self.assertEqual(self.origin.seen["/c/reval"].get("If-None-Match"), '"r1"')
+        self.assertGreaterEqual(self.results()["revalidated"], 1)
         h = self.get("/c/reval")
         self.assertRegex(h.header("Cache-Status"), r"; hit; ttl=\d+")  # fresh again: max-age=60
         self.assertEqual(h.header("X-Fresh"), "2")
