@@ -178,6 +178,7 @@ static void issue_20_disk_variants_by_match(void **state)
     struct wr_cache_disk *d = open_disk(f, 0, 0, NULL);
     assert_true(put(d, f, "/v", "gzip", 10));
     assert_true(put(d, f, "/v", "br", 20));
+    assert_true(put(d, f, "/v", "", 5)); /* opened by name first, then refused */
     wr_cache_disk_flush(d);
     struct wr_cache_disk_hit hit;
     wr_cache_disk_hit_init(&hit);
@@ -187,6 +188,9 @@ static void issue_20_disk_variants_by_match(void **state)
     assert_true(wr_cache_disk_get(d, WR_STR("/v"), match_sec, "gzip", &hit));
     assert_true(wr_str_eq(hit.secondary, WR_STR("gzip")));
     assert_int_equal(hit.body_len, 10);
+    assert_true(wr_cache_disk_get(d, WR_STR("/v"), match_sec, "", &hit));
+    assert_int_equal(hit.secondary.len, 0);
+    assert_int_equal(hit.body_len, 5);
     assert_false(wr_cache_disk_get(d, WR_STR("/v"), match_sec, "zstd", &hit));
     assert_int_equal(hit.fd, -1);
     wr_cache_disk_hit_fini(&hit);
@@ -536,6 +540,9 @@ static void issue_20_disk_threads(void **state)
     struct wr_cache_disk_stats s;
     wr_cache_disk_stats(d, &s);
     assert_true(s.writes > 0);
+    print_message("threads: %d hits, %llu writes, %llu evictions, %llu dropped\n",
+                  atomic_load(&hits), (unsigned long long)s.writes,
+                  (unsigned long long)s.evictions, (unsigned long long)s.dropped_puts);
     assert_int_equal(s.corrupt, 0);
     assert_int_equal(s.write_errors, 0);
     assert_true(s.bytes <= 200000);
