@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "weir/auth.h"
+#include "weir/cache_disk.h"
 #include "weir/cache_store.h"
 #include "weir/clock.h"
 #include "weir/http_parser.h"
@@ -224,12 +225,52 @@ static void purge(struct admin_conn *ac, struct wr_str name)
     }
     struct wr_str arg = {text, (size_t)n};
     size_t purged = is_key ? wr_cache_purge_key(c->store, arg) : wr_cache_purge_prefix(c->store, arg);
-    wr_log(WR_LOG_INFO, -1, 0, "admin: cache %s: purged %zu entries by %s", c->name, purged,
-           is_key ? "key" : "prefix");
+    size_t files = 0;
+    if (c->disk) /* a walk of the tree for a prefix: slow, but on main's thread */
+        files = is_key ? wr_cache_disk_remove_key(c->disk, arg)
+                       : wr_cache_disk_remove_prefix(c->disk, arg);
+    wr_log(WR_LOG_INFO, -1, 0, "admin: cache %s: purged %zu entries and %zu files by %s",
+           c->name, purged, files, is_key ? "key" : "prefix");
     struct wr_metrics_text body = {0};
-    wr_metrics_text_printf(&body, "{\"purged\": %zu}\n", purged);
+    if (c->disk)
+        wr_metrics_text_printf(&body, "{\"purged\": %zu, \"files\": %zu}\n", purged, files);
+    else
+        wr_metrics_text_printf(&body, "{\"purged\": %zu}\n", purged);
     answer(ac, 200, "application/json", &body, false);
     wr_metrics_text_fini(&body);
+}
+
+/* The disk tiers' figures (sections with a path). */
+static void format_disks(const struct wr_admin *a, struct wr_metrics_text *t)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"weir_cache_disk_bytes", "gauge", "Bytes of the disk tier's files."},
+        {"weir_cache_disk_files", "gauge", "Responses the disk tier keeps."},
+        {"weir_cache_disk_writes_total", "counter", "Files the disk tier wrote."},
+        {"weir_cache_disk_dropped_total", "counter",
+         "Entries not written: the writer's queue was full."},
+        {"weir_cache_disk_evictions_total", "counter", "Files removed for max_disk_size."},
+        {"weir_cache_disk_errors_total", "counter", "Writes that failed, and corrupt files."},
+    };
+    for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+        bool is_named = false;
+        for (size_t i = 0; i < a->n_caches; i++) {
+            if (!a->caches[i].disk)
+                continue;
+            if (!is_named)
+                wr_metrics_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
+                                       families[f].help, families[f].name, families[f].type);
+            is_named = true;
+            struct wr_cache_disk_stats s;
+            wr_cache_disk_stats(a->caches[i].disk, &s);
+            uint64_t v[] = {s.bytes, s.files, s.writes, s.dropped_puts, s.evictions,
+                            s.write_errors + s.corrupt};
+            wr_metrics_text_printf(t, "%s{cache=\"%s\"} %llu\n", families[f].name,
+                                   a->caches[i].name, (unsigned long long)v[f]);
+        }
+    }
 }
 
 /* The stores' own figures, behind the workers' counters in /metrics. */
@@ -264,6 +305,7 @@ static void format_caches(const struct wr_admin *a, struct wr_metrics_text *t)
         }
     }
     free(stats);
+    format_disks(a, t);
 }
 
 /* The request in a->req is complete: pick the answer. */

@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "weir/cache_disk.h"
 #include "weir/cache_head.h"
 #include "weir/cache_policy.h"
 #include "weir/cache_store.h"
@@ -38,6 +39,7 @@
 #define KEY_MAX 2048
 #define ROUTE_FIELDS_MAX 1024
 #define MAX_FREE 64
+#define DISK_READ_PIECE (64u * 1024u)
 
 /* What an entry's meta holds: freshness, the body's announced length,
  * the status, then the Vary names (vary_len bytes). */
@@ -58,6 +60,7 @@ struct cache_x {
     struct cache_worker *cw;
     struct wr_exchange *ex;          /* the client's (borrowed) */
     struct wr_cache_store *st;
+    struct wr_cache_disk *disk;      /* the section's disk tier, or NULL */
     enum cx_mode mode;
     atomic_bool is_queued;           /* on cw->woken, not yet taken */
     bool is_dead;                    /* stopped while queued: the reader frees it */
@@ -121,6 +124,8 @@ struct cache_worker {
     struct cache_x *free_list;
     size_t n_free;
     struct cache_x *detached;        /* fills whose client left */
+    struct wr_cache_disk_hit disk_hit; /* a disk tier lookup's header buffer */
+    char *disk_buf;                  /* a body read from a disk tier, a piece at a time */
 };
 
 static void on_lock_timeout(struct wr_timer_wheel *w, struct wr_timer *t, uint64_t now_ms);
@@ -247,13 +252,23 @@ static void on_efd(evutil_socket_t fd, short what, void *arg)
 
 /* ---- filling the store (the tee) ------------------------------------------ */
 
+/* The stored body is whole: readers are told, and the disk tier (if
+ * any) gets the entry to write. */
+static void complete_fill(struct cache_x *x)
+{
+    wr_cache_body_end(x->st, x->fill_body);
+    x->is_storing = false;
+    if (x->disk && x->fill_entry)
+        wr_cache_disk_put(x->disk, x->fill_entry);
+}
+
 /* Gives the key's fill lock back (if held) and ends the body being stored
  * (complete or not). */
 static void finish_fill(struct cache_x *x, bool is_complete)
 {
     if (x->is_storing) {
         if (is_complete)
-            wr_cache_body_end(x->st, x->fill_body);
+            complete_fill(x);
         else
             wr_cache_body_abandon(x->st, x->fill_body);
         x->is_storing = false;
@@ -444,6 +459,14 @@ static struct wr_cache_entry *freshen(struct cache_x *x, const struct wr_http_re
     return e;
 }
 
+/* Every variant of key goes, from memory and disk. */
+static void purge_key(struct cache_x *x, struct wr_str key)
+{
+    wr_cache_purge_key(x->st, key);
+    if (x->disk)
+        wr_cache_disk_remove_key(x->disk, key);
+}
+
 /* Removes the entries of one URI of the request's origin: the route's
  * cache_key expanded for it. */
 static void invalidate_target(struct cache_x *x, struct wr_str uri)
@@ -460,7 +483,7 @@ static void invalidate_target(struct cache_x *x, struct wr_str uri)
     char key[KEY_MAX];
     ssize_t n = wr_tmpl_expand(&ex->route->cache_key, &v, key, sizeof(key));
     if (n > 0)
-        wr_cache_purge_key(x->st, (struct wr_str){key, (size_t)n});
+        purge_key(x, (struct wr_str){key, (size_t)n});
 }
 
 /* RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the
@@ -469,7 +492,7 @@ static void invalidate(struct cache_x *x, int status, const struct wr_http_respo
 {
     if (!wr_cache_invalidates(x->ex->req->method_id, status))
         return;
-    wr_cache_purge_key(x->st, key_of(x));
+    purge_key(x, key_of(x));
     for (size_t i = 0; ur && i < ur->n_headers; i++) {
         const struct wr_http_header *h = &ur->headers[i];
         if (wr_str_eq_nocase(h->name, WR_STR("Location")) ||
@@ -491,6 +514,8 @@ static void tee_send_head(struct wr_exchange *in)
     if (status == 304 && x->is_revalidating && in->upstream_resp) {
         x->fill_entry = freshen(x, in->upstream_resp);
         x->detail = x->fill_entry ? NULL : "304-not-stored";
+        if (x->disk && x->fill_entry)
+            wr_cache_disk_put(x->disk, x->fill_entry); /* the freshened fields */
         count(x, WR_METRICS_CACHE_REVALIDATED);
         finish_fill(x, false);
         x->is_answer_at_end = true;
@@ -538,10 +563,8 @@ static bool tee_send(struct wr_exchange *in, const struct iovec *iov, int n, boo
             x->detail = "too-big";
         }
     }
-    if (is_final && x->is_storing) {
-        wr_cache_body_end(x->st, x->fill_body);
-        x->is_storing = false;
-    }
+    if (is_final && x->is_storing)
+        complete_fill(x);
     if (!is_client_on_tee(x))
         return true;
     return wr_exchange_send(x->ex, iov, n, is_final);
@@ -1137,6 +1160,70 @@ static int on_hit(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
     return status;
 }
 
+static bool match_disk(struct wr_str secondary, struct wr_str meta, void *arg)
+{
+    const struct cache_x *x = arg;
+    struct cache_meta m;
+    if (meta.len < sizeof(m))
+        return false;
+    memcpy(&m, meta.ptr, sizeof(m));
+    if (m.vary_len > meta.len - sizeof(m))
+        return false;
+    struct wr_str names = {meta.ptr + sizeof(m), m.vary_len};
+    return wr_cache_vary_match(names, secondary, x->ex->req->headers, x->ex->req->n_headers);
+}
+
+/* Reads hit's body into body; false on a short read or a store refusal. */
+static bool read_disk_body(struct cache_x *x, const struct wr_cache_disk_hit *hit,
+                           struct wr_cache_body *body)
+{
+    struct cache_worker *cw = x->cw;
+    if (!cw->disk_buf && !(cw->disk_buf = malloc(DISK_READ_PIECE)))
+        return false;
+    for (uint64_t done = 0; done < hit->body_len;) {
+        size_t want = hit->body_len - done < DISK_READ_PIECE ? (size_t)(hit->body_len - done)
+                                                              : DISK_READ_PIECE;
+        ssize_t n = pread(hit->fd, cw->disk_buf, want, (off_t)(hit->body_off + done));
+        if (n <= 0 || wr_cache_body_append(x->st, body, cw->disk_buf, (size_t)n) < 0)
+            return false;
+        done += (size_t)n;
+    }
+    return true;
+}
+
+/*
+ * The filler looks in the disk tier before going upstream: a stored
+ * response found there (after a restart, or evicted from memory) is read
+ * back into the memory store, published under the fill lock (waiters
+ * then find it). Blocking reads on the worker, as static.c's are: the
+ * files are small (max_object_size) and usually in the page cache.
+ * Returns true when the entry is in memory now.
+ */
+static bool from_disk(struct cache_x *x)
+{
+    struct wr_cache_disk_hit *hit = &x->cw->disk_hit;
+    if (!wr_cache_disk_get(x->disk, key_of(x), match_disk, x, hit))
+        return false;
+    struct wr_cache_body *body = wr_cache_body_new(x->st, hit->body_len);
+    bool is_read = body && read_disk_body(x, hit, body);
+    struct wr_cache_entry *e = NULL;
+    if (is_read) {
+        wr_cache_body_end(x->st, body);
+        e = wr_cache_publish(x->st, key_of(x), hit->secondary, hit->head, hit->meta, body, true,
+                             wr_clock_now_ms());
+        x->is_filler = false; /* published or not, the lock is given back */
+    } else if (body) {
+        wr_cache_body_abandon(x->st, body);
+    }
+    wr_cache_body_unref(body);
+    wr_cache_disk_hit_release(hit);
+    if (!e)
+        return false;
+    wr_cache_entry_unref(e);
+    count(x, WR_METRICS_CACHE_DISK_HIT);
+    return true;
+}
+
 /* Looks the key up and acts on the answer. Returns 0, or a status for
  * the front end (start) or to end the exchange with (a wake-up). */
 static int lookup(struct cache_x *x, bool is_start)
@@ -1150,6 +1237,8 @@ static int lookup(struct cache_x *x, bool is_start)
         return on_hit(x, e, is_start);
     case WR_CACHE_MISS:
         x->is_filler = true;
+        if (x->disk && !x->stale && !x->is_match_off && from_disk(x))
+            return lookup(x, is_start); /* in memory now: a hit */
         if (x->fwd == WR_CACHE_FWD_NONE)
             x->fwd = WR_CACHE_FWD_URI_MISS;
         return forward(x, is_start);
@@ -1308,6 +1397,7 @@ static int cache_start(struct wr_exchange *ex)
     x->ex = ex;
     ex->state = x;
     x->st = ex->route->cache ? ex->route->cache->store : NULL;
+    x->disk = ex->route->cache ? ex->route->cache->disk : NULL;
     x->request_time = now_sec();
     const struct wr_http_request *req = ex->req;
     wr_cache_req_scan(&x->creq, req->method_id, req->headers, req->n_headers);
@@ -1409,6 +1499,7 @@ static int cache_worker_init(struct wr_handler_worker *hw)
         return -1;
     }
     atomic_init(&cw->woken, NULL);
+    wr_cache_disk_hit_init(&cw->disk_hit);
     hw->state = cw;
     return 0;
 }
@@ -1423,6 +1514,8 @@ static void cache_worker_fini(struct wr_handler_worker *hw)
     on_efd(cw->efd, EV_READ, cw); /* reaps what ended, frees what stopped exchanges left */
     while (cw->detached)
         reap(cw->detached);
+    wr_cache_disk_hit_fini(&cw->disk_hit);
+    free(cw->disk_buf);
     event_free(cw->ev);
     close(cw->efd);
     while (cw->free_list) {

@@ -88,6 +88,8 @@ struct wr_cache_store {
     _Atomic uint64_t bytes;
     atomic_uint evict_turn;
     atomic_uint holders;     /* wr_cache_store_ref / _unref */
+    void (*on_free)(void *); /* wr_cache_store_on_free */
+    void *on_free_arg;
 };
 
 /* ---- hashing -------------------------------------------------------------- */
@@ -195,8 +197,17 @@ void wr_cache_store_ref(struct wr_cache_store *st)
 void wr_cache_store_unref(struct wr_cache_store *st)
 {
     /* acq_rel: every holder's use happens before the free (as refcounts do). */
-    if (st && atomic_fetch_sub_explicit(&st->holders, 1, memory_order_acq_rel) == 1)
-        wr_cache_store_free(st);
+    if (!st || atomic_fetch_sub_explicit(&st->holders, 1, memory_order_acq_rel) != 1)
+        return;
+    if (st->on_free)
+        st->on_free(st->on_free_arg);
+    wr_cache_store_free(st);
+}
+
+void wr_cache_store_on_free(struct wr_cache_store *st, void (*fn)(void *), void *arg)
+{
+    st->on_free = fn;
+    st->on_free_arg = arg;
 }
 
 void wr_cache_store_limits(const struct wr_cache_store *st, uint64_t *max_size,

@@ -2209,18 +2209,6 @@ static const char *parse_cache_seconds(struct loader *ld, const char *text, uint
     return NULL;
 }
 
-/* path: the disk tier is not built yet. Refused rather than ignored, so
- * nobody believes their cache survives a restart. */
-static const char *parse_cache_path(struct loader *ld, const struct key_def *k, void *obj,
-                                    const char *value)
-{
-    (void)ld;
-    (void)k;
-    (void)obj;
-    (void)value;
-    return "the disk tier is not supported yet (the cache is in memory only: remove path)";
-}
-
 static bool is_section_name(struct wr_str name);
 
 /* cache = NAME: resolved to a [cache NAME] once the whole file is read. */
@@ -2709,8 +2697,12 @@ static const struct key_def cache_keys[] = {
     /* inactive: 10m; an entry not hit for that long goes; 0 = never */
     {.name = "inactive", .parse = parse_duration, FIELD(CCH, inactive_ms), .dflt = "10m",
      .min = 0, .max = NO_MAX},
-    /* path: the disk tier; refused until it exists */
-    {.name = "path", .parse = parse_cache_path},
+    /* path: unset = memory only; the disk tier's directory (relative to the
+     * config file's), made 0700 when missing, opened at start and reload */
+    {.name = "path", .parse = parse_path, FIELD(CCH, path)},
+    /* max_disk_size: 1g of files under path (least recently used go first) */
+    {.name = "max_disk_size", .parse = parse_size, FIELD(CCH, max_disk_size), .dflt = "1g",
+     .min = 1024 * 1024, .max = NO_MAX},
 };
 
 enum name_rule { NAME_NONE, NAME_REQUIRED, NAME_OPTIONAL };

@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "weir/admin.h"
+#include "weir/cache.h"
+#include "weir/cache_disk.h"
 #include "weir/cache_store.h"
 #include "weir/clock.h"
 #include "weir/config.h"
@@ -211,8 +213,8 @@ static struct wr_config *load_config(struct app *app, const char *path, bool is_
 
 /* old's store for section c when old has a [cache] of that name made with
  * the same sizes, else NULL. */
-static struct wr_cache_store *reusable_store(const struct wr_config *old,
-                                             const struct wr_cache_cfg *c)
+static const struct wr_cache_cfg *reusable_store(const struct wr_config *old,
+                                                 const struct wr_cache_cfg *c)
 {
     for (size_t i = 0; old && i < old->n_caches; i++) {
         const struct wr_cache_cfg *o = &old->caches[i];
@@ -220,11 +222,42 @@ static struct wr_cache_store *reusable_store(const struct wr_config *old,
         if (!o->store || strcmp(o->name, c->name) != 0)
             continue;
         wr_cache_store_limits(o->store, &max_size, &max_object_size, &inactive_ms);
+        bool is_same_disk = (!o->path && !c->path) ||
+                            (o->path && c->path && strcmp(o->path, c->path) == 0 &&
+                             o->max_disk_size == c->max_disk_size);
         if (max_size == c->max_size && max_object_size == c->max_object_size &&
-            inactive_ms == c->inactive_ms)
-            return o->store;
+            inactive_ms == c->inactive_ms && is_same_disk)
+            return o;
     }
     return NULL;
+}
+
+static void close_disk(void *disk)
+{
+    wr_cache_disk_close(disk);
+}
+
+/* A new store for c, with its disk tier when c has a path (closed when
+ * the store goes). Returns -1 with the reason logged. */
+static int make_store(struct wr_cache_cfg *c)
+{
+    c->store = wr_cache_store_new(c->max_size, c->max_object_size, CACHE_HFM_MS, c->inactive_ms);
+    if (!c->store) {
+        wr_log(WR_LOG_ERROR, -1, 0, "cache %s: out of memory making its store", c->name);
+        return -1;
+    }
+    if (!c->path)
+        return 0;
+    char err[256];
+    struct wr_cache_disk_opts opts = {.max_bytes = c->max_disk_size,
+                                      .meta_version = WR_CACHE_META_VERSION};
+    c->disk = wr_cache_disk_open(c->path, &opts, err, sizeof(err));
+    if (!c->disk) {
+        wr_log(WR_LOG_ERROR, -1, 0, "cache %s: path %s: %s", c->name, c->path, err);
+        return -1; /* the store goes with cfg */
+    }
+    wr_cache_store_on_free(c->store, close_disk, c->disk);
+    return 0;
 }
 
 /*
@@ -240,17 +273,21 @@ static int attach_caches(struct wr_config *cfg, const struct wr_config *old)
     cfg->release_cache = wr_cache_store_unref;
     for (size_t i = 0; i < cfg->n_caches; i++) {
         struct wr_cache_cfg *c = &cfg->caches[i];
-        struct wr_cache_store *kept = reusable_store(old, c);
-        if (kept)
-            wr_cache_store_ref(kept);
-        c->store = kept ? kept
-                        : wr_cache_store_new(c->max_size, c->max_object_size, CACHE_HFM_MS,
-                                             c->inactive_ms);
-        if (!c->store) {
-            wr_log(WR_LOG_ERROR, -1, 0, "cache %s: out of memory making its store", c->name);
+        const struct wr_cache_cfg *kept = reusable_store(old, c);
+        if (kept) {
+            wr_cache_store_ref(kept->store);
+            c->store = kept->store;
+            c->disk = kept->disk;
+        } else if (make_store(c) < 0) {
             return -1;
         }
-        wr_log(WR_LOG_INFO, -1, 0, "cache %s: store %s", c->name, kept ? "kept" : "new");
+    }
+    /* Said once every section has its store (a failed reload says nothing). */
+    for (size_t i = 0; i < cfg->n_caches; i++) {
+        const struct wr_cache_cfg *c = &cfg->caches[i];
+        bool is_kept = reusable_store(old, c) != NULL;
+        wr_log(WR_LOG_INFO, -1, 0, "cache %s: store %s%s", c->name, is_kept ? "kept" : "new",
+               c->disk ? " (with its disk tier)" : "");
     }
     return 0;
 }

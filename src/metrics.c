@@ -482,7 +482,8 @@ static void format_compression(const struct wr_metrics *m, struct wr_metrics_tex
            sum_like(m, &w0->auth_failures));
     static const char *const cache_results[WR_METRICS_CACHE_N] = {
         "hit",          "miss",   "stale",       "bypass",  "collapsed",
-        "lock_timeout", "stale_if_error", "stored", "revalidated", "replaced"};
+        "lock_timeout", "stale_if_error", "stored", "revalidated", "replaced",
+        "disk_hit"};
     family(t, "weir_cache_requests_total", "counter",
            "Requests of cached routes by what the cache did (collapsed, lock_timeout, "
            "stale_if_error, stored, revalidated (a 304 freshened the entry) and replaced "

@@ -34,4 +34,8 @@
 
 extern const struct wr_handler wr_cache_handler;
 
+/* The layout of the meta blob entries carry (a disk tier's files record
+ * it: files of another layout are not read). */
+#define WR_CACHE_META_VERSION 1
+
 #endif

@@ -95,6 +95,11 @@ void wr_cache_store_free(struct wr_cache_store *st);
 void wr_cache_store_ref(struct wr_cache_store *st);
 void wr_cache_store_unref(struct wr_cache_store *st);
 
+/* fn(arg) runs once when the last holder lets go, before anything of st
+ * is freed: what holds references to its entries (a disk tier's writer)
+ * lets go of them there. Set once, by the store's maker. */
+void wr_cache_store_on_free(struct wr_cache_store *st, void (*fn)(void *), void *arg);
+
 /* The sizes it was made with (a reload keeps a store whose section did
  * not change them). */
 void wr_cache_store_limits(const struct wr_cache_store *st, uint64_t *max_size,

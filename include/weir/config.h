@@ -39,6 +39,7 @@ struct wr_tls_set;        /* tls.h: the OpenSSL contexts built from tls[] (layer
 /* Frees what a snapshot holds on behalf of a higher layer (see tls_set). */
 typedef void (*wr_config_tls_release_fn)(struct wr_tls_set *set);
 struct wr_cache_store;
+struct wr_cache_disk;
 struct wr_cache_cfg;
 /* Lets go of a snapshot's reference on a cache store (cache_store.h). */
 typedef void (*wr_config_cache_release_fn)(struct wr_cache_store *store);
@@ -363,11 +364,15 @@ struct wr_cache_cfg {
     uint64_t max_object_size; /* larger responses pass through uncached */
     uint64_t inactive_ms;     /* an entry not hit for this long goes */
     char *path;               /* owned or NULL: the disk tier's directory */
+    uint64_t max_disk_size;   /* the disk tier's files, in bytes */
     /* Set by main before the snapshot is published: the store, shared with
      * the previous snapshot when the section is unchanged (same name, same
      * sizes), else new. The snapshot holds one reference, released with
      * release_cache when the last reference to the snapshot goes. */
     struct wr_cache_store *store;
+    /* With path: the disk tier (cache_disk.h), opened by main with the
+     * store and closed when the store goes (wr_cache_store_on_free). */
+    struct wr_cache_disk *disk;
 };
 
 struct wr_admin_cfg {

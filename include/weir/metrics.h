@@ -102,6 +102,7 @@ enum wr_metrics_cache {
     WR_METRICS_CACHE_STORED,       /* responses that went into the store */
     WR_METRICS_CACHE_REVALIDATED,  /* a stale entry's validators got 304: freshened */
     WR_METRICS_CACHE_REPLACED,     /* ... got a new response instead */
+    WR_METRICS_CACHE_DISK_HIT,     /* a miss in memory found on disk (read back) */
     WR_METRICS_CACHE_N
 };
 

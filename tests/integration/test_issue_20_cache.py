@@ -15,6 +15,8 @@ sys.dont_write_bytecode = True
 
 import http.server
 import re
+import shutil
+import tempfile
 import threading
 import time
 import unittest
@@ -474,6 +476,58 @@ class CacheTest(weirtest.WeirCase):
             self.assertEqual(c.read_response().status, 404)
         text = admin_get(self.admin_port, "/metrics")
         self.assertRegex(text, r'weir_cache_entries\{cache="pages"\} [1-9]')
+
+
+class DiskTierTest(unittest.TestCase):
+    """[cache NAME] path: entries written to disk survive a restart and are
+    read back lazily; a purge removes the files too."""
+
+    def setUp(self):
+        self.origin = Origin()
+        self.admin_port = weirtest.free_port()
+        self.tmp = tempfile.mkdtemp(prefix="weirt-disk-")
+        self.ini = INI.replace("max_object_size = 64k", "max_object_size = 64k\n"
+                               "path = %s/cache" % self.tmp)
+
+    def tearDown(self):
+        self.origin.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self):
+        w = weirtest.Weir(self.ini, subst={"ORIGIN": self.origin.addr, "ADMIN": self.admin_port})
+        self.addCleanup(w.cleanup)
+        return w
+
+    def disk_files(self):
+        m = re.search(r'^weir_cache_disk_files\{cache="pages"\} (\d+)$',
+                      admin_get(self.admin_port, "/metrics"), re.M)
+        return int(m.group(1)) if m else None
+
+    def test_restart_keeps_what_was_written(self):
+        w = self.start()
+        r = w.get("/c/disk")
+        self.assertIn("stored", r.header("Cache-Status"))
+        wait_until(lambda: self.disk_files() == 1, "the entry written to disk")
+        w.stop()
+        w = self.start()  # a new process: memory empty
+        r = w.get("/c/disk")
+        self.assertEqual(r.body, b"/c/disk #1")
+        self.assertIn("hit", r.header("Cache-Status"))
+        self.assertEqual(self.origin.count("/c/disk"), 1)
+        m = re.search(r'weir_cache_requests_total\{result="disk_hit"\} (\d+)',
+                      admin_get(self.admin_port, "/metrics"))
+        self.assertEqual(int(m.group(1)), 1)
+        # a purge takes the file too: the next restart finds nothing
+        with weirtest.Client(("127.0.0.1", self.admin_port)) as c:
+            c.send(request_bytes("DELETE", "/cache/pages?prefix=httplocalhost%2Fc%2F"))
+            r = c.read_response()
+        self.assertEqual(r.body, b'{"purged": 1, "files": 1}\n')
+        self.assertEqual(self.disk_files(), 0)
+        w.stop()
+        w = self.start()
+        self.assertIn("uri-miss", w.get("/c/disk").header("Cache-Status"))
+        self.assertEqual(self.origin.count("/c/disk"), 2)
+        w.stop()
 
 
 if __name__ == "__main__":

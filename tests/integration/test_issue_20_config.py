@@ -94,10 +94,11 @@ class CacheStoresTest(unittest.TestCase):
         self.assertEqual(self.counts("api"), (2, 1))
         self.assertEqual(self.counts("extra"), (1, 1))
         # A failed reload keeps serving on the running stores...
-        self.rewrite(ini(api_size="8m", extra=True, tail="\n[cache bad]\npath = /tmp\n"))
+        self.rewrite(ini(api_size="8m", extra=True,
+                         tail="\n[cache bad]\npath = /etc/hostname\n"))  # not a directory
         w.signal(signal.SIGHUP)
         wait_log(w, "reload failed")
-        self.assertIn("[cache bad] path: the disk tier is not supported yet", w.stderr())
+        self.assertIn("cache bad: path /etc/hostname:", w.stderr())
         # ...which the next good one finds; extra is gone, api's size moves back.
         self.reload(ini())
         self.assertEqual(self.counts("pages"), (1, 3))
@@ -111,13 +112,11 @@ class CacheStoresTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertNotIn("store", p.stdout + p.stderr)
 
-    def test_path_refused_with_file_line(self):
-        self.rewrite(ini(tail="\n[cache disk]\npath = /var/cache/weir\n"))
-        p = run_weir(["-t", "-c", self.w.ini_path])
-        self.assertEqual(p.returncode, 1)
-        line = ini().count("\n") + 3  # the path line
-        self.assertIn("weir.ini:%d: [cache disk] path: the disk tier is not supported yet"
-                      % line, p.stdout + p.stderr)
+    def test_unusable_path_stops_the_start(self):
+        self.rewrite(ini(tail="\n[cache disk]\npath = /etc/hostname\n"))
+        p = run_weir(["-c", self.w.ini_path], timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("cache disk: path /etc/hostname:", p.stdout + p.stderr)
 
 
 if __name__ == "__main__":

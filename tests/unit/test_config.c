@@ -2169,9 +2169,10 @@ static void issue_20_config_errors(void **state)
                               "cache_lock_timeout = 0\n[cache c]\n",
          {"t.ini:9: [route r] cache_lock_timeout: \"0\" is out of range: must be at least "
           "1ms"}},
-        {"path given", SERVER "[cache pages]\npath = /var/cache/weir\n",
-         {"t.ini:4: [cache pages] path: the disk tier is not supported yet (the cache is in "
-          "memory only: remove path)"}},
+        {"max_disk_size too small", SERVER "[cache pages]\npath = /var/cache/weir\n"
+                                   "max_disk_size = 64k\n",
+         {"t.ini:5: [cache pages] max_disk_size: \"64k\" is out of range: must be at least "
+          "1m"}},
         {"max_object_size above max_size",
          SERVER "[cache pages]\nmax_size = 2m\nmax_object_size = 3m\n",
          {"t.ini:5: [cache pages] max_object_size: 3m is larger than max_size (2m)"}},
