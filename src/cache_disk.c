@@ -221,7 +221,7 @@ static bool remove_file(struct wr_cache_disk *d, unsigned xx, const char *dir, c
                         _Atomic uint64_t *counter)
 {
     char rel[REL_LEN];
-    snprintf(rel, sizeof(rel), "%s/%s", dir, name);
+    snprintf(rel, sizeof(rel), "%.19s/%.16s", dir, name);
     pthread_mutex_lock(&d->fs_mu);
     struct stat st;
     bool is_removed = fstatat(d->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -410,7 +410,7 @@ bool wr_cache_disk_get(struct wr_cache_disk *d, struct wr_str key, wr_cache_disk
      * key is opened by name first, without listing the directory (four
      * system calls for a hit instead of eight). */
     file_name(d, key, (struct wr_str){"", 0}, plain);
-    snprintf(rel, sizeof(rel), "%s/%s", dir, plain);
+    snprintf(rel, sizeof(rel), "%.19s/%.16s", dir, plain);
     if (try_variant(d, xx, dir, d->root_fd, rel, plain, key, match, arg, hit))
         return true;
     int dfd = openat(d->root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -443,7 +443,7 @@ typedef bool (*visit_fn)(struct wr_cache_disk *d, unsigned xx, const char *dir, 
 /* Visits the files under directory xx. Returns false when fn stopped. */
 static bool walk_xx(struct wr_cache_disk *d, unsigned xx, visit_fn fn, void *arg)
 {
-    char xname[3];
+    char xname[12];
     snprintf(xname, sizeof(xname), "%02x", xx);
     int xfd = openat(d->root_fd, xname, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     DIR *xd = xfd < 0 ? NULL : fdopendir(xfd);
@@ -457,7 +457,7 @@ static bool walk_xx(struct wr_cache_disk *d, unsigned xx, visit_fn fn, void *arg
         if (!is_hex_name(ke->d_name, FILE_NAME_LEN - 1))
             continue;
         char dir[DIR_NAME_LEN];
-        snprintf(dir, sizeof(dir), "%s/%s", xname, ke->d_name);
+        snprintf(dir, sizeof(dir), "%.2s/%.16s", xname, ke->d_name);
         int kfd = openat(xfd, ke->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (kfd < 0)
             continue;
@@ -597,7 +597,7 @@ static int by_mtime(const void *a, const void *b)
 static bool evict_cand(struct wr_cache_disk *d, const struct cand *c)
 {
     char rel[REL_LEN];
-    snprintf(rel, sizeof(rel), "%s/%s", c->dir, c->name);
+    snprintf(rel, sizeof(rel), "%.19s/%.16s", c->dir, c->name);
     pthread_mutex_lock(&d->fs_mu);
     struct stat st;
     bool is_removed = fstatat(d->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -792,7 +792,7 @@ static int install(struct wr_cache_disk *d, struct wr_cache_entry *e, const char
     char dir[DIR_NAME_LEN], name[FILE_NAME_LEN], rel[REL_LEN];
     unsigned xx = dir_name(d, wr_cache_entry_key(e), dir);
     file_name(d, wr_cache_entry_key(e), wr_cache_entry_secondary(e), name);
-    snprintf(rel, sizeof(rel), "%s/%s", dir, name);
+    snprintf(rel, sizeof(rel), "%.19s/%.16s", dir, name);
     char xname[3] = {dir[0], dir[1], 0};
     pthread_mutex_lock(&d->fs_mu);
     /* Under fs_mu: a remove_key's rmdir cannot come between the mkdir

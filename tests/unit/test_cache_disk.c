@@ -269,7 +269,7 @@ static void only_file(struct fixture *f, char *out, size_t cap)
     out[0] = 0;
     for (struct dirent *de; (de = readdir(dd));) {
         if (de->d_name[0] != '.')
-            snprintf(out, cap, "%s/%s", dir, de->d_name);
+            snprintf(out, cap, "%.127s/%.32s", dir, de->d_name);
     }
     closedir(dd);
     assert_true(out[0] != 0);
