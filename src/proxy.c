@@ -1263,9 +1263,15 @@ static void proxy_proceed(struct wr_exchange *ex)
     p->is_emit_pending = false;
     if (!was_pending || p->state != PX_BODY_DOWN || !p->uc)
         return;
-    /* Called from the front end's next event: resume relaying. */
+    /* Called from the front end's next event: resume relaying. The sink
+     * is done with what it was lent (before ustart); chunked bytes not yet
+     * parsed (a buffer of more chunks than one send takes) move to the
+     * front and are relayed first. */
     if (p->uc->is_read_paused) {
-        p->ustart = p->ulen = 0;
+        size_t rest = p->ulen - p->ustart;
+        memmove(p->ubuf, p->ubuf + p->ustart, rest);
+        p->ustart = 0;
+        p->ulen = rest;
         wr_upconn_pause_read(p->uc, false);
         arm_deadline(p, read_timeout(p));
         relay_body(p);

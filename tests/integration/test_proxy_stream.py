@@ -129,6 +129,34 @@ class StreamTest(weirtest.WeirCase):
             self.assertEqual(n, BIG, path)
             self.assertEqual(h.hexdigest(), pattern_sha256(BIG), path)
 
+    def test_many_small_chunks_to_a_slow_reader(self):
+        """A chunked body of tiny chunks (more per buffer than one send
+        takes) to a client slower than the backend: every byte arrives.
+        weir used to drop the buffered chunks it had not parsed yet when
+        the client's socket filled ("bad chunked body", a cut client)."""
+        size = 4 << 20
+        s = socket.create_connection(("127.0.0.1", self.weir.port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+        conn = http.client.HTTPConnection("127.0.0.1", self.weir.port, timeout=10)
+        conn.sock = s
+        conn.request("GET", "/chunked?size=%d&n=%d" % (size, size // 100))
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        h = hashlib.sha256()
+        n = 0
+        # The sleep is the slow client under test, not a wait for state.
+        for i in range(100000):
+            block = resp.read(16 << 10)
+            if not block:
+                break
+            h.update(block)
+            n += len(block)
+            if i % 8 == 0:
+                time.sleep(0.002)
+        conn.close()
+        self.assertEqual(n, size)
+        self.assertEqual(h.hexdigest(), pattern_sha256(size))
+
     def test_slow_reader_memory_bounded(self):
         pid = self.weir.pid()
         self.assertEqual(self.get("/echo/warm").status, 200)
