@@ -27,6 +27,7 @@ from polling import admin_get, wait_until
 from weirtest import SERVER, request_bytes
 
 BIG = 200 * 1024  # over max_object_size below
+CHUNKY = 2 * 1000 * 1000  # a chunked body 30 times max_object_size
 
 
 class Origin:
@@ -41,6 +42,7 @@ class Origin:
         self.release_chunky = threading.Event()
         self.failing = threading.Event()
         self.seen = {}  # path -> request headers of the last request
+        self.killed = False
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -53,6 +55,9 @@ class Origin:
                 self.do_GET()
 
             def do_GET(self):
+                if origin.killed:
+                    self.close_connection = True  # killed: no answer, ever
+                    return
                 with origin.lock:
                     n = origin.counts.get(self.path, 0) + 1
                     origin.counts[self.path] = n
@@ -118,7 +123,7 @@ class Origin:
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
         piece = b"c" * 10000
-        for i in range(BIG // len(piece)):
+        for i in range(CHUNKY // len(piece)):
             h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             h.wfile.flush()
             if i == 0 and n == 1:
@@ -455,8 +460,11 @@ class CacheTest(weirtest.WeirCase):
             t.join(30)
         for r in out:
             self.assertIsInstance(r, weirtest.Response, repr(r))
-            self.assertEqual(len(r.body), BIG // 10000 * 10000)
+            self.assertEqual(len(r.body), CHUNKY)
         self.assertEqual(self.origin.count("/c/chunky"), 3)
+        text = admin_get(self.admin_port, "/metrics")
+        stored = int(re.search(r'weir_cache_bytes\{cache="pages"\} (\d+)', text).group(1))
+        self.assertLess(stored, 1024 * 1024)  # nothing of it kept
         self.assertNotIn("hit", self.get("/c/chunky").header("Cache-Status"))
 
     def test_purge(self):
@@ -476,6 +484,28 @@ class CacheTest(weirtest.WeirCase):
             self.assertEqual(c.read_response().status, 404)
         text = admin_get(self.admin_port, "/metrics")
         self.assertRegex(text, r'weir_cache_entries\{cache="pages"\} [1-9]')
+
+
+class OriginDownTest(unittest.TestCase):
+    """stale-if-error when the backend is gone altogether (connection
+    refused: weir's own 502), not just answering 5xx."""
+
+    def test_backend_killed_stale_served(self):
+        origin = Origin()
+        admin = weirtest.free_port()
+        w = weirtest.Weir(INI, subst={"ORIGIN": origin.addr, "ADMIN": admin})
+        self.addCleanup(w.cleanup)
+        self.assertEqual(w.get("/c/flaky").body, b"/c/flaky #1")
+        origin.killed = True  # connections weir pooled close unanswered...
+        origin.stop()  # ...and nothing listens there any more
+        wait_until(lambda: w.get("/c/flaky", headers=[("Cache-Control", "only-if-cached")])
+                   .status == 504, "the 1 s response to go stale", timeout=5)
+        r = w.get("/c/flaky")
+        self.assertEqual((r.status, r.body), (200, b"/c/flaky #1"))
+        self.assertIn("fwd=stale; fwd-status=502", r.header("Cache-Status"))
+        r = w.get("/c/nothing-stored")
+        self.assertEqual(r.status, 502)  # nothing stale to stand in
+        w.stop()
 
 
 class DiskTierTest(unittest.TestCase):
