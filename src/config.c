@@ -3036,6 +3036,15 @@ static void check_strip_prefix(struct loader *ld, const struct sect_record *rec,
 static void close_cache(struct loader *ld, const struct sect_record *rec)
 {
     const struct wr_cache_cfg *c = &ld->cfg->caches[rec->index];
+    /* Two tiers writing one directory would each count and evict the
+     * other's files as their own. */
+    for (size_t i = 0; c->path && i < rec->index; i++) {
+        const struct wr_cache_cfg *o = &ld->cfg->caches[i];
+        if (o->path && strcmp(o->path, c->path) == 0)
+            key_error(ld, rec, seen_line(rec, "path"), "path",
+                      "%s is [cache %s]'s already (one directory per section)", c->path,
+                      o->name);
+    }
     if (c->max_object_size <= c->max_size)
         return;
     char obj[32], max[32];

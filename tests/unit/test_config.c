@@ -2169,6 +2169,10 @@ static void issue_20_config_errors(void **state)
                               "cache_lock_timeout = 0\n[cache c]\n",
          {"t.ini:9: [route r] cache_lock_timeout: \"0\" is out of range: must be at least "
           "1ms"}},
+        {"path shared", SERVER "[cache a]\npath = /var/cache/weir/x\n[cache b]\n"
+                       "path = /var/cache/weir/x\n",
+         {"t.ini:6: [cache b] path: /var/cache/weir/x is [cache a]'s already (one directory "
+          "per section)"}},
         {"max_disk_size too small", SERVER "[cache pages]\npath = /var/cache/weir\n"
                                    "max_disk_size = 64k\n",
          {"t.ini:5: [cache pages] max_disk_size: \"64k\" is out of range: must be at least "
