@@ -1,0 +1,54 @@
+/*
+ * ocsp: the pure parts of fetching OCSP responses for stapling (issue 19
+ * point 4): the responder URL from a certificate's Authority Information
+ * Access extension, that URL split for an HTTP/1.1 POST, and when to
+ * refresh or retry. The fetch itself (main's loop, streams) and the
+ * verification are not here yet.
+ * Layer 2 (uses OpenSSL's X509 only); no I/O, no global state, any thread.
+ */
+#ifndef WEIR_OCSP_H
+#define WEIR_OCSP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+/* Refresh bounds: never sooner than this after a fetch (a responder that
+ * returns short-lived responses is not hammered), never later than this
+ * (a revocation shows within the hour even with week-long responses). */
+#define WR_OCSP_REFRESH_MIN_S 300
+#define WR_OCSP_REFRESH_MAX_S 3600
+/* Retry after a failed fetch: 1 min doubling up to 1 h. */
+#define WR_OCSP_RETRY_MIN_S 60
+#define WR_OCSP_RETRY_MAX_S 3600
+
+/* The first OCSP responder URL of cert's AIA extension as a malloc'd
+ * string (caller frees), or NULL when the cert has none (or on ENOMEM). */
+char *wr_ocsp_aia_url(X509 *cert);
+
+/* One responder URL split for a request. host and path point into buf
+ * (caller's, bufsz bytes); port is 80 when the URL names none. Only
+ * http:// is accepted (RFC 6960 appendix A: responders are reached over
+ * plain HTTP; the response is signed, so TLS adds nothing but a loop).
+ * An IPv6 literal is given as [addr] and returned without brackets.
+ * Returns false for another scheme, an empty host, a bad port or a URL
+ * longer than buf. An empty path becomes "/". */
+struct wr_ocsp_url {
+    const char *host;
+    const char *path;
+    unsigned port;
+};
+bool wr_ocsp_split_url(const char *url, char *buf, size_t bufsz, struct wr_ocsp_url *out);
+
+/* When to fetch again after a verified response fetched at now:
+ * the midpoint of [this_update, next_update] (a response without
+ * nextUpdate: next_update = 0), clamped to now + REFRESH_MIN..MAX. */
+time_t wr_ocsp_refresh_at(time_t now, time_t this_update, time_t next_update);
+
+/* The delay before the next attempt after a failure, given the previous
+ * delay (0: first failure): RETRY_MIN doubling up to RETRY_MAX. */
+unsigned wr_ocsp_retry_delay(unsigned prev);
+
+#endif
