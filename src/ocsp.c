@@ -93,3 +93,86 @@ unsigned wr_ocsp_retry_delay(unsigned prev)
         return WR_OCSP_RETRY_MIN_S;
     return prev >= WR_OCSP_RETRY_MAX_S / 2 ? WR_OCSP_RETRY_MAX_S : prev * 2;
 }
+
+size_t wr_ocsp_request(X509 *cert, X509 *issuer, unsigned char **der)
+{
+    OCSP_REQUEST *req = OCSP_REQUEST_new();
+    OCSP_CERTID *id = OCSP_cert_to_id(EVP_sha1(), cert, issuer);
+    int n = 0;
+    *der = NULL;
+    if (req && id && OCSP_request_add0_id(req, id) != NULL) {
+        id = NULL; /* req owns it now */
+        n = i2d_OCSP_REQUEST(req, der);
+    }
+    OCSP_CERTID_free(id);
+    OCSP_REQUEST_free(req);
+    if (n <= 0) {
+        *der = NULL;
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* GeneralizedTime as time_t; 0 for NULL or unparseable. */
+static time_t gtime(const ASN1_GENERALIZEDTIME *t)
+{
+    struct tm tm;
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
+/* The signature: issuer as the only trusted cert, so a response signed
+ * by the issuer itself or by a delegated responder it certified (OpenSSL
+ * checks the id-kp-OCSPSigning EKU of a delegate) verifies, and nothing
+ * else does. */
+static bool signed_by_issuer(OCSP_BASICRESP *basic, X509 *issuer)
+{
+    X509_STORE *store = X509_STORE_new();
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    /* PARTIAL_CHAIN: an intermediate issuer is a trust anchor on its own. */
+    bool ok = store && certs && X509_STORE_add_cert(store, issuer) == 1 &&
+              X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN) == 1 &&
+              sk_X509_push(certs, issuer) > 0 &&
+              OCSP_basic_verify(basic, certs, store, OCSP_TRUSTOTHER) == 1;
+    sk_X509_free(certs); /* borrowed issuer: the stack only */
+    X509_STORE_free(store);
+    return ok;
+}
+
+enum wr_ocsp_verdict wr_ocsp_verify(const unsigned char *der, size_t len, X509 *cert,
+                                    X509 *issuer, time_t *this_update, time_t *next_update,
+                                    const char **why)
+{
+    const unsigned char *p = der;
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    OCSP_BASICRESP *basic = resp ? OCSP_response_get1_basic(resp) : NULL;
+    OCSP_CERTID *id = OCSP_cert_to_id(EVP_sha1(), cert, issuer);
+    ASN1_GENERALIZEDTIME *tu = NULL, *nu = NULL;
+    int status = -1, reason = 0;
+    *why = NULL;
+    if (!resp || p != der + len)
+        *why = "not a DER OCSP response";
+    else if (OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+        *why = "the responder answered with an error status";
+    else if (!basic || !id)
+        *why = "no basic response";
+    else if (!signed_by_issuer(basic, issuer))
+        *why = "signature not from the issuer or a responder it certified";
+    else if (OCSP_resp_find_status(basic, id, &status, &reason, NULL, &tu, &nu) != 1)
+        *why = "no status for this certificate";
+    else if (OCSP_check_validity(tu, nu, 300, -1) != 1)
+        *why = "outside thisUpdate/nextUpdate";
+    if (!*why) {
+        *this_update = gtime(tu);
+        *next_update = gtime(nu);
+    }
+    OCSP_CERTID_free(id);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    if (*why)
+        return WR_OCSP_INVALID;
+    return status == V_OCSP_CERTSTATUS_GOOD      ? WR_OCSP_GOOD
+           : status == V_OCSP_CERTSTATUS_REVOKED ? WR_OCSP_REVOKED
+                                                 : WR_OCSP_UNKNOWN;
+}

@@ -51,4 +51,31 @@ time_t wr_ocsp_refresh_at(time_t now, time_t this_update, time_t next_update);
  * delay (0: first failure): RETRY_MIN doubling up to RETRY_MAX. */
 unsigned wr_ocsp_retry_delay(unsigned prev);
 
+/* The DER OCSP request for cert issued by issuer: one CertID with SHA-1
+ * (RFC 5019 §2.1.1: what lightweight responders and their caches expect),
+ * no nonce (RFC 5019 §2.1.2: responders precompute and ignore it; the
+ * response's freshness is checked with thisUpdate/nextUpdate instead).
+ * Into *der; returns its length, or 0 (and *der NULL) on failure. */
+size_t wr_ocsp_request(X509 *cert, X509 *issuer, unsigned char **der);
+/* (*der is OpenSSL-allocated: OPENSSL_free it.) */
+
+/* What a fetched response says about our certificate. */
+enum wr_ocsp_verdict {
+    WR_OCSP_GOOD,
+    WR_OCSP_REVOKED,  /* verified, and the CA says revoked */
+    WR_OCSP_UNKNOWN,  /* verified, the responder does not know the cert */
+    WR_OCSP_INVALID,  /* not stapled: see *why */
+};
+
+/* Checks a DER response for cert (issued by issuer): a successful
+ * response, signed by issuer or by a responder cert issuer signed for
+ * id-kp-OCSPSigning (RFC 6960 §4.2.2.2; the issuer is the only trust
+ * anchor, the system store is not used), a SingleResponse for cert's
+ * SHA-1 CertID, thisUpdate/nextUpdate valid at now with 5 minutes' skew.
+ * *this_update / *next_update (0: none) are set for a verified response;
+ * *why (static string) for WR_OCSP_INVALID. */
+enum wr_ocsp_verdict wr_ocsp_verify(const unsigned char *der, size_t len, X509 *cert,
+                                    X509 *issuer, time_t *this_update, time_t *next_update,
+                                    const char **why);
+
 #endif
