@@ -113,6 +113,10 @@ class Scenario:
     peers: bool = True         # False: weir alone (no peer does this)
     client_cert: bool = False  # tls: clients present a certificate the servers
                                # require and verify ({{client_ca}})
+    weir_server: str = "access_log = off\n"  # weir's [server] logging keys
+    floor_file: str = ""       # measure the floor beside the servers: the
+                               # no-work server (weir-bench-backend, one thread)
+                               # answering every request with this file's bytes
 
 
 def write_file(dir_, rel, size):
@@ -264,6 +268,22 @@ ACL_100_WEIR = STATIC_WEIR + "".join("deny = 10.%d.0.0/16\n" % i for i in range(
 ACL_100_NGINX = "".join("deny 10.%d.0.0/16;\n" % i for i in range(99)) + \
     "allow 127.0.0.1;\ndeny all;\n" + STATIC_NGINX
 
+# Access logs (issue 21): weir's json formats beside nginx's escape=json
+# log_format of the same fields, every request logged to a file.
+LOG_JSON_CUSTOM = ("json $time_iso8601 $remote_addr $request_id $request $status "
+                   "$body_bytes_sent $request_time $host $route $http_referer "
+                   "$http_user_agent $http_x_forwarded_for")
+LOG_NGINX_HTTP = """\
+log_format weirjson escape=json '{"time":"$time_iso8601","remote_addr":"$remote_addr",'
+    '"request_id":"$request_id","request":"$request","status":$status,'
+    '"body_bytes_sent":$body_bytes_sent,"request_time":$request_time,"host":"$host",'
+    '"route":"static","http_referer":"$http_referer","http_user_agent":"$http_user_agent",'
+    '"http_x_forwarded_for":"$http_x_forwarded_for"}';
+"""
+LOG_NGINX_SERVER = """\
+access_log {{dir}}/nginx/access.log weirjson;
+"""
+
 ROUTES_1_WEIR, ROUTES_1_NGINX = _regex_routes(1)
 ROUTES_100_WEIR, ROUTES_100_NGINX = _regex_routes(100)
 
@@ -291,7 +311,21 @@ location = /fixed { return 200 "{{body}}"; }
     Scenario(name="static_1k", path="/1k.bin", expect_len=1024,
              weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX,
              setup=setup_static, h2o_paths=H2O_STATIC,
+             floor_file="www/1k.bin",
              note="1 KiB file from disk (page cache)"),
+    Scenario(name="log_json", path="/1k.bin", expect_len=1024,
+             weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX + LOG_NGINX_SERVER,
+             nginx_http=LOG_NGINX_HTTP, setup=setup_static,
+             weir_server="access_log = {{dir}}/weir/access.log\naccess_log_format = json\n",
+             note="1 KiB file, every request in weir's built-in json access log "
+                  "(nginx: a json log_format of the same fields)"),
+    Scenario(name="log_json_custom", path="/1k.bin", expect_len=1024,
+             weir_ini=STATIC_WEIR, nginx_server=STATIC_NGINX + LOG_NGINX_SERVER,
+             nginx_http=LOG_NGINX_HTTP, setup=setup_static,
+             weir_server="access_log = {{dir}}/weir/access.log\n"
+                         "access_log_format = " + LOG_JSON_CUSTOM + "\n",
+             note="1 KiB file, every request in a custom json format "
+                  "(json $var ...: 12 fields; nginx: the same log_format)"),
     Scenario(name="static_1k_acl100", path="/1k.bin", expect_len=1024,
              weir_ini=ACL_100_WEIR, nginx_server=ACL_100_NGINX, setup=setup_static,
              note="1 KiB file behind 100 allow/deny rules, the client matching the last"),
@@ -414,8 +448,7 @@ WEIR_BASE = """\
 [server]
 listen = 127.0.0.1:{{port}}{{listen_flag}}
 workers = 2
-access_log = off
-error_log = {{dir}}/weir/error.log
+{{weir_server}}error_log = {{dir}}/weir/error.log
 log_level = warn
 
 [limits]
@@ -856,6 +889,7 @@ class Bench:
         os.makedirs(wdir)
         v = self.vars(scenario, dir_, port)
         v["listen_flag"] = " tls" if scenario.tls else ""
+        v["weir_server"] = render(scenario.weir_server, v)
         ini = render(WEIR_BASE, v) + render(scenario.weir_ini, v)
         conf = os.path.join(wdir, "weir.ini")
         with open(conf, "w") as f:
@@ -884,6 +918,19 @@ class Bench:
         self.servers.append(s)
         s.start()
         self.backend = s
+        return s
+
+    def start_floor(self, scenario, dir_):
+        """The no-work reference: weir-bench-backend answering every request
+        with scenario.floor_file's bytes (setup already ran for the servers)."""
+        port = free_port()
+        fdir = os.path.join(dir_, "floor")
+        os.makedirs(fdir)
+        argv = [os.path.abspath(self.args.backend), str(port),
+                os.path.join(dir_, scenario.floor_file)]
+        s = Server("floor", argv, fdir, port, "http")
+        self.servers.append(s)
+        s.start()
         return s
 
     def start_nginx(self, scenario, dir_):
@@ -1039,6 +1086,10 @@ class Bench:
                 servers.append(self.start_nginx(scenario, dir_))
             if scenario.h2o_paths and not a.no_h2o and shutil.which(a.h2o) and scenario.peers:
                 servers.append(self.start_h2o(scenario, dir_))
+            if scenario.floor_file and not a.no_floor and os.path.exists(a.backend):
+                if not servers:
+                    self.vars(scenario, dir_, 0)  # runs setup: the file must exist
+                servers.append(self.start_floor(scenario, dir_))
             checks = {}
             for s in servers:
                 checks[s.name] = http_check(s, scenario)
@@ -1420,7 +1471,7 @@ def med(rounds, server, key):
 
 def summarise(scenario, rounds, connections, duration, threads):
     medians = {}
-    for name in ("weir", "nginx", "h2o"):
+    for name in ("weir", "nginx", "h2o", "floor"):
         if any(r["server"] == name for r in rounds):
             medians[name] = {k: med(rounds, name, k) for k in
                              ("req_s", "p50_ms", "p99_ms", "transfer_Bps", "us_per_req",
@@ -1437,6 +1488,10 @@ def summarise(scenario, rounds, connections, duration, threads):
         w, h = medians["weir"], medians["h2o"]
         ratio["cpu_h2o"] = (h["us_per_req"] / w["us_per_req"]
                             if w["us_per_req"] and h["us_per_req"] else None)
+    if "weir" in medians and "floor" in medians:
+        w, f = medians["weir"], medians["floor"]
+        ratio["cpu_floor"] = (w["us_per_req"] / f["us_per_req"]
+                              if w["us_per_req"] and f["us_per_req"] else None)
     return {"name": scenario.name, "path": scenario.path, "note": scenario.note,
             "accept_encoding": scenario.accept_encoding,
             "connections": connections, "threads": threads, "duration_s": duration,
@@ -1512,6 +1567,9 @@ def print_table(res):
               f"except p99)")
     if q.get("cpu_h2o") is not None:
         print(f"weir/h2o: cpu (h2o us/req / weir us/req) {fmt_num(q['cpu_h2o'], '.2f')}x")
+    if q.get("cpu_floor") is not None:
+        print(f"weir/floor: cpu (weir us/req / no-work server us/req) "
+              f"{fmt_num(q['cpu_floor'], '.2f')}x (1.00x would be no work at all)")
 
 
 def summary_line(res):
@@ -1540,6 +1598,8 @@ def summary_line(res):
                  f"{fmt_num(q['cpu'], '.2f')}x cpu")
     if q.get("cpu_h2o") is not None:
         line += f" | {fmt_num(q['cpu_h2o'], '.2f')}x cpu vs h2o"
+    if q.get("cpu_floor") is not None:
+        line += f" | weir {fmt_num(q['cpu_floor'], '.2f')}x the floor's cpu"
     errs = sum(r["errors"] for r in res["rounds"])
     if errs:
         line += f"  [!] {errs} wrk errors"
@@ -1558,6 +1618,8 @@ def parse_args(argv):
     p.add_argument("--h2o", default=shutil.which("h2o") or "/usr/bin/h2o",
                    help="h2o binary, for scenarios that name h2o paths (skipped when missing)")
     p.add_argument("--no-h2o", action="store_true", help="skip h2o")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the no-work reference server (weir-bench-backend) in static_1k")
     p.add_argument("--backend", help="weir-bench-backend binary for proxy scenarios "
                    "(default: next to --weir)")
     p.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk binary")

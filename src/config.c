@@ -54,17 +54,19 @@
 #include <pcre2.h>
 
 #include "weir/http_cond.h"
+#include "weir/mime.h"
 #include "weir/route_index.h"
 
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 #define NO_MAX UINT64_MAX
-#define MAX_KEYS 48 /* room in sect_record.seen: most keys in one section */
+#define MAX_KEYS 64 /* room in sect_record.seen: most keys in one section */
 #define WORD_MAX 256 /* longest word copied out of a value (lines are shorter) */
 #define OOM_MSG "out of memory"
 /* Bigger input is refused: `weir -t -c /dev/zero` must end, and no real
  * config comes near it. */
 #define MAX_INPUT_BYTES (16u << 20)
+#define RETURN_FILE_MAX (1u << 20) /* a return_file body */
 /* Longest physical line. inih (as Debian builds it) holds only 200 bytes, so
  * a longer key line reaches inih as "key=" LONG_VALUE_MARK and on_key swaps
  * the full value back in: a 1 KiB `return` body or a long redirect target
@@ -79,7 +81,6 @@
 
 /* Enum fields are written through an int by parse_enum. */
 _Static_assert(sizeof(enum wr_log_level) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum wr_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum wr_balance) == sizeof(int), "enum size");
 
 enum sect_kind {
@@ -147,6 +148,7 @@ struct include_frame {
 struct loader {
     const char *file; /* the main file's name: whole-file messages name it */
     wr_config_resolve_fn resolve; /* NULL: host names are refused */
+    wr_config_resolve_ns_fn resolve_ns; /* with [server] resolver (options) */
     bool allow_include;           /* false: include lines are errors */
     struct wr_config *cfg;
     struct input in;  /* the file being read */
@@ -808,6 +810,32 @@ static const char *parse_proxy_from(struct loader *ld, const struct key_def *k, 
     return s->n_proxy_from == before ? "no address given" : NULL;
 }
 
+static bool is_unspecified(const struct wr_listen_addr *a);
+
+/* resolver = IPv4:PORT | [IPv6]:PORT ...: repeatable, space-separated */
+static const char *parse_resolvers(struct loader *ld, const struct key_def *k, void *obj,
+                                   const char *value)
+{
+    (void)k;
+    struct wr_server_cfg *s = obj;
+    const char *rest = value;
+    size_t before = s->n_resolvers;
+    for (struct wr_str w = next_word(&rest); w.len > 0; w = next_word(&rest)) {
+        char buf[WORD_MAX];
+        struct wr_listen_addr a;
+        if (!word_copy(w, buf, sizeof(buf), false) || wr_units_parse_listen(buf, &a) < 0 ||
+            a.addr.ss_family == AF_UNIX || is_unspecified(&a))
+            return fail(ld, "\"%.*s\" is not a nameserver address (IPv4:port or "
+                            "[IPv6]:port, e.g. 127.0.0.1:53)", (int)w.len, w.ptr);
+        struct wr_listen_addr *more = grow_array(ld, s->resolvers, s->n_resolvers, sizeof(*more));
+        if (more == NULL)
+            return OOM_MSG;
+        s->resolvers = more;
+        more[s->n_resolvers++] = a;
+    }
+    return s->n_resolvers == before ? "no address given" : NULL;
+}
+
 static const char *parse_workers(struct loader *ld, const struct key_def *k, void *obj,
                                  const char *value)
 {
@@ -854,6 +882,37 @@ static const char *parse_access_log(struct loader *ld, const struct key_def *k, 
     if (strcmp(value, "stderr") == 0)
         return parse_string(ld, k, obj, value);
     return parse_path(ld, k, obj, value);
+}
+
+/* A route's access_log: off, or a path (or stderr) resolved like
+ * [server]'s; which file it is gets settled by collect_route_logs. */
+static const char *parse_route_access_log(struct loader *ld, const struct key_def *k, void *obj,
+                                          const char *value)
+{
+    struct wr_route *r = obj;
+    r->access_log_id = strcmp(value, "off") == 0 ? -1 : 0;
+    r->access_log_line = ld->line;
+    if (r->access_log_id < 0)
+        return set_string(ld, field_of(obj, k), NULL) < 0 ? OOM_MSG : NULL;
+    return parse_access_log(ld, k, obj, value);
+}
+
+/* combined, json, "json $var ..." or a template (log_format.h). */
+static const char *parse_log_format(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    struct wr_log_format *f = field_of(obj, k);
+    wr_log_format_fini(f); /* the default, or an earlier line */
+    const char *err = NULL;
+    struct wr_str at;
+    if (wr_log_format_compile(f, value, &err, &at) == 0)
+        return NULL;
+    if (at.len > 0)
+        snprintf(ld->msg, sizeof(ld->msg), "%s: \"%.*s\"", err, (int)at.len, at.ptr);
+    else
+        snprintf(ld->msg, sizeof(ld->msg), "%s", err);
+    wr_log_format_fini(f);
+    return ld->msg;
 }
 
 /* ---- [tls] and [tls NAME] -------------------------------------------------- */
@@ -994,8 +1053,11 @@ static int add_server(struct loader *ld, struct wr_upstream_cfg *u,
 
 /*
  * "name:port": every address the resolver returns becomes a server with the
- * line's weight, as nginx does. Resolution happens at each load, so a reload
- * picks up DNS changes; between loads the addresses are fixed.
+ * line's weight, as nginx does. Here the line only leaves a placeholder
+ * (is_named, addr_len 0): names are resolved once the whole file is read
+ * (resolve_named_servers), when `[server] resolver` is known wherever it
+ * stands. Resolution happens at each load, so a reload picks up DNS
+ * changes; between loads, the upstream's `resolve` (resolve.h) does.
  */
 static const char *add_named_servers(struct loader *ld, struct wr_upstream_cfg *u,
                                      struct wr_upstream_server_cfg *srv, const char *text)
@@ -1012,19 +1074,9 @@ static const char *add_named_servers(struct loader *ld, struct wr_upstream_cfg *
     if (ld->resolve == NULL)
         return fail(ld, "\"%s\": host names are not resolved here; use an IP address, "
                         "localhost or unix:/path", text);
-    struct wr_listen_addr addrs[WR_CONFIG_MAX_ADDRS_PER_NAME];
-    const char *why = "no address";
-    int n = ld->resolve(host, (uint16_t)port, addrs, WR_CONFIG_MAX_ADDRS_PER_NAME, &why);
-    if (n <= 0)
-        return fail(ld, "cannot resolve \"%s\": %s", host, why);
-    for (int i = 0; i < n; i++) {
-        char label[WORD_MAX + sizeof(addrs[i].text) + 4];
-        snprintf(label, sizeof(label), "%s (%s)", text, addrs[i].text);
-        srv->addr = addrs[i];
-        if (add_server(ld, u, srv, label, text) < 0)
-            return OOM_MSG;
-    }
-    return NULL;
+    srv->addr = (struct wr_listen_addr){0};
+    srv->is_named = true;
+    return add_server(ld, u, srv, text, text) < 0 ? OOM_MSG : NULL;
 }
 
 /*
@@ -1115,6 +1167,21 @@ int wr_config_resolve_getaddrinfo(const char *host, uint16_t port, struct wr_lis
     if (n == 0)
         *why = "no IPv4 or IPv6 address";
     return n > 0 ? (int)n : -1;
+}
+
+/* resolve = off | DURATION (at least k->min: the floor of resolve.h) */
+static const char *parse_resolve(struct loader *ld, const struct key_def *k, void *obj,
+                                 const char *value)
+{
+    if (strcmp(value, "off") == 0) {
+        *(uint64_t *)field_of(obj, k) = 0;
+        return NULL;
+    }
+    uint64_t ms;
+    if (wr_units_parse_duration(value, &ms) < 0 || ms < k->min)
+        return fail(ld, "\"%s\" is not off or a duration of 1s or more (e.g. 30s, 5m)", value);
+    *(uint64_t *)field_of(obj, k) = ms;
+    return NULL;
 }
 
 static const char *parse_hash_key(struct loader *ld, const struct key_def *k, void *obj,
@@ -1516,6 +1583,24 @@ static const char *parse_return(struct loader *ld, const struct key_def *k, void
     return NULL;
 }
 
+/* A Content-Type value: type/subtype, then parameters after ';' (RFC
+ * 9110 §8.3.1); control bytes were refused before. */
+static const char *parse_media_type(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    size_t n = strcspn(value, ";");
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    const char *slash = memchr(value, '/', n);
+    bool is_ok = slash && slash > value && slash < value + n - 1 &&
+                 !memchr(slash + 1, '/', n - (size_t)(slash + 1 - value)) &&
+                 strcspn(value, " \t") >= n;
+    if (!is_ok)
+        return fail(ld, "\"%s\" is not a media type (type/subtype, e.g. application/json)",
+                    value);
+    return parse_string(ld, k, obj, value);
+}
+
 /* ---- [route NAME]: static and proxy keys ------------------------------------ */
 
 static const char *parse_strip_prefix(struct loader *ld, const struct key_def *k, void *obj,
@@ -1614,25 +1699,73 @@ static const char *parse_set_header(struct loader *ld, const struct key_def *k, 
     return parse_header(ld, k, value, &r->set_headers, &r->n_set_headers);
 }
 
-/* Known here, once, so that no response compares names: a field weir
- * writes itself (Content-Type, Cache-Control, Server...) that the route
- * adds is dropped from weir's answer and the route's value replaces it
- * (http_resp.h). */
-static const char *parse_add_header(struct loader *ld, const struct key_def *k, void *obj,
-                                    const char *value)
+/* Fields that carry one value (RFC 9110 and friends): an add_header of one
+ * of these replaces the upstream's instead of sending a second. */
+static bool is_singleton_field(struct wr_str name)
+{
+    static const char *const singletons[] = {
+        "age", "content-location", "content-range", "content-type", "date", "etag",
+        "expires", "last-modified", "location", "retry-after", "server",
+        "access-control-allow-origin", "strict-transport-security", "x-frame-options",
+        "x-content-type-options", "referrer-policy"};
+    for (size_t i = 0; i < sizeof(singletons) / sizeof(singletons[0]); i++) {
+        if (wr_str_eq_nocase(name, wr_str_from_cstr(singletons[i])))
+            return true;
+    }
+    return false;
+}
+
+/* add_header / set_response_header = "Name: value [always]". Known here,
+ * once, so that no response compares names: a field weir writes itself
+ * (Content-Type, Cache-Control, Server...) that the route sets is dropped
+ * from weir's answer and the route's value replaces it (http_resp.h);
+ * "always" extends the rule from answers below 400 to every answer. */
+static const char *parse_response_header(struct loader *ld, const struct key_def *k, void *obj,
+                                         const char *value, bool is_replace)
 {
     struct wr_route *r = obj;
-    const char *err = parse_header(ld, k, value, &r->add_headers, &r->n_add_headers);
+    size_t len = strlen(value);
+    bool is_always = len > 7 && strcmp(value + len - 6, "always") == 0 &&
+                     is_blank(value[len - 7]);
+    if (is_always) {
+        len -= 6;
+        while (len > 0 && is_blank(value[len - 1]))
+            len--;
+    }
+    char *text = dup_mem(ld, value, len);
+    if (!text)
+        return OOM_MSG;
+    const char *err = parse_header(ld, k, text, &r->add_headers, &r->n_add_headers);
+    free(text);
     if (err != NULL)
         return err;
-    enum wr_http_field f =
-        wr_http_field_from(wr_str_from_cstr(r->add_headers[r->n_add_headers - 1].name));
-    if (f != WR_HTTP_N_FIELDS)
+    struct wr_header_cfg *h = &r->add_headers[r->n_add_headers - 1];
+    struct wr_str name = wr_str_from_cstr(h->name);
+    h->is_always = is_always;
+    h->is_replace = is_replace || is_singleton_field(name);
+    enum wr_http_field f = wr_http_field_from(name);
+    if (f != WR_HTTP_N_FIELDS) {
         r->replaced_fields |= 1u << f;
+        if (is_always)
+            r->replaced_fields_always |= 1u << f;
+    }
     return NULL;
 }
 
-/* hide_header = NAME: an upstream response field the client never sees. */
+static const char *parse_add_header(struct loader *ld, const struct key_def *k, void *obj,
+                                    const char *value)
+{
+    return parse_response_header(ld, k, obj, value, false);
+}
+
+static const char *parse_set_response_header(struct loader *ld, const struct key_def *k,
+                                             void *obj, const char *value)
+{
+    return parse_response_header(ld, k, obj, value, true);
+}
+
+/* hide_header = NAME: a field the client never sees, the upstream's or
+ * weir's own (framing fields excepted: weir needs them). */
 static const char *parse_hide_header(struct loader *ld, const struct key_def *k, void *obj,
                                      const char *value)
 {
@@ -1641,8 +1774,13 @@ static const char *parse_hide_header(struct loader *ld, const struct key_def *k,
     struct wr_str name = wr_str_trim(wr_str_from_cstr(value));
     if (!is_token(name))
         return fail(ld, "\"%s\" is not a header name", value);
+    if (is_managed_header(name))
+        return fail(ld, "%.*s is managed by weir and cannot be hidden", (int)name.len, name.ptr);
     if (push_string(ld, &r->hide_headers, &r->n_hide_headers, name) < 0)
         return OOM_MSG;
+    enum wr_http_field f = wr_http_field_from(name);
+    if (f != WR_HTTP_N_FIELDS)
+        r->hidden_fields |= 1u << f;
     return NULL;
 }
 
@@ -1962,8 +2100,6 @@ static const char *parse_admin_listen(struct loader *ld, const struct key_def *k
  * nginx-class servers.
  */
 
-static const struct choice log_formats[] = {
-    {"combined", WR_LOG_COMBINED}, {"json", WR_LOG_JSON}, {NULL, 0}};
 static const struct choice log_levels[] = {{"error", WR_LOG_ERROR},
                                            {"warn", WR_LOG_WARN},
                                            {"info", WR_LOG_INFO},
@@ -1984,6 +2120,9 @@ static const struct key_def server_keys[] = {
     /* proxy_protocol_from: unset; the senders a proxy_protocol listener
      * takes a PROXY header from (others are closed) */
     {.name = "proxy_protocol_from", .parse = parse_proxy_from, .flags = KEY_REPEATABLE},
+    /* resolver: unset = /etc/resolv.conf's nameservers; else these, for
+     * upstream names at load and for `resolve` */
+    {.name = "resolver", .parse = parse_resolvers, .flags = KEY_REPEATABLE},
     /* workers: auto = online CPUs, resolved at load; else 1..1024 */
     {.name = "workers", .parse = parse_workers, .dflt = "auto", .min = 1, .max = 1024},
     /* user, group: unset = privileges are not dropped */
@@ -1998,9 +2137,9 @@ static const struct key_def server_keys[] = {
     /* access_log: off (NULL); a path or stderr. Paths, here and below (error_log,
      * cert, key, tls_ca, root), are relative to the ini file's directory. */
     {.name = "access_log", .parse = parse_access_log, FIELD(SRV, access_log)},
-    /* access_log_format: combined */
-    {.name = "access_log_format", .parse = parse_enum, FIELD(SRV, access_log_format),
-     .dflt = "combined", .choices = log_formats},
+    /* access_log_format: combined; json; json $var ...; a template */
+    {.name = "access_log_format", .parse = parse_log_format, FIELD(SRV, access_log_format),
+     .dflt = "combined"},
     /* error_log: stderr (journald picks it up under systemd) */
     {.name = "error_log", .parse = parse_error_log, FIELD(SRV, error_log), .dflt = "stderr"},
     /* log_level: info */
@@ -2120,6 +2259,10 @@ static const struct key_def upstream_keys[] = {
      .dflt = "5s", .min = 1, .max = NO_MAX},
     {.name = "health_timeout", .parse = parse_duration, FIELD(UPS, health_timeout_ms),
      .dflt = "2s", .min = 1, .max = NO_MAX},
+    /* resolve: off; a duration (1s at least) re-resolves the server names
+     * that often in the background (resolve.h) */
+    {.name = "resolve", .parse = parse_resolve, FIELD(UPS, resolve_ms), .dflt = "off",
+     .min = 1000},
     /* tls: off; tls_verify: on; tls_ca: Debian's bundle; tls_sni: unset (NULL) */
     {.name = "tls", .parse = parse_bool, FIELD(UPS, tls), .dflt = "off"},
     {.name = "tls_verify", .parse = parse_bool, FIELD(UPS, tls_verify), .dflt = "on"},
@@ -2151,6 +2294,10 @@ static const struct key_def route_keys[] = {
     {.name = "redirect", .parse = parse_redirect, .flags = KEY_ACTION,
      .action = WR_ACTION_REDIRECT},
     {.name = "return", .parse = parse_return, .flags = KEY_ACTION, .action = WR_ACTION_RETURN},
+    /* return_type: text/plain; charset=utf-8 (return_file: by its extension) */
+    {.name = "return_type", .parse = parse_media_type, FIELD(RT, return_type)},
+    /* return_file: unset; the return body from a file, read at load and reload */
+    {.name = "return_file", .parse = parse_path, FIELD(RT, return_file)},
     /* strip_prefix: unset; static and proxy routes */
     {.name = "strip_prefix", .parse = parse_strip_prefix, FIELD(RT, strip_prefix),
      .flags = KEY_STATIC | KEY_PROXY},
@@ -2184,17 +2331,21 @@ static const struct key_def route_keys[] = {
     /* abort_on_eof: off = a client that half-closes after its request is answered */
     {.name = "abort_on_eof", .parse = parse_bool, FIELD(RT, abort_on_eof), .dflt = "off",
      .flags = KEY_PROXY},
-    /* add_header: any action, repeatable */
+    /* add_header: any action, repeatable; "always": on errors too */
     {.name = "add_header", .parse = parse_add_header, .flags = KEY_REPEATABLE},
-    /* hide_header: proxy routes, repeatable (other routes: weir writes every
-     * field itself, there is nothing to hide) */
-    {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_PROXY | KEY_REPEATABLE},
+    /* set_response_header: any action, repeatable; replaces the field */
+    {.name = "set_response_header", .parse = parse_set_response_header,
+     .flags = KEY_REPEATABLE},
+    /* hide_header: any action, repeatable: the field is never sent */
+    {.name = "hide_header", .parse = parse_hide_header, .flags = KEY_REPEATABLE},
     /* rate_limit: unset = unlimited; "Nr/s|Nr/m [burst=M]", any action */
     {.name = "rate_limit", .parse = parse_rate_limit},
     /* require_client_cert: off; on = 403 without a verified client
      * certificate ([tls] verify_client) */
     {.name = "require_client_cert", .parse = parse_bool, FIELD(RT, require_client_cert),
      .dflt = "off"},
+    /* access_log: [server]'s; off, or a file of the route's own */
+    {.name = "access_log", .parse = parse_route_access_log, FIELD(RT, access_log)},
     /* auth_basic: off; a realm asks for a user of auth_basic_file (read at
      * load and reload) */
     {.name = "auth_basic", .parse = parse_auth_basic},
@@ -3313,6 +3464,62 @@ static void record_key_lines(struct loader *ld)
 
 /* A route whose scheme no listen serves never matches: likely a mistake (a
  * TLS listen forgotten, or the redirect route of a TLS-only server). */
+/* Reads route r's return_file into its return body; its type from the
+ * extension unless return_type named one. 1 MiB at most: a page, not a
+ * download (that is what root is for). */
+static void read_return_file(struct loader *ld, const struct sect_record *rec, struct wr_route *r)
+{
+    unsigned line = seen_line(rec, "return_file");
+    FILE *f = fopen(r->return_file, "re");
+    char *body = malloc(RETURN_FILE_MAX + 1);
+    size_t n = f && body ? fread(body, 1, RETURN_FILE_MAX + 1, f) : 0;
+    if (!f || !body || ferror(f)) {
+        add_error(ld, line, "[route %s] return_file: %s: %s", r->name, r->return_file,
+                  !body ? "out of memory" : strerror(errno));
+    } else if (n > RETURN_FILE_MAX) {
+        add_error(ld, line, "[route %s] return_file: %s: larger than 1 MiB", r->name,
+                  r->return_file);
+    } else {
+        free(r->return_body);
+        r->return_body = body;
+        r->return_body_len = n;
+        body = NULL;
+        if (!r->return_type) {
+            struct wr_str t = wr_mime_type(wr_str_from_cstr(r->return_file));
+            if (!(r->return_type = dup_mem(ld, t.ptr, t.len)))
+                ld->is_oom = true;
+        }
+    }
+    free(body);
+    if (f)
+        fclose(f);
+}
+
+/* return_type and return_file go with return; return_file replaces its
+ * body (a status alone: return = 503). */
+static void check_return_bodies(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        if (rec->kind != SECT_ROUTE)
+            continue;
+        struct wr_route *r = &ld->cfg->routes[rec->index];
+        const char *key = r->return_file ? "return_file" : r->return_type ? "return_type" : NULL;
+        if (!key)
+            continue;
+        if (r->action != WR_ACTION_RETURN)
+            add_error(ld, seen_line(rec, key), "[route %s] %s: only with return", r->name, key);
+        else if (r->return_file && r->return_body_len > 0)
+            add_error(ld, seen_line(rec, key), "[route %s] return_file: return already has a "
+                      "body (give the status alone: return = %d)", r->name, r->status);
+        else if (r->return_file && (r->status == 204 || r->status == 304))
+            add_error(ld, seen_line(rec, key), "[route %s] return_file: status %d has no body",
+                      r->name, r->status);
+        else if (r->return_file)
+            read_return_file(ld, rec, r);
+    }
+}
+
 /* auth_basic and auth_basic_file go together (routes and [admin]). */
 static void check_auth(struct loader *ld)
 {
@@ -3338,6 +3545,45 @@ static void check_auth(struct loader *ld)
     }
 }
 
+static int compare_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Gives each route with access_log = PATH its file: [server]'s when the
+ * same path, else one of cfg->route_access_logs (distinct, sorted, so a
+ * reload naming the same files in another order keeps them). */
+static void collect_route_logs(struct loader *ld)
+{
+    struct wr_config *cfg = ld->cfg;
+    for (size_t i = 0; i < ld->n_recs; i++) {
+        const struct sect_record *rec = &ld->recs[i];
+        const struct wr_route *r = rec->kind == SECT_ROUTE ? &cfg->routes[rec->index] : NULL;
+        if (!r || !r->access_log ||
+            (cfg->server.access_log && strcmp(r->access_log, cfg->server.access_log) == 0) ||
+            has_string(cfg->route_access_logs, cfg->n_route_access_logs,
+                       wr_str_from_cstr(r->access_log)))
+            continue;
+        if (cfg->n_route_access_logs == WR_ROUTE_ACCESS_LOGS_MAX) {
+            add_error(ld, seen_line(rec, "access_log"), "[route %s] access_log: at most %d files "
+                      "besides [server]'s access_log", r->name, WR_ROUTE_ACCESS_LOGS_MAX);
+            return;
+        }
+        if (push_string(ld, &cfg->route_access_logs, &cfg->n_route_access_logs,
+                        wr_str_from_cstr(r->access_log)) < 0)
+            return;
+    }
+    if (cfg->n_route_access_logs > 1)
+        qsort(cfg->route_access_logs, cfg->n_route_access_logs, sizeof(char *), compare_cstr);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        struct wr_route *r = &cfg->routes[i];
+        for (size_t k = 0; r->access_log && k < cfg->n_route_access_logs; k++) {
+            if (strcmp(cfg->route_access_logs[k], r->access_log) == 0)
+                r->access_log_id = (int)k + 1;
+        }
+    }
+}
+
 static void check_route_schemes(struct loader *ld)
 {
     const struct wr_server_cfg *s = &ld->cfg->server;
@@ -3359,6 +3605,87 @@ static void check_route_schemes(struct loader *ld)
                         "no listen serves %s: this route never matches",
                         scheme == WR_ROUTE_SCHEME_HTTPS ? "https (a listen with tls)"
                                                         : "plain http (a listen without tls)");
+    }
+}
+
+bool wr_config_server_name(const struct wr_upstream_server_cfg *srv, char *host, size_t cap,
+                           uint16_t *port)
+{
+    const char *colon = srv->is_named ? strrchr(srv->authority, ':') : NULL;
+    uint64_t p;
+    if (colon == NULL || parse_number(colon + 1, &p) < 0 || p < 1 || p > 65535)
+        return false;
+    *port = (uint16_t)p;
+    return word_copy((struct wr_str){srv->authority, (size_t)(colon - srv->authority)}, host,
+                     cap, true);
+}
+
+/* Appends to built the servers the placeholder srv of u stands for: one per
+ * address its name has now (with `[server] resolver`, asked of those
+ * nameservers). Returns 0, or -1 after reporting at srv's line. */
+static int expand_named(struct loader *ld, const struct wr_upstream_cfg *u,
+                        const struct wr_upstream_server_cfg *srv, struct wr_upstream_cfg *built)
+{
+    char host[WORD_MAX];
+    uint16_t port;
+    if (!wr_config_server_name(srv, host, sizeof(host), &port))
+        return -1; /* add_named_servers checked it */
+    const struct wr_server_cfg *sc = &ld->cfg->server;
+    struct wr_listen_addr addrs[WR_CONFIG_MAX_ADDRS_PER_NAME];
+    const char *why = "no address";
+    int n = sc->n_resolvers > 0 && ld->resolve_ns != NULL
+                ? ld->resolve_ns(sc->resolvers, sc->n_resolvers, host, port, addrs,
+                                 WR_CONFIG_MAX_ADDRS_PER_NAME, &why)
+                : ld->resolve(host, port, addrs, WR_CONFIG_MAX_ADDRS_PER_NAME, &why);
+    if (n <= 0) {
+        add_error(ld, srv->line, "[upstream %s] server: cannot resolve \"%s\": %s", u->name,
+                  host, why);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        char label[WORD_MAX + sizeof(addrs[i].text) + 4];
+        snprintf(label, sizeof(label), "%s (%s)", srv->authority, addrs[i].text);
+        struct wr_upstream_server_cfg one = *srv;
+        one.addr = addrs[i];
+        if (add_server(ld, built, &one, label, srv->authority) < 0) {
+            ld->is_oom = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void free_servers(struct wr_upstream_server_cfg *servers, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(servers[i].label);
+        free(servers[i].authority);
+    }
+    free(servers);
+}
+
+/* Replaces every name placeholder (add_named_servers) by the servers of its
+ * addresses, in place, so the servers keep the file's order. */
+static void resolve_named_servers(struct loader *ld)
+{
+    for (size_t i = 0; i < ld->cfg->n_upstreams && !ld->is_oom; i++) {
+        struct wr_upstream_cfg *u = &ld->cfg->upstreams[i];
+        bool has_named = false;
+        for (size_t j = 0; j < u->n_servers; j++)
+            has_named |= u->servers[j].is_named;
+        if (!has_named)
+            continue;
+        struct wr_upstream_cfg built = {0};
+        for (size_t j = 0; j < u->n_servers && !ld->is_oom; j++) {
+            const struct wr_upstream_server_cfg *srv = &u->servers[j];
+            if (srv->is_named)
+                expand_named(ld, u, srv, &built);
+            else if (add_server(ld, &built, srv, srv->label, srv->authority) < 0)
+                ld->is_oom = true;
+        }
+        free_servers(u->servers, u->n_servers);
+        u->servers = built.servers;
+        u->n_servers = built.n_servers;
     }
 }
 
@@ -3422,6 +3749,8 @@ static void free_route(struct wr_route *r)
     free_strings(r->other_methods, r->n_other_methods);
     free(r->allow);
     free(r->return_body);
+    free(r->return_type);
+    free(r->return_file);
     wr_tmpl_fini(&r->redirect_target);
     free(r->root);
     free(r->strip_prefix);
@@ -3434,17 +3763,14 @@ static void free_route(struct wr_route *r)
     free_strings(r->compress_types, r->n_compress_types);
     free(r->access);
     free(r->auth_challenge);
+    free(r->access_log);
     free_auth_users(r->auth_users, r->n_auth_users);
 }
 
 static void free_upstream(struct wr_upstream_cfg *u)
 {
     free(u->name);
-    for (size_t i = 0; i < u->n_servers; i++) {
-        free(u->servers[i].label);
-        free(u->servers[i].authority);
-    }
-    free(u->servers);
+    free_servers(u->servers, u->n_servers);
     free(u->health);
     free(u->hash_key);
     free(u->health_check);
@@ -3465,10 +3791,17 @@ static void free_tls(struct wr_tls_cfg *t)
     free(t->ocsp_file);
 }
 
+static void free_derived(struct wr_config *cfg);
+
 static void config_free(struct wr_config *cfg)
 {
     if (cfg == NULL)
         return;
+    if (cfg->derived_from != NULL) {
+        free_derived(cfg);
+        return;
+    }
+    free(cfg->server.resolvers);
     if (cfg->tls_set != NULL && cfg->release_tls_set != NULL)
         cfg->release_tls_set(cfg->tls_set);
     free(cfg->path);
@@ -3479,6 +3812,7 @@ static void config_free(struct wr_config *cfg)
     free(cfg->server.group);
     free(cfg->server.server_header);
     free(cfg->server.access_log);
+    wr_log_format_fini(&cfg->server.access_log_format);
     free(cfg->server.proxy_from);
     free(cfg->admin.access);
     free(cfg->admin.auth_challenge);
@@ -3491,10 +3825,98 @@ static void config_free(struct wr_config *cfg)
         free_upstream(&cfg->upstreams[i]);
     free(cfg->upstreams);
     wr_route_index_free(cfg->route_index);
+    for (size_t i = 0; i < cfg->n_route_access_logs; i++)
+        free(cfg->route_access_logs[i]);
+    free(cfg->route_access_logs);
     for (size_t i = 0; i < cfg->n_routes; i++)
         free_route(&cfg->routes[i]);
     free(cfg->routes);
     free(cfg);
+}
+
+/* ---- derived snapshots (wr_config_derive) ---------------------------------------- */
+
+/* A derived snapshot owns its upstreams' server and health arrays and its
+ * arrays of upstreams and routes; every pointer inside them but those is
+ * the loaded snapshot's. */
+static void free_derived(struct wr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        free_servers(cfg->upstreams[i].servers, cfg->upstreams[i].n_servers);
+        free(cfg->upstreams[i].health);
+    }
+    free(cfg->upstreams);
+    free(cfg->routes);
+    wr_config_unref(cfg->derived_from);
+    free(cfg);
+}
+
+/* dst's own copy of src[0..n) (labels and authorities too) and a health
+ * array of unknown verdicts. Returns 0 or -1 (dst's arrays then NULL/partial,
+ * n_servers counting what free_servers must free). */
+static int copy_servers(struct wr_upstream_cfg *dst, const struct wr_upstream_server_cfg *src,
+                        size_t n)
+{
+    dst->servers = calloc(n ? n : 1, sizeof(*dst->servers));
+    dst->health = calloc(n ? n : 1, sizeof(*dst->health));
+    dst->n_servers = 0;
+    if (dst->servers == NULL || dst->health == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        dst->servers[i] = src[i];
+        dst->servers[i].metrics_id = 0;
+        dst->servers[i].label = strdup(src[i].label);
+        dst->servers[i].authority = strdup(src[i].authority);
+        dst->n_servers++;
+        if (dst->servers[i].label == NULL || dst->servers[i].authority == NULL)
+            return -1;
+        atomic_init(&dst->health[i].fail_window_start_ms, 0);
+        atomic_init(&dst->health[i].fails, 0);
+        atomic_init(&dst->health[i].down_until_ms, 0);
+        atomic_init(&dst->health[i].check, WR_CHECK_UNKNOWN);
+    }
+    return 0;
+}
+
+struct wr_config *wr_config_derive(struct wr_config *cur,
+                                   struct wr_upstream_server_cfg *const *servers,
+                                   const size_t *n_servers)
+{
+    struct wr_config *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    /* Every member but refs, which workers change as we read (a plain copy
+     * of it would race): the scalars and borrowed pointers; the owned
+     * arrays are replaced below. */
+    _Static_assert(offsetof(struct wr_config, refs) == 0, "refs comes first");
+    const size_t skip = offsetof(struct wr_config, path);
+    memcpy((char *)d + skip, (const char *)cur + skip, sizeof(*d) - skip);
+    atomic_init(&d->refs, 1);
+    d->derived_from = wr_config_ref(cur->derived_from ? cur->derived_from : cur);
+    d->release_tls_set = NULL; /* the loaded snapshot releases its TLS set */
+    d->upstreams = calloc(cur->n_upstreams ? cur->n_upstreams : 1, sizeof(*d->upstreams));
+    d->routes = malloc((cur->n_routes ? cur->n_routes : 1) * sizeof(*d->routes));
+    d->n_upstreams = 0;
+    bool is_ok = d->upstreams != NULL && d->routes != NULL;
+    for (size_t i = 0; is_ok && i < cur->n_upstreams; i++) {
+        const struct wr_upstream_cfg *from = &cur->upstreams[i];
+        d->upstreams[i] = *from;
+        d->n_upstreams++;
+        is_ok = copy_servers(&d->upstreams[i], servers[i] ? servers[i] : from->servers,
+                             servers[i] ? n_servers[i] : from->n_servers) == 0;
+    }
+    if (!is_ok) {
+        free_derived(d);
+        return NULL;
+    }
+    /* Routes name their upstream by pointer: point them at ours. The
+     * route index holds positions, so it is shared as it is. */
+    for (size_t i = 0; i < cur->n_routes; i++) {
+        d->routes[i] = cur->routes[i];
+        if (cur->routes[i].upstream != NULL)
+            d->routes[i].upstream = &d->upstreams[cur->routes[i].upstream - cur->upstreams];
+    }
+    return d;
 }
 
 /* ---- entry points ------------------------------------------------------------- */
@@ -3567,10 +3989,13 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
             add_file_error(ld, strerror(ld->read_errno));
         if (ld->n_read >= MAX_INPUT_BYTES)
             add_file_error(ld, "larger than 16 MiB");
+        resolve_named_servers(ld);
         resolve_tls(ld);
         check_listens(ld);
         record_key_lines(ld);
         check_route_schemes(ld);
+        collect_route_logs(ld);
+        check_return_bodies(ld);
         check_auth(ld);
         resolve_proxies(ld);
         alloc_health(ld);
@@ -3599,8 +4024,16 @@ static struct wr_config *run_loader(struct loader *ld, const char *name,
 
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs)
 {
-    struct loader ld = {.file = path, .resolve = wr_config_resolve_getaddrinfo,
-                        .allow_include = true};
+    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo,
+                                           .allow_include = true};
+    return wr_config_load_opts(path, &opts, errs);
+}
+
+struct wr_config *wr_config_load_opts(const char *path, const struct wr_config_options *opts,
+                                      struct wr_config_errors *errs)
+{
+    struct loader ld = {.file = path, .resolve = opts->resolve, .resolve_ns = opts->resolve_ns,
+                        .allow_include = opts->allow_include};
     ld.in.fp = fopen(path, "re");
     struct stat st;
     if (ld.in.fp == NULL) {
@@ -3630,7 +4063,7 @@ struct wr_config *wr_config_parse_string_opts(const char *text, const char *name
                                               struct wr_config_errors *errs)
 {
     struct loader ld = {.file = name, .in.text = text, .resolve = opts->resolve,
-                        .allow_include = opts->allow_include};
+                        .resolve_ns = opts->resolve_ns, .allow_include = opts->allow_include};
     return run_loader(&ld, name, errs);
 }
 

@@ -167,6 +167,8 @@ struct wr_conn_io {
     char request_id[33];   /* $request_id of the request in flight */
     char peer[48];         /* the client's address as text ($remote_addr, logs):
                               formatted from c's compact form when io is taken */
+    uint64_t start_us;     /* the request's first bytes, precisely; taken only
+                              when the access log is on ($request_time) */
     uint64_t last_io_ms;   /* last read progress (body) or write progress (send):
                               only a connection with a request or output has one */
     int log_status;        /* response of the request in flight, for the log */
@@ -332,7 +334,7 @@ static uint64_t peer_key(const struct wr_conn *c)
 static void format_peer_text(const struct wr_conn *c, char *out, size_t cap)
 {
     if (c->peer_family == PEER_V4)
-        inet_ntop(AF_INET, c->peer_addr, out, (socklen_t)cap);
+        wr_str_format_ipv4(c->peer_addr, out);
     else if (c->peer_family == PEER_V6)
         inet_ntop(AF_INET6, c->peer_addr, out, (socklen_t)cap);
     else
@@ -439,6 +441,7 @@ static struct wr_conn_io *acquire_io(struct wr_conns *cs, struct wr_conn *c)
     io->is_continue_owed = io->is_abort_on_eof = false;
     io->route = NULL;
     io->last_io_ms = wr_clock_now_ms();
+    io->start_us = cs->is_logging ? wr_clock_now_us() : 0;
     format_peer_text(c, io->peer, sizeof(io->peer));
     event_assign(&io->ev_write, cs->base, c->s.fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     return io;
@@ -1085,7 +1088,8 @@ static struct wr_str host_var(struct wr_conns *cs, struct wr_str host)
 static void log_request(struct wr_conn *c)
 {
     struct wr_conns *cs = c->home;
-    if (cs->access_log.fd < 0)
+    struct wr_access_log *al = wr_conns_access_log(cs, c->io->route);
+    if (!al)
         return;
     const struct wr_http_request *req = &c->io->req;
     struct wr_access_entry e = {
@@ -1100,17 +1104,24 @@ static void log_request(struct wr_conn *c)
         .minor_version = req->minor_version,
         .status = c->io->log_status,
         .bytes_sent = c->io->log_bytes,
-        .request_time_us = (wr_clock_now_ms() - c->phase_ms) * 1000,
+        .request_time_us = c->io->start_us ? wr_clock_now_us() - c->io->start_us
+                                           : (wr_clock_now_ms() - c->phase_ms) * 1000,
         .log_time = cs->clock.log_time,
         .iso_time = cs->clock.iso_time,
+        .is_tls = wr_stream_is_tls(&c->s),
+        .ssl_protocol = wr_stream_is_tls(&c->s) ? wr_tls_version(wr_stream_tls(&c->s)) : NULL,
+        .req = req->method.len > 0 ? req : NULL, /* a head that failed: no fields */
     };
+    const struct wr_log_format *f = &c->cfg->server.access_log_format;
+    if (f->has_msec_time)
+        e.unix_ms = wr_log_unix_ms();
     /* What the handler recorded: the proxy's upstream fields. */
     if (c->ex && c->ex->log.upstream_addr) {
         e.upstream_addr = wr_str_from_cstr(c->ex->log.upstream_addr);
         e.upstream_status = wr_str_from_cstr(c->ex->log.upstream_status);
         e.upstream_time_us = c->ex->log.upstream_time_us;
     }
-    wr_access_log_add(&cs->access_log, &e);
+    wr_access_log_add(al, f, &e);
 }
 
 /* Starts an error response in r: status line, page, Allow for 405. */
@@ -1377,6 +1388,8 @@ static void finish_request(struct wr_conn *c)
     c->rb->pin = 0;
     if (c->rb->rstart == c->rb->rlen)
         c->rb->rstart = c->rb->rlen = 0;
+    else if (io->start_us)
+        io->start_us = wr_clock_now_us(); /* a pipelined request starts now */
     c->phase_ms = wr_clock_now_ms();
     if (c->state == ST_BODY)
         c->state = ST_HEAD;
@@ -1755,9 +1768,11 @@ static int end_exchange(struct wr_conn *c)
     /* The exchange started from the client's keep-alive and only ever lowers it. */
     bool is_keep_alive = is_body_read && !c->is_peer_eof && io->is_exchange_keep_alive;
     if (end >= 400) {
+        /* The handler's error (a proxy's 502 or 504): the route's rules
+         * marked always apply to it as to the route's other errors. */
         struct wr_resp r;
         build_error(c, &r, end, NULL);
-        commit_response(c, &r, NULL, NULL, is_keep_alive);
+        commit_response(c, &r, ex->route, ex->vars, is_keep_alive);
     } else {
         io->log_status = ex->log.status;
         io->log_bytes = ex->log.body_bytes;
@@ -2377,8 +2392,11 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         c->rb->rlen += (size_t)n;
         c->io->last_io_ms = wr_clock_now_ms();
         wr_metrics_add(&cs->metrics->bytes_in, (uint64_t)n);
-        if (was_empty && c->state == ST_HEAD && c->n_requests > 0)
+        if (was_empty && c->state == ST_HEAD && c->n_requests > 0) {
             c->phase_ms = c->io->last_io_ms; /* header_timeout runs from the first byte */
+            if (cs->is_logging)
+                c->io->start_us = wr_clock_now_us();
+        }
     }
     if (c->state == ST_BODY && c->is_peer_eof) {
         conn_close(c); /* the body can never be completed */
@@ -2421,8 +2439,44 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the worker's side ------------------------------------------------- */
 
+static void fini_access_logs(struct wr_conns *cs)
+{
+    wr_access_log_fini(&cs->access_log);
+    for (size_t i = 0; i < cs->n_route_logs; i++)
+        wr_access_log_fini(&cs->route_logs[i]);
+    cs->n_route_logs = 0;
+}
+
+/* [server]'s access log and the routes' own files, each with its buffer
+ * (and queue, for a pipe); none when off. */
+static int init_access_logs(struct wr_conns *cs, const struct wr_access_log_fds *logs)
+{
+    if (wr_access_log_init(&cs->access_log, logs->server) < 0)
+        return -1;
+    cs->is_logging = logs->server >= 0;
+    for (size_t i = 0; i < logs->n_routes; i++) {
+        if (wr_access_log_init(&cs->route_logs[i], logs->routes[i]) < 0) {
+            fini_access_logs(cs);
+            return -1;
+        }
+        cs->n_route_logs = i + 1;
+        cs->is_logging = true;
+    }
+    return 0;
+}
+
+struct wr_access_log *wr_conns_access_log(struct wr_conns *cs, const struct wr_route *route)
+{
+    int id = route ? route->access_log_id : 0;
+    if (id < 0)
+        return NULL;
+    if (id > 0)
+        return (size_t)id <= cs->n_route_logs ? &cs->route_logs[id - 1] : NULL;
+    return cs->access_log.fd >= 0 ? &cs->access_log : NULL;
+}
+
 int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
-                  struct wr_config *cfg, int access_log_fd,
+                  struct wr_config *cfg, const struct wr_access_log_fds *logs,
                   atomic_uint_fast64_t *n_process_conns, struct wr_limits *limits)
 {
     *cs = (struct wr_conns){.worker_id = worker_id, .base = base,
@@ -2450,7 +2504,7 @@ int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
     bool has_handlers = false;
     if (!cs->scratch || !cs->stage || !cs->router || !cs->snapshots ||
         !(has_handlers = wr_handlers_init(&cs->handlers, &cs->henv) == 0) ||
-        wr_access_log_init(&cs->access_log, access_log_fd, cfg->server.access_log_format) < 0) {
+        init_access_logs(cs, logs) < 0) {
         if (has_handlers)
             wr_handlers_fini(&cs->handlers);
         free(cs->scratch);
@@ -2503,7 +2557,6 @@ void wr_conns_set_config(struct wr_conns *cs, struct wr_config *cfg)
     cs->henv.cfg = cfg;
     wr_config_unref(cs->cfg);
     cs->cfg = cfg;
-    cs->access_log.format = cfg->server.access_log_format;
     cs->clock.common_len = 0; /* Server header may have changed */
     wr_resp_clock_update(&cs->clock, time(NULL), cfg->server.server_header);
 }
@@ -2513,6 +2566,10 @@ void wr_conns_tick(struct wr_conns *cs)
     wr_resp_clock_update(&cs->clock, time(NULL), cs->cfg->server.server_header);
     if (cs->access_log.len > 0)
         wr_access_log_flush(&cs->access_log);
+    for (size_t i = 0; i < cs->n_route_logs; i++) {
+        if (cs->route_logs[i].len > 0)
+            wr_access_log_flush(&cs->route_logs[i]);
+    }
     uint64_t now = wr_clock_now_ms();
     cs->henv.metrics = cs->metrics;
     cs->zw.metrics = cs->metrics;
@@ -2608,7 +2665,7 @@ void wr_conns_fini(struct wr_conns *cs)
     }
     cs->n_free_exchanges = 0;
     cs->n_free_conns = 0;
-    wr_access_log_fini(&cs->access_log);
+    fini_access_logs(cs);
     wr_router_scratch_free(cs->router);
     cs->router = NULL;
     wr_handlers_fini(&cs->handlers); /* after every conn stopped its exchange and

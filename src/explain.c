@@ -36,6 +36,7 @@
 #include "weir/http_resp.h"
 #include "weir/path.h"
 #include "weir/proxy.h"
+#include "weir/resolve.h"
 #include "weir/router.h"
 #include "weir/static.h"
 #include "weir/static_cache.h"
@@ -539,7 +540,10 @@ static void free_explain(struct explain *x)
 static struct wr_config *load(const char *path)
 {
     struct wr_config_errors errs = {0};
-    struct wr_config *cfg = wr_config_load(path, &errs);
+    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo,
+                                           .resolve_ns = wr_resolve_blocking,
+                                           .allow_include = true};
+    struct wr_config *cfg = wr_config_load_opts(path, &opts, &errs);
     for (size_t i = 0; i < errs.n_lines; i++)
         fprintf(stderr, "%s\n", errs.lines[i]);
     wr_config_errors_fini(&errs);

@@ -102,6 +102,7 @@ struct h2_stream {
     struct h2_stream *next_zombie;
     int32_t id;
     uint64_t start_ms;
+    uint64_t start_us;  /* precise start, taken when the access log is on ($request_time) */
     char request_id[33];
     const struct wr_route *route; /* borrowed from cfg: the route that answered */
     int status;          /* a refusal decided while the head came in (431, 400) */
@@ -385,6 +386,7 @@ static struct h2_stream *stream_new(struct wr_h2 *h, int32_t id)
     st->hbuf = st->hsmall;
     st->hcap = max < HSMALL_CAP ? max : HSMALL_CAP;
     st->start_ms = wr_clock_now_ms();
+    st->start_us = h->home->is_logging ? wr_clock_now_us() : 0;
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -426,7 +428,8 @@ static void account(struct h2_stream *st)
     uint64_t us = (wr_clock_now_ms() - st->start_ms) * 1000;
     wr_metrics_count_request(cs->metrics, st->route ? st->route->metrics_id : 0, status, us);
     wr_metrics_add(&cs->metrics->h2_requests, 1);
-    if (cs->access_log.fd < 0 || st->req.method.len == 0)
+    struct wr_access_log *al = wr_conns_access_log(cs, st->route);
+    if (!al || st->req.method.len == 0)
         return;
     const struct wr_http_request *req = &st->req;
     struct wr_access_entry e = {
@@ -437,14 +440,19 @@ static void account(struct h2_stream *st)
         .request_id = wr_str_from_cstr(st->request_id),
         .route = st->route ? wr_str_from_cstr(st->route->name) : WR_STR(""),
         .minor_version = 1, .is_http2 = true, .stream_id = (uint32_t)st->id, .status = status, .bytes_sent = bytes,
-        .request_time_us = us, .log_time = cs->clock.log_time, .iso_time = cs->clock.iso_time,
+        .request_time_us = st->start_us ? wr_clock_now_us() - st->start_us : us, .log_time = cs->clock.log_time, .iso_time = cs->clock.iso_time,
+        .is_tls = h->is_tls, .req = req,
+        .ssl_protocol = h->is_tls ? wr_tls_version(wr_stream_tls(h->s)) : NULL,
     };
+    const struct wr_log_format *f = &h->cfg->server.access_log_format;
+    if (f->has_msec_time)
+        e.unix_ms = wr_log_unix_ms();
     if (st->is_started && st->ex.log.upstream_addr) {
         e.upstream_addr = wr_str_from_cstr(st->ex.log.upstream_addr);
         e.upstream_status = wr_str_from_cstr(st->ex.log.upstream_status);
         e.upstream_time_us = st->ex.log.upstream_time_us;
     }
-    wr_access_log_add(&cs->access_log, &e);
+    wr_access_log_add(al, f, &e);
 }
 
 /* Logs st, stops its exchange and frees it. Never from an nghttp2 or
@@ -804,7 +812,8 @@ static void h2_end(struct wr_exchange *ex, int how)
     if (st->is_cut)
         return;
     if (how >= 400 && !ex->is_head_sent) {
-        submit_whole(st, build_error(st, how, NULL), NULL, NULL);
+        /* The handler's error: the route's "always" rules apply (conn.c). */
+        submit_whole(st, build_error(st, how, NULL), ex->route, ex->vars);
     } else if (how == WR_EXCHANGE_BROKEN) {
         /* Never a forged complete response: the client sees the cut. */
         st->log_status = ex->log.status ? ex->log.status : 502;

@@ -374,7 +374,12 @@ void wr_resp_add_route_fields(struct wr_resp *r, const struct wr_route *route,
 {
     if (!route)
         return;
-    wr_resp_drop_fields(r, route->replaced_fields);
-    for (size_t i = 0; i < route->n_add_headers; i++)
-        wr_resp_header_tmpl(r, route->add_headers[i].name, &route->add_headers[i].value, vars);
+    bool is_error = r->status >= 400;
+    wr_resp_drop_fields(r, (is_error ? route->replaced_fields_always : route->replaced_fields) |
+                               route->hidden_fields);
+    for (size_t i = 0; i < route->n_add_headers; i++) {
+        const struct wr_header_cfg *h = &route->add_headers[i];
+        if (!is_error || h->is_always)
+            wr_resp_header_tmpl(r, h->name, &h->value, vars);
+    }
 }

@@ -242,9 +242,16 @@ void wr_log_echo_stderr(bool is_on)
     atomic_store_explicit(&is_echo_stderr, is_on, memory_order_relaxed);
 }
 
-int wr_access_log_init(struct wr_access_log *al, int fd, enum wr_log_format format)
+uint64_t wr_log_unix_ms(void)
 {
-    *al = (struct wr_access_log){.fd = fd, .format = format};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int wr_access_log_init(struct wr_access_log *al, int fd)
+{
+    *al = (struct wr_access_log){.fd = fd};
     if (fd < 0)
         return 0;
     al->buf = malloc(ACCESS_BUF_CAP);
@@ -307,63 +314,6 @@ void wr_access_log_fini(struct wr_access_log *al)
     al->buf = NULL;
 }
 
-/* Bounded line writer: appends until the line limit, then drops the rest. */
-struct line {
-    char *p;
-    size_t len, cap;
-};
-
-static void put(struct line *l, const char *s, size_t n)
-{
-    if (n > l->cap - l->len)
-        n = l->cap - l->len;
-    memcpy(l->p + l->len, s, n);
-    l->len += n;
-}
-
-static void put_cstr(struct line *l, const char *s)
-{
-    put(l, s, strlen(s));
-}
-
-static void put_u64(struct line *l, uint64_t v)
-{
-    char digits[WR_STR_U64_MAX];
-    put(l, digits, wr_str_format_u64(v, digits));
-}
-
-/* Request bytes are attacker-controlled: escape anything that could forge a
- * field or a line (quotes, backslashes, control and non-ASCII bytes), as
- * \xHH in combined lines and \u00HH in json. */
-static void put_escaped(struct line *l, struct wr_str s, bool is_json)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            put(l, (const char *)&c, 1);
-            continue;
-        }
-        char esc[6];
-        if (is_json && (c == '"' || c == '\\')) {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(l, esc, 2);
-        } else if (is_json) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            put(l, esc, 6);
-        } else {
-            esc[0] = '\\';
-            esc[1] = 'x';
-            esc[2] = hex[c >> 4];
-            esc[3] = hex[c & 15];
-            put(l, esc, 4);
-        }
-    }
-}
-
 /*
  * ", client: 192.0.2.1, request: "GET /x?y", request_id: 5f0c..." after an
  * error-log message (nginx's order, plus the id the access log shows).
@@ -372,21 +322,21 @@ static void put_escaped(struct line *l, struct wr_str s, bool is_json)
  */
 static void append_request(char *buf, size_t *n, size_t cap, const struct wr_log_request *rq)
 {
-    struct line l = {buf + *n, 0, cap - *n};
-    put_cstr(&l, ", client: ");
-    put_escaped(&l, rq->client, false);
-    put_cstr(&l, ", request: \"");
-    put_escaped(&l, rq->method, false);
-    put(&l, " ", 1);
+    struct wr_log_line l = {buf + *n, 0, cap - *n};
+    wr_log_put_cstr(&l, ", client: ");
+    wr_log_put_escaped(&l, rq->client);
+    wr_log_put_cstr(&l, ", request: \"");
+    wr_log_put_escaped(&l, rq->method);
+    wr_log_put(&l, " ", 1);
     struct wr_str target = rq->target;
     bool is_cut = target.len > LOG_TARGET_MAX;
     if (is_cut)
         target.len = LOG_TARGET_MAX;
-    put_escaped(&l, target, false);
+    wr_log_put_escaped(&l, target);
     if (is_cut)
-        put_cstr(&l, "...");
-    put_cstr(&l, "\", request_id: ");
-    put_escaped(&l, rq->id.len > 0 ? rq->id : WR_STR("-"), false);
+        wr_log_put_cstr(&l, "...");
+    wr_log_put_cstr(&l, "\", request_id: ");
+    wr_log_put_escaped(&l, rq->id.len > 0 ? rq->id : WR_STR("-"));
     *n += l.len;
 }
 
@@ -401,11 +351,11 @@ const char *wr_log_escape(char *out, size_t cap, struct wr_str s, size_t max_len
         need += c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? 1 : 4;
     }
     is_cut = is_cut || need > cap - 1;
-    struct line l = {out, 0, is_cut ? cap - 4 : cap - 1}; /* room for "..." and the NUL */
-    put_escaped(&l, s, false);
+    struct wr_log_line l = {out, 0, is_cut ? cap - 4 : cap - 1}; /* room for "..." and the NUL */
+    wr_log_put_escaped(&l, s);
     if (is_cut) {
         l.cap = cap - 1;
-        put_cstr(&l, "...");
+        wr_log_put_cstr(&l, "...");
     }
     out[l.len] = '\0';
     return out;
@@ -429,116 +379,15 @@ bool wr_log_budget_take(struct wr_log_budget *b, unsigned per_second, uint64_t n
     return true;
 }
 
-static void put_or_dash(struct line *l, struct wr_str s)
-{
-    if (s.len == 0)
-        put(l, "-", 1);
-    else
-        put_escaped(l, s, false);
-}
-
-static void format_combined(struct line *l, const struct wr_access_entry *e)
-{
-    put_escaped(l, e->remote_addr, false);
-    put_cstr(l, " - - [");
-    put_cstr(l, e->log_time);
-    put_cstr(l, "] \"");
-    if (e->method.len == 0) {
-        /* A head that did not parse: its raw first line, as received. */
-        put_escaped(l, e->target, false);
-        put_cstr(l, "\" ");
-    } else {
-        put_escaped(l, e->method, false);
-        put(l, " ", 1);
-        put_escaped(l, e->target, false);
-        put_cstr(l, e->is_http2                ? " HTTP/2.0\" "
-                    : e->minor_version == 0 ? " HTTP/1.0\" "
-                                            : " HTTP/1.1\" ");
-    }
-    put_u64(l, (uint64_t)e->status);
-    put(l, " ", 1);
-    put_u64(l, e->bytes_sent);
-    put_cstr(l, " \"");
-    put_or_dash(l, e->referer);
-    put_cstr(l, "\" \"");
-    put_or_dash(l, e->user_agent);
-    put_cstr(l, "\"");
-}
-
-static void put_json_str(struct line *l, const char *key, struct wr_str value)
-{
-    put_cstr(l, ",\"");
-    put_cstr(l, key);
-    put_cstr(l, "\":\"");
-    put_escaped(l, value, true);
-    put(l, "\"", 1);
-}
-
-static void put_json_u64(struct line *l, const char *key, uint64_t value)
-{
-    put_cstr(l, ",\"");
-    put_cstr(l, key);
-    put_cstr(l, "\":");
-    put_u64(l, value);
-}
-
-/* ,"key":S.UUUUUU (seconds with microseconds, as nginx's $request_time) */
-static void put_json_seconds(struct line *l, const char *key, uint64_t us)
-{
-    put_cstr(l, ",\"");
-    put_cstr(l, key);
-    put_cstr(l, "\":");
-    put_u64(l, us / 1000000);
-    char frac[7];
-    us %= 1000000;
-    for (int i = 5; i >= 0; i--, us /= 10)
-        frac[i + 1] = (char)('0' + us % 10);
-    frac[0] = '.';
-    put(l, frac, sizeof(frac));
-}
-
-static void format_json(struct line *l, const struct wr_access_entry *e)
-{
-    put_cstr(l, "{\"time\":\"");
-    put_cstr(l, e->iso_time);
-    put(l, "\"", 1);
-    put_json_str(l, "remote_addr", e->remote_addr);
-    put_json_str(l, "request_id", e->request_id);
-    put_json_str(l, "method", e->method);
-    put_json_str(l, "uri", e->target);
-    put_json_str(l, "protocol", e->is_http2                ? WR_STR("HTTP/2.0")
-                                 : e->minor_version == 0 ? WR_STR("HTTP/1.0")
-                                                         : WR_STR("HTTP/1.1"));
-    /* The stream ties the lines of one HTTP/2 connection's requests to the
-     * frames a client or packet capture shows; HTTP/1 lines have none. */
-    if (e->is_http2)
-        put_json_u64(l, "stream_id", e->stream_id);
-    put_json_str(l, "host", e->host);
-    put_json_u64(l, "status", (uint64_t)e->status);
-    put_json_u64(l, "bytes_sent", e->bytes_sent);
-    put_json_seconds(l, "request_time", e->request_time_us);
-    put_json_str(l, "route", e->route); /* "" when no route answered, as in /metrics */
-    if (e->upstream_addr.len > 0) {
-        put_json_str(l, "upstream_addr", e->upstream_addr);
-        put_json_str(l, "upstream_status", e->upstream_status);
-        put_json_seconds(l, "upstream_time", e->upstream_time_us);
-    }
-    put_json_str(l, "referer", e->referer);
-    put_json_str(l, "user_agent", e->user_agent);
-    put(l, "}", 1);
-}
-
-void wr_access_log_add(struct wr_access_log *al, const struct wr_access_entry *e)
+void wr_access_log_add(struct wr_access_log *al, const struct wr_log_format *f,
+                       const struct wr_access_entry *e)
 {
     if (al->fd < 0)
         return;
     if (al->cap - al->len < ACCESS_LINE_MAX + 1)
         wr_access_log_flush(al);
-    struct line l = {al->buf + al->len, 0, ACCESS_LINE_MAX};
-    if (al->format == WR_LOG_JSON)
-        format_json(&l, e);
-    else
-        format_combined(&l, e);
+    struct wr_log_line l = {al->buf + al->len, 0, ACCESS_LINE_MAX};
+    wr_log_format_line(f, e, &l);
     l.p[l.len++] = '\n'; /* cap leaves room for it */
     al->len += l.len;
 }

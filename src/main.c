@@ -13,6 +13,9 @@
  * restart (workers, logs, user) are refused with the reason logged.
  * TLS contexts are built with each snapshot, before privileges drop at
  * start (root-only keys), and ticket keys rotate on a timer here.
+ * Upstream names with `resolve` are looked up again on this loop
+ * (resolve.h); a changed address set publishes a snapshot derived from
+ * the running one, as a reload publishes.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -37,6 +40,7 @@
 #include "weir/listener.h"
 #include "weir/log.h"
 #include "weir/privileges.h"
+#include "weir/resolve.h"
 #include "weir/upstream.h"
 #include "weir/metrics.h"
 #include "weir/tls.h"
@@ -48,6 +52,7 @@
 #define STATUS_TICK_MS 1000     /* rate samples */
 #define STATUS_EVERY_TICKS 5    /* sd_notify STATUS= every 5 s */
 #define RATE_WINDOW_MS 10000
+#define MAX_REPLACED 16         /* replaced snapshots whose vanished addresses are marked */
 
 struct app {
     struct wr_config *cfg;
@@ -59,6 +64,10 @@ struct app {
     size_t n_workers;
     struct wr_worker_shared shared;
     struct wr_health_checker *checker; /* active health checks, on base */
+    struct wr_resolver *resolver;      /* upstream names re-resolved, on base */
+    struct wr_config *replaced[MAX_REPLACED]; /* owned refs: snapshots DNS changes replaced
+                                                 since the last load (see retire_replaced) */
+    size_t n_replaced;
     struct wr_metrics *metrics;        /* owned; outlives the workers */
     struct wr_metrics_rate rate;
     struct wr_admin *admin;            /* owned; listens only when [admin] listen is set */
@@ -179,7 +188,12 @@ static struct wr_config *load_config(struct app *app, const char *path, bool is_
 {
     bool to_log = !is_start;
     struct wr_config_errors errs = {0};
-    struct wr_config *cfg = wr_config_load(path, &errs);
+    /* With [server] resolver, names are asked of those nameservers at load
+     * too: a name only they know must not fail `weir -t` or a start. */
+    const struct wr_config_options opts = {.resolve = wr_config_resolve_getaddrinfo,
+                                           .resolve_ns = wr_resolve_blocking,
+                                           .allow_include = true};
+    struct wr_config *cfg = wr_config_load_opts(path, &opts, &errs);
     if (cfg && wr_lint_config(cfg, &errs) < 0)
         wr_config_errors_add(&errs, true, "%s: warning: out of memory checking routes", path);
     report_all(to_log, &errs);
@@ -241,6 +255,15 @@ static void begin_shutdown(struct app *app)
     }
 }
 
+static bool is_same_list(char *const *a, size_t n, char *const *b, size_t m)
+{
+    for (size_t i = 0; i < n && n == m; i++) {
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    }
+    return n == m;
+}
+
 /* What a reload cannot change yet without a restart, or NULL. */
 static const char *reload_blocker(const struct wr_config *old, const struct wr_config *cfg)
 {
@@ -252,6 +275,9 @@ static const char *reload_blocker(const struct wr_config *old, const struct wr_c
     if ((a->access_log == NULL) != (b->access_log == NULL) ||
         (a->access_log && strcmp(a->access_log, b->access_log) != 0))
         return "[server] access_log";
+    if (!is_same_list(old->route_access_logs, old->n_route_access_logs, cfg->route_access_logs,
+                      cfg->n_route_access_logs))
+        return "the set of routes' access_log files";
     if ((a->user == NULL) != (b->user == NULL) || (a->user && strcmp(a->user, b->user) != 0))
         return "[server] user";
     return NULL;
@@ -397,6 +423,14 @@ static void reload_failed(struct app *app, struct wr_config *cfg)
     sd_notify(0, "READY=1");
 }
 
+/* Drops the snapshots DNS changes replaced (retire_replaced). */
+static void forget_replaced(struct app *app)
+{
+    for (size_t i = 0; i < app->n_replaced; i++)
+        wr_config_unref(app->replaced[i]);
+    app->n_replaced = 0;
+}
+
 /*
  * SIGHUP: parse the file again; on any error (or a socket that cannot be
  * bound) keep serving on the running snapshot and sockets. Otherwise
@@ -440,9 +474,81 @@ static void reload(struct app *app)
     wr_admin_set_config(app->admin, &cfg->admin);
     if (app->checker)
         wr_health_checker_set_config(app->checker, cfg);
+    forget_replaced(app); /* a reload marks nothing in the snapshots it replaces */
+    if (app->resolver && wr_resolver_set_config(app->resolver, cfg) < 0)
+        wr_log(WR_LOG_ERROR, -1, 0, "reload: out of memory; upstream names are not re-resolved");
     app->metrics->reloads++;
     wr_log(WR_LOG_INFO, -1, 0, "configuration reloaded from %s", cfg->path);
     sd_notify(0, "READY=1");
+}
+
+/* ---- upstream names re-resolved (resolve.h) ------------------------------ */
+
+/*
+ * old was replaced by new_cfg: in old and every snapshot replaced before it
+ * since the last load (keep-alive client connections may still use any of
+ * them), the addresses new_cfg no longer has are marked down, so no new
+ * request of theirs picks them. Snapshots only this list still holds are
+ * dropped; past MAX_REPLACED the oldest is (its connections then miss
+ * later removals).
+ */
+static void retire_replaced(struct app *app, struct wr_config *old,
+                            const struct wr_config *new_cfg)
+{
+    if (app->n_replaced == MAX_REPLACED) {
+        wr_config_unref(app->replaced[0]);
+        memmove(app->replaced, app->replaced + 1, (MAX_REPLACED - 1) * sizeof(app->replaced[0]));
+        app->n_replaced--;
+    }
+    app->replaced[app->n_replaced++] = wr_config_ref(old);
+    size_t n_kept = 0;
+    for (size_t i = 0; i < app->n_replaced; i++) {
+        struct wr_config *k = app->replaced[i];
+        wr_upstream_retire_vanished(k, new_cfg);
+        /* 1: no connection holds it, and none can take it again */
+        if (atomic_load_explicit(&k->refs, memory_order_acquire) == 1)
+            wr_config_unref(k);
+        else
+            app->replaced[n_kept++] = k;
+    }
+    app->n_replaced = n_kept;
+}
+
+/*
+ * A name's address set changed: publish a snapshot derived from the running
+ * one (its new servers only; nothing re-read from files) the way a reload
+ * publishes, so requests in flight finish on the servers they have and
+ * health moves by address.
+ */
+static void on_names_changed(void *arg)
+{
+    struct app *app = arg;
+    if (app->is_stopping)
+        return;
+    struct wr_config *cfg = wr_resolver_derive(app->resolver, app->cfg);
+    if (!cfg) {
+        wr_log(WR_LOG_ERROR, -1, 0, "resolve: out of memory; still serving the previous addresses");
+        return;
+    }
+    if (wr_metrics_register(app->metrics, cfg) < 0)
+        wr_log(WR_LOG_WARN, -1, 0, "resolve: out of memory naming metrics; some go unlabelled");
+    wr_upstream_carry_health(app->cfg, cfg);
+    for (size_t i = 0; i < app->n_workers; i++)
+        wr_worker_publish(&app->workers[i], cfg);
+    retire_replaced(app, app->cfg, cfg);
+    wr_config_unref(app->cfg);
+    app->cfg = cfg;
+    wr_admin_set_config(app->admin, &cfg->admin); /* it points into the snapshot */
+    if (app->checker)
+        wr_health_checker_set_config(app->checker, cfg);
+}
+
+static void start_resolver(struct app *app)
+{
+    app->resolver = wr_resolver_new(app->base, app->metrics, on_names_changed, app);
+    if (!app->resolver || wr_resolver_set_config(app->resolver, app->cfg) < 0)
+        wr_log(WR_LOG_ERROR, -1, 0, "resolve: cannot start a DNS client; upstream names are "
+                                    "resolved at load and reload only");
 }
 
 static void on_ticket_rotation(evutil_socket_t fd, short what, void *arg)
@@ -524,10 +630,12 @@ static int collect_inherited(struct app *app)
     for (int k = 0; k < n; k++) {
         int fd = SD_LISTEN_FDS_START + k;
         app->inherited.fds[k] = fd;
-        /* As for our own listeners (listener.c): connections inherit it.
+        /* As for our own listeners (listener.c): connections inherit
+         * TCP_NODELAY, and are accepted once their first bytes came.
          * Fails harmlessly on a unix socket. */
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
         if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
             wr_log(WR_LOG_ERROR, -1, 0, "socket activation: fd %d is not a listening stream "
                                         "socket (weir.socket needs ListenStream=)", fd);
@@ -601,7 +709,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* Workers inherit a mask that blocks the signals main handles, so those
  * are always delivered to main's thread. */
-static int start_workers(struct app *app, int access_log_fd)
+static int start_workers(struct app *app, const struct wr_access_log_fds *logs)
 {
     app->shared.limits = wr_limits_new();
     if (!app->shared.limits) {
@@ -625,7 +733,7 @@ static int start_workers(struct app *app, int access_log_fd)
     int rc = 0;
     for (size_t i = 0; i < app->n_workers && rc == 0; i++) {
         struct wr_worker *w = &app->workers[i];
-        rc = wr_worker_init(w, (int)i, app->cfg, app->listeners, access_log_fd, &app->shared);
+        rc = wr_worker_init(w, (int)i, app->cfg, app->listeners, logs, &app->shared);
         if (rc == 0 && wr_worker_start(w) < 0) {
             wr_log(WR_LOG_ERROR, -1, 0, "starting worker %zu: %s", i, strerror(errno));
             wr_worker_fini(w);
@@ -672,6 +780,8 @@ static void app_fini(struct app *app)
     free(app->inherited.fds);
     wr_admin_free(app->admin);
     wr_health_checker_free(app->checker);
+    wr_resolver_free(app->resolver);
+    forget_replaced(app);
     wr_limits_free(app->shared.limits); /* after the workers that used it */
     app->shared.limits = NULL;
     for (int i = 0; i < 4; i++) {
@@ -691,7 +801,7 @@ static void app_fini(struct app *app)
     wr_tls_keys_free(app->tls_keys); /* after the last snapshot and its contexts */
 }
 
-static int open_logs(const struct wr_config *cfg, int *access_log_fd)
+static int open_logs(const struct wr_config *cfg, struct wr_access_log_fds *logs)
 {
     int error_fd = wr_log_open(cfg->server.error_log);
     if (error_fd < 0) {
@@ -700,11 +810,20 @@ static int open_logs(const struct wr_config *cfg, int *access_log_fd)
         return -1;
     }
     wr_log_set_error(error_fd, cfg->server.log_level);
-    *access_log_fd = -1;
-    if (cfg->server.access_log && (*access_log_fd = wr_log_open(cfg->server.access_log)) < 0) {
+    *logs = (struct wr_access_log_fds){.server = -1};
+    if (cfg->server.access_log && (logs->server = wr_log_open(cfg->server.access_log)) < 0) {
         wr_log(WR_LOG_ERROR, -1, 0, "access_log %s: %s", cfg->server.access_log,
                wr_log_strerror(errno));
         return -1;
+    }
+    for (size_t i = 0; i < cfg->n_route_access_logs; i++) {
+        const char *path = cfg->route_access_logs[i];
+        if ((logs->routes[i] = wr_log_open(path)) < 0) {
+            wr_log(WR_LOG_ERROR, -1, 0, "access_log %s (of a route): %s", path,
+                   wr_log_strerror(errno));
+            return -1;
+        }
+        logs->n_routes = i + 1;
     }
     return 0;
 }
@@ -742,11 +861,11 @@ static int start_metrics(struct app *app)
 
 static int run(struct app *app)
 {
-    int access_log_fd;
+    struct wr_access_log_fds logs;
     /* Until weir serves, whoever started it sees why it did not (a log
      * file alone would leave `weir -c` silent with exit status 1). */
     wr_log_echo_stderr(true);
-    if (open_logs(app->cfg, &access_log_fd) < 0)
+    if (open_logs(app->cfg, &logs) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an EPIPE, not a death */
     raise_fd_limit();
@@ -767,13 +886,14 @@ static int run(struct app *app)
         return 1;
     if (wr_privileges_drop(&app->cfg->server) < 0)
         return 1;
-    if (start_workers(app, access_log_fd) < 0)
+    if (start_workers(app, &logs) < 0)
         return 1;
     app->checker = wr_health_checker_new(app->base);
     if (!app->checker)
         wr_log(WR_LOG_ERROR, -1, 0, "health checks: out of memory; servers are not checked");
     else
         wr_health_checker_set_config(app->checker, app->cfg);
+    start_resolver(app);
     for (size_t i = 0; i < app->cfg->server.n_listens; i++)
         wr_log(WR_LOG_INFO, -1, 0, "listening on %s%s", app->cfg->server.listens[i].addr.text,
                app->listeners->items[i].is_inherited ? " (socket activation)" : "");

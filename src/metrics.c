@@ -581,6 +581,13 @@ void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_
     scalar(out, "weir_config_reload_failures_total", "counter",
            "Configuration reloads refused (invalid file, restart-only change, bind error).",
            m->reload_failures);
+    scalar(out, "weir_upstream_resolutions_total", "counter",
+           "Background lookups of upstream server names (resolve).", m->dns_resolutions);
+    scalar(out, "weir_upstream_resolution_failures_total", "counter",
+           "Background lookups that failed (timeout, SERVFAIL, NXDOMAIN, empty answer); "
+           "the last good addresses were kept.", m->dns_failures);
+    scalar(out, "weir_upstream_resolution_changes_total", "counter",
+           "Background lookups that changed a name's address set.", m->dns_changes);
     format_upstreams(m, out);
 }
 

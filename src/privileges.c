@@ -146,20 +146,34 @@ static int can_append(const char *path)
     return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS);
 }
 
-/* The log files weir opens itself (not stderr), with their keys. */
-static size_t log_files(const struct wr_server_cfg *s, const char *paths[2], const char *keys[2],
-                        unsigned lines[2])
+/* One log file weir opens itself (not stderr), with where it was given. */
+struct log_file {
+    const char *path;
+    const char *key;
+    char section[160];
+    unsigned line;
+};
+
+#define MAX_LOG_FILES_CHECKED (2 + 16)
+
+/* The log files weir opens itself: [server]'s, then routes' own (the
+ * first 16 routes naming one: enough to find a directory weir cannot
+ * write). */
+static size_t log_files(const struct wr_config *cfg, struct log_file *out)
 {
+    const struct wr_server_cfg *s = &cfg->server;
     size_t n = 0;
-    if (strcmp(s->error_log, "stderr") != 0) {
-        paths[n] = s->error_log;
-        keys[n] = "error_log";
-        lines[n++] = s->error_log_line;
-    }
-    if (s->access_log && strcmp(s->access_log, "stderr") != 0) {
-        paths[n] = s->access_log;
-        keys[n] = "access_log";
-        lines[n++] = s->access_log_line;
+    if (strcmp(s->error_log, "stderr") != 0)
+        out[n++] = (struct log_file){s->error_log, "error_log", "server", s->error_log_line};
+    if (s->access_log && strcmp(s->access_log, "stderr") != 0)
+        out[n++] = (struct log_file){s->access_log, "access_log", "server", s->access_log_line};
+    for (size_t i = 0; i < cfg->n_routes && n < MAX_LOG_FILES_CHECKED; i++) {
+        const struct wr_route *r = &cfg->routes[i];
+        if (!r->access_log || strcmp(r->access_log, "stderr") == 0)
+            continue;
+        out[n] = (struct log_file){r->access_log, "access_log", "", r->access_log_line};
+        snprintf(out[n].section, sizeof(out[n].section), "route %s", r->name);
+        n++;
     }
     return n;
 }
@@ -167,27 +181,25 @@ static size_t log_files(const struct wr_server_cfg *s, const char *paths[2], con
 /* As the process is now: weir opens its logs before the drop. */
 static void check_logs_now(struct check *c)
 {
-    const char *paths[2], *keys[2];
-    unsigned lines[2];
-    size_t n = log_files(&c->cfg->server, paths, keys, lines);
+    struct log_file files[MAX_LOG_FILES_CHECKED];
+    size_t n = log_files(c->cfg, files);
     for (size_t i = 0; i < n; i++) {
-        if (can_append(paths[i]) < 0)
-            report(c, false, lines[i], "server", keys[i], "%s: cannot be opened for appending: %s",
-                   paths[i], strerror(errno));
+        if (can_append(files[i].path) < 0)
+            report(c, false, files[i].line, files[i].section, files[i].key,
+                   "%s: cannot be opened for appending: %s", files[i].path, strerror(errno));
     }
 }
 
 /* As the user: SIGUSR1 reopens the logs after the drop. */
 static void check_logs_reopen(struct check *c)
 {
-    const char *paths[2], *keys[2];
-    unsigned lines[2];
-    size_t n = log_files(&c->cfg->server, paths, keys, lines);
+    struct log_file files[MAX_LOG_FILES_CHECKED];
+    size_t n = log_files(c->cfg, files);
     for (size_t i = 0; i < n; i++) {
-        if (can_append(paths[i]) < 0)
-            report(c, true, lines[i], "server", keys[i],
+        if (can_append(files[i].path) < 0)
+            report(c, true, files[i].line, files[i].section, files[i].key,
                    "%s: %s cannot write it (%s): reopening it after log rotation (SIGUSR1) "
-                   "will fail", paths[i], c->who, strerror(errno));
+                   "will fail", files[i].path, c->who, strerror(errno));
     }
 }
 

@@ -141,8 +141,10 @@ struct wr_proxy {
     int end;                  /* what done() said */
 
     /* added response fields, expanded at start (the vars die with the call) */
-    char add_hdrs[1024];
+    char add_hdrs[1024];    /* the route's response rules, expanded: the
+                               "always" ones first, then the others */
     size_t add_hdrs_len;
+    size_t add_hdrs_always_len; /* the "always" ones' bytes */
     const struct wr_route *route; /* borrowed (conn's snapshot): hide_header and
                                      the fields add_header replaces */
 
@@ -562,20 +564,28 @@ static void set_server_host(struct wr_proxy *p)
     p->head_len = p->head_base_len + 10 + n;
 }
 
-/* Expands the route's add_header fields now: the vars do not outlive start. */
+/* Expands the route's response rules now (the vars do not outlive start):
+ * the "always" ones, which every status gets, then those only answers
+ * below 400 get. */
 static int expand_add_headers(struct wr_proxy *p, const struct wr_exchange *ex)
 {
     struct out o = {p->add_hdrs, 0, sizeof(p->add_hdrs), false};
-    for (size_t i = 0; i < ex->route->n_add_headers; i++) {
-        const struct wr_header_cfg *h = &ex->route->add_headers[i];
-        put_str(&o, wr_str_from_cstr(h->name));
-        put(&o, ": ", 2);
-        ssize_t n = wr_tmpl_expand(&h->value, ex->vars, o.buf + o.len, o.cap - o.len);
-        if (n < 0)
-            o.is_overflow = true;
-        else
-            o.len += (size_t)n;
-        put(&o, "\r\n", 2);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < ex->route->n_add_headers; i++) {
+            const struct wr_header_cfg *h = &ex->route->add_headers[i];
+            if (h->is_always != (pass == 0))
+                continue;
+            put_str(&o, wr_str_from_cstr(h->name));
+            put(&o, ": ", 2);
+            ssize_t n = wr_tmpl_expand(&h->value, ex->vars, o.buf + o.len, o.cap - o.len);
+            if (n < 0)
+                o.is_overflow = true;
+            else
+                o.len += (size_t)n;
+            put(&o, "\r\n", 2);
+        }
+        if (pass == 0)
+            p->add_hdrs_always_len = o.len;
     }
     p->add_hdrs_len = o.len;
     return o.is_overflow ? -1 : 0;
@@ -1147,7 +1157,7 @@ static bool status_has_body(int status)
  * framing fields (weir frames the response itself), Date and Server (weir's
  * own, unless server_header = off), and the route's hide_header names. */
 static bool is_dropped_response_field(const struct wr_proxy *p, const struct hop_set *hs,
-                                      struct wr_str name)
+                                      struct wr_str name, bool is_error)
 {
     if (is_hop(hs, name))
         return true;
@@ -1160,6 +1170,13 @@ static bool is_dropped_response_field(const struct wr_proxy *p, const struct hop
     const struct wr_route *route = p->route;
     for (size_t i = 0; i < route->n_hide_headers; i++) {
         if (is_field_named(name, route->hide_headers[i]))
+            return true;
+    }
+    /* set_response_header, and add_header of a one-value field: the
+     * route's field replaces the upstream's rather than doubling it. */
+    for (size_t i = 0; i < route->n_add_headers; i++) {
+        const struct wr_header_cfg *h = &route->add_headers[i];
+        if (h->is_replace && (!is_error || h->is_always) && is_field_named(name, h->name))
             return true;
     }
     return false;
@@ -1178,19 +1195,23 @@ static bool build_client_head(struct wr_proxy *p)
     wr_resp_start(r, p->is_tunnel_open ? 200 : p->resp.status, p->env->clock);
     /* add_header appends to the upstream's fields (as nginx's does), but
      * replaces weir's own Server and Date like on every other route. */
-    wr_resp_drop_fields(r, p->route->replaced_fields);
+    const struct wr_route *route = p->route;
+    bool is_error = r->status >= 400;
+    wr_resp_drop_fields(r, (is_error ? route->replaced_fields_always : route->replaced_fields) |
+                               route->hidden_fields);
     struct hop_set hs;
     hop_set_init(&hs, p->resp.headers, p->resp.n_headers);
     for (size_t i = 0; i < p->resp.n_headers; i++) {
         const struct wr_http_header *h = &p->resp.headers[i];
-        if (is_dropped_response_field(p, &hs, h->name))
+        if (is_dropped_response_field(p, &hs, h->name, is_error))
             continue;
         wr_resp_raw(r, h->name);
         wr_resp_raw(r, WR_STR(": "));
         wr_resp_raw(r, h->value);
         wr_resp_raw(r, WR_STR("\r\n"));
     }
-    wr_resp_raw(r, (struct wr_str){p->add_hdrs, p->add_hdrs_len});
+    wr_resp_raw(r, (struct wr_str){p->add_hdrs, is_error ? p->add_hdrs_always_len
+                                                         : p->add_hdrs_len});
     if (p->state == PX_TUNNEL)
         wr_resp_raw(r, WR_STR("Upgrade: websocket\r\n"));
     r->has_length =

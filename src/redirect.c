@@ -11,7 +11,9 @@ static int start_return(struct wr_exchange *ex)
     struct wr_resp *r = ex->resp;
     wr_resp_start(r, route->status, ex->clock);
     if (route->return_body_len > 0)
-        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, WR_STR("text/plain; charset=utf-8"));
+        wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE,
+                      route->return_type ? wr_str_from_cstr(route->return_type)
+                                         : WR_STR("text/plain; charset=utf-8"));
     r->body = route->return_body;
     r->body_len = route->return_body_len;
     r->has_length = true;

@@ -43,6 +43,7 @@
 #include "weir/compress_filter.h"
 #include "weir/http_cond.h"
 #include "weir/metrics.h"
+#include "weir/mime.h"
 #include "weir/path.h"
 #include "weir/static_cache.h"
 
@@ -51,101 +52,6 @@
 #define REL_MAX (PATH_MAX - 16)
 /* Most entries an autoindex listing shows. */
 #define AUTOINDEX_MAX_ENTRIES 10000
-
-struct mime_entry {
-    const char *ext;
-    size_t ext_len; /* known at compile time: the lookup runs per request */
-    struct wr_str type;
-};
-#define MIME(ext, type) {ext, sizeof(ext) - 1, {type, sizeof(type) - 1}}
-
-static const struct mime_entry mime_types[] = {
-    /* text: charset=utf-8 */
-    MIME("html", "text/html; charset=utf-8"),
-    MIME("htm", "text/html; charset=utf-8"),
-    MIME("xhtml", "application/xhtml+xml"),
-    MIME("css", "text/css; charset=utf-8"),
-    MIME("js", "text/javascript; charset=utf-8"),
-    MIME("mjs", "text/javascript; charset=utf-8"),
-    MIME("txt", "text/plain; charset=utf-8"),
-    MIME("md", "text/markdown; charset=utf-8"),
-    MIME("csv", "text/csv; charset=utf-8"),
-    MIME("ics", "text/calendar; charset=utf-8"),
-    MIME("vtt", "text/vtt; charset=utf-8"),
-    MIME("yaml", "application/yaml"),
-    MIME("yml", "application/yaml"),
-    /* data */
-    MIME("json", "application/json"),
-    MIME("map", "application/json"),
-    MIME("jsonld", "application/ld+json"),
-    MIME("webmanifest", "application/manifest+json"),
-    MIME("xml", "application/xml"),
-    MIME("rss", "application/rss+xml"),
-    MIME("atom", "application/atom+xml"),
-    MIME("wasm", "application/wasm"),
-    MIME("pdf", "application/pdf"),
-    MIME("epub", "application/epub+zip"),
-    MIME("rtf", "application/rtf"),
-    /* images */
-    MIME("svg", "image/svg+xml"),
-    MIME("png", "image/png"),
-    MIME("apng", "image/apng"),
-    MIME("jpg", "image/jpeg"),
-    MIME("jpeg", "image/jpeg"),
-    MIME("gif", "image/gif"),
-    MIME("webp", "image/webp"),
-    MIME("avif", "image/avif"),
-    MIME("jxl", "image/jxl"),
-    MIME("bmp", "image/bmp"),
-    MIME("tif", "image/tiff"),
-    MIME("tiff", "image/tiff"),
-    MIME("ico", "image/x-icon"),
-    /* fonts */
-    MIME("woff", "font/woff"),
-    MIME("woff2", "font/woff2"),
-    MIME("ttf", "font/ttf"),
-    MIME("otf", "font/otf"),
-    MIME("eot", "application/vnd.ms-fontobject"),
-    /* audio and video */
-    MIME("mp4", "video/mp4"),
-    MIME("m4v", "video/mp4"),
-    MIME("webm", "video/webm"),
-    MIME("ogv", "video/ogg"),
-    MIME("mov", "video/quicktime"),
-    MIME("mp3", "audio/mpeg"),
-    MIME("m4a", "audio/mp4"),
-    MIME("ogg", "audio/ogg"),
-    MIME("oga", "audio/ogg"),
-    MIME("opus", "audio/ogg"),
-    MIME("wav", "audio/wav"),
-    MIME("flac", "audio/flac"),
-    /* archives */
-    MIME("zip", "application/zip"),
-    MIME("gz", "application/gzip"),
-    MIME("tar", "application/x-tar"),
-    MIME("bz2", "application/x-bzip2"),
-    MIME("xz", "application/x-xz"),
-    MIME("zst", "application/zstd"),
-    MIME("7z", "application/x-7z-compressed"),
-};
-
-struct wr_str wr_static_mime_type(struct wr_str name)
-{
-    static const struct wr_str fallback = {"application/octet-stream", 24};
-    size_t dot = name.len;
-    while (dot > 0 && name.ptr[dot - 1] != '.' && name.ptr[dot - 1] != '/')
-        dot--;
-    if (dot == 0 || name.ptr[dot - 1] != '.')
-        return fallback;
-    struct wr_str ext = {name.ptr + dot, name.len - dot};
-    for (size_t i = 0; i < sizeof(mime_types) / sizeof(mime_types[0]); i++) {
-        if (ext.len == mime_types[i].ext_len &&
-            wr_str_eq_nocase(ext, (struct wr_str){mime_types[i].ext, mime_types[i].ext_len}))
-            return mime_types[i].type;
-    }
-    return fallback;
-}
-
 
 static int status_for_errno(int err)
 {
@@ -285,11 +191,23 @@ static int answer_slash_redirect(struct wr_exchange *ex)
 /* What one file answer is about: the file sent and its validators. */
 struct file_answer {
     struct wr_static_file *f; /* referenced */
-    struct wr_str name;       /* the requested name: Content-Type comes from it */
+    struct wr_str type;       /* Content-Type, from the requested name */
     const char *encoding;     /* "br", "gzip" or NULL */
     char etag[96];
     size_t etag_len;
 };
+
+/* The type of f, requested as rel: looked up by extension once per cache
+ * entry, not per request (an entry's key is its name, so the name, and
+ * the type, of every later answer from it is the same). A precompressed
+ * sibling is answered with the type of the name asked for, so this is
+ * called on the entry of that name before any swap. */
+static struct wr_str file_type(struct wr_static_file *f, const char *rel)
+{
+    if (f->type.ptr == NULL)
+        f->type = wr_mime_type(wr_str_from_cstr(rel));
+    return f->type;
+}
 
 /* The file's ETag (static_cache formats it at open); a precompressed
  * variant gets "-br" or "-gz" inside the quotes, so it differs per encoding. */
@@ -330,7 +248,7 @@ static void add_validators(struct wr_exchange *ex, const struct file_answer *a)
 static void add_entity_headers(struct wr_exchange *ex, const struct file_answer *a)
 {
     struct wr_resp *r = ex->resp;
-    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, wr_static_mime_type(a->name));
+    wr_resp_field(r, WR_HTTP_FIELD_CONTENT_TYPE, a->type);
     if (a->encoding)
         wr_resp_field(r, WR_HTTP_FIELD_CONTENT_ENCODING, wr_str_from_cstr(a->encoding));
     wr_resp_field(r, WR_HTTP_FIELD_ACCEPT_RANGES, WR_STR("bytes"));
@@ -445,7 +363,7 @@ static enum wr_coding file_coding(const struct wr_exchange *ex, const struct fil
     *is_varying = false;
     if (ex->route->compress_mask == 0 || a->encoding || !ex->compression)
         return WR_CODING_IDENTITY;
-    struct wr_str type = wr_static_mime_type(a->name);
+    struct wr_str type = a->type;
     uint64_t size = (uint64_t)a->f->st.st_size;
     if (!wr_zfilter_is_type(ex, type) || size < ex->route->compress_min_length)
         return WR_CODING_IDENTITY;
@@ -788,7 +706,7 @@ static int answer_directory(struct wr_exchange *ex, struct wr_static_file *dir, 
     int err = errno;
     if (f && S_ISREG(f->st.st_mode)) {
         wr_static_file_unref(dir);
-        struct file_answer a = {.f = f, .name = wr_str_from_cstr(rel)};
+        struct file_answer a = {.f = f, .type = file_type(f, rel)};
         if (route->precompressed)
             pick_precompressed(ex, &a, rel);
         return answer_file(ex, &a);
@@ -830,7 +748,7 @@ int wr_static_handle(struct wr_exchange *ex)
         wr_static_file_unref(f);
         return 404;
     }
-    struct file_answer a = {.f = f, .name = wr_str_from_cstr(rel)};
+    struct file_answer a = {.f = f, .type = file_type(f, rel)};
     if (route->precompressed)
         pick_precompressed(ex, &a, rel);
     return answer_file(ex, &a);

@@ -313,6 +313,7 @@ static struct wr_static_file *open_file(int dir_fd, const char *root,
   f->absent_variants = 0;
   memset(f->coded, 0, sizeof(f->coded));
   memset(f->coded_len, 0, sizeof(f->coded_len));
+  f->type = (struct wr_str){NULL, 0};
   f->hnext = f->lru_prev = f->lru_next = NULL;
   f->is_cached = false;
   f->key_len = klen;

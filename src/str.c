@@ -40,6 +40,18 @@ size_t wr_str_format_u64(uint64_t v, char *out)
     return n;
 }
 
+size_t wr_str_format_ipv4(const unsigned char a[4], char *out)
+{
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        if (i > 0)
+            out[n++] = '.';
+        n += wr_str_format_u64(a[i], out + n);
+    }
+    out[n] = '\0';
+    return n;
+}
+
 struct wr_str wr_str_trim(struct wr_str s)
 {
     while (s.len > 0 && is_ows(s.ptr[0])) {

@@ -186,6 +186,35 @@ void wr_upstream_carry_health(const struct wr_config *old_cfg, struct wr_config 
     }
 }
 
+/* Whether up has a server at addr. */
+static bool has_server_at(const struct wr_upstream_cfg *up, const struct wr_listen_addr *addr)
+{
+    for (size_t k = 0; up != NULL && k < up->n_servers; k++) {
+        if (same_addr(&up->servers[k].addr, addr))
+            return true;
+    }
+    return false;
+}
+
+void wr_upstream_retire_vanished(const struct wr_config *old_cfg,
+                                 const struct wr_config *new_cfg)
+{
+    for (size_t i = 0; old_cfg != NULL && new_cfg != NULL && i < old_cfg->n_upstreams; i++) {
+        const struct wr_upstream_cfg *ou = &old_cfg->upstreams[i];
+        const struct wr_upstream_cfg *nu = find_upstream(new_cfg, ou->name);
+        size_t n_kept = 0;
+        for (size_t k = 0; k < ou->n_servers; k++)
+            n_kept += has_server_at(nu, &ou->servers[k].addr);
+        if (nu == NULL || n_kept == 0)
+            continue; /* better the old addresses than a 502 for those requests */
+        for (size_t k = 0; k < ou->n_servers; k++) {
+            if (!has_server_at(nu, &ou->servers[k].addr))
+                atomic_store_explicit(&ou->health[k].check, WR_CHECK_DOWN,
+                                      memory_order_relaxed);
+        }
+    }
+}
+
 /* ---- the hash key ---------------------------------------------------------- */
 
 static struct wr_str empty_str(void)

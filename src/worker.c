@@ -236,7 +236,7 @@ static void switch_listeners(struct wr_worker *w, struct wr_listener_set *set)
 }
 
 int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
-                   struct wr_listener_set *listeners, int access_log_fd,
+                   struct wr_listener_set *listeners, const struct wr_access_log_fds *logs,
                    struct wr_worker_shared *shared)
 {
     *w = (struct wr_worker){.id = id, .listeners = listeners, .shared = shared, .wake_fd = -1};
@@ -254,11 +254,13 @@ int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
     event_config_free(ec);
     if (!w->base)
         goto fail;
-    if (wr_conns_init(&w->conns, id, w->base, cfg, access_log_fd, &shared->n_conns,
+    if (wr_conns_init(&w->conns, id, w->base, cfg, logs, &shared->n_conns,
                       shared->limits) < 0)
         goto fail_base;
     w->conns.metrics = wr_metrics_worker(shared->metrics, (size_t)id);
     w->conns.access_log.dropped_lines = &w->conns.metrics->access_log_dropped_lines;
+    for (size_t i = 0; i < w->conns.n_route_logs; i++)
+        w->conns.route_logs[i].dropped_lines = &w->conns.metrics->access_log_dropped_lines;
     if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         goto fail_conns;
     struct timeval tick = {0, TICK_MS * 1000};

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "weir/http_parser.h"
+#include "weir/log_format.h"
 #include "weir/tmpl.h"
 #include "weir/cidr.h"
 #include "weir/units.h"
@@ -38,7 +39,6 @@ struct wr_tls_set;        /* tls.h: the OpenSSL contexts built from tls[] (layer
 typedef void (*wr_config_tls_release_fn)(struct wr_tls_set *set);
 
 enum wr_log_level { WR_LOG_ERROR = 0, WR_LOG_WARN, WR_LOG_INFO, WR_LOG_DEBUG };
-enum wr_log_format { WR_LOG_COMBINED = 0, WR_LOG_JSON };
 
 struct wr_listen_cfg {
     struct wr_listen_addr addr;
@@ -59,10 +59,13 @@ struct wr_server_cfg {
     uint64_t max_connections; /* whole process */
     char *server_header;      /* owned; NULL when "off" */
     char *access_log;         /* owned path, "stderr", or NULL for off */
-    enum wr_log_format access_log_format;
+    struct wr_log_format access_log_format; /* owned, compiled */
     char *error_log;          /* owned path or "stderr" */
     enum wr_log_level log_level;
     bool underscores_in_headers; /* default of the proxy routes' key (off: dropped) */
+    struct wr_listen_addr *resolvers; /* owned: `resolver`, nameservers used instead of
+                                         /etc/resolv.conf's (resolve.h); none: the system's */
+    size_t n_resolvers;
     /* Lines of user, group, error_log and access_log (0 = not given), for
      * checks made outside the loader (weir -t: users, files). */
     unsigned user_line, group_line, error_log_line, access_log_line;
@@ -97,6 +100,10 @@ struct wr_auth_user {
 struct wr_header_cfg {
     char *name;         /* owned */
     struct wr_tmpl value;
+    /* Response rules (add_header, set_response_header) only: */
+    bool is_always;     /* "always": also on answers of status >= 400 */
+    bool is_replace;    /* set_response_header, or add_header of a singleton
+                           field: an upstream's fields of that name go */
 };
 
 #define WR_TLS_MAX_CERTS 4 /* cert/key pairs per [tls] section */
@@ -135,6 +142,8 @@ struct wr_upstream_server_cfg {
                         for unix: sockets */
     unsigned weight; /* 1..100 */
     unsigned line;
+    bool is_named;   /* from a host name (authority "name:port"), so the upstream's
+                        `resolve` re-resolves it; false for IP literals, localhost, unix: */
     unsigned metrics_id;        /* 0 until main registers the snapshot (metrics.h) */
 };
 
@@ -179,6 +188,8 @@ struct wr_upstream_cfg {
     uint64_t retries, max_fails, fail_timeout_ms;
     char *health_check; /* owned "METHOD /path", NULL when unset */
     uint64_t health_interval_ms, health_timeout_ms;
+    uint64_t resolve_ms; /* `resolve`: re-resolve the named servers this often (or at
+                            the records' TTL, if sooner); 0 = off */
     bool tls, tls_verify;
     char *tls_ca, *tls_sni;
     unsigned tls_ca_line; /* where tls_ca was set (the section's line for the default) */
@@ -228,8 +239,11 @@ struct wr_route {
     enum wr_route_action action;
 
     int status;           /* return and redirect */
-    char *return_body;    /* owned (may be ""), for return */
+    char *return_body;    /* owned (may be ""), for return; return_file's content */
     size_t return_body_len;
+    char *return_type;    /* owned: Content-Type of a return body (return_type, else
+                             return_file's by extension); NULL: text/plain */
+    char *return_file;    /* owned: return_file's path, read at load into return_body */
     struct wr_tmpl redirect_target; /* for redirect */
 
     char *root;           /* owned: static */
@@ -256,8 +270,14 @@ struct wr_route {
     size_t n_add_headers;
     uint32_t replaced_fields; /* 1u << enum wr_http_field for each name weir
                                  itself writes that add_headers sets: weir's
-                                 field is dropped, the route's replaces it */
-    char **hide_headers;  /* owned: upstream response fields dropped (proxy) */
+                                 field is dropped, the route's replaces it
+                                 (answers below 400) */
+    uint32_t replaced_fields_always; /* the same for the "always" rules: what
+                                        answers of status >= 400 replace */
+    uint32_t hidden_fields;   /* weir's own fields hide_header names: dropped
+                                 from every answer of the route */
+    char **hide_headers;  /* owned: fields dropped from every answer (upstream's
+                             and weir's own) */
     size_t n_hide_headers;
     struct wr_access_rule *access; /* owned: allow and deny, in file order */
     size_t n_access;
@@ -274,6 +294,11 @@ struct wr_route {
     uint64_t compress_min_length;
 
     struct wr_rate_limit rate_limit; /* any action; interval_us 0 = unlimited */
+    /* access_log: 0 = [server]'s, -1 = off, k >= 1 = the config's
+     * route_access_logs[k - 1] (a file of the route's own) */
+    int access_log_id;
+    char *access_log;      /* owned: the route's access_log path; NULL: unset or off */
+    unsigned access_log_line; /* where access_log was given (weir -t's file checks) */
 };
 
 /* [http2]: the HTTP/2 front end's limits (issue 15). Read when a connection
@@ -311,6 +336,8 @@ struct wr_config_span {
     unsigned file;       /* index into wr_config.files */
 };
 
+#define WR_ROUTE_ACCESS_LOGS_MAX 4
+
 struct wr_config {
     atomic_uint refs;
     char *path; /* owned: file it came from */
@@ -332,6 +359,11 @@ struct wr_config {
     struct wr_http2_cfg http2;
     struct wr_compression_cfg compression;
     struct wr_route_index *route_index; /* owned: candidates per path (route_index.h) */
+    /* Access log files of routes' own (access_log = PATH on a route, other
+     * than [server]'s), sorted, distinct, at most WR_ROUTE_ACCESS_LOGS_MAX;
+     * a route's access_log_id k >= 1 names [k - 1]. Owned. */
+    char **route_access_logs;
+    size_t n_route_access_logs;
     bool has_websocket_route;  /* a proxy route has websocket = on: HTTP/2 offers
                                   extended CONNECT (RFC 8441) */
 
@@ -342,6 +374,11 @@ struct wr_config {
      * into tls itself). */
     struct wr_tls_set *tls_set;
     wr_config_tls_release_fn release_tls_set;
+
+    /* A snapshot made by wr_config_derive (a DNS change): everything but
+     * upstreams and routes is borrowed from this one, the snapshot loaded
+     * from the file, on which it holds a reference. NULL when loaded. */
+    struct wr_config *derived_from;
 };
 
 /* Collected load errors, one line each, in file order. */
@@ -367,6 +404,19 @@ typedef int (*wr_config_resolve_fn)(const char *host, uint16_t port, struct wr_l
 int wr_config_resolve_getaddrinfo(const char *host, uint16_t port, struct wr_listen_addr *out,
                                   size_t cap, const char **why);
 
+/*
+ * As wr_config_resolve_fn, asking the nameservers ns[0..n_ns) (`[server]
+ * resolver`) instead of the system resolver.
+ */
+typedef int (*wr_config_resolve_ns_fn)(const struct wr_listen_addr *ns, size_t n_ns,
+                                       const char *host, uint16_t port,
+                                       struct wr_listen_addr *out, size_t cap, const char **why);
+
+/* A named server's (srv->is_named) host, lower-cased into host (cap
+ * bytes), and port, from its authority. false for other servers. Pure. */
+bool wr_config_server_name(const struct wr_upstream_server_cfg *srv, char *host, size_t cap,
+                           uint16_t *port);
+
 /* Most addresses one server line may resolve to; the rest are ignored. */
 #define WR_CONFIG_MAX_ADDRS_PER_NAME 32
 
@@ -374,6 +424,11 @@ struct wr_config_options {
     /* NULL: host names in `server` are refused with an error and no lookup
      * is made (the fuzz target: it must never do DNS). */
     wr_config_resolve_fn resolve;
+    /* When `[server] resolver` is set and resolve is not NULL, names are
+     * resolved with this instead (NULL: with resolve). Names are resolved
+     * once the whole file is read, so `resolver` may come after the
+     * upstreams. */
+    wr_config_resolve_ns_fn resolve_ns;
     /* true: `include` reads files (relative to name's directory); false: an
      * include line is an error (the fuzz target: no file system). */
     bool allow_include;
@@ -385,6 +440,24 @@ struct wr_config_options {
  * wr_config_errors_fini). Main thread only.
  */
 struct wr_config *wr_config_load(const char *path, struct wr_config_errors *errs);
+
+/* As wr_config_load, resolving host names as opts says (opts not NULL). */
+struct wr_config *wr_config_load_opts(const char *path, const struct wr_config_options *opts,
+                                      struct wr_config_errors *errs);
+
+/*
+ * A snapshot like cur (a loaded or a derived one; the caller keeps its
+ * reference) whose upstream u has the servers servers[u][0..n_servers[u])
+ * (copied; servers[u] NULL: cur's kept). Everything read from files (routes'
+ * regexes and templates, htpasswd users, TLS contexts, file names) is
+ * borrowed from the loaded snapshot, so a DNS change never picks up an
+ * edit of the file that was not reloaded. Health starts unknown (carry it
+ * with wr_upstream_carry_health) and metrics ids at 0. Returns the new
+ * snapshot with one reference, or NULL when out of memory. Main thread.
+ */
+struct wr_config *wr_config_derive(struct wr_config *cur,
+                                   struct wr_upstream_server_cfg *const *servers,
+                                   const size_t *n_servers);
 
 /* As wr_config_load, from text in memory; name stands for the file in
  * errors. Host names are resolved with getaddrinfo; include lines read files

@@ -54,7 +54,11 @@ struct wr_conns {
                                           once a connection is taken */
 
     struct wr_resp_clock clock;
-    struct wr_access_log access_log;
+    struct wr_access_log access_log; /* [server]'s */
+    struct wr_access_log route_logs[WR_ROUTE_ACCESS_LOGS_MAX]; /* routes' own files */
+    size_t n_route_logs;
+    bool is_logging;                 /* some access log is open: requests are timed
+                                        to the microsecond ($request_time) */
     struct wr_router_scratch *router; /* owned */
     struct wr_handler_env henv;   /* what the handlers get from this worker */
     struct wr_zfilter_worker zw;  /* compression's per-worker state (compress_filter.h) */
@@ -107,14 +111,18 @@ struct wr_conns {
 };
 
 /*
- * Prepares cs for worker_id on base, taking a reference on cfg.
- * access_log_fd < 0 turns the access log off. n_process_conns and limits
+ * Prepares cs for worker_id on base, taking a reference on cfg. logs: the
+ * access log descriptors (-1: off). n_process_conns and limits
  * are shared by every worker and outlive cs. Returns 0, or -1 on
  * allocation failure (cs then holds nothing).
  */
 int wr_conns_init(struct wr_conns *cs, int worker_id, struct event_base *base,
-                  struct wr_config *cfg, int access_log_fd,
+                  struct wr_config *cfg, const struct wr_access_log_fds *logs,
                   atomic_uint_fast64_t *n_process_conns, struct wr_limits *limits);
+
+/* The access log a request answered by route (NULL: none) goes to:
+ * [server]'s, the route's own file, or NULL for access_log = off. */
+struct wr_access_log *wr_conns_access_log(struct wr_conns *cs, const struct wr_route *route);
 
 /*
  * Switches cs to cfg, taking over one reference: connections accepted from

@@ -166,10 +166,11 @@ void wr_resp_raw(struct wr_resp *r, struct wr_str bytes);
 /* Appends value in decimal (part of a field line built with wr_resp_raw). */
 void wr_resp_raw_u64(struct wr_resp *r, uint64_t value);
 
-/* A whole response's route fields: the add_header fields of route (NULL:
- * none), replacing weir's own fields of the same names (route->
- * replaced_fields), expanded with vars. Every front end (and `weir
- * route`) applies them the same way. */
+/* A whole response's route fields: the add_header and set_response_header
+ * fields of route (NULL: none) that apply to r's status (below 400 all,
+ * else those marked always), replacing weir's own fields of the same
+ * names, expanded with vars; and weir's own fields hide_header names
+ * dropped. Every front end (and `weir route`) applies them the same way. */
 void wr_resp_add_route_fields(struct wr_resp *r, const struct wr_route *route,
                               const struct wr_tmpl_vars *vars);
 

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "weir/config.h"
+#include "weir/log_format.h"
 #include "weir/str.h"
 
 struct wr_log_writer_queue; /* log_writer.h */
@@ -126,29 +127,20 @@ struct wr_log_budget {
 bool wr_log_budget_take(struct wr_log_budget *b, unsigned per_second, uint64_t now_ms,
                         uint64_t *n_suppressed);
 
-/* One finished request, as the access log needs it. Slices are borrowed. */
-struct wr_access_entry {
-    struct wr_str remote_addr;
-    struct wr_str method, target, host, referer, user_agent, request_id;
-    struct wr_str route;      /* name of the route that answered; empty when none
-                                 (404 without a route, 400, 405, 501...) */
-    int minor_version;
-    bool is_http2;            /* the request came over HTTP/2: "HTTP/2.0" */
-    uint32_t stream_id;       /* HTTP/2: the request's stream (json "stream_id"); 0 else */
-    int status;
-    uint64_t bytes_sent;      /* body bytes */
-    uint64_t request_time_us; /* from the first byte of the head */
-    struct wr_str upstream_addr; /* proxied: every server tried, "a, b"; else empty */
-    struct wr_str upstream_status; /* proxied: each attempt's status, "502, 200" */
-    uint64_t upstream_time_us;   /* proxied: request start -> response head */
-    const char *log_time;     /* "23/Nov/2026:10:00:00 +0000" */
-    const char *iso_time;     /* "2026-11-23T10:00:00Z" */
+/* The access log descriptors main opened for the workers. */
+struct wr_access_log_fds {
+    int server;                           /* [server] access_log; -1: off */
+    int routes[WR_ROUTE_ACCESS_LOGS_MAX]; /* the config's route_access_logs, in order */
+    size_t n_routes;
 };
+
+/* Wall-clock time in milliseconds since the Unix epoch ($time_iso8601,
+ * $msec). */
+uint64_t wr_log_unix_ms(void);
 
 /* A worker's access-log buffer. fd < 0 means the access log is off. */
 struct wr_access_log {
     int fd;
-    enum wr_log_format format;
     char *buf; /* owned */
     size_t len, cap;
     struct wr_log_writer_queue *queue; /* owned until fini; NULL when fd is a
@@ -160,15 +152,17 @@ struct wr_access_log {
 /* Prepares al (worker memory); when fd is not a regular file, with a queue
  * to the log writer. Main thread (before the worker starts). Returns 0, or
  * -1 on failure (allocation, errno). */
-int wr_access_log_init(struct wr_access_log *al, int fd, enum wr_log_format format);
+int wr_access_log_init(struct wr_access_log *al, int fd);
 
 /* Flushes and frees al's buffer; its queued lines are still written. The
  * worker's thread. */
 void wr_access_log_fini(struct wr_access_log *al);
 
-/* Formats e into the buffer, flushing first when it is nearly full. A line
- * is cut (never split across writes) past 8 KiB. */
-void wr_access_log_add(struct wr_access_log *al, const struct wr_access_entry *e);
+/* Formats e in format f (the snapshot's) into the buffer, flushing first
+ * when it is nearly full. A line is cut (never split across writes) past
+ * 8 KiB. */
+void wr_access_log_add(struct wr_access_log *al, const struct wr_log_format *f,
+                       const struct wr_access_entry *e);
 
 /* Writes whatever is buffered (called at least once a second); to a pipe,
  * socket or terminal, queues it for the log writer, dropping and counting

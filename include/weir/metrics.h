@@ -166,6 +166,8 @@ struct wr_metrics {
     bool is_server_down[WR_METRICS_MAX_SERVERS];    /* set by health checks */
     size_t n_servers;                 /* ids handed out so far, >= 1 */
     uint64_t reloads, reload_failures;
+    uint64_t dns_resolutions, dns_failures, dns_changes; /* resolve.h: lookups, failed
+                                                            ones, address set changes */
     uint64_t start_unix_s;            /* wall clock at start */
     uint64_t start_mono_ms;           /* wr_clock_now_ms() at start */
 };

@@ -44,9 +44,4 @@ int wr_static_handle(struct wr_exchange *ex);
  */
 int wr_static_map_path(const struct wr_route *route, struct wr_str path, char *out, size_t cap);
 
-/* Content-Type for a file name by its extension; a default for unknown
- * ones. The text is static (NUL-terminated too); its length comes with it,
- * so no answer measures it. */
-struct wr_str wr_static_mime_type(struct wr_str name);
-
 #endif

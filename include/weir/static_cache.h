@@ -62,6 +62,10 @@ struct wr_static_file {
    * compressed once, not per request. Freed with the entry. */
   char *coded[4];
   size_t coded_len[4];
+  /* Content-Type of the entry's name, set by static.c at its first answer
+   * (the MIME table is static.c's); {NULL, 0} until then. Points into
+   * static storage. */
+  struct wr_str type;
   /* private to static_cache.c */
   unsigned char absent_variants; /* 1u << enum wr_static_variant: siblings
                                     that could not be opened since the last

@@ -58,6 +58,12 @@ bool wr_str_list_has_token(struct wr_str value, struct wr_str token);
  * returns the length. No locale, no printf: used on the request path. */
 size_t wr_str_format_u64(uint64_t v, char *out);
 
+/* Writes the IPv4 address a (4 bytes, network order) in dotted decimal
+ * with a NUL to out (room for 16 bytes: INET_ADDRSTRLEN) and returns the
+ * length without the NUL: inet_ntop's text without its sprintf, since
+ * every connection's first request formats its peer. */
+size_t wr_str_format_ipv4(const unsigned char a[4], char *out);
+
 /* Removes leading and trailing spaces and tabs. */
 struct wr_str wr_str_trim(struct wr_str s);
 

@@ -131,6 +131,19 @@ bool wr_upstream_is_up(const struct wr_upstream_cfg *up, int server, uint64_t no
  */
 void wr_upstream_carry_health(const struct wr_config *old_cfg, struct wr_config *new_cfg);
 
+/*
+ * A DNS change (resolve.h) replaced old_cfg by new_cfg: each server of
+ * old_cfg whose address the same upstream of new_cfg no longer has is
+ * marked down in old_cfg (its check verdict; nothing checks old_cfg any
+ * more), so requests still made under old_cfg (a keep-alive client
+ * connection keeps the snapshot it started with) stop picking it too. An
+ * upstream of old_cfg none of whose addresses remain is left as it is:
+ * its old addresses serve those requests rather than a 502. Main thread,
+ * after new_cfg is published.
+ */
+void wr_upstream_retire_vanished(const struct wr_config *old_cfg,
+                                 const struct wr_config *new_cfg);
+
 /* ---- active checks (main thread) ------------------------------------------- */
 
 struct wr_health_checker;

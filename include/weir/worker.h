@@ -89,12 +89,12 @@ void wr_worker_publish_listeners(struct wr_worker *w, struct wr_listener_set *se
 bool wr_worker_is_switched(struct wr_worker *w);
 
 /*
- * Prepares worker id (base, accept events, conns under cfg) without starting
- * its thread. Returns 0, or -1 (logged) with nothing left to free.
- * Main thread.
+ * Prepares worker id (base, accept events, conns under cfg, writing to the
+ * access logs in logs) without starting its thread. Returns 0, or -1
+ * (logged) with nothing left to free. Main thread.
  */
 int wr_worker_init(struct wr_worker *w, int id, struct wr_config *cfg,
-                   struct wr_listener_set *listeners, int access_log_fd,
+                   struct wr_listener_set *listeners, const struct wr_access_log_fds *logs,
                    struct wr_worker_shared *shared);
 
 /* Starts the thread. Returns 0 or -1 (errno). Main thread. */

@@ -117,7 +117,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     w.limits = wr_limits_new();
     check(w.base && w.metrics && w.limits, "setup");
     atomic_init(&w.n_conns, 0);
-    check(wr_conns_init(&w.cs, 0, w.base, w.cfg, -1, &w.n_conns, w.limits) == 0, "conns");
+    const struct wr_access_log_fds no_logs = {.server = -1};
+    check(wr_conns_init(&w.cs, 0, w.base, w.cfg, &no_logs, &w.n_conns, w.limits) == 0, "conns");
     w.cs.metrics = wr_metrics_worker(w.metrics, 0);
     return 0;
 }

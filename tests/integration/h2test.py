@@ -92,6 +92,7 @@ class RawH2:
         st = self.stream(sid)
         if isinstance(ev, h2.events.ResponseReceived):
             st["headers"] = dict(ev.headers)
+            st["header_list"] = list(ev.headers)  # duplicates kept
             st["status"] = int(st["headers"][b":status"])
         elif isinstance(ev, h2.events.DataReceived):
             st["body"] += ev.data

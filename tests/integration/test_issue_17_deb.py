@@ -109,8 +109,8 @@ class DebTest(unittest.TestCase):
         depends = re.search(r"(?m)^Depends: (.*)$", control).group(1)
         # Computed by dpkg-shlibdeps from what the binary links, plus adduser
         # for the maintainer scripts.
-        for lib in ("adduser", "libc6", "libevent-core-2.1-7", "libssl3", "libpcre2-8-0",
-                    "libinih1", "libsystemd0"):
+        for lib in ("adduser", "libc6", "libevent-core-2.1-7", "libevent-extra-2.1-7", "libssl3",
+                    "libpcre2-8-0", "libinih1", "libsystemd0"):
             self.assertRegex(depends, r"(^|, )%s\b" % re.escape(lib), depends)
         with tempfile.TemporaryDirectory() as d:
             subprocess.run(["dpkg-deb", "-e", self.deb, d], check=True, timeout=60)

@@ -26,7 +26,7 @@ log_level = info
 match = exact:/slow
 return = 200 slow
 rate_limit = 1r/m burst=5
-add_header = X-Route: slow
+add_header = X-Route: slow always
 
 [route fast]
 match = exact:/fast
@@ -67,7 +67,7 @@ class RateLimitTest(weirtest.WeirCase):
                 self.assertEqual(r.status, 429)
                 retry = int(r.header("Retry-After"))
                 self.assertTrue(55 <= retry <= 60, retry)  # 1r/m: the next token in <= 60 s
-                self.assertEqual(r.header("X-Route"), "slow")
+                self.assertEqual(r.header("X-Route"), "slow")  # an "always" rule
                 self.assertIsNone(r.header("Connection"))  # kept alive
             # other routes on the same connection are unaffected
             c.send(request_bytes("GET", "/free"))

@@ -19,10 +19,10 @@ return = 200 ok
 [route denied]
 match = exact:/denied
 return = 403 denied
-add_header = X-A: 1
-add_header = X-B: two words
-add_header = X-Host: $host
-add_header = X-Uri: $request_uri
+add_header = X-A: 1 always
+add_header = X-B: two words always
+add_header = X-Host: $host always
+add_header = X-Uri: $request_uri always
 """
 
 

@@ -186,8 +186,11 @@ class _Conn:
 
 class Backend:
     def __init__(self, name="b", unix_path=None, keep_body=True, tls=None,
-                 proxy_protocol=False):
+                 proxy_protocol=False, host="127.0.0.1", port=0):
+        # host, port: where to listen (any 127.0.0.0/8 address is local on
+        # Linux: the DNS tests put backends of one name on several)
         self.name = name
+        self.host = host
         self.tls = tls
         # proxy_protocol: every connection starts with a PROXY v1/v2 header
         # (before TLS), parsed into proxy_headers as (conn number, dict) and
@@ -217,7 +220,7 @@ class Backend:
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind(("127.0.0.1", 0))
+            self.sock.bind((host, port))
             self.port = self.sock.getsockname()[1]
         self.sock.listen(256)
         self.sock.settimeout(0.2)
@@ -227,7 +230,7 @@ class Backend:
 
     @property
     def addr(self):
-        return "unix:" + self.unix_path if self.unix_path else "127.0.0.1:%d" % self.port
+        return "unix:" + self.unix_path if self.unix_path else "%s:%d" % (self.host, self.port)
 
     def stop(self):
         self.running = False
@@ -645,3 +648,30 @@ class RawBackend:
         else:
             s.sendall(out)
         return True
+
+
+class RawBackendCase:
+    """Mixin for a weirtest.WeirCase whose weir proxies to one RawBackend
+    answering respond(target, n) (a staticmethod of the class), started
+    before weir and stopped after it; @BACKEND@ is its address and @TMP@/www
+    holds WWW_FILES (name -> text) for static routes beside it."""
+
+    WWW_FILES = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.backend = RawBackend(cls.respond)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.backend.stop()
+
+    @classmethod
+    def make_subst(cls, tmp):
+        os.makedirs(os.path.join(tmp, "www"))
+        for name, text in cls.WWW_FILES.items():
+            with open(os.path.join(tmp, "www", name), "w") as f:
+                f.write(text)
+        return {"BACKEND": cls.backend.addr}

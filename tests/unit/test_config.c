@@ -203,7 +203,7 @@ static void check_full_server(const struct wr_config *cfg)
     assert_int_equal(s->max_connections, 500);
     assert_null(s->server_header);
     assert_string_equal(s->access_log, "/var/log/weir/access.log");
-    assert_int_equal(s->access_log_format, WR_LOG_JSON);
+    assert_int_equal(s->access_log_format.kind, WR_LOG_KIND_JSON);
     assert_string_equal(s->error_log, "/var/log/weir/error.log");
     assert_int_equal(s->log_level, WR_LOG_DEBUG);
 
@@ -446,7 +446,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->max_connections, 20000);
     assert_string_equal(s->server_header, "weir");
     assert_null(s->access_log);
-    assert_int_equal(s->access_log_format, WR_LOG_COMBINED);
+    assert_int_equal(s->access_log_format.kind, WR_LOG_KIND_COMBINED);
     assert_string_equal(s->error_log, "stderr");
     assert_int_equal(s->log_level, WR_LOG_INFO);
     const struct wr_limits_cfg *l = &cfg->limits;
@@ -1062,12 +1062,15 @@ static void issue_13_replaced_and_hidden_fields(void **state)
     assert_int_equal(cfg->routes[0].n_hide_headers, 0);
     wr_config_unref(cfg);
     static const struct bad_case bad[] = {
-        {"hide_header on a static route",
-         SERVER "[route r]\nmatch = exact:/\nroot = /\nhide_header = X-Powered-By\n",
-         {"t.ini:6: [route r] hide_header: only for proxy routes"}},
-        {"hide_header on a return route",
-         SERVER "[route r]\nmatch = exact:/\nreturn = 200\nhide_header = Server\n",
-         {"t.ini:6: [route r] hide_header: only for proxy routes"}},
+        {"hide_header of a framing field",
+         SERVER "[route r]\nmatch = exact:/\nroot = /\nhide_header = Content-Length\n",
+         {"t.ini:6: [route r] hide_header: Content-Length is managed by weir and cannot be "
+          "hidden"}},
+        {"set_response_header of a framing field",
+         SERVER "[route r]\nmatch = exact:/\nreturn = 200\n"
+         "set_response_header = Transfer-Encoding: chunked always\n",
+         {"t.ini:6: [route r] set_response_header: Transfer-Encoding is managed by weir and "
+          "cannot be set"}},
         {"hide_header that is not a field name",
          SERVER "[upstream app]\nserver = 127.0.0.1:9000\n"
                 "[route p]\nmatch = prefix:/\nproxy = app\nhide_header = X Powered\n",
@@ -1075,6 +1078,36 @@ static void issue_13_replaced_and_hidden_fields(void **state)
     };
     for (size_t i = 0; i < N_OF(bad); i++)
         expect_errors(&bad[i]);
+}
+
+/* Issue 21.4: add_header / set_response_header with "always", which
+ * replace what (per status class), and hide_header on any route. */
+static void issue_21_response_header_rules(void **state)
+{
+    (void)state;
+    struct wr_config *cfg =
+        parse_ok(SERVER "[route s]\nmatch = prefix:/\nroot = /\n"
+                        "add_header = Cache-Control: no-cache always\n"
+                        "add_header = X-Frame-Options: DENY\n"
+                        "set_response_header = X-Id: $request_id always\n"
+                        "add_header = X-Note: ends with always   always\n"
+                        "add_header = X-Plain: salways\n"
+                        "hide_header = ETag\nhide_header = X-Powered-By\n");
+    const struct wr_route *r = &cfg->routes[0];
+    assert_int_equal(r->n_add_headers, 5);
+    const bool always[] = {true, false, true, true, false};
+    const bool replace[] = {false, true, true, false, false};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(r->add_headers[i].is_always, always[i]);
+        assert_int_equal(r->add_headers[i].is_replace, replace[i]);
+    }
+    assert_string_equal(r->add_headers[3].value.text, "ends with always");
+    assert_string_equal(r->add_headers[4].value.text, "salways");
+    assert_int_equal(r->replaced_fields, 1u << WR_HTTP_FIELD_CACHE_CONTROL);
+    assert_int_equal(r->replaced_fields_always, 1u << WR_HTTP_FIELD_CACHE_CONTROL);
+    assert_int_equal(r->hidden_fields, 1u << WR_HTTP_FIELD_ETAG);
+    assert_int_equal(r->n_hide_headers, 2);
+    wr_config_unref(cfg);
 }
 
 /* Issue 13.22: exact:* takes OPTIONS * (not with root); CONNECT and methods
@@ -1666,6 +1699,100 @@ static void issue_19_proxy_protocol_keys(void **state)
         expect_errors(&bad[i]);
 }
 
+/* access_log_format texts and a route's access_log: off, [server]'s file,
+ * or one of the sorted, distinct files of routes; errors name file:line. */
+static void issue_21_access_log_keys(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = parse_ok("[server]\nlisten = 127.0.0.1:8080\naccess_log = /var/log/a\n"
+                                     "access_log_format = json $status $http_x_a\n"
+                                     "[route q]\nmatch = exact:/q\nreturn = 200\naccess_log = off\n"
+                                     "[route b]\nmatch = exact:/b\nreturn = 200\naccess_log = /l/b\n"
+                                     "[route s]\nmatch = exact:/s\nreturn = 200\naccess_log = /var/log/a\n"
+                                     "[route a]\nmatch = exact:/a\nreturn = 200\naccess_log = /l/a\n"
+                                     "[route b2]\nmatch = exact:/c\nreturn = 200\naccess_log = /l/b\n"
+                                     "[route d]\nmatch = prefix:/\nreturn = 200\n");
+    assert_int_equal(cfg->server.access_log_format.kind, WR_LOG_KIND_JSON_FIELDS);
+    assert_int_equal(cfg->server.access_log_format.n_parts, 2);
+    assert_int_equal(cfg->n_route_access_logs, 2);
+    assert_string_equal(cfg->route_access_logs[0], "/l/a");
+    assert_string_equal(cfg->route_access_logs[1], "/l/b");
+    const int want[] = {-1, 2, 0, 1, 2, 0};
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(cfg->routes[i].access_log_id, want[i]);
+    wr_config_unref(cfg);
+    static const struct bad_case bad[] = {
+        {"unknown variable", SERVER "access_log_format = $status $nope\n",
+         {"t.ini:3: [server] access_log_format: unknown variable: \"nope\""}},
+        {"json with text", SERVER "access_log_format = json $status, $route\n",
+         {"t.ini:3: [server] access_log_format: a json format lists $variables only: "
+          "\", $route\""}},
+        {"five files", SERVER
+         "[route a]\nmatch = exact:/a\nreturn = 200\naccess_log = /l/a\n"
+         "[route b]\nmatch = exact:/b\nreturn = 200\naccess_log = /l/b\n"
+         "[route c]\nmatch = exact:/c\nreturn = 200\naccess_log = /l/c\n"
+         "[route d]\nmatch = exact:/d\nreturn = 200\naccess_log = /l/d\n"
+         "[route e]\nmatch = exact:/e\nreturn = 200\naccess_log = /l/e\n",
+         {"t.ini:22: [route e] access_log: at most 4 files besides [server]'s access_log"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
+/* return_type and return_file: the body read at load, its type from the
+ * extension unless return_type names one; errors name file:line and key. */
+static void issue_21_return_keys(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weir-test-return-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], ini[1024];
+    snprintf(path, sizeof(path), "%s/down.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"down\": true}\n", f);
+    fclose(f);
+    snprintf(ini, sizeof(ini),
+             SERVER "[route a]\nmatch = exact:/a\nreturn = 200 {\"a\":1}\n"
+                    "return_type = application/json; charset=utf-8\n"
+                    "[route f]\nmatch = exact:/f\nreturn_file = %s\nreturn = 503\n"
+                    "[route g]\nmatch = exact:/g\nreturn = 503\nreturn_file = %s\n"
+                    "return_type = text/x-down\n"
+                    "[route p]\nmatch = exact:/p\nreturn = 200 plain\n", path, path);
+    struct wr_config *cfg = parse_ok(ini);
+    assert_string_equal(cfg->routes[0].return_type, "application/json; charset=utf-8");
+    assert_int_equal(cfg->routes[1].status, 503);
+    assert_int_equal(cfg->routes[1].return_body_len, 15);
+    assert_memory_equal(cfg->routes[1].return_body, "{\"down\": true}\n", 15);
+    assert_string_equal(cfg->routes[1].return_type, "application/json");
+    assert_string_equal(cfg->routes[2].return_type, "text/x-down");
+    assert_null(cfg->routes[3].return_type);
+    wr_config_unref(cfg);
+    unlink(path);
+    rmdir(dir);
+    static const struct bad_case bad[] = {
+        {"type without return", SERVER "[route r]\nmatch = prefix:/\nroot = /srv\n"
+         "return_type = text/html\n",
+         {"t.ini:6: [route r] return_type: only with return"}},
+        {"not a media type", SERVER "[route r]\nmatch = prefix:/\nreturn = 200 x\n"
+         "return_type = json\n",
+         {"t.ini:6: [route r] return_type: \"json\" is not a media type (type/subtype, e.g. "
+          "application/json)"}},
+        {"file and body", SERVER "[route r]\nmatch = prefix:/\nreturn = 200 x\n"
+         "return_file = /dev/null\n",
+         {"t.ini:6: [route r] return_file: return already has a body (give the status alone: "
+          "return = 200)"}},
+        {"missing file", SERVER "[route r]\nmatch = prefix:/\nreturn = 503\n"
+         "return_file = /nonexistent/x.json\n",
+         {"t.ini:6: [route r] return_file: /nonexistent/x.json: No such file or directory"}},
+        {"file with 204", SERVER "[route r]\nmatch = prefix:/\nreturn = 204\n"
+         "return_file = /dev/null\n",
+         {"t.ini:6: [route r] return_file: status 204 has no body"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_errors(&bad[i]);
+}
+
 /* [compression] and the route's compress keys: defaults, values, errors
  * naming file:line and key. */
 static void issue_16_compression_keys(void **state)
@@ -1724,6 +1851,141 @@ static void issue_16_compression_keys(void **state)
         expect_errors(&bad[i]);
 }
 
+/* Issue 19.3: `resolve` (off or 1s at least) and `[server] resolver`
+ * (IPv4:port or [IPv6]:port nameservers) are checked with file:line. */
+static void issue_19_resolve_keys(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse_opts(SERVER "resolver = 127.0.0.1:5353 [::1]:53\n"
+                                              "[upstream u]\nserver = 192.0.2.1:80\n"
+                                              "resolve = 30s\n[upstream v]\nserver = "
+                                              "two.test:80\n", fake_resolve, &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n_lines, 0);
+    assert_int_equal(cfg->server.n_resolvers, 2);
+    assert_string_equal(cfg->server.resolvers[1].text, "[::1]:53");
+    /* IP literals only: resolve is accepted, and there is nothing to do */
+    assert_int_equal(cfg->upstreams[0].resolve_ms, 30000);
+    assert_false(cfg->upstreams[0].servers[0].is_named);
+    assert_int_equal(cfg->upstreams[1].resolve_ms, 0); /* default: off */
+    assert_true(cfg->upstreams[1].servers[0].is_named);
+    assert_true(cfg->upstreams[1].servers[1].is_named);
+    wr_config_unref(cfg);
+
+    static const struct bad_case bad[] = {
+        {"resolve not a duration", SERVER "[upstream u]\nserver = 192.0.2.1:80\nresolve = soon\n",
+         {"t.ini:5: [upstream u] resolve: \"soon\" is not off or a duration of 1s or more "
+          "(e.g. 30s, 5m)"}},
+        {"resolve under the floor", SERVER "[upstream u]\nserver = 192.0.2.1:80\n"
+                                           "resolve = 500ms\n",
+         {"t.ini:5: [upstream u] resolve: \"500ms\" is not off or a duration of 1s or more "
+          "(e.g. 30s, 5m)"}},
+        {"resolver not an address", SERVER "resolver = dns.example:53\n",
+         {"t.ini:3: [server] resolver: \"dns.example:53\" is not a nameserver address "
+          "(IPv4:port or [IPv6]:port, e.g. 127.0.0.1:53)"}},
+        {"resolver without port", SERVER "resolver = 127.0.0.1\n",
+         {"t.ini:3: [server] resolver: \"127.0.0.1\" is not a nameserver address "
+          "(IPv4:port or [IPv6]:port, e.g. 127.0.0.1:53)"}},
+        {"resolver unix", SERVER "resolver = unix:/run/dns\n",
+         {"t.ini:3: [server] resolver: \"unix:/run/dns\" is not a nameserver address "
+          "(IPv4:port or [IPv6]:port, e.g. 127.0.0.1:53)"}},
+    };
+    for (size_t i = 0; i < N_OF(bad); i++)
+        expect_errors(&bad[i]);
+}
+
+/* A resolve_ns fake: answers 192.0.2.77 when asked with 127.0.0.1:5353. */
+static int fake_resolve_ns(const struct wr_listen_addr *ns, size_t n_ns, const char *host,
+                           uint16_t port, struct wr_listen_addr *out, size_t cap,
+                           const char **why)
+{
+    (void)host;
+    if (n_ns != 1 || strcmp(ns[0].text, "127.0.0.1:5353") != 0 || cap < 1) {
+        *why = "fake: not asked of the resolver key's nameserver";
+        return -1;
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "192.0.2.77:%u", (unsigned)port);
+    assert_int_equal(wr_units_parse_listen(text, &out[0]), 0);
+    return 1;
+}
+
+/* Issue 19.3: with `resolver`, names are asked of it, even when the
+ * [server] section comes after the upstream (names resolve once the whole
+ * file is read); server order is the file's. */
+static void issue_19_resolver_used_at_load(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    const struct wr_config_options opts = {.resolve = fake_resolve,
+                                           .resolve_ns = fake_resolve_ns};
+    struct wr_config *cfg = wr_config_parse_string_opts(
+        "[upstream u]\nserver = 192.0.2.1:80\nserver = app.test:81 weight=2\n"
+        "server = 192.0.2.2:80\n[server]\nlisten = 127.0.0.1:8080\n"
+        "resolver = 127.0.0.1:5353\n", "t.ini", &opts, &errs);
+    assert_int_equal(errs.n_lines, 0);
+    assert_non_null(cfg);
+    const struct wr_upstream_cfg *u = &cfg->upstreams[0];
+    assert_int_equal(u->n_servers, 3);
+    assert_string_equal(u->servers[0].addr.text, "192.0.2.1:80");
+    assert_string_equal(u->servers[1].addr.text, "192.0.2.77:81");
+    assert_string_equal(u->servers[1].label, "app.test:81 (192.0.2.77:81)");
+    assert_int_equal(u->servers[1].weight, 2);
+    assert_int_equal(u->servers[1].line, 3);
+    char host[64];
+    uint16_t port = 0;
+    assert_true(wr_config_server_name(&u->servers[1], host, sizeof(host), &port));
+    assert_string_equal(host, "app.test");
+    assert_int_equal(port, 81);
+    assert_false(wr_config_server_name(&u->servers[0], host, sizeof(host), &port));
+    assert_string_equal(u->servers[2].addr.text, "192.0.2.2:80");
+    wr_config_unref(cfg);
+}
+
+/* Issue 19.3: a derived snapshot has the new servers, its routes point at
+ * its own upstreams, and everything read from the file is the loaded
+ * snapshot's (kept alive by the derived one). */
+static void issue_19_derive(void **state)
+{
+    (void)state;
+    struct wr_config_errors errs = {0};
+    struct wr_config *cfg = parse_opts(SERVER "[upstream u]\nserver = two.test:8080\n"
+                                              "resolve = 5s\n[upstream w]\nserver = "
+                                              "192.0.2.9:80\n[route r]\nmatch = regex:^/a\n"
+                                              "proxy = w\n[route s]\nmatch = prefix:/\n"
+                                              "proxy = u\n", fake_resolve, &errs);
+    assert_non_null(cfg);
+    struct wr_upstream_server_cfg one = cfg->upstreams[0].servers[0];
+    assert_int_equal(wr_units_parse_listen("192.0.2.11:8080", &one.addr), 0);
+    one.label = "two.test:8080 (192.0.2.11:8080)";
+    struct wr_upstream_server_cfg *servers[2] = {&one, NULL};
+    const size_t n_servers[2] = {1, 0};
+    struct wr_config *d = wr_config_derive(cfg, servers, n_servers);
+    assert_non_null(d);
+    struct wr_config *d2 = wr_config_derive(d, (struct wr_upstream_server_cfg *[2]){0},
+                                            n_servers);
+    assert_non_null(d2);
+    assert_ptr_equal(d->derived_from, cfg);
+    assert_ptr_equal(d2->derived_from, cfg); /* always the loaded one */
+    const char *name = cfg->upstreams[0].name;
+    const struct pcre2_real_code_8 *regex = cfg->routes[0].regex;
+    wr_config_unref(cfg); /* d holds it */
+    assert_int_equal(d->upstreams[0].n_servers, 1);
+    assert_string_equal(d->upstreams[0].servers[0].addr.text, "192.0.2.11:8080");
+    assert_ptr_not_equal(d->upstreams[0].servers[0].label, one.label); /* copied */
+    assert_int_equal(atomic_load(&d->upstreams[0].health[0].check), WR_CHECK_UNKNOWN);
+    assert_ptr_equal(d->upstreams[0].name, name);
+    assert_int_equal(d->upstreams[1].n_servers, 1);
+    assert_ptr_equal(d->routes[0].upstream, &d->upstreams[1]);
+    assert_ptr_equal(d->routes[1].upstream, &d->upstreams[0]);
+    assert_ptr_equal(d->routes[0].regex, regex);
+    assert_int_equal(d2->upstreams[0].n_servers, 1); /* NULL: d's kept */
+    assert_ptr_equal(d2->routes[1].upstream, &d2->upstreams[0]);
+    wr_config_unref(d);
+    wr_config_unref(d2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1751,6 +2013,12 @@ int main(void)
         cmocka_unit_test(issue_17_include_from_memory),
         cmocka_unit_test(issue_16_compression_keys),
         cmocka_unit_test(issue_19_proxy_protocol_keys),
+        cmocka_unit_test(issue_21_access_log_keys),
+        cmocka_unit_test(issue_21_return_keys),
+        cmocka_unit_test(issue_21_response_header_rules),
+        cmocka_unit_test(issue_19_resolve_keys),
+        cmocka_unit_test(issue_19_resolver_used_at_load),
+        cmocka_unit_test(issue_19_derive),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
 }

@@ -113,7 +113,9 @@ static int setup_with(void **state, const char *text, int up_listen)
     assert_non_null(f->metrics);
     assert_non_null(f->limits);
     atomic_init(&f->n_conns, 0);
-    assert_int_equal(wr_conns_init(&f->cs, 0, f->base, f->cfg, -1, &f->n_conns, f->limits), 0);
+    const struct wr_access_log_fds no_logs = {.server = -1};
+    assert_int_equal(wr_conns_init(&f->cs, 0, f->base, f->cfg, &no_logs, &f->n_conns, f->limits),
+                     0);
     f->cs.metrics = wr_metrics_worker(f->metrics, 0);
     f->fd = f->peer = -1;
     *state = f;

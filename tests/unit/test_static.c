@@ -26,7 +26,7 @@ static void expect_mime(const char *name, const char *want)
     char *p = malloc(len ? len : 1);
     assert_non_null(p);
     memcpy(p, name, len);
-    struct wr_str got = wr_static_mime_type((struct wr_str){p, len});
+    struct wr_str got = wr_mime_type((struct wr_str){p, len});
     free(p);
     assert_non_null(got.ptr);
     if (got.len != strlen(want) || memcmp(got.ptr, want, got.len) != 0 || got.ptr[got.len] != '\0')

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,28 @@ static void test_format_u64(void **state)
     }
 }
 
+/* The same text as inet_ntop for every octet value, in every position. */
+static void issue_18_format_ipv4(void **state)
+{
+    (void)state;
+    for (unsigned v = 0; v < 256; v++) {
+        const unsigned char addrs[][4] = {{(unsigned char)v, 0, 0, 1},
+                                          {127, (unsigned char)v, 255, (unsigned char)v},
+                                          {10, 9, (unsigned char)v, 100},
+                                          {255, 255, 255, (unsigned char)v}};
+        for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+            char want[INET_ADDRSTRLEN];
+            assert_non_null(inet_ntop(AF_INET, addrs[i], want, sizeof(want)));
+            char *out = malloc(INET_ADDRSTRLEN); /* exact size: ASan sees overruns */
+            assert_non_null(out);
+            size_t n = wr_str_format_ipv4(addrs[i], out);
+            assert_int_equal(n, strlen(want));
+            assert_string_equal(out, want);
+            free(out);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_has_prefix),
         cmocka_unit_test(test_trim),
         cmocka_unit_test(test_list_has_token),
+        cmocka_unit_test(issue_18_format_ipv4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -872,6 +872,29 @@ static void issue_14_checker_tls(void **state)
     assert_int_equal(system(text), 0);
 }
 
+/* Issue 19.3: after a DNS change, the replaced snapshot stops picking the
+ * addresses that vanished (its keep-alive connections); an upstream all of
+ * whose addresses went is left alone, and one that no longer exists too. */
+static void issue_19_retire_vanished(void **state)
+{
+    (void)state;
+    struct wr_config *old_cfg = load("[upstream a]\nserver = 10.0.0.1:80\nserver = 10.0.0.2:80\n"
+                                     "[upstream b]\nserver = 10.0.1.1:80\n"
+                                     "[upstream c]\nserver = 10.0.2.1:80\n");
+    struct wr_config *new_cfg = load("[upstream a]\nserver = 10.0.0.2:80\nserver = 10.0.0.3:80\n"
+                                     "[upstream b]\nserver = 10.0.1.9:80\n");
+    wr_upstream_retire_vanished(old_cfg, new_cfg);
+    assert_false(wr_upstream_is_up(&old_cfg->upstreams[0], 0, T0)); /* 10.0.0.1 went */
+    assert_true(wr_upstream_is_up(&old_cfg->upstreams[0], 1, T0));  /* 10.0.0.2 stays */
+    assert_true(wr_upstream_is_up(&old_cfg->upstreams[1], 0, T0));  /* all went: kept */
+    assert_true(wr_upstream_is_up(&old_cfg->upstreams[2], 0, T0));  /* no such upstream */
+    for (size_t i = 0; i < new_cfg->upstreams[0].n_servers; i++)
+        assert_true(wr_upstream_is_up(&new_cfg->upstreams[0], (int)i, T0));
+    wr_upstream_retire_vanished(NULL, new_cfg);
+    wr_config_unref(old_cfg);
+    wr_config_unref(new_cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -885,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_carry_health),     cmocka_unit_test(test_hash_key),
         cmocka_unit_test(test_checker_tcp),      cmocka_unit_test(test_checker_unix_and_garbage),
         cmocka_unit_test(issue_14_checker_tls),
+        cmocka_unit_test(issue_19_retire_vanished),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,7 +71,8 @@ static int setup(void **state)
     assert_non_null(f->shared.limits);
     atomic_init(&f->shared.n_conns, 0);
     atomic_init(&f->shared.max_connections, 100);
-    assert_int_equal(wr_worker_init(&f->w, 0, f->cfg[0], &f->set, -1, &f->shared), 0);
+    const struct wr_access_log_fds no_logs = {.server = -1};
+    assert_int_equal(wr_worker_init(&f->w, 0, f->cfg[0], &f->set, &no_logs, &f->shared), 0);
     *state = f;
     return 0;
 }
