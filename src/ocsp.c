@@ -11,6 +11,8 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 
+#include "weir/http_parser.h"
+
 char *wr_ocsp_aia_url(X509 *cert)
 {
     STACK_OF(OPENSSL_STRING) *urls = X509_get1_ocsp(cert);
@@ -111,6 +113,43 @@ size_t wr_ocsp_request(X509 *cert, X509 *issuer, unsigned char **der)
         return 0;
     }
     return (size_t)n;
+}
+
+int wr_ocsp_http_body(const char *buf, size_t len, bool is_closed, const char **body,
+                      size_t *body_len, char *why, size_t cap)
+{
+    static const struct wr_http_limits limits = {.max_head_bytes = WR_OCSP_HEAD_MAX};
+    struct wr_http_response resp;
+    ssize_t head = wr_http_parse_response(buf, len, 0, &limits, &resp);
+    if (head == WR_AGAIN && !is_closed)
+        return 0;
+    if (head < 0) {
+        snprintf(why, cap, "%s", head == WR_AGAIN ? "closed before the response head ended"
+                                                  : "malformed response head");
+        return -1;
+    }
+    size_t have = len - (size_t)head;
+    if (resp.status != 200)
+        snprintf(why, cap, "HTTP status %d", resp.status);
+    else if (resp.is_chunked)
+        snprintf(why, cap, "chunked response (not supported)");
+    else if (resp.has_content_length && resp.content_length > WR_OCSP_BODY_MAX)
+        snprintf(why, cap, "response larger than %d bytes", WR_OCSP_BODY_MAX);
+    else if (!resp.has_content_length && have > WR_OCSP_BODY_MAX)
+        snprintf(why, cap, "response larger than %d bytes", WR_OCSP_BODY_MAX);
+    else if (resp.has_content_length && have < resp.content_length && is_closed)
+        snprintf(why, cap, "closed after %zu of %llu body bytes", have,
+                 (unsigned long long)resp.content_length);
+    else if (resp.has_content_length && have < resp.content_length)
+        return 0;
+    else if (!resp.has_content_length && !is_closed)
+        return 0; /* RFC 9112 §6.3: no length, the close ends the body */
+    else {
+        *body = buf + head;
+        *body_len = resp.has_content_length ? (size_t)resp.content_length : have;
+        return 1;
+    }
+    return -1;
 }
 
 /* GeneralizedTime as time_t; 0 for NULL or unparseable. */

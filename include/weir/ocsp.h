@@ -2,9 +2,11 @@
  * ocsp: the pure parts of fetching OCSP responses for stapling (issue 19
  * point 4): the responder URL from a certificate's Authority Information
  * Access extension, that URL split for an HTTP/1.1 POST, and when to
- * refresh or retry. The fetch itself (main's loop, streams) and the
- * verification are not here yet.
- * Layer 2 (uses OpenSSL's X509 only); no I/O, no global state, any thread.
+ * refresh or retry, the request, the HTTP response's body, and the
+ * verification of what came back. The fetch itself (main's loop, streams,
+ * timers) is stapler.c's.
+ * Layer 2 (OpenSSL's X509 and OCSP, the HTTP parser); no I/O, no global
+ * state, any thread.
  */
 #ifndef WEIR_OCSP_H
 #define WEIR_OCSP_H
@@ -58,6 +60,26 @@ unsigned wr_ocsp_retry_delay(unsigned prev);
  * Into *der; returns its length, or 0 (and *der NULL) on failure. */
 size_t wr_ocsp_request(X509 *cert, X509 *issuer, unsigned char **der);
 /* (*der is OpenSSL-allocated: OPENSSL_free it.) */
+
+/* The most bytes of a response head and body read from a responder (a
+ * response is 1-3 KiB; the bound keeps a broken or hostile responder from
+ * growing main's memory). */
+#define WR_OCSP_HEAD_MAX 4096
+#define WR_OCSP_BODY_MAX 16384
+
+/*
+ * The body of the HTTP/1.x response to our POST, from the bytes received
+ * so far, buf[0..len) (is_closed: the responder closed after them).
+ * Returns 1 with *body / *body_len (into buf) when it is complete: a 200
+ * with all its Content-Length bytes, or a 200 without framing ended by the
+ * close; 0 when more bytes are needed; -1 with why (cap bytes) for a
+ * malformed head or one over WR_OCSP_HEAD_MAX, a status other than 200,
+ * chunked coding (responders send a length; not supported), a body over
+ * WR_OCSP_BODY_MAX, or a close before the end. Bytes after a
+ * Content-Length body are ignored.
+ */
+int wr_ocsp_http_body(const char *buf, size_t len, bool is_closed, const char **body,
+                      size_t *body_len, char *why, size_t cap);
 
 /* What a fetched response says about our certificate. */
 enum wr_ocsp_verdict {

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/types.h>
+
 #include "weir/config.h"
 #include "weir/str.h"
 
@@ -88,6 +90,37 @@ size_t wr_tls_set_select(const struct wr_tls_set *set, const char *name, size_t 
 
 /* Sections in set (for tests and logs). */
 size_t wr_tls_set_count(const struct wr_tls_set *set);
+
+/* ---- OCSP stapling (ocsp_stapling = on; main fetches: stapler.h) ---- */
+
+/* One certificate whose OCSP response main fetches and staples. */
+struct wr_tls_ocsp_target {
+    const char *section; /* the [tls NAME]'s name; NULL for [tls] (borrowed) */
+    X509 *leaf;          /* borrowed: lives as long as the set */
+    X509 *issuer;        /* borrowed; NULL when its chain file holds no
+                            certificate that issued it */
+    size_t site, cert;   /* where wr_tls_set_staple puts its response */
+};
+
+/*
+ * The certificates of set's sections with ocsp_stapling = on, in section
+ * and cert order, but not a section's first certificate when it has an
+ * ocsp_file (that file wins). Fills out[0..cap) and returns how many there
+ * are (call with cap 0 to count). set may be NULL (0). Main thread.
+ */
+size_t wr_tls_set_ocsp_targets(const struct wr_tls_set *set, struct wr_tls_ocsp_target *out,
+                               size_t cap);
+
+/*
+ * Staples der (len bytes, copied; a verified OCSP response) from now on to
+ * the handshakes that choose certificate cert of site site of set and ask
+ * for it (status_request); der NULL: nothing stapled any more. Handshakes
+ * of every worker may run meanwhile: each sends the response it found
+ * (the swap is atomic for them). Returns 0, or -1 (out of memory or an
+ * index out of range: nothing changed). Main thread.
+ */
+int wr_tls_set_staple(const struct wr_tls_set *set, size_t site, size_t cert,
+                      const unsigned char *der, size_t len);
 
 /*
  * Starts server-side TLS on the connected socket fd with set (borrowed:

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Issue 19 point 4: with `[tls] ocsp_stapling = on`, weir fetches the OCSP
+response for its certificate from the responder the certificate's AIA
+names (`openssl ocsp` here), verifies it against the issuer, and staples
+it (`openssl s_client -status` sees "Cert Status: good"); a reload keeps
+it without fetching again, even with the responder gone; a response
+signed by a key the issuer never certified is not stapled and handshakes
+go on; a certificate without a responder URL is warned about at load."""
+
+import sys
+sys.dont_write_bytecode = True
+
+import os
+import signal
+
+import ocsptest
+import polling
+import tlstest
+import weirtest
+
+INI = """[server]
+listen = 127.0.0.1:@PORT@ tls
+workers = 2
+error_log = stderr
+
+[admin]
+listen = 127.0.0.1:@ADMIN@
+
+[tls]
+cert = @CRT@
+key = @KEY@
+ocsp_stapling = on
+
+[route ok]
+match = prefix:/
+return = 200 ok
+"""
+
+
+class OcspStaplingTest(weirtest.WeirCase):
+    INI = INI
+
+    @classmethod
+    def make_subst(cls, tmp):
+        cls.ca = tlstest.make_ca(tmp, "ca", "Test CA")
+        cls.ocsp_port = weirtest.free_port()
+        chain, key, leaf = ocsptest.make_leaf(tmp, "site", cls.ca,
+                                              "http://127.0.0.1:%d/" % cls.ocsp_port)
+        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, cls.ca,
+                                           ocsptest.write_index(tmp, leaf)).start()
+        cls.admin = weirtest.free_port()
+        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.responder.stop()
+
+    def test_1_stapled_then_kept_across_reload(self):
+        ocsptest.wait_stapled(self.weir.port)
+        self.assertEqual(tlstest.tls_get(self.weir.port, "/").status, 200)
+        self.assertGreaterEqual(ocsptest.fetches(self.admin, "good"), 1)
+        polling.wait_log(self.weir, r"OCSP \[tls\]: response from http://127\.0\.0\.1:\d+/ "
+                                    r"stapled \(status good")
+        # The responder goes; a reload keeps the response and fetches nothing.
+        self.responder.stop()
+        good, errors = ocsptest.fetches(self.admin, "good"), ocsptest.fetches(self.admin, "error")
+        self.weir.signal(signal.SIGHUP)
+        polling.wait_log(self.weir, r"configuration reloaded")
+        self.assertTrue(ocsptest.is_stapled_good(self.weir.port),
+                        ocsptest.s_client_status(self.weir.port))
+        self.assertEqual(ocsptest.fetches(self.admin, "good"), good)
+        self.assertEqual(ocsptest.fetches(self.admin, "error"), errors)
+        self.assertEqual(polling.metric(self.admin, "weir_ocsp_stapled_certificates"), 1)
+
+
+class WrongSignerTest(weirtest.WeirCase):
+    """The responder signs with a key of its own, not certified by the CA."""
+    INI = INI
+
+    @classmethod
+    def make_subst(cls, tmp):
+        ca = tlstest.make_ca(tmp, "ca", "Test CA")
+        rogue = tlstest.make_ca(tmp, "rogue", "Rogue Responder")
+        cls.ocsp_port = weirtest.free_port()
+        chain, key, leaf = ocsptest.make_leaf(tmp, "site", ca,
+                                              "http://127.0.0.1:%d/" % cls.ocsp_port)
+        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, ca,
+                                           ocsptest.write_index(tmp, leaf),
+                                           signer=rogue).start()
+        cls.admin = weirtest.free_port()
+        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.responder.stop()
+
+    def test_not_stapled(self):
+        polling.wait_log(self.weir, r"OCSP \[tls\]: fetching from .* failed: invalid response: "
+                                    r"signature not from the issuer", timeout=20)
+        self.assertEqual(ocsptest.fetches(self.admin, "invalid"), 1)
+        self.assertEqual(ocsptest.fetches(self.admin, "good"), 0)
+        out = ocsptest.s_client_status(self.weir.port)
+        self.assertIn("OCSP response: no response sent", out)
+        self.assertEqual(tlstest.tls_get(self.weir.port, "/").status, 200)
+
+
+class NoResponderUrlTest(weirtest.WeirCase):
+    """A certificate without an AIA responder URL: one warning at load,
+    nothing fetched, handshakes as usual."""
+    INI = INI
+
+    @classmethod
+    def make_subst(cls, tmp):
+        ca = tlstest.make_ca(tmp, "ca", "Test CA")
+        chain, key, _ = ocsptest.make_leaf(tmp, "site", ca, None)
+        cls.admin = weirtest.free_port()
+        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
+
+    def test_warned_not_fetched(self):
+        polling.wait_log(self.weir, r"OCSP \[tls\] cert 1: ocsp_stapling is on but the "
+                                    r"certificate names no OCSP responder")
+        out = ocsptest.s_client_status(self.weir.port)
+        self.assertIn("OCSP response: no response sent", out)
+        for result in ("good", "error", "invalid"):
+            self.assertEqual(ocsptest.fetches(self.admin, result), 0)
+
+
+class OcspFileWinsTest(weirtest.WeirCase):
+    """With ocsp_file too, the file is stapled and nothing is fetched."""
+    INI = INI.replace("ocsp_stapling = on", "ocsp_stapling = on\nocsp_file = @OCSP@")
+
+    @classmethod
+    def make_subst(cls, tmp):
+        ca = tlstest.make_ca(tmp, "ca", "Test CA")
+        port = weirtest.free_port()  # nobody answers there
+        chain, key, leaf = ocsptest.make_leaf(tmp, "site", ca, "http://127.0.0.1:%d/" % port)
+        index = ocsptest.write_index(tmp, leaf)
+        req, resp = os.path.join(tmp, "req.der"), os.path.join(tmp, "resp.der")
+        ocsptest.openssl("ocsp", "-issuer", ca[0], "-cert", leaf, "-reqout", req, "-no_nonce")
+        ocsptest.openssl("ocsp", "-index", index, "-rsigner", ca[0], "-rkey", ca[1],
+                         "-CA", ca[0], "-reqin", req, "-respout", resp, "-ndays", "1")
+        cls.admin = weirtest.free_port()
+        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin, "OCSP": resp}
+
+    def test_file_stapled_nothing_fetched(self):
+        self.assertTrue(ocsptest.is_stapled_good(self.weir.port))
+        self.assertEqual(ocsptest.fetches(self.admin, "error"), 0)
+        self.assertEqual(polling.count_log(self.weir, r"OCSP"), 0, self.weir.stderr())
+
+
+if __name__ == "__main__":
+    weirtest.main()
