@@ -18,7 +18,7 @@ def openssl(*args):
                           timeout=60).stdout.decode()
 
 
-def make_leaf(dir_, stem, ca, ocsp_url):
+def make_leaf(dir_, stem, ca, ocsp_url, kind="ec"):
     """A leaf for localhost signed by ca whose AIA names ocsp_url (None: no
     AIA). Returns (chain_path, key_path, leaf_path): the chain file holds
     the leaf and then the CA (the issuer weir verifies responses against)."""
@@ -29,8 +29,10 @@ def make_leaf(dir_, stem, ca, ocsp_url):
                 "extendedKeyUsage=serverAuth\n")
         if ocsp_url:
             f.write("authorityInfoAccess=OCSP;URI:%s\n" % ocsp_url)
-    openssl("req", "-new", "-nodes", "-subj", "/CN=localhost", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key, "-out", csr)
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else \
+        ["-newkey", "rsa:2048"]
+    openssl("req", "-new", "-nodes", "-subj", "/CN=localhost", *newkey, "-keyout", key,
+            "-out", csr)
     openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
             "-days", "2", "-extfile", ext, "-out", leaf)
     chain = dir_ + "/" + stem + ".chain.crt"
@@ -41,14 +43,21 @@ def make_leaf(dir_, stem, ca, ocsp_url):
     return chain, key, leaf
 
 
-def write_index(dir_, leaf, status="V"):
-    """An `openssl ca` index with leaf's serial as valid (V) or revoked (R)."""
-    serial = openssl("x509", "-in", leaf, "-noout", "-serial").strip().split("=")[1]
+def serial_of(cert):
+    return openssl("x509", "-in", cert, "-noout", "-serial").strip().split("=")[1]
+
+
+def write_index(dir_, leaves, status="V"):
+    """An `openssl ca` index with the serials of leaves (one path or a
+    list) as valid (V) or revoked (R)."""
     index = os.path.join(dir_, "index.txt")
     revoked = "260101000000Z" if status == "R" else ""
     with open(index, "w") as f:
-        f.write("%s\t301231235959Z\t%s\t%s\tunknown\t/CN=localhost\n"
-                % (status, revoked, serial))
+        for leaf in [leaves] if isinstance(leaves, str) else leaves:
+            f.write("%s\t301231235959Z\t%s\t%s\tunknown\t/CN=localhost\n"
+                    % (status, revoked, serial_of(leaf)))
+    with open(index + ".attr", "w") as f:
+        f.write("unique_subject = no\n")  # two leaves may share /CN=localhost
     return index
 
 
@@ -95,9 +104,9 @@ class Responder:
         self.proc = None
 
 
-def s_client_status(port):
+def s_client_status(port, args=()):
     """openssl s_client -status's output for a handshake with weir."""
-    _, out = tlstest.s_client(port, ["-status", "-servername", "localhost"])
+    _, out = tlstest.s_client(port, ["-status", "-servername", "localhost"] + list(args))
     return out
 
 

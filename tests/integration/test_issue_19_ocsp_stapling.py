@@ -131,6 +131,69 @@ class NoResponderUrlTest(weirtest.WeirCase):
             self.assertEqual(ocsptest.fetches(self.admin, result), 0)
 
 
+class RevokedTest(weirtest.WeirCase):
+    """The CA says revoked: stapled all the same (clients refuse the
+    certificate, as the CA wants), and logged as an error."""
+    INI = INI
+
+    @classmethod
+    def make_subst(cls, tmp):
+        ca = tlstest.make_ca(tmp, "ca", "Test CA")
+        cls.ocsp_port = weirtest.free_port()
+        chain, key, leaf = ocsptest.make_leaf(tmp, "site", ca,
+                                              "http://127.0.0.1:%d/" % cls.ocsp_port)
+        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, ca,
+                                           ocsptest.write_index(tmp, leaf, "R")).start()
+        cls.admin = weirtest.free_port()
+        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.responder.stop()
+
+    def test_revoked_stapled_and_logged(self):
+        polling.wait_log(self.weir, r"\[error\] main: OCSP \[tls\]: the CA says this "
+                                    r"certificate is REVOKED", timeout=20)
+        self.assertIn("Cert Status: revoked", ocsptest.s_client_status(self.weir.port))
+        self.assertEqual(ocsptest.fetches(self.admin, "revoked"), 1)
+
+
+class TwoCertificatesTest(weirtest.WeirCase):
+    """An ECDSA and an RSA certificate in one section: each handshake gets
+    the response for the certificate it chose."""
+    INI = INI.replace("key = @KEY@", "key = @KEY@\ncert = @CRT2@\nkey = @KEY2@")
+
+    @classmethod
+    def make_subst(cls, tmp):
+        ca = tlstest.make_ca(tmp, "ca", "Test CA")
+        cls.ocsp_port = weirtest.free_port()
+        url = "http://127.0.0.1:%d/" % cls.ocsp_port
+        chain, key, cls.ec_leaf = ocsptest.make_leaf(tmp, "ec", ca, url)
+        chain2, key2, cls.rsa_leaf = ocsptest.make_leaf(tmp, "rsa", ca, url, kind="rsa")
+        index = ocsptest.write_index(tmp, [cls.ec_leaf, cls.rsa_leaf])
+        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, ca, index).start()
+        cls.admin = weirtest.free_port()
+        return {"CRT": chain, "KEY": key, "CRT2": chain2, "KEY2": key2, "ADMIN": cls.admin}
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.responder.stop()
+
+    def test_each_certificate_its_own_response(self):
+        polling.wait_until(lambda: polling.metric(self.admin, "weir_ocsp_stapled_certificates")
+                           == 2, "two stapled certificates", timeout=20)
+        for sigalgs, leaf in (("ECDSA+SHA256", self.ec_leaf), ("RSA-PSS+SHA256", self.rsa_leaf)):
+            out = ocsptest.s_client_status(self.weir.port, ["-sigalgs", sigalgs])
+            self.assertIn("Cert Status: good", out)
+            self.assertIn("Serial Number: %s" % ocsptest.serial_of(leaf), out)
+
+
 class OcspFileWinsTest(weirtest.WeirCase):
     """With ocsp_file too, the file is stapled and nothing is fetched."""
     INI = INI.replace("ocsp_stapling = on", "ocsp_stapling = on\nocsp_file = @OCSP@")

@@ -1,6 +1,7 @@
 /*
  * ocsp: the responder URL from a certificate's AIA extension, the URL
- * split for the POST, refresh and retry times (issue 19 point 4).
+ * split for the POST, refresh and retry times, the request, the response's
+ * HTTP framing and its verification (issue 19 point 4).
  */
 #include <setjmp.h>
 #include <stdbool.h>
@@ -266,6 +267,69 @@ static void issue_19_ocsp_request(void **state)
     free_pki(&k);
 }
 
+/* wr_ocsp_http_body on an exact-size heap copy (ASan sees over-reads). */
+static int body_of(const char *text, size_t len, bool is_closed, char *out, size_t *out_len,
+                   char *why)
+{
+    char *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, text, len);
+    const char *body = NULL;
+    int rc = wr_ocsp_http_body(copy, len, is_closed, &body, out_len, why, 128);
+    if (rc > 0) {
+        assert_true(body >= copy && body + *out_len <= copy + len);
+        memcpy(out, body, *out_len);
+    }
+    free(copy);
+    return rc;
+}
+
+static void issue_19_ocsp_http_body(void **state)
+{
+    (void)state;
+    char body[64], why[128];
+    size_t len = 0;
+    static const char ok[] = "HTTP/1.0 200 OK\r\nContent-type: application/ocsp-response\r\n"
+                             "Content-Length: 5\r\n\r\nhello";
+    /* Split at every offset: more bytes needed until the last one. */
+    for (size_t n = 0; n < sizeof(ok) - 1; n++)
+        assert_int_equal(body_of(ok, n, false, body, &len, why), 0);
+    assert_int_equal(body_of(ok, sizeof(ok) - 1, false, body, &len, why), 1);
+    assert_int_equal(len, 5);
+    assert_memory_equal(body, "hello", 5);
+    /* Bytes past the length are not the body. */
+    static const char extra[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiGARBAGE";
+    assert_int_equal(body_of(extra, sizeof(extra) - 1, true, body, &len, why), 1);
+    assert_int_equal(len, 2);
+    /* No length: the close ends the body (RFC 9112 §6.3). */
+    static const char close[] = "HTTP/1.0 200 OK\r\n\r\nabc";
+    assert_int_equal(body_of(close, sizeof(close) - 1, false, body, &len, why), 0);
+    assert_int_equal(body_of(close, sizeof(close) - 1, true, body, &len, why), 1);
+    assert_int_equal(len, 3);
+    /* Refused: another status, chunked, too large, cut short, malformed. */
+    static const char *const bad[][2] = {
+        {"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", "HTTP status 500"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "chunked"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 16385\r\n\r\n", "larger than 16384"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", "closed after 3 of 9"},
+        {"HTTP/1.1 200 OK\nContent-Length: 0\n\n", "malformed"},
+        {"HTTP/1.1 200 OK\r\nContent-Le", "closed before the response head ended"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(body_of(bad[i][0], strlen(bad[i][0]), true, body, &len, why), -1);
+        assert_non_null(strstr(why, bad[i][1]));
+    }
+    /* A head longer than WR_OCSP_HEAD_MAX is refused before it ends. */
+    size_t big = WR_OCSP_HEAD_MAX + 64;
+    char *head = malloc(big);
+    assert_non_null(head);
+    memcpy(head, "HTTP/1.1 200 OK\r\nX: ", 20);
+    memset(head + 20, 'a', big - 20);
+    assert_int_equal(body_of(head, big, false, body, &len, why), -1);
+    free(head);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +339,7 @@ int main(void)
         cmocka_unit_test(issue_19_ocsp_retry_delay),
         cmocka_unit_test(issue_19_ocsp_verify),
         cmocka_unit_test(issue_19_ocsp_request),
+        cmocka_unit_test(issue_19_ocsp_http_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
