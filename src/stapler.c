@@ -220,6 +220,9 @@ static short step_connect(struct entry *e)
         e->step = STEP_SENDING;
         return 0;
     }
+    if (e->is_io_assigned) /* before the close: its descriptor may be reused at once */
+        event_del(&e->io);
+    e->is_io_assigned = false;
     wr_stream_fini(&e->s);
     if (e->next_addr) /* the name has another address: try it */
         return connect_next(e) < 0 ? 0 : (e->step == STEP_CONNECTING ? EV_WRITE : 0);
