@@ -5,7 +5,10 @@ names (`openssl ocsp` here), verifies it against the issuer, and staples
 it (`openssl s_client -status` sees "Cert Status: good"); a reload keeps
 it without fetching again, even with the responder gone; a response
 signed by a key the issuer never certified is not stapled and handshakes
-go on; a certificate without a responder URL is warned about at load."""
+go on, one signed by a responder the issuer certified is; revoked is
+stapled and logged; each of two certificates gets its own response; a
+certificate without a responder URL is warned about at load; ocsp_file
+wins over fetching."""
 
 import sys
 sys.dont_write_bytecode = True
@@ -108,6 +111,38 @@ class WrongSignerTest(weirtest.WeirCase):
         out = ocsptest.s_client_status(self.weir.port)
         self.assertIn("OCSP response: no response sent", out)
         self.assertEqual(tlstest.tls_get(self.weir.port, "/").status, 200)
+
+
+class DelegatedResponderTest(weirtest.WeirCase):
+    """RFC 6960 §4.2.2.2: a responder certificate the CA issued for OCSP
+    signing (id-kp-OCSPSigning) signs; its response is stapled."""
+    INI = INI
+
+    @classmethod
+    def make_subst(cls, tmp):
+        ca = tlstest.make_ca(tmp, "ca", "Test CA")
+        delegate = tlstest.make_signed_cert(tmp, "responder", "OCSP Responder", ca,
+                                            eku="OCSPSigning")
+        cls.ocsp_port = weirtest.free_port()
+        chain, key, leaf = ocsptest.make_leaf(tmp, "site", ca,
+                                              "http://127.0.0.1:%d/" % cls.ocsp_port)
+        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, ca,
+                                           ocsptest.write_index(tmp, leaf),
+                                           signer=delegate).start()
+        cls.admin = weirtest.free_port()
+        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.responder.stop()
+
+    def test_stapled(self):
+        ocsptest.wait_stapled(self.weir.port)
+        self.assertIn("Responder Id: CN = OCSP Responder",
+                      ocsptest.s_client_status(self.weir.port))
 
 
 class NoResponderUrlTest(weirtest.WeirCase):
