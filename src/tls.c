@@ -20,6 +20,12 @@
  * plain shared write (TSan-clean). Sessions are not cached server-side:
  * tickets carry them.
  *
+ * OCSP staples: ocsp_file's response is read with the site; responses
+ * main fetches (stapler.c) are handed in with wr_tls_set_staple, one per
+ * certificate, and swapped under a per-site lock that only handshakes
+ * whose client sent status_request take. A handshake staples the response
+ * of the certificate it chose, never another's.
+ *
  * Not here: when to read or write (the stream's owner), write staging
  * (stream.c), the 421 decision's consequences (conn answers it). TLS
  * parsing is OpenSSL's; there is no fuzz target.

@@ -5,7 +5,8 @@
  * record I/O a TLS stream (stream.h) runs on.
  *
  * Threads: sets and ticket keys are built and rotated by main; workers
- * only read them (OpenSSL locks what it changes inside an SSL_CTX). A
+ * only read them (OpenSSL locks what it changes inside an SSL_CTX), except
+ * the OCSP responses main swaps in (wr_tls_set_staple, behind a lock). A
  * struct wr_tls_conn belongs to the worker that accepted its socket.
  * Layer 2: nothing here knows about requests or routes.
  */
