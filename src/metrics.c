@@ -575,6 +575,10 @@ static void format_ocsp(const struct wr_metrics *m, struct wr_metrics_text *t)
                                (unsigned long long)m->ocsp_fetches[r]);
     scalar(t, "weir_ocsp_stapled_certificates", "gauge",
            "Certificates whose fetched OCSP response is stapled now.", m->ocsp_stapled);
+    scalar(t, "weir_ocsp_next_update_seconds", "gauge",
+           "The earliest nextUpdate of the stapled fetched OCSP responses, seconds since the "
+           "epoch (0: none); past it, that response is no longer stapled.",
+           m->ocsp_next_update_s);
 }
 
 void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_text *out)

@@ -86,10 +86,15 @@ struct wr_stapler {
 
 static void count_stapled(struct wr_stapler *st)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; i < st->n_entries; i++)
-        n += st->entries[i]->der != NULL;
+    uint64_t n = 0, first = 0;
+    for (size_t i = 0; i < st->n_entries; i++) {
+        const struct entry *e = st->entries[i];
+        n += e->der != NULL;
+        if (e->der && e->next_update > 0 && (first == 0 || (uint64_t)e->next_update < first))
+            first = (uint64_t)e->next_update;
+    }
     st->metrics->ocsp_stapled = n;
+    st->metrics->ocsp_next_update_s = first;
 }
 
 /* ---- the end of a fetch ------------------------------------------------------ */

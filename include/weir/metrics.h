@@ -180,6 +180,8 @@ struct wr_metrics {
                                                             ones, address set changes */
     uint64_t ocsp_fetches[WR_METRICS_OCSP_N_RESULTS]; /* stapler.h: fetches by result */
     uint64_t ocsp_stapled;            /* gauge: certificates stapling a fetched response */
+    uint64_t ocsp_next_update_s;      /* gauge: the earliest nextUpdate of those (unix
+                                         seconds); 0: none, or none has one */
     uint64_t start_unix_s;            /* wall clock at start */
     uint64_t start_mono_ms;           /* wr_clock_now_ms() at start */
 };

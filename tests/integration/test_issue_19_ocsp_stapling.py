@@ -15,6 +15,7 @@ sys.dont_write_bytecode = True
 
 import os
 import signal
+import time
 
 import ocsptest
 import polling
@@ -77,6 +78,9 @@ class OcspStaplingTest(weirtest.WeirCase):
         self.assertEqual(ocsptest.fetches(self.admin, "good"), good)
         self.assertEqual(ocsptest.fetches(self.admin, "error"), errors)
         self.assertEqual(polling.metric(self.admin, "weir_ocsp_stapled_certificates"), 1)
+        # openssl ocsp -ndays 1: the response's nextUpdate is a day away
+        next_update = polling.metric(self.admin, "weir_ocsp_next_update_seconds")
+        self.assertLess(abs(next_update - time.time() - 86400), 600)
 
 
 class WrongSignerTest(weirtest.WeirCase):
