@@ -2459,6 +2459,9 @@ static const struct key_def tls_keys[] = {
     /* ocsp_file: unset; a DER OCSP response for the section's (first)
      * certificate, stapled when valid, re-read on reload */
     {.name = "ocsp_file", .parse = parse_path, FIELD(TLS, ocsp_file)},
+    /* ocsp_stapling: off (nginx's default); on: main fetches, verifies and
+     * refreshes each certificate's OCSP response (stapler.h); inherited */
+    {.name = "ocsp_stapling", .parse = parse_bool, FIELD(TLS, ocsp_stapling), .dflt = "off"},
     {.name = "verify_client", .parse = parse_enum, FIELD(TLS, verify_client), .dflt = "off",
      .choices = verify_modes},
     {.name = "verify_depth", .parse = parse_count, FIELD(TLS, verify_depth), .dflt = "1",
@@ -3749,6 +3752,8 @@ static void inherit_tls(struct loader *ld, struct wr_tls_cfg *dst, const struct 
         dst->verify_client = src->verify_client;
     if (seen_line(rec, "verify_depth") == 0)
         dst->verify_depth = src->verify_depth;
+    if (seen_line(rec, "ocsp_stapling") == 0)
+        dst->ocsp_stapling = src->ocsp_stapling;
 }
 
 /* [tls NAME] inherit from [tls], which then moves to tls[0]. */

@@ -15,7 +15,8 @@
  * start (root-only keys), and ticket keys rotate on a timer here.
  * Upstream names with `resolve` are looked up again on this loop
  * (resolve.h); a changed address set publishes a snapshot derived from
- * the running one, as a reload publishes.
+ * the running one, as a reload publishes. OCSP responses for stapling are
+ * fetched and refreshed on this loop too (stapler.h).
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,6 +45,7 @@
 #include "weir/log.h"
 #include "weir/privileges.h"
 #include "weir/resolve.h"
+#include "weir/stapler.h"
 #include "weir/upstream.h"
 #include "weir/metrics.h"
 #include "weir/tls.h"
@@ -69,6 +71,7 @@ struct app {
     struct wr_worker_shared shared;
     struct wr_health_checker *checker; /* active health checks, on base */
     struct wr_resolver *resolver;      /* upstream names re-resolved, on base */
+    struct wr_stapler *stapler;        /* OCSP responses fetched for stapling, on base */
     struct wr_config *replaced[MAX_REPLACED]; /* owned refs: snapshots DNS changes replaced
                                                  since the last load (see retire_replaced) */
     size_t n_replaced;
@@ -528,6 +531,24 @@ static void forget_replaced(struct app *app)
     app->n_replaced = 0;
 }
 
+/* ---- OCSP stapling (stapler.h) ------------------------------------------ */
+
+/* Before cfg is published: the responses fetched for certificates it
+ * still has are stapled in its contexts from its first handshake on. */
+static void restaple(struct app *app, struct wr_config *cfg)
+{
+    if (app->stapler)
+        wr_stapler_set_config(app->stapler, cfg);
+}
+
+static void start_stapler(struct app *app)
+{
+    app->stapler = wr_stapler_new(app->base, app->metrics);
+    if (!app->stapler)
+        wr_log(WR_LOG_ERROR, -1, 0, "OCSP: out of memory; no response is fetched for stapling");
+    restaple(app, app->cfg);
+}
+
 /*
  * SIGHUP: parse the file again; on any error (or a socket that cannot be
  * bound) keep serving on the running snapshot and sockets. Otherwise
@@ -565,6 +586,7 @@ static void reload(struct app *app)
     /* Before publishing: a reload neither resurrects a failed server nor
      * forgets a verdict. */
     wr_upstream_carry_health(app->cfg, cfg);
+    restaple(app, cfg);
     for (size_t i = 0; i < app->n_workers; i++)
         wr_worker_publish(&app->workers[i], cfg);
     wr_config_unref(app->cfg);
@@ -883,6 +905,7 @@ static void app_fini(struct app *app)
     wr_admin_free(app->admin);
     wr_health_checker_free(app->checker);
     wr_resolver_free(app->resolver);
+    wr_stapler_free(app->stapler);
     forget_replaced(app);
     wr_limits_free(app->shared.limits); /* after the workers that used it */
     app->shared.limits = NULL;
@@ -996,6 +1019,7 @@ static int run(struct app *app)
     else
         wr_health_checker_set_config(app->checker, app->cfg);
     start_resolver(app);
+    start_stapler(app);
     for (size_t i = 0; i < app->cfg->server.n_listens; i++)
         wr_log(WR_LOG_INFO, -1, 0, "listening on %s%s", app->cfg->server.listens[i].addr.text,
                app->listeners->items[i].is_inherited ? " (socket activation)" : "");

@@ -576,6 +576,23 @@ static void format_upstreams(const struct wr_metrics *m, struct wr_metrics_text 
            sum_like(m, &m->workers[0].pool_idle));
 }
 
+static void format_ocsp(const struct wr_metrics *m, struct wr_metrics_text *t)
+{
+    static const char *const results[WR_METRICS_OCSP_N_RESULTS] = {"good", "revoked", "unknown",
+                                                                   "invalid", "error"};
+    family(t, "weir_ocsp_fetches_total", "counter",
+           "OCSP responses fetched for stapling (ocsp_stapling), by result.");
+    for (int r = 0; r < WR_METRICS_OCSP_N_RESULTS; r++)
+        wr_metrics_text_printf(t, "weir_ocsp_fetches_total{result=\"%s\"} %llu\n", results[r],
+                               (unsigned long long)m->ocsp_fetches[r]);
+    scalar(t, "weir_ocsp_stapled_certificates", "gauge",
+           "Certificates whose fetched OCSP response is stapled now.", m->ocsp_stapled);
+    scalar(t, "weir_ocsp_next_update_seconds", "gauge",
+           "The earliest nextUpdate of the stapled fetched OCSP responses, seconds since the "
+           "epoch (0: none); past it, that response is no longer stapled.",
+           m->ocsp_next_update_s);
+}
+
 void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_text *out)
 {
     family(out, "weir_build_info", "gauge", "Always 1; the version is a label.");
@@ -601,6 +618,7 @@ void wr_metrics_format_prometheus(const struct wr_metrics *m, struct wr_metrics_
     scalar(out, "weir_upstream_resolution_changes_total", "counter",
            "Background lookups that changed a name's address set.", m->dns_changes);
     format_upstreams(m, out);
+    format_ocsp(m, out);
 }
 
 void wr_metrics_format_status(const struct wr_metrics *m, const struct wr_metrics_rate *rate,

@@ -20,6 +20,12 @@
  * plain shared write (TSan-clean). Sessions are not cached server-side:
  * tickets carry them.
  *
+ * OCSP staples: ocsp_file's response is read with the site; responses
+ * main fetches (stapler.c) are handed in with wr_tls_set_staple, one per
+ * certificate, and swapped under a per-site lock that only handshakes
+ * whose client sent status_request take. A handshake staples the response
+ * of the certificate it chose, never another's.
+ *
  * Not here: when to read or write (the stream's owner), write staging
  * (stream.c), the 421 decision's consequences (conn answers it). TLS
  * parsing is OpenSSL's; there is no fuzz target.
@@ -65,6 +71,22 @@ struct wr_tls_keys {
     atomic_uint_fast64_t words[2][KEY_WORDS]; /* [0] current, [1] previous */
 };
 
+/* A fetched OCSP response: immutable once made, freed with its last
+ * reference (main's slot, or a handshake copying it). */
+struct staple {
+    atomic_uint refs;
+    size_t len;
+    unsigned char der[];
+};
+
+/* One certificate of a site, for stapling. */
+struct site_cert {
+    X509 *leaf;             /* one reference */
+    X509 *issuer;           /* one reference: the cert of its chain that issued
+                               it; NULL when the chain file has none */
+    struct staple *fetched; /* one reference; NULL: none. Under staple_lock */
+};
+
 struct tls_site {
     atomic_uint refs;
     SSL_CTX *ctx;          /* one reference */
@@ -77,8 +99,18 @@ struct tls_site {
     unsigned char alpn[256]; /* server preference, wire format */
     size_t alpn_len;
     uint64_t handshake_timeout_ms;
-    unsigned char *ocsp;   /* owned: the DER OCSP response stapled; NULL: none */
+    unsigned char *ocsp;   /* owned: ocsp_file's DER response, for certs[0]; NULL: none */
     size_t ocsp_len;
+    bool is_stapling;      /* ocsp_stapling = on: main fetches responses (stapler.h) */
+    struct site_cert certs[WR_TLS_MAX_CERTS]; /* in cert order */
+    size_t n_certs;
+    /* Guards certs[].fetched: main swaps a response while handshakes of
+     * every worker may be copying it. A reference alone is not enough (a
+     * worker could load the pointer just before main drops the last
+     * reference), and a copy per fetch kept forever grows without bound;
+     * the lock is taken only for a handshake whose client sent
+     * status_request, for a pointer load and an increment. */
+    pthread_mutex_t staple_lock;
 };
 
 /* What a client connection to one server of an upstream sends and checks. */
@@ -423,10 +455,28 @@ static EVP_PKEY *read_key(const char *path, bool *is_encrypted)
     return key;
 }
 
-/* Every cert/key pair; each key type once (OpenSSL keeps one per type). */
-static int load_pairs(SSL_CTX *ctx, const struct wr_config *cfg, const struct wr_tls_cfg *t,
-                      char *why, size_t cap)
+/* The certificate just loaded into site->ctx and its issuer (the first
+ * cert of its chain that issued it), kept for stapling and for finding
+ * which certificate a handshake chose. */
+static void record_cert(struct tls_site *site)
 {
+    struct site_cert *c = &site->certs[site->n_certs++];
+    STACK_OF(X509) *chain = NULL;
+    c->leaf = SSL_CTX_get0_certificate(site->ctx);
+    X509_up_ref(c->leaf);
+    SSL_CTX_get0_chain_certs(site->ctx, &chain);
+    for (int i = 0; chain && i < sk_X509_num(chain) && !c->issuer; i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_check_issued(x, c->leaf) == X509_V_OK && X509_up_ref(x) == 1)
+            c->issuer = x;
+    }
+}
+
+/* Every cert/key pair; each key type once (OpenSSL keeps one per type). */
+static int load_pairs(struct tls_site *site, const struct wr_config *cfg,
+                      const struct wr_tls_cfg *t, char *why, size_t cap)
+{
+    SSL_CTX *ctx = site->ctx;
     int types[WR_TLS_MAX_CERTS];
     char err[256];
     for (size_t i = 0; i < t->n_certs && i < t->n_keys; i++) {
@@ -434,6 +484,7 @@ static int load_pairs(SSL_CTX *ctx, const struct wr_config *cfg, const struct wr
             ssl_error_text(err, sizeof(err));
             return site_fail(why, cap, cfg, t, "cert", "%s: %s", t->certs[i], err);
         }
+        record_cert(site);
         const EVP_PKEY *pub = X509_get0_pubkey(SSL_CTX_get0_certificate(ctx));
         types[i] = pub ? EVP_PKEY_get_base_id(pub) : 0;
         for (size_t j = 0; j < i; j++) {
@@ -475,23 +526,61 @@ static int set_session_context(SSL_CTX *ctx, const struct wr_tls_cfg *t)
     return SSL_CTX_set_session_id_context(ctx, md, md_len) == 1 ? 0 : -1;
 }
 
-/* A client asked for the certificate's status (status_request): the
- * section's stapled OCSP response, if it has a valid one. */
-static int on_status_request(SSL *ssl, void *arg)
+static void staple_unref(struct staple *st)
 {
-    (void)arg;
-    const struct tls_site *site = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    if (!site || !site->ocsp)
-        return SSL_TLSEXT_ERR_NOACK;
-    unsigned char *copy = OPENSSL_malloc(site->ocsp_len); /* OpenSSL frees it */
+    if (st && atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1)
+        free(st);
+}
+
+/* certs[i] of site the handshake chose (SSL_get_certificate is the chosen
+ * one when the status callback runs), or n_certs. */
+static size_t chosen_cert(const struct tls_site *site, SSL *ssl)
+{
+    X509 *x = SSL_get_certificate(ssl);
+    size_t i = 0;
+    while (x && i < site->n_certs && site->certs[i].leaf != x && X509_cmp(site->certs[i].leaf, x))
+        i++;
+    return x ? i : site->n_certs;
+}
+
+/* Hands a copy of der to OpenSSL, which frees it after sending. */
+static int staple_copy(SSL *ssl, const unsigned char *der, size_t len)
+{
+    unsigned char *copy = OPENSSL_malloc(len);
     if (!copy)
         return SSL_TLSEXT_ERR_NOACK;
-    memcpy(copy, site->ocsp, site->ocsp_len);
-    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)site->ocsp_len) != 1) {
+    memcpy(copy, der, len);
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)len) != 1) {
         OPENSSL_free(copy);
         return SSL_TLSEXT_ERR_NOACK;
     }
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* A client asked for the certificate's status (status_request): the
+ * response for the certificate chosen, if there is a valid one: ocsp_file's
+ * (first certificate only), else the one main fetched. A response for
+ * another of the section's certificates is never sent (a client would
+ * take it for a bad staple). */
+static int on_status_request(SSL *ssl, void *arg)
+{
+    (void)arg;
+    struct tls_site *site = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    size_t i = site ? chosen_cert(site, ssl) : 0;
+    if (!site || i == site->n_certs)
+        return SSL_TLSEXT_ERR_NOACK;
+    if (i == 0 && site->ocsp)
+        return staple_copy(ssl, site->ocsp, site->ocsp_len);
+    if (!site->is_stapling)
+        return SSL_TLSEXT_ERR_NOACK;
+    pthread_mutex_lock(&site->staple_lock);
+    struct staple *st = site->certs[i].fetched;
+    if (st)
+        atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&site->staple_lock);
+    int rc = st ? staple_copy(ssl, st->der, st->len) : SSL_TLSEXT_ERR_NOACK;
+    staple_unref(st);
+    return rc;
 }
 
 /* ocsp_file: read and checked once per load (a response that is not a
@@ -570,6 +659,12 @@ static void site_unref(struct tls_site *site)
         return;
     SSL_CTX_free(site->ctx);
     free(site->ocsp);
+    for (size_t i = 0; i < site->n_certs; i++) {
+        X509_free(site->certs[i].leaf);
+        X509_free(site->certs[i].issuer);
+        staple_unref(site->certs[i].fetched);
+    }
+    pthread_mutex_destroy(&site->staple_lock);
     free(site->section);
     for (size_t i = 0; i < site->n_names; i++)
         free(site->names[i]);
@@ -584,6 +679,7 @@ static int site_settings(struct tls_site *site, const struct wr_tls_cfg *t)
     site->min_version = strstr(t->protocols, "TLSv1.2") ? TLS1_2_VERSION : TLS1_3_VERSION;
     site->max_version = strstr(t->protocols, "TLSv1.3") ? TLS1_3_VERSION : TLS1_2_VERSION;
     site->has_tickets = t->session_tickets;
+    site->is_stapling = t->ocsp_stapling;
     site->handshake_timeout_ms = t->handshake_timeout_ms;
     const char *rest = t->alpn;
     while (*rest) {
@@ -634,7 +730,11 @@ static struct tls_site *site_new(const struct wr_config *cfg, const struct wr_tl
                                  char *why, size_t cap)
 {
     struct tls_site *site = calloc(1, sizeof(*site));
-    if (!site || (atomic_init(&site->refs, 1), site_settings(site, t)) < 0 ||
+    if (site) {
+        atomic_init(&site->refs, 1);
+        pthread_mutex_init(&site->staple_lock, NULL); /* cannot fail on Linux */
+    }
+    if (!site || site_settings(site, t) < 0 ||
         !(site->ctx = new_ctx(site)) || set_session_context(site->ctx, t) < 0) {
         site_fail(why, cap, cfg, t, "cert", "out of memory");
         goto fail;
@@ -645,7 +745,7 @@ static struct tls_site *site_new(const struct wr_config *cfg, const struct wr_tl
         site_fail(why, cap, cfg, t, "ciphers", "\"%s\": %s", t->ciphers, err);
         goto fail;
     }
-    if (load_pairs(site->ctx, cfg, t, why, cap) < 0)
+    if (load_pairs(site, cfg, t, why, cap) < 0)
         goto fail;
     if (t->verify_client && load_client_ca(site->ctx, cfg, t, why, cap) < 0)
         goto fail;
@@ -785,6 +885,51 @@ size_t wr_tls_set_select(const struct wr_tls_set *set, const char *name, size_t 
         if (has_name(set->sites[i], wild, rest + 1))
             return i;
     }
+    return 0;
+}
+
+/* ---- OCSP stapling: what main fetches for (stapler.c) ------------------ */
+
+size_t wr_tls_set_ocsp_targets(const struct wr_tls_set *set, struct wr_tls_ocsp_target *out,
+                               size_t cap)
+{
+    size_t n = 0;
+    for (size_t s = 0; set && s < set->n_sites; s++) {
+        const struct tls_site *site = set->sites[s];
+        /* ocsp_file wins for the first certificate: it is what the
+         * operator chose to staple. */
+        for (size_t c = site->ocsp ? 1 : 0; site->is_stapling && c < site->n_certs; c++) {
+            if (n < cap)
+                out[n] = (struct wr_tls_ocsp_target){.section = site->section,
+                                                     .leaf = site->certs[c].leaf,
+                                                     .issuer = site->certs[c].issuer,
+                                                     .site = s,
+                                                     .cert = c};
+            n++;
+        }
+    }
+    return n;
+}
+
+int wr_tls_set_staple(const struct wr_tls_set *set, size_t site, size_t cert,
+                      const unsigned char *der, size_t len)
+{
+    if (site >= set->n_sites || cert >= set->sites[site]->n_certs)
+        return -1;
+    struct staple *st = NULL;
+    if (der) {
+        if (!(st = malloc(sizeof(*st) + len)))
+            return -1;
+        atomic_init(&st->refs, 1);
+        st->len = len;
+        memcpy(st->der, der, len);
+    }
+    struct tls_site *s = set->sites[site];
+    pthread_mutex_lock(&s->staple_lock);
+    struct staple *old = s->certs[cert].fetched;
+    s->certs[cert].fetched = st;
+    pthread_mutex_unlock(&s->staple_lock);
+    staple_unref(old);
     return 0;
 }
 

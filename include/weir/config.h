@@ -146,6 +146,8 @@ struct wr_tls_cfg {
     char *client_ca;      /* owned path: CAs client certificates must chain to */
     char *ocsp_file;      /* owned path: a DER OCSP response to staple (the
                              first cert's), fetched by another tool; or NULL */
+    bool ocsp_stapling;   /* fetch, verify and staple each cert's OCSP response
+                             (stapler.h); ocsp_file wins for the first cert */
     int verify_client;    /* 0 off, 1 optional (asked, checked when sent), 2 on (required) */
     uint64_t verify_depth; /* intermediate CAs allowed between a client's
                               certificate and client_ca (OpenSSL's depth) */

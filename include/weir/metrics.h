@@ -89,6 +89,16 @@ enum wr_metrics_pp_error {
     WR_METRICS_PP_TIMEOUT,       /* no complete header within header_timeout */
 };
 
+/* How an OCSP fetch for stapling ended (the `result` label). */
+enum wr_metrics_ocsp_result {
+    WR_METRICS_OCSP_GOOD = 0, /* verified, status good: stapled */
+    WR_METRICS_OCSP_REVOKED,  /* verified, status revoked: stapled, logged as an error */
+    WR_METRICS_OCSP_UNKNOWN,  /* verified, the responder does not know the cert */
+    WR_METRICS_OCSP_INVALID,  /* a response that did not verify */
+    WR_METRICS_OCSP_ERROR,    /* no response: DNS, connect, timeout, HTTP */
+    WR_METRICS_OCSP_N_RESULTS
+};
+
 /* Everything one worker counts. Written by that worker only. */
 /* What the HTTP cache did (cache.c): requests by outcome, and fills. */
 enum wr_metrics_cache {
@@ -185,6 +195,10 @@ struct wr_metrics {
     uint64_t reloads, reload_failures;
     uint64_t dns_resolutions, dns_failures, dns_changes; /* resolve.h: lookups, failed
                                                             ones, address set changes */
+    uint64_t ocsp_fetches[WR_METRICS_OCSP_N_RESULTS]; /* stapler.h: fetches by result */
+    uint64_t ocsp_stapled;            /* gauge: certificates stapling a fetched response */
+    uint64_t ocsp_next_update_s;      /* gauge: the earliest nextUpdate of those (unix
+                                         seconds); 0: none, or none has one */
     uint64_t start_unix_s;            /* wall clock at start */
     uint64_t start_mono_ms;           /* wr_clock_now_ms() at start */
 };

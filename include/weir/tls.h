@@ -5,7 +5,8 @@
  * record I/O a TLS stream (stream.h) runs on.
  *
  * Threads: sets and ticket keys are built and rotated by main; workers
- * only read them (OpenSSL locks what it changes inside an SSL_CTX). A
+ * only read them (OpenSSL locks what it changes inside an SSL_CTX), except
+ * the OCSP responses main swaps in (wr_tls_set_staple, behind a lock). A
  * struct wr_tls_conn belongs to the worker that accepted its socket.
  * Layer 2: nothing here knows about requests or routes.
  */
@@ -17,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <openssl/types.h>
 
 #include "weir/config.h"
 #include "weir/str.h"
@@ -88,6 +91,37 @@ size_t wr_tls_set_select(const struct wr_tls_set *set, const char *name, size_t 
 
 /* Sections in set (for tests and logs). */
 size_t wr_tls_set_count(const struct wr_tls_set *set);
+
+/* ---- OCSP stapling (ocsp_stapling = on; main fetches: stapler.h) ---- */
+
+/* One certificate whose OCSP response main fetches and staples. */
+struct wr_tls_ocsp_target {
+    const char *section; /* the [tls NAME]'s name; NULL for [tls] (borrowed) */
+    X509 *leaf;          /* borrowed: lives as long as the set */
+    X509 *issuer;        /* borrowed; NULL when its chain file holds no
+                            certificate that issued it */
+    size_t site, cert;   /* where wr_tls_set_staple puts its response */
+};
+
+/*
+ * The certificates of set's sections with ocsp_stapling = on, in section
+ * and cert order, but not a section's first certificate when it has an
+ * ocsp_file (that file wins). Fills out[0..cap) and returns how many there
+ * are (call with cap 0 to count). set may be NULL (0). Main thread.
+ */
+size_t wr_tls_set_ocsp_targets(const struct wr_tls_set *set, struct wr_tls_ocsp_target *out,
+                               size_t cap);
+
+/*
+ * Staples der (len bytes, copied; a verified OCSP response) from now on to
+ * the handshakes that choose certificate cert of site site of set and ask
+ * for it (status_request); der NULL: nothing stapled any more. Handshakes
+ * of every worker may run meanwhile: each sends the response it found
+ * (the swap is atomic for them). Returns 0, or -1 (out of memory or an
+ * index out of range: nothing changed). Main thread.
+ */
+int wr_tls_set_staple(const struct wr_tls_set *set, size_t site, size_t cert,
+                      const unsigned char *der, size_t len);
 
 /*
  * Starts server-side TLS on the connected socket fd with set (borrowed:

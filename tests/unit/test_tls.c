@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -221,6 +222,9 @@ static void test_reload_keeps_old_section(void **state)
 
 /* ---- handshakes over a socketpair -------------------------------------- */
 
+/* pair_open's client asks for the certificate status (status_request). */
+static bool wants_status;
+
 struct pair {
     int fds[2];
     SSL_CTX *cctx;
@@ -241,6 +245,8 @@ static void pair_open(struct pair *p, const struct wr_tls_set *set, const char *
         SSL_set_tlsext_host_name(p->client, sni);
     if (session)
         SSL_set_session(p->client, session);
+    if (wants_status)
+        SSL_set_tlsext_status_type(p->client, TLSEXT_STATUSTYPE_ocsp);
     SSL_set_connect_state(p->client);
     p->server = wr_tls_conn_new(set, p->fds[1]);
     assert_non_null(p->server);
@@ -402,6 +408,69 @@ static void test_rotation_while_handshaking(void **state)
     wr_config_unref(cfg);
 }
 
+/* ---- OCSP stapling: main swaps the response while workers staple ------ */
+
+#define STAPLE_LEN 300
+
+static atomic_bool is_swapping_done;
+
+/* Until the handshakes are done (bounded all the same). */
+static void *swap_staples(void *arg)
+{
+    const struct wr_tls_set *set = arg;
+    unsigned char blob[STAPLE_LEN];
+    for (int i = 0; i < 1000000 && !atomic_load(&is_swapping_done); i++) {
+        memset(blob, 'A' + i % 2, sizeof(blob));
+        assert_int_equal(wr_tls_set_staple(set, 0, 0, i % 5 == 4 ? NULL : blob, sizeof(blob)), 0);
+    }
+    return NULL;
+}
+
+/* Issue 19 point 4: the certificates main fetches for are listed, and a
+ * response swapped by main while handshakes staple it reaches each client
+ * whole (one version or the other, or none), with no race (make tsan). */
+static void issue_19_ocsp_staple_swap(void **state)
+{
+    (void)state;
+    struct wr_config *cfg = config(SERVER "[tls]\ncert = %s/d.crt\nkey = %s/d.key\n"
+                                          "cert = %s/drsa.crt\nkey = %s/drsa.key\n"
+                                          "ocsp_stapling = on\n"
+                                          "[tls a]\nnames = a.test\ncert = %s/a.crt\n"
+                                          "key = %s/a.key\nocsp_stapling = off\n");
+    struct wr_config_errors errs = {0};
+    struct wr_tls_set *set = build(cfg, NULL, NULL, &errs);
+    assert_non_null(set);
+    struct wr_tls_ocsp_target t[4];
+    assert_int_equal(wr_tls_set_ocsp_targets(set, t, 4), 2); /* [tls a] has it off */
+    assert_null(t[0].section);
+    assert_int_equal(t[0].site, 0);
+    assert_int_equal(t[1].cert, 1);
+    assert_null(t[0].issuer); /* self-signed, nothing after it in its file */
+    assert_int_equal(wr_tls_set_staple(set, 0, 2, NULL, 0), -1);
+    wants_status = true;
+    pthread_t swapper;
+    atomic_store(&is_swapping_done, false);
+    assert_int_equal(pthread_create(&swapper, NULL, swap_staples, set), 0);
+    for (int i = 0; i < 20; i++) {
+        struct pair p;
+        pair_open(&p, set, NULL, NULL);
+        const unsigned char *resp = NULL;
+        long len = SSL_get_tlsext_status_ocsp_resp(p.client, &resp);
+        if (len > 0) {
+            assert_int_equal(len, STAPLE_LEN);
+            for (long k = 1; k < len; k++)
+                assert_int_equal(resp[k], resp[0]);
+        }
+        pair_close(&p);
+    }
+    atomic_store(&is_swapping_done, true);
+    pthread_join(swapper, NULL);
+    wants_status = false;
+    assert_int_equal(wr_tls_set_staple(set, 0, 0, (const unsigned char *)"x", 1), 0);
+    wr_tls_set_free(set); /* frees the last staple: ASan sees a leak otherwise */
+    wr_config_unref(cfg);
+}
+
 /* ---- upstream client contexts ----------------------------------------- */
 
 #define UPSTREAM(extra)                                                                 \
@@ -554,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_handshake_sni_alpn_421),
         cmocka_unit_test(test_tickets_across_rotation),
         cmocka_unit_test(test_rotation_while_handshaking),
+        cmocka_unit_test(issue_19_ocsp_staple_swap),
         cmocka_unit_test(test_client_bad_ca),
         cmocka_unit_test(test_client_handshake_resumes),
         cmocka_unit_test(test_client_verify_failures),
