@@ -135,6 +135,7 @@ bench: deps-bench build-release
 	python3 bench/run.py --weir build/release/weir
 	python3 bench/h2.py --weir build/release/weir
 	python3 bench/cache_burst.py --weir build/release/weir
+	python3 bench/pp_keepalive.py --weir build/release/weir
 
 clean:
 	rm -rf build

@@ -15,6 +15,7 @@ sys.dont_write_bytecode = True
 
 import http.server
 import re
+import socket
 import shutil
 import tempfile
 import threading
@@ -27,6 +28,15 @@ from polling import admin_get, wait_until
 from weirtest import SERVER, request_bytes
 
 BIG = 200 * 1024  # over max_object_size below
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+HUGE = 200 << 20  # the issue's 200 MiB object
 CHUNKY = 2 * 1000 * 1000  # a chunked body 30 times max_object_size
 
 
@@ -67,6 +77,9 @@ class Origin:
                     return
                 if self.path.startswith("/c/chunky"):
                     origin.chunky(self, n)
+                    return
+                if self.path.startswith("/c/huge"):
+                    origin.huge(self)
                     return
                 status, headers, body = origin.answer(self, n)
                 self.send_response(status)
@@ -114,6 +127,16 @@ class Origin:
         h.wfile.flush()
         self.release_body.wait(20)
         h.wfile.write(body[20000:])
+
+    def huge(self, h):
+        """HUGE bytes with Content-Length, cacheable but over max_object_size."""
+        h.send_response(200)
+        h.send_header("Cache-Control", "max-age=60")
+        h.send_header("Content-Length", str(HUGE))
+        h.end_headers()
+        block = b"h" * (1 << 20)
+        for _ in range(HUGE // len(block)):
+            h.wfile.write(block)
 
     def chunky(self, h, n):
         """BIG bytes in chunks, no Content-Length; the first request's body
@@ -432,6 +455,43 @@ class CacheTest(weirtest.WeirCase):
             c.close()
         self.assertEqual(self.get("/c/h2").body, b"/c/h2 #1")
         self.assertEqual(self.origin.count("/c/h2"), 1)
+
+    def test_200mib_object_streams_with_bounded_memory(self):
+        """A 200 MiB response, three clients at once: each gets every byte,
+        weir's RSS stays bounded (nothing of it is stored: over
+        max_object_size), and a later request is not a hit."""
+        pid = self.weir.pid()
+        rss0 = vm_rss_kib(pid)
+        peak = [rss0]
+        got = [0, 0, 0]
+
+        def fetch(i):
+            s = socket.create_connection(("127.0.0.1", self.weir.port), timeout=30)
+            s.sendall(request_bytes("GET", "/c/huge"))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            n = len(head) - head.index(b"\r\n\r\n") - 4
+            for _ in range(1000000):
+                if n >= HUGE:
+                    break
+                data = s.recv(1 << 20)
+                if not data:
+                    break
+                n += len(data)
+                if i == 0:
+                    peak[0] = max(peak[0], vm_rss_kib(pid))
+            s.close()
+            got[i] = n
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(got, [HUGE] * 3)
+        self.assertLess(peak[0] - rss0, 32 << 10, "RSS grew %d KiB" % (peak[0] - rss0))
+        self.assertNotRegex(self.get("/c/huge", method="HEAD").header("Cache-Status"),
+                            r"; hit(;|$)")
 
     def test_unknown_length_over_max_object_size(self):
         """Requests that came while a chunked response of unknown length was
