@@ -6,7 +6,9 @@ connections (issue 19): weir's server CPU per request with and without
 wrk cannot send a PROXY header, so the client is this script: CONNS
 connections, each sending its v2 header once (in the proxy_protocol runs),
 then pipelined batches of GET /fixed (1 KiB from `return`) for SECONDS.
-Rounds alternate between the two listeners; the medians of µs/req (from
+Connections are never closed by weir
+(max_requests_per_connection = 0), so each header is sent once. Rounds
+alternate between the two listeners; the medians of µs/req (from
 /proc/PID/stat) are compared. The client is slower than wrk, so req/s is
 not the point: the server's CPU per request is.
 
@@ -35,6 +37,9 @@ proxy_protocol_from = 127.0.0.0/8
 workers = 2
 access_log = off
 error_log = stderr
+
+[limits]
+max_requests_per_connection = 0
 
 [route fixed]
 match = exact:/fixed
