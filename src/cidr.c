@@ -45,6 +45,11 @@ int wr_cidr_parse(const char *text, struct wr_cidr *out)
     c.bits = (uint8_t)bits;
     for (unsigned i = bits; i < max; i++)
         c.addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+    if (c.family == AF_INET) {
+        c.v4_mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+        c.v4_net = (uint32_t)c.addr[0] << 24 | (uint32_t)c.addr[1] << 16 |
+                   (uint32_t)c.addr[2] << 8 | c.addr[3];
+    }
     *out = c;
     return 0;
 }
@@ -88,6 +93,19 @@ bool wr_access_allows(const struct wr_access_rule *rules, size_t n, const char *
     else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1)
         ss.ss_family = AF_INET6;
     bool has_allow = false;
+    if (ss.ss_family == AF_INET) {
+        /* The usual case, per request: one AND and one compare per rule
+         * (an IPv4 client matches IPv4 rules only, as wr_cidr_match). */
+        uint32_t a = ntohl(in->sin_addr.s_addr);
+        for (size_t i = 0; i < n; i++) {
+            const struct wr_access_rule *r = &rules[i];
+            has_allow |= r->is_allow;
+            if (r->is_all ||
+                (r->range.family == AF_INET && (a & r->range.v4_mask) == r->range.v4_net))
+                return r->is_allow;
+        }
+        return !has_allow;
+    }
     for (size_t i = 0; i < n; i++) {
         const struct wr_access_rule *r = &rules[i];
         has_allow |= r->is_allow;

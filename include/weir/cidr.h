@@ -18,6 +18,8 @@ struct wr_cidr {
     uint8_t family;   /* AF_INET or AF_INET6 */
     uint8_t bits;     /* prefix length: 0..32 or 0..128 */
     uint8_t addr[16]; /* network address (4 bytes used for IPv4), host bits zero */
+    uint32_t v4_net, v4_mask; /* AF_INET: addr and the prefix's mask, host order,
+                                 so that a rule is one AND and one compare */
 };
 
 /* Parses "ADDR/BITS" or "ADDR" (all bits). Returns 0, or -1 when text is

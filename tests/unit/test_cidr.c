@@ -82,11 +82,39 @@ static void issue_19_access_lists(void **state)
     assert_true(wr_access_allows(only, 2, "::ffff:10.9.9.9")); /* mapped */
 }
 
+/* The IPv4 fast path (a mask and a compare per rule) agrees with
+ * wr_cidr_match at the prefix lengths' edges. */
+static void issue_19_access_ipv4_edges(void **state)
+{
+    (void)state;
+    struct wr_access_rule zero[] = {rule("0.0.0.0/0", true)};
+    assert_true(wr_access_allows(zero, 1, "203.0.113.9"));
+    assert_false(wr_access_allows(zero, 1, "2001:db8::1")); /* v4 rules only match v4 */
+    struct wr_access_rule host[] = {rule("203.0.113.9/32", true)};
+    assert_true(wr_access_allows(host, 1, "203.0.113.9"));
+    assert_false(wr_access_allows(host, 1, "203.0.113.8"));
+    struct wr_access_rule pair[] = {rule("203.0.113.8/31", true)};
+    assert_true(wr_access_allows(pair, 1, "203.0.113.8"));
+    assert_true(wr_access_allows(pair, 1, "203.0.113.9"));
+    assert_false(wr_access_allows(pair, 1, "203.0.113.10"));
+    struct wr_access_rule odd[] = {rule("10.255.255.255/9", true)}; /* 10.128.0.0/9 */
+    assert_true(wr_access_allows(odd, 1, "10.128.0.1"));
+    assert_true(wr_access_allows(odd, 1, "10.255.0.1"));
+    assert_false(wr_access_allows(odd, 1, "10.127.0.1"));
+    struct wr_access_rule mapped[] = {rule("::ffff:10.0.0.0/104", true)};
+    assert_false(wr_access_allows(mapped, 1, "10.1.1.1")); /* as wr_cidr_match */
+    struct wr_cidr c;
+    assert_int_equal(wr_cidr_parse("198.51.100.0/22", &c), 0);
+    assert_int_equal(c.v4_mask, 0xfffffc00u);
+    assert_int_equal(c.v4_net, 0xc6336400u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(issue_19_cidr),
         cmocka_unit_test(issue_19_access_lists),
+        cmocka_unit_test(issue_19_access_ipv4_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
