@@ -6,7 +6,6 @@ extension, and `openssl ocsp` run as that responder. Not a test itself
 import os
 import re
 import subprocess
-import time
 
 import polling
 import tlstest
@@ -127,12 +126,8 @@ def fetches(admin_port, result):
 
 def wait_stapled(port, timeout=20.0):
     """Polls s_client -status until weir staples a good response."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.2) + 10):
-        if is_stapled_good(port):
-            return
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    raise AssertionError("no good staple within %.0fs; last s_client:\n%s"
-                         % (timeout, s_client_status(port)))
+    try:
+        polling.wait_until(lambda: is_stapled_good(port), "a good staple", timeout)
+    except AssertionError:
+        raise AssertionError("no good staple within %.0fs; last s_client:\n%s"
+                             % (timeout, s_client_status(port))) from None

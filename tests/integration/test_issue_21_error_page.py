@@ -15,10 +15,10 @@ import sys
 sys.dont_write_bytecode = True
 
 import os
-import time
 import unittest
 
 import weirtest
+from polling import wait_until
 from h2test import HAVE_H2, RawH2, get as h2_get, post as h2_post
 from upstreams import RawBackendCase
 from weirtest import SERVER
@@ -302,12 +302,8 @@ class ErrorPageTest(RawBackendCase, weirtest.WeirCase):
         mine = [i for i, got in self.backend.received(mark).items()
                 if b"GET /icpt/err500 " in got]
         self.assertEqual(len(mine), 1)
-        deadline = time.monotonic() + 5
-        for _ in range(200):
-            if self.backend.closed[mine[0]] or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        self.assertTrue(self.backend.closed[mine[0]])
+        wait_until(lambda: self.backend.closed[mine[0]],
+                   "weir to close the intercepted upstream connection")
         r = self.get("/icpt/err404")
         self.assertPage(r, 404, PAGE_UPSTREAM, "intercepted 404")
         with self.client() as c:
@@ -327,15 +323,13 @@ class ErrorPageTest(RawBackendCase, weirtest.WeirCase):
         """The status sent, and the original route."""
         self.get("/files/logged-missing")
         self.get("/icpt/logged/err500")
-        lines = []
-        deadline = time.monotonic() + 5
-        for _ in range(200):
+        def logged():
             with open(self.log) as f:
                 lines = f.read().splitlines()
-            if (any("logged-missing" in l for l in lines) and
-                    any("logged/err500" in l for l in lines)) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            done = (any("logged-missing" in l for l in lines) and
+                    any("logged/err500" in l for l in lines))
+            return lines if done else None
+        lines = wait_until(logged, "both requests in the access log")
         mine = [l for l in lines if "logged" in l]
         self.assertIn("404 files - GET /files/logged-missing HTTP/1.1", mine)
         # the upstream's status of the exchange the page replaced

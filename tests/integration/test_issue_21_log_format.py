@@ -19,6 +19,7 @@ import unittest
 
 import weirtest
 from weirtest import Weir, request_bytes, run_weir
+from polling import count_log, wait_log
 from test_access_log import INI, wait_lines
 
 TEMPLATE = ('$remote_addr [$time_iso8601] [$time_local] $msec "$request" $request_method '
@@ -31,18 +32,16 @@ JSON = ('json $time_iso8601 $remote_addr $request $status $body_bytes_sent $requ
 
 
 def reload_with(w, old, new, wait_for):
-    """Rewrites old as new in w's ini, sends SIGHUP, and polls stderr for
-    wait_for (bounded)."""
+    """Rewrites old as new in w's ini, sends SIGHUP, and waits for one more
+    stderr line containing wait_for than there were before."""
     with open(w.ini_path) as f:
         ini = f.read()
     with open(w.ini_path, "w") as f:
         f.write(ini.replace(old, new))
+    pattern = re.escape(wait_for)
+    before = count_log(w, pattern)
     w.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 5
-    for _ in range(100):  # bounded in count and time
-        if wait_for in w.stderr() or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    wait_log(w, pattern, count=before + 1)
 
 
 class LogFormatTest(unittest.TestCase):

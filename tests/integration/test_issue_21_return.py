@@ -10,10 +10,10 @@ sys.dont_write_bytecode = True
 
 import os
 import signal
-import time
 import unittest
 
 import weirtest
+from polling import wait_until
 from weirtest import Weir, run_weir
 
 INI = """[server]
@@ -72,12 +72,8 @@ class ReturnTypeTest(unittest.TestCase):
         self.assertEqual(w.get("/maintenance").body,
                          b'{"status": "down", "retry": "soon"}\n')  # read at load only
         w.signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
-        for _ in range(100):  # polls the answer, bounded in count and time
-            if w.get("/maintenance").body == b'{"status": "back"}' or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        self.assertEqual(w.get("/maintenance").body, b'{"status": "back"}')
+        wait_until(lambda: w.get("/maintenance").body == b'{"status": "back"}',
+                   "the reload to re-read return_file")
 
     def test_missing_file_is_an_error(self):
         os.unlink(self.body_path)
