@@ -1404,8 +1404,9 @@ static int cache_start(struct wr_exchange *ex)
     ssize_t key_len = x->st ? wr_tmpl_expand(&ex->route->cache_key, ex->vars, x->key, KEY_MAX) : -1;
     ssize_t fields_len = wr_resp_expand_route_fields(ex->route, ex->vars, x->fields,
                                                      sizeof(x->fields), &x->fields_always_len);
-    if (key_len < 0 || fields_len < 0 || !is_cacheable_request(ex)) {
-        x->fwd = is_cacheable_request(ex) ? WR_CACHE_FWD_BYPASS : WR_CACHE_FWD_METHOD;
+    bool is_cacheable = is_cacheable_request(ex);
+    if (key_len < 0 || fields_len < 0 || !is_cacheable) {
+        x->fwd = is_cacheable ? WR_CACHE_FWD_BYPASS : WR_CACHE_FWD_METHOD;
         x->is_unsafe = key_len >= 0 && !is_safe(req->method_id);
         if (x->is_unsafe) {
             x->key_len = (size_t)key_len;

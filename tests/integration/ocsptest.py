@@ -131,3 +131,24 @@ def wait_stapled(port, timeout=20.0):
     except AssertionError:
         raise AssertionError("no good staple within %.0fs; last s_client:\n%s"
                              % (timeout, s_client_status(port))) from None
+
+
+# A TLS listener whose [tls] staples fetched responses (the tests give
+# @CRT@, @KEY@, @PORT@ and @ADMIN@).
+STAPLING_INI = """[server]
+listen = 127.0.0.1:@PORT@ tls
+workers = 2
+error_log = stderr
+
+[admin]
+listen = 127.0.0.1:@ADMIN@
+
+[tls]
+cert = @CRT@
+key = @KEY@
+ocsp_stapling = on
+
+[route ok]
+match = prefix:/
+return = 200 ok
+"""

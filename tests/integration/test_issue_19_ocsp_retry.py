@@ -13,23 +13,7 @@ import polling
 import tlstest
 import weirtest
 
-INI = """[server]
-listen = 127.0.0.1:@PORT@ tls
-workers = 1
-error_log = stderr
-
-[admin]
-listen = 127.0.0.1:@ADMIN@
-
-[tls]
-cert = @CRT@
-key = @KEY@
-ocsp_stapling = on
-
-[route ok]
-match = prefix:/
-return = 200 ok
-"""
+INI = ocsptest.STAPLING_INI.replace("workers = 2", "workers = 1")
 
 RETRY_S = 60  # the first retry delay (ocsp.h WR_OCSP_RETRY_MIN_S)
 

@@ -22,27 +22,19 @@ import polling
 import tlstest
 import weirtest
 
-INI = """[server]
-listen = 127.0.0.1:@PORT@ tls
-workers = 2
-error_log = stderr
-
-[admin]
-listen = 127.0.0.1:@ADMIN@
-
-[tls]
-cert = @CRT@
-key = @KEY@
-ocsp_stapling = on
-
-[route ok]
-match = prefix:/
-return = 200 ok
-"""
+INI = ocsptest.STAPLING_INI
 
 
-class OcspStaplingTest(weirtest.WeirCase):
+class ResponderCase(weirtest.WeirCase):
+    """weir with one certificate of a test CA whose AIA URL names an
+    `openssl ocsp` responder the class starts (signed by signer(), the CA
+    when None; certificate status STATUS) and stops after weir."""
     INI = INI
+    STATUS = "V"
+
+    @classmethod
+    def signer(cls, tmp, ca):
+        return None
 
     @classmethod
     def make_subst(cls, tmp):
@@ -51,7 +43,8 @@ class OcspStaplingTest(weirtest.WeirCase):
         chain, key, leaf = ocsptest.make_leaf(tmp, "site", cls.ca,
                                               "http://127.0.0.1:%d/" % cls.ocsp_port)
         cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, cls.ca,
-                                           ocsptest.write_index(tmp, leaf)).start()
+                                           ocsptest.write_index(tmp, leaf, cls.STATUS),
+                                           signer=cls.signer(tmp, cls.ca)).start()
         cls.admin = weirtest.free_port()
         return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
 
@@ -61,6 +54,9 @@ class OcspStaplingTest(weirtest.WeirCase):
             super().tearDownClass()
         finally:
             cls.responder.stop()
+
+
+class OcspStaplingTest(ResponderCase):
 
     def test_1_stapled_then_kept_across_reload(self):
         ocsptest.wait_stapled(self.weir.port)
@@ -83,29 +79,12 @@ class OcspStaplingTest(weirtest.WeirCase):
         self.assertLess(abs(next_update - time.time() - 86400), 600)
 
 
-class WrongSignerTest(weirtest.WeirCase):
+class WrongSignerTest(ResponderCase):
     """The responder signs with a key of its own, not certified by the CA."""
-    INI = INI
 
     @classmethod
-    def make_subst(cls, tmp):
-        ca = tlstest.make_ca(tmp, "ca", "Test CA")
-        rogue = tlstest.make_ca(tmp, "rogue", "Rogue Responder")
-        cls.ocsp_port = weirtest.free_port()
-        chain, key, leaf = ocsptest.make_leaf(tmp, "site", ca,
-                                              "http://127.0.0.1:%d/" % cls.ocsp_port)
-        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, ca,
-                                           ocsptest.write_index(tmp, leaf),
-                                           signer=rogue).start()
-        cls.admin = weirtest.free_port()
-        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.responder.stop()
+    def signer(cls, tmp, ca):
+        return tlstest.make_ca(tmp, "rogue", "Rogue Responder")
 
     def test_not_stapled(self):
         polling.wait_log(self.weir, r"OCSP \[tls\]: fetching from .* failed: invalid response: "
@@ -117,31 +96,14 @@ class WrongSignerTest(weirtest.WeirCase):
         self.assertEqual(tlstest.tls_get(self.weir.port, "/").status, 200)
 
 
-class DelegatedResponderTest(weirtest.WeirCase):
+class DelegatedResponderTest(ResponderCase):
     """RFC 6960 §4.2.2.2: a responder certificate the CA issued for OCSP
     signing (id-kp-OCSPSigning) signs; its response is stapled."""
-    INI = INI
 
     @classmethod
-    def make_subst(cls, tmp):
-        ca = tlstest.make_ca(tmp, "ca", "Test CA")
-        delegate = tlstest.make_signed_cert(tmp, "responder", "OCSP Responder", ca,
-                                            eku="OCSPSigning")
-        cls.ocsp_port = weirtest.free_port()
-        chain, key, leaf = ocsptest.make_leaf(tmp, "site", ca,
-                                              "http://127.0.0.1:%d/" % cls.ocsp_port)
-        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, ca,
-                                           ocsptest.write_index(tmp, leaf),
-                                           signer=delegate).start()
-        cls.admin = weirtest.free_port()
-        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.responder.stop()
+    def signer(cls, tmp, ca):
+        return tlstest.make_signed_cert(tmp, "responder", "OCSP Responder", ca,
+                                        eku="OCSPSigning")
 
     def test_stapled(self):
         ocsptest.wait_stapled(self.weir.port)
@@ -170,28 +132,10 @@ class NoResponderUrlTest(weirtest.WeirCase):
             self.assertEqual(ocsptest.fetches(self.admin, result), 0)
 
 
-class RevokedTest(weirtest.WeirCase):
+class RevokedTest(ResponderCase):
     """The CA says revoked: stapled all the same (clients refuse the
     certificate, as the CA wants), and logged as an error."""
-    INI = INI
-
-    @classmethod
-    def make_subst(cls, tmp):
-        ca = tlstest.make_ca(tmp, "ca", "Test CA")
-        cls.ocsp_port = weirtest.free_port()
-        chain, key, leaf = ocsptest.make_leaf(tmp, "site", ca,
-                                              "http://127.0.0.1:%d/" % cls.ocsp_port)
-        cls.responder = ocsptest.Responder(tmp, cls.ocsp_port, ca,
-                                           ocsptest.write_index(tmp, leaf, "R")).start()
-        cls.admin = weirtest.free_port()
-        return {"CRT": chain, "KEY": key, "ADMIN": cls.admin}
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.responder.stop()
+    STATUS = "R"
 
     def test_revoked_stapled_and_logged(self):
         polling.wait_log(self.weir, r"\[error\] main: OCSP \[tls\]: the CA says this "
@@ -200,7 +144,7 @@ class RevokedTest(weirtest.WeirCase):
         self.assertEqual(ocsptest.fetches(self.admin, "revoked"), 1)
 
 
-class TwoCertificatesTest(weirtest.WeirCase):
+class TwoCertificatesTest(ResponderCase):
     """An ECDSA and an RSA certificate in one section: each handshake gets
     the response for the certificate it chose."""
     INI = INI.replace("key = @KEY@", "key = @KEY@\ncert = @CRT2@\nkey = @KEY2@")
@@ -217,12 +161,6 @@ class TwoCertificatesTest(weirtest.WeirCase):
         cls.admin = weirtest.free_port()
         return {"CRT": chain, "KEY": key, "CRT2": chain2, "KEY2": key2, "ADMIN": cls.admin}
 
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.responder.stop()
 
     def test_each_certificate_its_own_response(self):
         polling.wait_until(lambda: polling.metric(self.admin, "weir_ocsp_stapled_certificates")
