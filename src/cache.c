@@ -1065,7 +1065,7 @@ static bool is_unsure_fill(const struct wr_cache_entry *e)
 
 /* Waits until e's body is complete (then served) or dropped (then x goes
  * upstream with the proxy exchange prepared now, while the vars live). */
-static int hold(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
+static int hold(struct cache_x *x, struct wr_cache_entry *e)
 {
     if (!x->is_inner_started) {
         int status = start_inner(x, true);
@@ -1083,7 +1083,6 @@ static int hold(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
         x->is_collapsed = true;
         count(x, WR_METRICS_CACHE_COLLAPSED);
     }
-    (void)is_start;
     struct wr_cache_body *body = wr_cache_entry_body(e);
     x->is_waiting_body = wr_cache_body_wait(body, wr_cache_body_len(body), &x->waiter);
     if (!x->is_waiting_body)
@@ -1135,7 +1134,7 @@ static int on_hit(struct cache_x *x, struct wr_cache_entry *e, bool is_start)
     case WR_CACHE_SERVE_STALE:
     case WR_CACHE_SERVE_REFRESH:
         if (is_unsure_fill(e) && (x->is_inner_started || is_start))
-            return hold(x, e, is_start);
+            return hold(x, e);
         if (x->is_inner_started) {
             wr_exchange_stop(&x->inner); /* prepared while waiting, not needed */
             x->is_inner_started = false;

@@ -49,6 +49,7 @@ class Origin:
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.release_body = threading.Event()
+        self.release_held = threading.Event()
         self.release_chunky = threading.Event()
         self.failing = threading.Event()
         self.seen = {}  # path -> request headers of the last request
@@ -135,7 +136,7 @@ class Origin:
         h.send_header("Content-Length", str(HUGE))
         h.end_headers()
         block = b"h" * (1 << 20)
-        for _ in range(HUGE // len(block)):
+        for _ in range(0 if h.command == "HEAD" else HUGE // len(block)):
             h.wfile.write(block)
 
     def chunky(self, h, n):
@@ -170,6 +171,10 @@ class Origin:
             return 200, fresh + [("Vary", "Accept-Encoding")], (ae + " #%d" % n).encode()
         if path.startswith("/c/big"):
             return 200, fresh, b"x" * BIG
+        if path.startswith("/s/held"):
+            # the first request waits for release_held; later ones answer now
+            is_released = n > 1 or self.release_held.wait(20)
+            return 200, fresh, (body if is_released else b"never released")
         if path.startswith("/c/slow"):
             origin_wait = self.release.wait(20)
             return 200, fresh, (body if origin_wait else b"never released")
@@ -212,6 +217,12 @@ proxy = app
 cache = pages
 cache_lock_timeout = 30s
 add_header = X-Route: cached
+
+[route short]
+match = prefix:/s/
+proxy = app
+cache = pages
+cache_lock_timeout = 300ms
 
 [route plain]
 match = prefix:/
@@ -346,6 +357,32 @@ class CacheTest(weirtest.WeirCase):
             self.assertEqual(r.body, b"/c/slow #1")
         self.assertEqual(self.origin.count("/c/slow"), 1)
         self.assertEqual(sum("collapsed" in r.header("Cache-Status") for r in out), n - 1)
+
+    def test_lock_timeout_goes_upstream(self):
+        """A request waiting for another's fetch of its key goes upstream
+        itself after cache_lock_timeout, and stores nothing."""
+        before = self.results().get("lock_timeout", 0)
+        first = [None]
+
+        def fetch():
+            with self.weir.client(timeout=30) as c:
+                c.send(request_bytes("GET", "/s/held"))
+                first[0] = c.read_response()
+        t = threading.Thread(target=fetch)
+        t.start()
+        try:
+            wait_until(lambda: self.origin.count("/s/held") == 1, "the first request upstream")
+            r = self.get("/s/held")  # waits 300 ms, then fetches it itself
+            self.assertEqual(r.body, b"/s/held #2")
+            self.assertIn("detail=lock-timeout", r.header("Cache-Status"))
+            self.assertNotIn("stored", r.header("Cache-Status"))
+            self.assertEqual(self.results()["lock_timeout"], before + 1)
+        finally:
+            self.origin.release_held.set()
+            t.join(30)
+        self.assertEqual(first[0].body, b"/s/held #1")
+        self.assertIn("stored", first[0].header("Cache-Status"))
+        self.assertEqual(self.get("/s/held").body, b"/s/held #1")  # the filler's, stored
 
     def test_stale_if_error(self):
         self.assertEqual(self.get("/c/flaky").body, b"/c/flaky #1")
