@@ -16,7 +16,7 @@ DEB_PKGS   := $(BUILD_PKGS) dpkg-dev
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev clang libclang-rt-14-dev python3 curl openssl \
               systemd util-linux groff-base dpkg-dev lintian nghttp2-client python3-h2 \
               python3-brotli python3-zstandard
-BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3 nghttp2-client h2o brotli zstd
+BENCH_PKGS := $(BUILD_PKGS) wrk nginx-light openssl python3 nghttp2-client h2o brotli zstd linux-perf
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

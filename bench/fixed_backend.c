@@ -1,12 +1,18 @@
 /*
  * weir-bench-backend: the upstream of bench/run.py's proxy scenario.
  *
- *   weir-bench-backend PORT [FILE]  (127.0.0.1; PORT 0 picks a free one)
+ *   weir-bench-backend [-t THREADS] PORT [FILE]
+ *                                   (127.0.0.1; PORT 0 picks a free one)
  *
  * Answers every request with the same HTTP/1.1 200 and a fixed 100-byte
- * body (or FILE's bytes as text/html: the compression scenarios), keeps every connection alive, and costs as little CPU as it can, so
- * the benchmark measures the proxy in front of it rather than this. One
- * thread, level-triggered epoll, no allocation per request.
+ * body (or FILE's bytes as text/html: the compression scenarios), keeps
+ * every connection alive, and costs as little CPU as it can, so the
+ * benchmark measures the proxy in front of it rather than this. One thread
+ * by default, level-triggered epoll, no allocation per request.
+ *
+ * -t THREADS runs that many such loops, each with its own SO_REUSEPORT
+ * listener on the one port, as a server with THREADS workers is built: the
+ * floor for a server of that many threads (bench/run.py's floor_2t).
  *
  * It does not parse HTTP: a request is counted at each "\r\n\r\n", which
  * is right for the bodiless GETs the benchmark sends, pipelined or not, and
@@ -20,6 +26,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +48,7 @@
 #define MAX_OWED 4096         /* stop reading a pipelining client past this */
 #define MAX_ACCEPTS_PER_WAKE 64
 #define MAX_READS_PER_WAKE 4  /* fairness between connections */
+#define MAX_THREADS 16
 
 struct conn {
     int fd;
@@ -51,14 +60,15 @@ struct conn {
 
 static char *copies;          /* n_copies responses back to back */
 static size_t RESPONSE_LEN, copies_len;
-static struct conn *conns[MAX_FDS];
-static unsigned long long n_connections, n_requests;
+static char stop_mark;              /* the signal fd's epoll data */
+static atomic_ullong n_connections_all, n_requests_all;
+static _Thread_local unsigned long long n_connections, n_requests;
+static int signal_fd_all;           /* never read: readable stops every loop */
 
 static void close_conn(int epfd, struct conn *c)
 {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    conns[c->fd] = NULL;
     free(c);
 }
 
@@ -145,12 +155,12 @@ static void on_acceptable(int epfd, int lfd)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->fd = fd;
         c->events = EPOLLIN;
-        conns[fd] = c;
         n_connections++;
     }
 }
 
-static int listen_on(unsigned port)
+/* A listener on port (0: a free one); *bound is the port it got. */
+static int listen_on(unsigned port, bool reuseport, unsigned *bound)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -158,12 +168,13 @@ static int listen_on(unsigned port)
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
         fprintf(stderr, "weir-bench-backend: 127.0.0.1:%u: %s\n", port, strerror(errno));
         return -1;
     }
-    fprintf(stderr, "weir-bench-backend: listening on 127.0.0.1:%u\n", ntohs(sa.sin_port));
+    *bound = ntohs(sa.sin_port);
     return fd;
 }
 
@@ -179,21 +190,31 @@ static int signal_fd(void)
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-static void serve(int epfd, int lfd)
+/* One loop: its listener, its connections, until the signal fd is readable. */
+static void *serve(void *arg)
 {
+    int lfd = (int)(intptr_t)arg, epfd = epoll_create1(EPOLL_CLOEXEC);
+    /* listener: data.ptr NULL; signal fd: a sentinel pointer; else a conn */
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = (void *)&stop_mark};
+    if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, signal_fd_all, &sev) < 0) {
+        fprintf(stderr, "weir-bench-backend: epoll: %s\n", strerror(errno));
+        exit(1);
+    }
     struct epoll_event events[256];
-    for (;;) {
+    for (bool stop = false; !stop;) {
         int n = epoll_wait(epfd, events, 256, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return;
+            break;
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
             if (c == NULL) {
                 on_acceptable(epfd, lfd);
-            } else if (c == (void *)&conns) {
-                return; /* the signal fd: stop */
+            } else if (c == (void *)&stop_mark) {
+                stop = true; /* the signal fd */
             } else if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
                 on_readable(epfd, c); /* may close c: nothing below touches it */
             } else if (flush_conn(epfd, c) < 0) {
@@ -201,14 +222,28 @@ static void serve(int epfd, int lfd)
             }
         }
     }
+    /* Open connections are left to the exit. */
+    close(epfd);
+    close(lfd);
+    atomic_fetch_add(&n_connections_all, n_connections);
+    atomic_fetch_add(&n_requests_all, n_requests);
+    return NULL;
 }
 
 int main(int argc, char **argv)
 {
+    unsigned long n_threads = 1;
+    if (argc >= 3 && strcmp(argv[1], "-t") == 0) {
+        n_threads = strtoul(argv[2], NULL, 10);
+        argc -= 2;
+        argv += 2;
+    }
     char *end = NULL;
     unsigned long port = argc >= 2 ? strtoul(argv[1], &end, 10) : 0;
-    if (argc < 2 || argc > 3 || !*argv[1] || *end || port > 65535) {
-        fprintf(stderr, "usage: weir-bench-backend PORT [FILE]  (127.0.0.1; 0 picks one)\n");
+    if (argc < 2 || argc > 3 || !*argv[1] || *end || port > 65535 || n_threads < 1 ||
+        n_threads > MAX_THREADS) {
+        fprintf(stderr, "usage: weir-bench-backend [-t THREADS] PORT [FILE]"
+                        "  (127.0.0.1; 0 picks one; 1..%d threads)\n", MAX_THREADS);
         return 2;
     }
     char *response = RESPONSE;
@@ -239,24 +274,27 @@ int main(int argc, char **argv)
         return 1;
     for (size_t i = 0; i < n_copies; i++)
         memcpy(copies + i * RESPONSE_LEN, response, RESPONSE_LEN);
-    int sfd = signal_fd(), lfd = listen_on((unsigned)port), epfd = epoll_create1(EPOLL_CLOEXEC);
-    /* listener: data.ptr NULL; signal fd: a sentinel pointer; else a conn */
-    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = (void *)&conns};
-    if (sfd < 0 || lfd < 0 || epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0 ||
-        epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &sev) < 0) {
-        fprintf(stderr, "weir-bench-backend: start-up failed: %s\n", strerror(errno));
-        return 1;
+    signal_fd_all = signal_fd();
+    int lfds[MAX_THREADS];
+    unsigned bound = (unsigned)port;
+    for (unsigned long t = 0; t < n_threads; t++) {
+        lfds[t] = listen_on(bound, n_threads > 1, &bound);
+        if (lfds[t] < 0 || signal_fd_all < 0)
+            return 1;
     }
-    serve(epfd, lfd);
-    for (int fd = 0; fd < MAX_FDS; fd++) {
-        if (conns[fd])
-            close_conn(epfd, conns[fd]);
+    fprintf(stderr, "weir-bench-backend: listening on 127.0.0.1:%u\n", bound);
+    pthread_t threads[MAX_THREADS];
+    for (unsigned long t = 1; t < n_threads; t++) {
+        if (pthread_create(&threads[t], NULL, serve, (void *)(intptr_t)lfds[t]) != 0) {
+            fprintf(stderr, "weir-bench-backend: cannot start a thread\n");
+            return 1;
+        }
     }
-    fprintf(stderr, "weir-bench-backend: %llu connections, %llu requests\n", n_connections,
-            n_requests);
-    close(lfd);
-    close(sfd);
-    close(epfd);
+    serve((void *)(intptr_t)lfds[0]);
+    for (unsigned long t = 1; t < n_threads; t++)
+        pthread_join(threads[t], NULL);
+    fprintf(stderr, "weir-bench-backend: %llu connections, %llu requests\n",
+            (unsigned long long)n_connections_all, (unsigned long long)n_requests_all);
+    close(signal_fd_all);
     return 0;
 }

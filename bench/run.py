@@ -115,8 +115,10 @@ class Scenario:
                                # require and verify ({{client_ca}})
     weir_server: str = "access_log = off\n"  # weir's [server] logging keys
     floor_file: str = ""       # measure the floor beside the servers: the
-                               # no-work server (weir-bench-backend, one thread)
-                               # answering every request with this file's bytes
+                               # no-work server (weir-bench-backend) answering
+                               # every request with this file's bytes, with one
+                               # thread ("floor") and with as many threads as
+                               # the servers have workers ("floor2")
 
 
 def write_file(dir_, rel, size):
@@ -918,9 +920,10 @@ class Bench:
             v.update(make_client_pki(dir_, self.args.openssl))
         return v
 
-    def start_weir(self, scenario, dir_):
+    def start_weir(self, scenario, dir_, binary=None, name="weir"):
+        """weir (or, as "before", --weir-before's build) on scenario's config."""
         port = free_port()
-        wdir = os.path.join(dir_, "weir")
+        wdir = os.path.join(dir_, name)
         os.makedirs(wdir)
         v = self.vars(scenario, dir_, port)
         v["listen_flag"] = " tls" if scenario.tls else ""
@@ -929,12 +932,12 @@ class Bench:
         conf = os.path.join(wdir, "weir.ini")
         with open(conf, "w") as f:
             f.write(ini)
-        weir = os.path.abspath(self.args.weir)
+        weir = os.path.abspath(binary or self.args.weir)
         p = subprocess.run([weir, "-t", "-c", conf], capture_output=True, timeout=30)
         if p.returncode != 0:
-            raise BenchError(f"{scenario.name}: `weir -t -c {conf}` exited {p.returncode}:\n"
+            raise BenchError(f"{scenario.name}: `{weir} -t -c {conf}` exited {p.returncode}:\n"
                              + (p.stdout + p.stderr).decode("utf-8", "replace"))
-        s = Server("weir", [weir, "-c", conf], wdir, port, "https" if scenario.tls else "http")
+        s = Server(name, [weir, "-c", conf], wdir, port, "https" if scenario.tls else "http")
         self.servers.append(s)
         s.start()
         return s
@@ -955,15 +958,18 @@ class Bench:
         self.backend = s
         return s
 
-    def start_floor(self, scenario, dir_):
+    def start_floor(self, scenario, dir_, threads=1):
         """The no-work reference: weir-bench-backend answering every request
-        with scenario.floor_file's bytes (setup already ran for the servers)."""
+        with scenario.floor_file's bytes (setup already ran for the servers),
+        on one thread ("floor") or on threads SO_REUSEPORT loops ("floorN"),
+        the shape of a server with that many workers."""
         port = free_port()
-        fdir = os.path.join(dir_, "floor")
+        name = "floor" if threads == 1 else f"floor{threads}"
+        fdir = os.path.join(dir_, name)
         os.makedirs(fdir)
-        argv = [os.path.abspath(self.args.backend), str(port),
+        argv = [os.path.abspath(self.args.backend), "-t", str(threads), str(port),
                 os.path.join(dir_, scenario.floor_file)]
-        s = Server("floor", argv, fdir, port, "http")
+        s = Server(name, argv, fdir, port, "http")
         self.servers.append(s)
         s.start()
         return s
@@ -1117,6 +1123,12 @@ class Bench:
                 print(f"   backend: weir-bench-backend on 127.0.0.1:{b.port}", flush=True)
             if not a.no_weir:
                 servers.append(self.start_weir(scenario, dir_))
+            if a.weir_before:
+                try:
+                    servers.append(self.start_weir(scenario, dir_, a.weir_before, "before"))
+                except BenchError as e:  # an older build may not know a key
+                    print(f"   before: skipped, its build refuses this scenario's config:"
+                          f"\n   {str(e).splitlines()[-1] if str(e) else e}", flush=True)
             if not a.no_nginx and scenario.peers:
                 servers.append(self.start_nginx(scenario, dir_))
             if scenario.h2o_paths and not a.no_h2o and shutil.which(a.h2o) and scenario.peers:
@@ -1125,6 +1137,7 @@ class Bench:
                 if not servers:
                     self.vars(scenario, dir_, 0)  # runs setup: the file must exist
                 servers.append(self.start_floor(scenario, dir_))
+                servers.append(self.start_floor(scenario, dir_, threads=2))
             checks = {}
             for s in servers:
                 checks[s.name] = http_check(s, scenario)
@@ -1506,7 +1519,7 @@ def med(rounds, server, key):
 
 def summarise(scenario, rounds, connections, duration, threads):
     medians = {}
-    for name in ("weir", "nginx", "h2o", "floor"):
+    for name in ("weir", "before", "nginx", "h2o", "floor", "floor2"):
         if any(r["server"] == name for r in rounds):
             medians[name] = {k: med(rounds, name, k) for k in
                              ("req_s", "p50_ms", "p99_ms", "transfer_Bps", "us_per_req",
@@ -1527,6 +1540,16 @@ def summarise(scenario, rounds, connections, duration, threads):
         w, f = medians["weir"], medians["floor"]
         ratio["cpu_floor"] = (w["us_per_req"] / f["us_per_req"]
                               if w["us_per_req"] and f["us_per_req"] else None)
+    if "weir" in medians and "before" in medians:
+        w, b = medians["weir"], medians["before"]
+        ratio["before_cpu"] = (w["us_per_req"] / b["us_per_req"]
+                               if w["us_per_req"] and b["us_per_req"] else None)
+        ratio["before_req_s"] = w["req_s"] / b["req_s"] if b["req_s"] else None
+        ratio["before_p99"] = w["p99_ms"] / b["p99_ms"] if b["p99_ms"] else None
+    if "weir" in medians and "floor2" in medians:
+        w, f = medians["weir"], medians["floor2"]
+        ratio["cpu_floor2"] = (w["us_per_req"] / f["us_per_req"]
+                               if w["us_per_req"] and f["us_per_req"] else None)
     return {"name": scenario.name, "path": scenario.path, "note": scenario.note,
             "accept_encoding": scenario.accept_encoding,
             "connections": connections, "threads": threads, "duration_s": duration,
@@ -1605,6 +1628,13 @@ def print_table(res):
     if q.get("cpu_floor") is not None:
         print(f"weir/floor: cpu (weir us/req / no-work server us/req) "
               f"{fmt_num(q['cpu_floor'], '.2f')}x (1.00x would be no work at all)")
+    if q.get("before_cpu") is not None:
+        print(f"weir/before: cpu (weir us/req / before us/req) {fmt_num(q['before_cpu'], '.2f')}x"
+              f"   req/s {fmt_num(q['before_req_s'], '.2f')}x   p99 "
+              f"{fmt_num(q['before_p99'], '.2f')}x   (< 1 cpu is an improvement)")
+    if q.get("cpu_floor2") is not None:
+        print(f"weir/floor2: cpu (weir us/req / 2-thread no-work server us/req) "
+              f"{fmt_num(q['cpu_floor2'], '.2f')}x (the floor at weir's worker count)")
 
 
 def summary_line(res):
@@ -1635,6 +1665,10 @@ def summary_line(res):
         line += f" | {fmt_num(q['cpu_h2o'], '.2f')}x cpu vs h2o"
     if q.get("cpu_floor") is not None:
         line += f" | weir {fmt_num(q['cpu_floor'], '.2f')}x the floor's cpu"
+    if q.get("before_cpu") is not None:
+        line += f" | {fmt_num(q['before_cpu'], '.2f')}x the before build's cpu"
+    if q.get("cpu_floor2") is not None:
+        line += f", {fmt_num(q['cpu_floor2'], '.2f')}x the 2-thread floor's"
     errs = sum(r["errors"] for r in res["rounds"])
     if errs:
         line += f"  [!] {errs} wrk errors"
@@ -1647,6 +1681,10 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="weir vs nginx benchmark (see bench/README.md)")
     p.add_argument("--weir", default="build/release/weir", help="weir binary")
     p.add_argument("--no-weir", action="store_true", help="skip weir (harness check)")
+    p.add_argument("--weir-before", metavar="BINARY",
+                   help="another weir build (say, main before a change) measured as "
+                        "\"before\" in the same interleaved rounds: the before/after ratio "
+                        "a hot-path change states")
     p.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx",
                    help="nginx binary")
     p.add_argument("--no-nginx", action="store_true", help="skip nginx")

@@ -254,10 +254,13 @@ struct wr_conn {
                                 starts once the head is written */
     bool is_proceed_owed;    /* h1_send kept bytes: proceed once they are written */
     bool is_idle_counted;    /* counted in home->n_idle (count_idle) */
-    bool is_h2c;             /* the listener takes HTTP/2 with prior knowledge */
-    bool is_close_asked;     /* the last request said close and had no body: once it
+    /* Bits (one byte for the three): the 312-byte budget below. */
+    bool is_h2c : 1;         /* the listener takes HTTP/2 with prior knowledge */
+    bool is_close_asked : 1; /* the last request said close and had no body: once it
                                 is answered the client sends nothing more (RFC 9112
                                 §9.6), so no lingering close */
+    bool is_read_unsure : 1; /* served within its accept: ev_read may be out of
+                                epoll though !is_read_paused (on_client_read) */
     uint8_t peer_family;     /* PEER_V4, PEER_V6 or PEER_UNIX (peer_addr) */
     struct wr_h2 *h2;        /* owned: the HTTP/2 session (ST_H2), else NULL */
     struct wr_exchange *ex;  /* owned (a struct conn_exchange): the exchange in
@@ -796,6 +799,16 @@ void wr_conn_take(struct wr_conns *cs, int fd, const struct sockaddr *peer, sock
         c->state = is_tls ? ST_PROXY_TLS : ST_PROXY;
     else if (is_tls)
         is_tls_failed = start_handshake(c) < 0;
+    else if (flags & WR_CONN_DATA_FIRST) {
+        /* Its request is there: read and answer it now, and let settle
+         * watch the socket only if the connection lives on. A client that
+         * sends one request and asks to close never costs an epoll_ctl
+         * (nor the one that would remove it). */
+        c->is_read_paused = true; /* not watched yet */
+        c->is_read_unsure = true;
+        on_client_read(fd, 0, c); /* what 0: called here, not by the loop */
+        return;
+    }
     if (is_tls_failed || event_add(&c->ev_read, NULL) < 0) {
         conn_close(c);
         return;
@@ -2570,9 +2583,17 @@ int wr_conns_check_auth(struct wr_conns *cs, const struct wr_route *route,
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
     struct wr_conn *c = arg;
     struct wr_conns *cs = c->home;
+    /* libevent's event_add does not put an event in epoll while it is
+     * active: ev_read activated (an exchange ended at once) before settle
+     * ever added it was left out, and the connection was never read again.
+     * Its activation has run now, so adding it here does put it in. */
+    if (c->is_read_unsure && what != 0) {
+        c->is_read_unsure = false;
+        if (!c->is_read_paused)
+            event_add(&c->ev_read, NULL);
+    }
     if (c->state == ST_H2)
         return; /* a stale activation from before the hand-off */
     if (c->is_doomed) {
@@ -2613,8 +2634,13 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     bool was_empty = c->rb->rstart == c->rb->rlen;
     ssize_t n = conn_recv(c, c->rb->data + c->rb->rlen, c->rb->cap - c->rb->rlen);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR)
+        if (errno == EAGAIN || errno == EINTR) {
+            /* Not watched yet (a deferred accept that came without bytes,
+             * after the kernel's timeout): settle starts watching it. */
+            if (c->is_read_paused)
+                settle(c);
             return;
+        }
         wr_log(WR_LOG_DEBUG, cs->worker_id, c->id, "read: %s", strerror(errno));
         conn_close(c);
         return;

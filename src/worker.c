@@ -37,6 +37,7 @@ struct wr_worker_accept {
     bool is_tls;              /* the listener's, copied: read on every accept */
     bool is_h2c;              /* likewise */
     bool is_proxy_protocol;   /* likewise */
+    bool is_deferred;         /* ours, TCP: accepted with its first bytes there */
 };
 
 static void switch_listeners(struct wr_worker *w, struct wr_listener_set *set);
@@ -84,7 +85,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         if (cfd >= 0) {
             wr_conn_take(&w->conns, cfd, (struct sockaddr *)&peer, len,
                          (a->is_tls ? WR_CONN_TLS : 0u) | (a->is_h2c ? WR_CONN_H2C : 0u) |
-                             (a->is_proxy_protocol ? WR_CONN_PROXY_PROTOCOL : 0u));
+                             (a->is_proxy_protocol ? WR_CONN_PROXY_PROTOCOL : 0u) |
+                             (a->is_deferred ? WR_CONN_DATA_FIRST : 0u));
             continue;
         }
         atomic_fetch_sub_explicit(&w->shared->n_conns, 1, memory_order_relaxed);
@@ -192,6 +194,9 @@ static int add_accept_events(struct wr_worker *w)
         a->is_tls = a->listener->is_tls;
         a->is_h2c = a->listener->is_h2c;
         a->is_proxy_protocol = a->listener->is_proxy_protocol;
+        /* listener.c sets TCP_DEFER_ACCEPT on every TCP socket, made or
+         * inherited; a unix socket does not defer. */
+        a->is_deferred = a->listener->addr.addr.ss_family != AF_UNIX;
         a->ev = event_new(w->base, a->listener->fd, EV_READ | EV_PERSIST, on_accept, a);
         if (!a->ev || (!w->is_accept_paused && event_add(a->ev, NULL) < 0))
             return -1;

@@ -214,6 +214,7 @@ enum wr_conn_flag {
     WR_CONN_TLS = 1u << 0,            /* a TLS listener (cs->cfg->tls_set is set) */
     WR_CONN_H2C = 1u << 1,            /* HTTP/2 with prior knowledge too */
     WR_CONN_PROXY_PROTOCOL = 1u << 2, /* a PROXY v1/v2 header comes first */
+    WR_CONN_DATA_FIRST = 1u << 3,     /* accepted only once bytes came (TCP_DEFER_ACCEPT) */
 };
 
 /*

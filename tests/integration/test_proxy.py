@@ -15,6 +15,7 @@ import os
 import socket
 import time
 
+import polling
 import weirtest
 from weirtest import SERVER, chunked, request_bytes
 from upstreams import Backend, pattern_bytes, pattern_sha256
@@ -32,6 +33,13 @@ retries = 0
 
 [upstream dead]
 server = 127.0.0.1:@DEAD@
+retries = 0
+
+[upstream dead2]
+server = 127.0.0.1:@DEAD@
+server = 127.0.0.1:@DEAD2@
+max_fails = 1
+fail_timeout = 60s
 retries = 0
 
 [upstream unix]
@@ -64,6 +72,10 @@ proxy = app
 match = prefix:/dead/
 proxy = dead
 
+[route dead2]
+match = prefix:/dead2/
+proxy = dead2
+
 [route unix]
 match = prefix:/unix/
 proxy = unix
@@ -89,7 +101,8 @@ class ProxyTest(weirtest.WeirCase):
     def make_subst(cls, tmp):
         cls.b1 = Backend("b1")
         cls.bu = Backend("bu", unix_path=os.path.join(tmp, "b.sock"))
-        return {"B1": cls.b1.addr, "DEAD": str(free_dead_port())}
+        return {"B1": cls.b1.addr, "DEAD": str(free_dead_port()),
+                "DEAD2": str(free_dead_port())}
 
     @classmethod
     def tearDownClass(cls):
@@ -297,6 +310,26 @@ class ProxyTest(weirtest.WeirCase):
         # at most 10 warn lines a second per worker
         self.assertLessEqual(lines, 10 * (int(seconds) + 2), "%d lines" % lines)
         self.assertLess(lines, 60)
+
+    def test_answer_made_at_accept_keeps_the_connection_watched(self):
+        # A request that came with its connection (the listener defers the
+        # accept until bytes arrive) is read and answered within the accept.
+        # With both dead2 servers taken out, its 502 is made before that call
+        # returns; the connection must still be watched for the next request
+        # (it once was not: an event activated before it was ever added is
+        # not added by event_add, and the second request went unanswered).
+        def taken_out():
+            self.assertEqual(self.get("/dead2/x").status, 502)
+            return "upstream dead2: no server available" in self.weir.stderr()
+        polling.wait_until(taken_out, "both dead2 servers taken out")
+        for i in range(10):
+            with self.client() as c:
+                c.send(request_bytes("GET", "/dead2/x"))
+                self.assertEqual(c.read_response().status, 502)
+                c.send(request_bytes("GET", "/echo/after-502-%d" % i))
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(json.loads(r.body)["target"], "/echo/after-502-%d" % i)
 
     def test_malformed_response_502(self):
         r = self.get("/bad")
