@@ -58,6 +58,7 @@
 #define KEY_WORDS 10      /* 80 bytes: name 16, HMAC 32, AES 32 */
 #define READ_TRIES 1000   /* a reader gives up (no ticket) rather than spin */
 #define MAX_SNI_LEN 253
+#define TLS_GOOD_HOST_MAX 63 /* longer Hosts are looked up each time */
 #define N_TICKETS 1       /* TLS 1.3 tickets per full handshake: one resumes */
 
 struct ticket_key {
@@ -92,6 +93,7 @@ struct tls_site {
     SSL_CTX *ctx;          /* one reference */
     char *section;         /* owned; NULL for [tls] */
     char **names;          /* owned copies, lower case */
+    size_t *name_lens;     /* owned: names[i]'s length, not measured per request */
     size_t n_names;
     int min_version, max_version;
     char *ciphers;         /* owned, TLS 1.2 list */
@@ -165,6 +167,10 @@ struct wr_tls_conn {
     char *rest;                   /* ciphertext the socket did not take: owned
                                      while it waits, else NULL */
     size_t rest_len, rest_cap;
+    /* The last Host found to be the chosen section's (wr_tls_is_misdirected):
+     * a keep-alive client names the same one in every request. */
+    unsigned char good_host_len;
+    char good_host[TLS_GOOD_HOST_MAX];
 };
 
 const char *wr_tls_library_version(void)
@@ -669,6 +675,7 @@ static void site_unref(struct tls_site *site)
     for (size_t i = 0; i < site->n_names; i++)
         free(site->names[i]);
     free(site->names);
+    free(site->name_lens);
     free(site->ciphers);
     free(site);
 }
@@ -696,11 +703,13 @@ static int site_settings(struct tls_site *site, const struct wr_tls_cfg *t)
     site->ciphers = strdup(t->ciphers);
     site->section = t->name ? strdup(t->name) : NULL;
     site->names = calloc(t->n_names + 1, sizeof(*site->names));
-    if (!site->ciphers || (t->name && !site->section) || !site->names)
+    site->name_lens = calloc(t->n_names + 1, sizeof(*site->name_lens));
+    if (!site->ciphers || (t->name && !site->section) || !site->names || !site->name_lens)
         return -1;
     for (; site->n_names < t->n_names; site->n_names++) {
         if (!(site->names[site->n_names] = strdup(t->names[site->n_names])))
             return -1;
+        site->name_lens[site->n_names] = strlen(t->names[site->n_names]);
     }
     return 0;
 }
@@ -857,7 +866,7 @@ size_t wr_tls_set_count(const struct wr_tls_set *set)
 static bool has_name(const struct tls_site *site, const char *name, size_t len)
 {
     for (size_t i = 0; i < site->n_names; i++) {
-        if (strlen(site->names[i]) == len && memcmp(site->names[i], name, len) == 0)
+        if (site->name_lens[i] == len && memcmp(site->names[i], name, len) == 0)
             return true;
     }
     return false;
@@ -1251,11 +1260,19 @@ void wr_tls_close_notify(struct wr_tls_conn *t)
     ERR_clear_error();
 }
 
-bool wr_tls_is_misdirected(const struct wr_tls_conn *t, struct wr_str host)
+bool wr_tls_is_misdirected(struct wr_tls_conn *t, struct wr_str host)
 {
     if (host.len == 0)
         return false;
-    return t->set->sites[wr_tls_set_select(t->set, host.ptr, host.len)] != t->site;
+    if (host.len == t->good_host_len && memcmp(host.ptr, t->good_host, host.len) == 0)
+        return false; /* the same Host as the last request's */
+    if (t->set->sites[wr_tls_set_select(t->set, host.ptr, host.len)] != t->site)
+        return true;
+    if (host.len <= sizeof(t->good_host)) {
+        memcpy(t->good_host, host.ptr, host.len);
+        t->good_host_len = (unsigned char)host.len;
+    }
+    return false;
 }
 
 uint64_t wr_tls_handshake_timeout_ms(const struct wr_tls_conn *t)

@@ -202,7 +202,7 @@ void wr_tls_close_notify(struct wr_tls_conn *t);
 
 /* True when host (lower case, no port) is answered by another section's
  * certificate than the one the handshake chose: RFC 9110 §15.5.20, 421. */
-bool wr_tls_is_misdirected(const struct wr_tls_conn *t, struct wr_str host);
+bool wr_tls_is_misdirected(struct wr_tls_conn *t, struct wr_str host);
 
 /* handshake_timeout of the section chosen so far ([tls] until SNI). */
 uint64_t wr_tls_handshake_timeout_ms(const struct wr_tls_conn *t);

@@ -319,6 +319,19 @@ static void test_handshake_sni_alpn_421(void **state)
     assert_true(wr_tls_is_misdirected(p.server, str("b.test")));
     assert_true(wr_tls_is_misdirected(p.server, str("other.test")));
     assert_false(wr_tls_is_misdirected(p.server, str(""))); /* HTTP/1.0, no Host */
+    /* The last good Host is remembered (keep-alive repeats it); it never
+     * lets another one through, and a long one is looked up each time. */
+    assert_false(wr_tls_is_misdirected(p.server, str("a.test")));
+    assert_false(wr_tls_is_misdirected(p.server, str("a.test")));
+    assert_true(wr_tls_is_misdirected(p.server, str("b.test")));
+    assert_true(wr_tls_is_misdirected(p.server, str("a.tes")));
+    assert_true(wr_tls_is_misdirected(p.server, str("a.testx")));
+    assert_false(wr_tls_is_misdirected(p.server, str("a.test")));
+    const char *long_host = "a-label-of-sixty-characters-is-long-enough-to-pass-the-memo.a-wild.test";
+    assert_true(strlen(long_host) > 63);
+    assert_false(wr_tls_is_misdirected(p.server, str(long_host)));
+    assert_false(wr_tls_is_misdirected(p.server, str(long_host)));
+    assert_true(wr_tls_is_misdirected(p.server, str("b.test")));
     assert_int_equal(wr_tls_handshake_timeout_ms(p.server), 10000);
     pair_close(&p);
 
