@@ -6,6 +6,7 @@ import sys
 sys.dont_write_bytecode = True
 
 
+import polling
 import weirtest
 from weirtest import SERVER, request_bytes
 
@@ -34,6 +35,22 @@ class KeepAliveTest(weirtest.WeirCase):
             r = c.read_response()
             self.assertEqual(r.status, 200)
             self.assertTrue(r.has_token("Connection", "close"), r.headers)
+            self.assertClosedByWeir(c, 3.0)
+
+    def test_silent_client_speaks_after_its_accept(self):
+        # Listeners defer the accept until bytes come, and answer a first
+        # request right where they accept it; a client that stays silent is
+        # handed over by the kernel after about a second without bytes.
+        # weir then finds nothing to read and must start watching it, so a
+        # request sent later is still answered.
+        pid = self.weir.pid()
+        before = weirtest.fd_count(pid)
+        with self.client() as c:
+            polling.wait_until(lambda: weirtest.fd_count(pid) > before,
+                               "weir accepted the silent connection", timeout=10)
+            c.send(request_bytes("GET", "/healthz", headers=[("Connection", "close")]))
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"ok"))
             self.assertClosedByWeir(c, 3.0)
 
     def test_connection_close_token_case_and_list(self):
