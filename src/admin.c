@@ -253,6 +253,8 @@ static void format_disks(const struct wr_admin *a, struct wr_metrics_text *t)
          "Entries not written: the writer's queue was full."},
         {"weir_cache_disk_evictions_total", "counter", "Files removed for max_disk_size."},
         {"weir_cache_disk_errors_total", "counter", "Writes that failed, and corrupt files."},
+        {"weir_cache_disk_inactive_total", "counter",
+         "Files removed as neither written nor hit within inactive."},
     };
     for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
         bool is_named = false;
@@ -266,7 +268,7 @@ static void format_disks(const struct wr_admin *a, struct wr_metrics_text *t)
             struct wr_cache_disk_stats s;
             wr_cache_disk_stats(a->caches[i].disk, &s);
             uint64_t v[] = {s.bytes, s.files, s.writes, s.dropped_puts, s.evictions,
-                            s.write_errors + s.corrupt};
+                            s.write_errors + s.corrupt, s.expired};
             wr_metrics_text_printf(t, "%s{cache=\"%s\"} %llu\n", families[f].name,
                                    a->caches[i].name, (unsigned long long)v[f]);
         }

@@ -44,8 +44,13 @@
 /* Files collected per eviction walk: the oldest this many. */
 #define EVICT_BATCH 1024
 /* A hit rewrites mtime only when it is older than this: LRU by mtime,
- * at most one inode write per file a minute. */
+ * at most one inode write per file a minute (less with a short inactive:
+ * a quarter of it, so a file in use never looks inactive). */
 #define TOUCH_AFTER_SEC 60
+/* The writer looks for inactive files every quarter of inactive, within
+ * these bounds. */
+#define SWEEP_MIN_MS 1000
+#define SWEEP_MAX_MS 60000
 #define N_DIRS 256
 #define DIR_NAME_LEN 20  /* "xx/" + 16 hex + NUL */
 #define FILE_NAME_LEN 17 /* 16 hex + NUL */
@@ -79,8 +84,11 @@ struct wr_cache_disk {
     unsigned scan_pos;             /* (fs_mu) directories 00..scan_pos-1 are counted */
     uint64_t tmp_seq;              /* the writer's */
     _Atomic int64_t bytes, files;
-    _Atomic uint64_t writes, dropped, evictions, corrupt, write_errors;
+    _Atomic uint64_t writes, dropped, evictions, corrupt, write_errors, expired;
     atomic_bool is_scanned;
+    int64_t touch_after_s;         /* set at open (TOUCH_AFTER_SEC, or less) */
+    uint64_t sweep_ms;             /* 0: no inactive sweeps */
+    struct timespec next_sweep;    /* the writer's; CLOCK_MONOTONIC */
 };
 
 /* ---- hashing: SipHash-2-4, keyed by the directory's seed ------------------- */
@@ -366,11 +374,11 @@ static size_t list_variants(int dfd, char (*names)[FILE_NAME_LEN], size_t max)
 }
 
 /* LRU: a hit makes the file young again, once a minute at most. */
-static void touch(int fd, const struct stat *st)
+static void touch(const struct wr_cache_disk *d, int fd, const struct stat *st)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    if (st->st_mtim.tv_sec + TOUCH_AFTER_SEC > now.tv_sec)
+    if (st->st_mtim.tv_sec + d->touch_after_s > now.tv_sec)
         return;
     const struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
     (void)futimens(fd, times); /* a read-only cache directory just loses LRU order */
@@ -390,7 +398,7 @@ static bool try_variant(struct wr_cache_disk *d, unsigned xx, const char *dir, i
     struct stat st;
     enum verdict v = read_header(d, fd, &key, hit, &st);
     if (v == FILE_OK && (!match || match(hit->secondary, hit->meta, arg))) {
-        touch(fd, &st);
+        touch(d, fd, &st);
         hit->fd = fd;
         return true;
     }
@@ -637,6 +645,65 @@ static void evict(struct wr_cache_disk *d)
     free(o.heap);
 }
 
+/* ---- inactive files ------------------------------------------------------------ */
+
+/* Removes dir/name if nothing wrote or hit it for inactive: its mtime
+ * (a write sets it, a hit touches it) is older than the walk's cutoff. */
+static bool visit_inactive(struct wr_cache_disk *d, unsigned xx, const char *dir, int dfd,
+                           const char *name, void *arg)
+{
+    const int64_t *cutoff_ns = arg;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        mtime_ns(&st) < *cutoff_ns) {
+        pthread_mutex_lock(&d->fs_mu);
+        /* Again under fs_mu: a hit may have touched it, a write replaced it. */
+        bool is_removed = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                          mtime_ns(&st) < *cutoff_ns && unlinkat(dfd, name, 0) == 0;
+        if (is_removed) {
+            account(d, xx, -(int64_t)st.st_size, -1);
+            atomic_fetch_add_explicit(&d->expired, 1, memory_order_relaxed);
+        }
+        (void)unlinkat(d->root_fd, dir, AT_REMOVEDIR); /* ENOTEMPTY: other variants */
+        pthread_mutex_unlock(&d->fs_mu);
+    }
+    return !atomic_load_explicit(&d->is_stop, memory_order_relaxed);
+}
+
+static void add_ms(struct timespec *t, uint64_t ms)
+{
+    t->tv_sec += (time_t)(ms / 1000);
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool is_due(const struct timespec *now, const struct timespec *at)
+{
+    return now->tv_sec > at->tv_sec || (now->tv_sec == at->tv_sec && now->tv_nsec >= at->tv_nsec);
+}
+
+/* On the writer, when a sweep is due: removes the files not written or hit
+ * for inactive (one walk of the tree), and plans the next sweep. */
+static void sweep_if_due(struct wr_cache_disk *d)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (d->sweep_ms == 0 || !is_due(&now, &d->next_sweep))
+        return;
+    d->next_sweep = now;
+    add_ms(&d->next_sweep, d->sweep_ms);
+    if (!atomic_load(&d->is_scanned))
+        return; /* the counts are not known yet: next time */
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t cutoff_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec -
+                        (int64_t)d->opts.inactive_ms * 1000000;
+    walk(d, visit_inactive, &cutoff_ns);
+}
+
 /* ---- removal ------------------------------------------------------------------ */
 
 /* Opens dir/name and reads its header into hit (key checked when want). */
@@ -845,7 +912,16 @@ static struct wr_cache_entry *next_entry(struct wr_cache_disk *d)
     while (d->n == 0 && !d->is_stopping) {
         d->is_busy = false;
         pthread_cond_broadcast(&d->cv_idle);
-        pthread_cond_wait(&d->cv_work, &d->mu);
+        if (d->sweep_ms == 0) {
+            pthread_cond_wait(&d->cv_work, &d->mu);
+            continue;
+        }
+        if (pthread_cond_timedwait(&d->cv_work, &d->mu, &d->next_sweep) == ETIMEDOUT) {
+            d->is_busy = true; /* flush waits for the sweep too */
+            pthread_mutex_unlock(&d->mu);
+            sweep_if_due(d);
+            pthread_mutex_lock(&d->mu);
+        }
     }
     if (d->is_stopping)
         return NULL;
@@ -867,6 +943,7 @@ static void *writer_main(void *arg)
         wr_cache_entry_unref(e);
         if (atomic_load(&d->is_scanned))
             evict(d);
+        sweep_if_due(d); /* under a stream of writes the wait never times out */
         pthread_mutex_lock(&d->mu);
     }
     /* Stopping: what is still queued is dropped (cache_disk.h). */
@@ -924,6 +1001,7 @@ void wr_cache_disk_stats(struct wr_cache_disk *d, struct wr_cache_disk_stats *ou
         .evictions = atomic_load_explicit(&d->evictions, memory_order_relaxed),
         .corrupt = atomic_load_explicit(&d->corrupt, memory_order_relaxed),
         .write_errors = atomic_load_explicit(&d->write_errors, memory_order_relaxed),
+        .expired = atomic_load_explicit(&d->expired, memory_order_relaxed),
         .is_scanned = atomic_load(&d->is_scanned),
     };
 }
@@ -1041,8 +1119,22 @@ struct wr_cache_disk *wr_cache_disk_open(const char *path, const struct wr_cache
         d->opts.queue_cap = DEFAULT_QUEUE;
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->fs_mu, NULL);
-    pthread_cond_init(&d->cv_work, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sweeps' timed wait */
+    pthread_cond_init(&d->cv_work, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&d->cv_idle, NULL);
+    uint64_t quarter_s = d->opts.inactive_ms / 4000;
+    d->touch_after_s = d->opts.inactive_ms == 0 || quarter_s >= TOUCH_AFTER_SEC
+                           ? TOUCH_AFTER_SEC : (quarter_s > 0 ? (int64_t)quarter_s : 1);
+    if (d->opts.inactive_ms > 0) {
+        uint64_t q = d->opts.sweep_ms ? d->opts.sweep_ms : d->opts.inactive_ms / 4;
+        d->sweep_ms = d->opts.sweep_ms ? q
+                      : q < SWEEP_MIN_MS ? SWEEP_MIN_MS : q > SWEEP_MAX_MS ? SWEEP_MAX_MS : q;
+        clock_gettime(CLOCK_MONOTONIC, &d->next_sweep);
+        add_ms(&d->next_sweep, d->sweep_ms);
+    }
     d->is_busy = true; /* the scan at open, until the writer waits */
     const char *what = "out of memory";
     d->queue = calloc(d->opts.queue_cap, sizeof(*d->queue));

@@ -253,7 +253,8 @@ static int make_store(struct wr_cache_cfg *c)
         return 0;
     char err[256];
     struct wr_cache_disk_opts opts = {.max_bytes = c->max_disk_size,
-                                      .meta_version = WR_CACHE_META_VERSION};
+                                      .meta_version = WR_CACHE_META_VERSION,
+                                      .inactive_ms = c->inactive_ms};
     c->disk = wr_cache_disk_open(c->path, &opts, err, sizeof(err));
     if (!c->disk) {
         wr_log(WR_LOG_ERROR, -1, 0, "cache %s: path %s: %s", c->name, c->path, err);

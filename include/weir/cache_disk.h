@@ -37,6 +37,9 @@
  * max_bytes it removes the least recently used files down to 90% of it,
  * by mtime: a write sets it, and a hit touches it (futimens, at most once
  * a minute per file) so that eviction by mtime is LRU within a minute.
+ * With inactive_ms, the writer also removes files older than that by
+ * mtime, one walk of the tree every quarter of it (1 s..60 s); hits then
+ * touch at most every quarter of inactive_ms, so a file in use stays.
  * Finding the oldest costs one walk of the tree per eviction pass (no
  * index in memory): a pass frees at least a tenth of the budget, so the
  * walks are amortised over that many bytes of writes.
@@ -77,6 +80,11 @@ struct wr_cache_disk_opts {
     uint32_t meta_version; /* stored in every file; files with another are
                               removed when read (the meta blob's layout
                               changed) */
+    uint64_t inactive_ms;  /* files neither written nor hit for this long
+                              are removed by the writer (0: never) */
+    /* Tests only (0 in production): how often the writer looks for
+     * inactive files; by default a quarter of inactive_ms, 1 s..60 s. */
+    uint64_t sweep_ms;
     /* Tests only (NULL in production): replaces the keyed hash naming a
      * primary key's directory, to force two keys into one directory. */
     uint64_t (*dir_hash)(struct wr_str key);
@@ -169,6 +177,7 @@ struct wr_cache_disk_stats {
     uint64_t evictions;    /* files removed for the budget (total) */
     uint64_t corrupt;      /* files found corrupt and removed (total) */
     uint64_t write_errors; /* writes that failed (disk full, I/O error) */
+    uint64_t expired;      /* files removed for inactive_ms (total) */
     bool is_scanned;       /* the scan at open is done (bytes, files exact) */
 };
 

@@ -656,6 +656,26 @@ class DiskTierTest(unittest.TestCase):
         self.assertEqual(self.origin.count("/c/disk"), 2)
         w.stop()
 
+    def test_inactive_removes_files(self):
+        # inactive applies to the disk tier too: a file neither written
+        # nor hit for 2 s is removed by the writer (it looks every second)
+        self.ini = self.ini.replace("max_object_size = 64k",
+                                    "max_object_size = 64k\ninactive = 2s")
+        w = self.start()
+        self.assertIn("stored", w.get("/c/idle").header("Cache-Status"))
+        wait_until(lambda: self.disk_files() == 1, "the entry written to disk")
+
+        def inactive_files():
+            m = re.search(r'^weir_cache_disk_inactive_total\{cache="pages"\} (\d+)$',
+                          admin_get(self.admin_port, "/metrics"), re.M)
+            return int(m.group(1)) if m else None
+        wait_until(lambda: inactive_files() == 1 and self.disk_files() == 0,
+                   "the inactive file removed", timeout=10)
+        # memory swept it too (inactive), and nothing on disk stands in
+        self.assertIn("uri-miss", w.get("/c/idle").header("Cache-Status"))
+        self.assertEqual(self.origin.count("/c/idle"), 2)
+        w.stop()
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,6 +3,7 @@
  * variants chosen by match, a restart (close and open) keeping the files,
  * two keys in one directory (a forced hash collision), corrupt and short
  * files removed, the byte budget evicting the least recently used file,
+ * inactive files removed by the writer,
  * removal by key and by prefix, a full queue dropping puts, and threads
  * putting, getting and removing at once (run it under `make tsan`).
  */
@@ -371,6 +372,45 @@ static void issue_20_disk_budget_evicts_lru(void **state)
     wr_cache_disk_close(d);
 }
 
+/* inactive applies to files: the writer removes those older than it by
+ * mtime, and a hit refreshes mtime after a quarter of it (not a minute). */
+static void issue_20_disk_inactive_files_go(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    /* inactive 60 s, looked for every 50 ms (sweep_ms is for tests) */
+    struct wr_cache_disk_opts o = {.meta_version = 1, .inactive_ms = 60000, .sweep_ms = 50};
+    struct wr_cache_disk *d = wr_cache_disk_open(f->dir, &o, err, sizeof(err));
+    assert_non_null(d);
+    assert_true(put(d, f, "/old", "", 100));
+    assert_true(put(d, f, "/new", "", 100));
+    assert_true(put(d, f, "/used", "", 100));
+    wr_cache_disk_flush(d);
+    age_file(d, "/used", 20); /* past a quarter of inactive, within it */
+    struct wr_cache_disk_hit hit;
+    wr_cache_disk_hit_init(&hit);
+    assert_true(wr_cache_disk_get(d, WR_STR("/used"), NULL, NULL, &hit));
+    struct stat st;
+    assert_int_equal(fstat(hit.fd, &st), 0);
+    assert_true(st.st_mtim.tv_sec + 5 >= time(NULL)); /* the hit touched it */
+    wr_cache_disk_hit_fini(&hit);
+    age_file(d, "/old", 120);
+    struct wr_cache_disk_stats s = {0};
+    for (int i = 0; i < 300 && s.expired == 0; i++) { /* at most 3 s */
+        usleep(10000);
+        wr_cache_disk_stats(d, &s);
+    }
+    assert_int_equal(s.expired, 1);
+    usleep(200000); /* a few more sweeps remove nothing else */
+    wr_cache_disk_stats(d, &s);
+    assert_int_equal(s.expired, 1);
+    assert_int_equal(s.files, 2);
+    assert_false(get_checked(d, "/old", NULL, 100));
+    assert_true(get_checked(d, "/new", NULL, 100));
+    assert_true(get_checked(d, "/used", NULL, 100));
+    wr_cache_disk_close(d);
+}
+
 static void issue_20_disk_variants_bounded(void **state)
 {
     struct fixture *f = *state;
@@ -566,6 +606,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(issue_20_disk_key_collision, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_20_disk_corrupt_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_20_disk_budget_evicts_lru, setup, teardown),
+        cmocka_unit_test_setup_teardown(issue_20_disk_inactive_files_go, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_20_disk_variants_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_20_disk_remove_key_and_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(issue_20_disk_full_queue_drops, setup, teardown),
