@@ -92,6 +92,10 @@ class PipeliningTest(weirtest.WeirCase):
         with self.client(timeout=10) as c:
             c.send(sequence_bytes(seq))
             self.check_responses(c, seq)
+            # More than one read event's share (32) came with the accept:
+            # the connection is still watched for what comes next.
+            c.send(request_bytes("GET", "/healthz"))
+            self.assertEqual(c.read_response().body, b"ok")
         self.assertServes("/healthz", body=b"ok")
 
     def test_many_clients_pipelining(self):
