@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """weir-bench-backend (bench/fixed_backend.c), the upstream of the proxy_100
 benchmark: a fixed 100-byte 200 per request, keep-alive, requests split
-anywhere or pipelined, requests counted at exit, clean SIGTERM."""
+anywhere or pipelined, requests counted at exit, clean SIGTERM; -t THREADS
+loops on one port (bench/run.py's floor2)."""
 
 import sys
 sys.dont_write_bytecode = True
@@ -22,9 +23,11 @@ BACKEND = os.environ.get("WEIR_BENCH_BACKEND") or os.path.join(
 
 
 class BenchBackendTest(unittest.TestCase):
+    ARGS = ["0"]
+
     def setUp(self):
         self.err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([BACKEND, "0"], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([BACKEND] + self.ARGS, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.err,
                                      env=weirtest.weir_env())
         deadline = time.monotonic() + weirtest.START_TIMEOUT
@@ -74,6 +77,34 @@ class BenchBackendTest(unittest.TestCase):
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(10), 0)
         self.assertIn("2000 requests", self.stderr())
+
+
+class ThreadsTest(BenchBackendTest):
+    """-t 2: two loops, each with its own SO_REUSEPORT listener on the port."""
+    ARGS = ["-t", "2", "0"]
+
+    def test_connections_over_threads(self):
+        clients = [Client((HOST, self.port)) for _ in range(8)]
+        try:
+            for c in clients:
+                for _ in range(3):
+                    c.send(request_bytes("GET", "/t"))
+                    r = c.read_response()
+                    self.assertEqual((r.status, len(r.body)), (200, 100))
+        finally:
+            for c in clients:
+                c.close()
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(10), 0)
+        self.assertIn("8 connections, 24 requests", self.stderr())
+        self.assertIsNone(weirtest.sanitizer_report(self.stderr()))
+
+    def test_bad_thread_count(self):
+        for bad in ("0", "17"):
+            p = subprocess.run([BACKEND, "-t", bad, "0"], capture_output=True, timeout=10,
+                               env=weirtest.weir_env())
+            self.assertEqual(p.returncode, 2, bad)
+            self.assertIn(b"usage", p.stderr)
 
 
 if __name__ == "__main__":
