@@ -569,6 +569,15 @@ static void heap_down(struct cand *h, size_t n, size_t i)
     }
 }
 
+/* What a walk saw of dir/name (its mtime in st), for a later removal. */
+static struct cand cand_of(unsigned xx, const char *dir, const char *name, const struct stat *st)
+{
+    struct cand c = {.mtime_ns = mtime_ns(st), .xx = xx};
+    memcpy(c.dir, dir, DIR_NAME_LEN);
+    memcpy(c.name, name, FILE_NAME_LEN);
+    return c;
+}
+
 static bool visit_collect(struct wr_cache_disk *d, unsigned xx, const char *dir, int dfd,
                           const char *name, void *arg)
 {
@@ -576,9 +585,7 @@ static bool visit_collect(struct wr_cache_disk *d, unsigned xx, const char *dir,
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
         return true;
-    struct cand c = {.mtime_ns = mtime_ns(&st), .xx = xx};
-    memcpy(c.dir, dir, DIR_NAME_LEN);
-    memcpy(c.name, name, FILE_NAME_LEN);
+    struct cand c = cand_of(xx, dir, name, &st);
     if (o->n < EVICT_BATCH) {
         size_t i = o->n++;
         o->heap[i] = c;
@@ -601,8 +608,10 @@ static int by_mtime(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Removes c unless a hit touched it since the walk saw it. */
-static bool evict_cand(struct wr_cache_disk *d, const struct cand *c)
+/* Removes c unless a hit touched it (or a write replaced it) since the
+ * walk saw it; counted in *counter. */
+static bool remove_unchanged(struct wr_cache_disk *d, const struct cand *c,
+                             _Atomic uint64_t *counter)
 {
     char rel[REL_LEN];
     snprintf(rel, sizeof(rel), "%.19s/%.16s", c->dir, c->name);
@@ -612,7 +621,7 @@ static bool evict_cand(struct wr_cache_disk *d, const struct cand *c)
                       mtime_ns(&st) == c->mtime_ns && unlinkat(d->root_fd, rel, 0) == 0;
     if (is_removed) {
         account(d, c->xx, -(int64_t)st.st_size, -1);
-        atomic_fetch_add_explicit(&d->evictions, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
     }
     (void)unlinkat(d->root_fd, c->dir, AT_REMOVEDIR); /* ENOTEMPTY: other variants */
     pthread_mutex_unlock(&d->fs_mu);
@@ -638,7 +647,7 @@ static void evict(struct wr_cache_disk *d)
         qsort(o.heap, o.n, sizeof(*o.heap), by_mtime);
         is_progress = false;
         for (size_t i = 0; i < o.n && (uint64_t)atomic_load(&d->bytes) > low; i++)
-            is_progress |= evict_cand(d, &o.heap[i]);
+            is_progress |= remove_unchanged(d, &o.heap[i], &d->evictions);
         if (atomic_load_explicit(&d->is_stop, memory_order_relaxed))
             break;
     }
@@ -656,16 +665,8 @@ static bool visit_inactive(struct wr_cache_disk *d, unsigned xx, const char *dir
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
         mtime_ns(&st) < *cutoff_ns) {
-        pthread_mutex_lock(&d->fs_mu);
-        /* Again under fs_mu: a hit may have touched it, a write replaced it. */
-        bool is_removed = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                          mtime_ns(&st) < *cutoff_ns && unlinkat(dfd, name, 0) == 0;
-        if (is_removed) {
-            account(d, xx, -(int64_t)st.st_size, -1);
-            atomic_fetch_add_explicit(&d->expired, 1, memory_order_relaxed);
-        }
-        (void)unlinkat(d->root_fd, dir, AT_REMOVEDIR); /* ENOTEMPTY: other variants */
-        pthread_mutex_unlock(&d->fs_mu);
+        struct cand c = cand_of(xx, dir, name, &st);
+        remove_unchanged(d, &c, &d->expired);
     }
     return !atomic_load_explicit(&d->is_stop, memory_order_relaxed);
 }

@@ -401,7 +401,7 @@ static void issue_20_disk_inactive_files_go(void **state)
         wr_cache_disk_stats(d, &s);
     }
     assert_int_equal(s.expired, 1);
-    usleep(200000); /* a few more sweeps remove nothing else */
+    wr_cache_disk_flush(d); /* the sweep that removed it has walked the whole tree */
     wr_cache_disk_stats(d, &s);
     assert_int_equal(s.expired, 1);
     assert_int_equal(s.files, 2);
