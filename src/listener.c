@@ -671,12 +671,6 @@ int wr_listener_claim_inherited(struct wr_listener_inherited *inh,
         if (fl >= 0)
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
         fcntl(fd, F_SETFD, FD_CLOEXEC);
-        /* As on the sockets weir makes (open_socket): a unit without
-         * NoDelay= or DeferAcceptSec= still gets both. */
-        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-            set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-            set_int_opt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 1);
-        }
         return fd;
     }
     return -1;

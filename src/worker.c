@@ -194,8 +194,8 @@ static int add_accept_events(struct wr_worker *w)
         a->is_tls = a->listener->is_tls;
         a->is_h2c = a->listener->is_h2c;
         a->is_proxy_protocol = a->listener->is_proxy_protocol;
-        /* listener.c sets TCP_DEFER_ACCEPT on every TCP socket, made or
-         * inherited; a unix socket does not defer. */
+        /* Every TCP listener defers its accepts (listener.c on the sockets
+         * it makes, main.c on inherited ones); a unix socket does not. */
         a->is_deferred = a->listener->addr.addr.ss_family != AF_UNIX;
         a->ev = event_new(w->base, a->listener->fd, EV_READ | EV_PERSIST, on_accept, a);
         if (!a->ev || (!w->is_accept_paused && event_add(a->ev, NULL) < 0))

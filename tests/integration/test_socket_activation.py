@@ -7,8 +7,10 @@ is bound as usual; an inherited socket no entry claims stops the start."""
 import sys
 sys.dont_write_bytecode = True
 
+import ctypes
 import os
 import shutil
+import socket
 import subprocess
 import time
 import unittest
@@ -32,6 +34,38 @@ listen = 127.0.0.1:@ADMIN@
 match = exact:/healthz
 return = 200 ok
 """
+
+
+SYS_PIDFD_GETFD = 438  # x86_64 and arm64 alike
+
+
+def listener_options(pid, port):
+    """(TCP_NODELAY, TCP_DEFER_ACCEPT) of pid's socket listening on port,
+    read from a copy of its descriptor (pidfd_getfd), or None."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if not os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
+            if fd < 0:
+                continue
+            s = socket.socket(fileno=fd)
+            try:
+                if (s.family == socket.AF_INET and s.type == socket.SOCK_STREAM and
+                        s.getsockname() == (HOST, port) and
+                        s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+                    return (s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                            s.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT))
+            finally:
+                s.close()
+    finally:
+        os.close(pidfd)
+    return None
 
 
 @unittest.skipIf(TOOL is None, "systemd-socket-activate not installed")
@@ -58,6 +92,12 @@ class SocketActivationTest(unittest.TestCase):
         self.assertIn("socket activation: 2 inherited sockets", err)
         self.assertIn("listening on 127.0.0.1:%d (socket activation)" % w.port, err)
         self.assertIn("listening on 127.0.0.1:%d\n" % bound, err)
+        # The inherited socket (the tool sets neither) gets what weir sets on
+        # its own (main.c): TCP_NODELAY for its connections, and the deferred
+        # accept that lets a worker answer a request where it accepts it.
+        nodelay, defer = listener_options(w.pid(), w.port)
+        self.assertEqual(nodelay, 1)
+        self.assertGreater(defer, 0)
         w.stop()
 
     def test_unclaimed_socket_is_an_error(self):
